@@ -1,0 +1,38 @@
+# `make run` and `make test` bootstrap everything on a fresh machine (Python 3.11 + network to PyPI).
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+UV     := $(VENV)/bin/uv
+UV_VERSION := 0.13.9
+STAMP  := $(VENV)/.installed
+
+# Data: HETCOMP_DATA_DIR holds citeulike/users.dat (the shared copy when it is beside this checkout).
+export HETCOMP_DATA_DIR ?= $(abspath ../shared/datasets)
+DATA    ?= citeulike
+PROFILE ?= tiny
+OUT     ?= out/run
+BENCH_OUT ?= out/bench
+
+.PHONY: install run test bench clean
+
+install: $(STAMP)
+
+$(STAMP): requirements/requirements.lock requirements/no-deps.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(UV) pip install --python $(PY) -r requirements/requirements.lock
+	$(UV) pip install --python $(PY) --no-deps -r requirements/no-deps.txt
+	$(UV) pip install --python $(PY) --no-deps -e .
+	@touch $(STAMP)
+
+run: install
+	$(VENV)/bin/hetcomp run --data $(DATA) --profile $(PROFILE) --out $(OUT)
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(VENV)/bin/hetcomp benchmark --data citeulike --profile paper --seeds 3 --out $(BENCH_OUT)
+
+clean:
+	rm -rf $(VENV) out build *.egg-info

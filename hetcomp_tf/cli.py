@@ -1,0 +1,54 @@
+"""The `hetcomp` command. Each subcommand lives in `hetcomp_tf/commands/<name>.py` with
+`add_arguments(parser)` and `run(args) -> int`; modules are imported only when their command runs."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from hetcomp_tf.errors import HetCompError
+
+COMMANDS = {
+    "teachers": "train the six teachers, export their trajectories and the ensemble's metrics",
+    "distill": "distil the teachers' ensemble into an MF student (HetComp or a baseline)",
+    "benchmark": "teachers once, then every distillation method over seeds and student sizes",
+    "run": "run the TFX pipeline locally (LocalDagRunner)",
+    "kubeflow": "compile the TFX pipeline to a Kubeflow Pipelines v2 spec",
+    "serve": "serve a pushed SavedModel over gRPC (TF Serving's PredictionService API)",
+    "query": "query a TF Serving PredictionService for users' top-K items",
+}
+
+
+def _module(name: str):
+    return importlib.import_module(f"hetcomp_tf.commands.{name}")
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hetcomp", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    for name, help_text in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:  # only the chosen command's module (and TensorFlow) is imported
+            _module(name).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser(argv).parse_args(argv)
+    try:
+        return int(_module(args.command).run(args) or 0)
+    except HetCompError as err:
+        print(f"hetcomp: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hetcomp: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
