@@ -1,0 +1,491 @@
+"""Interaction data: readers (CiteULike users.dat, CSV/TSV logs, synthetic), the paper's preprocessing and
+split, and the containers every other module consumes (`CSR` rows per user, `Dataset`).
+
+Ids inside the library are 0-based int32 indices; the original ids live only in the vocabularies so that
+outputs (served recommendations, result files) can speak them.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import shutil
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from hetcomp_tf.config import DataConfig
+from hetcomp_tf.errors import HetCompError
+
+DATASET_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CSR:
+    """Compressed sparse rows of item ids, one row per user; within a row items are ascending unless a
+    producer states otherwise (e.g. a teacher's rank order)."""
+
+    indptr: np.ndarray  # int64 [n_rows + 1]
+    indices: np.ndarray  # int32 [nnz]
+
+    @classmethod
+    def from_pairs(cls, rows: np.ndarray, cols: np.ndarray, n_rows: int) -> CSR:
+        """Rows sorted by (row, col); pairs are assumed distinct."""
+        rows = np.asarray(rows, dtype=np.int64)
+        cols = np.asarray(cols, dtype=np.int64)
+        order = np.lexsort((cols, rows))
+        counts = np.bincount(rows, minlength=n_rows)
+        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return cls(indptr=indptr, indices=cols[order].astype(np.int32))
+
+    @classmethod
+    def from_rows(cls, rows: list) -> CSR:
+        """From a list of per-row item sequences, order kept."""
+        lengths = np.array([len(r) for r in rows], dtype=np.int64)
+        indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        flat = np.concatenate([np.asarray(r, dtype=np.int32) for r in rows]) if rows else np.zeros(0, np.int32)
+        return cls(indptr=indptr, indices=flat.astype(np.int32))
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.indptr) - 1
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indptr[-1])
+
+    def row(self, r: int) -> np.ndarray:
+        return self.indices[self.indptr[r] : self.indptr[r + 1]]
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.indptr).astype(np.int64)
+
+    def row_ids(self) -> np.ndarray:
+        """int64 [nnz]: the row of each stored entry (the COO row vector)."""
+        return np.repeat(np.arange(self.n_rows, dtype=np.int64), self.lengths())
+
+    def to_ragged(self) -> tf.RaggedTensor:
+        """int32 [n_rows, None] with int64 row splits (the spec `rows_to_mask` and metrics expect)."""
+        return tf.RaggedTensor.from_row_splits(
+            tf.constant(self.indices, tf.int32), tf.constant(self.indptr, tf.int64), validate=False
+        )
+
+    def padded(self, width: int | None = None, pad: int = -1) -> np.ndarray:
+        """int32 [n_rows, width]: each row's first `width` items in stored order, then `pad`."""
+        lengths = self.lengths()
+        width = int(lengths.max(initial=0)) if width is None else int(width)
+        out = np.full((self.n_rows, width), pad, dtype=np.int32)
+        pos = np.arange(self.nnz, dtype=np.int64) - np.repeat(self.indptr[:-1], lengths)
+        keep = pos < width
+        out[self.row_ids()[keep], pos[keep]] = self.indices[keep]
+        return out
+
+    def union(self, other: CSR) -> CSR:
+        """Row-wise union with a CSR over the same rows (items ascending), e.g. train + valid to exclude."""
+        rows = np.concatenate([self.row_ids(), other.row_ids()])
+        cols = np.concatenate([self.indices, other.indices]).astype(np.int64)
+        n_cols = int(cols.max(initial=0)) + 1
+        keys = np.unique(rows * n_cols + cols)
+        return CSR.from_pairs(keys // n_cols, keys % n_cols, self.n_rows)
+
+    def to_dense(self, n_cols: int) -> np.ndarray:
+        """bool [n_rows, n_cols] membership matrix (for small data and references)."""
+        out = np.zeros((self.n_rows, n_cols), dtype=bool)
+        out[self.row_ids(), self.indices] = True
+        return out
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """Raw interactions before filtering and split: deduplicated (user, item) index pairs plus vocabularies."""
+
+    users: np.ndarray  # int32 [nnz] index into user_vocab
+    items: np.ndarray  # int32 [nnz] index into item_vocab
+    user_vocab: np.ndarray  # str [n_users] original ids
+    item_vocab: np.ndarray  # str [n_items]
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_vocab)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_vocab)
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Filtered, re-indexed and split data; internal user u is `user_vocab[u]` in the source file."""
+
+    name: str
+    user_vocab: np.ndarray  # str [n_users]
+    item_vocab: np.ndarray  # str [n_items]
+    train: CSR
+    valid: CSR
+    test: CSR
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_vocab)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_vocab)
+
+    def sizes(self) -> dict:
+        return {"n_users": self.n_users, "n_items": self.n_items, "n_train": self.train.nnz,
+                "n_valid": self.valid.nnz, "n_test": self.test.nnz}
+
+    def split(self, name: str) -> CSR:
+        if name not in ("train", "valid", "test"):
+            raise HetCompError(f"unknown split {name!r}: choose train, valid or test")
+        return getattr(self, name)
+
+    def save(self, path) -> None:
+        """One .npz without pickles: vocabularies as unicode arrays, each split as indptr/indices."""
+        arrays = {"format_version": np.int64(DATASET_FORMAT_VERSION), "name": np.str_(self.name),
+                  "user_vocab": np.asarray(self.user_vocab, dtype=np.str_),
+                  "item_vocab": np.asarray(self.item_vocab, dtype=np.str_)}
+        for split in ("train", "valid", "test"):
+            csr = getattr(self, split)
+            arrays[f"{split}_indptr"] = csr.indptr
+            arrays[f"{split}_indices"] = csr.indices
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:  # a file object keeps numpy from appending ".npz" to the name
+            np.savez(f, **arrays)
+
+    @classmethod
+    def load(cls, path) -> Dataset:
+        path = Path(path)
+        if not path.is_file():
+            raise HetCompError(f"dataset file {path} does not exist")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError) as err:
+            raise HetCompError(f"dataset file {path} is not a readable .npz: {err}") from None
+        version = int(arrays.get("format_version", -1))
+        if version != DATASET_FORMAT_VERSION:
+            raise HetCompError(f"dataset file {path}: format_version {version}, expected {DATASET_FORMAT_VERSION}")
+        try:
+            splits = {s: CSR(arrays[f"{s}_indptr"].astype(np.int64), arrays[f"{s}_indices"].astype(np.int32))
+                      for s in ("train", "valid", "test")}
+            return cls(name=str(arrays["name"]), user_vocab=arrays["user_vocab"],
+                       item_vocab=arrays["item_vocab"], **splits)
+        except KeyError as err:
+            raise HetCompError(f"dataset file {path} lacks the array {err.args[0]!r}") from None
+
+
+def rows_to_mask(rows: tf.RaggedTensor, user_ids: tf.Tensor, n_items) -> tf.Tensor:
+    """bool [b, n_items]: True where item i is in row `user_ids[j]` of `rows`; one scatter, no loops."""
+    picked = tf.gather(rows, user_ids)
+    coords = tf.stack([tf.cast(picked.value_rowids(), tf.int64), tf.cast(picked.flat_values, tf.int64)], axis=1)
+    shape = tf.stack([tf.shape(user_ids, out_type=tf.int64)[0], tf.cast(n_items, tf.int64)])
+    hits = tf.scatter_nd(coords, tf.ones_like(picked.flat_values, dtype=tf.int32), shape)
+    return hits > 0
+
+
+# ----------------------------------------------------------------------------------------------- readers
+
+CITEULIKE_SHA256 = "02d5d429b2c0362e0ed79f6ef204666b4092563d21493abf4dfb521e8a7078bf"
+CITEULIKE_URL = "https://raw.githubusercontent.com/SeongKu-Kang/HetComp_WWW23/main/Data/users.dat"
+CITEULIKE_ORIGIN = ("public origin: github.com/js05212/citeulike-t (users.dat), redistributed as Data/users.dat in "
+                    "github.com/SeongKu-Kang/HetComp_WWW23; fetch it with "
+                    "`python -c \"from hetcomp_tf.data import fetch_citeulike; fetch_citeulike('DIR')\"` "
+                    "and set HETCOMP_DATA_DIR=DIR")
+_HEADER_NAMES = {"user", "users", "user_id", "userid", "uid", "u", "user id", "item", "item_id", "itemid"}
+
+
+def sha256_of(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_citeulike_sha256(path) -> None:
+    got = sha256_of(path)
+    if got != CITEULIKE_SHA256:
+        raise HetCompError(f"{path}: sha256 {got} differs from the expected CiteULike sha256 {CITEULIKE_SHA256}; "
+                           "to load a different file anyway pass verify_sha256=False (CLI: --no-verify)")
+
+
+def _read_text(path, what: str) -> str:
+    path = Path(path)
+    if not path.is_file():
+        raise HetCompError(f"{what} file {path} does not exist")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise HetCompError(f"{what} file {path} is not UTF-8 text (byte {err.start})") from None
+    if not text.strip():
+        raise HetCompError(f"{what} file {path} is empty")
+    return text
+
+
+def _interactions(user_idx: np.ndarray, item_idx: np.ndarray, user_vocab, item_vocab) -> Interactions:
+    """Deduplicates (user, item) pairs; pairs come out sorted by user then item."""
+    n_items = max(len(item_vocab), 1)
+    keys = np.unique(np.asarray(user_idx, np.int64) * n_items + np.asarray(item_idx, np.int64))
+    return Interactions(users=(keys // n_items).astype(np.int32), items=(keys % n_items).astype(np.int32),
+                        user_vocab=np.asarray(user_vocab, dtype=np.str_),
+                        item_vocab=np.asarray(item_vocab, dtype=np.str_))
+
+
+def read_citeulike(path, verify_sha256: bool = True) -> Interactions:
+    """users.dat: line u (0-based) is `N item_1 ... item_N`; every line is a user, even one with N = 0."""
+    path = Path(path)
+    text = _read_text(path, "users.dat")
+    if verify_sha256:
+        verify_citeulike_sha256(path)
+    rows, users = [], []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        tokens = line.split()
+        if not tokens:
+            raise HetCompError(f"{path} line {lineno}: empty line, expected 'N item_1 ... item_N'")
+        try:
+            numbers = np.array([int(t) for t in tokens], dtype=np.int64)
+        except ValueError:
+            bad = next(i for i, t in enumerate(tokens) if not _is_int(t))
+            field = "count N" if bad == 0 else "item id"
+            raise HetCompError(f"{path} line {lineno}: {field} {tokens[bad]!r} is not an integer") from None
+        if (numbers < 0).any():
+            field = "count N" if numbers[0] < 0 else "item id"
+            raise HetCompError(f"{path} line {lineno}: negative {field} {int(numbers[numbers < 0][0])}")
+        if numbers[0] != len(numbers) - 1:
+            raise HetCompError(f"{path} line {lineno}: count N = {numbers[0]} but the line has "
+                               f"{len(numbers) - 1} item ids")
+        rows.append(numbers[1:])
+        users.append(np.full(len(numbers) - 1, lineno - 1, dtype=np.int64))
+    raw_items = np.concatenate(rows)
+    item_ids, item_idx = np.unique(raw_items, return_inverse=True)  # numeric order of the original ids
+    user_vocab = np.arange(len(rows)).astype(np.str_)
+    return _interactions(np.concatenate(users), item_idx, user_vocab, item_ids.astype(np.str_))
+
+
+def _is_int(token: str) -> bool:
+    try:
+        int(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_float(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def read_csv(path, min_rating: float | None = None) -> Interactions:
+    """`user,item[,rating][,timestamp]` with `,` or tab; ids are arbitrary strings.
+
+    The first row is a header when its first field is a usual column name (user, user_id, ...) or its rating
+    field is not a number. With `min_rating`, rows rated below it are dropped (explicit -> implicit feedback);
+    otherwise every row counts. Timestamps are read past: the paper's split is random per user.
+    """
+    path = Path(path)
+    text = _read_text(path, "interaction log")
+    lines = text.splitlines()
+    delimiter = "\t" if "\t" in lines[0] else ","
+    records = list(csv.reader(lines, delimiter=delimiter))
+    first = [f.strip() for f in records[0]]
+    has_header = first[0].lower() in _HEADER_NAMES or (len(first) >= 3 and not _is_float(first[2]))
+    n_fields = len(first)
+    if not 2 <= n_fields <= 4:
+        raise HetCompError(f"{path} line 1: {n_fields} fields, expected user,item[,rating][,timestamp]")
+    if min_rating is not None and n_fields < 3:
+        raise HetCompError(f"{path}: min_rating={min_rating} given but the file has no rating column")
+    start = 1 if has_header else 0
+    users, items, keep = [], [], []
+    for lineno, record in enumerate(records[start:], start=start + 1):
+        if not record or not any(f.strip() for f in record):
+            continue  # blank lines carry nothing
+        if len(record) != n_fields:
+            raise HetCompError(f"{path} line {lineno}: {len(record)} fields, expected {n_fields} like line 1")
+        user, item = record[0].strip(), record[1].strip()
+        if not user or not item:
+            raise HetCompError(f"{path} line {lineno}: empty {'user' if not user else 'item'} id")
+        if n_fields >= 3:
+            try:
+                rating = float(record[2])
+            except ValueError:
+                raise HetCompError(f"{path} line {lineno}: rating {record[2]!r} is not a number") from None
+            keep.append(min_rating is None or rating >= min_rating)
+        else:
+            keep.append(True)
+        users.append(user)
+        items.append(item)
+    if not users:
+        raise HetCompError(f"{path} holds a header but no interactions")
+    keep = np.array(keep, dtype=bool)
+    if not keep.any():
+        raise HetCompError(f"{path}: no interaction has rating >= min_rating={min_rating}")
+    user_vocab, user_idx = np.unique(np.array(users, dtype=np.str_)[keep], return_inverse=True)
+    item_vocab, item_idx = np.unique(np.array(items, dtype=np.str_)[keep], return_inverse=True)
+    return _interactions(user_idx, item_idx, user_vocab, item_vocab)
+
+
+def make_synthetic(n_users: int, n_items: int, seed: int) -> Interactions:
+    """Users and items in latent taste clusters plus a low-rank twist and Zipf popularity, so any model that
+    learns collaborative structure beats random and popularity by a wide margin; deterministic per seed.
+
+    Each user draws 10 + Poisson(10) items without replacement from a softmax over preference logits
+    (Gumbel top-k), so every user survives the paper's >= 5 filter.
+    """
+    if n_users < 2 or n_items < 40:
+        raise HetCompError(f"synthetic data needs at least 2 users and 40 items, got {n_users} and {n_items}")
+    rng = np.random.default_rng(seed)
+    n_clusters, rank = 8, 4
+    user_cluster = rng.integers(n_clusters, size=n_users)
+    item_cluster = rng.integers(n_clusters, size=n_items)
+    log_popularity = -np.log(rng.permutation(n_items) + 1.0)  # Zipf(1) on a random item order
+    user_f = rng.normal(size=(n_users, rank))
+    item_f = rng.normal(size=(n_items, rank))
+    # weights chosen so that on 400 x 300 item-kNN reaches Recall@10 ~0.35, popularity ~0.19, random ~0.04
+    logits = (3.0 * (user_cluster[:, None] == item_cluster[None, :]) + user_f @ item_f.T / np.sqrt(rank)
+              + 0.8 * log_popularity[None, :])
+    logits += rng.gumbel(size=logits.shape)
+    n_per_user = np.minimum(10 + rng.poisson(10, size=n_users), n_items // 2)
+    ranks = np.argsort(np.argsort(-logits, axis=1), axis=1)
+    users, items = np.nonzero(ranks < n_per_user[:, None])
+    user_vocab = np.char.add("u", np.arange(n_users).astype(np.str_))
+    item_vocab = np.char.add("i", np.arange(n_items).astype(np.str_))
+    return _interactions(users, items, user_vocab, item_vocab)
+
+
+# ----------------------------------------------------------------------------------------------- split
+
+def split_dataset(inter: Interactions, cfg: DataConfig, name: str) -> Dataset:
+    """The paper's preprocessing (HetComp_WWW23 Utils/data_utils.py): drop users below
+    `min_user_interactions`, shuffle each user's items with `seed`, test = floor(n * r_test), valid =
+    floor(n * r_valid), train = the rest; valid/test items never seen in train are dropped, then users left
+    without valid or test items, until nothing changes; items re-indexed to those in train.
+    """
+    ratios = np.asarray(cfg.split_ratios, dtype=np.float64)
+    if ratios.shape != (3,) or (ratios <= 0).any() or abs(ratios.sum() - 1.0) > 1e-6:
+        raise HetCompError(f"split_ratios {tuple(cfg.split_ratios)} must be three positive numbers summing to 1")
+    users = inter.users.astype(np.int64)
+    items = inter.items.astype(np.int64)
+    counts = np.bincount(users, minlength=inter.n_users)
+    active = counts >= cfg.min_user_interactions
+    n_active = int(active.sum())
+    if n_active == 0:
+        raise HetCompError(f"dataset {name!r}: no user has >= {cfg.min_user_interactions} interactions "
+                           f"({inter.n_users} users, {len(inter)} interactions)")
+    keep = active[users]
+    users, items = users[keep], items[keep]
+
+    # One global key per interaction; sorting by (user, key) is a seeded shuffle within every user.
+    key = np.random.default_rng(cfg.seed).random(len(users))
+    order = np.lexsort((key, users))
+    users, items = users[order], items[order]
+    starts = np.searchsorted(users, users, side="left")
+    pos = np.arange(len(users)) - starts
+    n = counts[users]
+    n_test = np.floor(n * ratios[2] + 1e-9).astype(np.int64)
+    n_valid = np.floor(n * ratios[1] + 1e-9).astype(np.int64)
+    part = np.where(pos < n_test, 2, np.where(pos < n_test + n_valid, 1, 0))  # 0 train, 1 valid, 2 test
+
+    alive_users = np.zeros(inter.n_users, dtype=bool)
+    alive_users[users] = True
+    while True:  # drop held-out items unseen in train, then users without valid/test, until stable
+        row_alive = alive_users[users]
+        in_train = np.zeros(inter.n_items, dtype=bool)
+        in_train[items[row_alive & (part == 0)]] = True
+        row_alive &= in_train[items]
+        has_valid = np.bincount(users[row_alive & (part == 1)], minlength=inter.n_users) > 0
+        has_test = np.bincount(users[row_alive & (part == 2)], minlength=inter.n_users) > 0
+        still = alive_users & has_valid & has_test
+        if (still == alive_users).all():
+            break
+        alive_users = still
+    if not alive_users.any():
+        raise HetCompError(f"dataset {name!r}: no user left after the split ({n_active} users have >= "
+                           f"{cfg.min_user_interactions} interactions, none kept valid and test items that "
+                           "also occur in train); the data is too small or too sparse")
+
+    user_new = np.cumsum(alive_users) - 1
+    item_new = np.cumsum(in_train) - 1
+    splits = {s: CSR.from_pairs(user_new[users[row_alive & (part == p)]], item_new[items[row_alive & (part == p)]],
+                                int(alive_users.sum()))
+              for p, s in enumerate(("train", "valid", "test"))}
+    return Dataset(name=name, user_vocab=inter.user_vocab[alive_users], item_vocab=inter.item_vocab[in_train],
+                   **splits)
+
+
+# ----------------------------------------------------------------------------------------------- loading
+
+def data_dir() -> Path:
+    """$HETCOMP_DATA_DIR, else the shared datasets folder beside this checkout."""
+    env = os.environ.get("HETCOMP_DATA_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+def citeulike_path() -> Path:
+    return data_dir() / "citeulike" / "users.dat"
+
+
+_SUFFIX_FORMATS = {".dat": "citeulike", ".csv": "csv", ".tsv": "csv", ".txt": "csv", ".npz": "npz"}
+FORMATS = ("citeulike", "csv", "npz")
+
+
+def load_dataset(data: str, fmt: str | None, cfg: DataConfig, verify_sha256: bool = True) -> Dataset:
+    """`data` = "synthetic" | "citeulike" ($HETCOMP_DATA_DIR/citeulike/users.dat, sha256-checked) | a path.
+
+    A path's format comes from `fmt` or its suffix: users.dat-style ("citeulike"), "csv" (also .tsv/.txt) or
+    "npz" (a saved Dataset, used as is). Only the canonical "citeulike" name is checked against the sha256.
+    "synthetic" is `make_synthetic(cfg.synthetic_users, cfg.synthetic_items, cfg.seed)`.
+    """
+    if fmt is not None and fmt not in FORMATS:
+        raise HetCompError(f"unknown data format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if data == "synthetic":
+        return split_dataset(make_synthetic(cfg.synthetic_users, cfg.synthetic_items, cfg.seed), cfg, "synthetic")
+    if data == "citeulike":
+        path = citeulike_path()
+        if not path.is_file():
+            raise HetCompError(f"CiteULike users.dat not found at {path}; {CITEULIKE_ORIGIN}")
+        return split_dataset(read_citeulike(path, verify_sha256=verify_sha256), cfg, "citeulike")
+    path = Path(data)
+    if not path.is_file():
+        raise HetCompError(f"data {data!r} is neither 'synthetic', 'citeulike' nor an existing file")
+    fmt = fmt or _SUFFIX_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise HetCompError(f"cannot tell the format of {path} from its suffix {path.suffix!r}: "
+                           f"give one of {', '.join(FORMATS)} (CLI: --format)")
+    if fmt == "npz":
+        return Dataset.load(path)
+    inter = read_citeulike(path, verify_sha256=False) if fmt == "citeulike" else read_csv(path, cfg.min_rating)
+    return split_dataset(inter, cfg, path.stem)
+
+
+def fetch_citeulike(dest_dir, url: str = CITEULIKE_URL) -> Path:
+    """Downloads users.dat to `dest_dir`/citeulike/users.dat (so HETCOMP_DATA_DIR=dest_dir finds it) and
+    keeps it only when its sha256 is the expected one."""
+    target = Path(dest_dir) / "citeulike" / "users.dat"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".part")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as f:
+            shutil.copyfileobj(response, f)
+    except (OSError, ValueError) as err:
+        partial.unlink(missing_ok=True)
+        raise HetCompError(f"could not download {url}: {err}") from None
+    try:
+        verify_citeulike_sha256(partial)
+    except HetCompError:
+        partial.unlink()
+        raise
+    partial.replace(target)
+    return target

@@ -1,0 +1,101 @@
+"""Full-ranking top-K metrics (Recall@K, NDCG@K) in batched TensorFlow, as in the HetComp paper's evaluation:
+every item is ranked, minus the items the protocol excludes (for test: train + valid; for valid: train + test).
+
+Recall@K = hits in the top K / |truth|; NDCG@K uses binary relevance with IDCG over min(|truth|, K) positions.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import tensorflow as tf
+
+from hetcomp_tf.config import METRIC_KS
+from hetcomp_tf.data import Dataset, rows_to_mask
+from hetcomp_tf.errors import HetCompError
+
+_RAGGED_ROWS = tf.RaggedTensorSpec([None, None], tf.int32, ragged_rank=1, row_splits_dtype=tf.int64)
+
+
+def masked_topk(scores: tf.Tensor, exclude_mask: tf.Tensor, k: int) -> tf.Tensor:
+    """int32 [b, k]: each row's k best items that are not excluded, best first; -1 fills the slots a row
+    cannot fill (fewer than k items left, or k > n_items)."""
+    scores = tf.cast(scores, tf.float32)
+    n_items = tf.shape(scores)[1]
+    kept_k = tf.minimum(k, n_items)
+    masked = tf.where(exclude_mask, tf.constant(-np.inf, tf.float32), scores)
+    ids = tf.math.top_k(masked, k=kept_k, sorted=True).indices
+    excluded = tf.gather(exclude_mask, ids, batch_dims=1)
+    ids = tf.where(excluded, -1, ids)
+    return tf.pad(ids, [[0, 0], [0, k - kept_k]], constant_values=-1)
+
+
+def ranking_metrics(scores, exclude_mask, truth_mask, ks=METRIC_KS) -> dict[str, tf.Tensor]:
+    """Per-user float32 [b] "recall@k" and "ndcg@k" for each k in `ks`; excluded items are never ranked.
+
+    Users with an empty truth row get 0 (callers averaging over users skip them, see `evaluate`).
+    """
+    ks = tuple(int(k) for k in ks)
+    k_max = max(ks)
+    ids = masked_topk(scores, exclude_mask, k_max)
+    hits = tf.gather(truth_mask, tf.maximum(ids, 0), batch_dims=1) & (ids >= 0)
+    hits = tf.cast(hits, tf.float32)  # [b, k_max], 1 where the item at that rank is relevant
+    n_truth = tf.reduce_sum(tf.cast(truth_mask, tf.float32), axis=1)
+    discount = 1.0 / tf.math.log(tf.range(2, k_max + 2, dtype=tf.float32)) * tf.math.log(2.0)
+    ideal_dcg = tf.concat([[0.0], tf.cumsum(discount)], axis=0)  # ideal_dcg[n] = DCG of n hits on top
+    has_truth = n_truth > 0
+    safe_truth = tf.maximum(n_truth, 1.0)
+    out = {}
+    for k in ks:
+        top = hits[:, :k]
+        dcg = tf.reduce_sum(top * discount[:k], axis=1)
+        idcg = tf.gather(ideal_dcg, tf.cast(tf.minimum(n_truth, float(k)), tf.int32))
+        out[f"recall@{k}"] = tf.where(has_truth, tf.reduce_sum(top, axis=1) / safe_truth, 0.0)
+        out[f"ndcg@{k}"] = tf.where(has_truth, dcg / tf.maximum(idcg, 1e-12), 0.0)
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _batch_metric_sums(ks: tuple[int, ...]):
+    """One traced function per `ks`: the fixed signature lets batches of any size reuse the trace."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32),
+                                  _RAGGED_ROWS, _RAGGED_ROWS])
+    def sums(scores, user_ids, exclude_rows, truth_rows):
+        n_items = tf.shape(scores)[1]
+        per_user = ranking_metrics(scores, rows_to_mask(exclude_rows, user_ids, n_items),
+                                   rows_to_mask(truth_rows, user_ids, n_items), ks)
+        return {name: tf.reduce_sum(values) for name, values in per_user.items()}
+
+    return sums
+
+
+def evaluate(score_fn, data: Dataset, split: str = "test", ks=METRIC_KS, batch_size: int = 512) -> dict[str, float]:
+    """Mean Recall@K / NDCG@K over the users whose `split` row is non-empty.
+
+    score_fn(user_ids int32 [b]) -> float [b, n_items]. For "test" the user's train and valid items are
+    excluded from the ranking; for "valid", train and test items.
+    """
+    if split == "test":
+        truth, exclude = data.test, data.train.union(data.valid)
+    elif split == "valid":
+        truth, exclude = data.valid, data.train.union(data.test)
+    else:
+        raise HetCompError(f"cannot evaluate on split {split!r}: choose 'valid' or 'test'")
+    ks = tuple(sorted({int(k) for k in ks}))
+    if not ks or ks[0] < 1:
+        raise HetCompError(f"metric cut-offs must be positive integers, got {ks}")
+    users = np.flatnonzero(truth.lengths() > 0).astype(np.int32)
+    if len(users) == 0:
+        raise HetCompError(f"dataset {data.name!r}: no user has {split} items to evaluate on")
+    fn = _batch_metric_sums(ks)
+    exclude_rows, truth_rows = exclude.to_ragged(), truth.to_ragged()
+    totals = None
+    for start in range(0, len(users), batch_size):
+        batch = tf.constant(users[start : start + batch_size])
+        scores = tf.cast(score_fn(batch), tf.float32)
+        sums = fn(scores, batch, exclude_rows, truth_rows)
+        totals = sums if totals is None else {name: totals[name] + sums[name] for name in totals}
+    order = [f"{m}@{k}" for k in ks for m in ("recall", "ndcg")]
+    return {name: float(totals[name]) / len(users) for name in order}

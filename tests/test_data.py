@@ -1,0 +1,303 @@
+"""Readers, bad input, the paper's split, containers and the CiteULike copy."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from hetcomp_tf import data as D
+from hetcomp_tf.config import DataConfig
+from hetcomp_tf.data import (CSR, Dataset, Interactions, fetch_citeulike, load_dataset, make_synthetic, read_citeulike,
+                             read_csv, rows_to_mask, split_dataset)
+from hetcomp_tf.errors import HetCompError
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def pairs(inter: Interactions) -> set[tuple[str, str]]:
+    return set(zip(inter.user_vocab[inter.users], inter.item_vocab[inter.items]))
+
+
+def split_pairs(data: Dataset, split: str) -> set[tuple[str, str]]:
+    csr = getattr(data, split)
+    return set(zip(data.user_vocab[csr.row_ids()], data.item_vocab[csr.indices]))
+
+
+# ------------------------------------------------------------------------------------------- containers
+
+def test_csr_views_and_mask():
+    csr = CSR.from_pairs(np.array([2, 0, 0, 2, 2]), np.array([5, 3, 1, 0, 4]), n_rows=4)
+    assert csr.indptr.dtype == np.int64 and csr.indices.dtype == np.int32
+    np.testing.assert_array_equal(csr.lengths(), [2, 0, 3, 0])
+    np.testing.assert_array_equal(csr.row(2), [0, 4, 5])
+    np.testing.assert_array_equal(csr.padded(), [[1, 3, -1], [-1, -1, -1], [0, 4, 5], [-1, -1, -1]])
+    np.testing.assert_array_equal(csr.padded(width=2, pad=9), [[1, 3], [9, 9], [0, 4], [9, 9]])
+    assert csr.to_ragged().to_list() == [[1, 3], [], [0, 4, 5], []]
+    ordered = CSR.from_rows([[7, 2], [], [1]])
+    np.testing.assert_array_equal(ordered.padded(), [[7, 2], [-1, -1], [1, -1]])  # row order kept
+    union = csr.union(CSR.from_pairs(np.array([0, 1, 2]), np.array([3, 6, 2]), n_rows=4))
+    assert union.to_ragged().to_list() == [[1, 3], [6], [0, 2, 4, 5], []]
+
+
+def test_rows_to_mask_matches_dense():
+    rng = np.random.default_rng(0)
+    dense = rng.random((20, 33)) < 0.2
+    csr = CSR.from_pairs(*np.nonzero(dense), n_rows=20)
+    users = np.array([3, 0, 19, 3, 7], dtype=np.int32)
+    mask = rows_to_mask(csr.to_ragged(), tf.constant(users), 33).numpy()
+    np.testing.assert_array_equal(mask, dense[users])
+    np.testing.assert_array_equal(csr.to_dense(33), dense)
+
+
+def test_dataset_save_load_round_trip(tmp_path, tiny_dataset):
+    path = tmp_path / "sub" / "data.bin"  # any name: saved exactly there
+    tiny_dataset.save(path)
+    loaded = Dataset.load(path)
+    assert loaded.name == tiny_dataset.name and loaded.sizes() == tiny_dataset.sizes()
+    for field in ("user_vocab", "item_vocab"):
+        a, b = getattr(loaded, field), getattr(tiny_dataset, field)
+        assert a.dtype.kind == "U" and a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+    for split in ("train", "valid", "test"):
+        for arr in ("indptr", "indices"):
+            a, b = getattr(getattr(loaded, split), arr), getattr(getattr(tiny_dataset, split), arr)
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(a, b)
+
+
+def test_dataset_load_bad_files(tmp_path, tiny_dataset):
+    with pytest.raises(HetCompError, match="does not exist"):
+        Dataset.load(tmp_path / "nope.npz")
+    with pytest.raises(HetCompError, match="not a readable .npz"):
+        Dataset.load(write(tmp_path, "text.npz", "hello"))
+    arrays = dict(np.load(_saved(tmp_path, tiny_dataset)))
+    del arrays["valid_indices"]
+    np.savez(tmp_path / "partial.npz", **arrays)
+    with pytest.raises(HetCompError, match="lacks the array 'valid_indices'"):
+        Dataset.load(tmp_path / "partial.npz")
+
+
+def _saved(tmp_path, dataset) -> Path:
+    dataset.save(tmp_path / "full.npz")
+    return tmp_path / "full.npz"
+
+
+# ------------------------------------------------------------------------------------------- users.dat
+
+def test_read_citeulike_small(tmp_path):
+    path = write(tmp_path, "users.dat", "3 10 2 10\n0\n2 7 2\n")  # user 0 saves item 10 twice; user 1 nothing
+    inter = read_citeulike(path, verify_sha256=False)
+    assert list(inter.user_vocab) == ["0", "1", "2"]
+    assert list(inter.item_vocab) == ["2", "7", "10"]  # numeric order of the original ids
+    assert pairs(inter) == {("0", "10"), ("0", "2"), ("2", "7"), ("2", "2")}
+    assert len(inter) == 4 and inter.users.dtype == np.int32 and inter.items.dtype == np.int32
+
+
+@pytest.mark.parametrize("text,message", [
+    ("", r"users.dat file .* is empty"),
+    ("2 1 2\n\n1 3\n", r"line 2: empty line"),
+    ("2 1 2\n1 x\n", r"line 2: item id 'x' is not an integer"),
+    ("2 1 2\ntwo 1 2\n", r"line 2: count N 'two' is not an integer"),
+    ("2 1 2\n1 3\n3 4 5\n", r"line 3: count N = 3 but the line has 2 item ids"),
+    ("2 1 -4\n", r"line 1: negative item id -4"),
+    ("-1\n", r"line 1: negative count N -1"),
+])
+def test_read_citeulike_bad_input(tmp_path, text, message):
+    with pytest.raises(HetCompError, match=message):
+        read_citeulike(write(tmp_path, "users.dat", text), verify_sha256=False)
+
+
+def test_read_citeulike_missing_file(tmp_path):
+    with pytest.raises(HetCompError, match=r"users.dat file .*absent.dat does not exist"):
+        read_citeulike(tmp_path / "absent.dat")
+
+
+def test_read_citeulike_checks_sha256(tmp_path):
+    path = write(tmp_path, "users.dat", "1 1\n")
+    got = hashlib.sha256(b"1 1\n").hexdigest()
+    with pytest.raises(HetCompError) as err:
+        read_citeulike(path)
+    message = str(err.value)
+    assert got in message and D.CITEULIKE_SHA256 in message
+    assert "verify_sha256=False" in message and "--no-verify" in message and "\n" not in message
+    assert len(read_citeulike(path, verify_sha256=False)) == 1
+
+
+# ------------------------------------------------------------------------------------------- CSV / TSV
+
+def test_read_csv_header_ratings_and_string_ids(tmp_path):
+    path = write(tmp_path, "log.csv", "userId,movieId,rating,timestamp\n"
+                                      "alice,m:1,4.5,100\nbob,m:2,2,101\nalice,m:2,5,102\nalice,m:1,3,103\n")
+    inter = read_csv(path)
+    assert pairs(inter) == {("alice", "m:1"), ("bob", "m:2"), ("alice", "m:2")}  # deduplicated
+    assert list(inter.user_vocab) == ["alice", "bob"]
+    assert pairs(read_csv(path, min_rating=4)) == {("alice", "m:1"), ("alice", "m:2")}
+
+
+def test_read_csv_tab_without_header(tmp_path):
+    inter = read_csv(write(tmp_path, "log.tsv", "7\t100\n7\t101\n\n8\t100\n"))
+    assert pairs(inter) == {("7", "100"), ("7", "101"), ("8", "100")}
+
+
+def test_read_csv_header_detected_by_rating_column(tmp_path):
+    inter = read_csv(write(tmp_path, "log.csv", "who,what,score\na,x,1\nb,y,0\n"))
+    assert pairs(inter) == {("a", "x"), ("b", "y")}
+
+
+@pytest.mark.parametrize("text,kwargs,message", [
+    ("", {}, r"interaction log file .* is empty"),
+    ("user,item\na,x\nb,y,3\n", {}, r"line 3: 3 fields, expected 2"),
+    ("a,x,4\nb,y,high\n", {}, r"line 2: rating 'high' is not a number"),
+    ("a,x\n", {"min_rating": 3.0}, r"min_rating=3.0 given but the file has no rating column"),
+    ("a,x,1\nb,y,2\n", {"min_rating": 3.0}, r"no interaction has rating >= min_rating=3.0"),
+    ("a,x\n,y\n", {}, r"line 2: empty user id"),
+    ("a\n", {}, r"line 1: 1 fields, expected user,item"),
+    ("user,item\n", {}, r"holds a header but no interactions"),
+])
+def test_read_csv_bad_input(tmp_path, text, kwargs, message):
+    with pytest.raises(HetCompError, match=message):
+        read_csv(write(tmp_path, "log.csv", text), **kwargs)
+
+
+# ------------------------------------------------------------------------------------------- synthetic + split
+
+def test_make_synthetic_is_deterministic_and_structured():
+    a, b, c = make_synthetic(120, 90, seed=3), make_synthetic(120, 90, seed=3), make_synthetic(120, 90, seed=4)
+    assert pairs(a) == pairs(b) and pairs(a) != pairs(c)
+    counts = np.bincount(a.users, minlength=120)
+    assert counts.min() >= 10 and a.n_items == 90
+    with pytest.raises(HetCompError, match="at least 2 users and 40 items"):
+        make_synthetic(10, 5, seed=0)
+
+
+def test_split_properties(tiny_dataset):
+    cfg = DataConfig()
+    inter = make_synthetic(cfg.synthetic_users, cfg.synthetic_items, cfg.seed)
+    data = tiny_dataset
+    train, valid, test = (split_pairs(data, s) for s in ("train", "valid", "test"))
+    assert not (train & valid) and not (train & test) and not (valid & test)
+    assert (train | valid | test) <= pairs(inter)  # nothing invented, ids map back to the originals
+    for csr in (data.train, data.valid, data.test):
+        assert csr.n_rows == data.n_users and (csr.lengths() > 0).all()
+        assert all((np.diff(csr.row(u)) > 0).all() for u in range(0, data.n_users, 37))  # ascending rows
+    in_train = np.zeros(data.n_items, bool)
+    in_train[data.train.indices] = True
+    assert in_train.all()  # every item of the vocabulary occurs in train, so valid/test items do too
+    total = data.train.nnz + data.valid.nnz + data.test.nnz
+    assert data.train.nnz / total == pytest.approx(0.6, abs=0.06)
+    assert data.valid.nnz / total == pytest.approx(0.2, abs=0.03)
+    assert data.test.nnz / total == pytest.approx(0.2, abs=0.03)
+
+
+def test_split_counts_per_user_follow_the_paper():
+    """Dense data (every held-out item also in some train row): test = floor(0.2 n), valid = floor(0.2 n)."""
+    rng = np.random.default_rng(0)
+    n = rng.integers(5, 30, size=60)
+    users = np.repeat(np.arange(60), n)
+    items = np.concatenate([rng.choice(40, size=k, replace=False) for k in n])
+    inter = D._interactions(users, items, np.arange(60).astype(str), np.arange(40).astype(str))
+    data = split_dataset(inter, DataConfig(), "dense")
+    assert data.n_users == 60 and data.n_items == 40
+    np.testing.assert_array_equal(data.test.lengths(), n // 5)
+    np.testing.assert_array_equal(data.valid.lengths(), n // 5)
+    np.testing.assert_array_equal(data.train.lengths(), n - 2 * (n // 5))
+
+
+def test_split_is_seeded():
+    inter = make_synthetic(200, 150, seed=0)
+    a = split_dataset(inter, DataConfig(seed=1), "s")
+    b = split_dataset(inter, DataConfig(seed=1), "s")
+    c = split_dataset(inter, DataConfig(seed=2), "s")
+    assert split_pairs(a, "test") == split_pairs(b, "test") and split_pairs(a, "valid") == split_pairs(b, "valid")
+    assert split_pairs(a, "test") != split_pairs(c, "test")
+
+
+def test_split_filters_users_and_unseen_items():
+    # p0..p7 save the same 5 items, u3 has 4 (below the filter), u4 has 5 items nobody else has
+    rows = {**{f"p{k}": "abcde" for k in range(8)}, "u3": "abcd", "u4": "vwxyz"}
+    users = [u for u, its in rows.items() for _ in its]
+    items = [i for its in rows.values() for i in its]
+    u_vocab, u_idx = np.unique(users, return_inverse=True)
+    i_vocab, i_idx = np.unique(items, return_inverse=True)
+    data = split_dataset(D._interactions(u_idx, i_idx, u_vocab, i_vocab), DataConfig(seed=0), "pool")
+    assert data.n_users > 0 and all(u.startswith("p") for u in data.user_vocab)  # u3 filtered; u4's
+    assert set(data.item_vocab) <= set("abcde")  # held-out items never occur in train, so u4 is dropped
+    assert (data.valid.lengths() > 0).all() and (data.test.lengths() > 0).all()
+
+
+def test_split_bad_input():
+    inter = make_synthetic(50, 60, seed=0)
+    with pytest.raises(HetCompError, match="no user has >= 100 interactions"):
+        split_dataset(inter, DataConfig(min_user_interactions=100), "syn")
+    with pytest.raises(HetCompError, match="split_ratios"):
+        split_dataset(inter, DataConfig(split_ratios=(0.5, 0.5, 0.5)), "syn")
+    disjoint = D._interactions(np.repeat([0, 1], 5), np.arange(10), np.array(["a", "b"]), np.arange(10).astype(str))
+    with pytest.raises(HetCompError, match="'tiny2': no user left after the split"):
+        split_dataset(disjoint, DataConfig(), "tiny2")
+
+
+# ------------------------------------------------------------------------------------------- load_dataset
+
+def test_load_dataset_paths_and_formats(tmp_path, tiny_dataset):
+    cfg = DataConfig()
+    assert load_dataset("synthetic", None, cfg).sizes() == tiny_dataset.sizes()
+    rows = "".join(f"u{u},i{(u * 7 + k) % 30}\n" for u in range(40) for k in range(8))
+    from_csv = load_dataset(str(write(tmp_path, "log.csv", rows)), None, cfg)
+    assert from_csv.name == "log" and from_csv.n_users > 0
+    dat = "".join(f"8 {' '.join(str((u * 7 + k) % 30) for k in range(8))}\n" for u in range(40))
+    other = write(tmp_path, "mine.txt", dat)  # a users.dat-format file under another name: no sha256 check
+    assert load_dataset(str(other), "citeulike", cfg).n_users > 0
+    tiny_dataset.save(tmp_path / "prepared.npz")
+    assert load_dataset(str(tmp_path / "prepared.npz"), None, cfg).sizes() == tiny_dataset.sizes()
+    with pytest.raises(HetCompError, match="cannot tell the format .* '.bin'"):
+        load_dataset(str(write(tmp_path, "x.bin", "1 1\n")), None, cfg)
+    with pytest.raises(HetCompError, match="neither 'synthetic', 'citeulike' nor an existing file"):
+        load_dataset(str(tmp_path / "missing.csv"), None, cfg)
+    with pytest.raises(HetCompError, match="unknown data format 'parquet'"):
+        load_dataset(str(other), "parquet", cfg)
+
+
+def test_load_citeulike_absent_or_altered(tmp_path, monkeypatch):
+    monkeypatch.setenv("HETCOMP_DATA_DIR", str(tmp_path))
+    with pytest.raises(HetCompError) as err:
+        load_dataset("citeulike", None, DataConfig())
+    assert "github.com/js05212/citeulike-t" in str(err.value) and "HetComp_WWW23" in str(err.value)
+    assert str(tmp_path / "citeulike" / "users.dat") in str(err.value)
+    (tmp_path / "citeulike").mkdir()
+    dat = "".join(f"8 {' '.join(str((u * 7 + k) % 30) for k in range(8))}\n" for u in range(40))
+    write(tmp_path / "citeulike", "users.dat", dat)
+    with pytest.raises(HetCompError, match="differs from the expected CiteULike sha256"):
+        load_dataset("citeulike", None, DataConfig())
+    assert load_dataset("citeulike", None, DataConfig(), verify_sha256=False).name == "citeulike"
+
+
+def test_fetch_citeulike_checks_the_download(tmp_path, citeulike_path):
+    wrong = write(tmp_path, "wrong.dat", "1 1\n")
+    with pytest.raises(HetCompError, match="differs from the expected CiteULike sha256"):
+        fetch_citeulike(tmp_path / "dest", url=wrong.as_uri())
+    assert not list((tmp_path / "dest" / "citeulike").iterdir())  # nothing half-written stays
+    with pytest.raises(HetCompError, match="could not download"):
+        fetch_citeulike(tmp_path / "dest", url=(tmp_path / "absent.dat").as_uri())
+    target = fetch_citeulike(tmp_path / "dest", url=citeulike_path.as_uri())
+    assert target == tmp_path / "dest" / "citeulike" / "users.dat"
+    assert D.sha256_of(target) == D.CITEULIKE_SHA256
+
+
+def test_citeulike_local_copy(citeulike_path, monkeypatch):
+    inter = read_citeulike(citeulike_path)
+    assert (inter.n_users, inter.n_items, len(inter)) == (7947, 25584, 134860)
+    assert int((np.bincount(inter.users, minlength=inter.n_users) >= 5).sum()) == 5219
+    monkeypatch.setenv("HETCOMP_DATA_DIR", str(citeulike_path.parent.parent))
+    data = load_dataset("citeulike", None, DataConfig())
+    assert 4000 < data.n_users <= 5219 and data.n_items <= 25584
+    assert (data.valid.lengths() > 0).all() and (data.test.lengths() > 0).all()
+    assert data.train.nnz + data.valid.nnz + data.test.nnz <= 134860
+    assert set(data.item_vocab[data.test.indices]) <= set(data.item_vocab[data.train.indices])
