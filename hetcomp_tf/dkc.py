@@ -1,0 +1,184 @@
+"""Dynamic knowledge construction (DKC) and the adaptive-transfer switch of HetComp.
+
+Each teacher x contributes, for each user u, its ranking at checkpoint ("stage") v(u, x) of its training
+trajectory, starting from the earliest one; the student is distilled towards the ensemble of those rankings.
+Every p epochs the student's ranking is compared with teacher x's next stage by D(u, x, v) = 1 − NDCG@50, and
+(u, x) moves on once the student has caught up with it (the gap shrank fast, D_prev/D_next > α·0.995^⌊epoch/p⌋)
+or once the student drifts away (D_prev/D_next < 1). While any teacher's mean stage is below the last one the
+student learns with the easy set-wise loss, afterwards with the fine-grained listwise losses (ADT).
+
+Graded relevance follows the HetComp authors' code: the item at 0-based teacher position j has
+rel_j = 2^{exp(−j/10)} − 1 (the teacher's top item has rel 1); the student's DCG sums rel(teacher position)
+/ log2(student position + 1) (1-based student position) over its top-50 items found in the teacher's top-50,
+and the IDCG is the DCG of the teacher's own top-50. (The authors' code gives the student's j-th hit the
+relevance of position j instead; we follow the stated definition, where rel depends on the teacher's order.)
+NDCG is not rounded (the authors round it to 4 decimals).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from hetcomp_tf.config import DistillConfig
+from hetcomp_tf.data import CSR, rows_to_mask
+from hetcomp_tf.ensemble import ensemble_topk, select_stages
+from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.metrics import masked_topk
+
+
+def position_relevance(k: int) -> tf.Tensor:
+    """float32 [k]: rel_j = 2^{exp(−j/10)} − 1 for the 0-based teacher position j."""
+    return tf.pow(2.0, tf.exp(-tf.range(k, dtype=tf.float32) / 10.0)) - 1.0
+
+
+def ndcg_distance(student_top: tf.Tensor, teacher_top: tf.Tensor) -> tf.Tensor:
+    """D = 1 − NDCG of the student's ranking against each teacher's: student_top int32 [b, ks] (best first,
+    −1 padded), teacher_top int32 [b, X, k] (−1 padded) -> float32 [b, X]. A teacher list with no item has
+    NDCG 0."""
+    k, ks = tf.shape(teacher_top)[2], tf.shape(student_top)[1]
+    relevance = position_relevance(k)  # by teacher position
+    discount = 1.0 / (tf.math.log(tf.range(2, tf.maximum(k, ks) + 2, dtype=tf.float32)) / tf.math.log(2.0))
+    teacher_listed = teacher_top >= 0
+    ideal = tf.reduce_sum(tf.where(teacher_listed, relevance * discount[:k], 0.0), axis=2)  # [b, X]
+    hits = (student_top[:, None, :, None] == teacher_top[:, :, None, :]) & teacher_listed[:, :, None, :]
+    hit_relevance = tf.reduce_sum(tf.where(hits, relevance, 0.0), axis=3)  # [b, X, ks]: rel of the hit, or 0
+    dcg = tf.reduce_sum(hit_relevance * discount[:ks], axis=2)
+    return 1.0 - tf.math.divide_no_nan(dcg, ideal)
+
+
+def dkc_threshold(epoch: int, cfg: DistillConfig) -> float:
+    """α · decay^⌊epoch/p⌋: a (u, x) pair needs a gap shrink ratio above this to move on."""
+    return cfg.alpha * cfg.alpha_decay ** (epoch // cfg.dkc_period)
+
+
+def advance_stages(stages, d_prev, d_next, d_after, threshold, n_stages: int):
+    """One DKC decision for every (user, teacher) at once.
+
+    stages int32 [U, X]; d_prev = D at the last check; d_next = D(v+1); d_after = D(min(v+2, T−1)), the next
+    gap once v has advanced. A pair below the last stage advances when D_next = 0 (the student already
+    reproduces the next stage), when D_prev/D_next > threshold or when D_prev/D_next < 1; an advanced pair
+    keeps d_after as its new D_prev. Returns (stages, d_prev, advanced bool [U, X]).
+    """
+    active = stages < n_stages - 1
+    ratio = d_prev / tf.where(d_next > 0.0, d_next, 1.0)
+    advanced = active & ((d_next <= 0.0) | (ratio > threshold) | (ratio < 1.0))
+    return stages + tf.cast(advanced, stages.dtype), tf.where(advanced, d_after, d_prev), advanced
+
+
+def mean_stages_rounded(stages) -> np.ndarray:
+    """Each teacher's mean stage over users rounded to 2 decimals with Python's `round`, as the authors do."""
+    means = np.asarray(stages, dtype=np.float64).mean(axis=0)
+    return np.array([round(float(m), 2) for m in means])
+
+
+def all_final(stages, n_stages: int) -> bool:
+    """ADT's switch: True once every teacher's rounded mean stage reached T − 1 (then the fine-grained losses
+    replace the overall one). Rounding lets a few users still below the last stage not hold the switch back."""
+    return bool(np.all(mean_stages_rounded(stages) >= n_stages - 1))
+
+
+class DynamicKnowledge(tf.Module):
+    """DKC state on the device and the current targets of every user.
+
+    rankings int32 [X, T, U, N]: teacher x's top-N unobserved items at checkpoint t (an `EnsembleKnowledge`'s
+    `rankings`); observed int32 [U, ≥K/10]: train items in the ensemble's order (its `observed`), −1 padded;
+    train: the train split, to exclude train items from the student's ranking. The [U, K] target table is
+    rebuilt after each update so a training step only gathers rows of it.
+    """
+
+    def __init__(self, rankings, observed, train: CSR, n_items: int, cfg: DistillConfig, batch_users: int = 512):
+        super().__init__(name="dynamic_knowledge")
+        rankings = np.asarray(rankings)
+        if rankings.ndim != 4:
+            raise HetCompError(f"DKC: rankings must be [teachers, checkpoints, users, N], got shape {rankings.shape}")
+        n_teachers, self.n_stages, self.n_users, top_n = (int(d) for d in rankings.shape)
+        observed = np.asarray(observed)
+        if observed.ndim != 2 or observed.shape[0] != self.n_users or train.n_rows != self.n_users:
+            raise HetCompError(f"DKC: observed {observed.shape} and train ({train.n_rows} rows) must have one row per "
+                               f"user of the rankings ({self.n_users})")
+        if top_n < cfg.dkc_ndcg_k:
+            raise HetCompError(f"DKC: teacher rankings hold {top_n} items per user, dkc_ndcg_k = {cfg.dkc_ndcg_k} "
+                               "needs that many")
+        if cfg.top_k < 10 or cfg.dkc_period < 1:
+            raise HetCompError(f"DKC: top_k must be >= 10 and dkc_period >= 1 (got {cfg.top_k}, {cfg.dkc_period})")
+        self.cfg, self.n_items, self.batch_users = cfg, int(n_items), int(batch_users)
+        observed_width = cfg.top_k // 10
+        observed = np.pad(observed, [(0, 0), (0, max(0, observed_width - observed.shape[1]))], constant_values=-1)
+        self.stacked = tf.constant(rankings, tf.int32)
+        self.observed = tf.constant(observed[:, :observed_width], tf.int32)
+        self.train_rows = train.to_ragged()
+        self.stages = tf.Variable(tf.zeros([self.n_users, n_teachers], tf.int32), trainable=False, name="stages")
+        self.d_prev = tf.Variable(tf.ones([self.n_users, n_teachers]), trainable=False, name="d_prev")
+        self.initialised = tf.Variable(False, trainable=False, name="initialised")
+        self.final = tf.Variable(all_final(np.zeros([1, n_teachers]), self.n_stages), trainable=False, name="final")
+        self.target_table = tf.Variable(tf.fill([self.n_users, cfg.top_k], -1), trainable=False, name="targets")
+        self._rebuild_targets(tf.range(self.n_users))
+
+    # -------------------------------------------------------------------------------------- training side
+
+    def targets(self, user_ids) -> tuple[tf.Tensor, tf.Tensor]:
+        """(perm_U int32 [b, K], perm_P int32 [b, K/10]): the current unobserved and observed targets."""
+        return tf.gather(self.target_table, user_ids), tf.gather(self.observed, user_ids)
+
+    def mean_stage(self) -> tf.Tensor:
+        """float32 [X]: each teacher's mean stage over users."""
+        return tf.reduce_mean(tf.cast(self.stages, tf.float32), axis=0)
+
+    def is_final(self) -> bool:
+        """ADT: fine-grained losses from now on (see `all_final`); the variable `final` is the in-graph twin."""
+        return bool(self.final.numpy())
+
+    def due(self, epoch: int) -> bool:
+        """Whether `update` runs after this (0-based) epoch: every p epochs from dkc_start on, until final."""
+        cfg = self.cfg
+        return epoch >= cfg.dkc_start and epoch % cfg.dkc_period == 0 and not self.is_final()
+
+    # ------------------------------------------------------------------------------------------- updates
+
+    def update(self, score_fn, epoch: int) -> int:
+        """Applies the DKC rule with the student's scores, score_fn(user_ids int32 [b]) -> float [b, n_items].
+        The first call only records D_prev. Returns how many (user, teacher) pairs advanced."""
+        d_next, d_after = self.distances(score_fn)
+        if not bool(self.initialised.numpy()):
+            self.d_prev.assign(d_next)
+            self.initialised.assign(True)
+            return 0
+        stages, d_prev, advanced = advance_stages(self.stages, self.d_prev, d_next, d_after,
+                                                  dkc_threshold(epoch, self.cfg), self.n_stages)
+        self.stages.assign(stages)
+        self.d_prev.assign(d_prev)
+        changed_users = tf.cast(tf.where(tf.reduce_any(advanced, axis=1))[:, 0], tf.int32)
+        if changed_users.shape[0]:
+            self._rebuild_targets(changed_users)
+            self.final.assign(all_final(stages.numpy(), self.n_stages))
+        return int(tf.reduce_sum(tf.cast(advanced, tf.int32)))
+
+    def distances(self, score_fn) -> tuple[tf.Tensor, tf.Tensor]:
+        """float32 [U, X] each: D(u, x, min(v+1, T−1)) and D(u, x, min(v+2, T−1)) for the current stages v."""
+        all_users = tf.range(self.n_users)
+        parts = [self._batch_distances(ids, tf.cast(score_fn(ids), tf.float32)) for ids in self._batches(all_users)]
+        return tf.concat([p[0] for p in parts], 0), tf.concat([p[1] for p in parts], 0)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, None], tf.float32)])
+    def _batch_distances(self, user_ids, scores):
+        k = self.cfg.dkc_ndcg_k
+        student_top = masked_topk(scores, rows_to_mask(self.train_rows, user_ids, self.n_items), k)
+        stages = tf.gather(self.stages, user_ids)
+        out = []
+        for step in (1, 2):
+            stage = tf.minimum(stages + step, self.n_stages - 1)
+            teacher_top = tf.transpose(select_stages(self.stacked, stage, user_ids)[:, :, :k], [1, 0, 2])
+            out.append(ndcg_distance(student_top, teacher_top))
+        return tuple(out)
+
+    def _rebuild_targets(self, user_ids: tf.Tensor) -> None:
+        """Target rows of `user_ids` = the top-K ensemble of each teacher's ranking at that user's stage."""
+        for ids in self._batches(user_ids):
+            selected = select_stages(self.stacked, tf.gather(self.stages, ids), ids)
+            rows = ensemble_topk(selected, self.n_items, self.cfg.top_k, self.cfg.tau)
+            self.target_table.scatter_nd_update(ids[:, None], rows)
+
+    def _batches(self, user_ids: tf.Tensor):
+        for start in range(0, int(user_ids.shape[0]), self.batch_users):
+            yield user_ids[start : start + self.batch_users]

@@ -1,0 +1,232 @@
+"""HetComp's distillation losses as Keras losses in TF-Ranking's (labels, logits) API.
+
+Every loss here is a Plackett-Luce likelihood "with a rest": items with a positive label form a permutation
+(descending label order), items labelled 0 form the rest R whose whole mass sits in every denominator, and
+items labelled < 0 are ignored (TF-Ranking's mask). For a permutation π of length L:
+
+    L(π) = −Σ_k [ s_{π_k} − log( Σ_{l≥k} e^{s_{π_l}} + Σ_{j∈R} e^{s_j} ) ]
+
+The set-wise ("overall") loss is the same with every positive item in a list of its own:
+−Σ_t [ s_t − log( e^{s_t} + Σ_{j∈R} e^{s_j} ) ].
+
+Why not `tfr.keras.losses.ListMLELoss` with a rank-discount lambda weight (which does equal L(π) for a
+full-length permutation, see tests/test_losses.py)? (1) A rank weight `r <= L` counts rest items as
+permutation positions for a user whose list is shorter than L (a −1 padded row); (2) it gives ignored items
+the logit log(1e−10) instead of dropping them, which is visible once the student's scores sink to the −40 clip;
+(3) it sorts (and tie-shuffles) every list of n_items, three times per step. So the losses below subclass
+TF-Ranking's listwise base and compute L(π) in log space: the rest is one logsumexp over [b, n_items], the
+permutation is a top-L by label, and the denominators are one reverse cumulative logsumexp over L + 1 entries.
+
+Reduction: each user's loss is a sum over positions (or targets); the Keras `reduction` then combines users
+(default: mean over the users of the batch; `Reduction.SUM` gives the HetComp authors' per-batch sum).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import tensorflow as tf
+from tensorflow_ranking.python import losses_impl
+from tensorflow_ranking.python.keras import losses as tfr_keras_losses
+
+from hetcomp_tf.errors import HetCompError
+
+# Logit given to absent entries (padding, non-rest items): its mass e^{-1e4} is exactly 0 in float32 and float64
+# next to any real score (student scores are clipped to ±40). Not dtype.min: TF's gradient of
+# cumulative_logsumexp uses dtype.min itself as "log 0", and dtype.min − dtype.min would be 0.
+_ABSENT_LOGIT = -1e4
+
+_REDUCTION = tf.keras.losses.Reduction
+
+
+# ------------------------------------------------------------------------------------------- label matrices
+
+
+def _scatter_rows(ids: tf.Tensor, n_items: tf.Tensor, values: tf.Tensor, base: tf.Tensor) -> tf.Tensor:
+    """base [b, n_items] with base[r, ids[r, k]] = max(base, values[r, k]); ids < 0 are skipped (they land in
+    a spare column that is cut off, which keeps every shape static)."""
+    ids = tf.convert_to_tensor(ids, tf.int32)
+    batch = tf.shape(ids)[0]
+    columns = tf.where(ids >= 0, ids, n_items)
+    rows = tf.broadcast_to(tf.range(batch)[:, None], tf.shape(ids))
+    padded = tf.pad(base, [[0, 0], [0, 1]])
+    scattered = tf.tensor_scatter_nd_max(padded, tf.stack([rows, columns], axis=-1), tf.cast(values, base.dtype))
+    return scattered[:, :-1]
+
+
+def ids_to_mask(ids, n_items) -> tf.Tensor:
+    """bool [b, n_items]: True at the item ids of each row of `ids` int32 [b, L] (−1 = padding)."""
+    ids = tf.convert_to_tensor(ids, tf.int32)
+    zeros = tf.zeros(tf.stack([tf.shape(ids)[0], n_items]), tf.int32)
+    return _scatter_rows(ids, n_items, tf.ones_like(ids), zeros) > 0
+
+
+def ranking_labels(perm, n_items, rest_mask) -> tf.Tensor:
+    """float32 [b, n_items] TF-Ranking labels for "perm outranks the rest": L, L−1, …, 1 on the items of
+    perm int32 [b, L] (position k gets L − k, so a −1 padded tail just leaves its labels unused), 0 where
+    rest_mask bool [b, n_items] holds, −1 (ignored) elsewhere. A permutation item wins over the rest mask."""
+    perm = tf.convert_to_tensor(perm, tf.int32)
+    length = tf.shape(perm)[1]
+    base = tf.where(rest_mask, 0.0, -1.0)
+    position_labels = tf.cast(length - tf.range(length), tf.float32)
+    return _scatter_rows(perm, n_items, tf.broadcast_to(position_labels, tf.shape(perm)), base)
+
+
+# ------------------------------------------------------------------------------------------ core losses
+
+
+def _rest_logsumexp(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """[b, 1] log Σ_{j: label 0} e^{s_j}; ≈ _ABSENT_LOGIT when a row has no rest."""
+    rest = tf.equal(labels, 0.0)
+    return tf.reduce_logsumexp(tf.where(rest, logits, _ABSENT_LOGIT), axis=1, keepdims=True)
+
+
+class _PlackettLuceImpl(losses_impl._ListwiseLoss):
+    """TF-Ranking loss implementation of L(π) above, truncated at `list_size` positions."""
+
+    def __init__(self, name, list_size: int):
+        super().__init__(name)
+        self._list_size = int(list_size)
+
+    def _compute_unreduced_loss_impl(self, labels, logits, mask=None):
+        top_labels, top_ids = tf.math.top_k(labels, k=self._list_size)  # the permutation, best first
+        in_perm = top_labels > 0.0
+        perm_logits = tf.gather(logits, top_ids, batch_dims=1)
+        candidates = tf.concat([tf.where(in_perm, perm_logits, _ABSENT_LOGIT), _rest_logsumexp(labels, logits)], 1)
+        log_denominators = tf.math.cumulative_logsumexp(candidates, axis=1, reverse=True)[:, :-1]
+        terms = tf.where(in_perm, log_denominators - perm_logits, 0.0)
+        nll = tf.reduce_sum(terms, axis=1, keepdims=True)
+        return nll, tf.ones_like(nll)
+
+
+class _SetwiseImpl(losses_impl._ListwiseLoss):
+    """TF-Ranking loss implementation of the set-wise loss: Σ_{t: label>0} softplus(log Σ_R e^{s} − s_t)."""
+
+    def _compute_unreduced_loss_impl(self, labels, logits, mask=None):
+        terms = tf.math.softplus(_rest_logsumexp(labels, logits) - logits)
+        nll = tf.reduce_sum(tf.where(labels > 0.0, terms, 0.0), axis=1, keepdims=True)
+        return nll, tf.ones_like(nll)
+
+
+@tf.keras.utils.register_keras_serializable(package="hetcomp_tf")
+class PlackettLuceLoss(tfr_keras_losses._ListwiseLoss):
+    """ListMLE truncated at `list_size` whose denominators also hold the rest (label 0); labels < 0 ignored.
+
+    y_true: float [b, n] labels (see `ranking_labels`), y_pred: float [b, n] scores. Per list: a sum over the
+    permutation's positions; rows with fewer than `list_size` positive labels use only those.
+    """
+
+    def __init__(self, list_size: int, reduction=_REDUCTION.AUTO, name: str | None = None, **kwargs):
+        if int(list_size) < 1:
+            raise HetCompError(f"PlackettLuceLoss: list_size must be >= 1, got {list_size}")
+        super().__init__(reduction, name, **kwargs)
+        self._list_size = int(list_size)
+        self._loss = _PlackettLuceImpl(name=f"{name}_impl" if name else None, list_size=list_size)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "list_size": self._list_size}
+
+
+@tf.keras.utils.register_keras_serializable(package="hetcomp_tf")
+class SetwiseLoss(tfr_keras_losses._ListwiseLoss):
+    """Every positive-labelled item must outrank the whole rest (label 0); labels < 0 ignored."""
+
+    def __init__(self, reduction=_REDUCTION.AUTO, name: str | None = None, **kwargs):
+        super().__init__(reduction, name, **kwargs)
+        self._loss = _SetwiseImpl(name=f"{name}_impl" if name else None)
+
+
+# ----------------------------------------------------------------------------------- HetComp's losses
+
+
+class Targets(NamedTuple):
+    """What a batch of users is distilled towards (y_true of the losses below)."""
+
+    unobserved: tf.Tensor  # int32 [b, K]: the ensemble's top-K unobserved items, best first, −1 padded
+    observed: tf.Tensor  # int32 [b, P]: the user's train items in the ensemble's order (P = K/10), −1 padded
+    train_mask: tf.Tensor  # bool [b, n_items]: the user's train items
+
+
+class _TargetLoss(tf.keras.losses.Loss):
+    """A loss of (Targets, scores [b, n_items]) -> per-user [b], reduced by Keras; scores are clipped first."""
+
+    def __init__(self, score_clip: float | None = 40.0, reduction=_REDUCTION.AUTO, name: str | None = None):
+        super().__init__(reduction=reduction, name=name)
+        self.score_clip = score_clip
+
+    def call(self, y_true: Targets, y_pred):
+        scores = tf.cast(y_pred, tf.float32)
+        if self.score_clip is not None:
+            scores = tf.clip_by_value(scores, -self.score_clip, self.score_clip)
+        return self.per_user(y_true, scores)
+
+    def per_user(self, targets: Targets, scores: tf.Tensor) -> tf.Tensor:
+        raise NotImplementedError
+
+    @staticmethod
+    def _check_width(name: str, ids: tf.Tensor, width: int) -> None:
+        if ids.shape[1] is not None and ids.shape[1] != width:
+            raise HetCompError(f"{name}: target list has {ids.shape[1]} items per user, the loss was built for {width}")
+
+
+def _pl_per_user(loss: PlackettLuceLoss, perm, rest_mask, scores) -> tf.Tensor:
+    labels = ranking_labels(perm, tf.shape(scores)[1], rest_mask)
+    return loss.call(labels, scores)[:, 0]
+
+
+def _unobserved_except(targets: Targets, ids: tf.Tensor) -> tf.Tensor:
+    """The rest R: unobserved items minus `ids` — train items never enter R, so a relevant observed item is
+    never pushed down by the unobserved lists, nor vice versa."""
+    return tf.logical_not(targets.train_mask | ids_to_mask(ids, tf.shape(targets.train_mask)[1]))
+
+
+class OverallLoss(_TargetLoss):
+    """HetComp's set-wise loss: every item of P ∪ U outranks R = unobserved \\ U."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._setwise = SetwiseLoss()
+
+    def per_user(self, targets, scores):
+        positives = tf.concat([targets.observed, targets.unobserved], axis=1)
+        labels = ranking_labels(positives, tf.shape(scores)[1], _unobserved_except(targets, targets.unobserved))
+        return self._setwise.call(labels, scores)[:, 0]
+
+
+class FineGrainedLoss(_TargetLoss):
+    """HetComp's fine-grained loss: L(P) + (L(U[:K/2]) + L(U[:K/10])) / 2, each a Plackett-Luce likelihood
+    with the rest R = unobserved \\ U[:K/2] (for P and U[:K/2]) or unobserved \\ U[:K/10]."""
+
+    def __init__(self, top_k: int, observed_size: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.top_k, self.observed_size = int(top_k), int(observed_size or top_k // 10)
+        self.half, self.tenth = self.top_k // 2, self.top_k // 10
+        if self.tenth < 1:
+            raise HetCompError(f"FineGrainedLoss: top_k must be >= 10, got {top_k}")
+        self._observed_pl = PlackettLuceLoss(self.observed_size)
+        self._half_pl = PlackettLuceLoss(self.half)
+        self._tenth_pl = PlackettLuceLoss(self.tenth)
+
+    def per_user(self, targets, scores):
+        self._check_width("FineGrainedLoss", targets.unobserved, self.top_k)
+        self._check_width("FineGrainedLoss", targets.observed, self.observed_size)
+        top_half, top_tenth = targets.unobserved[:, : self.half], targets.unobserved[:, : self.tenth]
+        rest_half = _unobserved_except(targets, top_half)
+        observed = _pl_per_user(self._observed_pl, targets.observed, rest_half, scores)
+        half = _pl_per_user(self._half_pl, top_half, rest_half, scores)
+        tenth = _pl_per_user(self._tenth_pl, top_tenth, _unobserved_except(targets, top_tenth), scores)
+        return observed + (half + tenth) / 2.0
+
+
+class RRDLoss(_TargetLoss):
+    """Relaxed ranking distillation (Kang et al., CIKM 2020) without sampling: the ensemble's top-K unobserved
+    items in order ("interesting") outrank every other unobserved item ("uninteresting"); P is not used."""
+
+    def __init__(self, top_k: int, **kwargs):
+        super().__init__(**kwargs)
+        self.top_k = int(top_k)
+        self._pl = PlackettLuceLoss(self.top_k)
+
+    def per_user(self, targets, scores):
+        self._check_width("RRDLoss", targets.unobserved, self.top_k)
+        return _pl_per_user(self._pl, targets.unobserved, _unobserved_except(targets, targets.unobserved), scores)

@@ -1,0 +1,203 @@
+"""HetComp's losses against slow float64 NumPy references written straight from the formulas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_ranking as tfr
+
+from hetcomp_tf import losses
+from hetcomp_tf.errors import HetCompError
+
+NONE = tf.keras.losses.Reduction.NONE
+
+
+# ----------------------------------------------------------------------------------- NumPy references
+
+
+def pl_with_rest(s: np.ndarray, perm, rest) -> float:
+    """−Σ_k [ s_{π_k} − log( Σ_{l≥k} e^{s_{π_l}} + Σ_{j∈R} e^{s_j} ) ], one position at a time."""
+    rest_mass = np.exp(s[list(rest)]).sum()
+    total = 0.0
+    for k in range(len(perm)):
+        denominator = sum(np.exp(s[perm[l]]) for l in range(k, len(perm))) + rest_mass
+        total -= s[perm[k]] - np.log(denominator)
+    return total
+
+
+def setwise_with_rest(s: np.ndarray, items, rest) -> float:
+    rest_mass = np.exp(s[list(rest)]).sum()
+    return -sum(s[t] - np.log(np.exp(s[t]) + rest_mass) for t in items)
+
+
+def valid(ids) -> list[int]:
+    return [int(i) for i in ids if i >= 0]
+
+
+def reference_losses(scores, unobserved, observed, train_mask, clip=40.0) -> dict[str, np.ndarray]:
+    """Per-user overall / fine-grained / RRD losses, from the spec, in float64."""
+    out = {"overall": [], "fine": [], "rrd": []}
+    k = unobserved.shape[1]
+    for s, top, pos, train in zip(scores, unobserved, observed, train_mask):
+        s = np.clip(s.astype(np.float64), -clip, clip)
+        unobs = set(np.flatnonzero(~train).tolist())
+        top, pos = valid(top), valid(pos)
+        half, tenth = top[: k // 2], top[: k // 10]
+        out["overall"].append(setwise_with_rest(s, pos + top, unobs - set(top)))
+        fine_pos = pl_with_rest(s, pos, unobs - set(half))
+        fine_top = pl_with_rest(s, half, unobs - set(half)) + pl_with_rest(s, tenth, unobs - set(tenth))
+        out["fine"].append(fine_pos + fine_top / 2)
+        out["rrd"].append(pl_with_rest(s, top, unobs - set(top)))
+    return {name: np.array(values) for name, values in out.items()}
+
+
+def random_targets(rng, batch, n_items, k, train_sizes, score_range=40.0):
+    """Scores, train masks, the ensemble's top-K unobserved and top-K/10 observed lists (−1 padded when a user
+    has fewer than K/10 train items)."""
+    scores = rng.uniform(-score_range, score_range, (batch, n_items)).astype(np.float32)
+    train = np.zeros((batch, n_items), bool)
+    unobserved = np.zeros((batch, k), np.int32)
+    observed = np.full((batch, k // 10), -1, np.int32)
+    for u, size in enumerate(train_sizes):
+        items = rng.permutation(n_items)
+        train[u, items[:size]] = True
+        unobserved[u] = items[size : size + k]
+        shown = min(size, k // 10)
+        observed[u, :shown] = items[:shown]
+    return scores, train, unobserved, observed
+
+
+def as_targets(train, unobserved, observed) -> losses.Targets:
+    return losses.Targets(tf.constant(unobserved), tf.constant(observed), tf.constant(train))
+
+
+# ---------------------------------------------------------------------------------------------- tests
+
+
+def test_ranking_labels_mark_permutation_rest_and_ignored_items():
+    perm = np.array([[4, 1, -1], [0, 2, 3]], np.int32)
+    rest = np.array([[1, 1, 1, 0, 1, 0], [0, 1, 0, 0, 0, 1]], bool)
+    labels = losses.ranking_labels(perm, 6, rest).numpy()
+    np.testing.assert_array_equal(labels, [[0, 2, 0, -1, 3, -1], [3, 0, 2, 1, -1, 0]])
+    np.testing.assert_array_equal(losses.ids_to_mask(perm, 6).numpy(),
+                                  [[0, 1, 0, 0, 1, 0], [1, 0, 1, 1, 0, 0]])
+
+
+def test_losses_equal_numpy_reference_with_short_observed_lists():
+    rng = np.random.default_rng(0)
+    k, n_items = 30, 400
+    train_sizes = [0, 1, 2, 3, 5, 40]  # K/10 = 3: the first users' observed lists are −1 padded
+    scores, train, unobserved, observed = random_targets(rng, len(train_sizes), n_items, k, train_sizes, 45.0)
+    expected = reference_losses(scores, unobserved, observed, train)
+    targets = as_targets(train, unobserved, observed)
+    got = {"overall": losses.OverallLoss(reduction=NONE)(targets, scores),
+           "fine": losses.FineGrainedLoss(k, reduction=NONE)(targets, scores),
+           "rrd": losses.RRDLoss(k, reduction=NONE)(targets, scores)}
+    for name, values in got.items():
+        np.testing.assert_allclose(values.numpy(), expected[name], rtol=1e-5, err_msg=name)
+    # default reduction: sum over positions per user, mean over the users of the batch
+    mean = losses.FineGrainedLoss(k)(targets, scores).numpy()
+    np.testing.assert_allclose(mean, expected["fine"].mean(), rtol=1e-5)
+    total = losses.FineGrainedLoss(k, reduction=tf.keras.losses.Reduction.SUM)(targets, scores).numpy()
+    np.testing.assert_allclose(total, expected["fine"].sum(), rtol=1e-5)
+
+
+def test_padded_permutation_is_masked_not_filled_with_rest_items():
+    rng = np.random.default_rng(1)
+    scores = rng.normal(size=(1, 50)).astype(np.float32)
+    rest = np.ones((1, 50), bool)
+    rest[0, :3] = False
+    short = losses.PlackettLuceLoss(3, reduction=NONE)(losses.ranking_labels([[2, 0, 1]], 50, rest), scores)
+    padded = losses.PlackettLuceLoss(6, reduction=NONE)(losses.ranking_labels([[2, 0, 1, -1, -1, -1]], 50, rest),
+                                                        scores)
+    expected = pl_with_rest(scores[0].astype(np.float64), [2, 0, 1], range(3, 50))
+    np.testing.assert_allclose(np.ravel(short), [expected], rtol=1e-6)
+    np.testing.assert_allclose(np.ravel(padded), [expected], rtol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_plackett_luce_equals_tf_ranking_listmle_on_full_lists(seed):
+    """TF-Ranking's ListMLE (rank weight r <= L, ties among rest items shuffled by the seed) equals our loss
+    for full-length permutations, with ignored (−1) items present."""
+    rng = np.random.default_rng(seed)
+    batch, n_items, length = 4, 2000, 10
+    scores = rng.uniform(-40, 40, (batch, n_items)).astype(np.float32)
+    perm = np.stack([rng.permutation(n_items)[:length] for _ in range(batch)]).astype(np.int32)
+    rest = rng.random((batch, n_items)) < 0.9
+    labels = losses.ranking_labels(perm, n_items, rest)
+    tf.random.set_seed(seed)
+    listmle = tfr.keras.losses.ListMLELoss(
+        reduction=NONE,
+        lambda_weight=tfr.keras.losses.ListMLELambdaWeight(rank_discount_fn=lambda r: tf.cast(r <= length, tf.float32)))
+    ours = np.ravel(losses.PlackettLuceLoss(length, reduction=NONE)(labels, scores))
+    np.testing.assert_allclose(ours, np.ravel(listmle(labels, scores).numpy()), rtol=1e-5)
+    expected = [pl_with_rest(s.astype(np.float64), p, np.flatnonzero(r & ~np.isin(np.arange(n_items), p)))
+                for s, p, r in zip(scores, perm, rest)]
+    np.testing.assert_allclose(ours, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("case", ["uniform", "targets_low", "targets_high"])
+def test_float32_is_stable_at_citeulike_size(case):
+    """n_items = 25,600, K = 100, scores over the whole clip range [−40, 40] vs a float64 reference."""
+    rng = np.random.default_rng(7)
+    k, n_items = 100, 25_600
+    scores, train, unobserved, observed = random_targets(rng, 3, n_items, k, [4, 30, 200])
+    listed = losses.ids_to_mask(np.concatenate([unobserved, observed], 1), n_items).numpy()
+    jitter = rng.uniform(0.0, 0.5, scores.shape).astype(np.float32)
+    if case == "targets_low":  # every target far below the rest: huge losses
+        scores = np.where(listed, -40.0 + jitter, 40.0 - jitter).astype(np.float32)
+    elif case == "targets_high":  # targets far above the rest: losses near zero
+        scores = np.where(listed, 40.0 - jitter, -40.0 + jitter).astype(np.float32)
+    expected = reference_losses(scores, unobserved, observed, train)
+    targets = as_targets(train, unobserved, observed)
+    variable = tf.Variable(scores)
+    for name, loss in [("overall", losses.OverallLoss(reduction=NONE)),
+                       ("fine", losses.FineGrainedLoss(k, reduction=NONE)),
+                       ("rrd", losses.RRDLoss(k, reduction=NONE))]:
+        with tf.GradientTape() as tape:
+            values = loss(targets, variable)
+            total = tf.reduce_sum(values)
+        grad = tape.gradient(total, variable).numpy()
+        np.testing.assert_allclose(values.numpy(), expected[name], rtol=1e-5, atol=1e-5, err_msg=name)
+        assert np.isfinite(grad).all(), name
+
+
+def test_observed_items_outside_p_get_no_gradient_and_unobserved_lists_ignore_train_items():
+    rng = np.random.default_rng(3)
+    k, n_items = 20, 300
+    scores, train, unobserved, observed = random_targets(rng, 4, n_items, k, [10, 25, 1, 60])
+    targets = as_targets(train, unobserved, observed)
+    in_p = losses.ids_to_mask(observed, n_items).numpy()
+    variable = tf.Variable(scores)
+    for loss, free in [(losses.OverallLoss(), train & ~in_p), (losses.FineGrainedLoss(k), train & ~in_p),
+                       (losses.RRDLoss(k), train)]:
+        with tf.GradientTape() as tape:
+            value = loss(targets, variable)
+        grad = tape.gradient(value, variable).numpy()
+        assert np.all(grad[free] == 0.0), type(loss).__name__
+        assert np.all(grad[~free & ~train] != 0.0), type(loss).__name__  # every unobserved item takes part
+
+
+def test_losses_run_inside_tf_function_and_round_trip_config():
+    rng = np.random.default_rng(4)
+    k, n_items = 20, 200
+    scores, train, unobserved, observed = random_targets(rng, 3, n_items, k, [5, 9, 0])
+    fine = losses.FineGrainedLoss(k)
+    step = tf.function(lambda t, s: fine(t, s))
+    np.testing.assert_allclose(step(as_targets(train, unobserved, observed), scores).numpy(),
+                               fine(as_targets(train, unobserved, observed), scores).numpy(), rtol=1e-6)
+    pl = losses.PlackettLuceLoss(7, name="pl")
+    clone = losses.PlackettLuceLoss.from_config(pl.get_config())
+    assert clone.get_config() == pl.get_config()
+
+
+def test_bad_sizes_raise():
+    with pytest.raises(HetCompError, match="top_k"):
+        losses.FineGrainedLoss(5)
+    with pytest.raises(HetCompError, match="list_size"):
+        losses.PlackettLuceLoss(0)
+    rng = np.random.default_rng(5)
+    scores, train, unobserved, observed = random_targets(rng, 2, 100, 20, [3, 3])
+    with pytest.raises(HetCompError, match="built for 30"):
+        losses.RRDLoss(30)(as_targets(train, unobserved, observed), scores)
