@@ -1,0 +1,97 @@
+"""`hetcomp teachers`: train the heterogeneous teachers, export their trajectories, evaluate their ensemble.
+
+Writes into --out: dataset.npz (the split, so later steps reuse exactly it), trajectories/<TEACHER>/,
+teachers.json (per-teacher and ensemble metrics) and logs/teachers/<TEACHER>/ (TensorBoard). Everything is
+built in a temporary directory next to --out and moved in only when all teachers succeeded, so a failed or
+interrupted run leaves --out as it was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES, get_profile
+from hetcomp_tf.errors import HetCompError
+
+OUTPUTS = ("dataset.npz", "teachers.json", "trajectories", "logs/teachers")
+TABLE_COLUMNS = [*(f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")), "seconds"]
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--data", required=True,
+                        help="'synthetic', 'citeulike' ($HETCOMP_DATA_DIR/citeulike/users.dat) or a data file path")
+    parser.add_argument("--format", default=None, help="format of a --data path: citeulike, csv or npz "
+                                                       "(default: from its suffix)")
+    parser.add_argument("--min-rating", type=float, default=None, metavar="X",
+                        help="CSV with ratings: only ratings >= X count as interactions")
+    parser.add_argument("--profile", default="paper", help="tiny (CI, seconds) or paper (default)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    parser.add_argument("--teachers", default=",".join(TEACHER_NAMES),
+                        help=f"comma-separated subset of {','.join(TEACHER_NAMES)} (default: all)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def parse_teacher_names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in TEACHER_NAMES]
+    if unknown:
+        raise HetCompError(f"--teachers: unknown teacher {unknown[0]!r}; choose from {','.join(TEACHER_NAMES)}")
+    if not names or len(set(names)) != len(names):
+        raise HetCompError(f"--teachers: {text!r} must name each teacher at most once and at least one")
+    return names
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from hetcomp_tf.data import load_dataset
+    from hetcomp_tf.ensemble import EnsembleKnowledge, evaluate_ensemble
+    from hetcomp_tf.exports import atomic_directory
+    from hetcomp_tf.progress import log
+    from hetcomp_tf.report import format_table, write_json
+    from hetcomp_tf.training import train_teacher
+
+    profile = get_profile(args.profile)
+    names = parse_teacher_names(args.teachers)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise HetCompError(f"--out {out} exists and is not a directory")
+    data_cfg = (profile.data if args.min_rating is None
+                else dataclasses.replace(profile.data, min_rating=args.min_rating))
+    data = load_dataset(args.data, args.format, data_cfg)
+    log(f"dataset {data.name}: {data.sizes()}")
+
+    with atomic_directory(out, entries=OUTPUTS) as staging:
+        runs = {}
+        for name in names:
+            runs[name] = train_teacher(name, data, profile.teachers[name], profile.trajectory, seed=args.seed,
+                                       log_dir=staging / "logs" / "teachers")
+            runs[name].trajectory.save(staging / "trajectories" / name)
+            log(f"{name}: test {_short(runs[name].test)} after {runs[name].epochs} epochs "
+                f"({runs[name].train_seconds:.0f}s)")
+        knowledge = EnsembleKnowledge.from_trajectories({n: r.trajectory for n, r in runs.items()},
+                                                        tau=profile.distill.tau)
+        ensemble = {split: evaluate_ensemble(knowledge, data, split) for split in ("test", "valid")}
+        data.save(staging / "dataset.npz")
+        result = {
+            "dataset": {"name": data.name, **data.sizes()},
+            "profile": profile.name,
+            "seed": args.seed,
+            "trajectory": dataclasses.asdict(profile.trajectory),
+            "teachers": {name: {"test": r.test, "valid": r.valid, "train_seconds": r.train_seconds,
+                                "epochs": r.epochs, "params": r.params,
+                                "checkpoint_epochs": [c["epoch"] for c in r.trajectory.checkpoints]}
+                         for name, r in runs.items()},
+            "ensemble": {**ensemble, "tau": profile.distill.tau},
+        }
+        write_json(staging / "teachers.json", result)
+
+    rows = {name: {**r.test, "seconds": r.train_seconds} for name, r in runs.items()}
+    rows["Ensemble"] = ensemble["test"]
+    print(f"Test metrics on {data.name} ({profile.name} profile), results in {out}:")
+    print(format_table(rows, TABLE_COLUMNS, {"seconds": ".1f"}))
+    return 0
+
+
+def _short(metrics: dict) -> str:
+    return ", ".join(f"{key} {value:.4f}" for key, value in metrics.items() if key.endswith("@50"))

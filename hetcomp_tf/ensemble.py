@@ -1,0 +1,177 @@
+"""The teachers' ensemble ranking: HetComp's consolidation of heterogeneous rankings into one target.
+
+Importance of item i for user u is Σ_x exp(−rank_x(u, i)/τ) over each teacher x's top-N list (rank 1-based,
+items outside a list add nothing), so the ensemble needs only rankings, never the teachers' incomparable scores.
+Train items are not in the unobserved lists, hence never in the unobserved ensemble; the observed (train) items
+get their own ensemble order from each teacher's order of them (`ensemble_observed`). Every hot path is a
+batched TF scatter over [b, n_items]; which checkpoint each teacher contributes per user is free
+(`select_stages`), as DKC needs. With float32, a rank r contributes exp(−r/τ) > 0 only while r/τ < ~100.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from hetcomp_tf.exports import read_manifest_dir, require_field, write_manifest_dir
+from hetcomp_tf.config import METRIC_KS
+from hetcomp_tf.data import CSR, Dataset
+from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.metrics import evaluate
+
+KNOWLEDGE_FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+@tf.function(reduce_retracing=True)
+def _importance(rankings: tf.Tensor, n_items: tf.Tensor, tau: tf.Tensor) -> tf.Tensor:
+    shape = tf.shape(rankings)
+    n_users, length = shape[1], shape[2]
+    weights = tf.exp(-tf.range(1, length + 1, dtype=tf.float32) / tau)  # [N], by 1-based rank
+    listed = rankings >= 0
+    users = tf.broadcast_to(tf.range(n_users)[None, :, None], shape)
+    indices = tf.stack([tf.boolean_mask(users, listed), tf.boolean_mask(rankings, listed)], axis=1)
+    updates = tf.boolean_mask(tf.broadcast_to(weights, shape), listed)
+    return tf.tensor_scatter_nd_add(tf.zeros(tf.stack([n_users, n_items]), tf.float32), indices, updates)
+
+
+def importance(rankings, n_items: int, tau: float = 10.0) -> tf.Tensor:
+    """rankings int32 [X, b, N] (best first, −1 = padding) -> float32 [b, n_items] ensemble importance."""
+    rankings = tf.convert_to_tensor(rankings, tf.int32)
+    if rankings.shape.rank != 3:
+        raise HetCompError(f"ensemble rankings must be [teachers, users, N], got shape {rankings.shape}")
+    return _importance(rankings, tf.constant(n_items, tf.int32), tf.constant(tau, tf.float32))
+
+
+def ensemble_topk(rankings, n_items: int, k: int, tau: float = 10.0) -> tf.Tensor:
+    """int32 [b, k]: the k most important items per user, best first; −1 where fewer than k items are listed."""
+    values, items = tf.math.top_k(importance(rankings, n_items, tau), k=k)
+    return tf.where(values > 0.0, items, -1)
+
+
+def select_stages(stacked, stages, user_ids=None) -> tf.Tensor:
+    """Per user and teacher checkpoint choice: stacked int32 [X, T, n_users, N], stages int32 [b, X] for the
+    users `user_ids` [b] (default: all users, b = n_users) -> int32 [X, b, N]. Pass `stacked` as a tf.Tensor
+    when calling repeatedly, so the big array is not converted each time."""
+    stacked = tf.convert_to_tensor(stacked, tf.int32)
+    stages = tf.convert_to_tensor(stages, tf.int32)
+    n_teachers = tf.shape(stacked)[0]
+    if user_ids is None:
+        user_ids = tf.range(tf.shape(stacked)[2])
+    user_ids = tf.convert_to_tensor(user_ids, tf.int32)
+    teachers = tf.broadcast_to(tf.range(n_teachers)[:, None], tf.shape(tf.transpose(stages)))  # [X, b]
+    users = tf.broadcast_to(user_ids[None, :], tf.shape(teachers))
+    indices = tf.stack([teachers, tf.transpose(stages), users], axis=-1)  # [X, b, 3] = (x, stage, user)
+    return tf.gather_nd(stacked, indices)
+
+
+def ensemble_observed(observed: Sequence[CSR], width: int | None = None, tau: float = 10.0) -> np.ndarray:
+    """Each user's train items ordered by Σ_x exp(−rank_x/τ), rank_x = 1-based position in teacher x's observed
+    order (ties: smaller item id first); int32 [n_users, width], −1 padded, width default = longest row."""
+    if not observed:
+        raise HetCompError("ensemble_observed: no teacher observed orders given")
+    first = observed[0]
+    lengths = first.lengths()
+    user_of = np.repeat(np.arange(lengths.size), lengths)
+    position = np.arange(user_of.size) - first.indptr[user_of]  # 0-based position inside the user's row
+    items = importance_sum = None
+    for x, csr in enumerate(observed):
+        if not np.array_equal(csr.indptr, first.indptr):
+            raise HetCompError(f"ensemble_observed: teacher {x}'s observed rows differ in length from teacher 0's")
+        by_item = np.lexsort((csr.indices, user_of))  # entries grouped by user, items ascending
+        if items is None:
+            items, importance_sum = csr.indices[by_item], np.zeros(user_of.size)
+        elif not np.array_equal(csr.indices[by_item], items):
+            raise HetCompError(f"ensemble_observed: teacher {x}'s observed items differ from teacher 0's")
+        importance_sum += np.exp(-(position[by_item] + 1) / tau)
+    order = np.lexsort((items, -importance_sum, user_of))  # per user: importance descending, then item id
+    return CSR(indptr=first.indptr, indices=items[order]).padded(width)
+
+
+@dataclass(frozen=True)
+class EnsembleKnowledge:
+    """What distillation consumes: every teacher's trajectory and the ensemble order of observed items."""
+
+    teachers: tuple[str, ...]
+    rankings: np.ndarray  # int32 [X, T, n_users, N]: teacher x's top-N unobserved items at checkpoint t
+    observed: np.ndarray  # int32 [n_users, P]: train items in ensemble order, −1 padded
+    n_items: int
+    tau: float = 10.0
+
+    def __post_init__(self):
+        x, _, n_users, _ = self.rankings.shape
+        if x != len(self.teachers) or self.observed.shape[0] != n_users:
+            raise HetCompError(f"EnsembleKnowledge: rankings {self.rankings.shape}, observed {self.observed.shape} "
+                               f"and {len(self.teachers)} teachers do not fit together")
+        if self.rankings.size and int(self.rankings.max()) >= self.n_items:
+            raise HetCompError(f"EnsembleKnowledge: an item id {int(self.rankings.max())} >= n_items {self.n_items}")
+
+    @property
+    def n_users(self) -> int:
+        return int(self.rankings.shape[2])
+
+    @property
+    def n_checkpoints(self) -> int:
+        return int(self.rankings.shape[1])
+
+    @property
+    def top_n(self) -> int:
+        return int(self.rankings.shape[3])
+
+    @property
+    def final_rankings(self) -> np.ndarray:
+        """int32 [X, n_users, N]: every teacher's best-valid (last) checkpoint."""
+        return self.rankings[:, -1]
+
+    @classmethod
+    def from_trajectories(cls, trajectories: Mapping | Sequence, tau: float = 10.0,
+                          observed_width: int | None = None) -> EnsembleKnowledge:
+        """Stacks `Trajectory`s (a dict by teacher name or a list) that share T, n_users, N and n_items."""
+        trajs = list(trajectories.values()) if isinstance(trajectories, Mapping) else list(trajectories)
+        if not trajs:
+            raise HetCompError("EnsembleKnowledge: no trajectories given")
+        for traj in trajs[1:]:
+            if traj.rankings.shape != trajs[0].rankings.shape or traj.n_items != trajs[0].n_items:
+                raise HetCompError(f"trajectories of {traj.teacher} {traj.rankings.shape} and {trajs[0].teacher} "
+                                   f"{trajs[0].rankings.shape} differ in shape or n_items; export them with one config")
+        return cls(
+            teachers=tuple(t.teacher for t in trajs),
+            rankings=np.stack([t.rankings for t in trajs]).astype(np.int32),
+            observed=ensemble_observed([t.observed for t in trajs], observed_width, tau),
+            n_items=int(trajs[0].n_items),
+            tau=float(tau),
+        )
+
+    def save(self, directory: str | os.PathLike) -> None:
+        """directory/{rankings,observed}.npy + manifest.json, atomically."""
+        manifest = {"format_version": KNOWLEDGE_FORMAT_VERSION, "kind": "ensemble_knowledge",
+                    "teachers": list(self.teachers), "n_items": self.n_items, "tau": self.tau,
+                    "n_users": self.n_users, "n_checkpoints": self.n_checkpoints, "top_n": self.top_n}
+        write_manifest_dir(directory, MANIFEST, {"rankings": self.rankings, "observed": self.observed}, manifest)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> EnsembleKnowledge:
+        manifest, arrays = read_manifest_dir(directory, MANIFEST, KNOWLEDGE_FORMAT_VERSION)
+        where = os.path.join(os.fspath(directory), MANIFEST)
+        for name in ("rankings", "observed"):
+            if name not in arrays:
+                raise HetCompError(f"{where}: file {name}.npy is not listed")
+        return cls(teachers=tuple(require_field(manifest, "teachers", where)), rankings=arrays["rankings"],
+                   observed=arrays["observed"], n_items=int(require_field(manifest, "n_items", where)),
+                   tau=float(require_field(manifest, "tau", where)))
+
+    def scorer(self):
+        """score_fn(user_ids [b]) -> float32 [b, n_items]: the final checkpoints' importance, for metrics.evaluate."""
+        final = tf.constant(self.final_rankings)
+        return lambda user_ids: importance(tf.gather(final, user_ids, axis=1), self.n_items, self.tau)
+
+
+def evaluate_ensemble(knowledge: EnsembleKnowledge, data: Dataset, split: str = "test",
+                      ks=METRIC_KS) -> dict[str, float]:
+    """The ensemble as a recommender (items outside every list score 0). Its top-50 is fair only when the lists
+    are much longer than 50 (N >= 100), since valid/test items compete inside them with the excluded split."""
+    return evaluate(knowledge.scorer(), data, split, ks)

@@ -1,0 +1,113 @@
+"""Versioned, checksummed directories of .npy arrays plus a JSON manifest, written atomically.
+
+Trajectories and the ensemble knowledge are handed between processes (CLI steps, TFX components), so a
+reader must be able to tell a complete, matching export from a half-written, corrupted or outdated one:
+every array file is listed in the manifest with its sha256, the manifest carries a `format_version`, and a
+directory is first written under a temporary name next to its target and then renamed into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from hetcomp_tf.data import sha256_of
+from hetcomp_tf.errors import HetCompError
+
+
+@contextlib.contextmanager
+def atomic_directory(target: str | os.PathLike, entries: Sequence[str] | None = None) -> Iterator[Path]:
+    """Yields an empty temporary directory next to `target`; on success it is renamed onto `target`, on any
+    exception removed, so `target` is either the old complete version or the new one. With `entries`
+    (relative paths such as "logs/teachers"), only those are moved into `target`, each replacing its old
+    version, and the rest of an existing `target` is kept."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        yield staging
+        if entries is None:
+            replace_path(staging, target)
+        else:
+            for entry in entries:
+                if (staging / entry).exists():
+                    replace_path(staging / entry, target / entry)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def replace_path(source: Path, target: Path) -> None:
+    """Renames `source` onto `target` (file or directory), moving an existing `target` aside first."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        os.replace(source, target)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    os.replace(target, aside / target.name)
+    try:
+        os.replace(source, target)
+    except OSError:
+        os.replace(aside / target.name, target)
+        raise
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def write_manifest_dir(directory: str | os.PathLike, manifest_name: str, arrays: dict[str, np.ndarray],
+                       manifest: dict) -> Path:
+    """Atomically writes `<name>.npy` for each array and `manifest_name` = manifest + {"files": {file: sha256}}."""
+    with atomic_directory(directory) as staging:
+        files = {}
+        for name, array in arrays.items():
+            path = staging / f"{name}.npy"
+            np.save(path, np.ascontiguousarray(array), allow_pickle=False)
+            files[path.name] = sha256_of(path)
+        with open(staging / manifest_name, "w", encoding="utf-8") as handle:
+            json.dump({**manifest, "files": files}, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+    return Path(directory)
+
+
+def read_manifest_dir(directory: str | os.PathLike, manifest_name: str,
+                      format_version: int) -> tuple[dict, dict[str, np.ndarray]]:
+    """Reads a directory written by `write_manifest_dir`; any missing, corrupted or other-version file raises
+    HetCompError naming it. Returns (manifest, arrays by name without `.npy`)."""
+    directory = Path(directory)
+    manifest_path = directory / manifest_name
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise HetCompError(f"{manifest_path}: missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise HetCompError(f"{manifest_path}: not a readable JSON manifest ({err})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise HetCompError(f"{manifest_path}: field 'files' is missing or not an object")
+    if manifest.get("format_version") != format_version:
+        raise HetCompError(f"{manifest_path}: format_version {manifest.get('format_version')!r} "
+                           f"is not the supported {format_version}")
+    arrays = {}
+    for file_name, expected in manifest["files"].items():
+        path = directory / file_name
+        if not path.is_file():
+            raise HetCompError(f"{path}: missing (listed in {manifest_path})")
+        if sha256_of(path) != expected:
+            raise HetCompError(f"{path}: sha256 does not match {manifest_path} (corrupted or modified)")
+        try:
+            arrays[file_name.removesuffix(".npy")] = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise HetCompError(f"{path}: not a readable .npy array ({err})") from None
+    return manifest, arrays
+
+
+def require_field(manifest: dict, field: str, where: str):
+    """manifest[field], or a HetCompError naming the manifest and the field."""
+    if field not in manifest:
+        raise HetCompError(f"{where}: field {field!r} is missing")
+    return manifest[field]

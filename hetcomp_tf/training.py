@@ -1,0 +1,94 @@
+"""The one training loop shared by all six teachers.
+
+Each teacher brings its own sampling and loss (`Teacher.train_epoch`); this loop only adds what must be the
+same for all of them so they are comparable: Adam at `cfg.learning_rate`, valid Recall@50 every
+`cfg.eval_every` epochs (and after the last epoch), early stopping after `cfg.patience` evaluations without a
+strictly better one, the best weights restored at the end, and the ranking trajectory (trajectories.py).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from hetcomp_tf.config import TeacherConfig, TrajectoryConfig
+from hetcomp_tf.data import Dataset
+from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.metrics import evaluate
+from hetcomp_tf.models import Teacher, build_teacher
+from hetcomp_tf.progress import Progress, log
+from hetcomp_tf.tensorboard import ScalarLog
+from hetcomp_tf.trajectories import RECORD_METRIC, Trajectory, TrajectoryRecorder
+
+
+@dataclass
+class TeacherRun:
+    teacher: Teacher  # with the best-valid weights
+    trajectory: Trajectory
+    valid: dict  # metrics of the best-valid evaluation (= the restored weights)
+    test: dict
+    train_seconds: float  # the whole loop: epochs, evaluations and trajectory recording
+    epochs: int  # epochs actually run
+    params: int = 0  # trainable parameters
+    history: list[dict] = field(default_factory=list)  # per epoch: {"epoch", "loss"[, "valid"]}
+
+
+def count_params(model: tf.Module) -> int:
+    return int(sum(np.prod(v.shape) for v in model.trainable_variables))
+
+
+def train_teacher(name: str, data: Dataset, cfg: TeacherConfig, traj: TrajectoryConfig, seed: int = 0,
+                  log_dir: str | os.PathLike | None = None,
+                  progress: Callable[[str, int], Progress] | None = Progress) -> TeacherRun:
+    """Trains teacher `name`; TensorBoard scalars go to log_dir/<name>/ (train/loss per epoch, valid/<metric> per
+    evaluation); `progress(what, total)` reports each epoch on stderr (None: silent)."""
+    if cfg.epochs < 1 or cfg.eval_every < 1 or cfg.patience < 1:
+        raise HetCompError(f"{name}: epochs={cfg.epochs}, eval_every={cfg.eval_every} and "
+                           f"patience={cfg.patience} must all be >= 1")
+    teacher = build_teacher(name, data, cfg, seed)
+    recorder = TrajectoryRecorder(name, data.train, data.n_items, traj)
+    optimizer = tf.keras.optimizers.Adam(cfg.learning_rate)
+    bar = progress(f"{name} epoch", cfg.epochs) if progress is not None else None
+    history, best_weights, stale = [], None, 0
+    start = time.perf_counter()
+    with ScalarLog(Path(log_dir) / name if log_dir is not None else None) as scalars:
+        for epoch in range(1, cfg.epochs + 1):
+            loss = teacher.train_epoch(optimizer, epoch - 1)
+            if not math.isfinite(loss):
+                raise HetCompError(f"{name}: training loss became {loss} at epoch {epoch}; "
+                                   f"lower its learning_rate ({cfg.learning_rate})")
+            scalars.write(epoch, {"loss": loss}, prefix="train/")
+            entry, detail = {"epoch": epoch, "loss": loss}, f"loss {loss:.4f}"
+            if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+                ranker = recorder.ranker(teacher.score_all)  # ranks the users while evaluation scores them
+                valid = evaluate(ranker, data, "valid")
+                scalars.write(epoch, valid, prefix="valid/")
+                if recorder.observe(epoch, valid, ranker):
+                    best_weights, stale = [v.numpy() for v in teacher.variables], 0
+                else:
+                    stale += 1
+                best = recorder.best
+                entry["valid"] = valid
+                detail += (f", valid {RECORD_METRIC} {valid[RECORD_METRIC]:.4f} "
+                           f"(best {best['valid'][RECORD_METRIC]:.4f} at epoch {best['epoch']})")
+            history.append(entry)
+            if bar is not None:
+                bar.update(epoch, detail)
+            if stale >= cfg.patience:
+                log(f"{name}: early stop after epoch {epoch}, no better valid {RECORD_METRIC} "
+                    f"in {cfg.patience} evaluations")
+                break
+    train_seconds = time.perf_counter() - start
+    for variable, value in zip(teacher.variables, best_weights):
+        variable.assign(value)
+    trajectory = recorder.finish()
+    return TeacherRun(teacher=teacher, trajectory=trajectory, valid=trajectory.checkpoints[-1]["valid"],
+                      test=evaluate(teacher.score_all, data, "test"), train_seconds=train_seconds,
+                      epochs=len(history), params=count_params(teacher), history=history)

@@ -1,0 +1,241 @@
+"""Teacher ranking trajectories: the ranking knowledge of a teacher at T points of its training.
+
+While a teacher trains, every valid evaluation that sets a new best valid Recall@50 (a "record") keeps
+  * the top-N unobserved items of every user (N = TrajectoryConfig.top_n; unobserved = not among the user's
+    train items; valid/test items may appear), best first, int32, −1 where fewer than N items are left, and
+  * every user's train items in the teacher's score order.
+Evaluations that are not records are never chosen by the rule below, so their rankings are not kept. The
+rankings come out of the valid evaluation's own scoring pass (`BatchRanker`), so recording costs no extra pass.
+
+Checkpoint rule (`select_checkpoints`), with B = best valid Recall@50 and fractions f_0..f_{T−2}:
+  * checkpoint T−1 is the best-valid evaluation (the first one reaching B; its weights are the teacher's);
+  * for t = T−2 down to 0: checkpoint t is the first evaluation whose valid Recall@50 is >= f_t × B, if that is
+    strictly earlier than checkpoint t+1; otherwise the latest record strictly earlier than checkpoint t+1
+    (the best model seen before it); if there is none (checkpoint t+1 is the first evaluation), the same
+    evaluation as checkpoint t+1. Epochs are therefore non-decreasing, and strictly increasing when possible.
+Only the final checkpoint's observed order is exported (as a CSR: row u = u's train items, teacher order).
+
+On disk (FORMAT_VERSION 1), `<out>/trajectories/<TEACHER>/`: rankings.npy int32 [T, n_users, N],
+observed_indptr.npy int64 [n_users+1], observed_indices.npy int32 [nnz], manifest.json = {"format_version",
+"teacher", "checkpoints": [{"epoch", "evaluation", "valid", "fraction"}], "top_n", "n_users", "n_items",
+"files": {name: sha256}}; written atomically, verified on load.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from hetcomp_tf.config import TEACHER_NAMES, TrajectoryConfig
+from hetcomp_tf.data import CSR, rows_to_mask
+from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.exports import read_manifest_dir, require_field, write_manifest_dir
+from hetcomp_tf.metrics import masked_topk
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+RECORD_METRIC = "recall@50"
+
+
+def select_checkpoints(recalls: Sequence[float], fractions: Sequence[float]) -> list[int]:
+    """Indices (into the evaluations) of the len(fractions)+1 checkpoints chosen by the module's rule."""
+    if len(recalls) == 0:
+        raise HetCompError("no valid evaluation to choose trajectory checkpoints from")
+    records, running_max = [], -np.inf
+    for index, recall in enumerate(recalls):
+        if recall > running_max:
+            records.append(index)
+            running_max = recall
+    best = records[-1]
+    chosen = [best]
+    for fraction in reversed(fractions):
+        following = chosen[0]
+        reaching = next(i for i in records if recalls[i] >= fraction * recalls[best])
+        if reaching < following:
+            chosen.insert(0, reaching)
+        else:
+            earlier = [i for i in records if i < following]
+            chosen.insert(0, earlier[-1] if earlier else following)
+    return chosen
+
+
+def check_trajectory_config(cfg: TrajectoryConfig, n_items: int) -> None:
+    if len(cfg.fractions) != cfg.n_checkpoints - 1:
+        raise HetCompError(f"trajectory config: {len(cfg.fractions)} fractions given for n_checkpoints="
+                           f"{cfg.n_checkpoints}; need n_checkpoints - 1")
+    if any(not 0.0 < f <= 1.0 for f in cfg.fractions):
+        raise HetCompError(f"trajectory config: fractions {cfg.fractions} must lie in (0, 1]")
+    if not 1 <= cfg.top_n <= n_items:
+        raise HetCompError(f"trajectory config: top_n={cfg.top_n} must be in [1, n_items={n_items}]")
+
+
+@tf.function(reduce_retracing=True)
+def _rank_batch(scores: tf.Tensor, observed_mask: tf.Tensor, observed_rows: tf.RaggedTensor, top_n: int):
+    """Top-N unobserved items [b, N] (−1 past the unobserved ones) and the observed rows in score order."""
+    top = masked_topk(scores, observed_mask, top_n)
+    padded = observed_rows.to_tensor(default_value=0)  # [b, L], padding at the end of each row
+    in_row = tf.sequence_mask(observed_rows.row_lengths(), tf.shape(padded)[1])
+    row_scores = tf.where(in_row, tf.gather(scores, padded, batch_dims=1), tf.constant(-np.inf, scores.dtype))
+    order = tf.argsort(row_scores, axis=1, direction="DESCENDING", stable=True)  # ties: smaller item id first
+    ordered = tf.RaggedTensor.from_tensor(tf.gather(padded, order, batch_dims=1), lengths=observed_rows.row_lengths())
+    return top, ordered.values
+
+
+class BatchRanker:
+    """A score_fn wrapper that also ranks every batch it scores (top-N unobserved + observed order), so the
+    valid evaluation's scoring pass doubles as the trajectory's and no teacher scores all items twice."""
+
+    def __init__(self, score_fn: Callable, train: CSR, n_items: int, top_n: int):
+        self.score_fn, self.train, self.n_items, self.top_n = score_fn, train, n_items, top_n
+        self.rows = train.to_ragged()
+        n_users = train.indptr.size - 1
+        self.top = np.full((n_users, top_n), -1, np.int32)
+        self.observed = np.zeros(train.indptr[-1], np.int32)
+        self.ranked = np.zeros(n_users, bool)
+
+    def __call__(self, user_ids) -> tf.Tensor:
+        ids = tf.convert_to_tensor(user_ids, tf.int32)
+        scores = self.score_fn(ids)
+        top, ordered = _rank_batch(scores, rows_to_mask(self.rows, ids, self.n_items), tf.gather(self.rows, ids),
+                                   self.top_n)
+        users = ids.numpy()
+        lengths = self.train.indptr[users + 1] - self.train.indptr[users]
+        # position of each ordered entry in the full CSR: its row's start + its offset inside the row
+        starts = np.repeat(self.train.indptr[users] - (np.cumsum(lengths) - lengths), lengths)
+        self.observed[starts + np.arange(lengths.sum())] = ordered.numpy()
+        self.top[users] = top.numpy()
+        self.ranked[users] = True
+        return scores
+
+    def result(self, batch_size: int = 512) -> tuple[np.ndarray, CSR]:
+        """(top-N unobserved int32 [n_users, N], observed order CSR); users not scored yet are scored now."""
+        missing = np.flatnonzero(~self.ranked).astype(np.int32)
+        for start in range(0, missing.size, batch_size):
+            self(missing[start:start + batch_size])
+        return self.top.copy(), CSR(indptr=self.train.indptr.astype(np.int64), indices=self.observed.copy())
+
+
+def rank_users(score_fn: Callable, train: CSR, n_items: int, top_n: int,
+               batch_size: int = 512) -> tuple[np.ndarray, CSR]:
+    """Batched pass of `score_fn` over all users: (top-N unobserved int32 [n_users, N], observed order CSR)."""
+    return BatchRanker(score_fn, train, n_items, top_n).result(batch_size)
+
+
+@dataclass
+class Trajectory:
+    teacher: str
+    rankings: np.ndarray  # int32 [T, n_users, N]: top-N items not in the user's train set, best first
+    observed: CSR  # final checkpoint: each user's train items in the teacher's rank order
+    checkpoints: list[dict]  # [{"epoch", "evaluation", "valid": {metric: float}, "fraction": float | None}]
+    n_items: int
+
+    @property
+    def n_users(self) -> int:
+        return int(self.rankings.shape[1])
+
+    @property
+    def top_n(self) -> int:
+        return int(self.rankings.shape[2])
+
+    def save(self, directory: str | os.PathLike) -> None:
+        manifest = {"format_version": FORMAT_VERSION, "teacher": self.teacher, "checkpoints": self.checkpoints,
+                    "top_n": self.top_n, "n_users": self.n_users, "n_items": int(self.n_items)}
+        arrays = {"rankings": self.rankings.astype(np.int32), "observed_indptr": self.observed.indptr.astype(np.int64),
+                  "observed_indices": self.observed.indices.astype(np.int32)}
+        write_manifest_dir(directory, MANIFEST, arrays, manifest)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> Trajectory:
+        manifest, arrays = read_manifest_dir(directory, MANIFEST, FORMAT_VERSION)
+        where = os.path.join(os.fspath(directory), MANIFEST)
+        fields = {f: require_field(manifest, f, where)
+                  for f in ("teacher", "checkpoints", "top_n", "n_users", "n_items")}
+        for name in ("rankings", "observed_indptr", "observed_indices"):
+            if name not in arrays:
+                raise HetCompError(f"{where}: file {name}.npy is not listed")
+        rankings, indptr, indices = arrays["rankings"], arrays["observed_indptr"], arrays["observed_indices"]
+        expected = (len(fields["checkpoints"]), fields["n_users"], fields["top_n"])
+        if rankings.dtype != np.int32 or rankings.shape != expected:
+            raise HetCompError(f"{where}: rankings.npy is {rankings.dtype} {rankings.shape}, expected int32 {expected}")
+        if indptr.shape != (fields["n_users"] + 1,) or int(indptr[-1]) != indices.size:
+            raise HetCompError(f"{where}: observed_indptr.npy/observed_indices.npy do not form a CSR of "
+                               f"{fields['n_users']} rows")
+        return cls(teacher=fields["teacher"], rankings=rankings, observed=CSR(indptr=indptr, indices=indices),
+                   checkpoints=fields["checkpoints"], n_items=int(fields["n_items"]))
+
+
+class TrajectoryRecorder:
+    """Collects a teacher's rankings during training; `observe` at every valid evaluation, `finish` at the end."""
+
+    def __init__(self, teacher: str, train: CSR, n_items: int, cfg: TrajectoryConfig, batch_size: int = 512):
+        check_trajectory_config(cfg, n_items)
+        self.teacher, self.train, self.n_items, self.cfg, self.batch_size = teacher, train, n_items, cfg, batch_size
+        self.evaluations: list[dict] = []  # {"epoch", "valid"} of every evaluation
+        self.records: dict[int, tuple[np.ndarray, CSR]] = {}  # evaluation index -> rankings of a record
+
+    @property
+    def best(self) -> dict | None:
+        return self.evaluations[max(self.records)] if self.records else None
+
+    def ranker(self, score_fn: Callable) -> BatchRanker:
+        """Wrap the teacher's score_fn in this for one evaluation, then pass the wrapper to `observe`."""
+        return BatchRanker(score_fn, self.train, self.n_items, self.cfg.top_n)
+
+    def observe(self, epoch: int, valid: dict, ranker: BatchRanker) -> bool:
+        """Registers an evaluation; if it is a new best valid Recall@50, keeps the ranking of every user
+        (completing `ranker` for users the evaluation did not score) and returns True (the caller then keeps
+        these weights as the best)."""
+        best = self.best
+        improved = best is None or valid[RECORD_METRIC] > best["valid"][RECORD_METRIC]
+        self.evaluations.append({"epoch": int(epoch), "valid": {k: float(v) for k, v in valid.items()}})
+        if improved:
+            self.records[len(self.evaluations) - 1] = ranker.result(self.batch_size)
+        return improved
+
+    def finish(self) -> Trajectory:
+        """Picks the checkpoints by the module's rule and drops the other rankings."""
+        recalls = [e["valid"][RECORD_METRIC] for e in self.evaluations]
+        chosen = select_checkpoints(recalls, self.cfg.fractions)
+        fractions = [*map(float, self.cfg.fractions), None]
+        checkpoints = [{**self.evaluations[i], "evaluation": i, "fraction": f} for i, f in zip(chosen, fractions)]
+        rankings = np.stack([self.records[i][0] for i in chosen])
+        observed = self.records[chosen[-1]][1]
+        self.records = {}
+        return Trajectory(self.teacher, rankings, observed, checkpoints, self.n_items)
+
+
+def trajectories_dir(out_dir: str | os.PathLike) -> Path:
+    return Path(out_dir) / "trajectories"
+
+
+def save_trajectories(runs_or_trajs: Iterable, out_dir: str | os.PathLike) -> Path:
+    """Writes out_dir/trajectories/<TEACHER>/ for each Trajectory (or TeacherRun, via its `.trajectory`)."""
+    root = trajectories_dir(out_dir)
+    for item in runs_or_trajs:
+        traj = getattr(item, "trajectory", item)
+        traj.save(root / traj.teacher)
+    return root
+
+
+def load_trajectories(out_dir: str | os.PathLike, teachers: Sequence[str] | None = None) -> dict[str, Trajectory]:
+    """All (or the named) trajectories under out_dir/trajectories, in TEACHER_NAMES order."""
+    root = trajectories_dir(out_dir)
+    if not root.is_dir():
+        raise HetCompError(f"{root}: missing; run `hetcomp teachers --out {out_dir}` first")
+    present = [p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    names = list(teachers) if teachers is not None else sorted(
+        present, key=lambda n: (TEACHER_NAMES.index(n) if n in TEACHER_NAMES else len(TEACHER_NAMES), n))
+    if not names:
+        raise HetCompError(f"{root}: no teacher trajectories in it")
+    result = {}
+    for name in names:
+        traj = Trajectory.load(root / name)
+        if traj.teacher != name:
+            raise HetCompError(f"{root / name / MANIFEST}: teacher {traj.teacher!r} does not match its directory")
+        result[name] = traj
+    return result

@@ -1,0 +1,101 @@
+"""`hetcomp teachers` end to end on tiny synthetic data, and its bad-input exits."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+
+import pytest
+
+from hetcomp_tf.cli import main
+from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES
+from hetcomp_tf.data import Dataset
+from hetcomp_tf.ensemble import EnsembleKnowledge, evaluate_ensemble
+from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.trajectories import load_trajectories
+
+METRIC_KEYS = {f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")}
+
+
+@pytest.fixture(scope="module")
+def teachers_out(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "out"
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = main(["teachers", "--data", "synthetic", "--profile", "tiny", "--out", str(out), "--seed", "3"])
+    return code, out, stdout.getvalue()
+
+
+def test_teachers_writes_results_trajectories_split_and_logs(teachers_out):
+    code, out, _ = teachers_out
+    assert code == 0
+    result = json.loads((out / "teachers.json").read_text())
+    assert result["profile"] == "tiny" and list(result["teachers"]) == list(TEACHER_NAMES)
+    data = Dataset.load(out / "dataset.npz")
+    assert {k: result["dataset"][k] for k in data.sizes()} == data.sizes()
+    for name, entry in result["teachers"].items():
+        assert set(entry["test"]) == set(entry["valid"]) == METRIC_KEYS
+        assert all(0.0 <= v <= 1.0 for v in entry["test"].values())
+        assert entry["train_seconds"] > 0 and entry["epochs"] >= 1 and entry["params"] > 0
+        assert list((out / "logs" / "teachers" / name).glob("events.out.tfevents.*"))
+    assert set(result["ensemble"]["test"]) == set(result["ensemble"]["valid"]) == METRIC_KEYS
+    assert math.isfinite(result["ensemble"]["test"]["recall@50"]) and result["ensemble"]["test"]["recall@50"] > 0
+
+    trajs = load_trajectories(out)
+    assert list(trajs) == list(TEACHER_NAMES)
+    for name, traj in trajs.items():
+        assert traj.rankings.shape[:2] == (4, data.n_users)
+        assert [c["valid"] for c in traj.checkpoints][-1] == result["teachers"][name]["valid"]
+    knowledge = EnsembleKnowledge.from_trajectories(trajs, tau=result["ensemble"]["tau"])
+    recomputed = evaluate_ensemble(knowledge, data, "test")
+    assert recomputed == pytest.approx(result["ensemble"]["test"], abs=1e-7)
+    assert not [p.name for p in out.parent.iterdir() if p.name != "out"]  # no staging directory left
+
+
+def test_teachers_prints_the_test_metrics_table(teachers_out):
+    _, out, stdout = teachers_out
+    result = json.loads((out / "teachers.json").read_text())
+    lines = stdout.strip().splitlines()
+    header = lines[1].split()
+    assert header == [f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")] + ["seconds"]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[3:]}
+    assert list(rows) == [*TEACHER_NAMES, "Ensemble"]
+    for name in TEACHER_NAMES:
+        assert float(rows[name][header.index("recall@50")]) == pytest.approx(
+            result["teachers"][name]["test"]["recall@50"], abs=5e-5)
+    assert rows["Ensemble"][-1] == "-"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--data", "synthetic", "--teachers", "MF,XX"], "unknown teacher 'XX'"),
+    (["--data", "synthetic", "--teachers", "MF,MF"], "at most once"),
+    (["--data", "/nonexistent/users.csv"], "/nonexistent/users.csv"),
+    (["--data", "synthetic", "--profile", "huge"], "unknown profile 'huge'"),
+])
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, argv, message):
+    out = tmp_path / "out"
+    profile = [] if "--profile" in argv else ["--profile", "tiny"]
+    assert main(["teachers", *profile, *argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("hetcomp: error:") and message in err[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failure_midway_leaves_no_output(tmp_path, capsys, monkeypatch):
+    import hetcomp_tf.training as training
+
+    real = training.train_teacher
+
+    def fail_on_ml(name, *args, **kwargs):
+        if name == "ML":
+            raise HetCompError("ML: training loss became nan at epoch 1")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(training, "train_teacher", fail_on_ml)
+    out = tmp_path / "out"
+    assert main(["teachers", "--data", "synthetic", "--profile", "tiny", "--teachers", "MF,ML",
+                 "--out", str(out)]) == 2
+    assert "ML: training loss became nan" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,170 @@
+"""The ensemble against slow, loop-by-loop NumPy references on random rankings."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from hetcomp_tf.data import CSR, Dataset
+from hetcomp_tf.ensemble import (EnsembleKnowledge, ensemble_observed, ensemble_topk, evaluate_ensemble,
+                                 importance, select_stages)
+from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.metrics import evaluate
+from hetcomp_tf.trajectories import Trajectory
+
+
+def random_rankings(rng, shape, n_items, max_pad):
+    """int32 rankings of distinct items per list, each list with a random −1 padded tail."""
+    *lead, length = shape
+    out = np.full(shape, -1, np.int32)
+    for index in np.ndindex(*lead):
+        filled = length - rng.integers(0, max_pad + 1)
+        out[index][:filled] = rng.choice(n_items, size=filled, replace=False)
+    return out
+
+
+def reference_importance(rankings, n_items, tau):
+    n_teachers, n_users, length = rankings.shape
+    result = np.zeros((n_users, n_items))
+    for x in range(n_teachers):
+        for u in range(n_users):
+            for position in range(length):
+                item = rankings[x, u, position]
+                if item >= 0:
+                    result[u, item] += math.exp(-(position + 1) / tau)
+    return result
+
+
+@pytest.mark.parametrize("tau", [10.0, 2.5])
+def test_importance_matches_loop_reference(tau):
+    rng = np.random.default_rng(0)
+    rankings = random_rankings(rng, (3, 9, 12), n_items=40, max_pad=5)
+    got = importance(rankings, 40, tau).numpy()
+    np.testing.assert_allclose(got, reference_importance(rankings, 40, tau), rtol=1e-6, atol=1e-6)
+
+
+def test_ensemble_topk_orders_by_reference_importance():
+    rng = np.random.default_rng(1)
+    rankings = random_rankings(rng, (2, 7, 6), n_items=30, max_pad=4)
+    reference = reference_importance(rankings, 30, 10.0)
+    top = ensemble_topk(rankings, 30, k=10).numpy()
+    for u in range(7):
+        listed = np.count_nonzero(reference[u])
+        expected = np.sort(reference[u][reference[u] > 0])[::-1][:10]
+        items = top[u][top[u] >= 0]
+        assert len(items) == min(10, listed) and len(set(items)) == len(items)
+        assert (top[u][len(items):] == -1).all()
+        np.testing.assert_allclose(reference[u][items], expected, rtol=1e-6)
+
+
+def test_select_stages_picks_each_users_checkpoint_per_teacher():
+    rng = np.random.default_rng(2)
+    n_teachers, n_checkpoints, n_users, length, n_items = 3, 4, 11, 8, 50
+    stacked = random_rankings(rng, (n_teachers, n_checkpoints, n_users, length), n_items, max_pad=3)
+    stages = rng.integers(0, n_checkpoints, size=(n_users, n_teachers)).astype(np.int32)
+    selected = select_stages(stacked, stages).numpy()
+    expected = np.zeros((n_teachers, n_users, length), np.int32)
+    for x in range(n_teachers):
+        for u in range(n_users):
+            expected[x, u] = stacked[x, stages[u, x], u]
+    np.testing.assert_array_equal(selected, expected)
+    np.testing.assert_allclose(importance(selected, n_items).numpy(), reference_importance(expected, n_items, 10.0),
+                               rtol=1e-6, atol=1e-6)
+    users = np.array([7, 2, 7], np.int32)
+    np.testing.assert_array_equal(select_stages(stacked, stages[users], users).numpy(), expected[:, users])
+
+
+def random_observed(rng, n_users, n_items, n_teachers):
+    """The same random train rows, in an independent random order per teacher."""
+    rows = [np.sort(rng.choice(n_items, size=rng.integers(0, 9), replace=False)) for _ in range(n_users)]
+    return rows, [CSR.from_rows([rng.permutation(row) for row in rows]) for _ in range(n_teachers)]
+
+
+@pytest.mark.parametrize("width", [None, 3])
+def test_ensemble_observed_matches_reference(width):
+    rng = np.random.default_rng(3)
+    rows, observed = random_observed(rng, n_users=25, n_items=20, n_teachers=4)
+    got = ensemble_observed(observed, width=width, tau=3.0)
+    expected_width = max(len(r) for r in rows) if width is None else width
+    assert got.shape == (25, expected_width) and got.dtype == np.int32
+    for u, row in enumerate(rows):
+        score = {item: sum(math.exp(-(list(csr.row(u)).index(item) + 1) / 3.0) for csr in observed) for item in row}
+        expected = sorted(row, key=lambda item: (-score[item], item))[:expected_width]
+        items = got[u][got[u] >= 0]
+        assert (got[u][len(items):] == -1).all()
+        assert len(items) == len(expected) and len(set(items)) == len(items) and set(items) <= set(row)
+        np.testing.assert_allclose([score[i] for i in items], [score[i] for i in expected], rtol=1e-12)
+
+
+def test_ensemble_observed_rejects_teachers_with_different_train_items():
+    rows = [[3, 1, 4], [5, 9]]
+    good = CSR.from_rows(rows)
+    other_items = CSR.from_rows([[3, 1, 4], [5, 2]])
+    other_lengths = CSR.from_rows([[3, 1], [5, 9, 4]])
+    with pytest.raises(HetCompError, match="teacher 1's observed items"):
+        ensemble_observed([good, other_items])
+    with pytest.raises(HetCompError, match="teacher 2's observed rows"):
+        ensemble_observed([good, good, other_lengths])
+
+
+def make_trajectory(rng, name, n_checkpoints, n_users, length, n_items, rows):
+    rankings = random_rankings(rng, (n_checkpoints, n_users, length), n_items, max_pad=2)
+    checkpoints = [{"epoch": t + 1, "evaluation": t, "valid": {"recall@50": 0.1 * t}, "fraction": None}
+                   for t in range(n_checkpoints)]
+    return Trajectory(name, rankings, CSR.from_rows([rng.permutation(r) for r in rows]), checkpoints, n_items)
+
+
+def test_knowledge_stacks_trajectories_and_round_trips(tmp_path):
+    rng = np.random.default_rng(5)
+    rows = [rng.choice(30, size=4, replace=False) for _ in range(6)]
+    trajs = {name: make_trajectory(rng, name, 3, 6, 7, 30, rows) for name in ("MF", "GNN")}
+    knowledge = EnsembleKnowledge.from_trajectories(trajs, tau=4.0)
+    assert knowledge.teachers == ("MF", "GNN") and knowledge.rankings.shape == (2, 3, 6, 7)
+    np.testing.assert_array_equal(knowledge.final_rankings, np.stack([t.rankings[-1] for t in trajs.values()]))
+    np.testing.assert_array_equal(knowledge.observed, ensemble_observed([t.observed for t in trajs.values()], tau=4.0))
+
+    knowledge.save(tmp_path / "knowledge")
+    loaded = EnsembleKnowledge.load(tmp_path / "knowledge")
+    assert (loaded.teachers, loaded.n_items, loaded.tau) == (knowledge.teachers, 30, 4.0)
+    np.testing.assert_array_equal(loaded.rankings, knowledge.rankings)
+    np.testing.assert_array_equal(loaded.observed, knowledge.observed)
+    assert [p.name for p in tmp_path.iterdir()] == ["knowledge"]  # no temporary directory left
+
+    np.save(tmp_path / "knowledge" / "observed.npy", knowledge.observed[::-1])
+    with pytest.raises(HetCompError, match="observed.npy"):
+        EnsembleKnowledge.load(tmp_path / "knowledge")
+    manifest = tmp_path / "knowledge" / "manifest.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "format_version": 99}))
+    with pytest.raises(HetCompError, match="manifest.json.*format_version"):
+        EnsembleKnowledge.load(tmp_path / "knowledge")
+
+
+def test_knowledge_rejects_mismatched_trajectories():
+    rng = np.random.default_rng(6)
+    rows = [rng.choice(30, size=4, replace=False) for _ in range(6)]
+    with pytest.raises(HetCompError, match="differ in shape"):
+        EnsembleKnowledge.from_trajectories([make_trajectory(rng, "MF", 3, 6, 7, 30, rows),
+                                             make_trajectory(rng, "ML", 2, 6, 7, 30, rows)])
+
+
+def test_ensemble_evaluation_scores_with_final_checkpoint_importance():
+    rng = np.random.default_rng(7)
+    n_users, n_items = 12, 60
+    splits = [rng.permutation(n_items)[:9] for _ in range(n_users)]
+    train, valid, test = (CSR.from_rows([np.sort(items[lo:hi]) for items in splits]) for lo, hi in
+                          ((0, 5), (5, 7), (7, 9)))
+    data = Dataset("tiny", np.array([f"u{u}" for u in range(n_users)]), np.array([f"i{i}" for i in range(n_items)]),
+                   train, valid, test)
+    rows = [train.row(u) for u in range(n_users)]
+    trajs = [make_trajectory(rng, name, 2, n_users, 20, n_items, rows) for name in ("MF", "AE")]
+    knowledge = EnsembleKnowledge.from_trajectories(trajs)
+    reference = reference_importance(knowledge.final_rankings, n_items, 10.0).astype(np.float32)
+    expected = evaluate(lambda users: tf.gather(reference, users), data, "test")
+    got = evaluate_ensemble(knowledge, data, "test")
+    assert got.keys() == expected.keys()
+    for key in got:
+        assert got[key] == pytest.approx(expected[key], abs=1e-6)

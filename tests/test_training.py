@@ -1,0 +1,106 @@
+"""The shared teacher loop on tiny synthetic data with MF: early stopping, best weights, trajectory, logs."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from hetcomp_tf.config import TeacherConfig, TrajectoryConfig, get_profile
+from hetcomp_tf.data import load_dataset
+from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.metrics import evaluate
+from hetcomp_tf.trajectories import rank_users, select_checkpoints
+from hetcomp_tf.training import train_teacher
+
+CFG = TeacherConfig(dim=16, epochs=60, batch_size=128, learning_rate=0.01, eval_every=2, patience=2)
+TRAJ = TrajectoryConfig(n_checkpoints=4, fractions=(0.4, 0.7, 0.9), top_n=40)
+
+
+class RecordingProgress:
+    instances: list = []
+
+    def __init__(self, what, total):
+        self.what, self.total, self.updates = what, total, []
+        RecordingProgress.instances.append(self)
+
+    def update(self, done, detail=""):
+        self.updates.append((done, detail))
+
+
+@pytest.fixture(scope="module")
+def data():
+    profile = get_profile("tiny")
+    return load_dataset("synthetic", None, dataclasses.replace(profile.data, synthetic_users=150, synthetic_items=120))
+
+
+@pytest.fixture(scope="module")
+def mf_run(data, tmp_path_factory):
+    log_dir = tmp_path_factory.mktemp("logs")
+    RecordingProgress.instances.clear()
+    return train_teacher("MF", data, CFG, TRAJ, seed=1, log_dir=log_dir, progress=RecordingProgress), log_dir
+
+
+def evaluations(run):
+    return [h for h in run.history if "valid" in h]
+
+
+def test_early_stopping_and_best_weights_restored(data, mf_run):
+    run, _ = mf_run
+    assert run.epochs < CFG.epochs, "tiny MF at lr 0.01 plateaus long before 60 epochs"
+    evals = evaluations(run)
+    recalls = [e["valid"]["recall@50"] for e in evals]
+    best = int(np.argmax(recalls))
+    assert len(evals) - 1 - best == CFG.patience  # stopped exactly `patience` evaluations after the best
+    assert run.valid == evals[best]["valid"]
+    assert evaluate(run.teacher.score_all, data, "valid")["recall@50"] == pytest.approx(recalls[best], abs=1e-7)
+    assert run.test == evaluate(run.teacher.score_all, data, "test")
+    assert run.params == (data.n_users + data.n_items) * CFG.dim
+
+
+def test_trajectory_checkpoints_and_rankings(data, mf_run):
+    run, _ = mf_run
+    traj = run.trajectory
+    epochs = [c["epoch"] for c in traj.checkpoints]
+    assert len(epochs) == TRAJ.n_checkpoints and epochs == sorted(epochs)
+    assert traj.checkpoints[-1]["valid"] == run.valid
+    evals = evaluations(run)
+    chosen = select_checkpoints([e["valid"]["recall@50"] for e in evals], TRAJ.fractions)
+    assert epochs == [evals[i]["epoch"] for i in chosen]
+    assert traj.rankings.shape == (TRAJ.n_checkpoints, data.n_users, TRAJ.top_n) and traj.rankings.dtype == np.int32
+    for t in range(TRAJ.n_checkpoints):
+        for u in range(data.n_users):
+            train_items = set(data.train.row(u))
+            listed = traj.rankings[t, u][traj.rankings[t, u] >= 0]
+            assert len(listed) == min(TRAJ.top_n, data.n_items - len(train_items)) == len(set(listed))
+            assert not train_items & set(listed)
+    final, observed = rank_users(run.teacher.score_all, data.train, data.n_items, TRAJ.top_n)
+    np.testing.assert_array_equal(traj.rankings[-1], final)  # the last checkpoint is the restored model
+    np.testing.assert_array_equal(traj.observed.indices, observed.indices)
+    for u in range(data.n_users):
+        assert sorted(traj.observed.row(u)) == sorted(data.train.row(u))
+
+
+def test_progress_and_tensorboard_scalars(mf_run):
+    run, log_dir = mf_run
+    (progress,) = RecordingProgress.instances
+    assert (progress.what, progress.total) == ("MF epoch", CFG.epochs)
+    assert [done for done, _ in progress.updates] == list(range(1, run.epochs + 1))
+    assert "valid recall@50" in progress.updates[1][1] and "loss" in progress.updates[0][1]
+    scalars = {}
+    for path in (log_dir / "MF").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, []).append((event.step, float(tf.make_ndarray(value.tensor))))
+    assert [step for step, _ in scalars["train/loss"]] == list(range(1, run.epochs + 1))
+    np.testing.assert_allclose([v for _, v in scalars["train/loss"]], [h["loss"] for h in run.history], rtol=1e-6)
+    for k in (10, 20, 50):
+        for metric in ("recall", "ndcg"):
+            assert [step for step, _ in scalars[f"valid/{metric}@{k}"]] == [e["epoch"] for e in evaluations(run)]
+
+
+def test_bad_loop_config_is_rejected(data):
+    with pytest.raises(HetCompError, match="patience=0"):
+        train_teacher("MF", data, dataclasses.replace(CFG, patience=0), TRAJ, progress=None)
