@@ -1,0 +1,9 @@
+"""HetComp's custom TFX components: thin wrappers that move the library's results in and out of artifacts."""
+
+from components.ingestion import InteractionExampleGen
+from components.knowledge_builder import KnowledgeBuilder
+from components.ranking_evaluator import RankingEvaluator
+from components.student_trainer import StudentTrainer
+from components.teacher_trainer import TeacherTrainer
+
+__all__ = ["InteractionExampleGen", "KnowledgeBuilder", "RankingEvaluator", "StudentTrainer", "TeacherTrainer"]

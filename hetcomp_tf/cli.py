@@ -7,6 +7,7 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 
 from hetcomp_tf.errors import HetCompError
 
@@ -38,7 +39,10 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow's C++ start-up chatter (CUDA factory "E" lines on a CPU machine) and google-api-core's
+    # Python-version FutureWarning are noise for a command-line user; real errors still raise.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    warnings.filterwarnings("ignore", category=FutureWarning, module="google.api_core")
     args = build_parser(argv).parse_args(argv)
     try:
         return int(_module(args.command).run(args) or 0)

@@ -1,0 +1,53 @@
+"""HetComp's custom TFX artifact types and the file layout inside each artifact's directory.
+
+Every artifact directory holds the library's own on-disk format (`Dataset.save`, `Trajectory.save`,
+`EnsembleKnowledge.save`, JSON metrics), so a component reads exactly what the library wrote and nothing
+is re-encoded. The few facts worth querying in ML Metadata without opening files (teacher, number of
+checkpoints, N, format version, sizes) are custom properties: the Kubeflow V2 compiler accepts custom types
+only without declared PROPERTIES, and only with `<namespace>.<Name>` type names.
+"""
+
+from __future__ import annotations
+
+from tfx.types import artifact
+
+
+class InteractionDataset(artifact.Artifact):
+    """The filtered, re-indexed, split interactions with their id vocabularies (one `Dataset` .npz)."""
+
+    TYPE_NAME = "hetcomp.InteractionDataset"
+
+
+class TeacherTrajectory(artifact.Artifact):
+    """One teacher's ranking trajectory (T checkpoints of its top-N lists) and its valid/test metrics."""
+
+    TYPE_NAME = "hetcomp.TeacherTrajectory"
+
+
+class EnsembleKnowledge(artifact.Artifact):
+    """Everything the student needs from the teachers: stacked trajectories and the ensemble's observed order."""
+
+    TYPE_NAME = "hetcomp.EnsembleKnowledge"
+
+
+class RankingMetrics(artifact.Artifact):
+    """Ranking metrics as JSON: `{"methods": {name: {"valid": {...}, "test": {...}}}, ...}`."""
+
+    TYPE_NAME = "hetcomp.RankingMetrics"
+
+
+def set_custom_properties(target: artifact.Artifact, **values) -> None:
+    """int values become int custom properties, everything else a string one."""
+    for key, value in values.items():
+        if isinstance(value, int):
+            target.set_int_custom_property(key, value)
+        else:
+            target.set_string_custom_property(key, str(value))
+
+
+# File names inside artifact directories (see components/storage.py for reading and writing them).
+DATASET_FILE = "dataset.npz"
+METRICS_FILE = "metrics.json"
+TRAJECTORY_DIR = "trajectory"  # TeacherTrajectory: `Trajectory.save` layout (+ METRICS_FILE beside it)
+KNOWLEDGE_DIR = "knowledge"  # EnsembleKnowledge: `EnsembleKnowledge.save` layout
+STUDENT_DIR = "Format-HetCompStudent"  # student Model, beside TFX's Format-Serving: `distill.save_student`

@@ -1,0 +1,88 @@
+"""`KnowledgeBuilder`: the teachers' trajectories -> the ensemble knowledge the student distils from,
+plus the comparison table's teacher and ensemble rows (`RankingMetrics`).
+
+KFP v2 compiles only single-producer input channels (no `tfx.dsl.experimental` union), so every teacher
+has its own optional input key (`trajectory_key`); at least one must be wired.
+"""
+
+from __future__ import annotations
+
+import os
+
+from tfx import types
+from tfx.dsl.components.base import base_component, base_executor, executor_spec
+from tfx.types import artifact_utils
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+
+from components import storage
+from components.artifacts import (KNOWLEDGE_DIR, METRICS_FILE, TRAJECTORY_DIR, EnsembleKnowledge,
+                                  InteractionDataset, RankingMetrics, TeacherTrajectory,
+                                  set_custom_properties)
+from hetcomp_tf.config import TEACHER_NAMES, DistillConfig
+from hetcomp_tf import ensemble
+from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.trajectories import Trajectory
+
+
+def trajectory_key(teacher: str) -> str:
+    """Input key of a teacher's trajectory: "I-AE" -> "trajectory_i_ae"."""
+    return "trajectory_" + teacher.lower().replace("-", "_")
+
+
+def method_name(teacher: str) -> str:
+    """Row name of a teacher in the comparison (report.json "methods")."""
+    return f"teacher:{teacher}"
+
+
+class Executor(base_executor.BaseExecutor):
+    def Do(self, input_dict, output_dict, exec_properties) -> None:
+        data = storage.read_dataset(artifact_utils.get_single_uri(input_dict["dataset"]))
+        trajectories, methods = {}, {}
+        for teacher in TEACHER_NAMES:
+            if not input_dict.get(trajectory_key(teacher)):
+                continue
+            uri = artifact_utils.get_single_uri(input_dict[trajectory_key(teacher)])
+            with storage.readable_dir(uri) as directory:
+                trajectories[teacher] = Trajectory.load(os.path.join(directory, TRAJECTORY_DIR))
+            teacher_run = storage.read_json(uri, METRICS_FILE)
+            methods[method_name(teacher)] = {"valid": teacher_run["valid"], "test": teacher_run["test"]}
+        if not trajectories:
+            raise HetCompError("KnowledgeBuilder: no teacher trajectory is wired in")
+
+        knowledge = ensemble.EnsembleKnowledge.from_trajectories(trajectories, tau=exec_properties["tau"])
+        methods["ensemble"] = {split: ensemble.evaluate_ensemble(knowledge, data, split) for split in ("valid", "test")}
+        knowledge_artifact = artifact_utils.get_single_instance(output_dict["knowledge"])
+        with storage.writable_dir(knowledge_artifact.uri) as directory:
+            knowledge.save(os.path.join(directory, KNOWLEDGE_DIR))
+        set_custom_properties(knowledge_artifact, teachers=",".join(knowledge.teachers),
+                              n_checkpoints=knowledge.n_checkpoints, top_n=knowledge.top_n)
+        storage.write_json(artifact_utils.get_single_uri(output_dict["metrics"]), METRICS_FILE, {"methods": methods})
+
+
+class KnowledgeBuilderSpec(ComponentSpec):
+    PARAMETERS = {"tau": ExecutionParameter(type=float)}
+    INPUTS = {
+        "dataset": ChannelParameter(type=InteractionDataset),
+        **{trajectory_key(t): ChannelParameter(type=TeacherTrajectory, optional=True) for t in TEACHER_NAMES},
+    }
+    OUTPUTS = {
+        "knowledge": ChannelParameter(type=EnsembleKnowledge),
+        "metrics": ChannelParameter(type=RankingMetrics),
+    }
+
+
+class KnowledgeBuilder(base_component.BaseComponent):
+    SPEC_CLASS = KnowledgeBuilderSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+
+    def __init__(self, dataset: types.BaseChannel, trajectories: dict[str, types.BaseChannel],
+                 distill_config: DistillConfig):
+        """`trajectories`: TeacherTrainer outputs by teacher name; only the ensemble temperature of
+        `distill_config` matters here, so changing the student's settings reuses cached knowledge."""
+        super().__init__(spec=KnowledgeBuilderSpec(
+            tau=float(distill_config.tau),
+            dataset=dataset,
+            **{trajectory_key(name): channel for name, channel in trajectories.items()},
+            knowledge=types.Channel(type=EnsembleKnowledge),
+            metrics=types.Channel(type=RankingMetrics),
+        ))

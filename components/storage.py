@@ -1,0 +1,63 @@
+"""Reading and writing artifact directories that may live on remote storage (gs://, s3:// on Kubeflow).
+
+The library saves to and loads from local paths; these helpers stage a local directory and copy it
+to/from the artifact URI with TFX's filesystem layer, so the same executor runs locally and on Kubeflow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+
+from tfx.dsl.io import fileio
+from tfx.utils import io_utils
+
+from components.artifacts import DATASET_FILE
+from hetcomp_tf.data import Dataset
+
+
+def is_local(uri: str) -> bool:
+    return "://" not in uri
+
+
+@contextlib.contextmanager
+def writable_dir(uri: str) -> Iterator[str]:
+    """A local directory whose content ends up at `uri` when the block exits without error."""
+    if is_local(uri):
+        os.makedirs(uri, exist_ok=True)
+        yield uri
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        yield tmp
+        io_utils.copy_dir(tmp, uri)
+
+
+@contextlib.contextmanager
+def readable_dir(uri: str) -> Iterator[str]:
+    """A local directory holding the content of `uri` for the duration of the block."""
+    if is_local(uri):
+        yield uri
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        io_utils.copy_dir(uri, tmp)
+        yield tmp
+
+
+def write_json(uri: str, name: str, value) -> None:
+    fileio.makedirs(uri)
+    with fileio.open(os.path.join(uri, name), "w") as f:
+        f.write(json.dumps(value, indent=2))
+
+
+def read_json(uri: str, name: str):
+    with fileio.open(os.path.join(uri, name), "r") as f:
+        return json.loads(f.read())
+
+
+def read_dataset(uri: str) -> Dataset:
+    """The library `Dataset` held by the `InteractionDataset` artifact at `uri`."""
+    with readable_dir(uri) as directory:
+        return Dataset.load(os.path.join(directory, DATASET_FILE))

@@ -1,0 +1,77 @@
+"""`StudentTrainer`: the TFX Trainer contract (examples + schema in, `Model` + `ModelRun` out, a `run_fn`
+given by module path and called with `FnArgs`) with one more input, the ensemble knowledge.
+
+Its executor is TFX's `GenericExecutor`; it only adds the dataset and knowledge URIs to
+`fn_args.custom_config`. The default `run_fn` is `components.distill_run.run_fn`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from tfx import types
+from tfx.components.trainer import executor as trainer_executor
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.proto import trainer_pb2
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+from tfx.utils import json_utils
+
+from components.artifacts import EnsembleKnowledge, InteractionDataset
+from hetcomp_tf.config import DistillConfig
+
+# In a module of its own: TFX re-imports (importlib.reload) the run_fn's module on every execution, which
+# would replace this module's component classes under a long-lived process (a second pipeline run).
+DEFAULT_RUN_FN = "components.distill_run.run_fn"
+
+
+class Executor(trainer_executor.GenericExecutor):
+    def _GetFnArgs(self, input_dict, output_dict, exec_properties):
+        fn_args = super()._GetFnArgs(input_dict, output_dict, exec_properties)
+        fn_args.custom_config = {
+            **(fn_args.custom_config or {}),
+            "dataset_uri": artifact_utils.get_single_uri(input_dict["dataset"]),
+            "knowledge_uri": artifact_utils.get_single_uri(input_dict["knowledge"]),
+        }
+        return fn_args
+
+
+class StudentTrainerSpec(ComponentSpec):
+    PARAMETERS = {
+        standard_component_specs.TRAIN_ARGS_KEY: ExecutionParameter(type=trainer_pb2.TrainArgs),
+        standard_component_specs.EVAL_ARGS_KEY: ExecutionParameter(type=trainer_pb2.EvalArgs),
+        standard_component_specs.RUN_FN_KEY: ExecutionParameter(type=str),
+        standard_component_specs.CUSTOM_CONFIG_KEY: ExecutionParameter(type=str),
+    }
+    INPUTS = {
+        standard_component_specs.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
+        standard_component_specs.SCHEMA_KEY: ChannelParameter(type=standard_artifacts.Schema, optional=True),
+        "dataset": ChannelParameter(type=InteractionDataset),
+        "knowledge": ChannelParameter(type=EnsembleKnowledge),
+    }
+    OUTPUTS = {
+        standard_component_specs.MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
+        standard_component_specs.MODEL_RUN_KEY: ChannelParameter(type=standard_artifacts.ModelRun),
+    }
+
+
+class StudentTrainer(base_component.BaseComponent):
+    SPEC_CLASS = StudentTrainerSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+
+    def __init__(self, examples: types.BaseChannel, dataset: types.BaseChannel, knowledge: types.BaseChannel,
+                 distill_config: DistillConfig, schema: types.BaseChannel | None = None,
+                 run_fn: str = DEFAULT_RUN_FN):
+        """The method and its hyper-parameters travel as `custom_config={"distill_config": {...}}` (JSON)."""
+        super().__init__(spec=StudentTrainerSpec(
+            train_args=trainer_pb2.TrainArgs(splits=["train"]),
+            eval_args=trainer_pb2.EvalArgs(splits=["valid"]),
+            run_fn=run_fn,
+            custom_config=json_utils.dumps({"distill_config": dataclasses.asdict(distill_config)}),
+            examples=examples,
+            schema=schema,
+            dataset=dataset,
+            knowledge=knowledge,
+            model=types.Channel(type=standard_artifacts.Model),
+            model_run=types.Channel(type=standard_artifacts.ModelRun),
+        ))

@@ -1,0 +1,22 @@
+"""Compiles the same DAG to a Kubeflow Pipelines v2 job spec (JSON) for a container image built from
+the repository's Dockerfile; every node becomes one task running TFX's v2 container entrypoint."""
+
+from __future__ import annotations
+
+import os
+
+from tfx import v1 as tfx
+
+from pipeline.configs import PipelineConfig
+from pipeline.pipeline import create_pipeline
+
+
+def compile_pipeline(config: PipelineConfig, image: str, output_file: str) -> dict:
+    """Writes the spec to `output_file` and returns it as a dict (config.root() should be a URI every
+    task can reach, e.g. gs://bucket/hetcomp)."""
+    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
+        output_dir=os.path.dirname(os.path.abspath(output_file)),
+        output_filename=os.path.basename(output_file),
+    )
+    return runner.run(create_pipeline(config), write_out=True)

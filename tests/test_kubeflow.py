@@ -1,0 +1,110 @@
+"""`hetcomp kubeflow` compiles the same DAG to a KFP v2 job spec: every component a task on the given image,
+the teachers independent of each other, custom artifact types named, and the Dockerfile's entrypoint the one
+the tasks are launched with."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
+
+from components.knowledge_builder import trajectory_key
+from hetcomp_tf.cli import main
+from hetcomp_tf.config import TEACHER_NAMES
+
+REPO = Path(__file__).resolve().parents[1]
+KUBEFLOW_TFX_CMD = list(kubeflow_v2_dag_runner.KUBEFLOW_TFX_CMD)  # the container command of every task
+IMAGE = "registry.example.com/hetcomp-tf:1.0"
+ROOT = "gs://hetcomp-test-bucket/root"
+TEACHER_TASKS = {f"TeacherTrainer.{t}" for t in TEACHER_NAMES}
+TASKS = {"InteractionExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "KnowledgeBuilder",
+         "StudentTrainer", "RankingEvaluator", "Pusher", *TEACHER_TASKS}
+
+
+def compile_spec(tmp_path, *extra) -> tuple[int, str, Path]:
+    out = tmp_path / "pipeline.json"
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["kubeflow", "--out", str(out), "--image", IMAGE, *extra])
+    return code, err.getvalue(), out
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory):
+    code, err, out = compile_spec(tmp_path_factory.mktemp("kfp"), "--pipeline-root", ROOT, "--method", "rrd",
+                                  "--distill-set", "epochs=7", "--distill-set", "tau=2.5")
+    assert code == 0, err
+    return json.loads(out.read_text())["pipelineSpec"]
+
+
+def test_every_component_is_a_task_on_the_image(spec):
+    tasks = spec["root"]["dag"]["tasks"]
+    assert set(tasks) == TASKS
+    executors = spec["deploymentSpec"]["executors"]
+    for name, task in tasks.items():
+        executor = executors[spec["components"][task["componentRef"]["name"]]["executorLabel"]]
+        assert executor["container"]["image"] == IMAGE, name
+        assert executor["container"]["command"] == KUBEFLOW_TFX_CMD, name
+    custom = {executors[spec["components"][tasks[t]["componentRef"]["name"]]["executorLabel"]]["container"]["args"][1]
+              for t in ("InteractionExampleGen", "TeacherTrainer.MF", "KnowledgeBuilder", "StudentTrainer",
+                        "RankingEvaluator")}
+    assert custom == {"components.ingestion.Executor", "components.teacher_trainer.Executor",
+                      "components.knowledge_builder.Executor", "components.student_trainer.Executor",
+                      "components.ranking_evaluator.Executor"}
+
+
+def test_teachers_run_in_parallel_and_feed_the_knowledge_builder(spec):
+    tasks = spec["root"]["dag"]["tasks"]
+    for name in TEACHER_TASKS:
+        assert set(tasks[name]["dependentTasks"]) == {"InteractionExampleGen", "ExampleValidator"}, name
+    inputs = tasks["KnowledgeBuilder"]["inputs"]["artifacts"]
+    for teacher in TEACHER_NAMES:
+        source = inputs[trajectory_key(teacher)]["taskOutputArtifact"]
+        assert source == {"producerTask": f"TeacherTrainer.{teacher}", "outputArtifactKey": "trajectory"}
+    schema = spec["components"][tasks["KnowledgeBuilder"]["componentRef"]["name"]]["outputDefinitions"]
+    assert "title: hetcomp.EnsembleKnowledge" in schema["artifacts"]["knowledge"]["artifactType"]["instanceSchema"]
+
+
+def test_settings_reach_the_tasks(spec):
+    tasks = spec["root"]["dag"]["tasks"]
+
+    def parameter(task, key):
+        return tasks[task]["inputs"]["parameters"][key]["runtimeValue"]["constantValue"]["stringValue"]
+
+    distill_config = json.loads(parameter("StudentTrainer", "custom_config"))["distill_config"]
+    assert (distill_config["method"], distill_config["epochs"], distill_config["tau"]) == ("rrd", 7, 2.5)
+    tau = tasks["KnowledgeBuilder"]["inputs"]["parameters"]["tau"]["runtimeValue"]["constantValue"]
+    assert tau["doubleValue"] == 2.5
+    assert json.loads(parameter("RankingEvaluator", "thresholds"))["min_share_of_ensemble"] == 0.5
+    assert json.loads(parameter("Pusher", "push_destination"))["filesystem"]["base_directory"] == f"{ROOT}/serving"
+    assert set(tasks["Pusher"]["inputs"]["artifacts"]) == {"model", "model_blessing"}
+
+
+def test_a_pipeline_root_is_required(tmp_path, monkeypatch):
+    monkeypatch.delenv("HETCOMP_PIPELINE_ROOT", raising=False)
+    code, err, out = compile_spec(tmp_path)
+    assert code == 2 and "--pipeline-root" in err and not out.exists()
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--distill-set", "epochs"], "expected FIELD=VALUE"),
+    (["--distill-set", "epoch=3"], "unknown distillation setting"),
+    (["--teachers", "MF,XX"], "subset of"),
+])
+def test_bad_settings_fail_with_one_line(tmp_path, option, message):
+    code, err, out = compile_spec(tmp_path, "--pipeline-root", ROOT, *option)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_dockerfile_entrypoint_is_the_task_command():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11-slim", dockerfile, re.M)
+    entrypoint = re.search(r"^ENTRYPOINT (\[.*\])$", dockerfile, re.M)
+    assert entrypoint and json.loads(entrypoint.group(1)) == KUBEFLOW_TFX_CMD
+    for needed in ("requirements/requirements.lock", "requirements/no-deps.txt", "uv pip install --system --no-deps ."):
+        assert needed in dockerfile

@@ -1,0 +1,236 @@
+"""The TFX pipeline end to end on the tiny profile (LocalDagRunner, SQLite ML Metadata), its cache, and bad data.
+
+One module-scoped fixture runs `hetcomp run` twice into the same directory; the tests read what the run left
+behind: report.json, ML Metadata, the artifacts and the pushed SavedModel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import io
+import json
+import os
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_data_validation.utils import stats_util
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tfx.types import artifact_utils, standard_artifacts
+
+from components import storage
+from components.artifacts import METRICS_FILE, STUDENT_DIR
+from components.data_gate import ANOMALIES_FILE, require_valid_examples
+from components.ingestion import EXAMPLES_FILE, SPLITS, InteractionExampleGen, data_fingerprint
+from components.ranking_evaluator import blessing
+from hetcomp_tf.cli import main
+from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES, DataConfig, DistillConfig, Profile, from_dict, get_profile
+from hetcomp_tf.distill import load_student
+from hetcomp_tf.errors import HetCompError
+from pipeline.configs import DEFAULT_MIN_SHARE
+from pipeline.local_runner import latest_run
+
+METRIC_NAMES = {f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")}
+NODES = {"InteractionExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "KnowledgeBuilder",
+         "StudentTrainer", "RankingEvaluator", "Pusher", *(f"TeacherTrainer.{t}" for t in TEACHER_NAMES)}
+
+
+def run_cli(argv: list[str]) -> SimpleNamespace:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return SimpleNamespace(code=code, stdout=out.getvalue(), stderr=err.getvalue())
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pipeline")
+    argv = ["run", "--data", "synthetic", "--profile", "tiny", "--out", str(out)]
+    first = run_cli(argv)
+    assert first.code == 0, first.stderr[-3000:]
+    first.report = json.loads((out / "report.json").read_text())
+    first.nodes = latest_run(str(out / "metadata.sqlite"))
+    second = run_cli(argv)
+    assert second.code == 0, second.stderr[-3000:]
+    second.report = json.loads((out / "report.json").read_text())
+    second.nodes = latest_run(str(out / "metadata.sqlite"))
+    strict = run_cli([*argv, "--min-share", "1000"])  # no student reaches 1000 x the ensemble
+    assert strict.code == 0, strict.stderr[-3000:]
+    strict.report = json.loads((out / "report.json").read_text())
+    return SimpleNamespace(out=out, first=first, second=second, strict=strict)
+
+
+@pytest.mark.slow
+def test_report_compares_every_teacher_the_ensemble_and_the_student(runs):
+    report = runs.first.report
+    assert set(report["methods"]) == {f"teacher:{t}" for t in TEACHER_NAMES} | {"ensemble", "student:hetcomp"}
+    for name, method in report["methods"].items():
+        test = method["test"]
+        assert set(test) == METRIC_NAMES, name
+        assert all(0.0 <= v <= 1.0 for v in test.values()), (name, test)
+        assert test["recall@10"] <= test["recall@20"] <= test["recall@50"], (name, test)
+    # The evaluator scored the exported SavedModel; the trainer's own numbers come from the in-memory student.
+    trained = storage.read_json(runs.first.nodes["StudentTrainer"].uri("model_run"), METRICS_FILE)
+    for metric, value in trained["test"].items():
+        assert report["methods"]["student:hetcomp"]["test"][metric] == pytest.approx(value, abs=1e-5), metric
+    student, ensemble = (report["methods"][m]["test"]["recall@50"] for m in ("student:hetcomp", "ensemble"))
+    assert report["blessed"] == (student >= DEFAULT_MIN_SHARE["tiny"] * ensemble)
+    assert report["blessed"], "the tiny student should clear the lenient tiny threshold"
+    assert "tensorboard --logdir_spec" in runs.first.stdout and "student:hetcomp" in runs.first.stdout
+
+
+@pytest.mark.slow
+def test_pushed_model_loads_and_serves_the_trained_student(runs, tiny_dataset):
+    pushed = runs.first.report["pushed_model"]
+    assert os.path.dirname(pushed) == str(runs.out / "serving") and os.path.basename(pushed).isdigit()
+    users = tiny_dataset.user_vocab[:5].astype(str)
+    served = tf.saved_model.load(pushed).signatures["serving_default"](user_id=tf.constant(users), k=tf.constant(10))
+    items = served["item_ids"].numpy().astype(str)
+    scores = served["scores"].numpy()
+    assert items.shape == scores.shape == (5, 10)
+    assert np.all(np.diff(scores, axis=1) <= 0)
+
+    model_uri = runs.first.nodes["StudentTrainer"].uri("model")
+    student = load_student(os.path.join(model_uri, STUDENT_DIR))
+    all_scores = student.score_all(tf.range(5)).numpy()
+    for u in range(5):
+        train = set(tiny_dataset.train.row(u).tolist())
+        served_items = [int(np.flatnonzero(tiny_dataset.item_vocab == i)[0]) for i in items[u]]
+        assert not train & set(served_items)
+        np.testing.assert_allclose(scores[u], all_scores[u, served_items], rtol=1e-5, atol=1e-5)
+        unseen = np.array([i for i in range(tiny_dataset.n_items) if i not in train])
+        best = np.sort(all_scores[u, unseen])[::-1][:10]
+        np.testing.assert_allclose(scores[u], best, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_examples_are_the_dataset_and_statistics_saw_them(runs):
+    nodes = runs.first.nodes
+    data = storage.read_dataset(nodes["InteractionExampleGen"].uri("dataset"))
+    examples_uri = nodes["InteractionExampleGen"].uri("examples")
+    spec = {"user": tf.io.FixedLenFeature([], tf.int64), "item": tf.io.FixedLenFeature([], tf.int64),
+            "user_id": tf.io.FixedLenFeature([], tf.string), "item_id": tf.io.FixedLenFeature([], tf.string)}
+    statistics_uri = nodes["StatisticsGen"].uri("statistics")
+    for split in SPLITS:
+        path = os.path.join(examples_uri, f"Split-{split}", EXAMPLES_FILE)
+        serialized = tf.concat(list(tf.data.TFRecordDataset(path, "GZIP").batch(1 << 16)), axis=0)
+        records = {key: value.numpy() for key, value in tf.io.parse_example(serialized, spec).items()}
+        csr = data.split(split)
+        assert sorted(zip(records["user"].tolist(), records["item"].tolist())) == \
+            sorted(zip(csr.row_ids().tolist(), csr.indices.tolist())), split
+        np.testing.assert_array_equal(records["user_id"].astype(str), data.user_vocab[records["user"]])
+        np.testing.assert_array_equal(records["item_id"].astype(str), data.item_vocab[records["item"]])
+        split_stats = stats_util.load_stats_binary(os.path.join(statistics_uri, f"Split-{split}", "FeatureStats.pb"))
+        assert split_stats.datasets[0].num_examples == csr.nnz, split
+
+
+@pytest.mark.slow
+def test_every_component_reports_progress_and_the_rerun_is_served_from_the_cache(runs):
+    first, second = runs.first, runs.second
+    assert set(first.nodes) == NODES == set(second.nodes)
+    assert all(run.state == "complete" for run in first.nodes.values())
+    assert all(run.state == "cached" for run in second.nodes.values()), {n: r.state for n, r in second.nodes.items()}
+    assert second.report["all_cached"] and not first.report["all_cached"]
+    for node in NODES:
+        assert f"component {node} started" in first.stderr
+        assert f"component {node} finished in" in first.stderr
+        assert f"component {node} cached in" in second.stderr
+        assert second.report["components"][node]["state"] == "cached"
+    assert second.report["pushed_model"] == first.report["pushed_model"]
+    assert os.listdir(runs.out / "serving") == [os.path.basename(first.report["pushed_model"])]
+    for name, log_dir in first.report["tensorboard_logs"].items():
+        assert glob.glob(os.path.join(log_dir, "**", "events.out.tfevents.*"), recursive=True), name
+
+
+@pytest.mark.slow
+def test_an_unblessed_student_is_not_pushed(runs):
+    report = runs.strict.report
+    assert not report["blessed"] and report["pushed_model"] is None
+    assert report["blessing"]["required"] == pytest.approx(1000 * report["blessing"]["ensemble"])
+    rerun = {node for node, c in report["components"].items() if c["state"] == "complete"}
+    assert rerun == {"RankingEvaluator", "Pusher"}  # only the threshold changed: the rest comes from the cache
+    assert os.listdir(runs.out / "serving") == [os.path.basename(runs.first.report["pushed_model"])]
+
+
+@pytest.mark.parametrize("name, content, expected", [
+    ("empty.csv", "", "is empty"),
+    ("broken.dat", "2 10 11\n3 5 6\n", "line 2"),
+])
+def test_bad_data_fails_at_ingestion_and_pushes_nothing(tmp_path, name, content, expected):
+    data = tmp_path / name
+    data.write_text(content)
+    out = tmp_path / "out"
+    result = run_cli(["run", "--data", str(data), "--profile", "tiny", "--out", str(out)])
+    assert result.code == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("hetcomp: error: ") and str(data) in last and expected in last, last
+    assert "component InteractionExampleGen failed" in result.stderr
+    assert "Traceback" not in result.stderr
+    nodes = latest_run(str(out / "metadata.sqlite"))
+    assert {n: r.state for n, r in nodes.items()} == {"InteractionExampleGen": "failed"}
+    assert not (out / "serving").exists() and not (out / "report.json").exists()
+
+
+def test_a_changed_data_file_is_not_served_from_the_cache(tmp_path):
+    data = tmp_path / "log.csv"
+    data.write_text("user,item\nu1,i1\n")
+    before = InteractionExampleGen(data=str(data), data_format=None, data_config=DataConfig())
+    data.write_text("user,item\nu1,i1\nu1,i2\n")
+    after = InteractionExampleGen(data=str(data), data_format=None, data_config=DataConfig())
+    assert before.exec_properties["data_fingerprint"] != after.exec_properties["data_fingerprint"]
+    assert "total_bytes:0" in data_fingerprint(str(tmp_path / "missing.csv"))  # fails later, at ingestion
+
+
+def _anomalies_artifact(root, per_split: dict[str, anomalies_pb2.Anomalies]):
+    artifact = standard_artifacts.ExampleAnomalies()
+    artifact.uri = str(root)
+    artifact.split_names = artifact_utils.encode_split_names(list(per_split))
+    for split, anomalies in per_split.items():
+        os.makedirs(root / f"Split-{split}")
+        (root / f"Split-{split}" / ANOMALIES_FILE).write_bytes(anomalies.SerializeToString())
+    return artifact
+
+
+def test_example_validator_anomalies_stop_training(tmp_path):
+    clean = _anomalies_artifact(tmp_path / "clean", {"train": anomalies_pb2.Anomalies(),
+                                                     "valid": anomalies_pb2.Anomalies()})
+    require_valid_examples([clean])
+    bad = anomalies_pb2.Anomalies()
+    bad.anomaly_info["item"].short_description = "Out-of-range values"
+    broken = _anomalies_artifact(tmp_path / "broken", {"train": anomalies_pb2.Anomalies(), "valid": bad})
+    with pytest.raises(HetCompError, match=r"1 anomalies .*valid/item: Out-of-range values"):
+        require_valid_examples([broken])
+
+
+def test_blessing_needs_the_configured_share_of_the_ensemble():
+    thresholds = {"metric": "recall@50", "min_share_of_ensemble": 0.5}
+    assert blessing({"recall@50": 0.30}, {"recall@50": 0.6}, thresholds)["blessed"]
+    assert not blessing({"recall@50": 0.29}, {"recall@50": 0.6}, thresholds)["blessed"]
+    assert not blessing({"recall@50": 0.0}, {"recall@50": 0.0}, thresholds)["blessed"]
+    with pytest.raises(HetCompError, match="recall@7"):
+        blessing({"recall@50": 0.3}, {"recall@50": 0.6}, {**thresholds, "metric": "recall@7"})
+
+
+def test_artifact_directories_round_trip_through_remote_storage():
+    with storage.writable_dir("ram://hetcomp-test/artifact") as directory:
+        assert storage.is_local(directory)
+        os.makedirs(os.path.join(directory, "sub"))
+        with open(os.path.join(directory, "sub", "values.txt"), "w") as f:
+            f.write("1 2 3")
+    with storage.readable_dir("ram://hetcomp-test/artifact") as directory:
+        with open(os.path.join(directory, "sub", "values.txt")) as f:
+            assert f.read() == "1 2 3"
+    storage.write_json("ram://hetcomp-test/metrics", METRICS_FILE, {"methods": {"a": {"test": {"recall@50": 0.5}}}})
+    assert storage.read_json("ram://hetcomp-test/metrics", METRICS_FILE)["methods"]["a"]["test"]["recall@50"] == 0.5
+
+
+def test_configs_survive_json_execution_properties():
+    for name in ("tiny", "paper"):
+        profile = get_profile(name)
+        as_json = json.loads(json.dumps(profile.to_dict()))
+        assert from_dict(Profile, as_json) == profile
+        assert from_dict(DistillConfig, as_json["distill"]) == profile.distill
+    with pytest.raises(HetCompError, match="unknown field"):
+        from_dict(DistillConfig, {"methd": "hetcomp"})
