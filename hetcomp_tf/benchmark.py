@@ -1,0 +1,256 @@
+"""The benchmark: the teachers once, then every distillation method over seeds and student sizes.
+
+Layout of the output directory DIR:
+  * the teachers' outputs (`hetcomp teachers`: dataset.npz, trajectories/, teachers.json, logs/teachers/),
+    reused when teachers.json was written for the same profile and the dataset split is identical;
+  * results.partial.json: every finished (method, student dim, seed) run, written after each run, so a crash
+    loses at most the run in progress and a rerun with the same teachers and DistillConfig resumes;
+  * results.json: mean/std over seeds per method at the profile's student dim, the dim sweep, teachers,
+    ensemble, wall time; curves.png: valid Recall@50 per evaluation (the paper's training-curve figure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES, Profile
+from hetcomp_tf.data import Dataset, load_dataset, sha256_of
+from hetcomp_tf.distill import RECORD_METRIC, DistillRun, distill, get_method
+from hetcomp_tf.ensemble import EnsembleKnowledge
+from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.progress import Progress, log
+from hetcomp_tf.report import format_table, write_json
+from hetcomp_tf.trajectories import load_trajectories, trajectories_dir
+
+SWEEP_METHODS = ("wo_kd", "ensemble_kd", "hetcomp")  # the methods trained at every student size
+CURVE_METHODS = ("wo_kd", "ensemble_kd", "hetcomp")
+PARTIAL = "results.partial.json"
+RESULTS = "results.json"
+CURVES = "curves.png"
+METRIC_COLUMNS = [f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")]
+
+
+@dataclass(frozen=True)
+class RunKey:
+    method: str
+    dim: int
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.method}|dim={self.dim}|seed={self.seed}"
+
+
+def plan_runs(methods: Sequence[str], seeds: int, default_dim: int, dims: Sequence[int]) -> list[RunKey]:
+    """Every method × seed at the default dim, then the other dims for the sweep methods (no run twice)."""
+    keys = [RunKey(m, default_dim, s) for m in methods for s in range(seeds)]
+    keys += [RunKey(m, d, s) for d in dims if d != default_dim for m in methods if m in SWEEP_METHODS
+             for s in range(seeds)]
+    return keys
+
+
+# ------------------------------------------------------------------------------------------------ teachers
+
+def teachers_reusable(out: Path, data: Dataset, profile: Profile) -> str | None:
+    """None when out/ holds a complete teachers run for this profile and exactly this split, else why not."""
+    summary_path = out / "teachers.json"
+    if not summary_path.is_file() or not trajectories_dir(out).is_dir() or not (out / "dataset.npz").is_file():
+        return "no teachers run there yet"
+    summary = _read_json(summary_path)
+    if summary.get("profile") != profile.name:
+        return f"its teachers were trained with profile {summary.get('profile')!r}"
+    missing = [name for name in TEACHER_NAMES if name not in summary.get("teachers", {})]
+    if missing:
+        return f"teachers {', '.join(missing)} are missing"
+    stored = Dataset.load(out / "dataset.npz")
+    same = stored.name == data.name and all(
+        np.array_equal(getattr(stored, split).indptr, getattr(data, split).indptr)
+        and np.array_equal(getattr(stored, split).indices, getattr(data, split).indices)
+        for split in ("train", "valid", "test"))
+    return None if same else "its dataset split differs from this data"
+
+
+def ensure_teachers(data_spec: str, fmt: str | None, profile: Profile, out: Path) -> bool:
+    """Trains the teachers into `out` with the `hetcomp teachers` command unless reusable; True if reused."""
+    from hetcomp_tf.commands import teachers as teachers_command
+
+    data = load_dataset(data_spec, fmt, profile.data)
+    reason = teachers_reusable(out, data, profile)
+    if reason is None:
+        log(f"reusing the teachers in {out} (teachers.json, trajectories/)")
+        return True
+    log(f"training the teachers into {out}: {reason}")
+    parser = argparse.ArgumentParser()
+    teachers_command.add_arguments(parser)
+    argv = ["--data", data_spec, "--profile", profile.name, "--out", os.fspath(out)]
+    teachers_command.run(parser.parse_args(argv + (["--format", fmt] if fmt else [])))
+    return False
+
+
+# ---------------------------------------------------------------------------------------------- the runs
+
+def run_record(key: RunKey, run: DistillRun) -> dict:
+    return {"method": key.method, "dim": key.dim, "seed": key.seed, "valid": run.valid, "test": run.test,
+            "params": run.params, "train_seconds": run.train_seconds, "epochs": run.epochs,
+            "best_epoch": run.best_epoch, "switch_epoch": run.switch_epoch,
+            "curve": [[h["epoch"], h["valid"][RECORD_METRIC]] for h in run.history]}
+
+
+def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int, methods: Sequence[str],
+                  student_dims: Sequence[int], out: str | os.PathLike,
+                  progress: Callable[[str, int], Progress] | None = Progress) -> dict:
+    """Teachers (trained or reused), then every planned run (resumed from results.partial.json when its
+    fingerprint matches); writes results.json and curves.png and returns the results."""
+    start = time.perf_counter()
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise HetCompError(f"--out {out} exists and is not a directory")
+    for method in methods:
+        get_method(method)
+    if seeds < 1 or not methods or any(d < 1 for d in student_dims):
+        raise HetCompError(f"benchmark: seeds ({seeds}), methods ({list(methods)}) and student dims "
+                           f"({list(student_dims)}) must be positive / non-empty")
+    teachers_reused = ensure_teachers(data_spec, fmt, profile, out)
+    data = Dataset.load(out / "dataset.npz")
+    knowledge = EnsembleKnowledge.from_trajectories(load_trajectories(out), tau=profile.distill.tau)
+    summary = _read_json(out / "teachers.json")
+
+    fingerprint = {"profile": profile.name, "teachers_sha256": sha256_of(out / "teachers.json"),
+                   "distill": {k: v for k, v in dataclasses.asdict(profile.distill).items()
+                               if k not in ("method", "student_dim", "seed")}}
+    done = _load_partial(out / PARTIAL, fingerprint)
+    keys = plan_runs(methods, seeds, profile.distill.student_dim, student_dims)
+    todo = [key for key in keys if key.name not in done]
+    if len(todo) < len(keys):
+        log(f"resuming: {len(keys) - len(todo)} of {len(keys)} runs already finished in {out / PARTIAL}")
+    bar = progress("benchmark run", len(todo)) if progress is not None and todo else None
+    for index, key in enumerate(todo, 1):
+        cfg = dataclasses.replace(profile.distill, method=key.method, student_dim=key.dim, seed=key.seed)
+        run = distill(data, knowledge, cfg, log_dir=out / "logs" / "distill" / f"{key.method}-d{key.dim}-s{key.seed}",
+                      progress=progress)
+        done[key.name] = run_record(key, run)
+        write_json(out / PARTIAL, {"fingerprint": fingerprint, "runs": done})
+        if bar is not None:
+            bar.update(index, f"({key.name}: test {RECORD_METRIC} {run.test[RECORD_METRIC]:.4f}, "
+                              f"{run.train_seconds:.0f}s)")
+
+    runs = [done[key.name] for key in keys]
+    results = aggregate(runs, summary, profile, methods, student_dims)
+    results.update(teachers_reused=teachers_reused, wall_seconds=time.perf_counter() - start)
+    write_json(out / RESULTS, results)
+    plot_curves(runs, profile.distill.student_dim, out / CURVES, f"{data.name} ({profile.name} profile)")
+    return results
+
+
+def _load_partial(path: Path, fingerprint: dict) -> dict:
+    if not path.is_file():
+        return {}
+    partial = _read_json(path)
+    if partial.get("fingerprint") != fingerprint:
+        log(f"{path}: written for other teachers or another distill config; starting the runs afresh")
+        return {}
+    return dict(partial.get("runs", {}))
+
+
+# --------------------------------------------------------------------------------------------- results
+
+def _mean_std(values: Sequence[dict]) -> tuple[dict, dict]:
+    names = list(values[0])
+    stacked = np.array([[v[n] for n in names] for v in values], dtype=np.float64)
+    return dict(zip(names, stacked.mean(0).tolist())), dict(zip(names, stacked.std(0).tolist()))
+
+
+def aggregate(runs: list[dict], summary: dict, profile: Profile, methods: Sequence[str],
+              student_dims: Sequence[int]) -> dict:
+    """results.json's content: teachers and ensemble from teachers.json, students as mean/std over seeds."""
+    entries = {f"teacher:{name}": {"test": t["test"], "valid": t["valid"], "params": t["params"],
+                                   "train_seconds": t["train_seconds"]}
+               for name, t in summary["teachers"].items()}
+    entries["ensemble"] = {"test": summary["ensemble"]["test"], "valid": summary["ensemble"]["valid"]}
+    default_dim = profile.distill.student_dim
+    for method in methods:
+        mine = [r for r in runs if r["method"] == method and r["dim"] == default_dim]
+        test, test_std = _mean_std([r["test"] for r in mine])
+        valid, valid_std = _mean_std([r["valid"] for r in mine])
+        entries[f"student:{method}"] = {
+            "test": test, "test_std": test_std, "valid": valid, "valid_std": valid_std, "params": mine[0]["params"],
+            "train_seconds": float(np.mean([r["train_seconds"] for r in mine])),
+            "epochs": float(np.mean([r["epochs"] for r in mine])), "seeds": len(mine)}
+    sweep = {}
+    for dim in sorted({*student_dims}):
+        per_method = {}
+        for method in methods:
+            mine = [r for r in runs if r["method"] == method and r["dim"] == dim]
+            if mine:
+                test, test_std = _mean_std([r["test"] for r in mine])
+                per_method[method] = {"test": test, "test_std": test_std, "params": mine[0]["params"]}
+        sweep[str(dim)] = per_method
+    return {"dataset": summary["dataset"], "profile": profile.name, "seeds": len({r["seed"] for r in runs}),
+            "student_dim": default_dim, "methods": entries,
+            "ensemble_params": int(sum(t["params"] for t in summary["teachers"].values())),
+            "student_dims": sweep, "runs": runs}
+
+
+def results_table(results: dict) -> str:
+    rows = {}
+    for name, entry in results["methods"].items():
+        row = dict(entry["test"])
+        if "test_std" in entry:
+            row["±recall@50"] = entry["test_std"]["recall@50"]
+        row["params"] = entry.get("params")
+        row["seconds"] = entry.get("train_seconds")
+        rows[name] = row
+    return format_table(rows, [*METRIC_COLUMNS, "±recall@50", "params", "seconds"],
+                        {"params": "d", "seconds": ".1f"})
+
+
+def sweep_table(results: dict) -> str:
+    rows = {f"{method} dim {dim}": {**values["test"], "±recall@50": values["test_std"]["recall@50"],
+                                    "params": values["params"]}
+            for dim, per_method in results["student_dims"].items() for method, values in per_method.items()}
+    return format_table(rows, [*METRIC_COLUMNS, "±recall@50", "params"], {"params": "d"})
+
+
+def plot_curves(runs: list[dict], dim: int, path: Path, title: str) -> None:
+    """Valid Recall@50 against epochs for wo_kd, ensemble_kd and hetcomp at `dim`: the mean over seeds, each
+    seed's curve held at its last value after it stopped (as the paper plots converged runs)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for method in CURVE_METHODS:
+        curves = [r["curve"] for r in runs if r["method"] == method and r["dim"] == dim]
+        if not curves:
+            continue
+        epochs = sorted({epoch for curve in curves for epoch, _ in curve})
+        held = [np.interp(epochs, *zip(*curve), right=curve[-1][1]) for curve in curves]
+        axes.plot(epochs, np.mean(held, axis=0), marker="o", markersize=3, label=method)
+    axes.set_xlabel("epoch")
+    axes.set_ylabel(f"valid {RECORD_METRIC}")
+    axes.set_title(f"Training curves, {title}")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    temporary = path.with_name(f".{path.name}.tmp.png")
+    figure.savefig(temporary, dpi=120)
+    plt.close(figure)
+    os.replace(temporary, path)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise HetCompError(f"{path}: not readable JSON ({err})") from None
+

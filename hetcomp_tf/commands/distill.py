@@ -1,0 +1,73 @@
+"""`hetcomp distill`: distil the teachers of a `hetcomp teachers` run into an MF student (HetComp or a baseline).
+
+Reads DIR/dataset.npz and DIR/trajectories/; writes OUT/student/ (config.json + TF checkpoint, see
+`distill.load_student`), OUT/distill.json (valid/test metrics, params, seconds, history) and TensorBoard logs
+under OUT/logs/<method>/, and prints the student's test metrics next to the teachers' ensemble.
+"""
+
+from __future__ import annotations
+
+from hetcomp_tf.config import METRIC_KS
+from hetcomp_tf.distill import METHODS
+
+COLUMNS = [*(f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")), "params", "seconds"]
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--teachers-dir", required=True, metavar="DIR", help="the --out of `hetcomp teachers`")
+    parser.add_argument("--method", default="hetcomp", help=f"one of {', '.join(METHODS)} (default hetcomp)")
+    parser.add_argument("--profile", default="paper", help="tiny (CI, seconds) or paper (default)")
+    parser.add_argument("--student-dim", type=int, default=None, metavar="D",
+                        help="student embedding size (default: the profile's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jit", action="store_true", help="XLA-compile the training step")
+    parser.add_argument("--mixed-precision", action="store_true",
+                        help="float16 scores with loss scaling (worth it on a GPU)")
+    parser.add_argument("--out", required=True, metavar="OUT", help="output directory")
+
+
+def run(args) -> int:
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from hetcomp_tf.config import get_profile
+    from hetcomp_tf.data import Dataset
+    from hetcomp_tf.distill import distill, get_method, save_student
+    from hetcomp_tf.ensemble import EnsembleKnowledge
+    from hetcomp_tf.errors import HetCompError
+    from hetcomp_tf.report import format_table, write_json
+    from hetcomp_tf.trajectories import load_trajectories
+
+    profile = get_profile(args.profile)
+    get_method(args.method)
+    teachers_dir, out = Path(args.teachers_dir), Path(args.out)
+    if not teachers_dir.is_dir():
+        raise HetCompError(f"--teachers-dir {teachers_dir}: no such directory; "
+                           f"run `hetcomp teachers --out {teachers_dir}` first")
+    if out.exists() and not out.is_dir():
+        raise HetCompError(f"--out {out} exists and is not a directory")
+    overrides = {"method": args.method, "seed": args.seed, "jit_compile": args.jit,
+                 "mixed_precision": args.mixed_precision}
+    if args.student_dim is not None:
+        overrides["student_dim"] = args.student_dim
+    cfg = dataclasses.replace(profile.distill, **overrides)
+    data = Dataset.load(teachers_dir / "dataset.npz")
+    knowledge = EnsembleKnowledge.from_trajectories(load_trajectories(teachers_dir), tau=cfg.tau)
+
+    run = distill(data, knowledge, cfg, log_dir=out / "logs" / cfg.method)
+    save_student(run.student, out / "student")
+    write_json(out / "distill.json", {
+        "method": cfg.method, "profile": profile.name, "teachers_dir": str(teachers_dir),
+        "config": dataclasses.asdict(cfg), "valid": run.valid, "test": run.test, "params": run.params,
+        "train_seconds": run.train_seconds, "epochs": run.epochs, "best_epoch": run.best_epoch,
+        "switch_epoch": run.switch_epoch, "mean_stage": run.mean_stage, "history": run.history})
+
+    rows = {}
+    summary_path = teachers_dir / "teachers.json"
+    if summary_path.is_file():
+        rows["ensemble"] = json.loads(summary_path.read_text())["ensemble"]["test"]
+    rows[f"student:{cfg.method}"] = {**run.test, "params": run.params, "seconds": run.train_seconds}
+    print(f"Test metrics on {data.name} ({profile.name} profile, student dim {cfg.student_dim}), results in {out}:")
+    print(format_table(rows, COLUMNS, {"params": "d", "seconds": ".1f"}))
+    return 0

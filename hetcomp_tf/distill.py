@@ -1,0 +1,311 @@
+"""The distillation trainer: HetComp, its ablations and the baselines, all on one code path.
+
+The student is an MF (`models/mf.py`) fitted by Adam on batches of users; each step scores every item for the
+batch ([b, n_items], clipped to ±score_clip), so the losses see the whole ranking, and adds L2 on the
+embeddings the step used (the batch's user rows and, since every item is scored, all item rows). Valid
+Recall@50 is evaluated every `eval_every` epochs; after `patience` evaluations without a better one training
+stops, and the best weights are restored. Epoch indices are 0-based inside, as in the HetComp authors' code
+(evaluation after epochs 0, eval_every, 2·eval_every, ... and the last; DKC after dkc_start, dkc_start + p, ...,
+see `DynamicKnowledge.due`); history and TensorBoard steps count the epochs trained (1-based).
+
+A method is a pair (target schedule, loss before / after the ADT switch), see `METHODS`:
+  * every target schedule runs through the same `DynamicKnowledge`, fed different trajectories, so targets always
+    come from its on-device table: "dkc" = the teachers' T checkpoints (HetComp's easy-to-hard knowledge);
+    "final" = only the last checkpoint (T = 1: the final ensemble from epoch 0, all stages final from the
+    start); "paced" = the last checkpoint twice (T = 2: the targets are the final ensemble throughout, but each
+    (user, teacher) pair still moves 0 -> 1 by the DKC ratio rule measured against the teacher's final
+    ranking); "data" = no teacher at all (BPR on the train interactions).
+  * the ADT switch is `DynamicKnowledge.is_final()`: every teacher's rounded mean stage reached T−1. HetComp
+    learns the set-wise overall loss (× overall_weight) before it and the fine-grained losses (× fine_weight)
+    after; a method with the same loss on both sides ignores the switch.
+hetcomp_no_dkc is ("paced", overall -> fine): the paper's "w/o DKC" distils the final ensemble from the start,
+which leaves ADT without stages to watch; with "paced" the student learns the overall loss until, per user
+and teacher, its NDCG distance to the final ranking stops shrinking or shrinks by more than the DKC threshold
+(HetComp's own stage rule and thresholds), then switches to the fine-grained losses.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from hetcomp_tf.config import DistillConfig
+from hetcomp_tf.data import Dataset
+from hetcomp_tf.dkc import DynamicKnowledge
+from hetcomp_tf.ensemble import EnsembleKnowledge
+from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.exports import atomic_directory
+from hetcomp_tf.losses import FineGrainedLoss, OverallLoss, RRDLoss, Targets, ids_to_mask
+from hetcomp_tf.metrics import evaluate
+from hetcomp_tf.models.mf import MF
+from hetcomp_tf.progress import Progress, log
+from hetcomp_tf.report import write_json
+from hetcomp_tf.tensorboard import ScalarLog
+from hetcomp_tf.training import count_params
+
+RECORD_METRIC = "recall@50"
+# Logged as the "objective" scalar: 0 = overall (set-wise), 1 = fine-grained, then the baselines' losses.
+LOSSES = ("overall", "fine", "rrd", "bpr")
+
+
+@dataclass(frozen=True)
+class Method:
+    targets: str  # "dkc" | "final" | "paced" | "data"
+    losses: tuple[str, str]  # loss before and after the ADT switch (names from LOSSES)
+
+
+METHODS = {
+    "wo_kd": Method("data", ("bpr", "bpr")),
+    "ensemble_kd": Method("final", ("fine", "fine")),
+    "rrd": Method("final", ("rrd", "rrd")),
+    "hetcomp_no_dkc": Method("paced", ("overall", "fine")),
+    "hetcomp_no_adt": Method("dkc", ("overall", "overall")),
+    "hetcomp": Method("dkc", ("overall", "fine")),
+}
+
+
+@dataclass
+class DistillRun:
+    student: MF  # with the best-valid weights
+    valid: dict  # metrics of the best evaluation
+    test: dict
+    history: list[dict]  # per evaluation: {"epoch" (epochs trained), "valid", "mean_stage": {teacher: float},
+    #                      "objective" (index in LOSSES), "loss": {name: epoch mean}}
+    train_seconds: float  # epochs, evaluations and DKC updates
+    params: int  # student parameters
+    method: str = ""
+    epochs: int = 0  # epochs trained
+    best_epoch: int = 0  # epochs trained when the best evaluation was made
+    switch_epoch: int | None = None  # the first epoch (1-based) trained with the fine-grained loss (ADT methods)
+    mean_stage: dict = field(default_factory=dict)  # per teacher, at the end
+
+
+def get_method(name: str) -> Method:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise HetCompError(f"unknown distillation method {name!r}: choose one of {', '.join(METHODS)}") from None
+
+
+def check_config(cfg: DistillConfig) -> None:
+    get_method(cfg.method)
+    positive = ("student_dim", "epochs", "batch_size", "eval_every", "patience", "dkc_period")
+    bad = [f"{name}={getattr(cfg, name)}" for name in positive if getattr(cfg, name) < 1]
+    if bad or cfg.learning_rate <= 0:
+        raise HetCompError(f"distill config: {', '.join(bad) or f'learning_rate={cfg.learning_rate}'} must be > 0")
+
+
+def stage_rankings(knowledge: EnsembleKnowledge, schedule: str) -> np.ndarray:
+    """The [X, T', U, N] trajectories a target schedule hands to DKC (see the module docstring)."""
+    final = knowledge.rankings[:, -1:]
+    return {"dkc": knowledge.rankings, "final": final, "paced": np.concatenate([final, final], axis=1)}[schedule]
+
+
+class Trainer:
+    """The student, its optimiser, the knowledge and one compiled step per loss."""
+
+    def __init__(self, data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConfig):
+        self.data, self.cfg, self.method = data, cfg, get_method(cfg.method)
+        self.student = MF.student(data.n_users, data.n_items, cfg.student_dim, seed=cfg.seed)
+        optimizer = tf.keras.optimizers.Adam(cfg.learning_rate)
+        self.compute_dtype = tf.float32
+        if cfg.mixed_precision:  # float16 matmul, float32 variables and losses, dynamic loss scaling
+            self.compute_dtype = tf.keras.mixed_precision.Policy("mixed_float16").compute_dtype
+            optimizer = tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
+        optimizer.build(self.student.trainable_variables)  # slots exist before tracing: one trace per step
+        self.optimizer = optimizer
+        self.train_items = tf.constant(data.train.padded())  # [U, L]: −1 padded rows, an XLA-friendly mask source
+        self.dkc = None
+        if self.method.targets != "data":
+            if knowledge is None:
+                raise HetCompError(f"method {cfg.method} distils teachers' knowledge, but none was given")
+            if (knowledge.n_users, knowledge.n_items) != (data.n_users, data.n_items):
+                raise HetCompError(f"knowledge covers {knowledge.n_users} users x {knowledge.n_items} items, "
+                                   f"the dataset {data.n_users} x {data.n_items}; export both from one run")
+            self.teachers = knowledge.teachers
+            self.dkc = DynamicKnowledge(stage_rankings(knowledge, self.method.targets), knowledge.observed,
+                                        data.train, data.n_items, cfg)
+        else:
+            self.teachers = ()
+        self.loss_fns = {"overall": OverallLoss(score_clip=None), "fine": FineGrainedLoss(cfg.top_k, score_clip=None),
+                         "rrd": RRDLoss(cfg.top_k, score_clip=None), "bpr": bpr_on_data}
+        self.weights = {"overall": cfg.overall_weight, "fine": cfg.fine_weight, "rrd": cfg.fine_weight, "bpr": 1.0}
+        self._steps: dict[str, Callable] = {}
+
+    @property
+    def phase(self) -> int:
+        """0 before the ADT switch, 1 after (targets whose stages are all final start at 1)."""
+        return int(self.dkc is not None and self.dkc.is_final())
+
+    def loss_name(self) -> str:
+        return self.method.losses[self.phase]
+
+    def step_fn(self, loss_name: str) -> Callable:
+        if loss_name not in self._steps:
+            # One trace per loss: any batch size (the last batch is smaller), no AutoGraph (no tensor-dependent
+            # Python control flow; converting the Keras/TF-Ranking losses would only cost tracing time).
+            self._steps[loss_name] = tf.function(
+                self._make_step(loss_name), jit_compile=self.cfg.jit_compile, autograph=False,
+                input_signature=[tf.TensorSpec([None], tf.int32), tf.TensorSpec([2], tf.int64)])
+        return self._steps[loss_name]
+
+    def _make_step(self, loss_name: str):
+        loss_fn, weight, cfg = self.loss_fns[loss_name], self.weights[loss_name], self.cfg
+        users_table, items_table = self.student.user_embedding.embeddings, self.student.item_embedding.embeddings
+        variables = [users_table, items_table]
+        n_items = self.data.n_items
+
+        def step(user_ids, seed):
+            with tf.GradientTape() as tape:
+                user_vectors = tf.gather(users_table, user_ids)
+                scores = tf.matmul(tf.cast(user_vectors, self.compute_dtype), tf.cast(items_table, self.compute_dtype),
+                                   transpose_b=True)  # the student's score_all, in the compute dtype
+                scores = tf.clip_by_value(tf.cast(scores, tf.float32), -cfg.score_clip, cfg.score_clip)
+                train_items = tf.gather(self.train_items, user_ids)
+                train_mask = ids_to_mask(train_items, n_items)
+                if loss_name == "bpr":
+                    value = loss_fn(scores, train_items, train_mask, seed)
+                else:
+                    unobserved, observed = self.dkc.targets(user_ids)
+                    value = loss_fn(Targets(unobserved, observed, train_mask), scores)
+                l2 = cfg.l2 * (tf.reduce_sum(tf.square(user_vectors)) + tf.reduce_sum(tf.square(items_table)))
+                total = weight * value + l2
+                scaled = self.optimizer.get_scaled_loss(total) if cfg.mixed_precision else total
+            gradients = tape.gradient(scaled, variables)
+            if cfg.mixed_precision:
+                gradients = self.optimizer.get_unscaled_gradients(gradients)
+            self.optimizer.apply_gradients(zip(gradients, variables))
+            return {loss_name: value, "l2": l2, "total": total}
+
+        return step
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        """One pass over all users in a seeded order; mean of each loss over the batches."""
+        rng = np.random.default_rng([self.cfg.seed, epoch])
+        order = rng.permutation(self.data.n_users).astype(np.int32)
+        step = self.step_fn(self.loss_name())
+        outputs = []
+        for index, start in enumerate(range(0, order.size, self.cfg.batch_size)):
+            seed = tf.constant([self.cfg.seed, epoch * 1_000_003 + index], tf.int64)
+            outputs.append(step(tf.constant(order[start:start + self.cfg.batch_size]), seed))
+        return {name: float(tf.reduce_mean(tf.stack([o[name] for o in outputs]))) for name in outputs[0]}
+
+    def mean_stage(self) -> dict[str, float]:
+        if self.dkc is None:
+            return {}
+        return {name: float(v) for name, v in zip(self.teachers, self.dkc.mean_stage().numpy())}
+
+
+def sample_unobserved(train_mask: tf.Tensor, shape: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """int32 [b, m] items drawn uniformly from each row's unobserved items (train_mask bool [b, n_items] False),
+    in-graph: the r-th unobserved item via a search in the running count. A row with no unobserved item gets
+    item n_items − 1 (callers drop its pairs)."""
+    unobserved_count = tf.cumsum(tf.cast(tf.logical_not(train_mask), tf.int32), axis=1)  # [b, n_items]
+    total = unobserved_count[:, -1:]
+    rank = tf.cast(tf.random.stateless_uniform(shape, seed) * tf.cast(total, tf.float32), tf.int32)
+    rank = tf.minimum(rank, tf.maximum(total - 1, 0))  # 0-based; guards the float product rounding up
+    items = tf.searchsorted(unobserved_count, rank + 1, side="left")
+    return tf.minimum(items, tf.shape(train_mask)[1] - 1)
+
+
+def bpr_on_data(scores: tf.Tensor, train_items: tf.Tensor, train_mask: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """wo_kd's loss: mean BPR −log σ(s_ui − s_uj) over every (user, train item i) pair of the batch, j drawn
+    uniformly from the user's unobserved items. scores float32 [b, n_items], train_items int32 [b, L] (−1
+    padded), train_mask bool [b, n_items]."""
+    negatives = sample_unobserved(train_mask, tf.shape(train_items), seed)
+    has_unobserved = tf.reduce_any(tf.logical_not(train_mask), axis=1, keepdims=True)
+    valid = (train_items >= 0) & has_unobserved
+    positive = tf.gather(scores, tf.maximum(train_items, 0), batch_dims=1)
+    negative = tf.gather(scores, negatives, batch_dims=1)
+    pair_loss = tf.where(valid, tf.math.softplus(negative - positive), 0.0)
+    return tf.reduce_sum(pair_loss) / tf.maximum(tf.reduce_sum(tf.cast(valid, tf.float32)), 1.0)
+
+
+def distill(data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConfig,
+            log_dir: str | os.PathLike | None = None,
+            progress: Callable[[str, int], Progress] | None = Progress) -> DistillRun:
+    """Trains a student with `cfg.method`; TensorBoard scalars go to `log_dir` (per epoch: loss/<name>,
+    objective, dkc/mean_stage/<teacher>; per evaluation: valid/<metric>). `progress(what, total)` reports each
+    evaluation on stderr (None: silent). `knowledge` may be None only for wo_kd."""
+    check_config(cfg)
+    trainer = Trainer(data, knowledge, cfg)
+    student = trainer.student
+    bar = progress(f"{cfg.method} epoch", cfg.epochs) if progress is not None else None
+    history, best, best_weights, stale, switch_epoch = [], None, None, 0, None
+    start = time.perf_counter()
+    with ScalarLog(log_dir) as scalars:
+        for epoch in range(cfg.epochs):  # 0-based, as DKC's schedule; logs and history count epochs trained
+            trained = epoch + 1
+            loss_name = trainer.loss_name()
+            if switch_epoch is None and trainer.phase == 1 and loss_name != trainer.method.losses[0]:
+                switch_epoch = trained
+            losses = trainer.train_epoch(epoch)
+            if not all(math.isfinite(v) for v in losses.values()):
+                raise HetCompError(f"{cfg.method}: loss became {losses} in epoch {trained}; "
+                                   f"lower learning_rate ({cfg.learning_rate})")
+            stages = trainer.mean_stage()
+            scalars.write(trained, losses, prefix="loss/")
+            scalars.write(trained, {"objective": LOSSES.index(loss_name)})
+            scalars.write(trained, stages, prefix="dkc/mean_stage/")
+            if epoch % cfg.eval_every == 0 or trained == cfg.epochs:
+                valid = evaluate(student.score_all, data, "valid")
+                scalars.write(trained, valid, prefix="valid/")
+                history.append({"epoch": trained, "valid": valid, "mean_stage": stages,
+                                "objective": LOSSES.index(loss_name), "loss": losses})
+                if best is None or valid[RECORD_METRIC] > best["valid"][RECORD_METRIC]:
+                    best, best_weights, stale = history[-1], [v.numpy() for v in student.variables], 0
+                else:
+                    stale += 1
+                if bar is not None:
+                    bar.update(trained, f"{loss_name} loss {losses[loss_name]:.4f}, valid {RECORD_METRIC} "
+                                        f"{valid[RECORD_METRIC]:.4f} (best {best['valid'][RECORD_METRIC]:.4f} "
+                                        f"at epoch {best['epoch']})" + _stage_text(stages))
+            if trainer.dkc is not None and trainer.dkc.due(epoch):
+                trainer.dkc.update(student.score_all, epoch)
+            if stale >= cfg.patience:
+                log(f"{cfg.method}: early stop after epoch {trained}, no better valid {RECORD_METRIC} "
+                    f"in {cfg.patience} evaluations")
+                break
+    train_seconds = time.perf_counter() - start
+    for variable, value in zip(student.variables, best_weights):
+        variable.assign(value)
+    return DistillRun(student=student, valid=best["valid"], test=evaluate(student.score_all, data, "test"),
+                      history=history, train_seconds=train_seconds, params=count_params(student),
+                      method=cfg.method, epochs=trained, best_epoch=best["epoch"], switch_epoch=switch_epoch,
+                      mean_stage=trainer.mean_stage())
+
+
+def _stage_text(stages: dict[str, float]) -> str:
+    return ", stages " + " ".join(f"{name} {v:.2f}" for name, v in stages.items()) if stages else ""
+
+
+# ------------------------------------------------------------------------------------------- student files
+
+STUDENT_CONFIG = "config.json"
+STUDENT_WEIGHTS = "weights"
+
+
+def save_student(student: MF, directory: str | os.PathLike) -> Path:
+    """directory/config.json (MF.get_config) + a TF checkpoint `weights`, replaced atomically."""
+    with atomic_directory(directory) as staging:
+        write_json(staging / STUDENT_CONFIG, student.get_config())
+        student.save_weights(os.fspath(staging / STUDENT_WEIGHTS))
+    return Path(directory)
+
+
+def load_student(directory: str | os.PathLike) -> MF:
+    directory = Path(directory)
+    config_path = directory / STUDENT_CONFIG
+    if not config_path.is_file():
+        raise HetCompError(f"{config_path}: missing; not a student written by `hetcomp distill`")
+    student = MF.from_config(json.loads(config_path.read_text()))
+    student.load_weights(os.fspath(directory / STUDENT_WEIGHTS)).expect_partial()
+    return student

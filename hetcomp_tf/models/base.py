@@ -1,0 +1,193 @@
+"""The teacher contract shared by all six models, so the training loop never special-cases one.
+
+A teacher owns its sampling (`train_batches`), its loss including L2 (`compute_loss`, the tfrs pattern) and
+its all-item scorer (`score_all`). `train_epoch` runs one epoch of compiled optimiser steps; `post_step` is
+the in-step hook for constraints such as CML's unit-ball clipping. Sampling is NumPy per epoch, seeded by
+`seed + epoch`, and every in-graph random op (dropout, VAE noise) takes a stateless seed carried in the
+batch, so a run is reproducible from `seed` alone.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from hetcomp_tf.config import TeacherConfig
+from hetcomp_tf.data import CSR, Dataset
+from hetcomp_tf.errors import HetCompError
+
+
+class Teacher(tfrs.Model):
+    """Base of the six teachers. Subclasses implement `_scores`, `train_batches` and `compute_loss`."""
+
+    name: ClassVar[str]
+
+    def __init__(self, data: Dataset | None, cfg: TeacherConfig, seed: int = 0,
+                 sizes: tuple[int, int] | None = None):
+        """`data=None` with `sizes=(n_users, n_items)` builds an untrained network (the distillation student)."""
+        super().__init__()
+        if data is None and sizes is None:
+            raise HetCompError(f"{self.name}: needs a Dataset or sizes=(n_users, n_items)")
+        self.data, self.cfg, self.seed = data, cfg, int(seed)
+        self.n_users, self.n_items = (data.n_users, data.n_items) if data is not None else map(int, sizes)
+        # Compiled functions live outside Keras tracking (checkpoints hold no optimiser state) and per instance
+        # (no cross-model retracing).
+        object.__setattr__(self, "_compiled_steps", {})
+        object.__setattr__(self, "_compiled_scores", tf.function(
+            self._scores, input_signature=[tf.TensorSpec([None], tf.int32)]))
+
+    # --- scoring -----------------------------------------------------------------------------------------
+    def score_all(self, user_ids) -> tf.Tensor:
+        """float32 [b, n_items] scores of every item (higher = better); masking is the caller's job."""
+        return self._compiled_scores(tf.cast(tf.convert_to_tensor(user_ids), tf.int32))
+
+    def _scores(self, user_ids: tf.Tensor) -> tf.Tensor:
+        raise NotImplementedError
+
+    # --- training ----------------------------------------------------------------------------------------
+    def train_batches(self, epoch: int) -> tf.data.Dataset:
+        raise NotImplementedError
+
+    def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
+        raise NotImplementedError
+
+    def post_step(self) -> None:
+        """Runs inside the compiled step after every optimiser update (no-op unless a model constrains weights)."""
+        return None
+
+    def train_epoch(self, optimizer: tf.keras.optimizers.Optimizer, epoch: int) -> float:
+        """One pass over `train_batches(epoch)`; returns the mean batch loss."""
+        step = self._compiled_steps.get(id(optimizer))
+        if step is None:
+            step = self._compiled_steps[id(optimizer)] = self._make_step(optimizer)
+        losses = [step(batch) for batch in self.train_batches(epoch)]
+        return float(tf.reduce_mean(tf.stack(losses)))
+
+    def _make_step(self, optimizer):
+        @tf.function
+        def step(batch):
+            with tf.GradientTape() as tape:
+                loss = self.compute_loss(batch, training=True)
+            variables = self.trainable_variables
+            optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            self.post_step()
+            return loss
+
+        return step
+
+    # --- shared helpers ----------------------------------------------------------------------------------
+    def initializer(self, stddev: float, offset: int) -> tf.keras.initializers.Initializer:
+        """Normal initialiser seeded from the teacher's seed; `offset` keeps each weight's stream distinct."""
+        return tf.keras.initializers.RandomNormal(stddev=stddev, seed=self.seed * 1000 + offset)
+
+    def require_data(self) -> Dataset:
+        if self.data is None:
+            raise HetCompError(f"{self.name}: built from sizes only, it has no training data to sample")
+        return self.data
+
+    def row_batches(self, rows: CSR, epoch: int) -> tf.data.Dataset:
+        """Shuffled ids of the non-empty rows of `rows`, batched, each batch with a stateless seed [2] for its
+        in-graph randomness: the sampling of the autoencoders (rows are users for AE, items for I-AE)."""
+        rng = np.random.default_rng(self.seed + epoch)
+        ids = np.flatnonzero(rows.lengths() > 0).astype(np.int32)
+        batches = tf.data.Dataset.from_tensor_slices(rng.permutation(ids)).batch(self.cfg.batch_size)
+        base = self.seed * 1_000_003 + epoch
+        return batches.enumerate().map(
+            lambda i, ids: {"ids": ids, "seed": tf.stack([tf.constant(base, tf.int64), i])}
+        ).prefetch(tf.data.AUTOTUNE)
+
+
+class PairwiseTeacher(Teacher):
+    """Teachers trained on (user, observed item, sampled unobserved items) triples: MF, ML, DL, GNN."""
+
+    def __init__(self, data: Dataset | None, cfg: TeacherConfig, seed: int = 0,
+                 sizes: tuple[int, int] | None = None):
+        super().__init__(data, cfg, seed, sizes)
+        if data is not None:
+            full = np.flatnonzero(data.train.lengths() >= self.n_items)
+            if full.size:
+                raise HetCompError(f"{self.name}: user {full[0]} has every item in train; no negative to sample")
+            self._pair_users = data.train.row_ids().astype(np.int32)
+            self._pair_items = data.train.indices.astype(np.int32)
+            self._pair_keys = np.sort(self._pair_users.astype(np.int64) * self.n_items + self._pair_items)
+
+    def train_batches(self, epoch: int) -> tf.data.Dataset:
+        """Every train pair once per epoch in a seeded order, each with `n_negatives` items the user has not
+        interacted with in train (uniform, resampled until unobserved)."""
+        self.require_data()
+        rng = np.random.default_rng(self.seed + epoch)
+        order = rng.permutation(self._pair_users.size)
+        users, items = self._pair_users[order], self._pair_items[order]
+        negatives = self._sample_negatives(rng, users)
+        data = {"user": users, "pos": items, "neg": negatives}
+        return tf.data.Dataset.from_tensor_slices(data).batch(self.cfg.batch_size).prefetch(tf.data.AUTOTUNE)
+
+    def _sample_negatives(self, rng: np.random.Generator, users: np.ndarray) -> np.ndarray:
+        negatives = rng.integers(0, self.n_items, size=(users.size, self.cfg.n_negatives), dtype=np.int32)
+        observed = self._is_observed(users[:, None], negatives)
+        while observed.any():
+            negatives[observed] = rng.integers(0, self.n_items, size=int(observed.sum()), dtype=np.int32)
+            observed[observed] = self._is_observed(np.broadcast_to(users[:, None], negatives.shape)[observed],
+                                                   negatives[observed])
+        return negatives
+
+    def _is_observed(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        keys = users.astype(np.int64) * self.n_items + items
+        pos = np.minimum(np.searchsorted(self._pair_keys, keys), self._pair_keys.size - 1)
+        return self._pair_keys[pos] == keys
+
+
+def squared_norm(*tensors: tf.Tensor) -> tf.Tensor:
+    """Sum of squares of all entries: the L2 term, scaled by each model's `cfg.l2`."""
+    return tf.add_n([tf.reduce_sum(tf.square(t)) for t in tensors])
+
+
+def bpr_loss(positive: tf.Tensor, negative: tf.Tensor) -> tf.Tensor:
+    """Mean of −log σ(s_ui − s_uj); positive [b], negative [b, n]."""
+    return tf.reduce_mean(tf.nn.softplus(negative - positive[:, None]))
+
+
+def sparse_rows(rows: tf.RaggedTensor, ids: tf.Tensor, n_cols: int) -> tf.SparseTensor:
+    """Binary rows `ids` of a ragged id matrix as a float32 SparseTensor [b, n_cols], never densified, so an
+    autoencoder's first layer is a sparse matmul and the paper-size train matrix stays sparse."""
+    picked = tf.gather(rows, ids)
+    indices = tf.stack([picked.value_rowids(), tf.cast(picked.values, tf.int64)], axis=1)
+    shape = tf.stack([tf.shape(ids, out_type=tf.int64)[0], tf.constant(n_cols, tf.int64)])
+    return tf.SparseTensor(indices, tf.ones_like(picked.values, tf.float32), shape)
+
+
+def dense_tower(in_dim: int, sizes: tuple[int, ...], activation, last_activation, seed: int) -> tf.keras.Sequential:
+    """Built stack of Dense layers (Glorot, seeded); the last one gets `last_activation`."""
+    layers = [
+        tf.keras.layers.Dense(size, activation if k < len(sizes) - 1 else last_activation,
+                              kernel_initializer=tf.keras.initializers.GlorotUniform(seed=seed + k))
+        for k, size in enumerate(sizes)
+    ]
+    tower = tf.keras.Sequential(layers)
+    tower.build((None, in_dim))
+    return tower
+
+
+def apply_to_sparse(tower: tf.keras.Sequential, inputs: tf.SparseTensor) -> tf.Tensor:
+    """tower(inputs) for a sparse input: the first layer as a sparse matmul, the rest as usual."""
+    first, *rest = tower.layers
+    x = first.activation(tf.sparse.sparse_dense_matmul(inputs, first.kernel) + first.bias)
+    for layer in rest:
+        x = layer(x)
+    return x
+
+
+def stateless_value_dropout(inputs: tf.SparseTensor, rate: float, seed: tf.Tensor) -> tf.SparseTensor:
+    """Dropout on the stored entries of a sparse input (kept ones scaled by 1/(1−rate)), reproducible by seed."""
+    if rate <= 0.0:
+        return inputs
+    values = tf.nn.experimental.stateless_dropout(inputs.values, rate, seed)
+    return tf.SparseTensor(inputs.indices, values, inputs.dense_shape)
+
+
+def kernels_of(*towers: tf.keras.Sequential) -> list[tf.Variable]:
+    """The Dense kernels (not biases) of some towers: what the autoencoders' L2 term penalises."""
+    return [layer.kernel for tower in towers for layer in tower.layers]

@@ -1,0 +1,51 @@
+"""ML: collaborative metric learning (Hsieh et al. 2017): users and items in one Euclidean space."""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+from hetcomp_tf.config import TeacherConfig
+from hetcomp_tf.models.base import PairwiseTeacher, squared_norm
+
+
+class CML(PairwiseTeacher):
+    """score(u, i) = −‖u − v_i‖². Loss: hinge on squared distances against the closest of the sampled negatives,
+    weighted by log(1 + estimated rank) as in CML's WARP approximation; all points kept in the unit ball."""
+
+    name = "ML"
+
+    def __init__(self, data, cfg: TeacherConfig, seed: int = 0):
+        super().__init__(data, cfg, seed)
+        stddev = 1.0 / math.sqrt(cfg.dim)  # initial norms ≈ 1: points start spread over the ball
+        self.user_embedding = tf.keras.layers.Embedding(self.n_users, cfg.dim, self.initializer(stddev, 1))
+        self.item_embedding = tf.keras.layers.Embedding(self.n_items, cfg.dim, self.initializer(stddev, 2))
+        self.user_embedding.build(None)
+        self.item_embedding.build(None)
+        self.post_step()
+
+    def _scores(self, user_ids):
+        users = self.user_embedding(user_ids)
+        items = self.item_embedding.embeddings
+        cross = tf.matmul(users, items, transpose_b=True)
+        return 2.0 * cross - tf.reduce_sum(tf.square(users), 1)[:, None] - tf.reduce_sum(tf.square(items), 1)[None]
+
+    def compute_loss(self, inputs, training: bool = False):
+        users = self.user_embedding(inputs["user"])  # [b, d]
+        positives = self.item_embedding(inputs["pos"])  # [b, d]
+        negatives = self.item_embedding(inputs["neg"])  # [b, n, d]
+        d_pos = tf.reduce_sum(tf.square(users - positives), -1)  # [b]
+        d_neg = tf.reduce_sum(tf.square(users[:, None] - negatives), -1)  # [b, n]
+        violations = self.cfg.margin + d_pos[:, None] - d_neg
+        impostors = tf.reduce_sum(tf.cast(violations > 0, tf.float32), 1)
+        rank = tf.floor(impostors * self.n_items / tf.cast(tf.shape(d_neg)[1], tf.float32))
+        hinge = tf.nn.relu(self.cfg.margin + d_pos - tf.reduce_min(d_neg, 1))
+        batch = tf.cast(tf.shape(users)[0], tf.float32)
+        loss = tf.reduce_mean(tf.math.log1p(rank) * hinge)
+        return loss + self.cfg.l2 * squared_norm(users, positives, negatives) / batch
+
+    def post_step(self) -> None:
+        """Projects every user/item vector back into the unit ball (CML's norm constraint)."""
+        for table in (self.user_embedding.embeddings, self.item_embedding.embeddings):
+            table.assign(tf.clip_by_norm(table, 1.0, axes=[1]))

@@ -1,0 +1,61 @@
+"""I-AE: item-based denoising autoencoder (I-AutoRec style, Sedhain et al. 2015, for implicit feedback): an
+item's train vector over users is reconstructed with a per-entry sigmoid likelihood, observed entries
+weighted by `cfg.positive_weight` (without it the few positives per item leave training stuck near the
+bias-only solution); score(u, i) is the reconstruction logit of entry (i, u)."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from hetcomp_tf.config import TeacherConfig
+from hetcomp_tf.data import CSR
+from hetcomp_tf.models.base import (Teacher, apply_to_sparse, dense_tower, kernels_of, sparse_rows,
+                                    squared_norm, stateless_value_dropout)
+
+
+class ItemAE(Teacher):
+    """Encoder n_users → cfg.layers (tanh) → cfg.dim (tanh); decoder mirrors it back to n_users logits."""
+
+    name = "I-AE"
+
+    def __init__(self, data, cfg: TeacherConfig, seed: int = 0):
+        super().__init__(data, cfg, seed)
+        self.item_rows = CSR.from_pairs(data.train.indices, data.train.row_ids(), self.n_items)  # item → users
+        self.item_rows_ragged = self.item_rows.to_ragged()
+        self.encoder = dense_tower(self.n_users, (*cfg.layers, cfg.dim), "tanh", "tanh", seed * 1000 + 1)
+        self.decoder = dense_tower(cfg.dim, (*reversed(cfg.layers), self.n_users), "tanh", None, seed * 1000 + 100)
+
+    def train_batches(self, epoch: int) -> tf.data.Dataset:
+        self.require_data()
+        return self.row_batches(self.item_rows, epoch)
+
+    def _hidden(self, item_ids, training: bool = False, seed=None) -> tf.Tensor:
+        """Last decoder hidden layer [b, h] of items' (optionally corrupted) vectors."""
+        rows = sparse_rows(self.item_rows_ragged, item_ids, self.n_users)
+        if training:
+            rows = stateless_value_dropout(rows, self.cfg.dropout, seed)
+        hidden = apply_to_sparse(self.encoder, rows)
+        for layer in self.decoder.layers[:-1]:
+            hidden = layer(hidden)
+        return hidden
+
+    def _scores(self, user_ids):
+        """Reconstruction of every item restricted to the requested users' columns: all items are encoded once
+        and only the output layer's columns of those users are applied."""
+        output = self.decoder.layers[-1]
+        hidden = self._hidden(tf.range(self.n_items))
+        columns = tf.matmul(hidden, tf.gather(output.kernel, user_ids, axis=1))  # [n_items, b]
+        return tf.transpose(columns) + tf.gather(output.bias, user_ids)[:, None]
+
+    def reconstruct(self, item_ids, training: bool = False, seed=None) -> tf.Tensor:
+        """Full reconstruction logits [b, n_users] of items' vectors (corrupted by dropout when training)."""
+        return self.decoder.layers[-1](self._hidden(item_ids, training, seed))
+
+    def compute_loss(self, inputs, training: bool = False):
+        ids = inputs["ids"]
+        logits = self.reconstruct(ids, training, inputs.get("seed"))
+        targets = tf.sparse.to_dense(sparse_rows(self.item_rows_ragged, ids, self.n_users))
+        batch = tf.cast(tf.size(ids), tf.float32)
+        loss = tf.reduce_sum(tf.nn.weighted_cross_entropy_with_logits(targets, logits, self.cfg.positive_weight))
+        loss /= batch
+        return loss + self.cfg.l2 * squared_norm(*kernels_of(self.encoder, self.decoder))

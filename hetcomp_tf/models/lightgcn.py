@@ -1,0 +1,67 @@
+"""GNN: LightGCN (He et al. 2020): embeddings smoothed over the user-item graph, no transforms or
+non-linearities; the final embedding is the mean of all layers' embeddings, trained with BPR."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from hetcomp_tf.config import TeacherConfig
+from hetcomp_tf.data import CSR
+from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.models.base import PairwiseTeacher, bpr_loss, squared_norm
+
+
+def normalized_adjacency(train: CSR, n_users: int, n_items: int) -> tf.SparseTensor:
+    """D^-1/2 A D^-1/2 of the bipartite graph A = [[0, R], [Rᵀ, 0]] over n_users + n_items nodes (items offset
+    by n_users); R is the binary train matrix. Isolated nodes keep an all-zero row."""
+    users = train.row_ids()
+    items = train.indices.astype(np.int64) + n_users
+    degree = np.bincount(np.concatenate([users, items]), minlength=n_users + n_items).astype(np.float64)
+    weight = (1.0 / np.sqrt(degree[users] * degree[items])).astype(np.float32)
+    rows, cols = np.concatenate([users, items]), np.concatenate([items, users])
+    adjacency = tf.SparseTensor(np.stack([rows, cols], 1), np.concatenate([weight, weight]),
+                                [n_users + n_items] * 2)
+    return tf.sparse.reorder(adjacency)
+
+
+class LightGCN(PairwiseTeacher):
+    """cfg.layers = (n_layers,). score(u, i) = e_u · e_i with e = mean_k Â^k E⁰."""
+
+    name = "GNN"
+
+    def __init__(self, data, cfg: TeacherConfig, seed: int = 0):
+        super().__init__(data, cfg, seed)
+        if len(cfg.layers) != 1 or cfg.layers[0] < 1:
+            raise HetCompError(f"GNN (LightGCN): TeacherConfig.layers must be (n_layers,) with n_layers >= 1, "
+                               f"got {cfg.layers}")
+        self.n_layers = int(cfg.layers[0])
+        self.adjacency = normalized_adjacency(data.train, self.n_users, self.n_items)
+        self.user_embedding = tf.keras.layers.Embedding(self.n_users, cfg.dim, self.initializer(0.1, 1))
+        self.item_embedding = tf.keras.layers.Embedding(self.n_items, cfg.dim, self.initializer(0.1, 2))
+        self.user_embedding.build(None)
+        self.item_embedding.build(None)
+
+    def propagate(self) -> tuple[tf.Tensor, tf.Tensor]:
+        """Final (layer-mean) user [n_users, d] and item [n_items, d] embeddings."""
+        layer = tf.concat([self.user_embedding.embeddings, self.item_embedding.embeddings], 0)
+        total = layer
+        for _ in range(self.n_layers):
+            layer = tf.sparse.sparse_dense_matmul(self.adjacency, layer)
+            total += layer
+        final = total / (self.n_layers + 1)
+        return final[: self.n_users], final[self.n_users:]
+
+    def _scores(self, user_ids):
+        users, items = self.propagate()
+        return tf.matmul(tf.gather(users, user_ids), items, transpose_b=True)
+
+    def compute_loss(self, inputs, training: bool = False):
+        users, items = self.propagate()
+        u = tf.gather(users, inputs["user"])
+        positive = tf.reduce_sum(u * tf.gather(items, inputs["pos"]), -1)
+        negative = tf.einsum("bd,bnd->bn", u, tf.gather(items, inputs["neg"]))
+        layer0 = [self.user_embedding(inputs["user"]), self.item_embedding(inputs["pos"]),
+                  self.item_embedding(inputs["neg"])]  # LightGCN regularises the ego embeddings only
+        batch = tf.cast(tf.shape(u)[0], tf.float32)
+        return bpr_loss(positive, negative) + self.cfg.l2 * squared_norm(*layer0) / batch

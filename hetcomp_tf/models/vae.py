@@ -1,0 +1,59 @@
+"""AE: Mult-VAE (Liang et al. 2018): a user's train vector is encoded to a Gaussian latent and decoded to a
+multinomial over items; input dropout, KL weight annealed linearly to `kl_cap` over `kl_anneal_epochs`."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from hetcomp_tf.config import TeacherConfig
+from hetcomp_tf.models.base import (Teacher, apply_to_sparse, dense_tower, kernels_of, sparse_rows,
+                                    squared_norm, stateless_value_dropout)
+
+
+class MultVAE(Teacher):
+    """Encoder n_items → cfg.layers (tanh) → 2·cfg.dim (μ, log σ²); decoder mirrors it back to n_items logits.
+    score_all = decoder logits of μ(user's full train vector), no dropout."""
+
+    name = "AE"
+
+    def __init__(self, data, cfg: TeacherConfig, seed: int = 0):
+        super().__init__(data, cfg, seed)
+        self.train_rows = data.train.to_ragged()
+        self.encoder = dense_tower(self.n_items, (*cfg.layers, 2 * cfg.dim), "tanh", None, seed * 1000 + 1)
+        self.decoder = dense_tower(cfg.dim, (*reversed(cfg.layers), self.n_items), "tanh", None, seed * 1000 + 100)
+
+    def train_batches(self, epoch: int) -> tf.data.Dataset:
+        beta = self.cfg.kl_cap * min(1.0, epoch / max(self.cfg.kl_anneal_epochs, 1))
+        return self.row_batches(self.require_data().train, epoch).map(
+            lambda batch: {**batch, "beta": tf.constant(beta, tf.float32)})
+
+    def _encode(self, user_ids, training: bool, seed=None) -> tuple[tf.Tensor, tf.Tensor]:
+        rows = sparse_rows(self.train_rows, user_ids, self.n_items)
+        lengths = tf.math.bincount(tf.cast(rows.indices[:, 0], tf.int32), minlength=tf.size(user_ids))
+        norms = tf.sqrt(tf.cast(tf.maximum(lengths, 1), tf.float32))
+        rows = tf.SparseTensor(rows.indices, rows.values / tf.gather(norms, rows.indices[:, 0]), rows.dense_shape)
+        if training:
+            rows = stateless_value_dropout(rows, self.cfg.dropout, seed)
+        mu, log_var = tf.split(apply_to_sparse(self.encoder, rows), 2, axis=-1)
+        return mu, log_var
+
+    def _scores(self, user_ids):
+        mu, _ = self._encode(user_ids, training=False)
+        return self.decoder(mu)
+
+    def compute_loss(self, inputs, training: bool = False):
+        ids = inputs["ids"]
+        if training:
+            dropout_seed, noise_seed = tf.unstack(tf.random.experimental.stateless_split(inputs["seed"], 2))
+            mu, log_var = self._encode(ids, True, dropout_seed)
+            z = mu + tf.exp(0.5 * log_var) * tf.random.stateless_normal(tf.shape(mu), noise_seed)
+        else:
+            mu, log_var = self._encode(ids, False)
+            z = mu
+        log_probs = tf.nn.log_softmax(self.decoder(z), axis=-1)
+        positives = sparse_rows(self.train_rows, ids, self.n_items).indices
+        batch = tf.cast(tf.size(ids), tf.float32)
+        neg_log_likelihood = -tf.reduce_sum(tf.gather_nd(log_probs, positives)) / batch
+        kl = tf.reduce_mean(tf.reduce_sum(0.5 * (tf.exp(log_var) + tf.square(mu) - 1.0 - log_var), -1))
+        beta = inputs.get("beta", tf.constant(self.cfg.kl_cap))
+        return neg_log_likelihood + beta * kl + self.cfg.l2 * squared_norm(*kernels_of(self.encoder, self.decoder))

@@ -1,0 +1,145 @@
+"""`hetcomp benchmark` end to end on tiny synthetic data (teachers reused from the session's run), resuming,
+the teachers-reuse rule, and bad input."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hetcomp_tf.benchmark import PARTIAL, RunKey, plan_runs, teachers_reusable
+from hetcomp_tf.cli import main
+from hetcomp_tf.config import TEACHER_NAMES, get_profile
+from hetcomp_tf.data import Dataset, load_dataset
+from hetcomp_tf.distill import METHODS
+from tests.test_distill import shared_teachers
+
+TINY = get_profile("tiny")
+TEACHER_FILES = ("dataset.npz", "teachers.json", "trajectories")
+
+
+def copy_teachers(source: Path, target: Path) -> None:
+    target.mkdir(parents=True)
+    for name in TEACHER_FILES:
+        (shutil.copytree if (source / name).is_dir() else shutil.copy2)(source / name, target / name)
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = main(argv)
+    return code, stdout.getvalue(), capsys.readouterr().err
+
+
+def mtimes(directory: Path) -> dict[str, int]:
+    return {str(p.relative_to(directory)): p.stat().st_mtime_ns for p in sorted(directory.rglob("*"))}
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "out"
+    copy_teachers(shared_teachers(tmp_path_factory), out)
+    before = mtimes(out)
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = main(["benchmark", "--data", "synthetic", "--profile", "tiny", "--seeds", "2", "--out", str(out)])
+    return code, out, stdout.getvalue(), before
+
+
+def test_benchmark_writes_every_method_sweep_and_curves(bench):
+    code, out, stdout, teacher_mtimes = bench
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    teachers = json.loads((out / "teachers.json").read_text())
+    students = [f"student:{m}" for m in METHODS]
+    assert list(results["methods"]) == [*(f"teacher:{t}" for t in TEACHER_NAMES), "ensemble", *students]
+    assert results["ensemble_params"] == sum(t["params"] for t in teachers["teachers"].values())
+    assert results["methods"]["ensemble"]["test"] == teachers["ensemble"]["test"]
+    assert results["teachers_reused"] is True and results["wall_seconds"] > 0
+    runs = results["runs"]
+    assert sorted((r["method"], r["dim"], r["seed"]) for r in runs) == sorted(
+        (k.method, k.dim, k.seed) for k in plan_runs(list(METHODS), 2, 8, [4, 8]))
+    for method in METHODS:
+        entry = results["methods"][f"student:{method}"]
+        mine = [r for r in runs if r["method"] == method and r["dim"] == 8]
+        for metric in entry["test"]:
+            values = np.array([r["test"][metric] for r in mine])
+            assert entry["test"][metric] == pytest.approx(values.mean()) and 0 < values.mean() <= 1
+            assert entry["test_std"][metric] == pytest.approx(values.std())
+        assert entry["params"] == (teachers["dataset"]["n_users"] + teachers["dataset"]["n_items"]) * 8
+        assert entry["train_seconds"] > 0 and entry["seeds"] == 2
+    assert set(results["student_dims"]) == {"4", "8"}
+    assert set(results["student_dims"]["4"]) == {"wo_kd", "ensemble_kd", "hetcomp"}
+    assert set(results["student_dims"]["8"]) == set(METHODS)
+    assert results["student_dims"]["8"]["hetcomp"]["test"] == results["methods"]["student:hetcomp"]["test"]
+    assert results["student_dims"]["4"]["hetcomp"]["params"] == results["methods"]["student:hetcomp"]["params"] // 2
+    hetcomp = [r for r in runs if r["method"] == "hetcomp"]
+    assert all(r["switch_epoch"] is not None for r in hetcomp), "ADT switches in every tiny hetcomp run"
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (out / "curves.png").stat().st_size > 10_000
+    assert {k: v for k, v in mtimes(out).items() if k in teacher_mtimes} == teacher_mtimes  # teachers untouched
+    rows = {line.split()[0]: line.split()[1:] for line in stdout.splitlines() if line.startswith("student:")}
+    assert list(rows) == students
+    assert float(rows["student:hetcomp"][4]) == pytest.approx(
+        results["methods"]["student:hetcomp"]["test"]["recall@50"], abs=5e-5)
+
+
+def test_second_invocation_reuses_teachers_and_resumes_finished_runs(bench, capsys):
+    _, out, _, _ = bench
+    partial = json.loads((out / PARTIAL).read_text())
+    dropped = RunKey("hetcomp", 8, 1).name
+    kept = partial["runs"].pop(dropped)
+    (out / PARTIAL).write_text(json.dumps(partial))  # as if the run had crashed before finishing it
+    before = mtimes(out / "trajectories") | {"teachers.json": (out / "teachers.json").stat().st_mtime_ns}
+
+    code, stdout, stderr = run_cli(["benchmark", "--data", "synthetic", "--profile", "tiny", "--seeds", "2",
+                                    "--methods", "wo_kd,hetcomp", "--student-dims", "8", "--out", str(out)], capsys)
+    assert code == 0
+    assert "reusing the teachers" in stderr and "training the teachers" not in stderr
+    assert "resuming: 3 of 4 runs already finished" in stderr and "benchmark run 1/1" in stderr
+    assert mtimes(out / "trajectories") | {"teachers.json": (out / "teachers.json").stat().st_mtime_ns} == before
+    results = json.loads((out / "results.json").read_text())
+    assert list(results["methods"])[-2:] == ["student:wo_kd", "student:hetcomp"]
+    rerun = json.loads((out / PARTIAL).read_text())["runs"][dropped]
+    assert rerun["test"] == kept["test"], "the same seed retrains to the same student"
+    assert results["teachers_reused"] is True
+
+
+def test_plan_runs_sweeps_only_the_sweep_methods_and_never_twice():
+    keys = plan_runs(["wo_kd", "rrd", "hetcomp"], 2, 64, [32, 64, 128])
+    assert len(keys) == len(set(keys)) == 3 * 2 + 2 * 2 * 2
+    assert {k.method for k in keys if k.dim != 64} == {"wo_kd", "hetcomp"}
+
+
+def test_teachers_are_retrained_for_another_profile_or_split(tmp_path_factory, tmp_path):
+    source = shared_teachers(tmp_path_factory)
+    data = load_dataset("synthetic", None, TINY.data)
+    assert teachers_reusable(tmp_path / "none", data, TINY) == "no teachers run there yet"
+    copy_teachers(source, tmp_path / "copy")
+    assert teachers_reusable(tmp_path / "copy", data, TINY) is None
+    assert "profile 'tiny'" in teachers_reusable(tmp_path / "copy", data, get_profile("paper"))
+    other = Dataset.load(source / "dataset.npz")
+    other = Dataset(other.name, other.user_vocab, other.item_vocab, other.valid, other.train, other.test)
+    assert teachers_reusable(tmp_path / "copy", other, TINY) == "its dataset split differs from this data"
+    summary = json.loads((tmp_path / "copy" / "teachers.json").read_text())
+    del summary["teachers"]["GNN"]
+    (tmp_path / "copy" / "teachers.json").write_text(json.dumps(summary))
+    assert teachers_reusable(tmp_path / "copy", data, TINY) == "teachers GNN are missing"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--data", "/nonexistent/users.csv"], "/nonexistent/users.csv"),
+    (["--data", "synthetic", "--methods", "wo_kd,dcd"], "unknown distillation method 'dcd'"),
+    (["--data", "synthetic", "--student-dims", "8,x"], "--student-dims"),
+    (["--data", "synthetic", "--seeds", "0"], "seeds (0)"),
+])
+def test_benchmark_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
+    code, _, err = run_cli(["benchmark", "--profile", "tiny", *argv, "--out", str(tmp_path / "out")], capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hetcomp: error: ") and message in lines[0]
+    assert not (tmp_path / "out").exists()

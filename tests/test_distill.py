@@ -1,0 +1,290 @@
+"""The distillation trainer on tiny synthetic data: every method, DKC + ADT, TensorBoard, early stopping,
+the step against a NumPy reference, the CLI. One teachers run serves this module and test_benchmark.py."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from hetcomp_tf.benchmark import ensure_teachers
+from hetcomp_tf.cli import main
+from hetcomp_tf.config import METRIC_KS, get_profile
+from hetcomp_tf.data import Dataset
+from hetcomp_tf.distill import (LOSSES, METHODS, Trainer, bpr_on_data, distill, load_student, sample_unobserved,
+                                stage_rankings)
+from hetcomp_tf.dkc import DynamicKnowledge
+from hetcomp_tf.ensemble import EnsembleKnowledge, ensemble_topk
+from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.losses import FineGrainedLoss, OverallLoss, Targets
+from hetcomp_tf.metrics import evaluate
+from hetcomp_tf.trajectories import load_trajectories
+
+METRIC_KEYS = {f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")}
+TINY = get_profile("tiny")
+_SHARED = {}
+
+
+def shared_teachers(tmp_path_factory) -> Path:
+    """One tiny teachers run per test session, trained through the benchmark's own entry point."""
+    if "dir" not in _SHARED:
+        out = tmp_path_factory.mktemp("shared-teachers") / "run"
+        assert ensure_teachers("synthetic", None, TINY, out) is False  # trained, not reused
+        _SHARED["dir"] = out
+    return _SHARED["dir"]
+
+
+@pytest.fixture(scope="session")
+def teachers_dir(tmp_path_factory) -> Path:
+    return shared_teachers(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def data(teachers_dir) -> Dataset:
+    return Dataset.load(teachers_dir / "dataset.npz")
+
+
+@pytest.fixture(scope="module")
+def knowledge(teachers_dir) -> EnsembleKnowledge:
+    return EnsembleKnowledge.from_trajectories(load_trajectories(teachers_dir), tau=TINY.distill.tau)
+
+
+@pytest.fixture(scope="module")
+def hetcomp_run(data, knowledge, tmp_path_factory):
+    log_dir = tmp_path_factory.mktemp("hetcomp-logs")
+    return distill(data, knowledge, TINY.distill, log_dir=log_dir, progress=None), log_dir
+
+
+def assert_metrics(metrics: dict) -> None:
+    assert set(metrics) == METRIC_KEYS
+    assert all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in metrics.values())
+
+
+# ------------------------------------------------------------------------------------------------ methods
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_every_method_trains_a_few_epochs_with_finite_metrics(data, knowledge, method):
+    cfg = dataclasses.replace(TINY.distill, method=method, epochs=3, eval_every=2)
+    run = distill(data, knowledge if method != "wo_kd" else None, cfg, progress=None)
+    assert_metrics(run.valid)
+    assert_metrics(run.test)
+    assert [h["epoch"] for h in run.history] == [1, 3] and run.epochs == 3
+    assert run.params == (data.n_users + data.n_items) * cfg.student_dim
+    assert run.test["recall@50"] > 0.1, "3 epochs on tiny data already beat random (~0.17 at 50 of 300 items)"
+    loss_name = METHODS[method].losses[0]
+    assert all(math.isfinite(v) for h in run.history for v in h["loss"].values())
+    assert {loss_name, "l2", "total"} <= set(run.history[0]["loss"])
+    assert run.history[0]["objective"] == LOSSES.index(loss_name)
+
+
+def test_knowledge_methods_need_matching_knowledge(data, knowledge):
+    with pytest.raises(HetCompError, match="unknown distillation method 'dcd'"):
+        distill(data, knowledge, dataclasses.replace(TINY.distill, method="dcd"), progress=None)
+    with pytest.raises(HetCompError, match="none was given"):
+        distill(data, None, TINY.distill, progress=None)
+    fewer_users = dataclasses.replace(knowledge, rankings=knowledge.rankings[:, :, :-1],
+                                      observed=knowledge.observed[:-1])
+    with pytest.raises(HetCompError, match="knowledge covers"):
+        distill(data, fewer_users, TINY.distill, progress=None)
+    with pytest.raises(HetCompError, match="epochs=0"):
+        distill(data, knowledge, dataclasses.replace(TINY.distill, epochs=0), progress=None)
+
+
+# ------------------------------------------------------------------------------------- DKC, ADT, logging
+
+def test_hetcomp_stages_advance_and_adt_switches_once_all_are_final(hetcomp_run, knowledge):
+    run, _ = hetcomp_run
+    last_stage = knowledge.n_checkpoints - 1
+    stages = np.array([[h["mean_stage"][t] for t in knowledge.teachers] for h in run.history])
+    all_final = last_stage - 0.005 - 1e-6  # the lowest mean stage that rounds to T-1 (float32 means)
+    assert stages[0].max() == 0.0 and stages[-1].min() >= all_final
+    assert (np.diff(stages, axis=0) >= 0).all(), "stages never move back"
+    assert run.switch_epoch is not None and run.switch_epoch < run.epochs
+    for h, row in zip(run.history, stages):
+        fine = h["epoch"] >= run.switch_epoch
+        assert h["objective"] == (1 if fine else 0)
+        assert set(h["loss"]) == {"fine" if fine else "overall", "l2", "total"}
+        if fine:
+            assert row.min() >= all_final
+        else:
+            assert row.min() < last_stage
+    assert run.mean_stage == pytest.approx({t: float(s) for t, s in zip(knowledge.teachers, stages[-1])}, abs=0.01)
+
+
+def _scalars(log_dir: Path) -> dict[str, dict[int, float]]:
+    values: dict[str, dict[int, float]] = {}
+    for path in log_dir.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                values.setdefault(value.tag, {})[event.step] = float(tf.make_ndarray(value.tensor))
+    return values
+
+
+def test_tensorboard_holds_losses_objective_metrics_and_stages(hetcomp_run, knowledge):
+    run, log_dir = hetcomp_run
+    scalars = _scalars(log_dir)
+    expected = {"loss/overall", "loss/fine", "loss/l2", "loss/total", "objective",
+                *(f"valid/{k}" for k in METRIC_KEYS), *(f"dkc/mean_stage/{t}" for t in knowledge.teachers)}
+    assert expected <= set(scalars)
+    assert all(math.isfinite(v) for series in scalars.values() for v in series.values())
+    epochs = range(1, run.epochs + 1)
+    assert sorted(scalars["objective"]) == list(epochs) == sorted(scalars["loss/total"])
+    assert all(value == (epoch >= run.switch_epoch) for epoch, value in scalars["objective"].items())
+    assert min(scalars["loss/fine"]) == run.switch_epoch and max(scalars["loss/overall"]) == run.switch_epoch - 1
+    assert scalars["valid/recall@50"] == {h["epoch"]: pytest.approx(h["valid"]["recall@50"]) for h in run.history}
+    for teacher in knowledge.teachers:
+        by_epoch = scalars[f"dkc/mean_stage/{teacher}"]
+        assert [by_epoch[h["epoch"]] for h in run.history] == pytest.approx([h["mean_stage"][teacher]
+                                                                              for h in run.history])
+
+
+def test_early_stopping_restores_the_best_weights(data, knowledge):
+    cfg = dataclasses.replace(TINY.distill, method="ensemble_kd", eval_every=2, patience=3)
+    run = distill(data, knowledge, cfg, progress=None)
+    recalls = [h["valid"]["recall@50"] for h in run.history]
+    best = int(np.argmax(recalls))
+    assert run.epochs < cfg.epochs, "the final ensemble is learnt within ~20 epochs on tiny data"
+    assert len(recalls) - 1 - best == cfg.patience and recalls[-1] < recalls[best]
+    assert run.valid == run.history[best]["valid"] and run.best_epoch == run.history[best]["epoch"]
+    assert evaluate(run.student.score_all, data, "valid")["recall@50"] == pytest.approx(recalls[best], abs=1e-6)
+    assert run.test == evaluate(run.student.score_all, data, "test")
+
+
+# ------------------------------------------------------------------------------------------ target schedules
+
+def test_final_and_paced_schedules_always_target_the_final_ensemble(data, knowledge):
+    final_top = ensemble_topk(knowledge.final_rankings, data.n_items, TINY.distill.top_k, knowledge.tau).numpy()
+    assert np.array_equal(stage_rankings(knowledge, "dkc"), knowledge.rankings)
+    for schedule, n_stages in (("final", 1), ("paced", 2)):
+        rankings = stage_rankings(knowledge, schedule)
+        assert rankings.shape[1] == n_stages and all(np.array_equal(r, knowledge.final_rankings)
+                                                     for r in np.moveaxis(rankings, 1, 0))
+        dkc = DynamicKnowledge(rankings, knowledge.observed, data.train, data.n_items, TINY.distill)
+        assert dkc.is_final() == (schedule == "final")
+        scores = tf.random.stateless_normal([data.n_users, data.n_items], [1, 2])
+        for epoch in (2, 30):  # the first update records distances, the second (threshold < 1) advances all
+            dkc.update(lambda ids: tf.gather(scores, ids), epoch)
+        assert dkc.is_final()
+        assert np.array_equal(dkc.targets(tf.range(data.n_users))[0].numpy(), final_top)
+
+
+# ---------------------------------------------------------------------------------------- numeric references
+
+def test_sample_unobserved_is_uniform_over_unobserved_items():
+    train = np.zeros((3, 40), bool)
+    train[0, [0, 5, 6, 39]] = True
+    train[1, :] = True
+    train[1, 20] = False  # one unobserved item; row 2 has none observed
+    draws = sample_unobserved(tf.constant(train), tf.constant([3, 20000]), tf.constant([4, 5], tf.int64)).numpy()
+    assert not train[0, draws[0]].any() and (draws[1] == 20).all() and (draws[2] >= 0).all()
+    for row in (0, 2):
+        counts = np.bincount(draws[row], minlength=40)[~train[row]]
+        expected = 20000 / (~train[row]).sum()
+        assert counts.min() > 0.8 * expected and counts.max() < 1.2 * expected
+
+
+def test_bpr_on_data_matches_numpy():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(4, 30)).astype(np.float32)
+    items = np.full((4, 5), -1, np.int32)
+    items[0, :3], items[1, :5], items[2, :1] = [1, 2, 3], [0, 4, 8, 9, 29], [7]  # row 3: no train item
+    mask = np.zeros((4, 30), bool)
+    for r in range(4):
+        mask[r, items[r][items[r] >= 0]] = True
+    seed = tf.constant([7, 8], tf.int64)
+    loss = float(bpr_on_data(tf.constant(scores), tf.constant(items), tf.constant(mask), seed))
+    negatives = sample_unobserved(tf.constant(mask), tf.constant(items.shape), seed).numpy()
+    pairs = [(r, items[r, c], negatives[r, c]) for r in range(4) for c in range(5) if items[r, c] >= 0]
+    assert all(not mask[r, j] for r, _, j in pairs)
+    reference = np.mean([np.log1p(np.exp(scores[r, j] - scores[r, i])) for r, i, j in pairs])
+    assert loss == pytest.approx(reference, rel=1e-5)
+
+
+@pytest.mark.parametrize("method, loss_name", [("hetcomp", "overall"), ("ensemble_kd", "fine")])
+def test_training_step_matches_a_numpy_reference(data, knowledge, method, loss_name):
+    cfg = dataclasses.replace(TINY.distill, method=method, score_clip=0.05)  # the clip is active at init scale
+    trainer = Trainer(data, knowledge, cfg)
+    users = np.array([3, 0, 17, 42, 5], np.int32)
+    user_table = trainer.student.user_embedding.embeddings.numpy()
+    item_table = trainer.student.item_embedding.embeddings.numpy()
+    scores = np.clip(user_table[users] @ item_table.T, -0.05, 0.05)
+    assert (np.abs(user_table[users] @ item_table.T) > 0.05).any()
+    train_mask = data.train.to_dense(data.n_items)[users]
+    if loss_name == "overall":  # stages at 0: the ensemble of every teacher's first checkpoint
+        top = ensemble_topk(knowledge.rankings[:, 0, users], data.n_items, cfg.top_k, knowledge.tau)
+        loss_fn, weight = OverallLoss(score_clip=None), cfg.overall_weight
+    else:
+        top = ensemble_topk(knowledge.final_rankings[:, users], data.n_items, cfg.top_k, knowledge.tau)
+        loss_fn, weight = FineGrainedLoss(cfg.top_k, score_clip=None), cfg.fine_weight
+    targets = Targets(top, tf.constant(knowledge.observed[users, : cfg.top_k // 10]), tf.constant(train_mask))
+    expected_loss = float(loss_fn(targets, tf.constant(scores)))
+    expected_l2 = cfg.l2 * ((user_table[users] ** 2).sum() + (item_table ** 2).sum())
+
+    out = trainer.step_fn(trainer.loss_name())(tf.constant(users), tf.constant([0, 0], tf.int64))
+    assert trainer.loss_name() == loss_name
+    assert float(out[loss_name]) == pytest.approx(expected_loss, rel=1e-5)
+    assert float(out["l2"]) == pytest.approx(expected_l2, rel=1e-5)
+    assert float(out["total"]) == pytest.approx(weight * expected_loss + expected_l2, rel=1e-5)
+    new_users = trainer.student.user_embedding.embeddings.numpy()
+    assert not np.allclose(new_users[users], user_table[users])  # the batch's users moved ...
+    others = np.setdiff1d(np.arange(data.n_users), users)
+    assert np.allclose(new_users[others], user_table[others])  # ... the others not (Adam's first step)
+
+
+def test_xla_and_mixed_precision_steps_agree_with_the_plain_step(data, knowledge):
+    base = dataclasses.replace(TINY.distill, method="hetcomp", epochs=1)
+    plain = distill(data, knowledge, base, progress=None).history[0]["loss"]
+    xla = distill(data, knowledge, dataclasses.replace(base, jit_compile=True), progress=None).history[0]["loss"]
+    mixed = distill(data, knowledge, dataclasses.replace(base, mixed_precision=True), progress=None)
+    assert xla == pytest.approx(plain, rel=1e-4)
+    assert mixed.history[0]["loss"] == pytest.approx(plain, rel=1e-2)
+    assert mixed.student.user_embedding.embeddings.dtype == tf.float32  # variables stay float32
+
+
+# ------------------------------------------------------------------------------------------------------ CLI
+
+def run_cli(argv: list[str]) -> tuple[int, str]:
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = main(argv)
+    return code, stdout.getvalue()
+
+
+def test_distill_command_writes_student_results_and_logs(teachers_dir, data, tmp_path):
+    out = tmp_path / "out"
+    code, stdout = run_cli(["distill", "--teachers-dir", str(teachers_dir), "--method", "hetcomp_no_adt",
+                            "--profile", "tiny", "--student-dim", "4", "--seed", "2", "--out", str(out)])
+    assert code == 0
+    result = json.loads((out / "distill.json").read_text())
+    assert result["method"] == "hetcomp_no_adt" and result["config"]["student_dim"] == 4
+    assert result["params"] == (data.n_users + data.n_items) * 4
+    assert_metrics(result["test"])
+    assert [h["epoch"] for h in result["history"]][0] == 1 and result["train_seconds"] > 0
+    student = load_student(out / "student")
+    assert evaluate(student.score_all, data, "test") == pytest.approx(result["test"], abs=1e-7)
+    assert list((out / "logs" / "hetcomp_no_adt").glob("events.out.tfevents.*"))
+    rows = {line.split()[0]: line.split()[1:] for line in stdout.strip().splitlines()[3:]}
+    assert list(rows) == ["ensemble", "student:hetcomp_no_adt"]
+    assert float(rows["student:hetcomp_no_adt"][4]) == pytest.approx(result["test"]["recall@50"], abs=5e-5)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--teachers-dir", "{missing}", "--method", "hetcomp"], "no such directory"),
+    (["--teachers-dir", "{teachers}", "--method", "dcd"], "unknown distillation method 'dcd'"),
+    (["--teachers-dir", "{empty}", "--method", "hetcomp"], "dataset.npz does not exist"),
+])
+def test_distill_command_bad_input_exits_2_with_one_line(teachers_dir, tmp_path, capsys, argv, message):
+    (tmp_path / "empty").mkdir()
+    paths = {"missing": tmp_path / "nope", "teachers": teachers_dir, "empty": tmp_path / "empty"}
+    argv = [arg.format(**paths) for arg in argv]
+    assert main(["distill", *argv, "--profile", "tiny", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("hetcomp: error: ") and message in err[0]
+    assert not (tmp_path / "out").exists()
