@@ -204,25 +204,28 @@ class Trainer:
         return {name: float(v) for name, v in zip(self.teachers, self.dkc.mean_stage().numpy())}
 
 
-def sample_unobserved(train_mask: tf.Tensor, shape: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """int32 [b, m] items drawn uniformly from each row's unobserved items (train_mask bool [b, n_items] False),
-    in-graph: the r-th unobserved item via a search in the running count. A row with no unobserved item gets
-    item n_items − 1 (callers drop its pairs)."""
-    unobserved_count = tf.cumsum(tf.cast(tf.logical_not(train_mask), tf.int32), axis=1)  # [b, n_items]
-    total = unobserved_count[:, -1:]
-    rank = tf.cast(tf.random.stateless_uniform(shape, seed) * tf.cast(total, tf.float32), tf.int32)
-    rank = tf.minimum(rank, tf.maximum(total - 1, 0))  # 0-based; guards the float product rounding up
-    items = tf.searchsorted(unobserved_count, rank + 1, side="left")
-    return tf.minimum(items, tf.shape(train_mask)[1] - 1)
+NEGATIVE_DRAWS = 8  # rejection rounds: a pair is dropped only if all of them hit train items (p = density^8)
+
+
+def sample_unobserved(train_mask: tf.Tensor, shape: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Items drawn uniformly from each row's unobserved items by rejection: int32 [b, m] items and bool [b, m]
+    found (False where all NEGATIVE_DRAWS draws were train items; drop those pairs). An accepted draw is exactly
+    uniform over the unobserved items; gathers only, so XLA compiles it (a search over the running count of
+    unobserved items costs XLA on CPU a pass over [b, m, n_items])."""
+    n_items = tf.shape(train_mask)[1]
+    draws = tf.random.stateless_uniform(tf.concat([[NEGATIVE_DRAWS], shape], 0), seed, 0, n_items, tf.int32)
+    observed = tf.gather(train_mask, tf.transpose(draws, [1, 0, 2]), batch_dims=1)  # [b, draws, m]
+    first = tf.argmin(tf.cast(observed, tf.int32), axis=1, output_type=tf.int32)  # first unobserved draw
+    items = tf.gather(tf.transpose(draws, [1, 2, 0]), first[..., None], batch_dims=2)[..., 0]
+    return items, tf.logical_not(tf.reduce_all(observed, axis=1))
 
 
 def bpr_on_data(scores: tf.Tensor, train_items: tf.Tensor, train_mask: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     """wo_kd's loss: mean BPR −log σ(s_ui − s_uj) over every (user, train item i) pair of the batch, j drawn
     uniformly from the user's unobserved items. scores float32 [b, n_items], train_items int32 [b, L] (−1
     padded), train_mask bool [b, n_items]."""
-    negatives = sample_unobserved(train_mask, tf.shape(train_items), seed)
-    has_unobserved = tf.reduce_any(tf.logical_not(train_mask), axis=1, keepdims=True)
-    valid = (train_items >= 0) & has_unobserved
+    negatives, found = sample_unobserved(train_mask, tf.shape(train_items), seed)
+    valid = (train_items >= 0) & found
     positive = tf.gather(scores, tf.maximum(train_items, 0), batch_dims=1)
     negative = tf.gather(scores, negatives, batch_dims=1)
     pair_loss = tf.where(valid, tf.math.softplus(negative - positive), 0.0)

@@ -180,13 +180,14 @@ def test_final_and_paced_schedules_always_target_the_final_ensemble(data, knowle
 def test_sample_unobserved_is_uniform_over_unobserved_items():
     train = np.zeros((3, 40), bool)
     train[0, [0, 5, 6, 39]] = True
-    train[1, :] = True
-    train[1, 20] = False  # one unobserved item; row 2 has none observed
-    draws = sample_unobserved(tf.constant(train), tf.constant([3, 20000]), tf.constant([4, 5], tf.int64)).numpy()
-    assert not train[0, draws[0]].any() and (draws[1] == 20).all() and (draws[2] >= 0).all()
+    train[1, :] = True  # nothing unobserved: no draw is found; row 2 has nothing observed
+    draws, found = sample_unobserved(tf.constant(train), tf.constant([3, 20000]), tf.constant([4, 5], tf.int64))
+    draws, found = draws.numpy(), found.numpy()
+    assert not found[1].any() and found[2].all() and found[0].mean() > 0.999  # 1 − 0.1^8
     for row in (0, 2):
-        counts = np.bincount(draws[row], minlength=40)[~train[row]]
-        expected = 20000 / (~train[row]).sum()
+        assert not train[row, draws[row][found[row]]].any()
+        counts = np.bincount(draws[row][found[row]], minlength=40)[~train[row]]
+        expected = found[row].sum() / (~train[row]).sum()
         assert counts.min() > 0.8 * expected and counts.max() < 1.2 * expected
 
 
@@ -200,9 +201,9 @@ def test_bpr_on_data_matches_numpy():
         mask[r, items[r][items[r] >= 0]] = True
     seed = tf.constant([7, 8], tf.int64)
     loss = float(bpr_on_data(tf.constant(scores), tf.constant(items), tf.constant(mask), seed))
-    negatives = sample_unobserved(tf.constant(mask), tf.constant(items.shape), seed).numpy()
+    negatives, found = (t.numpy() for t in sample_unobserved(tf.constant(mask), tf.constant(items.shape), seed))
     pairs = [(r, items[r, c], negatives[r, c]) for r in range(4) for c in range(5) if items[r, c] >= 0]
-    assert all(not mask[r, j] for r, _, j in pairs)
+    assert found.all() and all(not mask[r, j] for r, _, j in pairs)
     reference = np.mean([np.log1p(np.exp(scores[r, j] - scores[r, i])) for r, i, j in pairs])
     assert loss == pytest.approx(reference, rel=1e-5)
 
