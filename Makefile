@@ -33,6 +33,7 @@ test: install
 
 bench: install
 	$(VENV)/bin/hetcomp benchmark --data citeulike --profile paper --seeds 3 --out $(BENCH_OUT)
+	$(VENV)/bin/hetcomp latency --data citeulike --profile paper --batch-sizes 1,64 --out $(BENCH_OUT)/latency.json
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

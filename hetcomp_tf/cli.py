@@ -19,6 +19,7 @@ COMMANDS = {
     "kubeflow": "compile the TFX pipeline to a Kubeflow Pipelines v2 spec",
     "serve": "serve a pushed SavedModel over gRPC (TF Serving's PredictionService API)",
     "query": "query a TF Serving PredictionService for users' top-K items",
+    "latency": "serving latency, params and memory of the student versus the six-teacher ensemble",
 }
 
 

@@ -48,7 +48,7 @@ from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.models.mf import MF
 from hetcomp_tf.progress import Progress, log
 from hetcomp_tf.report import write_json
-from hetcomp_tf.tensorboard import ScalarLog
+from hetcomp_tf.summaries import ScalarLog
 from hetcomp_tf.training import count_params
 
 RECORD_METRIC = "recall@50"

@@ -24,7 +24,7 @@ from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.models import Teacher, build_teacher
 from hetcomp_tf.progress import Progress, log
-from hetcomp_tf.tensorboard import ScalarLog
+from hetcomp_tf.summaries import ScalarLog
 from hetcomp_tf.trajectories import RECORD_METRIC, Trajectory, TrajectoryRecorder
 
 

@@ -6,6 +6,7 @@ and ratios are the ones the models imply.
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -81,3 +82,25 @@ def test_measure_latency_rejects_empty_runs(models, tiny_dataset):
         measure_latency(student, teachers, tiny_dataset, requests=0)
     with pytest.raises(HetCompError, match="no teachers"):
         measure_latency(student, {}, tiny_dataset)
+
+
+def test_latency_command_writes_student_ensemble_and_ratio_and_rejects_bad_batch_sizes(tiny_dataset, tmp_path, capsys):
+    from hetcomp_tf.cli import main
+
+    out = tmp_path / "l.json"
+    assert main(["latency", "--data", "synthetic", "--profile", "tiny", "--requests", "5", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["teacher_weights"] == result["student_weights"] == \
+        "initialised (latency does not depend on weight values)"
+    assert result["ensemble"]["teachers"] == list(TEACHER_NAMES) and result["requests"] == 5
+    student_dim = get_profile("tiny").distill.student_dim
+    assert result["student"]["params"] == (tiny_dataset.n_users + tiny_dataset.n_items) * student_dim
+    for side in ("student", "ensemble"):
+        numbers = [result[side]["params"], result[side]["variable_bytes"], *result[side]["latency"]["batch_1"].values()]
+        assert all(math.isfinite(v) and v > 0 for v in numbers)
+    ratios = [result["ratio"]["params"], result["ratio"]["variable_bytes"], *result["ratio"]["batch_1"].values()]
+    assert all(math.isfinite(v) and v > 0 for v in ratios)
+    assert "ratio" in capsys.readouterr().out
+    assert main(["latency", "--data", "synthetic", "--profile", "tiny", "--batch-sizes", "x",
+                 "--out", str(tmp_path / "bad.json")]) == 2
+    assert not (tmp_path / "bad.json").exists()
