@@ -32,7 +32,7 @@ test: install
 	$(PY) -m pytest -q
 
 bench: install
-	$(VENV)/bin/hetcomp benchmark --data citeulike --profile paper --seeds 3 --out $(BENCH_OUT)
+	$(VENV)/bin/hetcomp benchmark --data citeulike --profile paper --seeds 3 --jobs 2 --out $(BENCH_OUT)
 	$(VENV)/bin/hetcomp latency --data citeulike --profile paper --batch-sizes 1,64 --out $(BENCH_OUT)/latency.json
 
 clean:

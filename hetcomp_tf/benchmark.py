@@ -7,6 +7,10 @@ Layout of the output directory DIR:
     loses at most the run in progress and a rerun with the same teachers and DistillConfig resumes;
   * results.json: mean/std over seeds per method at the profile's student dim, the dim sweep, teachers,
     ensemble, wall time; curves.png: valid Recall@50 per evaluation (the paper's training-curve figure).
+
+With `jobs` > 1 the runs go to that many worker processes, each with cores/jobs TensorFlow threads: a student
+step is a chain of small [batch, n_items] kernels that keeps two threads only partly busy, so two one-thread
+workers finish the plan sooner than one two-thread process. Only the parent writes the result files.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import multiprocessing
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,21 +113,19 @@ def run_record(key: RunKey, run: DistillRun) -> dict:
 
 def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int, methods: Sequence[str],
                   student_dims: Sequence[int], out: str | os.PathLike,
-                  progress: Callable[[str, int], Progress] | None = Progress) -> dict:
+                  progress: Callable[[str, int], Progress] | None = Progress, jobs: int = 1) -> dict:
     """Teachers (trained or reused), then every planned run (resumed from results.partial.json when its
-    fingerprint matches); writes results.json and curves.png and returns the results."""
+    fingerprint matches; `jobs` runs at a time); writes results.json and curves.png and returns the results."""
     start = time.perf_counter()
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise HetCompError(f"--out {out} exists and is not a directory")
     for method in methods:
         get_method(method)
-    if seeds < 1 or not methods or any(d < 1 for d in student_dims):
-        raise HetCompError(f"benchmark: seeds ({seeds}), methods ({list(methods)}) and student dims "
-                           f"({list(student_dims)}) must be positive / non-empty")
+    if seeds < 1 or jobs < 1 or not methods or any(d < 1 for d in student_dims):
+        raise HetCompError(f"benchmark: seeds ({seeds}), jobs ({jobs}), methods ({list(methods)}) and student "
+                           f"dims ({list(student_dims)}) must be positive / non-empty")
     teachers_reused = ensure_teachers(data_spec, fmt, profile, out)
-    data = Dataset.load(out / "dataset.npz")
-    knowledge = EnsembleKnowledge.from_trajectories(load_trajectories(out), tau=profile.distill.tau)
     summary = _read_json(out / "teachers.json")
 
     fingerprint = {"profile": profile.name, "teachers_sha256": sha256_of(out / "teachers.json"),
@@ -133,22 +137,83 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
     if len(todo) < len(keys):
         log(f"resuming: {len(keys) - len(todo)} of {len(keys)} runs already finished in {out / PARTIAL}")
     bar = progress("benchmark run", len(todo)) if progress is not None and todo else None
-    for index, key in enumerate(todo, 1):
-        cfg = dataclasses.replace(profile.distill, method=key.method, student_dim=key.dim, seed=key.seed)
-        run = distill(data, knowledge, cfg, log_dir=out / "logs" / "distill" / f"{key.method}-d{key.dim}-s{key.seed}",
-                      progress=progress)
-        done[key.name] = run_record(key, run)
+    runner = _run_in_workers(out, profile, todo, jobs) if jobs > 1 and len(todo) > 1 else \
+        _run_here(out, profile, todo, progress)
+    for index, (key, record) in enumerate(runner, 1):
+        done[key.name] = record
         write_json(out / PARTIAL, {"fingerprint": fingerprint, "runs": done})
         if bar is not None:
-            bar.update(index, f"({key.name}: test {RECORD_METRIC} {run.test[RECORD_METRIC]:.4f}, "
-                              f"{run.train_seconds:.0f}s)")
+            bar.update(index, f"({key.name}: test {RECORD_METRIC} {record['test'][RECORD_METRIC]:.4f}, "
+                              f"{record['train_seconds']:.0f}s)")
 
     runs = [done[key.name] for key in keys]
     results = aggregate(runs, summary, profile, methods, student_dims)
-    results.update(teachers_reused=teachers_reused, wall_seconds=time.perf_counter() - start)
+    results.update(teachers_reused=teachers_reused, jobs=jobs, wall_seconds=time.perf_counter() - start)
     write_json(out / RESULTS, results)
-    plot_curves(runs, profile.distill.student_dim, out / CURVES, f"{data.name} ({profile.name} profile)")
+    plot_curves(runs, profile.distill.student_dim, out / CURVES, f"{summary['dataset']['name']} ({profile.name} profile)")
     return results
+
+
+def _run_config(profile: Profile, key: RunKey):
+    return dataclasses.replace(profile.distill, method=key.method, student_dim=key.dim, seed=key.seed)
+
+
+def _log_dir(out: Path, key: RunKey) -> Path:
+    return out / "logs" / "distill" / f"{key.method}-d{key.dim}-s{key.seed}"
+
+
+def _load_inputs(out: Path, tau: float) -> tuple[Dataset, EnsembleKnowledge]:
+    return Dataset.load(out / "dataset.npz"), EnsembleKnowledge.from_trajectories(load_trajectories(out), tau=tau)
+
+
+def _run_here(out: Path, profile: Profile, keys: Sequence[RunKey],
+              progress: Callable[[str, int], Progress] | None) -> Iterator[tuple[RunKey, dict]]:
+    """The runs one after another in this process, with per-epoch progress."""
+    if not keys:
+        return
+    data, knowledge = _load_inputs(out, profile.distill.tau)
+    for key in keys:
+        run = distill(data, knowledge, _run_config(profile, key), log_dir=_log_dir(out, key), progress=progress)
+        yield key, run_record(key, run)
+
+
+def _run_in_workers(out: Path, profile: Profile, keys: Sequence[RunKey], jobs: int) -> Iterator[tuple[RunKey, dict]]:
+    """The runs in `jobs` spawned processes, yielded as they finish; the first failure cancels the rest."""
+    threads = max(1, len(os.sched_getaffinity(0)) // jobs)
+    log(f"running {len(keys)} runs in {jobs} worker processes with {threads} TensorFlow thread(s) each")
+    context = multiprocessing.get_context("spawn")  # no forked TensorFlow runtime
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_init,
+                             initargs=(os.fspath(out), profile.distill.tau, threads)) as pool:
+        pending: dict[Future, RunKey] = {}
+        for key in keys:
+            pending[pool.submit(_worker_run, key, _run_config(profile, key), os.fspath(_log_dir(out, key)))] = key
+        try:
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    key = pending.pop(future)
+                    yield key, future.result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+_WORKER_INPUTS: dict = {}
+
+
+def _worker_init(out: str, tau: float, threads: int) -> None:
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    _WORKER_INPUTS["data"], _WORKER_INPUTS["knowledge"] = _load_inputs(Path(out), tau)
+
+
+def _worker_run(key: RunKey, cfg, log_dir: str) -> dict:
+    run = distill(_WORKER_INPUTS["data"], _WORKER_INPUTS["knowledge"], cfg, log_dir=log_dir, progress=None)
+    log(f"finished {key.name}: valid {RECORD_METRIC} {run.valid[RECORD_METRIC]:.4f} after {run.epochs} epochs, "
+        f"{run.train_seconds:.0f}s")
+    return run_record(key, run)
 
 
 def _load_partial(path: Path, fingerprint: dict) -> dict:

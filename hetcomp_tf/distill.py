@@ -46,10 +46,10 @@ from hetcomp_tf.exports import atomic_directory
 from hetcomp_tf.losses import FineGrainedLoss, OverallLoss, RRDLoss, Targets, ids_to_mask
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.models.mf import MF
-from hetcomp_tf.progress import Progress, log
+from hetcomp_tf.progress import Progress
 from hetcomp_tf.report import write_json
 from hetcomp_tf.summaries import ScalarLog
-from hetcomp_tf.training import count_params
+from hetcomp_tf.training import EarlyStopping, count_params
 
 RECORD_METRIC = "recall@50"
 # Logged as the "objective" scalar: 0 = overall (set-wise), 1 = fine-grained, then the baselines' losses.
@@ -242,7 +242,7 @@ def distill(data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConf
     trainer = Trainer(data, knowledge, cfg)
     student = trainer.student
     bar = progress(f"{cfg.method} epoch", cfg.epochs) if progress is not None else None
-    history, best, best_weights, stale, switch_epoch = [], None, None, 0, None
+    history, best, switch_epoch, stopping = [], None, None, EarlyStopping(student, cfg.patience, cfg.method)
     start = time.perf_counter()
     with ScalarLog(log_dir) as scalars:
         for epoch in range(cfg.epochs):  # 0-based, as DKC's schedule; logs and history count epochs trained
@@ -263,23 +263,19 @@ def distill(data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConf
                 scalars.write(trained, valid, prefix="valid/")
                 history.append({"epoch": trained, "valid": valid, "mean_stage": stages,
                                 "objective": LOSSES.index(loss_name), "loss": losses})
-                if best is None or valid[RECORD_METRIC] > best["valid"][RECORD_METRIC]:
-                    best, best_weights, stale = history[-1], [v.numpy() for v in student.variables], 0
-                else:
-                    stale += 1
+                improved = best is None or valid[RECORD_METRIC] > best["valid"][RECORD_METRIC]
+                best = history[-1] if improved else best
+                stopping.record(improved)
                 if bar is not None:
                     bar.update(trained, f"{loss_name} loss {losses[loss_name]:.4f}, valid {RECORD_METRIC} "
                                         f"{valid[RECORD_METRIC]:.4f} (best {best['valid'][RECORD_METRIC]:.4f} "
                                         f"at epoch {best['epoch']})" + _stage_text(stages))
             if trainer.dkc is not None and trainer.dkc.due(epoch):
                 trainer.dkc.update(student.score_all, epoch)
-            if stale >= cfg.patience:
-                log(f"{cfg.method}: early stop after epoch {trained}, no better valid {RECORD_METRIC} "
-                    f"in {cfg.patience} evaluations")
+            if stopping.should_stop(trained):
                 break
     train_seconds = time.perf_counter() - start
-    for variable, value in zip(student.variables, best_weights):
-        variable.assign(value)
+    stopping.restore()
     return DistillRun(student=student, valid=best["valid"], test=evaluate(student.score_all, data, "test"),
                       history=history, train_seconds=train_seconds, params=count_params(student),
                       method=cfg.method, epochs=trained, best_epoch=best["epoch"], switch_epoch=switch_epoch,

@@ -14,8 +14,14 @@ full-length permutation, see tests/test_losses.py)? (1) A rank weight `r <= L` c
 permutation positions for a user whose list is shorter than L (a −1 padded row); (2) it gives ignored items
 the logit log(1e−10) instead of dropping them, which is visible once the student's scores sink to the −40 clip;
 (3) it sorts (and tie-shuffles) every list of n_items, three times per step. So the losses below subclass
-TF-Ranking's listwise base and compute L(π) in log space: the rest is one logsumexp over [b, n_items], the
-permutation is a top-L by label, and the denominators are one reverse cumulative logsumexp over L + 1 entries.
+TF-Ranking's listwise base and compute L(π) in log space: the permutation is a top-L by label, and the
+denominators are one reverse cumulative logsumexp over L + 1 entries.
+
+HetComp's losses hand these TF-Ranking losses compact lists of L + 1 entries: the target items' scores, then
+one "rest" entry (label 0) whose logit is log Σ_{j∈R} e^{s_j}. Every formula above only sees the rest through
+that sum, so the value and the gradient (through the logsumexp, to every item of R) are those of the full
+[b, n_items] list, while the per-step work over all items is one masked logsumexp per rest set: the rest of
+U[:K/10] is the rest of U[:K/2] plus U[K/10:K/2], combined exactly in log space.
 
 Reduction: each user's loss is a sum over positions (or targets); the Keras `reduction` then combines users
 (default: mean over the users of the batch; `Reduction.SUM` gives the HetComp authors' per-batch sum).
@@ -169,15 +175,37 @@ class _TargetLoss(tf.keras.losses.Loss):
             raise HetCompError(f"{name}: target list has {ids.shape[1]} items per user, the loss was built for {width}")
 
 
-def _pl_per_user(loss: PlackettLuceLoss, perm, rest_mask, scores) -> tf.Tensor:
-    labels = ranking_labels(perm, tf.shape(scores)[1], rest_mask)
-    return loss.call(labels, scores)[:, 0]
+def _rest_logsumexp_outside(targets: Targets, ids: tf.Tensor, scores: tf.Tensor) -> tf.Tensor:
+    """[b, 1] log Σ e^s over the rest R = unobserved items minus `ids`: train items never enter R, so a relevant
+    observed item is never pushed down by the unobserved lists, nor vice versa."""
+    rest = tf.logical_not(targets.train_mask | ids_to_mask(ids, tf.shape(scores)[1]))
+    return tf.reduce_logsumexp(tf.where(rest, scores, _ABSENT_LOGIT), axis=1, keepdims=True)
 
 
-def _unobserved_except(targets: Targets, ids: tf.Tensor) -> tf.Tensor:
-    """The rest R: unobserved items minus `ids` — train items never enter R, so a relevant observed item is
-    never pushed down by the unobserved lists, nor vice versa."""
-    return tf.logical_not(targets.train_mask | ids_to_mask(ids, tf.shape(targets.train_mask)[1]))
+def _add_unobserved(rest_lse: tf.Tensor, targets: Targets, ids: tf.Tensor, scores: tf.Tensor) -> tf.Tensor:
+    """[b, 1] log(e^{rest_lse} + Σ e^s over the unobserved items of `ids`): the rest grown by items of a
+    target list that a shorter list leaves out (−1 padding and train items add nothing)."""
+    safe = tf.maximum(ids, 0)
+    unobserved = (ids >= 0) & tf.logical_not(tf.gather(targets.train_mask, safe, batch_dims=1))
+    extra = tf.where(unobserved, tf.gather(scores, safe, batch_dims=1), _ABSENT_LOGIT)
+    return tf.reduce_logsumexp(tf.concat([rest_lse, extra], axis=1), axis=1, keepdims=True)
+
+
+def compact_list(ids: tf.Tensor, scores: tf.Tensor, rest_lse: tf.Tensor, graded: bool = True):
+    """(labels, logits) [b, L + 1] for the TF-Ranking losses here: the items of `ids` int32 [b, L] (labels
+    L − k by position k when `graded`, else 1; −1 padding is labelled −1, ignored) and one rest entry with
+    label 0 and logit `rest_lse` [b, 1]."""
+    ids = tf.convert_to_tensor(ids, tf.int32)
+    length = tf.shape(ids)[1]
+    grades = tf.cast(length - tf.range(length), tf.float32) if graded else tf.ones([length])
+    labels = tf.where(ids >= 0, grades, -1.0)
+    logits = tf.gather(scores, tf.maximum(ids, 0), batch_dims=1)
+    rest_label = tf.zeros_like(rest_lse)
+    return tf.concat([labels, rest_label], axis=1), tf.concat([logits, rest_lse], axis=1)
+
+
+def _per_user(loss: tfr_keras_losses._ListwiseLoss, labels_logits) -> tf.Tensor:
+    return loss.call(*labels_logits)[:, 0]
 
 
 class OverallLoss(_TargetLoss):
@@ -189,8 +217,8 @@ class OverallLoss(_TargetLoss):
 
     def per_user(self, targets, scores):
         positives = tf.concat([targets.observed, targets.unobserved], axis=1)
-        labels = ranking_labels(positives, tf.shape(scores)[1], _unobserved_except(targets, targets.unobserved))
-        return self._setwise.call(labels, scores)[:, 0]
+        rest = _rest_logsumexp_outside(targets, targets.unobserved, scores)
+        return _per_user(self._setwise, compact_list(positives, scores, rest, graded=False))
 
 
 class FineGrainedLoss(_TargetLoss):
@@ -211,10 +239,11 @@ class FineGrainedLoss(_TargetLoss):
         self._check_width("FineGrainedLoss", targets.unobserved, self.top_k)
         self._check_width("FineGrainedLoss", targets.observed, self.observed_size)
         top_half, top_tenth = targets.unobserved[:, : self.half], targets.unobserved[:, : self.tenth]
-        rest_half = _unobserved_except(targets, top_half)
-        observed = _pl_per_user(self._observed_pl, targets.observed, rest_half, scores)
-        half = _pl_per_user(self._half_pl, top_half, rest_half, scores)
-        tenth = _pl_per_user(self._tenth_pl, top_tenth, _unobserved_except(targets, top_tenth), scores)
+        rest_half = _rest_logsumexp_outside(targets, top_half, scores)
+        rest_tenth = _add_unobserved(rest_half, targets, targets.unobserved[:, self.tenth: self.half], scores)
+        observed = _per_user(self._observed_pl, compact_list(targets.observed, scores, rest_half))
+        half = _per_user(self._half_pl, compact_list(top_half, scores, rest_half))
+        tenth = _per_user(self._tenth_pl, compact_list(top_tenth, scores, rest_tenth))
         return observed + (half + tenth) / 2.0
 
 
@@ -229,4 +258,5 @@ class RRDLoss(_TargetLoss):
 
     def per_user(self, targets, scores):
         self._check_width("RRDLoss", targets.unobserved, self.top_k)
-        return _pl_per_user(self._pl, targets.unobserved, _unobserved_except(targets, targets.unobserved), scores)
+        rest = _rest_logsumexp_outside(targets, targets.unobserved, scores)
+        return _per_user(self._pl, compact_list(targets.unobserved, scores, rest))

@@ -44,6 +44,32 @@ def count_params(model: tf.Module) -> int:
     return int(sum(np.prod(v.shape) for v in model.trainable_variables))
 
 
+class EarlyStopping:
+    """Keeps a copy of the model's weights at its best evaluation and stops training after `patience`
+    evaluations without a better one; `restore()` puts the best weights back (teachers and students alike)."""
+
+    def __init__(self, model: tf.Module, patience: int, what: str):
+        self.model, self.patience, self.what = model, patience, what
+        self.stale, self._best_weights = 0, None
+
+    def record(self, improved: bool) -> None:
+        if improved or self._best_weights is None:
+            self._best_weights, self.stale = [v.numpy() for v in self.model.variables], 0
+        else:
+            self.stale += 1
+
+    def should_stop(self, epoch: int) -> bool:
+        if self.stale < self.patience:
+            return False
+        log(f"{self.what}: early stop after epoch {epoch}, no better valid {RECORD_METRIC} "
+            f"in {self.patience} evaluations")
+        return True
+
+    def restore(self) -> None:
+        for variable, value in zip(self.model.variables, self._best_weights):
+            variable.assign(value)
+
+
 def train_teacher(name: str, data: Dataset, cfg: TeacherConfig, traj: TrajectoryConfig, seed: int = 0,
                   log_dir: str | os.PathLike | None = None,
                   progress: Callable[[str, int], Progress] | None = Progress) -> TeacherRun:
@@ -56,7 +82,7 @@ def train_teacher(name: str, data: Dataset, cfg: TeacherConfig, traj: Trajectory
     recorder = TrajectoryRecorder(name, data.train, data.n_items, traj)
     optimizer = tf.keras.optimizers.Adam(cfg.learning_rate)
     bar = progress(f"{name} epoch", cfg.epochs) if progress is not None else None
-    history, best_weights, stale = [], None, 0
+    history, stopping = [], EarlyStopping(teacher, cfg.patience, name)
     start = time.perf_counter()
     with ScalarLog(Path(log_dir) / name if log_dir is not None else None) as scalars:
         for epoch in range(1, cfg.epochs + 1):
@@ -70,10 +96,7 @@ def train_teacher(name: str, data: Dataset, cfg: TeacherConfig, traj: Trajectory
                 ranker = recorder.ranker(teacher.score_all)  # ranks the users while evaluation scores them
                 valid = evaluate(ranker, data, "valid")
                 scalars.write(epoch, valid, prefix="valid/")
-                if recorder.observe(epoch, valid, ranker):
-                    best_weights, stale = [v.numpy() for v in teacher.variables], 0
-                else:
-                    stale += 1
+                stopping.record(recorder.observe(epoch, valid, ranker))
                 best = recorder.best
                 entry["valid"] = valid
                 detail += (f", valid {RECORD_METRIC} {valid[RECORD_METRIC]:.4f} "
@@ -81,13 +104,10 @@ def train_teacher(name: str, data: Dataset, cfg: TeacherConfig, traj: Trajectory
             history.append(entry)
             if bar is not None:
                 bar.update(epoch, detail)
-            if stale >= cfg.patience:
-                log(f"{name}: early stop after epoch {epoch}, no better valid {RECORD_METRIC} "
-                    f"in {cfg.patience} evaluations")
+            if stopping.should_stop(epoch):
                 break
     train_seconds = time.perf_counter() - start
-    for variable, value in zip(teacher.variables, best_weights):
-        variable.assign(value)
+    stopping.restore()
     trajectory = recorder.finish()
     return TeacherRun(teacher=teacher, trajectory=trajectory, valid=trajectory.checkpoints[-1]["valid"],
                       test=evaluate(teacher.score_all, data, "test"), train_seconds=train_seconds,

@@ -89,25 +89,28 @@ def test_benchmark_writes_every_method_sweep_and_curves(bench):
         results["methods"]["student:hetcomp"]["test"]["recall@50"], abs=5e-5)
 
 
-def test_second_invocation_reuses_teachers_and_resumes_finished_runs(bench, capsys):
+def test_second_invocation_reuses_teachers_and_resumes_finished_runs_in_two_workers(bench, capsys):
     _, out, _, _ = bench
     partial = json.loads((out / PARTIAL).read_text())
-    dropped = RunKey("hetcomp", 8, 1).name
-    kept = partial["runs"].pop(dropped)
-    (out / PARTIAL).write_text(json.dumps(partial))  # as if the run had crashed before finishing it
+    dropped = [RunKey("hetcomp", 8, 1).name, RunKey("wo_kd", 8, 0).name]
+    kept = {name: partial["runs"].pop(name) for name in dropped}
+    (out / PARTIAL).write_text(json.dumps(partial))  # as if the runs had crashed before finishing
     before = mtimes(out / "trajectories") | {"teachers.json": (out / "teachers.json").stat().st_mtime_ns}
 
     code, stdout, stderr = run_cli(["benchmark", "--data", "synthetic", "--profile", "tiny", "--seeds", "2",
-                                    "--methods", "wo_kd,hetcomp", "--student-dims", "8", "--out", str(out)], capsys)
+                                    "--methods", "wo_kd,hetcomp", "--student-dims", "8", "--jobs", "2",
+                                    "--out", str(out)], capsys)
     assert code == 0
     assert "reusing the teachers" in stderr and "training the teachers" not in stderr
-    assert "resuming: 3 of 4 runs already finished" in stderr and "benchmark run 1/1" in stderr
+    assert "resuming: 2 of 4 runs already finished" in stderr and "benchmark run 2/2" in stderr
+    assert "in 2 worker processes" in stderr
     assert mtimes(out / "trajectories") | {"teachers.json": (out / "teachers.json").stat().st_mtime_ns} == before
     results = json.loads((out / "results.json").read_text())
     assert list(results["methods"])[-2:] == ["student:wo_kd", "student:hetcomp"]
-    rerun = json.loads((out / PARTIAL).read_text())["runs"][dropped]
-    assert rerun["test"] == kept["test"], "the same seed retrains to the same student"
-    assert results["teachers_reused"] is True
+    reruns = json.loads((out / PARTIAL).read_text())["runs"]
+    for name in dropped:  # a worker process with one thread retrains the same seed to the same student
+        assert reruns[name]["test"] == kept[name]["test"], name
+    assert results["teachers_reused"] is True and results["jobs"] == 2
 
 
 def test_plan_runs_sweeps_only_the_sweep_methods_and_never_twice():
@@ -137,6 +140,7 @@ def test_teachers_are_retrained_for_another_profile_or_split(tmp_path_factory, t
     (["--data", "synthetic", "--methods", "wo_kd,dcd"], "unknown distillation method 'dcd'"),
     (["--data", "synthetic", "--student-dims", "8,x"], "--student-dims"),
     (["--data", "synthetic", "--seeds", "0"], "seeds (0)"),
+    (["--data", "synthetic", "--jobs", "0"], "jobs (0)"),
 ])
 def test_benchmark_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
     code, _, err = run_cli(["benchmark", "--profile", "tiny", *argv, "--out", str(tmp_path / "out")], capsys)

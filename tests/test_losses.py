@@ -201,3 +201,42 @@ def test_bad_sizes_raise():
     scores, train, unobserved, observed = random_targets(rng, 2, 100, 20, [3, 3])
     with pytest.raises(HetCompError, match="built for 30"):
         losses.RRDLoss(30)(as_targets(train, unobserved, observed), scores)
+
+
+def test_compact_lists_give_the_gradients_of_the_full_item_lists():
+    """The HetComp losses pass TF-Ranking lists of L + 1 entries (targets + one rest entry); their gradients
+    must equal those of the same TF-Ranking losses over full [b, n_items] label matrices."""
+    rng = np.random.default_rng(11)
+    k, n_items = 30, 400
+    scores, train, unobserved, observed = random_targets(rng, 4, n_items, k, [2, 12, 40, 0], score_range=5.0)
+    targets = as_targets(train, unobserved, observed)
+    unobserved_mask = tf.constant(~train)
+
+    def rest(ids):
+        return unobserved_mask & ~losses.ids_to_mask(ids, n_items)
+
+    def full_pl(size, perm, rest_mask, s):
+        return losses.PlackettLuceLoss(size, reduction=NONE)(losses.ranking_labels(perm, n_items, rest_mask), s)
+
+    def full_fine(s):
+        half, tenth = unobserved[:, : k // 2], unobserved[:, : k // 10]
+        return full_pl(k // 10, observed, rest(half), s) + (full_pl(k // 2, half, rest(half), s)
+                                                            + full_pl(k // 10, tenth, rest(tenth), s)) / 2
+
+    def full_overall(s):
+        positives = np.concatenate([observed, unobserved], 1)
+        labels = tf.minimum(losses.ranking_labels(positives, n_items, rest(unobserved)), 1.0)
+        return losses.SetwiseLoss(reduction=NONE)(labels, s)
+
+    def full_rrd(s):
+        return full_pl(k, unobserved, rest(unobserved), s)
+
+    variable = tf.Variable(scores)
+    for loss, full in [(losses.FineGrainedLoss(k, reduction=NONE), full_fine),
+                       (losses.OverallLoss(reduction=NONE), full_overall), (losses.RRDLoss(k, reduction=NONE), full_rrd)]:
+        gradients = []
+        for fn in (lambda s: loss(targets, s), full):
+            with tf.GradientTape() as tape:
+                total = tf.reduce_sum(fn(variable))
+            gradients.append(tape.gradient(total, variable).numpy())
+        np.testing.assert_allclose(gradients[0], gradients[1], rtol=1e-4, atol=1e-6, err_msg=type(loss).__name__)

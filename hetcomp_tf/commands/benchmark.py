@@ -17,6 +17,9 @@ def add_arguments(parser) -> None:
                         help=f"comma-separated subset of {','.join(METHODS)} (default: all)")
     parser.add_argument("--student-dims", default=None, metavar="D,D,...",
                         help="student sizes swept for wo_kd, ensemble_kd and hetcomp (default: the profile's)")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="runs trained at a time, each in its own process with cores/N threads (default 1: "
+                             "one run at a time with per-epoch progress)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory (teachers are reused from it)")
 
 
@@ -48,7 +51,7 @@ def run(args) -> int:
     profile = get_profile(args.profile)
     methods = _names(args.methods)
     dims = _dims(args.student_dims, profile.student_dims)
-    results = run_benchmark(args.data, args.format, profile, args.seeds, methods, dims, args.out)
+    results = run_benchmark(args.data, args.format, profile, args.seeds, methods, dims, args.out, jobs=args.jobs)
     print(f"Test metrics on {results['dataset']['name']} ({profile.name} profile, students of dim "
           f"{results['student_dim']}, mean over {results['seeds']} seeds; ensemble params "
           f"{results['ensemble_params']}), results in {args.out}:")
