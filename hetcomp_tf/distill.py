@@ -2,8 +2,9 @@
 
 The student is an MF (`models/mf.py`) fitted by Adam on batches of users; each step scores every item for the
 batch ([b, n_items], clipped to ±score_clip), so the losses see the whole ranking, and adds L2 on the
-embeddings the step used (the batch's user rows and, since every item is scored, all item rows). Valid
-Recall@50 is evaluated every `eval_every` epochs; after `patience` evaluations without a better one training
+embeddings the step used (the batch's user rows and, since every item is scored, all item rows); the batch's
+losses are summed (`loss_reduction`, as the HetComp authors do), so L2 stays the small term it is meant to be.
+Valid Recall@50 is evaluated every `eval_every` epochs; after `patience` evaluations without a better one training
 stops, and the best weights are restored. Epoch indices are 0-based inside, as in the HetComp authors' code
 (evaluation after epochs 0, eval_every, 2·eval_every, ... and the last; DKC after dkc_start, dkc_start + p, ...,
 see `DynamicKnowledge.due`); history and TensorBoard steps count the epochs trained (1-based).
@@ -26,6 +27,7 @@ and teacher, its NDCG distance to the final ranking stops shrinking or shrinks b
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -101,6 +103,8 @@ def check_config(cfg: DistillConfig) -> None:
     bad = [f"{name}={getattr(cfg, name)}" for name in positive if getattr(cfg, name) < 1]
     if bad or cfg.learning_rate <= 0:
         raise HetCompError(f"distill config: {', '.join(bad) or f'learning_rate={cfg.learning_rate}'} must be > 0")
+    if cfg.loss_reduction not in ("sum", "mean"):
+        raise HetCompError(f"distill config: loss_reduction={cfg.loss_reduction!r} must be 'sum' or 'mean'")
 
 
 def stage_rankings(knowledge: EnsembleKnowledge, schedule: str) -> np.ndarray:
@@ -135,8 +139,11 @@ class Trainer:
                                         data.train, data.n_items, cfg)
         else:
             self.teachers = ()
-        self.loss_fns = {"overall": OverallLoss(score_clip=None), "fine": FineGrainedLoss(cfg.top_k, score_clip=None),
-                         "rrd": RRDLoss(cfg.top_k, score_clip=None), "bpr": bpr_on_data}
+        reduction = {"sum": tf.keras.losses.Reduction.SUM, "mean": tf.keras.losses.Reduction.AUTO}[cfg.loss_reduction]
+        self.loss_fns = {"overall": OverallLoss(score_clip=None, reduction=reduction),
+                         "fine": FineGrainedLoss(cfg.top_k, score_clip=None, reduction=reduction),
+                         "rrd": RRDLoss(cfg.top_k, score_clip=None, reduction=reduction),
+                         "bpr": functools.partial(bpr_on_data, reduction=cfg.loss_reduction)}
         self.weights = {"overall": cfg.overall_weight, "fine": cfg.fine_weight, "rrd": cfg.fine_weight, "bpr": 1.0}
         self._steps: dict[str, Callable] = {}
 
@@ -220,16 +227,19 @@ def sample_unobserved(train_mask: tf.Tensor, shape: tf.Tensor, seed: tf.Tensor) 
     return items, tf.logical_not(tf.reduce_all(observed, axis=1))
 
 
-def bpr_on_data(scores: tf.Tensor, train_items: tf.Tensor, train_mask: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """wo_kd's loss: mean BPR −log σ(s_ui − s_uj) over every (user, train item i) pair of the batch, j drawn
-    uniformly from the user's unobserved items. scores float32 [b, n_items], train_items int32 [b, L] (−1
-    padded), train_mask bool [b, n_items]."""
+def bpr_on_data(scores: tf.Tensor, train_items: tf.Tensor, train_mask: tf.Tensor, seed: tf.Tensor,
+                reduction: str = "mean") -> tf.Tensor:
+    """wo_kd's loss: BPR −log σ(s_ui − s_uj) summed or averaged (`reduction`) over every (user, train item i)
+    pair of the batch, j drawn uniformly from the user's unobserved items. scores float32 [b, n_items],
+    train_items int32 [b, L] (−1 padded), train_mask bool [b, n_items]."""
     negatives, found = sample_unobserved(train_mask, tf.shape(train_items), seed)
     valid = (train_items >= 0) & found
     positive = tf.gather(scores, tf.maximum(train_items, 0), batch_dims=1)
     negative = tf.gather(scores, negatives, batch_dims=1)
-    pair_loss = tf.where(valid, tf.math.softplus(negative - positive), 0.0)
-    return tf.reduce_sum(pair_loss) / tf.maximum(tf.reduce_sum(tf.cast(valid, tf.float32)), 1.0)
+    total = tf.reduce_sum(tf.where(valid, tf.math.softplus(negative - positive), 0.0))
+    if reduction == "sum":
+        return total
+    return total / tf.maximum(tf.reduce_sum(tf.cast(valid, tf.float32)), 1.0)
 
 
 def distill(data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConfig,

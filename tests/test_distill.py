@@ -28,6 +28,7 @@ from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.trajectories import load_trajectories
 
 METRIC_KEYS = {f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")}
+NONE = tf.keras.losses.Reduction.NONE
 TINY = get_profile("tiny")
 _SHARED = {}
 
@@ -95,6 +96,8 @@ def test_knowledge_methods_need_matching_knowledge(data, knowledge):
         distill(data, fewer_users, TINY.distill, progress=None)
     with pytest.raises(HetCompError, match="epochs=0"):
         distill(data, knowledge, dataclasses.replace(TINY.distill, epochs=0), progress=None)
+    with pytest.raises(HetCompError, match="loss_reduction='max'"):
+        distill(data, knowledge, dataclasses.replace(TINY.distill, loss_reduction="max"), progress=None)
 
 
 # ------------------------------------------------------------------------------------- DKC, ADT, logging
@@ -204,13 +207,17 @@ def test_bpr_on_data_matches_numpy():
     negatives, found = (t.numpy() for t in sample_unobserved(tf.constant(mask), tf.constant(items.shape), seed))
     pairs = [(r, items[r, c], negatives[r, c]) for r in range(4) for c in range(5) if items[r, c] >= 0]
     assert found.all() and all(not mask[r, j] for r, _, j in pairs)
-    reference = np.mean([np.log1p(np.exp(scores[r, j] - scores[r, i])) for r, i, j in pairs])
-    assert loss == pytest.approx(reference, rel=1e-5)
+    reference = [np.log1p(np.exp(scores[r, j] - scores[r, i])) for r, i, j in pairs]
+    assert loss == pytest.approx(np.mean(reference), rel=1e-5)
+    total = float(bpr_on_data(tf.constant(scores), tf.constant(items), tf.constant(mask), seed, reduction="sum"))
+    assert total == pytest.approx(np.sum(reference), rel=1e-5)
 
 
-@pytest.mark.parametrize("method, loss_name", [("hetcomp", "overall"), ("ensemble_kd", "fine")])
-def test_training_step_matches_a_numpy_reference(data, knowledge, method, loss_name):
-    cfg = dataclasses.replace(TINY.distill, method=method, score_clip=0.05)  # the clip is active at init scale
+@pytest.mark.parametrize("method, loss_name, reduction", [("hetcomp", "overall", "sum"),
+                                                           ("ensemble_kd", "fine", "mean")])
+def test_training_step_matches_a_numpy_reference(data, knowledge, method, loss_name, reduction):
+    cfg = dataclasses.replace(TINY.distill, method=method, score_clip=0.05,  # the clip is active at init scale
+                              loss_reduction=reduction)
     trainer = Trainer(data, knowledge, cfg)
     users = np.array([3, 0, 17, 42, 5], np.int32)
     user_table = trainer.student.user_embedding.embeddings.numpy()
@@ -220,12 +227,13 @@ def test_training_step_matches_a_numpy_reference(data, knowledge, method, loss_n
     train_mask = data.train.to_dense(data.n_items)[users]
     if loss_name == "overall":  # stages at 0: the ensemble of every teacher's first checkpoint
         top = ensemble_topk(knowledge.rankings[:, 0, users], data.n_items, cfg.top_k, knowledge.tau)
-        loss_fn, weight = OverallLoss(score_clip=None), cfg.overall_weight
+        loss_fn, weight = OverallLoss(score_clip=None, reduction=NONE), cfg.overall_weight
     else:
         top = ensemble_topk(knowledge.final_rankings[:, users], data.n_items, cfg.top_k, knowledge.tau)
-        loss_fn, weight = FineGrainedLoss(cfg.top_k, score_clip=None), cfg.fine_weight
+        loss_fn, weight = FineGrainedLoss(cfg.top_k, score_clip=None, reduction=NONE), cfg.fine_weight
     targets = Targets(top, tf.constant(knowledge.observed[users, : cfg.top_k // 10]), tf.constant(train_mask))
-    expected_loss = float(loss_fn(targets, tf.constant(scores)))
+    per_user = loss_fn(targets, tf.constant(scores)).numpy()
+    expected_loss = float(per_user.sum() if reduction == "sum" else per_user.mean())
     expected_l2 = cfg.l2 * ((user_table[users] ** 2).sum() + (item_table ** 2).sum())
 
     out = trainer.step_fn(trainer.loss_name())(tf.constant(users), tf.constant([0, 0], tf.int64))
