@@ -27,7 +27,6 @@ and teacher, its NDCG distance to the final ranking stops shrinking or shrinks b
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
@@ -143,7 +142,7 @@ class Trainer:
         self.loss_fns = {"overall": OverallLoss(score_clip=None, reduction=reduction),
                          "fine": FineGrainedLoss(cfg.top_k, score_clip=None, reduction=reduction),
                          "rrd": RRDLoss(cfg.top_k, score_clip=None, reduction=reduction),
-                         "bpr": functools.partial(bpr_on_data, reduction=cfg.loss_reduction)}
+                         "bpr": bpr_on_data}
         self.weights = {"overall": cfg.overall_weight, "fine": cfg.fine_weight, "rrd": cfg.fine_weight, "bpr": 1.0}
         self._steps: dict[str, Callable] = {}
 
@@ -227,19 +226,16 @@ def sample_unobserved(train_mask: tf.Tensor, shape: tf.Tensor, seed: tf.Tensor) 
     return items, tf.logical_not(tf.reduce_all(observed, axis=1))
 
 
-def bpr_on_data(scores: tf.Tensor, train_items: tf.Tensor, train_mask: tf.Tensor, seed: tf.Tensor,
-                reduction: str = "mean") -> tf.Tensor:
-    """wo_kd's loss: BPR −log σ(s_ui − s_uj) summed or averaged (`reduction`) over every (user, train item i)
-    pair of the batch, j drawn uniformly from the user's unobserved items. scores float32 [b, n_items],
-    train_items int32 [b, L] (−1 padded), train_mask bool [b, n_items]."""
+def bpr_on_data(scores: tf.Tensor, train_items: tf.Tensor, train_mask: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """wo_kd's loss: mean BPR −log σ(s_ui − s_uj) over every (user, train item i) pair of the batch, j drawn
+    uniformly from the user's unobserved items. scores float32 [b, n_items], train_items int32 [b, L] (−1
+    padded), train_mask bool [b, n_items]."""
     negatives, found = sample_unobserved(train_mask, tf.shape(train_items), seed)
     valid = (train_items >= 0) & found
     positive = tf.gather(scores, tf.maximum(train_items, 0), batch_dims=1)
     negative = tf.gather(scores, negatives, batch_dims=1)
-    total = tf.reduce_sum(tf.where(valid, tf.math.softplus(negative - positive), 0.0))
-    if reduction == "sum":
-        return total
-    return total / tf.maximum(tf.reduce_sum(tf.cast(valid, tf.float32)), 1.0)
+    pair_loss = tf.where(valid, tf.math.softplus(negative - positive), 0.0)
+    return tf.reduce_sum(pair_loss) / tf.maximum(tf.reduce_sum(tf.cast(valid, tf.float32)), 1.0)
 
 
 def distill(data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConfig,

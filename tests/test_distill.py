@@ -207,10 +207,8 @@ def test_bpr_on_data_matches_numpy():
     negatives, found = (t.numpy() for t in sample_unobserved(tf.constant(mask), tf.constant(items.shape), seed))
     pairs = [(r, items[r, c], negatives[r, c]) for r in range(4) for c in range(5) if items[r, c] >= 0]
     assert found.all() and all(not mask[r, j] for r, _, j in pairs)
-    reference = [np.log1p(np.exp(scores[r, j] - scores[r, i])) for r, i, j in pairs]
-    assert loss == pytest.approx(np.mean(reference), rel=1e-5)
-    total = float(bpr_on_data(tf.constant(scores), tf.constant(items), tf.constant(mask), seed, reduction="sum"))
-    assert total == pytest.approx(np.sum(reference), rel=1e-5)
+    reference = np.mean([np.log1p(np.exp(scores[r, j] - scores[r, i])) for r, i, j in pairs])
+    assert loss == pytest.approx(reference, rel=1e-5)
 
 
 @pytest.mark.parametrize("method, loss_name, reduction", [("hetcomp", "overall", "sum"),
