@@ -20,6 +20,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -201,8 +202,23 @@ def _run_in_workers(out: Path, profile: Profile, keys: Sequence[RunKey], jobs: i
 _WORKER_INPUTS: dict = {}
 
 
+def exit_with_parent(parent_pid: int, interval: float = 2.0) -> threading.Thread:
+    """Ends this process once `parent_pid` is no longer its parent: a benchmark stopped with SIGTERM or
+    SIGKILL must not leave its workers training runs nobody will record."""
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval)
+        os._exit(1)
+
+    watcher = threading.Thread(target=watch, name="exit-with-parent", daemon=True)
+    watcher.start()
+    return watcher
+
+
 def _worker_init(out: str, tau: float, threads: int) -> None:
     import tensorflow as tf
+
+    exit_with_parent(os.getppid())
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)

@@ -6,13 +6,15 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import multiprocessing
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from hetcomp_tf.benchmark import PARTIAL, RunKey, plan_runs, teachers_reusable
+from hetcomp_tf.benchmark import PARTIAL, RunKey, exit_with_parent, plan_runs, teachers_reusable
 from hetcomp_tf.cli import main
 from hetcomp_tf.config import TEACHER_NAMES, get_profile
 from hetcomp_tf.data import Dataset, load_dataset
@@ -111,6 +113,21 @@ def test_second_invocation_reuses_teachers_and_resumes_finished_runs_in_two_work
     for name in dropped:  # a worker process with one thread retrains the same seed to the same student
         assert reruns[name]["test"] == kept[name]["test"], name
     assert results["teachers_reused"] is True and results["jobs"] == 2
+
+
+def _orphan(interval: float) -> None:
+    exit_with_parent(-1, interval)  # a pid that is never this process's parent: as if the parent had died
+    time.sleep(60)
+
+
+def test_a_worker_whose_parent_is_gone_exits_instead_of_training_on():
+    process = multiprocessing.get_context("spawn").Process(target=_orphan, args=(0.05,))
+    process.start()
+    process.join(timeout=50)
+    alive = process.is_alive()
+    if alive:
+        process.kill()
+    assert not alive and process.exitcode == 1
 
 
 def test_plan_runs_sweeps_only_the_sweep_methods_and_never_twice():
