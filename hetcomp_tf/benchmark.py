@@ -35,13 +35,14 @@ from hetcomp_tf.distill import RECORD_METRIC, DistillRun, distill, get_method
 from hetcomp_tf.ensemble import EnsembleKnowledge
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.progress import Progress, log
-from hetcomp_tf.report import format_table, write_json
+from hetcomp_tf.report import format_table, markdown_table, write_json, write_text
 from hetcomp_tf.trajectories import load_trajectories, trajectories_dir
 
 SWEEP_METHODS = ("wo_kd", "ensemble_kd", "hetcomp")  # the methods trained at every student size
 CURVE_METHODS = ("wo_kd", "ensemble_kd", "hetcomp")
 PARTIAL = "results.partial.json"
 RESULTS = "results.json"
+RESULTS_MD = "results.md"
 CURVES = "curves.png"
 METRIC_COLUMNS = [f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")]
 
@@ -149,8 +150,10 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
 
     runs = [done[key.name] for key in keys]
     results = aggregate(runs, summary, profile, methods, student_dims)
-    results.update(teachers_reused=teachers_reused, jobs=jobs, wall_seconds=time.perf_counter() - start)
+    results.update(teachers_reused=teachers_reused, jobs=jobs, runs_resumed=len(keys) - len(todo),
+                   wall_seconds=time.perf_counter() - start)
     write_json(out / RESULTS, results)
+    write_text(out / RESULTS_MD, results_markdown(results))
     plot_curves(runs, profile.distill.student_dim, out / CURVES, f"{summary['dataset']['name']} ({profile.name} profile)")
     return results
 
@@ -299,6 +302,38 @@ def sweep_table(results: dict) -> str:
                                     "params": values["params"]}
             for dim, per_method in results["student_dims"].items() for method, values in per_method.items()}
     return format_table(rows, [*METRIC_COLUMNS, "±recall@50", "params"], {"params": "d"})
+
+
+def _mean_pm_std(entry: dict, metric: str) -> str:
+    if "test_std" not in entry:
+        return f"{entry['test'][metric]:.4f}"
+    return f"{entry['test'][metric]:.4f} ± {entry['test_std'][metric]:.4f}"
+
+
+def results_markdown(results: dict) -> str:
+    """results.md: the test metrics of every method (students: mean ± std over seeds) with each one's share of
+    the ensemble's Recall@50, parameters, epochs and seconds, then the student-size sweep."""
+    ensemble_recall = results["methods"]["ensemble"]["test"][RECORD_METRIC]
+
+    def share(entry: dict) -> str:
+        return f"{100 * entry['test'][RECORD_METRIC] / ensemble_recall:.1f} %"
+
+    rows = []
+    for name, entry in results["methods"].items():
+        params = entry.get("params", results["ensemble_params"] if name == "ensemble" else None)
+        rows.append([name, *(_mean_pm_std(entry, m) for m in METRIC_COLUMNS), share(entry),
+                     f"{params:,}" if params else "-", f"{entry['epochs']:.0f}" if "epochs" in entry else "-",
+                     f"{entry['train_seconds']:.0f}" if entry.get("train_seconds") else "-"])
+    main = markdown_table(rows, ["method", *METRIC_COLUMNS, "% of ensemble R@50", "params", "epochs", "train s"])
+    sweep_rows = [[dim, method, *(_mean_pm_std(values, m) for m in METRIC_COLUMNS), share(values),
+                   f"{values['params']:,}"]
+                  for dim, per_method in results["student_dims"].items() for method, values in per_method.items()]
+    sweep = markdown_table(sweep_rows, ["dim", "method", *METRIC_COLUMNS, "% of ensemble R@50", "params"])
+    return (f"# Benchmark: {results['dataset']['name']}, {results['profile']} profile, {results['seeds']} seed(s)\n\n"
+            f"Test split; students of dim {results['student_dim']}, mean ± std over seeds; epochs and train s are "
+            f"per run (mean).\n\n{main}\n\n## Student sizes\n\n{sweep}\n\nWall time "
+            f"{results['wall_seconds']:.0f} s with {results['jobs']} job(s), {results['runs_resumed']} of "
+            f"{len(results['runs'])} runs resumed from {PARTIAL} (their time is not in it).\n")
 
 
 def plot_curves(runs: list[dict], dim: int, path: Path, title: str) -> None:

@@ -11,15 +11,19 @@ from pathlib import Path
 
 
 def write_json(path: str | os.PathLike, obj) -> Path:
-    """Writes `obj` as indented JSON via a temporary file in the same directory and a rename, so a reader
-    never sees a half-written file."""
+    """Writes `obj` as indented JSON, atomically (see `write_text`)."""
+    return write_text(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Writes `text` via a temporary file in the same directory and a rename, so a reader never sees a
+    half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(obj, out, indent=2, allow_nan=False)
-            out.write("\n")
+            out.write(text)
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
@@ -45,3 +49,9 @@ def format_table(rows: Mapping[str, Mapping[str, float]], columns: Sequence[str]
     return "\n".join(
         "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths)))
         for line in lines)
+
+
+def markdown_table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
+    """A GitHub-flavoured Markdown table of already formatted cells."""
+    lines = [header, ["---"] * len(header), *rows]
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines)

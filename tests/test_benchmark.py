@@ -82,6 +82,10 @@ def test_benchmark_writes_every_method_sweep_and_curves(bench):
     assert results["student_dims"]["4"]["hetcomp"]["params"] == results["methods"]["student:hetcomp"]["params"] // 2
     hetcomp = [r for r in runs if r["method"] == "hetcomp"]
     assert all(r["switch_epoch"] is not None for r in hetcomp), "ADT switches in every tiny hetcomp run"
+    markdown = (out / "results.md").read_text()
+    hetcomp_test, hetcomp_std = (results["methods"]["student:hetcomp"][k]["recall@50"] for k in ("test", "test_std"))
+    assert f"{hetcomp_test:.4f} ± {hetcomp_std:.4f}" in markdown.split("| student:hetcomp |")[1].splitlines()[0]
+    assert "| 4 | hetcomp |" in markdown and "0 of 18 runs resumed" in markdown
     png = (out / "curves.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     assert {k: v for k, v in mtimes(out).items() if k in teacher_mtimes} == teacher_mtimes  # teachers untouched
