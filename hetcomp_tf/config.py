@@ -8,6 +8,7 @@ within this project's time budget. Configs are plain frozen dataclasses so they 
 from __future__ import annotations
 
 import dataclasses
+import json
 import typing
 from dataclasses import dataclass, field
 
@@ -196,3 +197,27 @@ def _coerce(hint, value):
         value_hint = typing.get_args(hint)[1]
         return {key: _coerce(value_hint, item) for key, item in value.items()}
     return value
+
+
+def override(cfg, assignments, forbidden: tuple[str, ...] = ()):
+    """`cfg` with FIELD=VALUE assignments applied (the commands' --set). VALUE is read as JSON when it parses
+    (5e-3, 64, true), else as a string, and must fit the field's type; only scalar fields can be set."""
+    hints = typing.get_type_hints(type(cfg))
+    settable = [name for name, hint in hints.items() if hint in (int, float, str, bool) and name not in forbidden]
+    changes = {}
+    for text in assignments:
+        name, sep, raw = text.partition("=")
+        if not sep or name not in settable:
+            raise HetCompError(f"--set {text!r}: expected FIELD=VALUE, FIELD one of {', '.join(settable)}")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        hint = hints[name]
+        if hint is float and type(value) is int:
+            value = float(value)
+        if type(value) is not hint:
+            article = "an" if hint is int else "a"
+            raise HetCompError(f"--set {text!r}: {name} takes {article} {hint.__name__}, got {raw!r}")
+        changes[name] = value
+    return dataclasses.replace(cfg, **changes)

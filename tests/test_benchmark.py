@@ -162,6 +162,7 @@ def test_teachers_are_retrained_for_another_profile_or_split(tmp_path_factory, t
     (["--data", "synthetic", "--student-dims", "8,x"], "--student-dims"),
     (["--data", "synthetic", "--seeds", "0"], "seeds (0)"),
     (["--data", "synthetic", "--jobs", "0"], "jobs (0)"),
+    (["--data", "synthetic", "--set", "seed=3"], "FIELD one of student_dim, epochs"),
 ])
 def test_benchmark_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
     code, _, err = run_cli(["benchmark", "--profile", "tiny", *argv, "--out", str(tmp_path / "out")], capsys)

@@ -267,10 +267,13 @@ def run_cli(argv: list[str]) -> tuple[int, str]:
 def test_distill_command_writes_student_results_and_logs(teachers_dir, data, tmp_path):
     out = tmp_path / "out"
     code, stdout = run_cli(["distill", "--teachers-dir", str(teachers_dir), "--method", "hetcomp_no_adt",
-                            "--profile", "tiny", "--student-dim", "4", "--seed", "2", "--out", str(out)])
+                            "--profile", "tiny", "--student-dim", "4", "--seed", "2", "--set", "epochs=7",
+                            "--set", "learning_rate=1e-2", "--set", "loss_reduction=mean", "--out", str(out)])
     assert code == 0
     result = json.loads((out / "distill.json").read_text())
     assert result["method"] == "hetcomp_no_adt" and result["config"]["student_dim"] == 4
+    assert (result["config"]["epochs"], result["config"]["learning_rate"]) == (7, 0.01) and result["epochs"] == 7
+    assert result["config"]["loss_reduction"] == "mean"
     assert result["params"] == (data.n_users + data.n_items) * 4
     assert_metrics(result["test"])
     assert [h["epoch"] for h in result["history"]][0] == 1 and result["train_seconds"] > 0
@@ -286,6 +289,10 @@ def test_distill_command_writes_student_results_and_logs(teachers_dir, data, tmp
     (["--teachers-dir", "{missing}", "--method", "hetcomp"], "no such directory"),
     (["--teachers-dir", "{teachers}", "--method", "dcd"], "unknown distillation method 'dcd'"),
     (["--teachers-dir", "{empty}", "--method", "hetcomp"], "dataset.npz does not exist"),
+    (["--teachers-dir", "{teachers}", "--set", "epoch=3"], "FIELD one of method, student_dim, epochs"),
+    (["--teachers-dir", "{teachers}", "--set", "epochs=3.5"], "epochs takes an int, got '3.5'"),
+    (["--teachers-dir", "{teachers}", "--set", "jit_compile=1"], "jit_compile takes a bool"),
+    (["--teachers-dir", "{teachers}", "--set", "learning_rate"], "expected FIELD=VALUE"),
 ])
 def test_distill_command_bad_input_exits_2_with_one_line(teachers_dir, tmp_path, capsys, argv, message):
     (tmp_path / "empty").mkdir()

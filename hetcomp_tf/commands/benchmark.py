@@ -17,6 +17,9 @@ def add_arguments(parser) -> None:
                         help=f"comma-separated subset of {','.join(METHODS)} (default: all)")
     parser.add_argument("--student-dims", default=None, metavar="D,D,...",
                         help="student sizes swept for wo_kd, ensemble_kd and hetcomp (default: the profile's)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a DistillConfig field of the profile for every run (repeatable), e.g. "
+                             "--set epochs=100; method and seed come from --methods and --seeds")
     parser.add_argument("--jobs", type=int, default=1, metavar="N",
                         help="runs trained at a time, each in its own process with cores/N threads (default 1: "
                              "one run at a time with per-epoch progress)")
@@ -45,10 +48,13 @@ def _dims(text: str | None, default: tuple[int, ...]) -> list[int]:
 
 
 def run(args) -> int:
+    import dataclasses
+
     from hetcomp_tf.benchmark import results_table, run_benchmark, sweep_table
-    from hetcomp_tf.config import get_profile
+    from hetcomp_tf.config import get_profile, override
 
     profile = get_profile(args.profile)
+    profile = dataclasses.replace(profile, distill=override(profile.distill, args.set, forbidden=("method", "seed")))
     methods = _names(args.methods)
     dims = _dims(args.student_dims, profile.student_dims)
     results = run_benchmark(args.data, args.format, profile, args.seeds, methods, dims, args.out, jobs=args.jobs)

@@ -23,6 +23,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--jit", action="store_true", help="XLA-compile the training step")
     parser.add_argument("--mixed-precision", action="store_true",
                         help="float16 scores with loss scaling (worth it on a GPU)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a DistillConfig field of the profile (repeatable), e.g. --set dkc_period=5")
     parser.add_argument("--out", required=True, metavar="OUT", help="output directory")
 
 
@@ -31,7 +33,7 @@ def run(args) -> int:
     import json
     from pathlib import Path
 
-    from hetcomp_tf.config import get_profile
+    from hetcomp_tf.config import get_profile, override
     from hetcomp_tf.data import Dataset
     from hetcomp_tf.distill import distill, get_method, save_student
     from hetcomp_tf.ensemble import EnsembleKnowledge
@@ -51,7 +53,7 @@ def run(args) -> int:
                  "mixed_precision": args.mixed_precision}
     if args.student_dim is not None:
         overrides["student_dim"] = args.student_dim
-    cfg = dataclasses.replace(profile.distill, **overrides)
+    cfg = dataclasses.replace(override(profile.distill, args.set), **overrides)
     data = Dataset.load(teachers_dir / "dataset.npz")
     knowledge = EnsembleKnowledge.from_trajectories(load_trajectories(teachers_dir), tau=cfg.tau)
 
