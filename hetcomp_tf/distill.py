@@ -4,8 +4,8 @@ The student is an MF (`models/mf.py`) fitted by Adam on batches of users; each s
 batch ([b, n_items], clipped to ±score_clip), so the losses see the whole ranking, and adds L2 on the
 embeddings the step used (the batch's user rows and, since every item is scored, all item rows); the batch's
 losses are summed (`loss_reduction`, as the HetComp authors do), so L2 stays the small term it is meant to be.
-Valid Recall@50 is evaluated every `eval_every` epochs; after `patience` evaluations without a better one training
-stops, and the best weights are restored. Epoch indices are 0-based inside, as in the HetComp authors' code
+Valid Recall@50 is evaluated every `eval_every` epochs; after `patience` evaluations without a better one, counted
+once the targets are final (`Trainer.targets_final`), training stops, and the best weights are restored. Epoch indices are 0-based inside, as in the HetComp authors' code
 (evaluation after epochs 0, eval_every, 2·eval_every, ... and the last; DKC after dkc_start, dkc_start + p, ...,
 see `DynamicKnowledge.due`); history and TensorBoard steps count the epochs trained (1-based).
 
@@ -146,6 +146,13 @@ class Trainer:
         self.weights = {"overall": cfg.overall_weight, "fine": cfg.fine_weight, "rrd": cfg.fine_weight, "bpr": 1.0}
         self._steps: dict[str, Callable] = {}
 
+    def targets_final(self) -> bool:
+        """True once the targets stop moving (no DKC, or every stage final). Only then do evaluations without a
+        better valid Recall count towards early stopping: before, a flat or falling curve is the curriculum
+        changing the targets (measured: at dim 64 HetComp's valid Recall peaks mid-curriculum and an armed
+        patience stopped it before the ADT switch)."""
+        return self.dkc is None or self.dkc.is_final()
+
     @property
     def phase(self) -> int:
         """0 before the ADT switch, 1 after (targets whose stages are all final start at 1)."""
@@ -271,7 +278,7 @@ def distill(data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConf
                                 "objective": LOSSES.index(loss_name), "loss": losses})
                 improved = best is None or valid[RECORD_METRIC] > best["valid"][RECORD_METRIC]
                 best = history[-1] if improved else best
-                stopping.record(improved)
+                stopping.record(improved, armed=trainer.targets_final())
                 if bar is not None:
                     bar.update(trained, f"{loss_name} loss {losses[loss_name]:.4f}, valid {RECORD_METRIC} "
                                         f"{valid[RECORD_METRIC]:.4f} (best {best['valid'][RECORD_METRIC]:.4f} "

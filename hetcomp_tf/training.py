@@ -52,10 +52,11 @@ class EarlyStopping:
         self.model, self.patience, self.what = model, patience, what
         self.stale, self._best_weights = 0, None
 
-    def record(self, improved: bool) -> None:
+    def record(self, improved: bool, armed: bool = True) -> None:
+        """One evaluation; one that is not better counts towards `patience` only when `armed`."""
         if improved or self._best_weights is None:
             self._best_weights, self.stale = [v.numpy() for v in self.model.variables], 0
-        else:
+        elif armed:
             self.stale += 1
 
     def should_stop(self, epoch: int) -> bool:

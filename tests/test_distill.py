@@ -23,6 +23,7 @@ from hetcomp_tf.distill import (LOSSES, METHODS, Trainer, bpr_on_data, distill, 
 from hetcomp_tf.dkc import DynamicKnowledge
 from hetcomp_tf.ensemble import EnsembleKnowledge, ensemble_topk
 from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.training import EarlyStopping
 from hetcomp_tf.losses import FineGrainedLoss, OverallLoss, Targets
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.trajectories import load_trajectories
@@ -158,6 +159,36 @@ def test_early_stopping_restores_the_best_weights(data, knowledge):
     assert run.valid == run.history[best]["valid"] and run.best_epoch == run.history[best]["epoch"]
     assert evaluate(run.student.score_all, data, "valid")["recall@50"] == pytest.approx(recalls[best], abs=1e-6)
     assert run.test == evaluate(run.student.score_all, data, "test")
+
+
+def test_patience_counts_only_once_the_dkc_targets_are_final(data, knowledge):
+    """patience 1 would end a run at its first evaluation without a better valid Recall; while DKC still moves
+    the targets such evaluations do not count, so HetComp always reaches its ADT switch."""
+    cfg = dataclasses.replace(TINY.distill, method="hetcomp", patience=1)
+    run = distill(data, knowledge, cfg, progress=None)
+    assert run.switch_epoch is not None
+    recalls = [h["valid"]["recall@50"] for h in run.history]
+    final = [h["epoch"] >= run.switch_epoch for h in run.history]
+    stale = [i for i in range(1, len(recalls)) if recalls[i] <= max(recalls[:i])]
+    assert len(stale) > 1 and stale[-1] == len(recalls) - 1  # stale while DKC ran; it stopped at a stale one ...
+    assert final[stale[-1]] and not any(final[i] for i in stale[:-1])  # ... the first one with final targets
+
+
+def test_early_stopping_ignores_unarmed_evaluations():
+    model = tf.Module()
+    model.weight = tf.Variable(1.0)
+    stopping = EarlyStopping(model, patience=2, what="test")
+    stopping.record(True)
+    model.weight.assign(5.0)
+    for _ in range(4):
+        stopping.record(False, armed=False)
+    assert not stopping.should_stop(4)
+    stopping.record(False)
+    assert not stopping.should_stop(5)
+    stopping.record(False)
+    assert stopping.should_stop(6)
+    stopping.restore()
+    assert float(model.weight) == 1.0
 
 
 # ------------------------------------------------------------------------------------------ target schedules
