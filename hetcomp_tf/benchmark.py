@@ -6,7 +6,8 @@ Layout of the output directory DIR:
   * results.partial.json: every finished (method, student dim, seed) run, written after each run, so a crash
     loses at most the run in progress and a rerun with the same teachers and DistillConfig resumes;
   * results.json: mean/std over seeds per method at the profile's student dim, the dim sweep, teachers,
-    ensemble, wall time; curves.png: valid Recall@50 per evaluation (the paper's training-curve figure).
+    ensemble, wall time; results.md: the same as Markdown tables; curves.png: valid Recall@50 per evaluation
+    (the paper's training-curve figure).
 
 With `jobs` > 1 the runs go to that many worker processes, each with cores/jobs TensorFlow threads: a student
 step is a chain of small [batch, n_items] kernels that keeps two threads only partly busy, so two one-thread
@@ -117,7 +118,8 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
                   student_dims: Sequence[int], out: str | os.PathLike,
                   progress: Callable[[str, int], Progress] | None = Progress, jobs: int = 1) -> dict:
     """Teachers (trained or reused), then every planned run (resumed from results.partial.json when its
-    fingerprint matches; `jobs` runs at a time); writes results.json and curves.png and returns the results."""
+    fingerprint matches; `jobs` runs at a time); writes results.json, results.md and curves.png and returns the
+    results."""
     start = time.perf_counter()
     out = Path(out)
     if out.exists() and not out.is_dir():
