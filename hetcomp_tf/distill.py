@@ -5,7 +5,8 @@ batch ([b, n_items], clipped to ±score_clip), so the losses see the whole ranki
 embeddings the step used (the batch's user rows and, since every item is scored, all item rows); the batch's
 losses are summed (`loss_reduction`, as the HetComp authors do), so L2 stays the small term it is meant to be.
 Valid Recall@50 is evaluated every `eval_every` epochs; after `patience` evaluations without a better one, counted
-once the targets are final (`Trainer.targets_final`), training stops, and the best weights are restored. Epoch indices are 0-based inside, as in the HetComp authors' code
+once the targets are final (`Trainer.targets_final`), training stops, and the best weights are restored. Epoch
+indices are 0-based inside, as in the HetComp authors' code
 (evaluation after epochs 0, eval_every, 2·eval_every, ... and the last; DKC after dkc_start, dkc_start + p, ...,
 see `DynamicKnowledge.due`); history and TensorBoard steps count the epochs trained (1-based).
 
