@@ -15,7 +15,7 @@ permutation positions for a user whose list is shorter than L (a −1 padded row
 the logit log(1e−10) instead of dropping them, which is visible once the student's scores sink to the −40 clip;
 (3) it sorts (and tie-shuffles) every list of n_items, three times per step. So the losses below subclass
 TF-Ranking's listwise base and compute L(π) in log space: the permutation is a top-L by label, and the
-denominators are one reverse cumulative logsumexp over L + 1 entries.
+denominators are one reverse cumulative logsumexp over L + 1 entries (`reverse_cumulative_logsumexp`).
 
 HetComp's losses hand these TF-Ranking losses compact lists of L + 1 entries: the target items' scores, then
 one "rest" entry (label 0) whose logit is log Σ_{j∈R} e^{s_j}. Every formula above only sees the rest through
@@ -38,8 +38,8 @@ from tensorflow_ranking.python.keras import losses as tfr_keras_losses
 from hetcomp_tf.errors import HetCompError
 
 # Logit given to absent entries (padding, non-rest items): its mass e^{-1e4} is exactly 0 in float32 and float64
-# next to any real score (student scores are clipped to ±40). Not dtype.min: TF's gradient of
-# cumulative_logsumexp uses dtype.min itself as "log 0", and dtype.min − dtype.min would be 0.
+# next to any real score (student scores are clipped to ±40). Not −inf or dtype.min: a logsumexp over absent
+# entries only (a row without rest) must stay finite, with finite gradients.
 _ABSENT_LOGIT = -1e4
 
 _REDUCTION = tf.keras.losses.Reduction
@@ -87,6 +87,18 @@ def _rest_logsumexp(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     return tf.reduce_logsumexp(tf.where(rest, logits, _ABSENT_LOGIT), axis=1, keepdims=True)
 
 
+def reverse_cumulative_logsumexp(x: tf.Tensor) -> tf.Tensor:
+    """out[:, k] = log Σ_{l≥k} e^{x[:, l]} for x [b, n] with a static n, by log2(n) doubling steps of a pairwise
+    logsumexp (stable, exact gradients, ties included). Not tf.math.cumulative_logsumexp: XLA on CPU lowers it
+    to a quadratic window reduction, measured 37 ms against 0.5 ms here for a [64, 101] forward and backward."""
+    width, shift = x.shape[1], 1
+    while shift < width:
+        tail = tf.concat([x[:, shift:], tf.fill([tf.shape(x)[0], shift], tf.constant(_ABSENT_LOGIT, x.dtype))], 1)
+        x = tf.reduce_logsumexp(tf.stack([x, tail]), axis=0)
+        shift *= 2
+    return x
+
+
 class _PlackettLuceImpl(losses_impl._ListwiseLoss):
     """TF-Ranking loss implementation of L(π) above, truncated at `list_size` positions."""
 
@@ -99,7 +111,7 @@ class _PlackettLuceImpl(losses_impl._ListwiseLoss):
         in_perm = top_labels > 0.0
         perm_logits = tf.gather(logits, top_ids, batch_dims=1)
         candidates = tf.concat([tf.where(in_perm, perm_logits, _ABSENT_LOGIT), _rest_logsumexp(labels, logits)], 1)
-        log_denominators = tf.math.cumulative_logsumexp(candidates, axis=1, reverse=True)[:, :-1]
+        log_denominators = reverse_cumulative_logsumexp(candidates)[:, :-1]
         terms = tf.where(in_perm, log_denominators - perm_logits, 0.0)
         nll = tf.reduce_sum(terms, axis=1, keepdims=True)
         return nll, tf.ones_like(nll)

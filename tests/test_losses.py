@@ -240,3 +240,24 @@ def test_compact_lists_give_the_gradients_of_the_full_item_lists():
                 total = tf.reduce_sum(fn(variable))
             gradients.append(tape.gradient(total, variable).numpy())
         np.testing.assert_allclose(gradients[0], gradients[1], rtol=1e-4, atol=1e-6, err_msg=type(loss).__name__)
+
+
+@pytest.mark.parametrize("width", [1, 2, 7, 101])
+def test_reverse_cumulative_logsumexp_equals_numpy_with_ties_and_absent_entries(width):
+    """Value log Σ_{l≥k} e^{x_l} and gradient (d/dx_l of Σ_k w_k out_k = e^{x_l} Σ_{k≤l} w_k / Σ_{m≥k} e^{x_m})
+    against float64 loops, on rows with tied scores, clipped ±40 scores and absent (−1e4) entries."""
+    rng = np.random.default_rng(width)
+    x = rng.uniform(-40.0, 40.0, size=(5, width))
+    x[1, :] = 3.0  # all tied
+    x[2, :-1:2] = -1e4  # absent entries (each suffix still holds a real one, as the rest entry does in the losses)
+    x[3, :] = np.where(rng.random(width) < 0.5, 40.0, -40.0)
+    w = rng.uniform(0.0, 2.0, size=(5, width))
+    expected = np.array([[np.log(np.sum(np.exp(row[k:]))) for k in range(width)] for row in x])
+    expected_grad = np.array([[sum(wr[k] * np.exp(row[l] - expected[r][k]) for k in range(l + 1)) for l in range(width)]
+                              for r, (row, wr) in enumerate(zip(x, w))])
+    variable = tf.Variable(x.astype(np.float32))
+    with tf.GradientTape() as tape:
+        out = losses.reverse_cumulative_logsumexp(variable)
+        total = tf.reduce_sum(out * w.astype(np.float32))
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(tape.gradient(total, variable).numpy(), expected_grad, rtol=1e-4, atol=1e-4)
