@@ -1,9 +1,10 @@
 """The distillation trainer: HetComp, its ablations and the baselines, all on one code path.
 
-The student is an MF (`models/mf.py`) fitted by Adam on batches of users; each step scores every item for the
-batch ([b, n_items], clipped to ±score_clip), so the losses see the whole ranking, and adds L2 on the
-embeddings the step used (the batch's user rows and, since every item is scored, all item rows); the batch's
-losses are summed (`loss_reduction`, as the HetComp authors do), so L2 stays the small term it is meant to be.
+The student is an MF (`models/mf.py`) fitted by Adam on batches of users; each distillation step scores every
+item for the batch ([b, n_items], clipped to ±score_clip), so the losses see the whole ranking (wo_kd's BPR step
+scores only the batch's (user, train item, negative) triples), and adds L2 on the batch's user rows and all item
+rows; the batch's KD losses are summed (`loss_reduction`, as the HetComp authors do), so L2 stays the small term it
+is meant to be.
 Valid Recall@50 is evaluated every `eval_every` epochs; after `patience` evaluations without a better one, counted
 once the targets are final (`Trainer.targets_final`), training stops, and the best weights are restored. Epoch
 indices are 0-based inside, as in the HetComp authors' code
@@ -40,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 from hetcomp_tf.config import DistillConfig
-from hetcomp_tf.data import Dataset
+from hetcomp_tf.data import CSR, Dataset
 from hetcomp_tf.dkc import DynamicKnowledge
 from hetcomp_tf.ensemble import EnsembleKnowledge
 from hetcomp_tf.errors import HetCompError
@@ -127,6 +128,7 @@ class Trainer:
         optimizer.build(self.student.trainable_variables)  # slots exist before tracing: one trace per step
         self.optimizer = optimizer
         self.train_items = tf.constant(data.train.padded())  # [U, L]: −1 padded rows, an XLA-friendly mask source
+        self.train_rows, self.train_keys = data.train.to_ragged(), interaction_keys(data.train, data.n_items)
         self.dkc = None
         if self.method.targets != "data":
             if knowledge is None:
@@ -143,7 +145,7 @@ class Trainer:
         self.loss_fns = {"overall": OverallLoss(score_clip=None, reduction=reduction),
                          "fine": FineGrainedLoss(cfg.top_k, score_clip=None, reduction=reduction),
                          "rrd": RRDLoss(cfg.top_k, score_clip=None, reduction=reduction),
-                         "bpr": bpr_on_data}
+                         "bpr": bpr_loss}
         self.weights = {"overall": cfg.overall_weight, "fine": cfg.fine_weight, "rrd": cfg.fine_weight, "bpr": 1.0}
         self._steps: dict[str, Callable] = {}
 
@@ -165,9 +167,10 @@ class Trainer:
     def step_fn(self, loss_name: str) -> Callable:
         if loss_name not in self._steps:
             # One trace per loss: any batch size (the last batch is smaller), no AutoGraph (no tensor-dependent
-            # Python control flow; converting the Keras/TF-Ranking losses would only cost tracing time).
+            # Python control flow; converting the Keras/TF-Ranking losses would only cost tracing time). BPR is
+            # not XLA-compiled: its shapes follow the batch's interaction pairs, so XLA would recompile per batch.
             self._steps[loss_name] = tf.function(
-                self._make_step(loss_name), jit_compile=self.cfg.jit_compile, autograph=False,
+                self._make_step(loss_name), jit_compile=self.cfg.jit_compile and loss_name != "bpr", autograph=False,
                 input_signature=[tf.TensorSpec([None], tf.int32), tf.TensorSpec([2], tf.int64)])
         return self._steps[loss_name]
 
@@ -180,14 +183,17 @@ class Trainer:
         def step(user_ids, seed):
             with tf.GradientTape() as tape:
                 user_vectors = tf.gather(users_table, user_ids)
-                scores = tf.matmul(tf.cast(user_vectors, self.compute_dtype), tf.cast(items_table, self.compute_dtype),
-                                   transpose_b=True)  # the student's score_all, in the compute dtype
-                scores = tf.clip_by_value(tf.cast(scores, tf.float32), -cfg.score_clip, cfg.score_clip)
-                train_items = tf.gather(self.train_items, user_ids)
-                train_mask = ids_to_mask(train_items, n_items)
-                if loss_name == "bpr":
-                    value = loss_fn(scores, train_items, train_mask, seed)
-                else:
+                if loss_name == "bpr":  # only the scores of the batch's (user, train item, negative) triples
+                    pairs = tf.gather(self.train_rows, user_ids)
+                    rows = tf.cast(pairs.value_rowids(), tf.int32)
+                    negatives, found = sample_unobserved(self.train_keys, tf.gather(user_ids, rows), n_items, seed)
+                    value = loss_fn(tf.gather(user_vectors, rows), pairs.flat_values, negatives, found, items_table,
+                                    cfg.score_clip)
+                else:  # the student's score_all over every item, in the compute dtype
+                    scores = tf.matmul(tf.cast(user_vectors, self.compute_dtype),
+                                       tf.cast(items_table, self.compute_dtype), transpose_b=True)
+                    scores = tf.clip_by_value(tf.cast(scores, tf.float32), -cfg.score_clip, cfg.score_clip)
+                    train_mask = ids_to_mask(tf.gather(self.train_items, user_ids), n_items)
                     unobserved, observed = self.dkc.targets(user_ids)
                     value = loss_fn(Targets(unobserved, observed, train_mask), scores)
                 l2 = cfg.l2 * (tf.reduce_sum(tf.square(user_vectors)) + tf.reduce_sum(tf.square(items_table)))
@@ -221,29 +227,41 @@ class Trainer:
 NEGATIVE_DRAWS = 8  # rejection rounds: a pair is dropped only if all of them hit train items (p = density^8)
 
 
-def sample_unobserved(train_mask: tf.Tensor, shape: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Items drawn uniformly from each row's unobserved items by rejection: int32 [b, m] items and bool [b, m]
-    found (False where all NEGATIVE_DRAWS draws were train items; drop those pairs). An accepted draw is exactly
-    uniform over the unobserved items; gathers only, so XLA compiles it (a search over the running count of
-    unobserved items costs XLA on CPU a pass over [b, m, n_items])."""
-    n_items = tf.shape(train_mask)[1]
-    draws = tf.random.stateless_uniform(tf.concat([[NEGATIVE_DRAWS], shape], 0), seed, 0, n_items, tf.int32)
-    observed = tf.gather(train_mask, tf.transpose(draws, [1, 0, 2]), batch_dims=1)  # [b, draws, m]
-    first = tf.argmin(tf.cast(observed, tf.int32), axis=1, output_type=tf.int32)  # first unobserved draw
-    items = tf.gather(tf.transpose(draws, [1, 2, 0]), first[..., None], batch_dims=2)[..., 0]
-    return items, tf.logical_not(tf.reduce_all(observed, axis=1))
+def interaction_keys(train: CSR, n_items: int) -> tf.Tensor:
+    """int64 [nnz], ascending: user · n_items + item of every train interaction (`sample_unobserved`'s
+    membership table)."""
+    keys = train.row_ids().astype(np.int64) * int(n_items) + train.indices.astype(np.int64)
+    return tf.constant(np.sort(keys))
 
 
-def bpr_on_data(scores: tf.Tensor, train_items: tf.Tensor, train_mask: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """wo_kd's loss: mean BPR −log σ(s_ui − s_uj) over every (user, train item i) pair of the batch, j drawn
-    uniformly from the user's unobserved items. scores float32 [b, n_items], train_items int32 [b, L] (−1
-    padded), train_mask bool [b, n_items]."""
-    negatives, found = sample_unobserved(train_mask, tf.shape(train_items), seed)
-    valid = (train_items >= 0) & found
-    positive = tf.gather(scores, tf.maximum(train_items, 0), batch_dims=1)
-    negative = tf.gather(scores, negatives, batch_dims=1)
-    pair_loss = tf.where(valid, tf.math.softplus(negative - positive), 0.0)
-    return tf.reduce_sum(pair_loss) / tf.maximum(tf.reduce_sum(tf.cast(valid, tf.float32)), 1.0)
+def sample_unobserved(train_keys: tf.Tensor, users: tf.Tensor, n_items, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """One item per entry of `users` int32 [P], drawn uniformly from that user's unobserved items by rejection:
+    int32 [P] items and bool [P] found (False where all NEGATIVE_DRAWS draws were train items; drop those
+    pairs). Membership is a binary search of user · n_items + item in `train_keys` (ascending int64 keys of the
+    train interactions), so the cost follows the batch's pairs, not the catalogue. An accepted draw is exactly
+    uniform over the user's unobserved items."""
+    n_items = tf.cast(n_items, tf.int64)
+    draws = tf.random.stateless_uniform(tf.stack([NEGATIVE_DRAWS, tf.size(users)]), seed, 0, n_items, tf.int64)
+    keys = tf.cast(users, tf.int64)[None, :] * n_items + draws  # [draws, P]
+    at = tf.searchsorted(train_keys, tf.reshape(keys, [-1]), side="left")
+    nearest = tf.gather(train_keys, tf.minimum(at, tf.size(train_keys, out_type=at.dtype) - 1))
+    observed = tf.reshape(tf.equal(nearest, tf.reshape(keys, [-1])), tf.shape(keys))
+    first = tf.argmin(tf.cast(observed, tf.int32), axis=0, output_type=tf.int32)  # first unobserved draw
+    items = tf.gather(tf.transpose(draws), first, batch_dims=1)
+    return tf.cast(items, tf.int32), tf.logical_not(tf.reduce_all(observed, axis=0))
+
+
+def bpr_loss(pair_users: tf.Tensor, positives: tf.Tensor, negatives: tf.Tensor, found: tf.Tensor,
+             items_table: tf.Tensor, score_clip: float) -> tf.Tensor:
+    """wo_kd's loss: mean BPR −log σ(s_ui − s_uj) over the pairs whose negative was found. pair_users float
+    [P, d] (the user vector of each pair), positives / negatives int32 [P] (train item i, unobserved item j);
+    scores are clipped to ±score_clip as the distilled students' are."""
+    def pair_scores(items):
+        scores = tf.reduce_sum(pair_users * tf.gather(items_table, items), axis=1)
+        return tf.clip_by_value(scores, -score_clip, score_clip)
+
+    pair_loss = tf.where(found, tf.math.softplus(pair_scores(negatives) - pair_scores(positives)), 0.0)
+    return tf.reduce_sum(pair_loss) / tf.maximum(tf.reduce_sum(tf.cast(found, tf.float32)), 1.0)
 
 
 def distill(data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConfig,

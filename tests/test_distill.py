@@ -17,9 +17,9 @@ import tensorflow as tf
 from hetcomp_tf.benchmark import ensure_teachers
 from hetcomp_tf.cli import main
 from hetcomp_tf.config import METRIC_KS, get_profile
-from hetcomp_tf.data import Dataset
-from hetcomp_tf.distill import (LOSSES, METHODS, Trainer, bpr_on_data, distill, load_student, sample_unobserved,
-                                stage_rankings)
+from hetcomp_tf.data import CSR, Dataset
+from hetcomp_tf.distill import (LOSSES, METHODS, Trainer, bpr_loss, distill, interaction_keys, load_student,
+                                sample_unobserved, stage_rankings)
 from hetcomp_tf.dkc import DynamicKnowledge
 from hetcomp_tf.ensemble import EnsembleKnowledge, ensemble_topk
 from hetcomp_tf.errors import HetCompError
@@ -212,34 +212,40 @@ def test_final_and_paced_schedules_always_target_the_final_ensemble(data, knowle
 # ---------------------------------------------------------------------------------------- numeric references
 
 def test_sample_unobserved_is_uniform_over_unobserved_items():
-    train = np.zeros((3, 40), bool)
-    train[0, [0, 5, 6, 39]] = True
-    train[1, :] = True  # nothing unobserved: no draw is found; row 2 has nothing observed
-    draws, found = sample_unobserved(tf.constant(train), tf.constant([3, 20000]), tf.constant([4, 5], tf.int64))
-    draws, found = draws.numpy(), found.numpy()
+    train = CSR.from_pairs(np.array([0, 0, 0, 0] + [1] * 40), np.array([39, 5, 0, 6] + list(range(40))), 3)
+    keys = interaction_keys(train, 40)
+    # nothing unobserved for user 1: no draw is found; user 2 has nothing observed
+    users = np.repeat(np.array([0, 1, 2], np.int32), 20000)
+    draws, found = sample_unobserved(keys, tf.constant(users), 40, tf.constant([4, 5], tf.int64))
+    draws, found = draws.numpy().reshape(3, -1), found.numpy().reshape(3, -1)
+    observed = np.zeros((3, 40), bool)
+    observed[train.row_ids(), train.indices] = True
     assert not found[1].any() and found[2].all() and found[0].mean() > 0.999  # 1 − 0.1^8
     for row in (0, 2):
-        assert not train[row, draws[row][found[row]]].any()
-        counts = np.bincount(draws[row][found[row]], minlength=40)[~train[row]]
-        expected = found[row].sum() / (~train[row]).sum()
+        assert not observed[row, draws[row][found[row]]].any()
+        counts = np.bincount(draws[row][found[row]], minlength=40)[~observed[row]]
+        expected = found[row].sum() / (~observed[row]).sum()
         assert counts.min() > 0.8 * expected and counts.max() < 1.2 * expected
 
 
-def test_bpr_on_data_matches_numpy():
+def test_bpr_loss_matches_numpy():
     rng = np.random.default_rng(0)
-    scores = rng.normal(size=(4, 30)).astype(np.float32)
-    items = np.full((4, 5), -1, np.int32)
-    items[0, :3], items[1, :5], items[2, :1] = [1, 2, 3], [0, 4, 8, 9, 29], [7]  # row 3: no train item
-    mask = np.zeros((4, 30), bool)
-    for r in range(4):
-        mask[r, items[r][items[r] >= 0]] = True
-    seed = tf.constant([7, 8], tf.int64)
-    loss = float(bpr_on_data(tf.constant(scores), tf.constant(items), tf.constant(mask), seed))
-    negatives, found = (t.numpy() for t in sample_unobserved(tf.constant(mask), tf.constant(items.shape), seed))
-    pairs = [(r, items[r, c], negatives[r, c]) for r in range(4) for c in range(5) if items[r, c] >= 0]
-    assert found.all() and all(not mask[r, j] for r, _, j in pairs)
-    reference = np.mean([np.log1p(np.exp(scores[r, j] - scores[r, i])) for r, i, j in pairs])
+    users, items = rng.normal(size=(4, 3)).astype(np.float32), rng.normal(size=(30, 3)).astype(np.float32)
+    pair_rows = np.array([0, 0, 0, 1, 1, 2], np.int32)
+    positives, negatives = np.array([1, 2, 3, 0, 4, 7], np.int32), np.array([5, 6, 9, 29, 8, 1], np.int32)
+    found = np.array([True, True, False, True, True, True])
+    loss = float(bpr_loss(tf.constant(users[pair_rows]), tf.constant(positives), tf.constant(negatives),
+                          tf.constant(found), tf.constant(items), score_clip=40.0))
+    scores = users @ items.T
+    reference = np.mean([np.log1p(np.exp(scores[r, j] - scores[r, i]))
+                         for r, i, j, f in zip(pair_rows, positives, negatives, found) if f])
     assert loss == pytest.approx(reference, rel=1e-5)
+    clipped = float(bpr_loss(tf.constant(users[pair_rows] * 100), tf.constant(positives), tf.constant(negatives),
+                             tf.constant(found), tf.constant(items), score_clip=0.5))
+    big = np.clip(100 * scores, -0.5, 0.5)
+    reference = np.mean([np.log1p(np.exp(big[r, j] - big[r, i]))
+                         for r, i, j, f in zip(pair_rows, positives, negatives, found) if f])
+    assert clipped == pytest.approx(reference, rel=1e-5)
 
 
 @pytest.mark.parametrize("method, loss_name, reduction", [("hetcomp", "overall", "sum"),
