@@ -9,9 +9,8 @@ Layout of the output directory DIR:
     ensemble, wall time; results.md: the same as Markdown tables; curves.png: valid Recall@50 per evaluation
     (the paper's training-curve figure).
 
-With `jobs` > 1 the runs go to that many worker processes, each with cores/jobs TensorFlow threads: a student
-step is a chain of small [batch, n_items] kernels that keeps two threads only partly busy, so two one-thread
-workers finish the plan sooner than one two-thread process. Only the parent writes the result files.
+With `jobs` > 1 the teachers and then the runs go to that many worker processes (`workers.py`), each with
+cores/jobs TensorFlow threads; only the parent writes the result files.
 """
 
 from __future__ import annotations
@@ -19,12 +18,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import multiprocessing
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +34,7 @@ from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.progress import Progress, log
 from hetcomp_tf.report import format_table, markdown_table, write_json, write_text
 from hetcomp_tf.trajectories import load_trajectories, trajectories_dir
+from hetcomp_tf.workers import run_in_workers
 
 SWEEP_METHODS = ("wo_kd", "ensemble_kd", "hetcomp")  # the methods trained at every student size
 CURVE_METHODS = ("wo_kd", "ensemble_kd", "hetcomp")
@@ -88,7 +85,7 @@ def teachers_reusable(out: Path, data: Dataset, profile: Profile) -> str | None:
     return None if same else "its dataset split differs from this data"
 
 
-def ensure_teachers(data_spec: str, fmt: str | None, profile: Profile, out: Path) -> bool:
+def ensure_teachers(data_spec: str, fmt: str | None, profile: Profile, out: Path, jobs: int = 1) -> bool:
     """Trains the teachers into `out` with the `hetcomp teachers` command unless reusable; True if reused."""
     from hetcomp_tf.commands import teachers as teachers_command
 
@@ -100,7 +97,7 @@ def ensure_teachers(data_spec: str, fmt: str | None, profile: Profile, out: Path
     log(f"training the teachers into {out}: {reason}")
     parser = argparse.ArgumentParser()
     teachers_command.add_arguments(parser)
-    argv = ["--data", data_spec, "--profile", profile.name, "--out", os.fspath(out)]
+    argv = ["--data", data_spec, "--profile", profile.name, "--out", os.fspath(out), "--jobs", str(jobs)]
     teachers_command.run(parser.parse_args(argv + (["--format", fmt] if fmt else [])))
     return False
 
@@ -129,7 +126,7 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
     if seeds < 1 or jobs < 1 or not methods or any(d < 1 for d in student_dims):
         raise HetCompError(f"benchmark: seeds ({seeds}), jobs ({jobs}), methods ({list(methods)}) and student "
                            f"dims ({list(student_dims)}) must be positive / non-empty")
-    teachers_reused = ensure_teachers(data_spec, fmt, profile, out)
+    teachers_reused = ensure_teachers(data_spec, fmt, profile, out, jobs)
     summary = _read_json(out / "teachers.json")
 
     fingerprint = {"profile": profile.name, "teachers_sha256": sha256_of(out / "teachers.json"),
@@ -184,49 +181,15 @@ def _run_here(out: Path, profile: Profile, keys: Sequence[RunKey],
 
 
 def _run_in_workers(out: Path, profile: Profile, keys: Sequence[RunKey], jobs: int) -> Iterator[tuple[RunKey, dict]]:
-    """The runs in `jobs` spawned processes, yielded as they finish; the first failure cancels the rest."""
-    threads = max(1, len(os.sched_getaffinity(0)) // jobs)
-    log(f"running {len(keys)} runs in {jobs} worker processes with {threads} TensorFlow thread(s) each")
-    context = multiprocessing.get_context("spawn")  # no forked TensorFlow runtime
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_init,
-                             initargs=(os.fspath(out), profile.distill.tau, threads)) as pool:
-        pending: dict[Future, RunKey] = {}
-        for key in keys:
-            pending[pool.submit(_worker_run, key, _run_config(profile, key), os.fspath(_log_dir(out, key)))] = key
-        try:
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    key = pending.pop(future)
-                    yield key, future.result()
-        finally:
-            for future in pending:
-                future.cancel()
+    """The runs in `jobs` worker processes (each loads the inputs once), yielded as they finish."""
+    tasks = [(key, _worker_run, (key, _run_config(profile, key), os.fspath(_log_dir(out, key)))) for key in keys]
+    yield from run_in_workers(tasks, jobs, "runs", setup=_worker_setup, setup_args=(os.fspath(out), profile.distill.tau))
 
 
 _WORKER_INPUTS: dict = {}
 
 
-def exit_with_parent(parent_pid: int, interval: float = 2.0) -> threading.Thread:
-    """Ends this process once `parent_pid` is no longer its parent: a benchmark stopped with SIGTERM or
-    SIGKILL must not leave its workers training runs nobody will record."""
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(interval)
-        os._exit(1)
-
-    watcher = threading.Thread(target=watch, name="exit-with-parent", daemon=True)
-    watcher.start()
-    return watcher
-
-
-def _worker_init(out: str, tau: float, threads: int) -> None:
-    import tensorflow as tf
-
-    exit_with_parent(os.getppid())
-
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+def _worker_setup(out: str, tau: float) -> None:
     _WORKER_INPUTS["data"], _WORKER_INPUTS["knowledge"] = _load_inputs(Path(out), tau)
 
 

@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hetcomp_tf.benchmark import PARTIAL, RunKey, exit_with_parent, plan_runs, teachers_reusable
+from hetcomp_tf.benchmark import PARTIAL, RunKey, plan_runs, teachers_reusable
 from hetcomp_tf.cli import main
 from hetcomp_tf.config import TEACHER_NAMES, get_profile
 from hetcomp_tf.data import Dataset, load_dataset
 from hetcomp_tf.distill import METHODS
+from hetcomp_tf.workers import exit_with_parent
 from tests.test_distill import shared_teachers
 
 TINY = get_profile("tiny")

@@ -54,6 +54,23 @@ def test_teachers_writes_results_trajectories_split_and_logs(teachers_out):
     assert not [p.name for p in out.parent.iterdir() if p.name != "out"]  # no staging directory left
 
 
+def test_teachers_in_worker_processes_write_the_same_outputs(teachers_out, tmp_path, capsys):
+    """--jobs 2: two teachers at a time in one-thread workers; same files and, up to the float noise of a
+    different thread count, the same teachers as the in-process run with the same seed."""
+    _, serial_out, _ = teachers_out
+    out = tmp_path / "out"
+    assert main(["teachers", "--data", "synthetic", "--profile", "tiny", "--out", str(out), "--seed", "3",
+                 "--jobs", "2"]) == 0
+    assert "running 6 teachers in 2 worker processes" in capsys.readouterr().err
+    serial, parallel = (json.loads((d / "teachers.json").read_text()) for d in (serial_out, out))
+    assert list(parallel["teachers"]) == list(TEACHER_NAMES)
+    for name in TEACHER_NAMES:
+        assert list((out / "logs" / "teachers" / name).glob("events.out.tfevents.*"))
+        assert parallel["teachers"][name]["test"] == pytest.approx(serial["teachers"][name]["test"], abs=0.02), name
+    assert list(load_trajectories(out)) == list(TEACHER_NAMES)
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
 def test_teachers_prints_the_test_metrics_table(teachers_out):
     _, out, stdout = teachers_out
     result = json.loads((out / "teachers.json").read_text())
@@ -73,6 +90,7 @@ def test_teachers_prints_the_test_metrics_table(teachers_out):
     (["--data", "synthetic", "--teachers", "MF,MF"], "at most once"),
     (["--data", "/nonexistent/users.csv"], "/nonexistent/users.csv"),
     (["--data", "synthetic", "--profile", "huge"], "unknown profile 'huge'"),
+    (["--data", "synthetic", "--jobs", "0"], "--jobs 0"),
 ])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, argv, message):
     out = tmp_path / "out"

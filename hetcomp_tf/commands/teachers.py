@@ -3,7 +3,7 @@
 Writes into --out: dataset.npz (the split, so later steps reuse exactly it), trajectories/<TEACHER>/,
 teachers.json (per-teacher and ensemble metrics) and logs/teachers/<TEACHER>/ (TensorBoard). Everything is
 built in a temporary directory next to --out and moved in only when all teachers succeeded, so a failed or
-interrupted run leaves --out as it was.
+interrupted run leaves --out as it was. With --jobs N, N teachers train at a time in worker processes.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--teachers", default=",".join(TEACHER_NAMES),
                         help=f"comma-separated subset of {','.join(TEACHER_NAMES)} (default: all)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="train N teachers at a time in worker processes of cores/N TensorFlow threads each "
+                             "(default 1: one after another in this process)")
 
 
 def parse_teacher_names(text: str) -> list[str]:
@@ -42,6 +45,7 @@ def parse_teacher_names(text: str) -> list[str]:
 
 
 def run(args) -> int:
+    import os
     from pathlib import Path
 
     from hetcomp_tf.data import load_dataset
@@ -49,10 +53,13 @@ def run(args) -> int:
     from hetcomp_tf.exports import atomic_directory
     from hetcomp_tf.progress import log
     from hetcomp_tf.report import format_table, write_json
-    from hetcomp_tf.training import train_teacher
+    from hetcomp_tf.trajectories import load_trajectories
+    from hetcomp_tf.workers import run_in_workers
 
     profile = get_profile(args.profile)
     names = parse_teacher_names(args.teachers)
+    if args.jobs < 1:
+        raise HetCompError(f"--jobs {args.jobs}: must be >= 1")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise HetCompError(f"--out {out} exists and is not a directory")
@@ -62,35 +69,47 @@ def run(args) -> int:
     log(f"dataset {data.name}: {data.sizes()}")
 
     with atomic_directory(out, entries=OUTPUTS) as staging:
-        runs = {}
-        for name in names:
-            runs[name] = train_teacher(name, data, profile.teachers[name], profile.trajectory, seed=args.seed,
-                                       log_dir=staging / "logs" / "teachers")
-            runs[name].trajectory.save(staging / "trajectories" / name)
-            log(f"{name}: test {_short(runs[name].test)} after {runs[name].epochs} epochs "
-                f"({runs[name].train_seconds:.0f}s)")
-        knowledge = EnsembleKnowledge.from_trajectories({n: r.trajectory for n, r in runs.items()},
-                                                        tau=profile.distill.tau)
+        data.save(staging / "dataset.npz")  # workers train on exactly this split
+        tasks = [(name, train_into, (name, os.fspath(staging), profile, args.seed)) for name in names]
+        done = (run_in_workers(tasks, args.jobs, "teachers") if args.jobs > 1 and len(names) > 1
+                else ((name, fn(*fn_args)) for name, fn, fn_args in tasks))
+        finished = dict(done)
+        summaries = {name: finished[name] for name in names}
+        knowledge = EnsembleKnowledge.from_trajectories(load_trajectories(staging, names), tau=profile.distill.tau)
         ensemble = {split: evaluate_ensemble(knowledge, data, split) for split in ("test", "valid")}
-        data.save(staging / "dataset.npz")
         result = {
             "dataset": {"name": data.name, **data.sizes()},
             "profile": profile.name,
             "seed": args.seed,
             "trajectory": dataclasses.asdict(profile.trajectory),
-            "teachers": {name: {"test": r.test, "valid": r.valid, "train_seconds": r.train_seconds,
-                                "epochs": r.epochs, "params": r.params,
-                                "checkpoint_epochs": [c["epoch"] for c in r.trajectory.checkpoints]}
-                         for name, r in runs.items()},
+            "teachers": summaries,
             "ensemble": {**ensemble, "tau": profile.distill.tau},
         }
         write_json(staging / "teachers.json", result)
 
-    rows = {name: {**r.test, "seconds": r.train_seconds} for name, r in runs.items()}
+    rows = {name: {**r["test"], "seconds": r["train_seconds"]} for name, r in summaries.items()}
     rows["Ensemble"] = ensemble["test"]
     print(f"Test metrics on {data.name} ({profile.name} profile), results in {out}:")
     print(format_table(rows, TABLE_COLUMNS, {"seconds": ".1f"}))
     return 0
+
+
+def train_into(name: str, staging: str, profile, seed: int) -> dict:
+    """Trains teacher `name` on staging/dataset.npz, saves its trajectory and TensorBoard logs under `staging`
+    and returns its teachers.json entry (module-level: it also runs in worker processes)."""
+    from pathlib import Path
+
+    from hetcomp_tf.data import Dataset
+    from hetcomp_tf.progress import log
+    from hetcomp_tf.training import train_teacher
+
+    staging = Path(staging)
+    run = train_teacher(name, Dataset.load(staging / "dataset.npz"), profile.teachers[name], profile.trajectory,
+                        seed=seed, log_dir=staging / "logs" / "teachers")
+    run.trajectory.save(staging / "trajectories" / name)
+    log(f"{name}: test {_short(run.test)} after {run.epochs} epochs ({run.train_seconds:.0f}s)")
+    return {"test": run.test, "valid": run.valid, "train_seconds": run.train_seconds, "epochs": run.epochs,
+            "params": run.params, "checkpoint_epochs": [c["epoch"] for c in run.trajectory.checkpoints]}
 
 
 def _short(metrics: dict) -> str:
