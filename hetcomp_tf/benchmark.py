@@ -183,7 +183,8 @@ def _run_here(out: Path, profile: Profile, keys: Sequence[RunKey],
 def _run_in_workers(out: Path, profile: Profile, keys: Sequence[RunKey], jobs: int) -> Iterator[tuple[RunKey, dict]]:
     """The runs in `jobs` worker processes (each loads the inputs once), yielded as they finish."""
     tasks = [(key, _worker_run, (key, _run_config(profile, key), os.fspath(_log_dir(out, key)))) for key in keys]
-    yield from run_in_workers(tasks, jobs, "runs", setup=_worker_setup, setup_args=(os.fspath(out), profile.distill.tau))
+    yield from run_in_workers(tasks, jobs, "runs", setup=_worker_setup,
+                              setup_args=(os.fspath(out), profile.distill.tau))
 
 
 _WORKER_INPUTS: dict = {}
