@@ -20,6 +20,7 @@ COMMANDS = {
     "serve": "serve a pushed SavedModel over gRPC (TF Serving's PredictionService API)",
     "query": "query a TF Serving PredictionService for users' top-K items",
     "latency": "serving latency, params and memory of the student versus the six-teacher ensemble",
+    "steptime": "seconds per training epoch of each distillation loss (the step micro-benchmark)",
 }
 
 

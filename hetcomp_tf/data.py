@@ -367,15 +367,19 @@ def make_synthetic(n_users: int, n_items: int, seed: int) -> Interactions:
 
 # ----------------------------------------------------------------------------------------------- split
 
+SPLIT_PROTOCOLS = ("authors", "iterative")
+
+
 def split_dataset(inter: Interactions, cfg: DataConfig, name: str) -> Dataset:
-    """The paper's preprocessing (HetComp_WWW23 Utils/data_utils.py): drop users below
-    `min_user_interactions`, shuffle each user's items with `seed`, test = floor(n * r_test), valid =
-    floor(n * r_valid), train = the rest; valid/test items never seen in train are dropped, then users left
-    without valid or test items, until nothing changes; items re-indexed to those in train.
-    """
+    """The paper's preprocessing: users below `min_user_interactions` dropped, each user's items shuffled with
+    `seed`, test = the first floor(n * r_test), valid = the next floor(n * r_valid), train = the rest, then
+    valid/test items never seen in train dropped; `cfg.split_protocol` decides what happens next (`_split_authors`,
+    `_split_iterative`)."""
     ratios = np.asarray(cfg.split_ratios, dtype=np.float64)
     if ratios.shape != (3,) or (ratios <= 0).any() or abs(ratios.sum() - 1.0) > 1e-6:
         raise HetCompError(f"split_ratios {tuple(cfg.split_ratios)} must be three positive numbers summing to 1")
+    if cfg.split_protocol not in SPLIT_PROTOCOLS:
+        raise HetCompError(f"split_protocol {cfg.split_protocol!r}: choose one of {', '.join(SPLIT_PROTOCOLS)}")
     users = inter.users.astype(np.int64)
     items = inter.items.astype(np.int64)
     counts = np.bincount(users, minlength=inter.n_users)
@@ -386,6 +390,58 @@ def split_dataset(inter: Interactions, cfg: DataConfig, name: str) -> Dataset:
                            f"({inter.n_users} users, {len(inter)} interactions)")
     keep = active[users]
     users, items = users[keep], items[keep]
+    split = _split_authors if cfg.split_protocol == "authors" else _split_iterative
+    return split(inter, users, items, counts, ratios, cfg, name)
+
+
+def _split_authors(inter: Interactions, users, items, counts, ratios, cfg: DataConfig, name: str) -> Dataset:
+    """The HetComp authors' split (HetComp_WWW23 Utils/data_utils.py `load_data`), reproduced exactly: one legacy
+    `np.random.RandomState(seed)` shuffles each kept user's items in turn (users in ascending index order = line
+    order of a users.dat, items in ascending index order = their order on a CiteULike line, whose lines are
+    sorted); held-out items never seen in train are dropped; a user left without valid or without test items
+    loses both but stays in training; every item of a kept user stays in the catalogue (their code counts one
+    unused index more). Users are kept once: nothing is re-filtered after the split."""
+    rng = np.random.RandomState(cfg.seed)
+    starts = np.searchsorted(users, np.arange(inter.n_users + 1))  # pairs are sorted by (user, item)
+    part = np.zeros(len(users), dtype=np.int64)  # 0 train, 1 valid, 2 test, by position in the shuffle
+    for user in np.flatnonzero(np.diff(starts)):
+        order = list(range(starts[user], starts[user + 1]))
+        rng.shuffle(order)
+        n = len(order)
+        n_test, n_valid = int(n * ratios[2]), int(n * ratios[1])
+        part[order[:n_test]] = 2
+        part[order[n_test:n_test + n_valid]] = 1
+    in_train = np.zeros(inter.n_items, dtype=bool)
+    in_train[items[part == 0]] = True
+    held_out_kept = in_train[items]
+    has = {p: np.bincount(users[(part == p) & held_out_kept], minlength=inter.n_users) > 0 for p in (1, 2)}
+    evaluated = (has[1] & has[2])[users]
+    if not evaluated.any():
+        raise HetCompError(f"dataset {name!r}: no user kept valid and test items that also occur in train; the "
+                           "data is too small or too sparse")
+    row_kept = (part == 0) | (held_out_kept & evaluated)
+    kept_users = np.zeros(inter.n_users, dtype=bool)
+    kept_users[users] = True
+    catalogue = np.zeros(inter.n_items, dtype=bool)
+    catalogue[items] = True
+    return _dataset(inter, users, items, part, row_kept, kept_users, catalogue, name)
+
+
+def _dataset(inter: Interactions, users, items, part, row_kept, kept_users, catalogue, name: str) -> Dataset:
+    """The Dataset of the rows `row_kept` (with their `part`), users and items re-indexed to the kept ones."""
+    user_new = np.cumsum(kept_users) - 1
+    item_new = np.cumsum(catalogue) - 1
+    splits = {s: CSR.from_pairs(user_new[users[row_kept & (part == p)]], item_new[items[row_kept & (part == p)]],
+                                int(kept_users.sum()))
+              for p, s in enumerate(("train", "valid", "test"))}
+    return Dataset(name=name, user_vocab=inter.user_vocab[kept_users], item_vocab=inter.item_vocab[catalogue],
+                   **splits)
+
+
+def _split_iterative(inter: Interactions, users, items, counts, ratios, cfg: DataConfig, name: str) -> Dataset:
+    """Iterative drops: users left without valid or test items are dropped (with their train items), then
+    held-out items no longer seen in train, until nothing changes; items re-indexed to those in train."""
+    n_active = len(np.unique(users))
 
     # One global key per interaction; sorting by (user, key) is a seeded shuffle within every user.
     key = np.random.default_rng(cfg.seed).random(len(users))
@@ -416,13 +472,7 @@ def split_dataset(inter: Interactions, cfg: DataConfig, name: str) -> Dataset:
                            f"{cfg.min_user_interactions} interactions, none kept valid and test items that "
                            "also occur in train); the data is too small or too sparse")
 
-    user_new = np.cumsum(alive_users) - 1
-    item_new = np.cumsum(in_train) - 1
-    splits = {s: CSR.from_pairs(user_new[users[row_alive & (part == p)]], item_new[items[row_alive & (part == p)]],
-                                int(alive_users.sum()))
-              for p, s in enumerate(("train", "valid", "test"))}
-    return Dataset(name=name, user_vocab=inter.user_vocab[alive_users], item_vocab=inter.item_vocab[in_train],
-                   **splits)
+    return _dataset(inter, users, items, part, row_alive, alive_users, in_train, name)
 
 
 # ----------------------------------------------------------------------------------------------- loading

@@ -33,9 +33,10 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -98,14 +99,22 @@ def get_method(name: str) -> Method:
         raise HetCompError(f"unknown distillation method {name!r}: choose one of {', '.join(METHODS)}") from None
 
 
+CHOICES = {"loss_reduction": ("sum", "mean"), "batching": ("interactions", "users"),
+           "patience_from": ("start", "final")}
+
+
 def check_config(cfg: DistillConfig) -> None:
     get_method(cfg.method)
     positive = ("student_dim", "epochs", "batch_size", "eval_every", "patience", "dkc_period")
     bad = [f"{name}={getattr(cfg, name)}" for name in positive if getattr(cfg, name) < 1]
-    if bad or cfg.learning_rate <= 0:
-        raise HetCompError(f"distill config: {', '.join(bad) or f'learning_rate={cfg.learning_rate}'} must be > 0")
-    if cfg.loss_reduction not in ("sum", "mean"):
-        raise HetCompError(f"distill config: loss_reduction={cfg.loss_reduction!r} must be 'sum' or 'mean'")
+    if bad or cfg.learning_rate <= 0 or cfg.init_std <= 0:
+        raise HetCompError(f"distill config: {', '.join(bad) or f'learning_rate={cfg.learning_rate}, init_std='}"
+                           f"{'' if bad else cfg.init_std} must be > 0")
+    if cfg.weight_decay < 0 or cfg.l2 < 0:
+        raise HetCompError(f"distill config: l2={cfg.l2} and weight_decay={cfg.weight_decay} must be >= 0")
+    for name, choices in CHOICES.items():
+        if getattr(cfg, name) not in choices:
+            raise HetCompError(f"distill config: {name}={getattr(cfg, name)!r} must be one of {', '.join(choices)}")
 
 
 def stage_rankings(knowledge: EnsembleKnowledge, schedule: str) -> np.ndarray:
@@ -114,13 +123,61 @@ def stage_rankings(knowledge: EnsembleKnowledge, schedule: str) -> np.ndarray:
     return {"dkc": knowledge.rankings, "final": final, "paced": np.concatenate([final, final], axis=1)}[schedule]
 
 
+class Batch(NamedTuple):
+    """One training step's input: the users whose losses it sums and, for BPR, its (user, train item) pairs."""
+
+    users: tf.Tensor  # int32 [B]: each user once; XLA padding repeats user 0 with weight 0
+    weights: tf.Tensor  # float32 [B]: 1, or 0 for padding
+    pair_users: tf.Tensor  # int32 [P] (empty unless the loss is BPR)
+    pair_items: tf.Tensor  # int32 [P]
+    seed: tf.Tensor  # int64 [2]: the step's stateless seed (negative sampling)
+
+
+BATCH_SPEC = Batch(tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.int32),
+                   tf.TensorSpec([None], tf.int32), tf.TensorSpec([2], tf.int64))
+PAD_USERS_TO = 64  # XLA steps see batches padded to a multiple of this: a few compiled shapes, not one per batch
+
+
+def row_positions(rows: CSR, row_ids: np.ndarray) -> np.ndarray:
+    """int64: the positions in `rows.indices` of the rows `row_ids`, row after row."""
+    starts, lengths = rows.indptr[row_ids], rows.indptr[row_ids + 1] - rows.indptr[row_ids]
+    return np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+
+
+def epoch_batches(train: CSR, cfg: DistillConfig, epoch: int, pairs: bool, pad_to: int = 1) -> Iterator[Batch]:
+    """The steps of one epoch in a seeded order (`cfg.batching`, see DistillConfig). `pairs`: also hand over
+    each step's (user, train item) pairs (BPR); with "users" batching these are all the batch users' pairs.
+    User lists are padded to a multiple of `pad_to`."""
+    rng = np.random.default_rng([cfg.seed, epoch])
+    row_ids = train.row_ids().astype(np.int32)
+    if cfg.batching == "users":
+        order = rng.permutation(train.n_rows).astype(np.int32)
+    else:
+        order = rng.permutation(train.nnz)
+    empty = np.zeros([0], np.int32)
+    for index, start in enumerate(range(0, order.size, cfg.batch_size)):
+        chunk = order[start:start + cfg.batch_size]
+        if cfg.batching == "users":
+            users = chunk
+            picked = row_positions(train, users) if pairs else []
+        else:
+            users, picked = np.unique(row_ids[chunk]), chunk
+        padded = -(-users.size // pad_to) * pad_to
+        weights = np.zeros(padded, np.float32)
+        weights[:users.size] = 1.0
+        picked = np.asarray(picked, np.int64)
+        yield Batch(tf.constant(np.pad(users, (0, padded - users.size))), tf.constant(weights),
+                    tf.constant(row_ids[picked] if pairs else empty), tf.constant(train.indices[picked] if pairs else empty),
+                    tf.constant([cfg.seed, epoch * 1_000_003 + index], tf.int64))
+
+
 class Trainer:
     """The student, its optimiser, the knowledge and one compiled step per loss."""
 
     def __init__(self, data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConfig):
         self.data, self.cfg, self.method = data, cfg, get_method(cfg.method)
-        self.student = MF.student(data.n_users, data.n_items, cfg.student_dim, seed=cfg.seed)
-        optimizer = tf.keras.optimizers.Adam(cfg.learning_rate)
+        self.student = MF.student(data.n_users, data.n_items, cfg.student_dim, seed=cfg.seed, init_std=cfg.init_std)
+        optimizer = tf.keras.optimizers.Adam(cfg.learning_rate, epsilon=cfg.adam_epsilon)
         self.compute_dtype = tf.float32
         if cfg.mixed_precision:  # float16 matmul, float32 variables and losses, dynamic loss scaling
             self.compute_dtype = tf.keras.mixed_precision.Policy("mixed_float16").compute_dtype
@@ -128,7 +185,7 @@ class Trainer:
         optimizer.build(self.student.trainable_variables)  # slots exist before tracing: one trace per step
         self.optimizer = optimizer
         self.train_items = tf.constant(data.train.padded())  # [U, L]: −1 padded rows, an XLA-friendly mask source
-        self.train_rows, self.train_keys = data.train.to_ragged(), interaction_keys(data.train, data.n_items)
+        self.train_keys = interaction_keys(data.train, data.n_items)
         self.dkc = None
         if self.method.targets != "data":
             if knowledge is None:
@@ -141,10 +198,10 @@ class Trainer:
                                         data.train, data.n_items, cfg)
         else:
             self.teachers = ()
-        reduction = {"sum": tf.keras.losses.Reduction.SUM, "mean": tf.keras.losses.Reduction.AUTO}[cfg.loss_reduction]
-        self.loss_fns = {"overall": OverallLoss(score_clip=None, reduction=reduction),
-                         "fine": FineGrainedLoss(cfg.top_k, score_clip=None, reduction=reduction),
-                         "rrd": RRDLoss(cfg.top_k, score_clip=None, reduction=reduction),
+        per_user = tf.keras.losses.Reduction.NONE  # the step weights out XLA padding, then sums or averages
+        self.loss_fns = {"overall": OverallLoss(score_clip=None, reduction=per_user),
+                         "fine": FineGrainedLoss(cfg.top_k, score_clip=None, reduction=per_user),
+                         "rrd": RRDLoss(cfg.top_k, score_clip=None, reduction=per_user),
                          "bpr": bpr_loss}
         self.weights = {"overall": cfg.overall_weight, "fine": cfg.fine_weight, "rrd": cfg.fine_weight, "bpr": 1.0}
         self._steps: dict[str, Callable] = {}
@@ -170,9 +227,12 @@ class Trainer:
             # Python control flow; converting the Keras/TF-Ranking losses would only cost tracing time). BPR is
             # not XLA-compiled: its shapes follow the batch's interaction pairs, so XLA would recompile per batch.
             self._steps[loss_name] = tf.function(
-                self._make_step(loss_name), jit_compile=self.cfg.jit_compile and loss_name != "bpr", autograph=False,
-                input_signature=[tf.TensorSpec([None], tf.int32), tf.TensorSpec([2], tf.int64)])
+                self._make_step(loss_name), jit_compile=self._jit(loss_name), autograph=False,
+                input_signature=[BATCH_SPEC])
         return self._steps[loss_name]
+
+    def _jit(self, loss_name: str) -> bool:
+        return self.cfg.jit_compile and loss_name != "bpr"
 
     def _make_step(self, loss_name: str):
         loss_fn, weight, cfg = self.loss_fns[loss_name], self.weights[loss_name], self.cfg
@@ -180,42 +240,44 @@ class Trainer:
         variables = [users_table, items_table]
         n_items = self.data.n_items
 
-        def step(user_ids, seed):
+        def step(batch: Batch):
+            user_ids, weights = batch.users, batch.weights
             with tf.GradientTape() as tape:
                 user_vectors = tf.gather(users_table, user_ids)
                 if loss_name == "bpr":  # only the scores of the batch's (user, train item, negative) triples
-                    pairs = tf.gather(self.train_rows, user_ids)
-                    rows = tf.cast(pairs.value_rowids(), tf.int32)
-                    negatives, found = sample_unobserved(self.train_keys, tf.gather(user_ids, rows), n_items, seed)
-                    value = loss_fn(tf.gather(user_vectors, rows), pairs.flat_values, negatives, found, items_table,
-                                    cfg.score_clip)
+                    negatives, found = sample_unobserved(self.train_keys, batch.pair_users, n_items, batch.seed)
+                    value = loss_fn(tf.gather(users_table, batch.pair_users), batch.pair_items, negatives, found,
+                                    items_table, cfg.score_clip)
                 else:  # the student's score_all over every item, in the compute dtype
                     scores = tf.matmul(tf.cast(user_vectors, self.compute_dtype),
                                        tf.cast(items_table, self.compute_dtype), transpose_b=True)
                     scores = tf.clip_by_value(tf.cast(scores, tf.float32), -cfg.score_clip, cfg.score_clip)
                     train_mask = ids_to_mask(tf.gather(self.train_items, user_ids), n_items)
                     unobserved, observed = self.dkc.targets(user_ids)
-                    value = loss_fn(Targets(unobserved, observed, train_mask), scores)
-                l2 = cfg.l2 * (tf.reduce_sum(tf.square(user_vectors)) + tf.reduce_sum(tf.square(items_table)))
+                    value = tf.reduce_sum(weights * loss_fn(Targets(unobserved, observed, train_mask), scores))
+                    if cfg.loss_reduction == "mean":
+                        value /= tf.maximum(tf.reduce_sum(weights), 1.0)
+                l2 = cfg.l2 * (tf.reduce_sum(weights[:, None] * tf.square(user_vectors))
+                               + tf.reduce_sum(tf.square(items_table)))
                 total = weight * value + l2
                 scaled = self.optimizer.get_scaled_loss(total) if cfg.mixed_precision else total
             gradients = tape.gradient(scaled, variables)
             if cfg.mixed_precision:
                 gradients = self.optimizer.get_unscaled_gradients(gradients)
+            if cfg.weight_decay:  # dense, as PyTorch's: every row decays and moves Adam's moments every step
+                gradients = [tf.convert_to_tensor(g) + cfg.weight_decay * v for g, v in zip(gradients, variables)]
             self.optimizer.apply_gradients(zip(gradients, variables))
             return {loss_name: value, "l2": l2, "total": total}
 
         return step
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
-        """One pass over all users in a seeded order; mean of each loss over the batches."""
-        rng = np.random.default_rng([self.cfg.seed, epoch])
-        order = rng.permutation(self.data.n_users).astype(np.int32)
-        step = self.step_fn(self.loss_name())
-        outputs = []
-        for index, start in enumerate(range(0, order.size, self.cfg.batch_size)):
-            seed = tf.constant([self.cfg.seed, epoch * 1_000_003 + index], tf.int64)
-            outputs.append(step(tf.constant(order[start:start + self.cfg.batch_size]), seed))
+        """One epoch (`epoch_batches`); mean of each loss over the steps."""
+        loss_name = self.loss_name()
+        step = self.step_fn(loss_name)
+        batches = epoch_batches(self.data.train, self.cfg, epoch, pairs=loss_name == "bpr",
+                                pad_to=PAD_USERS_TO if self._jit(loss_name) else 1)
+        outputs = [step(batch) for batch in batches]
         return {name: float(tf.reduce_mean(tf.stack([o[name] for o in outputs]))) for name in outputs[0]}
 
     def mean_stage(self) -> dict[str, float]:
@@ -297,7 +359,7 @@ def distill(data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConf
                                 "objective": LOSSES.index(loss_name), "loss": losses})
                 improved = best is None or valid[RECORD_METRIC] > best["valid"][RECORD_METRIC]
                 best = history[-1] if improved else best
-                stopping.record(improved, armed=trainer.targets_final())
+                stopping.record(improved, armed=cfg.patience_from == "start" or trainer.targets_final())
                 if bar is not None:
                     bar.update(trained, f"{loss_name} loss {losses[loss_name]:.4f}, valid {RECORD_METRIC} "
                                         f"{valid[RECORD_METRIC]:.4f} (best {best['valid'][RECORD_METRIC]:.4f} "

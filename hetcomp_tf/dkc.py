@@ -7,12 +7,14 @@ Every p epochs the student's ranking is compared with teacher x's next stage by 
 or once the student drifts away (D_prev/D_next < 1). While any teacher's mean stage is below the last one the
 student learns with the easy set-wise loss, afterwards with the fine-grained listwise losses (ADT).
 
-Graded relevance follows the HetComp authors' code: the item at 0-based teacher position j has
-rel_j = 2^{exp(−j/10)} − 1 (the teacher's top item has rel 1); the student's DCG sums rel(teacher position)
-/ log2(student position + 1) (1-based student position) over its top-50 items found in the teacher's top-50,
-and the IDCG is the DCG of the teacher's own top-50. (The authors' code gives the student's j-th hit the
-relevance of position j instead; we follow the stated definition, where rel depends on the teacher's order.)
-NDCG is not rounded (the authors round it to 4 decimals).
+D comes in two variants (`DistillConfig.dkc_distance`), both with the graded relevance rel_j = 2^{exp(−j/10)} − 1
+of a 0-based position j and the discount 1/log2(j + 2), over the student's top-50 unobserved items:
+  * "paper" (`ndcg_distance`): a student item found in the teacher's top-50 earns the relevance of its *teacher*
+    position; the IDCG is the DCG of the teacher's own list; NDCG unrounded.
+  * "authors" (`ndcg_distance_authors`, the HetComp authors' `get_NDCG_u`): a student item found in the teacher's
+    top-50 earns the relevance of its *student* position, so the teacher's order inside its top-50 does not
+    matter; the IDCG is that of 50 hits; NDCG rounded to 4 decimals (ties in D_prev/D_next then happen, and
+    decide moves, exactly as in their code).
 """
 
 from __future__ import annotations
@@ -45,6 +47,23 @@ def ndcg_distance(student_top: tf.Tensor, teacher_top: tf.Tensor) -> tf.Tensor:
     hit_relevance = tf.reduce_sum(tf.where(hits, relevance, 0.0), axis=3)  # [b, X, ks]: rel of the hit, or 0
     dcg = tf.reduce_sum(hit_relevance * discount[:ks], axis=2)
     return 1.0 - tf.math.divide_no_nan(dcg, ideal)
+
+
+def ndcg_distance_authors(student_top: tf.Tensor, teacher_top: tf.Tensor) -> tf.Tensor:
+    """D = 1 − round(NDCG, 4) the HetComp authors' way: student_top int32 [b, k] (best first, −1 padded),
+    teacher_top int32 [b, X, k'] (−1 padded) -> float32 [b, X]. Computed in float64, as their NumPy code is."""
+    k = tf.shape(student_top)[1]
+    positions = tf.range(k, dtype=tf.float64)
+    gain = (tf.pow(tf.constant(2.0, tf.float64), tf.exp(-positions / 10.0)) - 1.0) / (
+        tf.math.log(positions + 2.0) / tf.math.log(tf.constant(2.0, tf.float64)))
+    listed = teacher_top >= 0
+    hit = tf.reduce_any((student_top[:, None, :, None] == teacher_top[:, :, None, :]) & listed[:, :, None, :],
+                        axis=3) & (student_top >= 0)[:, None, :]  # [b, X, k]
+    ndcg = tf.reduce_sum(tf.where(hit, gain, 0.0), axis=2) / tf.reduce_sum(gain)
+    return tf.cast(1.0 - tf.round(ndcg * 1e4) / 1e4, tf.float32)
+
+
+DISTANCES = {"paper": ndcg_distance, "authors": ndcg_distance_authors}
 
 
 def dkc_threshold(epoch: int, cfg: DistillConfig) -> float:
@@ -100,6 +119,8 @@ class DynamicKnowledge(tf.Module):
         if top_n < cfg.dkc_ndcg_k:
             raise HetCompError(f"DKC: teacher rankings hold {top_n} items per user, dkc_ndcg_k = {cfg.dkc_ndcg_k} "
                                "needs that many")
+        if cfg.dkc_distance not in DISTANCES:
+            raise HetCompError(f"DKC: dkc_distance {cfg.dkc_distance!r}: choose one of {', '.join(DISTANCES)}")
         if cfg.top_k < 10 or cfg.dkc_period < 1:
             raise HetCompError(f"DKC: top_k must be >= 10 and dkc_period >= 1 (got {cfg.top_k}, {cfg.dkc_period})")
         self.cfg, self.n_items, self.batch_users = cfg, int(n_items), int(batch_users)
@@ -162,14 +183,14 @@ class DynamicKnowledge(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, None], tf.float32)])
     def _batch_distances(self, user_ids, scores):
-        k = self.cfg.dkc_ndcg_k
+        k, distance = self.cfg.dkc_ndcg_k, DISTANCES[self.cfg.dkc_distance]
         student_top = masked_topk(scores, rows_to_mask(self.train_rows, user_ids, self.n_items), k)
         stages = tf.gather(self.stages, user_ids)
         out = []
         for step in (1, 2):
             stage = tf.minimum(stages + step, self.n_stages - 1)
             teacher_top = tf.transpose(select_stages(self.stacked, stage, user_ids)[:, :, :k], [1, 0, 2])
-            out.append(ndcg_distance(student_top, teacher_top))
+            out.append(distance(student_top, teacher_top))
         return tuple(out)
 
     def _rebuild_targets(self, user_ids: tf.Tensor) -> None:

@@ -37,6 +37,7 @@ class TeacherRun:
     train_seconds: float  # the whole loop: epochs, evaluations and trajectory recording
     epochs: int  # epochs actually run
     params: int = 0  # trainable parameters
+    early_stopped: bool = False  # False: the epoch cap ended training (the teacher may not have converged)
     history: list[dict] = field(default_factory=list)  # per epoch: {"epoch", "loss"[, "valid"]}
 
 
@@ -83,7 +84,7 @@ def train_teacher(name: str, data: Dataset, cfg: TeacherConfig, traj: Trajectory
     recorder = TrajectoryRecorder(name, data.train, data.n_items, traj)
     optimizer = tf.keras.optimizers.Adam(cfg.learning_rate)
     bar = progress(f"{name} epoch", cfg.epochs) if progress is not None else None
-    history, stopping = [], EarlyStopping(teacher, cfg.patience, name)
+    history, stopping, early_stopped = [], EarlyStopping(teacher, cfg.patience, name), False
     start = time.perf_counter()
     with ScalarLog(Path(log_dir) / name if log_dir is not None else None) as scalars:
         for epoch in range(1, cfg.epochs + 1):
@@ -106,10 +107,12 @@ def train_teacher(name: str, data: Dataset, cfg: TeacherConfig, traj: Trajectory
             if bar is not None:
                 bar.update(epoch, detail)
             if stopping.should_stop(epoch):
+                early_stopped = True
                 break
     train_seconds = time.perf_counter() - start
     stopping.restore()
     trajectory = recorder.finish()
     return TeacherRun(teacher=teacher, trajectory=trajectory, valid=trajectory.checkpoints[-1]["valid"],
                       test=evaluate(teacher.score_all, data, "test"), train_seconds=train_seconds,
-                      epochs=len(history), params=count_params(teacher), history=history)
+                      epochs=len(history), params=count_params(teacher), history=history,
+                      early_stopped=early_stopped)

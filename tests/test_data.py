@@ -301,3 +301,69 @@ def test_citeulike_local_copy(citeulike_path, monkeypatch):
     assert (data.valid.lengths() > 0).all() and (data.test.lengths() > 0).all()
     assert data.train.nnz + data.valid.nnz + data.test.nnz <= 134860
     assert set(data.item_vocab[data.test.indices]) <= set(data.item_vocab[data.train.indices])
+
+
+# ------------------------------------------------------------------------------------- the authors' split
+
+def authors_split_reference(lines: list[str], seed: int = 0, ratio: float = 0.2):
+    """A line-by-line transcription of the HetComp authors' `load_data` (dicts and their legacy global-seed
+    shuffle): users.dat lines in, (train, valid, test) as sets of (line index, original item id) out."""
+    np.random.seed(seed)
+    rows = [[int(t) for t in line.split()[1:]] for line in lines]
+    kept = {u: items for u, items in enumerate(rows) if len(items) >= 5}
+    train, valid, test = {}, {}, {}
+    for user, items in kept.items():
+        items = list(dict.fromkeys(items))
+        np.random.shuffle(items)
+        n = int(len(items) * ratio)
+        test[user], valid[user], train[user] = set(items[:n]), set(items[n:2 * n]), set(items[2 * n:])
+    seen = set().union(*train.values())
+    for user in list(valid):
+        valid[user] &= seen
+        if not valid[user]:
+            del valid[user], test[user]
+    for user in list(test):
+        test[user] &= seen
+        if not test[user]:
+            del test[user], valid[user]
+    flat = lambda split: {(u, i) for u, items in split.items() for i in items}  # noqa: E731
+    return flat(train), flat(valid), flat(test), len(kept), len({i for items in kept.values() for i in items})
+
+
+def as_int_pairs(data: Dataset, split: str) -> set[tuple[int, int]]:
+    return {(int(u), int(i)) for u, i in split_pairs(data, split)}
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_authors_split_equals_their_procedure_on_random_data(tmp_path, seed):
+    rng = np.random.default_rng(seed)
+    lines = []
+    for _ in range(120):  # sparse rows of 1..14 items (some below the filter), sorted as on CiteULike lines
+        items = np.sort(rng.choice(300, size=rng.integers(1, 15), replace=False) * 7 + 1)
+        lines.append(" ".join(map(str, [len(items), *items])))
+    path = write(tmp_path, "users.dat", "\n".join(lines) + "\n")
+    data = split_dataset(read_citeulike(path, verify_sha256=False), DataConfig(split_protocol="authors", seed=seed),
+                         "random")
+    train, valid, test, n_users, n_items = authors_split_reference(lines, seed)
+    assert (as_int_pairs(data, "train"), as_int_pairs(data, "valid"), as_int_pairs(data, "test")) == (train, valid,
+                                                                                                      test)
+    assert (data.n_users, data.n_items) == (n_users, n_items)  # every kept user, the full catalogue
+    evaluated = (data.valid.lengths() > 0) & (data.test.lengths() > 0)
+    assert evaluated.any() and not evaluated.all()  # some users only train, as in their code
+    assert ((data.valid.lengths() > 0) == evaluated).all() and ((data.test.lengths() > 0) == evaluated).all()
+
+
+def test_authors_split_on_citeulike_has_their_sizes(citeulike_path):
+    lines = citeulike_path.read_text().splitlines()
+    assert all(line.split()[1:] == sorted(line.split()[1:], key=int) for line in lines)  # file order = id order
+    data = split_dataset(read_citeulike(citeulike_path), DataConfig(split_protocol="authors"), "citeulike")
+    assert (data.n_users, data.n_items, data.train.nnz) == (5219, 25181, 78958)
+    assert int(((data.valid.lengths() > 0) & (data.test.lengths() > 0)).sum()) == 4719
+    train, valid, test, _, _ = authors_split_reference(lines)
+    assert as_int_pairs(data, "test") == test and as_int_pairs(data, "valid") == valid
+    assert as_int_pairs(data, "train") == train
+
+
+def test_split_protocol_is_checked():
+    with pytest.raises(HetCompError, match="split_protocol 'nope': choose one of authors, iterative"):
+        split_dataset(make_synthetic(50, 60, seed=0), DataConfig(split_protocol="nope"), "syn")

@@ -18,8 +18,8 @@ from hetcomp_tf.benchmark import ensure_teachers
 from hetcomp_tf.cli import main
 from hetcomp_tf.config import METRIC_KS, get_profile
 from hetcomp_tf.data import CSR, Dataset
-from hetcomp_tf.distill import (LOSSES, METHODS, Trainer, bpr_loss, distill, interaction_keys, load_student,
-                                sample_unobserved, stage_rankings)
+from hetcomp_tf.distill import (LOSSES, METHODS, Batch, Trainer, bpr_loss, distill, epoch_batches, interaction_keys,
+                                load_student, sample_unobserved, stage_rankings)
 from hetcomp_tf.dkc import DynamicKnowledge
 from hetcomp_tf.ensemble import EnsembleKnowledge, ensemble_topk
 from hetcomp_tf.errors import HetCompError
@@ -163,8 +163,10 @@ def test_early_stopping_restores_the_best_weights(data, knowledge):
 
 def test_patience_counts_only_once_the_dkc_targets_are_final(data, knowledge):
     """patience 1 would end a run at its first evaluation without a better valid Recall; while DKC still moves
-    the targets such evaluations do not count, so HetComp always reaches its ADT switch."""
-    cfg = dataclasses.replace(TINY.distill, method="hetcomp", patience=1)
+    the targets such evaluations do not count, so HetComp always reaches its ADT switch. (Users batching: its
+    slower tiny curve has stale evaluations before the switch.)"""
+    cfg = dataclasses.replace(TINY.distill, method="hetcomp", patience=1, patience_from="final", batching="users",
+                              batch_size=64)
     run = distill(data, knowledge, cfg, progress=None)
     assert run.switch_epoch is not None
     recalls = [h["valid"]["recall@50"] for h in run.history]
@@ -172,6 +174,17 @@ def test_patience_counts_only_once_the_dkc_targets_are_final(data, knowledge):
     stale = [i for i in range(1, len(recalls)) if recalls[i] <= max(recalls[:i])]
     assert len(stale) > 1 and stale[-1] == len(recalls) - 1  # stale while DKC ran; it stopped at a stale one ...
     assert final[stale[-1]] and not any(final[i] for i in stale[:-1])  # ... the first one with final targets
+
+
+def test_patience_from_the_start_stops_at_the_first_stale_evaluation(data, knowledge):
+    """The HetComp authors count stale evaluations from the start: patience 1 then ends the run at the first one,
+    whether or not DKC is still moving the targets."""
+    cfg = dataclasses.replace(TINY.distill, method="hetcomp", patience=1, patience_from="start", batching="users",
+                              batch_size=64)
+    run = distill(data, knowledge, cfg, progress=None)
+    recalls = [h["valid"]["recall@50"] for h in run.history]
+    stale = [i for i in range(1, len(recalls)) if recalls[i] <= max(recalls[:i])]
+    assert stale == [len(recalls) - 1] and run.epochs < cfg.epochs
 
 
 def test_early_stopping_ignores_unarmed_evaluations():
@@ -271,7 +284,7 @@ def test_training_step_matches_a_numpy_reference(data, knowledge, method, loss_n
     expected_loss = float(per_user.sum() if reduction == "sum" else per_user.mean())
     expected_l2 = cfg.l2 * ((user_table[users] ** 2).sum() + (item_table ** 2).sum())
 
-    out = trainer.step_fn(trainer.loss_name())(tf.constant(users), tf.constant([0, 0], tf.int64))
+    out = trainer.step_fn(trainer.loss_name())(users_batch(users))
     assert trainer.loss_name() == loss_name
     assert float(out[loss_name]) == pytest.approx(expected_loss, rel=1e-5)
     assert float(out["l2"]) == pytest.approx(expected_l2, rel=1e-5)
@@ -280,6 +293,12 @@ def test_training_step_matches_a_numpy_reference(data, knowledge, method, loss_n
     assert not np.allclose(new_users[users], user_table[users])  # the batch's users moved ...
     others = np.setdiff1d(np.arange(data.n_users), users)
     assert np.allclose(new_users[others], user_table[others])  # ... the others not (Adam's first step)
+
+
+def users_batch(users: np.ndarray) -> Batch:
+    """A step's input for exactly these users (weights 1, no BPR pairs)."""
+    empty = tf.zeros([0], tf.int32)
+    return Batch(tf.constant(users), tf.ones([len(users)]), empty, empty, tf.constant([0, 0], tf.int64))
 
 
 def test_xla_and_mixed_precision_steps_agree_with_the_plain_step(data, knowledge):
@@ -324,7 +343,7 @@ def test_distill_command_writes_student_results_and_logs(teachers_dir, data, tmp
 
 @pytest.mark.parametrize("argv, message", [
     (["--teachers-dir", "{missing}", "--method", "hetcomp"], "no such directory"),
-    (["--teachers-dir", "{teachers}", "--method", "dcd"], "unknown distillation method 'dcd'"),
+    (["--teachers-dir", "{teachers}", "--method", "nope"], "unknown distillation method 'nope'"),
     (["--teachers-dir", "{empty}", "--method", "hetcomp"], "dataset.npz does not exist"),
     (["--teachers-dir", "{teachers}", "--set", "epoch=3"], "FIELD one of method, student_dim, epochs"),
     (["--teachers-dir", "{teachers}", "--set", "epochs=3.5"], "epochs takes an int, got '3.5'"),
@@ -339,3 +358,56 @@ def test_distill_command_bad_input_exits_2_with_one_line(teachers_dir, tmp_path,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("hetcomp: error: ") and message in err[0]
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------ the authors' student protocol
+
+def test_interaction_batches_cover_every_interaction_once_and_distil_each_batch_users(data):
+    cfg = dataclasses.replace(TINY.distill, batching="interactions", batch_size=100)
+    batches = list(epoch_batches(data.train, cfg, epoch=3, pairs=True, pad_to=64))
+    assert len(batches) == -(-data.train.nnz // 100)
+    pairs = np.concatenate([np.stack([b.pair_users.numpy(), b.pair_items.numpy()], 1) for b in batches])
+    expected = np.stack([data.train.row_ids(), data.train.indices], 1)
+    assert len(pairs) == len(expected) and {tuple(p) for p in pairs} == {tuple(p) for p in expected}
+    steps_per_user = np.zeros(data.n_users, np.int64)
+    for batch in batches:
+        users, weights = batch.users.numpy(), batch.weights.numpy()
+        real = users[weights > 0]
+        assert users.size % 64 == 0 and (weights[:real.size] == 1).all() and (weights[real.size:] == 0).all()
+        assert np.array_equal(real, np.unique(batch.pair_users.numpy()))  # the batch's users, each once
+        steps_per_user[real] += 1
+    reference = np.zeros(data.n_users, np.int64)  # per user: the steps holding one of its interactions
+    for batch in batches:
+        reference[np.unique(batch.pair_users.numpy())] += 1
+    assert np.array_equal(steps_per_user, reference)
+    lengths = data.train.lengths()
+    assert (steps_per_user <= np.minimum(lengths, len(batches))).all() and (steps_per_user >= 1).all()
+    assert np.corrcoef(lengths, steps_per_user)[0, 1] > 0.5  # active users get more steps
+    again = [b.users.numpy() for b in epoch_batches(data.train, cfg, epoch=3, pairs=False)]
+    assert all(np.array_equal(a, b.users.numpy()[b.weights.numpy() > 0]) for a, b in zip(again, batches))
+
+
+def test_users_batches_are_the_users_in_a_seeded_order(data):
+    cfg = dataclasses.replace(TINY.distill, batching="users", batch_size=64)
+    batches = list(epoch_batches(data.train, cfg, epoch=0, pairs=True))
+    users = np.concatenate([b.users.numpy() for b in batches])
+    assert sorted(users) == list(range(data.n_users))
+    for batch in batches:  # every train pair of the batch's users, in user order
+        expected = np.concatenate([np.full(data.train.lengths()[u], u) for u in batch.users.numpy()])
+        assert np.array_equal(batch.pair_users.numpy(), expected)
+
+
+def test_weight_decay_moves_every_row_like_coupled_adam(data, knowledge):
+    """PyTorch's Adam(weight_decay=wd): g + wd·w for every row, every step, so rows outside the batch decay too."""
+    cfg = dataclasses.replace(TINY.distill, method="ensemble_kd", l2=0.0, weight_decay=0.5, adam_epsilon=1e-8)
+    trainer = Trainer(data, knowledge, cfg)
+    before = trainer.student.user_embedding.embeddings.numpy()
+    users = np.array([3, 0, 17], np.int32)
+    trainer.step_fn(trainer.loss_name())(users_batch(users))
+    after = trainer.student.user_embedding.embeddings.numpy()
+    others = np.setdiff1d(np.arange(data.n_users), users)
+    gradient = 0.5 * before[others]  # only the decay: these users are not in the batch
+    # Keras' first Adam step: w − lr · g / (|g| + eps / sqrt(1 − β2))
+    expected = before[others] - cfg.learning_rate * gradient / (np.abs(gradient) + 1e-8 / np.sqrt(1 - 0.999))
+    np.testing.assert_allclose(after[others], expected, atol=1e-6)  # each row moved by lr = 3e-2
+    assert not np.allclose(after[users], before[users])

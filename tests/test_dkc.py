@@ -211,3 +211,28 @@ def test_bad_inputs_raise():
         dkc.DynamicKnowledge(rankings, observed[:-1], train, N_ITEMS, CFG)
     with pytest.raises(HetCompError, match="rankings must be"):
         dkc.DynamicKnowledge(rankings[0], observed, train, N_ITEMS, CFG)
+
+
+def ref_distance_authors(student: list[int], teacher: list[int], k: int = 50) -> float:
+    """The HetComp authors' get_NDCG_u, as a loop: the student's j-th item (0-based, train items already out)
+    earns 2^{exp(-j/10)} - 1 when it is in the teacher's top-k; IDCG of k hits; rounded to 4 decimals."""
+    gains = [(2 ** np.exp(-j / 10) - 1) / np.log2(j + 2) for j in range(k)]
+    teacher_set = {t for t in teacher[:k] if t >= 0}
+    dcg = sum(g for j, (s, g) in enumerate(zip(student[:k], gains)) if s >= 0 and s in teacher_set)
+    return 1.0 - round(dcg / sum(gains), 4)
+
+
+def test_authors_distance_equals_numpy_reference():
+    rng = np.random.default_rng(4)
+    batch, k = 7, 50
+    student = np.stack([rng.permutation(90)[:k] for _ in range(batch)]).astype(np.int32)
+    teacher = np.stack([[rng.permutation(90)[:k] for _ in range(N_TEACHERS)] for _ in range(batch)]).astype(np.int32)
+    teacher[0, 1] = student[0, ::-1]  # the same set in reverse order: D = 0 here, not in the "paper" variant
+    teacher[1, 0, 20:] = -1  # a short teacher list
+    student[2, 45:] = -1  # a short student list
+    got = dkc.ndcg_distance_authors(student, teacher).numpy()
+    expected = [[ref_distance_authors(list(student[b]), list(teacher[b, x])) for x in range(N_TEACHERS)]
+                for b in range(batch)]
+    np.testing.assert_allclose(got, expected, atol=1e-7)
+    assert got[0, 1] == 0.0 and dkc.ndcg_distance(student, teacher).numpy()[0, 1] > 0.1
+    assert np.allclose(got * 1e4, np.round(got * 1e4), atol=1e-3)  # 4-decimal values

@@ -13,17 +13,18 @@ class MF(PairwiseTeacher):
 
     name = "MF"
 
-    def __init__(self, data, cfg: TeacherConfig, seed: int = 0, sizes: tuple[int, int] | None = None):
+    def __init__(self, data, cfg: TeacherConfig, seed: int = 0, sizes: tuple[int, int] | None = None,
+                 init_std: float = 0.1):
         super().__init__(data, cfg, seed, sizes)
-        self.user_embedding = tf.keras.layers.Embedding(self.n_users, cfg.dim, self.initializer(0.1, 1))
-        self.item_embedding = tf.keras.layers.Embedding(self.n_items, cfg.dim, self.initializer(0.1, 2))
+        self.user_embedding = tf.keras.layers.Embedding(self.n_users, cfg.dim, self.initializer(init_std, 1))
+        self.item_embedding = tf.keras.layers.Embedding(self.n_items, cfg.dim, self.initializer(init_std, 2))
         self.user_embedding.build(None)  # weights exist before any call, so they can be loaded or assigned
         self.item_embedding.build(None)
 
     @classmethod
-    def student(cls, n_users: int, n_items: int, dim: int, seed: int = 0) -> MF:
+    def student(cls, n_users: int, n_items: int, dim: int, seed: int = 0, init_std: float = 0.1) -> MF:
         """The distillation student: sized without a Dataset, since it is fitted by the distiller, not BPR."""
-        return cls(None, TeacherConfig(dim=dim), seed, sizes=(n_users, n_items))
+        return cls(None, TeacherConfig(dim=dim), seed, sizes=(n_users, n_items), init_std=init_std)
 
     def get_config(self) -> dict:
         return {"n_users": self.n_users, "n_items": self.n_items, "dim": self.cfg.dim, "seed": self.seed}

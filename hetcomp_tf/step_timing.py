@@ -1,0 +1,62 @@
+"""The step micro-benchmark: seconds per training epoch of each distillation loss at a profile's student protocol,
+on a dataset's real shapes, plus one valid evaluation and one DKC update.
+
+Targets are random item lists of the real sizes (six teachers, four checkpoints, top-100), so no teachers need to
+be trained first: a loss's cost depends on the shapes, not on which items the targets name. Each method runs one
+untimed epoch first (tracing and XLA compilation of every padded batch shape), then `epochs` timed ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from hetcomp_tf.config import TEACHER_NAMES, DistillConfig, TrajectoryConfig
+from hetcomp_tf.data import Dataset
+from hetcomp_tf.distill import Trainer, epoch_batches
+from hetcomp_tf.ensemble import EnsembleKnowledge
+from hetcomp_tf.metrics import evaluate
+from hetcomp_tf.progress import log
+
+# hetcomp_no_adt times HetComp's set-wise (overall) loss, ensemble_kd its fine-grained one.
+TIMED_METHODS = ("wo_kd", "ensemble_kd", "rrd", "hetcomp_no_adt")
+
+
+def random_knowledge(data: Dataset, traj: TrajectoryConfig, seed: int = 0) -> EnsembleKnowledge:
+    """Random [6, T, U, N] rankings and the users' first train items as the observed order."""
+    rng = np.random.default_rng(seed)
+    shape = (len(TEACHER_NAMES), traj.n_checkpoints, data.n_users, traj.top_n)
+    rankings = rng.integers(0, data.n_items, size=shape, dtype=np.int32)
+    return EnsembleKnowledge(teachers=TEACHER_NAMES, rankings=rankings, observed=data.train.padded(width=traj.top_n),
+                             n_items=data.n_items)
+
+
+def time_methods(data: Dataset, cfg: DistillConfig, traj: TrajectoryConfig, methods: Sequence[str] = TIMED_METHODS,
+                 epochs: int = 2) -> dict:
+    """{method: {"epoch_seconds", "steps", "users_per_step"}} plus "evaluate_seconds" and "dkc_update_seconds"."""
+    knowledge = random_knowledge(data, traj, cfg.seed)
+    batches = list(epoch_batches(data.train, cfg, 0, pairs=False))
+    results = {"steps_per_epoch": len(batches),
+               "users_per_step": float(np.mean([float(b.weights.numpy().sum()) for b in batches]))}
+    for method in methods:
+        trainer = Trainer(data, knowledge if method != "wo_kd" else None, dataclasses.replace(cfg, method=method))
+        trainer.train_epoch(0)  # traces and compiles
+        start = time.perf_counter()
+        for epoch in range(1, epochs + 1):
+            trainer.train_epoch(epoch)
+        seconds = (time.perf_counter() - start) / epochs
+        results[method] = {"epoch_seconds": seconds, "loss": trainer.loss_name()}
+        log(f"{method} ({trainer.loss_name()} loss): {seconds:.2f} s per epoch")
+        if method == "hetcomp_no_adt":
+            evaluate(trainer.student.score_all, data, "valid")
+            start = time.perf_counter()
+            evaluate(trainer.student.score_all, data, "valid")
+            results["evaluate_seconds"] = time.perf_counter() - start
+            trainer.dkc.update(trainer.student.score_all, 10)  # the first update only records D
+            start = time.perf_counter()
+            trainer.dkc.update(trainer.student.score_all, 20)
+            results["dkc_update_seconds"] = time.perf_counter() - start
+    return results
