@@ -120,13 +120,14 @@ def test_update_equals_numpy_reference():
     lists = ref_item_lists(teacher, list_scores, width=6)
     assert state.item_list_size == 6 and max(len(u) for u, _ in lists.values()) == 6  # some lists were cut
     np.testing.assert_array_equal(state.listed_items.numpy(), sorted(lists))
+    table_users, table_d = state.item_users.numpy(), state.item_discrepancy.numpy()
     for row, item in enumerate(state.listed_items.numpy()):
         users, discrepancy = lists[int(item)]
         width = len(users)
-        np.testing.assert_array_equal(state.item_users.numpy()[row, :width], users, err_msg=f"item {item}")
-        np.testing.assert_array_equal(state.item_discrepancy.numpy()[row, :width], discrepancy, err_msg=f"item {item}")
-        assert (state.item_users.numpy()[row, width:] == -1).all() and not state.item_discrepancy.numpy()[row, width:].any()
-    assert (state.item_discrepancy.numpy() > 0).any() and (state.item_discrepancy.numpy() < 0).any()
+        np.testing.assert_array_equal(table_users[row, :width], users, err_msg=f"item {item}")
+        np.testing.assert_array_equal(table_d[row, :width], discrepancy, err_msg=f"item {item}")
+        assert (table_users[row, width:] == -1).all() and not table_d[row, width:].any()
+    assert (table_d > 0).any() and (table_d < 0).any()
 
     # the batch views: each listed row is carried by exactly one user
     ids = tf.constant([5, 0, 36], tf.int32)
