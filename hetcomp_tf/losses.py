@@ -272,3 +272,68 @@ class RRDLoss(_TargetLoss):
         self._check_width("RRDLoss", targets.unobserved, self.top_k)
         rest = _rest_logsumexp_outside(targets, targets.unobserved, scores)
         return _per_user(self._pl, compact_list(targets.unobserved, scores, rest))
+
+
+# --------------------------------------------------------------------------------------------- DCD's losses
+# Dual correction distillation (Lee & Kim, CIKM 2021) without sampling; the math and the correction state are in
+# hetcomp_tf/dcd.py. A correction compares, on one teacher list (a user's top-K items, or an item's users), each
+# entry's student rank with its teacher rank, both counted within the list: discrepancy d = r_S − r_T.
+
+
+class DCDTargets(NamedTuple):
+    """Targets plus the student's misrankings on the teacher list (y_true of DCDLoss): DCDTargets(*targets, d)."""
+
+    unobserved: tf.Tensor  # int32 [b, K]: the teacher's top-K unobserved items, best first, −1 padded
+    observed: tf.Tensor  # int32 [b, P]: not used by DCD (kept so any Targets converts)
+    train_mask: tf.Tensor  # bool [b, n_items]: the user's train items
+    discrepancy: tf.Tensor  # int32 [b, K]: r_S − r_T of each entry of `unobserved` (0 on padding)
+
+
+def correction_list(list_scores: tf.Tensor, discrepancy: tf.Tensor):
+    """(labels, logits) [b, L + 1] of DCD's correction on teacher lists: the entries the student underestimates
+    (d > 0) form the permutation in list (= teacher) order, the entries it overestimates (d < 0) form the rest
+    (one entry, logit log Σ e^s), exact matches and padding (d = 0) take no part. list_scores [b, L] are the
+    student's scores of the list's entries."""
+    length = tf.shape(list_scores)[1]
+    grades = tf.cast(length - tf.range(length), tf.float32)
+    labels = tf.where(discrepancy > 0, grades, -1.0)
+    rest = tf.reduce_logsumexp(tf.where(discrepancy < 0, list_scores, _ABSENT_LOGIT), axis=1, keepdims=True)
+    return tf.concat([labels, tf.zeros_like(rest)], axis=1), tf.concat([list_scores, rest], axis=1)
+
+
+class CorrectionLoss(_TargetLoss):
+    """DCD's correction on one teacher list per row, UCD for a user's items or ICD for an item's users:
+    −Σ_{k∈Under} [ s_k − log( Σ_{l∈Under, l≥k} e^{s_l} + Σ_{j∈Over} e^{s_j} ) ].
+
+    y_true int32 [b, L]: the discrepancy of each entry; y_pred float [b, L]: the student's scores of the entries
+    (list-aligned, so an item's users need no [b, n_users] matrix, see `dcd.list_scores`).
+    """
+
+    def __init__(self, list_size: int, **kwargs):
+        super().__init__(**kwargs)
+        self.list_size = int(list_size)
+        self._pl = PlackettLuceLoss(self.list_size)
+
+    def per_user(self, targets: tf.Tensor, scores: tf.Tensor) -> tf.Tensor:
+        self._check_width("CorrectionLoss", targets, self.list_size)
+        self._check_width("CorrectionLoss", scores, self.list_size)
+        return _per_user(self._pl, correction_list(scores, targets))
+
+
+class DCDLoss(_TargetLoss):
+    """DCD's user side on the teacher's top-K U: RRD's L(U) over R = unobserved \\ U (the ranking distillation
+    the corrections refine) + correction_weight · UCD on U. The item side (ICD) needs other users' scores, so the
+    trainer adds it with a CorrectionLoss on `dcd.list_scores`."""
+
+    def __init__(self, top_k: int, correction_weight: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.top_k, self.correction_weight = int(top_k), float(correction_weight)
+        self._rrd = RRDLoss(self.top_k)
+        self._ucd = CorrectionLoss(self.top_k)
+
+    def per_user(self, targets: DCDTargets, scores: tf.Tensor) -> tf.Tensor:
+        self._check_width("DCDLoss", targets.unobserved, self.top_k)
+        self._check_width("DCDLoss", targets.discrepancy, self.top_k)
+        list_scores = tf.gather(scores, tf.maximum(targets.unobserved, 0), batch_dims=1)
+        correction = self._ucd.per_user(targets.discrepancy, list_scores)
+        return self._rrd.per_user(targets, scores) + self.correction_weight * correction

@@ -1,0 +1,301 @@
+"""DCD against slow NumPy references written from the definitions: ranks, discrepancies, item lists, losses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from hetcomp_tf import dcd, losses
+from hetcomp_tf.data import CSR
+from hetcomp_tf.errors import HetCompError
+
+NONE = tf.keras.losses.Reduction.NONE
+N_USERS, N_ITEMS, TOP_K = 37, 60, 10
+
+
+# ----------------------------------------------------------------------------------- NumPy references
+
+
+def ref_pl(s: np.ndarray, perm, rest) -> float:
+    """−Σ_k [ s_{π_k} − log( Σ_{l≥k} e^{s_{π_l}} + Σ_{j∈R} e^{s_j} ) ], one position at a time."""
+    rest_mass = sum(np.exp(s[j]) for j in rest)
+    return -sum(s[perm[k]] - np.log(sum(np.exp(s[perm[l]]) for l in range(k, len(perm))) + rest_mass)
+                for k in range(len(perm)))
+
+
+def ref_correction(s: np.ndarray, d) -> float:
+    """Underestimated entries (d > 0) in list order over the overestimated ones (d < 0)."""
+    return ref_pl(s, [k for k in range(len(d)) if d[k] > 0], [k for k in range(len(d)) if d[k] < 0])
+
+
+def ref_discrepancy(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """r_S − r_T per entry, ranks among the valid entries: r_T by position, r_S by (−score, position)."""
+    out = np.zeros(valid.shape, np.int64)
+    for r in range(valid.shape[0]):
+        entries = [k for k in range(valid.shape[1]) if valid[r, k]]
+        student = sorted(entries, key=lambda k: (-float(scores[r, k]), k))
+        for r_teacher, k in enumerate(entries):
+            out[r, k] = student.index(k) - r_teacher
+    return out
+
+
+def ref_item_lists(teacher: np.ndarray, list_scores: np.ndarray, width: int) -> dict[int, tuple[list, list]]:
+    """item -> (users in teacher order, discrepancies) for items in >= 2 lists: users by (the item's rank in
+    their list, −score, user), the first `width` kept, r_S among those by (−score, r_T)."""
+    lists = {}
+    for u in range(teacher.shape[0]):
+        rank = 0
+        for k in range(teacher.shape[1]):
+            if teacher[u, k] >= 0:
+                lists.setdefault(int(teacher[u, k]), []).append((rank, -float(list_scores[u, k]), u))
+                rank += 1
+    out = {}
+    for item, entries in lists.items():
+        if len(entries) < 2:
+            continue
+        kept = sorted(entries)[:width]
+        student = sorted(range(len(kept)), key=lambda j: (kept[j][1], j))
+        out[item] = ([e[2] for e in kept], [student.index(j) - j for j in range(len(kept))])
+    return out
+
+
+# ------------------------------------------------------------------------------------------- fixtures
+
+
+def make_problem(seed: int = 0):
+    """Train rows, teacher top-K lists of unobserved items (some −1 padded at the tail, one inside), student
+    scores with many ties (rounded) and one row where all are tied."""
+    rng = np.random.default_rng(seed)
+    train_rows = [np.sort(rng.choice(N_ITEMS, size=rng.integers(2, 8), replace=False)) for _ in range(N_USERS)]
+    popular = rng.permutation(N_ITEMS)[:25]  # teacher lists share items, so item lists are long
+    teacher = np.full((N_USERS, TOP_K), -1, np.int32)
+    for u, row in enumerate(train_rows):
+        pool = np.concatenate([popular, rng.permutation(N_ITEMS)])
+        pool = pool[~np.isin(pool, row)]
+        _, first = np.unique(pool, return_index=True)
+        teacher[u] = rng.permutation(pool[np.sort(first)][:15])[:TOP_K]
+    teacher[3, 6:] = -1
+    teacher[4, 2] = -1
+    teacher[5, 1:] = -1
+    scores = np.round(rng.normal(size=(N_USERS, N_ITEMS)), 1).astype(np.float32)
+    scores[6] = 0.5
+    return CSR.from_rows(train_rows), teacher, scores
+
+
+def gather_lists(teacher, scores):
+    return np.take_along_axis(scores, np.maximum(teacher, 0), axis=1)
+
+
+def score_fn_of(scores):
+    return lambda ids: tf.gather(tf.constant(scores), ids)
+
+
+# ---------------------------------------------------------------------------------------------- tests
+
+
+def test_list_discrepancy_equals_reference_with_ties_and_padding():
+    rng = np.random.default_rng(1)
+    scores = np.round(rng.normal(size=(6, 9)), 0).astype(np.float32)  # many ties
+    valid = rng.random((6, 9)) < 0.8
+    scores[0] = 1.0  # all tied: the student agrees with the teacher
+    valid[1, 5:] = False
+    got = dcd.list_discrepancy(tf.constant(scores), tf.constant(valid)).numpy()
+    np.testing.assert_array_equal(got, ref_discrepancy(scores, valid))
+    assert not got[0].any() and got.sum() == 0  # ranks within a list are a permutation of each other
+    reversed_row = dcd.list_discrepancy(tf.constant([[1.0, 2.0, 3.0]]), tf.constant([[True] * 3])).numpy()
+    np.testing.assert_array_equal(reversed_row, [[2, 0, -2]])
+
+
+def test_update_equals_numpy_reference():
+    train, teacher, scores = make_problem()
+    state = dcd.DualCorrection(teacher, train, N_ITEMS, item_list_size=6, batch_users=16)  # 3 batches, last short
+    fractions = state.update(score_fn_of(scores), epoch=3)
+    list_scores = gather_lists(teacher, scores)
+    expected = ref_discrepancy(list_scores, teacher >= 0)
+    np.testing.assert_array_equal(state.discrepancy.numpy(), expected)
+    assert int(state.refreshed_at.numpy()) == 3
+    assert fractions["underestimated_user"] == pytest.approx((expected > 0).sum() / (teacher >= 0).sum())
+
+    lists = ref_item_lists(teacher, list_scores, width=6)
+    assert state.item_list_size == 6 and max(len(u) for u, _ in lists.values()) == 6  # some lists were cut
+    np.testing.assert_array_equal(state.listed_items.numpy(), sorted(lists))
+    table_users, table_d = state.item_users.numpy(), state.item_discrepancy.numpy()
+    for row, item in enumerate(state.listed_items.numpy()):
+        users, discrepancy = lists[int(item)]
+        width = len(users)
+        np.testing.assert_array_equal(table_users[row, :width], users, err_msg=f"item {item}")
+        np.testing.assert_array_equal(table_d[row, :width], discrepancy, err_msg=f"item {item}")
+        assert (table_users[row, width:] == -1).all() and not table_d[row, width:].any()
+    assert (table_d > 0).any() and (table_d < 0).any()
+
+    # the batch views: each listed row is carried by exactly one user
+    ids = tf.constant([5, 0, 36], tf.int32)
+    unobserved, discrepancy = state.targets(ids)
+    np.testing.assert_array_equal(unobserved.numpy(), teacher[[5, 0, 36]])
+    np.testing.assert_array_equal(discrepancy.numpy(), expected[[5, 0, 36]])
+    items, users, item_discrepancy = (t.numpy() for t in state.item_targets(tf.range(N_USERS)))
+    present = items >= 0
+    assert sorted(items[present]) == sorted(lists) and present.sum() == len(lists)
+    for item, row_users, row_d in zip(items[present], users[present], item_discrepancy[present]):
+        np.testing.assert_array_equal(row_users[: len(lists[item][0])], lists[item][0])
+        np.testing.assert_array_equal(row_d[: len(lists[item][1])], lists[item][1])
+    assert (users[~present] == -1).all() and not item_discrepancy[~present].any()
+
+
+def test_a_new_state_has_no_corrections_and_is_due_every_period():
+    train, teacher, _ = make_problem(2)
+    state = dcd.DualCorrection(teacher, train, N_ITEMS, period=3)
+    assert not state.discrepancy.numpy().any() and not state.item_discrepancy.numpy().any()
+    lists = ref_item_lists(teacher, np.zeros(teacher.shape), TOP_K)  # ties in user order before any update
+    row = int(np.flatnonzero(state.listed_items.numpy() == next(iter(lists)))[0])
+    users = lists[int(state.listed_items.numpy()[row])][0]
+    np.testing.assert_array_equal(state.item_users.numpy()[row, : len(users)], users)
+    assert [e for e in range(8) if state.due(e)] == [0, 3, 6]
+
+
+def test_dcd_loss_equals_numpy_reference():
+    train, teacher, scores = make_problem(3)
+    rng = np.random.default_rng(3)
+    scores = np.round(rng.uniform(-45, 45, scores.shape), 0).astype(np.float32)  # ties and clipped scores
+    discrepancy = np.where(teacher >= 0, rng.integers(-3, 4, teacher.shape), 0).astype(np.int32)
+    train_mask = train.to_dense(N_ITEMS)
+    targets = losses.DCDTargets(tf.constant(teacher), tf.zeros([N_USERS, 0], tf.int32), tf.constant(train_mask),
+                                tf.constant(discrepancy))
+    got = losses.DCDLoss(TOP_K, correction_weight=0.7, reduction=NONE)(targets, scores).numpy()
+    clipped = np.clip(scores.astype(np.float64), -40, 40)
+    expected = []
+    for s, top, d, train_row in zip(clipped, teacher, discrepancy, train_mask):
+        listed = [int(i) for i in top if i >= 0]
+        rest = set(np.flatnonzero(~train_row).tolist()) - set(listed)
+        expected.append(ref_pl(s, listed, rest) + 0.7 * ref_correction(s[np.maximum(top, 0)], d))
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+    list_scores = gather_lists(teacher, clipped)
+    corrections = losses.CorrectionLoss(TOP_K, reduction=NONE)(tf.constant(discrepancy), list_scores).numpy()
+    np.testing.assert_allclose(corrections, [ref_correction(s, d) for s, d in zip(list_scores, discrepancy)],
+                               rtol=1e-5, atol=1e-5)
+    total = losses.CorrectionLoss(TOP_K, reduction=tf.keras.losses.Reduction.SUM)(tf.constant(discrepancy),
+                                                                                 list_scores).numpy()
+    np.testing.assert_allclose(total, corrections.sum(), rtol=1e-5)
+    no_corrections = losses.CorrectionLoss(3, reduction=NONE)(tf.zeros([2, 3], tf.int32), tf.ones([2, 3]))
+    np.testing.assert_array_equal(no_corrections.numpy(), [0.0, 0.0])
+
+
+def test_item_side_loss_on_list_scores_equals_reference():
+    train, teacher, scores = make_problem(4)
+    state = dcd.DualCorrection(teacher, train, N_ITEMS, batch_users=8)
+    rng = np.random.default_rng(4)
+    users_table = rng.normal(size=(N_USERS, 5)).astype(np.float32)
+    items_table = rng.normal(size=(N_ITEMS, 5)).astype(np.float32)
+    state.update(lambda ids: tf.matmul(tf.gather(users_table, ids), items_table, transpose_b=True), epoch=0)
+    items, users, discrepancy = state.item_targets(tf.constant([2, 9, 30]))
+    got = dcd.list_scores(users_table, items_table, items, users).numpy()
+    for row in range(items.shape[0]):
+        for col in range(users.shape[1]):
+            if users[row, col] >= 0 and items[row] >= 0:
+                assert got[row, col] == pytest.approx(users_table[users[row, col]] @ items_table[items[row]], rel=1e-5)
+    loss = losses.CorrectionLoss(state.item_list_size, reduction=NONE)(discrepancy, got).numpy()
+    np.testing.assert_allclose(loss, [ref_correction(s.astype(np.float64), d)
+                                      for s, d in zip(got, discrepancy.numpy())], rtol=1e-5, atol=1e-5)
+    assert (loss > 0).any()
+
+
+def test_correction_gradient_pushes_underestimated_entries_up():
+    rng = np.random.default_rng(5)
+    list_scores = tf.Variable(rng.normal(size=(4, 8)).astype(np.float32))
+    discrepancy = np.array([[3, -1, 0, 1, -2, -1, 0, 0], [0, 2, -2, 0, 0, 0, 0, 0],
+                            [0, 0, 0, 0, 0, 0, 0, 0], [1, 1, 1, -3, 0, 0, 0, 0]], np.int32)
+    with tf.GradientTape() as tape:
+        value = losses.CorrectionLoss(8)(tf.constant(discrepancy), list_scores)
+    grad = tape.gradient(value, list_scores).numpy()
+    under, over = discrepancy > 0, discrepancy < 0
+    assert (grad[over] > 0).all()  # overestimated entries only sit in denominators: pushed down
+    assert (grad[~under & ~over] == 0).all()  # exact matches and padding take no part
+    for row in range(4):
+        if under[row].any():
+            assert grad[row, under[row]].sum() < 0  # the corrected entries go up as a whole ...
+            assert grad[row, np.flatnonzero(under[row])[0]] < 0  # ... led by the teacher's best of them
+
+
+def test_training_on_corrections_removes_misrankings_on_both_sides():
+    """An MF student descending UCD + ICD, refreshed every 10 steps, ends with far fewer misranked entries
+    (Σ|r_S − r_T| per side)."""
+    train, teacher, _ = make_problem(6)
+    state = dcd.DualCorrection(teacher, train, N_ITEMS, period=1)
+    rng = np.random.default_rng(6)
+    users_table = tf.Variable(rng.normal(scale=0.5, size=(N_USERS, 16)).astype(np.float32))
+    items_table = tf.Variable(rng.normal(scale=0.5, size=(N_ITEMS, 16)).astype(np.float32))
+    score_fn = lambda ids: tf.matmul(tf.gather(users_table, ids), items_table, transpose_b=True)  # noqa: E731
+    user_loss, item_loss = losses.CorrectionLoss(TOP_K), losses.CorrectionLoss(state.item_list_size)
+    optimizer = tf.keras.optimizers.Adam(0.02)
+    all_users = tf.range(N_USERS)
+
+    def misranked():
+        return int(np.abs(state.discrepancy.numpy()).sum()), int(np.abs(state.item_discrepancy.numpy()).sum())
+
+    state.update(score_fn, epoch=0)
+    before = misranked()
+    for step in range(120):
+        if step % 10 == 0:
+            state.update(score_fn, epoch=step)
+        with tf.GradientTape() as tape:
+            unobserved, discrepancy = state.targets(all_users)
+            value = user_loss(discrepancy, tf.gather(score_fn(all_users), tf.maximum(unobserved, 0), batch_dims=1))
+            items, users, item_discrepancy = state.item_targets(all_users)
+            value += item_loss(item_discrepancy, dcd.list_scores(users_table, items_table, items, users))
+        variables = [users_table, items_table]
+        optimizer.apply_gradients(zip(tape.gradient(value, variables), variables))
+    state.update(score_fn, epoch=120)
+    after = misranked()
+    assert after[0] < 0.4 * before[0] and after[1] < 0.4 * before[1], (before, after)  # measured: ~0.2 of before
+
+
+def test_loss_and_batch_views_compile_with_xla():
+    train, teacher, scores = make_problem(7)
+    state = dcd.DualCorrection(teacher, train, N_ITEMS)
+    state.update(score_fn_of(scores), epoch=0)
+    train_mask = tf.constant(train.to_dense(N_ITEMS))
+    rng = np.random.default_rng(7)
+    users_table = tf.constant(rng.normal(size=(N_USERS, 4)).astype(np.float32))
+    items_table = tf.constant(rng.normal(size=(N_ITEMS, 4)).astype(np.float32))
+    user_loss, item_loss = losses.DCDLoss(TOP_K), losses.CorrectionLoss(state.item_list_size)
+
+    def step(user_ids):
+        unobserved, discrepancy = state.targets(user_ids)
+        targets = losses.DCDTargets(unobserved, tf.zeros([tf.shape(user_ids)[0], 0], tf.int32),
+                                    tf.gather(train_mask, user_ids), discrepancy)
+        value = user_loss(targets, tf.matmul(tf.gather(users_table, user_ids), items_table, transpose_b=True))
+        items, users, item_discrepancy = state.item_targets(user_ids)
+        return value + item_loss(item_discrepancy, dcd.list_scores(users_table, items_table, items, users))
+
+    compiled = tf.function(step, jit_compile=True, input_signature=[tf.TensorSpec([None], tf.int32)])
+    for ids in ([0, 4, 5, 11], list(range(N_USERS))):
+        np.testing.assert_allclose(compiled(tf.constant(ids)).numpy(), step(tf.constant(ids)).numpy(), rtol=1e-5)
+
+
+def test_bad_inputs_raise():
+    train, teacher, _ = make_problem(8)
+    with pytest.raises(HetCompError, match="must be \\[users"):
+        dcd.DualCorrection(teacher[0], train, N_ITEMS)
+    with pytest.raises(HetCompError, match="must be \\[users"):
+        dcd.DualCorrection(teacher[:-1], train, N_ITEMS)
+    with pytest.raises(HetCompError, match="outside"):
+        dcd.DualCorrection(teacher, train, int(teacher.max()))
+    with_train = teacher.copy()
+    with_train[0, 0] = train.row(0)[0]
+    with pytest.raises(HetCompError, match="unobserved"):
+        dcd.DualCorrection(with_train, train, N_ITEMS)
+    duplicated = teacher.copy()
+    duplicated[0, 1] = duplicated[0, 0]
+    with pytest.raises(HetCompError, match="distinct"):
+        dcd.DualCorrection(duplicated, train, N_ITEMS)
+    with pytest.raises(HetCompError, match="period"):
+        dcd.DualCorrection(teacher, train, N_ITEMS, period=0)
+    targets = losses.DCDTargets(tf.constant(teacher), tf.zeros([N_USERS, 0], tf.int32),
+                                tf.constant(train.to_dense(N_ITEMS)), tf.zeros(teacher.shape, tf.int32))
+    with pytest.raises(HetCompError, match="built for 12"):
+        losses.DCDLoss(12)(targets, tf.zeros([N_USERS, N_ITEMS]))
+    with pytest.raises(HetCompError, match="built for 10"):
+        losses.DCDLoss(TOP_K)(targets._replace(discrepancy=tf.zeros([N_USERS, 4], tf.int32)),
+                              tf.zeros([N_USERS, N_ITEMS]))
