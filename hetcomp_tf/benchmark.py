@@ -37,7 +37,9 @@ from hetcomp_tf.trajectories import load_trajectories, trajectories_dir
 from hetcomp_tf.workers import run_in_workers
 
 SWEEP_METHODS = ("wo_kd", "ensemble_kd", "hetcomp")  # the methods trained at every student size
-CURVE_METHODS = ("wo_kd", "ensemble_kd", "hetcomp")
+ABLATIONS = ("hetcomp_no_dkc", "hetcomp_no_adt")  # diagnosis runs: `extra_seeds` seeds, not `seeds`
+CURVE_METHODS = ("wo_kd", "ensemble_kd", "rrd", "dcd", "hetcomp")
+PAIRED_METRICS = ("recall@50", "ndcg@50")
 PARTIAL = "results.partial.json"
 RESULTS = "results.json"
 RESULTS_MD = "results.md"
@@ -56,11 +58,18 @@ class RunKey:
         return f"{self.method}|dim={self.dim}|seed={self.seed}"
 
 
-def plan_runs(methods: Sequence[str], seeds: int, default_dim: int, dims: Sequence[int]) -> list[RunKey]:
-    """Every method × seed at the default dim, then the other dims for the sweep methods (no run twice)."""
-    keys = [RunKey(m, default_dim, s) for m in methods for s in range(seeds)]
-    keys += [RunKey(m, d, s) for d in dims if d != default_dim for m in methods if m in SWEEP_METHODS
-             for s in range(seeds)]
+def plan_runs(methods: Sequence[str], seeds: int, default_dim: int, dims: Sequence[int],
+              extra_seeds: int = 1) -> list[RunKey]:
+    """The order in which a partial benchmark is most useful: every headline method at seed 0, the ablations at
+    seed 0, the headline methods at the other seeds, then the sweep methods at the other dims; ablations and the
+    sweep at seeds < `extra_seeds` only."""
+    headline = [m for m in methods if m not in ABLATIONS]
+    ablations = [m for m in methods if m in ABLATIONS]
+    keys = [RunKey(m, default_dim, 0) for m in headline] + [RunKey(m, default_dim, 0) for m in ablations]
+    keys += [RunKey(m, default_dim, s) for s in range(1, seeds) for m in headline]
+    keys += [RunKey(m, default_dim, s) for s in range(1, min(seeds, extra_seeds)) for m in ablations]
+    keys += [RunKey(m, d, s) for d in dims if d != default_dim for s in range(min(seeds, extra_seeds))
+             for m in methods if m in SWEEP_METHODS]
     return keys
 
 
@@ -107,8 +116,9 @@ def ensure_teachers(data_spec: str, fmt: str | None, profile: Profile, out: Path
 def run_record(key: RunKey, run: DistillRun) -> dict:
     return {"method": key.method, "dim": key.dim, "seed": key.seed, "valid": run.valid, "test": run.test,
             "params": run.params, "train_seconds": run.train_seconds, "epochs": run.epochs,
-            "best_epoch": run.best_epoch, "switch_epoch": run.switch_epoch,
-            "curve": [[h["epoch"], h["valid"][RECORD_METRIC]] for h in run.history]}
+            "best_epoch": run.best_epoch, "switch_epoch": run.switch_epoch, "mean_stage": run.mean_stage,
+            "curve": [[h["epoch"], h["valid"][RECORD_METRIC]] for h in run.history],
+            "stage_curve": [[h["epoch"], h["mean_stage"]] for h in run.history if h["mean_stage"]]}
 
 
 def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int, methods: Sequence[str],
@@ -140,21 +150,26 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
     bar = progress("benchmark run", len(todo)) if progress is not None and todo else None
     runner = _run_in_workers(out, profile, todo, jobs) if jobs > 1 and len(todo) > 1 else \
         _run_here(out, profile, todo, progress)
+    def write_results() -> dict:
+        """results.json / .md / curves.png from the runs finished so far (a partial benchmark says so)."""
+        runs = [done[key.name] for key in keys if key.name in done]
+        results = aggregate(runs, summary, profile, methods, student_dims)
+        results.update(teachers_reused=teachers_reused, jobs=jobs, runs_resumed=len(keys) - len(todo),
+                       runs_planned=len(keys), wall_seconds=time.perf_counter() - start)
+        write_json(out / RESULTS, results)
+        write_text(out / RESULTS_MD, results_markdown(results))
+        plot_curves(runs, profile.distill.student_dim, out / CURVES,
+                    f"{summary['dataset']['name']} ({profile.name} profile)")
+        return results
+
     for index, (key, record) in enumerate(runner, 1):
         done[key.name] = record
         write_json(out / PARTIAL, {"fingerprint": fingerprint, "runs": done})
+        write_results()
         if bar is not None:
             bar.update(index, f"({key.name}: test {RECORD_METRIC} {record['test'][RECORD_METRIC]:.4f}, "
                               f"{record['train_seconds']:.0f}s)")
-
-    runs = [done[key.name] for key in keys]
-    results = aggregate(runs, summary, profile, methods, student_dims)
-    results.update(teachers_reused=teachers_reused, jobs=jobs, runs_resumed=len(keys) - len(todo),
-                   wall_seconds=time.perf_counter() - start)
-    write_json(out / RESULTS, results)
-    write_text(out / RESULTS_MD, results_markdown(results))
-    plot_curves(runs, profile.distill.student_dim, out / CURVES, f"{summary['dataset']['name']} ({profile.name} profile)")
-    return results
+    return write_results()
 
 
 def _run_config(profile: Profile, key: RunKey):
@@ -229,6 +244,8 @@ def aggregate(runs: list[dict], summary: dict, profile: Profile, methods: Sequen
     default_dim = profile.distill.student_dim
     for method in methods:
         mine = [r for r in runs if r["method"] == method and r["dim"] == default_dim]
+        if not mine:
+            continue
         test, test_std = _mean_std([r["test"] for r in mine])
         valid, valid_std = _mean_std([r["valid"] for r in mine])
         entries[f"student:{method}"] = {
@@ -247,7 +264,29 @@ def aggregate(runs: list[dict], summary: dict, profile: Profile, methods: Sequen
     return {"dataset": summary["dataset"], "profile": profile.name, "seeds": len({r["seed"] for r in runs}),
             "student_dim": default_dim, "methods": entries,
             "ensemble_params": int(sum(t["params"] for t in summary["teachers"].values())),
-            "student_dims": sweep, "runs": runs}
+            "student_dims": sweep, "paired": paired_differences(runs, default_dim), "runs": runs}
+
+
+def paired_differences(runs: list[dict], dim: int, method: str = "hetcomp") -> dict:
+    """Per baseline: HetComp − baseline on the test metrics of the seeds both ran at `dim` (each seed's pair
+    shares its initialisation seed), mean, std and the paired t-test's two-sided p-value (None below 2 seeds)."""
+    from scipy import stats
+
+    by_key = {(r["method"], r["seed"]): r for r in runs if r["dim"] == dim}
+    out = {}
+    for baseline in sorted({m for m, _ in by_key} - {method}):
+        seeds = sorted(s for m, s in by_key if m == baseline and (method, s) in by_key)
+        if not seeds:
+            continue
+        entry = {"seeds": seeds}
+        for metric in PAIRED_METRICS:
+            ours = np.array([by_key[(method, s)]["test"][metric] for s in seeds])
+            theirs = np.array([by_key[(baseline, s)]["test"][metric] for s in seeds])
+            p_value = float(stats.ttest_rel(ours, theirs).pvalue) if len(seeds) > 1 else None
+            entry[metric] = {"mean": float(np.mean(ours - theirs)), "std": float(np.std(ours - theirs)),
+                             "p": None if p_value is None or not np.isfinite(p_value) else p_value}
+        out[baseline] = entry
+    return out
 
 
 def results_table(results: dict) -> str:
@@ -295,9 +334,23 @@ def results_markdown(results: dict) -> str:
                    f"{values['params']:,}"]
                   for dim, per_method in results["student_dims"].items() for method, values in per_method.items()]
     sweep = markdown_table(sweep_rows, ["dim", "method", *METRIC_COLUMNS, "% of ensemble R@50", "params"])
+    paired_rows = [[f"hetcomp − {baseline}", str(len(entry["seeds"])),
+                    *(f"{entry[m]['mean']:+.4f} ± {entry[m]['std']:.4f}" for m in PAIRED_METRICS),
+                    *("-" if entry[m]["p"] is None else f"{entry[m]['p']:.3f}" for m in PAIRED_METRICS)]
+                   for baseline, entry in results["paired"].items()]
+    paired = markdown_table(paired_rows, ["pair", "seeds", *(f"Δ {m}" for m in PAIRED_METRICS),
+                                          *(f"p ({m})" for m in PAIRED_METRICS)])
+    run_rows = [[r["method"], str(r["dim"]), str(r["seed"]), f"{r['test'][RECORD_METRIC]:.4f}",
+                 f"{r['test']['ndcg@50']:.4f}", str(r["epochs"]), str(r["best_epoch"]),
+                 "-" if r["switch_epoch"] is None else str(r["switch_epoch"]), f"{r['train_seconds']:.0f}"]
+                for r in results["runs"]]
+    per_run = markdown_table(run_rows, ["method", "dim", "seed", "test recall@50", "test ndcg@50", "epochs",
+                                        "best epoch", "ADT switch epoch", "train s"])
     return (f"# Benchmark: {results['dataset']['name']}, {results['profile']} profile, {results['seeds']} seed(s)\n\n"
             f"Test split; students of dim {results['student_dim']}, mean ± std over seeds; epochs and train s are "
-            f"per run (mean).\n\n{main}\n\n## Student sizes\n\n{sweep}\n\nWall time "
+            f"per run (mean).\n\n{main}\n\n## HetComp against each method, paired by seed "
+            f"(dim {results['student_dim']})\n\n{paired}\n\n## Student sizes\n\n{sweep}\n\n## Runs\n\n{per_run}\n\n"
+            f"{len(results['runs'])} of {results['runs_planned']} planned runs finished. Wall time "
             f"{results['wall_seconds']:.0f} s with {results['jobs']} job(s), {results['runs_resumed']} of "
             f"{len(results['runs'])} runs resumed from {PARTIAL} (their time is not in it).\n")
 

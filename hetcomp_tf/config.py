@@ -99,7 +99,12 @@ class DistillConfig:
     dkc_ndcg_k: int = 50
     dkc_distance: str = "paper"  # D's NDCG: "paper" (teacher-position relevance) or "authors" (dkc.py)
     overall_weight: float = 0.01
-    fine_weight: float = 0.005
+    fine_weight: float = 0.005  # also RRD's and DCD's
+    # DCD (dcd.py): the student's ranks are refreshed every dcd_period epochs (DCD's code: 3); one corrected list
+    # weighs like one distilled list on the user side and on the item side.
+    dcd_period: int = 3
+    dcd_ucd_weight: float = 1.0
+    dcd_icd_weight: float = 1.0
     # How a batch's per-user distillation losses combine: "sum" as in the HetComp authors' code, or "mean". With
     # Adam this only moves the KD gradient against the L2 term (a mean divides it by the batch size); measured on
     # CiteULike (docs/RESULTS.md), "mean" let L2 hold the distilled students back. wo_kd's BPR is always a mean

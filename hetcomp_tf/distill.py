@@ -1,13 +1,15 @@
 """The distillation trainer: HetComp, its ablations and the baselines, all on one code path.
 
-The student is an MF (`models/mf.py`) fitted by Adam on batches of users; each distillation step scores every
-item for the batch ([b, n_items], clipped to ±score_clip), so the losses see the whole ranking (wo_kd's BPR step
-scores only the batch's (user, train item, negative) triples), and adds L2 on the batch's user rows and all item
-rows; the batch's KD losses are summed (`loss_reduction`, as the HetComp authors do), so L2 stays the small term it
-is meant to be.
+The student is an MF (`models/mf.py`) fitted by Adam. An epoch is one pass over the train interactions in shuffled
+batches, each step distilling the batch's unique users (the HetComp authors' protocol), or one pass over the users
+(`DistillConfig.batching`, `epoch_batches`). Each distillation step scores every item for the step's users
+([b, n_items], clipped to ±score_clip inside the losses), so the losses see the whole ranking (wo_kd's BPR step
+scores only the batch's (user, train item, negative) triples); the per-user KD losses are summed
+(`loss_reduction`, as the HetComp authors do). Regularisation is L2 in the loss on the batch's user rows and all
+item rows (`l2`) and/or Adam's coupled weight decay on every row (`weight_decay`, the authors' PyTorch choice).
 Valid Recall@50 is evaluated every `eval_every` epochs; after `patience` evaluations without a better one, counted
-once the targets are final (`Trainer.targets_final`), training stops, and the best weights are restored. Epoch
-indices are 0-based inside, as in the HetComp authors' code
+from the start or once the targets are final (`patience_from`, `Trainer.targets_final`), training stops, and the
+best weights are restored. Epoch indices are 0-based inside, as in the HetComp authors' code
 (evaluation after epochs 0, eval_every, 2·eval_every, ... and the last; DKC after dkc_start, dkc_start + p, ...,
 see `DynamicKnowledge.due`); history and TensorBoard steps count the epochs trained (1-based).
 
@@ -21,6 +23,8 @@ A method is a pair (target schedule, loss before / after the ADT switch), see `M
   * the ADT switch is `DynamicKnowledge.is_final()`: every teacher's rounded mean stage reached T−1. HetComp
     learns the set-wise overall loss (× overall_weight) before it and the fine-grained losses (× fine_weight)
     after; a method with the same loss on both sides ignores the switch.
+dcd is DCD (dcd.py) against the final ensemble: RRD plus its user- and item-side corrections, the student's
+ranks refreshed every dcd_period epochs.
 hetcomp_no_dkc is ("paced", overall -> fine): the paper's "w/o DKC" distils the final ensemble from the start,
 which leaves ADT without stages to watch; with "paced" the student learns the overall loss until, per user
 and teacher, its NDCG distance to the final ranking stops shrinking or shrinks by more than the DKC threshold
@@ -47,7 +51,8 @@ from hetcomp_tf.dkc import DynamicKnowledge
 from hetcomp_tf.ensemble import EnsembleKnowledge
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.exports import atomic_directory
-from hetcomp_tf.losses import FineGrainedLoss, OverallLoss, RRDLoss, Targets, ids_to_mask
+from hetcomp_tf.dcd import DualCorrection, list_scores
+from hetcomp_tf.losses import CorrectionLoss, DCDLoss, DCDTargets, FineGrainedLoss, OverallLoss, RRDLoss, Targets
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.models.mf import MF
 from hetcomp_tf.progress import Progress
@@ -57,7 +62,7 @@ from hetcomp_tf.training import EarlyStopping, count_params
 
 RECORD_METRIC = "recall@50"
 # Logged as the "objective" scalar: 0 = overall (set-wise), 1 = fine-grained, then the baselines' losses.
-LOSSES = ("overall", "fine", "rrd", "bpr")
+LOSSES = ("overall", "fine", "rrd", "bpr", "dcd")
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,7 @@ METHODS = {
     "wo_kd": Method("data", ("bpr", "bpr")),
     "ensemble_kd": Method("final", ("fine", "fine")),
     "rrd": Method("final", ("rrd", "rrd")),
+    "dcd": Method("final", ("dcd", "dcd")),
     "hetcomp_no_dkc": Method("paced", ("overall", "fine")),
     "hetcomp_no_adt": Method("dkc", ("overall", "overall")),
     "hetcomp": Method("dkc", ("overall", "fine")),
@@ -105,7 +111,7 @@ CHOICES = {"loss_reduction": ("sum", "mean"), "batching": ("interactions", "user
 
 def check_config(cfg: DistillConfig) -> None:
     get_method(cfg.method)
-    positive = ("student_dim", "epochs", "batch_size", "eval_every", "patience", "dkc_period")
+    positive = ("student_dim", "epochs", "batch_size", "eval_every", "patience", "dkc_period", "dcd_period")
     bad = [f"{name}={getattr(cfg, name)}" for name in positive if getattr(cfg, name) < 1]
     if bad or cfg.learning_rate <= 0 or cfg.init_std <= 0:
         raise HetCompError(f"distill config: {', '.join(bad) or f'learning_rate={cfg.learning_rate}, init_std='}"
@@ -166,8 +172,9 @@ def epoch_batches(train: CSR, cfg: DistillConfig, epoch: int, pairs: bool, pad_t
         weights = np.zeros(padded, np.float32)
         weights[:users.size] = 1.0
         picked = np.asarray(picked, np.int64)
+        pair_users, pair_items = (row_ids[picked], train.indices[picked]) if pairs else (empty, empty)
         yield Batch(tf.constant(np.pad(users, (0, padded - users.size))), tf.constant(weights),
-                    tf.constant(row_ids[picked] if pairs else empty), tf.constant(train.indices[picked] if pairs else empty),
+                    tf.constant(pair_users), tf.constant(pair_items),
                     tf.constant([cfg.seed, epoch * 1_000_003 + index], tf.int64))
 
 
@@ -199,11 +206,18 @@ class Trainer:
         else:
             self.teachers = ()
         per_user = tf.keras.losses.Reduction.NONE  # the step weights out XLA padding, then sums or averages
-        self.loss_fns = {"overall": OverallLoss(score_clip=None, reduction=per_user),
-                         "fine": FineGrainedLoss(cfg.top_k, score_clip=None, reduction=per_user),
-                         "rrd": RRDLoss(cfg.top_k, score_clip=None, reduction=per_user),
+        clip = cfg.score_clip  # the losses clip the scores (and so know the bound of their exponentials)
+        self.loss_fns = {"overall": OverallLoss(score_clip=clip, reduction=per_user),
+                         "fine": FineGrainedLoss(cfg.top_k, score_clip=clip, reduction=per_user),
+                         "rrd": RRDLoss(cfg.top_k, score_clip=clip, reduction=per_user),
                          "bpr": bpr_loss}
-        self.weights = {"overall": cfg.overall_weight, "fine": cfg.fine_weight, "rrd": cfg.fine_weight, "bpr": 1.0}
+        self.dcd = None
+        if "dcd" in self.method.losses:  # corrects the student against the final ensemble's top-K
+            self.dcd = DualCorrection(self.dkc.target_table.numpy(), data.train, data.n_items, period=cfg.dcd_period)
+            self.loss_fns["dcd"] = DCDLoss(cfg.top_k, cfg.dcd_ucd_weight, score_clip=clip, reduction=per_user)
+            self.item_correction = CorrectionLoss(self.dcd.item_list_size, score_clip=clip, reduction=per_user)
+        self.weights = {"overall": cfg.overall_weight, "fine": cfg.fine_weight, "rrd": cfg.fine_weight, "bpr": 1.0,
+                        "dcd": cfg.fine_weight}
         self._steps: dict[str, Callable] = {}
 
     def targets_final(self) -> bool:
@@ -251,10 +265,13 @@ class Trainer:
                 else:  # the student's score_all over every item, in the compute dtype
                     scores = tf.matmul(tf.cast(user_vectors, self.compute_dtype),
                                        tf.cast(items_table, self.compute_dtype), transpose_b=True)
-                    scores = tf.clip_by_value(tf.cast(scores, tf.float32), -cfg.score_clip, cfg.score_clip)
-                    train_mask = ids_to_mask(tf.gather(self.train_items, user_ids), n_items)
                     unobserved, observed = self.dkc.targets(user_ids)
-                    value = tf.reduce_sum(weights * loss_fn(Targets(unobserved, observed, train_mask), scores))
+                    targets = Targets(unobserved, observed, tf.gather(self.train_items, user_ids))
+                    if loss_name == "dcd":
+                        targets = DCDTargets(*targets, self.dcd.targets(user_ids)[1])
+                    value = tf.reduce_sum(weights * loss_fn(targets, scores))
+                    if loss_name == "dcd":
+                        value += cfg.dcd_icd_weight * self._item_corrections(user_ids, weights)
                     if cfg.loss_reduction == "mean":
                         value /= tf.maximum(tf.reduce_sum(weights), 1.0)
                 l2 = cfg.l2 * (tf.reduce_sum(weights[:, None] * tf.square(user_vectors))
@@ -270,6 +287,14 @@ class Trainer:
             return {loss_name: value, "l2": l2, "total": total}
 
         return step
+
+    def _item_corrections(self, user_ids: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+        """DCD's item side: the weighted sum of the corrections of the items these users carry."""
+        items, users, discrepancy = self.dcd.item_targets(user_ids)
+        scores = list_scores(self.student.user_embedding.embeddings, self.student.item_embedding.embeddings, items,
+                             users)
+        row_weights = tf.repeat(weights, tf.shape(items)[0] // tf.shape(user_ids)[0])
+        return tf.reduce_sum(row_weights * self.item_correction(discrepancy, scores))
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         """One epoch (`epoch_batches`); mean of each loss over the steps."""
@@ -344,6 +369,8 @@ def distill(data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConf
             loss_name = trainer.loss_name()
             if switch_epoch is None and trainer.phase == 1 and loss_name != trainer.method.losses[0]:
                 switch_epoch = trained
+            if trainer.dcd is not None and trainer.dcd.due(epoch):
+                scalars.write(trained, trainer.dcd.update(student.score_all, epoch), prefix="dcd/")
             losses = trainer.train_epoch(epoch)
             if not all(math.isfinite(v) for v in losses.values()):
                 raise HetCompError(f"{cfg.method}: loss became {losses} in epoch {trained}; "

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import tensorflow as tf
 from tensorflow_ranking.python import losses_impl
 from tensorflow_ranking.python.keras import losses as tfr_keras_losses
@@ -162,7 +163,7 @@ class Targets(NamedTuple):
 
     unobserved: tf.Tensor  # int32 [b, K]: the ensemble's top-K unobserved items, best first, −1 padded
     observed: tf.Tensor  # int32 [b, P]: the user's train items in the ensemble's order (P = K/10), −1 padded
-    train_mask: tf.Tensor  # bool [b, n_items]: the user's train items
+    train_items: tf.Tensor  # int32 [b, T]: the user's train items, −1 padded (none of them is in `unobserved`)
 
 
 class _TargetLoss(tf.keras.losses.Loss):
@@ -187,19 +188,53 @@ class _TargetLoss(tf.keras.losses.Loss):
             raise HetCompError(f"{name}: target list has {ids.shape[1]} items per user, the loss was built for {width}")
 
 
-def _rest_logsumexp_outside(targets: Targets, ids: tf.Tensor, scores: tf.Tensor) -> tf.Tensor:
+def _scatter_into(values: tf.Tensor, ids: tf.Tensor, fill: float) -> tf.Tensor:
+    """values [b, n] with `fill` at the ids int32 [b, L] of each row (−1 skipped: it lands in a spare column)."""
+    n = tf.shape(values)[1]
+    rows = tf.broadcast_to(tf.range(tf.shape(ids)[0])[:, None], tf.shape(ids))
+    coords = tf.stack([rows, tf.where(ids >= 0, ids, n)], axis=-1)
+    padded = tf.pad(values, [[0, 0], [0, 1]])
+    return tf.tensor_scatter_nd_update(padded, coords, tf.fill(tf.shape(ids), tf.constant(fill, values.dtype)))[:, :-1]
+
+
+def rest_logsumexp(scores: tf.Tensor, excluded: tf.Tensor, bound: float | None = None) -> tf.Tensor:
+    """[b, 1] log Σ_{j ∉ excluded} e^{s_j}, exactly, over every item but the ids `excluded` int32 [b, L] (−1
+    padded): the rest mass of every loss here. No [b, n_items] mask is built (a scatter of L zeros per row), the
+    exponentials are taken once and reused by the gradient (e^{s_j} / Σ on the rest, 0 on excluded ids), and with
+    `bound` (|s| ≤ bound, the losses' clip) the shift is e^{−bound}: no max pass, no overflow, and e^{−2·bound}
+    > 0 in float32 for bound ≤ 43. A row with no rest gives _ABSENT_LOGIT."""
+    excluded = tf.convert_to_tensor(excluded, tf.int32)
+
+    @tf.custom_gradient
+    def rest(scores):
+        if bound is None:
+            shift = tf.reduce_max(_scatter_into(scores, excluded, -np.inf), axis=1, keepdims=True)
+            shift = tf.where(tf.math.is_finite(shift), shift, 0.0)
+        else:
+            shift = tf.constant(bound, scores.dtype)
+        masses = _scatter_into(tf.exp(scores - shift), excluded, 0.0)
+        total = tf.reduce_sum(masses, axis=1, keepdims=True)
+        some = total > 0.0
+        value = tf.where(some, tf.math.log(tf.where(some, total, 1.0)) + shift, _ABSENT_LOGIT)
+
+        def gradient(upstream):
+            return upstream * masses / tf.where(some, total, 1.0)
+
+        return value, gradient
+
+    return rest(scores)
+
+
+def _rest_logsumexp_outside(targets: Targets, ids: tf.Tensor, scores: tf.Tensor, bound: float | None) -> tf.Tensor:
     """[b, 1] log Σ e^s over the rest R = unobserved items minus `ids`: train items never enter R, so a relevant
     observed item is never pushed down by the unobserved lists, nor vice versa."""
-    rest = tf.logical_not(targets.train_mask | ids_to_mask(ids, tf.shape(scores)[1]))
-    return tf.reduce_logsumexp(tf.where(rest, scores, _ABSENT_LOGIT), axis=1, keepdims=True)
+    return rest_logsumexp(scores, tf.concat([targets.train_items, tf.cast(ids, tf.int32)], axis=1), bound)
 
 
-def _add_unobserved(rest_lse: tf.Tensor, targets: Targets, ids: tf.Tensor, scores: tf.Tensor) -> tf.Tensor:
-    """[b, 1] log(e^{rest_lse} + Σ e^s over the unobserved items of `ids`): the rest grown by items of a
-    target list that a shorter list leaves out (−1 padding and train items add nothing)."""
-    safe = tf.maximum(ids, 0)
-    unobserved = (ids >= 0) & tf.logical_not(tf.gather(targets.train_mask, safe, batch_dims=1))
-    extra = tf.where(unobserved, tf.gather(scores, safe, batch_dims=1), _ABSENT_LOGIT)
+def _add_unobserved(rest_lse: tf.Tensor, ids: tf.Tensor, scores: tf.Tensor) -> tf.Tensor:
+    """[b, 1] log(e^{rest_lse} + Σ e^s over the items of `ids`, unobserved target items): the rest grown by the
+    items of a target list that a shorter list leaves out (−1 padding adds nothing)."""
+    extra = tf.where(ids >= 0, tf.gather(scores, tf.maximum(ids, 0), batch_dims=1), _ABSENT_LOGIT)
     return tf.reduce_logsumexp(tf.concat([rest_lse, extra], axis=1), axis=1, keepdims=True)
 
 
@@ -229,7 +264,7 @@ class OverallLoss(_TargetLoss):
 
     def per_user(self, targets, scores):
         positives = tf.concat([targets.observed, targets.unobserved], axis=1)
-        rest = _rest_logsumexp_outside(targets, targets.unobserved, scores)
+        rest = _rest_logsumexp_outside(targets, targets.unobserved, scores, self.score_clip)
         return _per_user(self._setwise, compact_list(positives, scores, rest, graded=False))
 
 
@@ -251,8 +286,9 @@ class FineGrainedLoss(_TargetLoss):
         self._check_width("FineGrainedLoss", targets.unobserved, self.top_k)
         self._check_width("FineGrainedLoss", targets.observed, self.observed_size)
         top_half, top_tenth = targets.unobserved[:, : self.half], targets.unobserved[:, : self.tenth]
-        rest_half = _rest_logsumexp_outside(targets, top_half, scores)
-        rest_tenth = _add_unobserved(rest_half, targets, targets.unobserved[:, self.tenth: self.half], scores)
+        rest_all = _rest_logsumexp_outside(targets, targets.unobserved, scores, self.score_clip)  # one dense pass
+        rest_half = _add_unobserved(rest_all, targets.unobserved[:, self.half:], scores)
+        rest_tenth = _add_unobserved(rest_half, targets.unobserved[:, self.tenth: self.half], scores)
         observed = _per_user(self._observed_pl, compact_list(targets.observed, scores, rest_half))
         half = _per_user(self._half_pl, compact_list(top_half, scores, rest_half))
         tenth = _per_user(self._tenth_pl, compact_list(top_tenth, scores, rest_tenth))
@@ -270,7 +306,7 @@ class RRDLoss(_TargetLoss):
 
     def per_user(self, targets, scores):
         self._check_width("RRDLoss", targets.unobserved, self.top_k)
-        rest = _rest_logsumexp_outside(targets, targets.unobserved, scores)
+        rest = _rest_logsumexp_outside(targets, targets.unobserved, scores, self.score_clip)
         return _per_user(self._pl, compact_list(targets.unobserved, scores, rest))
 
 
@@ -285,7 +321,7 @@ class DCDTargets(NamedTuple):
 
     unobserved: tf.Tensor  # int32 [b, K]: the teacher's top-K unobserved items, best first, −1 padded
     observed: tf.Tensor  # int32 [b, P]: not used by DCD (kept so any Targets converts)
-    train_mask: tf.Tensor  # bool [b, n_items]: the user's train items
+    train_items: tf.Tensor  # int32 [b, T]: the user's train items, −1 padded
     discrepancy: tf.Tensor  # int32 [b, K]: r_S − r_T of each entry of `unobserved` (0 on padding)
 
 
@@ -328,7 +364,7 @@ class DCDLoss(_TargetLoss):
     def __init__(self, top_k: int, correction_weight: float = 1.0, **kwargs):
         super().__init__(**kwargs)
         self.top_k, self.correction_weight = int(top_k), float(correction_weight)
-        self._rrd = RRDLoss(self.top_k)
+        self._rrd = RRDLoss(self.top_k, score_clip=self.score_clip)
         self._ucd = CorrectionLoss(self.top_k)
 
     def per_user(self, targets: DCDTargets, scores: tf.Tensor) -> tf.Tensor:

@@ -13,25 +13,33 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
+import tensorflow as tf
 
 from hetcomp_tf.config import TEACHER_NAMES, DistillConfig, TrajectoryConfig
-from hetcomp_tf.data import Dataset
+from hetcomp_tf.data import Dataset, rows_to_mask
 from hetcomp_tf.distill import Trainer, epoch_batches
 from hetcomp_tf.ensemble import EnsembleKnowledge
-from hetcomp_tf.metrics import evaluate
+from hetcomp_tf.metrics import evaluate, masked_topk
 from hetcomp_tf.progress import log
 
 # hetcomp_no_adt times HetComp's set-wise (overall) loss, ensemble_kd its fine-grained one.
-TIMED_METHODS = ("wo_kd", "ensemble_kd", "rrd", "hetcomp_no_adt")
+TIMED_METHODS = ("wo_kd", "ensemble_kd", "rrd", "dcd", "hetcomp_no_adt")
 
 
 def random_knowledge(data: Dataset, traj: TrajectoryConfig, seed: int = 0) -> EnsembleKnowledge:
-    """Random [6, T, U, N] rankings and the users' first train items as the observed order."""
+    """One random top-N of distinct unobserved items per user, as every teacher's every checkpoint, and the users'
+    first train items as the observed order."""
     rng = np.random.default_rng(seed)
-    shape = (len(TEACHER_NAMES), traj.n_checkpoints, data.n_users, traj.top_n)
-    rankings = rng.integers(0, data.n_items, size=shape, dtype=np.int32)
-    return EnsembleKnowledge(teachers=TEACHER_NAMES, rankings=rankings, observed=data.train.padded(width=traj.top_n),
-                             n_items=data.n_items)
+    train = data.train.to_ragged()
+    lists = []
+    for start in range(0, data.n_users, 512):
+        ids = tf.range(start, min(start + 512, data.n_users))
+        noise = tf.constant(rng.random((int(ids.shape[0]), data.n_items), dtype=np.float32))
+        lists.append(masked_topk(noise, rows_to_mask(train, ids, data.n_items), traj.top_n).numpy())
+    rankings = np.broadcast_to(np.concatenate(lists)[None, None],
+                               (len(TEACHER_NAMES), traj.n_checkpoints, data.n_users, traj.top_n))
+    return EnsembleKnowledge(teachers=TEACHER_NAMES, rankings=np.ascontiguousarray(rankings),
+                             observed=data.train.padded(width=traj.top_n), n_items=data.n_items)
 
 
 def time_methods(data: Dataset, cfg: DistillConfig, traj: TrajectoryConfig, methods: Sequence[str] = TIMED_METHODS,

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hetcomp_tf.benchmark import PARTIAL, RunKey, plan_runs, teachers_reusable
+from hetcomp_tf.benchmark import ABLATIONS, PARTIAL, RunKey, plan_runs, teachers_reusable
 from hetcomp_tf.cli import main
 from hetcomp_tf.config import TEACHER_NAMES, get_profile
 from hetcomp_tf.data import Dataset, load_dataset
@@ -75,7 +75,7 @@ def test_benchmark_writes_every_method_sweep_and_curves(bench):
             assert entry["test"][metric] == pytest.approx(values.mean()) and 0 < values.mean() <= 1
             assert entry["test_std"][metric] == pytest.approx(values.std())
         assert entry["params"] == (teachers["dataset"]["n_users"] + teachers["dataset"]["n_items"]) * 8
-        assert entry["train_seconds"] > 0 and entry["seeds"] == 2
+        assert entry["train_seconds"] > 0 and entry["seeds"] == (1 if method in ABLATIONS else 2)
     assert set(results["student_dims"]) == {"4", "8"}
     assert set(results["student_dims"]["4"]) == {"wo_kd", "ensemble_kd", "hetcomp"}
     assert set(results["student_dims"]["8"]) == set(METHODS)
@@ -86,7 +86,15 @@ def test_benchmark_writes_every_method_sweep_and_curves(bench):
     markdown = (out / "results.md").read_text()
     hetcomp_test, hetcomp_std = (results["methods"]["student:hetcomp"][k]["recall@50"] for k in ("test", "test_std"))
     assert f"{hetcomp_test:.4f} ± {hetcomp_std:.4f}" in markdown.split("| student:hetcomp |")[1].splitlines()[0]
-    assert "| 4 | hetcomp |" in markdown and "0 of 18 runs resumed" in markdown
+    planned = len(plan_runs(list(METHODS), 2, 8, [4, 8]))
+    assert "| 4 | hetcomp |" in markdown and f"0 of {planned} runs resumed" in markdown
+    paired = results["paired"]["ensemble_kd"]
+    by_seed = {r["seed"]: r["test"]["recall@50"] for r in runs if r["dim"] == 8 and r["method"] == "ensemble_kd"}
+    ours = {r["seed"]: r["test"]["recall@50"] for r in runs if r["dim"] == 8 and r["method"] == "hetcomp"}
+    assert paired["seeds"] == [0, 1] and paired["recall@50"]["mean"] == pytest.approx(
+        np.mean([ours[s] - by_seed[s] for s in (0, 1)]))
+    assert paired["recall@50"]["p"] is None or 0 <= paired["recall@50"]["p"] <= 1
+    assert results["paired"]["hetcomp_no_adt"]["seeds"] == [0] and "| hetcomp − dcd | 2 |" in markdown
     png = (out / "curves.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     assert {k: v for k, v in mtimes(out).items() if k in teacher_mtimes} == teacher_mtimes  # teachers untouched
@@ -136,9 +144,13 @@ def test_a_worker_whose_parent_is_gone_exits_instead_of_training_on():
 
 
 def test_plan_runs_sweeps_only_the_sweep_methods_and_never_twice():
-    keys = plan_runs(["wo_kd", "rrd", "hetcomp"], 2, 64, [32, 64, 128])
-    assert len(keys) == len(set(keys)) == 3 * 2 + 2 * 2 * 2
+    keys = plan_runs(["wo_kd", "rrd", "hetcomp_no_adt", "hetcomp"], 3, 64, [32, 64, 128], extra_seeds=2)
+    # headline 3 methods x 3 seeds, the ablation at 2 seeds, wo_kd and hetcomp at 2 other dims x 2 seeds
+    assert len(keys) == len(set(keys)) == 3 * 3 + 2 + 2 * 2 * 2
     assert {k.method for k in keys if k.dim != 64} == {"wo_kd", "hetcomp"}
+    assert {k.seed for k in keys if k.method == "hetcomp_no_adt" or k.dim != 64} == {0, 1}
+    first = [(k.method, k.seed) for k in keys[:4]]  # seed 0 of everything first: a partial run is comparable
+    assert first == [("wo_kd", 0), ("rrd", 0), ("hetcomp", 0), ("hetcomp_no_adt", 0)]
 
 
 def test_teachers_are_retrained_for_another_profile_or_split(tmp_path_factory, tmp_path):
@@ -159,7 +171,7 @@ def test_teachers_are_retrained_for_another_profile_or_split(tmp_path_factory, t
 
 @pytest.mark.parametrize("argv, message", [
     (["--data", "/nonexistent/users.csv"], "/nonexistent/users.csv"),
-    (["--data", "synthetic", "--methods", "wo_kd,dcd"], "unknown distillation method 'dcd'"),
+    (["--data", "synthetic", "--methods", "wo_kd,nope"], "unknown distillation method 'nope'"),
     (["--data", "synthetic", "--student-dims", "8,x"], "--student-dims"),
     (["--data", "synthetic", "--seeds", "0"], "seeds (0)"),
     (["--data", "synthetic", "--jobs", "0"], "jobs (0)"),

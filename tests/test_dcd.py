@@ -160,7 +160,7 @@ def test_dcd_loss_equals_numpy_reference():
     scores = np.round(rng.uniform(-45, 45, scores.shape), 0).astype(np.float32)  # ties and clipped scores
     discrepancy = np.where(teacher >= 0, rng.integers(-3, 4, teacher.shape), 0).astype(np.int32)
     train_mask = train.to_dense(N_ITEMS)
-    targets = losses.DCDTargets(tf.constant(teacher), tf.zeros([N_USERS, 0], tf.int32), tf.constant(train_mask),
+    targets = losses.DCDTargets(tf.constant(teacher), tf.zeros([N_USERS, 0], tf.int32), tf.constant(train.padded()),
                                 tf.constant(discrepancy))
     got = losses.DCDLoss(TOP_K, correction_weight=0.7, reduction=NONE)(targets, scores).numpy()
     clipped = np.clip(scores.astype(np.float64), -40, 40)
@@ -255,7 +255,7 @@ def test_loss_and_batch_views_compile_with_xla():
     train, teacher, scores = make_problem(7)
     state = dcd.DualCorrection(teacher, train, N_ITEMS)
     state.update(score_fn_of(scores), epoch=0)
-    train_mask = tf.constant(train.to_dense(N_ITEMS))
+    train_items = tf.constant(train.padded())
     rng = np.random.default_rng(7)
     users_table = tf.constant(rng.normal(size=(N_USERS, 4)).astype(np.float32))
     items_table = tf.constant(rng.normal(size=(N_ITEMS, 4)).astype(np.float32))
@@ -264,7 +264,7 @@ def test_loss_and_batch_views_compile_with_xla():
     def step(user_ids):
         unobserved, discrepancy = state.targets(user_ids)
         targets = losses.DCDTargets(unobserved, tf.zeros([tf.shape(user_ids)[0], 0], tf.int32),
-                                    tf.gather(train_mask, user_ids), discrepancy)
+                                    tf.gather(train_items, user_ids), discrepancy)
         value = user_loss(targets, tf.matmul(tf.gather(users_table, user_ids), items_table, transpose_b=True))
         items, users, item_discrepancy = state.item_targets(user_ids)
         return value + item_loss(item_discrepancy, dcd.list_scores(users_table, items_table, items, users))
@@ -293,7 +293,7 @@ def test_bad_inputs_raise():
     with pytest.raises(HetCompError, match="period"):
         dcd.DualCorrection(teacher, train, N_ITEMS, period=0)
     targets = losses.DCDTargets(tf.constant(teacher), tf.zeros([N_USERS, 0], tf.int32),
-                                tf.constant(train.to_dense(N_ITEMS)), tf.zeros(teacher.shape, tf.int32))
+                                tf.constant(train.padded()), tf.zeros(teacher.shape, tf.int32))
     with pytest.raises(HetCompError, match="built for 12"):
         losses.DCDLoss(12)(targets, tf.zeros([N_USERS, N_ITEMS]))
     with pytest.raises(HetCompError, match="built for 10"):

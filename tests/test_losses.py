@@ -69,7 +69,11 @@ def random_targets(rng, batch, n_items, k, train_sizes, score_range=40.0):
 
 
 def as_targets(train, unobserved, observed) -> losses.Targets:
-    return losses.Targets(tf.constant(unobserved), tf.constant(observed), tf.constant(train))
+    """Targets of a bool [b, n_items] train matrix: its items as −1 padded id rows."""
+    ids = [np.flatnonzero(row) for row in train]
+    width = max(1, max(len(row) for row in ids))
+    train_items = np.array([np.pad(row, (0, width - len(row)), constant_values=-1) for row in ids], np.int32)
+    return losses.Targets(tf.constant(unobserved), tf.constant(observed), tf.constant(train_items))
 
 
 # ---------------------------------------------------------------------------------------------- tests

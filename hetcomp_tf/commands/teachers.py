@@ -110,7 +110,8 @@ def train_into(name: str, staging: str, profile, seed: int) -> dict:
     ended = "early stop" if run.early_stopped else "epoch cap"
     log(f"{name}: test {_short(run.test)} after {run.epochs} epochs ({ended}, {run.train_seconds:.0f}s)")
     return {"test": run.test, "valid": run.valid, "train_seconds": run.train_seconds, "epochs": run.epochs,
-            "ended_by": ended, "params": run.params, "checkpoint_epochs": [c["epoch"] for c in run.trajectory.checkpoints]}
+            "ended_by": ended, "params": run.params,
+            "checkpoint_epochs": [c["epoch"] for c in run.trajectory.checkpoints]}
 
 
 def _short(metrics: dict) -> str:
