@@ -16,6 +16,7 @@ from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 from components.knowledge_builder import trajectory_key
 from hetcomp_tf.cli import main
 from hetcomp_tf.config import DEFAULT_PROFILE, TEACHER_NAMES
+from hetcomp_tf.datafiles import CITEULIKE_SHA256
 from pipeline.configs import DEFAULT_MIN_SHARE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +39,8 @@ def compile_spec(tmp_path, *extra) -> tuple[int, str, Path]:
 @pytest.fixture(scope="module")
 def spec(tmp_path_factory):
     code, err, out = compile_spec(tmp_path_factory.mktemp("kfp"), "--pipeline-root", ROOT, "--method", "rrd",
-                                  "--set", "epochs=7", "--set", "tau=2.5")
+                                  "--set", "epochs=7", "--set", "tau=2.5",
+                                  "--min-rating", "4")
     assert code == 0, err
     return json.loads(out.read_text())["pipelineSpec"]
 
@@ -77,6 +79,10 @@ def test_settings_reach_the_tasks(spec):
     def parameter(task, key):
         return tasks[task]["inputs"]["parameters"][key]["runtimeValue"]["constantValue"]["stringValue"]
 
+    assert json.loads(parameter("InteractionExampleGen", "data_config"))["min_rating"] == 4.0
+    # CiteULike (the default data) is fingerprinted by its sha256: compiling needs no local copy, a task fetches it
+    assert parameter("InteractionExampleGen", "data") == "citeulike"
+    assert parameter("InteractionExampleGen", "data_fingerprint") == f"citeulike sha256:{CITEULIKE_SHA256}"
     distill_config = json.loads(parameter("StudentTrainer", "custom_config"))["distill_config"]
     assert (distill_config["method"], distill_config["epochs"], distill_config["tau"]) == ("rrd", 7, 2.5)
     tau = tasks["KnowledgeBuilder"]["inputs"]["parameters"]["tau"]["runtimeValue"]["constantValue"]
