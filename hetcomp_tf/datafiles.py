@@ -96,28 +96,40 @@ def fetch_citeulike(dest_dir, url: str | None = None) -> Path:
     url = url or CITEULIKE_URL
     target = Path(dest_dir) / CITEULIKE_FILE
     created = [d for d in (target.parent, *target.parent.parents) if not d.exists()]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, partial = tempfile.mkstemp(dir=target.parent, prefix=".users.dat.", suffix=".part")
+    partial = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, partial = tempfile.mkstemp(dir=target.parent, prefix=".users.dat.", suffix=".part")
         start = time.perf_counter()
         with os.fdopen(fd, "wb") as f:
             size = _download(url, f, target)
-        verify_citeulike_sha256(partial)
+        got = sha256_of(partial)
+        if got != CITEULIKE_SHA256:
+            raise HetCompError(f"the download from {url} has sha256 {got}, which differs from the expected "
+                               f"CiteULike sha256 {CITEULIKE_SHA256}; nothing was kept")
         os.replace(partial, target)
     except BaseException as err:
-        Path(partial).unlink(missing_ok=True)
+        if partial is not None:
+            Path(partial).unlink(missing_ok=True)
         for directory in created:  # innermost first; only the empty ones this call made
             with contextlib.suppress(OSError):
                 directory.rmdir()
         if isinstance(err, (OSError, ValueError, http.client.HTTPException)):
-            # "HTTP Error 404: Not Found"; a URLError wraps the socket's error ("Connection refused")
-            reason = err if isinstance(err, urllib.error.HTTPError) else getattr(err, "reason", err)
-            raise HetCompError(f"could not download CiteULike from {url} ({reason}); where there is network run "
-                               "`hetcomp data fetch citeulike --dir DIR` (or save that URL as "
-                               "DIR/citeulike/users.dat), then set HETCOMP_DATA_DIR=DIR") from None
+            raise HetCompError(_download_error(url, target, err)) from None
         raise
     log(f"fetched {size:,} bytes in {time.perf_counter() - start:.1f}s, sha256 matches: {target}")
     return target
+
+
+def _download_error(url: str, target: Path, err: Exception) -> str:
+    network = isinstance(err, (urllib.error.URLError, http.client.HTTPException, TimeoutError, ValueError))
+    if not network and getattr(err, "filename", None) is not None:  # the destination directory, not the network
+        return f"cannot write CiteULike to {target.parent}: {err.strerror}"
+    # "HTTP Error 404: Not Found"; a URLError wraps the socket's error ("Connection refused")
+    reason = err if isinstance(err, urllib.error.HTTPError) else getattr(err, "reason", err)
+    return (f"could not download CiteULike from {url} ({reason}); where there is network run "
+            "`hetcomp data fetch citeulike --dir DIR` (or save that URL as DIR/citeulike/users.dat), "
+            "then set HETCOMP_DATA_DIR=DIR")
 
 
 def _download(url: str, f, target: Path) -> int:

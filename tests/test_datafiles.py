@@ -151,3 +151,10 @@ def test_connection_refused_is_the_one_line_error(nowhere):
         datafiles.fetch_citeulike(nowhere / "dest", url=refused_url())
     assert "Connection refused" in str(err.value) and "hetcomp data fetch citeulike" in str(err.value)
     assert not (nowhere / "dest").exists()
+
+
+def test_an_unwritable_data_dir_is_one_line(nowhere, origin):
+    (nowhere / "file").write_text("not a directory")
+    with pytest.raises(HetCompError, match=r"cannot write CiteULike to .*file/data/citeulike: Not a directory"):
+        datafiles.fetch_citeulike(nowhere / "file" / "data", url=f"{origin}/good/users.dat")
+    assert (nowhere / "file").read_text() == "not a directory"
