@@ -6,10 +6,10 @@ UV     := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
 STAMP  := $(VENV)/.installed
 
-# Data: HETCOMP_DATA_DIR holds citeulike/users.dat (the shared copy when it is beside this checkout).
-export HETCOMP_DATA_DIR ?= $(abspath ../shared/datasets)
+# Data: `--data citeulike` is looked for in $HETCOMP_DATA_DIR (when set), ../shared/datasets, then the user cache,
+# and downloaded into the cache when absent (hetcomp_tf/datafiles.py); the profile is the CLI's default unless set.
 DATA    ?= citeulike
-PROFILE ?= tiny
+PROFILE ?=
 OUT     ?= out/run
 BENCH_OUT ?= out/bench
 
@@ -26,7 +26,7 @@ $(STAMP): requirements/requirements.lock requirements/no-deps.txt pyproject.toml
 	@touch $(STAMP)
 
 run: install
-	$(VENV)/bin/hetcomp run --data $(DATA) --profile $(PROFILE) --out $(OUT)
+	$(VENV)/bin/hetcomp run --data $(DATA) $(if $(PROFILE),--profile $(PROFILE)) --out $(OUT)
 
 test: install
 	$(PY) -m pytest -q

@@ -25,6 +25,7 @@ from components import storage
 from components.artifacts import DATASET_FILE, InteractionDataset, set_custom_properties
 from hetcomp_tf import data as hdata
 from hetcomp_tf.config import DataConfig, from_dict
+from hetcomp_tf.datafiles import CITEULIKE_SHA256
 
 SPLITS = ("train", "valid", "test")
 EXAMPLES_FILE = "data_tfrecord-00000-of-00001.gz"  # ExampleGen's shard naming, gzip like its default output
@@ -58,11 +59,13 @@ def write_examples(data: hdata.Dataset, examples: types.Artifact) -> None:
 
 def data_fingerprint(data: str) -> str:
     """Size and mtime of the data file, so a changed file is re-ingested rather than served from the cache
-    (what ExampleGen's driver does with its input spans); synthetic data is fixed by its DataConfig."""
+    (what ExampleGen's driver does with its input spans); synthetic data is fixed by its DataConfig, CiteULike by
+    its sha256 (checked on reading), so building the pipeline needs no local copy (on Kubeflow a task fetches it)."""
     if data == "synthetic":
         return data
-    path = hdata.citeulike_path() if data == "citeulike" else data
-    return io_utils.generate_fingerprint("input", str(path))
+    if data == "citeulike":
+        return f"citeulike sha256:{CITEULIKE_SHA256}"
+    return io_utils.generate_fingerprint("input", data)
 
 
 class Executor(base_executor.BaseExecutor):
@@ -91,7 +94,8 @@ class InteractionExampleGenSpec(ComponentSpec):
 
 
 class InteractionExampleGen(base_component.BaseComponent):
-    """Ingests `data` ("synthetic", "citeulike" or a users.dat/CSV path) with the profile's `DataConfig`."""
+    """Ingests `data` ("synthetic", "citeulike" or a users.dat/CSV path) with the profile's `DataConfig`
+    (`min_rating` as the command line set it)."""
 
     SPEC_CLASS = InteractionExampleGenSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)

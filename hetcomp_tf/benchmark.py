@@ -107,7 +107,9 @@ def ensure_teachers(data_spec: str, fmt: str | None, profile: Profile, out: Path
     parser = argparse.ArgumentParser()
     teachers_command.add_arguments(parser)
     argv = ["--data", data_spec, "--profile", profile.name, "--out", os.fspath(out), "--jobs", str(jobs)]
-    teachers_command.run(parser.parse_args(argv + (["--format", fmt] if fmt else [])))
+    argv += ["--format", fmt] if fmt else []
+    argv += ["--min-rating", str(profile.data.min_rating)] if profile.data.min_rating is not None else []
+    teachers_command.run(parser.parse_args(argv))
     return False
 
 

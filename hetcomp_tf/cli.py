@@ -9,6 +9,7 @@ import os
 import sys
 import warnings
 
+from hetcomp_tf import __version__
 from hetcomp_tf.errors import HetCompError
 
 COMMANDS = {
@@ -20,8 +21,16 @@ COMMANDS = {
     "serve": "serve a pushed SavedModel over gRPC (TF Serving's PredictionService API)",
     "query": "query a TF Serving PredictionService for users' top-K items",
     "latency": "serving latency, params and memory of the student versus the six-teacher ensemble",
+    "data": "fetch CiteULike, or print a data set's sizes after filtering and split",
     "steptime": "seconds per training epoch of each distillation loss (the step micro-benchmark)",
 }
+
+
+class Parser(argparse.ArgumentParser):
+    """A bad command line is one line on stderr, like every other error, rather than the usage plus the error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _module(name: str):
@@ -29,7 +38,8 @@ def _module(name: str):
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hetcomp", description=__doc__.split("\n")[0])
+    parser = Parser(prog="hetcomp", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"hetcomp {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     chosen = next((a for a in argv if not a.startswith("-")), None)
     for name, help_text in COMMANDS.items():

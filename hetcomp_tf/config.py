@@ -1,7 +1,7 @@
-"""Every tunable number in one place, grouped per stage, with the two profiles.
+"""Every tunable number in one place, grouped per stage, with the profiles.
 
-`tiny` is for CI (seconds on the synthetic data); `paper` follows the HetComp paper's setup on CiteULike
-within this project's time budget. Configs are plain frozen dataclasses so they serialise to JSON
+`quickstart` (the default) is a first run on CiteULike in minutes; `tiny` is for CI (seconds on the synthetic
+data); `paper` follows the HetComp paper's setup on CiteULike within this project's time budget. Configs are plain frozen dataclasses so they serialise to JSON
 (`asdict`) for TFX execution properties and result files.
 """
 
@@ -16,6 +16,8 @@ from hetcomp_tf.errors import HetCompError
 
 TEACHER_NAMES = ("MF", "ML", "DL", "GNN", "AE", "I-AE")
 METRIC_KS = (10, 20, 50)
+# DistillConfig fields every command sets from options of their own (--method(s), --seed(s)), never with --set
+RUN_FIELDS = ("method", "seed")
 
 
 @dataclass(frozen=True)
@@ -190,7 +192,38 @@ def _paper() -> Profile:
     )
 
 
-PROFILES = {"tiny": _tiny, "paper": _paper}
+def _quickstart() -> Profile:
+    # A first run on CiteULike: `make run` (the TFX pipeline, cold) within 5 minutes on 2 CPU cores, still a student
+    # distilled from six trained teachers. Few epochs at higher learning rates, and teachers evaluated (trajectory
+    # candidates) every few epochs: on CiteULike a full-ranking evaluation costs as much as 2-8 epochs of training.
+    # Measured per teacher (docs/RESULTS.md): 13-35 s each, test Recall@50 0.09 (MF) to 0.23 (GNN).
+    base = TeacherConfig(dim=32, epochs=6, batch_size=1024, learning_rate=2e-2, l2=1e-3, eval_every=3, patience=2)
+    teachers = {
+        "MF": base,
+        "ML": dataclasses.replace(base, margin=0.5, n_negatives=5, l2=0.0),
+        "DL": dataclasses.replace(base, dim=16, layers=(8,), epochs=4, eval_every=2, learning_rate=1e-2,
+                                  n_negatives=4),
+        "GNN": dataclasses.replace(base, layers=(2,), batch_size=4096, l2=1e-4),
+        # the autoencoders' epoch costs the same at any batch size (dense users x items): small batches, more steps
+        "AE": dataclasses.replace(base, layers=(64,), dropout=0.5, batch_size=64, learning_rate=1e-2, l2=1e-4),
+        "I-AE": dataclasses.replace(base, layers=(64,), dropout=0.5, batch_size=64, learning_rate=1e-2, l2=1e-5,
+                                    positive_weight=10.0, epochs=4, eval_every=2),
+    }
+    return Profile(
+        name="quickstart",
+        data=DataConfig(),
+        teachers=teachers,
+        trajectory=TrajectoryConfig(top_n=100),
+        # DKC at every epoch: the threshold α·0.995^⌊epoch/p⌋ falls below 1 after 10 updates (epoch 10), so the
+        # stages are final and ADT switches to the fine-grained loss by epoch ~14 (measured, docs/RESULTS.md).
+        distill=DistillConfig(student_dim=32, epochs=16, batch_size=128, learning_rate=2e-2, eval_every=4,
+                              patience=3, top_k=50, dkc_period=1, dkc_start=1),
+        student_dims=(8, 32),
+    )
+
+
+PROFILES = {"quickstart": _quickstart, "tiny": _tiny, "paper": _paper}
+DEFAULT_PROFILE = "quickstart"  # every command's; `make run` on CiteULike with it is the first run a user sees
 
 
 def get_profile(name: str) -> Profile:

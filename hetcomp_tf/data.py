@@ -8,10 +8,6 @@ outputs (served recommendations, result files) can speak them.
 from __future__ import annotations
 
 import csv
-import hashlib
-import os
-import shutil
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +15,10 @@ import numpy as np
 import tensorflow as tf
 
 from hetcomp_tf.config import DataConfig
+from hetcomp_tf.datafiles import FORMATS, SUFFIX_FORMATS, locate, verify_citeulike_sha256
+from hetcomp_tf.datafiles import sha256_of  # noqa: F401 (the benchmark's fingerprints import it from here)
 from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.progress import log
 
 DATASET_FORMAT_VERSION = 1
 
@@ -195,28 +194,7 @@ def rows_to_mask(rows: tf.RaggedTensor, user_ids: tf.Tensor, n_items) -> tf.Tens
 
 # ----------------------------------------------------------------------------------------------- readers
 
-CITEULIKE_SHA256 = "02d5d429b2c0362e0ed79f6ef204666b4092563d21493abf4dfb521e8a7078bf"
-CITEULIKE_URL = "https://raw.githubusercontent.com/SeongKu-Kang/HetComp_WWW23/main/Data/users.dat"
-CITEULIKE_ORIGIN = ("public origin: github.com/js05212/citeulike-t (users.dat), redistributed as Data/users.dat in "
-                    "github.com/SeongKu-Kang/HetComp_WWW23; fetch it with "
-                    "`python -c \"from hetcomp_tf.data import fetch_citeulike; fetch_citeulike('DIR')\"` "
-                    "and set HETCOMP_DATA_DIR=DIR")
 _HEADER_NAMES = {"user", "users", "user_id", "userid", "uid", "u", "user id", "item", "item_id", "itemid"}
-
-
-def sha256_of(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def verify_citeulike_sha256(path) -> None:
-    got = sha256_of(path)
-    if got != CITEULIKE_SHA256:
-        raise HetCompError(f"{path}: sha256 {got} differs from the expected CiteULike sha256 {CITEULIKE_SHA256}; "
-                           "to load a different file anyway pass verify_sha256=False (CLI: --no-verify)")
 
 
 def _read_text(path, what: str) -> str:
@@ -329,12 +307,26 @@ def read_csv(path, min_rating: float | None = None) -> Interactions:
         items.append(item)
     if not users:
         raise HetCompError(f"{path} holds a header but no interactions")
+    if min_rating is None and n_fields >= 3:
+        _note_ratings_kept(path, len(users))
     keep = np.array(keep, dtype=bool)
     if not keep.any():
         raise HetCompError(f"{path}: no interaction has rating >= min_rating={min_rating}")
     user_vocab, user_idx = np.unique(np.array(users, dtype=np.str_)[keep], return_inverse=True)
     item_vocab, item_idx = np.unique(np.array(items, dtype=np.str_)[keep], return_inverse=True)
     return _interactions(user_idx, item_idx, user_vocab, item_vocab)
+
+
+_NOTED: set[Path] = set()
+
+
+def _note_ratings_kept(path: Path, rows: int) -> None:
+    """Once per file and process (a benchmark reads its data twice): explicit ratings of any value, 0.5 stars
+    too, count as positives unless the user binarises them."""
+    if path.resolve() not in _NOTED:
+        _NOTED.add(path.resolve())
+        log(f"{path}: all {rows:,} rated rows kept as positives, whatever their rating; "
+            "--min-rating X binarises (only ratings >= X count)")
 
 
 def make_synthetic(n_users: int, n_items: int, seed: int) -> Interactions:
@@ -477,22 +469,8 @@ def _split_iterative(inter: Interactions, users, items, counts, ratios, cfg: Dat
 
 # ----------------------------------------------------------------------------------------------- loading
 
-def data_dir() -> Path:
-    """$HETCOMP_DATA_DIR, else the shared datasets folder beside this checkout."""
-    env = os.environ.get("HETCOMP_DATA_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "datasets"
-
-
-def citeulike_path() -> Path:
-    return data_dir() / "citeulike" / "users.dat"
-
-
-_SUFFIX_FORMATS = {".dat": "citeulike", ".csv": "csv", ".tsv": "csv", ".txt": "csv", ".npz": "npz"}
-FORMATS = ("citeulike", "csv", "npz")
-
-
 def load_dataset(data: str, fmt: str | None, cfg: DataConfig, verify_sha256: bool = True) -> Dataset:
-    """`data` = "synthetic" | "citeulike" ($HETCOMP_DATA_DIR/citeulike/users.dat, sha256-checked) | a path.
+    """`data` = "synthetic" | "citeulike" (`datafiles.citeulike_path()`: found or fetched, sha256-checked) | a path.
 
     A path's format comes from `fmt` or its suffix: users.dat-style ("citeulike"), "csv" (also .tsv/.txt) or
     "npz" (a saved Dataset, used as is). Only the canonical "citeulike" name is checked against the sha256.
@@ -500,17 +478,12 @@ def load_dataset(data: str, fmt: str | None, cfg: DataConfig, verify_sha256: boo
     """
     if fmt is not None and fmt not in FORMATS:
         raise HetCompError(f"unknown data format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    if data == "synthetic":
+    path = locate(data)
+    if path is None:
         return split_dataset(make_synthetic(cfg.synthetic_users, cfg.synthetic_items, cfg.seed), cfg, "synthetic")
     if data == "citeulike":
-        path = citeulike_path()
-        if not path.is_file():
-            raise HetCompError(f"CiteULike users.dat not found at {path}; {CITEULIKE_ORIGIN}")
         return split_dataset(read_citeulike(path, verify_sha256=verify_sha256), cfg, "citeulike")
-    path = Path(data)
-    if not path.is_file():
-        raise HetCompError(f"data {data!r} is neither 'synthetic', 'citeulike' nor an existing file")
-    fmt = fmt or _SUFFIX_FORMATS.get(path.suffix.lower())
+    fmt = fmt or SUFFIX_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise HetCompError(f"cannot tell the format of {path} from its suffix {path.suffix!r}: "
                            f"give one of {', '.join(FORMATS)} (CLI: --format)")
@@ -518,24 +491,3 @@ def load_dataset(data: str, fmt: str | None, cfg: DataConfig, verify_sha256: boo
         return Dataset.load(path)
     inter = read_citeulike(path, verify_sha256=False) if fmt == "citeulike" else read_csv(path, cfg.min_rating)
     return split_dataset(inter, cfg, path.stem)
-
-
-def fetch_citeulike(dest_dir, url: str = CITEULIKE_URL) -> Path:
-    """Downloads users.dat to `dest_dir`/citeulike/users.dat (so HETCOMP_DATA_DIR=dest_dir finds it) and
-    keeps it only when its sha256 is the expected one."""
-    target = Path(dest_dir) / "citeulike" / "users.dat"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".part")
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as f:
-            shutil.copyfileobj(response, f)
-    except (OSError, ValueError) as err:
-        partial.unlink(missing_ok=True)
-        raise HetCompError(f"could not download {url}: {err}") from None
-    try:
-        verify_citeulike_sha256(partial)
-    except HetCompError:
-        partial.unlink()
-        raise
-    partial.replace(target)
-    return target

@@ -22,10 +22,6 @@ from hetcomp_tf.ensemble import EnsembleKnowledge
 from hetcomp_tf.metrics import evaluate, masked_topk
 from hetcomp_tf.progress import log
 
-# hetcomp_no_adt times HetComp's set-wise (overall) loss, ensemble_kd its fine-grained one.
-TIMED_METHODS = ("wo_kd", "ensemble_kd", "rrd", "dcd", "hetcomp_no_adt")
-
-
 def random_knowledge(data: Dataset, traj: TrajectoryConfig, seed: int = 0) -> EnsembleKnowledge:
     """One random top-N of distinct unobserved items per user, as every teacher's every checkpoint, and the users'
     first train items as the observed order."""
@@ -42,7 +38,7 @@ def random_knowledge(data: Dataset, traj: TrajectoryConfig, seed: int = 0) -> En
                              observed=data.train.padded(width=traj.top_n), n_items=data.n_items)
 
 
-def time_methods(data: Dataset, cfg: DistillConfig, traj: TrajectoryConfig, methods: Sequence[str] = TIMED_METHODS,
+def time_methods(data: Dataset, cfg: DistillConfig, traj: TrajectoryConfig, methods: Sequence[str],
                  epochs: int = 2) -> dict:
     """{method: {"epoch_seconds", "steps", "users_per_step"}} plus "evaluate_seconds" and "dkc_update_seconds"."""
     knowledge = random_knowledge(data, traj, cfg.seed)

@@ -15,7 +15,8 @@ from pipeline.configs import PipelineConfig
 
 def create_components(config: PipelineConfig) -> list:
     profile, distill_config = config.profile_config(), config.distill_config()
-    ingestion = InteractionExampleGen(data=config.data, data_format=config.data_format, data_config=profile.data)
+    ingestion = InteractionExampleGen(data=config.data, data_format=config.data_format,
+                                      data_config=config.data_config())
     statistics = tfx.components.StatisticsGen(examples=ingestion.outputs["examples"])
     schema = tfx.components.SchemaGen(statistics=statistics.outputs["statistics"], infer_feature_shape=True)
     validator = tfx.components.ExampleValidator(statistics=statistics.outputs["statistics"],

@@ -1,7 +1,9 @@
-"""Shared fixtures: the tiny synthetic dataset (built once per session) and the local CiteULike copy."""
+"""Shared fixtures: the tiny synthetic dataset and a tiny `hetcomp run` (each built once per session), and the
+local CiteULike copy."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import pytest
 
 from hetcomp_tf.config import get_profile
 from hetcomp_tf.data import make_synthetic, split_dataset
+from tests.helpers import run_cli
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,6 +20,20 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def tiny_dataset():
     cfg = get_profile("tiny").data
     return split_dataset(make_synthetic(cfg.synthetic_users, cfg.synthetic_items, cfg.seed), cfg, "synthetic")
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory):
+    """`hetcomp run --data synthetic --profile tiny` as a user types it: exit code, stdout, stderr, the output
+    directory `out`, its `report` and the ML Metadata `nodes` (the pipeline and TensorBoard tests read it)."""
+    from pipeline.local_runner import latest_run
+
+    out = tmp_path_factory.mktemp("pipeline")
+    result = run_cli(["run", "--data", "synthetic", "--profile", "tiny", "--out", str(out)])
+    assert result.code == 0, result.stderr[-3000:]
+    result.out, result.report = out, json.loads((out / "report.json").read_text())
+    result.nodes = latest_run(str(out / "metadata.sqlite"))
+    return result
 
 
 @pytest.fixture(scope="session")

@@ -89,13 +89,11 @@ def test_teachers_prints_the_test_metrics_table(teachers_out):
     (["--data", "synthetic", "--teachers", "MF,XX"], "unknown teacher 'XX'"),
     (["--data", "synthetic", "--teachers", "MF,MF"], "at most once"),
     (["--data", "/nonexistent/users.csv"], "/nonexistent/users.csv"),
-    (["--data", "synthetic", "--profile", "huge"], "unknown profile 'huge'"),
     (["--data", "synthetic", "--jobs", "0"], "--jobs 0"),
 ])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, argv, message):
     out = tmp_path / "out"
-    profile = [] if "--profile" in argv else ["--profile", "tiny"]
-    assert main(["teachers", *profile, *argv, "--out", str(out)]) == 2
+    assert main(["teachers", "--profile", "tiny", *argv, "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("hetcomp: error:") and message in err[0]
     assert list(tmp_path.iterdir()) == []

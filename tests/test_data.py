@@ -11,8 +11,9 @@ import tensorflow as tf
 
 from hetcomp_tf import data as D
 from hetcomp_tf.config import DataConfig
-from hetcomp_tf.data import (CSR, Dataset, Interactions, fetch_citeulike, load_dataset, make_synthetic, read_citeulike,
-                             read_csv, rows_to_mask, split_dataset)
+from hetcomp_tf.data import (CSR, Dataset, Interactions, load_dataset, make_synthetic, read_citeulike, read_csv,
+                             rows_to_mask, split_dataset)
+from hetcomp_tf.datafiles import CITEULIKE_SHA256
 from hetcomp_tf.errors import HetCompError
 
 
@@ -126,8 +127,8 @@ def test_read_citeulike_checks_sha256(tmp_path):
     with pytest.raises(HetCompError) as err:
         read_citeulike(path)
     message = str(err.value)
-    assert got in message and D.CITEULIKE_SHA256 in message
-    assert "verify_sha256=False" in message and "--no-verify" in message and "\n" not in message
+    assert got in message and CITEULIKE_SHA256 in message
+    assert "verify_sha256=False" in message and "--format citeulike" in message and "\n" not in message
     assert len(read_citeulike(path, verify_sha256=False)) == 1
 
 
@@ -265,30 +266,14 @@ def test_load_dataset_paths_and_formats(tmp_path, tiny_dataset):
         load_dataset(str(other), "parquet", cfg)
 
 
-def test_load_citeulike_absent_or_altered(tmp_path, monkeypatch):
+def test_load_citeulike_altered(tmp_path, monkeypatch):
     monkeypatch.setenv("HETCOMP_DATA_DIR", str(tmp_path))
-    with pytest.raises(HetCompError) as err:
-        load_dataset("citeulike", None, DataConfig())
-    assert "github.com/js05212/citeulike-t" in str(err.value) and "HetComp_WWW23" in str(err.value)
-    assert str(tmp_path / "citeulike" / "users.dat") in str(err.value)
     (tmp_path / "citeulike").mkdir()
     dat = "".join(f"8 {' '.join(str((u * 7 + k) % 30) for k in range(8))}\n" for u in range(40))
     write(tmp_path / "citeulike", "users.dat", dat)
     with pytest.raises(HetCompError, match="differs from the expected CiteULike sha256"):
         load_dataset("citeulike", None, DataConfig())
     assert load_dataset("citeulike", None, DataConfig(), verify_sha256=False).name == "citeulike"
-
-
-def test_fetch_citeulike_checks_the_download(tmp_path, citeulike_path):
-    wrong = write(tmp_path, "wrong.dat", "1 1\n")
-    with pytest.raises(HetCompError, match="differs from the expected CiteULike sha256"):
-        fetch_citeulike(tmp_path / "dest", url=wrong.as_uri())
-    assert not list((tmp_path / "dest" / "citeulike").iterdir())  # nothing half-written stays
-    with pytest.raises(HetCompError, match="could not download"):
-        fetch_citeulike(tmp_path / "dest", url=(tmp_path / "absent.dat").as_uri())
-    target = fetch_citeulike(tmp_path / "dest", url=citeulike_path.as_uri())
-    assert target == tmp_path / "dest" / "citeulike" / "users.dat"
-    assert D.sha256_of(target) == D.CITEULIKE_SHA256
 
 
 def test_citeulike_local_copy(citeulike_path, monkeypatch):

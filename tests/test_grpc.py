@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
 import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import grpc
 import numpy as np
@@ -30,6 +28,7 @@ from tensorflow_serving.apis import (
 from hetcomp_tf import cli
 from serving.export import export_student
 from serving.server import start_server
+from tests.helpers import wait_for_line
 from tests.test_serving import random_dataset, random_student
 
 LATEST = 3
@@ -127,22 +126,6 @@ def test_metadata_and_status_are_reported_like_tf_serving(server, base_dir):
     assert version.version == LATEST and version.state == get_model_status_pb2.ModelVersionStatus.AVAILABLE
 
 
-def _wait_for_line(process: subprocess.Popen, prefix: str, timeout: float) -> str:
-    """The first stderr line of `process` starting with `prefix`, or fail after `timeout` seconds."""
-    selector = selectors.DefaultSelector()
-    selector.register(process.stderr, selectors.EVENT_READ)
-    deadline, seen = time.monotonic() + timeout, []
-    while time.monotonic() < deadline:
-        if selector.select(timeout=deadline - time.monotonic()):
-            line = process.stderr.readline()
-            if not line:
-                break
-            seen.append(line)
-            if line.startswith(prefix):
-                return line.strip()
-    pytest.fail(f"no {prefix!r} line from the server within {timeout}s; stderr: {''.join(seen)[-2000:]}")
-
-
 def test_serve_command_prints_its_address_answers_and_stops_on_sigterm(base_dir, capsys):
     port = portpicker.pick_unused_port()
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -150,7 +133,7 @@ def test_serve_command_prints_its_address_answers_and_stops_on_sigterm(base_dir,
                                 "--port", str(port), "--model-name", "recs"],
                                stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
     try:
-        assert _wait_for_line(process, "serving ", 120) == f"serving recs version {LATEST} on 127.0.0.1:{port}"
+        assert wait_for_line(process, "serving ", 120) == f"serving recs version {LATEST} on 127.0.0.1:{port}"
         code, lines, _ = query(capsys, "--server", f"127.0.0.1:{port}", "--model-name", "recs", "--user", "u910",
                                "--k", "3")
         assert code == 0 and len(lines[0]["item_ids"]) == 3

@@ -15,7 +15,9 @@ from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
 from components.knowledge_builder import trajectory_key
 from hetcomp_tf.cli import main
-from hetcomp_tf.config import TEACHER_NAMES
+from hetcomp_tf.config import DEFAULT_PROFILE, TEACHER_NAMES
+from hetcomp_tf.datafiles import CITEULIKE_SHA256
+from pipeline.configs import DEFAULT_MIN_SHARE
 
 REPO = Path(__file__).resolve().parents[1]
 KUBEFLOW_TFX_CMD = list(kubeflow_v2_dag_runner.KUBEFLOW_TFX_CMD)  # the container command of every task
@@ -37,7 +39,8 @@ def compile_spec(tmp_path, *extra) -> tuple[int, str, Path]:
 @pytest.fixture(scope="module")
 def spec(tmp_path_factory):
     code, err, out = compile_spec(tmp_path_factory.mktemp("kfp"), "--pipeline-root", ROOT, "--method", "rrd",
-                                  "--distill-set", "epochs=7", "--distill-set", "tau=2.5")
+                                  "--set", "epochs=7", "--set", "tau=2.5",
+                                  "--min-rating", "4")
     assert code == 0, err
     return json.loads(out.read_text())["pipelineSpec"]
 
@@ -76,11 +79,16 @@ def test_settings_reach_the_tasks(spec):
     def parameter(task, key):
         return tasks[task]["inputs"]["parameters"][key]["runtimeValue"]["constantValue"]["stringValue"]
 
+    assert json.loads(parameter("InteractionExampleGen", "data_config"))["min_rating"] == 4.0
+    # CiteULike (the default data) is fingerprinted by its sha256: compiling needs no local copy, a task fetches it
+    assert parameter("InteractionExampleGen", "data") == "citeulike"
+    assert parameter("InteractionExampleGen", "data_fingerprint") == f"citeulike sha256:{CITEULIKE_SHA256}"
     distill_config = json.loads(parameter("StudentTrainer", "custom_config"))["distill_config"]
     assert (distill_config["method"], distill_config["epochs"], distill_config["tau"]) == ("rrd", 7, 2.5)
     tau = tasks["KnowledgeBuilder"]["inputs"]["parameters"]["tau"]["runtimeValue"]["constantValue"]
     assert tau["doubleValue"] == 2.5
-    assert json.loads(parameter("RankingEvaluator", "thresholds"))["min_share_of_ensemble"] == 0.5
+    assert json.loads(parameter("RankingEvaluator", "thresholds"))["min_share_of_ensemble"] == \
+        DEFAULT_MIN_SHARE[DEFAULT_PROFILE]
     assert json.loads(parameter("Pusher", "push_destination"))["filesystem"]["base_directory"] == f"{ROOT}/serving"
     assert set(tasks["Pusher"]["inputs"]["artifacts"]) == {"model", "model_blessing"}
 
@@ -92,9 +100,12 @@ def test_a_pipeline_root_is_required(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("option, message", [
-    (["--distill-set", "epochs"], "expected FIELD=VALUE"),
-    (["--distill-set", "epoch=3"], "unknown distillation setting"),
-    (["--teachers", "MF,XX"], "subset of"),
+    (["--set", "epochs"], "expected FIELD=VALUE"),
+    (["--set", "epoch=3"], "FIELD one of student_dim, epochs"),
+    (["--set", "method=rrd"], "FIELD one of student_dim, epochs"),
+    (["--set", "epochs=1.5"], "epochs takes an int"),
+    (["--teachers", "MF,XX"], "unknown teacher 'XX'"),
+    (["--method", "dcd"], "unknown distillation method 'dcd'"),
 ])
 def test_bad_settings_fail_with_one_line(tmp_path, option, message):
     code, err, out = compile_spec(tmp_path, "--pipeline-root", ROOT, *option)

@@ -1,19 +1,20 @@
 """The TFX pipeline end to end on the tiny profile (LocalDagRunner, SQLite ML Metadata), its cache, and bad data.
 
-One module-scoped fixture runs `hetcomp run` twice into the same directory; the tests read what the run left
-behind: report.json, ML Metadata, the artifacts and the pushed SavedModel.
+The session's tiny `hetcomp run` (conftest.py) is rerun twice into the same directory; the tests read what the runs
+left behind (report.json, ML Metadata, the artifacts, the pushed SavedModel) and run the next steps it printed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import glob
-import io
 import json
 import os
+import shlex
+import subprocess
 from types import SimpleNamespace
 
 import numpy as np
+import portpicker
 import pytest
 import tensorflow as tf
 from tensorflow_data_validation.utils import stats_util
@@ -25,33 +26,23 @@ from components.artifacts import METRICS_FILE, STUDENT_DIR
 from components.data_gate import ANOMALIES_FILE, require_valid_examples
 from components.ingestion import EXAMPLES_FILE, SPLITS, InteractionExampleGen, data_fingerprint
 from components.ranking_evaluator import blessing
-from hetcomp_tf.cli import main
 from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES, DataConfig, DistillConfig, Profile, from_dict, get_profile
 from hetcomp_tf.distill import load_student
 from hetcomp_tf.errors import HetCompError
 from pipeline.configs import DEFAULT_MIN_SHARE
 from pipeline.local_runner import latest_run
+from tests.helpers import run_cli, wait_for_line
 
 METRIC_NAMES = {f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")}
 NODES = {"InteractionExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "KnowledgeBuilder",
          "StudentTrainer", "RankingEvaluator", "Pusher", *(f"TeacherTrainer.{t}" for t in TEACHER_NAMES)}
 
 
-def run_cli(argv: list[str]) -> SimpleNamespace:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
-    return SimpleNamespace(code=code, stdout=out.getvalue(), stderr=err.getvalue())
-
-
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    out = tmp_path_factory.mktemp("pipeline")
+def runs(tiny_pipeline):
+    """The tiny run, its rerun (all cached) and a rerun with an unreachable blessing threshold."""
+    out = tiny_pipeline.out
     argv = ["run", "--data", "synthetic", "--profile", "tiny", "--out", str(out)]
-    first = run_cli(argv)
-    assert first.code == 0, first.stderr[-3000:]
-    first.report = json.loads((out / "report.json").read_text())
-    first.nodes = latest_run(str(out / "metadata.sqlite"))
     second = run_cli(argv)
     assert second.code == 0, second.stderr[-3000:]
     second.report = json.loads((out / "report.json").read_text())
@@ -59,7 +50,7 @@ def runs(tmp_path_factory):
     strict = run_cli([*argv, "--min-share", "1000"])  # no student reaches 1000 x the ensemble
     assert strict.code == 0, strict.stderr[-3000:]
     strict.report = json.loads((out / "report.json").read_text())
-    return SimpleNamespace(out=out, first=first, second=second, strict=strict)
+    return SimpleNamespace(out=out, first=tiny_pipeline, second=second, strict=strict)
 
 
 @pytest.mark.slow
@@ -78,7 +69,7 @@ def test_report_compares_every_teacher_the_ensemble_and_the_student(runs):
     student, ensemble = (report["methods"][m]["test"]["recall@50"] for m in ("student:hetcomp", "ensemble"))
     assert report["blessed"] == (student >= DEFAULT_MIN_SHARE["tiny"] * ensemble)
     assert report["blessed"], "the tiny student should clear the lenient tiny threshold"
-    assert "tensorboard --logdir_spec" in runs.first.stdout and "student:hetcomp" in runs.first.stdout
+    assert "tensorboard --logdir_spec" in runs.first.stdout and "student-hetcomp:" in runs.first.stdout
 
 
 @pytest.mark.slow
@@ -103,6 +94,35 @@ def test_pushed_model_loads_and_serves_the_trained_student(runs, tiny_dataset):
         unseen = np.array([i for i in range(tiny_dataset.n_items) if i not in train])
         best = np.sort(all_scores[u, unseen])[::-1][:10]
         np.testing.assert_allclose(scores[u], best, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_the_printed_next_steps_serve_the_model_and_answer_a_real_user(runs, tmp_path):
+    """`serve` and `query` exactly as printed (on a free port instead of 8500, which may be taken here)."""
+    first = runs.first
+    steps = first.report["next_steps"]
+    assert [line.strip() for line in first.stdout.splitlines()[-len(steps):]] == steps
+    serve, query, tensorboard = steps
+    assert serve.split()[1:] == ["serve", "--model", str(runs.out / "serving"), "--port", "8500"]
+    assert tensorboard.split()[1] == "--logdir_spec"
+    user = shlex.split(query)[shlex.split(query).index("--user") + 1]
+    data = storage.read_dataset(first.nodes["InteractionExampleGen"].uri("dataset"))
+    assert user in data.user_vocab
+    port = str(portpicker.pick_unused_port())
+    server = subprocess.Popen(shlex.split(serve)[:-1] + [port], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                              text=True)
+    try:
+        wait_for_line(server, "serving ", 120)
+        answer = subprocess.run(shlex.split(query.replace(":8500", f":{port}")), capture_output=True, text=True,
+                                timeout=120)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        server.stderr.close()
+    assert answer.returncode == 0, answer.stderr
+    recommended = json.loads(answer.stdout.splitlines()[0])
+    assert recommended["user"] == user and len(recommended["item_ids"]) == 10
+    assert set(recommended["item_ids"]) <= set(data.item_vocab)
 
 
 @pytest.mark.slow

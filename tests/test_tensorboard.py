@@ -1,12 +1,20 @@
 """TensorBoard logs of a tiny teachers run and a tiny distillation: the event files hold the expected tags, one
-value per logged step, all finite — what a user opening TensorBoard on `<out>/logs` relies on."""
+value per logged step, all finite — what a user opening TensorBoard on `<out>/logs` relies on; and the real
+`tensorboard`, started with the line `hetcomp run` prints, showing every teacher and the student."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 import math
+import shlex
+import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
+import portpicker
 import pytest
 import tensorflow as tf
 
@@ -92,3 +100,46 @@ def test_distillation_logs_loss_valid_recall_dkc_stages_and_objective(distill_ru
         logged = dict(scalars[tag])
         assert [logged[e] for e in evaluated] == pytest.approx(
             [entry["mean_stage"][teacher] for entry in run.history], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_tensorboard_started_as_printed_lists_the_student_and_every_teacher(tiny_pipeline, tmp_path):
+    """The venv's `tensorboard` with the exact line `hetcomp run` printed, on a loopback port: over its HTTP API
+    every teacher and the student are runs, with their tags (student: losses, valid metrics, DKC stages, objective)."""
+    line = tiny_pipeline.report["next_steps"][-1]
+    assert f"  {line}" in tiny_pipeline.stdout.splitlines()
+    port = portpicker.pick_unused_port()
+    with open(tmp_path / "tensorboard.log", "w") as log:
+        server = subprocess.Popen([*shlex.split(line), "--host", "127.0.0.1", "--port", str(port)],
+                                  stdout=log, stderr=subprocess.STDOUT)
+    try:
+        expected = {*TEACHER_NAMES, "student-hetcomp"}
+        runs = wait_for_runs(f"http://127.0.0.1:{port}", expected, server, tmp_path / "tensorboard.log")
+        tags = get_json(f"http://127.0.0.1:{port}/data/plugin/scalars/tags")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert sorted(runs) == sorted(f"{name}/." for name in expected)  # NAME/<path below the spec's directory>
+    for teacher in TEACHER_NAMES:
+        assert {"train/loss", "valid/recall@50", "valid/ndcg@50"} <= set(tags[f"{teacher}/."]), teacher
+    student = set(tags["student-hetcomp/."])
+    assert {"loss/total", "loss/overall", "loss/fine", "valid/recall@50", "objective"} <= student, student
+    assert {f"dkc/mean_stage/{teacher}" for teacher in TEACHER_NAMES} <= student, student
+
+
+def get_json(url: str):
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def wait_for_runs(base: str, expected: set, server: subprocess.Popen, log: Path, timeout: float = 120) -> list:
+    """/data/runs once a run of every name in `expected` is there (TensorBoard loads the event files in the
+    background; a spec entry NAME:PATH makes runs NAME/<subdirectory of PATH>)."""
+    deadline, runs = time.monotonic() + timeout, []
+    while time.monotonic() < deadline and server.poll() is None:
+        with contextlib.suppress(OSError):
+            runs = get_json(f"{base}/data/runs")
+            if expected <= {run.split("/")[0] for run in runs}:
+                return runs
+        time.sleep(1)
+    pytest.fail(f"TensorBoard listed {runs}, not {sorted(expected)}; its log: {log.read_text()[-2000:]}")

@@ -7,6 +7,7 @@ under OUT/logs/<method>/, and prints the student's test metrics next to the teac
 
 from __future__ import annotations
 
+from hetcomp_tf.commands.options import add_profile_argument, add_set_argument, profile_from_args
 from hetcomp_tf.config import METRIC_KS
 from hetcomp_tf.distill import METHODS
 
@@ -16,15 +17,15 @@ COLUMNS = [*(f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")), "params
 def add_arguments(parser) -> None:
     parser.add_argument("--teachers-dir", required=True, metavar="DIR", help="the --out of `hetcomp teachers`")
     parser.add_argument("--method", default="hetcomp", help=f"one of {', '.join(METHODS)} (default hetcomp)")
-    parser.add_argument("--profile", default="paper", help="tiny (CI, seconds) or paper (default)")
+    add_profile_argument(parser)
     parser.add_argument("--student-dim", type=int, default=None, metavar="D",
                         help="student embedding size (default: the profile's)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--jit", action="store_true", help="XLA-compile the training step")
-    parser.add_argument("--mixed-precision", action="store_true",
-                        help="float16 scores with loss scaling (worth it on a GPU)")
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                        help="override a DistillConfig field of the profile (repeatable), e.g. --set dkc_period=5")
+    parser.add_argument("--jit", action="store_true", default=None,
+                        help="XLA-compile the training step (default: the profile's jit_compile)")
+    parser.add_argument("--mixed-precision", action="store_true", default=None,
+                        help="float16 scores with loss scaling, worth it on a GPU (default: the profile's)")
+    add_set_argument(parser)
     parser.add_argument("--out", required=True, metavar="OUT", help="output directory")
 
 
@@ -33,7 +34,6 @@ def run(args) -> int:
     import json
     from pathlib import Path
 
-    from hetcomp_tf.config import get_profile, override
     from hetcomp_tf.data import Dataset
     from hetcomp_tf.distill import distill, get_method, save_student
     from hetcomp_tf.ensemble import EnsembleKnowledge
@@ -41,7 +41,7 @@ def run(args) -> int:
     from hetcomp_tf.report import format_table, write_json
     from hetcomp_tf.trajectories import load_trajectories
 
-    profile = get_profile(args.profile)
+    profile = profile_from_args(args)
     get_method(args.method)
     teachers_dir, out = Path(args.teachers_dir), Path(args.out)
     if not teachers_dir.is_dir():
@@ -49,11 +49,9 @@ def run(args) -> int:
                            f"run `hetcomp teachers --out {teachers_dir}` first")
     if out.exists() and not out.is_dir():
         raise HetCompError(f"--out {out} exists and is not a directory")
-    overrides = {"method": args.method, "seed": args.seed, "jit_compile": args.jit,
-                 "mixed_precision": args.mixed_precision}
-    if args.student_dim is not None:
-        overrides["student_dim"] = args.student_dim
-    cfg = dataclasses.replace(override(profile.distill, args.set), **overrides)
+    flags = {"student_dim": args.student_dim, "jit_compile": args.jit, "mixed_precision": args.mixed_precision}
+    cfg = dataclasses.replace(profile.distill, method=args.method, seed=args.seed,
+                              **{name: value for name, value in flags.items() if value is not None})
     data = Dataset.load(teachers_dir / "dataset.npz")
     knowledge = EnsembleKnowledge.from_trajectories(load_trajectories(teachers_dir), tau=cfg.tau)
 

@@ -1,7 +1,8 @@
 """`hetcomp kubeflow`: compile the TFX pipeline to a Kubeflow Pipelines v2 job spec (JSON) for IMAGE.
 
-IMAGE is built from the repository's Dockerfile; the pipeline root (and the data path, unless synthetic)
-must be reachable from every task, e.g. gs://bucket/hetcomp. Compiling needs no cluster.
+IMAGE is built from the repository's Dockerfile; the pipeline root (and the data path, unless synthetic, or
+citeulike, which the ingestion task fetches) must be reachable from every task, e.g. gs://bucket/hetcomp.
+Compiling needs no cluster and no local copy of the data.
 """
 
 from __future__ import annotations
@@ -9,12 +10,11 @@ from __future__ import annotations
 import os
 import sys
 
+from hetcomp_tf.commands.options import add_pipeline_arguments, pipeline_config
 from hetcomp_tf.errors import HetCompError
 
 
 def add_arguments(parser) -> None:
-    from pipeline.configs import add_pipeline_arguments
-
     add_pipeline_arguments(parser)
     parser.add_argument("--out", required=True, metavar="FILE", help="where to write the pipeline spec (JSON)")
     parser.add_argument("--image", required=True, help="container image every task runs in")
@@ -24,13 +24,12 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from pipeline.configs import config_from_args
     from pipeline.kubeflow_runner import compile_pipeline
 
     if not args.pipeline_root:
         raise HetCompError("give --pipeline-root (or set HETCOMP_PIPELINE_ROOT): a URI every task can reach, "
                            "e.g. gs://bucket/hetcomp")
-    config = config_from_args(args, args.pipeline_root, pipeline_root=args.pipeline_root)
+    config = pipeline_config(args, args.pipeline_root, pipeline_root=args.pipeline_root)
     spec = compile_pipeline(config, args.image, args.out)
     tasks = spec["pipelineSpec"]["root"]["dag"]["tasks"]
     print(f"wrote {os.path.abspath(args.out)}: {len(tasks)} tasks on image {args.image}", file=sys.stderr)

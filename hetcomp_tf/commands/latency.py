@@ -9,17 +9,14 @@ profile's student_dim. Writes --out (JSON, `latency.measure_latency` plus how th
 
 from __future__ import annotations
 
+from hetcomp_tf.commands.options import add_data_arguments, parse_list, prepare_data, profile_from_args
 from hetcomp_tf.errors import HetCompError
 
 INITIALISED = "initialised (latency does not depend on weight values)"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--data", required=True,
-                        help="'synthetic', 'citeulike' ($HETCOMP_DATA_DIR/citeulike/users.dat) or a data file path")
-    parser.add_argument("--format", default=None, help="format of a --data path: citeulike, csv or npz "
-                                                       "(default: from its suffix)")
-    parser.add_argument("--profile", default="paper", help="tiny (CI, seconds) or paper (default)")
+    add_data_arguments(parser)
     parser.add_argument("--requests", type=int, default=200, metavar="N",
                         help="timed requests per side and batch size (default 200)")
     parser.add_argument("--batch-sizes", default="1", metavar="B1,B2",
@@ -30,28 +27,20 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, metavar="FILE.json", help="output JSON file")
 
 
-def parse_batch_sizes(text: str) -> list[int]:
-    try:
-        sizes = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise HetCompError(f"--batch-sizes: {text!r} is not a comma-separated list of integers") from None
-    if not sizes or min(sizes) < 1 or len(set(sizes)) != len(sizes):
-        raise HetCompError(f"--batch-sizes: {text!r} must list distinct positive sizes")
-    return sizes
-
-
 def run(args) -> int:
-    from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES, get_profile
+    profile = profile_from_args(args)
+    batch_sizes = parse_list(args.batch_sizes, "--batch-sizes", what="batch size", convert=int)
+    if args.requests < 1:
+        raise HetCompError(f"--requests: must be at least 1, got {args.requests}")
+    prepare_data(args)
+
+    from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES
     from hetcomp_tf.data import load_dataset
     from hetcomp_tf.distill import load_student
     from hetcomp_tf.latency import format_latency_table, measure_latency
     from hetcomp_tf.models import MF, build_teacher
     from hetcomp_tf.report import write_json
 
-    profile = get_profile(args.profile)
-    batch_sizes = parse_batch_sizes(args.batch_sizes)
-    if args.requests < 1:
-        raise HetCompError(f"--requests: must be at least 1, got {args.requests}")
     data = load_dataset(args.data, args.format, profile.data)
     if args.student is None:
         student = MF.student(data.n_users, data.n_items, profile.distill.student_dim, args.seed)

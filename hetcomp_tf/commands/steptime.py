@@ -3,40 +3,38 @@ distillation loss at the profile's student protocol on the data's real shapes; J
 
 from __future__ import annotations
 
-from hetcomp_tf.step_timing import TIMED_METHODS
+from hetcomp_tf.commands.options import (add_data_arguments, add_set_argument, parse_list, prepare_data,
+                                         profile_from_args)
+from hetcomp_tf.errors import HetCompError
+
+TIMED_METHODS = ("wo_kd", "ensemble_kd", "rrd", "dcd", "hetcomp_no_adt")  # no_adt: HetComp's set-wise loss
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--data", required=True,
-                        help="'synthetic', 'citeulike' ($HETCOMP_DATA_DIR/citeulike/users.dat) or a data file path")
-    parser.add_argument("--format", default=None, help="format of a --data path: citeulike, csv or npz")
-    parser.add_argument("--profile", default="paper", help="tiny (CI, seconds) or paper (default)")
+    add_data_arguments(parser)
+    add_set_argument(parser)
     parser.add_argument("--methods", default=",".join(TIMED_METHODS), help="comma-separated methods to time")
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per method (after one untimed)")
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                        help="override a DistillConfig field of the profile (repeatable)")
     parser.add_argument("--out", required=True, metavar="FILE.json", help="output JSON file")
 
 
 def run(args) -> int:
+    profile = profile_from_args(args)
+    if args.epochs < 1:
+        raise HetCompError(f"--epochs {args.epochs}: must be >= 1")
+    prepare_data(args)
+
     import os
 
     import tensorflow as tf
 
-    from hetcomp_tf.config import get_profile, override
     from hetcomp_tf.data import load_dataset
-    from hetcomp_tf.distill import get_method
-    from hetcomp_tf.errors import HetCompError
+    from hetcomp_tf.distill import METHODS
     from hetcomp_tf.report import format_table, write_json
     from hetcomp_tf.step_timing import time_methods
 
-    profile = get_profile(args.profile)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    for method in methods:
-        get_method(method)
-    if args.epochs < 1:
-        raise HetCompError(f"--epochs {args.epochs}: must be >= 1")
-    cfg = override(profile.distill, args.set)
+    methods = parse_list(args.methods, "--methods", choices=tuple(METHODS), what="method")
+    cfg = profile.distill
     data = load_dataset(args.data, args.format, profile.data)
     results = time_methods(data, cfg, profile.trajectory, methods, args.epochs)
     results.update(profile=profile.name, data=data.name, sizes=data.sizes(), student_dim=cfg.student_dim,

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES, get_profile
+from hetcomp_tf.commands.options import add_data_arguments, parse_list, prepare_data, profile_from_args
+from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES
 from hetcomp_tf.errors import HetCompError
 
 OUTPUTS = ("dataset.npz", "teachers.json", "trajectories", "logs/teachers")
@@ -18,15 +19,9 @@ TABLE_COLUMNS = [*(f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")), "
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--data", required=True,
-                        help="'synthetic', 'citeulike' ($HETCOMP_DATA_DIR/citeulike/users.dat) or a data file path")
-    parser.add_argument("--format", default=None, help="format of a --data path: citeulike, csv or npz "
-                                                       "(default: from its suffix)")
-    parser.add_argument("--min-rating", type=float, default=None, metavar="X",
-                        help="CSV with ratings: only ratings >= X count as interactions")
-    parser.add_argument("--profile", default="paper", help="tiny (CI, seconds) or paper (default)")
+    add_data_arguments(parser)
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    parser.add_argument("--teachers", default=",".join(TEACHER_NAMES),
+    parser.add_argument("--teachers", default=",".join(TEACHER_NAMES), metavar="T,T,...",
                         help=f"comma-separated subset of {','.join(TEACHER_NAMES)} (default: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1, metavar="N",
@@ -34,19 +29,18 @@ def add_arguments(parser) -> None:
                              "(default 1: one after another in this process)")
 
 
-def parse_teacher_names(text: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in TEACHER_NAMES]
-    if unknown:
-        raise HetCompError(f"--teachers: unknown teacher {unknown[0]!r}; choose from {','.join(TEACHER_NAMES)}")
-    if not names or len(set(names)) != len(names):
-        raise HetCompError(f"--teachers: {text!r} must name each teacher at most once and at least one")
-    return names
-
-
 def run(args) -> int:
     import os
     from pathlib import Path
+
+    profile = profile_from_args(args)
+    names = parse_list(args.teachers, "--teachers", TEACHER_NAMES, "teacher")
+    if args.jobs < 1:
+        raise HetCompError(f"--jobs {args.jobs}: must be >= 1")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise HetCompError(f"--out {out} exists and is not a directory")
+    prepare_data(args)
 
     from hetcomp_tf.data import load_dataset
     from hetcomp_tf.ensemble import EnsembleKnowledge, evaluate_ensemble
@@ -56,16 +50,7 @@ def run(args) -> int:
     from hetcomp_tf.trajectories import load_trajectories
     from hetcomp_tf.workers import run_in_workers
 
-    profile = get_profile(args.profile)
-    names = parse_teacher_names(args.teachers)
-    if args.jobs < 1:
-        raise HetCompError(f"--jobs {args.jobs}: must be >= 1")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise HetCompError(f"--out {out} exists and is not a directory")
-    data_cfg = (profile.data if args.min_rating is None
-                else dataclasses.replace(profile.data, min_rating=args.min_rating))
-    data = load_dataset(args.data, args.format, data_cfg)
+    data = load_dataset(args.data, args.format, profile.data)
     log(f"dataset {data.name}: {data.sizes()}")
 
     with atomic_directory(out, entries=OUTPUTS) as staging:

@@ -1,0 +1,60 @@
+"""`hetcomp data fetch citeulike [--dir DIR]`: download CiteULike (sha256-checked) where `--data citeulike` finds it.
+`hetcomp data info --data ...`: the sizes a run would train on, after the profile's filtering and split."""
+
+from __future__ import annotations
+
+from hetcomp_tf.commands.options import add_data_arguments, prepare_data, profile_from_args
+
+
+def add_arguments(parser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    fetch = actions.add_parser("fetch", help="download a public data set, kept only if its sha256 matches",
+                               description="download a public data set, kept only if its sha256 matches")
+    fetch.add_argument("name", choices=("citeulike",))
+    fetch.add_argument("--dir", default=None, metavar="DIR",
+                       help="data directory: writes DIR/citeulike/users.dat (default: $HETCOMP_DATA_DIR, else the "
+                            "user cache $XDG_CACHE_HOME/hetcomp or ~/.cache/hetcomp)")
+    info = actions.add_parser("info", help="users, items and interactions per split, without training",
+                              description="users, items and interactions per split, without training")
+    add_data_arguments(info)
+
+
+def run(args) -> int:
+    return fetch(args) if args.action == "fetch" else info(args)
+
+
+def fetch(args) -> int:
+    from pathlib import Path
+
+    from hetcomp_tf.datafiles import (CITEULIKE_FILE, CITEULIKE_SHA256, data_dirs, download_dir, fetch_citeulike,
+                                      sha256_of)
+
+    directory = Path(args.dir) if args.dir else download_dir()
+    target = directory / CITEULIKE_FILE
+    if target.is_file() and sha256_of(target) == CITEULIKE_SHA256:
+        print(f"{target} is already there (sha256 matches)")
+    else:
+        print(fetch_citeulike(directory))
+    if directory.absolute() not in [d.absolute() for d in data_dirs()]:
+        print(f"--data citeulike finds it with: export HETCOMP_DATA_DIR={directory.absolute()}")
+    return 0
+
+
+def info(args) -> int:
+    profile = profile_from_args(args)
+    source = prepare_data(args)
+    from hetcomp_tf.data import load_dataset
+
+    data = load_dataset(args.data, args.format, profile.data)
+    cfg = profile.data
+    ratios = "/".join(f"{r * 100:g}" for r in cfg.split_ratios)
+    kept = f", ratings >= {cfg.min_rating:g}" if cfg.min_rating is not None else ""
+    print(f"{data.name} after the {profile.name} profile's filtering (users with >= {cfg.min_user_interactions} "
+          f"interactions{kept}) and {ratios} split (seed {cfg.seed}), from {source or 'the built-in generator'}:")
+    total = data.train.nnz + data.valid.nnz + data.test.nnz
+    rows = [("users", data.n_users), ("items", data.n_items), ("train", data.train.nnz),
+            ("valid", data.valid.nnz), ("test", data.test.nnz), ("interactions", total)]
+    for name, value in rows:
+        print(f"  {name:<13}{value:>10,}")
+    print(f"  {'density':<13}{total / (data.n_users * data.n_items):>10.4%}")
+    return 0

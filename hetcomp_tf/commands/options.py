@@ -1,0 +1,92 @@
+"""The options several commands share, defined once: the data (--data, --format, --min-rating), --profile, --set
+overrides, comma-separated lists and the pipeline's settings. Nothing here imports TensorFlow at module level, so a
+command line is parsed, and its data located or fetched, before the heavy imports."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from hetcomp_tf.config import DEFAULT_PROFILE, PROFILES, RUN_FIELDS, TEACHER_NAMES, Profile, get_profile, override
+from hetcomp_tf.datafiles import FORMATS, locate
+from hetcomp_tf.errors import HetCompError
+
+
+def add_profile_argument(parser) -> None:
+    parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=tuple(PROFILES),
+                        help=f"sizes, epochs and schedules (default {DEFAULT_PROFILE}: a first run in minutes; "
+                             "paper: the paper's setup; tiny: CI on synthetic data)")
+
+
+def add_data_arguments(parser) -> None:
+    parser.add_argument("--data", default="citeulike",
+                        help="'citeulike' (default; found in $HETCOMP_DATA_DIR, ../shared/datasets or the user cache, "
+                             "else downloaded there), 'synthetic', or a users.dat / CSV / TSV / .npz path")
+    parser.add_argument("--format", choices=FORMATS, help="format of a --data path (default: from its suffix)")
+    parser.add_argument("--min-rating", type=float, default=None, metavar="X",
+                        help="a CSV with ratings: only ratings >= X count as interactions (default: every row)")
+    add_profile_argument(parser)
+
+
+def add_set_argument(parser) -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a DistillConfig field of the profile (repeatable; typed, e.g. --set epochs=100 "
+                             "--set tau=5.0 --set jit_compile=true)")
+
+
+def profile_from_args(args) -> Profile:
+    """The --profile with --min-rating and --set applied (when the command has them)."""
+    profile = get_profile(args.profile)
+    min_rating = getattr(args, "min_rating", None)
+    data = profile.data if min_rating is None else dataclasses.replace(profile.data, min_rating=min_rating)
+    return dataclasses.replace(profile, data=data,
+                               distill=override(profile.distill, getattr(args, "set", []), RUN_FIELDS))
+
+
+def prepare_data(args) -> Path | None:
+    """The file --data names, CiteULike fetched if need be, before a command imports TensorFlow: missing data or
+    no network is a one-line error within seconds, not after a minute of start-up."""
+    return locate(args.data)
+
+
+def parse_list(text: str, option: str, choices=None, what: str = "value", convert=str) -> list:
+    """"a, b,c" -> ["a", "b", "c"] (`convert`=int: positive ints); at least one entry, none twice, each one of
+    `choices` when given."""
+    try:
+        values = [convert(part.strip()) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise HetCompError(f"{option}: {text!r} is not a comma-separated list of {what}s") from None
+    unknown = [value for value in values if choices is not None and value not in choices]
+    if unknown:
+        raise HetCompError(f"{option}: unknown {what} {unknown[0]!r}; choose from {','.join(choices)}")
+    if not values or len(set(values)) != len(values) or (convert is int and min(values) < 1):
+        positive = "positive " if convert is int else ""
+        raise HetCompError(f"{option}: {text!r} must list {positive}{what}s, each at most once and at least one")
+    return values
+
+
+def add_pipeline_arguments(parser) -> None:
+    """What `hetcomp run` and `hetcomp kubeflow` train, on which data."""
+    from pipeline.configs import DEFAULT_MIN_SHARE
+
+    add_data_arguments(parser)
+    parser.add_argument("--method", default="hetcomp",
+                        help="distillation method: hetcomp (default), an ablation or a baseline "
+                             "(`hetcomp distill --help` lists them)")
+    parser.add_argument("--teachers", default=",".join(TEACHER_NAMES), metavar="T,T,...",
+                        help=f"comma-separated subset of {','.join(TEACHER_NAMES)} (default: all)")
+    parser.add_argument("--min-share", type=float, metavar="X",
+                        help="bless the student when its test Recall@50 >= X * the ensemble's "
+                             f"(default per profile: {DEFAULT_MIN_SHARE})")
+    add_set_argument(parser)
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def pipeline_config(args, out_dir: str, **locations):
+    from pipeline.configs import PipelineConfig
+
+    teachers = parse_list(args.teachers, "--teachers", TEACHER_NAMES, "teacher")
+    return PipelineConfig(out_dir=out_dir, data=args.data, data_format=args.format, min_rating=args.min_rating,
+                          profile=args.profile, method=args.method, teachers=tuple(teachers),
+                          distill_set=tuple(args.set), min_share_of_ensemble=args.min_share, seed=args.seed,
+                          **locations)

@@ -1,0 +1,39 @@
+"""Helpers several test modules share: the CLI run in-process with its output captured, and waiting for a server's
+start-up line."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import selectors
+import subprocess
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from hetcomp_tf.cli import main
+
+
+def run_cli(argv: list[str]) -> SimpleNamespace:
+    """`hetcomp ARGV` in this process: its exit code, stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return SimpleNamespace(code=code, stdout=out.getvalue(), stderr=err.getvalue())
+
+
+def wait_for_line(process: subprocess.Popen, prefix: str, timeout: float) -> str:
+    """The first stderr line of `process` starting with `prefix`, or fail after `timeout` seconds."""
+    selector = selectors.DefaultSelector()
+    selector.register(process.stderr, selectors.EVENT_READ)
+    deadline, seen = time.monotonic() + timeout, []
+    while time.monotonic() < deadline:
+        if selector.select(timeout=deadline - time.monotonic()):
+            line = process.stderr.readline()
+            if not line:
+                break
+            seen.append(line)
+            if line.startswith(prefix):
+                return line.strip()
+    pytest.fail(f"no {prefix!r} line from the server within {timeout}s; stderr: {''.join(seen)[-2000:]}")
