@@ -3,8 +3,10 @@
 Layout of the output directory DIR:
   * the teachers' outputs (`hetcomp teachers`: dataset.npz, trajectories/, teachers.json, logs/teachers/),
     reused when teachers.json was written for the same profile and the dataset split is identical;
-  * results.partial.json: every finished (method, student dim, seed) run, written after each run, so a crash
-    loses at most the run in progress and a rerun with the same teachers and DistillConfig resumes;
+  * results.partial.json: every finished (method, student dim, seed) run, written after each run, and
+    resume/<run>/: the state of each unfinished run after its last evaluation, so a crash or the end of a session
+    loses at most `eval_every` epochs per run in progress, and a rerun with the same teachers and DistillConfig
+    resumes both;
   * results.json: mean/std over seeds per method at the profile's student dim, the dim sweep, teachers,
     ensemble, wall time; results.md: the same as Markdown tables; curves.png: valid Recall@50 per evaluation
     (the paper's training-curve figure).
@@ -19,6 +21,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -145,6 +148,7 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
                    "distill": {k: v for k, v in dataclasses.asdict(profile.distill).items()
                                if k not in ("method", "student_dim", "seed")}}
     done = _load_partial(out / PARTIAL, fingerprint)
+    _keep_resume_states_of(out / "resume", fingerprint)
     keys = plan_runs(methods, seeds, profile.distill.student_dim, student_dims)
     todo = [key for key in keys if key.name not in done]
     if len(todo) < len(keys):
@@ -167,6 +171,7 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
     for index, (key, record) in enumerate(runner, 1):
         done[key.name] = record
         write_json(out / PARTIAL, {"fingerprint": fingerprint, "runs": done})
+        shutil.rmtree(_resume_dir(out, key), ignore_errors=True)
         write_results()
         if bar is not None:
             bar.update(index, f"({key.name}: test {RECORD_METRIC} {record['test'][RECORD_METRIC]:.4f}, "
@@ -182,6 +187,11 @@ def _log_dir(out: Path, key: RunKey) -> Path:
     return out / "logs" / "distill" / f"{key.method}-d{key.dim}-s{key.seed}"
 
 
+def _resume_dir(out: Path, key: RunKey) -> Path:
+    """Where an unfinished run keeps its state (`distill.RunState`); removed once the run is in PARTIAL."""
+    return out / "resume" / f"{key.method}-d{key.dim}-s{key.seed}"
+
+
 def _load_inputs(out: Path, tau: float) -> tuple[Dataset, EnsembleKnowledge]:
     return Dataset.load(out / "dataset.npz"), EnsembleKnowledge.from_trajectories(load_trajectories(out), tau=tau)
 
@@ -193,13 +203,15 @@ def _run_here(out: Path, profile: Profile, keys: Sequence[RunKey],
         return
     data, knowledge = _load_inputs(out, profile.distill.tau)
     for key in keys:
-        run = distill(data, knowledge, _run_config(profile, key), log_dir=_log_dir(out, key), progress=progress)
+        run = distill(data, knowledge, _run_config(profile, key), log_dir=_log_dir(out, key), progress=progress,
+                      resume_dir=_resume_dir(out, key))
         yield key, run_record(key, run)
 
 
 def _run_in_workers(out: Path, profile: Profile, keys: Sequence[RunKey], jobs: int) -> Iterator[tuple[RunKey, dict]]:
     """The runs in `jobs` worker processes (each loads the inputs once), yielded as they finish."""
-    tasks = [(key, _worker_run, (key, _run_config(profile, key), os.fspath(_log_dir(out, key)))) for key in keys]
+    tasks = [(key, _worker_run, (key, _run_config(profile, key), os.fspath(_log_dir(out, key)),
+                                 os.fspath(_resume_dir(out, key)))) for key in keys]
     yield from run_in_workers(tasks, jobs, "runs", setup=_worker_setup,
                               setup_args=(os.fspath(out), profile.distill.tau))
 
@@ -211,11 +223,22 @@ def _worker_setup(out: str, tau: float) -> None:
     _WORKER_INPUTS["data"], _WORKER_INPUTS["knowledge"] = _load_inputs(Path(out), tau)
 
 
-def _worker_run(key: RunKey, cfg, log_dir: str) -> dict:
-    run = distill(_WORKER_INPUTS["data"], _WORKER_INPUTS["knowledge"], cfg, log_dir=log_dir, progress=None)
+def _worker_run(key: RunKey, cfg, log_dir: str, resume_dir: str) -> dict:
+    run = distill(_WORKER_INPUTS["data"], _WORKER_INPUTS["knowledge"], cfg, log_dir=log_dir, progress=None,
+                  resume_dir=resume_dir)
     log(f"finished {key.name}: valid {RECORD_METRIC} {run.valid[RECORD_METRIC]:.4f} after {run.epochs} epochs, "
         f"{run.train_seconds:.0f}s")
     return run_record(key, run)
+
+
+def _keep_resume_states_of(directory: Path, fingerprint: dict) -> None:
+    """Unfinished runs' states are resumed only under the fingerprint they were written with; others go."""
+    stamp = directory / "fingerprint.json"
+    if directory.is_dir() and (not stamp.is_file() or _read_json(stamp) != fingerprint):
+        log(f"{directory}: unfinished runs of other teachers or another distill config; starting them afresh")
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    write_json(stamp, fingerprint)
 
 
 def _load_partial(path: Path, fingerprint: dict) -> dict:

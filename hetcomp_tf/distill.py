@@ -33,6 +33,7 @@ and teacher, its NDCG distance to the final ranking stops shrinking or shrinks b
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -47,15 +48,15 @@ import tensorflow as tf
 
 from hetcomp_tf.config import DistillConfig
 from hetcomp_tf.data import CSR, Dataset
+from hetcomp_tf.dcd import DualCorrection, list_scores
 from hetcomp_tf.dkc import DynamicKnowledge
 from hetcomp_tf.ensemble import EnsembleKnowledge
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.exports import atomic_directory
-from hetcomp_tf.dcd import DualCorrection, list_scores
 from hetcomp_tf.losses import CorrectionLoss, DCDLoss, DCDTargets, FineGrainedLoss, OverallLoss, RRDLoss, Targets
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.models.mf import MF
-from hetcomp_tf.progress import Progress
+from hetcomp_tf.progress import Progress, log
 from hetcomp_tf.report import write_json
 from hetcomp_tf.summaries import ScalarLog
 from hetcomp_tf.training import EarlyStopping, count_params
@@ -353,18 +354,27 @@ def bpr_loss(pair_users: tf.Tensor, positives: tf.Tensor, negatives: tf.Tensor, 
 
 def distill(data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConfig,
             log_dir: str | os.PathLike | None = None,
-            progress: Callable[[str, int], Progress] | None = Progress) -> DistillRun:
+            progress: Callable[[str, int], Progress] | None = Progress,
+            resume_dir: str | os.PathLike | None = None) -> DistillRun:
     """Trains a student with `cfg.method`; TensorBoard scalars go to `log_dir` (per epoch: loss/<name>,
     objective, dkc/mean_stage/<teacher>; per evaluation: valid/<metric>). `progress(what, total)` reports each
-    evaluation on stderr (None: silent). `knowledge` may be None only for wo_kd."""
+    evaluation on stderr (None: silent). `knowledge` may be None only for wo_kd. With `resume_dir`, the whole
+    run state is saved there after every evaluation (`RunState`) and a run interrupted with the same config
+    continues from its last evaluation, with the same batches and seeds as an uninterrupted run."""
     check_config(cfg)
     trainer = Trainer(data, knowledge, cfg)
     student = trainer.student
     bar = progress(f"{cfg.method} epoch", cfg.epochs) if progress is not None else None
     history, best, switch_epoch, stopping = [], None, None, EarlyStopping(student, cfg.patience, cfg.method)
+    saved = RunState(resume_dir, trainer) if resume_dir is not None else None
+    first, seconds_before = 0, 0.0
+    if saved is not None and saved.exists():
+        first, history, best, switch_epoch, seconds_before = saved.load(stopping)
+        log(f"{cfg.method}: resuming after epoch {first} from {resume_dir}")
     start = time.perf_counter()
+    trained = first
     with ScalarLog(log_dir) as scalars:
-        for epoch in range(cfg.epochs):  # 0-based, as DKC's schedule; logs and history count epochs trained
+        for epoch in range(first, cfg.epochs):  # 0-based, as DKC's schedule; logs and history count epochs trained
             trained = epoch + 1
             loss_name = trainer.loss_name()
             if switch_epoch is None and trainer.phase == 1 and loss_name != trainer.method.losses[0]:
@@ -393,14 +403,53 @@ def distill(data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConf
                                         f"at epoch {best['epoch']})" + _stage_text(stages))
             if trainer.dkc is not None and trainer.dkc.due(epoch):
                 trainer.dkc.update(student.score_all, epoch)
+            if saved is not None and epoch % cfg.eval_every == 0:
+                saved.save(trained, history, best, switch_epoch, stopping,
+                           seconds_before + time.perf_counter() - start)
             if stopping.should_stop(trained):
                 break
-    train_seconds = time.perf_counter() - start
+    train_seconds = seconds_before + time.perf_counter() - start
     stopping.restore()
     return DistillRun(student=student, valid=best["valid"], test=evaluate(student.score_all, data, "test"),
                       history=history, train_seconds=train_seconds, params=count_params(student),
                       method=cfg.method, epochs=trained, best_epoch=best["epoch"], switch_epoch=switch_epoch,
                       mean_stage=trainer.mean_stage())
+
+
+class RunState:
+    """A distillation run's whole state in a directory, written atomically after each evaluation: the student,
+    Adam's slots, the DKC and DCD state (tf.train.Checkpoint), the best weights so far and the loop's Python state
+    (epochs trained, history, best evaluation, ADT switch, stale evaluations, seconds). A state written for
+    another config is a HetCompError, not a silent restart."""
+
+    def __init__(self, directory: str | os.PathLike, trainer: Trainer):
+        self.directory, self.trainer = Path(directory), trainer
+        parts = {"student": trainer.student, "optimizer": trainer.optimizer}
+        parts.update({name: module for name, module in (("dkc", trainer.dkc), ("dcd", trainer.dcd)) if module})
+        self.checkpoint = tf.train.Checkpoint(**parts)
+
+    def exists(self) -> bool:
+        return (self.directory / "state.json").is_file()
+
+    def save(self, trained: int, history: list, best: dict, switch_epoch, stopping: EarlyStopping,
+             seconds: float) -> None:
+        stale, best_weights = stopping.state()
+        with atomic_directory(self.directory) as staging:
+            self.checkpoint.write(os.fspath(staging / "run"))
+            np.savez(staging / "best_weights.npz", *best_weights)
+            write_json(staging / "state.json", {
+                "config": dataclasses.asdict(self.trainer.cfg), "trained": trained, "history": history, "best": best,
+                "switch_epoch": switch_epoch, "stale": stale, "seconds": seconds})
+
+    def load(self, stopping: EarlyStopping):
+        """Restores the state; returns (epochs trained, history, best, switch_epoch, seconds so far)."""
+        state = json.loads((self.directory / "state.json").read_text())
+        if state["config"] != json.loads(json.dumps(dataclasses.asdict(self.trainer.cfg))):
+            raise HetCompError(f"{self.directory}: a run state of another config; remove it to start afresh")
+        self.checkpoint.read(os.fspath(self.directory / "run")).assert_existing_objects_matched()
+        with np.load(self.directory / "best_weights.npz") as arrays:
+            stopping.resume(state["stale"], [arrays[f"arr_{i}"] for i in range(len(arrays.files))])
+        return state["trained"], state["history"], state["best"], state["switch_epoch"], state["seconds"]
 
 
 def _stage_text(stages: dict[str, float]) -> str:

@@ -28,10 +28,11 @@ MANIFEST = "manifest.json"
 
 
 @tf.function(reduce_retracing=True)
-def _importance(rankings: tf.Tensor, n_items: tf.Tensor, tau: tf.Tensor) -> tf.Tensor:
+def _importance(rankings: tf.Tensor, n_items: tf.Tensor, tau: tf.Tensor, teacher_weights: tf.Tensor) -> tf.Tensor:
     shape = tf.shape(rankings)
     n_users, length = shape[1], shape[2]
     weights = tf.exp(-tf.range(1, length + 1, dtype=tf.float32) / tau)  # [N], by 1-based rank
+    weights = teacher_weights[:, None, None] * weights  # [X, 1, N]
     listed = rankings >= 0
     users = tf.broadcast_to(tf.range(n_users)[None, :, None], shape)
     indices = tf.stack([tf.boolean_mask(users, listed), tf.boolean_mask(rankings, listed)], axis=1)
@@ -39,12 +40,18 @@ def _importance(rankings: tf.Tensor, n_items: tf.Tensor, tau: tf.Tensor) -> tf.T
     return tf.tensor_scatter_nd_add(tf.zeros(tf.stack([n_users, n_items]), tf.float32), indices, updates)
 
 
-def importance(rankings, n_items: int, tau: float = 10.0) -> tf.Tensor:
-    """rankings int32 [X, b, N] (best first, −1 = padding) -> float32 [b, n_items] ensemble importance."""
+def importance(rankings, n_items: int, tau: float = 10.0, teacher_weights=None) -> tf.Tensor:
+    """rankings int32 [X, b, N] (best first, −1 = padding) -> float32 [b, n_items] ensemble importance;
+    `teacher_weights` [X] scale each teacher's terms (default: all 1, the paper's equal-weight ensemble)."""
     rankings = tf.convert_to_tensor(rankings, tf.int32)
     if rankings.shape.rank != 3:
         raise HetCompError(f"ensemble rankings must be [teachers, users, N], got shape {rankings.shape}")
-    return _importance(rankings, tf.constant(n_items, tf.int32), tf.constant(tau, tf.float32))
+    n_teachers = int(rankings.shape[0])
+    weights = np.ones(n_teachers) if teacher_weights is None else np.asarray(teacher_weights, np.float64)
+    if weights.shape != (n_teachers,) or (weights < 0).any() or not weights.any():
+        raise HetCompError(f"teacher_weights {weights.tolist()} must be {n_teachers} non-negative numbers, not all 0")
+    return _importance(rankings, tf.constant(n_items, tf.int32), tf.constant(tau, tf.float32),
+                       tf.constant(weights, tf.float32))
 
 
 def ensemble_topk(rankings, n_items: int, k: int, tau: float = 10.0) -> tf.Tensor:
@@ -164,14 +171,41 @@ class EnsembleKnowledge:
                    observed=arrays["observed"], n_items=int(require_field(manifest, "n_items", where)),
                    tau=float(require_field(manifest, "tau", where)))
 
-    def scorer(self):
+    def scorer(self, teacher_weights=None):
         """score_fn(user_ids [b]) -> float32 [b, n_items]: the final checkpoints' importance, for metrics.evaluate."""
         final = tf.constant(self.final_rankings)
-        return lambda user_ids: importance(tf.gather(final, user_ids, axis=1), self.n_items, self.tau)
+        return lambda user_ids: importance(tf.gather(final, user_ids, axis=1), self.n_items, self.tau,
+                                           teacher_weights)
 
 
-def evaluate_ensemble(knowledge: EnsembleKnowledge, data: Dataset, split: str = "test",
-                      ks=METRIC_KS) -> dict[str, float]:
+def evaluate_ensemble(knowledge: EnsembleKnowledge, data: Dataset, split: str = "test", ks=METRIC_KS,
+                      teacher_weights=None) -> dict[str, float]:
     """The ensemble as a recommender (items outside every list score 0). Its top-50 is fair only when the lists
     are much longer than 50 (N >= 100), since valid/test items compete inside them with the excluded split."""
-    return evaluate(knowledge.scorer(), data, split, ks)
+    return evaluate(knowledge.scorer(teacher_weights), data, split, ks)
+
+
+WEIGHT_GRID = (0.0, 0.5, 1.0, 2.0, 4.0)
+
+
+def fit_teacher_weights(knowledge: EnsembleKnowledge, data: Dataset, grid=WEIGHT_GRID, sweeps: int = 2,
+                        metric: str = "recall@50") -> tuple[dict[str, float], dict[str, float]]:
+    """Per-teacher weights for the ensemble, beyond the paper (which weighs teachers equally): coordinate ascent
+    from all-1 over `grid`, one teacher at a time, on the valid split's `metric` (a weight is only changed for a
+    strictly better value). Returns ({teacher: weight}, the weighted ensemble's valid metrics)."""
+    weights = np.ones(len(knowledge.teachers))
+    best = evaluate_ensemble(knowledge, data, "valid", teacher_weights=weights)
+    for _ in range(sweeps):
+        changed = False
+        for x in range(len(weights)):
+            for value in grid:
+                trial = weights.copy()
+                trial[x] = value
+                if value == weights[x] or not trial.any():
+                    continue
+                valid = evaluate_ensemble(knowledge, data, "valid", teacher_weights=trial)
+                if valid[metric] > best[metric]:
+                    weights, best, changed = trial, valid, True
+        if not changed:
+            break
+    return dict(zip(knowledge.teachers, weights.tolist())), best

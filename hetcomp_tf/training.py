@@ -67,6 +67,13 @@ class EarlyStopping:
             f"in {self.patience} evaluations")
         return True
 
+    def state(self) -> tuple[int, list[np.ndarray]]:
+        """(stale evaluations, best weights): what a resumed run needs (`resume`)."""
+        return self.stale, list(self._best_weights or [])
+
+    def resume(self, stale: int, best_weights: list[np.ndarray]) -> None:
+        self.stale, self._best_weights = int(stale), list(best_weights) or None
+
     def restore(self) -> None:
         for variable, value in zip(self.model.variables, self._best_weights):
             variable.assign(value)

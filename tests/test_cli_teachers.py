@@ -51,6 +51,11 @@ def test_teachers_writes_results_trajectories_split_and_logs(teachers_out):
     knowledge = EnsembleKnowledge.from_trajectories(trajs, tau=result["ensemble"]["tau"])
     recomputed = evaluate_ensemble(knowledge, data, "test")
     assert recomputed == pytest.approx(result["ensemble"]["test"], abs=1e-7)
+    weighted = result["ensemble_weighted"]  # teacher weights fitted on valid: never below equal weights there
+    assert list(weighted["weights"]) == list(TEACHER_NAMES)
+    assert weighted["valid"]["recall@50"] >= result["ensemble"]["valid"]["recall@50"]
+    assert evaluate_ensemble(knowledge, data, "test", teacher_weights=list(weighted["weights"].values())) == \
+        pytest.approx(weighted["test"], abs=1e-7)
     assert not [p.name for p in out.parent.iterdir() if p.name != "out"]  # no staging directory left
 
 
@@ -78,7 +83,7 @@ def test_teachers_prints_the_test_metrics_table(teachers_out):
     header = lines[1].split()
     assert header == [f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")] + ["seconds"]
     rows = {line.split()[0]: line.split()[1:] for line in lines[3:]}
-    assert list(rows) == [*TEACHER_NAMES, "Ensemble"]
+    assert list(rows) == [*TEACHER_NAMES, "Ensemble", "Ensemble-fitted"]
     for name in TEACHER_NAMES:
         assert float(rows[name][header.index("recall@50")]) == pytest.approx(
             result["teachers"][name]["test"]["recall@50"], abs=5e-5)

@@ -412,3 +412,33 @@ def test_weight_decay_moves_every_row_like_coupled_adam(data, knowledge):
     expected = before[others] - cfg.learning_rate * gradient / (np.abs(gradient) + 1e-8 / np.sqrt(1 - 0.999))
     np.testing.assert_allclose(after[others], expected, atol=1e-6)  # each row moved by lr = 3e-2
     assert not np.allclose(after[users], before[users])
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_an_interrupted_run_resumes_from_its_last_evaluation_as_if_never_stopped(data, knowledge, tmp_path):
+    cfg = dataclasses.replace(TINY.distill, method="hetcomp", epochs=16, eval_every=5, patience=50)
+    whole = distill(data, knowledge, cfg, progress=None, resume_dir=tmp_path / "whole")
+
+    class StopAtThirdEvaluation:
+        def __init__(self, what, total):
+            self.calls = 0
+
+        def update(self, trained, detail):
+            self.calls += 1
+            if self.calls == 3:  # the evaluation after epoch 11: the last saved state is the one after epoch 6
+                raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        distill(data, knowledge, cfg, progress=StopAtThirdEvaluation, resume_dir=tmp_path / "cut")
+    assert json.loads((tmp_path / "cut" / "state.json").read_text())["trained"] == 6
+    resumed = distill(data, knowledge, cfg, progress=None, resume_dir=tmp_path / "cut")
+    assert [h["epoch"] for h in resumed.history] == [h["epoch"] for h in whole.history] == [1, 6, 11, 16]
+    assert resumed.test == pytest.approx(whole.test, abs=1e-6) and resumed.switch_epoch == whole.switch_epoch
+    np.testing.assert_allclose(resumed.student.user_embedding.embeddings.numpy(),
+                               whole.student.user_embedding.embeddings.numpy(), atol=1e-5)
+    with pytest.raises(HetCompError, match="a run state of another config"):
+        distill(data, knowledge, dataclasses.replace(cfg, learning_rate=1e-2), progress=None,
+                resume_dir=tmp_path / "cut")

@@ -43,7 +43,7 @@ def run(args) -> int:
     prepare_data(args)
 
     from hetcomp_tf.data import load_dataset
-    from hetcomp_tf.ensemble import EnsembleKnowledge, evaluate_ensemble
+    from hetcomp_tf.ensemble import EnsembleKnowledge, evaluate_ensemble, fit_teacher_weights
     from hetcomp_tf.exports import atomic_directory
     from hetcomp_tf.progress import log
     from hetcomp_tf.report import format_table, write_json
@@ -62,6 +62,9 @@ def run(args) -> int:
         summaries = {name: finished[name] for name in names}
         knowledge = EnsembleKnowledge.from_trajectories(load_trajectories(staging, names), tau=profile.distill.tau)
         ensemble = {split: evaluate_ensemble(knowledge, data, split) for split in ("test", "valid")}
+        weights, weighted_valid = fit_teacher_weights(knowledge, data)  # beyond the paper: see its docstring
+        weighted = {"weights": weights, "valid": weighted_valid,
+                    "test": evaluate_ensemble(knowledge, data, "test", teacher_weights=list(weights.values()))}
         result = {
             "dataset": {"name": data.name, **data.sizes()},
             "profile": profile.name,
@@ -69,11 +72,13 @@ def run(args) -> int:
             "trajectory": dataclasses.asdict(profile.trajectory),
             "teachers": summaries,
             "ensemble": {**ensemble, "tau": profile.distill.tau},
+            "ensemble_weighted": weighted,
         }
         write_json(staging / "teachers.json", result)
 
     rows = {name: {**r["test"], "seconds": r["train_seconds"]} for name, r in summaries.items()}
     rows["Ensemble"] = ensemble["test"]
+    rows["Ensemble-fitted"] = weighted["test"]  # teacher weights fitted on valid (beyond the paper)
     print(f"Test metrics on {data.name} ({profile.name} profile), results in {out}:")
     print(format_table(rows, TABLE_COLUMNS, {"seconds": ".1f"}))
     return 0
