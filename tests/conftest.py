@@ -4,13 +4,13 @@ local CiteULike copy."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from hetcomp_tf.config import get_profile
 from hetcomp_tf.data import make_synthetic, split_dataset
+from hetcomp_tf.datafiles import find_citeulike
 from tests.helpers import run_cli
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -38,11 +38,8 @@ def tiny_pipeline(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def citeulike_path() -> Path:
-    """The shared users.dat ($HETCOMP_DATA_DIR first, then ../shared/datasets beside the checkout)."""
-    candidates = [REPO_ROOT.parent / "shared" / "datasets" / "citeulike" / "users.dat"]
-    if os.environ.get("HETCOMP_DATA_DIR"):
-        candidates.insert(0, Path(os.environ["HETCOMP_DATA_DIR"]) / "citeulike" / "users.dat")
-    for path in candidates:
-        if path.is_file():
-            return path
-    pytest.skip("CiteULike users.dat is not available here (set HETCOMP_DATA_DIR)")
+    """The local users.dat where `--data citeulike` finds it ($HETCOMP_DATA_DIR, ../shared/datasets, the cache)."""
+    path = find_citeulike()
+    if path is None:
+        pytest.skip("CiteULike users.dat is not available here (fetch it with `hetcomp data fetch citeulike`)")
+    return path
