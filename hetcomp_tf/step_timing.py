@@ -1,5 +1,5 @@
 """The step micro-benchmark: seconds per training epoch of each distillation loss at a profile's student protocol,
-on a dataset's real shapes, plus one valid evaluation and one DKC update.
+on a dataset's real shapes, plus one valid evaluation, one DKC update and the dense pass every KD step makes.
 
 Targets are random item lists of the real sizes (six teachers, four checkpoints, top-100), so no teachers need to
 be trained first: a loss's cost depends on the shapes, not on which items the targets name. Each method runs one
@@ -19,6 +19,7 @@ from hetcomp_tf.config import TEACHER_NAMES, DistillConfig, TrajectoryConfig
 from hetcomp_tf.data import Dataset, rows_to_mask
 from hetcomp_tf.distill import Trainer, epoch_batches
 from hetcomp_tf.ensemble import EnsembleKnowledge
+from hetcomp_tf.losses import rest_logsumexp
 from hetcomp_tf.metrics import evaluate, masked_topk
 from hetcomp_tf.progress import log
 
@@ -38,6 +39,34 @@ def random_knowledge(data: Dataset, traj: TrajectoryConfig, seed: int = 0) -> En
                              observed=data.train.padded(width=traj.top_n), n_items=data.n_items)
 
 
+def time_dense_pass(data: Dataset, cfg: DistillConfig, users: int, repeats: int = 6) -> dict[str, float]:
+    """Milliseconds of the part of a KD step no loss can skip, on the real shapes: the scores of `users` users
+    over every item, the rest log-sum-exp over them (train items and K targets excluded) and its gradient into
+    both tables; with XLA ("xla_ms") and without ("graph_ms")."""
+    rng = np.random.default_rng(cfg.seed)
+    users_table = tf.Variable(rng.normal(0.0, 0.1, (users, cfg.student_dim)).astype(np.float32))
+    items_table = tf.Variable(rng.normal(0.0, 0.1, (data.n_items, cfg.student_dim)).astype(np.float32))
+    width = int(data.train.lengths()[:users].max()) + cfg.top_k
+    excluded = tf.constant(rng.integers(0, data.n_items, (users, width)).astype(np.int32))
+
+    def dense_pass():
+        with tf.GradientTape() as tape:
+            scores = tf.clip_by_value(tf.matmul(users_table, items_table, transpose_b=True), -cfg.score_clip,
+                                      cfg.score_clip)
+            total = tf.reduce_sum(rest_logsumexp(scores, excluded, cfg.score_clip))
+        return [tf.convert_to_tensor(g) for g in tape.gradient(total, [users_table, items_table])]
+
+    out = {}
+    for name, jit in (("xla_ms", True), ("graph_ms", False)):
+        fn = tf.function(dense_pass, jit_compile=jit)
+        fn()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        out[name] = 1000 * (time.perf_counter() - start) / repeats
+    return out
+
+
 def time_methods(data: Dataset, cfg: DistillConfig, traj: TrajectoryConfig, methods: Sequence[str],
                  epochs: int = 2) -> dict:
     """{method: {"epoch_seconds", "steps", "users_per_step"}} plus "evaluate_seconds" and "dkc_update_seconds"."""
@@ -45,6 +74,9 @@ def time_methods(data: Dataset, cfg: DistillConfig, traj: TrajectoryConfig, meth
     batches = list(epoch_batches(data.train, cfg, 0, pairs=False))
     results = {"steps_per_epoch": len(batches),
                "users_per_step": float(np.mean([float(b.weights.numpy().sum()) for b in batches]))}
+    results["dense_pass"] = time_dense_pass(data, cfg, int(round(results["users_per_step"])))
+    log(f"dense pass of a step (scores, rest log-sum-exp, gradient): {results['dense_pass']['xla_ms']:.0f} ms "
+        f"with XLA, {results['dense_pass']['graph_ms']:.0f} ms without")
     for method in methods:
         trainer = Trainer(data, knowledge if method != "wo_kd" else None, dataclasses.replace(cfg, method=method))
         trainer.train_epoch(0)  # traces and compiles
