@@ -50,9 +50,11 @@ def info(args) -> int:
     ratios = "/".join(f"{r * 100:g}" for r in cfg.split_ratios)
     kept = f", ratings >= {cfg.min_rating:g}" if cfg.min_rating is not None else ""
     print(f"{data.name} after the {profile.name} profile's filtering (users with >= {cfg.min_user_interactions} "
-          f"interactions{kept}) and {ratios} split (seed {cfg.seed}), from {source or 'the built-in generator'}:")
+          f"interactions{kept}) and {ratios} split ({cfg.split_protocol} protocol, seed {cfg.seed}), from "
+          f"{source or 'the built-in generator'}:")
     total = data.train.nnz + data.valid.nnz + data.test.nnz
-    rows = [("users", data.n_users), ("items", data.n_items), ("train", data.train.nnz),
+    evaluated = int(((data.valid.lengths() > 0) & (data.test.lengths() > 0)).sum())
+    rows = [("users", data.n_users), ("evaluated", evaluated), ("items", data.n_items), ("train", data.train.nnz),
             ("valid", data.valid.nnz), ("test", data.test.nnz), ("interactions", total)]
     for name, value in rows:
         print(f"  {name:<13}{value:>10,}")
