@@ -46,8 +46,9 @@ def build_report(config, nodes: dict, seconds: dict) -> dict:
     logs = {name: os.path.join(nodes[f"TeacherTrainer.{name}"].uri("model_run"), name) for name in config.teachers}
     logs[f"student-{config.method}"] = nodes["StudentTrainer"].uri("model_run")
     pushed = pushed_destination(nodes["Pusher"])
+    dataset = storage.read_dataset(nodes["InteractionExampleGen"].uri("dataset"))
     report = {
-        "data": config.data, "profile": config.profile, "method": config.method,
+        "data": config.data, "dataset": dataset.name, "profile": config.profile, "method": config.method,
         "methods": evaluation["methods"],
         "blessing": evaluation["blessing"],
         "blessed": evaluation["blessing"]["blessed"],
@@ -56,7 +57,7 @@ def build_report(config, nodes: dict, seconds: dict) -> dict:
         "all_cached": all(run.state == "cached" for run in nodes.values()),
         "tensorboard_logs": logs,
     }
-    user = str(storage.read_dataset(nodes["InteractionExampleGen"].uri("dataset")).user_vocab[0])
+    user = str(dataset.user_vocab[0])
     return {**report, "next_steps": next_steps(config.serving() if pushed else None, user, logs)}
 
 
