@@ -23,6 +23,7 @@ COMMANDS = {
     "latency": "serving latency, params and memory of the student versus the six-teacher ensemble",
     "data": "fetch CiteULike, or print a data set's sizes after filtering and split",
     "steptime": "seconds per training epoch of each distillation loss (the step micro-benchmark)",
+    "doctor": "package versions, devices, where the data is, and a timed distillation step on each device",
 }
 
 

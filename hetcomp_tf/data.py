@@ -490,4 +490,11 @@ def load_dataset(data: str, fmt: str | None, cfg: DataConfig, verify_sha256: boo
     if fmt == "npz":
         return Dataset.load(path)
     inter = read_citeulike(path, verify_sha256=False) if fmt == "citeulike" else read_csv(path, cfg.min_rating)
-    return split_dataset(inter, cfg, path.stem)
+    return split_dataset(inter, cfg, dataset_name(path, fmt))
+
+
+def dataset_name(path: Path, fmt: str) -> str:
+    """The name result files, plots and tables show, as the user knows the data: every users.dat has that file
+    name, so one is named by its folder (citeulike/users.dat -> "citeulike"); any other file by its stem."""
+    folder = path.resolve().parent.name
+    return folder if fmt == "citeulike" and path.name == "users.dat" and folder else path.stem

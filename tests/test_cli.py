@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 DATA_COMMANDS = {"teachers": ["--out", "o"], "benchmark": ["--out", "o"], "run": ["--out", "o"],
                  "kubeflow": ["--out", "o.json", "--image", "i"], "latency": ["--out", "o.json"], "data": ["info"]}
 SET_COMMANDS = {"distill": ["--teachers-dir", "t", "--out", "o"], "benchmark": ["--out", "o"], "run": ["--out", "o"],
-                "kubeflow": ["--out", "o.json", "--image", "i"]}
+                "kubeflow": ["--out", "o.json", "--image", "i"], "doctor": []}
 
 
 def parse(command: str, extra: list[str]):

@@ -266,6 +266,17 @@ def test_load_dataset_paths_and_formats(tmp_path, tiny_dataset):
         load_dataset(str(other), "parquet", cfg)
 
 
+def test_dataset_named_as_the_user_knows_it(tmp_path):
+    """Results, plots and tables show data.name: a users.dat path is its folder's data set, not "users"."""
+    dat = "".join(f"8 {' '.join(str((u * 7 + k) % 30) for k in range(8))}\n" for u in range(40))
+    (tmp_path / "citeulike").mkdir()
+    users = write(tmp_path / "citeulike", "users.dat", dat)
+    assert load_dataset(str(users), None, DataConfig()).name == "citeulike"
+    assert load_dataset(str(write(tmp_path, "mine.dat", dat)), None, DataConfig()).name == "mine"
+    rows = "user,item,rating\n" + "".join(f"u{u},i{(u * 7 + k) % 30},5\n" for u in range(40) for k in range(8))
+    assert load_dataset(str(write(tmp_path / "citeulike", "ratings.csv", rows)), None, DataConfig()).name == "ratings"
+
+
 def test_load_citeulike_altered(tmp_path, monkeypatch):
     monkeypatch.setenv("HETCOMP_DATA_DIR", str(tmp_path))
     (tmp_path / "citeulike").mkdir()

@@ -57,6 +57,7 @@ def runs(tiny_pipeline):
 def test_report_compares_every_teacher_the_ensemble_and_the_student(runs):
     report = runs.first.report
     assert set(report["methods"]) == {f"teacher:{t}" for t in TEACHER_NAMES} | {"ensemble", "student:hetcomp"}
+    assert report["dataset"] == "synthetic"
     for name, method in report["methods"].items():
         test = method["test"]
         assert set(test) == METRIC_NAMES, name

@@ -1,5 +1,6 @@
 """`hetcomp run`: the whole TFX pipeline on this machine (LocalDagRunner), then OUT/report.json, a table and the
-commands to try next (serve the pushed model, query it for a real user, open TensorBoard).
+commands to try next (serve the pushed model, query it for a real user, open TensorBoard). One run at a time per
+--out (`hetcomp_tf.locking`): a second one exits with one line naming the running one's pid, pushing nothing.
 
 A second run with the same data and settings is served from the TFX cache: no component re-executes, and
 the report says so per component (`"components": {node: {"state": "cached", ...}}`).
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from hetcomp_tf.commands.options import add_pipeline_arguments, pipeline_config, prepare_data
 from hetcomp_tf.config import METRIC_KS
+from hetcomp_tf.locking import exclusive_dir
 
 SERVE_PORT = 8500  # TF Serving's gRPC default, as `hetcomp serve` uses
 
@@ -44,8 +46,9 @@ def build_report(config, nodes: dict, seconds: dict) -> dict:
     logs = {name: os.path.join(nodes[f"TeacherTrainer.{name}"].uri("model_run"), name) for name in config.teachers}
     logs[f"student-{config.method}"] = nodes["StudentTrainer"].uri("model_run")
     pushed = pushed_destination(nodes["Pusher"])
+    dataset = storage.read_dataset(nodes["InteractionExampleGen"].uri("dataset"))
     report = {
-        "data": config.data, "profile": config.profile, "method": config.method,
+        "data": config.data, "dataset": dataset.name, "profile": config.profile, "method": config.method,
         "methods": evaluation["methods"],
         "blessing": evaluation["blessing"],
         "blessed": evaluation["blessing"]["blessed"],
@@ -54,7 +57,7 @@ def build_report(config, nodes: dict, seconds: dict) -> dict:
         "all_cached": all(run.state == "cached" for run in nodes.values()),
         "tensorboard_logs": logs,
     }
-    user = str(storage.read_dataset(nodes["InteractionExampleGen"].uri("dataset")).user_vocab[0])
+    user = str(dataset.user_vocab[0])
     return {**report, "next_steps": next_steps(config.serving() if pushed else None, user, logs)}
 
 
@@ -103,7 +106,11 @@ def run(args) -> int:
     if os.path.isfile(args.data):  # executors may run elsewhere than the current directory
         args.data = os.path.abspath(args.data)
     prepare_data(args)
+    with exclusive_dir(out):
+        return _run_pipeline(args, out)
 
+
+def _run_pipeline(args, out: str) -> int:
     from hetcomp_tf.report import write_json
     from pipeline.local_runner import run_local
 
