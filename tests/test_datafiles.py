@@ -123,6 +123,8 @@ def test_data_info_prints_the_sizes_after_filtering_and_split(capsys):
                                                                 ("train", "valid", "test")]
     total = data.train.nnz + data.valid.nnz + data.test.nnz
     assert numbers["density"] == f"{total / (data.n_users * data.n_items):.4%}"
+    evaluated = ((data.valid.lengths() > 0) & (data.test.lengths() > 0)).sum()
+    assert numbers["evaluated"] == f"{evaluated:,}" and "(iterative protocol, seed 0)" in out.splitlines()[0]
 
 
 def test_offline_the_run_command_fails_in_one_line_before_tensorflow(nowhere):
