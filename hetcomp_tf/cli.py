@@ -24,6 +24,7 @@ COMMANDS = {
     "data": "fetch CiteULike, or print a data set's sizes after filtering and split",
     "steptime": "seconds per training epoch of each distillation loss (the step micro-benchmark)",
     "doctor": "package versions, devices, where the data is, and a timed distillation step on each device",
+    "tensorboard": "TensorBoard on the teachers' and the student's logs of a `hetcomp run` output directory",
 }
 
 

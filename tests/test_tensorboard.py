@@ -10,6 +10,7 @@ import json
 import math
 import shlex
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -143,3 +144,28 @@ def wait_for_runs(base: str, expected: set, server: subprocess.Popen, log: Path,
                 return runs
         time.sleep(1)
     pytest.fail(f"TensorBoard listed {runs}, not {sorted(expected)}; its log: {log.read_text()[-2000:]}")
+
+
+@pytest.mark.slow
+def test_hetcomp_tensorboard_serves_every_run_of_an_output_directory(tiny_pipeline, tmp_path):
+    """`hetcomp tensorboard --out DIR` becomes the venv's TensorBoard on the report's runs, on a loopback port."""
+    port = portpicker.pick_unused_port()
+    with open(tmp_path / "tensorboard.log", "w") as log:
+        server = subprocess.Popen([sys.executable, "-m", "hetcomp_tf.cli", "tensorboard", "--out",
+                                   str(tiny_pipeline.out), "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        runs = wait_for_runs(f"http://127.0.0.1:{port}", {*TEACHER_NAMES, "student-hetcomp"}, server,
+                             tmp_path / "tensorboard.log")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert sorted(runs) == sorted(f"{name}/." for name in (*TEACHER_NAMES, "student-hetcomp"))
+    assert f"http://127.0.0.1:{port}" in (tmp_path / "tensorboard.log").read_text()
+
+
+def test_hetcomp_tensorboard_without_a_finished_run_is_one_line(tmp_path, capsys):
+    from hetcomp_tf.cli import main
+
+    assert main(["tensorboard", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no readable report of a finished `hetcomp run" in err[0]

@@ -69,8 +69,13 @@ def next_steps(serving_dir: str | None, user: str, logs: dict) -> list[str]:
     if serving_dir is not None:
         steps += [f"{hetcomp} serve --model {_shown(serving_dir)} --port {SERVE_PORT}",
                   f"{hetcomp} query --server 127.0.0.1:{SERVE_PORT} --user {shlex.quote(user)} --k 10"]
+    return [*steps, shlex.join(tensorboard_command(logs))]
+
+
+def tensorboard_command(logs: dict) -> list[str]:
+    """The venv's `tensorboard` on every run's logs ({run name: event file directory}, names without colons)."""
     spec = ",".join(f"{name}:{_shown(path)}" for name, path in logs.items())
-    return [*steps, f"{_program('tensorboard')} --logdir_spec {shlex.quote(spec)}"]
+    return [_program("tensorboard"), "--logdir_spec", spec]
 
 
 def _program(name: str) -> str:
