@@ -49,15 +49,16 @@ _REDUCTION = tf.keras.losses.Reduction
 # ------------------------------------------------------------------------------------------- label matrices
 
 
-def _scatter_rows(ids: tf.Tensor, n_items: tf.Tensor, values: tf.Tensor, base: tf.Tensor) -> tf.Tensor:
-    """base [b, n_items] with base[r, ids[r, k]] = max(base, values[r, k]); ids < 0 are skipped (they land in
-    a spare column that is cut off, which keeps every shape static)."""
+def _scatter_rows(ids: tf.Tensor, n_items: tf.Tensor, values: tf.Tensor, base: tf.Tensor,
+                  scatter=tf.tensor_scatter_nd_max) -> tf.Tensor:
+    """base [b, n_items] with base[r, ids[r, k]] = scatter(base, values[r, k]) (default: the max); ids < 0 are
+    skipped (they land in a spare column that is cut off, which keeps every shape static)."""
     ids = tf.convert_to_tensor(ids, tf.int32)
     batch = tf.shape(ids)[0]
     columns = tf.where(ids >= 0, ids, n_items)
     rows = tf.broadcast_to(tf.range(batch)[:, None], tf.shape(ids))
     padded = tf.pad(base, [[0, 0], [0, 1]])
-    scattered = tf.tensor_scatter_nd_max(padded, tf.stack([rows, columns], axis=-1), tf.cast(values, base.dtype))
+    scattered = scatter(padded, tf.stack([rows, columns], axis=-1), tf.cast(values, base.dtype))
     return scattered[:, :-1]
 
 
@@ -189,12 +190,9 @@ class _TargetLoss(tf.keras.losses.Loss):
 
 
 def _scatter_into(values: tf.Tensor, ids: tf.Tensor, fill: float) -> tf.Tensor:
-    """values [b, n] with `fill` at the ids int32 [b, L] of each row (−1 skipped: it lands in a spare column)."""
-    n = tf.shape(values)[1]
-    rows = tf.broadcast_to(tf.range(tf.shape(ids)[0])[:, None], tf.shape(ids))
-    coords = tf.stack([rows, tf.where(ids >= 0, ids, n)], axis=-1)
-    padded = tf.pad(values, [[0, 0], [0, 1]])
-    return tf.tensor_scatter_nd_update(padded, coords, tf.fill(tf.shape(ids), tf.constant(fill, values.dtype)))[:, :-1]
+    """values [b, n] with `fill` at the ids int32 [b, L] of each row (−1 skipped)."""
+    return _scatter_rows(ids, tf.shape(values)[1], tf.fill(tf.shape(ids), fill), values,
+                         scatter=tf.tensor_scatter_nd_update)
 
 
 def rest_logsumexp(scores: tf.Tensor, excluded: tf.Tensor, bound: float | None = None) -> tf.Tensor:

@@ -23,6 +23,7 @@ from hetcomp_tf.losses import rest_logsumexp
 from hetcomp_tf.metrics import evaluate, masked_topk
 from hetcomp_tf.progress import log
 
+
 def random_knowledge(data: Dataset, traj: TrajectoryConfig, seed: int = 0) -> EnsembleKnowledge:
     """One random top-N of distinct unobserved items per user, as every teacher's every checkpoint, and the users'
     first train items as the observed order."""
@@ -46,7 +47,7 @@ def time_dense_pass(data: Dataset, cfg: DistillConfig, users: int, repeats: int 
     rng = np.random.default_rng(cfg.seed)
     users_table = tf.Variable(rng.normal(0.0, 0.1, (users, cfg.student_dim)).astype(np.float32))
     items_table = tf.Variable(rng.normal(0.0, 0.1, (data.n_items, cfg.student_dim)).astype(np.float32))
-    width = int(data.train.lengths()[:users].max()) + cfg.top_k
+    width = int(data.train.lengths().max()) + cfg.top_k  # the trainer's padded train rows, then the K targets
     excluded = tf.constant(rng.integers(0, data.n_items, (users, width)).astype(np.int32))
 
     def dense_pass():
