@@ -195,16 +195,19 @@ def _scatter_into(values: tf.Tensor, ids: tf.Tensor, fill: float) -> tf.Tensor:
                          scatter=tf.tensor_scatter_nd_update)
 
 
-def rest_logsumexp(scores: tf.Tensor, excluded: tf.Tensor, bound: float | None = None) -> tf.Tensor:
-    """[b, 1] log Σ_{j ∉ excluded} e^{s_j}, exactly, over every item but the ids `excluded` int32 [b, L] (−1
-    padded): the rest mass of every loss here. No [b, n_items] mask is built (a scatter of L zeros per row), the
-    exponentials are taken once and reused by the gradient (e^{s_j} / Σ on the rest, 0 on excluded ids), and with
-    `bound` (|s| ≤ bound, the losses' clip) the shift is e^{−bound}: no max pass, no overflow, and e^{−2·bound}
-    > 0 in float32 for bound ≤ 43. A row with no rest gives _ABSENT_LOGIT."""
-    excluded = tf.convert_to_tensor(excluded, tf.int32)
+def rest_and_list_scores(scores: tf.Tensor, excluded: tf.Tensor, ids: tf.Tensor,
+                         bound: float | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+    """(rest [b, 1], list_scores [b, L]): log Σ_{j ∉ excluded} e^{s_j} exactly, over every item but the ids
+    `excluded` int32 [b, E] (−1 padded), and the scores of the ids int32 [b, L] (−1 padding gets a score the
+    losses mask). This is every loss's whole contact with the [b, n_items] scores, in one op so that its gradient
+    is one dense buffer (e^{s_j} / Σ on the rest, plus the lists' upstream scattered at their ids) instead of one
+    per gather. No [b, n_items] mask is built (a scatter of E zeros per row), the exponentials are taken once and
+    reused by the gradient, and with `bound` (|s| ≤ bound, the losses' clip) the shift is e^{−bound}: no max pass,
+    no overflow, and e^{−2·bound} > 0 in float32 for bound ≤ 43. A row with no rest gives _ABSENT_LOGIT."""
+    excluded, ids = tf.convert_to_tensor(excluded, tf.int32), tf.convert_to_tensor(ids, tf.int32)
 
     @tf.custom_gradient
-    def rest(scores):
+    def dense_terms(scores):
         if bound is None:
             shift = tf.reduce_max(_scatter_into(scores, excluded, -np.inf), axis=1, keepdims=True)
             shift = tf.where(tf.math.is_finite(shift), shift, 0.0)
@@ -213,40 +216,45 @@ def rest_logsumexp(scores: tf.Tensor, excluded: tf.Tensor, bound: float | None =
         masses = _scatter_into(tf.exp(scores - shift), excluded, 0.0)
         total = tf.reduce_sum(masses, axis=1, keepdims=True)
         some = total > 0.0
-        value = tf.where(some, tf.math.log(tf.where(some, total, 1.0)) + shift, _ABSENT_LOGIT)
+        rest = tf.where(some, tf.math.log(tf.where(some, total, 1.0)) + shift, _ABSENT_LOGIT)
+        list_scores = tf.gather(scores, tf.maximum(ids, 0), batch_dims=1)
 
-        def gradient(upstream):
-            return upstream * masses / tf.where(some, total, 1.0)
+        def gradient(rest_upstream, list_upstream):
+            dense = rest_upstream * masses / tf.where(some, total, 1.0)
+            return _scatter_rows(ids, tf.shape(scores)[1], tf.where(ids >= 0, list_upstream, 0.0), dense,
+                                 scatter=tf.tensor_scatter_nd_add)
 
-        return value, gradient
+        return (rest, list_scores), gradient
 
-    return rest(scores)
-
-
-def _rest_logsumexp_outside(targets: Targets, ids: tf.Tensor, scores: tf.Tensor, bound: float | None) -> tf.Tensor:
-    """[b, 1] log Σ e^s over the rest R = unobserved items minus `ids`: train items never enter R, so a relevant
-    observed item is never pushed down by the unobserved lists, nor vice versa."""
-    return rest_logsumexp(scores, tf.concat([targets.train_items, tf.cast(ids, tf.int32)], axis=1), bound)
+    return dense_terms(scores)
 
 
-def _add_unobserved(rest_lse: tf.Tensor, ids: tf.Tensor, scores: tf.Tensor) -> tf.Tensor:
-    """[b, 1] log(e^{rest_lse} + Σ e^s over the items of `ids`, unobserved target items): the rest grown by the
-    items of a target list that a shorter list leaves out (−1 padding adds nothing)."""
-    extra = tf.where(ids >= 0, tf.gather(scores, tf.maximum(ids, 0), batch_dims=1), _ABSENT_LOGIT)
+def _rest_and_list_scores(targets: Targets, ids: tf.Tensor, scores: tf.Tensor, bound: float | None):
+    """rest_and_list_scores with R = unobserved items minus the unobserved targets: train items never enter R, so
+    a relevant observed item is never pushed down by the unobserved lists, nor vice versa. `ids`: every list's ids
+    (observed and unobserved), the scores of all of them in one gather."""
+    return rest_and_list_scores(scores, tf.concat([targets.train_items, tf.cast(targets.unobserved, tf.int32)], 1),
+                                ids, bound)
+
+
+def _add_unobserved(rest_lse: tf.Tensor, ids: tf.Tensor, list_scores: tf.Tensor) -> tf.Tensor:
+    """[b, 1] log(e^{rest_lse} + Σ e^s over the items of `ids`, unobserved target items with their scores
+    `list_scores`): the rest grown by the items of a target list that a shorter list leaves out (−1 padding adds
+    nothing)."""
+    extra = tf.where(ids >= 0, list_scores, _ABSENT_LOGIT)
     return tf.reduce_logsumexp(tf.concat([rest_lse, extra], axis=1), axis=1, keepdims=True)
 
 
-def compact_list(ids: tf.Tensor, scores: tf.Tensor, rest_lse: tf.Tensor, graded: bool = True):
-    """(labels, logits) [b, L + 1] for the TF-Ranking losses here: the items of `ids` int32 [b, L] (labels
-    L − k by position k when `graded`, else 1; −1 padding is labelled −1, ignored) and one rest entry with
-    label 0 and logit `rest_lse` [b, 1]."""
+def compact_list(ids: tf.Tensor, list_scores: tf.Tensor, rest_lse: tf.Tensor, graded: bool = True):
+    """(labels, logits) [b, L + 1] for the TF-Ranking losses here: the items of `ids` int32 [b, L] with their
+    scores `list_scores` [b, L] (labels L − k by position k when `graded`, else 1; −1 padding is labelled −1,
+    ignored) and one rest entry with label 0 and logit `rest_lse` [b, 1]."""
     ids = tf.convert_to_tensor(ids, tf.int32)
     length = tf.shape(ids)[1]
     grades = tf.cast(length - tf.range(length), tf.float32) if graded else tf.ones([length])
     labels = tf.where(ids >= 0, grades, -1.0)
-    logits = tf.gather(scores, tf.maximum(ids, 0), batch_dims=1)
     rest_label = tf.zeros_like(rest_lse)
-    return tf.concat([labels, rest_label], axis=1), tf.concat([logits, rest_lse], axis=1)
+    return tf.concat([labels, rest_label], axis=1), tf.concat([list_scores, rest_lse], axis=1)
 
 
 def _per_user(loss: tfr_keras_losses._ListwiseLoss, labels_logits) -> tf.Tensor:
@@ -262,8 +270,8 @@ class OverallLoss(_TargetLoss):
 
     def per_user(self, targets, scores):
         positives = tf.concat([targets.observed, targets.unobserved], axis=1)
-        rest = _rest_logsumexp_outside(targets, targets.unobserved, scores, self.score_clip)
-        return _per_user(self._setwise, compact_list(positives, scores, rest, graded=False))
+        rest, positive_scores = _rest_and_list_scores(targets, positives, scores, self.score_clip)
+        return _per_user(self._setwise, compact_list(positives, positive_scores, rest, graded=False))
 
 
 class FineGrainedLoss(_TargetLoss):
@@ -283,14 +291,17 @@ class FineGrainedLoss(_TargetLoss):
     def per_user(self, targets, scores):
         self._check_width("FineGrainedLoss", targets.unobserved, self.top_k)
         self._check_width("FineGrainedLoss", targets.observed, self.observed_size)
-        top_half, top_tenth = targets.unobserved[:, : self.half], targets.unobserved[:, : self.tenth]
-        rest_all = _rest_logsumexp_outside(targets, targets.unobserved, scores, self.score_clip)  # one dense pass
-        rest_half = _add_unobserved(rest_all, targets.unobserved[:, self.half:], scores)
-        rest_tenth = _add_unobserved(rest_half, targets.unobserved[:, self.tenth: self.half], scores)
-        observed = _per_user(self._observed_pl, compact_list(targets.observed, scores, rest_half))
-        half = _per_user(self._half_pl, compact_list(top_half, scores, rest_half))
-        tenth = _per_user(self._tenth_pl, compact_list(top_tenth, scores, rest_tenth))
-        return observed + (half + tenth) / 2.0
+        p, half, tenth, unobserved = self.observed_size, self.half, self.tenth, targets.unobserved
+        rest_all, list_scores = _rest_and_list_scores(targets, tf.concat([targets.observed, unobserved], 1), scores,
+                                                      self.score_clip)  # the one dense pass
+        observed_scores, unobserved_scores = list_scores[:, :p], list_scores[:, p:]
+        rest_half = _add_unobserved(rest_all, unobserved[:, half:], unobserved_scores[:, half:])
+        rest_tenth = _add_unobserved(rest_half, unobserved[:, tenth:half], unobserved_scores[:, tenth:half])
+        observed = _per_user(self._observed_pl, compact_list(targets.observed, observed_scores, rest_half))
+        top_half = _per_user(self._half_pl, compact_list(unobserved[:, :half], unobserved_scores[:, :half], rest_half))
+        top_tenth = _per_user(self._tenth_pl, compact_list(unobserved[:, :tenth], unobserved_scores[:, :tenth],
+                                                           rest_tenth))
+        return observed + (top_half + top_tenth) / 2.0
 
 
 class RRDLoss(_TargetLoss):
@@ -304,8 +315,12 @@ class RRDLoss(_TargetLoss):
 
     def per_user(self, targets, scores):
         self._check_width("RRDLoss", targets.unobserved, self.top_k)
-        rest = _rest_logsumexp_outside(targets, targets.unobserved, scores, self.score_clip)
-        return _per_user(self._pl, compact_list(targets.unobserved, scores, rest))
+        return self.from_lists(targets.unobserved, *_rest_and_list_scores(targets, targets.unobserved, scores,
+                                                                           self.score_clip))
+
+    def from_lists(self, unobserved: tf.Tensor, rest: tf.Tensor, list_scores: tf.Tensor) -> tf.Tensor:
+        """The loss from the rest and the list's scores (for losses built on RRD, which share the dense pass)."""
+        return _per_user(self._pl, compact_list(unobserved, list_scores, rest))
 
 
 # --------------------------------------------------------------------------------------------- DCD's losses
@@ -368,6 +383,6 @@ class DCDLoss(_TargetLoss):
     def per_user(self, targets: DCDTargets, scores: tf.Tensor) -> tf.Tensor:
         self._check_width("DCDLoss", targets.unobserved, self.top_k)
         self._check_width("DCDLoss", targets.discrepancy, self.top_k)
-        list_scores = tf.gather(scores, tf.maximum(targets.unobserved, 0), batch_dims=1)
+        rest, list_scores = _rest_and_list_scores(targets, targets.unobserved, scores, self.score_clip)
         correction = self._ucd.per_user(targets.discrepancy, list_scores)
-        return self._rrd.per_user(targets, scores) + self.correction_weight * correction
+        return self._rrd.from_lists(targets.unobserved, rest, list_scores) + self.correction_weight * correction

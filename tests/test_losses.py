@@ -265,3 +265,40 @@ def test_reverse_cumulative_logsumexp_equals_numpy_with_ties_and_absent_entries(
         total = tf.reduce_sum(out * w.astype(np.float32))
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(tape.gradient(total, variable).numpy(), expected_grad, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("bound", [None, 40.0])
+def test_rest_and_list_scores_equal_numpy_loops(bound):
+    """The one dense op of every loss: value log Σ_{j ∉ excluded} e^{s_j} and the lists' scores, and the gradient
+    of Σ_r w_r rest_r + Σ_{r,k} v_rk list_rk (w_r · e^{s_j}/Σ on the rest, plus v_rk at ids_rk, −1 ids skipped)
+    against float64 loops; one row excludes every item (no rest)."""
+    rng = np.random.default_rng(21 if bound is None else 22)
+    batch, n_items = 5, 60
+    scores = rng.uniform(-40.0, 40.0, (batch, n_items)).astype(np.float32)
+    excluded = np.full((batch, n_items), -1, np.int32)
+    ids = np.full((batch, 8), -1, np.int32)
+    for r in range(batch - 1):
+        excluded[r, : 5 + 3 * r] = rng.choice(n_items, 5 + 3 * r, replace=False)
+        ids[r, : 2 + r] = rng.choice(n_items, 2 + r, replace=False)
+    excluded[-1] = np.arange(n_items)
+    w, v = rng.uniform(0.5, 2.0, (batch, 1)), rng.uniform(-1.0, 1.0, (batch, 8))
+    variable = tf.Variable(scores)
+    with tf.GradientTape() as tape:
+        rest, list_scores = losses.rest_and_list_scores(variable, tf.constant(excluded), tf.constant(ids), bound)
+        total = tf.reduce_sum(w * rest) + tf.reduce_sum(tf.where(ids >= 0, v * list_scores, 0.0))
+    gradient = tape.gradient(total, variable).numpy()
+    s = scores.astype(np.float64)
+    for r in range(batch):
+        kept = [j for j in range(n_items) if j not in set(excluded[r][excluded[r] >= 0])]
+        expected_grad = np.zeros(n_items)
+        if kept:
+            lse = np.log(np.sum(np.exp(s[r, kept])))
+            np.testing.assert_allclose(rest.numpy()[r, 0], lse, rtol=1e-5)
+            expected_grad[kept] = w[r, 0] * np.exp(s[r, kept] - lse)
+        else:
+            assert rest.numpy()[r, 0] <= -1e3
+        for k, item in enumerate(ids[r]):
+            if item >= 0:
+                assert list_scores.numpy()[r, k] == scores[r, item]
+                expected_grad[item] += v[r, k]
+        np.testing.assert_allclose(gradient[r], expected_grad, rtol=1e-4, atol=1e-6)
