@@ -123,7 +123,8 @@ def run_record(key: RunKey, run: DistillRun) -> dict:
             "params": run.params, "train_seconds": run.train_seconds, "epochs": run.epochs,
             "best_epoch": run.best_epoch, "switch_epoch": run.switch_epoch, "mean_stage": run.mean_stage,
             "curve": [[h["epoch"], h["valid"][RECORD_METRIC]] for h in run.history],
-            "stage_curve": [[h["epoch"], h["mean_stage"]] for h in run.history if h["mean_stage"]]}
+            "stage_curve": [[h["epoch"], h["mean_stage"]] for h in run.history if h["mean_stage"]],
+            "dkc_curve": [[h["epoch"], h["dkc"]] for h in run.history if "dkc" in h]}
 
 
 def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int, methods: Sequence[str],

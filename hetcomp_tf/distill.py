@@ -357,7 +357,8 @@ def distill(data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConf
             progress: Callable[[str, int], Progress] | None = Progress,
             resume_dir: str | os.PathLike | None = None) -> DistillRun:
     """Trains a student with `cfg.method`; TensorBoard scalars go to `log_dir` (per epoch: loss/<name>,
-    objective, dkc/mean_stage/<teacher>; per evaluation: valid/<metric>). `progress(what, total)` reports each
+    objective, dkc/mean_stage/<teacher>; per evaluation: valid/<metric>; per DKC update: dkc/update/<statistic>,
+    see `dkc.update_statistics`, also kept in the history entry of an evaluation at the same epoch). `progress(what, total)` reports each
     evaluation on stderr (None: silent). `knowledge` may be None only for wo_kd. With `resume_dir`, the whole
     run state is saved there after every evaluation (`RunState`) and a run interrupted with the same config
     continues from its last evaluation, with the same batches and seeds as an uninterrupted run."""
@@ -402,7 +403,10 @@ def distill(data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConf
                                         f"{valid[RECORD_METRIC]:.4f} (best {best['valid'][RECORD_METRIC]:.4f} "
                                         f"at epoch {best['epoch']})" + _stage_text(stages))
             if trainer.dkc is not None and trainer.dkc.due(epoch):
-                trainer.dkc.update(student.score_all, epoch)
+                decision = trainer.dkc.update(student.score_all, epoch)
+                scalars.write(trained, decision, prefix="dkc/update/")
+                if history and history[-1]["epoch"] == trained:  # the evaluation of this epoch keeps it
+                    history[-1]["dkc"] = decision
             if saved is not None and epoch % cfg.eval_every == 0:
                 saved.save(trained, history, best, switch_epoch, stopping,
                            seconds_before + time.perf_counter() - start)

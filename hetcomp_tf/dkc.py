@@ -85,6 +85,32 @@ def advance_stages(stages, d_prev, d_next, d_after, threshold, n_stages: int):
     return stages + tf.cast(advanced, stages.dtype), tf.where(advanced, d_after, d_prev), advanced
 
 
+def update_statistics(stages, d_prev, d_next, threshold: float, n_stages: int,
+                      decided: bool = True) -> dict[str, float]:
+    """What one DKC decision did, for diagnosis (TensorBoard and the run history): the share of all (user,
+    teacher) pairs that moved, split by the rule that moved them ("reproduced": D_next = 0, "caught_up": the gap
+    shrank faster than the threshold, "drifted": it grew), and per current stage v below the last: the share of
+    pairs there, their mean D to stage v + 1 and the share of them that moved. Inputs as `advance_stages`' (the
+    state before the decision), as NumPy or tensors; `decided=False` (DKC's first call, which only records D):
+    nothing moved."""
+    stages, d_prev, d_next = (np.asarray(x) for x in (stages, d_prev, d_next))
+    active = (stages < n_stages - 1) & decided
+    ratio = d_prev / np.where(d_next > 0.0, d_next, 1.0)
+    reproduced = active & (d_next <= 0.0)
+    caught_up = active & ~reproduced & (ratio > threshold)
+    drifted = active & ~reproduced & ~caught_up & (ratio < 1.0)
+    moved = reproduced | caught_up | drifted
+    stats = {"threshold": float(threshold), "moved": float(moved.mean()), "moved_reproduced": float(reproduced.mean()),
+             "moved_caught_up": float(caught_up.mean()), "moved_drifted": float(drifted.mean())}
+    for stage in range(n_stages - 1):
+        here = stages == stage
+        stats[f"stage_{stage}/share"] = float(here.mean())
+        if here.any():
+            stats[f"stage_{stage}/d_next"] = float(d_next[here].mean())
+            stats[f"stage_{stage}/moved"] = float(moved[here].mean())
+    return stats
+
+
 def mean_stages_rounded(stages) -> np.ndarray:
     """Each teacher's mean stage over users rounded to 2 decimals with Python's `round`, as the authors do."""
     means = np.asarray(stages, dtype=np.float64).mean(axis=0)
@@ -157,23 +183,27 @@ class DynamicKnowledge(tf.Module):
 
     # ------------------------------------------------------------------------------------------- updates
 
-    def update(self, score_fn, epoch: int) -> int:
+    def update(self, score_fn, epoch: int) -> dict[str, float]:
         """Applies the DKC rule with the student's scores, score_fn(user_ids int32 [b]) -> float [b, n_items].
-        The first call only records D_prev. Returns how many (user, teacher) pairs advanced."""
+        The first call only records D_prev. Returns `update_statistics` of the decision plus "advanced", how many
+        (user, teacher) pairs advanced."""
         d_next, d_after = self.distances(score_fn)
+        threshold = dkc_threshold(epoch, self.cfg)
         if not bool(self.initialised.numpy()):
             self.d_prev.assign(d_next)
             self.initialised.assign(True)
-            return 0
-        stages, d_prev, advanced = advance_stages(self.stages, self.d_prev, d_next, d_after,
-                                                  dkc_threshold(epoch, self.cfg), self.n_stages)
+            return {**update_statistics(self.stages, d_next, d_next, threshold, self.n_stages, decided=False),
+                    "advanced": 0}
+        stats = update_statistics(self.stages, self.d_prev, d_next, threshold, self.n_stages)
+        stages, d_prev, advanced = advance_stages(self.stages, self.d_prev, d_next, d_after, threshold,
+                                                  self.n_stages)
         self.stages.assign(stages)
         self.d_prev.assign(d_prev)
         changed_users = tf.cast(tf.where(tf.reduce_any(advanced, axis=1))[:, 0], tf.int32)
         if changed_users.shape[0]:
             self._rebuild_targets(changed_users)
             self.final.assign(all_final(stages.numpy(), self.n_stages))
-        return int(tf.reduce_sum(tf.cast(advanced, tf.int32)))
+        return {**stats, "advanced": int(tf.reduce_sum(tf.cast(advanced, tf.int32)))}
 
     def distances(self, score_fn) -> tuple[tf.Tensor, tf.Tensor]:
         """float32 [U, X] each: D(u, x, min(v+1, T−1)) and D(u, x, min(v+2, T−1)) for the current stages v."""

@@ -140,6 +140,33 @@ def test_rule_hits_every_branch_like_the_reference():
         np.testing.assert_array_equal(got_part.numpy(), ref_part)
 
 
+def assert_statistics_equal_loops(stats, stages, d_prev, d_next, threshold):
+    """update_statistics against a loop over (user, teacher) pairs, which names each pair's rule in turn."""
+    counts, per_stage = {"reproduced": 0, "caught_up": 0, "drifted": 0}, {}
+    for (u, x), stage in np.ndenumerate(stages):
+        if stage == N_STAGES - 1:
+            continue
+        if d_next[u, x] <= 0:
+            rule = "reproduced"
+        elif d_prev[u, x] / d_next[u, x] > threshold:
+            rule = "caught_up"
+        elif d_prev[u, x] / d_next[u, x] < 1:
+            rule = "drifted"
+        else:
+            rule = None
+        if rule:
+            counts[rule] += 1
+        per_stage.setdefault(stage, []).append((d_next[u, x], rule is not None))
+    pairs = stages.size
+    for rule, count in counts.items():
+        assert stats[f"moved_{rule}"] == pytest.approx(count / pairs)
+    assert stats["moved"] == pytest.approx(sum(counts.values()) / pairs) and stats["threshold"] == threshold
+    for stage, entries in per_stage.items():
+        assert stats[f"stage_{stage}/share"] == pytest.approx(len(entries) / pairs)
+        assert stats[f"stage_{stage}/d_next"] == pytest.approx(np.mean([d for d, _ in entries]), rel=1e-5)
+        assert stats[f"stage_{stage}/moved"] == pytest.approx(np.mean([m for _, m in entries]))
+
+
 def test_update_step_equals_numpy_reference():
     rankings, observed, train, train_dense, scores = make_problem()
     k = CFG.dkc_ndcg_k
@@ -156,7 +183,8 @@ def test_update_step_equals_numpy_reference():
 
     # first call (epoch 10): records D_prev = D(v + 1) only
     assert know.due(10) and not know.due(15) and not know.due(0)
-    assert know.update(score_fn, epoch=10) == 0
+    first = know.update(score_fn, epoch=10)
+    assert first["advanced"] == 0 and first["moved"] == 0.0 and first["stage_0/share"] == 1.0
     np.testing.assert_array_equal(know.stages.numpy(), zeros)
     d_first = ref_distances(scores, train_dense, rankings, zeros, 1, k)
     np.testing.assert_allclose(know.d_prev.numpy(), d_first, atol=1e-6)
@@ -175,12 +203,14 @@ def test_update_step_equals_numpy_reference():
     know._rebuild_targets(tf.range(N_USERS))  # keep the table in step with the hand-set stages
     threshold = dkc.dkc_threshold(20, CFG)
     assert 1.02 < threshold < 1.5
-    n_advanced = know.update(score_fn, epoch=20)
+    stats = know.update(score_fn, epoch=20)
+    n_advanced = stats["advanced"]
 
     ref_stages, ref_d_prev = ref_rule(stages, d_prev, d_next, d_after, threshold, N_STAGES)
     np.testing.assert_array_equal(know.stages.numpy(), ref_stages)
     np.testing.assert_allclose(know.d_prev.numpy(), ref_d_prev, atol=1e-6)
     assert n_advanced == int((ref_stages != stages).sum()) > 0
+    assert_statistics_equal_loops(stats, stages, d_prev, d_next, threshold)
     assert (ref_stages == stages).any() and ref_stages[0, 0] == 1
     assert_targets_are_ensemble_topk(know.target_table.numpy(), rankings, ref_stages, train_dense, CFG.top_k, CFG.tau)
     np.testing.assert_allclose(know.mean_stage().numpy(), ref_stages.mean(0), rtol=1e-6)
