@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
+from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.progress import log
 
 
@@ -50,19 +51,35 @@ def run_in_workers(tasks: Sequence[tuple[Any, Callable, tuple]], jobs: int, what
                    setup: Callable | None = None, setup_args: tuple = ()) -> Iterator[tuple[Any, Any]]:
     """Runs each task (key, fn, args) as fn(*args) in `jobs` spawned processes and yields (key, result) as they
     finish; `setup(*setup_args)` runs once per worker (e.g. to load shared inputs). Functions and arguments must
-    pickle (module-level functions). The first failure is raised and cancels the tasks not started."""
+    pickle (module-level functions). A failed task is logged at once and the others go on (a benchmark keeps the
+    runs that finish); once all ended, a HetCompError names the failed ones, chained to the first failure."""
     threads = threads_per_worker(jobs)
     log(f"running {len(tasks)} {what} in {jobs} worker processes with {threads} TensorFlow thread(s) each")
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init,
                              initargs=(threads, setup, setup_args)) as pool:
         pending: dict[Future, Any] = {pool.submit(fn, *args): key for key, fn, args in tasks}
+        failures: list[tuple[Any, BaseException]] = []
         try:
             while pending:
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in finished:
                     key = pending.pop(future)
-                    yield key, future.result()
-        finally:
+                    try:
+                        result = future.result()
+                    except Exception as error:  # noqa: BLE001 - reported now, raised once the others ended
+                        log(f"{what}: {_name(key)} failed: {type(error).__name__}: {error}")
+                        failures.append((key, error))
+                        continue
+                    yield key, result
+        finally:  # the caller stopped early (an error of its own, Ctrl-C): start nothing more
             for future in pending:
                 future.cancel()
+    if failures:
+        names = ", ".join(_name(key) for key, _ in failures)
+        raise HetCompError(f"{len(failures)} of {len(tasks)} {what} failed: {names} (first error below)") \
+            from failures[0][1]
+
+
+def _name(key: Any) -> str:
+    return str(getattr(key, "name", key))
