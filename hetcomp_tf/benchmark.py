@@ -8,8 +8,9 @@ Layout of the output directory DIR:
     loses at most `eval_every` epochs per run in progress, and a rerun with the same teachers and DistillConfig
     resumes both;
   * results.json: mean/std over seeds per method at the profile's student dim, the dim sweep, teachers,
-    ensemble, wall time; results.md: the same as Markdown tables; curves.png: valid Recall@50 per evaluation
-    (the paper's training-curve figure).
+    ensemble, wall time; results.md: the same as Markdown tables, plus the curriculum read back (`diagnosis`);
+    curves.png: valid Recall@50 per evaluation (the paper's training-curve figure); stages.png: each DKC run's
+    mean stage per teacher.
 
 With `jobs` > 1 the teachers and then the runs go to that many worker processes (`workers.py`), each with
 cores/jobs TensorFlow threads; only the parent writes the result files.
@@ -31,6 +32,7 @@ import numpy as np
 
 from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES, Profile
 from hetcomp_tf.data import Dataset, load_dataset, sha256_of
+from hetcomp_tf.diagnosis import diagnosis_markdown, plot_stage_curves
 from hetcomp_tf.distill import RECORD_METRIC, DistillRun, distill, get_method
 from hetcomp_tf.ensemble import EnsembleKnowledge
 from hetcomp_tf.errors import HetCompError
@@ -46,6 +48,7 @@ PAIRED_METRICS = ("recall@50", "ndcg@50")
 PARTIAL = "results.partial.json"
 RESULTS = "results.json"
 RESULTS_MD = "results.md"
+STAGES = "stages.png"
 CURVES = "curves.png"
 METRIC_COLUMNS = [f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")]
 
@@ -165,8 +168,9 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
                        runs_planned=len(keys), wall_seconds=time.perf_counter() - start)
         write_json(out / RESULTS, results)
         write_text(out / RESULTS_MD, results_markdown(results))
-        plot_curves(runs, profile.distill.student_dim, out / CURVES,
-                    f"{summary['dataset']['name']} ({profile.name} profile)")
+        title = f"{summary['dataset']['name']} ({profile.name} profile)"
+        plot_curves(runs, profile.distill.student_dim, out / CURVES, title)
+        plot_stage_curves(runs, out / STAGES, title)
         return results
 
     for index, (key, record) in enumerate(runner, 1):
@@ -378,7 +382,8 @@ def results_markdown(results: dict) -> str:
             f"(dim {results['student_dim']})\n\n{paired}\n\n## Student sizes\n\n{sweep}\n\n## Runs\n\n{per_run}\n\n"
             f"{len(results['runs'])} of {results['runs_planned']} planned runs finished. Wall time "
             f"{results['wall_seconds']:.0f} s with {results['jobs']} job(s), {results['runs_resumed']} of "
-            f"{len(results['runs'])} runs resumed from {PARTIAL} (their time is not in it).\n")
+            f"{len(results['runs'])} runs resumed from {PARTIAL} (their time is not in it).\n\n"
+            + diagnosis_markdown(results["runs"]))
 
 
 def plot_curves(runs: list[dict], dim: int, path: Path, title: str) -> None:
