@@ -53,7 +53,8 @@ from hetcomp_tf.dkc import DynamicKnowledge
 from hetcomp_tf.ensemble import EnsembleKnowledge
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.exports import atomic_directory
-from hetcomp_tf.losses import CorrectionLoss, DCDLoss, DCDTargets, FineGrainedLoss, OverallLoss, RRDLoss, Targets
+from hetcomp_tf.losses import (CorrectionLoss, DCDLoss, DCDTargets, FineGrainedLoss, ItemPairs, OverallLoss, RRDLoss,
+                               Targets)
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.models.mf import MF
 from hetcomp_tf.progress import Progress, log
@@ -131,18 +132,30 @@ def stage_rankings(knowledge: EnsembleKnowledge, schedule: str) -> np.ndarray:
 
 
 class Batch(NamedTuple):
-    """One training step's input: the users whose losses it sums and, for BPR, its (user, train item) pairs."""
+    """One training step's input: the users whose losses it sums, for BPR its (user, train item) pairs, for the
+    KD losses the users' train items as (batch row, item) pairs (`losses.ItemPairs`)."""
 
     users: tf.Tensor  # int32 [B]: each user once; XLA padding repeats user 0 with weight 0
     weights: tf.Tensor  # float32 [B]: 1, or 0 for padding
     pair_users: tf.Tensor  # int32 [P] (empty unless the loss is BPR)
     pair_items: tf.Tensor  # int32 [P]
     seed: tf.Tensor  # int64 [2]: the step's stateless seed (negative sampling)
+    train_rows: tf.Tensor  # int32 [C]: the batch row of each train pair (empty for BPR)
+    train_items: tf.Tensor  # int32 [C]: its train item; −1 pads to a fixed C under XLA
 
 
 BATCH_SPEC = Batch(tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.int32),
-                   tf.TensorSpec([None], tf.int32), tf.TensorSpec([2], tf.int64))
+                   tf.TensorSpec([None], tf.int32), tf.TensorSpec([2], tf.int64), tf.TensorSpec([None], tf.int32),
+                   tf.TensorSpec([None], tf.int32))
 PAD_USERS_TO = 64  # XLA steps see batches padded to a multiple of this: a few compiled shapes, not one per batch
+PAD_PAIRS_TO = 1024
+
+
+def train_pairs_cap(train: CSR, batch_users: int) -> int:
+    """A fixed length for a step's train pairs that no batch of at most `batch_users` users exceeds (their
+    `batch_users` longest rows), rounded up to PAD_PAIRS_TO: one compiled shape."""
+    longest = np.sort(train.lengths())[::-1][:batch_users].sum()
+    return int(max(1, -(-longest // PAD_PAIRS_TO)) * PAD_PAIRS_TO)
 
 
 def row_positions(rows: CSR, row_ids: np.ndarray) -> np.ndarray:
@@ -151,10 +164,12 @@ def row_positions(rows: CSR, row_ids: np.ndarray) -> np.ndarray:
     return np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
 
 
-def epoch_batches(train: CSR, cfg: DistillConfig, epoch: int, pairs: bool, pad_to: int = 1) -> Iterator[Batch]:
-    """The steps of one epoch in a seeded order (`cfg.batching`, see DistillConfig). `pairs`: also hand over
-    each step's (user, train item) pairs (BPR); with "users" batching these are all the batch users' pairs.
-    User lists are padded to a multiple of `pad_to`."""
+def epoch_batches(train: CSR, cfg: DistillConfig, epoch: int, pairs: bool, pad_to: int = 1,
+                  train_pairs_to: int | None = None) -> Iterator[Batch]:
+    """The steps of one epoch in a seeded order (`cfg.batching`, see DistillConfig). `pairs`: hand over each
+    step's (user, train item) pairs (BPR; with "users" batching all the batch users' pairs), else the batch
+    users' train items as (row, item) pairs, padded to `train_pairs_to` if given. User lists are padded to a
+    multiple of `pad_to`."""
     rng = np.random.default_rng([cfg.seed, epoch])
     row_ids = train.row_ids().astype(np.int32)
     if cfg.batching == "users":
@@ -174,9 +189,23 @@ def epoch_batches(train: CSR, cfg: DistillConfig, epoch: int, pairs: bool, pad_t
         weights[:users.size] = 1.0
         picked = np.asarray(picked, np.int64)
         pair_users, pair_items = (row_ids[picked], train.indices[picked]) if pairs else (empty, empty)
+        train_rows, train_items = (empty, empty) if pairs else _train_pairs(train, users, train_pairs_to)
         yield Batch(tf.constant(np.pad(users, (0, padded - users.size))), tf.constant(weights),
                     tf.constant(pair_users), tf.constant(pair_items),
-                    tf.constant([cfg.seed, epoch * 1_000_003 + index], tf.int64))
+                    tf.constant([cfg.seed, epoch * 1_000_003 + index], tf.int64), tf.constant(train_rows),
+                    tf.constant(train_items))
+
+
+def _train_pairs(train: CSR, users: np.ndarray, pad_to: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, items) int32: the train items of `users` (row k of the batch = users[k]), padded with (0, −1)."""
+    lengths = train.indptr[users + 1] - train.indptr[users]
+    rows = np.repeat(np.arange(users.size, dtype=np.int32), lengths)
+    items = train.indices[row_positions(train, users)].astype(np.int32)
+    if pad_to is not None:
+        if rows.size > pad_to:
+            raise HetCompError(f"a batch has {rows.size} train pairs, more than the fixed {pad_to}")
+        rows, items = np.pad(rows, (0, pad_to - rows.size)), np.pad(items, (0, pad_to - items.size), constant_values=-1)
+    return rows, items
 
 
 class Trainer:
@@ -192,7 +221,7 @@ class Trainer:
             optimizer = tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
         optimizer.build(self.student.trainable_variables)  # slots exist before tracing: one trace per step
         self.optimizer = optimizer
-        self.train_items = tf.constant(data.train.padded())  # [U, L]: −1 padded rows, an XLA-friendly mask source
+        self.train_pairs_cap = train_pairs_cap(data.train, cfg.batch_size)  # XLA steps: one train-pair length
         self.train_keys = interaction_keys(data.train, data.n_items)
         self.dkc = None
         if self.method.targets != "data":
@@ -267,7 +296,7 @@ class Trainer:
                     scores = tf.matmul(tf.cast(user_vectors, self.compute_dtype),
                                        tf.cast(items_table, self.compute_dtype), transpose_b=True)
                     unobserved, observed = self.dkc.targets(user_ids)
-                    targets = Targets(unobserved, observed, tf.gather(self.train_items, user_ids))
+                    targets = Targets(unobserved, observed, ItemPairs(batch.train_rows, batch.train_items))
                     if loss_name == "dcd":
                         targets = DCDTargets(*targets, self.dcd.targets(user_ids)[1])
                     value = tf.reduce_sum(weights * loss_fn(targets, scores))
@@ -301,8 +330,9 @@ class Trainer:
         """One epoch (`epoch_batches`); mean of each loss over the steps."""
         loss_name = self.loss_name()
         step = self.step_fn(loss_name)
+        jit = self._jit(loss_name)
         batches = epoch_batches(self.data.train, self.cfg, epoch, pairs=loss_name == "bpr",
-                                pad_to=PAD_USERS_TO if self._jit(loss_name) else 1)
+                                pad_to=PAD_USERS_TO if jit else 1, train_pairs_to=self.train_pairs_cap if jit else None)
         outputs = [step(batch) for batch in batches]
         return {name: float(tf.reduce_mean(tf.stack([o[name] for o in outputs]))) for name in outputs[0]}
 

@@ -49,24 +49,56 @@ _REDUCTION = tf.keras.losses.Reduction
 # ------------------------------------------------------------------------------------------- label matrices
 
 
-def _scatter_rows(ids: tf.Tensor, n_items: tf.Tensor, values: tf.Tensor, base: tf.Tensor,
-                  scatter=tf.tensor_scatter_nd_max) -> tf.Tensor:
-    """base [b, n_items] with base[r, ids[r, k]] = scatter(base, values[r, k]) (default: the max); ids < 0 are
-    skipped (they land in a spare column that is cut off, which keeps every shape static)."""
+class ItemPairs(NamedTuple):
+    """Item ids of a batch's rows as flat (row, item) pairs; item −1 is padding. A batch's train items this way
+    need no row padded to the longest user's (CiteULike at the authors' protocol: ~33k pairs per step instead of
+    750 rows × 1,197)."""
+
+    rows: tf.Tensor  # int32 [N]: the row of each pair
+    items: tf.Tensor  # int32 [N]: its item id, or −1
+
+
+def item_pairs(ids) -> ItemPairs:
+    """The pairs of a −1 padded id matrix int32 [b, L]; ItemPairs pass through."""
+    if isinstance(ids, ItemPairs):
+        return ids
     ids = tf.convert_to_tensor(ids, tf.int32)
-    batch = tf.shape(ids)[0]
-    columns = tf.where(ids >= 0, ids, n_items)
-    rows = tf.broadcast_to(tf.range(batch)[:, None], tf.shape(ids))
-    padded = tf.pad(base, [[0, 0], [0, 1]])
-    scattered = scatter(padded, tf.stack([rows, columns], axis=-1), tf.cast(values, base.dtype))
-    return scattered[:, :-1]
+    rows = tf.broadcast_to(tf.range(tf.shape(ids)[0])[:, None], tf.shape(ids))
+    return ItemPairs(tf.reshape(rows, [-1]), tf.reshape(ids, [-1]))
+
+
+def concat_pairs(*parts) -> ItemPairs:
+    pairs = [item_pairs(part) for part in parts]
+    return ItemPairs(tf.concat([p.rows for p in pairs], 0), tf.concat([p.items for p in pairs], 0))
+
+
+def _neutral(scatter, dtype: tf.DType):
+    """The value a padding pair scatters: one that leaves any entry unchanged under `scatter`."""
+    if scatter is tf.tensor_scatter_nd_add:
+        return tf.zeros([], dtype)
+    high = np.inf if dtype.is_floating else dtype.max
+    return tf.constant(-high if scatter is tf.tensor_scatter_nd_max else high, dtype)
+
+
+def _scatter_pairs(pairs: ItemPairs, values: tf.Tensor, base: tf.Tensor, scatter=tf.tensor_scatter_nd_max):
+    """base [b, n_items] with base[r, i] = scatter(base[r, i], value) for every pair (r, i) (default: the max).
+    Padding pairs scatter the op's neutral value into column 0 of their row: no shape depends on how many pairs
+    are real (XLA compiles once) and no spare column is padded on and cut off (two copies of [b, n_items])."""
+    real = pairs.items >= 0
+    index = tf.stack([pairs.rows, tf.where(real, pairs.items, 0)], axis=-1)
+    return scatter(base, index, tf.where(real, tf.cast(values, base.dtype), _neutral(scatter, base.dtype)))
+
+
+def _scatter_rows(ids, values: tf.Tensor, base: tf.Tensor, scatter=tf.tensor_scatter_nd_max) -> tf.Tensor:
+    """_scatter_pairs for an id matrix ids int32 [b, L] (−1 skipped) and values [b, L]."""
+    return _scatter_pairs(item_pairs(ids), tf.reshape(values, [-1]), base, scatter)
 
 
 def ids_to_mask(ids, n_items) -> tf.Tensor:
     """bool [b, n_items]: True at the item ids of each row of `ids` int32 [b, L] (−1 = padding)."""
     ids = tf.convert_to_tensor(ids, tf.int32)
     zeros = tf.zeros(tf.stack([tf.shape(ids)[0], n_items]), tf.int32)
-    return _scatter_rows(ids, n_items, tf.ones_like(ids), zeros) > 0
+    return _scatter_rows(ids, tf.ones_like(ids), zeros) > 0
 
 
 def ranking_labels(perm, n_items, rest_mask) -> tf.Tensor:
@@ -77,7 +109,7 @@ def ranking_labels(perm, n_items, rest_mask) -> tf.Tensor:
     length = tf.shape(perm)[1]
     base = tf.where(rest_mask, 0.0, -1.0)
     position_labels = tf.cast(length - tf.range(length), tf.float32)
-    return _scatter_rows(perm, n_items, tf.broadcast_to(position_labels, tf.shape(perm)), base)
+    return _scatter_rows(perm, tf.broadcast_to(position_labels, tf.shape(perm)), base)
 
 
 # ------------------------------------------------------------------------------------------ core losses
@@ -164,7 +196,8 @@ class Targets(NamedTuple):
 
     unobserved: tf.Tensor  # int32 [b, K]: the ensemble's top-K unobserved items, best first, −1 padded
     observed: tf.Tensor  # int32 [b, P]: the user's train items in the ensemble's order (P = K/10), −1 padded
-    train_items: tf.Tensor  # int32 [b, T]: the user's train items, −1 padded (none of them is in `unobserved`)
+    train_items: tf.Tensor | ItemPairs  # the users' train items: int32 [b, T] −1 padded, or ItemPairs (the
+    # trainer's: no row padded to the longest); none of them is in `unobserved`
 
 
 class _TargetLoss(tf.keras.losses.Loss):
@@ -189,31 +222,31 @@ class _TargetLoss(tf.keras.losses.Loss):
             raise HetCompError(f"{name}: target list has {ids.shape[1]} items per user, the loss was built for {width}")
 
 
-def _scatter_into(values: tf.Tensor, ids: tf.Tensor, fill: float) -> tf.Tensor:
-    """values [b, n] with `fill` at the ids int32 [b, L] of each row (−1 skipped)."""
-    return _scatter_rows(ids, tf.shape(values)[1], tf.fill(tf.shape(ids), fill), values,
-                         scatter=tf.tensor_scatter_nd_update)
+def _lower_to(values: tf.Tensor, pairs: ItemPairs, fill: float) -> tf.Tensor:
+    """values [b, n] with `fill` at the pairs, for a `fill` no larger than any value there (a min-scatter, whose
+    padding is neutral)."""
+    return _scatter_pairs(pairs, tf.fill(tf.shape(pairs.items), fill), values, scatter=tf.tensor_scatter_nd_min)
 
 
-def rest_and_list_scores(scores: tf.Tensor, excluded: tf.Tensor, ids: tf.Tensor,
+def rest_and_list_scores(scores: tf.Tensor, excluded, ids: tf.Tensor,
                          bound: float | None = None) -> tuple[tf.Tensor, tf.Tensor]:
     """(rest [b, 1], list_scores [b, L]): log Σ_{j ∉ excluded} e^{s_j} exactly, over every item but the ids
-    `excluded` int32 [b, E] (−1 padded), and the scores of the ids int32 [b, L] (−1 padding gets a score the
-    losses mask). This is every loss's whole contact with the [b, n_items] scores, in one op so that its gradient
+    `excluded` (int32 [b, E], −1 padded, or ItemPairs), and the scores of the ids int32 [b, L] (−1 padding gets a
+    score the losses mask). This is every loss's whole contact with the [b, n_items] scores, in one op so that its gradient
     is one dense buffer (e^{s_j} / Σ on the rest, plus the lists' upstream scattered at their ids) instead of one
     per gather. No [b, n_items] mask is built (a scatter of E zeros per row), the exponentials are taken once and
     reused by the gradient, and with `bound` (|s| ≤ bound, the losses' clip) the shift is e^{−bound}: no max pass,
     no overflow, and e^{−2·bound} > 0 in float32 for bound ≤ 43. A row with no rest gives _ABSENT_LOGIT."""
-    excluded, ids = tf.convert_to_tensor(excluded, tf.int32), tf.convert_to_tensor(ids, tf.int32)
+    excluded, ids = item_pairs(excluded), tf.convert_to_tensor(ids, tf.int32)
 
     @tf.custom_gradient
     def dense_terms(scores):
         if bound is None:
-            shift = tf.reduce_max(_scatter_into(scores, excluded, -np.inf), axis=1, keepdims=True)
+            shift = tf.reduce_max(_lower_to(scores, excluded, -np.inf), axis=1, keepdims=True)
             shift = tf.where(tf.math.is_finite(shift), shift, 0.0)
         else:
             shift = tf.constant(bound, scores.dtype)
-        masses = _scatter_into(tf.exp(scores - shift), excluded, 0.0)
+        masses = _lower_to(tf.exp(scores - shift), excluded, 0.0)
         total = tf.reduce_sum(masses, axis=1, keepdims=True)
         some = total > 0.0
         rest = tf.where(some, tf.math.log(tf.where(some, total, 1.0)) + shift, _ABSENT_LOGIT)
@@ -221,8 +254,7 @@ def rest_and_list_scores(scores: tf.Tensor, excluded: tf.Tensor, ids: tf.Tensor,
 
         def gradient(rest_upstream, list_upstream):
             dense = rest_upstream * masses / tf.where(some, total, 1.0)
-            return _scatter_rows(ids, tf.shape(scores)[1], tf.where(ids >= 0, list_upstream, 0.0), dense,
-                                 scatter=tf.tensor_scatter_nd_add)
+            return _scatter_rows(ids, list_upstream, dense, scatter=tf.tensor_scatter_nd_add)
 
         return (rest, list_scores), gradient
 
@@ -233,8 +265,7 @@ def _rest_and_list_scores(targets: Targets, ids: tf.Tensor, scores: tf.Tensor, b
     """rest_and_list_scores with R = unobserved items minus the unobserved targets: train items never enter R, so
     a relevant observed item is never pushed down by the unobserved lists, nor vice versa. `ids`: every list's ids
     (observed and unobserved), the scores of all of them in one gather."""
-    return rest_and_list_scores(scores, tf.concat([targets.train_items, tf.cast(targets.unobserved, tf.int32)], 1),
-                                ids, bound)
+    return rest_and_list_scores(scores, concat_pairs(targets.train_items, targets.unobserved), ids, bound)
 
 
 def _add_unobserved(rest_lse: tf.Tensor, ids: tf.Tensor, list_scores: tf.Tensor) -> tf.Tensor:
@@ -334,7 +365,7 @@ class DCDTargets(NamedTuple):
 
     unobserved: tf.Tensor  # int32 [b, K]: the teacher's top-K unobserved items, best first, −1 padded
     observed: tf.Tensor  # int32 [b, P]: not used by DCD (kept so any Targets converts)
-    train_items: tf.Tensor  # int32 [b, T]: the user's train items, −1 padded
+    train_items: tf.Tensor | ItemPairs  # the users' train items (as in Targets)
     discrepancy: tf.Tensor  # int32 [b, K]: r_S − r_T of each entry of `unobserved` (0 on padding)
 
 

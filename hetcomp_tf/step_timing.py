@@ -17,9 +17,9 @@ import tensorflow as tf
 
 from hetcomp_tf.config import TEACHER_NAMES, DistillConfig, TrajectoryConfig
 from hetcomp_tf.data import Dataset, rows_to_mask
-from hetcomp_tf.distill import Trainer, epoch_batches
+from hetcomp_tf.distill import Trainer, epoch_batches, train_pairs_cap
 from hetcomp_tf.ensemble import EnsembleKnowledge
-from hetcomp_tf.losses import rest_and_list_scores
+from hetcomp_tf.losses import ItemPairs, concat_pairs, rest_and_list_scores
 from hetcomp_tf.metrics import evaluate, masked_topk
 from hetcomp_tf.progress import log
 
@@ -42,14 +42,15 @@ def random_knowledge(data: Dataset, traj: TrajectoryConfig, seed: int = 0) -> En
 
 def time_dense_pass(data: Dataset, cfg: DistillConfig, users: int, repeats: int = 6) -> dict[str, float]:
     """Milliseconds of the part of a KD step no loss can skip, on the real shapes: the scores of `users` users
-    over every item, the rest log-sum-exp over them (train items and K targets excluded) and the K targets' scores,
-    and the gradient into both tables; with XLA ("xla_ms") and without ("graph_ms")."""
+    over every item, the rest log-sum-exp over them (the step's train pairs and K targets excluded) and the K
+    targets' scores, and the gradient into both tables; with XLA ("xla_ms") and without ("graph_ms")."""
     rng = np.random.default_rng(cfg.seed)
     users_table = tf.Variable(rng.normal(0.0, 0.1, (users, cfg.student_dim)).astype(np.float32))
     items_table = tf.Variable(rng.normal(0.0, 0.1, (data.n_items, cfg.student_dim)).astype(np.float32))
-    width = int(data.train.lengths().max()) + cfg.top_k  # the trainer's padded train rows, then the K targets
-    excluded = tf.constant(rng.integers(0, data.n_items, (users, width)).astype(np.int32))
-    targets = excluded[:, -cfg.top_k:]
+    pairs = train_pairs_cap(data.train, cfg.batch_size)  # the trainer's fixed number of train pairs per step
+    targets = tf.constant(rng.integers(0, data.n_items, (users, cfg.top_k)).astype(np.int32))
+    excluded = concat_pairs(ItemPairs(tf.constant(rng.integers(0, users, pairs).astype(np.int32)),
+                                      tf.constant(rng.integers(0, data.n_items, pairs).astype(np.int32))), targets)
 
     def dense_pass():
         with tf.GradientTape() as tape:

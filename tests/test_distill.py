@@ -19,7 +19,7 @@ from hetcomp_tf.cli import main
 from hetcomp_tf.config import METRIC_KS, get_profile
 from hetcomp_tf.data import CSR, Dataset
 from hetcomp_tf.distill import (LOSSES, METHODS, Batch, Trainer, bpr_loss, distill, epoch_batches, interaction_keys,
-                                load_student, sample_unobserved, stage_rankings)
+                                load_student, sample_unobserved, stage_rankings, train_pairs_cap)
 from hetcomp_tf.dkc import DynamicKnowledge
 from hetcomp_tf.ensemble import EnsembleKnowledge, ensemble_topk
 from hetcomp_tf.errors import HetCompError
@@ -284,7 +284,7 @@ def test_training_step_matches_a_numpy_reference(data, knowledge, method, loss_n
     expected_loss = float(per_user.sum() if reduction == "sum" else per_user.mean())
     expected_l2 = cfg.l2 * ((user_table[users] ** 2).sum() + (item_table ** 2).sum())
 
-    out = trainer.step_fn(trainer.loss_name())(users_batch(users))
+    out = trainer.step_fn(trainer.loss_name())(users_batch(users, data.train))
     assert trainer.loss_name() == loss_name
     assert float(out[loss_name]) == pytest.approx(expected_loss, rel=1e-5)
     assert float(out["l2"]) == pytest.approx(expected_l2, rel=1e-5)
@@ -295,10 +295,13 @@ def test_training_step_matches_a_numpy_reference(data, knowledge, method, loss_n
     assert np.allclose(new_users[others], user_table[others])  # ... the others not (Adam's first step)
 
 
-def users_batch(users: np.ndarray) -> Batch:
-    """A step's input for exactly these users (weights 1, no BPR pairs)."""
+def users_batch(users: np.ndarray, train) -> Batch:
+    """A step's input for exactly these users (weights 1, no BPR pairs), their train items as (row, item) pairs
+    with two padding pairs."""
     empty = tf.zeros([0], tf.int32)
-    return Batch(tf.constant(users), tf.ones([len(users)]), empty, empty, tf.constant([0, 0], tf.int64))
+    pairs = [(row, item) for row, user in enumerate(users) for item in train.row(user)] + [(0, -1), (0, -1)]
+    rows, items = (tf.constant(column, tf.int32) for column in zip(*pairs))
+    return Batch(tf.constant(users), tf.ones([len(users)]), empty, empty, tf.constant([0, 0], tf.int64), rows, items)
 
 
 def test_xla_and_mixed_precision_steps_agree_with_the_plain_step(data, knowledge):
@@ -384,8 +387,16 @@ def test_interaction_batches_cover_every_interaction_once_and_distil_each_batch_
     lengths = data.train.lengths()
     assert (steps_per_user <= np.minimum(lengths, len(batches))).all() and (steps_per_user >= 1).all()
     assert np.corrcoef(lengths, steps_per_user)[0, 1] > 0.5  # active users get more steps
-    again = [b.users.numpy() for b in epoch_batches(data.train, cfg, epoch=3, pairs=False)]
-    assert all(np.array_equal(a, b.users.numpy()[b.weights.numpy() > 0]) for a, b in zip(again, batches))
+    cap = train_pairs_cap(data.train, cfg.batch_size)
+    assert cap % 1024 == 0 and cap >= np.sort(lengths)[-cfg.batch_size:].sum()
+    again = list(epoch_batches(data.train, cfg, epoch=3, pairs=False, train_pairs_to=cap))
+    for kd_batch, batch in zip(again, batches):
+        real = batch.users.numpy()[batch.weights.numpy() > 0]
+        assert np.array_equal(kd_batch.users.numpy(), real)
+        expected = [(row, item) for row, user in enumerate(real) for item in data.train.row(user)]
+        rows, items = kd_batch.train_rows.numpy(), kd_batch.train_items.numpy()
+        assert rows.size == items.size == cap and (items[len(expected):] == -1).all()
+        assert list(zip(rows[:len(expected)], items[:len(expected)])) == expected
 
 
 def test_users_batches_are_the_users_in_a_seeded_order(data):
@@ -404,7 +415,7 @@ def test_weight_decay_moves_every_row_like_coupled_adam(data, knowledge):
     trainer = Trainer(data, knowledge, cfg)
     before = trainer.student.user_embedding.embeddings.numpy()
     users = np.array([3, 0, 17], np.int32)
-    trainer.step_fn(trainer.loss_name())(users_batch(users))
+    trainer.step_fn(trainer.loss_name())(users_batch(users, data.train))
     after = trainer.student.user_embedding.embeddings.numpy()
     others = np.setdiff1d(np.arange(data.n_users), users)
     gradient = 0.5 * before[others]  # only the decay: these users are not in the batch
