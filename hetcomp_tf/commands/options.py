@@ -4,6 +4,7 @@ command line is parsed, and its data located or fetched, before the heavy import
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from pathlib import Path
 
@@ -65,9 +66,19 @@ def parse_list(text: str, option: str, choices=None, what: str = "value", conver
     return values
 
 
+def optional_float(text: str) -> float | None:
+    """argparse type: a float, or "none" for no bound."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor 'none'") from None
+
+
 def add_pipeline_arguments(parser) -> None:
     """What `hetcomp run` and `hetcomp kubeflow` train, on which data."""
-    from pipeline.configs import DEFAULT_MIN_SHARE
+    from pipeline.configs import DEFAULT_CHANGE_RELATIVE, DEFAULT_MIN_SHARE
 
     add_data_arguments(parser)
     parser.add_argument("--method", default="hetcomp",
@@ -78,6 +89,12 @@ def add_pipeline_arguments(parser) -> None:
     parser.add_argument("--min-share", type=float, metavar="X",
                         help="bless the student when its test Recall@50 >= X * the ensemble's "
                              f"(default per profile: {DEFAULT_MIN_SHARE})")
+    change = ("against the served (latest blessed) model, bless only if the valid Recall@50 change {} >= {} "
+              "(TFMA's change threshold; 'none': no bound; default {})")
+    parser.add_argument("--change-relative", type=optional_float, default=DEFAULT_CHANGE_RELATIVE, metavar="R",
+                        help=change.format("(candidate - served) / served", "R", DEFAULT_CHANGE_RELATIVE))
+    parser.add_argument("--change-absolute", type=optional_float, default=None, metavar="A",
+                        help=change.format("candidate - served", "A", "none"))
     add_set_argument(parser)
     parser.add_argument("--seed", type=int, default=0)
 
@@ -89,4 +106,5 @@ def pipeline_config(args, out_dir: str, **locations):
     return PipelineConfig(out_dir=out_dir, data=args.data, data_format=args.format, min_rating=args.min_rating,
                           profile=args.profile, method=args.method, teachers=tuple(teachers),
                           distill_set=tuple(args.set), min_share_of_ensemble=args.min_share, seed=args.seed,
+                          change_relative=args.change_relative, change_absolute=args.change_absolute,
                           **locations)
