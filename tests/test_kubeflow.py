@@ -138,7 +138,7 @@ def test_a_pipeline_root_is_required(tmp_path, monkeypatch):
     (["--set", "epochs=1.5"], "epochs takes an int"),
     (["--teachers", "MF,XX"], "unknown teacher 'XX'"),
     (["--method", "nope"], "unknown distillation method 'nope'"),
-    (["--change-relative", "5%"], "'5%' is neither a number nor 'none'"),
+    (["--change-relative", "5%"], "--change-relative: '5%' is neither a number nor 'none'"),
 ])
 def test_bad_settings_fail_with_one_line(tmp_path, option, message):
     code, err, out = compile_spec(tmp_path, "--pipeline-root", ROOT, *option)

@@ -125,8 +125,9 @@ def print_summary(report: dict) -> None:
 def change_summary(metric: str, change: dict | None) -> str:
     """One line on the comparison with the served model (None: there was none to compare with)."""
     if change is None:
-        return "no served model to compare with: blessed on the threshold above alone"
-    bounds = " and ".join(f"{name} >= {change[name]:g}" for name in ("absolute", "relative") if change[name] is not None)
+        return "no served model to compare with: the threshold above alone decides"
+    bounds = " and ".join(f"{name} >= {change[name]:g}" for name in ("absolute", "relative")
+                          if change[name] is not None)
     ratio = "n/a" if change["ratio"] is None else f"{change['ratio']:+.2%}"
     return (f"vs the served model, {change['split']} {metric} {change['candidate']:.4f} vs {change['baseline']:.4f} "
             f"(diff {change['diff']:+.4f}, {ratio}; needs {bounds or 'nothing'}): "
