@@ -21,11 +21,10 @@ import pytest
 import tensorflow as tf
 from tensorflow_data_validation.utils import stats_util
 from tensorflow_metadata.proto.v0 import anomalies_pb2
-from tfx.types import artifact_utils, standard_artifacts
 
 from components import storage
 from components.artifacts import METRICS_FILE, STUDENT_DIR
-from components.data_gate import ANOMALIES_FILE, require_valid_examples
+from components.data_gate import require_valid_examples
 from components.ingestion import EXAMPLES_FILE, SPLITS, InteractionExampleGen, data_fingerprint
 from components.ranking_evaluator import BLESSED_KEY, blessing, change_threshold
 from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES, DataConfig, DistillConfig, Profile, from_dict, get_profile
@@ -34,7 +33,7 @@ from hetcomp_tf.errors import HetCompError
 from pipeline.configs import DEFAULT_MIN_SHARE
 from pipeline.local_runner import latest_run
 from pipeline.pipeline import BASELINE_RESOLVER
-from tests.helpers import run_cli, wait_for_line
+from tests.helpers import anomalies_artifact, run_cli, wait_for_line
 
 METRIC_NAMES = {f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")}
 NODES = {"InteractionExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "KnowledgeBuilder",
@@ -257,23 +256,13 @@ def test_a_changed_data_file_is_not_served_from_the_cache(tmp_path):
     assert "total_bytes:0" in data_fingerprint(str(tmp_path / "missing.csv"))  # fails later, at ingestion
 
 
-def _anomalies_artifact(root, per_split: dict[str, anomalies_pb2.Anomalies]):
-    artifact = standard_artifacts.ExampleAnomalies()
-    artifact.uri = str(root)
-    artifact.split_names = artifact_utils.encode_split_names(list(per_split))
-    for split, anomalies in per_split.items():
-        os.makedirs(root / f"Split-{split}")
-        (root / f"Split-{split}" / ANOMALIES_FILE).write_bytes(anomalies.SerializeToString())
-    return artifact
-
-
 def test_example_validator_anomalies_stop_training(tmp_path):
-    clean = _anomalies_artifact(tmp_path / "clean", {"train": anomalies_pb2.Anomalies(),
+    clean = anomalies_artifact(tmp_path / "clean", {"train": anomalies_pb2.Anomalies(),
                                                      "valid": anomalies_pb2.Anomalies()})
     require_valid_examples([clean])
     bad = anomalies_pb2.Anomalies()
     bad.anomaly_info["item"].short_description = "Out-of-range values"
-    broken = _anomalies_artifact(tmp_path / "broken", {"train": anomalies_pb2.Anomalies(), "valid": bad})
+    broken = anomalies_artifact(tmp_path / "broken", {"train": anomalies_pb2.Anomalies(), "valid": bad})
     with pytest.raises(HetCompError, match=r"1 anomalies .*valid/item: Out-of-range values"):
         require_valid_examples([broken])
 
@@ -290,9 +279,9 @@ def test_blessing_needs_the_configured_share_of_the_ensemble():
 def test_the_change_threshold_follows_tfma_higher_is_better():
     """diff = candidate - baseline >= absolute and diff / baseline >= relative; an unset bound never fails."""
     relative = {"change_relative": -0.05, "change_absolute": None}
-    assert change_threshold(0.95, 1.0, relative)["passed"] and not change_threshold(0.94, 1.0, relative)["passed"]
+    assert change_threshold(0.951, 1.0, relative)["passed"] and not change_threshold(0.949, 1.0, relative)["passed"]
     absolute = {"change_relative": None, "change_absolute": -0.01}
-    assert change_threshold(0.49, 0.5, absolute)["passed"] and not change_threshold(0.48, 0.5, absolute)["passed"]
+    assert change_threshold(0.491, 0.5, absolute)["passed"] and not change_threshold(0.489, 0.5, absolute)["passed"]
     assert change_threshold(0.0, 0.9, {})["passed"]
     zero = change_threshold(0.1, 0.0, relative)  # ratio undefined: a relative bound fails, as in TFMA
     assert zero["ratio"] is None and not zero["passed"] and change_threshold(0.1, 0.0, absolute)["passed"]
