@@ -20,7 +20,7 @@ from tfx.components.trainer import fn_args_utils
 from tfx.dsl.components.base import base_executor
 from tfx.proto import pusher_pb2, trainer_pb2
 from tfx.types import artifact_utils, standard_artifacts
-from tfx.utils import json_utils, path_utils, proto_utils
+from tfx.utils import import_utils, json_utils, path_utils, proto_utils
 
 from components import ingestion, knowledge_builder, pusher, ranking_evaluator, student_trainer, storage, \
     teacher_trainer
@@ -125,6 +125,12 @@ def evaluated(root, name, ingested, knowledge, model, baseline=None):
     ranking_evaluator.Executor().Do(inputs, {"blessing": [blessing], "evaluation": [evaluation]},
                                     {"method": "hetcomp", "thresholds": json.dumps(THRESHOLDS)})
     return storage.read_json(evaluation.uri, METRICS_FILE), blessing
+
+
+@pytest.mark.parametrize("cls", [InteractionDataset, TeacherTrajectory, EnsembleKnowledge, RankingMetrics])
+def test_every_custom_type_name_is_the_class_path_kfps_entrypoint_imports(cls):
+    """TFX's KFP v2 container entrypoint rebuilds an input artifact by importing its schema title as a class."""
+    assert import_utils.import_class_by_path(cls.TYPE_NAME) is cls
 
 
 class TestInteractionExampleGen:
