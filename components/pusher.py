@@ -25,8 +25,8 @@ class Executor(pusher_executor.Executor):
     def CheckBlessing(self, input_dict) -> bool:
         if not super().CheckBlessing(input_dict):
             return False
-        blessing = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_BLESSING_KEY])
-        if is_served_already(blessing):
-            logging.info("Model %s is the latest blessed (served) model already; not pushed again", blessing.uri)
+        blessings = input_dict.get(standard_component_specs.MODEL_BLESSING_KEY)
+        if blessings and is_served_already(artifact_utils.get_single_instance(blessings)):
+            logging.info("The model is the latest blessed (served) model already; not pushed again")
             return False
         return True
