@@ -101,7 +101,12 @@ class Executor(evaluator_executor.Executor):
         model = artifact_utils.get_single_instance(input_dict["model"])
         student = evaluate_served(model, data, ("valid", "test"))
         baseline_model = (input_dict.get("baseline_model") or [None])[0]
-        baseline = None if baseline_model is None else evaluate_served(baseline_model, data, (CHANGE_SPLIT,))
+        if baseline_model is None:
+            baseline = None
+        elif baseline_model.uri == model.uri:  # the Trainer was served from the cache: the same SavedModel
+            baseline = {CHANGE_SPLIT: student[CHANGE_SPLIT]}
+        else:
+            baseline = evaluate_served(baseline_model, data, (CHANGE_SPLIT,))
 
         methods = storage.read_json(artifact_utils.get_single_uri(input_dict["comparison"]), METRICS_FILE)["methods"]
         methods[f"student:{exec_properties['method']}"] = student
