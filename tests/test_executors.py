@@ -259,6 +259,14 @@ class TestRankingEvaluator:
         assert properties["blessed"].int_value == 0 and properties["baseline_model_id"].int_value == student.model.id
         assert os.path.exists(os.path.join(blessing.uri, "NOT_BLESSED"))
 
+    def test_the_served_model_as_its_own_baseline_changes_nothing(self, root, ingested, knowledge, student):
+        evaluation, blessing = evaluated(root, "self", ingested, knowledge, student.model, baseline=student.model)
+        change = evaluation["blessing"]["baseline"]
+        valid = evaluation["methods"]["student:hetcomp"]["valid"]["recall@50"]
+        assert change["candidate"] == change["baseline"] == valid
+        assert change["diff"] == 0.0 and change["passed"]
+        assert pusher.is_served_already(blessing)
+
     def test_the_trained_student_beats_the_untrained_baseline(self, root, ingested, knowledge, student, untrained):
         evaluation, _ = evaluated(root, "better", ingested, knowledge, student.model, baseline=untrained)
         change = evaluation["blessing"]["baseline"]
