@@ -4,7 +4,9 @@ Every artifact directory holds the library's own on-disk format (`Dataset.save`,
 `EnsembleKnowledge.save`, JSON metrics), so a component reads exactly what the library wrote and nothing
 is re-encoded. The few facts worth querying in ML Metadata without opening files (teacher, number of
 checkpoints, N, format version, sizes) are custom properties: the Kubeflow V2 compiler accepts custom types
-only without declared PROPERTIES, and only with `<namespace>.<Name>` type names.
+only without declared PROPERTIES, and only with `<module>.<Name>` type names (one dot), which TFX's KFP v2
+container entrypoint imports as the class path: so each TYPE_NAME is `components.<class name>`, the package
+re-exporting these classes (tests/test_executors.py checks every one imports back to its class).
 """
 
 from __future__ import annotations
@@ -15,25 +17,25 @@ from tfx.types import artifact
 class InteractionDataset(artifact.Artifact):
     """The filtered, re-indexed, split interactions with their id vocabularies (one `Dataset` .npz)."""
 
-    TYPE_NAME = "hetcomp.InteractionDataset"
+    TYPE_NAME = "components.InteractionDataset"
 
 
 class TeacherTrajectory(artifact.Artifact):
     """One teacher's ranking trajectory (T checkpoints of its top-N lists) and its valid/test metrics."""
 
-    TYPE_NAME = "hetcomp.TeacherTrajectory"
+    TYPE_NAME = "components.TeacherTrajectory"
 
 
 class EnsembleKnowledge(artifact.Artifact):
     """Everything the student needs from the teachers: stacked trajectories and the ensemble's observed order."""
 
-    TYPE_NAME = "hetcomp.EnsembleKnowledge"
+    TYPE_NAME = "components.EnsembleKnowledge"
 
 
 class RankingMetrics(artifact.Artifact):
     """Ranking metrics as JSON: `{"methods": {name: {"valid": {...}, "test": {...}}}, ...}`."""
 
-    TYPE_NAME = "hetcomp.RankingMetrics"
+    TYPE_NAME = "components.RankingMetrics"
 
 
 def set_custom_properties(target: artifact.Artifact, **values) -> None:

@@ -16,6 +16,9 @@ from hetcomp_tf.errors import HetCompError
 # quickstart's student reaches 1.07x on CiteULike (docs/RESULTS.md).
 DEFAULT_MIN_SHARE = {"tiny": 0.5, "quickstart": 0.8, "paper": 0.8}
 BLESSING_METRIC = "recall@50"
+# Against the served model (TFMA's change threshold on valid Recall@50, higher is better): a candidate at most 5 %
+# below it is still blessed, since a retrain on a new snapshot moves that metric by a few percent by chance.
+DEFAULT_CHANGE_RELATIVE = -0.05
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,8 @@ class PipelineConfig:
     teachers: tuple[str, ...] = TEACHER_NAMES
     seed: int = 0
     min_share_of_ensemble: float | None = None  # None: DEFAULT_MIN_SHARE[profile]
+    change_absolute: float | None = None  # TFMA change thresholds vs the served model; None = no bound
+    change_relative: float | None = DEFAULT_CHANGE_RELATIVE
     pipeline_name: str = "hetcomp"
     pipeline_root: str | None = None  # None: <out_dir>/pipeline_root (a gs:// URI on Kubeflow)
     serving_dir: str | None = None  # None: <out_dir>/serving; the Pusher writes <serving_dir>/<version>/
@@ -59,7 +64,8 @@ class PipelineConfig:
     def blessing_thresholds(self) -> dict:
         share = self.min_share_of_ensemble
         return {"metric": BLESSING_METRIC,
-                "min_share_of_ensemble": DEFAULT_MIN_SHARE.get(self.profile, 0.5) if share is None else share}
+                "min_share_of_ensemble": DEFAULT_MIN_SHARE.get(self.profile, 0.5) if share is None else share,
+                "change_absolute": self.change_absolute, "change_relative": self.change_relative}
 
     def root(self) -> str:
         return self.pipeline_root or os.path.join(self.out_dir, "pipeline_root")

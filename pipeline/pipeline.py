@@ -2,15 +2,22 @@
 
 InteractionExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator (gate)
   -> TeacherTrainer.<name> x 6 (independent) -> KnowledgeBuilder -> StudentTrainer -> RankingEvaluator -> Pusher
+
+with the latest blessed student (a LatestBlessedModelStrategy Resolver over this pipeline's models and
+blessings) as the RankingEvaluator's baseline.
 """
 
 from __future__ import annotations
 
 from tfx import v1 as tfx
+from tfx.dsl.components.base import executor_spec
 
+from components import pusher as pusher_executor
 from components import (InteractionExampleGen, KnowledgeBuilder, RankingEvaluator, StudentTrainer,
                         TeacherTrainer)
 from pipeline.configs import PipelineConfig
+
+BASELINE_RESOLVER = "latest_blessed_model_resolver"
 
 
 def create_components(config: PipelineConfig) -> list:
@@ -33,14 +40,21 @@ def create_components(config: PipelineConfig) -> list:
     student = StudentTrainer(examples=ingestion.outputs["examples"], schema=schema.outputs["schema"],
                              dataset=ingestion.outputs["dataset"], knowledge=knowledge.outputs["knowledge"],
                              distill_config=distill_config)
+    baseline = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id(BASELINE_RESOLVER)
     evaluator = RankingEvaluator(model=student.outputs["model"], dataset=ingestion.outputs["dataset"],
                                  comparison=knowledge.outputs["metrics"], method=config.method,
-                                 thresholds=config.blessing_thresholds())
+                                 thresholds=config.blessing_thresholds(), baseline_model=baseline.outputs["model"])
     pusher = tfx.components.Pusher(
+        custom_executor_spec=executor_spec.ExecutorClassSpec(pusher_executor.Executor),
         model=student.outputs["model"], model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving())))
-    return [ingestion, statistics, schema, validator, *teachers.values(), knowledge, student, evaluator, pusher]
+    return [ingestion, statistics, schema, validator, *teachers.values(), knowledge, student, baseline, evaluator,
+            pusher]
 
 
 def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> tfx.dsl.Pipeline:

@@ -1,16 +1,18 @@
-"""Helpers several test modules share: the CLI run in-process with its output captured, and waiting for a server's
-start-up line."""
+"""Helpers several test modules share: the CLI run in-process with its output captured, waiting for a server's
+start-up line, and ExampleValidator's output as an artifact."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import os
 import selectors
 import subprocess
 import time
 from types import SimpleNamespace
 
 import pytest
+from tfx.types import artifact_utils, standard_artifacts
 
 from hetcomp_tf.cli import main
 
@@ -37,3 +39,17 @@ def wait_for_line(process: subprocess.Popen, prefix: str, timeout: float) -> str
             if line.startswith(prefix):
                 return line.strip()
     pytest.fail(f"no {prefix!r} line from the server within {timeout}s; stderr: {''.join(seen)[-2000:]}")
+
+
+def anomalies_artifact(root, per_split: dict):
+    """An ExampleAnomalies artifact at `root` holding ExampleValidator's SchemaDiff.pb for each split."""
+    from components.data_gate import ANOMALIES_FILE
+
+    artifact = standard_artifacts.ExampleAnomalies()
+    artifact.uri = str(root)
+    artifact.split_names = artifact_utils.encode_split_names(list(per_split))
+    for split, anomalies in per_split.items():
+        os.makedirs(os.path.join(root, f"Split-{split}"))
+        with open(os.path.join(root, f"Split-{split}", ANOMALIES_FILE), "wb") as f:
+            f.write(anomalies.SerializeToString())
+    return artifact

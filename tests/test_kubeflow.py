@@ -17,15 +17,18 @@ from components.knowledge_builder import trajectory_key
 from hetcomp_tf.cli import main
 from hetcomp_tf.config import DEFAULT_PROFILE, TEACHER_NAMES
 from hetcomp_tf.datafiles import CITEULIKE_SHA256
-from pipeline.configs import DEFAULT_MIN_SHARE
+from pipeline.configs import DEFAULT_CHANGE_RELATIVE, DEFAULT_MIN_SHARE
+from pipeline.pipeline import BASELINE_RESOLVER
 
 REPO = Path(__file__).resolve().parents[1]
 KUBEFLOW_TFX_CMD = list(kubeflow_v2_dag_runner.KUBEFLOW_TFX_CMD)  # the container command of every task
 IMAGE = "registry.example.com/hetcomp-tf:1.0"
 ROOT = "gs://hetcomp-test-bucket/root"
 TEACHER_TASKS = {f"TeacherTrainer.{t}" for t in TEACHER_NAMES}
-TASKS = {"InteractionExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "KnowledgeBuilder",
-         "StudentTrainer", "RankingEvaluator", "Pusher", *TEACHER_TASKS}
+RESOLVER_TASKS = {f"{BASELINE_RESOLVER}-model-blessing-resolver", f"{BASELINE_RESOLVER}-model-resolver"}
+CONTAINER_TASKS = {"InteractionExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "KnowledgeBuilder",
+                   "StudentTrainer", "RankingEvaluator", "Pusher", *TEACHER_TASKS}
+TASKS = CONTAINER_TASKS | RESOLVER_TASKS
 
 
 def compile_spec(tmp_path, *extra) -> tuple[int, str, Path]:
@@ -49,7 +52,8 @@ def test_every_component_is_a_task_on_the_image(spec):
     tasks = spec["root"]["dag"]["tasks"]
     assert set(tasks) == TASKS
     executors = spec["deploymentSpec"]["executors"]
-    for name, task in tasks.items():
+    for name in CONTAINER_TASKS:
+        task = tasks[name]
         executor = executors[spec["components"][task["componentRef"]["name"]]["executorLabel"]]
         assert executor["container"]["image"] == IMAGE, name
         assert executor["container"]["command"] == KUBEFLOW_TFX_CMD, name
@@ -61,6 +65,24 @@ def test_every_component_is_a_task_on_the_image(spec):
                       "components.ranking_evaluator.Executor"}
 
 
+def test_the_served_model_is_resolved_as_the_evaluators_baseline(spec):
+    """TFX compiles the LatestBlessedModelStrategy Resolver to two ML Metadata queries the orchestrator runs."""
+    tasks, executors = spec["root"]["dag"]["tasks"], spec["deploymentSpec"]["executors"]
+
+    def query(task, key):
+        label = spec["components"][tasks[task]["componentRef"]["name"]]["executorLabel"]
+        return executors[label]["resolver"]["outputArtifactQueries"][key]["filter"]
+
+    blessing_task, model_task = sorted(RESOLVER_TASKS)
+    assert 'schema_title="tfx.ModelBlessing"' in query(blessing_task, "model_blessing")
+    assert "metadata.blessed.number_value=1" in query(blessing_task, "model_blessing")
+    assert "metadata['current_model_id']" in query(model_task, "model")
+    source = tasks["RankingEvaluator"]["inputs"]["artifacts"]["baseline_model"]["taskOutputArtifact"]
+    assert source == {"producerTask": model_task, "outputArtifactKey": "model"}
+    pusher = spec["components"][tasks["Pusher"]["componentRef"]["name"]]["executorLabel"]
+    assert executors[pusher]["container"]["args"][1] == "components.pusher.Executor"
+
+
 def test_teachers_run_in_parallel_and_feed_the_knowledge_builder(spec):
     tasks = spec["root"]["dag"]["tasks"]
     for name in TEACHER_TASKS:
@@ -70,7 +92,7 @@ def test_teachers_run_in_parallel_and_feed_the_knowledge_builder(spec):
         source = inputs[trajectory_key(teacher)]["taskOutputArtifact"]
         assert source == {"producerTask": f"TeacherTrainer.{teacher}", "outputArtifactKey": "trajectory"}
     schema = spec["components"][tasks["KnowledgeBuilder"]["componentRef"]["name"]]["outputDefinitions"]
-    assert "title: hetcomp.EnsembleKnowledge" in schema["artifacts"]["knowledge"]["artifactType"]["instanceSchema"]
+    assert "title: components.EnsembleKnowledge" in schema["artifacts"]["knowledge"]["artifactType"]["instanceSchema"]
 
 
 def test_settings_reach_the_tasks(spec):
@@ -87,10 +109,20 @@ def test_settings_reach_the_tasks(spec):
     assert (distill_config["method"], distill_config["epochs"], distill_config["tau"]) == ("rrd", 7, 2.5)
     tau = tasks["KnowledgeBuilder"]["inputs"]["parameters"]["tau"]["runtimeValue"]["constantValue"]
     assert tau["doubleValue"] == 2.5
-    assert json.loads(parameter("RankingEvaluator", "thresholds"))["min_share_of_ensemble"] == \
-        DEFAULT_MIN_SHARE[DEFAULT_PROFILE]
+    thresholds = json.loads(parameter("RankingEvaluator", "thresholds"))
+    assert thresholds["min_share_of_ensemble"] == DEFAULT_MIN_SHARE[DEFAULT_PROFILE]
+    assert (thresholds["change_relative"], thresholds["change_absolute"]) == (DEFAULT_CHANGE_RELATIVE, None)
     assert json.loads(parameter("Pusher", "push_destination"))["filesystem"]["base_directory"] == f"{ROOT}/serving"
     assert set(tasks["Pusher"]["inputs"]["artifacts"]) == {"model", "model_blessing"}
+
+
+def test_change_thresholds_reach_the_evaluator(tmp_path):
+    code, err, out = compile_spec(tmp_path, "--pipeline-root", ROOT, "--change-relative", "none",
+                                  "--change-absolute", "-0.01")
+    assert code == 0, err
+    task = json.loads(out.read_text())["pipelineSpec"]["root"]["dag"]["tasks"]["RankingEvaluator"]
+    thresholds = json.loads(task["inputs"]["parameters"]["thresholds"]["runtimeValue"]["constantValue"]["stringValue"])
+    assert (thresholds["change_relative"], thresholds["change_absolute"]) == (None, -0.01)
 
 
 def test_a_pipeline_root_is_required(tmp_path, monkeypatch):
@@ -106,6 +138,7 @@ def test_a_pipeline_root_is_required(tmp_path, monkeypatch):
     (["--set", "epochs=1.5"], "epochs takes an int"),
     (["--teachers", "MF,XX"], "unknown teacher 'XX'"),
     (["--method", "nope"], "unknown distillation method 'nope'"),
+    (["--change-relative", "5%"], "--change-relative: '5%' is neither a number nor 'none'"),
 ])
 def test_bad_settings_fail_with_one_line(tmp_path, option, message):
     code, err, out = compile_spec(tmp_path, "--pipeline-root", ROOT, *option)

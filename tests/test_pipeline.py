@@ -1,7 +1,9 @@
-"""The TFX pipeline end to end on the tiny profile (LocalDagRunner, SQLite ML Metadata), its cache, and bad data.
+"""The TFX pipeline end to end on the tiny profile (LocalDagRunner, SQLite ML Metadata), its cache, blessing
+against the served model, and bad data.
 
-The session's tiny `hetcomp run` (conftest.py) is rerun twice into the same directory; the tests read what the runs
-left behind (report.json, ML Metadata, the artifacts, the pushed SavedModel) and run the next steps it printed.
+The session's tiny `hetcomp run` (conftest.py) is rerun three times into the same directory (unchanged, with an
+unreachable threshold, with a student that cannot learn); the tests read what the runs left behind (report.json,
+ML Metadata, the artifacts, the pushed SavedModel) and run the next steps it printed.
 """
 
 from __future__ import annotations
@@ -19,38 +21,46 @@ import pytest
 import tensorflow as tf
 from tensorflow_data_validation.utils import stats_util
 from tensorflow_metadata.proto.v0 import anomalies_pb2
-from tfx.types import artifact_utils, standard_artifacts
 
 from components import storage
 from components.artifacts import METRICS_FILE, STUDENT_DIR
-from components.data_gate import ANOMALIES_FILE, require_valid_examples
+from components.data_gate import require_valid_examples
 from components.ingestion import EXAMPLES_FILE, SPLITS, InteractionExampleGen, data_fingerprint
-from components.ranking_evaluator import blessing
+from components.ranking_evaluator import BLESSED_KEY, blessing, change_threshold
 from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES, DataConfig, DistillConfig, Profile, from_dict, get_profile
 from hetcomp_tf.distill import load_student
 from hetcomp_tf.errors import HetCompError
 from pipeline.configs import DEFAULT_MIN_SHARE
 from pipeline.local_runner import latest_run
-from tests.helpers import run_cli, wait_for_line
+from pipeline.pipeline import BASELINE_RESOLVER
+from tests.helpers import anomalies_artifact, run_cli, wait_for_line
 
 METRIC_NAMES = {f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")}
 NODES = {"InteractionExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "KnowledgeBuilder",
-         "StudentTrainer", "RankingEvaluator", "Pusher", *(f"TeacherTrainer.{t}" for t in TEACHER_NAMES)}
+         "StudentTrainer", "RankingEvaluator", "Pusher", BASELINE_RESOLVER,
+         *(f"TeacherTrainer.{t}" for t in TEACHER_NAMES)}
+UPSTREAM = NODES - {BASELINE_RESOLVER, "RankingEvaluator", "Pusher"}  # what a comparison with the served model reuses
+
+
+def _rerun(argv) -> SimpleNamespace:
+    result = run_cli(argv)
+    assert result.code == 0, result.stderr[-3000:]
+    out = argv[argv.index("--out") + 1]
+    result.report = json.loads(open(os.path.join(out, "report.json")).read())
+    result.nodes = latest_run(os.path.join(out, "metadata.sqlite"))
+    return result
 
 
 @pytest.fixture(scope="module")
 def runs(tiny_pipeline):
-    """The tiny run, its rerun (all cached) and a rerun with an unreachable blessing threshold."""
+    """The tiny run, its unchanged rerun, a rerun with an unreachable blessing threshold, and one whose student
+    cannot learn (learning rate 1e-9: it stays at its random initialisation) with the value threshold off."""
     out = tiny_pipeline.out
     argv = ["run", "--data", "synthetic", "--profile", "tiny", "--out", str(out)]
-    second = run_cli(argv)
-    assert second.code == 0, second.stderr[-3000:]
-    second.report = json.loads((out / "report.json").read_text())
-    second.nodes = latest_run(str(out / "metadata.sqlite"))
-    strict = run_cli([*argv, "--min-share", "1000"])  # no student reaches 1000 x the ensemble
-    assert strict.code == 0, strict.stderr[-3000:]
-    strict.report = json.loads((out / "report.json").read_text())
-    return SimpleNamespace(out=out, first=tiny_pipeline, second=second, strict=strict)
+    second = _rerun(argv)
+    strict = _rerun([*argv, "--min-share", "1000"])  # no student reaches 1000 x the ensemble
+    worse = _rerun([*argv, "--min-share", "0", "--set", "learning_rate=1e-9"])
+    return SimpleNamespace(out=out, first=tiny_pipeline, second=second, strict=strict, worse=worse)
 
 
 @pytest.mark.slow
@@ -70,6 +80,8 @@ def test_report_compares_every_teacher_the_ensemble_and_the_student(runs):
     student, ensemble = (report["methods"][m]["test"]["recall@50"] for m in ("student:hetcomp", "ensemble"))
     assert report["blessed"] == (student >= DEFAULT_MIN_SHARE["tiny"] * ensemble)
     assert report["blessed"], "the tiny student should clear the lenient tiny threshold"
+    assert report["blessing"]["baseline"] is None  # nothing served yet: blessed on the value threshold alone
+    assert report["served_model"] == report["pushed_model"] is not None
     assert "tensorboard --logdir_spec" in runs.first.stdout and "student-hetcomp:" in runs.first.stdout
 
 
@@ -152,17 +164,32 @@ def test_every_component_reports_progress_and_the_rerun_is_served_from_the_cache
     first, second = runs.first, runs.second
     assert set(first.nodes) == NODES == set(second.nodes)
     assert all(run.state == "complete" for run in first.nodes.values())
-    assert all(run.state == "cached" for run in second.nodes.values()), {n: r.state for n, r in second.nodes.items()}
-    assert second.report["all_cached"] and not first.report["all_cached"]
-    for node in NODES:
+    assert {n for n, r in second.nodes.items() if r.state == "cached"} == UPSTREAM, \
+        {n: r.state for n, r in second.nodes.items()}
+    assert not first.report["all_cached"] and not second.report["all_cached"]
+    for node in UPSTREAM:
         assert f"component {node} started" in first.stderr
         assert f"component {node} finished in" in first.stderr
         assert f"component {node} cached in" in second.stderr
         assert second.report["components"][node]["state"] == "cached"
-    assert second.report["pushed_model"] == first.report["pushed_model"]
-    assert os.listdir(runs.out / "serving") == [os.path.basename(first.report["pushed_model"])]
+    for node in NODES - UPSTREAM:
+        assert f"component {node} finished in" in first.stderr and f"component {node} finished in" in second.stderr
     for name, log_dir in first.report["tensorboard_logs"].items():
         assert glob.glob(os.path.join(log_dir, "**", "events.out.tfevents.*"), recursive=True), name
+
+
+@pytest.mark.slow
+def test_the_unchanged_rerun_compares_the_served_model_with_itself_and_pushes_nothing_new(runs):
+    """The cached StudentTrainer's model is the served one: the Resolver hands it back as the baseline, the change
+    is exactly 0, it is blessed, and the Pusher does not copy it to a second version."""
+    first, second = runs.first, runs.second
+    model_uri = first.nodes["StudentTrainer"].uri("model")
+    change = second.report["blessing"]["baseline"]
+    assert change["model"] == model_uri == second.nodes["StudentTrainer"].uri("model")
+    assert change["candidate"] == change["baseline"] == first.report["methods"]["student:hetcomp"]["valid"]["recall@50"]
+    assert change["diff"] == 0.0 and change["passed"] and second.report["blessed"]
+    assert second.report["pushed_model"] is None and second.report["served_model"] == first.report["pushed_model"]
+    assert os.listdir(runs.out / "serving") == [os.path.basename(first.report["pushed_model"])]
 
 
 @pytest.mark.slow
@@ -170,9 +197,34 @@ def test_an_unblessed_student_is_not_pushed(runs):
     report = runs.strict.report
     assert not report["blessed"] and report["pushed_model"] is None
     assert report["blessing"]["required"] == pytest.approx(1000 * report["blessing"]["ensemble"])
+    assert report["blessing"]["baseline"]["passed"]  # the served model itself: only the value threshold failed
     rerun = {node for node, c in report["components"].items() if c["state"] == "complete"}
-    assert rerun == {"RankingEvaluator", "Pusher"}  # only the threshold changed: the rest comes from the cache
+    assert rerun == NODES - UPSTREAM  # only the threshold changed: the rest comes from the cache
     assert os.listdir(runs.out / "serving") == [os.path.basename(runs.first.report["pushed_model"])]
+    assert report["served_model"] == runs.first.report["pushed_model"]
+
+
+@pytest.mark.slow
+def test_a_candidate_worse_than_the_served_model_is_not_pushed(runs):
+    first, worse = runs.first, runs.worse
+    verdict = worse.report["blessing"]
+    served_valid = first.report["methods"]["student:hetcomp"]["valid"]["recall@50"]
+    candidate_valid = worse.report["methods"]["student:hetcomp"]["valid"]["recall@50"]
+    # the value threshold (share 0 of the ensemble) passes; the comparison with the served student fails it
+    assert verdict["min_share_of_ensemble"] == 0.0 and verdict["student"] > 0.0
+    change = verdict["baseline"]
+    assert change["model"] == first.nodes["StudentTrainer"].uri("model") != worse.nodes["StudentTrainer"].uri("model")
+    assert change["baseline"] == pytest.approx(served_valid, abs=1e-6) and change["candidate"] == candidate_valid
+    assert change["ratio"] == pytest.approx((candidate_valid - served_valid) / served_valid)
+    assert change["ratio"] < change["relative"] == -0.05 and not change["passed"]
+    assert not worse.report["blessed"] and worse.report["pushed_model"] is None
+    blessing_artifact = worse.nodes["RankingEvaluator"].outputs["blessing"][0]
+    assert blessing_artifact.custom_properties[BLESSED_KEY].int_value == 0
+    assert blessing_artifact.custom_properties["baseline_model"].string_value == change["model"]
+    assert worse.nodes["Pusher"].outputs["pushed_model"][0].custom_properties["pushed"].int_value == 0
+    assert os.listdir(runs.out / "serving") == [os.path.basename(first.report["pushed_model"])]
+    assert worse.report["served_model"] == first.report["pushed_model"]
+    assert "FAILED" in worse.stdout and "NOT blessed" in worse.stdout
 
 
 @pytest.mark.parametrize("name, content, expected", [
@@ -204,34 +256,40 @@ def test_a_changed_data_file_is_not_served_from_the_cache(tmp_path):
     assert "total_bytes:0" in data_fingerprint(str(tmp_path / "missing.csv"))  # fails later, at ingestion
 
 
-def _anomalies_artifact(root, per_split: dict[str, anomalies_pb2.Anomalies]):
-    artifact = standard_artifacts.ExampleAnomalies()
-    artifact.uri = str(root)
-    artifact.split_names = artifact_utils.encode_split_names(list(per_split))
-    for split, anomalies in per_split.items():
-        os.makedirs(root / f"Split-{split}")
-        (root / f"Split-{split}" / ANOMALIES_FILE).write_bytes(anomalies.SerializeToString())
-    return artifact
-
-
 def test_example_validator_anomalies_stop_training(tmp_path):
-    clean = _anomalies_artifact(tmp_path / "clean", {"train": anomalies_pb2.Anomalies(),
+    clean = anomalies_artifact(tmp_path / "clean", {"train": anomalies_pb2.Anomalies(),
                                                      "valid": anomalies_pb2.Anomalies()})
     require_valid_examples([clean])
     bad = anomalies_pb2.Anomalies()
     bad.anomaly_info["item"].short_description = "Out-of-range values"
-    broken = _anomalies_artifact(tmp_path / "broken", {"train": anomalies_pb2.Anomalies(), "valid": bad})
+    broken = anomalies_artifact(tmp_path / "broken", {"train": anomalies_pb2.Anomalies(), "valid": bad})
     with pytest.raises(HetCompError, match=r"1 anomalies .*valid/item: Out-of-range values"):
         require_valid_examples([broken])
 
 
 def test_blessing_needs_the_configured_share_of_the_ensemble():
     thresholds = {"metric": "recall@50", "min_share_of_ensemble": 0.5}
-    assert blessing({"recall@50": 0.30}, {"recall@50": 0.6}, thresholds)["blessed"]
-    assert not blessing({"recall@50": 0.29}, {"recall@50": 0.6}, thresholds)["blessed"]
-    assert not blessing({"recall@50": 0.0}, {"recall@50": 0.0}, thresholds)["blessed"]
+    assert blessing({"test": {"recall@50": 0.30}}, {"recall@50": 0.6}, thresholds)["blessed"]
+    assert not blessing({"test": {"recall@50": 0.29}}, {"recall@50": 0.6}, thresholds)["blessed"]
+    assert not blessing({"test": {"recall@50": 0.0}}, {"recall@50": 0.0}, thresholds)["blessed"]
     with pytest.raises(HetCompError, match="recall@7"):
-        blessing({"recall@50": 0.3}, {"recall@50": 0.6}, {**thresholds, "metric": "recall@7"})
+        blessing({"test": {"recall@50": 0.3}}, {"recall@50": 0.6}, {**thresholds, "metric": "recall@7"})
+
+
+def test_the_change_threshold_follows_tfma_higher_is_better():
+    """diff = candidate - baseline >= absolute and diff / baseline >= relative; an unset bound never fails."""
+    relative = {"change_relative": -0.05, "change_absolute": None}
+    assert change_threshold(0.951, 1.0, relative)["passed"] and not change_threshold(0.949, 1.0, relative)["passed"]
+    absolute = {"change_relative": None, "change_absolute": -0.01}
+    assert change_threshold(0.491, 0.5, absolute)["passed"] and not change_threshold(0.489, 0.5, absolute)["passed"]
+    assert change_threshold(0.0, 0.9, {})["passed"]
+    zero = change_threshold(0.1, 0.0, relative)  # ratio undefined: a relative bound fails, as in TFMA
+    assert zero["ratio"] is None and not zero["passed"] and change_threshold(0.1, 0.0, absolute)["passed"]
+    thresholds = {"metric": "recall@50", "min_share_of_ensemble": 0.5, **relative}
+    student = {"test": {"recall@50": 0.4}, "valid": {"recall@50": 0.3}}
+    worse = blessing(student, {"recall@50": 0.6}, thresholds, {"valid": {"recall@50": 0.4}})
+    assert not worse["blessed"] and worse["baseline"]["diff"] == pytest.approx(-0.1)
+    assert blessing(student, {"recall@50": 0.6}, thresholds, {"valid": {"recall@50": 0.31}})["blessed"]
 
 
 def test_artifact_directories_round_trip_through_remote_storage():

@@ -65,9 +65,19 @@ def parse_list(text: str, option: str, choices=None, what: str = "value", conver
     return values
 
 
+def optional_float(text, option: str) -> float | None:
+    """A bound given as a number, or "none" for no bound."""
+    if text is None or str(text).strip().lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise HetCompError(f"{option}: {text!r} is neither a number nor 'none'") from None
+
+
 def add_pipeline_arguments(parser) -> None:
     """What `hetcomp run` and `hetcomp kubeflow` train, on which data."""
-    from pipeline.configs import DEFAULT_MIN_SHARE
+    from pipeline.configs import DEFAULT_CHANGE_RELATIVE, DEFAULT_MIN_SHARE
 
     add_data_arguments(parser)
     parser.add_argument("--method", default="hetcomp",
@@ -78,6 +88,12 @@ def add_pipeline_arguments(parser) -> None:
     parser.add_argument("--min-share", type=float, metavar="X",
                         help="bless the student when its test Recall@50 >= X * the ensemble's "
                              f"(default per profile: {DEFAULT_MIN_SHARE})")
+    change = ("against the served (latest blessed) model, bless only if the valid Recall@50 change {} >= {} "
+              "(TFMA's change threshold; 'none': no bound; default {})")
+    parser.add_argument("--change-relative", default=str(DEFAULT_CHANGE_RELATIVE), metavar="R",
+                        help=change.format("(candidate - served) / served", "R", DEFAULT_CHANGE_RELATIVE))
+    parser.add_argument("--change-absolute", default=None, metavar="A",
+                        help=change.format("candidate - served", "A", "none"))
     add_set_argument(parser)
     parser.add_argument("--seed", type=int, default=0)
 
@@ -89,4 +105,6 @@ def pipeline_config(args, out_dir: str, **locations):
     return PipelineConfig(out_dir=out_dir, data=args.data, data_format=args.format, min_rating=args.min_rating,
                           profile=args.profile, method=args.method, teachers=tuple(teachers),
                           distill_set=tuple(args.set), min_share_of_ensemble=args.min_share, seed=args.seed,
+                          change_relative=optional_float(args.change_relative, "--change-relative"),
+                          change_absolute=optional_float(args.change_absolute, "--change-absolute"),
                           **locations)

@@ -36,9 +36,20 @@ def pushed_destination(pusher) -> str | None:
     return props["pushed_destination"].string_value if props["pushed"].int_value else None
 
 
+def served_version(serving_dir: str) -> str | None:
+    """The newest version directory under `serving_dir`: the one TF Serving's default (latest) policy serves."""
+    from tfx.dsl.io import fileio
+
+    if not fileio.exists(serving_dir):
+        return None
+    versions = [v.rstrip("/") for v in fileio.listdir(serving_dir) if v.rstrip("/").isdigit()]
+    return os.path.join(serving_dir, max(versions, key=int)) if versions else None
+
+
 def build_report(config, nodes: dict, seconds: dict) -> dict:
     from components import storage
     from components.artifacts import METRICS_FILE
+    from pipeline.pipeline import BASELINE_RESOLVER
 
     evaluation = storage.read_json(nodes["RankingEvaluator"].uri("evaluation"), METRICS_FILE)
     # TensorBoard run names: a --logdir_spec splits each NAME:PATH at its first colon, so no colon in a name; each
@@ -53,12 +64,15 @@ def build_report(config, nodes: dict, seconds: dict) -> dict:
         "blessing": evaluation["blessing"],
         "blessed": evaluation["blessing"]["blessed"],
         "pushed_model": pushed,
+        "served_model": served_version(config.serving()),
         "components": {node: {"state": run.state, "seconds": seconds.get(node)} for node, run in nodes.items()},
-        "all_cached": all(run.state == "cached" for run in nodes.values()),
+        # the Resolver queries ML Metadata afresh in every run: it is never "cached"
+        "all_cached": all(run.state == "cached" for node, run in nodes.items() if node != BASELINE_RESOLVER),
         "tensorboard_logs": logs,
     }
     user = str(dataset.user_vocab[0])
-    return {**report, "next_steps": next_steps(config.serving() if pushed else None, user, logs)}
+    serving = config.serving() if report["served_model"] else None
+    return {**report, "next_steps": next_steps(serving, user, logs)}
 
 
 def next_steps(serving_dir: str | None, user: str, logs: dict) -> list[str]:
@@ -96,14 +110,28 @@ def print_summary(report: dict) -> None:
     columns = [f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")]
     print(format_table({name: m["test"] for name, m in report["methods"].items()}, columns))
     verdict = report["blessing"]
+    pushed = report["pushed_model"] or ("nothing (already the served model)" if report["blessed"] else "nothing")
     print(f"\nstudent {verdict['metric']} {verdict['student']:.4f} vs required {verdict['required']:.4f} "
           f"({verdict['min_share_of_ensemble']:g} x ensemble {verdict['ensemble']:.4f}): "
-          f"{'blessed' if report['blessed'] else 'NOT blessed'}; pushed: {report['pushed_model'] or 'nothing'}")
+          f"{'blessed' if report['blessed'] else 'NOT blessed'}; pushed: {pushed}")
+    print(change_summary(verdict["metric"], verdict["baseline"]))
     cached = [node for node, c in report["components"].items() if c["state"] == "cached"]
     print(f"components served from the cache: {len(cached)}/{len(report['components'])}")
     print("\nnext steps (serve the model; from another shell, query it; look at the training in TensorBoard):")
     for step in report["next_steps"]:
         print(f"  {step}")
+
+
+def change_summary(metric: str, change: dict | None) -> str:
+    """One line on the comparison with the served model (None: there was none to compare with)."""
+    if change is None:
+        return "no served model to compare with: the threshold above alone decides"
+    bounds = " and ".join(f"{name} >= {change[name]:g}" for name in ("absolute", "relative")
+                          if change[name] is not None)
+    ratio = "n/a" if change["ratio"] is None else f"{change['ratio']:+.2%}"
+    return (f"vs the served model, {change['split']} {metric} {change['candidate']:.4f} vs {change['baseline']:.4f} "
+            f"(diff {change['diff']:+.4f}, {ratio}; needs {bounds or 'nothing'}): "
+            f"{'passed' if change['passed'] else 'FAILED'}")
 
 
 def run(args) -> int:

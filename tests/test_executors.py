@@ -1,0 +1,305 @@
+"""Every component's executor on tiny local artifacts, as TFX's `executor_test.py`s do: input artifacts built from
+their artifact classes over temporary directories, `Executor().Do(input_dict, output_dict, exec_properties)`, and
+the outputs read back. The executors are chained (ingestion's dataset feeds a teacher, two trajectories feed the
+knowledge, ...), each run once per module on 150 synthetic users, so the whole module takes seconds, not a pipeline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tfx.components.trainer import fn_args_utils
+from tfx.dsl.components.base import base_executor
+from tfx.proto import pusher_pb2, trainer_pb2
+from tfx.types import artifact_utils, standard_artifacts
+from tfx.utils import import_utils, json_utils, path_utils, proto_utils
+
+from components import ingestion, knowledge_builder, pusher, ranking_evaluator, student_trainer, storage, \
+    teacher_trainer
+from components.artifacts import (KNOWLEDGE_DIR, METRICS_FILE, STUDENT_DIR, TRAJECTORY_DIR, EnsembleKnowledge,
+                                  InteractionDataset, RankingMetrics, TeacherTrajectory)
+from hetcomp_tf import ensemble
+from hetcomp_tf.config import DataConfig, TeacherConfig, TrajectoryConfig, get_profile
+from hetcomp_tf.data import make_synthetic, split_dataset
+from hetcomp_tf.distill import load_student
+from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.metrics import evaluate
+from hetcomp_tf.models.mf import MF
+from hetcomp_tf.trajectories import Trajectory
+from serving.export import export_student
+from tests.helpers import anomalies_artifact
+
+DATA_CONFIG = DataConfig(synthetic_users=150, synthetic_items=100)
+TEACHERS = {"MF": TeacherConfig(dim=8, epochs=4, batch_size=256, learning_rate=1e-2, eval_every=1, patience=4),
+            "ML": TeacherConfig(dim=8, epochs=4, batch_size=256, learning_rate=2e-2, margin=0.5)}
+TRAJECTORY = TrajectoryConfig(top_n=60)
+DISTILL = dataclasses.replace(get_profile("tiny").distill, epochs=10, top_k=30)
+THRESHOLDS = {"metric": "recall@50", "min_share_of_ensemble": 0.5, "change_relative": -0.05, "change_absolute": None}
+
+
+def make(cls, root, name: str, artifact_id: int | None = None):
+    """An artifact of `cls` at root/name (with an ML Metadata id where the executor records one)."""
+    artifact = cls()
+    artifact.uri = str(root / name)
+    if artifact_id is not None:
+        artifact.id = artifact_id
+    return artifact
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return tmp_path_factory.mktemp("executors")
+
+
+@pytest.fixture(scope="module")
+def ingested(root):
+    examples, dataset = make(standard_artifacts.Examples, root, "examples"), make(InteractionDataset, root, "dataset")
+    ingestion.Executor().Do({}, {"examples": [examples], "dataset": [dataset]}, {
+        "data": "synthetic", "data_format": "", "data_config": json.dumps(dataclasses.asdict(DATA_CONFIG)),
+        "data_fingerprint": "synthetic"})
+    return SimpleNamespace(examples=examples, dataset=dataset, data=storage.read_dataset(dataset.uri))
+
+
+@pytest.fixture(scope="module")
+def teachers(root, ingested):
+    clean = anomalies_artifact(root / "anomalies", {s: anomalies_pb2.Anomalies() for s in ("train", "valid")})
+    runs = {}
+    for name, cfg in TEACHERS.items():
+        outputs = {key: [make(cls, root, f"{name}-{key}")] for key, cls in (
+            ("model", standard_artifacts.Model), ("trajectory", TeacherTrajectory),
+            ("model_run", standard_artifacts.ModelRun))}
+        teacher_trainer.Executor().Do({"dataset": [ingested.dataset], "anomalies": [clean]}, outputs, {
+            "teacher": name, "teacher_config": json.dumps(dataclasses.asdict(cfg)),
+            "trajectory_config": json.dumps(dataclasses.asdict(TRAJECTORY)), "seed": 0})
+        runs[name] = SimpleNamespace(**{key: value[0] for key, value in outputs.items()})
+    return runs
+
+
+@pytest.fixture(scope="module")
+def knowledge(root, ingested, teachers):
+    outputs = {"knowledge": [make(EnsembleKnowledge, root, "knowledge")], "metrics": [make(RankingMetrics, root, "km")]}
+    inputs = {"dataset": [ingested.dataset],
+              **{knowledge_builder.trajectory_key(n): [t.trajectory] for n, t in teachers.items()}}
+    knowledge_builder.Executor().Do(inputs, outputs, {"tau": DISTILL.tau})
+    return SimpleNamespace(knowledge=outputs["knowledge"][0], metrics=outputs["metrics"][0])
+
+
+@pytest.fixture(scope="module")
+def student(root, ingested, knowledge):
+    model, model_run = make(standard_artifacts.Model, root, "model", 7), make(standard_artifacts.ModelRun, root, "run")
+    context = base_executor.BaseExecutor.Context(tmp_dir=str(root / "tmp"), unique_id="1")
+    student_trainer.Executor(context).Do(
+        {"examples": [ingested.examples], "dataset": [ingested.dataset], "knowledge": [knowledge.knowledge]},
+        {"model": [model], "model_run": [model_run]},
+        {"train_args": proto_utils.proto_to_json(trainer_pb2.TrainArgs(splits=["train"])),
+         "eval_args": proto_utils.proto_to_json(trainer_pb2.EvalArgs(splits=["valid"])),
+         "run_fn": student_trainer.DEFAULT_RUN_FN,
+         "custom_config": json_utils.dumps({"distill_config": dataclasses.asdict(DISTILL)})})
+    return SimpleNamespace(model=model, run=storage.read_json(model_run.uri, METRICS_FILE), model_run=model_run)
+
+
+@pytest.fixture(scope="module")
+def untrained(root, ingested):
+    """A model that learnt nothing (the student's random initialisation), exported like the trainer exports."""
+    model = make(standard_artifacts.Model, root, "untrained", 8)
+    data = ingested.data
+    export_student(MF.student(data.n_users, data.n_items, DISTILL.student_dim, seed=1), data,
+                   path_utils.serving_model_path(model.uri))
+    return model
+
+
+def evaluated(root, name, ingested, knowledge, model, baseline=None):
+    """The RankingEvaluator's outputs for `model` (against `baseline` if given): (metrics.json, blessing artifact)."""
+    blessing, evaluation = make(standard_artifacts.ModelBlessing, root, f"{name}-b"), make(RankingMetrics, root, name)
+    inputs = {"model": [model], "dataset": [ingested.dataset], "comparison": [knowledge.metrics]}
+    if baseline is not None:
+        inputs["baseline_model"] = [baseline]
+    ranking_evaluator.Executor().Do(inputs, {"blessing": [blessing], "evaluation": [evaluation]},
+                                    {"method": "hetcomp", "thresholds": json.dumps(THRESHOLDS)})
+    return storage.read_json(evaluation.uri, METRICS_FILE), blessing
+
+
+@pytest.mark.parametrize("cls", [InteractionDataset, TeacherTrajectory, EnsembleKnowledge, RankingMetrics])
+def test_every_custom_type_name_is_the_class_path_kfps_entrypoint_imports(cls):
+    """TFX's KFP v2 container entrypoint rebuilds an input artifact by importing its schema title as a class."""
+    assert import_utils.import_class_by_path(cls.TYPE_NAME) is cls
+
+
+class TestInteractionExampleGen:
+    def test_the_dataset_is_the_librarys_split_and_the_examples_hold_every_pair(self, ingested):
+        expected = split_dataset(make_synthetic(150, 100, DATA_CONFIG.seed), DATA_CONFIG, "synthetic")
+        data = ingested.data
+        assert data.sizes() == expected.sizes()
+        for split in ingestion.SPLITS:
+            np.testing.assert_array_equal(data.split(split).indices, expected.split(split).indices)
+            path = os.path.join(artifact_utils.get_split_uri([ingested.examples], split), ingestion.EXAMPLES_FILE)
+            assert sum(1 for _ in tf.data.TFRecordDataset(path, "GZIP")) == expected.split(split).nnz, split
+        properties = ingested.dataset.mlmd_artifact.custom_properties
+        assert properties["n_users"].int_value == data.n_users and properties["name"].string_value == "synthetic"
+
+    def test_a_missing_file_is_one_line_naming_it(self, tmp_path):
+        missing = str(tmp_path / "nowhere.csv")
+        outputs = {"examples": [make(standard_artifacts.Examples, tmp_path, "e")],
+                   "dataset": [make(InteractionDataset, tmp_path, "d")]}
+        with pytest.raises(HetCompError, match="nowhere.csv"):
+            ingestion.Executor().Do({}, outputs, {"data": missing, "data_format": "",
+                                                  "data_config": json.dumps(dataclasses.asdict(DATA_CONFIG)),
+                                                  "data_fingerprint": ""})
+        assert not os.path.exists(outputs["dataset"][0].uri)
+
+
+class TestTeacherTrainer:
+    def test_the_trajectory_metrics_and_weights_are_written(self, teachers, ingested):
+        data = ingested.data
+        for name, run in teachers.items():
+            trajectory = Trajectory.load(os.path.join(run.trajectory.uri, TRAJECTORY_DIR))
+            n_checkpoints, n_users, top_n = trajectory.rankings.shape
+            assert (trajectory.teacher, n_users, top_n) == (name, data.n_users, TRAJECTORY.top_n)
+            for user in range(0, data.n_users, 37):  # the lists never hold the user's train items
+                assert not set(trajectory.rankings[-1, user].tolist()) & set(data.train.row(user).tolist())
+            metrics = storage.read_json(run.trajectory.uri, METRICS_FILE)
+            assert metrics["valid"]["recall@50"] == trajectory.checkpoints[-1]["valid"]["recall@50"] > 0.0
+            assert 1 <= metrics["epochs"] <= TEACHERS[name].epochs
+            assert run.trajectory.mlmd_artifact.custom_properties["n_checkpoints"].int_value == n_checkpoints
+            assert tf.train.latest_checkpoint(os.path.join(run.model.uri, teacher_trainer.WEIGHTS_DIR)) is not None
+            assert tf.io.gfile.glob(os.path.join(run.model_run.uri, name, "events.out.tfevents.*")), name
+
+    def test_anomalies_stop_it_before_training(self, tmp_path, ingested):
+        bad = anomalies_pb2.Anomalies()
+        bad.anomaly_info["item"].short_description = "Out-of-range values"
+        anomalies = anomalies_artifact(tmp_path / "anomalies", {"train": bad})
+        outputs = {key: [make(cls, tmp_path, key)] for key, cls in (
+            ("model", standard_artifacts.Model), ("trajectory", TeacherTrajectory),
+            ("model_run", standard_artifacts.ModelRun))}
+        with pytest.raises(HetCompError, match="train/item: Out-of-range values"):
+            teacher_trainer.Executor().Do({"dataset": [ingested.dataset], "anomalies": [anomalies]}, outputs, {
+                "teacher": "MF", "teacher_config": json.dumps(dataclasses.asdict(TEACHERS["MF"])),
+                "trajectory_config": json.dumps(dataclasses.asdict(TRAJECTORY)), "seed": 0})
+        assert not any(os.path.exists(value[0].uri) for value in outputs.values())
+
+
+class TestKnowledgeBuilder:
+    def test_the_knowledge_stacks_the_wired_teachers_and_the_table_holds_them_and_the_ensemble(
+            self, knowledge, teachers, ingested):
+        built = ensemble.EnsembleKnowledge.load(os.path.join(knowledge.knowledge.uri, KNOWLEDGE_DIR))
+        assert built.teachers == tuple(TEACHERS) and built.tau == DISTILL.tau
+        for index, run in enumerate(teachers.values()):
+            trajectory = Trajectory.load(os.path.join(run.trajectory.uri, TRAJECTORY_DIR))
+            np.testing.assert_array_equal(built.final_rankings[index], trajectory.rankings[-1])
+        methods = storage.read_json(knowledge.metrics.uri, METRICS_FILE)["methods"]
+        assert set(methods) == {"teacher:MF", "teacher:ML", "ensemble"}
+        for name, run in teachers.items():
+            assert methods[f"teacher:{name}"]["test"] == storage.read_json(run.trajectory.uri, METRICS_FILE)["test"]
+        assert methods["ensemble"]["test"] == pytest.approx(ensemble.evaluate_ensemble(built, ingested.data, "test"))
+
+    def test_no_trajectory_is_an_error(self, tmp_path, ingested):
+        outputs = {"knowledge": [make(EnsembleKnowledge, tmp_path, "k")],
+                   "metrics": [make(RankingMetrics, tmp_path, "m")]}
+        with pytest.raises(HetCompError, match="no teacher trajectory"):
+            knowledge_builder.Executor().Do({"dataset": [ingested.dataset]}, outputs, {"tau": 10.0})
+
+
+class TestStudentTrainer:
+    def test_the_served_model_scores_as_the_saved_student_and_the_run_is_recorded(self, student, ingested):
+        data = ingested.data
+        saved = load_student(os.path.join(student.model.uri, STUDENT_DIR))
+        served = ranking_evaluator.served_scorer(path_utils.serving_model_path(student.model.uri), data)
+        users = tf.range(data.n_users)
+        np.testing.assert_allclose(served(users).numpy(), saved.score_all(users).numpy(), rtol=1e-5, atol=1e-5)
+        assert student.run["method"] == DISTILL.method and 1 <= student.run["epochs"] <= DISTILL.epochs
+        assert student.run["valid"] == pytest.approx(evaluate(saved.score_all, data, "valid"), abs=1e-5)
+        assert glob.glob(os.path.join(student.model_run.uri, "**", "events.out.tfevents.*"), recursive=True)
+
+    def test_its_fn_args_carry_the_dataset_and_the_knowledge(self, root, ingested, knowledge):
+        context = base_executor.BaseExecutor.Context(tmp_dir=str(root / "tmp-args"), unique_id="2")
+        fn_args = student_trainer.Executor(context)._GetFnArgs(
+            {"examples": [ingested.examples], "dataset": [ingested.dataset], "knowledge": [knowledge.knowledge]},
+            {"model": [make(standard_artifacts.Model, root, "m2")],
+             "model_run": [make(standard_artifacts.ModelRun, root, "r2")]},
+            {"train_args": proto_utils.proto_to_json(trainer_pb2.TrainArgs(splits=["train"])),
+             "eval_args": proto_utils.proto_to_json(trainer_pb2.EvalArgs(splits=["valid"])),
+             "custom_config": json_utils.dumps({"distill_config": {}})})
+        assert isinstance(fn_args, fn_args_utils.FnArgs)
+        assert fn_args.custom_config == {"distill_config": {}, "dataset_uri": ingested.dataset.uri,
+                                         "knowledge_uri": knowledge.knowledge.uri}
+
+
+class TestRankingEvaluator:
+    def test_without_a_baseline_the_value_threshold_alone_blesses(self, root, ingested, knowledge, student):
+        evaluation, blessing = evaluated(root, "alone", ingested, knowledge, student.model)
+        row = evaluation["methods"]["student:hetcomp"]
+        assert row["valid"] == pytest.approx(student.run["valid"], abs=1e-5)  # the served model is the trained one
+        verdict = evaluation["blessing"]
+        assert verdict["baseline"] is None
+        ensemble_test = evaluation["methods"]["ensemble"]["test"]["recall@50"]
+        assert verdict["blessed"] == (row["test"]["recall@50"] >= 0.5 * ensemble_test)
+        properties = blessing.mlmd_artifact.custom_properties
+        assert properties["blessed"].int_value == int(verdict["blessed"])
+        assert (properties["current_model_id"].int_value, properties["current_model"].string_value) == \
+            (student.model.id, student.model.uri)
+        assert "baseline_model" not in properties
+        assert os.path.exists(os.path.join(blessing.uri, "BLESSED" if verdict["blessed"] else "NOT_BLESSED"))
+
+    def test_a_candidate_worse_than_the_baseline_is_not_blessed(self, root, ingested, knowledge, student, untrained):
+        evaluation, blessing = evaluated(root, "worse", ingested, knowledge, untrained, baseline=student.model)
+        change = evaluation["blessing"]["baseline"]
+        assert change["model"] == student.model.uri
+        assert change["baseline"] == pytest.approx(student.run["valid"]["recall@50"], abs=1e-5)
+        assert change["candidate"] == evaluation["methods"]["student:hetcomp"]["valid"]["recall@50"]
+        assert change["ratio"] < -0.05 and not change["passed"] and not evaluation["blessing"]["blessed"]
+        properties = blessing.mlmd_artifact.custom_properties
+        assert properties["blessed"].int_value == 0 and properties["baseline_model_id"].int_value == student.model.id
+        assert os.path.exists(os.path.join(blessing.uri, "NOT_BLESSED"))
+
+    def test_the_served_model_as_its_own_baseline_changes_nothing(self, root, ingested, knowledge, student):
+        evaluation, blessing = evaluated(root, "self", ingested, knowledge, student.model, baseline=student.model)
+        change = evaluation["blessing"]["baseline"]
+        valid = evaluation["methods"]["student:hetcomp"]["valid"]["recall@50"]
+        assert change["candidate"] == change["baseline"] == valid
+        assert change["diff"] == 0.0 and change["passed"]
+        assert pusher.is_served_already(blessing)
+
+    def test_the_trained_student_beats_the_untrained_baseline(self, root, ingested, knowledge, student, untrained):
+        evaluation, _ = evaluated(root, "better", ingested, knowledge, student.model, baseline=untrained)
+        change = evaluation["blessing"]["baseline"]
+        assert change["diff"] > 0 and change["passed"]
+        test = evaluation["methods"]["student:hetcomp"]["test"]["recall@50"]
+        assert evaluation["blessing"]["blessed"] == (test >= evaluation["blessing"]["required"])
+
+
+class TestPusher:
+    @staticmethod
+    def push(root, name, model, blessed: int, baseline_uri: str | None):
+        blessing = make(standard_artifacts.ModelBlessing, root, f"{name}-blessing")
+        blessing.set_int_custom_property("blessed", blessed)
+        blessing.set_string_custom_property("current_model", model.uri)
+        if baseline_uri is not None:
+            blessing.set_string_custom_property("baseline_model", baseline_uri)
+        pushed = make(standard_artifacts.PushedModel, root, f"{name}-pushed")
+        destination = pusher_pb2.PushDestination(
+            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=str(root / f"{name}-serving")))
+        pusher.Executor().Do({"model": [model], "model_blessing": [blessing]}, {"pushed_model": [pushed]},
+                             {"push_destination": proto_utils.proto_to_json(destination)})
+        return pushed.mlmd_artifact.custom_properties, root / f"{name}-serving"
+
+    def test_a_blessed_new_model_is_pushed_as_a_version(self, root, student, untrained):
+        properties, serving = self.push(root, "new", student.model, 1, untrained.uri)
+        assert properties["pushed"].int_value == 1
+        version = properties["pushed_version"].string_value
+        assert os.listdir(serving) == [version] and version.isdigit()
+        assert "score_items" in tf.saved_model.load(str(serving / version)).signatures
+
+    @pytest.mark.parametrize("blessed, baseline", [(0, None), (1, "self")])
+    def test_an_unblessed_model_or_the_served_one_itself_is_not_pushed(self, root, student, blessed, baseline):
+        name = f"kept-{blessed}"
+        properties, serving = self.push(root, name, student.model, blessed,
+                                         student.model.uri if baseline == "self" else None)
+        assert properties["pushed"].int_value == 0 and not serving.exists()
