@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import shutil
 import time
@@ -30,12 +29,13 @@ from pathlib import Path
 import numpy as np
 
 from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES, Profile
-from hetcomp_tf.data import Dataset, load_dataset, sha256_of
+from hetcomp_tf.data import Dataset, load_dataset
 from hetcomp_tf.distill import RECORD_METRIC, DistillRun, distill, get_method
 from hetcomp_tf.ensemble import EnsembleKnowledge
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.progress import Progress, log
-from hetcomp_tf.report import format_table, markdown_table, write_json, write_text
+from hetcomp_tf.files import atomic_file, read_json, sha256_of, write_json, write_text
+from hetcomp_tf.report import format_table, markdown_table
 from hetcomp_tf.trajectories import load_trajectories, trajectories_dir
 from hetcomp_tf.workers import run_in_workers
 
@@ -83,7 +83,7 @@ def teachers_reusable(out: Path, data: Dataset, profile: Profile) -> str | None:
     summary_path = out / "teachers.json"
     if not summary_path.is_file() or not trajectories_dir(out).is_dir() or not (out / "dataset.npz").is_file():
         return "no teachers run there yet"
-    summary = _read_json(summary_path)
+    summary = read_json(summary_path)
     if summary.get("profile") != profile.name:
         return f"its teachers were trained with profile {summary.get('profile')!r}"
     missing = [name for name in TEACHER_NAMES if name not in summary.get("teachers", {})]
@@ -142,7 +142,7 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
         raise HetCompError(f"benchmark: seeds ({seeds}), jobs ({jobs}), methods ({list(methods)}) and student "
                            f"dims ({list(student_dims)}) must be positive / non-empty")
     teachers_reused = ensure_teachers(data_spec, fmt, profile, out, jobs)
-    summary = _read_json(out / "teachers.json")
+    summary = read_json(out / "teachers.json")
 
     fingerprint = {"profile": profile.name, "teachers_sha256": sha256_of(out / "teachers.json"),
                    "distill": {k: v for k, v in dataclasses.asdict(profile.distill).items()
@@ -234,7 +234,7 @@ def _worker_run(key: RunKey, cfg, log_dir: str, resume_dir: str) -> dict:
 def _keep_resume_states_of(directory: Path, fingerprint: dict) -> None:
     """Unfinished runs' states are resumed only under the fingerprint they were written with; others go."""
     stamp = directory / "fingerprint.json"
-    if directory.is_dir() and (not stamp.is_file() or _read_json(stamp) != fingerprint):
+    if directory.is_dir() and (not stamp.is_file() or read_json(stamp) != fingerprint):
         log(f"{directory}: unfinished runs of other teachers or another distill config; starting them afresh")
         shutil.rmtree(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -244,7 +244,7 @@ def _keep_resume_states_of(directory: Path, fingerprint: dict) -> None:
 def _load_partial(path: Path, fingerprint: dict) -> dict:
     if not path.is_file():
         return {}
-    partial = _read_json(path)
+    partial = read_json(path)
     if partial.get("fingerprint") != fingerprint:
         log(f"{path}: written for other teachers or another distill config; starting the runs afresh")
         return {}
@@ -402,15 +402,7 @@ def plot_curves(runs: list[dict], dim: int, path: Path, title: str) -> None:
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    temporary = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(temporary, dpi=120)
+    with atomic_file(path) as temporary:
+        figure.savefig(temporary, dpi=120)
     plt.close(figure)
-    os.replace(temporary, path)
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise HetCompError(f"{path}: not readable JSON ({err})") from None
 

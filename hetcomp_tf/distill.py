@@ -52,12 +52,11 @@ from hetcomp_tf.dcd import DualCorrection, list_scores
 from hetcomp_tf.dkc import DynamicKnowledge
 from hetcomp_tf.ensemble import EnsembleKnowledge
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.exports import atomic_directory
+from hetcomp_tf.files import atomic_directory, write_json
 from hetcomp_tf.losses import CorrectionLoss, DCDLoss, DCDTargets, FineGrainedLoss, OverallLoss, RRDLoss, Targets
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.models.mf import MF
 from hetcomp_tf.progress import Progress, log
-from hetcomp_tf.report import write_json
 from hetcomp_tf.summaries import ScalarLog
 from hetcomp_tf.training import EarlyStopping, count_params
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from hetcomp_tf.exports import read_manifest_dir, require_field, write_manifest_dir
+from hetcomp_tf.files import read_manifest_dir, require_field, write_manifest_dir
 from hetcomp_tf.config import METRIC_KS
 from hetcomp_tf.data import CSR, Dataset
 from hetcomp_tf.errors import HetCompError

@@ -38,7 +38,8 @@ def run(args) -> int:
     from hetcomp_tf.distill import distill, get_method, save_student
     from hetcomp_tf.ensemble import EnsembleKnowledge
     from hetcomp_tf.errors import HetCompError
-    from hetcomp_tf.report import format_table, write_json
+    from hetcomp_tf.files import write_json
+    from hetcomp_tf.report import format_table
     from hetcomp_tf.trajectories import load_trajectories
 
     profile = profile_from_args(args)

@@ -39,7 +39,7 @@ def run(args) -> int:
     from hetcomp_tf.distill import load_student
     from hetcomp_tf.latency import format_latency_table, measure_latency
     from hetcomp_tf.models import MF, build_teacher
-    from hetcomp_tf.report import write_json
+    from hetcomp_tf.files import write_json
 
     data = load_dataset(args.data, args.format, profile.data)
     if args.student is None:

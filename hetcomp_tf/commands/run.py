@@ -116,7 +116,7 @@ def run(args) -> int:
 
 
 def _run_pipeline(args, out: str) -> int:
-    from hetcomp_tf.report import write_json
+    from hetcomp_tf.files import write_json
     from pipeline.local_runner import run_local
 
     config = pipeline_config(args, out, direct_num_workers=args.direct_num_workers,

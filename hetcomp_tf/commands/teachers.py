@@ -44,9 +44,9 @@ def run(args) -> int:
 
     from hetcomp_tf.data import load_dataset
     from hetcomp_tf.ensemble import EnsembleKnowledge, evaluate_ensemble, fit_teacher_weights
-    from hetcomp_tf.exports import atomic_directory
+    from hetcomp_tf.files import atomic_directory, write_json
     from hetcomp_tf.progress import log
-    from hetcomp_tf.report import format_table, write_json
+    from hetcomp_tf.report import format_table
     from hetcomp_tf.trajectories import load_trajectories
     from hetcomp_tf.workers import run_in_workers
 
