@@ -34,12 +34,15 @@ def run(args) -> int:
         raise HetCompError(f"--requests: must be at least 1, got {args.requests}")
     prepare_data(args)
 
+    import tempfile
+
     from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES
     from hetcomp_tf.data import load_dataset
     from hetcomp_tf.distill import load_student
     from hetcomp_tf.latency import format_latency_table, measure_latency
     from hetcomp_tf.models import MF, build_teacher
     from hetcomp_tf.files import write_json
+    from serving.export import export_student
 
     data = load_dataset(args.data, args.format, profile.data)
     if args.student is None:
@@ -51,9 +54,10 @@ def run(args) -> int:
                                f"items, but --data {args.data} has {data.n_users} x {data.n_items}")
     teachers = {name: build_teacher(name, data, profile.teachers[name], args.seed) for name in TEACHER_NAMES}
 
-    result = measure_latency(student, teachers, data, k=max(METRIC_KS), top_n=profile.trajectory.top_n,
-                             tau=profile.distill.tau, requests=args.requests, batch_sizes=batch_sizes,
-                             seed=args.seed)
+    with tempfile.TemporaryDirectory(prefix="hetcomp-latency-") as export_dir:  # timed as TF Serving runs it
+        result = measure_latency(export_student(student, data, export_dir), teachers, data, k=max(METRIC_KS),
+                                 top_n=profile.trajectory.top_n, tau=profile.distill.tau, requests=args.requests,
+                                 batch_sizes=batch_sizes, seed=args.seed)
     write_json(args.out, {
         "data": data.name, "profile": profile.name, "seed": args.seed,
         "student_weights": args.student or INITIALISED,
