@@ -46,7 +46,7 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from hetcomp_tf.config import DistillConfig
+from hetcomp_tf.config import RECORD_METRIC, DistillConfig
 from hetcomp_tf.data import CSR, Dataset
 from hetcomp_tf.dcd import DualCorrection, list_scores
 from hetcomp_tf.dkc import DynamicKnowledge
@@ -60,7 +60,6 @@ from hetcomp_tf.progress import Progress, log
 from hetcomp_tf.summaries import ScalarLog
 from hetcomp_tf.training import EarlyStopping, count_params
 
-RECORD_METRIC = "recall@50"
 # Logged as the "objective" scalar: 0 = overall (set-wise), 1 = fine-grained, then the baselines' losses.
 LOSSES = ("overall", "fine", "rrd", "bpr", "dcd")
 
@@ -96,6 +95,10 @@ class DistillRun:
     best_epoch: int = 0  # epochs trained when the best evaluation was made
     switch_epoch: int | None = None  # the first epoch (1-based) trained with the fine-grained loss (ADT methods)
     mean_stage: dict = field(default_factory=dict)  # per teacher, at the end
+
+    def to_dict(self) -> dict:
+        """Every field but the student, JSON-ready: what distill.json, the benchmark and the pipeline store."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "student"}
 
 
 def get_method(name: str) -> Method:

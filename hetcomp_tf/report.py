@@ -1,9 +1,22 @@
-"""Result tables shared by the commands: metrics as an aligned text table or a Markdown one."""
+"""Result tables shared by the commands: metrics as an aligned text table or a Markdown one, and the one naming of
+their rows (results.json's and the pipeline's "methods", the `teachers` table)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+
+ENSEMBLE = "ensemble"  # the teachers' equal-weight ensemble, beside "teacher:<T>" and "student:<method>"
+ENSEMBLE_LABEL = "Ensemble"  # the `teachers` table, whose teacher rows are bare names
+FITTED_ENSEMBLE_LABEL = "Ensemble-fitted"  # teacher weights fitted on valid (beyond the paper)
+
+
+def teacher_row(name: str) -> str:
+    return f"teacher:{name}"
+
+
+def student_row(method: str) -> str:
+    return f"student:{method}"
 
 
 def _cell(value, spec: str) -> str:
