@@ -15,7 +15,7 @@ from tfx.types import artifact_utils
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
 from components import storage
-from components.artifacts import (KNOWLEDGE_DIR, METRICS_FILE, TRAJECTORY_DIR, EnsembleKnowledge,
+from components.artifacts import (KNOWLEDGE_DIR, METRICS_FILE, TRAJECTORY_DIR, KnowledgeArtifact,
                                   InteractionDataset, RankingMetrics, TeacherTrajectory,
                                   set_custom_properties)
 from hetcomp_tf.config import TEACHER_NAMES, DistillConfig
@@ -63,7 +63,7 @@ class KnowledgeBuilderSpec(ComponentSpec):
         **{trajectory_key(t): ChannelParameter(type=TeacherTrajectory, optional=True) for t in TEACHER_NAMES},
     }
     OUTPUTS = {
-        "knowledge": ChannelParameter(type=EnsembleKnowledge),
+        "knowledge": ChannelParameter(type=KnowledgeArtifact),
         "metrics": ChannelParameter(type=RankingMetrics),
     }
 
@@ -80,6 +80,6 @@ class KnowledgeBuilder(base_component.BaseComponent):
             tau=float(distill_config.tau),
             dataset=dataset,
             **{trajectory_key(name): channel for name, channel in trajectories.items()},
-            knowledge=types.Channel(type=EnsembleKnowledge),
+            knowledge=types.Channel(type=KnowledgeArtifact),
             metrics=types.Channel(type=RankingMetrics),
         ))
