@@ -1,5 +1,5 @@
-"""Helpers several test modules share: the CLI run in-process with its output captured, and waiting for a server's
-start-up line."""
+"""Helpers several test modules share: the CLI run in-process with its output captured, waiting for a server's
+start-up line, and the scalars of TensorBoard event files."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import io
 import selectors
 import subprocess
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -37,3 +38,17 @@ def wait_for_line(process: subprocess.Popen, prefix: str, timeout: float) -> str
             if line.startswith(prefix):
                 return line.strip()
     pytest.fail(f"no {prefix!r} line from the server within {timeout}s; stderr: {''.join(seen)[-2000:]}")
+
+
+def read_scalars(directory: Path) -> dict[str, list[tuple[int, float]]]:
+    """{tag: [(step, value), ...]} from every event file directly in `directory` (failing if there is none)."""
+    import tensorflow as tf  # only the tests that read event files pay for the import
+
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    files = sorted(Path(directory).glob("events.out.tfevents.*"))
+    assert files, f"no event file in {directory}"
+    for path in files:
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, []).append((event.step, float(tf.make_ndarray(value.tensor))))
+    return scalars

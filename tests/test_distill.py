@@ -27,6 +27,7 @@ from hetcomp_tf.training import EarlyStopping
 from hetcomp_tf.losses import FineGrainedLoss, OverallLoss, Targets
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.trajectories import load_trajectories
+from tests.helpers import read_scalars
 
 METRIC_KEYS = {f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")}
 NONE = tf.keras.losses.Reduction.NONE
@@ -122,18 +123,9 @@ def test_hetcomp_stages_advance_and_adt_switches_once_all_are_final(hetcomp_run,
     assert run.mean_stage == pytest.approx({t: float(s) for t, s in zip(knowledge.teachers, stages[-1])}, abs=0.01)
 
 
-def _scalars(log_dir: Path) -> dict[str, dict[int, float]]:
-    values: dict[str, dict[int, float]] = {}
-    for path in log_dir.glob("events.out.tfevents.*"):
-        for event in tf.compat.v1.train.summary_iterator(str(path)):
-            for value in event.summary.value:
-                values.setdefault(value.tag, {})[event.step] = float(tf.make_ndarray(value.tensor))
-    return values
-
-
 def test_tensorboard_holds_losses_objective_metrics_and_stages(hetcomp_run, knowledge):
     run, log_dir = hetcomp_run
-    scalars = _scalars(log_dir)
+    scalars = {tag: dict(series) for tag, series in read_scalars(log_dir).items()}  # {tag: {step: value}}
     expected = {"loss/overall", "loss/fine", "loss/l2", "loss/total", "objective",
                 *(f"valid/{k}" for k in METRIC_KEYS), *(f"dkc/mean_stage/{t}" for t in knowledge.teachers)}
     assert expected <= set(scalars)
