@@ -57,6 +57,7 @@ from hetcomp_tf.losses import CorrectionLoss, DCDLoss, DCDTargets, FineGrainedLo
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.models.mf import MF
 from hetcomp_tf.progress import Progress, log
+from hetcomp_tf.sampling import interaction_keys, sample_unobserved
 from hetcomp_tf.summaries import ScalarLog
 from hetcomp_tf.training import EarlyStopping, count_params
 
@@ -195,7 +196,7 @@ class Trainer:
         optimizer.build(self.student.trainable_variables)  # slots exist before tracing: one trace per step
         self.optimizer = optimizer
         self.train_items = tf.constant(data.train.padded())  # [U, L]: −1 padded rows, an XLA-friendly mask source
-        self.train_keys = interaction_keys(data.train, data.n_items)
+        self.train_keys = tf.constant(interaction_keys(data.train, data.n_items))  # wo_kd's in-graph sampling
         self.dkc = None
         if self.method.targets != "data":
             if knowledge is None:
@@ -312,33 +313,6 @@ class Trainer:
         if self.dkc is None:
             return {}
         return {name: float(v) for name, v in zip(self.teachers, self.dkc.mean_stage().numpy())}
-
-
-NEGATIVE_DRAWS = 8  # rejection rounds: a pair is dropped only if all of them hit train items (p = density^8)
-
-
-def interaction_keys(train: CSR, n_items: int) -> tf.Tensor:
-    """int64 [nnz], ascending: user · n_items + item of every train interaction (`sample_unobserved`'s
-    membership table)."""
-    keys = train.row_ids().astype(np.int64) * int(n_items) + train.indices.astype(np.int64)
-    return tf.constant(np.sort(keys))
-
-
-def sample_unobserved(train_keys: tf.Tensor, users: tf.Tensor, n_items, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """One item per entry of `users` int32 [P], drawn uniformly from that user's unobserved items by rejection:
-    int32 [P] items and bool [P] found (False where all NEGATIVE_DRAWS draws were train items; drop those
-    pairs). Membership is a binary search of user · n_items + item in `train_keys` (ascending int64 keys of the
-    train interactions), so the cost follows the batch's pairs, not the catalogue. An accepted draw is exactly
-    uniform over the user's unobserved items."""
-    n_items = tf.cast(n_items, tf.int64)
-    draws = tf.random.stateless_uniform(tf.stack([NEGATIVE_DRAWS, tf.size(users)]), seed, 0, n_items, tf.int64)
-    keys = tf.cast(users, tf.int64)[None, :] * n_items + draws  # [draws, P]
-    at = tf.searchsorted(train_keys, tf.reshape(keys, [-1]), side="left")
-    nearest = tf.gather(train_keys, tf.minimum(at, tf.size(train_keys, out_type=at.dtype) - 1))
-    observed = tf.reshape(tf.equal(nearest, tf.reshape(keys, [-1])), tf.shape(keys))
-    first = tf.argmin(tf.cast(observed, tf.int32), axis=0, output_type=tf.int32)  # first unobserved draw
-    items = tf.gather(tf.transpose(draws), first, batch_dims=1)
-    return tf.cast(items, tf.int32), tf.logical_not(tf.reduce_all(observed, axis=0))
 
 
 def bpr_loss(pair_users: tf.Tensor, positives: tf.Tensor, negatives: tf.Tensor, found: tf.Tensor,

@@ -18,6 +18,7 @@ import tensorflow_recommenders as tfrs
 from hetcomp_tf.config import TeacherConfig
 from hetcomp_tf.data import CSR, Dataset
 from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.sampling import interaction_keys, sample_negatives
 
 
 class Teacher(tfrs.Model):
@@ -112,7 +113,7 @@ class PairwiseTeacher(Teacher):
                 raise HetCompError(f"{self.name}: user {full[0]} has every item in train; no negative to sample")
             self._pair_users = data.train.row_ids().astype(np.int32)
             self._pair_items = data.train.indices.astype(np.int32)
-            self._pair_keys = np.sort(self._pair_users.astype(np.int64) * self.n_items + self._pair_items)
+            self._pair_keys = interaction_keys(data.train, self.n_items)
 
     def train_batches(self, epoch: int) -> tf.data.Dataset:
         """Every train pair once per epoch in a seeded order, each with `n_negatives` items the user has not
@@ -121,33 +122,14 @@ class PairwiseTeacher(Teacher):
         rng = np.random.default_rng(self.seed + epoch)
         order = rng.permutation(self._pair_users.size)
         users, items = self._pair_users[order], self._pair_items[order]
-        negatives = self._sample_negatives(rng, users)
+        negatives = sample_negatives(rng, self._pair_keys, users, self.cfg.n_negatives, self.n_items)
         data = {"user": users, "pos": items, "neg": negatives}
         return tf.data.Dataset.from_tensor_slices(data).batch(self.cfg.batch_size).prefetch(tf.data.AUTOTUNE)
-
-    def _sample_negatives(self, rng: np.random.Generator, users: np.ndarray) -> np.ndarray:
-        negatives = rng.integers(0, self.n_items, size=(users.size, self.cfg.n_negatives), dtype=np.int32)
-        observed = self._is_observed(users[:, None], negatives)
-        while observed.any():
-            negatives[observed] = rng.integers(0, self.n_items, size=int(observed.sum()), dtype=np.int32)
-            observed[observed] = self._is_observed(np.broadcast_to(users[:, None], negatives.shape)[observed],
-                                                   negatives[observed])
-        return negatives
-
-    def _is_observed(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        keys = users.astype(np.int64) * self.n_items + items
-        pos = np.minimum(np.searchsorted(self._pair_keys, keys), self._pair_keys.size - 1)
-        return self._pair_keys[pos] == keys
 
 
 def squared_norm(*tensors: tf.Tensor) -> tf.Tensor:
     """Sum of squares of all entries: the L2 term, scaled by each model's `cfg.l2`."""
     return tf.add_n([tf.reduce_sum(tf.square(t)) for t in tensors])
-
-
-def bpr_loss(positive: tf.Tensor, negative: tf.Tensor) -> tf.Tensor:
-    """Mean of −log σ(s_ui − s_uj); positive [b], negative [b, n]."""
-    return tf.reduce_mean(tf.nn.softplus(negative - positive[:, None]))
 
 
 def sparse_rows(rows: tf.RaggedTensor, ids: tf.Tensor, n_cols: int) -> tf.SparseTensor:

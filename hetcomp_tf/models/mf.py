@@ -5,7 +5,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 from hetcomp_tf.config import TeacherConfig
-from hetcomp_tf.models.base import PairwiseTeacher, bpr_loss, squared_norm
+from hetcomp_tf.models.base import PairwiseTeacher, squared_norm
+from hetcomp_tf.sampling import bpr_loss
 
 
 class MF(PairwiseTeacher):
