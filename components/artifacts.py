@@ -52,4 +52,4 @@ DATASET_FILE = "dataset.npz"
 METRICS_FILE = "metrics.json"
 TRAJECTORY_DIR = "trajectory"  # TeacherTrajectory: `Trajectory.save` layout (+ METRICS_FILE beside it)
 KNOWLEDGE_DIR = "knowledge"  # KnowledgeArtifact: `EnsembleKnowledge.save` layout
-STUDENT_DIR = "Format-HetCompStudent"  # student Model, beside TFX's Format-Serving: `distill.save_student`
+STUDENT_DIR = "Format-HetCompStudent"  # student Model, beside TFX's Format-Serving: `student.save_student`

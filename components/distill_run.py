@@ -2,7 +2,7 @@
 
 It distils with `hetcomp_tf.distill.distill`, writes TensorBoard logs and the run's summary to `model_run`,
 exports the serving SavedModel into the Model's `Format-Serving/` (TFX's serving path, what the Pusher
-copies) with `serving.export.export_student`, and saves the student's weights (`distill.save_student`)
+copies) with `serving.export.export_student`, and saves the student's weights (`student.save_student`)
 beside it. TFX reloads this module on every execution, so it defines nothing but the function.
 """
 
@@ -14,7 +14,8 @@ from components import storage
 from components.artifacts import KNOWLEDGE_DIR, METRICS_FILE, STUDENT_DIR
 from hetcomp_tf import ensemble
 from hetcomp_tf.config import DistillConfig, from_dict
-from hetcomp_tf.distill import distill, save_student
+from hetcomp_tf.distill import distill
+from hetcomp_tf.student import save_student
 from serving.export import export_student
 
 

@@ -1,6 +1,6 @@
 """The distillation trainer: HetComp, its ablations and the baselines, all on one code path.
 
-The student is an MF (`models/mf.py`) fitted by Adam. An epoch is one pass over the train interactions in shuffled
+The student is an MF (`student.py`) fitted by Adam. An epoch is one pass over the train interactions in shuffled
 batches, each step distilling the batch's unique users (the HetComp authors' protocol), or one pass over the users
 (`DistillConfig.batching`, `epoch_batches`). Each distillation step scores every item for the step's users
 ([b, n_items], clipped to ±score_clip inside the losses), so the losses see the whole ranking (wo_kd's BPR step
@@ -55,9 +55,9 @@ from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.files import atomic_directory, write_json
 from hetcomp_tf.losses import CorrectionLoss, DCDLoss, DCDTargets, FineGrainedLoss, OverallLoss, RRDLoss, Targets
 from hetcomp_tf.metrics import evaluate
-from hetcomp_tf.models.mf import MF
 from hetcomp_tf.progress import Progress, log
 from hetcomp_tf.sampling import interaction_keys, sample_unobserved
+from hetcomp_tf.student import Student
 from hetcomp_tf.summaries import ScalarLog
 from hetcomp_tf.training import EarlyStopping, count_params
 
@@ -84,7 +84,7 @@ METHODS = {
 
 @dataclass
 class DistillRun:
-    student: MF  # with the best-valid weights
+    student: Student  # with the best-valid weights
     valid: dict  # metrics of the best evaluation
     test: dict
     history: list[dict]  # per evaluation: {"epoch" (epochs trained), "valid", "mean_stage": {teacher: float},
@@ -187,7 +187,7 @@ class Trainer:
 
     def __init__(self, data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConfig):
         self.data, self.cfg, self.method = data, cfg, get_method(cfg.method)
-        self.student = MF.student(data.n_users, data.n_items, cfg.student_dim, seed=cfg.seed, init_std=cfg.init_std)
+        self.student = Student(data.n_users, data.n_items, cfg.student_dim, seed=cfg.seed, init_std=cfg.init_std)
         optimizer = tf.keras.optimizers.Adam(cfg.learning_rate, epsilon=cfg.adam_epsilon)
         self.compute_dtype = tf.float32
         if cfg.mixed_precision:  # float16 matmul, float32 variables and losses, dynamic loss scaling
@@ -430,27 +430,3 @@ class RunState:
 
 def _stage_text(stages: dict[str, float]) -> str:
     return ", stages " + " ".join(f"{name} {v:.2f}" for name, v in stages.items()) if stages else ""
-
-
-# ------------------------------------------------------------------------------------------- student files
-
-STUDENT_CONFIG = "config.json"
-STUDENT_WEIGHTS = "weights"
-
-
-def save_student(student: MF, directory: str | os.PathLike) -> Path:
-    """directory/config.json (MF.get_config) + a TF checkpoint `weights`, replaced atomically."""
-    with atomic_directory(directory) as staging:
-        write_json(staging / STUDENT_CONFIG, student.get_config())
-        student.save_weights(os.fspath(staging / STUDENT_WEIGHTS))
-    return Path(directory)
-
-
-def load_student(directory: str | os.PathLike) -> MF:
-    directory = Path(directory)
-    config_path = directory / STUDENT_CONFIG
-    if not config_path.is_file():
-        raise HetCompError(f"{config_path}: missing; not a student written by `hetcomp distill`")
-    student = MF.from_config(json.loads(config_path.read_text()))
-    student.load_weights(os.fspath(directory / STUDENT_WEIGHTS)).expect_partial()
-    return student

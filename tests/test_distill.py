@@ -18,7 +18,7 @@ from hetcomp_tf.benchmark import ensure_teachers
 from hetcomp_tf.cli import main
 from hetcomp_tf.config import METRIC_KS, get_profile
 from hetcomp_tf.data import CSR, Dataset
-from hetcomp_tf.distill import LOSSES, METHODS, Batch, Trainer, bpr_loss, distill, epoch_batches, load_student, stage_rankings
+from hetcomp_tf.distill import LOSSES, METHODS, Batch, Trainer, bpr_loss, distill, epoch_batches, stage_rankings
 from hetcomp_tf.dkc import DynamicKnowledge
 from hetcomp_tf.ensemble import EnsembleKnowledge, ensemble_topk
 from hetcomp_tf.errors import HetCompError
@@ -26,6 +26,7 @@ from hetcomp_tf.training import EarlyStopping
 from hetcomp_tf.losses import FineGrainedLoss, OverallLoss, Targets
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.sampling import interaction_keys, sample_unobserved
+from hetcomp_tf.student import load_student
 from hetcomp_tf.trajectories import load_trajectories
 from tests.helpers import read_scalars
 

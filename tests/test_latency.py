@@ -15,7 +15,8 @@ import pytest
 from hetcomp_tf.config import TEACHER_NAMES, get_profile
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.latency import LATENCY_KEYS, ensemble_recommender, format_latency_table, measure_latency
-from hetcomp_tf.models import MF, build_teacher
+from hetcomp_tf.models import build_teacher
+from hetcomp_tf.student import Student
 from serving.export import export_student
 
 
@@ -24,7 +25,7 @@ def models(tiny_dataset):
     """The six teachers and a student, untrained: serving cost does not depend on what the weights learned."""
     profile = get_profile("tiny")
     teachers = {name: build_teacher(name, tiny_dataset, profile.teachers[name], seed=1) for name in TEACHER_NAMES}
-    return teachers, MF.student(tiny_dataset.n_users, tiny_dataset.n_items, dim=8, seed=2)
+    return teachers, Student(tiny_dataset.n_users, tiny_dataset.n_items, dim=8, seed=2)
 
 
 def reference_ensemble_importance(teachers, data, user: int, top_n: int, tau: float) -> np.ndarray:

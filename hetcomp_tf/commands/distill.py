@@ -1,7 +1,7 @@
 """`hetcomp distill`: distil the teachers of a `hetcomp teachers` run into an MF student (HetComp or a baseline).
 
 Reads DIR/dataset.npz and DIR/trajectories/; writes OUT/student/ (config.json + TF checkpoint, see
-`distill.load_student`), OUT/distill.json (valid/test metrics, params, seconds, history) and TensorBoard logs
+`student.load_student`), OUT/distill.json (valid/test metrics, params, seconds, history) and TensorBoard logs
 under OUT/logs/<method>/, and prints the student's test metrics next to the teachers' ensemble.
 """
 
@@ -34,11 +34,12 @@ def run(args) -> int:
     from pathlib import Path
 
     from hetcomp_tf.data import Dataset
-    from hetcomp_tf.distill import distill, get_method, save_student
+    from hetcomp_tf.distill import distill, get_method
     from hetcomp_tf.ensemble import EnsembleKnowledge
     from hetcomp_tf.errors import HetCompError
     from hetcomp_tf.files import read_json, write_json
     from hetcomp_tf.report import ENSEMBLE, format_table, student_row
+    from hetcomp_tf.student import save_student
     from hetcomp_tf.trajectories import load_trajectories
 
     profile = profile_from_args(args)

@@ -38,15 +38,15 @@ def run(args) -> int:
 
     from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES
     from hetcomp_tf.data import load_dataset
-    from hetcomp_tf.distill import load_student
     from hetcomp_tf.latency import format_latency_table, measure_latency
-    from hetcomp_tf.models import MF, build_teacher
+    from hetcomp_tf.models import build_teacher
+    from hetcomp_tf.student import Student, load_student
     from hetcomp_tf.files import write_json
     from serving.export import export_student
 
     data = load_dataset(args.data, args.format, profile.data)
     if args.student is None:
-        student = MF.student(data.n_users, data.n_items, profile.distill.student_dim, args.seed)
+        student = Student(data.n_users, data.n_items, profile.distill.student_dim, args.seed)
     else:
         student = load_student(args.student)
         if (student.n_users, student.n_items) != (data.n_users, data.n_items):
@@ -63,6 +63,6 @@ def run(args) -> int:
         "student_weights": args.student or INITIALISED,
         "teacher_weights": INITIALISED, **result})
     print(f"Serving cost on {data.name} ({profile.name} profile, {data.n_users} users x {data.n_items} items, "
-          f"student dim {student.cfg.dim}), results in {args.out}:")
+          f"student dim {student.dim}), results in {args.out}:")
     print(format_latency_table(result))
     return 0

@@ -26,14 +26,10 @@ class Teacher(tfrs.Model):
 
     name: ClassVar[str]
 
-    def __init__(self, data: Dataset | None, cfg: TeacherConfig, seed: int = 0,
-                 sizes: tuple[int, int] | None = None):
-        """`data=None` with `sizes=(n_users, n_items)` builds an untrained network (the distillation student)."""
+    def __init__(self, data: Dataset, cfg: TeacherConfig, seed: int = 0):
         super().__init__()
-        if data is None and sizes is None:
-            raise HetCompError(f"{self.name}: needs a Dataset or sizes=(n_users, n_items)")
         self.data, self.cfg, self.seed = data, cfg, int(seed)
-        self.n_users, self.n_items = (data.n_users, data.n_items) if data is not None else map(int, sizes)
+        self.n_users, self.n_items = data.n_users, data.n_items
         # Compiled functions live outside Keras tracking (checkpoints hold no optimiser state) and per instance
         # (no cross-model retracing).
         object.__setattr__(self, "_compiled_steps", {})
@@ -84,11 +80,6 @@ class Teacher(tfrs.Model):
         """Normal initialiser seeded from the teacher's seed; `offset` keeps each weight's stream distinct."""
         return tf.keras.initializers.RandomNormal(stddev=stddev, seed=self.seed * 1000 + offset)
 
-    def require_data(self) -> Dataset:
-        if self.data is None:
-            raise HetCompError(f"{self.name}: built from sizes only, it has no training data to sample")
-        return self.data
-
     def row_batches(self, rows: CSR, epoch: int) -> tf.data.Dataset:
         """Shuffled ids of the non-empty rows of `rows`, batched, each batch with a stateless seed [2] for its
         in-graph randomness: the sampling of the autoencoders (rows are users for AE, items for I-AE)."""
@@ -104,21 +95,18 @@ class Teacher(tfrs.Model):
 class PairwiseTeacher(Teacher):
     """Teachers trained on (user, observed item, sampled unobserved items) triples: MF, ML, DL, GNN."""
 
-    def __init__(self, data: Dataset | None, cfg: TeacherConfig, seed: int = 0,
-                 sizes: tuple[int, int] | None = None):
-        super().__init__(data, cfg, seed, sizes)
-        if data is not None:
-            full = np.flatnonzero(data.train.lengths() >= self.n_items)
-            if full.size:
-                raise HetCompError(f"{self.name}: user {full[0]} has every item in train; no negative to sample")
-            self._pair_users = data.train.row_ids().astype(np.int32)
-            self._pair_items = data.train.indices.astype(np.int32)
-            self._pair_keys = interaction_keys(data.train, self.n_items)
+    def __init__(self, data: Dataset, cfg: TeacherConfig, seed: int = 0):
+        super().__init__(data, cfg, seed)
+        full = np.flatnonzero(data.train.lengths() >= self.n_items)
+        if full.size:
+            raise HetCompError(f"{self.name}: user {full[0]} has every item in train; no negative to sample")
+        self._pair_users = data.train.row_ids().astype(np.int32)
+        self._pair_items = data.train.indices.astype(np.int32)
+        self._pair_keys = interaction_keys(data.train, self.n_items)
 
     def train_batches(self, epoch: int) -> tf.data.Dataset:
         """Every train pair once per epoch in a seeded order, each with `n_negatives` items the user has not
         interacted with in train (uniform, resampled until unobserved)."""
-        self.require_data()
         rng = np.random.default_rng(self.seed + epoch)
         order = rng.permutation(self._pair_users.size)
         users, items = self._pair_users[order], self._pair_items[order]
