@@ -56,7 +56,7 @@ from hetcomp_tf.files import atomic_directory, write_json
 from hetcomp_tf.losses import CorrectionLoss, DCDLoss, DCDTargets, FineGrainedLoss, OverallLoss, RRDLoss, Targets
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.progress import Progress, log
-from hetcomp_tf.sampling import interaction_keys, sample_unobserved
+from hetcomp_tf.sampling import BPRLoss, interaction_keys, pair_scores, sample_unobserved
 from hetcomp_tf.student import Student
 from hetcomp_tf.summaries import ScalarLog
 from hetcomp_tf.training import EarlyStopping, count_params
@@ -214,7 +214,7 @@ class Trainer:
         self.loss_fns = {"overall": OverallLoss(score_clip=clip, reduction=per_user),
                          "fine": FineGrainedLoss(cfg.top_k, score_clip=clip, reduction=per_user),
                          "rrd": RRDLoss(cfg.top_k, score_clip=clip, reduction=per_user),
-                         "bpr": bpr_loss}
+                         "bpr": BPRLoss(score_clip=clip)}  # every loss is called as loss(targets, scores)
         self.dcd = None
         if "dcd" in self.method.losses:  # corrects the student against the final ensemble's top-K
             self.dcd = DualCorrection(self.dkc.target_table.numpy(), data.train, data.n_items, period=cfg.dcd_period)
@@ -264,8 +264,9 @@ class Trainer:
                 user_vectors = tf.gather(users_table, user_ids)
                 if loss_name == "bpr":  # only the scores of the batch's (user, train item, negative) triples
                     negatives, found = sample_unobserved(self.train_keys, batch.pair_users, n_items, batch.seed)
-                    value = loss_fn(tf.gather(users_table, batch.pair_users), batch.pair_items, negatives, found,
-                                    items_table, cfg.score_clip)
+                    pair_vectors = tf.gather(users_table, batch.pair_users)
+                    value = loss_fn(found, (pair_scores(pair_vectors, items_table, batch.pair_items),
+                                            pair_scores(pair_vectors, items_table, negatives[:, None])))
                 else:  # the student's score_all over every item, in the compute dtype
                     scores = tf.matmul(tf.cast(user_vectors, self.compute_dtype),
                                        tf.cast(items_table, self.compute_dtype), transpose_b=True)
@@ -313,19 +314,6 @@ class Trainer:
         if self.dkc is None:
             return {}
         return {name: float(v) for name, v in zip(self.teachers, self.dkc.mean_stage().numpy())}
-
-
-def bpr_loss(pair_users: tf.Tensor, positives: tf.Tensor, negatives: tf.Tensor, found: tf.Tensor,
-             items_table: tf.Tensor, score_clip: float) -> tf.Tensor:
-    """wo_kd's loss: mean BPR −log σ(s_ui − s_uj) over the pairs whose negative was found. pair_users float
-    [P, d] (the user vector of each pair), positives / negatives int32 [P] (train item i, unobserved item j);
-    scores are clipped to ±score_clip as the distilled students' are."""
-    def pair_scores(items):
-        scores = tf.reduce_sum(pair_users * tf.gather(items_table, items), axis=1)
-        return tf.clip_by_value(scores, -score_clip, score_clip)
-
-    pair_loss = tf.where(found, tf.math.softplus(pair_scores(negatives) - pair_scores(positives)), 0.0)
-    return tf.reduce_sum(pair_loss) / tf.maximum(tf.reduce_sum(tf.cast(found, tf.float32)), 1.0)
 
 
 def distill(data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConfig,

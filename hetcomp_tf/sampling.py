@@ -67,21 +67,24 @@ def bpr_loss(positive: tf.Tensor, negative: tf.Tensor, weights: tf.Tensor | None
     return tf.reduce_sum(tf.where(kept, losses, 0.0)) / tf.maximum(tf.reduce_sum(tf.cast(kept, tf.float32)), 1.0)
 
 
-def pair_scores(users_table: tf.Tensor, items_table: tf.Tensor, pair_users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
-    """float [P, m]: the MF scores U[pair_users[p]] · V[items[p, j]], only of the pairs' items, not the catalogue."""
-    return tf.reduce_sum(tf.gather(users_table, pair_users)[:, None, :] * tf.gather(items_table, items), axis=-1)
+def pair_scores(user_vectors: tf.Tensor, items_table: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
+    """float, shaped as `items` ([P] or [P, m]): user_vectors[p] · V[items[p, ...]], the MF scores of only the
+    pairs' items, not the catalogue's."""
+    if items.shape.rank == 2:
+        user_vectors = user_vectors[:, None, :]
+    return tf.reduce_sum(user_vectors * tf.gather(items_table, items), axis=-1)
 
 
 class BPRLoss(tf.keras.losses.Loss):
     """wo_kd's loss in the trainer's call shape, loss(targets, scores) like the distillation losses: targets =
-    bool [P], the pairs whose negative was found; scores = float [P, 2], each pair's (train item, sampled negative)
-    scores, clipped to ±score_clip as the distilled students' are. Returns the mean BPR over the found pairs: its
-    rows are pairs, not users, so it is already reduced."""
+    bool [P], the pairs whose negative was found; scores = (float [P] of each pair's train item, float [P, n] of
+    its sampled negatives), clipped to ±score_clip as the distilled students' are. Returns the mean BPR over the
+    found pairs: its rows are pairs, not users, so it is already reduced."""
 
     def __init__(self, score_clip: float, name: str = "bpr"):
         super().__init__(reduction=tf.keras.losses.Reduction.NONE, name=name)
         self.score_clip = float(score_clip)
 
     def call(self, y_true, y_pred):
-        scores = tf.clip_by_value(y_pred, -self.score_clip, self.score_clip)
-        return bpr_loss(scores[:, 0], scores[:, 1:], weights=y_true)
+        positive, negative = (tf.clip_by_value(s, -self.score_clip, self.score_clip) for s in y_pred)
+        return bpr_loss(positive, negative, weights=y_true)
