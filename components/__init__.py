@@ -3,7 +3,7 @@
 The artifact classes are exported here because their TYPE_NAMEs (`components.<Name>`) are class paths (artifacts.py).
 """
 
-from components.artifacts import EnsembleKnowledge, InteractionDataset, RankingMetrics, TeacherTrajectory
+from components.artifacts import InteractionDataset, KnowledgeArtifact, RankingMetrics, TeacherTrajectory
 from components.ingestion import InteractionExampleGen
 from components.knowledge_builder import KnowledgeBuilder
 from components.ranking_evaluator import RankingEvaluator
@@ -11,4 +11,4 @@ from components.student_trainer import StudentTrainer
 from components.teacher_trainer import TeacherTrainer
 
 __all__ = ["InteractionExampleGen", "KnowledgeBuilder", "RankingEvaluator", "StudentTrainer", "TeacherTrainer",
-           "EnsembleKnowledge", "InteractionDataset", "RankingMetrics", "TeacherTrajectory"]
+           "InteractionDataset", "KnowledgeArtifact", "RankingMetrics", "TeacherTrajectory"]

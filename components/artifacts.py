@@ -26,10 +26,12 @@ class TeacherTrajectory(artifact.Artifact):
     TYPE_NAME = "components.TeacherTrajectory"
 
 
-class EnsembleKnowledge(artifact.Artifact):
-    """Everything the student needs from the teachers: stacked trajectories and the ensemble's observed order."""
+class KnowledgeArtifact(artifact.Artifact):
+    """Everything the student needs from the teachers (`hetcomp_tf.ensemble.EnsembleKnowledge.save`): stacked
+    trajectories and the ensemble's observed order. The type name stays the one ML Metadata stores already:
+    renaming it would orphan existing pipelines' artifacts and caches."""
 
-    TYPE_NAME = "components.EnsembleKnowledge"
+    TYPE_NAME = "components.KnowledgeArtifact"
 
 
 class RankingMetrics(artifact.Artifact):
@@ -51,5 +53,5 @@ def set_custom_properties(target: artifact.Artifact, **values) -> None:
 DATASET_FILE = "dataset.npz"
 METRICS_FILE = "metrics.json"
 TRAJECTORY_DIR = "trajectory"  # TeacherTrajectory: `Trajectory.save` layout (+ METRICS_FILE beside it)
-KNOWLEDGE_DIR = "knowledge"  # EnsembleKnowledge: `EnsembleKnowledge.save` layout
-STUDENT_DIR = "Format-HetCompStudent"  # student Model, beside TFX's Format-Serving: `distill.save_student`
+KNOWLEDGE_DIR = "knowledge"  # KnowledgeArtifact: `EnsembleKnowledge.save` layout
+STUDENT_DIR = "Format-HetCompStudent"  # student Model, beside TFX's Format-Serving: `student.save_student`

@@ -2,26 +2,21 @@
 
 It distils with `hetcomp_tf.distill.distill`, writes TensorBoard logs and the run's summary to `model_run`,
 exports the serving SavedModel into the Model's `Format-Serving/` (TFX's serving path, what the Pusher
-copies) with `serving.export.export_student`, and saves the student's weights (`distill.save_student`)
+copies) with `serving.export.export_student`, and saves the student's weights (`student.save_student`)
 beside it. TFX reloads this module on every execution, so it defines nothing but the function.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 from components import storage
 from components.artifacts import KNOWLEDGE_DIR, METRICS_FILE, STUDENT_DIR
 from hetcomp_tf import ensemble
 from hetcomp_tf.config import DistillConfig, from_dict
-from hetcomp_tf.distill import distill, save_student
+from hetcomp_tf.distill import distill
+from hetcomp_tf.student import save_student
 from serving.export import export_student
-
-
-def run_summary(run) -> dict:
-    """Everything `DistillRun` reports except the model itself (model_run/metrics.json)."""
-    return {f.name: getattr(run, f.name) for f in dataclasses.fields(run) if f.name != "student"}
 
 
 def run_fn(fn_args) -> None:
@@ -37,4 +32,4 @@ def run_fn(fn_args) -> None:
         export_student(run.student, data, export_dir)
     with storage.writable_dir(os.path.join(os.path.dirname(fn_args.serving_model_dir), STUDENT_DIR)) as directory:
         save_student(run.student, directory)
-    storage.write_json(fn_args.model_run_dir, METRICS_FILE, run_summary(run))
+    storage.write_json(fn_args.model_run_dir, METRICS_FILE, run.to_dict())

@@ -15,23 +15,20 @@ from tfx.types import artifact_utils
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
 from components import storage
-from components.artifacts import (KNOWLEDGE_DIR, METRICS_FILE, TRAJECTORY_DIR, EnsembleKnowledge,
+from components.artifacts import (KNOWLEDGE_DIR, METRICS_FILE, TRAJECTORY_DIR, KnowledgeArtifact,
                                   InteractionDataset, RankingMetrics, TeacherTrajectory,
                                   set_custom_properties)
 from hetcomp_tf.config import TEACHER_NAMES, DistillConfig
 from hetcomp_tf import ensemble
 from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.report import ENSEMBLE, teacher_row
+from hetcomp_tf.teachers import ensemble_metrics
 from hetcomp_tf.trajectories import Trajectory
 
 
 def trajectory_key(teacher: str) -> str:
     """Input key of a teacher's trajectory: "I-AE" -> "trajectory_i_ae"."""
     return "trajectory_" + teacher.lower().replace("-", "_")
-
-
-def method_name(teacher: str) -> str:
-    """Row name of a teacher in the comparison (report.json "methods")."""
-    return f"teacher:{teacher}"
 
 
 class Executor(base_executor.BaseExecutor):
@@ -45,12 +42,12 @@ class Executor(base_executor.BaseExecutor):
             with storage.readable_dir(uri) as directory:
                 trajectories[teacher] = Trajectory.load(os.path.join(directory, TRAJECTORY_DIR))
             teacher_run = storage.read_json(uri, METRICS_FILE)
-            methods[method_name(teacher)] = {"valid": teacher_run["valid"], "test": teacher_run["test"]}
+            methods[teacher_row(teacher)] = {"valid": teacher_run["valid"], "test": teacher_run["test"]}
         if not trajectories:
             raise HetCompError("KnowledgeBuilder: no teacher trajectory is wired in")
 
         knowledge = ensemble.EnsembleKnowledge.from_trajectories(trajectories, tau=exec_properties["tau"])
-        methods["ensemble"] = {split: ensemble.evaluate_ensemble(knowledge, data, split) for split in ("valid", "test")}
+        methods[ENSEMBLE] = ensemble_metrics(knowledge, data)
         knowledge_artifact = artifact_utils.get_single_instance(output_dict["knowledge"])
         with storage.writable_dir(knowledge_artifact.uri) as directory:
             knowledge.save(os.path.join(directory, KNOWLEDGE_DIR))
@@ -66,7 +63,7 @@ class KnowledgeBuilderSpec(ComponentSpec):
         **{trajectory_key(t): ChannelParameter(type=TeacherTrajectory, optional=True) for t in TEACHER_NAMES},
     }
     OUTPUTS = {
-        "knowledge": ChannelParameter(type=EnsembleKnowledge),
+        "knowledge": ChannelParameter(type=KnowledgeArtifact),
         "metrics": ChannelParameter(type=RankingMetrics),
     }
 
@@ -83,6 +80,6 @@ class KnowledgeBuilder(base_component.BaseComponent):
             tau=float(distill_config.tau),
             dataset=dataset,
             **{trajectory_key(name): channel for name, channel in trajectories.items()},
-            knowledge=types.Channel(type=EnsembleKnowledge),
+            knowledge=types.Channel(type=KnowledgeArtifact),
             metrics=types.Channel(type=RankingMetrics),
         ))

@@ -16,6 +16,7 @@ from tfx.dsl.io import fileio
 from tfx.utils import io_utils
 
 from components.artifacts import DATASET_FILE
+from hetcomp_tf import files
 from hetcomp_tf.data import Dataset
 
 
@@ -47,9 +48,13 @@ def readable_dir(uri: str) -> Iterator[str]:
 
 
 def write_json(uri: str, name: str, value) -> None:
+    """uri/name as the library writes JSON: atomically on local disk; remote stores replace an object whole."""
+    if is_local(uri):
+        files.write_json(os.path.join(uri, name), value)
+        return
     fileio.makedirs(uri)
     with fileio.open(os.path.join(uri, name), "w") as f:
-        f.write(json.dumps(value, indent=2))
+        f.write(files.json_text(value))
 
 
 def read_json(uri: str, name: str):

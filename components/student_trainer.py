@@ -17,7 +17,7 @@ from tfx.types import artifact_utils, standard_artifacts, standard_component_spe
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.utils import json_utils
 
-from components.artifacts import EnsembleKnowledge, InteractionDataset
+from components.artifacts import KnowledgeArtifact, InteractionDataset
 from hetcomp_tf.config import DistillConfig
 
 # In a module of its own: TFX re-imports (importlib.reload) the run_fn's module on every execution, which
@@ -47,7 +47,7 @@ class StudentTrainerSpec(ComponentSpec):
         standard_component_specs.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
         standard_component_specs.SCHEMA_KEY: ChannelParameter(type=standard_artifacts.Schema, optional=True),
         "dataset": ChannelParameter(type=InteractionDataset),
-        "knowledge": ChannelParameter(type=EnsembleKnowledge),
+        "knowledge": ChannelParameter(type=KnowledgeArtifact),
     }
     OUTPUTS = {
         standard_component_specs.MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),

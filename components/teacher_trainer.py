@@ -29,12 +29,6 @@ from hetcomp_tf.training import train_teacher
 WEIGHTS_DIR = "weights"  # inside the Model artifact: a TF checkpoint of the teacher's variables
 
 
-def teacher_metrics(run) -> dict:
-    """What the comparison table needs from one teacher run (metrics.json of its trajectory artifact)."""
-    return {"teacher": run.trajectory.teacher, "valid": run.valid, "test": run.test,
-            "epochs": run.epochs, "train_seconds": run.train_seconds}
-
-
 class Executor(base_executor.BaseExecutor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         require_valid_examples(input_dict["anomalies"])
@@ -51,7 +45,7 @@ class Executor(base_executor.BaseExecutor):
             run.teacher.save_weights(os.path.join(directory, WEIGHTS_DIR, name))
         with storage.writable_dir(trajectory.uri) as directory:
             run.trajectory.save(os.path.join(directory, TRAJECTORY_DIR))
-        storage.write_json(trajectory.uri, METRICS_FILE, teacher_metrics(run))
+        storage.write_json(trajectory.uri, METRICS_FILE, {"teacher": name, **run.to_dict()})
         n_checkpoints, n_users, top_n = run.trajectory.rankings.shape
         set_custom_properties(trajectory, teacher=name, n_checkpoints=int(n_checkpoints), n_users=int(n_users),
                               top_n=int(top_n), format_version=FORMAT_VERSION)

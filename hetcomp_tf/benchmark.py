@@ -18,9 +18,7 @@ cores/jobs TensorFlow threads; only the parent writes the result files.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import os
 import shutil
 import time
@@ -30,27 +28,30 @@ from pathlib import Path
 
 import numpy as np
 
-from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES, Profile
-from hetcomp_tf.data import Dataset, load_dataset, sha256_of
+from hetcomp_tf.config import METRIC_KS, RECORD_METRIC, TEACHER_NAMES, Profile, get_profile
+from hetcomp_tf.data import Dataset, load_dataset
 from hetcomp_tf.diagnosis import diagnosis_markdown, plot_stage_curves
-from hetcomp_tf.distill import RECORD_METRIC, DistillRun, distill, get_method
+from hetcomp_tf.distill import DistillRun, distill, get_method
 from hetcomp_tf.ensemble import EnsembleKnowledge
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.progress import Progress, log
-from hetcomp_tf.report import format_table, markdown_table, write_json, write_text
+from hetcomp_tf.files import atomic_file, read_json, sha256_of, write_json, write_text
+from hetcomp_tf.report import ENSEMBLE, format_table, markdown_table, student_row, teacher_row
+from hetcomp_tf.teachers import teachers_table, train_teachers
 from hetcomp_tf.trajectories import load_trajectories, trajectories_dir
 from hetcomp_tf.workers import run_in_workers
 
 SWEEP_METHODS = ("wo_kd", "ensemble_kd", "hetcomp")  # the methods trained at every student size
 ABLATIONS = ("hetcomp_no_dkc", "hetcomp_no_adt")  # diagnosis runs: `extra_seeds` seeds, not `seeds`
 CURVE_METHODS = ("wo_kd", "ensemble_kd", "rrd", "dcd", "hetcomp")
-PAIRED_METRICS = ("recall@50", "ndcg@50")
+PAIRED_METRICS = (RECORD_METRIC, "ndcg@50")
 PARTIAL = "results.partial.json"
 RESULTS = "results.json"
 RESULTS_MD = "results.md"
 STAGES = "stages.png"
 CURVES = "curves.png"
 METRIC_COLUMNS = [f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")]
+STD_COLUMN = f"±{RECORD_METRIC}"
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def teachers_reusable(out: Path, data: Dataset, profile: Profile) -> str | None:
     summary_path = out / "teachers.json"
     if not summary_path.is_file() or not trajectories_dir(out).is_dir() or not (out / "dataset.npz").is_file():
         return "no teachers run there yet"
-    summary = _read_json(summary_path)
+    summary = read_json(summary_path)
     if summary.get("profile") != profile.name:
         return f"its teachers were trained with profile {summary.get('profile')!r}"
     missing = [name for name in TEACHER_NAMES if name not in summary.get("teachers", {})]
@@ -101,33 +102,32 @@ def teachers_reusable(out: Path, data: Dataset, profile: Profile) -> str | None:
 
 
 def ensure_teachers(data_spec: str, fmt: str | None, profile: Profile, out: Path, jobs: int = 1) -> bool:
-    """Trains the teachers into `out` with the `hetcomp teachers` command unless reusable; True if reused."""
-    from hetcomp_tf.commands import teachers as teachers_command
-
+    """Trains all teachers into `out` (`teachers.train_teachers`, seed 0) unless reusable; True if reused."""
     data = load_dataset(data_spec, fmt, profile.data)
     reason = teachers_reusable(out, data, profile)
     if reason is None:
         log(f"reusing the teachers in {out} (teachers.json, trajectories/)")
         return True
     log(f"training the teachers into {out}: {reason}")
-    parser = argparse.ArgumentParser()
-    teachers_command.add_arguments(parser)
-    argv = ["--data", data_spec, "--profile", profile.name, "--out", os.fspath(out), "--jobs", str(jobs)]
-    argv += ["--format", fmt] if fmt else []
-    argv += ["--min-rating", str(profile.data.min_rating)] if profile.data.min_rating is not None else []
-    teachers_command.run(parser.parse_args(argv))
+    log(f"dataset {data.name}: {data.sizes()}")
+    # The named profile's teachers and ensemble tau: --set tunes the students only, so teachers.json stays the
+    # same (and reusable) whatever the distillation settings.
+    teachers_profile = dataclasses.replace(get_profile(profile.name), data=profile.data)
+    result = train_teachers(data, teachers_profile, out, jobs=jobs)
+    log(f"teachers' test metrics on {data.name} ({profile.name} profile):\n{teachers_table(result)}")
     return False
 
 
 # ---------------------------------------------------------------------------------------------- the runs
 
 def run_record(key: RunKey, run: DistillRun) -> dict:
-    return {"method": key.method, "dim": key.dim, "seed": key.seed, "valid": run.valid, "test": run.test,
-            "params": run.params, "train_seconds": run.train_seconds, "epochs": run.epochs,
-            "best_epoch": run.best_epoch, "switch_epoch": run.switch_epoch, "mean_stage": run.mean_stage,
-            "curve": [[h["epoch"], h["valid"][RECORD_METRIC]] for h in run.history],
-            "stage_curve": [[h["epoch"], h["mean_stage"]] for h in run.history if h["mean_stage"]],
-            "dkc_curve": [[h["epoch"], h["dkc"]] for h in run.history if "dkc" in h]}
+    """A run in results.json: the run without its history, which shrinks to the curves the plots need."""
+    summary = run.to_dict()
+    history = summary.pop("history")
+    return {"method": summary.pop("method"), "dim": key.dim, "seed": key.seed, **summary,
+            "curve": [[h["epoch"], h["valid"][RECORD_METRIC]] for h in history],
+            "stage_curve": [[h["epoch"], h["mean_stage"]] for h in history if h["mean_stage"]],
+            "dkc_curve": [[h["epoch"], h["dkc"]] for h in history if "dkc" in h]}
 
 
 def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int, methods: Sequence[str],
@@ -146,7 +146,7 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
         raise HetCompError(f"benchmark: seeds ({seeds}), jobs ({jobs}), methods ({list(methods)}) and student "
                            f"dims ({list(student_dims)}) must be positive / non-empty")
     teachers_reused = ensure_teachers(data_spec, fmt, profile, out, jobs)
-    summary = _read_json(out / "teachers.json")
+    summary = read_json(out / "teachers.json")
 
     fingerprint = {"profile": profile.name, "teachers_sha256": sha256_of(out / "teachers.json"),
                    "distill": {k: v for k, v in dataclasses.asdict(profile.distill).items()
@@ -239,7 +239,7 @@ def _worker_run(key: RunKey, cfg, log_dir: str, resume_dir: str) -> dict:
 def _keep_resume_states_of(directory: Path, fingerprint: dict) -> None:
     """Unfinished runs' states are resumed only under the fingerprint they were written with; others go."""
     stamp = directory / "fingerprint.json"
-    if directory.is_dir() and (not stamp.is_file() or _read_json(stamp) != fingerprint):
+    if directory.is_dir() and (not stamp.is_file() or read_json(stamp) != fingerprint):
         log(f"{directory}: unfinished runs of other teachers or another distill config; starting them afresh")
         shutil.rmtree(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -249,7 +249,7 @@ def _keep_resume_states_of(directory: Path, fingerprint: dict) -> None:
 def _load_partial(path: Path, fingerprint: dict) -> dict:
     if not path.is_file():
         return {}
-    partial = _read_json(path)
+    partial = read_json(path)
     if partial.get("fingerprint") != fingerprint:
         log(f"{path}: written for other teachers or another distill config; starting the runs afresh")
         return {}
@@ -267,10 +267,10 @@ def _mean_std(values: Sequence[dict]) -> tuple[dict, dict]:
 def aggregate(runs: list[dict], summary: dict, profile: Profile, methods: Sequence[str],
               student_dims: Sequence[int]) -> dict:
     """results.json's content: teachers and ensemble from teachers.json, students as mean/std over seeds."""
-    entries = {f"teacher:{name}": {"test": t["test"], "valid": t["valid"], "params": t["params"],
+    entries = {teacher_row(name): {"test": t["test"], "valid": t["valid"], "params": t["params"],
                                    "train_seconds": t["train_seconds"]}
                for name, t in summary["teachers"].items()}
-    entries["ensemble"] = {"test": summary["ensemble"]["test"], "valid": summary["ensemble"]["valid"]}
+    entries[ENSEMBLE] = {"test": summary["ensemble"]["test"], "valid": summary["ensemble"]["valid"]}
     default_dim = profile.distill.student_dim
     for method in methods:
         mine = [r for r in runs if r["method"] == method and r["dim"] == default_dim]
@@ -278,7 +278,7 @@ def aggregate(runs: list[dict], summary: dict, profile: Profile, methods: Sequen
             continue
         test, test_std = _mean_std([r["test"] for r in mine])
         valid, valid_std = _mean_std([r["valid"] for r in mine])
-        entries[f"student:{method}"] = {
+        entries[student_row(method)] = {
             "test": test, "test_std": test_std, "valid": valid, "valid_std": valid_std, "params": mine[0]["params"],
             "train_seconds": float(np.mean([r["train_seconds"] for r in mine])),
             "epochs": float(np.mean([r["epochs"] for r in mine])), "seeds": len(mine)}
@@ -324,19 +324,19 @@ def results_table(results: dict) -> str:
     for name, entry in results["methods"].items():
         row = dict(entry["test"])
         if "test_std" in entry:
-            row["±recall@50"] = entry["test_std"]["recall@50"]
+            row[STD_COLUMN] = entry["test_std"][RECORD_METRIC]
         row["params"] = entry.get("params")
         row["seconds"] = entry.get("train_seconds")
         rows[name] = row
-    return format_table(rows, [*METRIC_COLUMNS, "±recall@50", "params", "seconds"],
+    return format_table(rows, [*METRIC_COLUMNS, STD_COLUMN, "params", "seconds"],
                         {"params": "d", "seconds": ".1f"})
 
 
 def sweep_table(results: dict) -> str:
-    rows = {f"{method} dim {dim}": {**values["test"], "±recall@50": values["test_std"]["recall@50"],
+    rows = {f"{method} dim {dim}": {**values["test"], STD_COLUMN: values["test_std"][RECORD_METRIC],
                                     "params": values["params"]}
             for dim, per_method in results["student_dims"].items() for method, values in per_method.items()}
-    return format_table(rows, [*METRIC_COLUMNS, "±recall@50", "params"], {"params": "d"})
+    return format_table(rows, [*METRIC_COLUMNS, STD_COLUMN, "params"], {"params": "d"})
 
 
 def _mean_pm_std(entry: dict, metric: str) -> str:
@@ -348,14 +348,14 @@ def _mean_pm_std(entry: dict, metric: str) -> str:
 def results_markdown(results: dict) -> str:
     """results.md: the test metrics of every method (students: mean ± std over seeds) with each one's share of
     the ensemble's Recall@50, parameters, epochs and seconds, then the student-size sweep."""
-    ensemble_recall = results["methods"]["ensemble"]["test"][RECORD_METRIC]
+    ensemble_recall = results["methods"][ENSEMBLE]["test"][RECORD_METRIC]
 
     def share(entry: dict) -> str:
         return f"{100 * entry['test'][RECORD_METRIC] / ensemble_recall:.1f} %"
 
     rows = []
     for name, entry in results["methods"].items():
-        params = entry.get("params", results["ensemble_params"] if name == "ensemble" else None)
+        params = entry.get("params", results["ensemble_params"] if name == ENSEMBLE else None)
         rows.append([name, *(_mean_pm_std(entry, m) for m in METRIC_COLUMNS), share(entry),
                      f"{params:,}" if params else "-", f"{entry['epochs']:.0f}" if "epochs" in entry else "-",
                      f"{entry['train_seconds']:.0f}" if entry.get("train_seconds") else "-"])
@@ -408,15 +408,7 @@ def plot_curves(runs: list[dict], dim: int, path: Path, title: str) -> None:
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    temporary = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(temporary, dpi=120)
+    with atomic_file(path) as temporary:
+        figure.savefig(temporary, dpi=120)
     plt.close(figure)
-    os.replace(temporary, path)
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise HetCompError(f"{path}: not readable JSON ({err})") from None
 

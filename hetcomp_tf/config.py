@@ -16,6 +16,8 @@ from hetcomp_tf.errors import HetCompError
 
 TEACHER_NAMES = ("MF", "ML", "DL", "GNN", "AE", "I-AE")
 METRIC_KS = (10, 20, 50)
+# The one metric that picks the best evaluation (early stopping, checkpoints, records) and blesses a student.
+RECORD_METRIC = "recall@50"
 # DistillConfig fields every command sets from options of their own (--method(s), --seed(s)), never with --set
 RUN_FIELDS = ("method", "seed")
 

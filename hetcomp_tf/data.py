@@ -16,8 +16,8 @@ import tensorflow as tf
 
 from hetcomp_tf.config import DataConfig
 from hetcomp_tf.datafiles import FORMATS, SUFFIX_FORMATS, locate, verify_citeulike_sha256
-from hetcomp_tf.datafiles import sha256_of  # noqa: F401 (the benchmark's fingerprints import it from here)
 from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.files import atomic_file
 from hetcomp_tf.progress import log
 
 DATASET_FORMAT_VERSION = 1
@@ -148,7 +148,8 @@ class Dataset:
         return getattr(self, name)
 
     def save(self, path) -> None:
-        """One .npz without pickles: vocabularies as unicode arrays, each split as indptr/indices."""
+        """One .npz without pickles: vocabularies as unicode arrays, each split as indptr/indices; atomic, since
+        a later step (or a benchmark rerun) trusts whatever dataset.npz it finds."""
         arrays = {"format_version": np.int64(DATASET_FORMAT_VERSION), "name": np.str_(self.name),
                   "user_vocab": np.asarray(self.user_vocab, dtype=np.str_),
                   "item_vocab": np.asarray(self.item_vocab, dtype=np.str_)}
@@ -156,9 +157,7 @@ class Dataset:
             csr = getattr(self, split)
             arrays[f"{split}_indptr"] = csr.indptr
             arrays[f"{split}_indices"] = csr.indices
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as f:  # a file object keeps numpy from appending ".npz" to the name
+        with atomic_file(path) as temporary, open(temporary, "wb") as f:  # a file object: numpy adds no ".npz"
             np.savez(f, **arrays)
 
     @classmethod

@@ -9,16 +9,15 @@ holds it, it is downloaded from its public origin into `download_dir()` and kept
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import http.client
 import os
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.files import atomic_file, sha256_of
 from hetcomp_tf.progress import log
 
 CITEULIKE_SHA256 = "02d5d429b2c0362e0ed79f6ef204666b4092563d21493abf4dfb521e8a7078bf"
@@ -29,14 +28,6 @@ FORMATS = ("citeulike", "csv", "npz")
 SUFFIX_FORMATS = {".dat": "citeulike", ".csv": "csv", ".tsv": "csv", ".txt": "csv", ".npz": "npz"}
 # Seconds for the connection and for each read: offline, a command fails within its first few seconds.
 DOWNLOAD_TIMEOUT = 4.0
-
-
-def sha256_of(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify_citeulike_sha256(path) -> None:
@@ -96,21 +87,16 @@ def fetch_citeulike(dest_dir, url: str | None = None) -> Path:
     url = url or CITEULIKE_URL
     target = Path(dest_dir) / CITEULIKE_FILE
     created = [d for d in (target.parent, *target.parent.parents) if not d.exists()]
-    partial = None
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, partial = tempfile.mkstemp(dir=target.parent, prefix=".users.dat.", suffix=".part")
         start = time.perf_counter()
-        with os.fdopen(fd, "wb") as f:
-            size = _download(url, f, target)
-        got = sha256_of(partial)
-        if got != CITEULIKE_SHA256:
-            raise HetCompError(f"the download from {url} has sha256 {got}, which differs from the expected "
-                               f"CiteULike sha256 {CITEULIKE_SHA256}; nothing was kept")
-        os.replace(partial, target)
+        with atomic_file(target, suffix=".part") as partial:  # kept only if complete and matching
+            with open(partial, "wb") as f:
+                size = _download(url, f, target)
+            got = sha256_of(partial)
+            if got != CITEULIKE_SHA256:
+                raise HetCompError(f"the download from {url} has sha256 {got}, which differs from the expected "
+                                   f"CiteULike sha256 {CITEULIKE_SHA256}; nothing was kept")
     except BaseException as err:
-        if partial is not None:
-            Path(partial).unlink(missing_ok=True)
         for directory in created:  # innermost first; only the empty ones this call made
             with contextlib.suppress(OSError):
                 directory.rmdir()

@@ -1,6 +1,6 @@
 """The distillation trainer: HetComp, its ablations and the baselines, all on one code path.
 
-The student is an MF (`models/mf.py`) fitted by Adam. An epoch is one pass over the train interactions in shuffled
+The student is an MF (`student.py`) fitted by Adam. An epoch is one pass over the train interactions in shuffled
 batches, each step distilling the batch's unique users (the HetComp authors' protocol), or one pass over the users
 (`DistillConfig.batching`, `epoch_batches`). Each distillation step scores every item for the step's users
 ([b, n_items], clipped to ±score_clip inside the losses), so the losses see the whole ranking (wo_kd's BPR step
@@ -46,23 +46,22 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from hetcomp_tf.config import DistillConfig
+from hetcomp_tf.config import RECORD_METRIC, DistillConfig
 from hetcomp_tf.data import CSR, Dataset
 from hetcomp_tf.dcd import DualCorrection, list_scores
 from hetcomp_tf.dkc import DynamicKnowledge
 from hetcomp_tf.ensemble import EnsembleKnowledge
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.exports import atomic_directory
+from hetcomp_tf.files import atomic_directory, write_json
 from hetcomp_tf.losses import (CorrectionLoss, DCDLoss, DCDTargets, FineGrainedLoss, ItemPairs, OverallLoss, RRDLoss,
                                Targets)
 from hetcomp_tf.metrics import evaluate
-from hetcomp_tf.models.mf import MF
 from hetcomp_tf.progress import Progress, log
-from hetcomp_tf.report import write_json
+from hetcomp_tf.sampling import BPRLoss, interaction_keys, pair_scores, sample_unobserved
+from hetcomp_tf.student import Student
 from hetcomp_tf.summaries import ScalarLog
 from hetcomp_tf.training import EarlyStopping, count_params
 
-RECORD_METRIC = "recall@50"
 # Logged as the "objective" scalar: 0 = overall (set-wise), 1 = fine-grained, then the baselines' losses.
 LOSSES = ("overall", "fine", "rrd", "bpr", "dcd")
 
@@ -86,7 +85,7 @@ METHODS = {
 
 @dataclass
 class DistillRun:
-    student: MF  # with the best-valid weights
+    student: Student  # with the best-valid weights
     valid: dict  # metrics of the best evaluation
     test: dict
     history: list[dict]  # per evaluation: {"epoch" (epochs trained), "valid", "mean_stage": {teacher: float},
@@ -98,6 +97,10 @@ class DistillRun:
     best_epoch: int = 0  # epochs trained when the best evaluation was made
     switch_epoch: int | None = None  # the first epoch (1-based) trained with the fine-grained loss (ADT methods)
     mean_stage: dict = field(default_factory=dict)  # per teacher, at the end
+
+    def to_dict(self) -> dict:
+        """Every field but the student, JSON-ready: what distill.json, the benchmark and the pipeline store."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "student"}
 
 
 def get_method(name: str) -> Method:
@@ -213,7 +216,7 @@ class Trainer:
 
     def __init__(self, data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConfig):
         self.data, self.cfg, self.method = data, cfg, get_method(cfg.method)
-        self.student = MF.student(data.n_users, data.n_items, cfg.student_dim, seed=cfg.seed, init_std=cfg.init_std)
+        self.student = Student(data.n_users, data.n_items, cfg.student_dim, seed=cfg.seed, init_std=cfg.init_std)
         optimizer = tf.keras.optimizers.Adam(cfg.learning_rate, epsilon=cfg.adam_epsilon)
         self.compute_dtype = tf.float32
         if cfg.mixed_precision:  # float16 matmul, float32 variables and losses, dynamic loss scaling
@@ -222,7 +225,7 @@ class Trainer:
         optimizer.build(self.student.trainable_variables)  # slots exist before tracing: one trace per step
         self.optimizer = optimizer
         self.train_pairs_cap = train_pairs_cap(data.train, cfg.batch_size)  # XLA steps: one train-pair length
-        self.train_keys = interaction_keys(data.train, data.n_items)
+        self.train_keys = tf.constant(interaction_keys(data.train, data.n_items))  # wo_kd's in-graph sampling
         self.dkc = None
         if self.method.targets != "data":
             if knowledge is None:
@@ -240,7 +243,7 @@ class Trainer:
         self.loss_fns = {"overall": OverallLoss(score_clip=clip, reduction=per_user),
                          "fine": FineGrainedLoss(cfg.top_k, score_clip=clip, reduction=per_user),
                          "rrd": RRDLoss(cfg.top_k, score_clip=clip, reduction=per_user),
-                         "bpr": bpr_loss}
+                         "bpr": BPRLoss(score_clip=clip)}  # every loss is called as loss(targets, scores)
         self.dcd = None
         if "dcd" in self.method.losses:  # corrects the student against the final ensemble's top-K
             self.dcd = DualCorrection(self.dkc.target_table.numpy(), data.train, data.n_items, period=cfg.dcd_period)
@@ -290,8 +293,9 @@ class Trainer:
                 user_vectors = tf.gather(users_table, user_ids)
                 if loss_name == "bpr":  # only the scores of the batch's (user, train item, negative) triples
                     negatives, found = sample_unobserved(self.train_keys, batch.pair_users, n_items, batch.seed)
-                    value = loss_fn(tf.gather(users_table, batch.pair_users), batch.pair_items, negatives, found,
-                                    items_table, cfg.score_clip)
+                    pair_vectors = tf.gather(users_table, batch.pair_users)
+                    value = loss_fn(found, (pair_scores(pair_vectors, items_table, batch.pair_items),
+                                            pair_scores(pair_vectors, items_table, negatives[:, None])))
                 else:  # the student's score_all over every item, in the compute dtype
                     scores = tf.matmul(tf.cast(user_vectors, self.compute_dtype),
                                        tf.cast(items_table, self.compute_dtype), transpose_b=True)
@@ -340,46 +344,6 @@ class Trainer:
         if self.dkc is None:
             return {}
         return {name: float(v) for name, v in zip(self.teachers, self.dkc.mean_stage().numpy())}
-
-
-NEGATIVE_DRAWS = 8  # rejection rounds: a pair is dropped only if all of them hit train items (p = density^8)
-
-
-def interaction_keys(train: CSR, n_items: int) -> tf.Tensor:
-    """int64 [nnz], ascending: user · n_items + item of every train interaction (`sample_unobserved`'s
-    membership table)."""
-    keys = train.row_ids().astype(np.int64) * int(n_items) + train.indices.astype(np.int64)
-    return tf.constant(np.sort(keys))
-
-
-def sample_unobserved(train_keys: tf.Tensor, users: tf.Tensor, n_items, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """One item per entry of `users` int32 [P], drawn uniformly from that user's unobserved items by rejection:
-    int32 [P] items and bool [P] found (False where all NEGATIVE_DRAWS draws were train items; drop those
-    pairs). Membership is a binary search of user · n_items + item in `train_keys` (ascending int64 keys of the
-    train interactions), so the cost follows the batch's pairs, not the catalogue. An accepted draw is exactly
-    uniform over the user's unobserved items."""
-    n_items = tf.cast(n_items, tf.int64)
-    draws = tf.random.stateless_uniform(tf.stack([NEGATIVE_DRAWS, tf.size(users)]), seed, 0, n_items, tf.int64)
-    keys = tf.cast(users, tf.int64)[None, :] * n_items + draws  # [draws, P]
-    at = tf.searchsorted(train_keys, tf.reshape(keys, [-1]), side="left")
-    nearest = tf.gather(train_keys, tf.minimum(at, tf.size(train_keys, out_type=at.dtype) - 1))
-    observed = tf.reshape(tf.equal(nearest, tf.reshape(keys, [-1])), tf.shape(keys))
-    first = tf.argmin(tf.cast(observed, tf.int32), axis=0, output_type=tf.int32)  # first unobserved draw
-    items = tf.gather(tf.transpose(draws), first, batch_dims=1)
-    return tf.cast(items, tf.int32), tf.logical_not(tf.reduce_all(observed, axis=0))
-
-
-def bpr_loss(pair_users: tf.Tensor, positives: tf.Tensor, negatives: tf.Tensor, found: tf.Tensor,
-             items_table: tf.Tensor, score_clip: float) -> tf.Tensor:
-    """wo_kd's loss: mean BPR −log σ(s_ui − s_uj) over the pairs whose negative was found. pair_users float
-    [P, d] (the user vector of each pair), positives / negatives int32 [P] (train item i, unobserved item j);
-    scores are clipped to ±score_clip as the distilled students' are."""
-    def pair_scores(items):
-        scores = tf.reduce_sum(pair_users * tf.gather(items_table, items), axis=1)
-        return tf.clip_by_value(scores, -score_clip, score_clip)
-
-    pair_loss = tf.where(found, tf.math.softplus(pair_scores(negatives) - pair_scores(positives)), 0.0)
-    return tf.reduce_sum(pair_loss) / tf.maximum(tf.reduce_sum(tf.cast(found, tf.float32)), 1.0)
 
 
 def distill(data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConfig,
@@ -488,27 +452,3 @@ class RunState:
 
 def _stage_text(stages: dict[str, float]) -> str:
     return ", stages " + " ".join(f"{name} {v:.2f}" for name, v in stages.items()) if stages else ""
-
-
-# ------------------------------------------------------------------------------------------- student files
-
-STUDENT_CONFIG = "config.json"
-STUDENT_WEIGHTS = "weights"
-
-
-def save_student(student: MF, directory: str | os.PathLike) -> Path:
-    """directory/config.json (MF.get_config) + a TF checkpoint `weights`, replaced atomically."""
-    with atomic_directory(directory) as staging:
-        write_json(staging / STUDENT_CONFIG, student.get_config())
-        student.save_weights(os.fspath(staging / STUDENT_WEIGHTS))
-    return Path(directory)
-
-
-def load_student(directory: str | os.PathLike) -> MF:
-    directory = Path(directory)
-    config_path = directory / STUDENT_CONFIG
-    if not config_path.is_file():
-        raise HetCompError(f"{config_path}: missing; not a student written by `hetcomp distill`")
-    student = MF.from_config(json.loads(config_path.read_text()))
-    student.load_weights(os.fspath(directory / STUDENT_WEIGHTS)).expect_partial()
-    return student

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from hetcomp_tf.exports import read_manifest_dir, require_field, write_manifest_dir
-from hetcomp_tf.config import METRIC_KS
+from hetcomp_tf.files import read_manifest_dir, require_field, write_manifest_dir
+from hetcomp_tf.config import METRIC_KS, RECORD_METRIC
 from hetcomp_tf.data import CSR, Dataset
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
@@ -189,7 +189,7 @@ WEIGHT_GRID = (0.0, 0.5, 1.0, 2.0, 4.0)
 
 
 def fit_teacher_weights(knowledge: EnsembleKnowledge, data: Dataset, grid=WEIGHT_GRID, sweeps: int = 2,
-                        metric: str = "recall@50") -> tuple[dict[str, float], dict[str, float]]:
+                        metric: str = RECORD_METRIC) -> tuple[dict[str, float], dict[str, float]]:
     """Per-teacher weights for the ensemble, beyond the paper (which weighs teachers equally): coordinate ascent
     from all-1 over `grid`, one teacher at a time, on the valid split's `metric` (a weight is only changed for a
     strictly better value). Returns ({teacher: weight}, the weighted ensemble's valid metrics)."""

@@ -1,34 +1,22 @@
-"""Result files and tables shared by the commands: JSON written atomically, metrics as an aligned table."""
+"""Result tables shared by the commands: metrics as an aligned text table or a Markdown one, and the one naming of
+their rows (results.json's and the pipeline's "methods", the `teachers` table)."""
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+
+ENSEMBLE = "ensemble"  # the teachers' equal-weight ensemble, beside "teacher:<T>" and "student:<method>"
+ENSEMBLE_LABEL = "Ensemble"  # the `teachers` table, whose teacher rows are bare names
+FITTED_ENSEMBLE_LABEL = "Ensemble-fitted"  # teacher weights fitted on valid (beyond the paper)
 
 
-def write_json(path: str | os.PathLike, obj) -> Path:
-    """Writes `obj` as indented JSON, atomically (see `write_text`)."""
-    return write_text(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
+def teacher_row(name: str) -> str:
+    return f"teacher:{name}"
 
 
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Writes `text` via a temporary file in the same directory and a rename, so a reader never sees a
-    half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-    return path
+def student_row(method: str) -> str:
+    return f"student:{method}"
 
 
 def _cell(value, spec: str) -> str:

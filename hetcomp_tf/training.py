@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from hetcomp_tf.config import TeacherConfig, TrajectoryConfig
+from hetcomp_tf.config import RECORD_METRIC, TeacherConfig, TrajectoryConfig
 from hetcomp_tf.data import Dataset
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.models import Teacher, build_teacher
 from hetcomp_tf.progress import Progress, log
 from hetcomp_tf.summaries import ScalarLog
-from hetcomp_tf.trajectories import RECORD_METRIC, Trajectory, TrajectoryRecorder
+from hetcomp_tf.trajectories import Trajectory, TrajectoryRecorder
 
 
 @dataclass
@@ -39,6 +39,17 @@ class TeacherRun:
     params: int = 0  # trainable parameters
     early_stopped: bool = False  # False: the epoch cap ended training (the teacher may not have converged)
     history: list[dict] = field(default_factory=list)  # per epoch: {"epoch", "loss"[, "valid"]}
+
+    @property
+    def ended_by(self) -> str:
+        return "early stop" if self.early_stopped else "epoch cap"
+
+    def to_dict(self) -> dict:
+        """The run as results store it (a teachers.json entry, a TeacherTrajectory's metrics): no model, no
+        rankings, no per-epoch history."""
+        return {"test": self.test, "valid": self.valid, "train_seconds": self.train_seconds, "epochs": self.epochs,
+                "ended_by": self.ended_by, "params": self.params,
+                "checkpoint_epochs": [c["epoch"] for c in self.trajectory.checkpoints]}
 
 
 def count_params(model: tf.Module) -> int:

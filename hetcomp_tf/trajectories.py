@@ -31,15 +31,14 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from hetcomp_tf.config import TEACHER_NAMES, TrajectoryConfig
+from hetcomp_tf.config import RECORD_METRIC, TEACHER_NAMES, TrajectoryConfig
 from hetcomp_tf.data import CSR, rows_to_mask
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.exports import read_manifest_dir, require_field, write_manifest_dir
+from hetcomp_tf.files import read_manifest_dir, require_field, write_manifest_dir
 from hetcomp_tf.metrics import masked_topk
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-RECORD_METRIC = "recall@50"
 
 
 def select_checkpoints(recalls: Sequence[float], fractions: Sequence[float]) -> list[int]:

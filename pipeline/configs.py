@@ -7,15 +7,14 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
-from hetcomp_tf.config import (DEFAULT_PROFILE, TEACHER_NAMES, DataConfig, DistillConfig, Profile, RUN_FIELDS,
-                               get_profile, override)
+from hetcomp_tf.config import (DEFAULT_PROFILE, RECORD_METRIC, TEACHER_NAMES, DataConfig, DistillConfig, Profile,
+                               RUN_FIELDS, get_profile, override)
 from hetcomp_tf.errors import HetCompError
 
 # The student must reach this share of the ensemble's test Recall@50 to be blessed (and pushed): lenient
 # on `tiny` (a dim-8 student after seconds of training) but still failing a student that learnt nothing;
 # quickstart's student reaches 1.07x on CiteULike (docs/RESULTS.md).
 DEFAULT_MIN_SHARE = {"tiny": 0.5, "quickstart": 0.8, "paper": 0.8}
-BLESSING_METRIC = "recall@50"
 # Against the served model (TFMA's change threshold on valid Recall@50, higher is better): a candidate at most 5 %
 # below it is still blessed, since a retrain on a new snapshot moves that metric by a few percent by chance.
 DEFAULT_CHANGE_RELATIVE = -0.05
@@ -63,7 +62,7 @@ class PipelineConfig:
 
     def blessing_thresholds(self) -> dict:
         share = self.min_share_of_ensemble
-        return {"metric": BLESSING_METRIC,
+        return {"metric": RECORD_METRIC,
                 "min_share_of_ensemble": DEFAULT_MIN_SHARE.get(self.profile, 0.5) if share is None else share,
                 "change_absolute": self.change_absolute, "change_relative": self.change_relative}
 

@@ -108,7 +108,7 @@ class StudentRecommender(tf.Module):
 
 
 def export_student(student, data: Dataset, export_dir: str, popularity_fallback: bool = False) -> str:
-    """Writes the SavedModel of `student` (models/mf.py::MF, score = U[u] . V[i]) into `export_dir`
+    """Writes the SavedModel of `student` (hetcomp_tf/student.py::Student, score = U[u] . V[i]) into `export_dir`
     (TF Serving's `<base>/<version>` directory) and returns that path."""
     user_factors = student.user_embedding.embeddings.numpy()
     item_factors = student.item_embedding.embeddings.numpy()

@@ -1,5 +1,5 @@
 """Helpers several test modules share: the CLI run in-process with its output captured, waiting for a server's
-start-up line, and ExampleValidator's output as an artifact."""
+start-up line, ExampleValidator's output as an artifact, and the scalars of TensorBoard event files."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import selectors
 import subprocess
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -53,3 +54,17 @@ def anomalies_artifact(root, per_split: dict):
         with open(os.path.join(root, f"Split-{split}", ANOMALIES_FILE), "wb") as f:
             f.write(anomalies.SerializeToString())
     return artifact
+
+
+def read_scalars(directory: Path) -> dict[str, list[tuple[int, float]]]:
+    """{tag: [(step, value), ...]} from every event file directly in `directory` (failing if there is none)."""
+    import tensorflow as tf  # only the tests that read event files pay for the import
+
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    files = sorted(Path(directory).glob("events.out.tfevents.*"))
+    assert files, f"no event file in {directory}"
+    for path in files:
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, []).append((event.step, float(tf.make_ndarray(value.tensor))))
+    return scalars

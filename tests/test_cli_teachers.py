@@ -105,16 +105,16 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, ar
 
 
 def test_failure_midway_leaves_no_output(tmp_path, capsys, monkeypatch):
-    import hetcomp_tf.training as training
+    import hetcomp_tf.teachers as workflow
 
-    real = training.train_teacher
+    real = workflow.train_teacher
 
     def fail_on_ml(name, *args, **kwargs):
         if name == "ML":
             raise HetCompError("ML: training loss became nan at epoch 1")
         return real(name, *args, **kwargs)
 
-    monkeypatch.setattr(training, "train_teacher", fail_on_ml)
+    monkeypatch.setattr(workflow, "train_teacher", fail_on_ml)
     out = tmp_path / "out"
     assert main(["teachers", "--data", "synthetic", "--profile", "tiny", "--teachers", "MF,ML",
                  "--out", str(out)]) == 2

@@ -18,15 +18,17 @@ from hetcomp_tf.benchmark import ensure_teachers
 from hetcomp_tf.cli import main
 from hetcomp_tf.config import METRIC_KS, get_profile
 from hetcomp_tf.data import CSR, Dataset
-from hetcomp_tf.distill import (LOSSES, METHODS, Batch, Trainer, bpr_loss, distill, epoch_batches, interaction_keys,
-                                load_student, sample_unobserved, stage_rankings, train_pairs_cap)
+from hetcomp_tf.distill import LOSSES, METHODS, Batch, Trainer, distill, epoch_batches, stage_rankings, train_pairs_cap
 from hetcomp_tf.dkc import DynamicKnowledge
 from hetcomp_tf.ensemble import EnsembleKnowledge, ensemble_topk
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.training import EarlyStopping
 from hetcomp_tf.losses import FineGrainedLoss, OverallLoss, Targets
 from hetcomp_tf.metrics import evaluate
+from hetcomp_tf.sampling import BPRLoss, interaction_keys, pair_scores, sample_unobserved
+from hetcomp_tf.student import load_student
 from hetcomp_tf.trajectories import load_trajectories
+from tests.helpers import read_scalars
 
 METRIC_KEYS = {f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")}
 NONE = tf.keras.losses.Reduction.NONE
@@ -122,18 +124,9 @@ def test_hetcomp_stages_advance_and_adt_switches_once_all_are_final(hetcomp_run,
     assert run.mean_stage == pytest.approx({t: float(s) for t, s in zip(knowledge.teachers, stages[-1])}, abs=0.01)
 
 
-def _scalars(log_dir: Path) -> dict[str, dict[int, float]]:
-    values: dict[str, dict[int, float]] = {}
-    for path in log_dir.glob("events.out.tfevents.*"):
-        for event in tf.compat.v1.train.summary_iterator(str(path)):
-            for value in event.summary.value:
-                values.setdefault(value.tag, {})[event.step] = float(tf.make_ndarray(value.tensor))
-    return values
-
-
 def test_tensorboard_holds_losses_objective_metrics_and_stages(hetcomp_run, knowledge):
     run, log_dir = hetcomp_run
-    scalars = _scalars(log_dir)
+    scalars = {tag: dict(series) for tag, series in read_scalars(log_dir).items()}  # {tag: {step: value}}
     expected = {"loss/overall", "loss/fine", "loss/l2", "loss/total", "objective",
                 *(f"valid/{k}" for k in METRIC_KEYS), *(f"dkc/mean_stage/{t}" for t in knowledge.teachers)}
     assert expected <= set(scalars)
@@ -247,14 +240,18 @@ def test_bpr_loss_matches_numpy():
     pair_rows = np.array([0, 0, 0, 1, 1, 2], np.int32)
     positives, negatives = np.array([1, 2, 3, 0, 4, 7], np.int32), np.array([5, 6, 9, 29, 8, 1], np.int32)
     found = np.array([True, True, False, True, True, True])
-    loss = float(bpr_loss(tf.constant(users[pair_rows]), tf.constant(positives), tf.constant(negatives),
-                          tf.constant(found), tf.constant(items), score_clip=40.0))
+
+    def pair_loss(user_vectors, score_clip):  # the trainer's call: BPRLoss(targets=found, scores=(positive, negative))
+        scores = (pair_scores(tf.constant(user_vectors[pair_rows]), tf.constant(items), tf.constant(positives)),
+                  pair_scores(tf.constant(user_vectors[pair_rows]), tf.constant(items), tf.constant(negatives[:, None])))
+        return float(BPRLoss(score_clip=score_clip)(tf.constant(found), scores))
+
+    loss = pair_loss(users, score_clip=40.0)
     scores = users @ items.T
     reference = np.mean([np.log1p(np.exp(scores[r, j] - scores[r, i]))
                          for r, i, j, f in zip(pair_rows, positives, negatives, found) if f])
     assert loss == pytest.approx(reference, rel=1e-5)
-    clipped = float(bpr_loss(tf.constant(users[pair_rows] * 100), tf.constant(positives), tf.constant(negatives),
-                             tf.constant(found), tf.constant(items), score_clip=0.5))
+    clipped = pair_loss(users * 100, score_clip=0.5)
     big = np.clip(100 * scores, -0.5, 0.5)
     reference = np.mean([np.log1p(np.exp(big[r, j] - big[r, i]))
                          for r, i, j, f in zip(pair_rows, positives, negatives, found) if f])

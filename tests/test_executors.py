@@ -24,15 +24,14 @@ from tfx.utils import import_utils, json_utils, path_utils, proto_utils
 
 from components import ingestion, knowledge_builder, pusher, ranking_evaluator, student_trainer, storage, \
     teacher_trainer
-from components.artifacts import (KNOWLEDGE_DIR, METRICS_FILE, STUDENT_DIR, TRAJECTORY_DIR, EnsembleKnowledge,
+from components.artifacts import (KNOWLEDGE_DIR, METRICS_FILE, STUDENT_DIR, TRAJECTORY_DIR, KnowledgeArtifact,
                                   InteractionDataset, RankingMetrics, TeacherTrajectory)
 from hetcomp_tf import ensemble
 from hetcomp_tf.config import DataConfig, TeacherConfig, TrajectoryConfig, get_profile
 from hetcomp_tf.data import make_synthetic, split_dataset
-from hetcomp_tf.distill import load_student
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
-from hetcomp_tf.models.mf import MF
+from hetcomp_tf.student import Student, load_student
 from hetcomp_tf.trajectories import Trajectory
 from serving.export import export_student
 from tests.helpers import anomalies_artifact
@@ -85,7 +84,7 @@ def teachers(root, ingested):
 
 @pytest.fixture(scope="module")
 def knowledge(root, ingested, teachers):
-    outputs = {"knowledge": [make(EnsembleKnowledge, root, "knowledge")], "metrics": [make(RankingMetrics, root, "km")]}
+    outputs = {"knowledge": [make(KnowledgeArtifact, root, "knowledge")], "metrics": [make(RankingMetrics, root, "km")]}
     inputs = {"dataset": [ingested.dataset],
               **{knowledge_builder.trajectory_key(n): [t.trajectory] for n, t in teachers.items()}}
     knowledge_builder.Executor().Do(inputs, outputs, {"tau": DISTILL.tau})
@@ -111,7 +110,7 @@ def untrained(root, ingested):
     """A model that learnt nothing (the student's random initialisation), exported like the trainer exports."""
     model = make(standard_artifacts.Model, root, "untrained", 8)
     data = ingested.data
-    export_student(MF.student(data.n_users, data.n_items, DISTILL.student_dim, seed=1), data,
+    export_student(Student(data.n_users, data.n_items, DISTILL.student_dim, seed=1), data,
                    path_utils.serving_model_path(model.uri))
     return model
 
@@ -127,7 +126,7 @@ def evaluated(root, name, ingested, knowledge, model, baseline=None):
     return storage.read_json(evaluation.uri, METRICS_FILE), blessing
 
 
-@pytest.mark.parametrize("cls", [InteractionDataset, TeacherTrajectory, EnsembleKnowledge, RankingMetrics])
+@pytest.mark.parametrize("cls", [InteractionDataset, TeacherTrajectory, KnowledgeArtifact, RankingMetrics])
 def test_every_custom_type_name_is_the_class_path_kfps_entrypoint_imports(cls):
     """TFX's KFP v2 container entrypoint rebuilds an input artifact by importing its schema title as a class."""
     assert import_utils.import_class_by_path(cls.TYPE_NAME) is cls
@@ -201,7 +200,7 @@ class TestKnowledgeBuilder:
         assert methods["ensemble"]["test"] == pytest.approx(ensemble.evaluate_ensemble(built, ingested.data, "test"))
 
     def test_no_trajectory_is_an_error(self, tmp_path, ingested):
-        outputs = {"knowledge": [make(EnsembleKnowledge, tmp_path, "k")],
+        outputs = {"knowledge": [make(KnowledgeArtifact, tmp_path, "k")],
                    "metrics": [make(RankingMetrics, tmp_path, "m")]}
         with pytest.raises(HetCompError, match="no teacher trajectory"):
             knowledge_builder.Executor().Do({"dataset": [ingested.dataset]}, outputs, {"tau": 10.0})

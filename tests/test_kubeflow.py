@@ -92,7 +92,7 @@ def test_teachers_run_in_parallel_and_feed_the_knowledge_builder(spec):
         source = inputs[trajectory_key(teacher)]["taskOutputArtifact"]
         assert source == {"producerTask": f"TeacherTrainer.{teacher}", "outputArtifactKey": "trajectory"}
     schema = spec["components"][tasks["KnowledgeBuilder"]["componentRef"]["name"]]["outputDefinitions"]
-    assert "title: components.EnsembleKnowledge" in schema["artifacts"]["knowledge"]["artifactType"]["instanceSchema"]
+    assert "title: components.KnowledgeArtifact" in schema["artifacts"]["knowledge"]["artifactType"]["instanceSchema"]
 
 
 def test_settings_reach_the_tasks(spec):

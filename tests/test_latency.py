@@ -15,7 +15,9 @@ import pytest
 from hetcomp_tf.config import TEACHER_NAMES, get_profile
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.latency import LATENCY_KEYS, ensemble_recommender, format_latency_table, measure_latency
-from hetcomp_tf.models import MF, build_teacher
+from hetcomp_tf.models import build_teacher
+from hetcomp_tf.student import Student
+from serving.export import export_student
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +25,7 @@ def models(tiny_dataset):
     """The six teachers and a student, untrained: serving cost does not depend on what the weights learned."""
     profile = get_profile("tiny")
     teachers = {name: build_teacher(name, tiny_dataset, profile.teachers[name], seed=1) for name in TEACHER_NAMES}
-    return teachers, MF.student(tiny_dataset.n_users, tiny_dataset.n_items, dim=8, seed=2)
+    return teachers, Student(tiny_dataset.n_users, tiny_dataset.n_items, dim=8, seed=2)
 
 
 def reference_ensemble_importance(teachers, data, user: int, top_n: int, tau: float) -> np.ndarray:
@@ -49,10 +51,10 @@ def test_ensemble_recommender_returns_the_top_k_of_the_consolidated_importance(m
         assert not set(row) & set(tiny_dataset.train.row(user))
 
 
-def test_measure_latency_reports_positive_finite_numbers_and_consistent_ratios(models, tiny_dataset):
+def test_measure_latency_reports_positive_finite_numbers_and_consistent_ratios(models, tiny_dataset, tmp_path):
     teachers, student = models
-    result = measure_latency(student, teachers, tiny_dataset, k=10, top_n=20, requests=6, warmup=2,
-                             batch_sizes=(1, 8))
+    result = measure_latency(export_student(student, tiny_dataset, str(tmp_path)), teachers, tiny_dataset, k=10,
+                             top_n=20, requests=6, warmup=2, batch_sizes=(1, 8))
     assert result["ensemble"]["teachers"] == list(TEACHER_NAMES)
     assert result["student"]["params"] == (tiny_dataset.n_users + tiny_dataset.n_items) * 8
     assert result["student"]["variable_bytes"] == 4 * result["student"]["params"]
@@ -79,9 +81,9 @@ def test_measure_latency_reports_positive_finite_numbers_and_consistent_ratios(m
 def test_measure_latency_rejects_empty_runs(models, tiny_dataset):
     teachers, student = models
     with pytest.raises(HetCompError, match="requests=0"):
-        measure_latency(student, teachers, tiny_dataset, requests=0)
+        measure_latency(student.score_all, teachers, tiny_dataset, requests=0)
     with pytest.raises(HetCompError, match="no teachers"):
-        measure_latency(student, {}, tiny_dataset)
+        measure_latency(student.score_all, {}, tiny_dataset)
 
 
 def test_latency_command_writes_student_ensemble_and_ratio_and_rejects_bad_batch_sizes(tiny_dataset, tmp_path, capsys):

@@ -28,7 +28,7 @@ from components.data_gate import require_valid_examples
 from components.ingestion import EXAMPLES_FILE, SPLITS, InteractionExampleGen, data_fingerprint
 from components.ranking_evaluator import BLESSED_KEY, blessing, change_threshold
 from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES, DataConfig, DistillConfig, Profile, from_dict, get_profile
-from hetcomp_tf.distill import load_student
+from hetcomp_tf.student import load_student
 from hetcomp_tf.errors import HetCompError
 from pipeline.configs import DEFAULT_MIN_SHARE
 from pipeline.local_runner import latest_run

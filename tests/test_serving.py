@@ -21,7 +21,7 @@ from hetcomp_tf.config import get_profile
 from hetcomp_tf.data import CSR, Dataset
 from hetcomp_tf.distill import distill
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.models.mf import MF
+from hetcomp_tf.student import Student
 from serving.client import DEFAULT_MODEL_NAME
 from serving.export import DEFAULT_K, export_student
 
@@ -40,11 +40,11 @@ def random_dataset(seed: int = 0) -> Dataset:
                    np.array([f"item-{7 * i + 3}" for i in range(N_ITEMS)]), train, empty, empty)
 
 
-def random_student(data: Dataset, seed: int = 0) -> MF:
-    return MF.student(data.n_users, data.n_items, dim=8, seed=seed)
+def random_student(data: Dataset, seed: int = 0) -> Student:
+    return Student(data.n_users, data.n_items, dim=8, seed=seed)
 
 
-def reference_top_k(student: MF, data: Dataset, users: list[int], k: int) -> tuple[np.ndarray, np.ndarray]:
+def reference_top_k(student: Student, data: Dataset, users: list[int], k: int) -> tuple[np.ndarray, np.ndarray]:
     """Slow and obvious: score every item, drop train items, sort descending (stable: lower index first)."""
     user_factors = student.user_embedding.embeddings.numpy()
     item_factors = student.item_embedding.embeddings.numpy()
@@ -159,7 +159,7 @@ def test_train_exclusion_is_stored_sparse_not_as_a_dense_user_item_matrix(export
 def test_export_rejects_a_student_of_another_dataset(tmp_path):
     data = random_dataset()
     with pytest.raises(HetCompError, match="student has 40 users x 61 items"):
-        export_student(MF.student(N_USERS, N_ITEMS + 1, dim=4), data, str(tmp_path / "1"))
+        export_student(Student(N_USERS, N_ITEMS + 1, dim=4), data, str(tmp_path / "1"))
 
 
 def test_a_distilled_student_exports_and_serves_its_own_ranking(tiny_dataset, tmp_path):

@@ -17,26 +17,14 @@ from pathlib import Path
 
 import portpicker
 import pytest
-import tensorflow as tf
 
 from hetcomp_tf.config import TEACHER_NAMES, get_profile
 from hetcomp_tf.distill import LOSSES, distill
 from hetcomp_tf.ensemble import EnsembleKnowledge
 from hetcomp_tf.training import train_teacher
+from tests.helpers import read_scalars
 
 TEACHER_EPOCHS = 2
-
-
-def read_scalars(directory: Path) -> dict[str, list[tuple[int, float]]]:
-    """{tag: [(step, value), ...]} from every event file directly in `directory`."""
-    scalars: dict[str, list[tuple[int, float]]] = {}
-    files = sorted(directory.glob("events.out.tfevents.*"))
-    assert files, f"no event file in {directory}"
-    for path in files:
-        for event in tf.compat.v1.train.summary_iterator(str(path)):
-            for value in event.summary.value:
-                scalars.setdefault(value.tag, []).append((event.step, float(tf.make_ndarray(value.tensor))))
-    return scalars
 
 
 def assert_finite_series(scalars: dict, tag: str, steps: list[int]) -> None:

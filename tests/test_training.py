@@ -6,7 +6,6 @@ import dataclasses
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from hetcomp_tf.config import TeacherConfig, TrajectoryConfig, get_profile
 from hetcomp_tf.data import load_dataset
@@ -14,6 +13,7 @@ from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.trajectories import rank_users, select_checkpoints
 from hetcomp_tf.training import train_teacher
+from tests.helpers import read_scalars
 
 CFG = TeacherConfig(dim=16, epochs=60, batch_size=128, learning_rate=0.01, eval_every=2, patience=2)
 TRAJ = TrajectoryConfig(n_checkpoints=4, fractions=(0.4, 0.7, 0.9), top_n=40)
@@ -89,11 +89,7 @@ def test_progress_and_tensorboard_scalars(mf_run):
     assert (progress.what, progress.total) == ("MF epoch", CFG.epochs)
     assert [done for done, _ in progress.updates] == list(range(1, run.epochs + 1))
     assert "valid recall@50" in progress.updates[1][1] and "loss" in progress.updates[0][1]
-    scalars = {}
-    for path in (log_dir / "MF").glob("events.out.tfevents.*"):
-        for event in tf.compat.v1.train.summary_iterator(str(path)):
-            for value in event.summary.value:
-                scalars.setdefault(value.tag, []).append((event.step, float(tf.make_ndarray(value.tensor))))
+    scalars = read_scalars(log_dir / "MF")
     assert [step for step, _ in scalars["train/loss"]] == list(range(1, run.epochs + 1))
     np.testing.assert_allclose([v for _, v in scalars["train/loss"]], [h["loss"] for h in run.history], rtol=1e-6)
     for k in (10, 20, 50):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hetcomp_tf import exports
+from hetcomp_tf import files
 from hetcomp_tf.config import TrajectoryConfig
 from hetcomp_tf.data import CSR
 from hetcomp_tf.errors import HetCompError
@@ -149,7 +149,7 @@ def test_failed_save_keeps_the_previous_version(tmp_path, monkeypatch):
     def broken_hash(path):
         raise OSError("disk full")
 
-    monkeypatch.setattr(exports, "sha256_of", broken_hash)
+    monkeypatch.setattr(files, "sha256_of", broken_hash)
     with pytest.raises(OSError):
         new.save(tmp_path / "MF")
     monkeypatch.undo()

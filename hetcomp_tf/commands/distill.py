@@ -1,7 +1,7 @@
 """`hetcomp distill`: distil the teachers of a `hetcomp teachers` run into an MF student (HetComp or a baseline).
 
 Reads DIR/dataset.npz and DIR/trajectories/; writes OUT/student/ (config.json + TF checkpoint, see
-`distill.load_student`), OUT/distill.json (valid/test metrics, params, seconds, history) and TensorBoard logs
+`student.load_student`), OUT/distill.json (valid/test metrics, params, seconds, history) and TensorBoard logs
 under OUT/logs/<method>/, and prints the student's test metrics next to the teachers' ensemble.
 """
 
@@ -31,14 +31,15 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     import dataclasses
-    import json
     from pathlib import Path
 
     from hetcomp_tf.data import Dataset
-    from hetcomp_tf.distill import distill, get_method, save_student
+    from hetcomp_tf.distill import distill, get_method
     from hetcomp_tf.ensemble import EnsembleKnowledge
     from hetcomp_tf.errors import HetCompError
-    from hetcomp_tf.report import format_table, write_json
+    from hetcomp_tf.files import read_json, write_json
+    from hetcomp_tf.report import ENSEMBLE, format_table, student_row
+    from hetcomp_tf.student import save_student
     from hetcomp_tf.trajectories import load_trajectories
 
     profile = profile_from_args(args)
@@ -57,17 +58,15 @@ def run(args) -> int:
 
     run = distill(data, knowledge, cfg, log_dir=out / "logs" / cfg.method)
     save_student(run.student, out / "student")
-    write_json(out / "distill.json", {
-        "method": cfg.method, "profile": profile.name, "teachers_dir": str(teachers_dir),
-        "config": dataclasses.asdict(cfg), "valid": run.valid, "test": run.test, "params": run.params,
-        "train_seconds": run.train_seconds, "epochs": run.epochs, "best_epoch": run.best_epoch,
-        "switch_epoch": run.switch_epoch, "mean_stage": run.mean_stage, "history": run.history})
+    summary = run.to_dict()
+    write_json(out / "distill.json", {"method": summary.pop("method"), "profile": profile.name,
+                                      "teachers_dir": str(teachers_dir), "config": dataclasses.asdict(cfg), **summary})
 
     rows = {}
     summary_path = teachers_dir / "teachers.json"
     if summary_path.is_file():
-        rows["ensemble"] = json.loads(summary_path.read_text())["ensemble"]["test"]
-    rows[f"student:{cfg.method}"] = {**run.test, "params": run.params, "seconds": run.train_seconds}
+        rows[ENSEMBLE] = read_json(summary_path)["ensemble"]["test"]
+    rows[student_row(cfg.method)] = {**run.test, "params": run.params, "seconds": run.train_seconds}
     print(f"Test metrics on {data.name} ({profile.name} profile, student dim {cfg.student_dim}), results in {out}:")
     print(format_table(rows, COLUMNS, {"params": "d", "seconds": ".1f"}))
     return 0

@@ -34,16 +34,19 @@ def run(args) -> int:
         raise HetCompError(f"--requests: must be at least 1, got {args.requests}")
     prepare_data(args)
 
+    import tempfile
+
     from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES
     from hetcomp_tf.data import load_dataset
-    from hetcomp_tf.distill import load_student
     from hetcomp_tf.latency import format_latency_table, measure_latency
-    from hetcomp_tf.models import MF, build_teacher
-    from hetcomp_tf.report import write_json
+    from hetcomp_tf.models import build_teacher
+    from hetcomp_tf.student import Student, load_student
+    from hetcomp_tf.files import write_json
+    from serving.export import export_student
 
     data = load_dataset(args.data, args.format, profile.data)
     if args.student is None:
-        student = MF.student(data.n_users, data.n_items, profile.distill.student_dim, args.seed)
+        student = Student(data.n_users, data.n_items, profile.distill.student_dim, args.seed)
     else:
         student = load_student(args.student)
         if (student.n_users, student.n_items) != (data.n_users, data.n_items):
@@ -51,14 +54,15 @@ def run(args) -> int:
                                f"items, but --data {args.data} has {data.n_users} x {data.n_items}")
     teachers = {name: build_teacher(name, data, profile.teachers[name], args.seed) for name in TEACHER_NAMES}
 
-    result = measure_latency(student, teachers, data, k=max(METRIC_KS), top_n=profile.trajectory.top_n,
-                             tau=profile.distill.tau, requests=args.requests, batch_sizes=batch_sizes,
-                             seed=args.seed)
+    with tempfile.TemporaryDirectory(prefix="hetcomp-latency-") as export_dir:  # timed as TF Serving runs it
+        result = measure_latency(export_student(student, data, export_dir), teachers, data, k=max(METRIC_KS),
+                                 top_n=profile.trajectory.top_n, tau=profile.distill.tau, requests=args.requests,
+                                 batch_sizes=batch_sizes, seed=args.seed)
     write_json(args.out, {
         "data": data.name, "profile": profile.name, "seed": args.seed,
         "student_weights": args.student or INITIALISED,
         "teacher_weights": INITIALISED, **result})
     print(f"Serving cost on {data.name} ({profile.name} profile, {data.n_users} users x {data.n_items} items, "
-          f"student dim {student.cfg.dim}), results in {args.out}:")
+          f"student dim {student.dim}), results in {args.out}:")
     print(format_latency_table(result))
     return 0

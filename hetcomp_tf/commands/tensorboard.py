@@ -32,7 +32,7 @@ def logs_of(out: Path) -> dict:
 
 
 def run(args) -> int:
-    from hetcomp_tf.commands.run import tensorboard_command
+    from pipeline.report import tensorboard_command
 
     command = [*tensorboard_command(logs_of(Path(args.out))), "--host", args.host, "--port", str(args.port)]
     program = shutil.which(command[0])

@@ -18,6 +18,7 @@ import tensorflow_recommenders as tfrs
 from hetcomp_tf.config import TeacherConfig
 from hetcomp_tf.data import CSR, Dataset
 from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.sampling import interaction_keys, sample_negatives
 
 
 class Teacher(tfrs.Model):
@@ -25,14 +26,10 @@ class Teacher(tfrs.Model):
 
     name: ClassVar[str]
 
-    def __init__(self, data: Dataset | None, cfg: TeacherConfig, seed: int = 0,
-                 sizes: tuple[int, int] | None = None):
-        """`data=None` with `sizes=(n_users, n_items)` builds an untrained network (the distillation student)."""
+    def __init__(self, data: Dataset, cfg: TeacherConfig, seed: int = 0):
         super().__init__()
-        if data is None and sizes is None:
-            raise HetCompError(f"{self.name}: needs a Dataset or sizes=(n_users, n_items)")
         self.data, self.cfg, self.seed = data, cfg, int(seed)
-        self.n_users, self.n_items = (data.n_users, data.n_items) if data is not None else map(int, sizes)
+        self.n_users, self.n_items = data.n_users, data.n_items
         # Compiled functions live outside Keras tracking (checkpoints hold no optimiser state) and per instance
         # (no cross-model retracing).
         object.__setattr__(self, "_compiled_steps", {})
@@ -83,11 +80,6 @@ class Teacher(tfrs.Model):
         """Normal initialiser seeded from the teacher's seed; `offset` keeps each weight's stream distinct."""
         return tf.keras.initializers.RandomNormal(stddev=stddev, seed=self.seed * 1000 + offset)
 
-    def require_data(self) -> Dataset:
-        if self.data is None:
-            raise HetCompError(f"{self.name}: built from sizes only, it has no training data to sample")
-        return self.data
-
     def row_batches(self, rows: CSR, epoch: int) -> tf.data.Dataset:
         """Shuffled ids of the non-empty rows of `rows`, batched, each batch with a stateless seed [2] for its
         in-graph randomness: the sampling of the autoencoders (rows are users for AE, items for I-AE)."""
@@ -103,51 +95,29 @@ class Teacher(tfrs.Model):
 class PairwiseTeacher(Teacher):
     """Teachers trained on (user, observed item, sampled unobserved items) triples: MF, ML, DL, GNN."""
 
-    def __init__(self, data: Dataset | None, cfg: TeacherConfig, seed: int = 0,
-                 sizes: tuple[int, int] | None = None):
-        super().__init__(data, cfg, seed, sizes)
-        if data is not None:
-            full = np.flatnonzero(data.train.lengths() >= self.n_items)
-            if full.size:
-                raise HetCompError(f"{self.name}: user {full[0]} has every item in train; no negative to sample")
-            self._pair_users = data.train.row_ids().astype(np.int32)
-            self._pair_items = data.train.indices.astype(np.int32)
-            self._pair_keys = np.sort(self._pair_users.astype(np.int64) * self.n_items + self._pair_items)
+    def __init__(self, data: Dataset, cfg: TeacherConfig, seed: int = 0):
+        super().__init__(data, cfg, seed)
+        full = np.flatnonzero(data.train.lengths() >= self.n_items)
+        if full.size:
+            raise HetCompError(f"{self.name}: user {full[0]} has every item in train; no negative to sample")
+        self._pair_users = data.train.row_ids().astype(np.int32)
+        self._pair_items = data.train.indices.astype(np.int32)
+        self._pair_keys = interaction_keys(data.train, self.n_items)
 
     def train_batches(self, epoch: int) -> tf.data.Dataset:
         """Every train pair once per epoch in a seeded order, each with `n_negatives` items the user has not
         interacted with in train (uniform, resampled until unobserved)."""
-        self.require_data()
         rng = np.random.default_rng(self.seed + epoch)
         order = rng.permutation(self._pair_users.size)
         users, items = self._pair_users[order], self._pair_items[order]
-        negatives = self._sample_negatives(rng, users)
+        negatives = sample_negatives(rng, self._pair_keys, users, self.cfg.n_negatives, self.n_items)
         data = {"user": users, "pos": items, "neg": negatives}
         return tf.data.Dataset.from_tensor_slices(data).batch(self.cfg.batch_size).prefetch(tf.data.AUTOTUNE)
-
-    def _sample_negatives(self, rng: np.random.Generator, users: np.ndarray) -> np.ndarray:
-        negatives = rng.integers(0, self.n_items, size=(users.size, self.cfg.n_negatives), dtype=np.int32)
-        observed = self._is_observed(users[:, None], negatives)
-        while observed.any():
-            negatives[observed] = rng.integers(0, self.n_items, size=int(observed.sum()), dtype=np.int32)
-            observed[observed] = self._is_observed(np.broadcast_to(users[:, None], negatives.shape)[observed],
-                                                   negatives[observed])
-        return negatives
-
-    def _is_observed(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        keys = users.astype(np.int64) * self.n_items + items
-        pos = np.minimum(np.searchsorted(self._pair_keys, keys), self._pair_keys.size - 1)
-        return self._pair_keys[pos] == keys
 
 
 def squared_norm(*tensors: tf.Tensor) -> tf.Tensor:
     """Sum of squares of all entries: the L2 term, scaled by each model's `cfg.l2`."""
     return tf.add_n([tf.reduce_sum(tf.square(t)) for t in tensors])
-
-
-def bpr_loss(positive: tf.Tensor, negative: tf.Tensor) -> tf.Tensor:
-    """Mean of −log σ(s_ui − s_uj); positive [b], negative [b, n]."""
-    return tf.reduce_mean(tf.nn.softplus(negative - positive[:, None]))
 
 
 def sparse_rows(rows: tf.RaggedTensor, ids: tf.Tensor, n_cols: int) -> tf.SparseTensor:

@@ -26,7 +26,6 @@ class ItemAE(Teacher):
         self.decoder = dense_tower(cfg.dim, (*reversed(cfg.layers), self.n_users), "tanh", None, seed * 1000 + 100)
 
     def train_batches(self, epoch: int) -> tf.data.Dataset:
-        self.require_data()
         return self.row_batches(self.item_rows, epoch)
 
     def _hidden(self, item_ids, training: bool = False, seed=None) -> tf.Tensor:

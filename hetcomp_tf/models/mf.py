@@ -1,37 +1,28 @@
-"""MF: matrix factorisation trained with BPR (Rendle et al. 2009). Also the distillation student."""
+"""MF: matrix factorisation trained with BPR (Rendle et al. 2009). The distillation student is the same network,
+fitted by the distiller instead (`hetcomp_tf/student.py`)."""
 
 from __future__ import annotations
 
 import tensorflow as tf
 
 from hetcomp_tf.config import TeacherConfig
-from hetcomp_tf.models.base import PairwiseTeacher, bpr_loss, squared_norm
+from hetcomp_tf.models.base import PairwiseTeacher, squared_norm
+from hetcomp_tf.sampling import bpr_loss
+
+INIT_STD = 0.1
 
 
 class MF(PairwiseTeacher):
-    """score(u, i) = U[u] · V[i]. `MF.student(n_users, n_items, dim)` builds the same network without data."""
+    """score(u, i) = U[u] · V[i]."""
 
     name = "MF"
 
-    def __init__(self, data, cfg: TeacherConfig, seed: int = 0, sizes: tuple[int, int] | None = None,
-                 init_std: float = 0.1):
-        super().__init__(data, cfg, seed, sizes)
-        self.user_embedding = tf.keras.layers.Embedding(self.n_users, cfg.dim, self.initializer(init_std, 1))
-        self.item_embedding = tf.keras.layers.Embedding(self.n_items, cfg.dim, self.initializer(init_std, 2))
+    def __init__(self, data, cfg: TeacherConfig, seed: int = 0):
+        super().__init__(data, cfg, seed)
+        self.user_embedding = tf.keras.layers.Embedding(self.n_users, cfg.dim, self.initializer(INIT_STD, 1))
+        self.item_embedding = tf.keras.layers.Embedding(self.n_items, cfg.dim, self.initializer(INIT_STD, 2))
         self.user_embedding.build(None)  # weights exist before any call, so they can be loaded or assigned
         self.item_embedding.build(None)
-
-    @classmethod
-    def student(cls, n_users: int, n_items: int, dim: int, seed: int = 0, init_std: float = 0.1) -> MF:
-        """The distillation student: sized without a Dataset, since it is fitted by the distiller, not BPR."""
-        return cls(None, TeacherConfig(dim=dim), seed, sizes=(n_users, n_items), init_std=init_std)
-
-    def get_config(self) -> dict:
-        return {"n_users": self.n_users, "n_items": self.n_items, "dim": self.cfg.dim, "seed": self.seed}
-
-    @classmethod
-    def from_config(cls, config: dict) -> MF:
-        return cls.student(**config)
 
     def _scores(self, user_ids):
         return tf.matmul(self.user_embedding(user_ids), self.item_embedding.embeddings, transpose_b=True)

@@ -24,7 +24,7 @@ class MultVAE(Teacher):
 
     def train_batches(self, epoch: int) -> tf.data.Dataset:
         beta = self.cfg.kl_cap * min(1.0, epoch / max(self.cfg.kl_anneal_epochs, 1))
-        return self.row_batches(self.require_data().train, epoch).map(
+        return self.row_batches(self.data.train, epoch).map(
             lambda batch: {**batch, "beta": tf.constant(beta, tf.float32)})
 
     def _encode(self, user_ids, training: bool, seed=None) -> tuple[tf.Tensor, tf.Tensor]:

@@ -1,14 +1,16 @@
-"""Versioned, checksummed directories of .npy arrays plus a JSON manifest, written atomically.
+"""Every file the library writes goes through here: atomic files and directories, JSON, checksums, manifests.
 
-Trajectories and the ensemble knowledge are handed between processes (CLI steps, TFX components), so a
-reader must be able to tell a complete, matching export from a half-written, corrupted or outdated one:
-every array file is listed in the manifest with its sha256, the manifest carries a `format_version`, and a
-directory is first written under a temporary name next to its target and then renamed into place.
+Results, datasets, trajectories and the ensemble knowledge are handed between processes (CLI steps, TFX
+components, benchmark workers), so a reader must never see a half-written file and must be able to tell a
+complete, matching export from a corrupted or outdated one: a file or directory is first written under a
+temporary name next to its target and then renamed into place; a manifest directory lists every array file
+with its sha256 and carries a `format_version`. No TensorFlow here: the commands use it before the heavy imports.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -18,8 +20,57 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from hetcomp_tf.data import sha256_of
 from hetcomp_tf.errors import HetCompError
+
+
+def sha256_of(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yields a temporary path next to `path` (ending in `suffix`, by default `path`'s, so writers that go by
+    the suffix still work); renamed onto `path` when the block succeeds, removed when it raises."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.tmp-", suffix=path.suffix if suffix is None else suffix,
+                                         dir=path.parent)
+    os.close(handle)
+    try:
+        yield Path(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Writes `text` atomically (`atomic_file`): a reader never sees a half-written file."""
+    with atomic_file(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def json_text(obj) -> str:
+    """The one JSON encoding of results: indented, no NaN, a final newline."""
+    return json.dumps(obj, indent=2, allow_nan=False) + "\n"
+
+
+def write_json(path: str | os.PathLike, obj) -> Path:
+    """Writes `obj` as indented JSON, atomically (see `write_text`)."""
+    return write_text(path, json_text(obj))
+
+
+def read_json(path: str | os.PathLike):
+    """The JSON at `path`, or a HetCompError naming it."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise HetCompError(f"{path}: not readable JSON ({err})") from None
 
 
 @contextlib.contextmanager

@@ -1,0 +1,83 @@
+"""The teachers' workflow, one function for the `teachers` command and the benchmark: train the heterogeneous
+teachers, export their trajectories, evaluate their ensemble.
+
+Writes into `out`: dataset.npz (the split, so later steps reuse exactly it), trajectories/<TEACHER>/,
+teachers.json (per-teacher and ensemble metrics) and logs/teachers/<TEACHER>/ (TensorBoard). Everything is
+built in a temporary directory next to `out` and moved in only when all teachers succeeded, so a failed or
+interrupted run leaves `out` as it was. With jobs > 1, that many teachers train at a time in worker processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES, Profile
+from hetcomp_tf.data import Dataset
+from hetcomp_tf.ensemble import EnsembleKnowledge, evaluate_ensemble, fit_teacher_weights
+from hetcomp_tf.files import atomic_directory, write_json
+from hetcomp_tf.progress import log
+from hetcomp_tf.report import ENSEMBLE_LABEL, FITTED_ENSEMBLE_LABEL, format_table
+from hetcomp_tf.trajectories import load_trajectories
+from hetcomp_tf.training import train_teacher
+from hetcomp_tf.workers import run_in_workers
+
+OUTPUTS = ("dataset.npz", "teachers.json", "trajectories", "logs/teachers")
+TABLE_COLUMNS = [*(f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")), "seconds"]
+
+
+def train_teachers(data: Dataset, profile: Profile, out: str | os.PathLike, names: Sequence[str] = TEACHER_NAMES,
+                   seed: int = 0, jobs: int = 1) -> dict:
+    """Trains `names` on `data` into `out` (see the module docstring); returns teachers.json's content."""
+    with atomic_directory(out, entries=OUTPUTS) as staging:
+        data.save(staging / "dataset.npz")  # workers train on exactly this split
+        tasks = [(name, train_into, (name, os.fspath(staging), profile, seed)) for name in names]
+        done = (run_in_workers(tasks, jobs, "teachers") if jobs > 1 and len(names) > 1
+                else ((name, fn(*fn_args)) for name, fn, fn_args in tasks))
+        finished = dict(done)
+        summaries = {name: finished[name] for name in names}
+        knowledge = EnsembleKnowledge.from_trajectories(load_trajectories(staging, names), tau=profile.distill.tau)
+        weights, weighted_valid = fit_teacher_weights(knowledge, data)  # beyond the paper: see its docstring
+        weighted = {"weights": weights, "valid": weighted_valid,
+                    "test": evaluate_ensemble(knowledge, data, "test", teacher_weights=list(weights.values()))}
+        result = {
+            "dataset": {"name": data.name, **data.sizes()},
+            "profile": profile.name,
+            "seed": seed,
+            "trajectory": dataclasses.asdict(profile.trajectory),
+            "teachers": summaries,
+            "ensemble": {**ensemble_metrics(knowledge, data), "tau": profile.distill.tau},
+            "ensemble_weighted": weighted,
+        }
+        write_json(staging / "teachers.json", result)
+    return result
+
+
+def ensemble_metrics(knowledge: EnsembleKnowledge, data: Dataset) -> dict[str, dict[str, float]]:
+    """The equal-weight ensemble's metrics per split: teachers.json's and the pipeline's "ensemble" row."""
+    return {split: evaluate_ensemble(knowledge, data, split) for split in ("test", "valid")}
+
+
+def teachers_table(result: dict) -> str:
+    """The test metrics and seconds of every teacher, then the ensemble and the valid-fitted ensemble."""
+    rows = {name: {**r["test"], "seconds": r["train_seconds"]} for name, r in result["teachers"].items()}
+    rows[ENSEMBLE_LABEL] = result["ensemble"]["test"]
+    rows[FITTED_ENSEMBLE_LABEL] = result["ensemble_weighted"]["test"]  # teacher weights fitted on valid
+    return format_table(rows, TABLE_COLUMNS, {"seconds": ".1f"})
+
+
+def train_into(name: str, staging: str, profile: Profile, seed: int) -> dict:
+    """Trains teacher `name` on staging/dataset.npz, saves its trajectory and TensorBoard logs under `staging`
+    and returns its teachers.json entry (module-level: it also runs in worker processes)."""
+    staging = Path(staging)
+    run = train_teacher(name, Dataset.load(staging / "dataset.npz"), profile.teachers[name], profile.trajectory,
+                        seed=seed, log_dir=staging / "logs" / "teachers")
+    run.trajectory.save(staging / "trajectories" / name)
+    log(f"{name}: test {_short(run.test)} after {run.epochs} epochs ({run.ended_by}, {run.train_seconds:.0f}s)")
+    return run.to_dict()
+
+
+def _short(metrics: dict) -> str:
+    return ", ".join(f"{key} {value:.4f}" for key, value in metrics.items() if key.endswith("@50"))

@@ -1,0 +1,87 @@
+"""The report of one pipeline run (OUT/report.json): the comparison table and blessing read back from the
+artifacts, each component's state, the TensorBoard runs and the commands to try next. It reads TFX artifacts, so
+it lives with the pipeline, not in the library.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+
+SERVE_PORT = 8500  # TF Serving's gRPC default, as `hetcomp serve` uses
+
+
+def pushed_destination(pusher) -> str | None:
+    """Where the Pusher copied the model (its PushedModel custom properties), None if it did not push."""
+    props = pusher.outputs["pushed_model"][0].custom_properties
+    return props["pushed_destination"].string_value if props["pushed"].int_value else None
+
+
+def served_version(serving_dir: str) -> str | None:
+    """The newest version directory under `serving_dir`: the one TF Serving's default (latest) policy serves."""
+    from tfx.dsl.io import fileio
+
+    if not fileio.exists(serving_dir):
+        return None
+    versions = [v.rstrip("/") for v in fileio.listdir(serving_dir) if v.rstrip("/").isdigit()]
+    return os.path.join(serving_dir, max(versions, key=int)) if versions else None
+
+
+def build_report(config, nodes: dict, seconds: dict) -> dict:
+    from components import storage
+    from components.artifacts import METRICS_FILE
+    from pipeline.pipeline import BASELINE_RESOLVER
+
+    evaluation = storage.read_json(nodes["RankingEvaluator"].uri("evaluation"), METRICS_FILE)
+    # TensorBoard run names: a --logdir_spec splits each NAME:PATH at its first colon, so no colon in a name; each
+    # path is the directory of the event files (a teacher's are in <model_run>/<name>/), so a run is named NAME.
+    logs = {name: os.path.join(nodes[f"TeacherTrainer.{name}"].uri("model_run"), name) for name in config.teachers}
+    logs[f"student-{config.method}"] = nodes["StudentTrainer"].uri("model_run")
+    pushed = pushed_destination(nodes["Pusher"])
+    dataset = storage.read_dataset(nodes["InteractionExampleGen"].uri("dataset"))
+    report = {
+        "data": config.data, "dataset": dataset.name, "profile": config.profile, "method": config.method,
+        "methods": evaluation["methods"],
+        "blessing": evaluation["blessing"],
+        "blessed": evaluation["blessing"]["blessed"],
+        "pushed_model": pushed,
+        "served_model": served_version(config.serving()),
+        "components": {node: {"state": run.state, "seconds": seconds.get(node)} for node, run in nodes.items()},
+        # the Resolver queries ML Metadata afresh in every run: it is never "cached"
+        "all_cached": all(run.state == "cached" for node, run in nodes.items() if node != BASELINE_RESOLVER),
+        "tensorboard_logs": logs,
+    }
+    user = str(dataset.user_vocab[0])
+    serving = config.serving() if report["served_model"] else None
+    return {**report, "next_steps": next_steps(serving, user, logs)}
+
+
+def next_steps(serving_dir: str | None, user: str, logs: dict) -> list[str]:
+    """The commands to try next, as typed from this directory: serve the pushed model and, from another shell,
+    ask it for a real user's top 10 (only when a model was pushed); open TensorBoard on every run's logs."""
+    hetcomp = _program("hetcomp")
+    steps = []
+    if serving_dir is not None:
+        steps += [f"{hetcomp} serve --model {_shown(serving_dir)} --port {SERVE_PORT}",
+                  f"{hetcomp} query --server 127.0.0.1:{SERVE_PORT} --user {shlex.quote(user)} --k 10"]
+    return [*steps, shlex.join(tensorboard_command(logs))]
+
+
+def tensorboard_command(logs: dict) -> list[str]:
+    """The venv's `tensorboard` on every run's logs ({run name: event file directory}, names without colons)."""
+    spec = ",".join(f"{name}:{_shown(path)}" for name, path in logs.items())
+    return [_program("tensorboard"), "--logdir_spec", spec]
+
+
+def _program(name: str) -> str:
+    """The console script of this interpreter's environment (works without activating the venv), else `name`."""
+    path = Path(sys.executable).parent / name
+    return _shown(path) if path.is_file() else name
+
+
+def _shown(path) -> str:
+    """`path` relative to the current directory when inside it (shorter to read), else absolute."""
+    path = Path(path).absolute()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
