@@ -30,6 +30,7 @@ from components.artifacts import METRICS_FILE, InteractionDataset, RankingMetric
 from hetcomp_tf.data import Dataset
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
+from hetcomp_tf.report import ENSEMBLE, student_row
 
 BLESSED_KEY = evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY  # what Pusher and LatestBlessedModelStrategy read
 CHANGE_SPLIT = "valid"  # the candidate is compared with the baseline on this split; the value threshold on test
@@ -109,8 +110,8 @@ class Executor(evaluator_executor.Executor):
             baseline = evaluate_served(baseline_model, data, (CHANGE_SPLIT,))
 
         methods = storage.read_json(artifact_utils.get_single_uri(input_dict["comparison"]), METRICS_FILE)["methods"]
-        methods[f"student:{exec_properties['method']}"] = student
-        verdict = blessing(student, methods["ensemble"]["test"], json.loads(exec_properties["thresholds"]), baseline)
+        methods[student_row(exec_properties["method"])] = student
+        verdict = blessing(student, methods[ENSEMBLE]["test"], json.loads(exec_properties["thresholds"]), baseline)
         if baseline_model is not None:
             verdict["baseline"]["model"] = baseline_model.uri
         storage.write_json(artifact_utils.get_single_uri(output_dict["evaluation"]), METRICS_FILE,
