@@ -352,8 +352,8 @@ def distill(data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConf
             resume_dir: str | os.PathLike | None = None) -> DistillRun:
     """Trains a student with `cfg.method`; TensorBoard scalars go to `log_dir` (per epoch: loss/<name>,
     objective, dkc/mean_stage/<teacher>; per evaluation: valid/<metric>; per DKC update: dkc/update/<statistic>,
-    see `dkc.update_statistics`, also kept in the history entry of an evaluation at the same epoch). `progress(what, total)` reports each
-    evaluation on stderr (None: silent). `knowledge` may be None only for wo_kd. With `resume_dir`, the whole
+    see `dkc.update_statistics`, also kept in the history entry of an evaluation at the same epoch).
+    `progress(what, total)` reports each evaluation on stderr (None: silent). `knowledge` may be None only for wo_kd. With `resume_dir`, the whole
     run state is saved there after every evaluation (`RunState`) and a run interrupted with the same config
     continues from its last evaluation, with the same batches and seeds as an uninterrupted run."""
     check_config(cfg)

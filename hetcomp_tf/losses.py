@@ -73,7 +73,8 @@ def concat_pairs(*parts) -> ItemPairs:
 
 
 def _neutral(scatter, dtype: tf.DType):
-    """The value a padding pair scatters: one that leaves any entry unchanged under `scatter`."""
+    """The value a padding pair scatters: one that leaves any entry unchanged under `scatter` (add, max or min;
+    an update has no such value)."""
     if scatter is tf.tensor_scatter_nd_add:
         return tf.zeros([], dtype)
     high = np.inf if dtype.is_floating else dtype.max
@@ -232,11 +233,12 @@ def rest_and_list_scores(scores: tf.Tensor, excluded, ids: tf.Tensor,
                          bound: float | None = None) -> tuple[tf.Tensor, tf.Tensor]:
     """(rest [b, 1], list_scores [b, L]): log Σ_{j ∉ excluded} e^{s_j} exactly, over every item but the ids
     `excluded` (int32 [b, E], −1 padded, or ItemPairs), and the scores of the ids int32 [b, L] (−1 padding gets a
-    score the losses mask). This is every loss's whole contact with the [b, n_items] scores, in one op so that its gradient
-    is one dense buffer (e^{s_j} / Σ on the rest, plus the lists' upstream scattered at their ids) instead of one
-    per gather. No [b, n_items] mask is built (a scatter of E zeros per row), the exponentials are taken once and
-    reused by the gradient, and with `bound` (|s| ≤ bound, the losses' clip) the shift is e^{−bound}: no max pass,
-    no overflow, and e^{−2·bound} > 0 in float32 for bound ≤ 43. A row with no rest gives _ABSENT_LOGIT."""
+    score the losses mask). This is every loss's whole contact with the [b, n_items] scores, in one op so that its
+    gradient is one dense buffer (e^{s_j} / Σ on the rest, plus the lists' upstream scattered at their ids) instead
+    of one per gather. No [b, n_items] mask is built (a min-scatter of 0 at the excluded pairs), the exponentials are
+    taken once and reused by the gradient, and with `bound` (|s| ≤ bound, the losses' clip) the shift is
+    e^{−bound}: no max pass, no overflow, and e^{−2·bound} > 0 in float32 for bound ≤ 43. A row with no rest gives
+    _ABSENT_LOGIT."""
     excluded, ids = item_pairs(excluded), tf.convert_to_tensor(ids, tf.int32)
 
     @tf.custom_gradient
