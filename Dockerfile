@@ -12,6 +12,9 @@ ENV PYTHONUNBUFFERED=1 \
 
 WORKDIR /opt/hetcomp
 
+# g++: the fused rest kernel (hetcomp_tf/fused.py) is compiled on first use, on the CPU that runs the task.
+RUN apt-get update && apt-get install -y --no-install-recommends g++ && rm -rf /var/lib/apt/lists/*
+
 # The pinned stack in its own layer: it changes far less often than the code.
 COPY requirements/requirements.lock requirements/no-deps.txt requirements/
 RUN pip install --no-cache-dir --disable-pip-version-check uv==0.13.9 \

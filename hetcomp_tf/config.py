@@ -115,6 +115,10 @@ class DistillConfig:
     # over its pairs: summed, L2 no longer regularises it and it overfits (measured, valid R@50 0.14 vs 0.25).
     loss_reduction: str = "sum"
     score_clip: float = 40.0
+    # How a KD step sums over all items (hetcomp_tf/fused.py): "fused" (a C++ kernel built on first use; the step is
+    # then not XLA-compiled), "dense" (the [b, n_items] score matrix, XLA-compiled with jit_compile), "auto" (fused
+    # where it builds and no GPU is visible, else dense; the choice is logged).
+    rest_kernel: str = "auto"
     jit_compile: bool = False
     mixed_precision: bool = False
     seed: int = 0

@@ -53,6 +53,7 @@ from hetcomp_tf.dkc import DynamicKnowledge
 from hetcomp_tf.ensemble import EnsembleKnowledge
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.files import atomic_directory, write_json
+from hetcomp_tf.fused import FactoredScores, fused_available
 from hetcomp_tf.losses import (CorrectionLoss, DCDLoss, DCDTargets, FineGrainedLoss, ItemPairs, OverallLoss, RRDLoss,
                                Targets)
 from hetcomp_tf.metrics import evaluate
@@ -111,7 +112,7 @@ def get_method(name: str) -> Method:
 
 
 CHOICES = {"loss_reduction": ("sum", "mean"), "batching": ("interactions", "users"),
-           "patience_from": ("start", "final")}
+           "patience_from": ("start", "final"), "rest_kernel": ("auto", "fused", "dense")}
 
 
 def check_config(cfg: DistillConfig) -> None:
@@ -126,6 +127,22 @@ def check_config(cfg: DistillConfig) -> None:
     for name, choices in CHOICES.items():
         if getattr(cfg, name) not in choices:
             raise HetCompError(f"distill config: {name}={getattr(cfg, name)!r} must be one of {', '.join(choices)}")
+
+
+def use_fused_kernel(cfg: DistillConfig) -> bool:
+    """Whether KD steps use the fused rest kernel (`DistillConfig.rest_kernel`); "fused" fails when it cannot."""
+    if cfg.rest_kernel == "dense":
+        return False
+    if cfg.mixed_precision or cfg.score_clip is None:
+        if cfg.rest_kernel == "fused":
+            raise HetCompError("rest_kernel='fused' needs float32 and a score_clip; use rest_kernel='dense'")
+        return False
+    available, why_not = fused_available()
+    if not available and cfg.rest_kernel == "fused":
+        raise HetCompError(f"rest_kernel='fused': {why_not}")
+    if not available:
+        log(f"rest kernel: dense ({why_not})")
+    return available
 
 
 def stage_rankings(knowledge: EnsembleKnowledge, schedule: str) -> np.ndarray:
@@ -251,6 +268,7 @@ class Trainer:
             self.item_correction = CorrectionLoss(self.dcd.item_list_size, score_clip=clip, reduction=per_user)
         self.weights = {"overall": cfg.overall_weight, "fine": cfg.fine_weight, "rrd": cfg.fine_weight, "bpr": 1.0,
                         "dcd": cfg.fine_weight}
+        self.fused = use_fused_kernel(cfg)
         self._steps: dict[str, Callable] = {}
 
     def targets_final(self) -> bool:
@@ -279,7 +297,8 @@ class Trainer:
         return self._steps[loss_name]
 
     def _jit(self, loss_name: str) -> bool:
-        return self.cfg.jit_compile and loss_name != "bpr"
+        """XLA for the dense KD steps only: the fused kernel is not an XLA op."""
+        return self.cfg.jit_compile and loss_name != "bpr" and not self.fused
 
     def _make_step(self, loss_name: str):
         loss_fn, weight, cfg = self.loss_fns[loss_name], self.weights[loss_name], self.cfg
@@ -296,9 +315,10 @@ class Trainer:
                     pair_vectors = tf.gather(users_table, batch.pair_users)
                     value = loss_fn(found, (pair_scores(pair_vectors, items_table, batch.pair_items),
                                             pair_scores(pair_vectors, items_table, negatives[:, None])))
-                else:  # the student's score_all over every item, in the compute dtype
-                    scores = tf.matmul(tf.cast(user_vectors, self.compute_dtype),
-                                       tf.cast(items_table, self.compute_dtype), transpose_b=True)
+                else:  # the student's score_all over every item: as its factors, or as a matrix in the compute dtype
+                    scores = FactoredScores(user_vectors, items_table) if self.fused else tf.matmul(
+                        tf.cast(user_vectors, self.compute_dtype), tf.cast(items_table, self.compute_dtype),
+                        transpose_b=True)
                     unobserved, observed = self.dkc.targets(user_ids)
                     targets = Targets(unobserved, observed, ItemPairs(batch.train_rows, batch.train_items))
                     if loss_name == "dcd":

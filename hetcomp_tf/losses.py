@@ -37,6 +37,7 @@ from tensorflow_ranking.python import losses_impl
 from tensorflow_ranking.python.keras import losses as tfr_keras_losses
 
 from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.fused import FactoredScores, rest_logsumexp
 
 # Logit given to absent entries (padding, non-rest items): its mass e^{-1e4} is exactly 0 in float32 and float64
 # next to any real score (student scores are clipped to ±40). Not −inf or dtype.min: a logsumexp over absent
@@ -209,6 +210,8 @@ class _TargetLoss(tf.keras.losses.Loss):
         self.score_clip = score_clip
 
     def call(self, y_true: Targets, y_pred):
+        if isinstance(y_pred, FactoredScores):  # clipped where its scores are formed (rest_and_list_scores)
+            return self.per_user(y_true, y_pred)
         scores = tf.cast(y_pred, tf.float32)
         if self.score_clip is not None:
             scores = tf.clip_by_value(scores, -self.score_clip, self.score_clip)
@@ -240,6 +243,8 @@ def rest_and_list_scores(scores: tf.Tensor, excluded, ids: tf.Tensor,
     e^{−bound}: no max pass, no overflow, and e^{−2·bound} > 0 in float32 for bound ≤ 43. A row with no rest gives
     _ABSENT_LOGIT."""
     excluded, ids = item_pairs(excluded), tf.convert_to_tensor(ids, tf.int32)
+    if isinstance(scores, FactoredScores):
+        return _factored_rest_and_list_scores(scores, excluded, ids, bound)
 
     @tf.custom_gradient
     def dense_terms(scores):
@@ -261,6 +266,17 @@ def rest_and_list_scores(scores: tf.Tensor, excluded, ids: tf.Tensor,
         return (rest, list_scores), gradient
 
     return dense_terms(scores)
+
+
+def _factored_rest_and_list_scores(scores: FactoredScores, excluded: ItemPairs, ids: tf.Tensor, bound: float | None):
+    """rest_and_list_scores from the factors: the rest by the fused kernel (no [b, n_items] tensor), the lists'
+    scores by a gather and a dot product per entry, both clipped to ±bound; −1 padding passes no gradient."""
+    if bound is None:
+        raise HetCompError("factored scores need a score clip (the fused kernel shifts its exponentials by it)")
+    rest = rest_logsumexp(scores.users, scores.items, excluded.rows, excluded.items, bound)
+    vectors = tf.gather(scores.items, tf.maximum(ids, 0))
+    list_scores = tf.clip_by_value(tf.einsum("bd,bld->bl", scores.users, vectors), -bound, bound)
+    return rest, tf.where(ids >= 0, list_scores, tf.stop_gradient(list_scores))  # padding: as the dense op's
 
 
 def _rest_and_list_scores(targets: Targets, ids: tf.Tensor, scores: tf.Tensor, bound: float | None):

@@ -9,6 +9,7 @@ untimed epoch first (tracing and XLA compilation of every padded batch shape), t
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Sequence
 
@@ -19,6 +20,7 @@ from hetcomp_tf.config import TEACHER_NAMES, DistillConfig, TrajectoryConfig
 from hetcomp_tf.data import Dataset, rows_to_mask
 from hetcomp_tf.distill import Trainer, epoch_batches, train_pairs_cap
 from hetcomp_tf.ensemble import EnsembleKnowledge
+from hetcomp_tf.fused import FactoredScores, fused_available
 from hetcomp_tf.losses import ItemPairs, concat_pairs, rest_and_list_scores
 from hetcomp_tf.metrics import evaluate, masked_topk
 from hetcomp_tf.progress import log
@@ -43,7 +45,8 @@ def random_knowledge(data: Dataset, traj: TrajectoryConfig, seed: int = 0) -> En
 def time_dense_pass(data: Dataset, cfg: DistillConfig, users: int, repeats: int = 6) -> dict[str, float]:
     """Milliseconds of the part of a KD step no loss can skip, on the real shapes: the scores of `users` users
     over every item, the rest log-sum-exp over them (the step's train pairs and K targets excluded) and the K
-    targets' scores, and the gradient into both tables; with XLA ("xla_ms") and without ("graph_ms")."""
+    targets' scores, and the gradient into both tables; with XLA ("xla_ms"), without ("graph_ms") and by the fused
+    kernel ("fused_ms", where it builds)."""
     rng = np.random.default_rng(cfg.seed)
     users_table = tf.Variable(rng.normal(0.0, 0.1, (users, cfg.student_dim)).astype(np.float32))
     items_table = tf.Variable(rng.normal(0.0, 0.1, (data.n_items, cfg.student_dim)).astype(np.float32))
@@ -52,17 +55,20 @@ def time_dense_pass(data: Dataset, cfg: DistillConfig, users: int, repeats: int 
     excluded = concat_pairs(ItemPairs(tf.constant(rng.integers(0, users, pairs).astype(np.int32)),
                                       tf.constant(rng.integers(0, data.n_items, pairs).astype(np.int32))), targets)
 
-    def dense_pass():
+    def dense_pass(fused: bool):
         with tf.GradientTape() as tape:
-            scores = tf.clip_by_value(tf.matmul(users_table, items_table, transpose_b=True), -cfg.score_clip,
-                                      cfg.score_clip)
+            scores = FactoredScores(users_table, items_table) if fused else tf.clip_by_value(
+                tf.matmul(users_table, items_table, transpose_b=True), -cfg.score_clip, cfg.score_clip)
             rest, list_scores = rest_and_list_scores(scores, excluded, targets, cfg.score_clip)
             total = tf.reduce_sum(rest) - tf.reduce_sum(list_scores)
         return [tf.convert_to_tensor(g) for g in tape.gradient(total, [users_table, items_table])]
 
     out = {}
-    for name, jit in (("xla_ms", True), ("graph_ms", False)):
-        fn = tf.function(dense_pass, jit_compile=jit)
+    variants = [("xla_ms", True, False), ("graph_ms", False, False)]
+    if fused_available()[0]:
+        variants.append(("fused_ms", False, True))
+    for name, jit, fused in variants:
+        fn = tf.function(functools.partial(dense_pass, fused), jit_compile=jit)
         fn()
         start = time.perf_counter()
         for _ in range(repeats):
@@ -79,8 +85,8 @@ def time_methods(data: Dataset, cfg: DistillConfig, traj: TrajectoryConfig, meth
     results = {"steps_per_epoch": len(batches),
                "users_per_step": float(np.mean([float(b.weights.numpy().sum()) for b in batches]))}
     results["dense_pass"] = time_dense_pass(data, cfg, int(round(results["users_per_step"])))
-    log(f"dense pass of a step (scores, rest log-sum-exp, gradient): {results['dense_pass']['xla_ms']:.0f} ms "
-        f"with XLA, {results['dense_pass']['graph_ms']:.0f} ms without")
+    log("dense pass of a step (scores, rest log-sum-exp, gradient): "
+        + ", ".join(f"{name[:-3]} {ms:.0f} ms" for name, ms in results["dense_pass"].items()))
     for method in methods:
         trainer = Trainer(data, knowledge if method != "wo_kd" else None, dataclasses.replace(cfg, method=method))
         trainer.train_epoch(0)  # traces and compiles

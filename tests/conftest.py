@@ -4,6 +4,7 @@ local CiteULike copy."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,12 @@ import pytest
 from hetcomp_tf.config import get_profile
 from hetcomp_tf.data import make_synthetic, split_dataset
 from hetcomp_tf.datafiles import find_citeulike
+from hetcomp_tf.fused import kernel_dir
 from tests.helpers import run_cli
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The fused kernel is built once for the session (and every CLI subprocess), wherever a test points the user cache.
+os.environ.setdefault("HETCOMP_KERNEL_DIR", str(kernel_dir()))
 
 
 @pytest.fixture(scope="session")

@@ -258,11 +258,12 @@ def test_bpr_loss_matches_numpy():
     assert clipped == pytest.approx(reference, rel=1e-5)
 
 
+@pytest.mark.parametrize("rest_kernel", ["fused", "dense"])
 @pytest.mark.parametrize("method, loss_name, reduction", [("hetcomp", "overall", "sum"),
                                                            ("ensemble_kd", "fine", "mean")])
-def test_training_step_matches_a_numpy_reference(data, knowledge, method, loss_name, reduction):
+def test_training_step_matches_a_numpy_reference(data, knowledge, method, loss_name, reduction, rest_kernel):
     cfg = dataclasses.replace(TINY.distill, method=method, score_clip=0.05,  # the clip is active at init scale
-                              loss_reduction=reduction)
+                              loss_reduction=reduction, rest_kernel=rest_kernel)
     trainer = Trainer(data, knowledge, cfg)
     users = np.array([3, 0, 17, 42, 5], np.int32)
     user_table = trainer.student.user_embedding.embeddings.numpy()
@@ -301,8 +302,18 @@ def users_batch(users: np.ndarray, train) -> Batch:
     return Batch(tf.constant(users), tf.ones([len(users)]), empty, empty, tf.constant([0, 0], tf.int64), rows, items)
 
 
+@pytest.mark.parametrize("method", ["hetcomp_no_adt", "ensemble_kd", "rrd", "dcd"])
+def test_fused_and_dense_rest_kernels_train_alike(data, knowledge, method):
+    base = dataclasses.replace(TINY.distill, method=method, epochs=2, eval_every=1)
+    runs = [distill(data, knowledge, dataclasses.replace(base, rest_kernel=kernel), progress=None)
+            for kernel in ("fused", "dense")]
+    for fused, dense in zip(*(run.history for run in runs)):
+        assert fused["loss"] == pytest.approx(dense["loss"], rel=1e-4)
+    np.testing.assert_allclose(*(run.student.item_embedding.embeddings.numpy() for run in runs), atol=1e-4)
+
+
 def test_xla_and_mixed_precision_steps_agree_with_the_plain_step(data, knowledge):
-    base = dataclasses.replace(TINY.distill, method="hetcomp", epochs=1)
+    base = dataclasses.replace(TINY.distill, method="hetcomp", epochs=1, rest_kernel="dense")
     plain = distill(data, knowledge, base, progress=None).history[0]["loss"]
     xla = distill(data, knowledge, dataclasses.replace(base, jit_compile=True), progress=None).history[0]["loss"]
     mixed = distill(data, knowledge, dataclasses.replace(base, mixed_precision=True), progress=None)

@@ -71,6 +71,7 @@ def settings(profile) -> str:
     """What the timed step ran with, so a user sees whether XLA and mixed precision were on."""
     cfg = profile.distill
     return (f"{profile.name} profile: {cfg.method}, dim {cfg.student_dim}, XLA {'on' if cfg.jit_compile else 'off'}, "
+            f"rest kernel {cfg.rest_kernel}, "
             f"{'mixed float16' if cfg.mixed_precision else 'float32'}")
 
 

@@ -1,0 +1,117 @@
+"""The fused rest log-sum-exp: every KD loss's one pass over all items, without the [b, n_items] score matrix.
+
+A step of the authors' protocol scores ~750 users × 25k items at dim 6; as TF ops (or XLA) that is a matmul, an
+exp-and-sum, a scatter, a dense gradient buffer and two gradient matmuls over [b, n_items], ~90 ms on 2 cores.
+`hetcomp_tf/kernels/rest_logsumexp.cc` computes log Σ_{i ∉ E_b} e^{clip(U[b]·V[i])} and its gradient in item
+tiles that stay in cache. It is compiled with the machine's C++ compiler against the installed TensorFlow on first
+use (~1 min) and cached under the user cache, keyed by the source, TensorFlow's build flags and the CPU; it is a
+CPU kernel (a GPU keeps the dense path, see `DistillConfig.rest_kernel`).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+from typing import NamedTuple
+
+import tensorflow as tf
+
+from hetcomp_tf.datafiles import cache_dir
+from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.files import atomic_file
+from hetcomp_tf.progress import log
+
+SOURCE = Path(__file__).parent / "kernels" / "rest_logsumexp.cc"
+# -march=native: the cache key holds the CPU's flags, so a library only runs where it was built.
+# -fopenmp-simd: the kernel's `omp simd` reductions, without OpenMP's runtime.
+CXX_FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-shared", "-fPIC")
+
+
+class FactoredScores(NamedTuple):
+    """The scores U · Vᵀ as their two factors (the losses' y_pred instead of a [b, n_items] matrix)."""
+
+    users: tf.Tensor  # float32 [b, d]: the batch's user vectors
+    items: tf.Tensor  # float32 [n_items, d]: every item's vector
+
+
+def _cpu_flags() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor()
+    return next((line for line in lines if line.startswith(("flags", "Features"))), "")
+
+
+def library_path() -> Path:
+    key = hashlib.sha256("\n".join([SOURCE.read_text(), tf.__version__, *tf.sysconfig.get_compile_flags(),
+                                    *CXX_FLAGS, platform.machine(), _cpu_flags()]).encode()).hexdigest()[:16]
+    return kernel_dir() / f"rest_logsumexp-{key}.so"
+
+
+def kernel_dir() -> Path:
+    """$HETCOMP_KERNEL_DIR, else the user cache's kernels/ (the tests pin it, so a test's own cache stays empty)."""
+    return Path(os.environ.get("HETCOMP_KERNEL_DIR") or cache_dir() / "kernels")
+
+
+def _compile(target: Path) -> None:
+    compiler = os.environ.get("CXX", "g++")
+    if shutil.which(compiler) is None:
+        raise HetCompError(f"fused rest kernel: no C++ compiler `{compiler}` on PATH (set CXX, or use "
+                           "rest_kernel='dense')")
+    log(f"compiling the fused rest kernel into {target} (once per machine, ~1 min)")
+    with atomic_file(target) as temporary:  # concurrent builders each write their own file; the last rename wins
+        command = [compiler, *CXX_FLAGS, *tf.sysconfig.get_compile_flags(), str(SOURCE), "-o", str(temporary),
+                   *tf.sysconfig.get_link_flags()]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            first_error = next((line for line in done.stderr.splitlines() if "error" in line), done.stderr[-300:])
+            raise HetCompError(f"fused rest kernel: {compiler} failed on {SOURCE}: {first_error.strip()}")
+
+
+@functools.lru_cache(maxsize=None)
+def load_kernel():
+    """The op library (built first if not cached); HetCompError when it cannot be built or loaded."""
+    path = library_path()
+    if not path.is_file():
+        _compile(path)
+    try:
+        return tf.load_op_library(str(path))
+    except (tf.errors.NotFoundError, OSError) as err:
+        raise HetCompError(f"fused rest kernel: cannot load {path}: {err}") from err
+
+
+def fused_available() -> tuple[bool, str]:
+    """(whether the fused kernel can serve this process, why not): it needs a CPU-only TensorFlow and a build."""
+    if tf.config.list_physical_devices("GPU"):
+        return False, "a GPU is visible (the kernel is CPU-only)"
+    try:
+        load_kernel()
+    except HetCompError as err:
+        return False, str(err)
+    return True, ""
+
+
+def rest_logsumexp(users: tf.Tensor, items: tf.Tensor, excluded_rows: tf.Tensor, excluded_items: tf.Tensor,
+                   bound: float) -> tf.Tensor:
+    """[b, 1] log Σ_{i: (b, i) not excluded} e^{clip(users[b] · items[i], ±bound)}, _ABSENT_LOGIT (−1e4) for a row
+    with nothing left; the excluded pairs are (row, item) with item −1 as padding. Differentiable in both
+    factors (the clip passes no gradient where it is active, as tf.clip_by_value)."""
+    kernel = load_kernel()
+    rows, ids = tf.cast(excluded_rows, tf.int32), tf.cast(excluded_items, tf.int32)
+
+    @tf.custom_gradient
+    def fused(users, items):
+        lse = kernel.hetcomp_rest_logsumexp(users, items, rows, ids, bound=float(bound))
+
+        def gradient(upstream):
+            return kernel.hetcomp_rest_logsumexp_grad(users, items, rows, ids, lse, tf.reshape(upstream, [-1]),
+                                                      bound=float(bound))
+
+        return lse[:, None], gradient
+
+    return fused(tf.convert_to_tensor(users, tf.float32), tf.convert_to_tensor(items, tf.float32))

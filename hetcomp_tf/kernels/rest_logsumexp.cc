@@ -1,0 +1,321 @@
+// The rest log-sum-exp of a factored score matrix, fused: lse[b] = log Σ_{i ∉ E_b} e^{clip(U[b] · V[i])} and its
+// gradient, without ever writing the [b, n_items] scores. Every distillation loss's one contact with all items is
+// this sum (hetcomp_tf/losses.py); at the authors' protocol a step is 750 users × 25k items × dim 6, where XLA's
+// matmul + exp + scatter + two gradient matmuls cost ~90 ms on 2 cores and this kernel a fraction of it.
+//
+// Layout: the items' table is transposed once per call to [dim, n_items], so the inner loops run over contiguous
+// items and vectorise; a row's excluded items are zeroed in a per-thread float mask that is reset after the row.
+// Scores are clipped to ±bound and shifted by −bound (no max pass, no overflow); sums are accumulated in double.
+// The gradient recomputes the scores (one more pass) instead of storing [b, n_items]: d lse / d s = e^{s − lse}
+// on the rest, 0 on excluded items and where the clip is active (TF's clip_by_value passes nothing there).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/shape_inference.h"
+#include "tensorflow/core/platform/threadpool.h"
+
+namespace {
+
+using tensorflow::DEVICE_CPU;
+using tensorflow::OpKernel;
+using tensorflow::OpKernelConstruction;
+using tensorflow::OpKernelContext;
+using tensorflow::Tensor;
+using tensorflow::TensorShape;
+using tensorflow::errors::InvalidArgument;
+
+constexpr int64_t kTile = 512;        // items per inner tile: a tile's scores stay in L1
+constexpr float kAbsentLogit = -1e4f;  // a row without rest (losses.py's _ABSENT_LOGIT)
+
+// e^x for x ≤ 0 (x ≥ −87 keeps it normal; below, the result flushes towards 0), as plain arithmetic so that the
+// loops around it vectorise: x = n ln2 + r, |r| ≤ ln2/2, a degree-6 polynomial for e^r (relative error ~2e-7),
+// 2^n built in the exponent bits. Built without -ffast-math, which would fold the rounding away; the two sums over a tile are
+// vectorised by `omp simd` reductions instead (-fopenmp-simd: no OpenMP runtime).
+inline float exp_nonpositive(float x) {
+  x = std::max(x, -87.0f);
+  constexpr float kRound = 12582912.0f;  // 1.5 · 2^23: adding and subtracting it rounds to an integer
+  const float n = (x * 1.44269504088896341f + kRound) - kRound;
+  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t bits;
+  std::memcpy(&bits, &p, sizeof(bits));
+  bits += static_cast<int32_t>(n) << 23;
+  std::memcpy(&p, &bits, sizeof(bits));
+  return p;
+}
+
+struct Problem {
+  int64_t batch, n_items, dim;
+  const float* users;            // [batch, dim]
+  std::vector<float> items_t;    // [dim, n_items]
+  std::vector<int64_t> starts;   // CSR of the excluded items per row: [batch + 1]
+  std::vector<int32_t> excluded;
+  float bound;
+};
+
+// Reads the inputs shared by both ops; an InvalidArgument on bad shapes or ids.
+tensorflow::Status read_problem(OpKernelContext* ctx, float bound, Problem* p) {
+  const Tensor& users = ctx->input(0);
+  const Tensor& items = ctx->input(1);
+  const Tensor& rows = ctx->input(2);
+  const Tensor& ids = ctx->input(3);
+  if (!(users.dims() == 2 && items.dims() == 2 && users.dim_size(1) == items.dim_size(1)))
+    return InvalidArgument("users [b, d] and items [n, d] must share d");
+  if (!(rows.dims() == 1 && ids.dims() == 1 && rows.dim_size(0) == ids.dim_size(0)))
+    return InvalidArgument("excluded rows and items must be vectors of one length");
+  p->batch = users.dim_size(0);
+  p->n_items = items.dim_size(0);
+  p->dim = users.dim_size(1);
+  p->users = users.flat<float>().data();
+  p->bound = bound;
+  const float* v = items.flat<float>().data();
+  p->items_t.resize(p->dim * p->n_items);
+  for (int64_t i = 0; i < p->n_items; ++i)
+    for (int64_t k = 0; k < p->dim; ++k) p->items_t[k * p->n_items + i] = v[i * p->dim + k];
+  const auto r = rows.flat<int32_t>();
+  const auto e = ids.flat<int32_t>();
+  p->starts.assign(p->batch + 1, 0);
+  for (int64_t j = 0; j < r.size(); ++j) {
+    if (e(j) < 0) continue;  // padding
+    if (!(r(j) >= 0 && r(j) < p->batch && e(j) < p->n_items))
+      return InvalidArgument("excluded pair ", j, " = (", r(j), ", ", e(j), ") is outside the ", p->batch,
+                             " x ", p->n_items, " scores");
+    ++p->starts[r(j) + 1];
+  }
+  for (int64_t b = 0; b < p->batch; ++b) p->starts[b + 1] += p->starts[b];
+  p->excluded.resize(p->starts[p->batch]);
+  std::vector<int64_t> fill(p->starts.begin(), p->starts.end() - 1);
+  for (int64_t j = 0; j < r.size(); ++j)
+    if (e(j) >= 0) p->excluded[fill[r(j)]++] = e(j);
+  return tensorflow::OkStatus();
+}
+
+// Runs fn(first_row, last_row, worker) on as many contiguous row chunks as the op's pool has threads.
+template <typename Fn>
+int64_t for_row_chunks(OpKernelContext* ctx, int64_t batch, Fn fn) {
+  auto* pool = ctx->device()->tensorflow_cpu_worker_threads()->workers;
+  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(pool->NumThreads(), batch));
+  pool->ParallelFor(chunks,
+                    tensorflow::thread::ThreadPool::SchedulingParams(
+                        tensorflow::thread::ThreadPool::SchedulingStrategy::kFixedBlockSize, std::nullopt, 1),
+                    [&](int64_t first, int64_t last) {
+                      for (int64_t c = first; c < last; ++c)
+                        fn(batch * c / chunks, batch * (c + 1) / chunks, c);
+                    });
+  return chunks;
+}
+
+inline float clip(float x, float bound) {  // ternaries, not std::min/max: their references block vectorisation
+  x = x < -bound ? -bound : x;
+  return x > bound ? bound : x;
+}
+
+// One tile's clipped scores of user row u: s[t] = clip(u · V[start + t]), t < len. A compile-time kDim unrolls
+// the dot product into one vectorised pass over the items; kDim = 0 (any other dim) makes one pass per dimension.
+template <int kDim>
+inline void tile_scores(const Problem& p, const float* u, int64_t start, int64_t len, float* s) {
+  const float* v = p.items_t.data() + start;
+  if constexpr (kDim > 0) {
+    for (int64_t t = 0; t < len; ++t) {
+      float dot = 0.0f;
+      for (int k = 0; k < kDim; ++k) dot += u[k] * v[k * p.n_items + t];
+      s[t] = clip(dot, p.bound);
+    }
+  } else {
+    for (int64_t t = 0; t < len; ++t) s[t] = 0.0f;
+    for (int64_t k = 0; k < p.dim; ++k)
+      for (int64_t t = 0; t < len; ++t) s[t] += u[k] * v[k * p.n_items + t];
+    for (int64_t t = 0; t < len; ++t) s[t] = clip(s[t], p.bound);
+  }
+}
+
+// A row's excluded items zeroed in `mask` (all ones outside) for the lifetime of the object.
+class RowMask {
+ public:
+  RowMask(const Problem& p, int64_t row, std::vector<float>* mask) : p_(p), row_(row), mask_(mask) { set(0.0f); }
+  ~RowMask() { set(1.0f); }
+
+ private:
+  void set(float value) {
+    for (int64_t j = p_.starts[row_]; j < p_.starts[row_ + 1]; ++j) (*mask_)[p_.excluded[j]] = value;
+  }
+  const Problem& p_;
+  int64_t row_;
+  std::vector<float>* mask_;
+};
+
+template <int kDim>
+void forward_rows(const Problem& p, int64_t first, int64_t last, float* lse) {
+  std::vector<float> mask(p.n_items, 1.0f), s(kTile);
+  for (int64_t b = first; b < last; ++b) {
+    RowMask row_mask(p, b, &mask);
+    double total = 0.0;
+    for (int64_t start = 0; start < p.n_items; start += kTile) {
+      const int64_t len = std::min(kTile, p.n_items - start);
+      tile_scores<kDim>(p, p.users + b * p.dim, start, len, s.data());
+      const float* m = mask.data() + start;
+      float tile_sum = 0.0f;
+#pragma omp simd reduction(+ : tile_sum)
+      for (int64_t t = 0; t < len; ++t) tile_sum += m[t] * exp_nonpositive(s[t] - p.bound);
+      total += tile_sum;
+    }
+    lse[b] = total > 0.0 ? static_cast<float>(std::log(total) + p.bound) : kAbsentLogit;
+  }
+}
+
+// Rows [first, last): d users into du [b, dim], d items added into dv [dim, n_items] (the chunk's own buffer).
+template <int kDim>
+void backward_rows(const Problem& p, int64_t first, int64_t last, const float* lse, const float* upstream,
+                   float* du, float* dv) {
+  std::vector<float> mask(p.n_items, 1.0f), s(kTile), w(kTile);
+  std::vector<double> du_row(p.dim);
+  const float bound = p.bound;
+  for (int64_t b = first; b < last; ++b) {
+    const float* u = p.users + b * p.dim;
+    std::fill(du_row.begin(), du_row.end(), 0.0);
+    const float g = upstream[b], row_lse = lse[b];  // hoisted: loads in the loop below block its vectorisation
+    if (g != 0.0f && row_lse > kAbsentLogit) {  // else: no rest, no gradient
+      RowMask row_mask(p, b, &mask);
+      for (int64_t start = 0; start < p.n_items; start += kTile) {
+        const int64_t len = std::min(kTile, p.n_items - start);
+        tile_scores<kDim>(p, u, start, len, s.data());
+        const float* m = mask.data() + start;
+        for (int64_t t = 0; t < len; ++t) {  // x ≤ 0 on the rest; the cap keeps excluded items' exp finite
+          const float inside = (s[t] > -bound && s[t] < bound) ? g : 0.0f;
+          const float x = s[t] - row_lse;
+          w[t] = m[t] * inside * exp_nonpositive(x < 0.0f ? x : 0.0f);
+        }
+        for (int64_t k = 0; k < p.dim; ++k) {
+          const float* vk = p.items_t.data() + k * p.n_items + start;
+          float* dvk = dv + k * p.n_items + start;
+          const float uk = u[k];
+          float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+          for (int64_t t = 0; t < len; ++t) {
+            acc += w[t] * vk[t];
+            dvk[t] += w[t] * uk;
+          }
+          du_row[k] += acc;
+        }
+      }
+    }
+    for (int64_t k = 0; k < p.dim; ++k) du[b * p.dim + k] = static_cast<float>(du_row[k]);
+  }
+}
+
+// fn.template operator()<kDim>() for the student's dim: unrolled for the common ones, generic otherwise.
+template <typename Fn>
+void by_dim(int64_t dim, Fn&& fn) {
+  switch (dim) {
+    case 6: return fn(std::integral_constant<int, 6>());
+    case 8: return fn(std::integral_constant<int, 8>());
+    case 16: return fn(std::integral_constant<int, 16>());
+    case 32: return fn(std::integral_constant<int, 32>());
+    case 64: return fn(std::integral_constant<int, 64>());
+    default: return fn(std::integral_constant<int, 0>());
+  }
+}
+
+// Both ops read the clip bound |s| ≤ bound from their attr.
+class BoundOp : public OpKernel {
+ public:
+  explicit BoundOp(OpKernelConstruction* ctx) : OpKernel(ctx) { OP_REQUIRES_OK(ctx, ctx->GetAttr("bound", &bound_)); }
+
+ protected:
+  float bound_;
+};
+
+class RestLogsumexpOp : public BoundOp {
+ public:
+  using BoundOp::BoundOp;
+
+  void Compute(OpKernelContext* ctx) override {
+    Problem p;
+    OP_REQUIRES_OK(ctx, read_problem(ctx, bound_, &p));
+    Tensor* out = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({p.batch}), &out));
+    float* lse = out->flat<float>().data();
+    by_dim(p.dim, [&](auto dim) {
+      for_row_chunks(ctx, p.batch, [&](int64_t first, int64_t last, int64_t) {
+        forward_rows<decltype(dim)::value>(p, first, last, lse);
+      });
+    });
+  }
+};
+
+class RestLogsumexpGradOp : public BoundOp {
+ public:
+  using BoundOp::BoundOp;
+
+  void Compute(OpKernelContext* ctx) override {
+    Problem p;
+    OP_REQUIRES_OK(ctx, read_problem(ctx, bound_, &p));
+    const float* lse = ctx->input(4).flat<float>().data();
+    const float* upstream = ctx->input(5).flat<float>().data();
+    Tensor* d_users = nullptr;
+    Tensor* d_items = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({p.batch, p.dim}), &d_users));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({p.n_items, p.dim}), &d_items));
+    float* du = d_users->flat<float>().data();
+    std::vector<std::vector<float>> partial(std::max<int64_t>(p.batch, 1));  // a chunk's d items, [dim, n_items]
+    int64_t chunks = 0;
+    by_dim(p.dim, [&](auto dim) {
+      chunks = for_row_chunks(ctx, p.batch, [&](int64_t first, int64_t last, int64_t c) {
+        partial[c].assign(p.dim * p.n_items, 0.0f);
+        backward_rows<decltype(dim)::value>(p, first, last, lse, upstream, du, partial[c].data());
+      });
+    });
+    float* dv = d_items->flat<float>().data();
+    for (int64_t i = 0; i < p.n_items; ++i)
+      for (int64_t k = 0; k < p.dim; ++k) {
+        float sum = 0.0f;
+        for (int64_t c = 0; c < chunks; ++c) sum += partial[c][k * p.n_items + i];
+        dv[i * p.dim + k] = sum;
+      }
+  }
+};
+
+}  // namespace
+
+REGISTER_OP("HetcompRestLogsumexp")
+    .Input("users: float")
+    .Input("items: float")
+    .Input("excluded_rows: int32")
+    .Input("excluded_items: int32")
+    .Attr("bound: float")
+    .Output("lse: float")
+    .SetShapeFn([](tensorflow::shape_inference::InferenceContext* c) {
+      c->set_output(0, c->Vector(c->Dim(c->input(0), 0)));
+      return tensorflow::OkStatus();
+    });
+
+REGISTER_OP("HetcompRestLogsumexpGrad")
+    .Input("users: float")
+    .Input("items: float")
+    .Input("excluded_rows: int32")
+    .Input("excluded_items: int32")
+    .Input("lse: float")
+    .Input("upstream: float")
+    .Attr("bound: float")
+    .Output("d_users: float")
+    .Output("d_items: float")
+    .SetShapeFn([](tensorflow::shape_inference::InferenceContext* c) {
+      c->set_output(0, c->input(0));
+      c->set_output(1, c->input(1));
+      return tensorflow::OkStatus();
+    });
+
+REGISTER_KERNEL_BUILDER(Name("HetcompRestLogsumexp").Device(DEVICE_CPU), RestLogsumexpOp);
+REGISTER_KERNEL_BUILDER(Name("HetcompRestLogsumexpGrad").Device(DEVICE_CPU), RestLogsumexpGradOp);

@@ -1,0 +1,107 @@
+"""The fused rest kernel (hetcomp_tf/fused.py) against float64 NumPy loops, and the losses and the trainer's step
+through it against their dense form."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from hetcomp_tf import losses
+from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.fused import FactoredScores, fused_available, rest_logsumexp
+
+pytestmark = pytest.mark.skipif(not fused_available()[0], reason=f"fused kernel: {fused_available()[1]}")
+
+
+def reference(users, items, rows, ids, bound, upstream):
+    """(lse [b], d users, d items) by loops: the clipped scores, the rest mask one pair at a time, e^{s − lse} on
+    the rest where the clip is inactive."""
+    scores = users.astype(np.float64) @ items.astype(np.float64).T
+    clipped = np.clip(scores, -bound, bound)
+    rest = np.ones_like(scores, bool)
+    for row, item in zip(rows, ids):
+        if item >= 0:
+            rest[row, item] = False
+    lse = np.full(len(users), -1e4)
+    coefficient = np.zeros_like(scores)
+    for r in range(len(users)):
+        if rest[r].any():
+            lse[r] = np.log(np.sum(np.exp(clipped[r, rest[r]])))
+            inside = rest[r] & (np.abs(scores[r]) < bound)
+            coefficient[r, inside] = upstream[r] * np.exp(clipped[r, inside] - lse[r])
+    return lse, coefficient @ items, coefficient.T @ users
+
+
+@pytest.mark.parametrize("dim", [6, 5, 16])  # unrolled dims and the generic path
+def test_rest_logsumexp_and_its_gradient_equal_numpy_loops(dim):
+    rng = np.random.default_rng(dim)
+    batch, n_items, bound = 9, 1500, 8.0  # > one 512-item tile, a partial last tile; the clip is active
+    users = rng.normal(0.0, 2.0, (batch, dim)).astype(np.float32)
+    items = rng.normal(0.0, 2.0, (n_items, dim)).astype(np.float32)
+    rows = rng.integers(0, batch, 900).astype(np.int32)
+    ids = rng.integers(0, n_items, 900).astype(np.int32)  # duplicates included
+    ids[::7] = -1  # padding
+    rows = np.concatenate([rows, np.full(n_items, batch - 1, np.int32)])  # the last row excludes every item
+    ids = np.concatenate([ids, np.arange(n_items, dtype=np.int32)])
+    upstream = rng.uniform(-1.0, 2.0, batch)
+    expected_lse, expected_users, expected_items = reference(users, items, rows, ids, bound, upstream)
+    assert (np.abs(users @ items.T) > bound).mean() > 0.1
+
+    user_var, item_var = tf.Variable(users), tf.Variable(items)
+    with tf.GradientTape() as tape:
+        lse = rest_logsumexp(user_var, item_var, rows, ids, bound)
+        total = tf.reduce_sum(lse[:, 0] * upstream.astype(np.float32))
+    d_users, d_items = tape.gradient(total, [user_var, item_var])
+    assert lse.shape == (batch, 1)
+    np.testing.assert_allclose(lse.numpy()[:-1, 0], expected_lse[:-1], rtol=2e-6)
+    assert lse.numpy()[-1, 0] == -1e4  # no rest
+    np.testing.assert_allclose(d_users.numpy(), expected_users, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(d_items.numpy(), expected_items, rtol=1e-4, atol=1e-5)
+    assert not d_users.numpy()[-1].any()
+
+
+def test_rest_logsumexp_of_an_empty_batch_and_a_bad_pair():
+    items = tf.ones([10, 6])
+    empty = tf.zeros([0], tf.int32)
+    assert rest_logsumexp(tf.zeros([0, 6]), items, empty, empty, 40.0).shape == (0, 1)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"excluded pair 0 = \(0, 10\) is outside the 2 x 10"):
+        rest_logsumexp(tf.zeros([2, 6]), items, tf.constant([0]), tf.constant([10]), 40.0)
+
+
+def random_targets(rng, batch, n_items, k):
+    order = np.stack([rng.permutation(n_items) for _ in range(batch)]).astype(np.int32)
+    unobserved, observed, train = order[:, :k].copy(), order[:, k: k + k // 10].copy(), order[:, k: k + 4 * k // 10]
+    unobserved[0, k - 5:] = -1
+    observed[1, 3:] = -1
+    train = train.copy()
+    train[1, 3:] = -1
+    return losses.Targets(tf.constant(unobserved), tf.constant(observed), losses.item_pairs(train))
+
+
+@pytest.mark.parametrize("make_loss", [lambda: losses.OverallLoss(score_clip=5.0),
+                                       lambda: losses.FineGrainedLoss(100, score_clip=5.0),
+                                       lambda: losses.RRDLoss(100, score_clip=5.0),
+                                       lambda: losses.DCDLoss(100, score_clip=5.0)])
+def test_losses_of_factored_scores_equal_those_of_the_score_matrix(make_loss):
+    """Values and gradients in both factors, with the clip active (scores up to ~±20 against 5)."""
+    rng = np.random.default_rng(3)
+    users = tf.Variable(rng.normal(0.0, 2.0, (7, 6)).astype(np.float32))
+    items = tf.Variable(rng.normal(0.0, 2.0, (800, 6)).astype(np.float32))
+    targets = random_targets(rng, 7, 800, 100)
+    loss = make_loss()
+    if isinstance(loss, losses.DCDLoss):
+        targets = losses.DCDTargets(*targets, tf.constant(rng.integers(-3, 4, (7, 100)).astype(np.int32)))
+    with tf.GradientTape(persistent=True) as tape:
+        dense = loss(targets, tf.matmul(users, items, transpose_b=True))
+        factored = loss(targets, FactoredScores(users, items))
+    np.testing.assert_allclose(factored.numpy(), dense.numpy(), rtol=1e-5)
+    for a, b in zip(tape.gradient(factored, [users, items]), tape.gradient(dense, [users, items])):
+        np.testing.assert_allclose(tf.convert_to_tensor(a).numpy(), tf.convert_to_tensor(b).numpy(), rtol=1e-4,
+                                   atol=1e-6)
+
+
+def test_factored_scores_need_a_clip():
+    with pytest.raises(HetCompError, match="need a score clip"):
+        losses.rest_and_list_scores(FactoredScores(tf.ones([2, 6]), tf.ones([5, 6])), tf.constant([[0], [1]]),
+                                    tf.constant([[2], [3]]), None)
