@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -176,42 +177,69 @@ void forward_rows(const Problem& p, int64_t first, int64_t last, float* lse) {
 }
 
 // Rows [first, last): d users into du [b, dim], d items added into dv [dim, n_items] (the chunk's own buffer).
+// kBlock rows at a time share each tile's loads and stores of the item vectors and their gradient (the gradient
+// pass is bound by those: one load and store of dv per row and dimension otherwise).
+constexpr int kBlock = 4;  // the gradient loop below is written out for 4 rows
+
 template <int kDim>
 void backward_rows(const Problem& p, int64_t first, int64_t last, const float* lse, const float* upstream,
                    float* du, float* dv) {
-  std::vector<float> mask(p.n_items, 1.0f), s(kTile), w(kTile);
-  std::vector<double> du_row(p.dim);
+  std::vector<float> masks[kBlock], s(kTile), w[kBlock];
+  for (int r = 0; r < kBlock; ++r) masks[r].assign(p.n_items, 1.0f), w[r].assign(kTile, 0.0f);
+  std::vector<double> du_rows(kBlock * p.dim);
+  std::vector<float> u_block(kBlock * p.dim);
   const float bound = p.bound;
-  for (int64_t b = first; b < last; ++b) {
-    const float* u = p.users + b * p.dim;
-    std::fill(du_row.begin(), du_row.end(), 0.0);
-    const float g = upstream[b], row_lse = lse[b];  // hoisted: loads in the loop below block its vectorisation
-    if (g != 0.0f && row_lse > kAbsentLogit) {  // else: no rest, no gradient
-      RowMask row_mask(p, b, &mask);
-      for (int64_t start = 0; start < p.n_items; start += kTile) {
-        const int64_t len = std::min(kTile, p.n_items - start);
-        tile_scores<kDim>(p, u, start, len, s.data());
-        const float* m = mask.data() + start;
+  for (int64_t b0 = first; b0 < last; b0 += kBlock) {
+    bool active[kBlock];  // a row with a gradient: upstream ≠ 0 and some rest
+    std::vector<std::unique_ptr<RowMask>> row_masks;
+    for (int r = 0; r < kBlock; ++r) {
+      const int64_t b = b0 + r;
+      active[r] = b < last && upstream[b] != 0.0f && lse[b] > kAbsentLogit;
+      if (active[r]) row_masks.push_back(std::make_unique<RowMask>(p, b, &masks[r]));
+      for (int64_t k = 0; k < p.dim; ++k) u_block[r * p.dim + k] = b < last ? p.users[b * p.dim + k] : 0.0f;
+    }
+    std::fill(du_rows.begin(), du_rows.end(), 0.0);
+    for (int64_t start = 0; start < p.n_items; start += kTile) {
+      const int64_t len = std::min(kTile, p.n_items - start);
+      for (int r = 0; r < kBlock; ++r) {
+        float* wr = w[r].data();
+        if (!active[r]) {
+          std::fill(wr, wr + len, 0.0f);
+          continue;
+        }
+        tile_scores<kDim>(p, u_block.data() + r * p.dim, start, len, s.data());
+        const float* m = masks[r].data() + start;
+        const float g = upstream[b0 + r], row_lse = lse[b0 + r];  // hoisted: in-loop loads block vectorisation
         for (int64_t t = 0; t < len; ++t) {  // x ≤ 0 on the rest; the cap keeps excluded items' exp finite
           const float inside = (s[t] > -bound && s[t] < bound) ? g : 0.0f;
           const float x = s[t] - row_lse;
-          w[t] = m[t] * inside * exp_nonpositive(x < 0.0f ? x : 0.0f);
-        }
-        for (int64_t k = 0; k < p.dim; ++k) {
-          const float* vk = p.items_t.data() + k * p.n_items + start;
-          float* dvk = dv + k * p.n_items + start;
-          const float uk = u[k];
-          float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-          for (int64_t t = 0; t < len; ++t) {
-            acc += w[t] * vk[t];
-            dvk[t] += w[t] * uk;
-          }
-          du_row[k] += acc;
+          wr[t] = m[t] * inside * exp_nonpositive(x < 0.0f ? x : 0.0f);
         }
       }
+      const float *w0 = w[0].data(), *w1 = w[1].data(), *w2 = w[2].data(), *w3 = w[3].data();
+      for (int64_t k = 0; k < p.dim; ++k) {
+        const float* vk = p.items_t.data() + k * p.n_items + start;
+        float* dvk = dv + k * p.n_items + start;
+        const float u0 = u_block[k], u1 = u_block[p.dim + k], u2 = u_block[2 * p.dim + k],
+                    u3 = u_block[3 * p.dim + k];
+        float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+#pragma omp simd reduction(+ : a0, a1, a2, a3)
+        for (int64_t t = 0; t < len; ++t) {
+          const float v = vk[t];
+          a0 += w0[t] * v;
+          a1 += w1[t] * v;
+          a2 += w2[t] * v;
+          a3 += w3[t] * v;
+          dvk[t] += w0[t] * u0 + w1[t] * u1 + w2[t] * u2 + w3[t] * u3;
+        }
+        du_rows[k] += a0;
+        du_rows[p.dim + k] += a1;
+        du_rows[2 * p.dim + k] += a2;
+        du_rows[3 * p.dim + k] += a3;
+      }
     }
-    for (int64_t k = 0; k < p.dim; ++k) du[b * p.dim + k] = static_cast<float>(du_row[k]);
+    for (int r = 0; r < kBlock && b0 + r < last; ++r)
+      for (int64_t k = 0; k < p.dim; ++k) du[(b0 + r) * p.dim + k] = static_cast<float>(du_rows[r * p.dim + k]);
   }
 }
 
