@@ -29,7 +29,10 @@ from hetcomp_tf.progress import log
 SOURCE = Path(__file__).parent / "kernels" / "rest_logsumexp.cc"
 # -march=native: the cache key holds the CPU's flags, so a library only runs where it was built.
 # -fopenmp-simd: the kernel's `omp simd` reductions, without OpenMP's runtime.
-CXX_FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-shared", "-fPIC")
+# -mprefer-vector-width=512 (x86): AVX-512 where the CPU has it (GCC prefers 256 bits); measured 25 % off the
+# forward loop on this machine's Xeon, a no-op on CPUs without it.
+CXX_FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-shared", "-fPIC",
+             *(("-mprefer-vector-width=512",) if platform.machine() == "x86_64" else ()))
 
 
 class FactoredScores(NamedTuple):
