@@ -88,8 +88,10 @@ def load_kernel():
         raise HetCompError(f"fused rest kernel: cannot load {path}: {err}") from err
 
 
+@functools.lru_cache(maxsize=None)
 def fused_available() -> tuple[bool, str]:
-    """(whether the fused kernel can serve this process, why not): it needs a CPU-only TensorFlow and a build."""
+    """(whether the fused kernel can serve this process, why not): it needs a CPU-only TensorFlow and a build.
+    Cached, failures included: a failed build is not retried by every trainer of a benchmark."""
     if tf.config.list_physical_devices("GPU"):
         return False, "a GPU is visible (the kernel is CPU-only)"
     try:
