@@ -268,7 +268,7 @@ class Trainer:
             self.item_correction = CorrectionLoss(self.dcd.item_list_size, score_clip=clip, reduction=per_user)
         self.weights = {"overall": cfg.overall_weight, "fine": cfg.fine_weight, "rrd": cfg.fine_weight, "bpr": 1.0,
                         "dcd": cfg.fine_weight}
-        self.fused = use_fused_kernel(cfg)
+        self.fused = self.method.targets != "data" and use_fused_kernel(cfg)  # wo_kd scores pairs only: no build
         self._steps: dict[str, Callable] = {}
 
     def targets_final(self) -> bool:
