@@ -5,7 +5,8 @@ replaced by the task's `ExecutorInput` JSON (its constant parameters, its upstre
 executors reported them in `executor_output.json`, fresh output URIs under the pipeline root). Resolver tasks run
 their ML Metadata filter over the artifacts earlier tasks produced (this job's and earlier jobs' on the same
 `LocalBackend`), as the backend's metadata service would. A task with `enableCache` whose inputs match an earlier
-execution reuses its outputs, as KFP's cache does. The image's interpreter (`python`) does not exist here: it is
+execution reuses its outputs, as KFP's cache does. Tasks whose upstream tasks have all finished run at the same
+time, up to `parallelism` processes, as a KFP backend schedules independent pods. The image's interpreter (`python`) does not exist here: it is
 replaced by this venv's.
 """
 
@@ -18,6 +19,7 @@ import re
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import yaml
@@ -37,21 +39,26 @@ def schema_title(artifact_type: dict) -> str:
     return artifact_type.get("schemaTitle") or yaml.safe_load(artifact_type["instanceSchema"])["title"]
 
 
-def dag_order(tasks: dict) -> list[str]:
-    """Task names, every task after the tasks it depends on or takes artifacts from (ties by name)."""
+def dag_levels(tasks: dict) -> list[list[str]]:
+    """Task names in waves: each wave's tasks depend on or take artifacts only from earlier waves' (by name)."""
     def upstream(task):
         producers = {a["taskOutputArtifact"]["producerTask"]
                      for a in task.get("inputs", {}).get("artifacts", {}).values() if "taskOutputArtifact" in a}
         return set(task.get("dependentTasks", [])) | producers
 
-    order, done = [], set()
-    while len(order) < len(tasks):
+    levels, done = [], set()
+    while len(done) < len(tasks):
         ready = sorted(n for n, t in tasks.items() if n not in done and upstream(t) <= done)
         if not ready:
             raise ValueError(f"the DAG has a cycle among {sorted(set(tasks) - done)}")
-        order += ready
+        levels.append(ready)
         done |= set(ready)
-    return order
+    return levels
+
+
+def dag_order(tasks: dict) -> list[str]:
+    """Task names, every task after the tasks it depends on or takes artifacts from."""
+    return [name for level in dag_levels(tasks) for name in level]
 
 
 @dataclass
@@ -60,6 +67,7 @@ class Execution:
     state: str  # "complete" | "cached" | "resolved"
     outputs: dict[str, list[dict]]  # output key -> RuntimeArtifact dicts (uri, name, type, metadata)
     seconds: float = 0.0
+    started: float = 0.0  # time.perf_counter() when its process started
 
 
 @dataclass
@@ -68,23 +76,35 @@ class LocalBackend:
     env: dict = field(default_factory=dict)  # extra environment of every task process
     artifacts: list[dict] = field(default_factory=list)  # everything produced, oldest first
     cache: dict[str, dict] = field(default_factory=dict)  # cache key -> outputs
+    parallelism: int = 2  # container tasks running at once
     _jobs: itertools.count = field(default_factory=itertools.count)
 
     def run(self, job: dict) -> dict[str, Execution]:
-        """Runs the job (the JSON `hetcomp kubeflow` writes) to the end; raises TaskFailed naming the task."""
+        """Runs the job (the JSON `hetcomp kubeflow` writes) to the end; raises TaskFailed naming the task.
+        The returned executions are in `dag_order`."""
         spec, job_id = job["pipelineSpec"], f"job-{next(self._jobs)}"
         tasks = spec["root"]["dag"]["tasks"]
         done: dict[str, Execution] = {}
-        for name in dag_order(tasks):
-            task = tasks[name]
-            component = spec["components"][task["componentRef"]["name"]]
-            executor = spec["deploymentSpec"]["executors"][component["executorLabel"]]
-            inputs = self._input_artifacts(task, component, done)
-            if "resolver" in executor:
-                done[name] = Execution(name, "resolved", self._resolve(executor["resolver"], inputs))
-            else:
-                done[name] = self._launch(job_id, name, task, component, executor["container"], inputs)
-        return done
+        with ThreadPoolExecutor(max_workers=self.parallelism) as pool:
+            for level in dag_levels(tasks):
+                launched = {}
+                for name in level:
+                    task = tasks[name]
+                    component = spec["components"][task["componentRef"]["name"]]
+                    executor = spec["deploymentSpec"]["executors"][component["executorLabel"]]
+                    inputs = self._input_artifacts(task, component, done)
+                    if "resolver" in executor:
+                        done[name] = Execution(name, "resolved", self._resolve(executor["resolver"], inputs))
+                    else:
+                        launched[name] = pool.submit(self._launch, job_id, name, task, component,
+                                                     executor["container"], inputs)
+                for name, future in launched.items():  # by name: the artifact store's order does not race
+                    execution, cache_key = future.result()
+                    if execution.state == "complete":
+                        self.artifacts += [a for artifacts in execution.outputs.values() for a in artifacts]
+                        self.cache[cache_key] = execution.outputs
+                    done[name] = execution
+        return {name: done[name] for name in dag_order(tasks)}
 
     def _input_artifacts(self, task: dict, component: dict, done: dict) -> dict[str, list[dict]]:
         inputs = {}
@@ -121,12 +141,13 @@ class LocalBackend:
                 return False
         return True
 
-    def _launch(self, job_id, name, task, component, container, inputs) -> Execution:
+    def _launch(self, job_id, name, task, component, container, inputs) -> tuple[Execution, str]:
+        """Runs one container task (or finds it in the cache); the caller records its outputs."""
         parameters = {k: v["runtimeValue"]["constantValue"] for k, v in task["inputs"].get("parameters", {}).items()}
         cache_key = json.dumps([container, parameters, {k: [a["name"] for a in v] for k, v in inputs.items()}],
                                sort_keys=True)
         if task.get("cachingOptions", {}).get("enableCache") and cache_key in self.cache:
-            return Execution(name, "cached", self.cache[cache_key])
+            return Execution(name, "cached", self.cache[cache_key]), cache_key
         task_dir = os.path.join(self.root, job_id, name)
         outputs = {key: [{"name": f"local/{job_id}/{name}/{key}", "uri": os.path.join(task_dir, key),
                           "type": definition["artifactType"], "metadata": {}}]
@@ -149,9 +170,7 @@ class LocalBackend:
             if key in reported:  # the executor's view: its custom properties as metadata
                 artifacts[:] = [{**a, "metadata": r.get("metadata", {})}
                                 for a, r in zip(artifacts, reported[key]["artifacts"])]
-            self.artifacts += artifacts
-        self.cache[cache_key] = outputs
-        return Execution(name, "complete", outputs, time.perf_counter() - started)
+        return Execution(name, "complete", outputs, time.perf_counter() - started, started), cache_key
 
 
 def _lists(artifacts: dict[str, list[dict]]) -> dict:

@@ -21,7 +21,7 @@ from components.artifacts import METRICS_FILE
 from hetcomp_tf.config import TEACHER_NAMES
 from pipeline.pipeline import BASELINE_RESOLVER
 from tests.helpers import run_cli
-from tests.kfp_local import LocalBackend, dag_order
+from tests.kfp_local import LocalBackend, dag_levels, dag_order
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL_RESOLVER = f"{BASELINE_RESOLVER}-model-resolver"
@@ -65,8 +65,11 @@ def test_every_task_runs_in_dag_order_and_the_student_is_pushed(jobs):
     data = storage.read_dataset(first["InteractionExampleGen"].outputs["dataset"][0]["uri"])
     answer = served(user_id=tf.constant(data.user_vocab[:3].astype(str)), k=tf.constant(10))
     assert answer["item_ids"].shape == (3, 10) and np.all(np.diff(answer["scores"].numpy(), axis=1) <= 0)
-    for teacher in TEACHER_NAMES:
-        assert first[f"TeacherTrainer.{teacher}"].outputs["trajectory"][0]["metadata"]["teacher"] == teacher
+    teachers = [first[f"TeacherTrainer.{teacher}"] for teacher in TEACHER_NAMES]
+    for teacher, execution in zip(TEACHER_NAMES, teachers):
+        assert execution.outputs["trajectory"][0]["metadata"]["teacher"] == teacher
+    spans = sorted((e.started, e.started + e.seconds) for e in teachers)
+    assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))  # independent tasks overlapped
     print(f"\nKFP spec, {len(containers)} container tasks run locally in {seconds:.0f}s")
 
 
@@ -110,7 +113,8 @@ def test_the_compiled_resolver_queries_find_the_latest_blessed_model(tmp_path):
 
 def test_dag_order_puts_producers_first_and_refuses_a_cycle():
     tasks = {"b": {"inputs": {"artifacts": {"x": {"taskOutputArtifact": {"producerTask": "a"}}}}},
-             "a": {}, "c": {"dependentTasks": ["b"]}}
-    assert dag_order(tasks) == ["a", "b", "c"]
+             "a": {}, "c": {"dependentTasks": ["b"]}, "d": {}, "e": {"dependentTasks": ["a", "d"]}}
+    assert dag_levels(tasks) == [["a", "d"], ["b", "e"], ["c"]]  # a wave's tasks may run at the same time
+    assert dag_order(tasks) == ["a", "d", "b", "e", "c"]
     with pytest.raises(ValueError, match="cycle"):
         dag_order({"a": {"dependentTasks": ["b"]}, "b": {"dependentTasks": ["a"]}})
