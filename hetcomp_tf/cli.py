@@ -23,6 +23,7 @@ COMMANDS = {
     "latency": "serving latency, params and memory of the student versus the six-teacher ensemble",
     "data": "fetch CiteULike, or print a data set's sizes after filtering and split",
     "steptime": "seconds per training epoch of each distillation loss (the step micro-benchmark)",
+    "costmodel": "measured costs at synthetic sizes, fitted and extrapolated (e.g. to 10 M users x 1 M items)",
     "doctor": "package versions, devices, where the data is, and a timed distillation step on each device",
     "tensorboard": "TensorBoard on the teachers' and the student's logs of a `hetcomp run` output directory",
 }

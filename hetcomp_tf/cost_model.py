@@ -1,0 +1,231 @@
+"""The cost model: what one HetComp deployment costs as users and items grow, measured at synthetic sizes, fitted
+as power laws and extrapolated (issue 12, item 6).
+
+At each size (users, items, interactions per user) one process measures, on random data of those shapes:
+  * `epoch_seconds`: `steps` fine-grained KD steps at the profile's protocol (the fused kernel where it builds),
+    times the steps of one epoch (train interactions / batch size); one untimed step first;
+  * `step_memory_bytes`: the largest resident-memory growth seen while those steps ran (sampled every 2 ms);
+  * `knowledge_bytes`: the six trajectories as `hetcomp teachers` writes them (T checkpoints × top-N per user)
+    plus the DKC target table, on disk;
+  * `dkc_update_seconds`: one DKC update over every user (the student's top-50 of all items and both distances);
+  * `serving_p50_ms`: the student's top-50 of unobserved items for one user, median over requests.
+Each cost is fitted as cost = a · driver^b by least squares in log-log space over the sizes, with the driver it
+should scale with (epoch: train interactions × items; memory and serving: items; knowledge: users; DKC: users ×
+items), and evaluated at the target size. Random targets cost what real ones do: a step's work depends on the
+shapes, not on which items the lists name (as in step_timing).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from hetcomp_tf.config import TEACHER_NAMES, DistillConfig, TrajectoryConfig
+from hetcomp_tf.data import CSR, Dataset, rows_to_mask
+from hetcomp_tf.distill import Trainer, epoch_batches
+from hetcomp_tf.ensemble import EnsembleKnowledge
+from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.files import write_json
+from hetcomp_tf.metrics import masked_topk
+from hetcomp_tf.progress import log
+from hetcomp_tf.trajectories import Trajectory, save_trajectories
+
+# cost -> (its driver, the driver's description); the driver is computed from a Size by `drivers`.
+COSTS = {
+    "epoch_seconds": ("train_x_items", "train interactions × items"),
+    "step_memory_bytes": ("items", "items"),
+    "knowledge_bytes": ("users", "users"),
+    "dkc_update_seconds": ("users_x_items", "users × items"),
+    "serving_p50_ms": ("items", "items"),
+}
+
+
+@dataclass(frozen=True)
+class Size:
+    users: int
+    items: int
+    per_user: int = 26  # interactions per user before the split (CiteULike: 134,860 / 5,219)
+
+    def __post_init__(self):
+        if self.users < 2 or self.items < 200 or not 5 <= self.per_user <= self.items // 2:
+            raise HetCompError(f"cost model size {self.users} users x {self.items} items x {self.per_user} per user: "
+                               "need >= 2 users, >= 200 items and 5 <= per user <= items / 2")
+
+    @property
+    def train(self) -> int:
+        """Train interactions: 60 % of each user's, as the splits keep."""
+        return self.users * int(self.per_user * 0.6)
+
+
+def drivers(size: Size) -> dict[str, float]:
+    return {"users": float(size.users), "items": float(size.items), "train_x_items": float(size.train) * size.items,
+            "users_x_items": float(size.users) * size.items}
+
+
+def distinct_items(rng: np.random.Generator, rows: int, width: int, n_items: int) -> np.ndarray:
+    """int32 [rows, width]: per row, `width` distinct item ids in random order (a random start plus increasing
+    random gaps modulo n_items, then shuffled): distinct by construction, no [rows, n_items] work."""
+    gaps = rng.integers(1, max(2, n_items // width), size=(rows, width))
+    items = (rng.integers(0, n_items, size=(rows, 1)) + np.cumsum(gaps, axis=1)) % n_items
+    return rng.permuted(items, axis=1).astype(np.int32)
+
+
+def synthetic_dataset(size: Size, seed: int = 0) -> Dataset:
+    """Each user's `per_user` distinct items split 60/20/20 (train/valid/test)."""
+    items = distinct_items(np.random.default_rng(seed), size.users, size.per_user, size.items)
+    n_train, n_valid = int(size.per_user * 0.6), int(size.per_user * 0.2)
+
+    def csr(part: np.ndarray) -> CSR:
+        return CSR(np.arange(0, part.size + 1, part.shape[1], dtype=np.int64), np.sort(part, axis=1).ravel())
+
+    return Dataset(name=f"synthetic-{size.users}x{size.items}", user_vocab=np.arange(size.users).astype(np.str_),
+                   item_vocab=np.arange(size.items).astype(np.str_), train=csr(items[:, :n_train]),
+                   valid=csr(items[:, n_train:n_train + n_valid]), test=csr(items[:, n_train + n_valid:]))
+
+
+def random_trajectories(data: Dataset, traj: TrajectoryConfig, seed: int = 0) -> list[Trajectory]:
+    """Six teachers' trajectories of the real shapes (T checkpoints × top-N per user), random items; a train
+    item may appear in them, which changes no cost."""
+    rng = np.random.default_rng(seed)
+    return [Trajectory(teacher=name,
+                       rankings=np.stack([distinct_items(rng, data.n_users, traj.top_n, data.n_items)
+                                          for _ in range(traj.n_checkpoints)]),
+                       observed=data.train, checkpoints=[{"epoch": t} for t in range(traj.n_checkpoints)],
+                       n_items=data.n_items) for name in TEACHER_NAMES]
+
+
+class _PeakRSS:
+    """Largest resident set size (bytes) seen while the block runs, minus the size at its start."""
+
+    def __enter__(self):
+        self.start = self.peak = _rss()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self):
+        while not self._done.wait(0.002):
+            self.peak = max(self.peak, _rss())
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss())
+
+    @property
+    def growth(self) -> int:
+        return self.peak - self.start
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _directory_bytes(path: str) -> int:
+    return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names)
+
+
+def measure_size(size: Size, cfg: DistillConfig, traj: TrajectoryConfig, steps: int = 8, requests: int = 50) -> dict:
+    """The costs of one size (see the module docstring); `steps` timed training steps, `requests` timed
+    serving requests."""
+    cfg = dataclasses.replace(cfg, method="ensemble_kd")
+    data = synthetic_dataset(size, cfg.seed)
+    trajectories = random_trajectories(data, traj, cfg.seed)
+    out = {"size": dataclasses.asdict(size), "train": data.train.nnz}
+    with tempfile.TemporaryDirectory() as tmp:
+        save_trajectories(trajectories, tmp)
+        out["knowledge_bytes"] = _directory_bytes(tmp) + data.n_users * cfg.top_k * 4  # + the [U, K] target table
+    knowledge = EnsembleKnowledge.from_trajectories(trajectories)
+    del trajectories  # at 200k users each copy of the rankings is ~2 GB
+    started = time.perf_counter()
+    trainer = Trainer(data, knowledge, cfg)
+    del knowledge
+    out["knowledge_build_seconds"] = time.perf_counter() - started
+    step = trainer.step_fn(trainer.loss_name())
+    batches = epoch_batches(data.train, cfg, 0, pairs=False)
+    step(next(batches))  # traces
+    with _PeakRSS() as memory:
+        started = time.perf_counter()
+        for _ in range(steps):
+            step(next(batches))["total"].numpy()
+        step_seconds = (time.perf_counter() - started) / steps
+    steps_per_epoch = -(-data.train.nnz // cfg.batch_size)
+    out.update(step_seconds=step_seconds, steps_per_epoch=steps_per_epoch,
+               epoch_seconds=step_seconds * steps_per_epoch, step_memory_bytes=memory.growth)
+    log(f"cost model {size.users} x {size.items}: {step_seconds * 1000:.0f} ms per step, "
+        f"{out['epoch_seconds']:.0f} s per epoch; timing a DKC update over {size.users} users")
+    trainer.dkc.update(trainer.student.score_all, 10)  # the first update only records D
+    started = time.perf_counter()
+    trainer.dkc.update(trainer.student.score_all, 20)
+    out["dkc_update_seconds"] = time.perf_counter() - started
+    out["serving_p50_ms"] = _serving_p50_ms(trainer.student, data, requests, cfg.seed)
+    return out
+
+
+def _serving_p50_ms(student, data: Dataset, requests: int, seed: int, k: int = 50) -> float:
+    """Median milliseconds of one user's top-k unobserved items: the scores, the train-item mask, the top-k."""
+    train_rows = data.train.to_ragged()
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int32)])
+    def recommend(user_ids):
+        return masked_topk(student.score_all(user_ids), rows_to_mask(train_rows, user_ids, data.n_items), k)
+
+    users = np.random.default_rng(seed).integers(0, data.n_users, size=requests + 5).astype(np.int32)
+    times = []
+    for index, user in enumerate(users):
+        started = time.perf_counter()
+        recommend(tf.constant([user])).numpy()
+        if index >= 5:  # the first requests trace and warm caches
+            times.append(time.perf_counter() - started)
+    return float(np.median(times) * 1000.0)
+
+
+def fit_power_law(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+    """(a, b) of y ≈ a · x^b, least squares on log y = log a + b log x (needs two distinct x, y > 0)."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if x.size < 2 or np.unique(x).size < 2 or np.any(x <= 0) or np.any(y <= 0):
+        raise HetCompError(f"a power-law fit needs >= 2 distinct positive x and positive y, got x={x}, y={y}")
+    b, log_a = np.polyfit(np.log(x), np.log(y), 1)
+    return float(np.exp(log_a)), float(b)
+
+
+def fit_and_extrapolate(measured: Sequence[dict], target: Size) -> dict:
+    """{cost: {"a", "b", "driver", "at_target"}} from the measured sizes (a cost not positive at every size, such
+    as a memory growth too small to see, is reported with "at_target": None)."""
+    sizes = [Size(**m["size"]) for m in measured]
+    fits = {}
+    for cost, (driver, described) in COSTS.items():
+        x = [drivers(s)[driver] for s in sizes]
+        y = [m[cost] for m in measured]
+        entry = {"driver": described, "a": None, "b": None, "at_target": None}
+        if all(v > 0 for v in y):
+            a, b = fit_power_law(x, y)
+            entry.update(a=a, b=b, at_target=a * drivers(target)[driver] ** b)
+        fits[cost] = entry
+    return fits
+
+
+def cost_model(sizes: Sequence[Size], target: Size, cfg: DistillConfig, traj: TrajectoryConfig, out: str,
+               steps: int = 8, measure=measure_size) -> dict:
+    """Measures every size (each result written to `out` as it arrives, so a stopped run keeps what it
+    measured), then fits and extrapolates to `target`. `measure(size, cfg, traj, steps)` -> the size's costs."""
+    if len(sizes) < 2:
+        raise HetCompError(f"the cost model needs at least two sizes to fit, got {len(sizes)}")
+    result = {"target": dataclasses.asdict(target), "measured": [], "fits": {}}
+    for index, size in enumerate(sizes):
+        log(f"cost model: size {index + 1}/{len(sizes)}, {size.users} users x {size.items} items")
+        result["measured"].append(measure(size, cfg, traj, steps))
+        write_json(out, result)
+    result["fits"] = fit_and_extrapolate(result["measured"], target)
+    write_json(out, result)
+    return result
