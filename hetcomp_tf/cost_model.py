@@ -1,18 +1,20 @@
 """The cost model: what one HetComp deployment costs as users and items grow, measured at synthetic sizes, fitted
-as power laws and extrapolated (issue 12, item 6).
+and extrapolated (issue 12, item 6).
 
 At each size (users, items, interactions per user) one process measures, on random data of those shapes:
-  * `epoch_seconds`: `steps` fine-grained KD steps at the profile's protocol (the fused kernel where it builds),
-    times the steps of one epoch (train interactions / batch size); one untimed step first;
+  * `step_seconds`: one fine-grained KD step at the profile's protocol (the fused kernel where it builds), the mean
+    of `steps` after one untimed; an epoch is `steps_per_epoch` = ⌈train interactions / batch size⌉ of them;
   * `step_memory_bytes`: the largest resident-memory growth seen while those steps ran (sampled every 2 ms);
   * `knowledge_bytes`: the six trajectories as `hetcomp teachers` writes them (T checkpoints × top-N per user)
-    plus the DKC target table, on disk;
+    plus the DKC target table;
   * `dkc_update_seconds`: one DKC update over every user (the student's top-50 of all items and both distances);
   * `serving_p50_ms`: the student's top-50 of unobserved items for one user, median over requests.
-Each cost is fitted as cost = a · driver^b by least squares in log-log space over the sizes, with the driver it
-should scale with (epoch: train interactions × items; memory and serving: items; knowledge: users; DKC: users ×
-items), and evaluated at the target size. Random targets cost what real ones do: a step's work depends on the
-shapes, not on which items the lists name (as in step_timing).
+Each cost is fitted as cost = c0 + c1 · driver, minimising the relative residuals (so the small sizes, where fixed
+overheads show, weigh as much as the large ones), with the driver the work scales with: a step scores its ~1,000
+users against every item, so step time and memory follow the items; storage follows the users; a DKC update
+scores every user against every item; serving scores one user against every item. The epoch at the target size
+is its steps times the fitted step. Random targets cost what real ones do: a step's work depends on the shapes,
+not on which items the lists name (as in step_timing).
 """
 
 from __future__ import annotations
@@ -38,13 +40,13 @@ from hetcomp_tf.metrics import masked_topk
 from hetcomp_tf.progress import log
 from hetcomp_tf.trajectories import Trajectory, save_trajectories
 
-# cost -> (its driver, the driver's description); the driver is computed from a Size by `drivers`.
+# cost -> its driver (a key of `drivers`)
 COSTS = {
-    "epoch_seconds": ("train_x_items", "train interactions × items"),
-    "step_memory_bytes": ("items", "items"),
-    "knowledge_bytes": ("users", "users"),
-    "dkc_update_seconds": ("users_x_items", "users × items"),
-    "serving_p50_ms": ("items", "items"),
+    "step_seconds": "items",
+    "step_memory_bytes": "items",
+    "knowledge_bytes": "users",
+    "dkc_update_seconds": "users_x_items",
+    "serving_p50_ms": "items",
 }
 
 
@@ -66,8 +68,11 @@ class Size:
 
 
 def drivers(size: Size) -> dict[str, float]:
-    return {"users": float(size.users), "items": float(size.items), "train_x_items": float(size.train) * size.items,
-            "users_x_items": float(size.users) * size.items}
+    return {"users": float(size.users), "items": float(size.items), "users_x_items": float(size.users) * size.items}
+
+
+def steps_per_epoch(size: Size, cfg: DistillConfig) -> int:
+    return -(-size.train // cfg.batch_size)
 
 
 def distinct_items(rng: np.random.Generator, rows: int, width: int, n_items: int) -> np.ndarray:
@@ -135,7 +140,7 @@ def _directory_bytes(path: str) -> int:
     return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names)
 
 
-def measure_size(size: Size, cfg: DistillConfig, traj: TrajectoryConfig, steps: int = 8, requests: int = 50) -> dict:
+def measure_size(size: Size, cfg: DistillConfig, traj: TrajectoryConfig, steps: int = 8, requests: int = 200) -> dict:
     """The costs of one size (see the module docstring); `steps` timed training steps, `requests` timed
     serving requests."""
     cfg = dataclasses.replace(cfg, method="ensemble_kd")
@@ -159,9 +164,8 @@ def measure_size(size: Size, cfg: DistillConfig, traj: TrajectoryConfig, steps: 
         for _ in range(steps):
             step(next(batches))["total"].numpy()
         step_seconds = (time.perf_counter() - started) / steps
-    steps_per_epoch = -(-data.train.nnz // cfg.batch_size)
-    out.update(step_seconds=step_seconds, steps_per_epoch=steps_per_epoch,
-               epoch_seconds=step_seconds * steps_per_epoch, step_memory_bytes=memory.growth)
+    out.update(step_seconds=step_seconds, steps_per_epoch=steps_per_epoch(size, cfg),
+               epoch_seconds=step_seconds * steps_per_epoch(size, cfg), step_memory_bytes=memory.growth)
     log(f"cost model {size.users} x {size.items}: {step_seconds * 1000:.0f} ms per step, "
         f"{out['epoch_seconds']:.0f} s per epoch; timing a DKC update over {size.users} users")
     trainer.dkc.update(trainer.student.score_all, 10)  # the first update only records D
@@ -190,28 +194,32 @@ def _serving_p50_ms(student, data: Dataset, requests: int, seed: int, k: int = 5
     return float(np.median(times) * 1000.0)
 
 
-def fit_power_law(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
-    """(a, b) of y ≈ a · x^b, least squares on log y = log a + b log x (needs two distinct x, y > 0)."""
+def fit_affine(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+    """(c0, c1) of y ≈ c0 + c1 · x minimising Σ ((c0 + c1 x_i − y_i) / y_i)² (needs two distinct x, y > 0)."""
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    if x.size < 2 or np.unique(x).size < 2 or np.any(x <= 0) or np.any(y <= 0):
-        raise HetCompError(f"a power-law fit needs >= 2 distinct positive x and positive y, got x={x}, y={y}")
-    b, log_a = np.polyfit(np.log(x), np.log(y), 1)
-    return float(np.exp(log_a)), float(b)
+    if x.size < 2 or np.unique(x).size < 2 or np.any(y <= 0):
+        raise HetCompError(f"an affine fit needs >= 2 distinct x and positive y, got x={x}, y={y}")
+    design = np.stack([np.ones_like(x), x], axis=1) / y[:, None]
+    (c0, c1), *_ = np.linalg.lstsq(design, np.ones_like(y), rcond=None)
+    return float(c0), float(c1)
 
 
-def fit_and_extrapolate(measured: Sequence[dict], target: Size) -> dict:
-    """{cost: {"a", "b", "driver", "at_target"}} from the measured sizes (a cost not positive at every size, such
-    as a memory growth too small to see, is reported with "at_target": None)."""
+def fit_and_extrapolate(measured: Sequence[dict], target: Size, cfg: DistillConfig) -> dict:
+    """{cost: {"driver", "c0", "c1", "at_target"}} from the measured sizes, plus "epoch_seconds" at the target
+    (its steps per epoch times the fitted step). A cost not positive at every size (a memory growth too small to
+    see) gets no fit: "at_target" None."""
     sizes = [Size(**m["size"]) for m in measured]
     fits = {}
-    for cost, (driver, described) in COSTS.items():
-        x = [drivers(s)[driver] for s in sizes]
+    for cost, driver in COSTS.items():
         y = [m[cost] for m in measured]
-        entry = {"driver": described, "a": None, "b": None, "at_target": None}
+        entry = {"driver": driver, "c0": None, "c1": None, "at_target": None}
         if all(v > 0 for v in y):
-            a, b = fit_power_law(x, y)
-            entry.update(a=a, b=b, at_target=a * drivers(target)[driver] ** b)
+            c0, c1 = fit_affine([drivers(s)[driver] for s in sizes], y)
+            entry.update(c0=c0, c1=c1, at_target=c0 + c1 * drivers(target)[driver])
         fits[cost] = entry
+    step = fits["step_seconds"]["at_target"]
+    fits["epoch_seconds"] = {"driver": "steps per epoch x step", "steps_per_epoch": steps_per_epoch(target, cfg),
+                             "at_target": None if step is None else step * steps_per_epoch(target, cfg)}
     return fits
 
 
@@ -226,6 +234,6 @@ def cost_model(sizes: Sequence[Size], target: Size, cfg: DistillConfig, traj: Tr
         log(f"cost model: size {index + 1}/{len(sizes)}, {size.users} users x {size.items} items")
         result["measured"].append(measure(size, cfg, traj, steps))
         write_json(out, result)
-    result["fits"] = fit_and_extrapolate(result["measured"], target)
+    result["fits"] = fit_and_extrapolate(result["measured"], target, cfg)
     write_json(out, result)
     return result

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from hetcomp_tf.config import get_profile
-from hetcomp_tf.cost_model import (COSTS, Size, cost_model, distinct_items, fit_and_extrapolate, fit_power_law,
-                                   random_trajectories, synthetic_dataset)
+from hetcomp_tf.cost_model import (COSTS, Size, cost_model, distinct_items, fit_affine, fit_and_extrapolate,
+                                   random_trajectories, steps_per_epoch, synthetic_dataset)
 from hetcomp_tf.errors import HetCompError
 from tests.helpers import run_cli
 
@@ -42,38 +42,39 @@ def test_random_trajectories_have_the_profile_shapes():
     assert not np.array_equal(trajectories[0].rankings, trajectories[1].rankings)
 
 
-def test_power_law_fit_matches_a_numpy_least_squares_reference():
+def test_affine_fit_matches_a_numpy_reference_of_relative_least_squares():
     rng = np.random.default_rng(0)
-    x = np.array([1e3, 1e4, 1e5, 3e5])
-    y = 2.5 * x ** 0.8 * np.exp(rng.normal(0, 0.05, x.size))
-    a, b = fit_power_law(x, y)
-    design = np.stack([np.ones(x.size), np.log(x)], axis=1)  # the normal equations, solved directly
-    log_a, slope = np.linalg.solve(design.T @ design, design.T @ np.log(y))
-    assert a == pytest.approx(np.exp(log_a), rel=1e-9) and b == pytest.approx(slope, rel=1e-9)
-    assert fit_power_law([10, 100], [3.0, 30.0]) == pytest.approx((0.3, 1.0))
-    with pytest.raises(HetCompError, match="power-law fit"):
-        fit_power_law([10, 10], [1.0, 2.0])
+    x = np.array([5e3, 2.5e4, 1e5, 3e5])
+    y = (0.02 + 3e-6 * x) * np.exp(rng.normal(0, 0.05, x.size))
+    c0, c1 = fit_affine(x, y)
+    weighted = np.stack([1.0 / y, x / y], axis=1)  # the normal equations of Σ ((c0 + c1 x − y) / y)², solved directly
+    reference = np.linalg.solve(weighted.T @ weighted, weighted.T @ np.ones_like(y))
+    assert (c0, c1) == pytest.approx(tuple(reference), rel=1e-9)
+    assert fit_affine([10, 100], [3.0, 30.0]) == pytest.approx((0.0, 0.3), abs=1e-12)
+    with pytest.raises(HetCompError, match="affine fit"):
+        fit_affine([10, 10], [1.0, 2.0])
 
 
 def _fake_measure(size, cfg, traj, steps):
-    """Costs that are exact power laws of their drivers, so the fit must recover them."""
-    train_x_items = size.train * size.items
+    """Costs that are exactly affine in their drivers, so the fit must recover them."""
     return {"size": {"users": size.users, "items": size.items, "per_user": size.per_user},
-            "knowledge_build_seconds": 1.0, "epoch_seconds": 1e-6 * train_x_items, "step_memory_bytes": 0,
-            "knowledge_bytes": 9600.0 * size.users, "dkc_update_seconds": 2e-9 * (size.users * size.items) ** 1.1,
-            "serving_p50_ms": 0.01 * size.items ** 0.5}
+            "knowledge_build_seconds": 1.0, "step_seconds": 0.01 + 2e-6 * size.items, "step_memory_bytes": 0,
+            "knowledge_bytes": 9600.0 * size.users, "dkc_update_seconds": 0.5 + 2e-9 * size.users * size.items,
+            "serving_p50_ms": 1.0 + 1e-5 * size.items}
 
 
-def test_fit_and_extrapolate_recovers_exact_power_laws():
+def test_fit_and_extrapolate_recovers_exact_affine_costs():
     sizes = [Size(1000, 2000), Size(10_000, 8000), Size(50_000, 30_000)]
     target = Size(10_000_000, 1_000_000)
-    fits = fit_and_extrapolate([_fake_measure(s, None, None, 1) for s in sizes], target)
-    assert set(fits) == set(COSTS)
-    assert fits["epoch_seconds"]["b"] == pytest.approx(1.0)
-    assert fits["epoch_seconds"]["at_target"] == pytest.approx(1e-6 * target.train * target.items)
+    fits = fit_and_extrapolate([_fake_measure(s, None, None, 1) for s in sizes], target, TINY.distill)
+    assert set(fits) == {*COSTS, "epoch_seconds"}
+    assert fits["step_seconds"]["at_target"] == pytest.approx(0.01 + 2e-6 * 1e6)
+    assert fits["epoch_seconds"]["at_target"] == pytest.approx(
+        (0.01 + 2e-6 * 1e6) * -(-target.train // TINY.distill.batch_size))
     assert fits["knowledge_bytes"]["at_target"] == pytest.approx(9600.0 * 1e7)
-    assert fits["dkc_update_seconds"]["b"] == pytest.approx(1.1)
-    assert fits["serving_p50_ms"]["at_target"] == pytest.approx(0.01 * 1e3)
+    assert fits["dkc_update_seconds"]["c0"] == pytest.approx(0.5) and fits["dkc_update_seconds"]["c1"] == \
+        pytest.approx(2e-9)
+    assert fits["serving_p50_ms"]["at_target"] == pytest.approx(1.0 + 10.0)
     assert fits["step_memory_bytes"]["at_target"] is None  # nothing seen to grow: no fit, not a zero
 
 
@@ -100,12 +101,14 @@ def test_costmodel_command_measures_fits_and_prints(tmp_path):
     assert done.code == 0, done.stderr
     result = json.loads(out.read_text())
     first, second = result["measured"]
-    assert first["steps_per_epoch"] == -(-first["train"] // TINY.distill.batch_size)
+    assert first["steps_per_epoch"] == -(-first["train"] // TINY.distill.batch_size) == steps_per_epoch(
+        Size(200, 300), TINY.distill)
     assert second["knowledge_bytes"] > first["knowledge_bytes"] > 6 * 4 * 200 * 100 * 4  # six [T, U, N] int32
     assert all(m["epoch_seconds"] > 0 and m["dkc_update_seconds"] > 0 and m["serving_p50_ms"] > 0
                for m in result["measured"])
-    assert result["fits"]["knowledge_bytes"]["b"] == pytest.approx(1.0, abs=0.05)  # storage is linear in users
-    assert "at 10000 x 20000" in done.stdout and "400 x 600" in done.stdout
+    storage = result["fits"]["knowledge_bytes"]  # linear in users: the fit's constant is small
+    assert abs(storage["c0"]) < 0.05 * first["knowledge_bytes"] and storage["at_target"] > 20 * second["knowledge_bytes"]
+    assert "10000 x 20000 (fitted)" in done.stdout and "400 x 600" in done.stdout
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -1,6 +1,6 @@
 """`hetcomp costmodel`: the measured cost model (`cost_model.cost_model`): epoch time, step memory, knowledge
 storage, DKC update and serving latency at synthetic sizes, fitted as power laws and extrapolated to a target
-size; JSON to --out (written after every size), tables on stdout."""
+size; JSON to --out (written after every size), a table on stdout."""
 
 from __future__ import annotations
 
@@ -47,10 +47,8 @@ def run(args) -> int:
     sizes = [Size(users, items, args.per_user) for users, items in pairs]
     target = Size(*target_pair, args.per_user)
     result = cost_model(sizes, target, profile.distill, profile.trajectory, args.out, args.steps)
-    columns = ["knowledge_build_seconds", *COSTS]
+    columns = ["knowledge_build_seconds", *COSTS, "epoch_seconds"]
     rows = {f"{m['size']['users']} x {m['size']['items']}": m for m in result["measured"]}
+    rows[f"{target.users} x {target.items} (fitted)"] = {c: f["at_target"] for c, f in result["fits"].items()}
     print(format_table(rows, columns, {c: ".3g" for c in columns}))
-    fits = {cost: {"exponent b": fit["b"], f"at {target.users} x {target.items}": fit["at_target"]}
-            for cost, fit in result["fits"].items()}
-    print(format_table(fits, list(next(iter(fits.values()))), {c: ".3g" for c in next(iter(fits.values()))}))
     return 0
