@@ -192,6 +192,20 @@ class Dataset:
                   for s, csr in (("train", self.train), ("valid", self.valid), ("test", self.test))}
         return Dataset(name=self.name, user_vocab=users, item_vocab=items, **splits)
 
+    def restricted(self, user_vocab, item_vocab) -> Dataset:
+        """Only the users and items whose ids `user_vocab` / `item_vocab` hold (in this data's order, re-indexed), with
+        their interactions: the ground on which a model trained on another snapshot can be compared with one on this."""
+        user_kept, item_kept = np.isin(self.user_vocab, user_vocab), np.isin(self.item_vocab, item_vocab)
+        user_new, item_new = np.cumsum(user_kept) - 1, np.cumsum(item_kept) - 1
+        splits = {}
+        for split in ("train", "valid", "test"):
+            csr = self.split(split)
+            rows, cols = csr.row_ids(), csr.indices
+            kept = user_kept[rows] & item_kept[cols]
+            splits[split] = CSR.from_pairs(user_new[rows[kept]], item_new[cols[kept]], int(user_kept.sum()))
+        return Dataset(name=self.name, user_vocab=self.user_vocab[user_kept], item_vocab=self.item_vocab[item_kept],
+                       **splits)
+
 
 def _extended(previous, current: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
     """(`previous` + the ids of `current` it lacks, in `current`'s order; int64 index of each current id in it)."""

@@ -422,3 +422,13 @@ def test_extended_vocabularies_keep_previous_indices_and_the_split(tiny_dataset)
     np.testing.assert_array_equal(unchanged.train.indices, tiny_dataset.train.indices)
     with pytest.raises(HetCompError, match="previous user vocabulary holds an id twice"):
         tiny_dataset.extend_vocabularies(["u1", "u1"], previous_items)
+
+
+def test_restricted_keeps_only_the_given_ids_and_their_interactions(tiny_dataset):
+    users, items = tiny_dataset.user_vocab[::2], tiny_dataset.item_vocab[5:]
+    small = tiny_dataset.restricted(np.append(users, "unknown"), items)
+    np.testing.assert_array_equal(small.user_vocab, users)
+    np.testing.assert_array_equal(small.item_vocab, items)
+    for split in ("train", "valid", "test"):
+        assert split_pairs(small, split) == {(u, i) for u, i in split_pairs(tiny_dataset, split)
+                                             if u in set(users) and i in set(items)}, split
