@@ -55,3 +55,5 @@ METRICS_FILE = "metrics.json"
 TRAJECTORY_DIR = "trajectory"  # TeacherTrajectory: `Trajectory.save` layout (+ METRICS_FILE beside it)
 KNOWLEDGE_DIR = "knowledge"  # KnowledgeArtifact: `EnsembleKnowledge.save` layout
 STUDENT_DIR = "Format-HetCompStudent"  # student Model, beside TFX's Format-Serving: `student.save_student`
+VOCABULARY_FILE = "vocabulary.npz"  # in every Model: the user and item ids its rows stand for (warm starts map them)
+TEACHER_FILE = "teacher.json"  # in a teacher's Model: its name, TeacherConfig and seed (to rebuild it for a warm start)

@@ -3,7 +3,9 @@
 It distils with `hetcomp_tf.distill.distill`, writes TensorBoard logs and the run's summary to `model_run`,
 exports the serving SavedModel into the Model's `Format-Serving/` (TFX's serving path, what the Pusher
 copies) with `serving.export.export_student`, and saves the student's weights (`student.save_student`)
-beside it. TFX reloads this module on every execution, so it defines nothing but the function.
+beside it, with the vocabularies its rows stand for. With a `base_model` (the latest blessed student, on a
+warm-started run) the student starts from it (`hetcomp_tf.warmstart`); one without vocabularies (written before warm
+starts) is ignored. TFX reloads this module on every execution, so it defines nothing but the function.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from components.artifacts import KNOWLEDGE_DIR, METRICS_FILE, STUDENT_DIR
 from hetcomp_tf import ensemble
 from hetcomp_tf.config import DistillConfig, from_dict
 from hetcomp_tf.distill import distill
-from hetcomp_tf.student import save_student
+from hetcomp_tf.progress import log
+from hetcomp_tf.student import load_student, save_student
+from hetcomp_tf.warmstart import WarmStart
 from serving.export import export_student
 
 
@@ -26,10 +30,21 @@ def run_fn(fn_args) -> None:
     data = storage.read_dataset(custom["dataset_uri"])
     with storage.readable_dir(custom["knowledge_uri"]) as directory:
         knowledge = ensemble.EnsembleKnowledge.load(os.path.join(directory, KNOWLEDGE_DIR))
+    warm_start = None
+    if fn_args.base_model:  # TFX hands over the base Model's Format-Serving directory
+        base_uri = os.path.dirname(fn_args.base_model)
+        vocabularies = storage.read_vocabulary(base_uri)
+        if vocabularies is None:
+            log(f"base model {base_uri} holds no vocabularies (written before warm starts): training cold")
+        else:
+            with storage.readable_dir(os.path.join(base_uri, STUDENT_DIR)) as directory:
+                warm_start = WarmStart(load_student(directory), *vocabularies, source=base_uri)
     with storage.writable_dir(fn_args.model_run_dir) as log_dir:
-        run = distill(data, knowledge, cfg, log_dir=log_dir)
+        run = distill(data, knowledge, cfg, log_dir=log_dir, warm_start=warm_start)
     with storage.writable_dir(fn_args.serving_model_dir) as export_dir:
         export_student(run.student, data, export_dir)
-    with storage.writable_dir(os.path.join(os.path.dirname(fn_args.serving_model_dir), STUDENT_DIR)) as directory:
+    model_dir = os.path.dirname(fn_args.serving_model_dir)
+    with storage.writable_dir(os.path.join(model_dir, STUDENT_DIR)) as directory:
         save_student(run.student, directory)
+    storage.write_vocabulary(model_dir, data)
     storage.write_json(fn_args.model_run_dir, METRICS_FILE, run.to_dict())

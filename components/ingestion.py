@@ -4,6 +4,8 @@ The library reads, filters, re-indexes and splits the data (`hetcomp_tf.data.loa
 `HetCompError` on a missing, empty or malformed file); this component only writes that one split twice:
 as gzipped tf.Example TFRecords in TFX's `Split-<name>/` layout, so StatisticsGen/SchemaGen/ExampleValidator
 see the real data, and as the library's `.npz` (`InteractionDataset`), which the trainers read directly.
+With a `previous_dataset` (the latest one, on a warm-started run) its ids keep their indices and new ids are
+appended (`Dataset.extend_vocabularies`, after the split, which is therefore the one a cold run makes).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from components.artifacts import DATASET_FILE, InteractionDataset, set_custom_pr
 from hetcomp_tf import data as hdata
 from hetcomp_tf.config import DataConfig, from_dict
 from hetcomp_tf.datafiles import CITEULIKE_SHA256
+from hetcomp_tf.progress import log
 
 SPLITS = ("train", "valid", "test")
 EXAMPLES_FILE = "data_tfrecord-00000-of-00001.gz"  # ExampleGen's shard naming, gzip like its default output
@@ -72,11 +75,18 @@ class Executor(base_executor.BaseExecutor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         cfg = from_dict(DataConfig, json.loads(exec_properties["data_config"]))
         data = hdata.load_dataset(exec_properties["data"], exec_properties.get("data_format") or None, cfg)
+        grown = {}
+        if input_dict.get("previous_dataset"):
+            previous = storage.read_dataset(artifact_utils.get_single_uri(input_dict["previous_dataset"]))
+            data = data.extend_vocabularies(previous.user_vocab, previous.item_vocab)
+            grown = {"new_users": data.n_users - previous.n_users, "new_items": data.n_items - previous.n_items}
+            log(f"vocabularies grown from the previous dataset's {previous.n_users:,} users and {previous.n_items:,} "
+                f"items by {grown['new_users']:,} and {grown['new_items']:,}")
         write_examples(data, artifact_utils.get_single_instance(output_dict["examples"]))
         dataset = artifact_utils.get_single_instance(output_dict["dataset"])
         with storage.writable_dir(dataset.uri) as directory:
             data.save(os.path.join(directory, DATASET_FILE))
-        set_custom_properties(dataset, name=data.name, **data.sizes())
+        set_custom_properties(dataset, name=data.name, **data.sizes(), **grown)
 
 
 class InteractionExampleGenSpec(ComponentSpec):
@@ -86,7 +96,7 @@ class InteractionExampleGenSpec(ComponentSpec):
         "data_config": ExecutionParameter(type=str),
         "data_fingerprint": ExecutionParameter(type=str),
     }
-    INPUTS = {}
+    INPUTS = {"previous_dataset": ChannelParameter(type=InteractionDataset, optional=True)}
     OUTPUTS = {
         "examples": ChannelParameter(type=standard_artifacts.Examples),
         "dataset": ChannelParameter(type=InteractionDataset),
@@ -95,17 +105,19 @@ class InteractionExampleGenSpec(ComponentSpec):
 
 class InteractionExampleGen(base_component.BaseComponent):
     """Ingests `data` ("synthetic", "citeulike" or a users.dat/CSV path) with the profile's `DataConfig`
-    (`min_rating` as the command line set it)."""
+    (`min_rating` as the command line set it), extending `previous_dataset`'s vocabularies when one is wired in."""
 
     SPEC_CLASS = InteractionExampleGenSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
-    def __init__(self, data: str, data_format: str | None, data_config: DataConfig):
+    def __init__(self, data: str, data_format: str | None, data_config: DataConfig,
+                 previous_dataset: types.BaseChannel | None = None):
         super().__init__(spec=InteractionExampleGenSpec(
             data=data,
             data_format=data_format,
             data_config=json.dumps(dataclasses.asdict(data_config)),
             data_fingerprint=data_fingerprint(data),
+            previous_dataset=previous_dataset,
             examples=types.Channel(type=standard_artifacts.Examples),
             dataset=types.Channel(type=InteractionDataset),
         ))

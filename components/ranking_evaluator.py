@@ -7,8 +7,10 @@ the TFX Evaluator's two parts: a value threshold (test Recall@50 >= a share of t
 `baseline_model` is wired in (the latest blessed model, from a Resolver), TFMA's change threshold on the
 valid split: with diff = candidate - baseline and ratio = diff / baseline (higher is better), the candidate
 passes iff diff >= `absolute` and ratio >= `relative` (unset bounds: -inf). Without a baseline the change
-threshold is skipped ("rubber stamped", as TFMA says). The `ModelBlessing` carries the TFX Evaluator's custom
-properties (`blessed`, `current_model[_id]`, `baseline_model[_id]`), which LatestBlessedModelStrategy reads.
+threshold is skipped ("rubber stamped", as TFMA says). A baseline trained on an earlier snapshot (its vocabularies
+lack some of today's users or items) and the candidate are compared on the users and items it knows. The
+`ModelBlessing` carries the TFX Evaluator's custom properties (`blessed`, `current_model[_id]`,
+`baseline_model[_id]`), which LatestBlessedModelStrategy reads.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import tensorflow as tf
 from tfx import types
 from tfx.components.evaluator import constants as evaluator_constants
@@ -93,6 +96,15 @@ def evaluate_served(model: types.Artifact, data: Dataset, splits) -> dict:
         return {split: evaluate(score_fn, data, split, batch_size=batch) for split in splits}
 
 
+def shared_ground(data: Dataset, vocabularies) -> Dataset:
+    """`data`, or when the served model was trained on another snapshot (its vocabularies miss some of `data`'s
+    ids), `data` restricted to the users and items it knows: the change threshold compares the two models there."""
+    if vocabularies is None or (np.isin(data.user_vocab, vocabularies[0]).all()
+                                and np.isin(data.item_vocab, vocabularies[1]).all()):
+        return data
+    return data.restricted(*vocabularies)
+
+
 class Executor(evaluator_executor.Executor):
     """A subclass of TFX's Evaluator executor only so that the KFP v2 entrypoint rewrites the blessing's model ids
     into artifact names, which the compiled latest-blessed-model resolver matches; `Do` is entirely its own."""
@@ -102,18 +114,22 @@ class Executor(evaluator_executor.Executor):
         model = artifact_utils.get_single_instance(input_dict["model"])
         student = evaluate_served(model, data, ("valid", "test"))
         baseline_model = (input_dict.get("baseline_model") or [None])[0]
-        if baseline_model is None:
-            baseline = None
-        elif baseline_model.uri == model.uri:  # the Trainer was served from the cache: the same SavedModel
+        candidate, baseline, shared = student, None, None
+        if baseline_model is not None and baseline_model.uri == model.uri:  # a cached Trainer: the same SavedModel
             baseline = {CHANGE_SPLIT: student[CHANGE_SPLIT]}
-        else:
-            baseline = evaluate_served(baseline_model, data, (CHANGE_SPLIT,))
+        elif baseline_model is not None:
+            ground = shared_ground(data, storage.read_vocabulary(baseline_model.uri))
+            baseline = evaluate_served(baseline_model, ground, (CHANGE_SPLIT,))
+            if ground is not data:  # the candidate too, on the users and items the served model knows
+                candidate = {**student, **evaluate_served(model, ground, (CHANGE_SPLIT,))}
+                shared = {"users": ground.n_users, "items": ground.n_items}
 
         methods = storage.read_json(artifact_utils.get_single_uri(input_dict["comparison"]), METRICS_FILE)["methods"]
         methods[student_row(exec_properties["method"])] = student
-        verdict = blessing(student, methods[ENSEMBLE]["test"], json.loads(exec_properties["thresholds"]), baseline)
+        verdict = blessing(candidate, methods[ENSEMBLE]["test"], json.loads(exec_properties["thresholds"]), baseline)
         if baseline_model is not None:
             verdict["baseline"]["model"] = baseline_model.uri
+            verdict["baseline"]["shared_ids"] = shared  # None: compared on every user and item
         storage.write_json(artifact_utils.get_single_uri(output_dict["evaluation"]), METRICS_FILE,
                            {"methods": methods, "blessing": verdict})
 

@@ -7,6 +7,7 @@ to/from the artifact URI with TFX's filesystem layer, so the same executor runs 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import tempfile
@@ -15,7 +16,9 @@ from collections.abc import Iterator
 from tfx.dsl.io import fileio
 from tfx.utils import io_utils
 
-from components.artifacts import DATASET_FILE
+import numpy as np
+
+from components.artifacts import DATASET_FILE, VOCABULARY_FILE
 from hetcomp_tf import files
 from hetcomp_tf.data import Dataset
 
@@ -66,3 +69,22 @@ def read_dataset(uri: str) -> Dataset:
     """The library `Dataset` held by the `InteractionDataset` artifact at `uri`."""
     with readable_dir(uri) as directory:
         return Dataset.load(os.path.join(directory, DATASET_FILE))
+
+
+def write_vocabulary(uri: str, data: Dataset) -> None:
+    """The ids a model's rows stand for, beside the model at `uri` (one object, written whole)."""
+    raw = io.BytesIO()
+    np.savez(raw, user_vocab=np.asarray(data.user_vocab, np.str_), item_vocab=np.asarray(data.item_vocab, np.str_))
+    fileio.makedirs(uri)
+    with fileio.open(os.path.join(uri, VOCABULARY_FILE), "wb") as f:
+        f.write(raw.getvalue())
+
+
+def read_vocabulary(uri: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(user ids, item ids) of the Model at `uri`; None for a model written before models carried them."""
+    if not fileio.exists(os.path.join(uri, VOCABULARY_FILE)):
+        return None
+    with fileio.open(os.path.join(uri, VOCABULARY_FILE), "rb") as f:
+        raw = io.BytesIO(f.read())
+    with np.load(raw, allow_pickle=False) as arrays:
+        return arrays["user_vocab"], arrays["item_vocab"]

@@ -2,7 +2,9 @@
 given by module path and called with `FnArgs`) with one more input, the ensemble knowledge.
 
 Its executor is TFX's `GenericExecutor`; it only adds the dataset and knowledge URIs to
-`fn_args.custom_config`. The default `run_fn` is `components.distill_run.run_fn`.
+`fn_args.custom_config`. The default `run_fn` is `components.distill_run.run_fn`. An optional `base_model` (the
+Trainer's own input of that name; the pipeline wires the latest blessed student on a warm-started run) is the model
+the run_fn starts from.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class StudentTrainerSpec(ComponentSpec):
         standard_component_specs.SCHEMA_KEY: ChannelParameter(type=standard_artifacts.Schema, optional=True),
         "dataset": ChannelParameter(type=InteractionDataset),
         "knowledge": ChannelParameter(type=KnowledgeArtifact),
+        standard_component_specs.BASE_MODEL_KEY: ChannelParameter(type=standard_artifacts.Model, optional=True),
     }
     OUTPUTS = {
         standard_component_specs.MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
@@ -61,7 +64,7 @@ class StudentTrainer(base_component.BaseComponent):
 
     def __init__(self, examples: types.BaseChannel, dataset: types.BaseChannel, knowledge: types.BaseChannel,
                  distill_config: DistillConfig, schema: types.BaseChannel | None = None,
-                 run_fn: str = DEFAULT_RUN_FN):
+                 run_fn: str = DEFAULT_RUN_FN, base_model: types.BaseChannel | None = None):
         """The method and its hyper-parameters travel as `custom_config={"distill_config": {...}}` (JSON)."""
         super().__init__(spec=StudentTrainerSpec(
             train_args=trainer_pb2.TrainArgs(splits=["train"]),
@@ -72,6 +75,7 @@ class StudentTrainer(base_component.BaseComponent):
             schema=schema,
             dataset=dataset,
             knowledge=knowledge,
+            base_model=base_model,
             model=types.Channel(type=standard_artifacts.Model),
             model_run=types.Channel(type=standard_artifacts.ModelRun),
         ))

@@ -4,7 +4,9 @@
 Training, trajectory recording and evaluation are `hetcomp_tf.training.train_teacher`; this executor
 only gates on ExampleValidator's anomalies and writes the run into TFX artifacts:
 `model` (the teacher's weights), `trajectory` (`Trajectory.save` + the teacher's valid/test metrics)
-and `model_run` (its TensorBoard logs, like the TFX Trainer's ModelRun).
+and `model_run` (its TensorBoard logs, like the TFX Trainer's ModelRun). The Model also holds the vocabularies and
+the teacher's settings, so that with a `base_model` (this teacher's latest Model, on a warm-started run) training
+starts from it (`hetcomp_tf.warmstart`); a base model without vocabularies (written before warm starts) is ignored.
 """
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
 from components import storage
-from components.artifacts import (METRICS_FILE, TRAJECTORY_DIR, InteractionDataset, TeacherTrajectory,
-                                  set_custom_properties)
+from components.artifacts import (METRICS_FILE, TEACHER_FILE, TRAJECTORY_DIR, InteractionDataset,
+                                  TeacherTrajectory, set_custom_properties)
 from components.data_gate import require_valid_examples
 from hetcomp_tf.config import TeacherConfig, TrajectoryConfig, from_dict
+from hetcomp_tf.models import build_teacher
+from hetcomp_tf.progress import log
 from hetcomp_tf.trajectories import FORMAT_VERSION
 from hetcomp_tf.training import train_teacher
+from hetcomp_tf.warmstart import WarmStart, stand_in
 
 WEIGHTS_DIR = "weights"  # inside the Model artifact: a TF checkpoint of the teacher's variables
 
@@ -39,16 +44,39 @@ class Executor(base_executor.BaseExecutor):
         model, trajectory, model_run = (artifact_utils.get_single_instance(output_dict[key])
                                         for key in ("model", "trajectory", "model_run"))
 
+        warm_start = base_teacher(input_dict.get("base_model"))
         with storage.writable_dir(model_run.uri) as log_dir:
-            run = train_teacher(name, data, cfg, traj_cfg, seed=exec_properties["seed"], log_dir=log_dir)
+            run = train_teacher(name, data, cfg, traj_cfg, seed=exec_properties["seed"], log_dir=log_dir,
+                                warm_start=warm_start)
         with storage.writable_dir(model.uri) as directory:
             run.teacher.save_weights(os.path.join(directory, WEIGHTS_DIR, name))
+        storage.write_vocabulary(model.uri, data)
+        storage.write_json(model.uri, TEACHER_FILE, {"teacher": name, "teacher_config": dataclasses.asdict(cfg),
+                                                     "seed": exec_properties["seed"]})
         with storage.writable_dir(trajectory.uri) as directory:
             run.trajectory.save(os.path.join(directory, TRAJECTORY_DIR))
         storage.write_json(trajectory.uri, METRICS_FILE, {"teacher": name, **run.to_dict()})
         n_checkpoints, n_users, top_n = run.trajectory.rankings.shape
         set_custom_properties(trajectory, teacher=name, n_checkpoints=int(n_checkpoints), n_users=int(n_users),
                               top_n=int(top_n), format_version=FORMAT_VERSION)
+
+
+def base_teacher(models) -> WarmStart | None:
+    """The warm start from the resolved `base_model` (a list of at most one Model), None for a cold start."""
+    if not models:
+        return None
+    uri = artifact_utils.get_single_uri(models)
+    vocabularies = storage.read_vocabulary(uri)
+    if vocabularies is None:
+        log(f"base model {uri} holds no vocabularies (written before warm starts): training cold")
+        return None
+    saved = storage.read_json(uri, TEACHER_FILE)
+    name = saved["teacher"]
+    base = build_teacher(name, stand_in(*vocabularies), from_dict(TeacherConfig, saved["teacher_config"]),
+                         saved["seed"])
+    with storage.readable_dir(uri) as directory:
+        base.load_weights(os.path.join(directory, WEIGHTS_DIR, name)).assert_existing_objects_matched()
+    return WarmStart(base, *vocabularies, source=uri)
 
 
 class TeacherTrainerSpec(ComponentSpec):
@@ -61,6 +89,7 @@ class TeacherTrainerSpec(ComponentSpec):
     INPUTS = {
         "dataset": ChannelParameter(type=InteractionDataset),
         "anomalies": ChannelParameter(type=standard_artifacts.ExampleAnomalies),
+        "base_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
     }
     OUTPUTS = {
         "model": ChannelParameter(type=standard_artifacts.Model),
@@ -74,7 +103,9 @@ class TeacherTrainer(base_component.BaseComponent):
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
     def __init__(self, dataset: types.BaseChannel, anomalies: types.BaseChannel, teacher: str,
-                 teacher_config: TeacherConfig, trajectory_config: TrajectoryConfig, seed: int = 0):
+                 teacher_config: TeacherConfig, trajectory_config: TrajectoryConfig, seed: int = 0,
+                 base_model: types.BaseChannel | None = None):
+        """`base_model`: this teacher's Model of an earlier run to warm-start from (optional: a cold start)."""
         super().__init__(spec=TeacherTrainerSpec(
             teacher=teacher,
             teacher_config=json.dumps(dataclasses.asdict(teacher_config)),
@@ -82,6 +113,7 @@ class TeacherTrainer(base_component.BaseComponent):
             seed=seed,
             dataset=dataset,
             anomalies=anomalies,
+            base_model=base_model,
             model=types.Channel(type=standard_artifacts.Model),
             trajectory=types.Channel(type=TeacherTrajectory),
             model_run=types.Channel(type=standard_artifacts.ModelRun),

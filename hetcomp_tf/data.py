@@ -181,6 +181,41 @@ class Dataset:
         except KeyError as err:
             raise HetCompError(f"dataset file {path} lacks the array {err.args[0]!r}") from None
 
+    def extend_vocabularies(self, user_vocab, item_vocab) -> Dataset:
+        """The same splits re-indexed so that the ids of `user_vocab` / `item_vocab` (a previous snapshot's) keep
+        their indices and ids new to this data follow them in this data's order: a model trained on the previous
+        snapshot then maps row for row onto this one's first rows. A previous id this data lacks keeps its index
+        with no interactions, so indices never move across snapshots."""
+        users, user_index = _extended(user_vocab, self.user_vocab, "user")
+        items, item_index = _extended(item_vocab, self.item_vocab, "item")
+        splits = {s: CSR.from_pairs(user_index[csr.row_ids()], item_index[csr.indices], len(users))
+                  for s, csr in (("train", self.train), ("valid", self.valid), ("test", self.test))}
+        return Dataset(name=self.name, user_vocab=users, item_vocab=items, **splits)
+
+    def restricted(self, user_vocab, item_vocab) -> Dataset:
+        """Only the users and items whose ids `user_vocab` / `item_vocab` hold (in this data's order, re-indexed), with
+        their interactions: the ground on which a model trained on another snapshot can be compared with one on this."""
+        user_kept, item_kept = np.isin(self.user_vocab, user_vocab), np.isin(self.item_vocab, item_vocab)
+        user_new, item_new = np.cumsum(user_kept) - 1, np.cumsum(item_kept) - 1
+        splits = {}
+        for split in ("train", "valid", "test"):
+            csr = self.split(split)
+            rows, cols = csr.row_ids(), csr.indices
+            kept = user_kept[rows] & item_kept[cols]
+            splits[split] = CSR.from_pairs(user_new[rows[kept]], item_new[cols[kept]], int(user_kept.sum()))
+        return Dataset(name=self.name, user_vocab=self.user_vocab[user_kept], item_vocab=self.item_vocab[item_kept],
+                       **splits)
+
+
+def _extended(previous, current: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(`previous` + the ids of `current` it lacks, in `current`'s order; int64 index of each current id in it)."""
+    previous, current = np.asarray(previous, dtype=np.str_), np.asarray(current, dtype=np.str_)
+    if len(np.unique(previous)) != len(previous):
+        raise HetCompError(f"the previous {what} vocabulary holds an id twice; it cannot be extended")
+    vocab = np.concatenate([previous, current[~np.isin(current, previous)]])
+    order = np.argsort(vocab)
+    return vocab, order[np.searchsorted(vocab, current, sorter=order)].astype(np.int64)
+
 
 def rows_to_mask(rows: tf.RaggedTensor, user_ids: tf.Tensor, n_items) -> tf.Tensor:
     """bool [b, n_items]: True where item i is in row `user_ids[j]` of `rows`; one scatter, no loops."""
@@ -247,6 +282,28 @@ def read_citeulike(path, verify_sha256: bool = True) -> Interactions:
     item_ids, item_idx = np.unique(raw_items, return_inverse=True)  # numeric order of the original ids
     user_vocab = np.arange(len(rows)).astype(np.str_)
     return _interactions(np.concatenate(users), item_idx, user_vocab, item_ids.astype(np.str_))
+
+
+def write_snapshot(source, target, fraction: float, seed: int = 0) -> Path:
+    """An earlier snapshot of the users.dat `source` at `target`: every line (user) keeps the first
+    floor(`fraction` x N) of its N items after a shuffle seeded by (`seed`, line), written in ascending id order as
+    CiteULike's lines are. A user keeps its line (and so its id), maybe with no items; a smaller fraction keeps a
+    subset of a larger one's items; nothing is written unless the whole snapshot is."""
+    if not 0.0 < fraction <= 1.0:
+        raise HetCompError(f"snapshot fraction {fraction:g} must be in (0, 1]")
+    source, target = Path(source), Path(target)
+    if target.exists() and target.resolve() == source.resolve():
+        raise HetCompError(f"snapshot: --out {target} is the input file; write the snapshot elsewhere")
+    inter = read_citeulike(source, verify_sha256=False)
+    starts = np.searchsorted(inter.users, np.arange(inter.n_users + 1))
+    lines = []
+    for user in range(inter.n_users):
+        items = inter.items[starts[user]:starts[user + 1]]
+        kept = np.random.default_rng([seed, user]).permutation(items)[:int(fraction * len(items) + 1e-9)]
+        lines.append(" ".join([str(len(kept)), *inter.item_vocab[np.sort(kept)].tolist()]))
+    with atomic_file(target) as temporary:
+        temporary.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return target
 
 
 def _is_int(token: str) -> bool:

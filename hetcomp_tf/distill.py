@@ -62,6 +62,7 @@ from hetcomp_tf.sampling import BPRLoss, interaction_keys, pair_scores, sample_u
 from hetcomp_tf.student import Student
 from hetcomp_tf.summaries import ScalarLog
 from hetcomp_tf.training import EarlyStopping, count_params
+from hetcomp_tf.warmstart import WarmStart
 
 # Logged as the "objective" scalar: 0 = overall (set-wise), 1 = fine-grained, then the baselines' losses.
 LOSSES = ("overall", "fine", "rrd", "bpr", "dcd")
@@ -98,6 +99,7 @@ class DistillRun:
     best_epoch: int = 0  # epochs trained when the best evaluation was made
     switch_epoch: int | None = None  # the first epoch (1-based) trained with the fine-grained loss (ADT methods)
     mean_stage: dict = field(default_factory=dict)  # per teacher, at the end
+    warm_start: dict | None = None  # what a warm start carried over (`WarmStart.apply`); None: a cold start
 
     def to_dict(self) -> dict:
         """Every field but the student, JSON-ready: what distill.json, the benchmark and the pipeline store."""
@@ -369,16 +371,18 @@ class Trainer:
 def distill(data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConfig,
             log_dir: str | os.PathLike | None = None,
             progress: Callable[[str, int], Progress] | None = Progress,
-            resume_dir: str | os.PathLike | None = None) -> DistillRun:
+            resume_dir: str | os.PathLike | None = None, warm_start: WarmStart | None = None) -> DistillRun:
     """Trains a student with `cfg.method`; TensorBoard scalars go to `log_dir` (per epoch: loss/<name>,
     objective, dkc/mean_stage/<teacher>; per evaluation: valid/<metric>; per DKC update: dkc/update/<statistic>,
     see `dkc.update_statistics`, also kept in the history entry of an evaluation at the same epoch).
     `progress(what, total)` reports each evaluation on stderr (None: silent). `knowledge` may be None only for wo_kd. With `resume_dir`, the whole
     run state is saved there after every evaluation (`RunState`) and a run interrupted with the same config
-    continues from its last evaluation, with the same batches and seeds as an uninterrupted run."""
+    continues from its last evaluation, with the same batches and seeds as an uninterrupted run. With `warm_start`,
+    the student starts from an earlier snapshot's student (warmstart.py) instead of its random initialisation."""
     check_config(cfg)
     trainer = Trainer(data, knowledge, cfg)
     student = trainer.student
+    carried = warm_start.apply(student, data) if warm_start is not None else None
     bar = progress(f"{cfg.method} epoch", cfg.epochs) if progress is not None else None
     history, best, switch_epoch, stopping = [], None, None, EarlyStopping(student, cfg.patience, cfg.method)
     saved = RunState(resume_dir, trainer) if resume_dir is not None else None
@@ -431,7 +435,7 @@ def distill(data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConf
     return DistillRun(student=student, valid=best["valid"], test=evaluate(student.score_all, data, "test"),
                       history=history, train_seconds=train_seconds, params=count_params(student),
                       method=cfg.method, epochs=trained, best_epoch=best["epoch"], switch_epoch=switch_epoch,
-                      mean_stage=trainer.mean_stage())
+                      mean_stage=trainer.mean_stage(), warm_start=carried)
 
 
 class RunState:

@@ -43,6 +43,10 @@ class Student(tf.keras.Model):
     def _scores(self, user_ids: tf.Tensor) -> tf.Tensor:
         return tf.matmul(self.user_embedding(user_ids), self.item_embedding.embeddings, transpose_b=True)
 
+    def id_axes(self) -> list[tuple[tf.Variable, int, str]]:
+        """As the teachers' (`Teacher.id_axes`): U's rows are users, V's items."""
+        return [(self.user_embedding.embeddings, 0, "user"), (self.item_embedding.embeddings, 0, "item")]
+
     def get_config(self) -> dict:
         return {"n_users": self.n_users, "n_items": self.n_items, "dim": self.dim, "seed": self.seed}
 

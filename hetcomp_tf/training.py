@@ -26,6 +26,7 @@ from hetcomp_tf.models import Teacher, build_teacher
 from hetcomp_tf.progress import Progress, log
 from hetcomp_tf.summaries import ScalarLog
 from hetcomp_tf.trajectories import Trajectory, TrajectoryRecorder
+from hetcomp_tf.warmstart import WarmStart
 
 
 @dataclass
@@ -39,6 +40,7 @@ class TeacherRun:
     params: int = 0  # trainable parameters
     early_stopped: bool = False  # False: the epoch cap ended training (the teacher may not have converged)
     history: list[dict] = field(default_factory=list)  # per epoch: {"epoch", "loss"[, "valid"]}
+    warm_start: dict | None = None  # what a warm start carried over (`WarmStart.apply`); None: a cold start
 
     @property
     def ended_by(self) -> str:
@@ -49,7 +51,7 @@ class TeacherRun:
         rankings, no per-epoch history."""
         return {"test": self.test, "valid": self.valid, "train_seconds": self.train_seconds, "epochs": self.epochs,
                 "ended_by": self.ended_by, "params": self.params,
-                "checkpoint_epochs": [c["epoch"] for c in self.trajectory.checkpoints]}
+                "checkpoint_epochs": [c["epoch"] for c in self.trajectory.checkpoints], "warm_start": self.warm_start}
 
 
 def count_params(model: tf.Module) -> int:
@@ -92,13 +94,16 @@ class EarlyStopping:
 
 def train_teacher(name: str, data: Dataset, cfg: TeacherConfig, traj: TrajectoryConfig, seed: int = 0,
                   log_dir: str | os.PathLike | None = None,
-                  progress: Callable[[str, int], Progress] | None = Progress) -> TeacherRun:
+                  progress: Callable[[str, int], Progress] | None = Progress,
+                  warm_start: WarmStart | None = None) -> TeacherRun:
     """Trains teacher `name`; TensorBoard scalars go to log_dir/<name>/ (train/loss per epoch, valid/<metric> per
-    evaluation); `progress(what, total)` reports each epoch on stderr (None: silent)."""
+    evaluation); `progress(what, total)` reports each epoch on stderr (None: silent). With `warm_start`, training
+    starts from an earlier snapshot's teacher (warmstart.py) instead of a fresh initialisation."""
     if cfg.epochs < 1 or cfg.eval_every < 1 or cfg.patience < 1:
         raise HetCompError(f"{name}: epochs={cfg.epochs}, eval_every={cfg.eval_every} and "
                            f"patience={cfg.patience} must all be >= 1")
     teacher = build_teacher(name, data, cfg, seed)
+    carried = warm_start.apply(teacher, data) if warm_start is not None else None
     recorder = TrajectoryRecorder(name, data.train, data.n_items, traj)
     optimizer = tf.keras.optimizers.Adam(cfg.learning_rate)
     bar = progress(f"{name} epoch", cfg.epochs) if progress is not None else None
@@ -133,4 +138,4 @@ def train_teacher(name: str, data: Dataset, cfg: TeacherConfig, traj: Trajectory
     return TeacherRun(teacher=teacher, trajectory=trajectory, valid=trajectory.checkpoints[-1]["valid"],
                       test=evaluate(teacher.score_all, data, "test"), train_seconds=train_seconds,
                       epochs=len(history), params=count_params(teacher), history=history,
-                      early_stopped=early_stopped)
+                      early_stopped=early_stopped, warm_start=carried)

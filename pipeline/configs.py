@@ -40,6 +40,7 @@ class PipelineConfig:
     direct_num_workers: int = 1
     direct_running_mode: str = "in_memory"
     enable_cache: bool = True
+    warm_start: bool = False  # start from the latest dataset's vocabularies and models (pipeline.py); local runs only
 
     def __post_init__(self):
         unknown = sorted(set(self.teachers) - set(TEACHER_NAMES))

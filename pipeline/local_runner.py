@@ -83,6 +83,7 @@ class NodeRun:
 
     state: str  # "complete" | "cached" | "failed" | ...
     outputs: dict[str, list[metadata_store_pb2.Artifact]] = field(default_factory=dict)
+    inputs: dict[str, list[metadata_store_pb2.Artifact]] = field(default_factory=dict)  # resolved ones included
 
     def uri(self, key: str) -> str:
         return self.outputs[key][0].uri
@@ -108,11 +109,12 @@ def latest_run(metadata_path: str) -> dict[str, NodeRun]:
         state = metadata_store_pb2.Execution.State.Name(execution.last_known_state).lower()
         nodes[node_id], execution_node[execution.id] = NodeRun(state=state), node_id
     events = store.get_events_by_execution_ids([e.id for e in executions])
-    outputs = [e for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
-    artifacts = {a.id: a for a in store.get_artifacts_by_id(sorted({e.artifact_id for e in outputs}))}
-    for event in outputs:
-        node_outputs = nodes[execution_node[event.execution_id]].outputs
-        node_outputs.setdefault(event.path.steps[0].key, []).append(artifacts[event.artifact_id])
+    kinds = {metadata_store_pb2.Event.OUTPUT: "outputs", metadata_store_pb2.Event.INPUT: "inputs"}
+    events = [e for e in events if e.type in kinds]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id(sorted({e.artifact_id for e in events}))}
+    for event in events:
+        node_artifacts = getattr(nodes[execution_node[event.execution_id]], kinds[event.type])
+        node_artifacts.setdefault(event.path.steps[0].key, []).append(artifacts[event.artifact_id])
     return nodes
 
 

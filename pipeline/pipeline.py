@@ -5,6 +5,13 @@ InteractionExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator (gate)
 
 with the latest blessed student (a LatestBlessedModelStrategy Resolver over this pipeline's models and
 blessings) as the RankingEvaluator's baseline.
+
+With `PipelineConfig.warm_start` (continuous training on a newer snapshot of the data), three more inputs are wired,
+each from a Resolver, so ML Metadata records what each run started from: the latest dataset
+(LatestArtifactOrNothing) into InteractionExampleGen, whose vocabularies it extends; each teacher's latest Model
+(the same over that TeacherTrainer's `model` output) into it as `base_model`; the latest blessed
+student into the StudentTrainer as `base_model`. On the first run they resolve nothing and training is cold. The
+resolved artifacts are inputs, so TFX's cache never serves a warm-started run's components.
 """
 
 from __future__ import annotations
@@ -13,17 +20,50 @@ from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
 from components import pusher as pusher_executor
-from components import (InteractionExampleGen, KnowledgeBuilder, RankingEvaluator, StudentTrainer,
-                        TeacherTrainer)
+from components import (InteractionDataset, InteractionExampleGen, KnowledgeBuilder, RankingEvaluator,
+                        StudentTrainer, TeacherTrainer)
 from pipeline.configs import PipelineConfig
 
 BASELINE_RESOLVER = "latest_blessed_model_resolver"
+DATASET_RESOLVER = "latest_dataset_resolver"
+
+
+def teacher_resolver(teacher: str) -> str:
+    return f"latest_teacher_model_resolver.{teacher}"
+
+
+def resolver_ids(config: PipelineConfig) -> set[str]:
+    """The Resolver nodes of the DAG: they query ML Metadata afresh in every run and are never "cached"."""
+    warm = {DATASET_RESOLVER, *map(teacher_resolver, config.teachers)} if config.warm_start else set()
+    return {BASELINE_RESOLVER, *warm}
+
+
+class LatestArtifactOrNothing(tfx.dsl.experimental.LatestArtifactStrategy):
+    """The latest artifact of each channel, or none: TFX's LatestArtifactStrategy fails its Resolver execution when
+    a channel is still empty (the first run), this one hands over an empty list, so the optional input stays unset."""
+
+    def resolve_artifacts(self, store, input_dict):
+        return self._resolve(input_dict)
+
+
+def latest(strategy, node_id: str, **channels) -> tfx.dsl.Resolver:
+    return tfx.dsl.Resolver(strategy_class=strategy, **channels).with_id(node_id)
 
 
 def create_components(config: PipelineConfig) -> list:
     profile, distill_config = config.profile_config(), config.distill_config()
+    resolvers = {}
+    if config.warm_start:
+        resolvers[DATASET_RESOLVER] = latest(LatestArtifactOrNothing, DATASET_RESOLVER,
+                                             dataset=tfx.dsl.Channel(type=InteractionDataset))
+        for name in config.teachers:
+            resolvers[name] = latest(LatestArtifactOrNothing, teacher_resolver(name),
+                                     model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model,
+                                                           producer_component_id=f"TeacherTrainer.{name}",
+                                                           output_key="model"))
+    previous_dataset = resolvers[DATASET_RESOLVER].outputs["dataset"] if config.warm_start else None
     ingestion = InteractionExampleGen(data=config.data, data_format=config.data_format,
-                                      data_config=config.data_config())
+                                      data_config=config.data_config(), previous_dataset=previous_dataset)
     statistics = tfx.components.StatisticsGen(examples=ingestion.outputs["examples"])
     schema = tfx.components.SchemaGen(statistics=statistics.outputs["statistics"], infer_feature_shape=True)
     validator = tfx.components.ExampleValidator(statistics=statistics.outputs["statistics"],
@@ -31,20 +71,21 @@ def create_components(config: PipelineConfig) -> list:
     teachers = {
         name: TeacherTrainer(dataset=ingestion.outputs["dataset"], anomalies=validator.outputs["anomalies"],
                              teacher=name, teacher_config=profile.teachers[name],
-                             trajectory_config=profile.trajectory, seed=config.seed).with_id(f"TeacherTrainer.{name}")
+                             trajectory_config=profile.trajectory, seed=config.seed,
+                             base_model=resolvers[name].outputs["model"] if config.warm_start else None,
+                             ).with_id(f"TeacherTrainer.{name}")
         for name in config.teachers
     }
     knowledge = KnowledgeBuilder(dataset=ingestion.outputs["dataset"],
                                  trajectories={name: t.outputs["trajectory"] for name, t in teachers.items()},
                                  distill_config=distill_config)
+    baseline = latest(tfx.dsl.experimental.LatestBlessedModelStrategy, BASELINE_RESOLVER,
+                      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+                      model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing))
     student = StudentTrainer(examples=ingestion.outputs["examples"], schema=schema.outputs["schema"],
                              dataset=ingestion.outputs["dataset"], knowledge=knowledge.outputs["knowledge"],
-                             distill_config=distill_config)
-    baseline = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id(BASELINE_RESOLVER)
+                             distill_config=distill_config,
+                             base_model=baseline.outputs["model"] if config.warm_start else None)
     evaluator = RankingEvaluator(model=student.outputs["model"], dataset=ingestion.outputs["dataset"],
                                  comparison=knowledge.outputs["metrics"], method=config.method,
                                  thresholds=config.blessing_thresholds(), baseline_model=baseline.outputs["model"])
@@ -53,8 +94,8 @@ def create_components(config: PipelineConfig) -> list:
         model=student.outputs["model"], model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving())))
-    return [ingestion, statistics, schema, validator, *teachers.values(), knowledge, student, baseline, evaluator,
-            pusher]
+    return [*resolvers.values(), ingestion, statistics, schema, validator, *teachers.values(), knowledge, baseline,
+            student, evaluator, pusher]
 
 
 def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> tfx.dsl.Pipeline:

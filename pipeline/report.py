@@ -32,7 +32,7 @@ def served_version(serving_dir: str) -> str | None:
 def build_report(config, nodes: dict, seconds: dict) -> dict:
     from components import storage
     from components.artifacts import METRICS_FILE
-    from pipeline.pipeline import BASELINE_RESOLVER
+    from pipeline.pipeline import resolver_ids
 
     evaluation = storage.read_json(nodes["RankingEvaluator"].uri("evaluation"), METRICS_FILE)
     # TensorBoard run names: a --logdir_spec splits each NAME:PATH at its first colon, so no colon in a name; each
@@ -49,8 +49,11 @@ def build_report(config, nodes: dict, seconds: dict) -> dict:
         "pushed_model": pushed,
         "served_model": served_version(config.serving()),
         "components": {node: {"state": run.state, "seconds": seconds.get(node)} for node, run in nodes.items()},
-        # the Resolver queries ML Metadata afresh in every run: it is never "cached"
-        "all_cached": all(run.state == "cached" for node, run in nodes.items() if node != BASELINE_RESOLVER),
+        # the Resolvers query ML Metadata afresh in every run: they are never "cached"
+        "all_cached": all(run.state == "cached" for node, run in nodes.items() if node not in resolver_ids(config)),
+        # what a warm-started run started from: per node, the URI of the model or dataset its Resolver handed over
+        "warm_start": {node: run.inputs[key][0].uri for node, run in sorted(nodes.items())
+                       for key in ("base_model", "previous_dataset") if run.inputs.get(key)},
         "tensorboard_logs": logs,
     }
     user = str(dataset.user_vocab[0])

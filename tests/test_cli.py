@@ -86,3 +86,15 @@ def test_parse_list(text, kwargs, expected):
 def test_parse_list_rejects(text, kwargs, message):
     with pytest.raises(HetCompError, match=message):
         parse_list(text, "--x", **kwargs)
+
+
+def test_data_snapshot_writes_the_file_or_fails_in_one_line(tmp_path, capsys):
+    source = tmp_path / "users.dat"
+    source.write_text("5 1 2 3 4 5\n2 1 9\n")
+    assert main(["data", "snapshot", "--in", str(source), "--out", str(tmp_path / "s.dat"), "--fraction", "0.8"]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "s.dat")
+    assert [line.split()[0] for line in (tmp_path / "s.dat").read_text().splitlines()] == ["4", "1"]
+    assert main(["data", "snapshot", "--in", str(tmp_path / "none.dat"), "--out", str(tmp_path / "t.dat"),
+                 "--fraction", "0.5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "none.dat does not exist" in err[0] and not (tmp_path / "t.dat").exists()

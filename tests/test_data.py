@@ -363,3 +363,72 @@ def test_authors_split_on_citeulike_has_their_sizes(citeulike_path):
 def test_split_protocol_is_checked():
     with pytest.raises(HetCompError, match="split_protocol 'nope': choose one of authors, iterative"):
         split_dataset(make_synthetic(50, 60, seed=0), DataConfig(split_protocol="nope"), "syn")
+
+
+# ------------------------------------------------------------------------------------------- snapshots
+
+def synthetic_users_dat(tmp_path: Path, n_users: int = 60, n_items: int = 80, seed: int = 3) -> Path:
+    """make_synthetic's interactions as a users.dat (line u = user u, item indices as ids)."""
+    inter = make_synthetic(n_users, n_items, seed)
+    lines = [" ".join(map(str, [len(row), *row])) for row in
+             (inter.items[inter.users == u].tolist() for u in range(n_users))]
+    return write(tmp_path, "users.dat", "\n".join(lines) + "\n")
+
+
+def test_snapshot_keeps_every_user_and_a_seeded_per_user_prefix(tmp_path):
+    full_path = synthetic_users_dat(tmp_path)
+    full = read_citeulike(full_path, verify_sha256=False)
+    snap80 = read_citeulike(D.write_snapshot(full_path, tmp_path / "s80.dat", 0.8, seed=1), verify_sha256=False)
+    snap50 = read_citeulike(D.write_snapshot(full_path, tmp_path / "s50.dat", 0.5, seed=1), verify_sha256=False)
+    assert len(full.user_vocab) == len(snap80.user_vocab) == len(snap50.user_vocab)  # every line kept
+    counts = {s: np.bincount(inter.users, minlength=full.n_users) for s, inter in
+              (("full", full), ("80", snap80), ("50", snap50))}
+    np.testing.assert_array_equal(counts["80"], np.floor(0.8 * counts["full"] + 1e-9).astype(int))
+    assert pairs(snap50) <= pairs(snap80) <= pairs(full)  # smaller fractions keep subsets
+    again = D.write_snapshot(full_path, tmp_path / "again.dat", 0.8, seed=1)
+    assert again.read_text() == (tmp_path / "s80.dat").read_text()
+    assert pairs(read_citeulike(D.write_snapshot(full_path, tmp_path / "s.dat", 0.8, seed=2),
+                                verify_sha256=False)) != pairs(snap80)
+    assert D.write_snapshot(full_path, tmp_path / "all.dat", 1.0).read_text() == full_path.read_text()
+
+
+@pytest.mark.parametrize("fraction, text, out, message", [
+    (0.0, "2 1 2\n", "s.dat", r"fraction 0 must be in \(0, 1\]"),
+    (1.5, "2 1 2\n", "s.dat", r"fraction 1.5 must be in \(0, 1\]"),
+    (0.8, "2 1 2\n1 x\n", "s.dat", r"line 2: item id 'x' is not an integer"),
+    (0.8, "2 1 2\n", "users.dat", r"is the input file"),
+])
+def test_snapshot_bad_input_writes_nothing(tmp_path, fraction, text, out, message):
+    source = write(tmp_path, "users.dat", text)
+    with pytest.raises(HetCompError, match=message):
+        D.write_snapshot(source, tmp_path / out, fraction)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["users.dat"] and source.read_text() == text
+
+
+def test_extended_vocabularies_keep_previous_indices_and_the_split(tiny_dataset):
+    cut = tiny_dataset.n_users // 2
+    previous_users = np.concatenate([tiny_dataset.user_vocab[cut:][::-1], ["gone"]])  # another order, an absent id
+    previous_items = tiny_dataset.item_vocab[: tiny_dataset.n_items - 7][::-1]
+    grown = tiny_dataset.extend_vocabularies(previous_users, previous_items)
+    np.testing.assert_array_equal(grown.user_vocab[: len(previous_users)], previous_users)
+    np.testing.assert_array_equal(grown.item_vocab[: len(previous_items)], previous_items)
+    np.testing.assert_array_equal(grown.user_vocab[len(previous_users):], tiny_dataset.user_vocab[:cut])  # appended
+    np.testing.assert_array_equal(grown.item_vocab[len(previous_items):], tiny_dataset.item_vocab[-7:])
+    assert grown.n_users == tiny_dataset.n_users + 1 and grown.n_items == tiny_dataset.n_items
+    assert grown.train.row(len(previous_users) - 1).size == 0  # "gone" keeps its index, with no interactions
+    for split in ("train", "valid", "test"):
+        assert split_pairs(grown, split) == split_pairs(tiny_dataset, split), split  # the very same split
+    unchanged = tiny_dataset.extend_vocabularies(tiny_dataset.user_vocab, tiny_dataset.item_vocab)
+    np.testing.assert_array_equal(unchanged.train.indices, tiny_dataset.train.indices)
+    with pytest.raises(HetCompError, match="previous user vocabulary holds an id twice"):
+        tiny_dataset.extend_vocabularies(["u1", "u1"], previous_items)
+
+
+def test_restricted_keeps_only_the_given_ids_and_their_interactions(tiny_dataset):
+    users, items = tiny_dataset.user_vocab[::2], tiny_dataset.item_vocab[5:]
+    small = tiny_dataset.restricted(np.append(users, "unknown"), items)
+    np.testing.assert_array_equal(small.user_vocab, users)
+    np.testing.assert_array_equal(small.item_vocab, items)
+    for split in ("train", "valid", "test"):
+        assert split_pairs(small, split) == {(u, i) for u, i in split_pairs(tiny_dataset, split)
+                                             if u in set(users) and i in set(items)}, split

@@ -1,5 +1,7 @@
 """`hetcomp data fetch citeulike [--dir DIR]`: download CiteULike (sha256-checked) where `--data citeulike` finds it.
-`hetcomp data info --data ...`: the sizes a run would train on, after the profile's filtering and split."""
+`hetcomp data info --data ...`: the sizes a run would train on, after the profile's filtering and split.
+`hetcomp data snapshot --in users.dat --out snap.dat --fraction 0.8 [--seed S]`: an earlier snapshot of a users.dat
+(each user's first 80 % after a seeded shuffle), to try retraining on new data (`hetcomp run --warm-start`)."""
 
 from __future__ import annotations
 
@@ -17,10 +19,19 @@ def add_arguments(parser) -> None:
     info = actions.add_parser("info", help="users, items and interactions per split, without training",
                               description="users, items and interactions per split, without training")
     add_data_arguments(info)
+    snapshot = actions.add_parser(
+        "snapshot", help="an earlier snapshot of a users.dat: each user's first share of items after a seeded shuffle",
+        description="an earlier snapshot of a users.dat: each line keeps floor(FRACTION x N) of its N items, chosen "
+                    "by a shuffle seeded per line; smaller fractions keep subsets of larger ones")
+    snapshot.add_argument("--in", dest="source", required=True, metavar="PATH", help="a users.dat-format file")
+    snapshot.add_argument("--out", required=True, metavar="PATH", help="the snapshot (written whole or not at all)")
+    snapshot.add_argument("--fraction", type=float, required=True, metavar="F",
+                          help="share of each user's items, in (0, 1]")
+    snapshot.add_argument("--seed", type=int, default=0)
 
 
 def run(args) -> int:
-    return fetch(args) if args.action == "fetch" else info(args)
+    return {"fetch": fetch, "info": info, "snapshot": snapshot}[args.action](args)
 
 
 def fetch(args) -> int:
@@ -59,4 +70,11 @@ def info(args) -> int:
     for name, value in rows:
         print(f"  {name:<13}{value:>10,}")
     print(f"  {'density':<13}{total / (data.n_users * data.n_items):>10.4%}")
+    return 0
+
+
+def snapshot(args) -> int:
+    from hetcomp_tf.data import write_snapshot
+
+    print(write_snapshot(args.source, args.out, args.fraction, args.seed))
     return 0

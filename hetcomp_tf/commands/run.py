@@ -26,6 +26,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--direct-running-mode", default="in_memory",
                         choices=("in_memory", "multi_threading", "multi_processing"))
     parser.add_argument("--no-cache", action="store_true", help="re-execute every component")
+    parser.add_argument("--warm-start", action="store_true",
+                        help="retrain on newer data: extend the latest run's id vocabularies and start each teacher "
+                             "from its latest model and the student from the latest blessed one (cold when there is "
+                             "none); TFX's cache then serves no component")
 
 
 def print_summary(report: dict) -> None:
@@ -39,6 +43,9 @@ def print_summary(report: dict) -> None:
           f"({verdict['min_share_of_ensemble']:g} x ensemble {verdict['ensemble']:.4f}): "
           f"{'blessed' if report['blessed'] else 'NOT blessed'}; pushed: {pushed}")
     print(change_summary(verdict["metric"], verdict["baseline"]))
+    if report["warm_start"]:
+        print(f"warm-started: {len(report['warm_start'])} components from an earlier run's artifacts "
+              "(report.json: warm_start)")
     cached = [node for node, c in report["components"].items() if c["state"] == "cached"]
     print(f"components served from the cache: {len(cached)}/{len(report['components'])}")
     print("\nnext steps (serve the model; from another shell, query it; look at the training in TensorBoard):")
@@ -73,7 +80,8 @@ def _run_pipeline(args, out: str) -> int:
     from pipeline.report import build_report
 
     config = pipeline_config(args, out, direct_num_workers=args.direct_num_workers,
-                             direct_running_mode=args.direct_running_mode, enable_cache=not args.no_cache)
+                             direct_running_mode=args.direct_running_mode, enable_cache=not args.no_cache,
+                             warm_start=args.warm_start)
     nodes, seconds = run_local(config)
     report = build_report(config, nodes, seconds)
     path = write_json(os.path.join(out, "report.json"), report)

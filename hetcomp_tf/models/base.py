@@ -51,6 +51,11 @@ class Teacher(tfrs.Model):
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
         raise NotImplementedError
 
+    def id_axes(self) -> list[tuple[tf.Variable, int, str]]:
+        """(variable, axis, "user" | "item"): the axes indexed by user or item ids, whose rows a warm start
+        (warmstart.py) maps by id from a model trained on another snapshot."""
+        raise NotImplementedError
+
     def post_step(self) -> None:
         """Runs inside the compiled step after every optimiser update (no-op unless a model constrains weights)."""
         return None
@@ -103,6 +108,9 @@ class PairwiseTeacher(Teacher):
         self._pair_users = data.train.row_ids().astype(np.int32)
         self._pair_items = data.train.indices.astype(np.int32)
         self._pair_keys = interaction_keys(data.train, self.n_items)
+
+    def id_axes(self) -> list[tuple[tf.Variable, int, str]]:
+        return [(self.user_embedding.embeddings, 0, "user"), (self.item_embedding.embeddings, 0, "item")]
 
     def train_batches(self, epoch: int) -> tf.data.Dataset:
         """Every train pair once per epoch in a seeded order, each with `n_negatives` items the user has not

@@ -25,6 +25,11 @@ class ItemAE(Teacher):
         self.encoder = dense_tower(self.n_users, (*cfg.layers, cfg.dim), "tanh", "tanh", seed * 1000 + 1)
         self.decoder = dense_tower(cfg.dim, (*reversed(cfg.layers), self.n_users), "tanh", None, seed * 1000 + 100)
 
+    def id_axes(self):
+        """The encoder's input rows and the decoder's output columns (and biases) are users."""
+        output = self.decoder.layers[-1]
+        return [(self.encoder.layers[0].kernel, 0, "user"), (output.kernel, 1, "user"), (output.bias, 0, "user")]
+
     def train_batches(self, epoch: int) -> tf.data.Dataset:
         return self.row_batches(self.item_rows, epoch)
 

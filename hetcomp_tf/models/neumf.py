@@ -32,6 +32,10 @@ class NeuMF(PairwiseTeacher):
         self.mlp = dense_tower(2 * dim, cfg.layers, "relu", "relu", seed * 1000 + 5)
         self.output_layer = dense_tower(dim + cfg.layers[-1], (1,), None, None, seed * 1000 + 50)
 
+    def id_axes(self):
+        return [*super().id_axes(), (self.mlp_user_embedding.embeddings, 0, "user"),
+                (self.mlp_item_embedding.embeddings, 0, "item")]
+
     def logits(self, users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
         """The model as defined: logits [b, n] for users [b] and items [b, n] (the concatenating MLP)."""
         n = tf.shape(items)[1]

@@ -22,6 +22,11 @@ class MultVAE(Teacher):
         self.encoder = dense_tower(self.n_items, (*cfg.layers, 2 * cfg.dim), "tanh", None, seed * 1000 + 1)
         self.decoder = dense_tower(cfg.dim, (*reversed(cfg.layers), self.n_items), "tanh", None, seed * 1000 + 100)
 
+    def id_axes(self):
+        """The encoder's input rows and the decoder's output columns (and biases) are items."""
+        output = self.decoder.layers[-1]
+        return [(self.encoder.layers[0].kernel, 0, "item"), (output.kernel, 1, "item"), (output.bias, 0, "item")]
+
     def train_batches(self, epoch: int) -> tf.data.Dataset:
         beta = self.cfg.kl_cap * min(1.0, epoch / max(self.cfg.kl_anneal_epochs, 1))
         return self.row_batches(self.data.train, epoch).map(
