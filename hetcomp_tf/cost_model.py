@@ -35,7 +35,7 @@ from hetcomp_tf.data import CSR, Dataset, rows_to_mask
 from hetcomp_tf.distill import Trainer, epoch_batches
 from hetcomp_tf.ensemble import EnsembleKnowledge
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.files import write_json
+from hetcomp_tf.files import directory_bytes, write_json
 from hetcomp_tf.metrics import masked_topk
 from hetcomp_tf.progress import log
 from hetcomp_tf.trajectories import Trajectory, save_trajectories
@@ -136,9 +136,6 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _directory_bytes(path: str) -> int:
-    return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names)
-
 
 def measure_size(size: Size, cfg: DistillConfig, traj: TrajectoryConfig, steps: int = 8, requests: int = 200) -> dict:
     """The costs of one size (see the module docstring); `steps` timed training steps, `requests` timed
@@ -149,7 +146,7 @@ def measure_size(size: Size, cfg: DistillConfig, traj: TrajectoryConfig, steps: 
     out = {"size": dataclasses.asdict(size), "train": data.train.nnz}
     with tempfile.TemporaryDirectory() as tmp:
         save_trajectories(trajectories, tmp)
-        out["knowledge_bytes"] = _directory_bytes(tmp) + data.n_users * cfg.top_k * 4  # + the [U, K] target table
+        out["knowledge_bytes"] = directory_bytes(tmp) + data.n_users * cfg.top_k * 4  # + the [U, K] target table
     knowledge = EnsembleKnowledge.from_trajectories(trajectories)
     del trajectories  # at 200k users each copy of the rankings is ~2 GB
     started = time.perf_counter()

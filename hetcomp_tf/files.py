@@ -162,3 +162,8 @@ def require_field(manifest: dict, field: str, where: str):
     if field not in manifest:
         raise HetCompError(f"{where}: field {field!r} is missing")
     return manifest[field]
+
+
+def directory_bytes(path: str | os.PathLike) -> int:
+    """The bytes of every file below `path`."""
+    return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names)

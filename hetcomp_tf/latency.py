@@ -25,6 +25,7 @@ import tensorflow as tf
 from hetcomp_tf.data import Dataset, rows_to_mask
 from hetcomp_tf.ensemble import ensemble_topk
 from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.files import directory_bytes
 from hetcomp_tf.metrics import masked_topk
 from hetcomp_tf.progress import log
 from hetcomp_tf.report import format_table
@@ -36,9 +37,6 @@ LATENCY_KEYS = ("p50_ms", "p99_ms", "mean_ms", "users_per_second")
 def _variable_bytes(variables: Sequence[tf.Variable]) -> int:
     return int(sum(v.shape.num_elements() * v.dtype.size for v in variables))
 
-
-def _directory_bytes(path: str) -> int:
-    return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names)
 
 
 def ensemble_recommender(teachers: Sequence, data: Dataset, k: int, top_n: int, tau: float) -> Callable:
@@ -128,7 +126,7 @@ def _student_side(student, data: Dataset, k: int) -> tuple[Callable, dict]:
         return serving_default(user_id=tf.constant(data.user_vocab[ids]), k=tf.constant(k, tf.int32))
 
     return call, {"params": int(sum(v.shape.num_elements() for v in weights)),
-                  "variable_bytes": _variable_bytes(weights), "savedmodel_bytes": _directory_bytes(os.fspath(student))}
+                  "variable_bytes": _variable_bytes(weights), "savedmodel_bytes": directory_bytes(os.fspath(student))}
 
 
 def _ratios(result: dict) -> dict:
