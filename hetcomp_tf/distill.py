@@ -437,8 +437,8 @@ def distill(data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConf
         return _train(trainer, log_dir, progress, resume_dir, save_dir)
 
 
-def _train(trainer: Trainer, log_dir: Path | None, progress: Callable[[str, int], Progress] | None,
-           resume_dir: str | os.PathLike | None, save_dir: Path | None) -> DistillRun:
+def _train(trainer: Trainer, log_dir: str | os.PathLike | None, progress: Callable[[str, int], Progress] | None,
+           resume_dir: str | os.PathLike | None, save_dir: str | os.PathLike | None) -> DistillRun:
     """`distill`'s loop, writing TensorBoard logs to `log_dir` and the run state to `save_dir`."""
     cfg, data, student = trainer.cfg, trainer.data, trainer.student
     bar = progress(f"{cfg.method} epoch", cfg.epochs) if progress is not None else None

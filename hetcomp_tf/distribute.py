@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import tempfile
-from pathlib import Path
 
 import tensorflow as tf
 
@@ -77,6 +76,13 @@ def worker_task(strategy: tf.distribute.Strategy) -> str:
     return f"{resolver.task_type}:{resolver.task_id}" if resolver and resolver.task_type else "local"
 
 
+def worker_count(strategy: tf.distribute.Strategy) -> int:
+    """How many workers (chief included) train together: TF_CONFIG's cluster, else 1."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    jobs = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    return max(1, len(jobs.get("chief", [])) + len(jobs.get("worker", [])))
+
+
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """Whether this worker writes the run's files (checkpoints, logs, the student): the chief, or the only one."""
     return bool(strategy.extended.should_checkpoint)
@@ -84,14 +90,15 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 
 @contextlib.contextmanager
 def worker_dir(directory: str | os.PathLike | None, strategy: tf.distribute.Strategy):
-    """Where this worker writes a run's files: `directory` on the chief; on any other worker a temporary directory,
-    removed afterwards (TensorFlow's multi-worker convention: every worker runs the same saving code, collectives
-    included, and only the chief's files are kept). None stays None."""
+    """Where this worker writes a run's files: `directory` (a path or URI, unchanged) on the chief; on any other
+    worker a path of the same name in a temporary directory, removed afterwards (TensorFlow's multi-worker
+    convention: every worker runs the same saving code, collectives included, and only the chief's files are
+    kept). None stays None."""
     if directory is None or is_chief(strategy):
-        yield None if directory is None else Path(directory)
+        yield directory
         return
-    scratch = Path(tempfile.mkdtemp(prefix=f"hetcomp-{worker_task(strategy).replace(':', '')}-"))
+    scratch = tempfile.mkdtemp(prefix=f"hetcomp-{worker_task(strategy).replace(':', '')}-")
     try:
-        yield scratch / Path(directory).name
+        yield os.path.join(scratch, os.path.basename(os.fspath(directory).rstrip("/")))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

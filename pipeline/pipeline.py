@@ -39,7 +39,7 @@ def create_components(config: PipelineConfig) -> list:
                                  distill_config=distill_config)
     student = StudentTrainer(examples=ingestion.outputs["examples"], schema=schema.outputs["schema"],
                              dataset=ingestion.outputs["dataset"], knowledge=knowledge.outputs["knowledge"],
-                             distill_config=distill_config)
+                             distill_config=distill_config, workers=config.student_workers)
     baseline = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
