@@ -63,7 +63,8 @@ class PipelineConfig:
 
     def distill_config(self) -> DistillConfig:
         base = override(self.profile_config().distill, self.distill_set, forbidden=RUN_FIELDS)
-        workers = {"distribute": "multi_worker"} if self.student_workers > 1 else {}
+        # several workers: multi-worker unless --set chose a strategy (the StudentTrainer rejects any other)
+        workers = {"distribute": "multi_worker"} if self.student_workers > 1 and base.distribute == "none" else {}
         return dataclasses.replace(base, method=self.method, seed=self.seed, **workers)
 
     def blessing_thresholds(self) -> dict:

@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -204,3 +205,12 @@ def test_an_unknown_strategy_is_one_clear_error(tiny_dataset, tmp_path, capsys):
         main([*argv, "--distribute", "gpus"])
     lines = capsys.readouterr().err.strip().splitlines()
     assert exited.value.code == 2 and len(lines) == 1 and "invalid choice: 'gpus'" in lines[0], lines
+
+
+def test_the_student_trainer_runs_on_as_many_workers_as_it_was_compiled_for():
+    from components.distill_run import run_fn
+
+    fn_args = SimpleNamespace(custom_config={"distill_config": dataclasses.asdict(TINY.distill), "workers": 2})
+    with pytest.raises(HetCompError, match=r"compiled for 2 worker\(s\), its cluster \(TF_CONFIG\) has 1; run the "
+                                           r"task as a 2-worker job"):
+        run_fn(fn_args)
