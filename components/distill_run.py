@@ -5,7 +5,9 @@ exports the serving SavedModel into the Model's `Format-Serving/` (TFX's serving
 copies) with `serving.export.export_student`, and saves the student's weights (`student.save_student`)
 beside it, with the vocabularies its rows stand for. With a `base_model` (the latest blessed student, on a
 warm-started run) the student starts from it (`hetcomp_tf.warmstart`); one without vocabularies (written before warm
-starts) is ignored. TFX reloads this module on every execution, so it defines nothing but the function.
+starts) is ignored. With `distribute` = multi_worker every worker of the cluster runs it and only the chief's files
+reach the artifacts (`distribute.worker_dir`). TFX reloads this module on every execution, so it defines nothing but
+the function.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from components.artifacts import KNOWLEDGE_DIR, METRICS_FILE, STUDENT_DIR
 from hetcomp_tf import ensemble
 from hetcomp_tf.config import DistillConfig, from_dict
 from hetcomp_tf.distill import distill
+from hetcomp_tf.distribute import make_strategy, worker_count, worker_dir
+from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.progress import log
 from hetcomp_tf.student import load_student, save_student
 from hetcomp_tf.warmstart import WarmStart
@@ -24,9 +28,15 @@ from serving.export import export_student
 
 
 def run_fn(fn_args) -> None:
-    """Distils the student described by `custom_config["distill_config"]` (a DistillConfig dict)."""
+    """Distils the student described by `custom_config["distill_config"]` (a DistillConfig dict) on the
+    `custom_config["workers"]` workers it was compiled for."""
     custom = fn_args.custom_config
     cfg = from_dict(DistillConfig, custom["distill_config"])
+    strategy = make_strategy(cfg.distribute)  # before TensorFlow runs anything (multi-worker collectives)
+    workers = custom.get("workers", 1)  # specs compiled before the field existed: one worker
+    if worker_count(strategy) != workers:
+        raise HetCompError(f"StudentTrainer: compiled for {workers} worker(s), its cluster (TF_CONFIG) has "
+                           f"{worker_count(strategy)}; run the task as a {workers}-worker job")
     data = storage.read_dataset(custom["dataset_uri"])
     with storage.readable_dir(custom["knowledge_uri"]) as directory:
         knowledge = ensemble.EnsembleKnowledge.load(os.path.join(directory, KNOWLEDGE_DIR))
@@ -39,12 +49,13 @@ def run_fn(fn_args) -> None:
         else:
             with storage.readable_dir(os.path.join(base_uri, STUDENT_DIR)) as directory:
                 warm_start = WarmStart(load_student(directory), *vocabularies, source=base_uri)
-    with storage.writable_dir(fn_args.model_run_dir) as log_dir:
-        run = distill(data, knowledge, cfg, log_dir=log_dir, warm_start=warm_start)
-    with storage.writable_dir(fn_args.serving_model_dir) as export_dir:
-        export_student(run.student, data, export_dir)
-    model_dir = os.path.dirname(fn_args.serving_model_dir)
-    with storage.writable_dir(os.path.join(model_dir, STUDENT_DIR)) as directory:
-        save_student(run.student, directory)
-    storage.write_vocabulary(model_dir, data)
-    storage.write_json(fn_args.model_run_dir, METRICS_FILE, run.to_dict())
+    model_dir, serving_name = os.path.split(fn_args.serving_model_dir)
+    with worker_dir(fn_args.model_run_dir, strategy) as run_dir, worker_dir(model_dir, strategy) as model_dir:
+        with storage.writable_dir(run_dir) as log_dir:
+            run = distill(data, knowledge, cfg, log_dir=log_dir, warm_start=warm_start, strategy=strategy)
+        with storage.writable_dir(os.path.join(model_dir, serving_name)) as export_dir:
+            export_student(run.student, data, export_dir)
+        with storage.writable_dir(os.path.join(model_dir, STUDENT_DIR)) as directory:
+            save_student(run.student, directory)
+        storage.write_vocabulary(model_dir, data)
+        storage.write_json(run_dir, METRICS_FILE, run.to_dict())

@@ -121,6 +121,9 @@ class DistillConfig:
     rest_kernel: str = "auto"
     jit_compile: bool = False
     mixed_precision: bool = False
+    # tf.distribute strategy of the student's training (hetcomp_tf/distribute.py): "none" (one device), "mirrored"
+    # (this host's GPUs), "multi_worker" (the workers TF_CONFIG lists); each replica trains on its share of a batch.
+    distribute: str = "none"
     seed: int = 0
 
 

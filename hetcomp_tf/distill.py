@@ -49,6 +49,7 @@ import tensorflow as tf
 from hetcomp_tf.config import RECORD_METRIC, DistillConfig
 from hetcomp_tf.data import CSR, Dataset
 from hetcomp_tf.dcd import DualCorrection, list_scores
+from hetcomp_tf.distribute import STRATEGIES, make_strategy, worker_dir
 from hetcomp_tf.dkc import DynamicKnowledge
 from hetcomp_tf.ensemble import EnsembleKnowledge
 from hetcomp_tf.errors import HetCompError
@@ -100,10 +101,12 @@ class DistillRun:
     switch_epoch: int | None = None  # the first epoch (1-based) trained with the fine-grained loss (ADT methods)
     mean_stage: dict = field(default_factory=dict)  # per teacher, at the end
     warm_start: dict | None = None  # what a warm start carried over (`WarmStart.apply`); None: a cold start
+    dkc: DynamicKnowledge | None = None  # the DKC state at the end (None without teachers)
 
     def to_dict(self) -> dict:
-        """Every field but the student, JSON-ready: what distill.json, the benchmark and the pipeline store."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "student"}
+        """Every field but the student and DKC, JSON-ready: what distill.json, the benchmark and the pipeline
+        store."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("student", "dkc")}
 
 
 def get_method(name: str) -> Method:
@@ -114,7 +117,7 @@ def get_method(name: str) -> Method:
 
 
 CHOICES = {"loss_reduction": ("sum", "mean"), "batching": ("interactions", "users"),
-           "patience_from": ("start", "final"), "rest_kernel": ("auto", "fused", "dense")}
+           "patience_from": ("start", "final"), "rest_kernel": ("auto", "fused", "dense"), "distribute": STRATEGIES}
 
 
 def check_config(cfg: DistillConfig) -> None:
@@ -230,18 +233,39 @@ def _train_pairs(train: CSR, users: np.ndarray, pad_to: int | None) -> tuple[np.
     return rows, items
 
 
-class Trainer:
-    """The student, its optimiser, the knowledge and one compiled step per loss."""
+def replica_share(batch: Batch, replica, replicas: int) -> Batch:
+    """Replica `replica`'s share of a global batch (in-graph, so every worker can feed the same global batch): a
+    contiguous slice of its users with their train pairs re-based to the slice (the others become (0, −1) padding:
+    one length, as under XLA) and a contiguous slice of its BPR pairs. One replica's share is the batch itself."""
+    n_users, n_pairs = tf.size(batch.users), tf.size(batch.pair_users)
+    lo, hi = n_users * replica // replicas, n_users * (replica + 1) // replicas
+    pair_lo, pair_hi = n_pairs * replica // replicas, n_pairs * (replica + 1) // replicas
+    here = (batch.train_rows >= lo) & (batch.train_rows < hi)
+    return Batch(batch.users[lo:hi], batch.weights[lo:hi], batch.pair_users[pair_lo:pair_hi],
+                 batch.pair_items[pair_lo:pair_hi], batch.seed, tf.where(here, batch.train_rows - lo, 0),
+                 tf.where(here, batch.train_items, -1))
 
-    def __init__(self, data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConfig):
+
+class Trainer:
+    """The student, its optimiser, the knowledge and one compiled step per loss, under a tf.distribute strategy
+    (`strategy`, else `cfg.distribute`'s): the student's and Adam's variables are mirrored on every replica, a step
+    runs on each replica's share of the batch (`replica_share`) with every loss term scaled to the global batch, and
+    Adam applies the gradients summed over the replicas. DKC, DCD and the evaluations read the synchronised
+    weights, so every worker takes the same decisions."""
+
+    def __init__(self, data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConfig,
+                 strategy: tf.distribute.Strategy | None = None):
         self.data, self.cfg, self.method = data, cfg, get_method(cfg.method)
-        self.student = Student(data.n_users, data.n_items, cfg.student_dim, seed=cfg.seed, init_std=cfg.init_std)
-        optimizer = tf.keras.optimizers.Adam(cfg.learning_rate, epsilon=cfg.adam_epsilon)
-        self.compute_dtype = tf.float32
-        if cfg.mixed_precision:  # float16 matmul, float32 variables and losses, dynamic loss scaling
-            self.compute_dtype = tf.keras.mixed_precision.Policy("mixed_float16").compute_dtype
-            optimizer = tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
-        optimizer.build(self.student.trainable_variables)  # slots exist before tracing: one trace per step
+        self.strategy = strategy if strategy is not None else make_strategy(cfg.distribute)
+        with self.strategy.scope():
+            self.student = Student(data.n_users, data.n_items, cfg.student_dim, seed=cfg.seed,
+                                   init_std=cfg.init_std)
+            optimizer = tf.keras.optimizers.Adam(cfg.learning_rate, epsilon=cfg.adam_epsilon)
+            self.compute_dtype = tf.float32
+            if cfg.mixed_precision:  # float16 matmul, float32 variables and losses, dynamic loss scaling
+                self.compute_dtype = tf.keras.mixed_precision.Policy("mixed_float16").compute_dtype
+                optimizer = tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
+            optimizer.build(self.student.trainable_variables)  # slots exist before tracing: one trace per step
         self.optimizer = optimizer
         self.train_pairs_cap = train_pairs_cap(data.train, cfg.batch_size)  # XLA steps: one train-pair length
         self.train_keys = tf.constant(interaction_keys(data.train, data.n_items))  # wo_kd's in-graph sampling
@@ -289,13 +313,18 @@ class Trainer:
         return self.method.losses[self.phase]
 
     def step_fn(self, loss_name: str) -> Callable:
+        """The compiled step of a loss: a global Batch in, each output summed over the replicas out."""
         if loss_name not in self._steps:
             # One trace per loss: any batch size (the last batch is smaller), no AutoGraph (no tensor-dependent
-            # Python control flow; converting the Keras/TF-Ranking losses would only cost tracing time). BPR is
-            # not XLA-compiled: its shapes follow the batch's interaction pairs, so XLA would recompile per batch.
-            self._steps[loss_name] = tf.function(
-                self._make_step(loss_name), jit_compile=self._jit(loss_name), autograph=False,
-                input_signature=[BATCH_SPEC])
+            # Python control flow; converting the Keras/TF-Ranking losses would only cost tracing time).
+            replica_step, strategy = self._make_step(loss_name), self.strategy
+
+            def step(batch: Batch):
+                outputs = strategy.run(replica_step, args=(batch,))
+                return {name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+                        for name, value in outputs.items()}
+
+            self._steps[loss_name] = tf.function(step, autograph=False, input_signature=[BATCH_SPEC])
         return self._steps[loss_name]
 
     def _jit(self, loss_name: str) -> bool:
@@ -303,44 +332,66 @@ class Trainer:
         return self.cfg.jit_compile and loss_name != "bpr" and not self.fused
 
     def _make_step(self, loss_name: str):
+        """One replica's step on a global batch: its share's losses and gradients (XLA-compiled for the dense KD
+        losses, `_jit`; BPR is not: its shapes follow the batch's interaction pairs, so XLA would recompile per
+        batch), then Adam's update, outside XLA because it synchronises the replicas."""
         loss_fn, weight, cfg = self.loss_fns[loss_name], self.weights[loss_name], self.cfg
         users_table, items_table = self.student.user_embedding.embeddings, self.student.item_embedding.embeddings
         variables = [users_table, items_table]
-        n_items = self.data.n_items
+        n_items, replicas = self.data.n_items, self.strategy.num_replicas_in_sync
 
-        def step(batch: Batch):
-            user_ids, weights = batch.users, batch.weights
+        def losses_and_gradients(share: Batch, total_weight, negatives, found, found_share):
+            """Every term is this share's part of the global batch's: the sums over its users, the item L2 and
+            the decay divided by the replicas, a mean's denominator (`total_weight`, BPR's found pairs) global."""
+            user_ids, weights = share.users, share.weights
             with tf.GradientTape() as tape:
                 user_vectors = tf.gather(users_table, user_ids)
-                if loss_name == "bpr":  # only the scores of the batch's (user, train item, negative) triples
-                    negatives, found = sample_unobserved(self.train_keys, batch.pair_users, n_items, batch.seed)
-                    pair_vectors = tf.gather(users_table, batch.pair_users)
-                    value = loss_fn(found, (pair_scores(pair_vectors, items_table, batch.pair_items),
-                                            pair_scores(pair_vectors, items_table, negatives[:, None])))
+                if loss_name == "bpr":  # only the scores of the share's (user, train item, negative) triples
+                    pair_vectors = tf.gather(users_table, share.pair_users)
+                    value = found_share * loss_fn(found, (pair_scores(pair_vectors, items_table, share.pair_items),
+                                                          pair_scores(pair_vectors, items_table, negatives[:, None])))
                 else:  # the student's score_all over every item: as its factors, or as a matrix in the compute dtype
                     scores = FactoredScores(user_vectors, items_table) if self.fused else tf.matmul(
                         tf.cast(user_vectors, self.compute_dtype), tf.cast(items_table, self.compute_dtype),
                         transpose_b=True)
                     unobserved, observed = self.dkc.targets(user_ids)
-                    targets = Targets(unobserved, observed, ItemPairs(batch.train_rows, batch.train_items))
+                    targets = Targets(unobserved, observed, ItemPairs(share.train_rows, share.train_items))
                     if loss_name == "dcd":
                         targets = DCDTargets(*targets, self.dcd.targets(user_ids)[1])
                     value = tf.reduce_sum(weights * loss_fn(targets, scores))
                     if loss_name == "dcd":
                         value += cfg.dcd_icd_weight * self._item_corrections(user_ids, weights)
                     if cfg.loss_reduction == "mean":
-                        value /= tf.maximum(tf.reduce_sum(weights), 1.0)
+                        value /= total_weight
                 l2 = cfg.l2 * (tf.reduce_sum(weights[:, None] * tf.square(user_vectors))
-                               + tf.reduce_sum(tf.square(items_table)))
+                               + tf.reduce_sum(tf.square(items_table)) / replicas)
                 total = weight * value + l2
                 scaled = self.optimizer.get_scaled_loss(total) if cfg.mixed_precision else total
             gradients = tape.gradient(scaled, variables)
             if cfg.mixed_precision:
                 gradients = self.optimizer.get_unscaled_gradients(gradients)
             if cfg.weight_decay:  # dense, as PyTorch's: every row decays and moves Adam's moments every step
-                gradients = [tf.convert_to_tensor(g) + cfg.weight_decay * v for g, v in zip(gradients, variables)]
+                gradients = [tf.convert_to_tensor(g) + (cfg.weight_decay / replicas) * v
+                             for g, v in zip(gradients, variables)]
+            return {loss_name: value, "l2": l2, "total": total}, gradients
+
+        compute = (tf.function(losses_and_gradients, jit_compile=True, autograph=False) if self._jit(loss_name)
+                   else losses_and_gradients)
+
+        def step(batch: Batch):
+            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+            share = replica_share(batch, replica, replicas)
+            total_weight = tf.maximum(tf.reduce_sum(batch.weights), 1.0)
+            negatives = found = found_share = tf.zeros([0])
+            if loss_name == "bpr":  # drawn for the global batch's pairs, as one device would, then this share's
+                all_negatives, all_found = sample_unobserved(self.train_keys, batch.pair_users, n_items, batch.seed)
+                lo = tf.size(batch.pair_users) * replica // replicas
+                negatives, found = (x[lo:lo + tf.size(share.pair_users)] for x in (all_negatives, all_found))
+                found_share = (tf.reduce_sum(tf.cast(found, tf.float32))
+                               / tf.maximum(tf.reduce_sum(tf.cast(all_found, tf.float32)), 1.0))
+            outputs, gradients = compute(share, total_weight, negatives, found, found_share)
             self.optimizer.apply_gradients(zip(gradients, variables))
-            return {loss_name: value, "l2": l2, "total": total}
+            return outputs
 
         return step
 
@@ -371,21 +422,34 @@ class Trainer:
 def distill(data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConfig,
             log_dir: str | os.PathLike | None = None,
             progress: Callable[[str, int], Progress] | None = Progress,
-            resume_dir: str | os.PathLike | None = None, warm_start: WarmStart | None = None) -> DistillRun:
+            resume_dir: str | os.PathLike | None = None, warm_start: WarmStart | None = None,
+            strategy: tf.distribute.Strategy | None = None) -> DistillRun:
     """Trains a student with `cfg.method`; TensorBoard scalars go to `log_dir` (per epoch: loss/<name>,
     objective, dkc/mean_stage/<teacher>; per evaluation: valid/<metric>; per DKC update: dkc/update/<statistic>,
     see `dkc.update_statistics`, also kept in the history entry of an evaluation at the same epoch).
     `progress(what, total)` reports each evaluation on stderr (None: silent). `knowledge` may be None only for wo_kd. With `resume_dir`, the whole
     run state is saved there after every evaluation (`RunState`) and a run interrupted with the same config
     continues from its last evaluation, with the same batches and seeds as an uninterrupted run. With `warm_start`,
-    the student starts from an earlier snapshot's student (warmstart.py) instead of its random initialisation."""
+    the student starts from an earlier snapshot's student (warmstart.py) instead of its random initialisation.
+    `strategy`: the tf.distribute strategy to train under (default: `cfg.distribute`'s, see `Trainer`); on a
+    multi-worker cluster every worker runs this function and only the chief writes to `log_dir` and `resume_dir`
+    (the others write to temporary directories, `distribute.worker_dir`, and resume from the chief's state)."""
     check_config(cfg)
-    trainer = Trainer(data, knowledge, cfg)
-    student = trainer.student
-    carried = warm_start.apply(student, data) if warm_start is not None else None
+    trainer = Trainer(data, knowledge, cfg, strategy)
+    carried = warm_start.apply(trainer.student, data) if warm_start is not None else None
+    with worker_dir(log_dir, trainer.strategy) as log_dir, worker_dir(resume_dir, trainer.strategy) as save_dir:
+        return _train(trainer, log_dir, progress, resume_dir, save_dir, carried)
+
+
+def _train(trainer: Trainer, log_dir: str | os.PathLike | None, progress: Callable[[str, int], Progress] | None,
+           resume_dir: str | os.PathLike | None, save_dir: str | os.PathLike | None,
+           carried: dict | None) -> DistillRun:
+    """`distill`'s loop, writing TensorBoard logs to `log_dir` and the run state to `save_dir`; `carried`: what a
+    warm start carried over, for the result."""
+    cfg, data, student = trainer.cfg, trainer.data, trainer.student
     bar = progress(f"{cfg.method} epoch", cfg.epochs) if progress is not None else None
     history, best, switch_epoch, stopping = [], None, None, EarlyStopping(student, cfg.patience, cfg.method)
-    saved = RunState(resume_dir, trainer) if resume_dir is not None else None
+    saved = RunState(resume_dir, trainer, save_dir) if resume_dir is not None else None
     first, seconds_before = 0, 0.0
     if saved is not None and saved.exists():
         first, history, best, switch_epoch, seconds_before = saved.load(stopping)
@@ -435,17 +499,19 @@ def distill(data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConf
     return DistillRun(student=student, valid=best["valid"], test=evaluate(student.score_all, data, "test"),
                       history=history, train_seconds=train_seconds, params=count_params(student),
                       method=cfg.method, epochs=trained, best_epoch=best["epoch"], switch_epoch=switch_epoch,
-                      mean_stage=trainer.mean_stage(), warm_start=carried)
+                      mean_stage=trainer.mean_stage(), warm_start=carried, dkc=trainer.dkc)
 
 
 class RunState:
     """A distillation run's whole state in a directory, written atomically after each evaluation: the student,
     Adam's slots, the DKC and DCD state (tf.train.Checkpoint), the best weights so far and the loop's Python state
     (epochs trained, history, best evaluation, ADT switch, stale evaluations, seconds). A state written for
-    another config is a HetCompError, not a silent restart."""
+    another config is a HetCompError, not a silent restart. It is read from `directory` and written to `save_dir`
+    (default: `directory`; a multi-worker run's other workers read the chief's and write elsewhere)."""
 
-    def __init__(self, directory: str | os.PathLike, trainer: Trainer):
+    def __init__(self, directory: str | os.PathLike, trainer: Trainer, save_dir: str | os.PathLike | None = None):
         self.directory, self.trainer = Path(directory), trainer
+        self.save_dir = Path(save_dir) if save_dir is not None else self.directory
         parts = {"student": trainer.student, "optimizer": trainer.optimizer}
         parts.update({name: module for name, module in (("dkc", trainer.dkc), ("dcd", trainer.dcd)) if module})
         self.checkpoint = tf.train.Checkpoint(**parts)
@@ -456,7 +522,7 @@ class RunState:
     def save(self, trained: int, history: list, best: dict, switch_epoch, stopping: EarlyStopping,
              seconds: float) -> None:
         stale, best_weights = stopping.state()
-        with atomic_directory(self.directory) as staging:
+        with atomic_directory(self.save_dir) as staging:
             self.checkpoint.write(os.fspath(staging / "run"))
             np.savez(staging / "best_weights.npz", *best_weights)
             write_json(staging / "state.json", {

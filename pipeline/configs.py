@@ -41,11 +41,16 @@ class PipelineConfig:
     direct_running_mode: str = "in_memory"
     enable_cache: bool = True
     warm_start: bool = False  # start from the latest dataset's vocabularies and models (pipeline.py); local runs only
+    # The StudentTrainer's workers: > 1 distils with distribute=multi_worker, the task run as a job of that many
+    # workers whose platform sets TF_CONFIG (KFP v2 itself runs one pod per task; see README, distributed training).
+    student_workers: int = 1
 
     def __post_init__(self):
         unknown = sorted(set(self.teachers) - set(TEACHER_NAMES))
         if unknown or not self.teachers:
             raise HetCompError(f"teachers must be a non-empty subset of {', '.join(TEACHER_NAMES)}; got {unknown}")
+        if self.student_workers < 1:
+            raise HetCompError(f"student workers must be >= 1, got {self.student_workers}")
         from hetcomp_tf.distill import check_config  # TensorFlow: only once a pipeline is really built
 
         check_config(self.distill_config())  # fails early on an unknown profile, method or setting
@@ -59,7 +64,9 @@ class PipelineConfig:
 
     def distill_config(self) -> DistillConfig:
         base = override(self.profile_config().distill, self.distill_set, forbidden=RUN_FIELDS)
-        return dataclasses.replace(base, method=self.method, seed=self.seed)
+        # several workers: multi-worker unless --set chose a strategy (the StudentTrainer rejects any other)
+        workers = {"distribute": "multi_worker"} if self.student_workers > 1 and base.distribute == "none" else {}
+        return dataclasses.replace(base, method=self.method, seed=self.seed, **workers)
 
     def blessing_thresholds(self) -> dict:
         share = self.min_share_of_ensemble

@@ -84,7 +84,7 @@ def create_components(config: PipelineConfig) -> list:
                       model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing))
     student = StudentTrainer(examples=ingestion.outputs["examples"], schema=schema.outputs["schema"],
                              dataset=ingestion.outputs["dataset"], knowledge=knowledge.outputs["knowledge"],
-                             distill_config=distill_config,
+                             distill_config=distill_config, workers=config.student_workers,
                              base_model=baseline.outputs["model"] if config.warm_start else None)
     evaluator = RankingEvaluator(model=student.outputs["model"], dataset=ingestion.outputs["dataset"],
                                  comparison=knowledge.outputs["metrics"], method=config.method,

@@ -105,8 +105,10 @@ def test_settings_reach_the_tasks(spec):
     # CiteULike (the default data) is fingerprinted by its sha256: compiling needs no local copy, a task fetches it
     assert parameter("InteractionExampleGen", "data") == "citeulike"
     assert parameter("InteractionExampleGen", "data_fingerprint") == f"citeulike sha256:{CITEULIKE_SHA256}"
-    distill_config = json.loads(parameter("StudentTrainer", "custom_config"))["distill_config"]
+    custom = json.loads(parameter("StudentTrainer", "custom_config"))
+    distill_config = custom["distill_config"]
     assert (distill_config["method"], distill_config["epochs"], distill_config["tau"]) == ("rrd", 7, 2.5)
+    assert (custom["workers"], distill_config["distribute"]) == (1, "none")
     tau = tasks["KnowledgeBuilder"]["inputs"]["parameters"]["tau"]["runtimeValue"]["constantValue"]
     assert tau["doubleValue"] == 2.5
     thresholds = json.loads(parameter("RankingEvaluator", "thresholds"))
@@ -125,6 +127,16 @@ def test_change_thresholds_reach_the_evaluator(tmp_path):
     assert (thresholds["change_relative"], thresholds["change_absolute"]) == (None, -0.01)
 
 
+def test_student_workers_reach_the_student_trainer(tmp_path):
+    """KFP v2 runs a task as one pod: the spec records the request (the StudentTrainer's workers and its
+    multi-worker strategy), and its run_fn checks that the cluster TF_CONFIG describes has that many workers."""
+    code, err, out = compile_spec(tmp_path, "--pipeline-root", ROOT, "--student-workers", "3")
+    assert code == 0, err
+    task = json.loads(out.read_text())["pipelineSpec"]["root"]["dag"]["tasks"]["StudentTrainer"]
+    custom = json.loads(task["inputs"]["parameters"]["custom_config"]["runtimeValue"]["constantValue"]["stringValue"])
+    assert (custom["workers"], custom["distill_config"]["distribute"]) == (3, "multi_worker")
+
+
 def test_a_pipeline_root_is_required(tmp_path, monkeypatch):
     monkeypatch.delenv("HETCOMP_PIPELINE_ROOT", raising=False)
     code, err, out = compile_spec(tmp_path)
@@ -139,6 +151,8 @@ def test_a_pipeline_root_is_required(tmp_path, monkeypatch):
     (["--teachers", "MF,XX"], "unknown teacher 'XX'"),
     (["--method", "nope"], "unknown distillation method 'nope'"),
     (["--change-relative", "5%"], "--change-relative: '5%' is neither a number nor 'none'"),
+    (["--student-workers", "0"], "student workers must be >= 1, got 0"),
+    (["--student-workers", "2", "--set", "distribute=mirrored"], "more than one worker needs distribute='multi_worker'"),
 ])
 def test_bad_settings_fail_with_one_line(tmp_path, option, message):
     code, err, out = compile_spec(tmp_path, "--pipeline-root", ROOT, *option)

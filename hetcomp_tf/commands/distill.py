@@ -2,14 +2,16 @@
 
 Reads DIR/dataset.npz and DIR/trajectories/; writes OUT/student/ (config.json + TF checkpoint, see
 `student.load_student`), OUT/distill.json (valid/test metrics, params, seconds, history) and TensorBoard logs
-under OUT/logs/<method>/, and prints the student's test metrics next to the teachers' ensemble.
+under OUT/logs/<method>/, and prints the student's test metrics next to the teachers' ensemble. With
+`--distribute multi_worker` every worker of the cluster in TF_CONFIG runs the same command; only the chief writes OUT.
 """
 
 from __future__ import annotations
 
 from hetcomp_tf.commands.options import add_profile_argument, add_set_argument, profile_from_args
-from hetcomp_tf.config import METRIC_KS
+from hetcomp_tf.config import METRIC_KS, DistillConfig
 from hetcomp_tf.distill import METHODS
+from hetcomp_tf.distribute import STRATEGIES
 
 COLUMNS = [*(f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")), "params", "seconds"]
 
@@ -25,8 +27,11 @@ def add_arguments(parser) -> None:
                         help="XLA-compile the training step (default: the profile's jit_compile)")
     parser.add_argument("--mixed-precision", action="store_true", default=None,
                         help="float16 scores with loss scaling, worth it on a GPU (default: the profile's)")
+    parser.add_argument("--distribute", choices=STRATEGIES, default=None,
+                        help="tf.distribute strategy: none (one device), mirrored (this host's GPUs), multi_worker "
+                             f"(the cluster in TF_CONFIG; run it on every worker) (default: {DistillConfig.distribute})")
     add_set_argument(parser)
-    parser.add_argument("--out", required=True, metavar="OUT", help="output directory")
+    parser.add_argument("--out", required=True, metavar="OUT", help="output directory (the chief's)")
 
 
 def run(args) -> int:
@@ -34,7 +39,8 @@ def run(args) -> int:
     from pathlib import Path
 
     from hetcomp_tf.data import Dataset
-    from hetcomp_tf.distill import distill, get_method
+    from hetcomp_tf.distill import check_config, distill, get_method
+    from hetcomp_tf.distribute import is_chief, make_strategy, worker_dir
     from hetcomp_tf.ensemble import EnsembleKnowledge
     from hetcomp_tf.errors import HetCompError
     from hetcomp_tf.files import read_json, write_json
@@ -50,17 +56,25 @@ def run(args) -> int:
                            f"run `hetcomp teachers --out {teachers_dir}` first")
     if out.exists() and not out.is_dir():
         raise HetCompError(f"--out {out} exists and is not a directory")
-    flags = {"student_dim": args.student_dim, "jit_compile": args.jit, "mixed_precision": args.mixed_precision}
+    flags = {"student_dim": args.student_dim, "jit_compile": args.jit, "mixed_precision": args.mixed_precision,
+             "distribute": args.distribute}
     cfg = dataclasses.replace(profile.distill, method=args.method, seed=args.seed,
                               **{name: value for name, value in flags.items() if value is not None})
+    check_config(cfg)
+    strategy = make_strategy(cfg.distribute)  # before TensorFlow runs anything (multi-worker collectives)
     data = Dataset.load(teachers_dir / "dataset.npz")
     knowledge = EnsembleKnowledge.from_trajectories(load_trajectories(teachers_dir), tau=cfg.tau)
 
-    run = distill(data, knowledge, cfg, log_dir=out / "logs" / cfg.method)
-    save_student(run.student, out / "student")
-    summary = run.to_dict()
-    write_json(out / "distill.json", {"method": summary.pop("method"), "profile": profile.name,
-                                      "teachers_dir": str(teachers_dir), "config": dataclasses.asdict(cfg), **summary})
+    with worker_dir(out, strategy) as written:  # the chief's OUT; a scratch directory on the other workers
+        written = Path(written)
+        run = distill(data, knowledge, cfg, log_dir=written / "logs" / cfg.method)
+        save_student(run.student, written / "student")
+        summary = run.to_dict()
+        write_json(written / "distill.json", {"method": summary.pop("method"), "profile": profile.name,
+                                              "teachers_dir": str(teachers_dir), "config": dataclasses.asdict(cfg),
+                                              **summary})
+    if not is_chief(strategy):
+        return 0
 
     rows = {}
     summary_path = teachers_dir / "teachers.json"

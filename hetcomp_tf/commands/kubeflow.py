@@ -2,7 +2,9 @@
 
 IMAGE is built from the repository's Dockerfile; the pipeline root (and the data path, unless synthetic, or
 citeulike, which the ingestion task fetches) must be reachable from every task, e.g. gs://bucket/hetcomp.
-Compiling needs no cluster and no local copy of the data.
+Compiling needs no cluster and no local copy of the data. `--student-workers N` compiles the StudentTrainer for N
+workers (distribute=multi_worker): KFP v2 runs a task as one pod, so that task must be run as an N-worker job whose
+platform sets TF_CONFIG (e.g. a Kubeflow TFJob or a Vertex AI custom job); with one pod it stops with that message.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--pipeline-root", default=os.environ.get("HETCOMP_PIPELINE_ROOT"), metavar="URI",
                         help="artifact root every task can reach, e.g. gs://bucket/hetcomp (default: "
                              "$HETCOMP_PIPELINE_ROOT); the Pusher writes URI/serving/<version>/")
+    parser.add_argument("--student-workers", type=int, default=1, metavar="N",
+                        help="train the student on N workers (MultiWorkerMirroredStrategy; the task must then run "
+                             "as an N-worker job whose platform sets TF_CONFIG; default 1)")
 
 
 def run(args) -> int:
@@ -29,7 +34,8 @@ def run(args) -> int:
     if not args.pipeline_root:
         raise HetCompError("give --pipeline-root (or set HETCOMP_PIPELINE_ROOT): a URI every task can reach, "
                            "e.g. gs://bucket/hetcomp")
-    config = pipeline_config(args, args.pipeline_root, pipeline_root=args.pipeline_root)
+    config = pipeline_config(args, args.pipeline_root, pipeline_root=args.pipeline_root,
+                             student_workers=args.student_workers)
     spec = compile_pipeline(config, args.image, args.out)
     tasks = spec["pipelineSpec"]["root"]["dag"]["tasks"]
     print(f"wrote {os.path.abspath(args.out)}: {len(tasks)} tasks on image {args.image}", file=sys.stderr)

@@ -1,0 +1,104 @@
+"""TensorFlow's own distribution strategies for the student's training (`DistillConfig.distribute`).
+
+"none" is TensorFlow's default strategy (one device, no replicas); "mirrored" is `tf.distribute.MirroredStrategy`
+(every GPU of this host, else its CPU); "multi_worker" is `tf.distribute.MultiWorkerMirroredStrategy` over the
+cluster TF_CONFIG describes, read by TensorFlow's `TFConfigClusterResolver` (no TF_CONFIG: one worker, TF's own
+behaviour). Every worker generates the same global batches (they are seeded, `distill.epoch_batches`) and each
+replica trains on its share of a batch (`distill.Trainer`), so one step sums the same per-user gradients as one
+device does, in another order.
+
+A multi-worker strategy configures TensorFlow's collective ops, which is only possible before TensorFlow has run
+anything: a command creates the strategy (`make_strategy`) first, and later calls get the same object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.progress import log
+
+STRATEGIES = ("none", "mirrored", "multi_worker")
+
+
+def check_tf_config() -> dict:
+    """TF_CONFIG as TensorFlow's resolver reads it ({} when unset); a HetCompError naming what is wrong."""
+    text = os.environ.get("TF_CONFIG", "")
+    if not text.strip():
+        return {}
+    try:
+        config = json.loads(text)
+        resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+        jobs = resolver.cluster_spec().as_dict()
+        task_type, task_id = resolver.task_type, resolver.task_id
+    except (ValueError, TypeError, AttributeError, KeyError) as err:
+        raise HetCompError(f"TF_CONFIG is not a TensorFlow cluster config ({type(err).__name__}: {err}); expected "
+                           '{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": 0}}')
+    workers = [*jobs.get("chief", []), *jobs.get("worker", [])]
+    if not workers or task_type not in jobs or not 0 <= int(task_id) < len(jobs[task_type]):
+        raise HetCompError(f"TF_CONFIG: task {task_type}:{task_id} is not in its cluster {jobs} "
+                           "(a worker or chief task with an index below the job's size)")
+    return config
+
+
+@functools.lru_cache(maxsize=None)
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The strategy `name` (one of STRATEGIES), created once per process."""
+    if name not in STRATEGIES:
+        raise HetCompError(f"distribute={name!r}: choose one of {', '.join(STRATEGIES)}")
+    if name == "none":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        strategy = tf.distribute.MirroredStrategy()
+    else:
+        if not check_tf_config():
+            log("distribute=multi_worker without TF_CONFIG: one worker")
+        try:
+            strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        except RuntimeError as err:  # collective ops configured after TensorFlow started
+            raise HetCompError(f"distribute=multi_worker: {err}; create the strategy (distribute.make_strategy) "
+                               "before TensorFlow runs anything") from err
+    log(f"distribute={name}: {strategy.num_replicas_in_sync} replica(s) in sync, this task {worker_task(strategy)}"
+        f"{' (chief)' if is_chief(strategy) else ''}")
+    return strategy
+
+
+def worker_task(strategy: tf.distribute.Strategy) -> str:
+    """This worker's task in the cluster, e.g. "worker:1" ("local" without a cluster)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return f"{resolver.task_type}:{resolver.task_id}" if resolver and resolver.task_type else "local"
+
+
+def worker_count(strategy: tf.distribute.Strategy) -> int:
+    """How many workers (chief included) train together: TF_CONFIG's cluster, else 1."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    jobs = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    return max(1, len(jobs.get("chief", [])) + len(jobs.get("worker", [])))
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this worker writes the run's files (checkpoints, logs, the student): the chief, or the only one."""
+    return bool(strategy.extended.should_checkpoint)
+
+
+@contextlib.contextmanager
+def worker_dir(directory: str | os.PathLike | None, strategy: tf.distribute.Strategy):
+    """Where this worker writes a run's files: `directory` (a path or URI, unchanged) on the chief; on any other
+    worker a path of the same name in a temporary directory, removed afterwards (TensorFlow's multi-worker
+    convention: every worker runs the same saving code, collectives included, and only the chief's files are
+    kept). None stays None."""
+    if directory is None or is_chief(strategy):
+        yield directory
+        return
+    scratch = tempfile.mkdtemp(prefix=f"hetcomp-{worker_task(strategy).replace(':', '')}-")
+    try:
+        yield os.path.join(scratch, os.path.basename(os.fspath(directory).rstrip("/")))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -1,0 +1,52 @@
+"""One process of tests/test_distribute.py's distributed distillation:
+
+    python -m tests.distributed_worker TEACHERS_DIR OUT DUMP STRATEGY SETTINGS_JSON
+
+STRATEGY is a `DistillConfig.distribute` name (multi_worker: the cluster in TF_CONFIG), or "two_cpus": a
+MirroredStrategy over two logical CPU devices of this process (two replicas on one host without GPUs). The strategy
+is created first, before TensorFlow runs anything. It distils the tiny profile with SETTINGS_JSON's fields replaced,
+with logs in OUT/logs and the run state in OUT/state (what only the chief may write), and dumps what this process
+ended with, chief or not, to DUMP (.npz): the student's tables, the DKC state, the run's summary (JSON)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from hetcomp_tf.config import get_profile
+from hetcomp_tf.distribute import make_strategy
+
+
+def two_cpu_strategy() -> tf.distribute.Strategy:
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+def main(teachers_dir: str, out: str, dump: str, strategy_name: str, settings: str) -> None:
+    strategy = two_cpu_strategy() if strategy_name == "two_cpus" else make_strategy(strategy_name)
+
+    from hetcomp_tf.data import Dataset
+    from hetcomp_tf.distill import distill
+    from hetcomp_tf.ensemble import EnsembleKnowledge
+    from hetcomp_tf.trajectories import load_trajectories
+
+    cfg = dataclasses.replace(get_profile("tiny").distill, **json.loads(settings))
+    data = Dataset.load(Path(teachers_dir) / "dataset.npz")
+    knowledge = EnsembleKnowledge.from_trajectories(load_trajectories(teachers_dir), tau=cfg.tau)
+    run = distill(data, knowledge if cfg.method != "wo_kd" else None, cfg, log_dir=Path(out) / "logs",
+                  resume_dir=Path(out) / "state", progress=None, strategy=strategy)
+    dkc = {} if run.dkc is None else {"stages": run.dkc.stages.numpy(), "d_prev": run.dkc.d_prev.numpy(),
+                                      "targets": run.dkc.target_table.numpy()}
+    np.savez(dump, users=run.student.user_embedding.embeddings.numpy(),
+             items=run.student.item_embedding.embeddings.numpy(), replicas=strategy.num_replicas_in_sync,
+             run=json.dumps(run.to_dict()), **dkc)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

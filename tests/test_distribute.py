@@ -1,0 +1,216 @@
+"""Distributed distillation (hetcomp_tf/distribute.py, `distill.Trainer` under a strategy): a replica's share of a
+batch against a NumPy partition, two MultiWorkerMirroredStrategy workers on 127.0.0.1 and two MirroredStrategy
+replicas against one process, the chief-only files, and the errors for a bad strategy or TF_CONFIG.
+
+Tolerance: two replicas compute the same gradient as one device, but float32 sums it in another order (each
+replica sums its users, then the all-reduce sums the replicas), so the weights agree to rounding, not bit for bit:
+measured 4e-6 at most after 8 tiny epochs; the tests allow ATOL = 1e-4 on weights of scale 0.1-1, well below what
+training moves them (asserted). The DKC state must be bit-identical between the workers, which read the same
+synchronised weights; against one process its stages and targets must be equal, while D (1 − NDCG@50 of the
+student's top 50) may differ for at most 1 % of the (user, teacher) pairs, by < 1e-2: two items whose scores are
+within rounding of each other can swap places in a top-50 list (measured: 4 of 2,400 pairs, by 7e-5)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from hetcomp_tf.cli import main
+from hetcomp_tf.config import get_profile
+from hetcomp_tf.data import Dataset
+from hetcomp_tf.distill import PAD_USERS_TO, distill, epoch_batches, replica_share, train_pairs_cap
+from hetcomp_tf.distribute import check_tf_config, make_strategy
+from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.student import Student
+from tests.distributed_worker import main as run_worker
+from tests.helpers import run_cli
+from tests.test_distill import shared_teachers
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = get_profile("tiny")
+ATOL = 1e-4
+# hetcomp with every term whose share a replica must scale: a mean's global denominator, the item L2 and the decay
+HETCOMP = {"method": "hetcomp", "epochs": 8, "eval_every": 3, "loss_reduction": "mean", "l2": 1e-3,
+           "weight_decay": 1e-3}
+WO_KD = {"method": "wo_kd", "epochs": 4, "eval_every": 2}  # BPR: negatives drawn for the global batch
+
+
+@pytest.fixture(scope="module")
+def teachers_dir(tmp_path_factory) -> Path:
+    return shared_teachers(tmp_path_factory)
+
+
+def free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def spawn(teachers_dir, out: Path, dump: Path, strategy: str, settings: dict, tf_config: dict | None = None):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop("TF_CONFIG", None)
+    if tf_config is not None:
+        env["TF_CONFIG"] = json.dumps(tf_config)
+    return subprocess.Popen([sys.executable, "-m", "tests.distributed_worker", str(teachers_dir), str(out), str(dump),
+                             strategy, json.dumps(settings)], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_all(processes, timeout: float = 400) -> None:
+    try:
+        for process in processes:
+            _, err = process.communicate(timeout=timeout)
+            assert process.returncode == 0, err[-3000:]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+
+
+def one_process(teachers_dir, tmp_path: Path, settings: dict) -> dict:
+    run_worker(str(teachers_dir), str(tmp_path / "one"), str(tmp_path / "one.npz"), "none",
+               json.dumps({**settings, "distribute": "none"}))
+    return dict(np.load(tmp_path / "one.npz"))
+
+
+def assert_matches_one_process(distributed: dict, one: dict, dkc: bool) -> None:
+    assert int(one["replicas"]) == 1 and int(distributed["replicas"]) == 2
+    for table in ("users", "items"):
+        np.testing.assert_allclose(distributed[table], one[table], atol=ATOL, rtol=0)
+    runs = [json.loads(str(r["run"])) for r in (distributed, one)]
+    assert runs[0]["valid"] == pytest.approx(runs[1]["valid"], abs=1e-3)
+    assert [h["epoch"] for h in runs[0]["history"]] == [h["epoch"] for h in runs[1]["history"]]
+    for mine, theirs in zip(*(r["history"] for r in runs)):
+        assert mine["loss"] == pytest.approx(theirs["loss"], rel=1e-4)
+        assert mine["mean_stage"] == theirs["mean_stage"]
+    if dkc:
+        for name in ("stages", "targets"):
+            np.testing.assert_array_equal(distributed[name], one[name])
+        differ = distributed["d_prev"] != one["d_prev"]
+        assert differ.mean() <= 0.01
+        np.testing.assert_allclose(distributed["d_prev"], one["d_prev"], atol=1e-2, rtol=0)
+
+
+# ------------------------------------------------------------------------------------------ a replica's share
+
+@pytest.mark.parametrize("batching, pad_to", [("interactions", 1), ("users", PAD_USERS_TO)])
+def test_replica_shares_partition_the_batch(tiny_dataset, batching, pad_to):
+    train = tiny_dataset.train
+    cfg = dataclasses.replace(TINY.distill, batching=batching, batch_size=200)
+    cap = train_pairs_cap(train, cfg.batch_size) if pad_to > 1 else None
+    for pairs in (False, True):
+        batch = next(epoch_batches(train, cfg, 1, pairs=pairs, pad_to=pad_to, train_pairs_to=cap))
+        users, rows, items = (x.numpy() for x in (batch.users, batch.train_rows, batch.train_items))
+        expected_pairs = {(users[r], i) for r, i in zip(rows, items) if i >= 0}  # (user, train item)
+        shares = [replica_share(batch, r, 3) for r in range(3)]
+        sizes = [int(tf.size(s.users)) for s in shares]
+        assert max(sizes) - min(sizes) <= 1  # contiguous, balanced slices ...
+        np.testing.assert_array_equal(np.concatenate([s.users.numpy() for s in shares]), users)  # ... of every user
+        np.testing.assert_array_equal(np.concatenate([s.weights.numpy() for s in shares]), batch.weights.numpy())
+        found = set()
+        for share in shares:
+            share_rows, share_items = share.train_rows.numpy(), share.train_items.numpy()
+            assert share_rows.size == rows.size  # one length for every share (XLA: one shape)
+            real = share_items >= 0
+            assert (share_rows[~real] == 0).all() and (share_rows[real] < share.users.shape[0]).all()
+            pairs_here = {(share.users.numpy()[r], i) for r, i in zip(share_rows[real], share_items[real])}
+            assert not pairs_here & found
+            found |= pairs_here
+        assert found == expected_pairs and (len(expected_pairs) > 0) != pairs  # BPR batches carry no train pairs
+        for field in ("pair_users", "pair_items"):
+            np.testing.assert_array_equal(np.concatenate([getattr(s, field).numpy() for s in shares]),
+                                          getattr(batch, field).numpy())
+        assert (tf.size(batch.pair_users) > 0) == pairs
+    whole = replica_share(batch, 0, 1)
+    for mine, theirs in zip(whole, batch):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+
+
+# --------------------------------------------------------------------------------- two workers, two replicas
+
+def test_two_workers_distil_as_one_process_and_keep_one_dkc_state(teachers_dir, tmp_path):
+    ports = free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    settings = {**HETCOMP, "distribute": "multi_worker"}
+    workers = [spawn(teachers_dir, tmp_path / f"w{i}", tmp_path / f"w{i}.npz", "multi_worker", settings,
+                     {"cluster": cluster, "task": {"type": "worker", "index": i}}) for i in range(2)]
+    one = one_process(teachers_dir, tmp_path, HETCOMP)  # meanwhile, in this process
+    wait_all(workers)
+    chief, other = (dict(np.load(tmp_path / f"w{i}.npz")) for i in range(2))
+    for name in ("users", "items", "stages", "d_prev", "targets"):  # every worker ends with the same state
+        np.testing.assert_array_equal(chief[name], other[name])
+    assert_matches_one_process(chief, one, dkc=True)
+    assert (one["stages"] > 0).any(), "DKC moved stages: the comparison covers its decisions"
+    data = Dataset.load(teachers_dir / "dataset.npz")
+    initial = Student(data.n_users, data.n_items, TINY.distill.student_dim, seed=TINY.distill.seed,
+                      init_std=TINY.distill.init_std).item_embedding.embeddings.numpy()
+    assert np.abs(chief["items"] - initial).max() > 100 * ATOL, "training moves the weights far beyond the tolerance"
+    # only the chief writes the logs and the run state; the other worker's went to a removed temporary directory
+    assert list((tmp_path / "w0" / "logs").glob("events.out.tfevents.*"))
+    assert (tmp_path / "w0" / "state" / "state.json").is_file()
+    assert not (tmp_path / "w1").exists()
+
+
+def test_two_mirrored_replicas_distil_wo_kd_as_one_process(teachers_dir, tmp_path):
+    """Two replicas on one host (two logical CPUs; on GPUs `distribute=mirrored` takes every GPU): wo_kd's BPR
+    draws its negatives for the global batch, so the replicas' pairs meet the same negatives as one device's."""
+    process = spawn(teachers_dir, tmp_path / "m", tmp_path / "m.npz", "two_cpus", WO_KD)
+    one = one_process(teachers_dir, tmp_path, WO_KD)
+    wait_all([process])
+    assert_matches_one_process(dict(np.load(tmp_path / "m.npz")), one, dkc=False)
+
+
+# ------------------------------------------------------------------------------------------------- errors
+
+@pytest.mark.parametrize("tf_config, message", [
+    ("{not json", "TF_CONFIG is not a TensorFlow cluster config"),
+    ('{"cluster": {"worker": "127.0.0.1:1"}, "task": {"type": "worker", "index": 0}}', "TF_CONFIG is not"),
+    ('{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 3}}', "task worker:3 is not in"),
+    ('{"cluster": {"ps": ["127.0.0.1:1"]}, "task": {"type": "ps", "index": 0}}', "task ps:0 is not in"),
+])
+def test_a_malformed_tf_config_is_one_clear_error(monkeypatch, tmp_path, tf_config, message):
+    monkeypatch.setenv("TF_CONFIG", tf_config)
+    with pytest.raises(HetCompError, match=message):
+        check_tf_config()
+    result = run_cli(["distill", "--teachers-dir", str(tmp_path), "--profile", "tiny", "--distribute",
+                      "multi_worker", "--out", str(tmp_path / "out")])
+    lines = result.stderr.strip().splitlines()
+    assert result.code == 2 and len(lines) == 1 and lines[0].startswith("hetcomp: error: ") and message in lines[0]
+
+
+def test_an_unknown_strategy_is_one_clear_error(tiny_dataset, tmp_path, capsys):
+    with pytest.raises(HetCompError, match="distribute='gpus': choose one of none, mirrored, multi_worker"):
+        make_strategy("gpus")
+    with pytest.raises(HetCompError, match="distribute='gpus' must be one of none, mirrored, multi_worker"):
+        distill(tiny_dataset, None, dataclasses.replace(TINY.distill, method="wo_kd", distribute="gpus"))
+    argv = ["distill", "--teachers-dir", str(tmp_path), "--profile", "tiny", "--out", str(tmp_path / "out")]
+    result = run_cli([*argv, "--set", "distribute=gpus"])
+    lines = result.stderr.strip().splitlines()
+    assert result.code == 2 and len(lines) == 1 and "distribute='gpus' must be one of" in lines[0], lines
+    with pytest.raises(SystemExit) as exited:  # argparse's choices, one line (cli.Parser)
+        main([*argv, "--distribute", "gpus"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exited.value.code == 2 and len(lines) == 1 and "invalid choice: 'gpus'" in lines[0], lines
+
+
+def test_the_student_trainer_runs_on_as_many_workers_as_it_was_compiled_for():
+    from components.distill_run import run_fn
+
+    fn_args = SimpleNamespace(custom_config={"distill_config": dataclasses.asdict(TINY.distill), "workers": 2})
+    with pytest.raises(HetCompError, match=r"compiled for 2 worker\(s\), its cluster \(TF_CONFIG\) has 1; run the "
+                                           r"task as a 2-worker job"):
+        run_fn(fn_args)
