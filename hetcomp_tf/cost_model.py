@@ -20,6 +20,7 @@ not on which items the lists name (as in step_timing).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import tempfile
 import threading
@@ -136,7 +137,6 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-
 def measure_size(size: Size, cfg: DistillConfig, traj: TrajectoryConfig, steps: int = 8, requests: int = 200) -> dict:
     """The costs of one size (see the module docstring); `steps` timed training steps, `requests` timed
     serving requests."""
@@ -154,7 +154,7 @@ def measure_size(size: Size, cfg: DistillConfig, traj: TrajectoryConfig, steps: 
     del knowledge
     out["knowledge_build_seconds"] = time.perf_counter() - started
     step = trainer.step_fn(trainer.loss_name())
-    batches = epoch_batches(data.train, cfg, 0, pairs=False)
+    batches = (batch for epoch in itertools.count() for batch in epoch_batches(data.train, cfg, epoch, pairs=False))
     step(next(batches))  # traces
     with _PeakRSS() as memory:
         started = time.perf_counter()

@@ -97,7 +97,7 @@ def test_cost_model_writes_each_size_as_it_is_measured(tmp_path):
 def test_costmodel_command_measures_fits_and_prints(tmp_path):
     out = tmp_path / "cost.json"
     done = run_cli(["costmodel", "--profile", "tiny", "--sizes", "200x300,400x600", "--target", "10000x20000",
-                    "--steps", "2", "--out", str(out)])
+                    "--steps", "8", "--out", str(out)])  # 8 steps: more than the smaller size's epoch (6)
     assert done.code == 0, done.stderr
     result = json.loads(out.read_text())
     first, second = result["measured"]
