@@ -19,8 +19,10 @@ cores/jobs TensorFlow threads; only the parent writes the result files.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -35,7 +37,7 @@ from hetcomp_tf.distill import DistillRun, distill, get_method
 from hetcomp_tf.ensemble import EnsembleKnowledge
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.progress import Progress, log
-from hetcomp_tf.files import atomic_file, read_json, sha256_of, write_json, write_text
+from hetcomp_tf.files import atomic_file, read_json, write_json, write_text
 from hetcomp_tf.report import ENSEMBLE, format_table, markdown_table, student_row, teacher_row
 from hetcomp_tf.teachers import teachers_table, train_teachers
 from hetcomp_tf.trajectories import load_trajectories, trajectories_dir
@@ -63,6 +65,36 @@ class RunKey:
     @property
     def name(self) -> str:
         return f"{self.method}|dim={self.dim}|seed={self.seed}"
+
+
+def knowledge_sha256(out: Path) -> str:
+    """A content hash of what every run learns from: the split and each teacher's trajectory arrays. Unlike a
+    hash of teachers.json (which holds training seconds), it is equal for teachers retrained identically in
+    another session or on another machine, so their runs can be pooled (`--import-runs`)."""
+    digest = hashlib.sha256()
+    data = Dataset.load(out / "dataset.npz")
+    for split in ("train", "valid", "test"):
+        for array in (getattr(data, split).indptr, getattr(data, split).indices):
+            digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
+    for name, trajectory in load_trajectories(out).items():
+        digest.update(name.encode())
+        for array in (trajectory.rankings, trajectory.observed.indptr, trajectory.observed.indices):
+            digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
+    return digest.hexdigest()
+
+
+def code_version() -> str:
+    """The git commit of the code that trained a run (`+dirty` with uncommitted changes), else the package
+    version: a run's record says what produced it when records of several sessions are pooled."""
+    from hetcomp_tf import __version__
+
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "-C", os.fspath(here), "describe", "--always", "--dirty=+dirty",
+                                 "--abbrev=12"], capture_output=True, text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return f"hetcomp-tf {__version__}"
+    return commit.stdout.strip() or f"hetcomp-tf {__version__}"
 
 
 def plan_runs(methods: Sequence[str], seeds: int, default_dim: int, dims: Sequence[int],
@@ -121,10 +153,12 @@ def ensure_teachers(data_spec: str, fmt: str | None, profile: Profile, out: Path
 # ---------------------------------------------------------------------------------------------- the runs
 
 def run_record(key: RunKey, run: DistillRun) -> dict:
-    """A run in results.json: the run without its history, which shrinks to the curves the plots need."""
+    """A run in results.json: the run without its history, which shrinks to the curves the plots need, and the
+    code version that trained it."""
     summary = run.to_dict()
     history = summary.pop("history")
     return {"method": summary.pop("method"), "dim": key.dim, "seed": key.seed, **summary,
+            "code": code_version(),
             "curve": [[h["epoch"], h["valid"][RECORD_METRIC]] for h in history],
             "stage_curve": [[h["epoch"], h["mean_stage"]] for h in history if h["mean_stage"]],
             "dkc_curve": [[h["epoch"], h["dkc"]] for h in history if "dkc" in h]}
@@ -132,10 +166,16 @@ def run_record(key: RunKey, run: DistillRun) -> dict:
 
 def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int, methods: Sequence[str],
                   student_dims: Sequence[int], out: str | os.PathLike,
-                  progress: Callable[[str, int], Progress] | None = Progress, jobs: int = 1) -> dict:
+                  progress: Callable[[str, int], Progress] | None = Progress, jobs: int = 1,
+                  only_seeds: Sequence[int] | None = None, import_runs: Sequence[str | os.PathLike] = ()) -> dict:
     """Teachers (trained or reused), then every planned run (resumed from results.partial.json when its
     fingerprint matches; `jobs` runs at a time); writes results.json, results.md and curves.png and returns the
-    results."""
+    results.
+
+    `only_seeds` trains only the planned runs of those seeds; `import_runs` adds the finished runs of other
+    benchmarks' results.partial.json (another machine's or session's), which must share this one's fingerprint
+    (the same split, trajectories and distill config). Results show every finished run of the plan, so a
+    benchmark can be split over machines by seed and pooled."""
     start = time.perf_counter()
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -145,18 +185,31 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
     if seeds < 1 or jobs < 1 or not methods or any(d < 1 for d in student_dims):
         raise HetCompError(f"benchmark: seeds ({seeds}), jobs ({jobs}), methods ({list(methods)}) and student "
                            f"dims ({list(student_dims)}) must be positive / non-empty")
+    if only_seeds is not None and (not only_seeds or not all(0 <= s < seeds for s in only_seeds)):
+        raise HetCompError(f"benchmark: --only-seeds {list(only_seeds)} must name seeds of 0..{seeds - 1} "
+                           f"(--seeds {seeds})")
+    imported = [_read_partial(Path(path)) for path in import_runs]
     teachers_reused = ensure_teachers(data_spec, fmt, profile, out, jobs)
     summary = read_json(out / "teachers.json")
 
-    fingerprint = {"profile": profile.name, "teachers_sha256": sha256_of(out / "teachers.json"),
+    fingerprint = {"profile": profile.name, "knowledge_sha256": knowledge_sha256(out),
                    "distill": {k: v for k, v in dataclasses.asdict(profile.distill).items()
                                if k not in ("method", "student_dim", "seed")}}
     done = _load_partial(out / PARTIAL, fingerprint)
+    for path, partial in zip(import_runs, imported):
+        difference = _fingerprint_difference(partial.get("fingerprint", {}), fingerprint)
+        if difference:
+            raise HetCompError(f"--import-runs {path}: its runs cannot be pooled with these: {difference}")
+        new = {name: run for name, run in partial.get("runs", {}).items() if name not in done}
+        done.update(new)
+        log(f"imported {len(new)} finished run(s) from {path}")
     _keep_resume_states_of(out / "resume", fingerprint)
     keys = plan_runs(methods, seeds, profile.distill.student_dim, student_dims)
-    todo = [key for key in keys if key.name not in done]
+    todo = [key for key in keys if key.name not in done and (only_seeds is None or key.seed in only_seeds)]
     if len(todo) < len(keys):
         log(f"resuming: {len(keys) - len(todo)} of {len(keys)} runs already finished in {out / PARTIAL}")
+    if imported:
+        write_json(out / PARTIAL, {"fingerprint": fingerprint, "runs": done})
     bar = progress("benchmark run", len(todo)) if progress is not None and todo else None
     runner = _run_in_workers(out, profile, todo, jobs) if jobs > 1 and len(todo) > 1 else \
         _run_here(out, profile, todo, progress)
@@ -244,6 +297,29 @@ def _keep_resume_states_of(directory: Path, fingerprint: dict) -> None:
         shutil.rmtree(directory)
     directory.mkdir(parents=True, exist_ok=True)
     write_json(stamp, fingerprint)
+
+
+def _read_partial(path: Path) -> dict:
+    """A results.partial.json to import; a missing or malformed one is a one-line error."""
+    if not path.is_file():
+        raise HetCompError(f"--import-runs {path}: no such file")
+    partial = read_json(path)
+    if not isinstance(partial, dict) or not isinstance(partial.get("runs"), dict) or "fingerprint" not in partial:
+        raise HetCompError(f"--import-runs {path}: not a benchmark's {PARTIAL} (no fingerprint and runs)")
+    return partial
+
+
+def _fingerprint_difference(theirs: dict, ours: dict) -> str | None:
+    """None when two fingerprints are equal, else the first difference in words."""
+    for key in sorted({*theirs, *ours} - {"distill"}):
+        if theirs.get(key) != ours.get(key):
+            return f"{key} {theirs.get(key)!r} there, {ours.get(key)!r} here"
+    theirs_cfg, ours_cfg = theirs.get("distill", {}), ours.get("distill", {})
+    for key in sorted({*theirs_cfg, *ours_cfg}):
+        if theirs_cfg.get(key, "(absent)") != ours_cfg.get(key, "(absent)"):
+            return (f"distill config {key}={theirs_cfg.get(key, '(absent)')!r} there, "
+                    f"{ours_cfg.get(key, '(absent)')!r} here")
+    return None
 
 
 def _load_partial(path: Path, fingerprint: dict) -> dict:

@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hetcomp_tf.benchmark import ABLATIONS, PARTIAL, RunKey, plan_runs, teachers_reusable
+from hetcomp_tf.benchmark import ABLATIONS, PARTIAL, RunKey, knowledge_sha256, plan_runs, teachers_reusable
 from hetcomp_tf.cli import main
 from hetcomp_tf.config import TEACHER_NAMES, get_profile
 from hetcomp_tf.data import Dataset, load_dataset
 from hetcomp_tf.distill import METHODS
+from hetcomp_tf.trajectories import load_trajectories, trajectories_dir
 from hetcomp_tf.workers import exit_with_parent
 from tests.test_distill import shared_teachers
 
@@ -132,6 +133,54 @@ def test_second_invocation_reuses_teachers_and_resumes_finished_runs_in_two_work
     assert results["teachers_reused"] is True and results["jobs"] == 2
 
 
+def test_a_benchmark_split_by_seed_over_two_outputs_pools_into_one(bench, tmp_path, capsys):
+    _, source, _, _ = bench
+    first, second = tmp_path / "first", tmp_path / "second"
+    copy_teachers(source, first)
+    copy_teachers(source, second)
+    common = ["benchmark", "--data", "synthetic", "--profile", "tiny", "--seeds", "2", "--methods", "wo_kd",
+              "--student-dims", "8"]
+    code, _, stderr = run_cli([*common, "--only-seeds", "1", "--out", str(first)], capsys)
+    assert code == 0 and "benchmark run 1/1" in stderr
+    alone = json.loads((first / "results.json").read_text())
+    assert [(r["method"], r["seed"]) for r in alone["runs"]] == [("wo_kd", 1)]
+    assert "1 of 2 planned runs finished" in (first / "results.md").read_text()
+
+    code, _, stderr = run_cli([*common, "--only-seeds", "0", "--import-runs", str(first / PARTIAL),
+                               "--out", str(second)], capsys)
+    assert code == 0 and "imported 1 finished run(s)" in stderr and "benchmark run 1/1" in stderr
+    pooled = json.loads((second / "results.json").read_text())
+    by_seed = {r["seed"]: r for r in pooled["runs"]}
+    assert sorted(by_seed) == [0, 1] and by_seed[1] == alone["runs"][0]
+    original = {r["seed"]: r["test"] for r in json.loads((source / "results.json").read_text())["runs"]
+                if r["method"] == "wo_kd" and r["dim"] == 8}
+    assert {s: r["test"] for s, r in by_seed.items()} == original  # the same seeds train the same students
+    assert by_seed[0]["code"] and pooled["methods"]["student:wo_kd"]["seeds"] == 2
+    assert sorted(json.loads((second / PARTIAL).read_text())["runs"]) == sorted(
+        RunKey("wo_kd", 8, s).name for s in (0, 1))
+
+    before = mtimes(second)
+    code, _, stderr = run_cli([*common, "--set", "epochs=2", "--import-runs", str(first / PARTIAL),
+                               "--out", str(second)], capsys)
+    lines = stderr.strip().splitlines()
+    assert code == 2 and lines[-1] == (f"hetcomp: error: --import-runs {first / PARTIAL}: its runs cannot be pooled "
+                                       f"with these: distill config epochs={TINY.distill.epochs} there, 2 here")
+    assert mtimes(second) == before
+
+
+def test_knowledge_fingerprint_follows_the_trajectories_not_the_teachers_json(bench, tmp_path):
+    _, source, _, _ = bench
+    copy_teachers(source, tmp_path / "copy")
+    summary = json.loads((tmp_path / "copy" / "teachers.json").read_text())
+    summary["teachers"]["MF"]["train_seconds"] += 100.0  # another session's timing
+    (tmp_path / "copy" / "teachers.json").write_text(json.dumps(summary))
+    assert knowledge_sha256(tmp_path / "copy") == knowledge_sha256(source)
+    trajectory = load_trajectories(tmp_path / "copy", ["GNN"])["GNN"]
+    trajectory.rankings[0, 0, [0, 1]] = trajectory.rankings[0, 0, [1, 0]]  # one user's top two swapped, once
+    trajectory.save(trajectories_dir(tmp_path / "copy") / "GNN")
+    assert knowledge_sha256(tmp_path / "copy") != knowledge_sha256(source)
+
+
 def _orphan(interval: float) -> None:
     exit_with_parent(-1, interval)  # a pid that is never this process's parent: as if the parent had died
     time.sleep(60)
@@ -180,6 +229,10 @@ def test_teachers_are_retrained_for_another_profile_or_split(tmp_path_factory, t
     (["--data", "synthetic", "--seeds", "0"], "seeds (0)"),
     (["--data", "synthetic", "--jobs", "0"], "jobs (0)"),
     (["--data", "synthetic", "--set", "seed=3"], "FIELD one of student_dim, epochs"),
+    (["--data", "synthetic", "--seeds", "2", "--only-seeds", "2"], "--only-seeds [2] must name seeds of 0..1"),
+    (["--data", "synthetic", "--only-seeds", "0,-1"], "--only-seeds"),
+    (["--data", "synthetic", "--import-runs", "/nonexistent/results.partial.json"],
+     "--import-runs /nonexistent/results.partial.json: no such file"),
 ])
 def test_benchmark_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
     code, _, err = run_cli(["benchmark", "--profile", "tiny", *argv, "--out", str(tmp_path / "out")], capsys)

@@ -15,6 +15,12 @@ def add_arguments(parser) -> None:
                              "lists them)")
     parser.add_argument("--student-dims", default=None, metavar="D,D,...",
                         help="student sizes swept for wo_kd, ensemble_kd and hetcomp (default: the profile's)")
+    parser.add_argument("--only-seeds", default=None, metavar="S,S,...",
+                        help="train only the planned runs of these seeds (0-based, below --seeds); the results still "
+                             "show every finished run, so a benchmark can be split over machines or sessions")
+    parser.add_argument("--import-runs", action="append", default=[], metavar="FILE",
+                        help="add the finished runs of another benchmark's results.partial.json (same split, "
+                             "trajectories and distill config; repeatable)")
     add_set_argument(parser)
     parser.add_argument("--jobs", type=int, default=1, metavar="N",
                         help="runs trained at a time, each in its own process with cores/N threads (default 1: "
@@ -33,7 +39,10 @@ def run(args) -> int:
 
     methods = parse_list(args.methods, "--methods", tuple(METHODS), "distillation method") if args.methods \
         else list(METHODS)
-    results = run_benchmark(args.data, args.format, profile, args.seeds, methods, dims, args.out, jobs=args.jobs)
+    only_seeds = None if args.only_seeds is None else parse_list(
+        args.only_seeds, "--only-seeds", what="seed", convert=_seed)
+    results = run_benchmark(args.data, args.format, profile, args.seeds, methods, dims, args.out, jobs=args.jobs,
+                            only_seeds=only_seeds, import_runs=args.import_runs)
     print(f"Test metrics on {results['dataset']['name']} ({profile.name} profile, students of dim "
           f"{results['student_dim']}, mean over {results['seeds']} seeds; ensemble params "
           f"{results['ensemble_params']}), results in {args.out}:")
@@ -42,3 +51,11 @@ def run(args) -> int:
     print(sweep_table(results))
     print(f"\nwall time {results['wall_seconds']:.0f}s")
     return 0
+
+
+def _seed(text: str) -> int:
+    """A seed of --only-seeds: an int >= 0 (parse_list's int conversion wants positive sizes)."""
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
