@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hetcomp_tf.config import METRIC_KS, RECORD_METRIC, TEACHER_NAMES, Profile, get_profile
+from hetcomp_tf.config import METRIC_KS, RECORD_METRIC, TEACHER_NAMES, DistillConfig, Profile, get_profile
 from hetcomp_tf.data import Dataset, load_dataset
 from hetcomp_tf.diagnosis import diagnosis_markdown, plot_stage_curves
 from hetcomp_tf.distill import DistillRun, distill, get_method
@@ -292,7 +292,7 @@ def _worker_run(key: RunKey, cfg, log_dir: str, resume_dir: str) -> dict:
 def _keep_resume_states_of(directory: Path, fingerprint: dict) -> None:
     """Unfinished runs' states are resumed only under the fingerprint they were written with; others go."""
     stamp = directory / "fingerprint.json"
-    if directory.is_dir() and (not stamp.is_file() or read_json(stamp) != fingerprint):
+    if directory.is_dir() and (not stamp.is_file() or _fingerprint_difference(read_json(stamp), fingerprint)):
         log(f"{directory}: unfinished runs of other teachers or another distill config; starting them afresh")
         shutil.rmtree(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -310,15 +310,19 @@ def _read_partial(path: Path) -> dict:
 
 
 def _fingerprint_difference(theirs: dict, ours: dict) -> str | None:
-    """None when two fingerprints are equal, else the first difference in words."""
+    """None when runs under fingerprint `theirs` can be pooled with runs under `ours`, else the first difference
+    in words. A DistillConfig field missing from `theirs` (added after its runs) matches when `ours` has the
+    field's default, which by DistillConfig's rule is the behaviour before the field existed."""
     for key in sorted({*theirs, *ours} - {"distill"}):
         if theirs.get(key) != ours.get(key):
             return f"{key} {theirs.get(key)!r} there, {ours.get(key)!r} here"
+    defaults = {f.name: f.default for f in dataclasses.fields(DistillConfig)}
     theirs_cfg, ours_cfg = theirs.get("distill", {}), ours.get("distill", {})
     for key in sorted({*theirs_cfg, *ours_cfg}):
-        if theirs_cfg.get(key, "(absent)") != ours_cfg.get(key, "(absent)"):
-            return (f"distill config {key}={theirs_cfg.get(key, '(absent)')!r} there, "
-                    f"{ours_cfg.get(key, '(absent)')!r} here")
+        mine = ours_cfg.get(key, "(absent)")
+        other = theirs_cfg.get(key, defaults.get(key, "(absent)"))
+        if other != mine:
+            return f"distill config {key}={theirs_cfg.get(key, '(absent)')!r} there, {mine!r} here"
     return None
 
 
@@ -326,7 +330,7 @@ def _load_partial(path: Path, fingerprint: dict) -> dict:
     if not path.is_file():
         return {}
     partial = read_json(path)
-    if partial.get("fingerprint") != fingerprint:
+    if _fingerprint_difference(partial.get("fingerprint", {}), fingerprint):
         log(f"{path}: written for other teachers or another distill config; starting the runs afresh")
         return {}
     return dict(partial.get("runs", {}))

@@ -76,7 +76,9 @@ class TrajectoryConfig:
 
 @dataclass(frozen=True)
 class DistillConfig:
-    """HetComp's distillation (DKC + ADT) and the student; defaults are the paper's."""
+    """HetComp's distillation (DKC + ADT) and the student; defaults are the paper's. A field added later must
+    default to the behaviour before it: benchmark records written without it are then pooled with new runs
+    (`benchmark._fingerprint_difference`)."""
 
     method: str = "hetcomp"
     student_dim: int = 64

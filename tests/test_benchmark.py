@@ -4,6 +4,7 @@ the teachers-reuse rule, and bad input."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import multiprocessing
@@ -14,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hetcomp_tf.benchmark import ABLATIONS, PARTIAL, RunKey, knowledge_sha256, plan_runs, teachers_reusable
+from hetcomp_tf.benchmark import (ABLATIONS, PARTIAL, RunKey, _fingerprint_difference, knowledge_sha256, plan_runs,
+                                  teachers_reusable)
 from hetcomp_tf.cli import main
 from hetcomp_tf.config import TEACHER_NAMES, get_profile
 from hetcomp_tf.data import Dataset, load_dataset
@@ -179,6 +181,20 @@ def test_knowledge_fingerprint_follows_the_trajectories_not_the_teachers_json(be
     trajectory.rankings[0, 0, [0, 1]] = trajectory.rankings[0, 0, [1, 0]]  # one user's top two swapped, once
     trajectory.save(trajectories_dir(tmp_path / "copy") / "GNN")
     assert knowledge_sha256(tmp_path / "copy") != knowledge_sha256(source)
+
+
+def test_records_without_a_later_config_field_pool_only_while_it_keeps_its_default():
+    ours = {"profile": "paper", "knowledge_sha256": "abc",
+            "distill": {**dataclasses.asdict(TINY.distill), "dcd_period": 3}}
+    older = {**ours, "distill": {k: v for k, v in ours["distill"].items() if k != "dcd_period"}}
+    assert _fingerprint_difference(older, ours) is None  # dcd_period is at its default: the older behaviour
+    changed = {**ours, "distill": {**ours["distill"], "dcd_period": 5}}
+    assert _fingerprint_difference(older, changed) == "distill config dcd_period='(absent)' there, 5 here"
+    assert _fingerprint_difference(ours, changed) == "distill config dcd_period=3 there, 5 here"
+    assert _fingerprint_difference({**ours, "knowledge_sha256": "xyz"}, ours) == \
+        "knowledge_sha256 'xyz' there, 'abc' here"
+    assert _fingerprint_difference({**ours, "distill": {**ours["distill"], "gone": 1}}, ours) == \
+        "distill config gone=1 there, '(absent)' here"
 
 
 def _orphan(interval: float) -> None:
