@@ -110,6 +110,9 @@ class DistillConfig:
     # weighs like one distilled list on the user side and on the item side.
     dcd_period: int = 3
     dcd_ucd_weight: float = 1.0
+    # UCD's sets (losses.CorrectionLoss): None = the whole sets, each entry weight 1 (the behaviour before this
+    # field); a float ε > 0 = the whole sets as DCD's expected draw, each entry weighted by tanh(ε·|d|).
+    dcd_ucd_epsilon: float | None = None
     dcd_icd_weight: float = 1.0
     # How a batch's per-user distillation losses combine: "sum" as in the HetComp authors' code, or "mean". With
     # Adam this only moves the KD gradient against the L2 term (a mean divides it by the batch size); measured on

@@ -11,8 +11,10 @@ top-K items, item-side correction (ICD) on each item's teacher users; the studen
 "Without top-rank sampling": DCD draws a few entries of the teacher's top list per step, with probability
 tanh(max(ε·d, 0)) (underestimated) or tanh(max(−ε·d, 0)) (overestimated). As the HetComp authors did for every
 ranking-matching baseline, the draw is replaced by the whole set it draws from: every underestimated entry of
-the teacher's top-K, in teacher order, over every overestimated one; ε only decides whether an entry can be drawn,
-so it disappears. Ties: the student's ties are broken by teacher order, so they are never corrections.
+the teacher's top-K, in teacher order, over every overestimated one. By default (`DistillConfig.dcd_ucd_epsilon`
+None) every entry weighs 1, so ε disappears; with a float ε, UCD weighs each entry by its draw weight
+tanh(ε·|d|), the whole sets as DCD's expected draw (`losses.CorrectionLoss`). ICD always uses the whole sets.
+Ties: the student's ties are broken by teacher order, so they are never corrections.
 
 From the paper and its code (github.com/dudwns511/DCD_CIKM21, run_dcd.py): the discrepancy, the two sides, the
 loss, the refresh period. Not from it: (1) the item side's teacher ranking. The ensemble gives no scores, so an

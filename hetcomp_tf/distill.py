@@ -129,6 +129,8 @@ def check_config(cfg: DistillConfig) -> None:
                            f"{'' if bad else cfg.init_std} must be > 0")
     if cfg.weight_decay < 0 or cfg.l2 < 0:
         raise HetCompError(f"distill config: l2={cfg.l2} and weight_decay={cfg.weight_decay} must be >= 0")
+    if cfg.dcd_ucd_epsilon is not None and not cfg.dcd_ucd_epsilon > 0:
+        raise HetCompError(f"distill config: dcd_ucd_epsilon={cfg.dcd_ucd_epsilon} must be > 0, or None (whole sets)")
     for name, choices in CHOICES.items():
         if getattr(cfg, name) not in choices:
             raise HetCompError(f"distill config: {name}={getattr(cfg, name)!r} must be one of {', '.join(choices)}")
@@ -290,7 +292,8 @@ class Trainer:
         self.dcd = None
         if "dcd" in self.method.losses:  # corrects the student against the final ensemble's top-K
             self.dcd = DualCorrection(self.dkc.target_table.numpy(), data.train, data.n_items, period=cfg.dcd_period)
-            self.loss_fns["dcd"] = DCDLoss(cfg.top_k, cfg.dcd_ucd_weight, score_clip=clip, reduction=per_user)
+            self.loss_fns["dcd"] = DCDLoss(cfg.top_k, cfg.dcd_ucd_weight, cfg.dcd_ucd_epsilon, score_clip=clip,
+                                           reduction=per_user)
             self.item_correction = CorrectionLoss(self.dcd.item_list_size, score_clip=clip, reduction=per_user)
         self.weights = {"overall": cfg.overall_weight, "fine": cfg.fine_weight, "rrd": cfg.fine_weight, "bpr": 1.0,
                         "dcd": cfg.fine_weight}

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from hetcomp_tf import dcd, losses
+from hetcomp_tf.config import DistillConfig
+from hetcomp_tf.distill import check_config
 from hetcomp_tf.data import CSR
 from hetcomp_tf.errors import HetCompError
 
@@ -27,6 +31,19 @@ def ref_pl(s: np.ndarray, perm, rest) -> float:
 def ref_correction(s: np.ndarray, d) -> float:
     """Underestimated entries (d > 0) in list order over the overestimated ones (d < 0)."""
     return ref_pl(s, [k for k in range(len(d)) if d[k] > 0], [k for k in range(len(d)) if d[k] < 0])
+
+
+def ref_expected_correction(s: np.ndarray, d, epsilon: float) -> float:
+    """L_ε: each underestimated entry's term weighted by its draw weight w = tanh(ε·|d|), with its own mass and
+    every later underestimated and every overestimated entry's mass (weighted by its w) in its denominator."""
+    w = np.tanh(epsilon * np.abs(np.asarray(d, np.float64)))
+    under = [k for k in range(len(d)) if d[k] > 0]
+    over = [j for j in range(len(d)) if d[j] < 0]
+    total = 0.0
+    for k in under:
+        others = sum(w[l] * np.exp(s[l]) for l in under if l > k) + sum(w[j] * np.exp(s[j]) for j in over)
+        total -= w[k] * (s[k] - np.log(np.exp(s[k]) + others))
+    return total
 
 
 def ref_discrepancy(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -154,7 +171,8 @@ def test_a_new_state_has_no_corrections_and_is_due_every_period():
     assert [e for e in range(8) if state.due(e)] == [0, 3, 6]
 
 
-def test_dcd_loss_equals_numpy_reference():
+@pytest.mark.parametrize("epsilon", [None, 0.05])
+def test_dcd_loss_equals_numpy_reference(epsilon):
     train, teacher, scores = make_problem(3)
     rng = np.random.default_rng(3)
     scores = np.round(rng.uniform(-45, 45, scores.shape), 0).astype(np.float32)  # ties and clipped scores
@@ -162,13 +180,14 @@ def test_dcd_loss_equals_numpy_reference():
     train_mask = train.to_dense(N_ITEMS)
     targets = losses.DCDTargets(tf.constant(teacher), tf.zeros([N_USERS, 0], tf.int32), tf.constant(train.padded()),
                                 tf.constant(discrepancy))
-    got = losses.DCDLoss(TOP_K, correction_weight=0.7, reduction=NONE)(targets, scores).numpy()
+    got = losses.DCDLoss(TOP_K, correction_weight=0.7, ucd_epsilon=epsilon, reduction=NONE)(targets, scores).numpy()
     clipped = np.clip(scores.astype(np.float64), -40, 40)
+    correction = ref_correction if epsilon is None else functools.partial(ref_expected_correction, epsilon=epsilon)
     expected = []
     for s, top, d, train_row in zip(clipped, teacher, discrepancy, train_mask):
         listed = [int(i) for i in top if i >= 0]
         rest = set(np.flatnonzero(~train_row).tolist()) - set(listed)
-        expected.append(ref_pl(s, listed, rest) + 0.7 * ref_correction(s[np.maximum(top, 0)], d))
+        expected.append(ref_pl(s, listed, rest) + 0.7 * correction(s[np.maximum(top, 0)], d))
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
     list_scores = gather_lists(teacher, clipped)
@@ -180,6 +199,78 @@ def test_dcd_loss_equals_numpy_reference():
     np.testing.assert_allclose(total, corrections.sum(), rtol=1e-5)
     no_corrections = losses.CorrectionLoss(3, reduction=NONE)(tf.zeros([2, 3], tf.int32), tf.ones([2, 3]))
     np.testing.assert_array_equal(no_corrections.numpy(), [0.0, 0.0])
+
+
+def random_corrections(seed: int, rows: int = 9, width: int = 12):
+    """Student list scores [rows, width] float32 and discrepancies int32 of every kind: large and small, exact
+    matches, a −1 padded tail (d = 0), a row of matches only and a row with one underestimated entry and nothing
+    overestimated."""
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(scale=3.0, size=(rows, width)).astype(np.float32)
+    discrepancy = rng.integers(-60, 61, (rows, width)) * (rng.random((rows, width)) < 0.8)
+    discrepancy[1, 7:] = 0
+    discrepancy[2] = 0
+    discrepancy[3] = 0
+    discrepancy[3, 4] = 5
+    return scores, discrepancy.astype(np.int32)
+
+
+@pytest.mark.parametrize("epsilon", [1e-3, 0.05, 1.0])
+def test_expected_correction_equals_numpy_reference(epsilon):
+    scores, discrepancy = random_corrections(9)
+    got = losses.CorrectionLoss(12, epsilon=epsilon, reduction=NONE)(tf.constant(discrepancy), scores).numpy()
+    expected = [ref_expected_correction(s.astype(np.float64), d, epsilon) for s, d in zip(scores, discrepancy)]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-12)
+    assert not got[2:4].any() and (got > 0).sum() >= 5  # no corrections: 0; the rest weigh something
+
+
+def test_expected_correction_approaches_the_whole_sets_as_epsilon_grows():
+    """tanh(ε·|d|) → 1 for every d ≠ 0: at ε = 1e3 every weight is 1.0 in float32, the whole-set loss."""
+    scores, discrepancy = random_corrections(10)
+    whole = losses.CorrectionLoss(12, reduction=NONE)(tf.constant(discrepancy), scores).numpy()
+    gaps = [np.abs(losses.CorrectionLoss(12, epsilon=epsilon, reduction=NONE)(tf.constant(discrepancy),
+                                                                                 scores).numpy() - whole).max()
+            for epsilon in (0.01, 0.1, 1e3)]
+    assert gaps[0] > gaps[1] > gaps[2]
+    np.testing.assert_allclose(whole, [ref_correction(s.astype(np.float64), d) for s, d in zip(scores, discrepancy)],
+                               rtol=1e-5, atol=1e-6)
+    assert gaps[2] <= 1e-5 * np.abs(whole).max()
+
+
+def test_expected_correction_gradient_equals_finite_differences_of_the_reference():
+    scores, discrepancy = random_corrections(11, rows=4)
+    epsilon, step = 0.05, 1e-6
+    variable = tf.Variable(scores)
+    with tf.GradientTape() as tape:
+        value = losses.CorrectionLoss(12, epsilon=epsilon, reduction=tf.keras.losses.Reduction.SUM)(
+            tf.constant(discrepancy), variable)
+    got = tape.gradient(value, variable).numpy()
+    expected = np.zeros(scores.shape)
+    for row, col in np.ndindex(*scores.shape):
+        bumped = [scores[row].astype(np.float64) for _ in range(2)]
+        bumped[0][col] += step
+        bumped[1][col] -= step
+        expected[row, col] = (ref_expected_correction(bumped[0], discrepancy[row], epsilon)
+                              - ref_expected_correction(bumped[1], discrepancy[row], epsilon)) / (2 * step)
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-6)
+    assert (got[discrepancy == 0] == 0).all()  # exact matches and padding take no part
+    assert (got[discrepancy < 0] > 0).all()  # overestimated entries only sit in denominators: pushed down
+
+
+def test_default_epsilon_keeps_the_whole_set_correction_bit_for_bit():
+    """dcd_ucd_epsilon None (the default) is the code path before it: RRD + weight · the whole-set PL."""
+    train, teacher, scores = make_problem(12)
+    discrepancy = np.where(teacher >= 0, np.random.default_rng(12).integers(-9, 10, teacher.shape), 0)
+    targets = losses.DCDTargets(tf.constant(teacher), tf.zeros([N_USERS, 0], tf.int32), tf.constant(train.padded()),
+                                tf.constant(discrepancy.astype(np.int32)))
+    rest, list_scores = losses.rest_and_list_scores(tf.constant(scores), losses.concat_pairs(targets.train_items,
+                                                                                             targets.unobserved),
+                                                    targets.unobserved, 40.0)
+    whole_sets = losses.PlackettLuceLoss(TOP_K).call(*losses.correction_list(list_scores, targets.discrepancy))[:, 0]
+    before = losses.RRDLoss(TOP_K).from_lists(targets.unobserved, rest, list_scores) + 0.7 * whole_sets
+    for loss in (losses.DCDLoss(TOP_K, 0.7, reduction=NONE), losses.DCDLoss(TOP_K, 0.7, None, reduction=NONE)):
+        np.testing.assert_array_equal(loss(targets, scores).numpy(), before.numpy())
+    assert DistillConfig().dcd_ucd_epsilon is None
 
 
 def test_item_side_loss_on_list_scores_equals_reference():
@@ -292,6 +383,10 @@ def test_bad_inputs_raise():
         dcd.DualCorrection(duplicated, train, N_ITEMS)
     with pytest.raises(HetCompError, match="period"):
         dcd.DualCorrection(teacher, train, N_ITEMS, period=0)
+    with pytest.raises(HetCompError, match="epsilon must be > 0"):
+        losses.DCDLoss(TOP_K, ucd_epsilon=0.0)
+    with pytest.raises(HetCompError, match="dcd_ucd_epsilon=-0.1 must be > 0"):
+        check_config(DistillConfig(dcd_ucd_epsilon=-0.1))
     targets = losses.DCDTargets(tf.constant(teacher), tf.zeros([N_USERS, 0], tf.int32),
                                 tf.constant(train.padded()), tf.zeros(teacher.shape, tf.int32))
     with pytest.raises(HetCompError, match="built for 12"):

@@ -82,7 +82,8 @@ def random_targets(rng, batch, n_items, k):
 @pytest.mark.parametrize("make_loss", [lambda: losses.OverallLoss(score_clip=5.0),
                                        lambda: losses.FineGrainedLoss(100, score_clip=5.0),
                                        lambda: losses.RRDLoss(100, score_clip=5.0),
-                                       lambda: losses.DCDLoss(100, score_clip=5.0)])
+                                       lambda: losses.DCDLoss(100, score_clip=5.0),
+                                       lambda: losses.DCDLoss(100, score_clip=5.0, ucd_epsilon=0.05)])
 def test_losses_of_factored_scores_equal_those_of_the_score_matrix(make_loss):
     """Values and gradients in both factors, with the clip active (scores up to ~±20 against 5)."""
     rng = np.random.default_rng(3)
