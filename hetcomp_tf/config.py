@@ -270,11 +270,26 @@ def _coerce(hint, value):
     return value
 
 
+_SCALARS = (int, float, str, bool)
+
+
+def _settable_type(hint) -> tuple[type | None, bool]:
+    """(scalar type, optional) of a field --set can assign: a scalar, or a scalar | None; (None, False) else."""
+    if hint in _SCALARS:
+        return hint, False
+    scalars = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    if len(typing.get_args(hint)) == 2 and len(scalars) == 1 and scalars[0] in _SCALARS:
+        return scalars[0], True
+    return None, False
+
+
 def override(cfg, assignments, forbidden: tuple[str, ...] = ()):
     """`cfg` with FIELD=VALUE assignments applied (the commands' --set). VALUE is read as JSON when it parses
-    (5e-3, 64, true), else as a string, and must fit the field's type; only scalar fields can be set."""
+    (5e-3, 64, true), else as a string, and must fit the field's type; only scalar fields can be set, and an
+    optional one (float | None) also takes null or none."""
     hints = typing.get_type_hints(type(cfg))
-    settable = [name for name, hint in hints.items() if hint in (int, float, str, bool) and name not in forbidden]
+    types = {name: _settable_type(hint) for name, hint in hints.items() if name not in forbidden}
+    settable = [name for name, (scalar, _) in types.items() if scalar is not None]
     changes = {}
     for text in assignments:
         name, sep, raw = text.partition("=")
@@ -284,11 +299,15 @@ def override(cfg, assignments, forbidden: tuple[str, ...] = ()):
             value = json.loads(raw)
         except ValueError:
             value = raw
-        hint = hints[name]
+        hint, optional = types[name]
+        if optional and (value is None or raw.lower() == "none"):
+            changes[name] = None
+            continue
         if hint is float and type(value) is int:
             value = float(value)
         if type(value) is not hint:
             article = "an" if hint is int else "a"
-            raise HetCompError(f"--set {text!r}: {name} takes {article} {hint.__name__}, got {raw!r}")
+            raise HetCompError(f"--set {text!r}: {name} takes {article} {hint.__name__}{' or none' * optional}, "
+                               f"got {raw!r}")
         changes[name] = value
     return dataclasses.replace(cfg, **changes)

@@ -43,6 +43,12 @@ def test_every_command_with_overrides_takes_typed_set(command):
     args = parse(command, [*SET_COMMANDS[command], "--set", "epochs=7", "--set", "tau=2", "--profile", "tiny"])
     distill = profile_from_args(args).distill
     assert (distill.epochs, distill.tau) == (7, 2.0) and isinstance(distill.tau, float)
+    optional = parse(command, [*SET_COMMANDS[command], "--set", "dcd_ucd_epsilon=1", "--set", "dcd_ucd_epsilon=0.001"])
+    assert profile_from_args(optional).distill.dcd_ucd_epsilon == 0.001  # an optional float, the last --set wins
+    unset = parse(command, [*SET_COMMANDS[command], "--set", "dcd_ucd_epsilon=1", "--set", "dcd_ucd_epsilon=none"])
+    assert profile_from_args(unset).distill.dcd_ucd_epsilon is None
+    with pytest.raises(HetCompError, match="dcd_ucd_epsilon takes a float or none, got 'small'"):
+        profile_from_args(parse(command, [*SET_COMMANDS[command], "--set", "dcd_ucd_epsilon=small"]))
     assert parse(command, SET_COMMANDS[command]).profile == DEFAULT_PROFILE
     with pytest.raises(HetCompError, match="--set 'seed=1': expected FIELD=VALUE"):
         profile_from_args(parse(command, [*SET_COMMANDS[command], "--set", "seed=1"]))
