@@ -19,11 +19,15 @@ Ties: the student's ties are broken by teacher order, so they are never correcti
 From the paper and its code (github.com/dudwns511/DCD_CIKM21, run_dcd.py): the discrepancy, the two sides, the
 loss, the refresh period. Not from it: (1) the item side's teacher ranking. The ensemble gives no scores, so an
 item's users are those whose top-K holds it, ordered by its rank there (ties, which carry no preference, in the
-student's order, then by user id), the best `item_list_size` of them; (2) each item's correction is computed once
-per epoch, in the batch of the user that carries it (a fixed round-robin assignment, so a step's item work is
-static), where the authors correct the items of the batch's train interactions; (3) DCD's base loss (the
-student's own BPR) is replaced by the project's RRD on the same top-K (`losses.DCDLoss`): the corrections only
-reorder a teacher list, something must still put the list above the rest of the catalogue.
+student's order, then by user id), the best `item_list_size` of them; (2) which steps correct an item. Here an
+item rides with one user (a fixed round-robin assignment, so a step's item work is static) and is corrected in
+every step that distils that user: once per epoch with `batching="users"`; with `batching="interactions"`, in
+every step whose batch holds one of the carrier's n_u train interactions, about S·(1 − (1 − 1/S)^{n_u}) ≈
+min(n_u, S) of an epoch's S steps. An item's correction then weighs as much as its arbitrary carrier's activity.
+The authors correct the items of each batch's train interactions: an item in about min(n_i, S) steps, its own
+popularity. (3) DCD's base loss (the student's own BPR) is replaced by the project's RRD on the same top-K
+(`losses.DCDLoss`): the corrections only reorder a teacher list, something must still put the list above the rest
+of the catalogue.
 """
 
 from __future__ import annotations
