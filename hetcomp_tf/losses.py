@@ -454,7 +454,7 @@ class CorrectionLoss(_TargetLoss):
         self._check_width("CorrectionLoss", scores, self.list_size)
         if self.epsilon is None:
             return _per_user(self._pl, correction_list(scores, targets))
-        return expected_correction(scores, targets, self.epsilon)
+        return expected_correction(tf.ensure_shape(scores, [None, self.list_size]), targets, self.epsilon)  # static L
 
 
 class DCDLoss(_TargetLoss):

@@ -218,9 +218,13 @@ def random_corrections(seed: int, rows: int = 9, width: int = 12):
 @pytest.mark.parametrize("epsilon", [1e-3, 0.05, 1.0])
 def test_expected_correction_equals_numpy_reference(epsilon):
     scores, discrepancy = random_corrections(9)
-    got = losses.CorrectionLoss(12, epsilon=epsilon, reduction=NONE)(tf.constant(discrepancy), scores).numpy()
+    loss = losses.CorrectionLoss(12, epsilon=epsilon, reduction=NONE)
+    got = loss(tf.constant(discrepancy), scores).numpy()
     expected = [ref_expected_correction(s.astype(np.float64), d, epsilon) for s, d in zip(scores, discrepancy)]
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-12)
+    any_width = tf.function(lambda d, s: loss(d, s), input_signature=[tf.TensorSpec([None, None], tf.int32),
+                                                                        tf.TensorSpec([None, None], tf.float32)])
+    np.testing.assert_allclose(any_width(discrepancy, scores).numpy(), got, rtol=1e-6)  # width known at run time
     assert not got[2:4].any() and (got > 0).sum() >= 5  # no corrections: 0; the rest weigh something
 
 
@@ -342,7 +346,8 @@ def test_training_on_corrections_removes_misrankings_on_both_sides():
     assert after[0] < 0.4 * before[0] and after[1] < 0.4 * before[1], (before, after)  # measured: ~0.2 of before
 
 
-def test_loss_and_batch_views_compile_with_xla():
+@pytest.mark.parametrize("epsilon", [None, 0.05])
+def test_loss_and_batch_views_compile_with_xla(epsilon):
     train, teacher, scores = make_problem(7)
     state = dcd.DualCorrection(teacher, train, N_ITEMS)
     state.update(score_fn_of(scores), epoch=0)
@@ -350,7 +355,7 @@ def test_loss_and_batch_views_compile_with_xla():
     rng = np.random.default_rng(7)
     users_table = tf.constant(rng.normal(size=(N_USERS, 4)).astype(np.float32))
     items_table = tf.constant(rng.normal(size=(N_ITEMS, 4)).astype(np.float32))
-    user_loss, item_loss = losses.DCDLoss(TOP_K), losses.CorrectionLoss(state.item_list_size)
+    user_loss, item_loss = losses.DCDLoss(TOP_K, ucd_epsilon=epsilon), losses.CorrectionLoss(state.item_list_size)
 
     def step(user_ids):
         unobserved, discrepancy = state.targets(user_ids)

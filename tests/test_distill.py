@@ -302,6 +302,18 @@ def users_batch(users: np.ndarray, train) -> Batch:
     return Batch(tf.constant(users), tf.ones([len(users)]), empty, empty, tf.constant([0, 0], tf.int64), rows, items)
 
 
+def test_dcd_ucd_epsilon_weighs_the_user_corrections_of_a_step(data, knowledge):
+    """One student, one set of corrections: ε = 0.01 lowers the step's DCD loss (UCD's draw weights are < 1), and
+    ε = 1e3 (every weight 1.0 in float32) is the default's whole sets."""
+    users = np.array([3, 0, 17, 42, 5], np.int32)
+    values = {}
+    for epsilon in (None, 0.01, 1e3):
+        trainer = Trainer(data, knowledge, dataclasses.replace(TINY.distill, method="dcd", dcd_ucd_epsilon=epsilon))
+        trainer.dcd.update(trainer.student.score_all, epoch=0)
+        values[epsilon] = float(trainer.step_fn("dcd")(users_batch(users, data.train))["dcd"])
+    assert values[0.01] < values[None] and values[1e3] == pytest.approx(values[None], rel=1e-6)
+
+
 @pytest.mark.parametrize("method", ["hetcomp_no_adt", "ensemble_kd", "rrd", "dcd"])
 def test_fused_and_dense_rest_kernels_train_alike(data, knowledge, method):
     base = dataclasses.replace(TINY.distill, method=method, epochs=2, eval_every=1)
