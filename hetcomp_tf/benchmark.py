@@ -205,9 +205,12 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
         log(f"imported {len(new)} finished run(s) from {path}")
     _keep_resume_states_of(out / "resume", fingerprint)
     keys = plan_runs(methods, seeds, profile.distill.student_dim, student_dims)
+    finished = sum(key.name in done for key in keys)
     todo = [key for key in keys if key.name not in done and (only_seeds is None or key.seed in only_seeds)]
-    if len(todo) < len(keys):
-        log(f"resuming: {len(keys) - len(todo)} of {len(keys)} runs already finished in {out / PARTIAL}")
+    if finished:
+        log(f"resuming: {finished} of {len(keys)} runs already finished in {out / PARTIAL}")
+    if len(keys) - finished > len(todo):
+        log(f"{len(keys) - finished - len(todo)} unfinished run(s) left to other invocations (not of --only-seeds)")
     if imported:
         write_json(out / PARTIAL, {"fingerprint": fingerprint, "runs": done})
     bar = progress("benchmark run", len(todo)) if progress is not None and todo else None
@@ -217,7 +220,7 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
         """results.json / .md / curves.png from the runs finished so far (a partial benchmark says so)."""
         runs = [done[key.name] for key in keys if key.name in done]
         results = aggregate(runs, summary, profile, methods, student_dims)
-        results.update(teachers_reused=teachers_reused, jobs=jobs, runs_resumed=len(keys) - len(todo),
+        results.update(teachers_reused=teachers_reused, jobs=jobs, runs_resumed=finished,
                        runs_planned=len(keys), wall_seconds=time.perf_counter() - start)
         write_json(out / RESULTS, results)
         write_text(out / RESULTS_MD, results_markdown(results))

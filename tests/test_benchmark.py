@@ -143,7 +143,8 @@ def test_a_benchmark_split_by_seed_over_two_outputs_pools_into_one(bench, tmp_pa
     common = ["benchmark", "--data", "synthetic", "--profile", "tiny", "--seeds", "2", "--methods", "wo_kd",
               "--student-dims", "8"]
     code, _, stderr = run_cli([*common, "--only-seeds", "1", "--out", str(first)], capsys)
-    assert code == 0 and "benchmark run 1/1" in stderr
+    assert code == 0 and "benchmark run 1/1" in stderr and "resuming" not in stderr
+    assert "1 unfinished run(s) left to other invocations (not of --only-seeds)" in stderr
     alone = json.loads((first / "results.json").read_text())
     assert [(r["method"], r["seed"]) for r in alone["runs"]] == [("wo_kd", 1)]
     assert "1 of 2 planned runs finished" in (first / "results.md").read_text()
@@ -151,6 +152,7 @@ def test_a_benchmark_split_by_seed_over_two_outputs_pools_into_one(bench, tmp_pa
     code, _, stderr = run_cli([*common, "--only-seeds", "0", "--import-runs", str(first / PARTIAL),
                                "--out", str(second)], capsys)
     assert code == 0 and "imported 1 finished run(s)" in stderr and "benchmark run 1/1" in stderr
+    assert "resuming: 1 of 2 runs already finished" in stderr
     pooled = json.loads((second / "results.json").read_text())
     by_seed = {r["seed"]: r for r in pooled["runs"]}
     assert sorted(by_seed) == [0, 1] and by_seed[1] == alone["runs"][0]
