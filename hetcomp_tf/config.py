@@ -28,7 +28,9 @@ class DataConfig:
 
     `split_protocol` "authors" is the HetComp authors' code (their test set): users kept once, a seeded legacy
     NumPy shuffle per user, users without valid/test items stay in training, the full catalogue; "iterative"
-    drops such users and unseen items until stable (fewer users and items, every user evaluated).
+    drops such users and unseen items until stable (fewer users and items, every user evaluated); "per_user" is
+    the authors' rules with each user's shuffle a function of (seed, user id, its items) alone and the catalogue the
+    items seen in train, so it can be computed sharded: `hetcomp run` ingests it with Beam (components/ingestion.py).
     """
 
     min_user_interactions: int = 5
