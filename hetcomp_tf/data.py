@@ -445,16 +445,22 @@ def make_synthetic(n_users: int, n_items: int, seed: int) -> Interactions:
 SPLIT_PROTOCOLS = ("authors", "iterative", "per_user")
 
 
-def split_dataset(inter: Interactions, cfg: DataConfig, name: str) -> Dataset:
-    """The paper's preprocessing: users below `min_user_interactions` dropped, each user's items shuffled with
-    `seed`, test = the first floor(n * r_test), valid = the next floor(n * r_valid), train = the rest, then
-    valid/test items never seen in train dropped; `cfg.split_protocol` decides the shuffle and what happens next
-    (`_split_authors`, `_split_iterative`, `_split_per_user`)."""
+def check_split_config(cfg: DataConfig) -> np.ndarray:
+    """float64 [3] split ratios, once they and the protocol are known to be valid."""
     ratios = np.asarray(cfg.split_ratios, dtype=np.float64)
     if ratios.shape != (3,) or (ratios <= 0).any() or abs(ratios.sum() - 1.0) > 1e-6:
         raise HetCompError(f"split_ratios {tuple(cfg.split_ratios)} must be three positive numbers summing to 1")
     if cfg.split_protocol not in SPLIT_PROTOCOLS:
         raise HetCompError(f"split_protocol {cfg.split_protocol!r}: choose one of {', '.join(SPLIT_PROTOCOLS)}")
+    return ratios
+
+
+def split_dataset(inter: Interactions, cfg: DataConfig, name: str) -> Dataset:
+    """The paper's preprocessing: users below `min_user_interactions` dropped, each user's items shuffled with
+    `seed`, test = the first floor(n * r_test), valid = the next floor(n * r_valid), train = the rest, then
+    valid/test items never seen in train dropped; `cfg.split_protocol` decides the shuffle and what happens next
+    (`_split_authors`, `_split_iterative`, `_split_per_user`)."""
+    ratios = check_split_config(cfg)
     users = inter.users.astype(np.int64)
     items = inter.items.astype(np.int64)
     counts = np.bincount(users, minlength=inter.n_users)
