@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from hetcomp_tf.config import DataConfig
-from hetcomp_tf.datafiles import FORMATS, SUFFIX_FORMATS, locate, verify_citeulike_sha256
+from hetcomp_tf.datafiles import file_format, locate, verify_citeulike_sha256
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.files import atomic_file
 from hetcomp_tf.progress import log
@@ -593,17 +593,12 @@ def load_dataset(data: str, fmt: str | None, cfg: DataConfig, verify_sha256: boo
     "npz" (a saved Dataset, used as is). Only the canonical "citeulike" name is checked against the sha256.
     "synthetic" is `make_synthetic(cfg.synthetic_users, cfg.synthetic_items, cfg.seed)`.
     """
-    if fmt is not None and fmt not in FORMATS:
-        raise HetCompError(f"unknown data format {fmt!r}: choose one of {', '.join(FORMATS)}")
     path = locate(data)
     if path is None:
         return split_dataset(make_synthetic(cfg.synthetic_users, cfg.synthetic_items, cfg.seed), cfg, "synthetic")
     if data == "citeulike":
         return split_dataset(read_citeulike(path, verify_sha256=verify_sha256), cfg, "citeulike")
-    fmt = fmt or SUFFIX_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise HetCompError(f"cannot tell the format of {path} from its suffix {path.suffix!r}: "
-                           f"give one of {', '.join(FORMATS)} (CLI: --format)")
+    fmt = file_format(path, fmt)
     if fmt == "npz":
         return Dataset.load(path)
     inter = read_citeulike(path, verify_sha256=False) if fmt == "citeulike" else read_csv(path, cfg.min_rating)

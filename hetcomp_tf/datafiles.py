@@ -30,6 +30,17 @@ SUFFIX_FORMATS = {".dat": "citeulike", ".csv": "csv", ".tsv": "csv", ".txt": "cs
 DOWNLOAD_TIMEOUT = 4.0
 
 
+def file_format(path: Path, fmt: str | None) -> str:
+    """`fmt` when given, else the format `path`'s suffix tells (a glob's too); an unknown one is an error."""
+    if fmt is not None and fmt not in FORMATS:
+        raise HetCompError(f"unknown data format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    fmt = fmt or SUFFIX_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise HetCompError(f"cannot tell the format of {path} from its suffix {path.suffix!r}: "
+                           f"give one of {', '.join(FORMATS)} (CLI: --format)")
+    return fmt
+
+
 def verify_citeulike_sha256(path) -> None:
     got = sha256_of(path)
     if got != CITEULIKE_SHA256:

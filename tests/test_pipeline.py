@@ -25,7 +25,8 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 from components import storage
 from components.artifacts import METRICS_FILE, STUDENT_DIR
 from components.data_gate import require_valid_examples
-from components.ingestion import EXAMPLES_FILE, SPLITS, InteractionExampleGen, data_fingerprint
+from components.ingestion import InteractionExampleGen, data_fingerprint
+from components.interaction_examples import EXAMPLES_FILE, SPLITS
 from components.ranking_evaluator import BLESSED_KEY, blessing, change_threshold
 from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES, DataConfig, DistillConfig, Profile, from_dict, get_profile
 from hetcomp_tf.student import load_student
