@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from hetcomp_tf.config import DataConfig
+from hetcomp_tf.config import SPLIT_PROTOCOLS, DataConfig
 from hetcomp_tf.datafiles import file_format, locate, verify_citeulike_sha256
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.files import atomic_file
@@ -441,9 +441,6 @@ def make_synthetic(n_users: int, n_items: int, seed: int) -> Interactions:
 
 
 # ----------------------------------------------------------------------------------------------- split
-
-SPLIT_PROTOCOLS = ("authors", "iterative", "per_user")
-
 
 def check_split_config(cfg: DataConfig) -> np.ndarray:
     """float64 [3] split ratios, once they and the protocol are known to be valid."""

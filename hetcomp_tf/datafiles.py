@@ -9,6 +9,7 @@ holds it, it is downloaded from its public origin into `download_dir()` and kept
 from __future__ import annotations
 
 import contextlib
+import glob
 import http.client
 import os
 import time
@@ -86,6 +87,9 @@ def locate(data: str) -> Path | None:
     if data == "citeulike":
         return citeulike_path()
     path = Path(data)
+    if not path.is_file() and glob.has_magic(data):
+        raise HetCompError(f"data {data!r} is a glob: sharded data is read only by the pipeline's Beam ingestion "
+                           "(`hetcomp run --split-protocol per_user`)")
     if not path.is_file():
         raise HetCompError(f"data {data!r} is neither 'synthetic', 'citeulike' nor an existing file")
     return path

@@ -139,7 +139,8 @@ class TestInteractionExampleGen:
         assert data.sizes() == expected.sizes()
         for split in interaction_examples.SPLITS:
             np.testing.assert_array_equal(data.split(split).indices, expected.split(split).indices)
-            path = os.path.join(artifact_utils.get_split_uri([ingested.examples], split), interaction_examples.EXAMPLES_FILE)
+            split_dir = artifact_utils.get_split_uri([ingested.examples], split)
+            path = os.path.join(split_dir, interaction_examples.EXAMPLES_FILE)
             assert sum(1 for _ in tf.data.TFRecordDataset(path, "GZIP")) == expected.split(split).nnz, split
         properties = ingested.dataset.mlmd_artifact.custom_properties
         assert properties["n_users"].int_value == data.n_users and properties["name"].string_value == "synthetic"
