@@ -126,7 +126,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             data.save(os.path.join(directory, DATASET_FILE))
 
     def _ingest_with_beam(self, source: interaction_beam.Source, name: str, cfg: DataConfig,
-                          examples: types.Artifact, dataset: types.Artifact, previous: hdata.Dataset | None):
+                          examples: types.Artifact, dataset: types.Artifact,
+                          previous: hdata.Dataset | None) -> hdata.Dataset:
         """The Beam pipeline into each output's staging directory, dataset.npz from what it wrote, then both moved
         in; on any failure the staging directories are removed, so the outputs hold nothing."""
         stages = {artifact.uri: os.path.join(artifact.uri, STAGING) for artifact in (examples, dataset)}
