@@ -85,15 +85,6 @@ def test_a_users_dat_with_a_previous_vocabulary_is_the_in_memory_warm_start(tmp_
     assert got.user_vocab[:3].tolist() == ["0", "gone", "12"] and got.train.lengths()[1] == 0
 
 
-def test_a_malformed_line_is_one_line_naming_file_and_line(tmp_path, rated_log):
-    bad = tmp_path / "bad.csv"
-    bad.write_text("u1,i1,5\nu1,i2,5\nu2,i1,five\n")
-    files = (str(rated_log / "shards" / "part-0.csv"), str(bad))
-    with pytest.raises(HetCompError) as err:
-        ingest(tmp_path, Source(fmt="csv", files=files, where="*.csv"))
-    assert str(err.value) == f"{bad} line 3: rating 'five' is not a number"
-
-
 def test_no_interaction_at_all_is_one_line(tmp_path):
     empty = tmp_path / "empty.csv"
     empty.write_text("user,item,rating\nu1,i1,1\n")
