@@ -1,11 +1,19 @@
 """`InteractionExampleGen`: interaction data -> standard TFX `Examples` (train/valid/test) + the `Dataset`.
 
-The library reads, filters, re-indexes and splits the data (`hetcomp_tf.data.load_dataset`, which raises
-`HetCompError` on a missing, empty or malformed file); this component only writes that one split twice:
-as gzipped tf.Example TFRecords in TFX's `Split-<name>/` layout, so StatisticsGen/SchemaGen/ExampleValidator
-see the real data, and as the library's `.npz` (`InteractionDataset`), which the trainers read directly.
-With a `previous_dataset` (the latest one, on a warm-started run) its ids keep their indices and new ids are
-appended (`Dataset.extend_vocabularies`, after the split, which is therefore the one a cold run makes).
+Two paths to the same artifacts: gzipped tf.Example TFRecords in TFX's `Split-<name>/` layout (so
+StatisticsGen/SchemaGen/ExampleValidator see the real data) and the library's `.npz` (`InteractionDataset`), which
+the trainers read directly.
+
+- The "per_user" split protocol runs as a Beam pipeline (`interaction_beam.py`) on the runner the pipeline's
+  `beam_pipeline_args` name: `data` may then be a glob of sharded CSV/TSV files; the examples are sharded, the
+  dataset artifact also holds the id vocabularies (`vocabulary/`), and dataset.npz is assembled from the written
+  shards. Everything is written into `.incomplete/` inside each output first and moved in once all of it is there.
+- The other protocols (the authors' sequential RNG, the iterative global drops) cannot be split over workers: the
+  library reads and splits in memory (`hetcomp_tf.data.load_dataset`) and one shard per split is written.
+
+Bad input (missing, empty or malformed data) is a one-line `HetCompError` naming file and line. With a
+`previous_dataset` (the latest one, on a warm-started run) its ids keep their indices and new ids are appended
+(`Dataset.extend_vocabularies`, after the split, which is therefore the one a cold run makes).
 """
 
 from __future__ import annotations
@@ -13,57 +21,41 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from pathlib import Path
 
-import tensorflow as tf
 from tfx import types
 from tfx.components.util import examples_utils
-from tfx.dsl.components.base import base_component, base_executor, executor_spec
+from tfx.dsl.components.base import base_beam_executor, base_component, executor_spec
+from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.utils import io_utils
 
-from components import storage
+from components import interaction_beam, interaction_examples, storage
 from components.artifacts import DATASET_FILE, InteractionDataset, set_custom_properties
+from components.interaction_examples import SPLITS, VOCABULARY_DIR
 from hetcomp_tf import data as hdata
 from hetcomp_tf.config import DataConfig, from_dict
-from hetcomp_tf.datafiles import CITEULIKE_SHA256
+from hetcomp_tf.datafiles import CITEULIKE_SHA256, citeulike_path, file_format, verify_citeulike_sha256
+from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.progress import log
 
-SPLITS = ("train", "valid", "test")
-EXAMPLES_FILE = "data_tfrecord-00000-of-00001.gz"  # ExampleGen's shard naming, gzip like its default output
+STAGING = ".incomplete"  # inside an output artifact's directory while the Beam path writes it
 
 
-def interaction_examples(data: hdata.Dataset, split: str):
-    """Yields one serialized tf.Example per (user, item) of `split`: internal ids and original ids."""
-    csr = data.split(split)
-    user_ids = [str(u).encode() for u in data.user_vocab]
-    item_ids = [str(i).encode() for i in data.item_vocab]
-    for user, item in zip(csr.row_ids().tolist(), csr.indices.tolist()):
-        yield tf.train.Example(features=tf.train.Features(feature={
-            "user": tf.train.Feature(int64_list=tf.train.Int64List(value=[user])),
-            "item": tf.train.Feature(int64_list=tf.train.Int64List(value=[item])),
-            "user_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[user_ids[user]])),
-            "item_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[item_ids[item]])),
-        })).SerializeToString()
-
-
-def write_examples(data: hdata.Dataset, examples: types.Artifact) -> None:
+def describe_examples(examples: types.Artifact) -> None:
+    """The Examples' split names and formats, as TFX's ExampleGen records them."""
     examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
     examples_utils.set_payload_format(examples, example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE)
     examples_utils.set_file_format(examples, "tfrecords_gzip")
-    for split in SPLITS:
-        split_dir = artifact_utils.get_split_uri([examples], split)
-        tf.io.gfile.makedirs(split_dir)
-        with tf.io.TFRecordWriter(os.path.join(split_dir, EXAMPLES_FILE), options="GZIP") as writer:
-            for record in interaction_examples(data, split):
-                writer.write(record)
 
 
 def data_fingerprint(data: str) -> str:
-    """Size and mtime of the data file, so a changed file is re-ingested rather than served from the cache
-    (what ExampleGen's driver does with its input spans); synthetic data is fixed by its DataConfig, CiteULike by
-    its sha256 (checked on reading), so building the pipeline needs no local copy (on Kubeflow a task fetches it)."""
+    """Size and mtime of the data files (a glob's every match), so changed data is re-ingested rather than served
+    from the cache (what ExampleGen's driver does with its input spans); synthetic data is fixed by its DataConfig,
+    CiteULike by its sha256 (checked on reading), so building the pipeline needs no local copy (on Kubeflow a task
+    fetches it)."""
     if data == "synthetic":
         return data
     if data == "citeulike":
@@ -71,22 +63,90 @@ def data_fingerprint(data: str) -> str:
     return io_utils.generate_fingerprint("input", data)
 
 
-class Executor(base_executor.BaseExecutor):
+def beam_source(data: str, data_format: str | None, cfg: DataConfig) -> tuple[interaction_beam.Source, str] | None:
+    """(what the Beam path reads, the dataset's name), or None when the in-memory path ingests `data`: another
+    split protocol, or a saved split (npz, used as is)."""
+    if cfg.split_protocol != "per_user":
+        return None
+    if data == "synthetic":
+        inter = hdata.make_synthetic(cfg.synthetic_users, cfg.synthetic_items, cfg.seed)
+        pairs = tuple(zip(inter.user_vocab[inter.users].tolist(), inter.item_vocab[inter.items].tolist()))
+        return interaction_beam.Source(fmt="pairs", pairs=pairs, where="synthetic"), "synthetic"
+    if data == "citeulike":
+        path = citeulike_path()
+        verify_citeulike_sha256(path)
+        return interaction_beam.Source(fmt="citeulike", files=(str(path),), where=str(path)), "citeulike"
+    files = tuple(sorted(fileio.glob(data)))
+    if not files:
+        raise HetCompError(f"data {data!r}: no file matches")
+    fmt = file_format(Path(data), data_format)
+    if fmt == "npz":
+        return None
+    name = hdata.dataset_name(Path(files[0]), fmt) if len(files) == 1 else Path(data).parent.name or "data"
+    return interaction_beam.Source(fmt=fmt, files=files, where=data), name
+
+
+def publish(stage: str, uri: str) -> None:
+    """Moves every entry of `stage` into `uri`."""
+    for entry in fileio.listdir(stage):
+        entry = entry.rstrip("/")
+        fileio.rename(os.path.join(stage, entry), os.path.join(uri, entry))
+
+
+class Executor(base_beam_executor.BaseBeamExecutor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         cfg = from_dict(DataConfig, json.loads(exec_properties["data_config"]))
-        data = hdata.load_dataset(exec_properties["data"], exec_properties.get("data_format") or None, cfg)
+        hdata.check_split_config(cfg)
+        data, data_format = exec_properties["data"], exec_properties.get("data_format") or None
+        previous = (storage.read_dataset(artifact_utils.get_single_uri(input_dict["previous_dataset"]))
+                    if input_dict.get("previous_dataset") else None)
+        examples = artifact_utils.get_single_instance(output_dict["examples"])
+        dataset = artifact_utils.get_single_instance(output_dict["dataset"])
+        source = beam_source(data, data_format, cfg)
+        if source is None:
+            result = hdata.load_dataset(data, data_format, cfg)
+            if previous is not None:
+                result = result.extend_vocabularies(previous.user_vocab, previous.item_vocab)
+            self._write_in_memory(result, examples, dataset)
+        else:
+            result = self._ingest_with_beam(*source, cfg, examples, dataset, previous)
+        describe_examples(examples)
         grown = {}
-        if input_dict.get("previous_dataset"):
-            previous = storage.read_dataset(artifact_utils.get_single_uri(input_dict["previous_dataset"]))
-            data = data.extend_vocabularies(previous.user_vocab, previous.item_vocab)
-            grown = {"new_users": data.n_users - previous.n_users, "new_items": data.n_items - previous.n_items}
+        if previous is not None:
+            grown = {"new_users": result.n_users - previous.n_users, "new_items": result.n_items - previous.n_items}
             log(f"vocabularies grown from the previous dataset's {previous.n_users:,} users and {previous.n_items:,} "
                 f"items by {grown['new_users']:,} and {grown['new_items']:,}")
-        write_examples(data, artifact_utils.get_single_instance(output_dict["examples"]))
-        dataset = artifact_utils.get_single_instance(output_dict["dataset"])
+        set_custom_properties(dataset, name=result.name, **result.sizes(), **grown)
+
+    @staticmethod
+    def _write_in_memory(data: hdata.Dataset, examples: types.Artifact, dataset: types.Artifact) -> None:
+        for split in SPLITS:
+            interaction_examples.write_split(data, split, os.path.join(examples.uri, f"Split-{split}"))
         with storage.writable_dir(dataset.uri) as directory:
             data.save(os.path.join(directory, DATASET_FILE))
-        set_custom_properties(dataset, name=data.name, **data.sizes(), **grown)
+
+    def _ingest_with_beam(self, source: interaction_beam.Source, name: str, cfg: DataConfig,
+                          examples: types.Artifact, dataset: types.Artifact,
+                          previous: hdata.Dataset | None) -> hdata.Dataset:
+        """The Beam pipeline into each output's staging directory, dataset.npz from what it wrote, then both moved
+        in; on any failure the staging directories are removed, so the outputs hold nothing."""
+        stages = {artifact.uri: os.path.join(artifact.uri, STAGING) for artifact in (examples, dataset)}
+        examples_stage, dataset_stage = stages[examples.uri], stages[dataset.uri]
+        vocabulary_stage = os.path.join(dataset_stage, VOCABULARY_DIR)
+        vocabularies = ((), ()) if previous is None else (previous.user_vocab.tolist(), previous.item_vocab.tolist())
+        try:
+            interaction_beam.run(self._make_beam_pipeline(), source, cfg, examples_stage, vocabulary_stage,
+                                 previous_vocabularies=vocabularies)
+            data = interaction_examples.read_dataset(examples_stage, vocabulary_stage, name)
+            with storage.writable_dir(dataset_stage) as directory:
+                data.save(os.path.join(directory, DATASET_FILE))
+            for uri, stage in stages.items():
+                publish(stage, uri)
+        finally:
+            for stage in stages.values():
+                if fileio.exists(stage):
+                    fileio.rmtree(stage)
+        return data
 
 
 class InteractionExampleGenSpec(ComponentSpec):
@@ -104,11 +164,12 @@ class InteractionExampleGenSpec(ComponentSpec):
 
 
 class InteractionExampleGen(base_component.BaseComponent):
-    """Ingests `data` ("synthetic", "citeulike" or a users.dat/CSV path) with the profile's `DataConfig`
-    (`min_rating` as the command line set it), extending `previous_dataset`'s vocabularies when one is wired in."""
+    """Ingests `data` ("synthetic", "citeulike", a users.dat/CSV path or, with the per_user split protocol, a glob of
+    CSV/TSV shards) with the profile's `DataConfig` (`min_rating` as the command line set it), extending
+    `previous_dataset`'s vocabularies when one is wired in."""
 
     SPEC_CLASS = InteractionExampleGenSpec
-    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
     def __init__(self, data: str, data_format: str | None, data_config: DataConfig,
                  previous_dataset: types.BaseChannel | None = None):

@@ -18,6 +18,8 @@ TEACHER_NAMES = ("MF", "ML", "DL", "GNN", "AE", "I-AE")
 METRIC_KS = (10, 20, 50)
 # The one metric that picks the best evaluation (early stopping, checkpoints, records) and blesses a student.
 RECORD_METRIC = "recall@50"
+# DataConfig.split_protocol's choices (hetcomp_tf/data.py implements them)
+SPLIT_PROTOCOLS = ("authors", "iterative", "per_user")
 # DistillConfig fields every command sets from options of their own (--method(s), --seed(s)), never with --set
 RUN_FIELDS = ("method", "seed")
 
@@ -28,7 +30,9 @@ class DataConfig:
 
     `split_protocol` "authors" is the HetComp authors' code (their test set): users kept once, a seeded legacy
     NumPy shuffle per user, users without valid/test items stay in training, the full catalogue; "iterative"
-    drops such users and unseen items until stable (fewer users and items, every user evaluated).
+    drops such users and unseen items until stable (fewer users and items, every user evaluated); "per_user" is
+    the authors' rules with each user's shuffle a function of (seed, user id, its items) alone and the catalogue the
+    items seen in train, so it can be computed sharded: `hetcomp run` ingests it with Beam (components/ingestion.py).
     """
 
     min_user_interactions: int = 5
@@ -245,6 +249,12 @@ def get_profile(name: str) -> Profile:
         return PROFILES[name]()
     except KeyError:
         raise HetCompError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}") from None
+
+
+def data_options(data: DataConfig, min_rating: float | None, split_protocol: str | None) -> DataConfig:
+    """A profile's DataConfig with the command line's data options that were given (None: the profile's)."""
+    changes = {"min_rating": min_rating, "split_protocol": split_protocol}
+    return dataclasses.replace(data, **{name: value for name, value in changes.items() if value is not None})
 
 
 def from_dict(cls, values: dict):

@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from hetcomp_tf.config import DataConfig
-from hetcomp_tf.datafiles import FORMATS, SUFFIX_FORMATS, locate, verify_citeulike_sha256
+from hetcomp_tf.config import SPLIT_PROTOCOLS, DataConfig
+from hetcomp_tf.datafiles import file_format, locate, verify_citeulike_sha256
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.files import atomic_file
 from hetcomp_tf.progress import log
+from hetcomp_tf.user_split import split_user
 
 DATASET_FORMAT_VERSION = 1
 
@@ -261,27 +262,32 @@ def read_citeulike(path, verify_sha256: bool = True) -> Interactions:
         verify_citeulike_sha256(path)
     rows, users = [], []
     for lineno, line in enumerate(text.splitlines(), start=1):
-        tokens = line.split()
-        if not tokens:
-            raise HetCompError(f"{path} line {lineno}: empty line, expected 'N item_1 ... item_N'")
-        try:
-            numbers = np.array([int(t) for t in tokens], dtype=np.int64)
-        except ValueError:
-            bad = next(i for i, t in enumerate(tokens) if not _is_int(t))
-            field = "count N" if bad == 0 else "item id"
-            raise HetCompError(f"{path} line {lineno}: {field} {tokens[bad]!r} is not an integer") from None
-        if (numbers < 0).any():
-            field = "count N" if numbers[0] < 0 else "item id"
-            raise HetCompError(f"{path} line {lineno}: negative {field} {int(numbers[numbers < 0][0])}")
-        if numbers[0] != len(numbers) - 1:
-            raise HetCompError(f"{path} line {lineno}: count N = {numbers[0]} but the line has "
-                               f"{len(numbers) - 1} item ids")
-        rows.append(numbers[1:])
-        users.append(np.full(len(numbers) - 1, lineno - 1, dtype=np.int64))
+        rows.append(parse_users_dat_line(line, path, lineno))
+        users.append(np.full(len(rows[-1]), lineno - 1, dtype=np.int64))
     raw_items = np.concatenate(rows)
     item_ids, item_idx = np.unique(raw_items, return_inverse=True)  # numeric order of the original ids
     user_vocab = np.arange(len(rows)).astype(np.str_)
     return _interactions(np.concatenate(users), item_idx, user_vocab, item_ids.astype(np.str_))
+
+
+def parse_users_dat_line(line: str, path, lineno: int) -> np.ndarray:
+    """int64 item ids of one users.dat line `N item_1 ... item_N` (1-based `lineno`, for the error message)."""
+    tokens = line.split()
+    if not tokens:
+        raise HetCompError(f"{path} line {lineno}: empty line, expected 'N item_1 ... item_N'")
+    try:
+        numbers = np.array([int(t) for t in tokens], dtype=np.int64)
+    except ValueError:
+        bad = next(i for i, t in enumerate(tokens) if not _is_int(t))
+        field = "count N" if bad == 0 else "item id"
+        raise HetCompError(f"{path} line {lineno}: {field} {tokens[bad]!r} is not an integer") from None
+    if (numbers < 0).any():
+        field = "count N" if numbers[0] < 0 else "item id"
+        raise HetCompError(f"{path} line {lineno}: negative {field} {int(numbers[numbers < 0][0])}")
+    if numbers[0] != len(numbers) - 1:
+        raise HetCompError(f"{path} line {lineno}: count N = {numbers[0]} but the line has "
+                           f"{len(numbers) - 1} item ids")
+    return numbers[1:]
 
 
 def write_snapshot(source, target, fraction: float, seed: int = 0) -> Path:
@@ -322,6 +328,47 @@ def _is_float(token: str) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class CsvLayout:
+    """How one interaction log file is laid out, told from its first line: delimiter (a tab in it, else `,`),
+    whether that line is a header (its first field a usual column name, or its rating field not a number), and how
+    many fields every row has."""
+
+    path: str
+    delimiter: str
+    has_header: bool
+    n_fields: int
+
+    @classmethod
+    def of(cls, first_line: str, path, min_rating: float | None) -> CsvLayout:
+        delimiter = "\t" if "\t" in first_line else ","
+        first = [f.strip() for f in next(csv.reader([first_line], delimiter=delimiter))] or [""]
+        has_header = first[0].lower() in _HEADER_NAMES or (len(first) >= 3 and not _is_float(first[2]))
+        if not 2 <= len(first) <= 4:
+            raise HetCompError(f"{path} line 1: {len(first)} fields, expected user,item[,rating][,timestamp]")
+        if min_rating is not None and len(first) < 3:
+            raise HetCompError(f"{path}: min_rating={min_rating} given but the file has no rating column")
+        return cls(path=str(path), delimiter=delimiter, has_header=has_header, n_fields=len(first))
+
+    def parse(self, record: list[str], lineno: int, min_rating: float | None) -> tuple[str, str, bool] | None:
+        """(user, item, kept by `min_rating`) of the csv `record` on line `lineno`; None for the header or a blank
+        line."""
+        if (lineno == 1 and self.has_header) or not record or not any(f.strip() for f in record):
+            return None
+        if len(record) != self.n_fields:
+            raise HetCompError(f"{self.path} line {lineno}: {len(record)} fields, expected {self.n_fields} like line 1")
+        user, item = record[0].strip(), record[1].strip()
+        if not user or not item:
+            raise HetCompError(f"{self.path} line {lineno}: empty {'user' if not user else 'item'} id")
+        if self.n_fields < 3:
+            return user, item, True
+        try:
+            rating = float(record[2])
+        except ValueError:
+            raise HetCompError(f"{self.path} line {lineno}: rating {record[2]!r} is not a number") from None
+        return user, item, min_rating is None or rating >= min_rating
+
+
 def read_csv(path, min_rating: float | None = None) -> Interactions:
     """`user,item[,rating][,timestamp]` with `,` or tab; ids are arbitrary strings.
 
@@ -332,39 +379,19 @@ def read_csv(path, min_rating: float | None = None) -> Interactions:
     path = Path(path)
     text = _read_text(path, "interaction log")
     lines = text.splitlines()
-    delimiter = "\t" if "\t" in lines[0] else ","
-    records = list(csv.reader(lines, delimiter=delimiter))
-    first = [f.strip() for f in records[0]]
-    has_header = first[0].lower() in _HEADER_NAMES or (len(first) >= 3 and not _is_float(first[2]))
-    n_fields = len(first)
-    if not 2 <= n_fields <= 4:
-        raise HetCompError(f"{path} line 1: {n_fields} fields, expected user,item[,rating][,timestamp]")
-    if min_rating is not None and n_fields < 3:
-        raise HetCompError(f"{path}: min_rating={min_rating} given but the file has no rating column")
-    start = 1 if has_header else 0
+    layout = CsvLayout.of(lines[0], path, min_rating)
+    records = csv.reader(lines, delimiter=layout.delimiter)
     users, items, keep = [], [], []
-    for lineno, record in enumerate(records[start:], start=start + 1):
-        if not record or not any(f.strip() for f in record):
-            continue  # blank lines carry nothing
-        if len(record) != n_fields:
-            raise HetCompError(f"{path} line {lineno}: {len(record)} fields, expected {n_fields} like line 1")
-        user, item = record[0].strip(), record[1].strip()
-        if not user or not item:
-            raise HetCompError(f"{path} line {lineno}: empty {'user' if not user else 'item'} id")
-        if n_fields >= 3:
-            try:
-                rating = float(record[2])
-            except ValueError:
-                raise HetCompError(f"{path} line {lineno}: rating {record[2]!r} is not a number") from None
-            keep.append(min_rating is None or rating >= min_rating)
-        else:
-            keep.append(True)
-        users.append(user)
-        items.append(item)
+    for lineno, record in enumerate(records, start=1):
+        row = layout.parse(record, lineno, min_rating)
+        if row is not None:
+            users.append(row[0])
+            items.append(row[1])
+            keep.append(row[2])
     if not users:
         raise HetCompError(f"{path} holds a header but no interactions")
-    if min_rating is None and n_fields >= 3:
-        _note_ratings_kept(path, len(users))
+    if min_rating is None and layout.n_fields >= 3:
+        note_ratings_kept(path, len(users))
     keep = np.array(keep, dtype=bool)
     if not keep.any():
         raise HetCompError(f"{path}: no interaction has rating >= min_rating={min_rating}")
@@ -376,7 +403,7 @@ def read_csv(path, min_rating: float | None = None) -> Interactions:
 _NOTED: set[Path] = set()
 
 
-def _note_ratings_kept(path: Path, rows: int) -> None:
+def note_ratings_kept(path: Path, rows: int) -> None:
     """Once per file and process (a benchmark reads its data twice): explicit ratings of any value, 0.5 stars
     too, count as positives unless the user binarises them."""
     if path.resolve() not in _NOTED:
@@ -415,19 +442,22 @@ def make_synthetic(n_users: int, n_items: int, seed: int) -> Interactions:
 
 # ----------------------------------------------------------------------------------------------- split
 
-SPLIT_PROTOCOLS = ("authors", "iterative")
-
-
-def split_dataset(inter: Interactions, cfg: DataConfig, name: str) -> Dataset:
-    """The paper's preprocessing: users below `min_user_interactions` dropped, each user's items shuffled with
-    `seed`, test = the first floor(n * r_test), valid = the next floor(n * r_valid), train = the rest, then
-    valid/test items never seen in train dropped; `cfg.split_protocol` decides what happens next (`_split_authors`,
-    `_split_iterative`)."""
+def check_split_config(cfg: DataConfig) -> np.ndarray:
+    """float64 [3] split ratios, once they and the protocol are known to be valid."""
     ratios = np.asarray(cfg.split_ratios, dtype=np.float64)
     if ratios.shape != (3,) or (ratios <= 0).any() or abs(ratios.sum() - 1.0) > 1e-6:
         raise HetCompError(f"split_ratios {tuple(cfg.split_ratios)} must be three positive numbers summing to 1")
     if cfg.split_protocol not in SPLIT_PROTOCOLS:
         raise HetCompError(f"split_protocol {cfg.split_protocol!r}: choose one of {', '.join(SPLIT_PROTOCOLS)}")
+    return ratios
+
+
+def split_dataset(inter: Interactions, cfg: DataConfig, name: str) -> Dataset:
+    """The paper's preprocessing: users below `min_user_interactions` dropped, each user's items shuffled with
+    `seed`, test = the first floor(n * r_test), valid = the next floor(n * r_valid), train = the rest, then
+    valid/test items never seen in train dropped; `cfg.split_protocol` decides the shuffle and what happens next
+    (`_split_authors`, `_split_iterative`, `_split_per_user`)."""
+    ratios = check_split_config(cfg)
     users = inter.users.astype(np.int64)
     items = inter.items.astype(np.int64)
     counts = np.bincount(users, minlength=inter.n_users)
@@ -438,8 +468,8 @@ def split_dataset(inter: Interactions, cfg: DataConfig, name: str) -> Dataset:
                            f"({inter.n_users} users, {len(inter)} interactions)")
     keep = active[users]
     users, items = users[keep], items[keep]
-    split = _split_authors if cfg.split_protocol == "authors" else _split_iterative
-    return split(inter, users, items, counts, ratios, cfg, name)
+    split = {"authors": _split_authors, "iterative": _split_iterative, "per_user": _split_per_user}
+    return split[cfg.split_protocol](inter, users, items, counts, ratios, cfg, name)
 
 
 def _split_authors(inter: Interactions, users, items, counts, ratios, cfg: DataConfig, name: str) -> Dataset:
@@ -459,6 +489,18 @@ def _split_authors(inter: Interactions, users, items, counts, ratios, cfg: DataC
         n_test, n_valid = int(n * ratios[2]), int(n * ratios[1])
         part[order[:n_test]] = 2
         part[order[n_test:n_test + n_valid]] = 1
+    row_kept, _ = _evaluation_rows(inter, users, items, part, name)
+    kept_users = np.zeros(inter.n_users, dtype=bool)
+    kept_users[users] = True
+    catalogue = np.zeros(inter.n_items, dtype=bool)
+    catalogue[items] = True
+    return _dataset(inter.user_vocab, inter.item_vocab, users, items, part, row_kept, kept_users, catalogue, name)
+
+
+def _evaluation_rows(inter: Interactions, users, items, part, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(rows kept, items in train): every train row, and the held-out rows whose item occurs in some train row of
+    users left with both valid and test items; other users stay in training only (empty valid and test rows, so
+    the metrics skip them)."""
     in_train = np.zeros(inter.n_items, dtype=bool)
     in_train[items[part == 0]] = True
     held_out_kept = in_train[items]
@@ -467,23 +509,39 @@ def _split_authors(inter: Interactions, users, items, counts, ratios, cfg: DataC
     if not evaluated.any():
         raise HetCompError(f"dataset {name!r}: no user kept valid and test items that also occur in train; the "
                            "data is too small or too sparse")
-    row_kept = (part == 0) | (held_out_kept & evaluated)
+    return (part == 0) | (held_out_kept & evaluated), in_train
+
+
+def _split_per_user(inter: Interactions, users, items, counts, ratios, cfg: DataConfig, name: str) -> Dataset:
+    """Each user's split depends on (seed, its original id, its original item ids) only (`user_split.split_user`),
+    so sharded ingestion (components/interaction_beam.py) makes the same one. Then as the authors' protocol:
+    held-out items never seen in train dropped, a user left without valid or test items stays in training only;
+    the catalogue is the items seen in train. Both vocabularies are the kept original ids in sorted (code point)
+    order, whatever the order of the input."""
+    starts = np.searchsorted(users, np.arange(inter.n_users + 1))  # pairs are sorted by (user, item)
+    part = np.zeros(len(users), dtype=np.int64)
+    for user in np.flatnonzero(np.diff(starts)):
+        span = slice(starts[user], starts[user + 1])
+        ids = inter.item_vocab[items[span]].tolist()
+        parts = dict(split_user(cfg.seed, str(inter.user_vocab[user]), ids, ratios))
+        part[span] = [parts[item] for item in ids]
+    row_kept, in_train = _evaluation_rows(inter, users, items, part, name)
     kept_users = np.zeros(inter.n_users, dtype=bool)
     kept_users[users] = True
-    catalogue = np.zeros(inter.n_items, dtype=bool)
-    catalogue[items] = True
-    return _dataset(inter, users, items, part, row_kept, kept_users, catalogue, name)
+    user_order, item_order = np.argsort(inter.user_vocab), np.argsort(inter.item_vocab)  # index -> sorted place
+    user_rank, item_rank = np.argsort(user_order), np.argsort(item_order)
+    return _dataset(inter.user_vocab[user_order], inter.item_vocab[item_order], user_rank[users], item_rank[items],
+                    part, row_kept, kept_users[user_order], in_train[item_order], name)
 
 
-def _dataset(inter: Interactions, users, items, part, row_kept, kept_users, catalogue, name: str) -> Dataset:
+def _dataset(user_vocab, item_vocab, users, items, part, row_kept, kept_users, catalogue, name: str) -> Dataset:
     """The Dataset of the rows `row_kept` (with their `part`), users and items re-indexed to the kept ones."""
     user_new = np.cumsum(kept_users) - 1
     item_new = np.cumsum(catalogue) - 1
     splits = {s: CSR.from_pairs(user_new[users[row_kept & (part == p)]], item_new[items[row_kept & (part == p)]],
                                 int(kept_users.sum()))
               for p, s in enumerate(("train", "valid", "test"))}
-    return Dataset(name=name, user_vocab=inter.user_vocab[kept_users], item_vocab=inter.item_vocab[catalogue],
-                   **splits)
+    return Dataset(name=name, user_vocab=user_vocab[kept_users], item_vocab=item_vocab[catalogue], **splits)
 
 
 def _split_iterative(inter: Interactions, users, items, counts, ratios, cfg: DataConfig, name: str) -> Dataset:
@@ -520,7 +578,7 @@ def _split_iterative(inter: Interactions, users, items, counts, ratios, cfg: Dat
                            f"{cfg.min_user_interactions} interactions, none kept valid and test items that "
                            "also occur in train); the data is too small or too sparse")
 
-    return _dataset(inter, users, items, part, row_alive, alive_users, in_train, name)
+    return _dataset(inter.user_vocab, inter.item_vocab, users, items, part, row_alive, alive_users, in_train, name)
 
 
 # ----------------------------------------------------------------------------------------------- loading
@@ -532,17 +590,12 @@ def load_dataset(data: str, fmt: str | None, cfg: DataConfig, verify_sha256: boo
     "npz" (a saved Dataset, used as is). Only the canonical "citeulike" name is checked against the sha256.
     "synthetic" is `make_synthetic(cfg.synthetic_users, cfg.synthetic_items, cfg.seed)`.
     """
-    if fmt is not None and fmt not in FORMATS:
-        raise HetCompError(f"unknown data format {fmt!r}: choose one of {', '.join(FORMATS)}")
     path = locate(data)
     if path is None:
         return split_dataset(make_synthetic(cfg.synthetic_users, cfg.synthetic_items, cfg.seed), cfg, "synthetic")
     if data == "citeulike":
         return split_dataset(read_citeulike(path, verify_sha256=verify_sha256), cfg, "citeulike")
-    fmt = fmt or SUFFIX_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise HetCompError(f"cannot tell the format of {path} from its suffix {path.suffix!r}: "
-                           f"give one of {', '.join(FORMATS)} (CLI: --format)")
+    fmt = file_format(path, fmt)
     if fmt == "npz":
         return Dataset.load(path)
     inter = read_citeulike(path, verify_sha256=False) if fmt == "citeulike" else read_csv(path, cfg.min_rating)

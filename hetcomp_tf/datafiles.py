@@ -9,6 +9,7 @@ holds it, it is downloaded from its public origin into `download_dir()` and kept
 from __future__ import annotations
 
 import contextlib
+import glob
 import http.client
 import os
 import time
@@ -28,6 +29,17 @@ FORMATS = ("citeulike", "csv", "npz")
 SUFFIX_FORMATS = {".dat": "citeulike", ".csv": "csv", ".tsv": "csv", ".txt": "csv", ".npz": "npz"}
 # Seconds for the connection and for each read: offline, a command fails within its first few seconds.
 DOWNLOAD_TIMEOUT = 4.0
+
+
+def file_format(path: Path, fmt: str | None) -> str:
+    """`fmt` when given, else the format `path`'s suffix tells (a glob's too); an unknown one is an error."""
+    if fmt is not None and fmt not in FORMATS:
+        raise HetCompError(f"unknown data format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    fmt = fmt or SUFFIX_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise HetCompError(f"cannot tell the format of {path} from its suffix {path.suffix!r}: "
+                           f"give one of {', '.join(FORMATS)} (CLI: --format)")
+    return fmt
 
 
 def verify_citeulike_sha256(path) -> None:
@@ -75,6 +87,9 @@ def locate(data: str) -> Path | None:
     if data == "citeulike":
         return citeulike_path()
     path = Path(data)
+    if not path.is_file() and glob.has_magic(data):
+        raise HetCompError(f"data {data!r} is a glob: sharded data is read only by the pipeline's Beam ingestion "
+                           "(`hetcomp run --split-protocol per_user`)")
     if not path.is_file():
         raise HetCompError(f"data {data!r} is neither 'synthetic', 'citeulike' nor an existing file")
     return path

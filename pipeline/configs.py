@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 
 from hetcomp_tf.config import (DEFAULT_PROFILE, RECORD_METRIC, TEACHER_NAMES, DataConfig, DistillConfig, Profile,
-                               RUN_FIELDS, get_profile, override)
+                               RUN_FIELDS, data_options, get_profile, override)
 from hetcomp_tf.errors import HetCompError
 
 # The student must reach this share of the ensemble's test Recall@50 to be blessed (and pushed): lenient
@@ -26,6 +26,7 @@ class PipelineConfig:
     data: str = "citeulike"  # "synthetic" | "citeulike" | path to users.dat or a CSV/TSV file
     data_format: str | None = None  # None: inferred from the file name
     min_rating: float | None = None  # None: the profile's DataConfig.min_rating
+    split_protocol: str | None = None  # None: the profile's; "per_user" ingests with Beam (components/ingestion.py)
     profile: str = DEFAULT_PROFILE
     method: str = "hetcomp"
     distill_set: tuple[str, ...] = ()  # --set FIELD=VALUE assignments to the profile's DistillConfig
@@ -39,6 +40,7 @@ class PipelineConfig:
     serving_dir: str | None = None  # None: <out_dir>/serving; the Pusher writes <serving_dir>/<version>/
     direct_num_workers: int = 1
     direct_running_mode: str = "in_memory"
+    beam_pipeline_args: tuple[str, ...] = ()  # after the DirectRunner defaults, so e.g. --runner=... overrides them
     enable_cache: bool = True
     warm_start: bool = False  # start from the latest dataset's vocabularies and models (pipeline.py); local runs only
     # The StudentTrainer's workers: > 1 distils with distribute=multi_worker, the task run as a job of that many
@@ -59,8 +61,7 @@ class PipelineConfig:
         return get_profile(self.profile)
 
     def data_config(self) -> DataConfig:
-        data = self.profile_config().data
-        return data if self.min_rating is None else dataclasses.replace(data, min_rating=self.min_rating)
+        return data_options(self.profile_config().data, self.min_rating, self.split_protocol)
 
     def distill_config(self) -> DistillConfig:
         base = override(self.profile_config().distill, self.distill_set, forbidden=RUN_FIELDS)
@@ -84,5 +85,7 @@ class PipelineConfig:
         return os.path.join(self.out_dir, "metadata.sqlite")
 
     def beam_args(self) -> list[str]:
+        """TFX's `beam_pipeline_args` (every Beam step's: StatisticsGen, the per_user ingestion): the DirectRunner
+        defaults, then `beam_pipeline_args` (Beam reads options in order, the last of a name wins)."""
         return ["--runner=DirectRunner", f"--direct_num_workers={self.direct_num_workers}",
-                f"--direct_running_mode={self.direct_running_mode}"]
+                f"--direct_running_mode={self.direct_running_mode}", *self.beam_pipeline_args]

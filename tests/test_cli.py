@@ -33,9 +33,11 @@ def test_every_data_command_takes_the_same_data_options(command):
     defaults = parse(command, base)
     assert (defaults.data, defaults.format, defaults.min_rating, defaults.profile) == \
         ("citeulike", None, None, DEFAULT_PROFILE)
-    args = parse(command, [*base, "--data", "r.csv", "--format", "csv", "--min-rating", "4", "--profile", "tiny"])
+    args = parse(command, [*base, "--data", "r.csv", "--format", "csv", "--min-rating", "4", "--profile", "tiny",
+                           "--split-protocol", "per_user"])
     assert (args.data, args.format, args.min_rating, args.profile) == ("r.csv", "csv", 4.0, "tiny")
-    assert profile_from_args(args).data.min_rating == 4.0
+    assert (profile_from_args(args).data.min_rating, profile_from_args(args).data.split_protocol) == (4.0, "per_user")
+    assert profile_from_args(parse(command, [*base, "--profile", "paper"])).data.split_protocol == "authors"
 
 
 @pytest.mark.parametrize("command", SET_COMMANDS)
@@ -66,6 +68,19 @@ def test_a_bad_command_line_is_one_line_and_exit_2(argv, message, capsys):
         main(argv)
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_.value.code == 2 and len(err) == 1 and message in err[0], err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["data", "info", "--data", "logs/*.csv"], "is a glob: sharded data is read only by the pipeline's Beam"),
+    (["run", "--out", "o", "--data", "nowhere/*.csv", "--split-protocol", "per_user"], "no file matches"),
+])
+def test_a_glob_is_for_the_pipelines_beam_ingestion_only(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "part-0.csv").write_text("u1,i1\n")
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
 
 
 def test_version():

@@ -137,6 +137,24 @@ def test_student_workers_reach_the_student_trainer(tmp_path):
     assert (custom["workers"], custom["distill_config"]["distribute"]) == (3, "multi_worker")
 
 
+def test_sharded_data_is_ingested_with_beam_on_the_runner_given(tmp_path):
+    """--split-protocol per_user makes the ingestion a Beam executor: its container gets the Beam options, the ones
+    given after the DirectRunner defaults, which they override."""
+    for k in range(2):
+        (tmp_path / f"part-{k}.csv").write_text("u1,i1\n")
+    code, err, out = compile_spec(tmp_path, "--pipeline-root", ROOT, "--data", str(tmp_path / "part-*.csv"),
+                                  "--split-protocol", "per_user", "--beam-arg=--runner=DataflowRunner")
+    assert code == 0, err
+    spec = json.loads(out.read_text())["pipelineSpec"]
+    parameters = spec["root"]["dag"]["tasks"]["InteractionExampleGen"]["inputs"]["parameters"]
+    data_config = json.loads(parameters["data_config"]["runtimeValue"]["constantValue"]["stringValue"])
+    assert data_config["split_protocol"] == "per_user"
+    assert "num_files:2" in parameters["data_fingerprint"]["runtimeValue"]["constantValue"]["stringValue"]
+    args = spec["deploymentSpec"]["executors"]["InteractionExampleGen_executor"]["container"]["args"]
+    assert args[-4:] == ["--runner=DirectRunner", "--direct_num_workers=1", "--direct_running_mode=in_memory",
+                         "--runner=DataflowRunner"]
+
+
 def test_a_pipeline_root_is_required(tmp_path, monkeypatch):
     monkeypatch.delenv("HETCOMP_PIPELINE_ROOT", raising=False)
     code, err, out = compile_spec(tmp_path)

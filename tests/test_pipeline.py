@@ -8,6 +8,7 @@ ML Metadata, the artifacts, the pushed SavedModel) and run the next steps it pri
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
@@ -21,18 +22,20 @@ import pytest
 import tensorflow as tf
 from tensorflow_data_validation.utils import stats_util
 from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tfx.dsl.components.base import executor_spec
 
 from components import storage
 from components.artifacts import METRICS_FILE, STUDENT_DIR
 from components.data_gate import require_valid_examples
-from components.ingestion import EXAMPLES_FILE, SPLITS, InteractionExampleGen, data_fingerprint
+from components.ingestion import InteractionExampleGen, data_fingerprint
+from components.interaction_examples import EXAMPLES_FILE, SPLITS
 from components.ranking_evaluator import BLESSED_KEY, blessing, change_threshold
 from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES, DataConfig, DistillConfig, Profile, from_dict, get_profile
 from hetcomp_tf.student import load_student
 from hetcomp_tf.errors import HetCompError
-from pipeline.configs import DEFAULT_MIN_SHARE
+from pipeline.configs import DEFAULT_MIN_SHARE, PipelineConfig
 from pipeline.local_runner import latest_run
-from pipeline.pipeline import BASELINE_RESOLVER
+from pipeline.pipeline import BASELINE_RESOLVER, create_components, create_pipeline
 from tests.helpers import anomalies_artifact, run_cli, wait_for_line
 
 METRIC_NAMES = {f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")}
@@ -313,3 +316,18 @@ def test_configs_survive_json_execution_properties():
         assert from_dict(DistillConfig, as_json["distill"]) == profile.distill
     with pytest.raises(HetCompError, match="unknown field"):
         from_dict(DistillConfig, {"methd": "hetcomp"})
+
+
+def test_split_protocol_and_beam_options_reach_the_ingestion(tmp_path):
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+
+    config = PipelineConfig(out_dir=str(tmp_path), data="synthetic", profile="tiny", split_protocol="per_user",
+                            beam_pipeline_args=("--runner=FlinkRunner", "--direct_num_workers=2"))
+    assert config.data_config() == dataclasses.replace(get_profile("tiny").data, split_protocol="per_user")
+    options = PipelineOptions(create_pipeline(config).beam_pipeline_args)
+    assert options.view_as(StandardOptions).runner == "FlinkRunner"
+    assert options.view_as(DirectOptions).direct_num_workers == 2
+    ingestion = next(c for c in create_components(config) if c.id == "InteractionExampleGen")
+    assert json.loads(ingestion.exec_properties["data_config"])["split_protocol"] == "per_user"
+    assert isinstance(ingestion.executor_spec, executor_spec.BeamExecutorSpec)
+    assert PipelineConfig(out_dir=str(tmp_path), profile="paper").data_config().split_protocol == "authors"

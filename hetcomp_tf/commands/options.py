@@ -5,9 +5,11 @@ command line is parsed, and its data located or fetched, before the heavy import
 from __future__ import annotations
 
 import dataclasses
+import glob
 from pathlib import Path
 
-from hetcomp_tf.config import DEFAULT_PROFILE, PROFILES, RUN_FIELDS, TEACHER_NAMES, Profile, get_profile, override
+from hetcomp_tf.config import (DEFAULT_PROFILE, PROFILES, RUN_FIELDS, SPLIT_PROTOCOLS, TEACHER_NAMES, Profile,
+                               data_options, get_profile, override)
 from hetcomp_tf.datafiles import FORMATS, locate
 from hetcomp_tf.errors import HetCompError
 
@@ -25,6 +27,9 @@ def add_data_arguments(parser) -> None:
     parser.add_argument("--format", choices=FORMATS, help="format of a --data path (default: from its suffix)")
     parser.add_argument("--min-rating", type=float, default=None, metavar="X",
                         help="a CSV with ratings: only ratings >= X count as interactions (default: every row)")
+    parser.add_argument("--split-protocol", choices=SPLIT_PROTOCOLS, default=None,
+                        help="the profile's split protocol replaced: per_user splits each user on its own (`hetcomp "
+                             "run` then ingests with Beam, and --data may be a glob of CSV/TSV shards)")
     add_profile_argument(parser)
 
 
@@ -35,17 +40,21 @@ def add_set_argument(parser) -> None:
 
 
 def profile_from_args(args) -> Profile:
-    """The --profile with --min-rating and --set applied (when the command has them)."""
+    """The --profile with --min-rating, --split-protocol and --set applied (when the command has them)."""
     profile = get_profile(args.profile)
-    min_rating = getattr(args, "min_rating", None)
-    data = profile.data if min_rating is None else dataclasses.replace(profile.data, min_rating=min_rating)
+    data = data_options(profile.data, getattr(args, "min_rating", None), getattr(args, "split_protocol", None))
     return dataclasses.replace(profile, data=data,
                                distill=override(profile.distill, getattr(args, "set", []), RUN_FIELDS))
 
 
-def prepare_data(args) -> Path | None:
+def prepare_data(args, shards: bool = False) -> Path | None:
     """The file --data names, CiteULike fetched if need be, before a command imports TensorFlow: missing data or
-    no network is a one-line error within seconds, not after a minute of start-up."""
+    no network is a one-line error within seconds, not after a minute of start-up. With `shards` (the pipeline's
+    Beam ingestion) --data may be a glob, which must match something (None is returned)."""
+    if shards and glob.has_magic(args.data):
+        if not glob.glob(args.data):
+            raise HetCompError(f"data {args.data!r}: no file matches")
+        return None
     return locate(args.data)
 
 
@@ -96,6 +105,9 @@ def add_pipeline_arguments(parser) -> None:
                         help=change.format("candidate - served", "A", "none"))
     add_set_argument(parser)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--beam-arg", action="append", default=[], metavar="--OPTION=VALUE",
+                        help="a Beam pipeline option for the Beam steps, after the DirectRunner defaults, which it "
+                             "overrides (repeatable, with '=': --beam-arg=--runner=DataflowRunner)")
 
 
 def pipeline_config(args, out_dir: str, **locations):
@@ -103,6 +115,7 @@ def pipeline_config(args, out_dir: str, **locations):
 
     teachers = parse_list(args.teachers, "--teachers", TEACHER_NAMES, "teacher")
     return PipelineConfig(out_dir=out_dir, data=args.data, data_format=args.format, min_rating=args.min_rating,
+                          split_protocol=args.split_protocol, beam_pipeline_args=tuple(args.beam_arg),
                           profile=args.profile, method=args.method, teachers=tuple(teachers),
                           distill_set=tuple(args.set), min_share_of_ensemble=args.min_share, seed=args.seed,
                           change_relative=optional_float(args.change_relative, "--change-relative"),

@@ -67,9 +67,9 @@ def change_summary(metric: str, change: dict | None) -> str:
 
 def run(args) -> int:
     out = os.path.abspath(args.out)
-    if os.path.isfile(args.data):  # executors may run elsewhere than the current directory
+    if args.data not in ("synthetic", "citeulike"):  # executors may run elsewhere than the current directory
         args.data = os.path.abspath(args.data)
-    prepare_data(args)
+    prepare_data(args, shards=True)
     with exclusive_dir(out):
         return _run_pipeline(args, out)
 
