@@ -20,6 +20,9 @@ METRIC_KS = (10, 20, 50)
 RECORD_METRIC = "recall@50"
 # DistillConfig fields every command sets from options of their own (--method(s), --seed(s)), never with --set
 RUN_FIELDS = ("method", "seed")
+# The tf.distribute strategies a training can run under (DistillConfig.distribute, TeacherConfig.distribute; made by
+# hetcomp_tf/distribute.py), named here so options parse without TensorFlow
+STRATEGIES = ("none", "mirrored", "multi_worker")
 
 
 @dataclass(frozen=True)
