@@ -61,6 +61,9 @@ class TeacherConfig:
     kl_cap: float = 0.2  # AE (Mult-VAE): final KL weight β ...
     kl_anneal_epochs: int = 20  # ... reached linearly after this many epochs
     positive_weight: float = 1.0  # I-AE: weight of observed entries in the reconstruction loss
+    # tf.distribute strategy of the teacher's training, as DistillConfig.distribute (hetcomp_tf/distribute.py): "none",
+    # "mirrored" or "multi_worker"; each replica computes the loss of its share of a batch (models/base.py).
+    distribute: str = "none"
 
 
 @dataclass(frozen=True)
