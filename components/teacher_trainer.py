@@ -1,12 +1,13 @@
 """`TeacherTrainer`: trains one HetComp teacher; the pipeline instantiates it once per teacher
 (`.with_id("TeacherTrainer.<name>")`) so the six teachers are independent nodes, parallel on Kubeflow.
 
-Training, trajectory recording and evaluation are `hetcomp_tf.training.train_teacher`; this executor
-only gates on ExampleValidator's anomalies and writes the run into TFX artifacts:
-`model` (the teacher's weights), `trajectory` (`Trajectory.save` + the teacher's valid/test metrics)
-and `model_run` (its TensorBoard logs, like the TFX Trainer's ModelRun). The Model also holds the vocabularies and
-the teacher's settings, so that with a `base_model` (this teacher's latest Model, on a warm-started run) training
-starts from it (`hetcomp_tf.warmstart`); a base model without vocabularies (written before warm starts) is ignored.
+Training, trajectory recording and evaluation are `hetcomp_tf.training.train_teacher` (under the strategy of the
+teacher config's `distribute`, created first); this executor only gates on ExampleValidator's anomalies and writes
+the run into TFX artifacts: `model` (the teacher's weights), `trajectory` (`Trajectory.save` + the teacher's
+valid/test metrics) and `model_run` (its TensorBoard logs, like the TFX Trainer's ModelRun). The Model also holds the
+vocabularies and the teacher's settings, so that with a `base_model` (this teacher's latest Model, on a warm-started
+run) training starts from it (`hetcomp_tf.warmstart`); a base model without vocabularies (written before warm
+starts) is ignored.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from components.artifacts import (METRICS_FILE, TEACHER_FILE, TRAJECTORY_DIR, In
                                   TeacherTrajectory, set_custom_properties)
 from components.data_gate import require_valid_examples
 from hetcomp_tf.config import TeacherConfig, TrajectoryConfig, from_dict
+from hetcomp_tf.distribute import make_strategy
 from hetcomp_tf.models import build_teacher
 from hetcomp_tf.progress import log
 from hetcomp_tf.trajectories import FORMAT_VERSION
@@ -36,10 +38,11 @@ WEIGHTS_DIR = "weights"  # inside the Model artifact: a TF checkpoint of the tea
 
 class Executor(base_executor.BaseExecutor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
-        require_valid_examples(input_dict["anomalies"])
-        data = storage.read_dataset(artifact_utils.get_single_uri(input_dict["dataset"]))
         name = exec_properties["teacher"]
         cfg = from_dict(TeacherConfig, json.loads(exec_properties["teacher_config"]))
+        strategy = make_strategy(cfg.distribute)  # before TensorFlow runs anything (multi-worker collectives)
+        require_valid_examples(input_dict["anomalies"])
+        data = storage.read_dataset(artifact_utils.get_single_uri(input_dict["dataset"]))
         traj_cfg = from_dict(TrajectoryConfig, json.loads(exec_properties["trajectory_config"]))
         model, trajectory, model_run = (artifact_utils.get_single_instance(output_dict[key])
                                         for key in ("model", "trajectory", "model_run"))
@@ -47,7 +50,7 @@ class Executor(base_executor.BaseExecutor):
         warm_start = base_teacher(input_dict.get("base_model"))
         with storage.writable_dir(model_run.uri) as log_dir:
             run = train_teacher(name, data, cfg, traj_cfg, seed=exec_properties["seed"], log_dir=log_dir,
-                                warm_start=warm_start)
+                                warm_start=warm_start, strategy=strategy)
         with storage.writable_dir(model.uri) as directory:
             run.teacher.save_weights(os.path.join(directory, WEIGHTS_DIR, name))
         storage.write_vocabulary(model.uri, data)

@@ -22,6 +22,9 @@ RECORD_METRIC = "recall@50"
 SPLIT_PROTOCOLS = ("authors", "iterative", "per_user")
 # DistillConfig fields every command sets from options of their own (--method(s), --seed(s)), never with --set
 RUN_FIELDS = ("method", "seed")
+# The tf.distribute strategies a training can run under (DistillConfig.distribute, TeacherConfig.distribute; made by
+# hetcomp_tf/distribute.py), named here so options parse without TensorFlow
+STRATEGIES = ("none", "mirrored", "multi_worker")
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,9 @@ class TeacherConfig:
     kl_cap: float = 0.2  # AE (Mult-VAE): final KL weight β ...
     kl_anneal_epochs: int = 20  # ... reached linearly after this many epochs
     positive_weight: float = 1.0  # I-AE: weight of observed entries in the reconstruction loss
+    # tf.distribute strategy of the teacher's training, as DistillConfig.distribute (hetcomp_tf/distribute.py): "none",
+    # "mirrored" or "multi_worker"; each replica computes the loss of its share of a batch (models/base.py).
+    distribute: str = "none"
 
 
 @dataclass(frozen=True)

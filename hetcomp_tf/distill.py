@@ -49,7 +49,7 @@ import tensorflow as tf
 from hetcomp_tf.config import RECORD_METRIC, DistillConfig
 from hetcomp_tf.data import CSR, Dataset
 from hetcomp_tf.dcd import DualCorrection, list_scores
-from hetcomp_tf.distribute import STRATEGIES, make_strategy, worker_dir
+from hetcomp_tf.distribute import STRATEGIES, make_strategy, share_bounds, worker_dir
 from hetcomp_tf.dkc import DynamicKnowledge
 from hetcomp_tf.ensemble import EnsembleKnowledge
 from hetcomp_tf.errors import HetCompError
@@ -240,8 +240,8 @@ def replica_share(batch: Batch, replica, replicas: int) -> Batch:
     contiguous slice of its users with their train pairs re-based to the slice (the others become (0, −1) padding:
     one length, as under XLA) and a contiguous slice of its BPR pairs. One replica's share is the batch itself."""
     n_users, n_pairs = tf.size(batch.users), tf.size(batch.pair_users)
-    lo, hi = n_users * replica // replicas, n_users * (replica + 1) // replicas
-    pair_lo, pair_hi = n_pairs * replica // replicas, n_pairs * (replica + 1) // replicas
+    lo, hi = share_bounds(n_users, replica, replicas)
+    pair_lo, pair_hi = share_bounds(n_pairs, replica, replicas)
     here = (batch.train_rows >= lo) & (batch.train_rows < hi)
     return Batch(batch.users[lo:hi], batch.weights[lo:hi], batch.pair_users[pair_lo:pair_hi],
                  batch.pair_items[pair_lo:pair_hi], batch.seed, tf.where(here, batch.train_rows - lo, 0),
@@ -388,7 +388,7 @@ class Trainer:
             negatives = found = found_share = tf.zeros([0])
             if loss_name == "bpr":  # drawn for the global batch's pairs, as one device would, then this share's
                 all_negatives, all_found = sample_unobserved(self.train_keys, batch.pair_users, n_items, batch.seed)
-                lo = tf.size(batch.pair_users) * replica // replicas
+                lo, _ = share_bounds(tf.size(batch.pair_users), replica, replicas)
                 negatives, found = (x[lo:lo + tf.size(share.pair_users)] for x in (all_negatives, all_found))
                 found_share = (tf.reduce_sum(tf.cast(found, tf.float32))
                                / tf.maximum(tf.reduce_sum(tf.cast(all_found, tf.float32)), 1.0))

@@ -1,11 +1,12 @@
-"""TensorFlow's own distribution strategies for the student's training (`DistillConfig.distribute`).
+"""TensorFlow's own distribution strategies for the student's and the teachers' training (`DistillConfig.distribute`,
+`TeacherConfig.distribute`).
 
 "none" is TensorFlow's default strategy (one device, no replicas); "mirrored" is `tf.distribute.MirroredStrategy`
 (every GPU of this host, else its CPU); "multi_worker" is `tf.distribute.MultiWorkerMirroredStrategy` over the
 cluster TF_CONFIG describes, read by TensorFlow's `TFConfigClusterResolver` (no TF_CONFIG: one worker, TF's own
-behaviour). Every worker generates the same global batches (they are seeded, `distill.epoch_batches`) and each
-replica trains on its share of a batch (`distill.Trainer`), so one step sums the same per-user gradients as one
-device does, in another order.
+behaviour). Every worker generates the same global batches (they are seeded: `distill.epoch_batches`, a teacher's
+`train_batches`) and each replica trains on its share of a batch (`share_bounds`; `distill.Trainer`,
+`Teacher.train_epoch`), so one step sums the same per-example gradients as one device does, in another order.
 
 A multi-worker strategy configures TensorFlow's collective ops, which is only possible before TensorFlow has run
 anything: a command creates the strategy (`make_strategy`) first, and later calls get the same object.
@@ -22,10 +23,9 @@ import tempfile
 
 import tensorflow as tf
 
+from hetcomp_tf.config import STRATEGIES
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.progress import log
-
-STRATEGIES = ("none", "mirrored", "multi_worker")
 
 
 def check_tf_config() -> dict:
@@ -68,6 +68,12 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     log(f"distribute={name}: {strategy.num_replicas_in_sync} replica(s) in sync, this task {worker_task(strategy)}"
         f"{' (chief)' if is_chief(strategy) else ''}")
     return strategy
+
+
+def share_bounds(size, replica, replicas: int):
+    """[lo, hi): replica `replica`'s contiguous share of `size` rows (tensors or ints), the shares of `replicas`
+    replicas partitioning the rows in order with sizes differing by at most one."""
+    return size * replica // replicas, size * (replica + 1) // replicas
 
 
 def worker_task(strategy: tf.distribute.Strategy) -> str:

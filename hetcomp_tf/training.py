@@ -4,6 +4,11 @@ Each teacher brings its own sampling and loss (`Teacher.train_epoch`); this loop
 same for all of them so they are comparable: Adam at `cfg.learning_rate`, valid Recall@50 every
 `cfg.eval_every` epochs (and after the last epoch), early stopping after `cfg.patience` evaluations without a
 strictly better one, the best weights restored at the end, and the ranking trajectory (trajectories.py).
+
+Under a tf.distribute strategy (`cfg.distribute`, as the student's) the teacher's and Adam's variables are mirrored
+and each replica steps on its share of every global batch (models/base.py); evaluations, early stopping and the
+trajectory read the synchronised weights, so every worker takes the same decisions, and only the chief's TensorBoard
+logs are kept (`distribute.worker_dir`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import tensorflow as tf
 
 from hetcomp_tf.config import RECORD_METRIC, TeacherConfig, TrajectoryConfig
 from hetcomp_tf.data import Dataset
+from hetcomp_tf.distribute import make_strategy, worker_dir
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.models import Teacher, build_teacher
@@ -95,23 +101,29 @@ class EarlyStopping:
 def train_teacher(name: str, data: Dataset, cfg: TeacherConfig, traj: TrajectoryConfig, seed: int = 0,
                   log_dir: str | os.PathLike | None = None,
                   progress: Callable[[str, int], Progress] | None = Progress,
-                  warm_start: WarmStart | None = None) -> TeacherRun:
+                  warm_start: WarmStart | None = None, strategy: tf.distribute.Strategy | None = None) -> TeacherRun:
     """Trains teacher `name`; TensorBoard scalars go to log_dir/<name>/ (train/loss per epoch, valid/<metric> per
     evaluation); `progress(what, total)` reports each epoch on stderr (None: silent). With `warm_start`, training
-    starts from an earlier snapshot's teacher (warmstart.py) instead of a fresh initialisation."""
+    starts from an earlier snapshot's teacher (warmstart.py) instead of a fresh initialisation. `strategy`: the
+    tf.distribute strategy to train under (default: `cfg.distribute`'s); on a multi-worker cluster every worker
+    runs this function and only the chief writes to `log_dir`."""
     if cfg.epochs < 1 or cfg.eval_every < 1 or cfg.patience < 1:
         raise HetCompError(f"{name}: epochs={cfg.epochs}, eval_every={cfg.eval_every} and "
                            f"patience={cfg.patience} must all be >= 1")
-    teacher = build_teacher(name, data, cfg, seed)
+    strategy = strategy if strategy is not None else make_strategy(cfg.distribute)
+    with strategy.scope():
+        teacher = build_teacher(name, data, cfg, seed)
+        optimizer = tf.keras.optimizers.Adam(cfg.learning_rate)
+        optimizer.build(teacher.trainable_variables)  # slots exist before the step is traced in replica context
     carried = warm_start.apply(teacher, data) if warm_start is not None else None
     recorder = TrajectoryRecorder(name, data.train, data.n_items, traj)
-    optimizer = tf.keras.optimizers.Adam(cfg.learning_rate)
     bar = progress(f"{name} epoch", cfg.epochs) if progress is not None else None
     history, stopping, early_stopped = [], EarlyStopping(teacher, cfg.patience, name), False
     start = time.perf_counter()
-    with ScalarLog(Path(log_dir) / name if log_dir is not None else None) as scalars:
+    with worker_dir(log_dir, strategy) as log_dir, \
+            ScalarLog(Path(log_dir) / name if log_dir is not None else None) as scalars:
         for epoch in range(1, cfg.epochs + 1):
-            loss = teacher.train_epoch(optimizer, epoch - 1)
+            loss = teacher.train_epoch(optimizer, epoch - 1, strategy)
             if not math.isfinite(loss):
                 raise HetCompError(f"{name}: training loss became {loss} at epoch {epoch}; "
                                    f"lower its learning_rate ({cfg.learning_rate})")

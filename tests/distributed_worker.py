@@ -1,12 +1,15 @@
-"""One process of tests/test_distribute.py's distributed distillation:
+"""One process of tests/test_distribute.py's distributed trainings:
 
     python -m tests.distributed_worker TEACHERS_DIR OUT DUMP STRATEGY SETTINGS_JSON
 
 STRATEGY is a `DistillConfig.distribute` name (multi_worker: the cluster in TF_CONFIG), or "two_cpus": a
 MirroredStrategy over two logical CPU devices of this process (two replicas on one host without GPUs). The strategy
-is created first, before TensorFlow runs anything. It distils the tiny profile with SETTINGS_JSON's fields replaced,
-with logs in OUT/logs and the run state in OUT/state (what only the chief may write), and dumps what this process
-ended with, chief or not, to DUMP (.npz): the student's tables, the DKC state, the run's summary (JSON)."""
+is created first, before TensorFlow runs anything. By default it distils the tiny profile with SETTINGS_JSON's fields
+replaced, with logs in OUT/logs and the run state in OUT/state (what only the chief may write), and dumps what this
+process ended with, chief or not, to DUMP (.npz): the student's tables, the DKC state, the run's summary (JSON).
+With "teachers" in SETTINGS_JSON (a list of names) it trains those teachers instead (`train_teacher`, the tiny
+profile's configs with SETTINGS_JSON's other fields replaced) on TEACHERS_DIR/dataset.npz, logs in OUT/logs, and
+dumps per teacher T its variables (T.0, T.1, ...), its trajectory's rankings (T.rankings) and its run (T.run)."""
 
 from __future__ import annotations
 
@@ -28,24 +31,45 @@ def two_cpu_strategy() -> tf.distribute.Strategy:
     return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 
 
-def main(teachers_dir: str, out: str, dump: str, strategy_name: str, settings: str) -> None:
-    strategy = two_cpu_strategy() if strategy_name == "two_cpus" else make_strategy(strategy_name)
-
+def distil(teachers_dir: str, out: str, settings: dict, strategy: tf.distribute.Strategy) -> dict:
     from hetcomp_tf.data import Dataset
     from hetcomp_tf.distill import distill
     from hetcomp_tf.ensemble import EnsembleKnowledge
     from hetcomp_tf.trajectories import load_trajectories
 
-    cfg = dataclasses.replace(get_profile("tiny").distill, **json.loads(settings))
+    cfg = dataclasses.replace(get_profile("tiny").distill, **settings)
     data = Dataset.load(Path(teachers_dir) / "dataset.npz")
     knowledge = EnsembleKnowledge.from_trajectories(load_trajectories(teachers_dir), tau=cfg.tau)
     run = distill(data, knowledge if cfg.method != "wo_kd" else None, cfg, log_dir=Path(out) / "logs",
                   resume_dir=Path(out) / "state", progress=None, strategy=strategy)
     dkc = {} if run.dkc is None else {"stages": run.dkc.stages.numpy(), "d_prev": run.dkc.d_prev.numpy(),
                                       "targets": run.dkc.target_table.numpy()}
-    np.savez(dump, users=run.student.user_embedding.embeddings.numpy(),
-             items=run.student.item_embedding.embeddings.numpy(), replicas=strategy.num_replicas_in_sync,
-             run=json.dumps(run.to_dict()), **dkc)
+    return {"users": run.student.user_embedding.embeddings.numpy(),
+            "items": run.student.item_embedding.embeddings.numpy(), "run": json.dumps(run.to_dict()), **dkc}
+
+
+def train_teachers(teachers_dir: str, out: str, settings: dict, strategy: tf.distribute.Strategy) -> dict:
+    from hetcomp_tf.data import Dataset
+    from hetcomp_tf.training import train_teacher
+
+    profile, names = get_profile("tiny"), settings.pop("teachers")
+    data = Dataset.load(Path(teachers_dir) / "dataset.npz")
+    arrays = {}
+    for name in names:
+        cfg = dataclasses.replace(profile.teachers[name], **settings)
+        run = train_teacher(name, data, cfg, profile.trajectory, log_dir=Path(out) / "logs", progress=None,
+                            strategy=strategy)
+        arrays.update({f"{name}.{i}": v.numpy() for i, v in enumerate(run.teacher.variables)})
+        arrays[f"{name}.rankings"] = run.trajectory.rankings
+        arrays[f"{name}.run"] = json.dumps({**run.to_dict(), "history": run.history})
+    return arrays
+
+
+def main(teachers_dir: str, out: str, dump: str, strategy_name: str, settings: str) -> None:
+    strategy = two_cpu_strategy() if strategy_name == "two_cpus" else make_strategy(strategy_name)
+    settings = json.loads(settings)
+    train = train_teachers if "teachers" in settings else distil
+    np.savez(dump, replicas=strategy.num_replicas_in_sync, **train(teachers_dir, out, settings, strategy))
 
 
 if __name__ == "__main__":

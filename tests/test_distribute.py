@@ -1,5 +1,6 @@
-"""Distributed distillation (hetcomp_tf/distribute.py, `distill.Trainer` under a strategy): a replica's share of a
-batch against a NumPy partition, two MultiWorkerMirroredStrategy workers on 127.0.0.1 and two MirroredStrategy
+"""Distributed training (hetcomp_tf/distribute.py; `distill.Trainer` and the teachers' `train_teacher` under a
+strategy): a replica's share of a batch against a NumPy partition (the student) and against the whole batch's loss
+and gradients (every teacher), two MultiWorkerMirroredStrategy workers on 127.0.0.1 and two MirroredStrategy
 replicas against one process, the chief-only files, and the errors for a bad strategy or TF_CONFIG.
 
 Tolerance: two replicas compute the same gradient as one device, but float32 sums it in another order (each
@@ -8,7 +9,13 @@ measured 4e-6 at most after 8 tiny epochs; the tests allow ATOL = 1e-4 on weight
 training moves them (asserted). The DKC state must be bit-identical between the workers, which read the same
 synchronised weights; against one process its stages and targets must be equal, while D (1 − NDCG@50 of the
 student's top 50) may differ for at most 1 % of the (user, teacher) pairs, by < 1e-2: two items whose scores are
-within rounding of each other can swap places in a top-50 list (measured: 4 of 2,400 pairs, by 7e-5)."""
+within rounding of each other can swap places in a top-50 list (measured: 4 of 2,400 pairs, by 7e-5).
+
+The teachers (`Teacher.train_epoch` under a strategy) are held to the same ATOL on their weights after
+TEACHER_EPOCHS tiny epochs (measured: at most 2e-7 for MF, ML, DL and GNN, 1.5e-6 for AE, 4e-5 for I-AE, whose 57
+Adam steps of lr 1e-2 on batches of 16 items amplify rounding in near-zero gradients), to identical checkpoint
+epochs, to METRIC_ATOL on their metrics (measured: 3e-5 at most, I-AE) and to RANKINGS_DIFFER of their rankings'
+entries differing (measured: 0.06 % at most, I-AE; 0 for MF, DL, GNN)."""
 
 from __future__ import annotations
 
@@ -26,12 +33,14 @@ import pytest
 import tensorflow as tf
 
 from hetcomp_tf.cli import main
-from hetcomp_tf.config import get_profile
+from hetcomp_tf.config import TEACHER_NAMES, get_profile
 from hetcomp_tf.data import Dataset
 from hetcomp_tf.distill import PAD_USERS_TO, distill, epoch_batches, replica_share, train_pairs_cap
 from hetcomp_tf.distribute import check_tf_config, make_strategy
 from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.models import build_teacher
 from hetcomp_tf.student import Student
+from hetcomp_tf.training import train_teacher
 from tests.distributed_worker import main as run_worker
 from tests.helpers import run_cli
 from tests.test_distill import shared_teachers
@@ -43,6 +52,8 @@ ATOL = 1e-4
 HETCOMP = {"method": "hetcomp", "epochs": 8, "eval_every": 3, "loss_reduction": "mean", "l2": 1e-3,
            "weight_decay": 1e-3}
 WO_KD = {"method": "wo_kd", "epochs": 4, "eval_every": 2}  # BPR: negatives drawn for the global batch
+METRIC_ATOL = 1e-3  # the teachers' valid and test metrics against one process (module docstring) ...
+RANKINGS_DIFFER = 0.005  # ... and the share of their trajectories' ranking entries that may differ
 
 
 @pytest.fixture(scope="module")
@@ -186,10 +197,10 @@ def test_a_malformed_tf_config_is_one_clear_error(monkeypatch, tmp_path, tf_conf
     monkeypatch.setenv("TF_CONFIG", tf_config)
     with pytest.raises(HetCompError, match=message):
         check_tf_config()
-    result = run_cli(["distill", "--teachers-dir", str(tmp_path), "--profile", "tiny", "--distribute",
-                      "multi_worker", "--out", str(tmp_path / "out")])
-    lines = result.stderr.strip().splitlines()
-    assert result.code == 2 and len(lines) == 1 and lines[0].startswith("hetcomp: error: ") and message in lines[0]
+    for command in (["distill", "--teachers-dir", str(tmp_path)], ["teachers", "--data", "synthetic"]):
+        result = run_cli([*command, "--profile", "tiny", "--distribute", "multi_worker", "--out", str(tmp_path / "out")])
+        lines = result.stderr.strip().splitlines()
+        assert result.code == 2 and len(lines) == 1 and lines[0].startswith("hetcomp: error: ") and message in lines[0]
 
 
 def test_an_unknown_strategy_is_one_clear_error(tiny_dataset, tmp_path, capsys):
@@ -207,6 +218,17 @@ def test_an_unknown_strategy_is_one_clear_error(tiny_dataset, tmp_path, capsys):
     assert exited.value.code == 2 and len(lines) == 1 and "invalid choice: 'gpus'" in lines[0], lines
 
 
+def test_teachers_reject_an_unknown_strategy_and_parallel_jobs(tiny_dataset, tmp_path):
+    cfg = dataclasses.replace(TINY.teachers["MF"], distribute="gpus")
+    with pytest.raises(HetCompError, match="distribute='gpus': choose one of none, mirrored, multi_worker"):
+        train_teacher("MF", tiny_dataset, cfg, TINY.trajectory, progress=None)
+    result = run_cli(["teachers", "--data", "synthetic", "--profile", "tiny", "--jobs", "2", "--distribute",
+                      "mirrored", "--out", str(tmp_path / "out")])
+    lines = result.stderr.strip().splitlines()
+    assert result.code == 2 and len(lines) == 1 and "--jobs 2 with --distribute mirrored" in lines[0], lines
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_student_trainer_runs_on_as_many_workers_as_it_was_compiled_for():
     from components.distill_run import run_fn
 
@@ -214,3 +236,105 @@ def test_the_student_trainer_runs_on_as_many_workers_as_it_was_compiled_for():
     with pytest.raises(HetCompError, match=r"compiled for 2 worker\(s\), its cluster \(TF_CONFIG\) has 1; run the "
                                            r"task as a 2-worker job"):
         run_fn(fn_args)
+
+
+# ------------------------------------------------------------------------------------------------ the teachers
+
+def teacher_batch(teacher, rows: int) -> dict:
+    """The first `rows` rows of the teacher's first training batch."""
+    batch = next(iter(teacher.train_batches(0)))
+    return {key: value if value.shape.rank == 0 or key == "seed" else value[:rows] for key, value in batch.items()}
+
+
+def loss_and_gradients(teacher, batch, share=None):
+    with tf.GradientTape() as tape:
+        loss = teacher.compute_loss(batch, training=True, share=share)
+    return loss, [tf.convert_to_tensor(g) for g in tape.gradient(loss, teacher.trainable_variables)]
+
+
+@pytest.mark.parametrize("name", TEACHER_NAMES)
+def test_replica_shares_of_a_teacher_batch_sum_to_its_loss_and_gradients(tiny_dataset, name):
+    """Three replicas' losses and gradients sum to the whole batch's (dropout and noise included); with more
+    replicas than rows, the empty shares add 0."""
+    cfg = dataclasses.replace(TINY.teachers[name], l2=1e-2)
+    teacher = build_teacher(name, tiny_dataset, cfg, seed=1)
+    for rows in (11, 2):
+        batch = teacher_batch(teacher, rows)
+        loss, gradients = loss_and_gradients(teacher, batch)
+        shares = [loss_and_gradients(teacher, batch, teacher.share(batch, r, 3)) for r in range(3)]
+        assert float(sum(s[0] for s in shares)) == pytest.approx(float(loss), rel=1e-5)
+        for k, gradient in enumerate(gradients):
+            np.testing.assert_allclose(sum(s[1][k] for s in shares), gradient, rtol=1e-4, atol=1e-6)
+
+
+TEACHER_EPOCHS = {"epochs": 3, "patience": 3}
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tiny_dataset, tmp_path_factory) -> Path:
+    """A directory holding the tiny split as dataset.npz, what the worker processes train teachers on."""
+    directory = tmp_path_factory.mktemp("teachers-data")
+    tiny_dataset.save(directory / "dataset.npz")
+    return directory
+
+
+def teachers_in_one_process(dataset_dir, tmp_path: Path, names: list[str]) -> dict:
+    run_worker(str(dataset_dir), str(tmp_path / "one"), str(tmp_path / "one.npz"), "none",
+               json.dumps({**TEACHER_EPOCHS, "teachers": names, "distribute": "none"}))
+    return dict(np.load(tmp_path / "one.npz"))
+
+
+def assert_teachers_match_one_process(distributed: dict, one: dict, names: list[str]) -> None:
+    assert int(one["replicas"]) == 1 and int(distributed["replicas"]) == 2
+    for name in names:
+        variables = [key for key in one if key.startswith(f"{name}.") and key.rpartition(".")[2].isdigit()]
+        assert variables
+        for key in variables:
+            np.testing.assert_allclose(distributed[key], one[key], atol=ATOL, rtol=0, err_msg=key)
+        runs = [json.loads(str(r[f"{name}.run"])) for r in (distributed, one)]
+        assert runs[0]["checkpoint_epochs"] == runs[1]["checkpoint_epochs"] and runs[0]["epochs"] == runs[1]["epochs"]
+        assert runs[0]["valid"] == pytest.approx(runs[1]["valid"], abs=METRIC_ATOL)
+        assert runs[0]["test"] == pytest.approx(runs[1]["test"], abs=METRIC_ATOL)
+        for mine, theirs in zip(*(r["history"] for r in runs)):
+            assert mine["loss"] == pytest.approx(theirs["loss"], rel=1e-4)
+        differ = distributed[f"{name}.rankings"] != one[f"{name}.rankings"]
+        assert differ.mean() <= RANKINGS_DIFFER, f"{name}: {differ.mean():.2%} of the ranking entries differ"
+
+
+def test_two_workers_train_teachers_as_one_process(dataset_dir, tmp_path):
+    """MF, and the two teachers whose loss is not a plain per-triple sum: LightGCN (every replica propagates the
+    whole graph) and Mult-VAE (dropout and noise drawn for the global batch, KL annealed, L2 on shared kernels)."""
+    names = ["MF", "GNN", "AE"]
+    ports = free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    settings = {**TEACHER_EPOCHS, "teachers": names, "distribute": "multi_worker"}
+    workers = [spawn(dataset_dir, tmp_path / f"w{i}", tmp_path / f"w{i}.npz", "multi_worker", settings,
+                     {"cluster": cluster, "task": {"type": "worker", "index": i}}) for i in range(2)]
+    one = teachers_in_one_process(dataset_dir, tmp_path, names)  # meanwhile, in this process
+    wait_all(workers)
+    chief, other = (dict(np.load(tmp_path / f"w{i}.npz")) for i in range(2))
+    for key in chief:  # every worker ends with the same weights, trajectories and runs (but their seconds)
+        if key.endswith(".run"):
+            runs = [{**json.loads(str(r[key])), "train_seconds": 0} for r in (chief, other)]
+            assert runs[0] == runs[1], key
+        else:
+            np.testing.assert_array_equal(chief[key], other[key], err_msg=key)
+    assert_teachers_match_one_process(chief, one, names)
+    initial = build_teacher("MF", Dataset.load(dataset_dir / "dataset.npz"), TINY.teachers["MF"])
+    moved = np.abs(chief["MF.1"] - initial.item_embedding.embeddings.numpy()).max()
+    assert moved > 100 * ATOL, "training moves the weights far beyond the tolerance"
+    # only the chief writes the TensorBoard logs; the other worker's went to a removed temporary directory
+    for name in names:
+        assert list((tmp_path / "w0" / "logs" / name).glob("events.out.tfevents.*"))
+    assert not (tmp_path / "w1").exists()
+
+
+def test_two_mirrored_replicas_train_every_teacher_as_one_process(dataset_dir, tmp_path):
+    """Two replicas on one host (two logical CPUs) for all six teachers: CML's unit-ball projection runs once per
+    step on the synchronised weights, NeuMF's and the autoencoders' towers sum their replicas' gradients."""
+    names = list(TEACHER_NAMES)
+    process = spawn(dataset_dir, tmp_path / "m", tmp_path / "m.npz", "two_cpus",
+                    {**TEACHER_EPOCHS, "teachers": names})
+    one = teachers_in_one_process(dataset_dir, tmp_path, names)
+    wait_all([process])
+    assert_teachers_match_one_process(dict(np.load(tmp_path / "m.npz")), one, names)

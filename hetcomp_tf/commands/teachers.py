@@ -1,12 +1,13 @@
 """`hetcomp teachers`: train the heterogeneous teachers, export their trajectories, evaluate their ensemble
 (`hetcomp_tf.teachers.train_teachers`, which documents what --out receives), and print the table. With --jobs N,
-N teachers train at a time in worker processes.
+N teachers train at a time in worker processes. With `--distribute multi_worker` every worker of the cluster in
+TF_CONFIG runs the same command; only the chief writes --out.
 """
 
 from __future__ import annotations
 
 from hetcomp_tf.commands.options import add_data_arguments, parse_list, prepare_data, profile_from_args
-from hetcomp_tf.config import TEACHER_NAMES
+from hetcomp_tf.config import STRATEGIES, TEACHER_NAMES
 from hetcomp_tf.errors import HetCompError
 
 
@@ -19,19 +20,33 @@ def add_arguments(parser) -> None:
     parser.add_argument("--jobs", type=int, default=1, metavar="N",
                         help="train N teachers at a time in worker processes of cores/N TensorFlow threads each "
                              "(default 1: one after another in this process)")
+    parser.add_argument("--distribute", choices=STRATEGIES, default="none",
+                        help="tf.distribute strategy of every teacher's training: none (one device, the default), "
+                             "mirrored (this host's GPUs), multi_worker (the cluster in TF_CONFIG; run it on every "
+                             "worker); needs --jobs 1")
 
 
 def run(args) -> int:
+    import dataclasses
     from pathlib import Path
 
     profile = profile_from_args(args)
     names = parse_list(args.teachers, "--teachers", TEACHER_NAMES, "teacher")
     if args.jobs < 1:
         raise HetCompError(f"--jobs {args.jobs}: must be >= 1")
+    if args.jobs > 1 and args.distribute != "none":
+        raise HetCompError(f"--jobs {args.jobs} with --distribute {args.distribute}: a distributed run trains one "
+                           "teacher at a time, over all the strategy's replicas; use --jobs 1")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise HetCompError(f"--out {out} exists and is not a directory")
     prepare_data(args)
+    profile = dataclasses.replace(profile, teachers={
+        name: dataclasses.replace(cfg, distribute=args.distribute) for name, cfg in profile.teachers.items()})
+
+    from hetcomp_tf.distribute import is_chief, make_strategy, worker_dir
+
+    strategy = make_strategy(args.distribute)  # before TensorFlow runs anything (multi-worker collectives)
 
     from hetcomp_tf.data import load_dataset
     from hetcomp_tf.progress import log
@@ -39,7 +54,10 @@ def run(args) -> int:
 
     data = load_dataset(args.data, args.format, profile.data)
     log(f"dataset {data.name}: {data.sizes()}")
-    result = train_teachers(data, profile, out, names, seed=args.seed, jobs=args.jobs)
+    with worker_dir(out, strategy) as written:  # the chief's --out; a scratch directory on the other workers
+        result = train_teachers(data, profile, written, names, seed=args.seed, jobs=args.jobs)
+    if not is_chief(strategy):
+        return 0
     print(f"Test metrics on {data.name} ({profile.name} profile), results in {out}:")
     print(teachers_table(result))
     return 0

@@ -2,14 +2,19 @@
 
 A teacher owns its sampling (`train_batches`), its loss including L2 (`compute_loss`, the tfrs pattern) and
 its all-item scorer (`score_all`). `train_epoch` runs one epoch of compiled optimiser steps; `post_step` is
-the in-step hook for constraints such as CML's unit-ball clipping. Sampling is NumPy per epoch, seeded by
-`seed + epoch`, and every in-graph random op (dropout, VAE noise) takes a stateless seed carried in the
-batch, so a run is reproducible from `seed` alone.
+the hook for constraints such as CML's unit-ball clipping, run after every optimiser update. Sampling is NumPy per
+epoch, seeded by `seed + epoch`, and every in-graph random op (dropout, VAE noise) takes a stateless seed carried
+in the batch, so a run is reproducible from `seed` alone.
+
+Under a tf.distribute strategy (`TeacherConfig.distribute`) every worker builds the same global batches and each
+replica computes `compute_loss` on its `Share` of a batch: its rows' terms over the global batch, plus 1/replicas
+of any term that is not per row, so the replicas' losses and gradients sum to the global batch's. In-graph
+randomness is drawn for the whole global batch and sliced, so a row meets the same noise on any replica.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -17,14 +22,45 @@ import tensorflow_recommenders as tfrs
 
 from hetcomp_tf.config import TeacherConfig
 from hetcomp_tf.data import CSR, Dataset
+from hetcomp_tf.distribute import share_bounds
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.sampling import interaction_keys, sample_negatives
 
 
+class Share(NamedTuple):
+    """Rows [lo, hi) of a global batch of `size` rows: what one of `replicas` replicas computes a loss on."""
+
+    lo: tf.Tensor  # int32
+    hi: tf.Tensor
+    size: tf.Tensor  # float32: the global batch's rows, the denominator of every per-row term
+    replicas: int = 1
+
+    def rows(self, tensor: tf.Tensor) -> tf.Tensor:
+        """This share's rows of a global batch's tensor."""
+        return tensor[self.lo:self.hi]
+
+    def sparse_rows(self, rows: tf.SparseTensor) -> tf.SparseTensor:
+        """This share's rows of a global batch's sparse rows, renumbered from 0."""
+        return tf.sparse.slice(rows, tf.cast(tf.stack([self.lo, 0]), tf.int64),
+                               tf.stack([tf.cast(self.hi - self.lo, tf.int64), rows.dense_shape[1]]))
+
+    def part_of_mean(self, mean: tf.Tensor) -> tf.Tensor:
+        """This share's part of a mean over the global batch's rows, given the mean over its own rows: times its
+        fraction of the rows (exactly 1 for a whole batch); 0 for an empty share, whose mean is NaN."""
+        fraction = tf.cast(self.hi - self.lo, tf.float32) / self.size
+        return tf.where(self.hi > self.lo, mean * fraction, 0.0)
+
+    def common(self, term: tf.Tensor) -> tf.Tensor:
+        """This replica's part of a term that is not per row (the autoencoders' L2 on kernels)."""
+        return term / self.replicas
+
+
 class Teacher(tfrs.Model):
-    """Base of the six teachers. Subclasses implement `_scores`, `train_batches` and `compute_loss`."""
+    """Base of the six teachers. Subclasses implement `_scores`, `train_batches` and `compute_loss`, and name the
+    batch entry whose rows are the batch's (`batch_key`)."""
 
     name: ClassVar[str]
+    batch_key: ClassVar[str] = "ids"
 
     def __init__(self, data: Dataset, cfg: TeacherConfig, seed: int = 0):
         super().__init__()
@@ -48,8 +84,15 @@ class Teacher(tfrs.Model):
     def train_batches(self, epoch: int) -> tf.data.Dataset:
         raise NotImplementedError
 
-    def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
+    def compute_loss(self, inputs, training: bool = False, share: Share | None = None) -> tf.Tensor:
+        """The loss of the batch `inputs`, or of a replica's `share` of it (default: the whole batch)."""
         raise NotImplementedError
+
+    def share(self, inputs, replica=0, replicas: int = 1) -> Share:
+        """Replica `replica`'s share of the batch `inputs` (of `replicas`; by default the whole batch)."""
+        size = tf.shape(inputs[self.batch_key])[0]
+        lo, hi = share_bounds(size, replica, replicas)
+        return Share(lo, hi, tf.cast(size, tf.float32), replicas)
 
     def id_axes(self) -> list[tuple[tf.Variable, int, str]]:
         """(variable, axis, "user" | "item"): the axes indexed by user or item ids, whose rows a warm start
@@ -57,24 +100,37 @@ class Teacher(tfrs.Model):
         raise NotImplementedError
 
     def post_step(self) -> None:
-        """Runs inside the compiled step after every optimiser update (no-op unless a model constrains weights)."""
+        """Runs inside the compiled step after every optimiser update, on the synchronised weights (cross-replica
+        context); a no-op unless a model constrains its weights."""
         return None
 
-    def train_epoch(self, optimizer: tf.keras.optimizers.Optimizer, epoch: int) -> float:
-        """One pass over `train_batches(epoch)`; returns the mean batch loss."""
-        step = self._compiled_steps.get(id(optimizer))
-        if step is None:
-            step = self._compiled_steps[id(optimizer)] = self._make_step(optimizer)
-        losses = [step(batch) for batch in self.train_batches(epoch)]
+    def train_epoch(self, optimizer: tf.keras.optimizers.Optimizer, epoch: int,
+                    strategy: tf.distribute.Strategy | None = None) -> float:
+        """One pass over `train_batches(epoch)` under `strategy`, the one the teacher's and the optimiser's
+        variables were created under (default: the one in scope); returns the mean batch loss."""
+        strategy = strategy if strategy is not None else tf.distribute.get_strategy()
+        key = (id(optimizer), id(strategy))
+        if key not in self._compiled_steps:
+            self._compiled_steps[key] = self._make_step(optimizer, strategy)
+        losses = [self._compiled_steps[key](batch) for batch in self.train_batches(epoch)]
         return float(tf.reduce_mean(tf.stack(losses)))
 
-    def _make_step(self, optimizer):
-        @tf.function
-        def step(batch):
+    def _make_step(self, optimizer, strategy: tf.distribute.Strategy):
+        """A global batch in, its loss out: each replica's loss and gradients on its share (`Share`), the
+        gradients summed over the replicas by the optimiser, then `post_step`."""
+        replicas = strategy.num_replicas_in_sync
+
+        def replica_step(batch):
+            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
             with tf.GradientTape() as tape:
-                loss = self.compute_loss(batch, training=True)
+                loss = self.compute_loss(batch, training=True, share=self.share(batch, replica, replicas))
             variables = self.trainable_variables
             optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            return loss
+
+        @tf.function
+        def step(batch):
+            loss = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(replica_step, args=(batch,)), axis=None)
             self.post_step()
             return loss
 
@@ -98,7 +154,11 @@ class Teacher(tfrs.Model):
 
 
 class PairwiseTeacher(Teacher):
-    """Teachers trained on (user, observed item, sampled unobserved items) triples: MF, ML, DL, GNN."""
+    """Teachers trained on (user, observed item, sampled unobserved items) triples: MF, ML, DL, GNN. A replica's
+    share is a contiguous slice of the global batch's triples (`triples`); the negatives were drawn for the whole
+    batch in NumPy, so every triple is the one a single device trains on."""
+
+    batch_key = "user"
 
     def __init__(self, data: Dataset, cfg: TeacherConfig, seed: int = 0):
         super().__init__(data, cfg, seed)
@@ -121,6 +181,11 @@ class PairwiseTeacher(Teacher):
         negatives = sample_negatives(rng, self._pair_keys, users, self.cfg.n_negatives, self.n_items)
         data = {"user": users, "pos": items, "neg": negatives}
         return tf.data.Dataset.from_tensor_slices(data).batch(self.cfg.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def triples(inputs, share: Share) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """(users [b], observed items [b], negatives [b, n]) of a share of a pairwise batch."""
+    return share.rows(inputs["user"]), share.rows(inputs["pos"]), share.rows(inputs["neg"])
 
 
 def squared_norm(*tensors: tf.Tensor) -> tf.Tensor:

@@ -7,7 +7,7 @@ import math
 import tensorflow as tf
 
 from hetcomp_tf.config import TeacherConfig
-from hetcomp_tf.models.base import PairwiseTeacher, squared_norm
+from hetcomp_tf.models.base import PairwiseTeacher, squared_norm, triples
 
 
 class CML(PairwiseTeacher):
@@ -31,21 +31,25 @@ class CML(PairwiseTeacher):
         cross = tf.matmul(users, items, transpose_b=True)
         return 2.0 * cross - tf.reduce_sum(tf.square(users), 1)[:, None] - tf.reduce_sum(tf.square(items), 1)[None]
 
-    def compute_loss(self, inputs, training: bool = False):
-        users = self.user_embedding(inputs["user"])  # [b, d]
-        positives = self.item_embedding(inputs["pos"])  # [b, d]
-        negatives = self.item_embedding(inputs["neg"])  # [b, n, d]
+    def compute_loss(self, inputs, training: bool = False, share=None):
+        """The weighted hinge, a mean over the triples (each triple's rank estimate is its own), plus L2 on their
+        rows; a replica's share: its triples' part of both."""
+        share = share if share is not None else self.share(inputs)
+        user_ids, positive_ids, negative_ids = triples(inputs, share)
+        users = self.user_embedding(user_ids)  # [b, d]
+        positives = self.item_embedding(positive_ids)  # [b, d]
+        negatives = self.item_embedding(negative_ids)  # [b, n, d]
         d_pos = tf.reduce_sum(tf.square(users - positives), -1)  # [b]
         d_neg = tf.reduce_sum(tf.square(users[:, None] - negatives), -1)  # [b, n]
         violations = self.cfg.margin + d_pos[:, None] - d_neg
         impostors = tf.reduce_sum(tf.cast(violations > 0, tf.float32), 1)
         rank = tf.floor(impostors * self.n_items / tf.cast(tf.shape(d_neg)[1], tf.float32))
         hinge = tf.nn.relu(self.cfg.margin + d_pos - tf.reduce_min(d_neg, 1))
-        batch = tf.cast(tf.shape(users)[0], tf.float32)
-        loss = tf.reduce_mean(tf.math.log1p(rank) * hinge)
-        return loss + self.cfg.l2 * squared_norm(users, positives, negatives) / batch
+        loss = share.part_of_mean(tf.reduce_mean(tf.math.log1p(rank) * hinge))
+        return loss + self.cfg.l2 * squared_norm(users, positives, negatives) / share.size
 
     def post_step(self) -> None:
-        """Projects every user/item vector back into the unit ball (CML's norm constraint)."""
+        """Projects every user/item vector back into the unit ball (CML's norm constraint), once per step on the
+        synchronised weights."""
         for table in (self.user_embedding.embeddings, self.item_embedding.embeddings):
             table.assign(tf.clip_by_norm(table, 1.0, axes=[1]))

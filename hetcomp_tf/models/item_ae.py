@@ -33,11 +33,14 @@ class ItemAE(Teacher):
     def train_batches(self, epoch: int) -> tf.data.Dataset:
         return self.row_batches(self.item_rows, epoch)
 
-    def _hidden(self, item_ids, training: bool = False, seed=None) -> tf.Tensor:
-        """Last decoder hidden layer [b, h] of items' (optionally corrupted) vectors."""
+    def _hidden(self, item_ids, training: bool = False, seed=None, share=None) -> tf.Tensor:
+        """Last decoder hidden layer [b, h] of items' (optionally corrupted) vectors, of only a `share`'s rows if
+        given: dropout is drawn for all of `item_ids`, so a row's is the same on any replica."""
         rows = sparse_rows(self.item_rows_ragged, item_ids, self.n_users)
         if training:
             rows = stateless_value_dropout(rows, self.cfg.dropout, seed)
+        if share is not None:
+            rows = share.sparse_rows(rows)
         hidden = apply_to_sparse(self.encoder, rows)
         for layer in self.decoder.layers[:-1]:
             hidden = layer(hidden)
@@ -51,15 +54,19 @@ class ItemAE(Teacher):
         columns = tf.matmul(hidden, tf.gather(output.kernel, user_ids, axis=1))  # [n_items, b]
         return tf.transpose(columns) + tf.gather(output.bias, user_ids)[:, None]
 
-    def reconstruct(self, item_ids, training: bool = False, seed=None) -> tf.Tensor:
-        """Full reconstruction logits [b, n_users] of items' vectors (corrupted by dropout when training)."""
-        return self.decoder.layers[-1](self._hidden(item_ids, training, seed))
+    def reconstruct(self, item_ids, training: bool = False, seed=None, share=None) -> tf.Tensor:
+        """Full reconstruction logits [b, n_users] of items' vectors (corrupted by dropout when training), of only
+        a `share`'s rows if given."""
+        return self.decoder.layers[-1](self._hidden(item_ids, training, seed, share))
 
-    def compute_loss(self, inputs, training: bool = False):
+    def compute_loss(self, inputs, training: bool = False, share=None):
+        """Per item its weighted reconstruction cross-entropy, a mean over the batch's items, plus L2 on the
+        kernels. A replica's share: its items' part of the mean (dropout drawn for the global batch, then sliced)
+        and 1/replicas of the L2 term."""
+        share = share if share is not None else self.share(inputs)
         ids = inputs["ids"]
-        logits = self.reconstruct(ids, training, inputs.get("seed"))
-        targets = tf.sparse.to_dense(sparse_rows(self.item_rows_ragged, ids, self.n_users))
-        batch = tf.cast(tf.size(ids), tf.float32)
+        logits = self.reconstruct(ids, training, inputs.get("seed"), share)
+        targets = tf.sparse.to_dense(sparse_rows(self.item_rows_ragged, share.rows(ids), self.n_users))
         loss = tf.reduce_sum(tf.nn.weighted_cross_entropy_with_logits(targets, logits, self.cfg.positive_weight))
-        loss /= batch
-        return loss + self.cfg.l2 * squared_norm(*kernels_of(self.encoder, self.decoder))
+        loss /= share.size
+        return loss + share.common(self.cfg.l2 * squared_norm(*kernels_of(self.encoder, self.decoder)))

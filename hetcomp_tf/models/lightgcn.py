@@ -9,7 +9,7 @@ import tensorflow as tf
 from hetcomp_tf.config import TeacherConfig
 from hetcomp_tf.data import CSR
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.models.base import PairwiseTeacher, squared_norm
+from hetcomp_tf.models.base import PairwiseTeacher, squared_norm, triples
 from hetcomp_tf.sampling import bpr_loss
 
 
@@ -57,12 +57,17 @@ class LightGCN(PairwiseTeacher):
         users, items = self.propagate()
         return tf.matmul(tf.gather(users, user_ids), items, transpose_b=True)
 
-    def compute_loss(self, inputs, training: bool = False):
+    def compute_loss(self, inputs, training: bool = False, share=None):
+        """BPR on the propagated embeddings, a mean over the triples, plus L2 on their ego embeddings. A replica's
+        share is its triples' part of both; the propagation is not split: every replica propagates the whole
+        graph (as one device does for every batch) and its gradient flows back through it from the share's rows
+        only, so the replicas' gradients still sum to the batch's, at one propagation per replica per step."""
+        share = share if share is not None else self.share(inputs)
+        user_ids, positive_ids, negative_ids = triples(inputs, share)
         users, items = self.propagate()
-        u = tf.gather(users, inputs["user"])
-        positive = tf.reduce_sum(u * tf.gather(items, inputs["pos"]), -1)
-        negative = tf.einsum("bd,bnd->bn", u, tf.gather(items, inputs["neg"]))
-        layer0 = [self.user_embedding(inputs["user"]), self.item_embedding(inputs["pos"]),
-                  self.item_embedding(inputs["neg"])]  # LightGCN regularises the ego embeddings only
-        batch = tf.cast(tf.shape(u)[0], tf.float32)
-        return bpr_loss(positive, negative) + self.cfg.l2 * squared_norm(*layer0) / batch
+        u = tf.gather(users, user_ids)
+        positive = tf.reduce_sum(u * tf.gather(items, positive_ids), -1)
+        negative = tf.einsum("bd,bnd->bn", u, tf.gather(items, negative_ids))
+        layer0 = [self.user_embedding(user_ids), self.item_embedding(positive_ids),
+                  self.item_embedding(negative_ids)]  # LightGCN regularises the ego embeddings only
+        return share.part_of_mean(bpr_loss(positive, negative)) + self.cfg.l2 * squared_norm(*layer0) / share.size

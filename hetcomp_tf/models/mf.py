@@ -6,7 +6,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from hetcomp_tf.config import TeacherConfig
-from hetcomp_tf.models.base import PairwiseTeacher, squared_norm
+from hetcomp_tf.models.base import PairwiseTeacher, squared_norm, triples
 from hetcomp_tf.sampling import bpr_loss
 
 INIT_STD = 0.1
@@ -27,10 +27,13 @@ class MF(PairwiseTeacher):
     def _scores(self, user_ids):
         return tf.matmul(self.user_embedding(user_ids), self.item_embedding.embeddings, transpose_b=True)
 
-    def compute_loss(self, inputs, training: bool = False):
-        users = self.user_embedding(inputs["user"])  # [b, d]
-        positives = self.item_embedding(inputs["pos"])  # [b, d]
-        negatives = self.item_embedding(inputs["neg"])  # [b, n, d]
-        loss = bpr_loss(tf.reduce_sum(users * positives, -1), tf.einsum("bd,bnd->bn", users, negatives))
-        batch = tf.cast(tf.shape(users)[0], tf.float32)
-        return loss + self.cfg.l2 * squared_norm(users, positives, negatives) / batch
+    def compute_loss(self, inputs, training: bool = False, share=None):
+        """BPR, a mean over the triples, plus L2 on their rows; a replica's share: its triples' part of both."""
+        share = share if share is not None else self.share(inputs)
+        user_ids, positive_ids, negative_ids = triples(inputs, share)
+        users = self.user_embedding(user_ids)  # [b, d]
+        positives = self.item_embedding(positive_ids)  # [b, d]
+        negatives = self.item_embedding(negative_ids)  # [b, n, d]
+        loss = share.part_of_mean(bpr_loss(tf.reduce_sum(users * positives, -1),
+                                           tf.einsum("bd,bnd->bn", users, negatives)))
+        return loss + self.cfg.l2 * squared_norm(users, positives, negatives) / share.size

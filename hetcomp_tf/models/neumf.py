@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from hetcomp_tf.config import TeacherConfig
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.models.base import PairwiseTeacher, dense_tower, squared_norm
+from hetcomp_tf.models.base import PairwiseTeacher, dense_tower, squared_norm, triples
 
 # Pairs scored per chunk in score_all: bounds the [chunk, n_items, hidden] activations to ~100 MB.
 _PAIRS_PER_CHUNK = 200_000
@@ -69,12 +69,16 @@ class NeuMF(PairwiseTeacher):
         mlp = tf.map_fn(mlp_scores, chunks, fn_output_signature=tf.TensorSpec([chunk, self.n_items], tf.float32))
         return gmf + tf.reshape(mlp, [-1, self.n_items])[:b] + out_bias
 
-    def compute_loss(self, inputs, training: bool = False):
-        users, items = inputs["user"], tf.concat([inputs["pos"][:, None], inputs["neg"]], 1)  # [b, 1 + n]
-        labels = tf.concat([tf.ones_like(inputs["pos"][:, None]), tf.zeros_like(inputs["neg"])], 1)
-        loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.cast(labels, tf.float32),
-                                                                      self.logits(users, items)))
+    def compute_loss(self, inputs, training: bool = False, share=None):
+        """Binary cross-entropy, a mean over the triples' 1 + n (user, item) pairs (every triple has as many), plus
+        L2 on their rows; a replica's share: its triples' part of both (the towers are shared weights, their
+        gradients summed over the replicas)."""
+        share = share if share is not None else self.share(inputs)
+        users, positives, negatives = triples(inputs, share)
+        items = tf.concat([positives[:, None], negatives], 1)  # [b, 1 + n]
+        labels = tf.concat([tf.ones_like(positives[:, None]), tf.zeros_like(negatives)], 1)
+        loss = share.part_of_mean(tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
+            tf.cast(labels, tf.float32), self.logits(users, items))))
         embeddings = [self.user_embedding(users), self.mlp_user_embedding(users),
                       self.item_embedding(items), self.mlp_item_embedding(items)]
-        batch = tf.cast(tf.shape(users)[0], tf.float32)
-        return loss + self.cfg.l2 * squared_norm(*embeddings) / batch
+        return loss + self.cfg.l2 * squared_norm(*embeddings) / share.size

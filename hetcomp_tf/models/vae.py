@@ -32,13 +32,17 @@ class MultVAE(Teacher):
         return self.row_batches(self.data.train, epoch).map(
             lambda batch: {**batch, "beta": tf.constant(beta, tf.float32)})
 
-    def _encode(self, user_ids, training: bool, seed=None) -> tuple[tf.Tensor, tf.Tensor]:
+    def _encode(self, user_ids, training: bool, seed=None, share=None) -> tuple[tf.Tensor, tf.Tensor]:
+        """(μ, log σ²) of the users' normalised (when training, dropped-out) train vectors, of only a `share`'s
+        rows if given: dropout is drawn for all of `user_ids`, so a row's is the same on any replica."""
         rows = sparse_rows(self.train_rows, user_ids, self.n_items)
         lengths = tf.math.bincount(tf.cast(rows.indices[:, 0], tf.int32), minlength=tf.size(user_ids))
         norms = tf.sqrt(tf.cast(tf.maximum(lengths, 1), tf.float32))
         rows = tf.SparseTensor(rows.indices, rows.values / tf.gather(norms, rows.indices[:, 0]), rows.dense_shape)
         if training:
             rows = stateless_value_dropout(rows, self.cfg.dropout, seed)
+        if share is not None:
+            rows = share.sparse_rows(rows)
         mu, log_var = tf.split(apply_to_sparse(self.encoder, rows), 2, axis=-1)
         return mu, log_var
 
@@ -46,19 +50,26 @@ class MultVAE(Teacher):
         mu, _ = self._encode(user_ids, training=False)
         return self.decoder(mu)
 
-    def compute_loss(self, inputs, training: bool = False):
+    def compute_loss(self, inputs, training: bool = False, share=None):
+        """Per user its negative multinomial log-likelihood and β × its KL term, a mean over the batch's users, plus
+        L2 on the kernels. A replica's share: its users' part of the mean (β is the epoch's, the same for every
+        user; input dropout and the reparameterisation noise are drawn for the global batch, then sliced) and
+        1/replicas of the L2 term."""
+        share = share if share is not None else self.share(inputs)
         ids = inputs["ids"]
         if training:
             dropout_seed, noise_seed = tf.unstack(tf.random.experimental.stateless_split(inputs["seed"], 2))
-            mu, log_var = self._encode(ids, True, dropout_seed)
-            z = mu + tf.exp(0.5 * log_var) * tf.random.stateless_normal(tf.shape(mu), noise_seed)
+            mu, log_var = self._encode(ids, True, dropout_seed, share)
+            noise = tf.random.stateless_normal(tf.stack([tf.size(ids), self.cfg.dim]), noise_seed)
+            z = mu + tf.exp(0.5 * log_var) * share.rows(noise)
         else:
-            mu, log_var = self._encode(ids, False)
+            mu, log_var = self._encode(ids, False, share=share)
             z = mu
         log_probs = tf.nn.log_softmax(self.decoder(z), axis=-1)
-        positives = sparse_rows(self.train_rows, ids, self.n_items).indices
-        batch = tf.cast(tf.size(ids), tf.float32)
-        neg_log_likelihood = -tf.reduce_sum(tf.gather_nd(log_probs, positives)) / batch
-        kl = tf.reduce_mean(tf.reduce_sum(0.5 * (tf.exp(log_var) + tf.square(mu) - 1.0 - log_var), -1))
+        positives = sparse_rows(self.train_rows, share.rows(ids), self.n_items).indices
+        neg_log_likelihood = -tf.reduce_sum(tf.gather_nd(log_probs, positives)) / share.size
+        kl = share.part_of_mean(tf.reduce_mean(
+            tf.reduce_sum(0.5 * (tf.exp(log_var) + tf.square(mu) - 1.0 - log_var), -1)))
         beta = inputs.get("beta", tf.constant(self.cfg.kl_cap))
-        return neg_log_likelihood + beta * kl + self.cfg.l2 * squared_norm(*kernels_of(self.encoder, self.decoder))
+        return (neg_log_likelihood + beta * kl
+                + share.common(self.cfg.l2 * squared_norm(*kernels_of(self.encoder, self.decoder))))
