@@ -66,6 +66,11 @@ class RunKey:
     def name(self) -> str:
         return f"{self.method}|dim={self.dim}|seed={self.seed}"
 
+    @property
+    def label(self) -> str:
+        """The run as --only-runs names it: METHOD:DIM:SEED."""
+        return f"{self.method}:{self.dim}:{self.seed}"
+
 
 def knowledge_sha256(out: Path) -> str:
     """A content hash of what every run learns from: the split and each teacher's trajectory arrays. Unlike a
@@ -167,12 +172,14 @@ def run_record(key: RunKey, run: DistillRun) -> dict:
 def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int, methods: Sequence[str],
                   student_dims: Sequence[int], out: str | os.PathLike,
                   progress: Callable[[str, int], Progress] | None = Progress, jobs: int = 1,
-                  only_seeds: Sequence[int] | None = None, import_runs: Sequence[str | os.PathLike] = ()) -> dict:
+                  only_seeds: Sequence[int] | None = None, import_runs: Sequence[str | os.PathLike] = (),
+                  only_runs: Sequence[RunKey] | None = None) -> dict:
     """Teachers (trained or reused), then every planned run (resumed from results.partial.json when its
     fingerprint matches; `jobs` runs at a time); writes results.json, results.md and curves.png and returns the
     results.
 
-    `only_seeds` trains only the planned runs of those seeds; `import_runs` adds the finished runs of other
+    `only_seeds` trains only the planned runs of those seeds, `only_runs` only those runs (both filters apply when
+    both are given); `import_runs` adds the finished runs of other
     benchmarks' results.partial.json (another machine's or session's), which must share this one's fingerprint
     (the same split, trajectories and distill config). Results show every finished run of the plan, so a
     benchmark can be split over machines by seed and pooled."""
@@ -188,6 +195,11 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
     if only_seeds is not None and (not only_seeds or not all(0 <= s < seeds for s in only_seeds)):
         raise HetCompError(f"benchmark: --only-seeds {list(only_seeds)} must name seeds of 0..{seeds - 1} "
                            f"(--seeds {seeds})")
+    keys = plan_runs(methods, seeds, profile.distill.student_dim, student_dims)
+    unplanned = [key.label for key in only_runs or () if key not in keys]
+    if unplanned:
+        raise HetCompError(f"benchmark: --only-runs {unplanned[0]} is not a run of this plan (--methods, --seeds, "
+                           f"--student-dims); planned: {','.join(key.label for key in keys)}")
     imported = [_read_partial(Path(path)) for path in import_runs]
     teachers_reused = ensure_teachers(data_spec, fmt, profile, out, jobs)
     summary = read_json(out / "teachers.json")
@@ -204,13 +216,14 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
         done.update(new)
         log(f"imported {len(new)} finished run(s) from {path}")
     _keep_resume_states_of(out / "resume", fingerprint)
-    keys = plan_runs(methods, seeds, profile.distill.student_dim, student_dims)
     finished = sum(key.name in done for key in keys)
-    todo = [key for key in keys if key.name not in done and (only_seeds is None or key.seed in only_seeds)]
+    todo = [key for key in keys if key.name not in done and (only_seeds is None or key.seed in only_seeds)
+            and (only_runs is None or key in only_runs)]
     if finished:
         log(f"resuming: {finished} of {len(keys)} runs already finished in {out / PARTIAL}")
     if len(keys) - finished > len(todo):
-        log(f"{len(keys) - finished - len(todo)} unfinished run(s) left to other invocations (not of --only-seeds)")
+        log(f"{len(keys) - finished - len(todo)} unfinished run(s) left to other invocations "
+            f"(not of --only-seeds/--only-runs)")
     if imported:
         write_json(out / PARTIAL, {"fingerprint": fingerprint, "runs": done})
     bar = progress("benchmark run", len(todo)) if progress is not None and todo else None

@@ -144,7 +144,7 @@ def test_a_benchmark_split_by_seed_over_two_outputs_pools_into_one(bench, tmp_pa
               "--student-dims", "8"]
     code, _, stderr = run_cli([*common, "--only-seeds", "1", "--out", str(first)], capsys)
     assert code == 0 and "benchmark run 1/1" in stderr and "resuming" not in stderr
-    assert "1 unfinished run(s) left to other invocations (not of --only-seeds)" in stderr
+    assert "1 unfinished run(s) left to other invocations (not of --only-seeds/--only-runs)" in stderr
     alone = json.loads((first / "results.json").read_text())
     assert [(r["method"], r["seed"]) for r in alone["runs"]] == [("wo_kd", 1)]
     assert "1 of 2 planned runs finished" in (first / "results.md").read_text()
@@ -170,6 +170,22 @@ def test_a_benchmark_split_by_seed_over_two_outputs_pools_into_one(bench, tmp_pa
     assert code == 2 and lines[-1] == (f"hetcomp: error: --import-runs {first / PARTIAL}: its runs cannot be pooled "
                                        f"with these: distill config epochs={TINY.distill.epochs} there, 2 here")
     assert mtimes(second) == before
+
+
+def test_only_runs_trains_just_the_named_runs(bench, tmp_path, capsys):
+    _, source, _, _ = bench
+    out = tmp_path / "out"
+    copy_teachers(source, out)
+    code, _, stderr = run_cli(["benchmark", "--data", "synthetic", "--profile", "tiny", "--seeds", "2", "--methods",
+                               "wo_kd,ensemble_kd", "--student-dims", "8", "--only-runs", "ensemble_kd:8:1",
+                               "--out", str(out)], capsys)
+    assert code == 0 and "benchmark run 1/1" in stderr
+    assert "3 unfinished run(s) left to other invocations" in stderr
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    assert [(r["method"], r["dim"], r["seed"]) for r in runs] == [("ensemble_kd", 8, 1)]
+    full = json.loads((source / "results.json").read_text())["runs"]
+    same = [r["test"] for r in full if (r["method"], r["dim"], r["seed"]) == ("ensemble_kd", 8, 1)]
+    assert [runs[0]["test"]] == same
 
 
 def test_knowledge_fingerprint_follows_the_trajectories_not_the_teachers_json(bench, tmp_path):
@@ -249,6 +265,10 @@ def test_teachers_are_retrained_for_another_profile_or_split(tmp_path_factory, t
     (["--data", "synthetic", "--set", "seed=3"], "FIELD one of student_dim, epochs"),
     (["--data", "synthetic", "--seeds", "2", "--only-seeds", "2"], "--only-seeds [2] must name seeds of 0..1"),
     (["--data", "synthetic", "--only-seeds", "0,-1"], "--only-seeds"),
+    (["--data", "synthetic", "--only-runs", "wo_kd:8"], "--only-runs: 'wo_kd:8' is not a comma-separated list"),
+    (["--data", "synthetic", "--only-runs", "wo_kd:8:0,wo_kd:8:0"], "--only-runs"),
+    (["--data", "synthetic", "--methods", "wo_kd", "--only-runs", "hetcomp:8:0"],
+     "--only-runs hetcomp:8:0 is not a run of this plan"),
     (["--data", "synthetic", "--import-runs", "/nonexistent/results.partial.json"],
      "--import-runs /nonexistent/results.partial.json: no such file"),
 ])

@@ -18,6 +18,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--only-seeds", default=None, metavar="S,S,...",
                         help="train only the planned runs of these seeds (0-based, below --seeds); the results still "
                              "show every finished run, so a benchmark can be split over machines or sessions")
+    parser.add_argument("--only-runs", default=None, metavar="METHOD:DIM:SEED,...",
+                        help="train only these planned runs (e.g. rrd:6:1,hetcomp:16:0); like --only-seeds, to split "
+                             "a benchmark or to fill in the runs another session lost")
     parser.add_argument("--import-runs", action="append", default=[], metavar="FILE",
                         help="add the finished runs of another benchmark's results.partial.json (same split, "
                              "trajectories and distill config; repeatable)")
@@ -34,15 +37,17 @@ def run(args) -> int:
             else list(profile.student_dims))
     prepare_data(args)
 
-    from hetcomp_tf.benchmark import results_table, run_benchmark, sweep_table
+    from hetcomp_tf.benchmark import RunKey, results_table, run_benchmark, sweep_table
     from hetcomp_tf.distill import METHODS
 
     methods = parse_list(args.methods, "--methods", tuple(METHODS), "distillation method") if args.methods \
         else list(METHODS)
     only_seeds = None if args.only_seeds is None else parse_list(
         args.only_seeds, "--only-seeds", what="seed", convert=_seed)
+    only_runs = None if args.only_runs is None else [RunKey(*key) for key in parse_list(
+        args.only_runs, "--only-runs", what="METHOD:DIM:SEED run", convert=_run_key)]
     results = run_benchmark(args.data, args.format, profile, args.seeds, methods, dims, args.out, jobs=args.jobs,
-                            only_seeds=only_seeds, import_runs=args.import_runs)
+                            only_seeds=only_seeds, import_runs=args.import_runs, only_runs=only_runs)
     print(f"Test metrics on {results['dataset']['name']} ({profile.name} profile, students of dim "
           f"{results['student_dim']}, mean over {results['seeds']} seeds; ensemble params "
           f"{results['ensemble_params']}), results in {args.out}:")
@@ -59,3 +64,11 @@ def _seed(text: str) -> int:
     if value < 0:
         raise ValueError(text)
     return value
+
+
+def _run_key(text: str) -> tuple[str, int, int]:
+    """A run of --only-runs, METHOD:DIM:SEED (a positive dim, a seed >= 0)."""
+    method, dim, seed = text.split(":")
+    if int(dim) < 1:
+        raise ValueError(text)
+    return method, int(dim), _seed(seed)
