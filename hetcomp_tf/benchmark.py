@@ -178,8 +178,8 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
     fingerprint matches; `jobs` runs at a time); writes results.json, results.md and curves.png and returns the
     results.
 
-    `only_seeds` trains only the planned runs of those seeds, `only_runs` only those runs (both filters apply when
-    both are given); `import_runs` adds the finished runs of other
+    `only_seeds` trains only the planned runs of those seeds, `only_runs` only those runs, in their order (both
+    filters apply when both are given); `import_runs` adds the finished runs of other
     benchmarks' results.partial.json (another machine's or session's), which must share this one's fingerprint
     (the same split, trajectories and distill config). Results show every finished run of the plan, so a
     benchmark can be split over machines by seed and pooled."""
@@ -217,8 +217,8 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
         log(f"imported {len(new)} finished run(s) from {path}")
     _keep_resume_states_of(out / "resume", fingerprint)
     finished = sum(key.name in done for key in keys)
-    todo = [key for key in keys if key.name not in done and (only_seeds is None or key.seed in only_seeds)
-            and (only_runs is None or key in only_runs)]
+    todo = [key for key in (keys if only_runs is None else only_runs)
+            if key.name not in done and (only_seeds is None or key.seed in only_seeds)]
     if finished:
         log(f"resuming: {finished} of {len(keys)} runs already finished in {out / PARTIAL}")
     if len(keys) - finished > len(todo):

@@ -19,8 +19,8 @@ def add_arguments(parser) -> None:
                         help="train only the planned runs of these seeds (0-based, below --seeds); the results still "
                              "show every finished run, so a benchmark can be split over machines or sessions")
     parser.add_argument("--only-runs", default=None, metavar="METHOD:DIM:SEED,...",
-                        help="train only these planned runs (e.g. rrd:6:1,hetcomp:16:0); like --only-seeds, to split "
-                             "a benchmark or to fill in the runs another session lost")
+                        help="train only these planned runs, in this order (e.g. rrd:6:1,hetcomp:16:0); like "
+                             "--only-seeds, to split a benchmark or to fill in the runs another session lost")
     parser.add_argument("--import-runs", action="append", default=[], metavar="FILE",
                         help="add the finished runs of another benchmark's results.partial.json (same split, "
                              "trajectories and distill config; repeatable)")
