@@ -132,7 +132,7 @@ class DistillConfig:
     score_clip: float = 40.0
     # How a KD step sums over all items (hetcomp_tf/fused.py): "fused" (a C++ kernel built on first use; the step is
     # then not XLA-compiled), "dense" (the [b, n_items] score matrix, XLA-compiled with jit_compile), "auto" (fused
-    # where it builds and no GPU is visible, else dense; the choice is logged).
+    # up to student dim 16 where it builds and no GPU is visible, else dense; the choice is logged).
     rest_kernel: str = "auto"
     jit_compile: bool = False
     mixed_precision: bool = False

@@ -54,7 +54,7 @@ from hetcomp_tf.dkc import DynamicKnowledge
 from hetcomp_tf.ensemble import EnsembleKnowledge
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.files import atomic_directory, write_json
-from hetcomp_tf.fused import FactoredScores, fused_available
+from hetcomp_tf.fused import FUSED_MAX_DIM, FactoredScores, fused_available
 from hetcomp_tf.losses import (CorrectionLoss, DCDLoss, DCDTargets, FineGrainedLoss, ItemPairs, OverallLoss, RRDLoss,
                                Targets)
 from hetcomp_tf.metrics import evaluate
@@ -139,6 +139,9 @@ def check_config(cfg: DistillConfig) -> None:
 def use_fused_kernel(cfg: DistillConfig) -> bool:
     """Whether KD steps use the fused rest kernel (`DistillConfig.rest_kernel`); "fused" fails when it cannot."""
     if cfg.rest_kernel == "dense":
+        return False
+    if cfg.rest_kernel == "auto" and cfg.student_dim > FUSED_MAX_DIM:
+        log(f"rest kernel: dense (student dim {cfg.student_dim} > {FUSED_MAX_DIM}, where the matmuls are faster)")
         return False
     if cfg.mixed_precision or cfg.score_clip is None:
         if cfg.rest_kernel == "fused":

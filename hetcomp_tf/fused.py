@@ -35,6 +35,12 @@ CXX_FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-shared", "-fPIC",
              *(("-mprefer-vector-width=512",) if platform.machine() == "x86_64" else ()))
 
 
+# rest_kernel="auto" takes the kernel up to this student dim. Above it, the per-item dot products outweigh the
+# exponentials and the dense path's matmuls win (CiteULike's step, forward + gradient, machine loaded: dim 16 fused
+# 179 ms vs dense XLA 378 ms; dim 64 fused 1,266 ms vs 421 ms; docs/RESULTS.md).
+FUSED_MAX_DIM = 16
+
+
 class FactoredScores(NamedTuple):
     """The scores U · Vᵀ as their two factors (the losses' y_pred instead of a [b, n_items] matrix)."""
 

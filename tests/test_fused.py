@@ -33,7 +33,7 @@ def reference(users, items, rows, ids, bound, upstream):
     return lse, coefficient @ items, coefficient.T @ users
 
 
-@pytest.mark.parametrize("dim", [6, 5, 16])  # unrolled dims and the generic path
+@pytest.mark.parametrize("dim", [6, 5, 16, 32])  # unrolled dims and the generic path
 def test_rest_logsumexp_and_its_gradient_equal_numpy_loops(dim):
     rng = np.random.default_rng(dim)
     batch, n_items, bound = 9, 1500, 8.0  # > one 512-item tile, a partial last tile; the clip is active
@@ -106,3 +106,12 @@ def test_factored_scores_need_a_clip():
     with pytest.raises(HetCompError, match="need a score clip"):
         losses.rest_and_list_scores(FactoredScores(tf.ones([2, 6]), tf.ones([5, 6])), tf.constant([[0], [1]]),
                                     tf.constant([[2], [3]]), None)
+
+
+@pytest.mark.parametrize("rest_kernel, dim, fused", [("auto", 6, True), ("auto", 16, True), ("auto", 32, False),
+                                                     ("fused", 32, True), ("dense", 6, False)])
+def test_auto_takes_the_kernel_up_to_its_largest_dim(rest_kernel, dim, fused):
+    from hetcomp_tf.config import DistillConfig
+    from hetcomp_tf.distill import use_fused_kernel
+
+    assert use_fused_kernel(DistillConfig(rest_kernel=rest_kernel, student_dim=dim)) is fused

@@ -125,10 +125,13 @@ inline float clip(float x, float bound) {  // ternaries, not std::min/max: their
 
 // One tile's clipped scores of user row u: s[t] = clip(u · V[start + t]), t < len. A compile-time kDim unrolls
 // the dot product into one vectorised pass over the items; kDim = 0 (any other dim) makes one pass per dimension.
+// `omp simd` pins the vectorisation to the items: left to itself, GCC vectorises a 16- or 32-long dot product
+// across the dimensions instead, with strided gathers (measured 12x slower at dim 16 than at dim 12's generic path).
 template <int kDim>
 inline void tile_scores(const Problem& p, const float* u, int64_t start, int64_t len, float* s) {
   const float* v = p.items_t.data() + start;
   if constexpr (kDim > 0) {
+#pragma omp simd
     for (int64_t t = 0; t < len; ++t) {
       float dot = 0.0f;
       for (int k = 0; k < kDim; ++k) dot += u[k] * v[k * p.n_items + t];
@@ -243,15 +246,14 @@ void backward_rows(const Problem& p, int64_t first, int64_t last, const float* l
   }
 }
 
-// fn.template operator()<kDim>() for the student's dim: unrolled for the common ones, generic otherwise.
+// fn.template operator()<kDim>() for the student's dim: unrolled for the common small ones, generic otherwise (an
+// unrolled 32- or 64-long dot product per item runs out of vector registers: measured 4-5x slower than generic).
 template <typename Fn>
 void by_dim(int64_t dim, Fn&& fn) {
   switch (dim) {
     case 6: return fn(std::integral_constant<int, 6>());
     case 8: return fn(std::integral_constant<int, 8>());
     case 16: return fn(std::integral_constant<int, 16>());
-    case 32: return fn(std::integral_constant<int, 32>());
-    case 64: return fn(std::integral_constant<int, 64>());
     default: return fn(std::integral_constant<int, 0>());
   }
 }
