@@ -19,8 +19,7 @@ from components.artifacts import KNOWLEDGE_DIR, METRICS_FILE, STUDENT_DIR
 from hetcomp_tf import ensemble
 from hetcomp_tf.config import DistillConfig, from_dict
 from hetcomp_tf.distill import distill
-from hetcomp_tf.distribute import make_strategy, worker_count, worker_dir
-from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.distribute import make_strategy, require_workers, worker_dir
 from hetcomp_tf.progress import log
 from hetcomp_tf.student import load_student, save_student
 from hetcomp_tf.warmstart import WarmStart
@@ -33,10 +32,7 @@ def run_fn(fn_args) -> None:
     custom = fn_args.custom_config
     cfg = from_dict(DistillConfig, custom["distill_config"])
     strategy = make_strategy(cfg.distribute)  # before TensorFlow runs anything (multi-worker collectives)
-    workers = custom.get("workers", 1)  # specs compiled before the field existed: one worker
-    if worker_count(strategy) != workers:
-        raise HetCompError(f"StudentTrainer: compiled for {workers} worker(s), its cluster (TF_CONFIG) has "
-                           f"{worker_count(strategy)}; run the task as a {workers}-worker job")
+    require_workers(strategy, custom.get("workers", 1), "StudentTrainer")  # older specs: no field, one worker
     data = storage.read_dataset(custom["dataset_uri"])
     with storage.readable_dir(custom["knowledge_uri"]) as directory:
         knowledge = ensemble.EnsembleKnowledge.load(os.path.join(directory, KNOWLEDGE_DIR))

@@ -4,7 +4,9 @@
 Training, trajectory recording and evaluation are `hetcomp_tf.training.train_teacher` (under the strategy of the
 teacher config's `distribute`, created first); this executor only gates on ExampleValidator's anomalies and writes
 the run into TFX artifacts: `model` (the teacher's weights), `trajectory` (`Trajectory.save` + the teacher's
-valid/test metrics) and `model_run` (its TensorBoard logs, like the TFX Trainer's ModelRun). The Model also holds the
+valid/test metrics) and `model_run` (its TensorBoard logs, like the TFX Trainer's ModelRun). Compiled for N > 1
+`workers` (distribute=multi_worker), the task must run as an N-worker job whose platform sets TF_CONFIG: every
+worker trains, and only the chief's files reach the artifacts (`distribute.worker_dir`), as in the StudentTrainer. The Model also holds the
 vocabularies and the teacher's settings, so that with a `base_model` (this teacher's latest Model, on a warm-started
 run) training starts from it (`hetcomp_tf.warmstart`); a base model without vocabularies (written before warm
 starts) is ignored.
@@ -26,7 +28,8 @@ from components.artifacts import (METRICS_FILE, TEACHER_FILE, TRAJECTORY_DIR, In
                                   TeacherTrajectory, set_custom_properties)
 from components.data_gate import require_valid_examples
 from hetcomp_tf.config import TeacherConfig, TrajectoryConfig, from_dict
-from hetcomp_tf.distribute import make_strategy
+from hetcomp_tf.distribute import make_strategy, require_workers, worker_dir
+from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.models import build_teacher
 from hetcomp_tf.progress import log
 from hetcomp_tf.trajectories import FORMAT_VERSION
@@ -41,6 +44,7 @@ class Executor(base_executor.BaseExecutor):
         name = exec_properties["teacher"]
         cfg = from_dict(TeacherConfig, json.loads(exec_properties["teacher_config"]))
         strategy = make_strategy(cfg.distribute)  # before TensorFlow runs anything (multi-worker collectives)
+        require_workers(strategy, exec_properties.get("workers") or 1, f"TeacherTrainer.{name}")  # older specs: 1
         require_valid_examples(input_dict["anomalies"])
         data = storage.read_dataset(artifact_utils.get_single_uri(input_dict["dataset"]))
         traj_cfg = from_dict(TrajectoryConfig, json.loads(exec_properties["trajectory_config"]))
@@ -48,17 +52,19 @@ class Executor(base_executor.BaseExecutor):
                                         for key in ("model", "trajectory", "model_run"))
 
         warm_start = base_teacher(input_dict.get("base_model"))
-        with storage.writable_dir(model_run.uri) as log_dir:
-            run = train_teacher(name, data, cfg, traj_cfg, seed=exec_properties["seed"], log_dir=log_dir,
-                                warm_start=warm_start, strategy=strategy)
-        with storage.writable_dir(model.uri) as directory:
-            run.teacher.save_weights(os.path.join(directory, WEIGHTS_DIR, name))
-        storage.write_vocabulary(model.uri, data)
-        storage.write_json(model.uri, TEACHER_FILE, {"teacher": name, "teacher_config": dataclasses.asdict(cfg),
-                                                     "seed": exec_properties["seed"]})
-        with storage.writable_dir(trajectory.uri) as directory:
-            run.trajectory.save(os.path.join(directory, TRAJECTORY_DIR))
-        storage.write_json(trajectory.uri, METRICS_FILE, {"teacher": name, **run.to_dict()})
+        with worker_dir(model_run.uri, strategy) as run_uri, worker_dir(model.uri, strategy) as model_uri, \
+                worker_dir(trajectory.uri, strategy) as trajectory_uri:
+            with storage.writable_dir(run_uri) as log_dir:
+                run = train_teacher(name, data, cfg, traj_cfg, seed=exec_properties["seed"], log_dir=log_dir,
+                                    warm_start=warm_start, strategy=strategy)
+            with storage.writable_dir(model_uri) as directory:
+                run.teacher.save_weights(os.path.join(directory, WEIGHTS_DIR, name))
+            storage.write_vocabulary(model_uri, data)
+            storage.write_json(model_uri, TEACHER_FILE, {"teacher": name, "teacher_config": dataclasses.asdict(cfg),
+                                                         "seed": exec_properties["seed"]})
+            with storage.writable_dir(trajectory_uri) as directory:
+                run.trajectory.save(os.path.join(directory, TRAJECTORY_DIR))
+            storage.write_json(trajectory_uri, METRICS_FILE, {"teacher": name, **run.to_dict()})
         n_checkpoints, n_users, top_n = run.trajectory.rankings.shape
         set_custom_properties(trajectory, teacher=name, n_checkpoints=int(n_checkpoints), n_users=int(n_users),
                               top_n=int(top_n), format_version=FORMAT_VERSION)
@@ -88,6 +94,7 @@ class TeacherTrainerSpec(ComponentSpec):
         "teacher_config": ExecutionParameter(type=str),
         "trajectory_config": ExecutionParameter(type=str),
         "seed": ExecutionParameter(type=int),
+        "workers": ExecutionParameter(type=int, optional=True),
     }
     INPUTS = {
         "dataset": ChannelParameter(type=InteractionDataset),
@@ -107,13 +114,18 @@ class TeacherTrainer(base_component.BaseComponent):
 
     def __init__(self, dataset: types.BaseChannel, anomalies: types.BaseChannel, teacher: str,
                  teacher_config: TeacherConfig, trajectory_config: TrajectoryConfig, seed: int = 0,
-                 base_model: types.BaseChannel | None = None):
-        """`base_model`: this teacher's Model of an earlier run to warm-start from (optional: a cold start)."""
+                 base_model: types.BaseChannel | None = None, workers: int = 1):
+        """`base_model`: this teacher's Model of an earlier run to warm-start from (optional: a cold start).
+        `workers` > 1 needs `teacher_config.distribute` = multi_worker (the task then runs as that many workers)."""
+        if workers < 1 or (workers > 1 and teacher_config.distribute != "multi_worker"):
+            raise HetCompError(f"TeacherTrainer.{teacher}: workers={workers} with distribute="
+                               f"{teacher_config.distribute!r}; more than one worker needs distribute='multi_worker'")
         super().__init__(spec=TeacherTrainerSpec(
             teacher=teacher,
             teacher_config=json.dumps(dataclasses.asdict(teacher_config)),
             trajectory_config=json.dumps(dataclasses.asdict(trajectory_config)),
             seed=seed,
+            workers=workers,
             dataset=dataset,
             anomalies=anomalies,
             base_model=base_model,

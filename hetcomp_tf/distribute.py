@@ -89,6 +89,14 @@ def worker_count(strategy: tf.distribute.Strategy) -> int:
     return max(1, len(jobs.get("chief", [])) + len(jobs.get("worker", [])))
 
 
+def require_workers(strategy: tf.distribute.Strategy, workers: int, task: str) -> None:
+    """A task compiled for `workers` workers (a pipeline's StudentTrainer, TeacherTrainer) must run on a cluster of
+    exactly that many: KFP v2 runs a task as one pod unless its platform launches it as a multi-worker job."""
+    if worker_count(strategy) != workers:
+        raise HetCompError(f"{task}: compiled for {workers} worker(s), its cluster (TF_CONFIG) has "
+                           f"{worker_count(strategy)}; run the task as a {workers}-worker job")
+
+
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """Whether this worker writes the run's files (checkpoints, logs, the student): the chief, or the only one."""
     return bool(strategy.extended.should_checkpoint)

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 
 from hetcomp_tf.config import (DEFAULT_PROFILE, RECORD_METRIC, TEACHER_NAMES, DataConfig, DistillConfig, Profile,
-                               RUN_FIELDS, data_options, get_profile, override)
+                               RUN_FIELDS, TeacherConfig, data_options, get_profile, override)
 from hetcomp_tf.errors import HetCompError
 
 # The student must reach this share of the ensemble's test Recall@50 to be blessed (and pushed): lenient
@@ -46,13 +46,15 @@ class PipelineConfig:
     # The StudentTrainer's workers: > 1 distils with distribute=multi_worker, the task run as a job of that many
     # workers whose platform sets TF_CONFIG (KFP v2 itself runs one pod per task; see README, distributed training).
     student_workers: int = 1
+    teacher_workers: int = 1  # each TeacherTrainer's, likewise (TeacherConfig.distribute)
 
     def __post_init__(self):
         unknown = sorted(set(self.teachers) - set(TEACHER_NAMES))
         if unknown or not self.teachers:
             raise HetCompError(f"teachers must be a non-empty subset of {', '.join(TEACHER_NAMES)}; got {unknown}")
-        if self.student_workers < 1:
-            raise HetCompError(f"student workers must be >= 1, got {self.student_workers}")
+        for role, workers in (("student", self.student_workers), ("teacher", self.teacher_workers)):
+            if workers < 1:
+                raise HetCompError(f"{role} workers must be >= 1, got {workers}")
         from hetcomp_tf.distill import check_config  # TensorFlow: only once a pipeline is really built
 
         check_config(self.distill_config())  # fails early on an unknown profile, method or setting
@@ -68,6 +70,12 @@ class PipelineConfig:
         # several workers: multi-worker unless --set chose a strategy (the StudentTrainer rejects any other)
         workers = {"distribute": "multi_worker"} if self.student_workers > 1 and base.distribute == "none" else {}
         return dataclasses.replace(base, method=self.method, seed=self.seed, **workers)
+
+    def teacher_config(self, name: str) -> TeacherConfig:
+        """The profile's config of teacher `name`, multi-worker when the TeacherTrainers get several workers."""
+        base = self.profile_config().teachers[name]
+        several = self.teacher_workers > 1 and base.distribute == "none"
+        return dataclasses.replace(base, distribute="multi_worker") if several else base
 
     def blessing_thresholds(self) -> dict:
         share = self.min_share_of_ensemble

@@ -70,7 +70,8 @@ def create_components(config: PipelineConfig) -> list:
                                                 schema=schema.outputs["schema"])
     teachers = {
         name: TeacherTrainer(dataset=ingestion.outputs["dataset"], anomalies=validator.outputs["anomalies"],
-                             teacher=name, teacher_config=profile.teachers[name],
+                             teacher=name, teacher_config=config.teacher_config(name),
+                             workers=config.teacher_workers,
                              trajectory_config=profile.trajectory, seed=config.seed,
                              base_model=resolvers[name].outputs["model"] if config.warm_start else None,
                              ).with_id(f"TeacherTrainer.{name}")

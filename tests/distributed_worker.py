@@ -9,7 +9,10 @@ replaced, with logs in OUT/logs and the run state in OUT/state (what only the ch
 process ended with, chief or not, to DUMP (.npz): the student's tables, the DKC state, the run's summary (JSON).
 With "teachers" in SETTINGS_JSON (a list of names) it trains those teachers instead (`train_teacher`, the tiny
 profile's configs with SETTINGS_JSON's other fields replaced) on TEACHERS_DIR/dataset.npz, logs in OUT/logs, and
-dumps per teacher T its variables (T.0, T.1, ...), its trajectory's rankings (T.rankings) and its run (T.run)."""
+dumps per teacher T its variables (T.0, T.1, ...), its trajectory's rankings (T.rankings) and its run (T.run).
+STRATEGY "teacher_executor" runs the TFX TeacherTrainer's executor instead, as a multi-worker job's task would:
+TEACHERS_DIR is its InteractionDataset's URI, OUT the root of its three output artifacts, SETTINGS_JSON
+{"teacher": name, "workers": N, and TeacherConfig fields}; the executor creates the strategy itself."""
 
 from __future__ import annotations
 
@@ -65,7 +68,37 @@ def train_teachers(teachers_dir: str, out: str, settings: dict, strategy: tf.dis
     return arrays
 
 
+def run_teacher_executor(dataset_uri: str, out: str, settings: dict) -> dict:
+    import tempfile
+
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+    from tfx.types import standard_artifacts
+
+    from components import teacher_trainer
+    from components.artifacts import InteractionDataset, TeacherTrajectory
+    from tests.helpers import anomalies_artifact
+
+    profile, name, workers = get_profile("tiny"), settings.pop("teacher"), settings.pop("workers")
+    dataset = InteractionDataset()
+    dataset.uri = dataset_uri
+    clean = anomalies_artifact(Path(tempfile.mkdtemp()) / "anomalies",
+                               {split: anomalies_pb2.Anomalies() for split in ("train", "valid")})
+    outputs = {}
+    for key, cls in (("model", standard_artifacts.Model), ("trajectory", TeacherTrajectory),
+                     ("model_run", standard_artifacts.ModelRun)):
+        outputs[key] = [cls()]
+        outputs[key][0].uri = str(Path(out) / key)
+    cfg = dataclasses.replace(profile.teachers[name], **settings)
+    teacher_trainer.Executor().Do({"dataset": [dataset], "anomalies": [clean]}, outputs, {
+        "teacher": name, "teacher_config": json.dumps(dataclasses.asdict(cfg)), "seed": 0, "workers": workers,
+        "trajectory_config": json.dumps(dataclasses.asdict(profile.trajectory))})
+    return {"replicas": make_strategy(cfg.distribute).num_replicas_in_sync}  # the executor's own (cached)
+
+
 def main(teachers_dir: str, out: str, dump: str, strategy_name: str, settings: str) -> None:
+    if strategy_name == "teacher_executor":
+        np.savez(dump, **run_teacher_executor(teachers_dir, out, json.loads(settings)))
+        return
     strategy = two_cpu_strategy() if strategy_name == "two_cpus" else make_strategy(strategy_name)
     settings = json.loads(settings)
     train = train_teachers if "teachers" in settings else distil

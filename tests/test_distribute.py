@@ -32,6 +32,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from components.artifacts import METRICS_FILE, TRAJECTORY_DIR
+from components.teacher_trainer import WEIGHTS_DIR
 from hetcomp_tf.cli import main
 from hetcomp_tf.config import TEACHER_NAMES, get_profile
 from hetcomp_tf.data import Dataset
@@ -41,6 +43,7 @@ from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.models import build_teacher
 from hetcomp_tf.student import Student
 from hetcomp_tf.training import train_teacher
+from hetcomp_tf.trajectories import Trajectory
 from tests.distributed_worker import main as run_worker
 from tests.helpers import run_cli
 from tests.test_distill import shared_teachers
@@ -327,6 +330,37 @@ def test_two_workers_train_teachers_as_one_process(dataset_dir, tmp_path):
     for name in names:
         assert list((tmp_path / "w0" / "logs" / name).glob("events.out.tfevents.*"))
     assert not (tmp_path / "w1").exists()
+
+
+def test_the_teacher_trainer_on_two_workers_writes_its_artifacts_once(dataset_dir, tmp_path):
+    """The TFX TeacherTrainer's executor compiled for two workers, run by two worker processes as a multi-worker job
+    runs its task: both train, only the chief writes the model, trajectory and logs (here each worker was handed its
+    own output URIs, to see who wrote what)."""
+    ports = free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    settings = {**TEACHER_EPOCHS, "teacher": "MF", "workers": 2, "distribute": "multi_worker"}
+    workers = [spawn(dataset_dir, tmp_path / f"w{i}", tmp_path / f"w{i}.npz", "teacher_executor", settings,
+                     {"cluster": cluster, "task": {"type": "worker", "index": i}}) for i in range(2)]
+    wait_all(workers, timeout=900)  # each imports TFX: minutes on a loaded machine
+    assert [int(np.load(tmp_path / f"w{i}.npz")["replicas"]) for i in range(2)] == [2, 2]
+    chief = tmp_path / "w0"
+    trajectory = Trajectory.load(chief / "trajectory" / TRAJECTORY_DIR)
+    assert trajectory.teacher == "MF" and trajectory.rankings.shape[1] == Dataset.load(
+        dataset_dir / "dataset.npz").n_users
+    assert json.loads((chief / "trajectory" / METRICS_FILE).read_text())["epochs"] == TEACHER_EPOCHS["epochs"]
+    assert tf.train.latest_checkpoint(str(chief / "model" / WEIGHTS_DIR)) is not None
+    assert list((chief / "model_run" / "MF").glob("events.out.tfevents.*"))
+    assert not (tmp_path / "w1").exists()
+
+
+def test_a_teacher_trainer_compiled_for_two_workers_refuses_one(dataset_dir, tmp_path):
+    settings = {**TEACHER_EPOCHS, "teacher": "MF", "workers": 2, "distribute": "multi_worker"}
+    process = spawn(dataset_dir, tmp_path / "w", tmp_path / "w.npz", "teacher_executor", settings)
+    _, err = process.communicate(timeout=900)
+    assert process.returncode != 0
+    assert ("TeacherTrainer.MF: compiled for 2 worker(s), its cluster (TF_CONFIG) has 1; run the task as a "
+            "2-worker job") in err
+    assert not (tmp_path / "w").exists()
 
 
 def test_two_mirrored_replicas_train_every_teacher_as_one_process(dataset_dir, tmp_path):

@@ -137,6 +137,22 @@ def test_student_workers_reach_the_student_trainer(tmp_path):
     assert (custom["workers"], custom["distill_config"]["distribute"]) == (3, "multi_worker")
 
 
+def test_teacher_workers_reach_every_teacher_trainer(tmp_path):
+    code, err, out = compile_spec(tmp_path, "--pipeline-root", ROOT, "--teacher-workers", "2")
+    assert code == 0, err
+    tasks = json.loads(out.read_text())["pipelineSpec"]["root"]["dag"]["tasks"]
+    teachers = {name: task for name, task in tasks.items() if name.startswith("TeacherTrainer.")}
+    assert len(teachers) == len(TEACHER_NAMES)
+    for task in teachers.values():
+        parameters = task["inputs"]["parameters"]
+        config = json.loads(parameters["teacher_config"]["runtimeValue"]["constantValue"]["stringValue"])
+        assert (parameters["workers"]["runtimeValue"]["constantValue"]["intValue"], config["distribute"]) == \
+            ("2", "multi_worker")
+    custom = json.loads(tasks["StudentTrainer"]["inputs"]["parameters"]["custom_config"]["runtimeValue"]
+                        ["constantValue"]["stringValue"])
+    assert custom["workers"] == 1 and custom["distill_config"]["distribute"] == "none"
+
+
 def test_sharded_data_is_ingested_with_beam_on_the_runner_given(tmp_path):
     """--split-protocol per_user makes the ingestion a Beam executor: its container gets the Beam options, the ones
     given after the DirectRunner defaults, which they override."""
@@ -170,6 +186,7 @@ def test_a_pipeline_root_is_required(tmp_path, monkeypatch):
     (["--method", "nope"], "unknown distillation method 'nope'"),
     (["--change-relative", "5%"], "--change-relative: '5%' is neither a number nor 'none'"),
     (["--student-workers", "0"], "student workers must be >= 1, got 0"),
+    (["--teacher-workers", "0"], "teacher workers must be >= 1, got 0"),
     (["--student-workers", "2", "--set", "distribute=mirrored"], "more than one worker needs distribute='multi_worker'"),
 ])
 def test_bad_settings_fail_with_one_line(tmp_path, option, message):

@@ -5,6 +5,7 @@ citeulike, which the ingestion task fetches) must be reachable from every task, 
 Compiling needs no cluster and no local copy of the data. `--student-workers N` compiles the StudentTrainer for N
 workers (distribute=multi_worker): KFP v2 runs a task as one pod, so that task must be run as an N-worker job whose
 platform sets TF_CONFIG (e.g. a Kubeflow TFJob or a Vertex AI custom job); with one pod it stops with that message.
+`--teacher-workers N` does the same for each of the six TeacherTrainers.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--student-workers", type=int, default=1, metavar="N",
                         help="train the student on N workers (MultiWorkerMirroredStrategy; the task must then run "
                              "as an N-worker job whose platform sets TF_CONFIG; default 1)")
+    parser.add_argument("--teacher-workers", type=int, default=1, metavar="N",
+                        help="train each teacher on N workers, likewise (default 1)")
 
 
 def run(args) -> int:
@@ -35,7 +38,7 @@ def run(args) -> int:
         raise HetCompError("give --pipeline-root (or set HETCOMP_PIPELINE_ROOT): a URI every task can reach, "
                            "e.g. gs://bucket/hetcomp")
     config = pipeline_config(args, args.pipeline_root, pipeline_root=args.pipeline_root,
-                             student_workers=args.student_workers)
+                             student_workers=args.student_workers, teacher_workers=args.teacher_workers)
     spec = compile_pipeline(config, args.image, args.out)
     tasks = spec["pipelineSpec"]["root"]["dag"]["tasks"]
     print(f"wrote {os.path.abspath(args.out)}: {len(tasks)} tasks on image {args.image}", file=sys.stderr)
