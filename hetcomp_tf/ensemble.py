@@ -10,6 +10,7 @@ batched TF scatter over [b, n_items]; which checkpoint each teacher contributes 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -209,3 +210,20 @@ def fit_teacher_weights(knowledge: EnsembleKnowledge, data: Dataset, grid=WEIGHT
         if not changed:
             break
     return dict(zip(knowledge.teachers, weights.tolist())), best
+
+
+TAU_GRID = (5.0, 10.0, 20.0, 50.0)
+
+
+def fit_ensemble(knowledge: EnsembleKnowledge, data: Dataset, taus=TAU_GRID, grid=WEIGHT_GRID,
+                 metric: str = RECORD_METRIC) -> tuple[float, dict[str, float], dict[str, float]]:
+    """The ensemble's τ and per-teacher weights fitted on the valid split, beyond the paper: `fit_teacher_weights`
+    at each τ of `taus` (and the knowledge's own), the τ whose fitted ensemble is best on valid `metric`. A larger
+    τ spreads each teacher's vote deeper into its list, which Recall@50 rewards where one teacher's tail is better
+    than the others' (CiteULike's LightGCN; docs/RESULTS.md). Returns (τ, {teacher: weight}, its valid metrics)."""
+    best = None
+    for tau in sorted({*map(float, taus), knowledge.tau}):
+        weights, valid = fit_teacher_weights(dataclasses.replace(knowledge, tau=tau), data, grid, metric=metric)
+        if best is None or valid[metric] > best[2][metric]:
+            best = (tau, weights, valid)
+    return best

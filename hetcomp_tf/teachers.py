@@ -16,7 +16,7 @@ from pathlib import Path
 
 from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES, Profile
 from hetcomp_tf.data import Dataset
-from hetcomp_tf.ensemble import EnsembleKnowledge, evaluate_ensemble, fit_teacher_weights
+from hetcomp_tf.ensemble import EnsembleKnowledge, evaluate_ensemble, fit_ensemble
 from hetcomp_tf.files import atomic_directory, write_json
 from hetcomp_tf.progress import log
 from hetcomp_tf.report import ENSEMBLE_LABEL, FITTED_ENSEMBLE_LABEL, format_table
@@ -39,9 +39,10 @@ def train_teachers(data: Dataset, profile: Profile, out: str | os.PathLike, name
         finished = dict(done)
         summaries = {name: finished[name] for name in names}
         knowledge = EnsembleKnowledge.from_trajectories(load_trajectories(staging, names), tau=profile.distill.tau)
-        weights, weighted_valid = fit_teacher_weights(knowledge, data)  # beyond the paper: see its docstring
-        weighted = {"weights": weights, "valid": weighted_valid,
-                    "test": evaluate_ensemble(knowledge, data, "test", teacher_weights=list(weights.values()))}
+        tau, weights, weighted_valid = fit_ensemble(knowledge, data)  # beyond the paper: see its docstring
+        fitted = dataclasses.replace(knowledge, tau=tau)
+        weighted = {"tau": tau, "weights": weights, "valid": weighted_valid,
+                    "test": evaluate_ensemble(fitted, data, "test", teacher_weights=list(weights.values()))}
         result = {
             "dataset": {"name": data.name, **data.sizes()},
             "profile": profile.name,

@@ -51,10 +51,11 @@ def test_teachers_writes_results_trajectories_split_and_logs(teachers_out):
     knowledge = EnsembleKnowledge.from_trajectories(trajs, tau=result["ensemble"]["tau"])
     recomputed = evaluate_ensemble(knowledge, data, "test")
     assert recomputed == pytest.approx(result["ensemble"]["test"], abs=1e-7)
-    weighted = result["ensemble_weighted"]  # teacher weights fitted on valid: never below equal weights there
+    weighted = result["ensemble_weighted"]  # tau and weights fitted on valid: never below equal weights there
     assert list(weighted["weights"]) == list(TEACHER_NAMES)
     assert weighted["valid"]["recall@50"] >= result["ensemble"]["valid"]["recall@50"]
-    assert evaluate_ensemble(knowledge, data, "test", teacher_weights=list(weighted["weights"].values())) == \
+    fitted = EnsembleKnowledge.from_trajectories(trajs, tau=weighted["tau"])
+    assert evaluate_ensemble(fitted, data, "test", teacher_weights=list(weighted["weights"].values())) == \
         pytest.approx(weighted["test"], abs=1e-7)
     assert not [p.name for p in out.parent.iterdir() if p.name != "out"]  # no staging directory left
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -11,7 +12,7 @@ import tensorflow as tf
 
 from hetcomp_tf.data import CSR, Dataset
 from hetcomp_tf.ensemble import (EnsembleKnowledge, ensemble_observed, ensemble_topk, evaluate_ensemble,
-                                 fit_teacher_weights, importance, select_stages)
+                                 fit_ensemble, fit_teacher_weights, importance, select_stages)
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.trajectories import Trajectory
@@ -187,6 +188,20 @@ def test_ensemble_evaluation_scores_with_final_checkpoint_importance():
     assert got.keys() == expected.keys()
     for key in got:
         assert got[key] == pytest.approx(expected[key], abs=1e-6)
+
+
+def test_the_fitted_tau_is_the_best_of_its_grid_on_valid():
+    """fit_ensemble is fit_teacher_weights at every τ of the grid and the knowledge's own, keeping the best on valid
+    Recall@50; its metrics are those of that τ and those weights."""
+    data, knowledge = random_problem(np.random.default_rng(9), 30, 80, 12, ("MF", "AE", "GNN"))
+    tau, weights, valid = fit_ensemble(knowledge, data, taus=(2.0, 40.0), grid=(0.0, 1.0, 3.0))
+    per_tau = {t: fit_teacher_weights(dataclasses.replace(knowledge, tau=t), data, grid=(0.0, 1.0, 3.0))[1]
+               for t in (2.0, 10.0, 40.0)}
+    assert tau in per_tau and valid == pytest.approx(per_tau[tau])
+    assert valid["recall@50"] == max(v["recall@50"] for v in per_tau.values())
+    again = evaluate_ensemble(dataclasses.replace(knowledge, tau=tau), data, "valid",
+                              teacher_weights=list(weights.values()))
+    assert again == pytest.approx(valid)
 
 
 def test_fitted_teacher_weights_never_lose_to_equal_weights_on_valid():
