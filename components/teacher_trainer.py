@@ -6,7 +6,8 @@ teacher config's `distribute`, created first); this executor only gates on Examp
 the run into TFX artifacts: `model` (the teacher's weights), `trajectory` (`Trajectory.save` + the teacher's
 valid/test metrics) and `model_run` (its TensorBoard logs, like the TFX Trainer's ModelRun). Compiled for N > 1
 `workers` (distribute=multi_worker), the task must run as an N-worker job whose platform sets TF_CONFIG: every
-worker trains, and only the chief's files reach the artifacts (`distribute.worker_dir`), as in the StudentTrainer. The Model also holds the
+worker trains, and only the chief's files reach the artifacts (`distribute.worker_dir`), as in the StudentTrainer.
+The Model also holds the
 vocabularies and the teacher's settings, so that with a `base_model` (this teacher's latest Model, on a warm-started
 run) training starts from it (`hetcomp_tf.warmstart`); a base model without vocabularies (written before warm
 starts) is ignored.
