@@ -21,7 +21,7 @@ from tfx.utils import json_utils
 
 from components.artifacts import KnowledgeArtifact, InteractionDataset
 from hetcomp_tf.config import DistillConfig
-from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.distribute import check_worker_request
 
 # In a module of its own: TFX re-imports (importlib.reload) the run_fn's module on every execution, which
 # would replace this module's component classes under a long-lived process (a second pipeline run).
@@ -70,9 +70,7 @@ class StudentTrainer(base_component.BaseComponent):
         (JSON): N > 1 workers need `distill_config.distribute` = multi_worker, and the task then runs as an N-worker
         job whose platform sets TF_CONFIG (the run_fn checks the cluster's size). `base_model`: a model to
         warm-start from (the latest blessed student, on a warm-started run)."""
-        if workers < 1 or (workers > 1 and distill_config.distribute != "multi_worker"):
-            raise HetCompError(f"StudentTrainer: workers={workers} with distribute={distill_config.distribute!r}; "
-                               "more than one worker needs distribute='multi_worker'")
+        check_worker_request("StudentTrainer", workers, distill_config.distribute)
         super().__init__(spec=StudentTrainerSpec(
             train_args=trainer_pb2.TrainArgs(splits=["train"]),
             eval_args=trainer_pb2.EvalArgs(splits=["valid"]),

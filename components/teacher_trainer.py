@@ -29,8 +29,7 @@ from components.artifacts import (METRICS_FILE, TEACHER_FILE, TRAJECTORY_DIR, In
                                   TeacherTrajectory, set_custom_properties)
 from components.data_gate import require_valid_examples
 from hetcomp_tf.config import TeacherConfig, TrajectoryConfig, from_dict
-from hetcomp_tf.distribute import make_strategy, require_workers, worker_dir
-from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.distribute import check_worker_request, make_strategy, require_workers, worker_dir
 from hetcomp_tf.models import build_teacher
 from hetcomp_tf.progress import log
 from hetcomp_tf.trajectories import FORMAT_VERSION
@@ -118,9 +117,7 @@ class TeacherTrainer(base_component.BaseComponent):
                  base_model: types.BaseChannel | None = None, workers: int = 1):
         """`base_model`: this teacher's Model of an earlier run to warm-start from (optional: a cold start).
         `workers` > 1 needs `teacher_config.distribute` = multi_worker (the task then runs as that many workers)."""
-        if workers < 1 or (workers > 1 and teacher_config.distribute != "multi_worker"):
-            raise HetCompError(f"TeacherTrainer.{teacher}: workers={workers} with distribute="
-                               f"{teacher_config.distribute!r}; more than one worker needs distribute='multi_worker'")
+        check_worker_request(f"TeacherTrainer.{teacher}", workers, teacher_config.distribute)
         super().__init__(spec=TeacherTrainerSpec(
             teacher=teacher,
             teacher_config=json.dumps(dataclasses.asdict(teacher_config)),

@@ -89,6 +89,13 @@ def worker_count(strategy: tf.distribute.Strategy) -> int:
     return max(1, len(jobs.get("chief", [])) + len(jobs.get("worker", [])))
 
 
+def check_worker_request(task: str, workers: int, distribute: str) -> None:
+    """A pipeline task compiled for `workers` workers: at least one, and more than one only with multi_worker."""
+    if workers < 1 or (workers > 1 and distribute != "multi_worker"):
+        raise HetCompError(f"{task}: workers={workers} with distribute={distribute!r}; more than one worker needs "
+                           "distribute='multi_worker'")
+
+
 def require_workers(strategy: tf.distribute.Strategy, workers: int, task: str) -> None:
     """A task compiled for `workers` workers (a pipeline's StudentTrainer, TeacherTrainer) must run on a cluster of
     exactly that many: KFP v2 runs a task as one pod unless its platform launches it as a multi-worker job."""
