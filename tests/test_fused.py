@@ -33,7 +33,7 @@ def reference(users, items, rows, ids, bound, upstream):
     return lse, coefficient @ items, coefficient.T @ users
 
 
-@pytest.mark.parametrize("dim", [6, 5, 16, 32])  # unrolled dims and the generic path
+@pytest.mark.parametrize("dim", [6, 5, 8, 16, 32])  # unrolled dims and the generic path
 def test_rest_logsumexp_and_its_gradient_equal_numpy_loops(dim):
     rng = np.random.default_rng(dim)
     batch, n_items, bound = 9, 1500, 8.0  # > one 512-item tile, a partial last tile; the clip is active

@@ -123,25 +123,56 @@ inline float clip(float x, float bound) {  // ternaries, not std::min/max: their
   return x > bound ? bound : x;
 }
 
-// One tile's clipped scores of user row u: s[t] = clip(u · V[start + t]), t < len. A compile-time kDim unrolls
-// the dot product into one vectorised pass over the items; kDim = 0 (any other dim) makes one pass per dimension.
-// `omp simd` pins the vectorisation to the items: left to itself, GCC vectorises a 16- or 32-long dot product
-// across the dimensions instead, with strided gathers (measured 12x slower at dim 16 than at dim 12's generic path).
+constexpr int kBlock = 4;  // user rows per pass over a tile (the loops below are written out for 4)
+
+// One tile's clipped scores of kBlock user rows: s[r][t] = clip(u[r] · V[start + t]), t < len, u [kBlock, dim].
+// A compile-time kDim unrolls the dot products into one vectorised pass over the items; kDim = 0 (any other dim)
+// makes one pass per row and dimension. Up to dim 8 the four rows share each item vector's loads and their dot
+// products are four independent chains (one row alone is bound by the latency of its chain of multiply-adds: dim 6,
+// forward 12.5 -> 8.5 ms per CiteULike step on one thread); at dim 16 four rows' operands spill out of the vector
+// registers (forward 23 -> 132 ms), so there the rows go one at a time. `omp simd` pins the vectorisation to the
+// items: left to itself, GCC vectorises a 16- or 32-long dot product across the dimensions instead, with strided
+// gathers (measured 12x slower at dim 16 than at dim 12's generic path).
 template <int kDim>
-inline void tile_scores(const Problem& p, const float* u, int64_t start, int64_t len, float* s) {
+inline void tile_scores(const Problem& p, const float* u, int64_t start, int64_t len, float* const* s) {
   const float* v = p.items_t.data() + start;
-  if constexpr (kDim > 0) {
+  const float bound = p.bound;
+  if constexpr (kDim > 0 && kDim <= 8) {
+    float *s0 = s[0], *s1 = s[1], *s2 = s[2], *s3 = s[3];
 #pragma omp simd
     for (int64_t t = 0; t < len; ++t) {
-      float dot = 0.0f;
-      for (int k = 0; k < kDim; ++k) dot += u[k] * v[k * p.n_items + t];
-      s[t] = clip(dot, p.bound);
+      float d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
+      for (int k = 0; k < kDim; ++k) {
+        const float x = v[k * p.n_items + t];
+        d0 += u[k] * x;
+        d1 += u[kDim + k] * x;
+        d2 += u[2 * kDim + k] * x;
+        d3 += u[3 * kDim + k] * x;
+      }
+      s0[t] = clip(d0, bound);
+      s1[t] = clip(d1, bound);
+      s2[t] = clip(d2, bound);
+      s3[t] = clip(d3, bound);
+    }
+  } else if constexpr (kDim > 0) {
+    for (int r = 0; r < kBlock; ++r) {
+      float* sr = s[r];
+      const float* ur = u + r * kDim;
+#pragma omp simd
+      for (int64_t t = 0; t < len; ++t) {
+        float dot = 0.0f;
+        for (int k = 0; k < kDim; ++k) dot += ur[k] * v[k * p.n_items + t];
+        sr[t] = clip(dot, bound);
+      }
     }
   } else {
-    for (int64_t t = 0; t < len; ++t) s[t] = 0.0f;
-    for (int64_t k = 0; k < p.dim; ++k)
-      for (int64_t t = 0; t < len; ++t) s[t] += u[k] * v[k * p.n_items + t];
-    for (int64_t t = 0; t < len; ++t) s[t] = clip(s[t], p.bound);
+    for (int r = 0; r < kBlock; ++r) {
+      float* sr = s[r];
+      for (int64_t t = 0; t < len; ++t) sr[t] = 0.0f;
+      for (int64_t k = 0; k < p.dim; ++k)
+        for (int64_t t = 0; t < len; ++t) sr[t] += u[r * p.dim + k] * v[k * p.n_items + t];
+      for (int64_t t = 0; t < len; ++t) sr[t] = clip(sr[t], bound);
+    }
   }
 }
 
@@ -160,62 +191,84 @@ class RowMask {
   std::vector<float>* mask_;
 };
 
+// A block of kBlock rows from `first`, clipped to `last`: its user vectors (zeros past `last`) and each real row's
+// excluded items zeroed in its own mask while the block lives.
+class RowBlock {
+ public:
+  RowBlock(const Problem& p, int64_t first, int64_t last, std::vector<float>* masks, const bool* keep)
+      : u_(kBlock * p.dim, 0.0f) {
+    for (int r = 0; r < kBlock && first + r < last; ++r) {
+      std::copy(p.users + (first + r) * p.dim, p.users + (first + r + 1) * p.dim, u_.begin() + r * p.dim);
+      if (keep[r]) masks_.push_back(std::make_unique<RowMask>(p, first + r, &masks[r]));
+    }
+  }
+  const float* users() const { return u_.data(); }
+
+ private:
+  std::vector<float> u_;
+  std::vector<std::unique_ptr<RowMask>> masks_;
+};
+
 template <int kDim>
 void forward_rows(const Problem& p, int64_t first, int64_t last, float* lse) {
-  std::vector<float> mask(p.n_items, 1.0f), s(kTile);
-  for (int64_t b = first; b < last; ++b) {
-    RowMask row_mask(p, b, &mask);
-    double total = 0.0;
+  std::vector<float> masks[kBlock], s[kBlock];
+  float* s_rows[kBlock];
+  for (int r = 0; r < kBlock; ++r) masks[r].assign(p.n_items, 1.0f), s[r].assign(kTile, 0.0f), s_rows[r] = s[r].data();
+  const bool all[kBlock] = {true, true, true, true};
+  for (int64_t b0 = first; b0 < last; b0 += kBlock) {
+    const RowBlock block(p, b0, last, masks, all);
+    double total[kBlock] = {0.0, 0.0, 0.0, 0.0};
     for (int64_t start = 0; start < p.n_items; start += kTile) {
       const int64_t len = std::min(kTile, p.n_items - start);
-      tile_scores<kDim>(p, p.users + b * p.dim, start, len, s.data());
-      const float* m = mask.data() + start;
-      float tile_sum = 0.0f;
+      tile_scores<kDim>(p, block.users(), start, len, s_rows);
+      for (int r = 0; r < kBlock; ++r) {
+        const float *m = masks[r].data() + start, *sr = s_rows[r];
+        float tile_sum = 0.0f;
 #pragma omp simd reduction(+ : tile_sum)
-      for (int64_t t = 0; t < len; ++t) tile_sum += m[t] * exp_nonpositive(s[t] - p.bound);
-      total += tile_sum;
+        for (int64_t t = 0; t < len; ++t) tile_sum += m[t] * exp_nonpositive(sr[t] - p.bound);
+        total[r] += tile_sum;
+      }
     }
-    lse[b] = total > 0.0 ? static_cast<float>(std::log(total) + p.bound) : kAbsentLogit;
+    for (int r = 0; r < kBlock && b0 + r < last; ++r)
+      lse[b0 + r] = total[r] > 0.0 ? static_cast<float>(std::log(total[r]) + p.bound) : kAbsentLogit;
   }
 }
 
 // Rows [first, last): d users into du [b, dim], d items added into dv [dim, n_items] (the chunk's own buffer).
 // kBlock rows at a time share each tile's loads and stores of the item vectors and their gradient (the gradient
 // pass is bound by those: one load and store of dv per row and dimension otherwise).
-constexpr int kBlock = 4;  // the gradient loop below is written out for 4 rows
-
 template <int kDim>
 void backward_rows(const Problem& p, int64_t first, int64_t last, const float* lse, const float* upstream,
                    float* du, float* dv) {
-  std::vector<float> masks[kBlock], s(kTile), w[kBlock];
-  for (int r = 0; r < kBlock; ++r) masks[r].assign(p.n_items, 1.0f), w[r].assign(kTile, 0.0f);
+  std::vector<float> masks[kBlock], s[kBlock], w[kBlock];
+  float* s_rows[kBlock];
+  for (int r = 0; r < kBlock; ++r)
+    masks[r].assign(p.n_items, 1.0f), s[r].assign(kTile, 0.0f), w[r].assign(kTile, 0.0f), s_rows[r] = s[r].data();
   std::vector<double> du_rows(kBlock * p.dim);
-  std::vector<float> u_block(kBlock * p.dim);
   const float bound = p.bound;
   for (int64_t b0 = first; b0 < last; b0 += kBlock) {
     bool active[kBlock];  // a row with a gradient: upstream ≠ 0 and some rest
-    std::vector<std::unique_ptr<RowMask>> row_masks;
-    for (int r = 0; r < kBlock; ++r) {
-      const int64_t b = b0 + r;
-      active[r] = b < last && upstream[b] != 0.0f && lse[b] > kAbsentLogit;
-      if (active[r]) row_masks.push_back(std::make_unique<RowMask>(p, b, &masks[r]));
-      for (int64_t k = 0; k < p.dim; ++k) u_block[r * p.dim + k] = b < last ? p.users[b * p.dim + k] : 0.0f;
-    }
+    for (int r = 0; r < kBlock; ++r)
+      active[r] = b0 + r < last && upstream[b0 + r] != 0.0f && lse[b0 + r] > kAbsentLogit;
+    const RowBlock block(p, b0, last, masks, active);
+    const float* u_block = block.users();
     std::fill(du_rows.begin(), du_rows.end(), 0.0);
     for (int64_t start = 0; start < p.n_items; start += kTile) {
       const int64_t len = std::min(kTile, p.n_items - start);
+      tile_scores<kDim>(p, u_block, start, len, s_rows);
       for (int r = 0; r < kBlock; ++r) {
         float* wr = w[r].data();
         if (!active[r]) {
           std::fill(wr, wr + len, 0.0f);
           continue;
         }
-        tile_scores<kDim>(p, u_block.data() + r * p.dim, start, len, s.data());
         const float* m = masks[r].data() + start;
+        const float* sr = s_rows[r];
         const float g = upstream[b0 + r], row_lse = lse[b0 + r];  // hoisted: in-loop loads block vectorisation
+#pragma omp simd
         for (int64_t t = 0; t < len; ++t) {  // x ≤ 0 on the rest; the cap keeps excluded items' exp finite
-          const float inside = (s[t] > -bound && s[t] < bound) ? g : 0.0f;
-          const float x = s[t] - row_lse;
+          const float inside = (sr[t] > -bound && sr[t] < bound) ? g : 0.0f;
+          const float x = sr[t] - row_lse;
           wr[t] = m[t] * inside * exp_nonpositive(x < 0.0f ? x : 0.0f);
         }
       }
