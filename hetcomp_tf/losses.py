@@ -123,10 +123,33 @@ def _rest_logsumexp(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     return tf.reduce_logsumexp(tf.where(rest, logits, _ABSENT_LOGIT), axis=1, keepdims=True)
 
 
+_SUFFIX_FLOOR = 1e-37  # float32 normals start at 1.2e-38: above this a sum of exponentials has full precision
+
+
 def reverse_cumulative_logsumexp(x: tf.Tensor) -> tf.Tensor:
-    """out[:, k] = log Σ_{l≥k} e^{x[:, l]} for x [b, n] with a static n, by log2(n) doubling steps of a pairwise
-    logsumexp (stable, exact gradients, ties included). Not tf.math.cumulative_logsumexp: XLA on CPU lowers it
-    to a quadratic window reduction, measured 37 ms against 0.5 ms here for a [64, 101] forward and backward."""
+    """out[:, k] = log Σ_{l≥k} e^{x[:, l]} for x [b, n], stable for any x; a suffix of absent (−1e4) entries only
+    is absent (_ABSENT_LOGIT, no gradient).
+
+    Fast path: m + log(reverse cumsum of e^{x − m}), m the row's max (a constant to the gradient, which is then
+    exact): a handful of element-wise ops and a cumsum, forward and backward, where log2(n) steps of a pairwise
+    logsumexp take ~150 (measured: 0.3 s of a 3.4 s fine-grained epoch at the authors' protocol). A suffix sum
+    holds e^{x_k − m} for its own real entry, so it keeps full precision while every real entry is within 85 of
+    its row's max, as in the losses (scores clipped to ±40, the rest entry at least the lowest score); a batch
+    where one is not takes the pairwise path. Not tf.math.cumulative_logsumexp, which XLA on CPU lowers to a
+    quadratic window reduction (37 ms against 0.5 ms for a [64, 101] forward and backward)."""
+    top = tf.stop_gradient(tf.reduce_max(x, axis=1, keepdims=True))
+    suffix_sums = tf.cumsum(tf.exp(x - top), axis=1, reverse=True)
+    underflow = tf.reduce_any((x > _ABSENT_LOGIT / 2) & (suffix_sums < _SUFFIX_FLOOR))
+
+    def by_max_shift():  # the floor keeps log and its gradient finite in the branch tf.where drops
+        return tf.where(suffix_sums > 0.0, top + tf.math.log(tf.maximum(suffix_sums, _SUFFIX_FLOOR)), _ABSENT_LOGIT)
+
+    return tf.cond(underflow, lambda: _pairwise_reverse_cumulative_logsumexp(x), by_max_shift)
+
+
+def _pairwise_reverse_cumulative_logsumexp(x: tf.Tensor) -> tf.Tensor:
+    """reverse_cumulative_logsumexp by log2(n) doubling steps of a pairwise logsumexp (x's width static); an
+    absent-only suffix comes out ≈ −1e4 + log(its length)."""
     width, shift = x.shape[1], 1
     while shift < width:
         tail = tf.concat([x[:, shift:], tf.fill([tf.shape(x)[0], shift], tf.constant(_ABSENT_LOGIT, x.dtype))], 1)
@@ -136,16 +159,19 @@ def reverse_cumulative_logsumexp(x: tf.Tensor) -> tf.Tensor:
 
 
 class _PlackettLuceImpl(losses_impl._ListwiseLoss):
-    """TF-Ranking loss implementation of L(π) above, truncated at `list_size` positions."""
+    """TF-Ranking loss implementation of L(π) above, truncated at `list_size` positions; `ordered`: the labels are
+    already in permutation order (see PlackettLuceLoss), so no top-k is taken."""
 
-    def __init__(self, name, list_size: int):
+    def __init__(self, name, list_size: int, ordered: bool = False):
         super().__init__(name)
-        self._list_size = int(list_size)
+        self._list_size, self._ordered = int(list_size), bool(ordered)
 
     def _compute_unreduced_loss_impl(self, labels, logits, mask=None):
-        top_labels, top_ids = tf.math.top_k(labels, k=self._list_size)  # the permutation, best first
-        in_perm = top_labels > 0.0
-        perm_logits = tf.gather(logits, top_ids, batch_dims=1)
+        if self._ordered:
+            in_perm, perm_logits = labels[:, :self._list_size] > 0.0, logits[:, :self._list_size]
+        else:
+            top_labels, top_ids = tf.math.top_k(labels, k=self._list_size)  # the permutation, best first
+            in_perm, perm_logits = top_labels > 0.0, tf.gather(logits, top_ids, batch_dims=1)
         candidates = tf.concat([tf.where(in_perm, perm_logits, _ABSENT_LOGIT), _rest_logsumexp(labels, logits)], 1)
         log_denominators = reverse_cumulative_logsumexp(candidates)[:, :-1]
         terms = tf.where(in_perm, log_denominators - perm_logits, 0.0)
@@ -168,17 +194,21 @@ class PlackettLuceLoss(tfr_keras_losses._ListwiseLoss):
 
     y_true: float [b, n] labels (see `ranking_labels`), y_pred: float [b, n] scores. Per list: a sum over the
     permutation's positions; rows with fewer than `list_size` positive labels use only those.
+    `ordered=True` promises labels already in permutation order (positive labels decreasing along the row, as
+    `compact_list` and `correction_list` build them; 0 and −1 anywhere): the permutation is then read off the
+    first `list_size` entries instead of a top-k over the labels and a gather (the same loss, cheaper).
     """
 
-    def __init__(self, list_size: int, reduction=_REDUCTION.AUTO, name: str | None = None, **kwargs):
+    def __init__(self, list_size: int, ordered: bool = False, reduction=_REDUCTION.AUTO, name: str | None = None,
+                 **kwargs):
         if int(list_size) < 1:
             raise HetCompError(f"PlackettLuceLoss: list_size must be >= 1, got {list_size}")
         super().__init__(reduction, name, **kwargs)
-        self._list_size = int(list_size)
-        self._loss = _PlackettLuceImpl(name=f"{name}_impl" if name else None, list_size=list_size)
+        self._list_size, self._ordered = int(list_size), bool(ordered)
+        self._loss = _PlackettLuceImpl(name=f"{name}_impl" if name else None, list_size=list_size, ordered=ordered)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "list_size": self._list_size}
+        return {**super().get_config(), "list_size": self._list_size, "ordered": self._ordered}
 
 
 @tf.keras.utils.register_keras_serializable(package="hetcomp_tf")
@@ -333,9 +363,9 @@ class FineGrainedLoss(_TargetLoss):
         self.half, self.tenth = self.top_k // 2, self.top_k // 10
         if self.tenth < 1:
             raise HetCompError(f"FineGrainedLoss: top_k must be >= 10, got {top_k}")
-        self._observed_pl = PlackettLuceLoss(self.observed_size)
-        self._half_pl = PlackettLuceLoss(self.half)
-        self._tenth_pl = PlackettLuceLoss(self.tenth)
+        self._observed_pl = PlackettLuceLoss(self.observed_size, ordered=True)
+        self._half_pl = PlackettLuceLoss(self.half, ordered=True)
+        self._tenth_pl = PlackettLuceLoss(self.tenth, ordered=True)
 
     def per_user(self, targets, scores):
         self._check_width("FineGrainedLoss", targets.unobserved, self.top_k)
@@ -360,7 +390,7 @@ class RRDLoss(_TargetLoss):
     def __init__(self, top_k: int, **kwargs):
         super().__init__(**kwargs)
         self.top_k = int(top_k)
-        self._pl = PlackettLuceLoss(self.top_k)
+        self._pl = PlackettLuceLoss(self.top_k, ordered=True)
 
     def per_user(self, targets, scores):
         self._check_width("RRDLoss", targets.unobserved, self.top_k)
@@ -447,7 +477,7 @@ class CorrectionLoss(_TargetLoss):
         if epsilon is not None and not epsilon > 0:
             raise HetCompError(f"CorrectionLoss: epsilon must be > 0 or None, got {epsilon}")
         self.list_size, self.epsilon = int(list_size), epsilon
-        self._pl = PlackettLuceLoss(self.list_size)
+        self._pl = PlackettLuceLoss(self.list_size, ordered=True)
 
     def per_user(self, targets: tf.Tensor, scores: tf.Tensor) -> tf.Tensor:
         self._check_width("CorrectionLoss", targets, self.list_size)

@@ -270,7 +270,8 @@ def test_default_epsilon_keeps_the_whole_set_correction_bit_for_bit():
     rest, list_scores = losses.rest_and_list_scores(tf.constant(scores), losses.concat_pairs(targets.train_items,
                                                                                              targets.unobserved),
                                                     targets.unobserved, 40.0)
-    whole_sets = losses.PlackettLuceLoss(TOP_K).call(*losses.correction_list(list_scores, targets.discrepancy))[:, 0]
+    whole_sets = losses.PlackettLuceLoss(TOP_K, ordered=True).call(*losses.correction_list(list_scores,
+                                                                                         targets.discrepancy))[:, 0]
     before = losses.RRDLoss(TOP_K).from_lists(targets.unobserved, rest, list_scores) + 0.7 * whole_sets
     for loss in (losses.DCDLoss(TOP_K, 0.7, reduction=NONE), losses.DCDLoss(TOP_K, 0.7, None, reduction=NONE)):
         np.testing.assert_array_equal(loss(targets, scores).numpy(), before.numpy())

@@ -196,6 +196,29 @@ def test_losses_run_inside_tf_function_and_round_trip_config():
     assert clone.get_config() == pl.get_config()
 
 
+def test_ordered_plackett_luce_equals_the_top_k_permutation():
+    """`ordered=True` reads the permutation off the list instead of a top-k: on lists in permutation order (−1
+    padding in the middle and at the tail, a row without positives, the rest entry last, ±40 scores) its value and
+    gradient equal the default's."""
+    rng = np.random.default_rng(13)
+    length = 12
+    ids = rng.integers(0, 50, (5, length))
+    ids[0, 3:5] = ids[1, 8:] = ids[2, :] = -1
+    ids[3, ::3] = -1
+    scores = tf.Variable(rng.uniform(-40.0, 40.0, (5, length)).astype(np.float32))
+    rest = tf.constant(rng.uniform(-40.0, 50.0, (5, 1)).astype(np.float32))
+    results = []
+    for ordered in (False, True):
+        with tf.GradientTape() as tape:
+            value = losses.PlackettLuceLoss(length, ordered=ordered, reduction=NONE)(
+                *losses.compact_list(tf.constant(ids, tf.int32), scores, rest))
+            total = tf.reduce_sum(value)
+        results.append((value.numpy(), tape.gradient(total, scores).numpy()))
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-6)
+    np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-5, atol=1e-7)
+    assert results[0][0][2] == 0.0 and results[0][0].min() >= 0.0 and results[0][0].max() > 1.0
+
+
 def test_bad_sizes_raise():
     with pytest.raises(HetCompError, match="top_k"):
         losses.FineGrainedLoss(5)
@@ -246,19 +269,27 @@ def test_compact_lists_give_the_gradients_of_the_full_item_lists():
         np.testing.assert_allclose(gradients[0], gradients[1], rtol=1e-4, atol=1e-6, err_msg=type(loss).__name__)
 
 
+@pytest.mark.parametrize("spread", [40.0, 400.0])  # clipped scores (max-shift path); beyond float32's exp range
 @pytest.mark.parametrize("width", [1, 2, 7, 101])
-def test_reverse_cumulative_logsumexp_equals_numpy_with_ties_and_absent_entries(width):
+def test_reverse_cumulative_logsumexp_equals_numpy_with_ties_and_absent_entries(width, spread):
     """Value log Σ_{l≥k} e^{x_l} and gradient (d/dx_l of Σ_k w_k out_k = e^{x_l} Σ_{k≤l} w_k / Σ_{m≥k} e^{x_m})
-    against float64 loops, on rows with tied scores, clipped ±40 scores and absent (−1e4) entries."""
+    against float64 loops, on rows with tied scores, clipped ±40 scores and absent (−1e4) entries; a suffix of
+    absent entries only is absent (−1e4) with no gradient. Scores spread over ±400 take the pairwise path."""
     rng = np.random.default_rng(width)
-    x = rng.uniform(-40.0, 40.0, size=(5, width))
+    x = rng.uniform(-spread, spread, size=(6, width))
     x[1, :] = 3.0  # all tied
     x[2, :-1:2] = -1e4  # absent entries (each suffix still holds a real one, as the rest entry does in the losses)
     x[3, :] = np.where(rng.random(width) < 0.5, 40.0, -40.0)
-    w = rng.uniform(0.0, 2.0, size=(5, width))
-    expected = np.array([[np.log(np.sum(np.exp(row[k:]))) for k in range(width)] for row in x])
-    expected_grad = np.array([[sum(wr[k] * np.exp(row[l] - expected[r][k]) for k in range(l + 1)) for l in range(width)]
-                              for r, (row, wr) in enumerate(zip(x, w))])
+    tail = slice(max(1, width // 2), None)
+    if spread == 40.0:
+        x[5, tail] = -1e4  # absent suffixes after a real entry
+    w = rng.uniform(0.0, 2.0, size=(6, width))
+    with np.errstate(divide="ignore", invalid="ignore"):  # row 5's absent suffixes, replaced below
+        expected = np.array([[np.log(np.sum(np.exp(row[k:]))) for k in range(width)] for row in x])
+        expected_grad = np.array([[sum(wr[k] * np.exp(row[l] - expected[r][k]) for k in range(l + 1))
+                                   for l in range(width)] for r, (row, wr) in enumerate(zip(x, w))])
+    if spread == 40.0:  # (the pairwise path would say ≈ −1e4 + log(length), with a gradient)
+        expected[5, tail], expected_grad[5, tail] = -1e4, 0.0
     variable = tf.Variable(x.astype(np.float32))
     with tf.GradientTape() as tape:
         out = losses.reverse_cumulative_logsumexp(variable)
