@@ -199,7 +199,7 @@ def test_losses_run_inside_tf_function_and_round_trip_config():
 def test_ordered_plackett_luce_equals_the_top_k_permutation():
     """`ordered=True` reads the permutation off the list instead of a top-k: on lists in permutation order (−1
     padding in the middle and at the tail, a row without positives, the rest entry last, ±40 scores) its value and
-    gradient equal the default's."""
+    gradient equal the default's; a list longer than list_size + 1 is refused."""
     rng = np.random.default_rng(13)
     length = 12
     ids = rng.integers(0, 50, (5, length))
@@ -210,13 +210,15 @@ def test_ordered_plackett_luce_equals_the_top_k_permutation():
     results = []
     for ordered in (False, True):
         with tf.GradientTape() as tape:
-            value = losses.PlackettLuceLoss(length, ordered=ordered, reduction=NONE)(
-                *losses.compact_list(tf.constant(ids, tf.int32), scores, rest))
+            lists = losses.compact_list(tf.constant(ids, tf.int32), scores, rest)
+            value = losses.PlackettLuceLoss(length, ordered=ordered, reduction=NONE)(*lists)
             total = tf.reduce_sum(value)
         results.append((value.numpy(), tape.gradient(total, scores).numpy()))
     np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-6)
     np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-5, atol=1e-7)
     assert results[0][0][2] == 0.0 and results[0][0].min() >= 0.0 and results[0][0].max() > 1.0
+    with pytest.raises(HetCompError, match="list_size \\+ 1 = 6"):
+        losses.PlackettLuceLoss(5, ordered=True)(*lists)
 
 
 def test_bad_sizes_raise():
