@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import os
 
-from components import storage
+from components import knowledge_beam, storage
 from components.artifacts import KNOWLEDGE_DIR, METRICS_FILE, STUDENT_DIR
-from hetcomp_tf import ensemble
 from hetcomp_tf.config import DistillConfig, from_dict
 from hetcomp_tf.distill import distill
 from hetcomp_tf.distribute import make_strategy, require_workers, worker_dir
@@ -35,7 +34,7 @@ def run_fn(fn_args) -> None:
     require_workers(strategy, custom.get("workers", 1), "StudentTrainer")  # older specs: no field, one worker
     data = storage.read_dataset(custom["dataset_uri"])
     with storage.readable_dir(custom["knowledge_uri"]) as directory:
-        knowledge = ensemble.EnsembleKnowledge.load(os.path.join(directory, KNOWLEDGE_DIR))
+        knowledge = knowledge_beam.load_knowledge(os.path.join(directory, KNOWLEDGE_DIR))
     warm_start = None
     if fn_args.base_model:  # TFX hands over the base Model's Format-Serving directory
         base_uri = os.path.dirname(fn_args.base_model)

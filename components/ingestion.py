@@ -41,7 +41,6 @@ from hetcomp_tf.datafiles import CITEULIKE_SHA256, citeulike_path, file_format, 
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.progress import log
 
-STAGING = ".incomplete"  # inside an output artifact's directory while the Beam path writes it
 
 
 def describe_examples(examples: types.Artifact) -> None:
@@ -86,13 +85,6 @@ def beam_source(data: str, data_format: str | None, cfg: DataConfig) -> tuple[in
     return interaction_beam.Source(fmt=fmt, files=files, where=data), name
 
 
-def publish(stage: str, uri: str) -> None:
-    """Moves every entry of `stage` into `uri`."""
-    for entry in fileio.listdir(stage):
-        entry = entry.rstrip("/")
-        fileio.rename(os.path.join(stage, entry), os.path.join(uri, entry))
-
-
 class Executor(base_beam_executor.BaseBeamExecutor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         cfg = from_dict(DataConfig, json.loads(exec_properties["data_config"]))
@@ -129,23 +121,15 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                           examples: types.Artifact, dataset: types.Artifact,
                           previous: hdata.Dataset | None) -> hdata.Dataset:
         """The Beam pipeline into each output's staging directory, dataset.npz from what it wrote, then both moved
-        in; on any failure the staging directories are removed, so the outputs hold nothing."""
-        stages = {artifact.uri: os.path.join(artifact.uri, STAGING) for artifact in (examples, dataset)}
-        examples_stage, dataset_stage = stages[examples.uri], stages[dataset.uri]
-        vocabulary_stage = os.path.join(dataset_stage, VOCABULARY_DIR)
+        in; on any failure the staging directories are removed, so the outputs hold nothing (`storage.staged`)."""
         vocabularies = ((), ()) if previous is None else (previous.user_vocab.tolist(), previous.item_vocab.tolist())
-        try:
+        with storage.staged(examples.uri, dataset.uri) as (examples_stage, dataset_stage):
+            vocabulary_stage = os.path.join(dataset_stage, VOCABULARY_DIR)
             interaction_beam.run(self._make_beam_pipeline(), source, cfg, examples_stage, vocabulary_stage,
                                  previous_vocabularies=vocabularies)
             data = interaction_examples.read_dataset(examples_stage, vocabulary_stage, name)
             with storage.writable_dir(dataset_stage) as directory:
                 data.save(os.path.join(directory, DATASET_FILE))
-            for uri, stage in stages.items():
-                publish(stage, uri)
-        finally:
-            for stage in stages.values():
-                if fileio.exists(stage):
-                    fileio.rmtree(stage)
         return data
 
 

@@ -172,11 +172,17 @@ def build(pipeline: beam.Pipeline, source: Source, cfg: DataConfig, examples_dir
 _BEAM_STEP = re.compile(r" \[while running '[^']*'\]")
 
 
-def run(pipeline: beam.Pipeline, *args, **kwargs) -> None:
-    """`build` and run to completion; a HetCompError raised on a worker comes back as one line, without the
-    step names Beam appends to it."""
+def run_reporting_errors(pipeline: beam.Pipeline, build_fn, *args, **kwargs):
+    """build_fn(pipeline, *args, **kwargs), run to completion; returns what build_fn returned. A HetCompError
+    raised on a worker comes back as one line, without the step names Beam appends to it."""
     try:
         with pipeline:
-            build(pipeline, *args, **kwargs)
+            built = build_fn(pipeline, *args, **kwargs)
     except HetCompError as err:
         raise HetCompError(_BEAM_STEP.sub("", str(err)).splitlines()[0]) from None
+    return built
+
+
+def run(pipeline: beam.Pipeline, *args, **kwargs) -> None:
+    """`build` and run to completion (`run_reporting_errors`)."""
+    run_reporting_errors(pipeline, build, *args, **kwargs)

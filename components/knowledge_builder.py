@@ -1,5 +1,7 @@
 """`KnowledgeBuilder`: the teachers' trajectories -> the ensemble knowledge the student distils from,
-plus the comparison table's teacher and ensemble rows (`RankingMetrics`).
+plus the comparison table's teacher and ensemble rows (`RankingMetrics`). In memory (`EnsembleKnowledge.save`'s
+layout), or with `beam_build` as a Beam pipeline on the runner `beam_pipeline_args` name, writing sharded
+per-user examples (`knowledge_beam.py`); the StudentTrainer reads either (`knowledge_beam.load_knowledge`).
 
 KFP v2 compiles only single-producer input channels (no `tfx.dsl.experimental` union), so every teacher
 has its own optional input key (`trajectory_key`); at least one must be wired.
@@ -10,11 +12,11 @@ from __future__ import annotations
 import os
 
 from tfx import types
-from tfx.dsl.components.base import base_component, base_executor, executor_spec
+from tfx.dsl.components.base import base_beam_executor, base_component, executor_spec
 from tfx.types import artifact_utils
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
-from components import storage
+from components import knowledge_beam, storage
 from components.artifacts import (KNOWLEDGE_DIR, METRICS_FILE, TRAJECTORY_DIR, KnowledgeArtifact,
                                   InteractionDataset, RankingMetrics, TeacherTrajectory,
                                   set_custom_properties)
@@ -31,33 +33,43 @@ def trajectory_key(teacher: str) -> str:
     return "trajectory_" + teacher.lower().replace("-", "_")
 
 
-class Executor(base_executor.BaseExecutor):
+class Executor(base_beam_executor.BaseBeamExecutor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         data = storage.read_dataset(artifact_utils.get_single_uri(input_dict["dataset"]))
-        trajectories, methods = {}, {}
+        trajectory_dirs, methods = {}, {}
         for teacher in TEACHER_NAMES:
             if not input_dict.get(trajectory_key(teacher)):
                 continue
             uri = artifact_utils.get_single_uri(input_dict[trajectory_key(teacher)])
-            with storage.readable_dir(uri) as directory:
-                trajectories[teacher] = Trajectory.load(os.path.join(directory, TRAJECTORY_DIR))
+            trajectory_dirs[teacher] = os.path.join(uri, TRAJECTORY_DIR)
             teacher_run = storage.read_json(uri, METRICS_FILE)
             methods[teacher_row(teacher)] = {"valid": teacher_run["valid"], "test": teacher_run["test"]}
-        if not trajectories:
+        if not trajectory_dirs:
             raise HetCompError("KnowledgeBuilder: no teacher trajectory is wired in")
 
-        knowledge = ensemble.EnsembleKnowledge.from_trajectories(trajectories, tau=exec_properties["tau"])
-        methods[ENSEMBLE] = ensemble_metrics(knowledge, data)
+        tau = exec_properties["tau"]
         knowledge_artifact = artifact_utils.get_single_instance(output_dict["knowledge"])
-        with storage.writable_dir(knowledge_artifact.uri) as directory:
-            knowledge.save(os.path.join(directory, KNOWLEDGE_DIR))
+        if exec_properties.get("beam_build"):
+            with storage.staged(knowledge_artifact.uri) as (stage,):
+                knowledge_beam.run(self._make_beam_pipeline(), trajectory_dirs, tau, os.path.join(stage, KNOWLEDGE_DIR))
+                knowledge = knowledge_beam.read_knowledge(os.path.join(stage, KNOWLEDGE_DIR))
+        else:
+            trajectories = {}
+            for teacher, directory in trajectory_dirs.items():
+                with storage.readable_dir(directory) as local:
+                    trajectories[teacher] = Trajectory.load(local)
+            knowledge = ensemble.EnsembleKnowledge.from_trajectories(trajectories, tau=tau)
+            with storage.writable_dir(knowledge_artifact.uri) as directory:
+                knowledge.save(os.path.join(directory, KNOWLEDGE_DIR))
+        methods[ENSEMBLE] = ensemble_metrics(knowledge, data)
         set_custom_properties(knowledge_artifact, teachers=",".join(knowledge.teachers),
-                              n_checkpoints=knowledge.n_checkpoints, top_n=knowledge.top_n)
+                              n_checkpoints=knowledge.n_checkpoints, top_n=knowledge.top_n,
+                              layout="sharded" if exec_properties.get("beam_build") else "arrays")
         storage.write_json(artifact_utils.get_single_uri(output_dict["metrics"]), METRICS_FILE, {"methods": methods})
 
 
 class KnowledgeBuilderSpec(ComponentSpec):
-    PARAMETERS = {"tau": ExecutionParameter(type=float)}
+    PARAMETERS = {"tau": ExecutionParameter(type=float), "beam_build": ExecutionParameter(type=int, optional=True)}
     INPUTS = {
         "dataset": ChannelParameter(type=InteractionDataset),
         **{trajectory_key(t): ChannelParameter(type=TeacherTrajectory, optional=True) for t in TEACHER_NAMES},
@@ -70,14 +82,16 @@ class KnowledgeBuilderSpec(ComponentSpec):
 
 class KnowledgeBuilder(base_component.BaseComponent):
     SPEC_CLASS = KnowledgeBuilderSpec
-    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
     def __init__(self, dataset: types.BaseChannel, trajectories: dict[str, types.BaseChannel],
-                 distill_config: DistillConfig):
+                 distill_config: DistillConfig, beam_build: bool = False):
         """`trajectories`: TeacherTrainer outputs by teacher name; only the ensemble temperature of
-        `distill_config` matters here, so changing the student's settings reuses cached knowledge."""
+        `distill_config` matters here, so changing the student's settings reuses cached knowledge. `beam_build`:
+        the Beam pipeline and its sharded layout."""
         super().__init__(spec=KnowledgeBuilderSpec(
             tau=float(distill_config.tau),
+            beam_build=int(beam_build),
             dataset=dataset,
             **{trajectory_key(name): channel for name, channel in trajectories.items()},
             knowledge=types.Channel(type=KnowledgeArtifact),

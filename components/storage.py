@@ -50,6 +50,27 @@ def readable_dir(uri: str) -> Iterator[str]:
         yield tmp
 
 
+STAGING = ".incomplete"  # inside an output artifact's directory while a Beam step writes it
+
+
+@contextlib.contextmanager
+def staged(*uris: str) -> Iterator[list[str]]:
+    """A staging directory inside each of `uris` (a Beam step's outputs): their entries move into the uris when
+    the block exits without error, and the stages are removed either way, so a failed step's outputs hold
+    nothing."""
+    stages = [os.path.join(uri, STAGING) for uri in uris]
+    try:
+        yield stages
+        for stage, uri in zip(stages, uris):
+            for entry in fileio.listdir(stage):
+                entry = entry.rstrip("/")
+                fileio.rename(os.path.join(stage, entry), os.path.join(uri, entry))
+    finally:
+        for stage in stages:
+            if fileio.exists(stage):
+                fileio.rmtree(stage)
+
+
 def write_json(uri: str, name: str, value) -> None:
     """uri/name as the library writes JSON: atomically on local disk; remote stores replace an object whole."""
     if is_local(uri):

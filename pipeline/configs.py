@@ -47,6 +47,7 @@ class PipelineConfig:
     # workers whose platform sets TF_CONFIG (KFP v2 itself runs one pod per task; see README, distributed training).
     student_workers: int = 1
     teacher_workers: int = 1  # each TeacherTrainer's, likewise (TeacherConfig.distribute)
+    beam_knowledge: bool = False  # the KnowledgeBuilder as a Beam pipeline writing sharded knowledge
 
     def __post_init__(self):
         unknown = sorted(set(self.teachers) - set(TEACHER_NAMES))

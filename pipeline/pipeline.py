@@ -79,7 +79,7 @@ def create_components(config: PipelineConfig) -> list:
     }
     knowledge = KnowledgeBuilder(dataset=ingestion.outputs["dataset"],
                                  trajectories={name: t.outputs["trajectory"] for name, t in teachers.items()},
-                                 distill_config=distill_config)
+                                 distill_config=distill_config, beam_build=config.beam_knowledge)
     baseline = latest(tfx.dsl.experimental.LatestBlessedModelStrategy, BASELINE_RESOLVER,
                       model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
                       model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing))

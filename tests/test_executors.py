@@ -22,8 +22,8 @@ from tfx.proto import pusher_pb2, trainer_pb2
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import import_utils, json_utils, path_utils, proto_utils
 
-from components import ingestion, interaction_examples, knowledge_builder, pusher, ranking_evaluator, \
-    student_trainer, storage, teacher_trainer
+from components import ingestion, interaction_examples, knowledge_beam, knowledge_builder, pusher, \
+    ranking_evaluator, student_trainer, storage, teacher_trainer
 from components.artifacts import (KNOWLEDGE_DIR, METRICS_FILE, STUDENT_DIR, TRAJECTORY_DIR, KnowledgeArtifact,
                                   InteractionDataset, RankingMetrics, TeacherTrajectory)
 from hetcomp_tf import ensemble
@@ -188,7 +188,7 @@ class TestPerUserIngestionWithBeam:
         np.testing.assert_array_equal(parsed["user_id"].numpy().astype(str), data.user_vocab[parsed["user"].numpy()])
         assert artifact_utils.decode_split_names(examples.split_names) == list(interaction_examples.SPLITS)
         assert sorted(os.listdir(dataset.uri)) == ["dataset.npz", interaction_examples.VOCABULARY_DIR]
-        assert not os.path.exists(os.path.join(examples.uri, ingestion.STAGING))
+        assert not os.path.exists(os.path.join(examples.uri, storage.STAGING))
 
     def test_bad_input_is_one_line_and_leaves_the_outputs_empty(self, tmp_path):
         (tmp_path / "logs").mkdir()
@@ -245,6 +245,24 @@ class TestKnowledgeBuilder:
         for name, run in teachers.items():
             assert methods[f"teacher:{name}"]["test"] == storage.read_json(run.trajectory.uri, METRICS_FILE)["test"]
         assert methods["ensemble"]["test"] == pytest.approx(ensemble.evaluate_ensemble(built, ingested.data, "test"))
+
+    def test_the_beam_build_writes_the_same_knowledge_sharded_and_the_same_table(self, root, ingested, teachers,
+                                                                                  knowledge):
+        outputs = {"knowledge": [make(KnowledgeArtifact, root, "knowledge-beam")],
+                   "metrics": [make(RankingMetrics, root, "km-beam")]}
+        inputs = {"dataset": [ingested.dataset],
+                  **{knowledge_builder.trajectory_key(n): [t.trajectory] for n, t in teachers.items()}}
+        knowledge_builder.Executor().Do(inputs, outputs, {"tau": DISTILL.tau, "beam_build": 1})
+        directory = os.path.join(outputs["knowledge"][0].uri, KNOWLEDGE_DIR)
+        assert knowledge_beam.is_sharded(directory) and sorted(os.listdir(outputs["knowledge"][0].uri)) == [
+            KNOWLEDGE_DIR]  # the staging directory is gone
+        got = knowledge_beam.load_knowledge(directory)  # as the StudentTrainer reads it
+        want = ensemble.EnsembleKnowledge.load(os.path.join(knowledge.knowledge.uri, KNOWLEDGE_DIR))
+        assert (got.teachers, got.tau, got.n_items) == (want.teachers, want.tau, want.n_items)
+        np.testing.assert_array_equal(got.rankings, want.rankings)
+        np.testing.assert_array_equal(got.observed, want.observed)
+        assert storage.read_json(outputs["metrics"][0].uri, METRICS_FILE) == storage.read_json(
+            knowledge.metrics.uri, METRICS_FILE)
 
     def test_no_trajectory_is_an_error(self, tmp_path, ingested):
         outputs = {"knowledge": [make(KnowledgeArtifact, tmp_path, "k")],

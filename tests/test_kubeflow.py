@@ -171,6 +171,20 @@ def test_sharded_data_is_ingested_with_beam_on_the_runner_given(tmp_path):
                          "--runner=DataflowRunner"]
 
 
+def test_beam_knowledge_makes_the_knowledge_builder_a_beam_task_on_the_runner_given(tmp_path):
+    code, err, out = compile_spec(tmp_path, "--pipeline-root", ROOT, "--beam-knowledge",
+                                  "--beam-arg=--runner=DataflowRunner")
+    assert code == 0, err
+    spec = json.loads(out.read_text())["pipelineSpec"]
+    parameters = spec["root"]["dag"]["tasks"]["KnowledgeBuilder"]["inputs"]["parameters"]
+    assert parameters["beam_build"]["runtimeValue"]["constantValue"]["intValue"] == "1"
+    args = spec["deploymentSpec"]["executors"]["KnowledgeBuilder_executor"]["container"]["args"]
+    assert args[-1] == "--runner=DataflowRunner"
+    code, err, out = compile_spec(tmp_path / "default", "--pipeline-root", ROOT)
+    parameters = json.loads(out.read_text())["pipelineSpec"]["root"]["dag"]["tasks"]["KnowledgeBuilder"]["inputs"]
+    assert code == 0 and parameters["parameters"]["beam_build"]["runtimeValue"]["constantValue"]["intValue"] == "0"
+
+
 def test_a_pipeline_root_is_required(tmp_path, monkeypatch):
     monkeypatch.delenv("HETCOMP_PIPELINE_ROOT", raising=False)
     code, err, out = compile_spec(tmp_path)

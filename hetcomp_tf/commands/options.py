@@ -105,6 +105,9 @@ def add_pipeline_arguments(parser) -> None:
                         help=change.format("candidate - served", "A", "none"))
     add_set_argument(parser)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--beam-knowledge", action="store_true",
+                        help="build the ensemble knowledge as a Beam pipeline (sharded per-user examples, each worker "
+                             "reading only its users' rows of the trajectories) instead of in memory")
     parser.add_argument("--beam-arg", action="append", default=[], metavar="--OPTION=VALUE",
                         help="a Beam pipeline option for the Beam steps, after the DirectRunner defaults, which it "
                              "overrides (repeatable, with '=': --beam-arg=--runner=DataflowRunner)")
@@ -116,6 +119,7 @@ def pipeline_config(args, out_dir: str, **locations):
     teachers = parse_list(args.teachers, "--teachers", TEACHER_NAMES, "teacher")
     return PipelineConfig(out_dir=out_dir, data=args.data, data_format=args.format, min_rating=args.min_rating,
                           split_protocol=args.split_protocol, beam_pipeline_args=tuple(args.beam_arg),
+                          beam_knowledge=args.beam_knowledge,
                           profile=args.profile, method=args.method, teachers=tuple(teachers),
                           distill_set=tuple(args.set), min_share_of_ensemble=args.min_share, seed=args.seed,
                           change_relative=optional_float(args.change_relative, "--change-relative"),
