@@ -42,7 +42,6 @@ from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.progress import log
 
 
-
 def describe_examples(examples: types.Artifact) -> None:
     """The Examples' split names and formats, as TFX's ExampleGen records them."""
     examples.split_names = artifact_utils.encode_split_names(list(SPLITS))

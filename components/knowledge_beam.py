@@ -143,28 +143,41 @@ def run(pipeline: beam.Pipeline, trajectory_dirs: dict[str, str], tau: float, ou
         f.write(json.dumps(manifest, indent=1))
 
 
-def is_sharded(directory: str) -> bool:
-    """Whether `directory` holds this module's layout (else `EnsembleKnowledge.save`'s)."""
+def _manifest(directory: str) -> dict | None:
+    """`directory`'s manifest.json, None if there is none."""
     path = os.path.join(directory, MANIFEST)
     if not tf.io.gfile.exists(path):
-        return False
-    with tf.io.gfile.GFile(path) as f:
-        return json.loads(f.read()).get("kind") == KIND
+        return None
+    try:
+        with tf.io.gfile.GFile(path) as f:
+            manifest = json.loads(f.read())
+    except ValueError as err:
+        raise HetCompError(f"{path}: not a readable JSON manifest ({err})") from None
+    if not isinstance(manifest, dict):
+        raise HetCompError(f"{path}: not a JSON object")
+    return manifest
+
+
+def is_sharded(directory: str) -> bool:
+    """Whether `directory` holds this module's layout (else `EnsembleKnowledge.save`'s)."""
+    manifest = _manifest(directory)
+    return manifest is not None and manifest.get("kind") == KIND
 
 
 def load_knowledge(directory: str) -> EnsembleKnowledge:
     """The knowledge in `directory`, in either layout (this module's, or `EnsembleKnowledge.save`'s)."""
-    return read_knowledge(directory) if is_sharded(directory) else EnsembleKnowledge.load(directory)
+    manifest = _manifest(directory)
+    if manifest is not None and manifest.get("kind") == KIND:
+        return read_knowledge(directory, manifest)
+    return EnsembleKnowledge.load(directory)
 
 
-def read_knowledge(directory: str) -> EnsembleKnowledge:
-    """The EnsembleKnowledge the shards of `directory` hold; missing or extra users raise HetCompError."""
-    path = os.path.join(directory, MANIFEST)
-    try:
-        with tf.io.gfile.GFile(path) as f:
-            manifest = json.loads(f.read())
-    except (tf.errors.NotFoundError, ValueError) as err:
-        raise HetCompError(f"{path}: not a readable knowledge manifest ({err})") from None
+def read_knowledge(directory: str, manifest: dict | None = None) -> EnsembleKnowledge:
+    """The EnsembleKnowledge the shards of `directory` hold (`manifest`: its manifest, if already read); missing
+    or extra users raise HetCompError."""
+    manifest = manifest or _manifest(directory)
+    if manifest is None:
+        raise HetCompError(f"{os.path.join(directory, MANIFEST)}: missing")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise HetCompError(f"{directory}/{MANIFEST}: format_version {manifest.get('format_version')!r} is not the "
                            f"supported {FORMAT_VERSION}")

@@ -47,9 +47,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         if not trajectory_dirs:
             raise HetCompError("KnowledgeBuilder: no teacher trajectory is wired in")
 
-        tau = exec_properties["tau"]
+        tau, beam_build = exec_properties["tau"], bool(exec_properties.get("beam_build"))
         knowledge_artifact = artifact_utils.get_single_instance(output_dict["knowledge"])
-        if exec_properties.get("beam_build"):
+        if beam_build:
             with storage.staged(knowledge_artifact.uri) as (stage,):
                 knowledge_beam.run(self._make_beam_pipeline(), trajectory_dirs, tau, os.path.join(stage, KNOWLEDGE_DIR))
                 knowledge = knowledge_beam.read_knowledge(os.path.join(stage, KNOWLEDGE_DIR))
@@ -64,7 +64,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         methods[ENSEMBLE] = ensemble_metrics(knowledge, data)
         set_custom_properties(knowledge_artifact, teachers=",".join(knowledge.teachers),
                               n_checkpoints=knowledge.n_checkpoints, top_n=knowledge.top_n,
-                              layout="sharded" if exec_properties.get("beam_build") else "arrays")
+                              layout="sharded" if beam_build else "arrays")
         storage.write_json(artifact_utils.get_single_uri(output_dict["metrics"]), METRICS_FILE, {"methods": methods})
 
 

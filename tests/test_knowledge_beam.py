@@ -65,3 +65,6 @@ def test_bad_trajectories_and_shards_fail_in_one_line(tmp_path):
     manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "format_version": 99}))
     with pytest.raises(HetCompError, match="format_version 99"):
         knowledge_beam.read_knowledge(str(tmp_path / "out3"))
+    manifest.unlink()
+    with pytest.raises(HetCompError, match="out3/manifest.json: missing"):
+        knowledge_beam.read_knowledge(str(tmp_path / "out3"))
