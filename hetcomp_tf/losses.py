@@ -127,8 +127,8 @@ _SUFFIX_FLOOR = 1e-37  # float32 normals start at 1.2e-38: above this a sum of e
 
 
 def reverse_cumulative_logsumexp(x: tf.Tensor) -> tf.Tensor:
-    """out[:, k] = log Σ_{l≥k} e^{x[:, l]} for x [b, n], stable for any x; a suffix of absent (−1e4) entries only
-    is absent (_ABSENT_LOGIT, no gradient).
+    """out[:, k] = log Σ_{l≥k} e^{x[:, l]} for x [b, n] with a static n, stable for any x; a suffix of absent
+    (−1e4) entries only is absent (_ABSENT_LOGIT, no gradient).
 
     Fast path: m + log(reverse cumsum of e^{x − m}), m the row's max (a constant to the gradient, which is then
     exact): a handful of element-wise ops and a cumsum, forward and backward, where log2(n) steps of a pairwise
