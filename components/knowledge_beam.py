@@ -26,6 +26,7 @@ from components.interaction_beam import run_reporting_errors
 from hetcomp_tf.data import CSR
 from hetcomp_tf.ensemble import EnsembleKnowledge, ensemble_observed
 from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.trajectories import MANIFEST as TRAJECTORY_MANIFEST
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -39,7 +40,7 @@ FEATURES = {"user": tf.io.FixedLenFeature([], tf.int64), "rankings": tf.io.VarLe
 
 def trajectory_manifest(directory: str) -> dict:
     """A trajectory's manifest (`Trajectory.save` layout), read through Beam's filesystems."""
-    path = os.path.join(directory, "manifest.json")
+    path = os.path.join(directory, TRAJECTORY_MANIFEST)
     try:
         with FileSystems.open(path) as f:
             return json.loads(f.read().decode("utf-8"))
@@ -112,7 +113,7 @@ def check_trajectories(trajectory_dirs: dict[str, str]) -> dict:
             shapes[teacher] = {"n_checkpoints": len(manifest["checkpoints"]), "n_users": int(manifest["n_users"]),
                                "top_n": int(manifest["top_n"]), "n_items": int(manifest["n_items"])}
         except (KeyError, TypeError, ValueError):
-            raise HetCompError(f"{directory}/manifest.json: not a trajectory manifest") from None
+            raise HetCompError(f"{directory}/{TRAJECTORY_MANIFEST}: not a trajectory manifest") from None
     first, shape = next(iter(shapes.items()))
     for teacher, other in shapes.items():
         if other != shape:

@@ -82,12 +82,16 @@ def teachers(root, ingested):
     return runs
 
 
+def knowledge_inputs(ingested, teachers) -> dict:
+    """The KnowledgeBuilder's input_dict: the dataset and every teacher's trajectory."""
+    return {"dataset": [ingested.dataset],
+            **{knowledge_builder.trajectory_key(n): [t.trajectory] for n, t in teachers.items()}}
+
+
 @pytest.fixture(scope="module")
 def knowledge(root, ingested, teachers):
     outputs = {"knowledge": [make(KnowledgeArtifact, root, "knowledge")], "metrics": [make(RankingMetrics, root, "km")]}
-    inputs = {"dataset": [ingested.dataset],
-              **{knowledge_builder.trajectory_key(n): [t.trajectory] for n, t in teachers.items()}}
-    knowledge_builder.Executor().Do(inputs, outputs, {"tau": DISTILL.tau})
+    knowledge_builder.Executor().Do(knowledge_inputs(ingested, teachers), outputs, {"tau": DISTILL.tau})
     return SimpleNamespace(knowledge=outputs["knowledge"][0], metrics=outputs["metrics"][0])
 
 
@@ -250,9 +254,8 @@ class TestKnowledgeBuilder:
                                                                                   knowledge):
         outputs = {"knowledge": [make(KnowledgeArtifact, root, "knowledge-beam")],
                    "metrics": [make(RankingMetrics, root, "km-beam")]}
-        inputs = {"dataset": [ingested.dataset],
-                  **{knowledge_builder.trajectory_key(n): [t.trajectory] for n, t in teachers.items()}}
-        knowledge_builder.Executor().Do(inputs, outputs, {"tau": DISTILL.tau, "beam_build": 1})
+        knowledge_builder.Executor().Do(knowledge_inputs(ingested, teachers), outputs,
+                                        {"tau": DISTILL.tau, "beam_build": 1})
         directory = os.path.join(outputs["knowledge"][0].uri, KNOWLEDGE_DIR)
         assert knowledge_beam.is_sharded(directory) and sorted(os.listdir(outputs["knowledge"][0].uri)) == [
             KNOWLEDGE_DIR]  # the staging directory is gone
