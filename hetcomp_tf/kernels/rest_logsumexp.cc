@@ -209,20 +209,31 @@ class RowBlock {
   std::vector<std::unique_ptr<RowMask>> masks_;
 };
 
+// A thread's buffers for blocks of rows: each row's excluded-item mask (all ones between blocks) and tile scores.
+struct BlockBuffers {
+  explicit BlockBuffers(int64_t n_items) {
+    for (int r = 0; r < kBlock; ++r) masks[r].assign(n_items, 1.0f), scores[r].assign(kTile, 0.0f);
+    for (int r = 0; r < kBlock; ++r) rows[r] = scores[r].data();
+  }
+  BlockBuffers(const BlockBuffers&) = delete;  // `rows` points into `scores`
+  BlockBuffers& operator=(const BlockBuffers&) = delete;
+
+  std::vector<float> masks[kBlock], scores[kBlock];
+  float* rows[kBlock];
+};
+
 template <int kDim>
 void forward_rows(const Problem& p, int64_t first, int64_t last, float* lse) {
-  std::vector<float> masks[kBlock], s[kBlock];
-  float* s_rows[kBlock];
-  for (int r = 0; r < kBlock; ++r) masks[r].assign(p.n_items, 1.0f), s[r].assign(kTile, 0.0f), s_rows[r] = s[r].data();
+  BlockBuffers buffers(p.n_items);
   const bool all[kBlock] = {true, true, true, true};
   for (int64_t b0 = first; b0 < last; b0 += kBlock) {
-    const RowBlock block(p, b0, last, masks, all);
+    const RowBlock block(p, b0, last, buffers.masks, all);
     double total[kBlock] = {0.0, 0.0, 0.0, 0.0};
     for (int64_t start = 0; start < p.n_items; start += kTile) {
       const int64_t len = std::min(kTile, p.n_items - start);
-      tile_scores<kDim>(p, block.users(), start, len, s_rows);
+      tile_scores<kDim>(p, block.users(), start, len, buffers.rows);
       for (int r = 0; r < kBlock; ++r) {
-        const float *m = masks[r].data() + start, *sr = s_rows[r];
+        const float *m = buffers.masks[r].data() + start, *sr = buffers.rows[r];
         float tile_sum = 0.0f;
 #pragma omp simd reduction(+ : tile_sum)
         for (int64_t t = 0; t < len; ++t) tile_sum += m[t] * exp_nonpositive(sr[t] - p.bound);
@@ -240,30 +251,29 @@ void forward_rows(const Problem& p, int64_t first, int64_t last, float* lse) {
 template <int kDim>
 void backward_rows(const Problem& p, int64_t first, int64_t last, const float* lse, const float* upstream,
                    float* du, float* dv) {
-  std::vector<float> masks[kBlock], s[kBlock], w[kBlock];
-  float* s_rows[kBlock];
-  for (int r = 0; r < kBlock; ++r)
-    masks[r].assign(p.n_items, 1.0f), s[r].assign(kTile, 0.0f), w[r].assign(kTile, 0.0f), s_rows[r] = s[r].data();
+  BlockBuffers buffers(p.n_items);
+  std::vector<float> w[kBlock];
+  for (int r = 0; r < kBlock; ++r) w[r].assign(kTile, 0.0f);
   std::vector<double> du_rows(kBlock * p.dim);
   const float bound = p.bound;
   for (int64_t b0 = first; b0 < last; b0 += kBlock) {
     bool active[kBlock];  // a row with a gradient: upstream ≠ 0 and some rest
     for (int r = 0; r < kBlock; ++r)
       active[r] = b0 + r < last && upstream[b0 + r] != 0.0f && lse[b0 + r] > kAbsentLogit;
-    const RowBlock block(p, b0, last, masks, active);
+    const RowBlock block(p, b0, last, buffers.masks, active);
     const float* u_block = block.users();
     std::fill(du_rows.begin(), du_rows.end(), 0.0);
     for (int64_t start = 0; start < p.n_items; start += kTile) {
       const int64_t len = std::min(kTile, p.n_items - start);
-      tile_scores<kDim>(p, u_block, start, len, s_rows);
+      tile_scores<kDim>(p, u_block, start, len, buffers.rows);
       for (int r = 0; r < kBlock; ++r) {
         float* wr = w[r].data();
         if (!active[r]) {
           std::fill(wr, wr + len, 0.0f);
           continue;
         }
-        const float* m = masks[r].data() + start;
-        const float* sr = s_rows[r];
+        const float* m = buffers.masks[r].data() + start;
+        const float* sr = buffers.rows[r];
         const float g = upstream[b0 + r], row_lse = lse[b0 + r];  // hoisted: in-loop loads block vectorisation
 #pragma omp simd
         for (int64_t t = 0; t < len; ++t) {  // x ≤ 0 on the rest; the cap keeps excluded items' exp finite
