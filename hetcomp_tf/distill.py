@@ -23,8 +23,8 @@ A method is a pair (target schedule, loss before / after the ADT switch), see `M
   * the ADT switch is `DynamicKnowledge.is_final()`: every teacher's rounded mean stage reached T−1. HetComp
     learns the set-wise overall loss (× overall_weight) before it and the fine-grained losses (× fine_weight)
     after; a method with the same loss on both sides ignores the switch.
-dcd is DCD (dcd.py) against the final ensemble: RRD plus its user- and item-side corrections, the student's
-ranks refreshed every dcd_period epochs.
+dcd is DCD (dcd.py) against the final ensemble: RRD plus its user- and item-side corrections (the latter on the
+items of the step's train interactions), the student's ranks refreshed every dcd_period epochs.
 hetcomp_no_dkc is ("paced", overall -> fine): the paper's "w/o DKC" distils the final ensemble from the start,
 which leaves ADT without stages to watch; with "paced" the student learns the overall loss until, per user
 and teacher, its NDCG distance to the final ranking stops shrinking or shrinks by more than the DKC threshold
@@ -48,7 +48,7 @@ import tensorflow as tf
 
 from hetcomp_tf.config import RECORD_METRIC, DistillConfig
 from hetcomp_tf.data import CSR, Dataset
-from hetcomp_tf.dcd import DualCorrection, list_scores
+from hetcomp_tf.dcd import DualCorrection, item_teacher_lists, mf_scores
 from hetcomp_tf.distribute import STRATEGIES, make_strategy, share_bounds, worker_dir
 from hetcomp_tf.dkc import DynamicKnowledge
 from hetcomp_tf.ensemble import EnsembleKnowledge
@@ -163,7 +163,8 @@ def stage_rankings(knowledge: EnsembleKnowledge, schedule: str) -> np.ndarray:
 
 class Batch(NamedTuple):
     """One training step's input: the users whose losses it sums, for BPR its (user, train item) pairs, for the
-    KD losses the users' train items as (batch row, item) pairs (`losses.ItemPairs`)."""
+    KD losses the users' train items as (batch row, item) pairs (`losses.ItemPairs`) and the items of the step's
+    train interactions (DCD's item side)."""
 
     users: tf.Tensor  # int32 [B]: each user once; XLA padding repeats user 0 with weight 0
     weights: tf.Tensor  # float32 [B]: 1, or 0 for padding
@@ -172,11 +173,12 @@ class Batch(NamedTuple):
     seed: tf.Tensor  # int64 [2]: the step's stateless seed (negative sampling)
     train_rows: tf.Tensor  # int32 [C]: the batch row of each train pair (empty for BPR)
     train_items: tf.Tensor  # int32 [C]: its train item; −1 pads to a fixed C under XLA
+    step_items: tf.Tensor  # int32 [M]: the step's train interactions' items, each once (empty for BPR); −1 pads
 
 
 BATCH_SPEC = Batch(tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.int32),
                    tf.TensorSpec([None], tf.int32), tf.TensorSpec([2], tf.int64), tf.TensorSpec([None], tf.int32),
-                   tf.TensorSpec([None], tf.int32))
+                   tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.int32))
 PAD_USERS_TO = 64  # XLA steps see batches padded to a multiple of this: a few compiled shapes, not one per batch
 PAD_PAIRS_TO = 1024
 
@@ -194,11 +196,18 @@ def row_positions(rows: CSR, row_ids: np.ndarray) -> np.ndarray:
     return np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
 
 
+def step_items_cap(train: CSR, cfg: DistillConfig) -> int:
+    """A fixed length for a step's distinct train-interaction items (`Batch.step_items`) under XLA: a batch of
+    interactions holds at most `batch_size`, a batch of users at most its train pairs (`train_pairs_cap`)."""
+    return cfg.batch_size if cfg.batching == "interactions" else train_pairs_cap(train, cfg.batch_size)
+
+
 def epoch_batches(train: CSR, cfg: DistillConfig, epoch: int, pairs: bool, pad_to: int = 1,
-                  train_pairs_to: int | None = None) -> Iterator[Batch]:
+                  train_pairs_to: int | None = None, step_items_to: int | None = None) -> Iterator[Batch]:
     """The steps of one epoch in a seeded order (`cfg.batching`, see DistillConfig). `pairs`: hand over each
     step's (user, train item) pairs (BPR; with "users" batching all the batch users' pairs), else the batch
-    users' train items as (row, item) pairs, padded to `train_pairs_to` if given. User lists are padded to a
+    users' train items as (row, item) pairs and the step's interactions' distinct items (with "users" batching,
+    its users' train items), padded to `train_pairs_to` / `step_items_to` if given. User lists are padded to a
     multiple of `pad_to`."""
     rng = np.random.default_rng([cfg.seed, epoch])
     row_ids = train.row_ids().astype(np.int32)
@@ -211,7 +220,7 @@ def epoch_batches(train: CSR, cfg: DistillConfig, epoch: int, pairs: bool, pad_t
         chunk = order[start:start + cfg.batch_size]
         if cfg.batching == "users":
             users = chunk
-            picked = row_positions(train, users) if pairs else []
+            picked = row_positions(train, users)
         else:
             users, picked = np.unique(row_ids[chunk]), chunk
         padded = -(-users.size // pad_to) * pad_to
@@ -220,10 +229,11 @@ def epoch_batches(train: CSR, cfg: DistillConfig, epoch: int, pairs: bool, pad_t
         picked = np.asarray(picked, np.int64)
         pair_users, pair_items = (row_ids[picked], train.indices[picked]) if pairs else (empty, empty)
         train_rows, train_items = (empty, empty) if pairs else _train_pairs(train, users, train_pairs_to)
+        step_items = empty if pairs else _padded(np.unique(train.indices[picked]), step_items_to, "distinct items")
         yield Batch(tf.constant(np.pad(users, (0, padded - users.size))), tf.constant(weights),
                     tf.constant(pair_users), tf.constant(pair_items),
                     tf.constant([cfg.seed, epoch * 1_000_003 + index], tf.int64), tf.constant(train_rows),
-                    tf.constant(train_items))
+                    tf.constant(train_items), tf.constant(step_items))
 
 
 def _train_pairs(train: CSR, users: np.ndarray, pad_to: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -232,23 +242,35 @@ def _train_pairs(train: CSR, users: np.ndarray, pad_to: int | None) -> tuple[np.
     rows = np.repeat(np.arange(users.size, dtype=np.int32), lengths)
     items = train.indices[row_positions(train, users)].astype(np.int32)
     if pad_to is not None:
-        if rows.size > pad_to:
-            raise HetCompError(f"a batch has {rows.size} train pairs, more than the fixed {pad_to}")
-        rows, items = np.pad(rows, (0, pad_to - rows.size)), np.pad(items, (0, pad_to - items.size), constant_values=-1)
-    return rows, items
+        rows = np.pad(rows, (0, max(0, pad_to - rows.size)))
+    return rows, _padded(items, pad_to, "train pairs")
+
+
+def _padded(items: np.ndarray, pad_to: int | None, what: str) -> np.ndarray:
+    """int32 `items`, −1 padded to `pad_to` (if given, else as they are)."""
+    items = items.astype(np.int32)
+    if pad_to is None:
+        return items
+    if items.size > pad_to:
+        raise HetCompError(f"a batch has {items.size} {what}, more than the fixed {pad_to}")
+    return np.pad(items, (0, pad_to - items.size), constant_values=-1)
 
 
 def replica_share(batch: Batch, replica, replicas: int) -> Batch:
     """Replica `replica`'s share of a global batch (in-graph, so every worker can feed the same global batch): a
     contiguous slice of its users with their train pairs re-based to the slice (the others become (0, −1) padding:
-    one length, as under XLA) and a contiguous slice of its BPR pairs. One replica's share is the batch itself."""
+    one length, as under XLA), a contiguous slice of its BPR pairs and of its step items (the others −1). One
+    replica's share is the batch itself."""
     n_users, n_pairs = tf.size(batch.users), tf.size(batch.pair_users)
     lo, hi = share_bounds(n_users, replica, replicas)
     pair_lo, pair_hi = share_bounds(n_pairs, replica, replicas)
     here = (batch.train_rows >= lo) & (batch.train_rows < hi)
+    item_lo, item_hi = share_bounds(tf.size(batch.step_items), replica, replicas)
+    positions = tf.range(tf.size(batch.step_items))
+    mine = (positions >= item_lo) & (positions < item_hi)
     return Batch(batch.users[lo:hi], batch.weights[lo:hi], batch.pair_users[pair_lo:pair_hi],
                  batch.pair_items[pair_lo:pair_hi], batch.seed, tf.where(here, batch.train_rows - lo, 0),
-                 tf.where(here, batch.train_items, -1))
+                 tf.where(here, batch.train_items, -1), tf.where(mine, batch.step_items, -1))
 
 
 class Trainer:
@@ -273,6 +295,7 @@ class Trainer:
             optimizer.build(self.student.trainable_variables)  # slots exist before tracing: one trace per step
         self.optimizer = optimizer
         self.train_pairs_cap = train_pairs_cap(data.train, cfg.batch_size)  # XLA steps: one train-pair length
+        self.step_items_cap = step_items_cap(data.train, cfg)  # ... and one step-item length
         self.train_keys = tf.constant(interaction_keys(data.train, data.n_items))  # wo_kd's in-graph sampling
         self.dkc = None
         if self.method.targets != "data":
@@ -294,7 +317,9 @@ class Trainer:
                          "bpr": BPRLoss(score_clip=clip)}  # every loss is called as loss(targets, scores)
         self.dcd = None
         if "dcd" in self.method.losses:  # corrects the student against the final ensemble's top-K
-            self.dcd = DualCorrection(self.dkc.target_table.numpy(), data.train, data.n_items, period=cfg.dcd_period)
+            item_lists = item_teacher_lists(knowledge.rankings[:, -1], data.n_items, cfg.tau, cfg.top_k)
+            self.dcd = DualCorrection(self.dkc.target_table.numpy(), item_lists, data.train, data.n_items,
+                                      period=cfg.dcd_period)
             self.loss_fns["dcd"] = DCDLoss(cfg.top_k, cfg.dcd_ucd_weight, cfg.dcd_ucd_epsilon, score_clip=clip,
                                            reduction=per_user)
             self.item_correction = CorrectionLoss(self.dcd.item_list_size, score_clip=clip, reduction=per_user)
@@ -366,7 +391,7 @@ class Trainer:
                         targets = DCDTargets(*targets, self.dcd.targets(user_ids)[1])
                     value = tf.reduce_sum(weights * loss_fn(targets, scores))
                     if loss_name == "dcd":
-                        value += cfg.dcd_icd_weight * self._item_corrections(user_ids, weights)
+                        value += cfg.dcd_icd_weight * self._item_corrections(share.step_items)
                     if cfg.loss_reduction == "mean":
                         value /= total_weight
                 l2 = cfg.l2 * (tf.reduce_sum(weights[:, None] * tf.square(user_vectors))
@@ -401,13 +426,14 @@ class Trainer:
 
         return step
 
-    def _item_corrections(self, user_ids: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
-        """DCD's item side: the weighted sum of the corrections of the items these users carry."""
-        items, users, discrepancy = self.dcd.item_targets(user_ids)
-        scores = list_scores(self.student.user_embedding.embeddings, self.student.item_embedding.embeddings, items,
-                             users)
-        row_weights = tf.repeat(weights, tf.shape(items)[0] // tf.shape(user_ids)[0])
-        return tf.reduce_sum(row_weights * self.item_correction(discrepancy, scores))
+    def score_pairs(self, users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
+        """The student's scores of (user, item) pairs, `dcd.mf_scores` on its tables (DCD's list updates)."""
+        return mf_scores(self.student.user_embedding.embeddings, self.student.item_embedding.embeddings, users, items)
+
+    def _item_corrections(self, items: tf.Tensor) -> tf.Tensor:
+        """DCD's item side: the sum of the corrections of these items' teacher lists (−1 = padding)."""
+        users, discrepancy = self.dcd.item_targets(items)
+        return tf.reduce_sum(self.item_correction(discrepancy, self.score_pairs(users, items[:, None])))
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         """One epoch (`epoch_batches`); mean of each loss over the steps."""
@@ -415,7 +441,8 @@ class Trainer:
         step = self.step_fn(loss_name)
         jit = self._jit(loss_name)
         batches = epoch_batches(self.data.train, self.cfg, epoch, pairs=loss_name == "bpr",
-                                pad_to=PAD_USERS_TO if jit else 1, train_pairs_to=self.train_pairs_cap if jit else None)
+                                pad_to=PAD_USERS_TO if jit else 1, train_pairs_to=self.train_pairs_cap if jit else None,
+                                step_items_to=self.step_items_cap if jit else None)
         outputs = [step(batch) for batch in batches]
         return {name: float(tf.reduce_mean(tf.stack([o[name] for o in outputs]))) for name in outputs[0]}
 
@@ -469,7 +496,7 @@ def _train(trainer: Trainer, log_dir: str | os.PathLike | None, progress: Callab
             if switch_epoch is None and trainer.phase == 1 and loss_name != trainer.method.losses[0]:
                 switch_epoch = trained
             if trainer.dcd is not None and trainer.dcd.due(epoch):
-                scalars.write(trained, trainer.dcd.update(student.score_all, epoch), prefix="dcd/")
+                scalars.write(trained, trainer.dcd.update(trainer.score_pairs, epoch), prefix="dcd/")
             losses = trainer.train_epoch(epoch)
             if not all(math.isfinite(v) for v in losses.values()):
                 raise HetCompError(f"{cfg.method}: loss became {losses} in epoch {trained}; "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 
 import numpy as np
 import pytest
@@ -12,10 +13,11 @@ from hetcomp_tf import dcd, losses
 from hetcomp_tf.config import DistillConfig
 from hetcomp_tf.distill import check_config
 from hetcomp_tf.data import CSR
+from hetcomp_tf.ensemble import ensemble_topk
 from hetcomp_tf.errors import HetCompError
 
 NONE = tf.keras.losses.Reduction.NONE
-N_USERS, N_ITEMS, TOP_K = 37, 60, 10
+N_USERS, N_ITEMS, TOP_K, N_TEACHERS, TOP_N, TAU = 37, 60, 10, 3, 12, 10.0
 
 
 # ----------------------------------------------------------------------------------- NumPy references
@@ -57,55 +59,62 @@ def ref_discrepancy(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out
 
 
-def ref_item_lists(teacher: np.ndarray, list_scores: np.ndarray, width: int) -> dict[int, tuple[list, list]]:
-    """item -> (users in teacher order, discrepancies) for items in >= 2 lists: users by (the item's rank in
-    their list, −score, user), the first `width` kept, r_S among those by (−score, r_T)."""
-    lists = {}
-    for u in range(teacher.shape[0]):
-        rank = 0
-        for k in range(teacher.shape[1]):
-            if teacher[u, k] >= 0:
-                lists.setdefault(int(teacher[u, k]), []).append((rank, -float(list_scores[u, k]), u))
-                rank += 1
-    out = {}
-    for item, entries in lists.items():
-        if len(entries) < 2:
-            continue
-        kept = sorted(entries)[:width]
-        student = sorted(range(len(kept)), key=lambda j: (kept[j][1], j))
-        out[item] = ([e[2] for e in kept], [student.index(j) - j for j in range(len(kept))])
+def ref_importance(rankings: np.ndarray) -> np.ndarray:
+    """float64 [U, n_items]: Σ over the teachers' lists of exp(−rank/τ), rank 1-based, one entry at a time."""
+    out = np.zeros((rankings.shape[1], N_ITEMS))
+    for x, u, k in np.ndindex(*rankings.shape):
+        if rankings[x, u, k] >= 0:
+            out[u, rankings[x, u, k]] += np.exp(-(k + 1) / TAU)
     return out
+
+
+def ref_item_users(rankings: np.ndarray, width: int) -> dict[int, list[int]]:
+    """item -> its users by (−importance, user id), the first `width`, for every item some teacher lists."""
+    values = ref_importance(rankings)
+    return {item: sorted(np.flatnonzero(values[:, item]), key=lambda u: (-values[u, item], u))[:width]
+            for item in range(N_ITEMS) if values[:, item].any()}
 
 
 # ------------------------------------------------------------------------------------------- fixtures
 
 
 def make_problem(seed: int = 0):
-    """Train rows, teacher top-K lists of unobserved items (some −1 padded at the tail, one inside), student
-    scores with many ties (rounded) and one row where all are tied."""
+    """Train rows; N_TEACHERS teachers' top-N lists of unobserved items (some −1 padded at the tail); the final
+    ensemble's top-K (one −1 inside a row, one row short); one item no teacher lists; the item lists of those rankings (width 6, so some
+    are cut); student scores with many ties (rounded) and one row where all are tied."""
     rng = np.random.default_rng(seed)
     train_rows = [np.sort(rng.choice(N_ITEMS, size=rng.integers(2, 8), replace=False)) for _ in range(N_USERS)]
     popular = rng.permutation(N_ITEMS)[:25]  # teacher lists share items, so item lists are long
-    teacher = np.full((N_USERS, TOP_K), -1, np.int32)
-    for u, row in enumerate(train_rows):
-        pool = np.concatenate([popular, rng.permutation(N_ITEMS)])
-        pool = pool[~np.isin(pool, row)]
+    rankings = np.full((N_TEACHERS, N_USERS, TOP_N), -1, np.int32)
+    for x, (u, row) in itertools.product(range(N_TEACHERS), enumerate(train_rows)):
+        pool = np.concatenate([rng.permutation(popular)[:rng.integers(4, 10)], rng.permutation(N_ITEMS)])
+        pool = pool[~np.isin(pool, row) & (pool != N_ITEMS - 1)]  # the last item: listed by no teacher
         _, first = np.unique(pool, return_index=True)
-        teacher[u] = rng.permutation(pool[np.sort(first)][:15])[:TOP_K]
-    teacher[3, 6:] = -1
+        rankings[x, u] = pool[np.sort(first)][:TOP_N]
+    rankings[1, 3, 6:] = -1
+    teacher = ensemble_topk(rankings, N_ITEMS, TOP_K, TAU).numpy()
     teacher[4, 2] = -1
     teacher[5, 1:] = -1
     scores = np.round(rng.normal(size=(N_USERS, N_ITEMS)), 1).astype(np.float32)
     scores[6] = 0.5
-    return CSR.from_rows(train_rows), teacher, scores
+    return CSR.from_rows(train_rows), rankings, teacher, scores
+
+
+def state_of(train, rankings, teacher, width: int = 6, **kwargs) -> dcd.DualCorrection:
+    return dcd.DualCorrection(teacher, dcd.item_teacher_lists(rankings, N_ITEMS, TAU, width), train, N_ITEMS,
+                              **kwargs)
 
 
 def gather_lists(teacher, scores):
     return np.take_along_axis(scores, np.maximum(teacher, 0), axis=1)
 
 
-def score_fn_of(scores):
-    return lambda ids: tf.gather(tf.constant(scores), ids)
+def pair_scores_of(scores):
+    return lambda users, items: tf.gather_nd(tf.constant(scores), tf.stack([users, items], axis=-1))
+
+
+def mf_pair_scores(users_table, items_table):
+    return lambda users, items: dcd.mf_scores(users_table, items_table, users, items)
 
 
 # ---------------------------------------------------------------------------------------------- tests
@@ -124,56 +133,71 @@ def test_list_discrepancy_equals_reference_with_ties_and_padding():
     np.testing.assert_array_equal(reversed_row, [[2, 0, -2]])
 
 
+def test_item_teacher_lists_equal_reference():
+    _, rankings, _, _ = make_problem()
+    for width in (4, 100):
+        lists = dcd.item_teacher_lists(rankings, N_ITEMS, TAU, width, batch_users=16)  # 3 batches, last short
+        reference, values = ref_item_users(rankings, width), ref_importance(rankings)
+        assert lists.n_rows == N_ITEMS and {i for i in range(N_ITEMS) if lists.row(i).size} == set(reference)
+        for item, users in reference.items():
+            got = lists.row(item)
+            # the best `width` by importance: float32 sums may order near-equal importances either way ...
+            np.testing.assert_allclose(values[got, item], values[users, item], rtol=1e-6)
+            assert np.all(np.diff(values[got, item]) <= 1e-6)
+        assert width == 100 or max(len(u) for u in reference.values()) == width  # some lists were cut
+    single = rankings[:1]  # ... one teacher: equal importance = equal rank, exact ties, broken by user id
+    lists, reference = dcd.item_teacher_lists(single, N_ITEMS, TAU, 5), ref_item_users(single, 5)
+    assert all(lists.row(item).tolist() == users for item, users in reference.items())
+
+
 def test_update_equals_numpy_reference():
-    train, teacher, scores = make_problem()
-    state = dcd.DualCorrection(teacher, train, N_ITEMS, item_list_size=6, batch_users=16)  # 3 batches, last short
-    fractions = state.update(score_fn_of(scores), epoch=3)
-    list_scores = gather_lists(teacher, scores)
-    expected = ref_discrepancy(list_scores, teacher >= 0)
+    train, rankings, teacher, scores = make_problem()
+    state = state_of(train, rankings, teacher, batch_rows=16)  # several batches of rows, the last short
+    fractions = state.update(pair_scores_of(scores), epoch=3)
+    expected = ref_discrepancy(gather_lists(teacher, scores), teacher >= 0)
     np.testing.assert_array_equal(state.discrepancy.numpy(), expected)
     assert int(state.refreshed_at.numpy()) == 3
     assert fractions["underestimated_user"] == pytest.approx((expected > 0).sum() / (teacher >= 0).sum())
 
-    lists = ref_item_lists(teacher, list_scores, width=6)
-    assert state.item_list_size == 6 and max(len(u) for u, _ in lists.values()) == 6  # some lists were cut
+    lists = {item: users for item, users in ref_item_users(rankings, 6).items() if len(users) >= 2}
+    assert state.item_list_size == 6
     np.testing.assert_array_equal(state.listed_items.numpy(), sorted(lists))
     table_users, table_d = state.item_users.numpy(), state.item_discrepancy.numpy()
     for row, item in enumerate(state.listed_items.numpy()):
-        users, discrepancy = lists[int(item)]
-        width = len(users)
-        np.testing.assert_array_equal(table_users[row, :width], users, err_msg=f"item {item}")
-        np.testing.assert_array_equal(table_d[row, :width], discrepancy, err_msg=f"item {item}")
+        width = len(lists[item])
+        users = table_users[row, :width]
+        assert sorted(users) == sorted(lists[item]), f"item {item}"
+        np.testing.assert_array_equal(table_d[row, :width], ref_discrepancy(scores[users, item][None],
+                                                                            np.ones((1, width), bool))[0])
         assert (table_users[row, width:] == -1).all() and not table_d[row, width:].any()
+    assert (table_users[-1] == -1).all() and not table_d[-1].any()  # the row of unlisted items and padding
     assert (table_d > 0).any() and (table_d < 0).any()
+    under = (table_d > 0).sum() / (table_users >= 0).sum()
+    assert fractions["underestimated_item"] == pytest.approx(under)
 
-    # the batch views: each listed row is carried by exactly one user
-    ids = tf.constant([5, 0, 36], tf.int32)
+    ids = tf.constant([5, 0, 36], tf.int32)  # the step views
     unobserved, discrepancy = state.targets(ids)
     np.testing.assert_array_equal(unobserved.numpy(), teacher[[5, 0, 36]])
     np.testing.assert_array_equal(discrepancy.numpy(), expected[[5, 0, 36]])
-    items, users, item_discrepancy = (t.numpy() for t in state.item_targets(tf.range(N_USERS)))
-    present = items >= 0
-    assert sorted(items[present]) == sorted(lists) and present.sum() == len(lists)
-    for item, row_users, row_d in zip(items[present], users[present], item_discrepancy[present]):
-        np.testing.assert_array_equal(row_users[: len(lists[item][0])], lists[item][0])
-        np.testing.assert_array_equal(row_d[: len(lists[item][1])], lists[item][1])
-    assert (users[~present] == -1).all() and not item_discrepancy[~present].any()
+    listed = state.listed_items.numpy()
+    unlisted = int(np.setdiff1d(np.arange(N_ITEMS), listed)[0])
+    users, item_discrepancy = (t.numpy() for t in state.item_targets(tf.constant([listed[3], unlisted, -1,
+                                                                                   listed[0]])))
+    np.testing.assert_array_equal(users, table_users[[3, -1, -1, 0]])
+    np.testing.assert_array_equal(item_discrepancy, table_d[[3, -1, -1, 0]])
 
 
 def test_a_new_state_has_no_corrections_and_is_due_every_period():
-    train, teacher, _ = make_problem(2)
-    state = dcd.DualCorrection(teacher, train, N_ITEMS, period=3)
+    train, rankings, teacher, _ = make_problem(2)
+    state = state_of(train, rankings, teacher, period=3)
     assert not state.discrepancy.numpy().any() and not state.item_discrepancy.numpy().any()
-    lists = ref_item_lists(teacher, np.zeros(teacher.shape), TOP_K)  # ties in user order before any update
-    row = int(np.flatnonzero(state.listed_items.numpy() == next(iter(lists)))[0])
-    users = lists[int(state.listed_items.numpy()[row])][0]
-    np.testing.assert_array_equal(state.item_users.numpy()[row, : len(users)], users)
+    assert (state.item_users.numpy() >= 0).sum() > N_USERS  # the lists exist before any update
     assert [e for e in range(8) if state.due(e)] == [0, 3, 6]
 
 
 @pytest.mark.parametrize("epsilon", [None, 0.05])
 def test_dcd_loss_equals_numpy_reference(epsilon):
-    train, teacher, scores = make_problem(3)
+    train, _, teacher, scores = make_problem(3)
     rng = np.random.default_rng(3)
     scores = np.round(rng.uniform(-45, 45, scores.shape), 0).astype(np.float32)  # ties and clipped scores
     discrepancy = np.where(teacher >= 0, rng.integers(-3, 4, teacher.shape), 0).astype(np.int32)
@@ -263,7 +287,7 @@ def test_expected_correction_gradient_equals_finite_differences_of_the_reference
 
 def test_default_epsilon_keeps_the_whole_set_correction_bit_for_bit():
     """dcd_ucd_epsilon None (the default) is the code path before it: RRD + weight · the whole-set PL."""
-    train, teacher, scores = make_problem(12)
+    train, _, teacher, scores = make_problem(12)
     discrepancy = np.where(teacher >= 0, np.random.default_rng(12).integers(-9, 10, teacher.shape), 0)
     targets = losses.DCDTargets(tf.constant(teacher), tf.zeros([N_USERS, 0], tf.int32), tf.constant(train.padded()),
                                 tf.constant(discrepancy.astype(np.int32)))
@@ -278,23 +302,23 @@ def test_default_epsilon_keeps_the_whole_set_correction_bit_for_bit():
     assert DistillConfig().dcd_ucd_epsilon is None
 
 
-def test_item_side_loss_on_list_scores_equals_reference():
-    train, teacher, scores = make_problem(4)
-    state = dcd.DualCorrection(teacher, train, N_ITEMS, batch_users=8)
+def test_item_side_loss_on_mf_scores_equals_reference():
+    train, rankings, teacher, _ = make_problem(4)
+    state = state_of(train, rankings, teacher, width=TOP_K, batch_rows=8)
     rng = np.random.default_rng(4)
     users_table = rng.normal(size=(N_USERS, 5)).astype(np.float32)
     items_table = rng.normal(size=(N_ITEMS, 5)).astype(np.float32)
-    state.update(lambda ids: tf.matmul(tf.gather(users_table, ids), items_table, transpose_b=True), epoch=0)
-    items, users, discrepancy = state.item_targets(tf.constant([2, 9, 30]))
-    got = dcd.list_scores(users_table, items_table, items, users).numpy()
-    for row in range(items.shape[0]):
-        for col in range(users.shape[1]):
-            if users[row, col] >= 0 and items[row] >= 0:
-                assert got[row, col] == pytest.approx(users_table[users[row, col]] @ items_table[items[row]], rel=1e-5)
+    state.update(mf_pair_scores(users_table, items_table), epoch=0)
+    items = tf.constant(np.append(state.listed_items.numpy()[[2, 9, 30]], -1).astype(np.int32))
+    users, discrepancy = state.item_targets(items)
+    got = dcd.mf_scores(users_table, items_table, users, items[:, None]).numpy()
+    for row, col in np.ndindex(*got.shape):
+        if users[row, col] >= 0:
+            assert got[row, col] == pytest.approx(users_table[users[row, col]] @ items_table[items[row]], rel=1e-5)
     loss = losses.CorrectionLoss(state.item_list_size, reduction=NONE)(discrepancy, got).numpy()
     np.testing.assert_allclose(loss, [ref_correction(s.astype(np.float64), d)
                                       for s, d in zip(got, discrepancy.numpy())], rtol=1e-5, atol=1e-5)
-    assert (loss > 0).any()
+    assert (loss[:3] > 0).any() and loss[3] == 0.0  # padding corrects nothing
 
 
 def test_correction_gradient_pushes_underestimated_entries_up():
@@ -317,78 +341,91 @@ def test_correction_gradient_pushes_underestimated_entries_up():
 def test_training_on_corrections_removes_misrankings_on_both_sides():
     """An MF student descending UCD + ICD, refreshed every 10 steps, ends with far fewer misranked entries
     (Σ|r_S − r_T| per side)."""
-    train, teacher, _ = make_problem(6)
-    state = dcd.DualCorrection(teacher, train, N_ITEMS, period=1)
+    train, rankings, teacher, _ = make_problem(6)
+    state = state_of(train, rankings, teacher, width=TOP_K, period=1)
     rng = np.random.default_rng(6)
     users_table = tf.Variable(rng.normal(scale=0.5, size=(N_USERS, 16)).astype(np.float32))
     items_table = tf.Variable(rng.normal(scale=0.5, size=(N_ITEMS, 16)).astype(np.float32))
-    score_fn = lambda ids: tf.matmul(tf.gather(users_table, ids), items_table, transpose_b=True)  # noqa: E731
+    score_pairs = mf_pair_scores(users_table, items_table)
     user_loss, item_loss = losses.CorrectionLoss(TOP_K), losses.CorrectionLoss(state.item_list_size)
     optimizer = tf.keras.optimizers.Adam(0.02)
-    all_users = tf.range(N_USERS)
+    all_users, all_items = tf.range(N_USERS), tf.range(N_ITEMS)
 
     def misranked():
         return int(np.abs(state.discrepancy.numpy()).sum()), int(np.abs(state.item_discrepancy.numpy()).sum())
 
-    state.update(score_fn, epoch=0)
+    state.update(score_pairs, epoch=0)
     before = misranked()
     for step in range(120):
         if step % 10 == 0:
-            state.update(score_fn, epoch=step)
+            state.update(score_pairs, epoch=step)
         with tf.GradientTape() as tape:
             unobserved, discrepancy = state.targets(all_users)
-            value = user_loss(discrepancy, tf.gather(score_fn(all_users), tf.maximum(unobserved, 0), batch_dims=1))
-            items, users, item_discrepancy = state.item_targets(all_users)
-            value += item_loss(item_discrepancy, dcd.list_scores(users_table, items_table, items, users))
+            value = user_loss(discrepancy, score_pairs(all_users[:, None], unobserved))
+            users, item_discrepancy = state.item_targets(all_items)
+            value += item_loss(item_discrepancy, score_pairs(users, all_items[:, None]))
         variables = [users_table, items_table]
         optimizer.apply_gradients(zip(tape.gradient(value, variables), variables))
-    state.update(score_fn, epoch=120)
+    state.update(score_pairs, epoch=120)
     after = misranked()
-    assert after[0] < 0.4 * before[0] and after[1] < 0.4 * before[1], (before, after)  # measured: ~0.2 of before
+    assert after[0] < 0.4 * before[0] and after[1] < 0.4 * before[1], (before, after)
 
 
 @pytest.mark.parametrize("epsilon", [None, 0.05])
 def test_loss_and_batch_views_compile_with_xla(epsilon):
-    train, teacher, scores = make_problem(7)
-    state = dcd.DualCorrection(teacher, train, N_ITEMS)
-    state.update(score_fn_of(scores), epoch=0)
+    train, rankings, teacher, scores = make_problem(7)
+    state = state_of(train, rankings, teacher)
+    state.update(pair_scores_of(scores), epoch=0)
     train_items = tf.constant(train.padded())
     rng = np.random.default_rng(7)
     users_table = tf.constant(rng.normal(size=(N_USERS, 4)).astype(np.float32))
     items_table = tf.constant(rng.normal(size=(N_ITEMS, 4)).astype(np.float32))
     user_loss, item_loss = losses.DCDLoss(TOP_K, ucd_epsilon=epsilon), losses.CorrectionLoss(state.item_list_size)
 
-    def step(user_ids):
+    def step(user_ids, step_items):
         unobserved, discrepancy = state.targets(user_ids)
         targets = losses.DCDTargets(unobserved, tf.zeros([tf.shape(user_ids)[0], 0], tf.int32),
                                     tf.gather(train_items, user_ids), discrepancy)
         value = user_loss(targets, tf.matmul(tf.gather(users_table, user_ids), items_table, transpose_b=True))
-        items, users, item_discrepancy = state.item_targets(user_ids)
-        return value + item_loss(item_discrepancy, dcd.list_scores(users_table, items_table, items, users))
+        users, item_discrepancy = state.item_targets(step_items)
+        return value + item_loss(item_discrepancy, dcd.mf_scores(users_table, items_table, users, step_items[:, None]))
 
-    compiled = tf.function(step, jit_compile=True, input_signature=[tf.TensorSpec([None], tf.int32)])
-    for ids in ([0, 4, 5, 11], list(range(N_USERS))):
-        np.testing.assert_allclose(compiled(tf.constant(ids)).numpy(), step(tf.constant(ids)).numpy(), rtol=1e-5)
+    spec = tf.TensorSpec([None], tf.int32)
+    compiled = tf.function(step, jit_compile=True, input_signature=[spec, spec])
+    for ids, items in (([0, 4, 5, 11], [3, 7, -1, -1]), (list(range(N_USERS)), list(range(N_ITEMS)))):
+        np.testing.assert_allclose(compiled(tf.constant(ids), tf.constant(items)).numpy(),
+                                   step(tf.constant(ids), tf.constant(items)).numpy(), rtol=1e-5)
 
 
 def test_bad_inputs_raise():
-    train, teacher, _ = make_problem(8)
+    train, rankings, teacher, _ = make_problem(8)
+    item_lists = dcd.item_teacher_lists(rankings, N_ITEMS, TAU, 6)
     with pytest.raises(HetCompError, match="must be \\[users"):
-        dcd.DualCorrection(teacher[0], train, N_ITEMS)
+        dcd.DualCorrection(teacher[0], item_lists, train, N_ITEMS)
     with pytest.raises(HetCompError, match="must be \\[users"):
-        dcd.DualCorrection(teacher[:-1], train, N_ITEMS)
-    with pytest.raises(HetCompError, match="outside"):
-        dcd.DualCorrection(teacher, train, int(teacher.max()))
+        dcd.DualCorrection(teacher[:-1], item_lists, train, N_ITEMS)
+    outside = teacher.copy()
+    outside[0, 0] = N_ITEMS
+    with pytest.raises(HetCompError, match="user lists hold ids outside"):
+        dcd.DualCorrection(outside, item_lists, train, N_ITEMS)
+    with pytest.raises(HetCompError, match="one row per item"):
+        dcd.DualCorrection(teacher, item_lists, train, N_ITEMS + 1)
     with_train = teacher.copy()
     with_train[0, 0] = train.row(0)[0]
-    with pytest.raises(HetCompError, match="unobserved"):
-        dcd.DualCorrection(with_train, train, N_ITEMS)
+    with pytest.raises(HetCompError, match="user lists must hold distinct unobserved"):
+        dcd.DualCorrection(with_train, item_lists, train, N_ITEMS)
     duplicated = teacher.copy()
     duplicated[0, 1] = duplicated[0, 0]
     with pytest.raises(HetCompError, match="distinct"):
-        dcd.DualCorrection(duplicated, train, N_ITEMS)
+        dcd.DualCorrection(duplicated, item_lists, train, N_ITEMS)
+    observed_item = int(train.row(0)[0])
+    rows = [list(item_lists.row(i)) + ([0] if i == observed_item else []) for i in range(N_ITEMS)]  # user 0 has it
+    with pytest.raises(HetCompError, match="item lists must hold distinct unobserved"):
+        dcd.DualCorrection(teacher, CSR.from_rows(rows), train, N_ITEMS)
     with pytest.raises(HetCompError, match="period"):
-        dcd.DualCorrection(teacher, train, N_ITEMS, period=0)
+        dcd.DualCorrection(teacher, item_lists, train, N_ITEMS, period=0)
+    with pytest.raises(HetCompError, match="width >= 1"):
+        dcd.item_teacher_lists(rankings, N_ITEMS, TAU, 0)
     with pytest.raises(HetCompError, match="epsilon must be > 0"):
         losses.DCDLoss(TOP_K, ucd_epsilon=0.0)
     with pytest.raises(HetCompError, match="dcd_ucd_epsilon=-0.1 must be > 0"):

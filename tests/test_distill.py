@@ -18,7 +18,8 @@ from hetcomp_tf.benchmark import ensure_teachers
 from hetcomp_tf.cli import main
 from hetcomp_tf.config import METRIC_KS, get_profile
 from hetcomp_tf.data import CSR, Dataset
-from hetcomp_tf.distill import LOSSES, METHODS, Batch, Trainer, distill, epoch_batches, stage_rankings, train_pairs_cap
+from hetcomp_tf.distill import (LOSSES, METHODS, Batch, Trainer, distill, epoch_batches, stage_rankings, step_items_cap,
+                               train_pairs_cap)
 from hetcomp_tf.dkc import DynamicKnowledge
 from hetcomp_tf.ensemble import EnsembleKnowledge, ensemble_topk
 from hetcomp_tf.errors import HetCompError
@@ -295,11 +296,13 @@ def test_training_step_matches_a_numpy_reference(data, knowledge, method, loss_n
 
 def users_batch(users: np.ndarray, train) -> Batch:
     """A step's input for exactly these users (weights 1, no BPR pairs), their train items as (row, item) pairs
-    with two padding pairs."""
+    with two padding pairs, and as the step's items (each once, one padding item)."""
     empty = tf.zeros([0], tf.int32)
     pairs = [(row, item) for row, user in enumerate(users) for item in train.row(user)] + [(0, -1), (0, -1)]
     rows, items = (tf.constant(column, tf.int32) for column in zip(*pairs))
-    return Batch(tf.constant(users), tf.ones([len(users)]), empty, empty, tf.constant([0, 0], tf.int64), rows, items)
+    step_items = np.append(np.unique(np.concatenate([train.row(user) for user in users])), -1).astype(np.int32)
+    return Batch(tf.constant(users), tf.ones([len(users)]), empty, empty, tf.constant([0, 0], tf.int64), rows, items,
+                 tf.constant(step_items))
 
 
 def test_dcd_ucd_epsilon_weighs_the_user_corrections_of_a_step(data, knowledge):
@@ -309,7 +312,7 @@ def test_dcd_ucd_epsilon_weighs_the_user_corrections_of_a_step(data, knowledge):
     values = {}
     for epsilon in (None, 0.01, 1e3):
         trainer = Trainer(data, knowledge, dataclasses.replace(TINY.distill, method="dcd", dcd_ucd_epsilon=epsilon))
-        trainer.dcd.update(trainer.student.score_all, epoch=0)
+        trainer.dcd.update(trainer.score_pairs, epoch=0)
         values[epsilon] = float(trainer.step_fn("dcd")(users_batch(users, data.train))["dcd"])
     assert values[0.01] < values[None] and values[1e3] == pytest.approx(values[None], rel=1e-6)
 
@@ -409,8 +412,13 @@ def test_interaction_batches_cover_every_interaction_once_and_distil_each_batch_
     assert np.corrcoef(lengths, steps_per_user)[0, 1] > 0.5  # active users get more steps
     cap = train_pairs_cap(data.train, cfg.batch_size)
     assert cap % 1024 == 0 and cap >= np.sort(lengths)[-cfg.batch_size:].sum()
-    again = list(epoch_batches(data.train, cfg, epoch=3, pairs=False, train_pairs_to=cap))
+    items_cap = step_items_cap(data.train, cfg)
+    assert items_cap == cfg.batch_size
+    again = list(epoch_batches(data.train, cfg, epoch=3, pairs=False, train_pairs_to=cap, step_items_to=items_cap))
     for kd_batch, batch in zip(again, batches):
+        step_items = kd_batch.step_items.numpy()  # DCD's item side: the batch's interactions' items, each once
+        assert step_items.size == items_cap and (step_items[np.unique(batch.pair_items.numpy()).size:] == -1).all()
+        np.testing.assert_array_equal(step_items[step_items >= 0], np.unique(batch.pair_items.numpy()))
         real = batch.users.numpy()[batch.weights.numpy() > 0]
         assert np.array_equal(kd_batch.users.numpy(), real)
         expected = [(row, item) for row, user in enumerate(real) for item in data.train.row(user)]

@@ -37,7 +37,8 @@ from components.teacher_trainer import WEIGHTS_DIR
 from hetcomp_tf.cli import main
 from hetcomp_tf.config import TEACHER_NAMES, get_profile
 from hetcomp_tf.data import Dataset
-from hetcomp_tf.distill import PAD_USERS_TO, distill, epoch_batches, replica_share, train_pairs_cap
+from hetcomp_tf.distill import (PAD_USERS_TO, distill, epoch_batches, replica_share, step_items_cap,
+                               train_pairs_cap)
 from hetcomp_tf.distribute import check_tf_config, make_strategy
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.models import build_teacher
@@ -126,8 +127,10 @@ def test_replica_shares_partition_the_batch(tiny_dataset, batching, pad_to):
     train = tiny_dataset.train
     cfg = dataclasses.replace(TINY.distill, batching=batching, batch_size=200)
     cap = train_pairs_cap(train, cfg.batch_size) if pad_to > 1 else None
+    items_cap = step_items_cap(train, cfg) if pad_to > 1 else None
     for pairs in (False, True):
-        batch = next(epoch_batches(train, cfg, 1, pairs=pairs, pad_to=pad_to, train_pairs_to=cap))
+        batch = next(epoch_batches(train, cfg, 1, pairs=pairs, pad_to=pad_to, train_pairs_to=cap,
+                                   step_items_to=items_cap))
         users, rows, items = (x.numpy() for x in (batch.users, batch.train_rows, batch.train_items))
         expected_pairs = {(users[r], i) for r, i in zip(rows, items) if i >= 0}  # (user, train item)
         shares = [replica_share(batch, r, 3) for r in range(3)]
@@ -148,6 +151,15 @@ def test_replica_shares_partition_the_batch(tiny_dataset, batching, pad_to):
         for field in ("pair_users", "pair_items"):
             np.testing.assert_array_equal(np.concatenate([getattr(s, field).numpy() for s in shares]),
                                           getattr(batch, field).numpy())
+        step_items = batch.step_items.numpy()  # the step's distinct train-interaction items, split across shares
+        expected_items = set() if pairs else {i for _, i in expected_pairs} if batching == "users" else None
+        if expected_items is not None:
+            assert set(step_items[step_items >= 0]) == expected_items
+        assert step_items.size == (0 if pairs else items_cap or (step_items >= 0).sum())
+        assert np.unique(step_items[step_items >= 0]).size == (step_items >= 0).sum()
+        mine = np.stack([s.step_items.numpy() for s in shares])
+        assert ((mine >= 0).sum(axis=0) <= 1).all()  # each item in one share at most ...
+        np.testing.assert_array_equal(mine.max(axis=0), step_items)  # ... and in one of them
         assert (tf.size(batch.pair_users) > 0) == pairs
     whole = replica_share(batch, 0, 1)
     for mine, theirs in zip(whole, batch):
