@@ -395,7 +395,8 @@ def aggregate(runs: list[dict], summary: dict, profile: Profile, methods: Sequen
 
 def paired_differences(runs: list[dict], dim: int, method: str = "hetcomp") -> dict:
     """Per baseline: HetComp − baseline on the test metrics of the seeds both ran at `dim` (each seed's pair
-    shares its initialisation seed), mean, std and the paired t-test's two-sided p-value (None below 2 seeds)."""
+    shares its initialisation seed), per seed, mean, std and the paired t-test's two-sided p-value (None below 2
+    seeds)."""
     from scipy import stats
 
     by_key = {(r["method"], r["seed"]): r for r in runs if r["dim"] == dim}
@@ -409,7 +410,8 @@ def paired_differences(runs: list[dict], dim: int, method: str = "hetcomp") -> d
             ours = np.array([by_key[(method, s)]["test"][metric] for s in seeds])
             theirs = np.array([by_key[(baseline, s)]["test"][metric] for s in seeds])
             p_value = float(stats.ttest_rel(ours, theirs).pvalue) if len(seeds) > 1 else None
-            entry[metric] = {"mean": float(np.mean(ours - theirs)), "std": float(np.std(ours - theirs)),
+            entry[metric] = {"per_seed": (ours - theirs).tolist(), "mean": float(np.mean(ours - theirs)),
+                             "std": float(np.std(ours - theirs)),
                              "p": None if p_value is None or not np.isfinite(p_value) else p_value}
         out[baseline] = entry
     return out
@@ -441,6 +443,16 @@ def _mean_pm_std(entry: dict, metric: str) -> str:
     return f"{entry['test'][metric]:.4f} ± {entry['test_std'][metric]:.4f}"
 
 
+def _paired_cell(difference: dict) -> str:
+    """mean ± std (each seed's difference), e.g. +0.0028 ± 0.0019 (+0.0002, +0.0046, +0.0035)."""
+    per_seed = ", ".join(f"{d:+.4f}" for d in difference["per_seed"])
+    return f"{difference['mean']:+.4f} ± {difference['std']:.4f} ({per_seed})"
+
+
+def _p_value(p: float | None) -> str:
+    return "-" if p is None else "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
 def results_markdown(results: dict) -> str:
     """results.md: the test metrics of every method (students: mean ± std over seeds) with each one's share of
     the ensemble's Recall@50, parameters, epochs and seconds, then the student-size sweep."""
@@ -460,11 +472,10 @@ def results_markdown(results: dict) -> str:
                    f"{values['params']:,}"]
                   for dim, per_method in results["student_dims"].items() for method, values in per_method.items()]
     sweep = markdown_table(sweep_rows, ["dim", "method", *METRIC_COLUMNS, "% of ensemble R@50", "params"])
-    paired_rows = [[f"hetcomp − {baseline}", str(len(entry["seeds"])),
-                    *(f"{entry[m]['mean']:+.4f} ± {entry[m]['std']:.4f}" for m in PAIRED_METRICS),
-                    *("-" if entry[m]["p"] is None else f"{entry[m]['p']:.3f}" for m in PAIRED_METRICS)]
+    paired_rows = [[f"hetcomp − {baseline}", ", ".join(map(str, entry["seeds"])),
+                    *(_paired_cell(entry[m]) for m in PAIRED_METRICS), *(_p_value(entry[m]["p"]) for m in PAIRED_METRICS)]
                    for baseline, entry in results["paired"].items()]
-    paired = markdown_table(paired_rows, ["pair", "seeds", *(f"Δ {m}" for m in PAIRED_METRICS),
+    paired = markdown_table(paired_rows, ["pair", "seeds", *(f"Δ {m} (per seed)" for m in PAIRED_METRICS),
                                           *(f"p ({m})" for m in PAIRED_METRICS)])
     run_rows = [[r["method"], str(r["dim"]), str(r["seed"]), f"{r['test'][RECORD_METRIC]:.4f}",
                  f"{r['test']['ndcg@50']:.4f}", str(r["epochs"]), str(r["best_epoch"]),

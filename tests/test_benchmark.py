@@ -97,7 +97,10 @@ def test_benchmark_writes_every_method_sweep_and_curves(bench):
     assert paired["seeds"] == [0, 1] and paired["recall@50"]["mean"] == pytest.approx(
         np.mean([ours[s] - by_seed[s] for s in (0, 1)]))
     assert paired["recall@50"]["p"] is None or 0 <= paired["recall@50"]["p"] <= 1
-    assert results["paired"]["hetcomp_no_adt"]["seeds"] == [0] and "| hetcomp − dcd | 2 |" in markdown
+    assert paired["recall@50"]["per_seed"] == pytest.approx([ours[s] - by_seed[s] for s in (0, 1)])
+    per_seed = ", ".join(f"{ours[s] - by_seed[s]:+.4f}" for s in (0, 1))
+    assert f"± {paired['recall@50']['std']:.4f} ({per_seed}) |" in markdown.split("| hetcomp − ensemble_kd | 0, 1 |")[1]
+    assert results["paired"]["hetcomp_no_adt"]["seeds"] == [0] and "| hetcomp − dcd | 0, 1 |" in markdown
     png = (out / "curves.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     dkc_runs = [r for r in runs if r["dkc_curve"]]
