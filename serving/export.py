@@ -28,9 +28,12 @@ from hetcomp_tf.errors import HetCompError
 DEFAULT_K = 50
 
 
-def _fail_unless(condition: tf.Tensor, message: tf.Tensor) -> None:
-    """InvalidArgumentError carrying `message` (built in-graph, so it can name the offending ids or values)."""
-    tf.debugging.Assert(condition, [message])
+def _fail_unless(condition: tf.Tensor, message: tf.Tensor, *then: tf.Tensor) -> tuple[tf.Tensor, ...]:
+    """InvalidArgumentError carrying `message` (built in-graph, so it can name the offending ids or values).
+    Returns `then` gated on the check: in a graph an op that reads them cannot run first and fail with a
+    message of its own (a bare Assert is only ordered among stateful ops)."""
+    with tf.control_dependencies([tf.debugging.Assert(condition, [message])]):
+        return tuple(tf.identity(tensor) for tensor in then)
 
 
 def _known_or_fail(ids: tf.Tensor, rows: tf.Tensor, what: str) -> tf.Tensor:
@@ -80,7 +83,7 @@ class StudentRecommender(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
                                   tf.TensorSpec([], tf.int32, name="k")])
     def recommend(self, user_id, k=tf.constant(DEFAULT_K, tf.int32)):
-        _fail_unless(k >= 1, tf.strings.format("k must be at least 1, got {}", k))
+        (k,) = _fail_unless(k >= 1, tf.strings.format("k must be at least 1, got {}", k), k)
         rows, known = self._user_rows(user_id)
         scores = tf.matmul(tf.gather(self.user_factors, rows), self.item_factors, transpose_b=True)
         train = tf.RaggedTensor.from_row_splits(self.train_items, self.train_row_splits, validate=False)
@@ -95,8 +98,9 @@ class StudentRecommender(tf.Module):
                                   tf.TensorSpec([None, None], tf.string, name="item_id")])
     def score_items(self, user_id, item_id):
         rows_given, users_given = tf.shape(item_id)[0], tf.shape(user_id)[0]
-        _fail_unless(tf.equal(rows_given, users_given),
-                     tf.strings.format("item_id has {} rows for {} user_id values", (rows_given, users_given)))
+        user_id, item_id = _fail_unless(
+            tf.equal(rows_given, users_given),
+            tf.strings.format("item_id has {} rows for {} user_id values", (rows_given, users_given)), user_id, item_id)
         rows, known = self._user_rows(user_id)
         columns = self.item_index.lookup(item_id)
         _known_or_fail(item_id, columns, "item_id")

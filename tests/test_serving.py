@@ -145,6 +145,27 @@ def test_score_items_rejects_unknown_items_and_ragged_batches(exported):
         score_items(user_id=tf.constant(data.user_vocab[:2]), item_id=tf.constant([data.item_vocab[:2]]))
 
 
+def test_the_input_checks_run_before_the_ops_that_would_fail_on_bad_input():
+    """A bare Assert is ordered only among stateful ops: the scores' einsum (ragged batches) and top-k (k < 1)
+    must wait for their checks, or they may fail first with their own message (seen once in CI)."""
+    from serving.export import StudentRecommender
+
+    data = random_dataset()
+    module = StudentRecommender(*(t.numpy() for t in (random_student(data).user_embedding.embeddings,
+                                                      random_student(data).item_embedding.embeddings)), data, False)
+    for function, failing in ((module.score_items, "Einsum"), (module.recommend, "TopKV2")):
+        graph = function.get_concrete_function().graph
+        (op,) = [op for op in graph.get_operations() if op.type == failing]
+        waits_for, todo = set(), [op]
+        while todo:
+            current = todo.pop()
+            for parent in [t.op for t in current.inputs] + list(current.control_inputs):
+                if parent.name not in waits_for:
+                    waits_for.add(parent.name)
+                    todo.append(parent)
+        assert any(graph.get_operation_by_name(name).type == "Assert" for name in waits_for), failing
+
+
 def test_train_exclusion_is_stored_sparse_not_as_a_dense_user_item_matrix(exported):
     shapes = [tuple(shape) for _, shape in tf.train.list_variables(str(exported["dir"] / "variables" / "variables"))]
     proto = saved_model_pb2.SavedModel()
