@@ -158,6 +158,8 @@ class DualCorrection(tf.Module):
                 "underestimated_item": _fraction(self.item_discrepancy > 0, self.item_users >= 0)}
 
     def _discrepancies(self, lists: tf.Tensor, scores_of: Callable[[int, tf.Tensor], tf.Tensor]) -> tf.Tensor:
+        """`list_discrepancy` of every row of `lists` int32 [R, L], a batch of rows at a time: scores_of(its first
+        row, its rows) are the student's scores of the batch's entries."""
         parts = []
         for start in range(0, int(lists.shape[0]), self.batch_rows):
             rows = lists[start:start + self.batch_rows]
