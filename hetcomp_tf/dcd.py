@@ -177,7 +177,7 @@ def _check_pairs(side: str, users: np.ndarray, items: np.ndarray, train: CSR, n_
     a list or observed in train."""
     users, items = np.asarray(users, np.int64), np.asarray(items, np.int64)
     if items.size and (items.min() < 0 or items.max() >= n_items or users.min() < 0 or users.max() >= train.n_rows):
-        raise HetCompError(f"DCD: {side} lists hold ids outside [-1, {n_items}) items or [0, {train.n_rows}) users")
+        raise HetCompError(f"DCD: {side} lists hold ids outside [0, {n_items}) items or [0, {train.n_rows}) users")
     keys = users * n_items + items
     train_keys = train.row_ids() * n_items + train.indices
     if np.unique(keys).size != keys.size or np.isin(keys, train_keys).any():
