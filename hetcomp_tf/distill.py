@@ -240,10 +240,10 @@ def _train_pairs(train: CSR, users: np.ndarray, pad_to: int | None) -> tuple[np.
     """(rows, items) int32: the train items of `users` (row k of the batch = users[k]), padded with (0, −1)."""
     lengths = train.indptr[users + 1] - train.indptr[users]
     rows = np.repeat(np.arange(users.size, dtype=np.int32), lengths)
-    items = train.indices[row_positions(train, users)].astype(np.int32)
+    items = _padded(train.indices[row_positions(train, users)], pad_to, "train pairs")  # checks the length
     if pad_to is not None:
-        rows = np.pad(rows, (0, max(0, pad_to - rows.size)))
-    return rows, _padded(items, pad_to, "train pairs")
+        rows = np.pad(rows, (0, pad_to - rows.size))
+    return rows, items
 
 
 def _padded(items: np.ndarray, pad_to: int | None, what: str) -> np.ndarray:
