@@ -3,12 +3,15 @@
 // this sum (hetcomp_tf/losses.py); at the authors' protocol a step is 750 users × 25k items × dim 6, where XLA's
 // matmul + exp + scatter + two gradient matmuls cost ~90 ms on 2 cores and this kernel a fraction of it.
 //
-// Layout: the items' table is transposed once per call to [dim, n_items], so the inner loops run over contiguous
-// items and vectorise; a row's excluded items are zeroed in a per-thread float mask that is reset after the row.
-// Scores are clipped to ±bound and shifted by −bound (no max pass, no overflow); sums are accumulated in double.
+// Layout: the items' table is transposed once per call to [dim, n_items] (padded to whole vectors), so the inner
+// loops run over contiguous items in GCC vector-extension registers; item tiles run outermost and blocks of four
+// user rows share each load. A row's excluded items get kMasked added to their exponents in a per-tile mask.
+// Exponentials are powers of 2 (the users' vectors pre-scaled by log2 e); scores are clipped to ±bound and shifted
+// by −bound (no max pass, no overflow); sums are accumulated per tile in float lanes, then in double.
 // The gradient recomputes the scores (one more pass) instead of storing [b, n_items]: d lse / d s = e^{s − lse}
 // on the rest, 0 on excluded items and where the clip is active (TF's clip_by_value passes nothing there).
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -21,6 +24,10 @@
 #include "tensorflow/core/framework/shape_inference.h"
 #include "tensorflow/core/platform/threadpool.h"
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 namespace {
 
 using tensorflow::DEVICE_CPU;
@@ -31,36 +38,83 @@ using tensorflow::Tensor;
 using tensorflow::TensorShape;
 using tensorflow::errors::InvalidArgument;
 
-constexpr int64_t kTile = 512;        // items per inner tile: a tile's scores stay in L1
+// Items per tile: the gradient's tile of item vectors and of d items stays in L1; the forward, which streams only
+// the item vectors, takes longer tiles (fewer per-tile mask updates and lane sums).
+constexpr int64_t kGradTile = 512, kForwardTile = 2048;
 constexpr float kAbsentLogit = -1e4f;  // a row without rest (losses.py's _ABSENT_LOGIT)
 
-// e^x for x ≤ 0 (x ≥ −87 keeps it normal; below, the result flushes towards 0), as plain arithmetic so that the
-// loops around it vectorise: x = n ln2 + r, |r| ≤ ln2/2, a degree-6 polynomial for e^r (relative error ~2e-7),
-// 2^n built in the exponent bits. Built without -ffast-math, which would fold the rounding away; the two sums over a tile are
-// vectorised by `omp simd` reductions instead (-fopenmp-simd: no OpenMP runtime).
-inline float exp_nonpositive(float x) {
-  x = std::max(x, -87.0f);
+// Vectors of kLanes floats in GCC's vector extension: one AVX-512 register here, two AVX2 or four NEON registers
+// elsewhere, so one source vectorises on every CPU without intrinsics.
+constexpr int kLanes = 16;
+typedef float Vec __attribute__((vector_size(kLanes * sizeof(float))));
+typedef int32_t IntVec __attribute__((vector_size(kLanes * sizeof(int32_t))));
+
+inline Vec load(const float* p) {  // unaligned
+  Vec v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+inline void store(float* p, Vec v) { std::memcpy(p, &v, sizeof(v)); }
+inline Vec splat(float x) { return Vec{} + x; }
+inline float sum_lanes(Vec v) {
+#if defined(__AVX512F__)
+  return _mm512_reduce_add_ps((__m512)v);
+#else
+  float sum = 0.0f;
+  for (int l = 0; l < kLanes; ++l) sum += v[l];
+  return sum;
+#endif
+}
+
+constexpr float kLog2e = 1.44269504088896341f;
+constexpr float kMasked = -1e4f;  // a mask's value on excluded items and padding: 2^(x + kMasked) = 0
+
+// 2^x, 0 below −126: x = n + f, |f| ≤ 1/2, a degree-5 polynomial for 2^f (least squares on Chebyshev nodes,
+// relative error ~2e-7 in float), times 2^n. Scores enter in log2 units (the users' vectors are pre-scaled by
+// log2 e), so no multiply by log2 e is left here. Built without -ffast-math, which would fold the rounding away.
+inline Vec exp2_of(Vec x) {
+#if defined(__AVX512F__)  // vrndscaleps rounds, vscalefps applies 2^n and flushes far-negative x to 0
+  const Vec n = (Vec)_mm512_roundscale_ps((__m512)x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+#else
+  const Vec clamped = x < -126.0f ? splat(-126.0f) : x;
   constexpr float kRound = 12582912.0f;  // 1.5 · 2^23: adding and subtracting it rounds to an integer
-  const float n = (x * 1.44269504088896341f + kRound) - kRound;
-  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  int32_t bits;
-  std::memcpy(&bits, &p, sizeof(bits));
-  bits += static_cast<int32_t>(n) << 23;
-  std::memcpy(&p, &bits, sizeof(bits));
-  return p;
+  const Vec n = (clamped + kRound) - kRound;
+#endif
+  const Vec f = x - n;
+  Vec p = splat(1.326697039e-03f);
+  p = p * f + 9.675459746e-03f;
+  p = p * f + 5.550742616e-02f;
+  p = p * f + 2.402212175e-01f;
+  p = p * f + 6.931469492e-01f;
+  p = p * f + 1.000000071e+00f;
+#if defined(__AVX512F__)
+  return (Vec)_mm512_scalef_ps((__m512)p, (__m512)n);
+#else
+  const Vec scaled = reinterpret_cast<Vec>(reinterpret_cast<IntVec>(p) + (__builtin_convertvector(n, IntVec) << 23));
+  return x < -126.0f ? Vec{} : scaled;
+#endif
+}
+
+// min(x, hi) and max(x, lo) lane by lane, as single instructions (GCC keeps a vector ternary a compare and a blend).
+inline Vec min_with(Vec x, float hi) {
+#if defined(__AVX512F__)
+  return (Vec)_mm512_min_ps((__m512)x, _mm512_set1_ps(hi));
+#else
+  return x < hi ? x : splat(hi);
+#endif
+}
+inline Vec max_with(Vec x, float lo) {
+#if defined(__AVX512F__)
+  return (Vec)_mm512_max_ps((__m512)x, _mm512_set1_ps(lo));
+#else
+  return x > lo ? x : splat(lo);
+#endif
 }
 
 struct Problem {
-  int64_t batch, n_items, dim;
+  int64_t batch, n_items, stride, dim;  // stride: n_items rounded up to whole vectors
   const float* users;            // [batch, dim]
-  std::vector<float> items_t;    // [dim, n_items]
+  std::vector<float> items_t;    // [dim, stride], zeros past n_items
   std::vector<int64_t> starts;   // CSR of the excluded items per row: [batch + 1]
   std::vector<int32_t> excluded;
   float bound;
@@ -82,9 +136,10 @@ tensorflow::Status read_problem(OpKernelContext* ctx, float bound, Problem* p) {
   p->users = users.flat<float>().data();
   p->bound = bound;
   const float* v = items.flat<float>().data();
-  p->items_t.resize(p->dim * p->n_items);
+  p->stride = (p->n_items + kLanes - 1) / kLanes * kLanes;
+  p->items_t.assign(p->dim * p->stride, 0.0f);
   for (int64_t i = 0; i < p->n_items; ++i)
-    for (int64_t k = 0; k < p->dim; ++k) p->items_t[k * p->n_items + i] = v[i * p->dim + k];
+    for (int64_t k = 0; k < p->dim; ++k) p->items_t[k * p->stride + i] = v[i * p->dim + k];
   const auto r = rows.flat<int32_t>();
   const auto e = ids.flat<int32_t>();
   p->starts.assign(p->batch + 1, 0);
@@ -100,6 +155,8 @@ tensorflow::Status read_problem(OpKernelContext* ctx, float bound, Problem* p) {
   std::vector<int64_t> fill(p->starts.begin(), p->starts.end() - 1);
   for (int64_t j = 0; j < r.size(); ++j)
     if (e(j) >= 0) p->excluded[fill[r(j)]++] = e(j);
+  for (int64_t b = 0; b < p->batch; ++b)  // ascending: the gradient walks each row's items tile by tile
+    std::sort(p->excluded.begin() + p->starts[b], p->excluded.begin() + p->starts[b + 1]);
   return tensorflow::OkStatus();
 }
 
@@ -118,195 +175,173 @@ int64_t for_row_chunks(OpKernelContext* ctx, int64_t batch, Fn fn) {
   return chunks;
 }
 
-inline float clip(float x, float bound) {  // ternaries, not std::min/max: their references block vectorisation
-  x = x < -bound ? -bound : x;
-  return x > bound ? bound : x;
-}
+constexpr int kRows = 4;  // user rows per block: they share each load of an item vector and of its d items
 
-constexpr int kBlock = 4;  // user rows per pass over a tile (the loops below are written out for 4)
+// A chunk of rows [first, first + rows), padded to whole blocks: per row, the users' vectors in log2 units (× log2 e,
+// so that the exponentials are powers of 2) and, for the gradient, the rows' weights in the same units.
+struct Chunk {
+  Chunk(const Problem& p, int64_t first, int64_t last) : first(first), rows(last - first), padded((rows + kRows - 1) / kRows * kRows) {
+    scaled.assign(padded * p.dim, 0.0f);
+    for (int64_t j = 0; j < rows * p.dim; ++j) scaled[j] = p.users[first * p.dim + j] * kLog2e;
+  }
+  int64_t first, rows, padded;
+  std::vector<float> scaled;
+};
 
-// One tile's clipped scores of kBlock user rows: s[r][t] = clip(u[r] · V[start + t]), t < len, u [kBlock, dim].
-// A compile-time kDim unrolls the dot products into one vectorised pass over the items; kDim = 0 (any other dim)
-// makes one pass per row and dimension. Up to dim 8 the four rows share each item vector's loads and their dot
-// products are four independent chains (one row alone is bound by the latency of its chain of multiply-adds: dim 6,
-// forward 12.5 -> 8.5 ms per CiteULike step on one thread); at dim 16 four rows' operands spill out of the vector
-// registers (forward 23 -> 132 ms), so there the rows go one at a time. `omp simd` pins the vectorisation to the
-// items: left to itself, GCC vectorises a 16- or 32-long dot product across the dimensions instead, with strided
-// gathers (measured 12x slower at dim 16 than at dim 12's generic path).
-template <int kDim>
-inline void tile_scores(const Problem& p, const float* u, int64_t start, int64_t len, float* const* s) {
-  const float* v = p.items_t.data() + start;
-  const float bound = p.bound;
-  if constexpr (kDim > 0 && kDim <= 8) {
-    float *s0 = s[0], *s1 = s[1], *s2 = s[2], *s3 = s[3];
-#pragma omp simd
-    for (int64_t t = 0; t < len; ++t) {
-      float d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
-      for (int k = 0; k < kDim; ++k) {
-        const float x = v[k * p.n_items + t];
-        d0 += u[k] * x;
-        d1 += u[kDim + k] * x;
-        d2 += u[2 * kDim + k] * x;
-        d3 += u[3 * kDim + k] * x;
-      }
-      s0[t] = clip(d0, bound);
-      s1[t] = clip(d1, bound);
-      s2[t] = clip(d2, bound);
-      s3[t] = clip(d3, bound);
-    }
-  } else if constexpr (kDim > 0) {
-    for (int r = 0; r < kBlock; ++r) {
-      float* sr = s[r];
-      const float* ur = u + r * kDim;
-#pragma omp simd
-      for (int64_t t = 0; t < len; ++t) {
-        float dot = 0.0f;
-        for (int k = 0; k < kDim; ++k) dot += ur[k] * v[k * p.n_items + t];
-        sr[t] = clip(dot, bound);
-      }
-    }
-  } else {
-    for (int r = 0; r < kBlock; ++r) {
-      float* sr = s[r];
-      for (int64_t t = 0; t < len; ++t) sr[t] = 0.0f;
-      for (int64_t k = 0; k < p.dim; ++k)
-        for (int64_t t = 0; t < len; ++t) sr[t] += u[r * p.dim + k] * v[k * p.n_items + t];
-      for (int64_t t = 0; t < len; ++t) sr[t] = clip(sr[t], bound);
+// kRows × dim values of a block: a local array for a compile-time dim (kept in registers), a vector otherwise.
+template <int kDim, typename T>
+struct PerRow {
+  explicit PerRow(int64_t dim) {  // zeros
+    if constexpr (kDim == 0) values.resize(kRows * dim);
+  }
+  PerRow(const T* values_of_block, int64_t dim) : PerRow(dim) {
+    std::copy(values_of_block, values_of_block + values.size(), values.begin());
+  }
+  T& operator[](int64_t j) { return values[j]; }
+  const T& operator[](int64_t j) const { return values[j]; }
+  const T* data() const { return values.data(); }
+  std::conditional_t<(kDim > 0), std::array<T, kRows * (kDim > 0 ? kDim : 1)>, std::vector<T>> values{};
+};
+
+// A block's masks over one item tile, added to its rows' exponents: kMasked on a row's excluded items and on the
+// stride's padding, 0 elsewhere. Tiles are visited in order, so a cursor per row walks its sorted excluded items.
+class TileMasks {
+ public:
+  TileMasks(const Problem& p, const Chunk& chunk, int64_t tile) : p_(p), chunk_(chunk), cursor_(chunk.padded, 0) {
+    std::copy(p.starts.begin() + chunk.first, p.starts.begin() + chunk.first + chunk.rows, cursor_.begin());
+    for (auto& mask : masks_) mask.assign(tile, 0.0f);
+  }
+  // Masks block b0's rows in the tile [start, end): their excluded items there, and the padding (the last tile's
+  // only, so it is never unmasked).
+  void set(int64_t b0, int64_t start, int64_t end) {
+    for (int r = 0; r < kRows; ++r) {
+      float* mask = masks_[r].data() - start;
+      for (int64_t i = std::max(start, p_.n_items); i < end; ++i) mask[i] = kMasked;
+      const int64_t row_end = b0 + r < chunk_.rows ? p_.starts[chunk_.first + b0 + r + 1] : 0;
+      tile_end_[r] = cursor_[b0 + r];
+      while (tile_end_[r] < row_end && p_.excluded[tile_end_[r]] < end) mask[p_.excluded[tile_end_[r]++]] = kMasked;
     }
   }
-}
-
-// A row's excluded items zeroed in `mask` (all ones outside) for the lifetime of the object.
-class RowMask {
- public:
-  RowMask(const Problem& p, int64_t row, std::vector<float>* mask) : p_(p), row_(row), mask_(mask) { set(0.0f); }
-  ~RowMask() { set(1.0f); }
+  // Unmasks what `set` masked (but the padding), moving the rows' cursors past this tile.
+  void reset(int64_t b0, int64_t start) {
+    for (int r = 0; r < kRows; ++r) {
+      for (int64_t j = cursor_[b0 + r]; j < tile_end_[r]; ++j) masks_[r][p_.excluded[j] - start] = 0.0f;
+      cursor_[b0 + r] = tile_end_[r];
+    }
+  }
+  const float* row(int r) const { return masks_[r].data(); }
 
  private:
-  void set(float value) {
-    for (int64_t j = p_.starts[row_]; j < p_.starts[row_ + 1]; ++j) (*mask_)[p_.excluded[j]] = value;
-  }
   const Problem& p_;
-  int64_t row_;
-  std::vector<float>* mask_;
+  const Chunk& chunk_;
+  std::vector<int64_t> cursor_;  // each row's next excluded item
+  std::vector<float> masks_[kRows];
+  int64_t tile_end_[kRows];
 };
 
-// A block of kBlock rows from `first`, clipped to `last`: its user vectors (zeros past `last`) and each real row's
-// excluded items zeroed in its own mask while the block lives.
-class RowBlock {
- public:
-  RowBlock(const Problem& p, int64_t first, int64_t last, std::vector<float>* masks, const bool* keep)
-      : u_(kBlock * p.dim, 0.0f) {
-    for (int r = 0; r < kBlock && first + r < last; ++r) {
-      std::copy(p.users + (first + r) * p.dim, p.users + (first + r + 1) * p.dim, u_.begin() + r * p.dim);
-      if (keep[r]) masks_.push_back(std::make_unique<RowMask>(p, first + r, &masks[r]));
-    }
+// d[r] = u[r] · V[t, t + kLanes) + offset[r] for a block's rows: one load of each item vector serves every row, and
+// the rows' multiply-add chains are independent (one row alone waits on the latency of its chain). A compile-time
+// kDim unrolls the dimensions; kDim = 0 loops over the runtime dim.
+template <int kDim>
+inline void dots(const float* items, int64_t stride, int64_t dim, const float* u, const float (&offset)[kRows],
+                 Vec (&d)[kRows]) {
+  if constexpr (kDim > 0) dim = kDim;
+  for (int r = 0; r < kRows; ++r) d[r] = splat(offset[r]);
+  for (int64_t k = 0; k < dim; ++k) {
+    const Vec x = load(items + k * stride);
+    for (int r = 0; r < kRows; ++r) d[r] += u[r * dim + k] * x;
   }
-  const float* users() const { return u_.data(); }
+}
 
- private:
-  std::vector<float> u_;
-  std::vector<std::unique_ptr<RowMask>> masks_;
-};
-
-// A thread's buffers for blocks of rows: each row's excluded-item mask (all ones between blocks) and tile scores.
-struct BlockBuffers {
-  explicit BlockBuffers(int64_t n_items) {
-    for (int r = 0; r < kBlock; ++r) masks[r].assign(n_items, 1.0f), scores[r].assign(kTile, 0.0f);
-    for (int r = 0; r < kBlock; ++r) rows[r] = scores[r].data();
-  }
-  BlockBuffers(const BlockBuffers&) = delete;  // `rows` points into `scores`
-  BlockBuffers& operator=(const BlockBuffers&) = delete;
-
-  std::vector<float> masks[kBlock], scores[kBlock];
-  float* rows[kBlock];
-};
-
+// Both passes run item tiles outermost: a tile's item vectors (and its slice of d items) stay in L1 while every
+// block of the chunk's rows passes over them. With rows outermost, d items went through L2 once per block, ~40 bytes
+// per score, and bound the gradient.
 template <int kDim>
 void forward_rows(const Problem& p, int64_t first, int64_t last, float* lse) {
-  BlockBuffers buffers(p.n_items);
-  const bool all[kBlock] = {true, true, true, true};
-  for (int64_t b0 = first; b0 < last; b0 += kBlock) {
-    const RowBlock block(p, b0, last, buffers.masks, all);
-    double total[kBlock] = {0.0, 0.0, 0.0, 0.0};
-    for (int64_t start = 0; start < p.n_items; start += kTile) {
-      const int64_t len = std::min(kTile, p.n_items - start);
-      tile_scores<kDim>(p, block.users(), start, len, buffers.rows);
-      for (int r = 0; r < kBlock; ++r) {
-        const float *m = buffers.masks[r].data() + start, *sr = buffers.rows[r];
-        float tile_sum = 0.0f;
-#pragma omp simd reduction(+ : tile_sum)
-        for (int64_t t = 0; t < len; ++t) tile_sum += m[t] * exp_nonpositive(sr[t] - p.bound);
-        total[r] += tile_sum;
+  const Chunk chunk(p, first, last);
+  TileMasks masks(p, chunk, kForwardTile);
+  const float* const items = p.items_t.data();
+  const int64_t stride = p.stride;
+  const float top = -p.bound * kLog2e, lowest = -2.0f * p.bound * kLog2e;  // (s − bound) log2 e lies in between
+  const float shift[kRows] = {top, top, top, top};
+  std::vector<double> total(chunk.padded, 0.0);
+  for (int64_t start = 0; start < stride; start += kForwardTile) {
+    const int64_t end = std::min(start + kForwardTile, stride);
+    for (int64_t b0 = 0; b0 < chunk.rows; b0 += kRows) {
+      masks.set(b0, start, end);
+      const PerRow<kDim, float> u(chunk.scaled.data() + b0 * p.dim, p.dim);
+      Vec sum[kRows] = {};  // a tile's sum in float lanes, the row's total in double
+      for (int64_t t = start; t < end; t += kLanes) {
+        Vec d[kRows];  // (s − bound) log2 e before the clip
+        dots<kDim>(items + t, stride, p.dim, u.data(), shift, d);
+        for (int r = 0; r < kRows; ++r)
+          sum[r] += exp2_of(max_with(min_with(d[r], 0.0f), lowest) + load(masks.row(r) + (t - start)));
       }
+      for (int r = 0; r < kRows; ++r) total[b0 + r] += sum_lanes(sum[r]);
+      masks.reset(b0, start);
     }
-    for (int r = 0; r < kBlock && b0 + r < last; ++r)
-      lse[b0 + r] = total[r] > 0.0 ? static_cast<float>(std::log(total[r]) + p.bound) : kAbsentLogit;
   }
+  for (int64_t i = 0; i < chunk.rows; ++i)
+    lse[first + i] = total[i] > 0.0 ? static_cast<float>(std::log(total[i]) + p.bound) : kAbsentLogit;
 }
 
-// Rows [first, last): d users into du [b, dim], d items added into dv [dim, n_items] (the chunk's own buffer).
-// kBlock rows at a time share each tile's loads and stores of the item vectors and their gradient (the gradient
-// pass is bound by those: one load and store of dv per row and dimension otherwise).
+// Rows [first, last): d users into du [b, dim], d items added into dv [dim, stride] (the chunk's own buffer).
+// d lse / d s = e^{s − lse} on the rest, 0 on excluded items and where the clip is active.
 template <int kDim>
 void backward_rows(const Problem& p, int64_t first, int64_t last, const float* lse, const float* upstream,
-                   float* du, float* dv) {
-  BlockBuffers buffers(p.n_items);
-  std::vector<float> w[kBlock];
-  for (int r = 0; r < kBlock; ++r) w[r].assign(kTile, 0.0f);
-  std::vector<double> du_rows(kBlock * p.dim);
-  const float bound = p.bound;
-  for (int64_t b0 = first; b0 < last; b0 += kBlock) {
-    bool active[kBlock];  // a row with a gradient: upstream ≠ 0 and some rest
-    for (int r = 0; r < kBlock; ++r)
-      active[r] = b0 + r < last && upstream[b0 + r] != 0.0f && lse[b0 + r] > kAbsentLogit;
-    const RowBlock block(p, b0, last, buffers.masks, active);
-    const float* u_block = block.users();
-    std::fill(du_rows.begin(), du_rows.end(), 0.0);
-    for (int64_t start = 0; start < p.n_items; start += kTile) {
-      const int64_t len = std::min(kTile, p.n_items - start);
-      tile_scores<kDim>(p, u_block, start, len, buffers.rows);
-      for (int r = 0; r < kBlock; ++r) {
-        float* wr = w[r].data();
-        if (!active[r]) {
-          std::fill(wr, wr + len, 0.0f);
-          continue;
-        }
-        const float* m = buffers.masks[r].data() + start;
-        const float* sr = buffers.rows[r];
-        const float g = upstream[b0 + r], row_lse = lse[b0 + r];  // hoisted: in-loop loads block vectorisation
-#pragma omp simd
-        for (int64_t t = 0; t < len; ++t) {  // x ≤ 0 on the rest; the cap keeps excluded items' exp finite
-          const float inside = (sr[t] > -bound && sr[t] < bound) ? g : 0.0f;
-          const float x = sr[t] - row_lse;
-          wr[t] = m[t] * inside * exp_nonpositive(x < 0.0f ? x : 0.0f);
-        }
-      }
-      const float *w0 = w[0].data(), *w1 = w[1].data(), *w2 = w[2].data(), *w3 = w[3].data();
-      for (int64_t k = 0; k < p.dim; ++k) {
-        const float* vk = p.items_t.data() + k * p.n_items + start;
-        float* dvk = dv + k * p.n_items + start;
-        const float u0 = u_block[k], u1 = u_block[p.dim + k], u2 = u_block[2 * p.dim + k],
-                    u3 = u_block[3 * p.dim + k];
-        float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
-#pragma omp simd reduction(+ : a0, a1, a2, a3)
-        for (int64_t t = 0; t < len; ++t) {
-          const float v = vk[t];
-          a0 += w0[t] * v;
-          a1 += w1[t] * v;
-          a2 += w2[t] * v;
-          a3 += w3[t] * v;
-          dvk[t] += w0[t] * u0 + w1[t] * u1 + w2[t] * u2 + w3[t] * u3;
-        }
-        du_rows[k] += a0;
-        du_rows[p.dim + k] += a1;
-        du_rows[2 * p.dim + k] += a2;
-        du_rows[3 * p.dim + k] += a3;
-      }
-    }
-    for (int r = 0; r < kBlock && b0 + r < last; ++r)
-      for (int64_t k = 0; k < p.dim; ++k) du[(b0 + r) * p.dim + k] = static_cast<float>(du_rows[r * p.dim + k]);
+                   float* du, float* __restrict dv) {
+  const Chunk chunk(p, first, last);
+  TileMasks masks(p, chunk, kGradTile);
+  const int64_t dim = p.dim, stride = p.stride;
+  const float* const items = p.items_t.data();  // locals, not members: the stores to dv cannot alias them
+  // Per row, in log2 units: the weight |g| e^{s − lse} is 2^{s log2 e + offset}, offset = log2 |g| − lse log2 e,
+  // and the clip is inactive where low < s log2 e + offset < high. g's sign goes onto the users for d items and
+  // onto d users at the end; a row without a gradient (g = 0, or no rest) has sign 0, and so do padding rows.
+  std::vector<float> sign(chunk.padded, 0.0f), offset(chunk.padded, kMasked), low(chunk.padded, 0.0f),
+      high(chunk.padded, 0.0f), signed_users(chunk.padded * dim, 0.0f);
+  for (int64_t i = 0; i < chunk.rows; ++i) {
+    const float g = upstream[first + i];
+    if (g == 0.0f || !(lse[first + i] > kAbsentLogit)) continue;
+    sign[i] = g < 0.0f ? -1.0f : 1.0f;
+    offset[i] = std::log2(std::fabs(g)) - lse[first + i] * kLog2e;
+    low[i] = -p.bound * kLog2e + offset[i];
+    high[i] = p.bound * kLog2e + offset[i];
+    for (int64_t k = 0; k < dim; ++k) signed_users[i * dim + k] = sign[i] * p.users[(first + i) * dim + k];
   }
+  std::vector<double> du_rows(chunk.padded * dim, 0.0);
+  for (int64_t start = 0; start < stride; start += kGradTile) {
+    const int64_t end = std::min(start + kGradTile, stride);
+    for (int64_t b0 = 0; b0 < chunk.rows; b0 += kRows) {
+      if (std::all_of(&sign[b0], &sign[b0] + kRows, [](float s) { return s == 0.0f; })) continue;
+      masks.set(b0, start, end);
+      const PerRow<kDim, float> u(chunk.scaled.data() + b0 * dim, dim), signed_u(signed_users.data() + b0 * dim, dim);
+      float off[kRows], lo[kRows], hi[kRows];
+      std::copy(&offset[b0], &offset[b0] + kRows, off);
+      std::copy(&low[b0], &low[b0] + kRows, lo);
+      std::copy(&high[b0], &high[b0] + kRows, hi);
+      const Vec zero{};
+      PerRow<kDim, Vec> lanes(dim);  // d users' lanes over the tile
+      for (int64_t t = start; t < end; t += kLanes) {
+        Vec d[kRows], w[kRows];  // w = |d lse / d s| = 2^{d + mask} where the clip is inactive
+        dots<kDim>(items + t, stride, dim, u.data(), off, d);
+        for (int r = 0; r < kRows; ++r)
+          w[r] = ((d[r] > lo[r]) & (d[r] < hi[r])) ? exp2_of(d[r] + load(masks.row(r) + (t - start))) : zero;
+        for (int64_t k = 0; k < dim; ++k) {
+          const Vec x = load(items + k * stride + t);
+          Vec dvk = load(dv + k * stride + t);
+          for (int r = 0; r < kRows; ++r) {
+            lanes[r * dim + k] += w[r] * x;
+            dvk += w[r] * signed_u[r * dim + k];
+          }
+          store(dv + k * stride + t, dvk);
+        }
+      }
+      for (int64_t j = 0; j < kRows * dim; ++j) du_rows[b0 * dim + j] += sign[b0 + j / dim] * sum_lanes(lanes[j]);
+      masks.reset(b0, start);
+    }
+  }
+  for (int64_t i = 0; i < chunk.rows; ++i)
+    for (int64_t k = 0; k < dim; ++k) du[(first + i) * dim + k] = static_cast<float>(du_rows[i * dim + k]);
 }
 
 // fn.template operator()<kDim>() for the student's dim: unrolled for the common small ones, generic otherwise (an
@@ -362,11 +397,11 @@ class RestLogsumexpGradOp : public BoundOp {
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({p.batch, p.dim}), &d_users));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({p.n_items, p.dim}), &d_items));
     float* du = d_users->flat<float>().data();
-    std::vector<std::vector<float>> partial(std::max<int64_t>(p.batch, 1));  // a chunk's d items, [dim, n_items]
+    std::vector<std::vector<float>> partial(std::max<int64_t>(p.batch, 1));  // a chunk's d items, [dim, stride]
     int64_t chunks = 0;
     by_dim(p.dim, [&](auto dim) {
       chunks = for_row_chunks(ctx, p.batch, [&](int64_t first, int64_t last, int64_t c) {
-        partial[c].assign(p.dim * p.n_items, 0.0f);
+        partial[c].assign(p.dim * p.stride, 0.0f);
         backward_rows<decltype(dim)::value>(p, first, last, lse, upstream, du, partial[c].data());
       });
     });
@@ -374,7 +409,7 @@ class RestLogsumexpGradOp : public BoundOp {
     for (int64_t i = 0; i < p.n_items; ++i)
       for (int64_t k = 0; k < p.dim; ++k) {
         float sum = 0.0f;
-        for (int64_t c = 0; c < chunks; ++c) sum += partial[c][k * p.n_items + i];
+        for (int64_t c = 0; c < chunks; ++c) sum += partial[c][k * p.stride + i];
         dv[i * p.dim + k] = sum;
       }
   }
