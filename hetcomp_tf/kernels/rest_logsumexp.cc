@@ -151,12 +151,18 @@ tensorflow::Status read_problem(OpKernelContext* ctx, float bound, Problem* p) {
     ++p->starts[r(j) + 1];
   }
   for (int64_t b = 0; b < p->batch; ++b) p->starts[b + 1] += p->starts[b];
+  // Each row's items ascending (the passes walk them tile by tile): the pairs bucketed by item (a counting sort,
+  // linear: sorting every row's list took ~2 ms of a CiteULike step), then dealt to their rows in that order.
+  std::vector<int64_t> by_item(p->n_items + 1, 0);
+  for (int64_t j = 0; j < r.size(); ++j)
+    if (e(j) >= 0) ++by_item[e(j) + 1];
+  for (int64_t i = 0; i < p->n_items; ++i) by_item[i + 1] += by_item[i];
+  std::vector<int32_t> pairs_by_item(p->starts[p->batch]);
+  for (int64_t j = 0; j < r.size(); ++j)
+    if (e(j) >= 0) pairs_by_item[by_item[e(j)]++] = static_cast<int32_t>(j);
   p->excluded.resize(p->starts[p->batch]);
   std::vector<int64_t> fill(p->starts.begin(), p->starts.end() - 1);
-  for (int64_t j = 0; j < r.size(); ++j)
-    if (e(j) >= 0) p->excluded[fill[r(j)]++] = e(j);
-  for (int64_t b = 0; b < p->batch; ++b)  // ascending: the gradient walks each row's items tile by tile
-    std::sort(p->excluded.begin() + p->starts[b], p->excluded.begin() + p->starts[b + 1]);
+  for (const int32_t j : pairs_by_item) p->excluded[fill[r(j)]++] = e(j);
   return tensorflow::OkStatus();
 }
 
