@@ -4,7 +4,7 @@ A step of the authors' protocol scores ~750 users × 25k items at dim 6; as TF o
 exp-and-sum, a scatter, a dense gradient buffer and two gradient matmuls over [b, n_items], ~90 ms on 2 cores.
 `hetcomp_tf/kernels/rest_logsumexp.cc` computes log Σ_{i ∉ E_b} e^{clip(U[b]·V[i])} and its gradient in item
 tiles that stay in cache. It is compiled with the machine's C++ compiler against the installed TensorFlow on first
-use (~1 min) and cached under the user cache, keyed by the source, TensorFlow's build flags and the CPU; it is a
+use (~10 s) and cached under the user cache, keyed by the source, TensorFlow's build flags and the CPU; it is a
 CPU kernel (a GPU keeps the dense path, see `DistillConfig.rest_kernel`).
 """
 
@@ -72,7 +72,7 @@ def _compile(target: Path) -> None:
     if shutil.which(compiler) is None:
         raise HetCompError(f"fused rest kernel: no C++ compiler `{compiler}` on PATH (set CXX, or use "
                            "rest_kernel='dense')")
-    log(f"compiling the fused rest kernel into {target} (once per machine, ~1 min)")
+    log(f"compiling the fused rest kernel into {target} (once per machine, ~10 s)")
     with atomic_file(target) as temporary:  # concurrent builders each write their own file; the last rename wins
         command = [compiler, *CXX_FLAGS, *tf.sysconfig.get_compile_flags(), str(SOURCE), "-o", str(temporary),
                    *tf.sysconfig.get_link_flags()]

@@ -15,7 +15,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -183,10 +182,11 @@ int64_t for_row_chunks(OpKernelContext* ctx, int64_t batch, Fn fn) {
 
 constexpr int kRows = 4;  // user rows per block: they share each load of an item vector and of its d items
 
-// A chunk of rows [first, first + rows), padded to whole blocks: per row, the users' vectors in log2 units (× log2 e,
-// so that the exponentials are powers of 2) and, for the gradient, the rows' weights in the same units.
+// A chunk of rows [first, first + rows), padded to whole blocks, with its users' vectors in log2 units (× log2 e,
+// so that the exponentials are powers of 2; zeros on the padding rows).
 struct Chunk {
-  Chunk(const Problem& p, int64_t first, int64_t last) : first(first), rows(last - first), padded((rows + kRows - 1) / kRows * kRows) {
+  Chunk(const Problem& p, int64_t first, int64_t last)
+      : first(first), rows(last - first), padded((rows + kRows - 1) / kRows * kRows) {
     scaled.assign(padded * p.dim, 0.0f);
     for (int64_t j = 0; j < rows * p.dim; ++j) scaled[j] = p.users[first * p.dim + j] * kLog2e;
   }
@@ -221,11 +221,11 @@ class TileMasks {
   // only, so it is never unmasked).
   void set(int64_t b0, int64_t start, int64_t end) {
     for (int r = 0; r < kRows; ++r) {
-      float* mask = masks_[r].data() - start;
-      for (int64_t i = std::max(start, p_.n_items); i < end; ++i) mask[i] = kMasked;
+      std::vector<float>& mask = masks_[r];
+      for (int64_t i = std::max(start, p_.n_items); i < end; ++i) mask[i - start] = kMasked;
       const int64_t row_end = b0 + r < chunk_.rows ? p_.starts[chunk_.first + b0 + r + 1] : 0;
-      tile_end_[r] = cursor_[b0 + r];
-      while (tile_end_[r] < row_end && p_.excluded[tile_end_[r]] < end) mask[p_.excluded[tile_end_[r]++]] = kMasked;
+      for (tile_end_[r] = cursor_[b0 + r]; tile_end_[r] < row_end && p_.excluded[tile_end_[r]] < end; ++tile_end_[r])
+        mask[p_.excluded[tile_end_[r]] - start] = kMasked;
     }
   }
   // Unmasks what `set` masked (but the padding), moving the rows' cursors past this tile.
