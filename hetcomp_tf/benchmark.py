@@ -6,7 +6,7 @@ Layout of the output directory DIR:
   * results.partial.json: every finished (method, student dim, seed) run, written after each run, and
     resume/<run>/: the state of each unfinished run after its last evaluation, so a crash or the end of a session
     loses at most `eval_every` epochs per run in progress, and a rerun with the same teachers and DistillConfig
-    resumes both;
+    resumes both; resume/wall.json: each invocation's wall seconds, so results give the total over them;
   * results.json: mean/std over seeds per method at the profile's student dim, the dim sweep, teachers,
     ensemble, wall time; results.md: the same as Markdown tables, plus the curriculum read back (`diagnosis`);
     curves.png: valid Recall@50 per evaluation (the paper's training-curve figure); stages.png: each DKC run's
@@ -41,6 +41,7 @@ from hetcomp_tf.files import atomic_file, read_json, write_json, write_text
 from hetcomp_tf.report import ENSEMBLE, format_table, markdown_table, student_row, teacher_row
 from hetcomp_tf.teachers import teachers_table, train_teachers
 from hetcomp_tf.trajectories import load_trajectories, trajectories_dir
+from hetcomp_tf.wall_clock import HEARTBEAT_SECONDS, InvocationClock
 from hetcomp_tf.workers import run_in_workers
 
 SWEEP_METHODS = ("wo_kd", "ensemble_kd", "hetcomp")  # the methods trained at every student size
@@ -48,6 +49,7 @@ ABLATIONS = ("hetcomp_no_dkc", "hetcomp_no_adt")  # diagnosis runs: `extra_seeds
 CURVE_METHODS = ("wo_kd", "ensemble_kd", "rrd", "dcd", "hetcomp")
 PAIRED_METRICS = (RECORD_METRIC, "ndcg@50")
 PARTIAL = "results.partial.json"
+WALL_CLOCK = "wall.json"  # in resume/: every invocation's wall seconds (`InvocationClock`), reset with the runs
 RESULTS = "results.json"
 RESULTS_MD = "results.md"
 STAGES = "stages.png"
@@ -208,12 +210,14 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
                    "distill": {k: v for k, v in dataclasses.asdict(profile.distill).items()
                                if k not in ("method", "student_dim", "seed")}}
     done = _load_partial(out / PARTIAL, fingerprint)
+    imported_names: set[str] = set()
     for path, partial in zip(import_runs, imported):
         difference = _fingerprint_difference(partial.get("fingerprint", {}), fingerprint)
         if difference:
             raise HetCompError(f"--import-runs {path}: its runs cannot be pooled with these: {difference}")
         new = {name: run for name, run in partial.get("runs", {}).items() if name not in done}
         done.update(new)
+        imported_names.update(new)
         log(f"imported {len(new)} finished run(s) from {path}")
     _keep_resume_states_of(out / "resume", fingerprint)
     finished = sum(key.name in done for key in keys)
@@ -233,8 +237,11 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
         """results.json / .md / curves.png from the runs finished so far (a partial benchmark says so)."""
         runs = [done[key.name] for key in keys if key.name in done]
         results = aggregate(runs, summary, profile, methods, student_dims)
+        invocations = clock.invocations()  # this one last
         results.update(teachers_reused=teachers_reused, jobs=jobs, runs_resumed=finished,
-                       runs_planned=len(keys), wall_seconds=time.perf_counter() - start)
+                       runs_imported=sum(key.name in imported_names for key in keys), runs_planned=len(keys),
+                       wall_seconds=invocations[-1]["seconds"],
+                       wall_seconds_total=sum(entry["seconds"] for entry in invocations), invocations=invocations)
         write_json(out / RESULTS, results)
         write_text(out / RESULTS_MD, results_markdown(results))
         title = f"{summary['dataset']['name']} ({profile.name} profile)"
@@ -242,15 +249,16 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
         plot_stage_curves(runs, out / STAGES, title)
         return results
 
-    for index, (key, record) in enumerate(runner, 1):
-        done[key.name] = record
-        write_json(out / PARTIAL, {"fingerprint": fingerprint, "runs": done})
-        shutil.rmtree(_resume_dir(out, key), ignore_errors=True)
-        write_results()
-        if bar is not None:
-            bar.update(index, f"({key.name}: test {RECORD_METRIC} {record['test'][RECORD_METRIC]:.4f}, "
-                              f"{record['train_seconds']:.0f}s)")
-    return write_results()
+    with InvocationClock(out / "resume" / WALL_CLOCK, start) as clock:
+        for index, (key, record) in enumerate(runner, 1):
+            done[key.name] = record
+            write_json(out / PARTIAL, {"fingerprint": fingerprint, "runs": done})
+            shutil.rmtree(_resume_dir(out, key), ignore_errors=True)
+            write_results()
+            if bar is not None:
+                bar.update(index, f"({key.name}: test {RECORD_METRIC} {record['test'][RECORD_METRIC]:.4f}, "
+                                  f"{record['train_seconds']:.0f}s)")
+        return write_results()
 
 
 def _run_config(profile: Profile, key: RunKey):
@@ -487,10 +495,22 @@ def results_markdown(results: dict) -> str:
             f"Test split; students of dim {results['student_dim']}, mean ± std over seeds; epochs and train s are "
             f"per run (mean).\n\n{main}\n\n## HetComp against each method, paired by seed "
             f"(dim {results['student_dim']})\n\n{paired}\n\n## Student sizes\n\n{sweep}\n\n## Runs\n\n{per_run}\n\n"
-            f"{len(results['runs'])} of {results['runs_planned']} planned runs finished. Wall time "
-            f"{results['wall_seconds']:.0f} s with {results['jobs']} job(s), {results['runs_resumed']} of "
-            f"{len(results['runs'])} runs resumed from {PARTIAL} (their time is not in it).\n\n"
+            f"{len(results['runs'])} of {results['runs_planned']} planned runs finished. {_wall_time(results)}\n\n"
             + diagnosis_markdown(results["runs"]))
+
+
+def _wall_time(results: dict) -> str:
+    """This invocation's wall time, and the total over the invocations that trained the runs on this --out."""
+    text = (f"Wall time {results['wall_seconds']:.0f} s with {results['jobs']} job(s); "
+            f"{results['runs_resumed']} of {len(results['runs'])} runs were finished before it")
+    invocations = [f"{entry['seconds']:.0f}" for entry in results["invocations"]]
+    if len(invocations) > 1:
+        text += (f". Over the {len(invocations)} invocations on this --out: {results['wall_seconds_total']:.0f} s "
+                 f"({' + '.join(invocations)} s; a stopped one counts until its last record, at most "
+                 f"{HEARTBEAT_SECONDS:.0f} s before it stopped, and the work it lost was redone)")
+    if results["runs_imported"]:
+        text += f"; {results['runs_imported']} imported by --import-runs (their time is in no total here)"
+    return text + "."
 
 
 def plot_curves(runs: list[dict], dim: int, path: Path, title: str) -> None:

@@ -90,7 +90,9 @@ def test_benchmark_writes_every_method_sweep_and_curves(bench):
     hetcomp_test, hetcomp_std = (results["methods"]["student:hetcomp"][k]["recall@50"] for k in ("test", "test_std"))
     assert f"{hetcomp_test:.4f} ± {hetcomp_std:.4f}" in markdown.split("| student:hetcomp |")[1].splitlines()[0]
     planned = len(plan_runs(list(METHODS), 2, 8, [4, 8]))
-    assert "| 4 | hetcomp |" in markdown and f"0 of {planned} runs resumed" in markdown
+    assert "| 4 | hetcomp |" in markdown and f"0 of {planned} runs were finished before it." in markdown
+    assert [entry["seconds"] for entry in results["invocations"]] == [results["wall_seconds"]]
+    assert results["wall_seconds_total"] == results["wall_seconds"] and "invocations on this --out" not in markdown
     paired = results["paired"]["ensemble_kd"]
     by_seed = {r["seed"]: r["test"]["recall@50"] for r in runs if r["dim"] == 8 and r["method"] == "ensemble_kd"}
     ours = {r["seed"]: r["test"]["recall@50"] for r in runs if r["dim"] == 8 and r["method"] == "hetcomp"}
@@ -136,6 +138,12 @@ def test_second_invocation_reuses_teachers_and_resumes_finished_runs_in_two_work
     for name in dropped:  # a worker process with one thread retrains the same seed to the same student
         assert reruns[name]["test"] == kept[name]["test"], name
     assert results["teachers_reused"] is True and results["jobs"] == 2
+    first, second = results["invocations"]  # the fixture's invocation, then this one
+    assert second["seconds"] == results["wall_seconds"] and first["seconds"] > 0
+    assert results["wall_seconds_total"] == pytest.approx(first["seconds"] + second["seconds"])
+    assert (f"Over the 2 invocations on this --out: {results['wall_seconds_total']:.0f} s "
+            f"({first['seconds']:.0f} + {second['seconds']:.0f} s;") in (out / "results.md").read_text()
+    assert f"s over 2 invocations on {out}" in stdout
 
 
 def test_a_benchmark_split_by_seed_over_two_outputs_pools_into_one(bench, tmp_path, capsys):
@@ -157,6 +165,8 @@ def test_a_benchmark_split_by_seed_over_two_outputs_pools_into_one(bench, tmp_pa
     assert code == 0 and "imported 1 finished run(s)" in stderr and "benchmark run 1/1" in stderr
     assert "resuming: 1 of 2 runs already finished" in stderr
     pooled = json.loads((second / "results.json").read_text())
+    assert pooled["runs_imported"] == 1 and len(pooled["invocations"]) == 1
+    assert "1 of 2 runs were finished before it; 1 imported by --import-runs" in (second / "results.md").read_text()
     by_seed = {r["seed"]: r for r in pooled["runs"]}
     assert sorted(by_seed) == [0, 1] and by_seed[1] == alone["runs"][0]
     original = {r["seed"]: r["test"] for r in json.loads((source / "results.json").read_text())["runs"]
@@ -189,6 +199,19 @@ def test_only_runs_trains_just_the_named_runs(bench, tmp_path, capsys):
     runs, full = tests_by_run(out / PARTIAL), tests_by_run(source / PARTIAL)
     assert sorted(runs) == [("ensemble_kd", 8, 1), ("wo_kd", 8, 0)]
     assert runs == {key: full[key] for key in runs}  # the same seeds train the same students
+
+
+def test_another_distill_config_starts_the_runs_and_their_wall_time_afresh(bench, tmp_path, capsys):
+    _, source, _, _ = bench
+    out = tmp_path / "out"
+    copy_teachers(source, out)
+    common = ["benchmark", "--data", "synthetic", "--profile", "tiny", "--seeds", "1", "--methods", "wo_kd",
+              "--student-dims", "8", "--out", str(out)]
+    assert run_cli(common, capsys)[0] == 0
+    code, _, stderr = run_cli([*common, "--set", "epochs=3"], capsys)
+    assert code == 0 and "starting the runs afresh" in stderr and "benchmark run 1/1" in stderr
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["invocations"]) == 1 and results["runs"][0]["epochs"] <= 3
 
 
 def test_knowledge_fingerprint_follows_the_trajectories_not_the_teachers_json(bench, tmp_path):

@@ -54,7 +54,9 @@ def run(args) -> int:
     print(results_table(results))
     print("\nStudent size sweep (test, mean over seeds):")
     print(sweep_table(results))
-    print(f"\nwall time {results['wall_seconds']:.0f}s")
+    total = (f", {results['wall_seconds_total']:.0f}s over {len(results['invocations'])} invocations on {args.out}"
+             if len(results["invocations"]) > 1 else "")
+    print(f"\nwall time {results['wall_seconds']:.0f}s{total}")
     return 0
 
 
