@@ -24,7 +24,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from components.interaction_beam import run_reporting_errors
 from hetcomp_tf.data import CSR
-from hetcomp_tf.ensemble import EnsembleKnowledge, ensemble_observed
+from hetcomp_tf.ensemble import EnsembleKnowledge, ensemble_observed, optional_weights
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.trajectories import MANIFEST as TRAJECTORY_MANIFEST
 
@@ -92,12 +92,13 @@ def knowledge_example(user: int, rankings: np.ndarray, observed: np.ndarray) -> 
     })).SerializeToString()
 
 
-def build_range(bounds: tuple[int, int], trajectory_dirs: tuple[str, ...], shape: dict, tau: float):
+def build_range(bounds: tuple[int, int], trajectory_dirs: tuple[str, ...], shape: dict, tau: float,
+                teacher_weights: tuple[float, ...] | None = None):
     """The knowledge examples of users [start, stop)."""
     start, stop = bounds
     parts = [read_trajectory_rows(d, shape, start, stop) for d in trajectory_dirs]
     rankings = np.stack([r for r, _ in parts])  # [X, T, r, N]
-    observed = ensemble_observed([csr for _, csr in parts], None, tau)  # [r, longest row of the range]
+    observed = ensemble_observed([csr for _, csr in parts], None, tau, teacher_weights)  # [r, longest row]
     for row in range(stop - start):
         yield knowledge_example(start + row, rankings[:, :, row], observed[row])
 
@@ -123,18 +124,21 @@ def check_trajectories(trajectory_dirs: dict[str, str]) -> dict:
 
 
 def build(pipeline: beam.Pipeline, trajectory_dirs: dict[str, str], tau: float, out_dir: str,
-          users_per_range: int = USERS_PER_RANGE, num_shards: int = 0) -> dict:
+          users_per_range: int = USERS_PER_RANGE, num_shards: int = 0,
+          teacher_weights: tuple[float, ...] | None = None) -> dict:
     """Adds the knowledge build to `pipeline`: `out_dir`/knowledge-*.gz (`num_shards` shards, 0: as the runner
-    likes); returns the manifest that describes them, for `run` to write once they are."""
+    likes) of the ensemble at `tau` with `teacher_weights` (None: equal); returns the manifest that describes
+    them, for `run` to write once they are."""
     shape = check_trajectories(trajectory_dirs)
     n_users = shape["n_users"]
     ranges = [(start, min(start + users_per_range, n_users)) for start in range(0, n_users, users_per_range)]
     _ = (pipeline | "UserRanges" >> beam.Create(ranges) | "SpreadRanges" >> beam.Reshuffle()
-         | "BuildRanges" >> beam.FlatMap(build_range, tuple(trajectory_dirs.values()), shape, float(tau))
+         | "BuildRanges" >> beam.FlatMap(build_range, tuple(trajectory_dirs.values()), shape, float(tau),
+                                         teacher_weights)
          | "Write" >> beam.io.WriteToTFRecord(os.path.join(out_dir, SHARD_PREFIX), file_name_suffix=".gz",
                                               compression_type=CompressionTypes.GZIP, num_shards=num_shards))
     return {"format_version": FORMAT_VERSION, "kind": KIND, "teachers": list(trajectory_dirs), "tau": float(tau),
-            **shape}
+            "teacher_weights": None if teacher_weights is None else list(teacher_weights), **shape}
 
 
 def run(pipeline: beam.Pipeline, trajectory_dirs: dict[str, str], tau: float, out_dir: str, **kwargs) -> None:
@@ -206,4 +210,5 @@ def read_knowledge(directory: str, manifest: dict | None = None) -> EnsembleKnow
                    indices=np.concatenate([*observed_rows, np.zeros(0, np.int64)]).astype(np.int32)).padded()
     by_teacher = np.ascontiguousarray(rankings.reshape(n_users, x, t, top_n).transpose(1, 2, 0, 3))  # [X, T, U, N]
     return EnsembleKnowledge(teachers=tuple(manifest["teachers"]), rankings=by_teacher, observed=observed,
-                             n_items=int(manifest["n_items"]), tau=float(manifest["tau"]))
+                             n_items=int(manifest["n_items"]), tau=float(manifest["tau"]),
+                             teacher_weights=optional_weights(manifest.get("teacher_weights")))

@@ -9,6 +9,7 @@ has its own optional input key (`trajectory_key`); at least one must be wired.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from tfx import types
@@ -23,9 +24,18 @@ from components.artifacts import (KNOWLEDGE_DIR, METRICS_FILE, TRAJECTORY_DIR, K
 from hetcomp_tf.config import TEACHER_NAMES, DistillConfig
 from hetcomp_tf import ensemble
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.report import ENSEMBLE, teacher_row
+from hetcomp_tf.report import ENSEMBLE, FITTED_ENSEMBLE, teacher_row
 from hetcomp_tf.teachers import ensemble_metrics
 from hetcomp_tf.trajectories import Trajectory
+
+
+def load_trajectories(trajectory_dirs: dict[str, str]) -> dict[str, Trajectory]:
+    """{teacher: Trajectory} read from artifact directories (local or remote)."""
+    trajectories = {}
+    for teacher, directory in trajectory_dirs.items():
+        with storage.readable_dir(directory) as local:
+            trajectories[teacher] = Trajectory.load(local)
+    return trajectories
 
 
 def trajectory_key(teacher: str) -> str:
@@ -48,28 +58,35 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             raise HetCompError("KnowledgeBuilder: no teacher trajectory is wired in")
 
         tau, beam_build = exec_properties["tau"], bool(exec_properties.get("beam_build"))
+        targets = exec_properties.get("targets") or "equal"
         knowledge_artifact = artifact_utils.get_single_instance(output_dict["knowledge"])
         if beam_build:
+            weights = None
+            if targets != "equal":  # fitted on the final checkpoints in memory; the Beam build stacks them all
+                fitted = ensemble.target_knowledge(load_trajectories(trajectory_dirs), targets, tau, data)
+                tau, weights = fitted.tau, fitted.teacher_weights
             with storage.staged(knowledge_artifact.uri) as (stage,):
-                knowledge_beam.run(self._make_beam_pipeline(), trajectory_dirs, tau, os.path.join(stage, KNOWLEDGE_DIR))
+                knowledge_beam.run(self._make_beam_pipeline(), trajectory_dirs, tau, os.path.join(stage, KNOWLEDGE_DIR),
+                                   teacher_weights=weights)
                 knowledge = knowledge_beam.read_knowledge(os.path.join(stage, KNOWLEDGE_DIR))
         else:
-            trajectories = {}
-            for teacher, directory in trajectory_dirs.items():
-                with storage.readable_dir(directory) as local:
-                    trajectories[teacher] = Trajectory.load(local)
-            knowledge = ensemble.EnsembleKnowledge.from_trajectories(trajectories, tau=tau)
+            knowledge = ensemble.target_knowledge(load_trajectories(trajectory_dirs), targets, tau, data)
             with storage.writable_dir(knowledge_artifact.uri) as directory:
                 knowledge.save(os.path.join(directory, KNOWLEDGE_DIR))
-        methods[ENSEMBLE] = ensemble_metrics(knowledge, data)
+        equal = dataclasses.replace(knowledge, tau=exec_properties["tau"], teacher_weights=None)
+        methods[ENSEMBLE] = ensemble_metrics(equal, data)
+        if knowledge.teacher_weights is not None:
+            methods[FITTED_ENSEMBLE] = ensemble_metrics(knowledge, data)
         set_custom_properties(knowledge_artifact, teachers=",".join(knowledge.teachers),
                               n_checkpoints=knowledge.n_checkpoints, top_n=knowledge.top_n,
                               layout="sharded" if beam_build else "arrays")
-        storage.write_json(artifact_utils.get_single_uri(output_dict["metrics"]), METRICS_FILE, {"methods": methods})
+        storage.write_json(artifact_utils.get_single_uri(output_dict["metrics"]), METRICS_FILE,
+                           {"methods": methods, "targets": {"kind": targets, **knowledge.describe()}})
 
 
 class KnowledgeBuilderSpec(ComponentSpec):
-    PARAMETERS = {"tau": ExecutionParameter(type=float), "beam_build": ExecutionParameter(type=int, optional=True)}
+    PARAMETERS = {"tau": ExecutionParameter(type=float), "beam_build": ExecutionParameter(type=int, optional=True),
+                  "targets": ExecutionParameter(type=str, optional=True)}
     INPUTS = {
         "dataset": ChannelParameter(type=InteractionDataset),
         **{trajectory_key(t): ChannelParameter(type=TeacherTrajectory, optional=True) for t in TEACHER_NAMES},
@@ -86,11 +103,12 @@ class KnowledgeBuilder(base_component.BaseComponent):
 
     def __init__(self, dataset: types.BaseChannel, trajectories: dict[str, types.BaseChannel],
                  distill_config: DistillConfig, beam_build: bool = False):
-        """`trajectories`: TeacherTrainer outputs by teacher name; only the ensemble temperature of
-        `distill_config` matters here, so changing the student's settings reuses cached knowledge. `beam_build`:
-        the Beam pipeline and its sharded layout."""
+        """`trajectories`: TeacherTrainer outputs by teacher name; only the ensemble of `distill_config` (`tau`,
+        `targets`: "fitted" fits τ and teacher weights on the dataset's valid split here) matters, so changing the
+        student's other settings reuses cached knowledge. `beam_build`: the Beam pipeline and its sharded layout."""
         super().__init__(spec=KnowledgeBuilderSpec(
             tau=float(distill_config.tau),
+            targets=distill_config.targets,
             beam_build=int(beam_build),
             dataset=dataset,
             **{trajectory_key(name): channel for name, channel in trajectories.items()},

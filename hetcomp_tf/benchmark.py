@@ -38,8 +38,8 @@ from hetcomp_tf.ensemble import EnsembleKnowledge
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.progress import Progress, log
 from hetcomp_tf.files import atomic_file, read_json, write_json, write_text
-from hetcomp_tf.report import ENSEMBLE, format_table, markdown_table, student_row, teacher_row
-from hetcomp_tf.teachers import teachers_table, train_teachers
+from hetcomp_tf.report import ENSEMBLE, FITTED_ENSEMBLE, format_table, markdown_table, student_row, teacher_row
+from hetcomp_tf.teachers import load_target_knowledge, teachers_table, train_teachers
 from hetcomp_tf.trajectories import load_trajectories, trajectories_dir
 from hetcomp_tf.wall_clock import HEARTBEAT_SECONDS, InvocationClock
 from hetcomp_tf.workers import run_in_workers
@@ -274,8 +274,9 @@ def _resume_dir(out: Path, key: RunKey) -> Path:
     return out / "resume" / f"{key.method}-d{key.dim}-s{key.seed}"
 
 
-def _load_inputs(out: Path, tau: float) -> tuple[Dataset, EnsembleKnowledge]:
-    return Dataset.load(out / "dataset.npz"), EnsembleKnowledge.from_trajectories(load_trajectories(out), tau=tau)
+def _load_inputs(out: Path, cfg: DistillConfig) -> tuple[Dataset, EnsembleKnowledge]:
+    data = Dataset.load(out / "dataset.npz")
+    return data, load_target_knowledge(out, cfg, data)
 
 
 def _run_here(out: Path, profile: Profile, keys: Sequence[RunKey],
@@ -283,7 +284,7 @@ def _run_here(out: Path, profile: Profile, keys: Sequence[RunKey],
     """The runs one after another in this process, with per-epoch progress."""
     if not keys:
         return
-    data, knowledge = _load_inputs(out, profile.distill.tau)
+    data, knowledge = _load_inputs(out, profile.distill)
     for key in keys:
         run = distill(data, knowledge, _run_config(profile, key), log_dir=_log_dir(out, key), progress=progress,
                       resume_dir=_resume_dir(out, key))
@@ -295,14 +296,14 @@ def _run_in_workers(out: Path, profile: Profile, keys: Sequence[RunKey], jobs: i
     tasks = [(key, _worker_run, (key, _run_config(profile, key), os.fspath(_log_dir(out, key)),
                                  os.fspath(_resume_dir(out, key)))) for key in keys]
     yield from run_in_workers(tasks, jobs, "runs", setup=_worker_setup,
-                              setup_args=(os.fspath(out), profile.distill.tau))
+                              setup_args=(os.fspath(out), profile.distill))
 
 
 _WORKER_INPUTS: dict = {}
 
 
-def _worker_setup(out: str, tau: float) -> None:
-    _WORKER_INPUTS["data"], _WORKER_INPUTS["knowledge"] = _load_inputs(Path(out), tau)
+def _worker_setup(out: str, cfg: DistillConfig) -> None:
+    _WORKER_INPUTS["data"], _WORKER_INPUTS["knowledge"] = _load_inputs(Path(out), cfg)
 
 
 def _worker_run(key: RunKey, cfg, log_dir: str, resume_dir: str) -> dict:
@@ -375,6 +376,10 @@ def aggregate(runs: list[dict], summary: dict, profile: Profile, methods: Sequen
                                    "train_seconds": t["train_seconds"]}
                for name, t in summary["teachers"].items()}
     entries[ENSEMBLE] = {"test": summary["ensemble"]["test"], "valid": summary["ensemble"]["valid"]}
+    if "ensemble_weighted" in summary:  # the valid-fitted ensemble, the students' targets with targets="fitted"
+        fitted = summary["ensemble_weighted"]
+        entries[FITTED_ENSEMBLE] = {"test": fitted["test"], "valid": fitted["valid"], "tau": fitted["tau"],
+                                    "teacher_weights": fitted["weights"]}
     default_dim = profile.distill.student_dim
     for method in methods:
         mine = [r for r in runs if r["method"] == method and r["dim"] == default_dim]
@@ -471,7 +476,7 @@ def results_markdown(results: dict) -> str:
 
     rows = []
     for name, entry in results["methods"].items():
-        params = entry.get("params", results["ensemble_params"] if name == ENSEMBLE else None)
+        params = entry.get("params", results["ensemble_params"] if name in (ENSEMBLE, FITTED_ENSEMBLE) else None)
         rows.append([name, *(_mean_pm_std(entry, m) for m in METRIC_COLUMNS), share(entry),
                      f"{params:,}" if params else "-", f"{entry['epochs']:.0f}" if "epochs" in entry else "-",
                      f"{entry['train_seconds']:.0f}" if entry.get("train_seconds") else "-"])

@@ -25,6 +25,8 @@ RUN_FIELDS = ("method", "seed")
 # The tf.distribute strategies a training can run under (DistillConfig.distribute, TeacherConfig.distribute; made by
 # hetcomp_tf/distribute.py), named here so options parse without TensorFlow
 STRATEGIES = ("none", "mirrored", "multi_worker")
+# DistillConfig.targets' choices: the ensemble a student distils (hetcomp_tf/ensemble.py, target_knowledge)
+TARGETS = ("equal", "fitted")
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,11 @@ class DistillConfig:
     patience: int = 5  # evaluations
     patience_from: str = "final"  # count stale evaluations from the "start", or once the targets are "final"
     top_k: int = 100  # K: length of the unobserved target list; K/10 observed items
-    tau: float = 10.0  # ensemble temperature
+    tau: float = 10.0  # the equal-weight ensemble's temperature
+    # The ensemble the student distils (TARGETS): "equal", the paper's equal-weight ensemble at `tau`; "fitted", τ
+    # and teacher weights chosen on valid (ensemble.fit_ensemble, beyond the paper), read by every target: DKC's
+    # stage ensembles, the observed order, DCD's item side.
+    targets: str = "equal"
     dkc_period: int = 10  # p
     dkc_start: int = 10
     alpha: float = 1.05

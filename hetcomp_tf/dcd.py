@@ -62,17 +62,18 @@ def mf_scores(users_table: tf.Tensor, items_table: tf.Tensor, users: tf.Tensor, 
     return tf.reduce_sum(user_vectors * tf.gather(items_table, tf.maximum(items, 0)), axis=-1)
 
 
-def item_teacher_lists(final_rankings, n_items: int, tau: float, width: int, batch_users: int = 512) -> CSR:
+def item_teacher_lists(final_rankings, n_items: int, tau: float, width: int, batch_users: int = 512,
+                       teacher_weights=None) -> CSR:
     """ICD's teacher lists from the teachers' final top-N rankings int32 [X, U, N] (−1 padded): row i holds item
-    i's users by descending ensemble importance (ties: smaller user id first), at most `width`; an item no
-    teacher lists for anyone has an empty row."""
+    i's users by descending ensemble importance (at `tau`, `teacher_weights` [X] default equal; ties: smaller user
+    id first), at most `width`; an item no teacher lists for anyone has an empty row."""
     rankings = np.asarray(final_rankings)
     if rankings.ndim != 3 or width < 1:
         raise HetCompError(f"DCD: final rankings must be [teachers, users, N] and width >= 1, got shape "
                            f"{rankings.shape} and width {width}")
     users, items, values = [], [], []
     for start in range(0, rankings.shape[1], batch_users):
-        dense = importance(rankings[:, start:start + batch_users], n_items, tau).numpy()
+        dense = importance(rankings[:, start:start + batch_users], n_items, tau, teacher_weights).numpy()
         rows, cols = np.nonzero(dense)
         users.append(rows + start), items.append(cols), values.append(dense[rows, cols])
     users, items, values = (np.concatenate(a) if a else np.zeros(0) for a in (users, items, values))

@@ -46,7 +46,7 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from hetcomp_tf.config import RECORD_METRIC, DistillConfig
+from hetcomp_tf.config import RECORD_METRIC, TARGETS, DistillConfig
 from hetcomp_tf.data import CSR, Dataset
 from hetcomp_tf.dcd import DualCorrection, item_teacher_lists, mf_scores
 from hetcomp_tf.distribute import STRATEGIES, make_strategy, share_bounds, worker_dir
@@ -101,6 +101,7 @@ class DistillRun:
     switch_epoch: int | None = None  # the first epoch (1-based) trained with the fine-grained loss (ADT methods)
     mean_stage: dict = field(default_factory=dict)  # per teacher, at the end
     warm_start: dict | None = None  # what a warm start carried over (`WarmStart.apply`); None: a cold start
+    ensemble: dict | None = None  # the distilled ensemble's τ and teacher weights (`EnsembleKnowledge.describe`)
     dkc: DynamicKnowledge | None = None  # the DKC state at the end (None without teachers)
 
     def to_dict(self) -> dict:
@@ -117,7 +118,8 @@ def get_method(name: str) -> Method:
 
 
 CHOICES = {"loss_reduction": ("sum", "mean"), "batching": ("interactions", "users"),
-           "patience_from": ("start", "final"), "rest_kernel": ("auto", "fused", "dense"), "distribute": STRATEGIES}
+           "patience_from": ("start", "final"), "rest_kernel": ("auto", "fused", "dense"), "distribute": STRATEGIES,
+           "targets": TARGETS}
 
 
 def check_config(cfg: DistillConfig) -> None:
@@ -305,10 +307,12 @@ class Trainer:
                 raise HetCompError(f"knowledge covers {knowledge.n_users} users x {knowledge.n_items} items, "
                                    f"the dataset {data.n_users} x {data.n_items}; export both from one run")
             self.teachers = knowledge.teachers
+            self.ensemble = knowledge.describe()
             self.dkc = DynamicKnowledge(stage_rankings(knowledge, self.method.targets), knowledge.observed,
-                                        data.train, data.n_items, cfg)
+                                        data.train, data.n_items, cfg, tau=knowledge.tau,
+                                        teacher_weights=knowledge.teacher_weights)
         else:
-            self.teachers = ()
+            self.teachers, self.ensemble = (), None
         per_user = tf.keras.losses.Reduction.NONE  # the step weights out XLA padding, then sums or averages
         clip = cfg.score_clip  # the losses clip the scores (and so know the bound of their exponentials)
         self.loss_fns = {"overall": OverallLoss(score_clip=clip, reduction=per_user),
@@ -317,7 +321,8 @@ class Trainer:
                          "bpr": BPRLoss(score_clip=clip)}  # every loss is called as loss(targets, scores)
         self.dcd = None
         if "dcd" in self.method.losses:  # corrects the student against the final ensemble's top-K
-            item_lists = item_teacher_lists(knowledge.rankings[:, -1], data.n_items, cfg.tau, cfg.top_k)
+            item_lists = item_teacher_lists(knowledge.rankings[:, -1], data.n_items, knowledge.tau, cfg.top_k,
+                                            teacher_weights=knowledge.teacher_weights)
             self.dcd = DualCorrection(self.dkc.target_table.numpy(), item_lists, data.train, data.n_items,
                                       period=cfg.dcd_period)
             self.loss_fns["dcd"] = DCDLoss(cfg.top_k, cfg.dcd_ucd_weight, cfg.dcd_ucd_epsilon, score_clip=clip,
@@ -532,7 +537,8 @@ def _train(trainer: Trainer, log_dir: str | os.PathLike | None, progress: Callab
     return DistillRun(student=student, valid=best["valid"], test=evaluate(student.score_all, data, "test"),
                       history=history, train_seconds=train_seconds, params=count_params(student),
                       method=cfg.method, epochs=trained, best_epoch=best["epoch"], switch_epoch=switch_epoch,
-                      mean_stage=trainer.mean_stage(), warm_start=carried, dkc=trainer.dkc)
+                      mean_stage=trainer.mean_stage(), warm_start=carried, dkc=trainer.dkc,
+                      ensemble=trainer.ensemble)
 
 
 class RunState:

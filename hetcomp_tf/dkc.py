@@ -129,10 +129,12 @@ class DynamicKnowledge(tf.Module):
     rankings int32 [X, T, U, N]: teacher x's top-N unobserved items at checkpoint t (an `EnsembleKnowledge`'s
     `rankings`); observed int32 [U, ≥K/10]: train items in the ensemble's order (its `observed`), −1 padded;
     train: the train split, to exclude train items from the student's ranking. The [U, K] target table is
-    rebuilt after each update so a training step only gathers rows of it.
+    rebuilt after each update so a training step only gathers rows of it. Each stage ensemble is the ensemble at
+    `tau` (default `cfg.tau`) with `teacher_weights` [X] (default equal): the knowledge's own (`target_knowledge`).
     """
 
-    def __init__(self, rankings, observed, train: CSR, n_items: int, cfg: DistillConfig, batch_users: int = 512):
+    def __init__(self, rankings, observed, train: CSR, n_items: int, cfg: DistillConfig, batch_users: int = 512,
+                 tau: float | None = None, teacher_weights=None):
         super().__init__(name="dynamic_knowledge")
         rankings = np.asarray(rankings)
         if rankings.ndim != 4:
@@ -150,6 +152,8 @@ class DynamicKnowledge(tf.Module):
         if cfg.top_k < 10 or cfg.dkc_period < 1:
             raise HetCompError(f"DKC: top_k must be >= 10 and dkc_period >= 1 (got {cfg.top_k}, {cfg.dkc_period})")
         self.cfg, self.n_items, self.batch_users = cfg, int(n_items), int(batch_users)
+        self.tau = cfg.tau if tau is None else float(tau)
+        self.teacher_weights = teacher_weights
         observed_width = cfg.top_k // 10
         observed = np.pad(observed, [(0, 0), (0, max(0, observed_width - observed.shape[1]))], constant_values=-1)
         self.stacked = tf.constant(rankings, tf.int32)
@@ -227,7 +231,7 @@ class DynamicKnowledge(tf.Module):
         """Target rows of `user_ids` = the top-K ensemble of each teacher's ranking at that user's stage."""
         for ids in self._batches(user_ids):
             selected = select_stages(self.stacked, tf.gather(self.stages, ids), ids)
-            rows = ensemble_topk(selected, self.n_items, self.cfg.top_k, self.cfg.tau)
+            rows = ensemble_topk(selected, self.n_items, self.cfg.top_k, self.tau, self.teacher_weights)
             self.target_table.scatter_nd_update(ids[:, None], rows)
 
     def _batches(self, user_ids: tf.Tensor):

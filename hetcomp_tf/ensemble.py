@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from hetcomp_tf.files import read_manifest_dir, require_field, write_manifest_dir
-from hetcomp_tf.config import METRIC_KS, RECORD_METRIC
+from hetcomp_tf.config import METRIC_KS, RECORD_METRIC, TARGETS
 from hetcomp_tf.data import CSR, Dataset
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
@@ -47,17 +47,23 @@ def importance(rankings, n_items: int, tau: float = 10.0, teacher_weights=None) 
     rankings = tf.convert_to_tensor(rankings, tf.int32)
     if rankings.shape.rank != 3:
         raise HetCompError(f"ensemble rankings must be [teachers, users, N], got shape {rankings.shape}")
-    n_teachers = int(rankings.shape[0])
-    weights = np.ones(n_teachers) if teacher_weights is None else np.asarray(teacher_weights, np.float64)
-    if weights.shape != (n_teachers,) or (weights < 0).any() or not weights.any():
-        raise HetCompError(f"teacher_weights {weights.tolist()} must be {n_teachers} non-negative numbers, not all 0")
+    weights = _teacher_weights(teacher_weights, int(rankings.shape[0]))
     return _importance(rankings, tf.constant(n_items, tf.int32), tf.constant(tau, tf.float32),
                        tf.constant(weights, tf.float32))
 
 
-def ensemble_topk(rankings, n_items: int, k: int, tau: float = 10.0) -> tf.Tensor:
-    """int32 [b, k]: the k most important items per user, best first; −1 where fewer than k items are listed."""
-    values, items = tf.math.top_k(importance(rankings, n_items, tau), k=k)
+def _teacher_weights(teacher_weights, n_teachers: int) -> np.ndarray:
+    """float64 [X]: the given weights checked, or all 1 (the paper's equal-weight ensemble) for None."""
+    weights = np.ones(n_teachers) if teacher_weights is None else np.asarray(teacher_weights, np.float64)
+    if weights.shape != (n_teachers,) or (weights < 0).any() or not weights.any():
+        raise HetCompError(f"teacher_weights {weights.tolist()} must be {n_teachers} non-negative numbers, not all 0")
+    return weights
+
+
+def ensemble_topk(rankings, n_items: int, k: int, tau: float = 10.0, teacher_weights=None) -> tf.Tensor:
+    """int32 [b, k]: the k most important items per user, best first; −1 where fewer than k items are listed.
+    `teacher_weights` [X] as in `importance`."""
+    values, items = tf.math.top_k(importance(rankings, n_items, tau, teacher_weights), k=k)
     return tf.where(values > 0.0, items, -1)
 
 
@@ -77,11 +83,14 @@ def select_stages(stacked, stages, user_ids=None) -> tf.Tensor:
     return tf.gather_nd(stacked, indices)
 
 
-def ensemble_observed(observed: Sequence[CSR], width: int | None = None, tau: float = 10.0) -> np.ndarray:
-    """Each user's train items ordered by Σ_x exp(−rank_x/τ), rank_x = 1-based position in teacher x's observed
-    order (ties: smaller item id first); int32 [n_users, width], −1 padded, width default = longest row."""
+def ensemble_observed(observed: Sequence[CSR], width: int | None = None, tau: float = 10.0,
+                      teacher_weights=None) -> np.ndarray:
+    """Each user's train items ordered by Σ_x w_x exp(−rank_x/τ), rank_x = 1-based position in teacher x's observed
+    order (ties: smaller item id first); int32 [n_users, width], −1 padded, width default = longest row.
+    `teacher_weights` [X]: w_x (default all 1)."""
     if not observed:
         raise HetCompError("ensemble_observed: no teacher observed orders given")
+    weights = _teacher_weights(teacher_weights, len(observed))
     first = observed[0]
     lengths = first.lengths()
     user_of = np.repeat(np.arange(lengths.size), lengths)
@@ -95,7 +104,7 @@ def ensemble_observed(observed: Sequence[CSR], width: int | None = None, tau: fl
             items, importance_sum = csr.indices[by_item], np.zeros(user_of.size)
         elif not np.array_equal(csr.indices[by_item], items):
             raise HetCompError(f"ensemble_observed: teacher {x}'s observed items differ from teacher 0's")
-        importance_sum += np.exp(-(position[by_item] + 1) / tau)
+        importance_sum += weights[x] * np.exp(-(position[by_item] + 1) / tau)
     order = np.lexsort((items, -importance_sum, user_of))  # per user: importance descending, then item id
     return CSR(indptr=first.indptr, indices=items[order]).padded(width)
 
@@ -109,12 +118,17 @@ class EnsembleKnowledge:
     observed: np.ndarray  # int32 [n_users, P]: train items in ensemble order, −1 padded
     n_items: int
     tau: float = 10.0
+    # Per-teacher weights of the ensemble's importance, in `teachers` order; None = all 1 (the paper's ensemble).
+    # Every consumer (DKC's stage ensembles, DCD's item side, the observed order, evaluation) reads τ and these.
+    teacher_weights: tuple[float, ...] | None = None
 
     def __post_init__(self):
         x, _, n_users, _ = self.rankings.shape
         if x != len(self.teachers) or self.observed.shape[0] != n_users:
             raise HetCompError(f"EnsembleKnowledge: rankings {self.rankings.shape}, observed {self.observed.shape} "
                                f"and {len(self.teachers)} teachers do not fit together")
+        if self.teacher_weights is not None:
+            _teacher_weights(self.teacher_weights, x)
         if self.rankings.size and int(self.rankings.max()) >= self.n_items:
             raise HetCompError(f"EnsembleKnowledge: an item id {int(self.rankings.max())} >= n_items {self.n_items}")
 
@@ -137,8 +151,9 @@ class EnsembleKnowledge:
 
     @classmethod
     def from_trajectories(cls, trajectories: Mapping | Sequence, tau: float = 10.0,
-                          observed_width: int | None = None) -> EnsembleKnowledge:
-        """Stacks `Trajectory`s (a dict by teacher name or a list) that share T, n_users, N and n_items."""
+                          observed_width: int | None = None, teacher_weights=None) -> EnsembleKnowledge:
+        """Stacks `Trajectory`s (a dict by teacher name or a list) that share T, n_users, N and n_items;
+        `teacher_weights` [X] in their order (None: equal weights)."""
         trajs = list(trajectories.values()) if isinstance(trajectories, Mapping) else list(trajectories)
         if not trajs:
             raise HetCompError("EnsembleKnowledge: no trajectories given")
@@ -149,16 +164,23 @@ class EnsembleKnowledge:
         return cls(
             teachers=tuple(t.teacher for t in trajs),
             rankings=np.stack([t.rankings for t in trajs]).astype(np.int32),
-            observed=ensemble_observed([t.observed for t in trajs], observed_width, tau),
+            observed=ensemble_observed([t.observed for t in trajs], observed_width, tau, teacher_weights),
             n_items=int(trajs[0].n_items),
             tau=float(tau),
+            teacher_weights=None if teacher_weights is None else tuple(float(w) for w in teacher_weights),
         )
+
+    def describe(self) -> dict:
+        """The ensemble a student distils, JSON-ready for run records: τ and {teacher: weight}."""
+        weights = self.teacher_weights or (1.0,) * len(self.teachers)
+        return {"tau": self.tau, "teacher_weights": dict(zip(self.teachers, weights))}
 
     def save(self, directory: str | os.PathLike) -> None:
         """directory/{rankings,observed}.npy + manifest.json, atomically."""
         manifest = {"format_version": KNOWLEDGE_FORMAT_VERSION, "kind": "ensemble_knowledge",
                     "teachers": list(self.teachers), "n_items": self.n_items, "tau": self.tau,
-                    "n_users": self.n_users, "n_checkpoints": self.n_checkpoints, "top_n": self.top_n}
+                    "n_users": self.n_users, "n_checkpoints": self.n_checkpoints, "top_n": self.top_n,
+                    "teacher_weights": None if self.teacher_weights is None else list(self.teacher_weights)}
         write_manifest_dir(directory, MANIFEST, {"rankings": self.rankings, "observed": self.observed}, manifest)
 
     @classmethod
@@ -170,13 +192,20 @@ class EnsembleKnowledge:
                 raise HetCompError(f"{where}: file {name}.npy is not listed")
         return cls(teachers=tuple(require_field(manifest, "teachers", where)), rankings=arrays["rankings"],
                    observed=arrays["observed"], n_items=int(require_field(manifest, "n_items", where)),
-                   tau=float(require_field(manifest, "tau", where)))
+                   tau=float(require_field(manifest, "tau", where)),
+                   teacher_weights=optional_weights(manifest.get("teacher_weights")))
 
     def scorer(self, teacher_weights=None):
-        """score_fn(user_ids [b]) -> float32 [b, n_items]: the final checkpoints' importance, for metrics.evaluate."""
+        """score_fn(user_ids [b]) -> float32 [b, n_items]: the final checkpoints' importance, for metrics.evaluate;
+        `teacher_weights` [X] default to the knowledge's own."""
         final = tf.constant(self.final_rankings)
-        return lambda user_ids: importance(tf.gather(final, user_ids, axis=1), self.n_items, self.tau,
-                                           teacher_weights)
+        weights = self.teacher_weights if teacher_weights is None else teacher_weights
+        return lambda user_ids: importance(tf.gather(final, user_ids, axis=1), self.n_items, self.tau, weights)
+
+
+def optional_weights(weights) -> tuple[float, ...] | None:
+    """A manifest's teacher weights (absent in knowledge saved before they existed: equal weights)."""
+    return None if weights is None else tuple(float(w) for w in weights)
 
 
 def evaluate_ensemble(knowledge: EnsembleKnowledge, data: Dataset, split: str = "test", ks=METRIC_KS,
@@ -227,3 +256,40 @@ def fit_ensemble(knowledge: EnsembleKnowledge, data: Dataset, taus=TAU_GRID, gri
         if best is None or valid[metric] > best[2][metric]:
             best = (tau, weights, valid)
     return best
+
+
+def target_knowledge(trajectories: Mapping | Sequence, targets: str, tau: float, data: Dataset | None = None,
+                     fitted: Mapping | None = None) -> EnsembleKnowledge:
+    """The ensemble a student distils (`DistillConfig.targets`).
+
+    Args:
+        trajectories: the teachers' `Trajectory`s, as `EnsembleKnowledge.from_trajectories` takes them.
+        targets: "equal", the paper's equal-weight ensemble at `tau`; "fitted", the τ and teacher weights chosen on
+            the valid split (`fit_ensemble`, beyond the paper).
+        tau: the equal-weight ensemble's temperature.
+        data: the split to fit on, when "fitted" and no `fitted` is given.
+        fitted: an earlier fit, {"tau": τ, "weights": {teacher: w}} (teachers.json's "ensemble_weighted").
+
+    Returns:
+        The `EnsembleKnowledge` whose τ, teacher weights and observed order are the chosen ensemble's.
+
+    Example:
+        >>> knowledge = target_knowledge(load_trajectories(teachers_dir), "fitted", 10.0, data)
+        >>> knowledge.describe()  # {"tau": 20.0, "teacher_weights": {"MF": 0.5, ...}}
+    """
+    if targets not in TARGETS:
+        raise HetCompError(f"targets {targets!r}: choose one of {', '.join(TARGETS)}")
+    equal = EnsembleKnowledge.from_trajectories(trajectories, tau=tau)
+    if targets == "equal":
+        return equal
+    if fitted is None:
+        if data is None:
+            raise HetCompError("targets 'fitted': give the split to fit the ensemble on, or an earlier fit")
+        fitted_tau, weights, _ = fit_ensemble(equal, data)
+    else:
+        fitted_tau, weights = float(fitted["tau"]), fitted["weights"]
+    missing = [name for name in equal.teachers if name not in weights]
+    if missing:
+        raise HetCompError(f"targets 'fitted': the fit has no weight for teacher(s) {', '.join(missing)}")
+    return EnsembleKnowledge.from_trajectories(trajectories, tau=fitted_tau,
+                                               teacher_weights=[weights[name] for name in equal.teachers])

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 ENSEMBLE = "ensemble"  # the teachers' equal-weight ensemble, beside "teacher:<T>" and "student:<method>"
 ENSEMBLE_LABEL = "Ensemble"  # the `teachers` table, whose teacher rows are bare names
 FITTED_ENSEMBLE_LABEL = "Ensemble-fitted"  # tau and teacher weights fitted on valid (beyond the paper)
+FITTED_ENSEMBLE = "ensemble:fitted"  # its result row
 
 
 def teacher_row(name: str) -> str:

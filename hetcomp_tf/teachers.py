@@ -14,10 +14,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES, Profile
+from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES, DistillConfig, Profile
 from hetcomp_tf.data import Dataset
-from hetcomp_tf.ensemble import EnsembleKnowledge, evaluate_ensemble, fit_ensemble
-from hetcomp_tf.files import atomic_directory, write_json
+from hetcomp_tf.ensemble import EnsembleKnowledge, evaluate_ensemble, fit_ensemble, target_knowledge
+from hetcomp_tf.files import atomic_directory, read_json, write_json
 from hetcomp_tf.progress import log
 from hetcomp_tf.report import ENSEMBLE_LABEL, FITTED_ENSEMBLE_LABEL, format_table
 from hetcomp_tf.trajectories import load_trajectories
@@ -54,6 +54,19 @@ def train_teachers(data: Dataset, profile: Profile, out: str | os.PathLike, name
         }
         write_json(staging / "teachers.json", result)
     return result
+
+
+def load_target_knowledge(teachers_dir: str | os.PathLike, cfg: DistillConfig,
+                          data: Dataset | None = None) -> EnsembleKnowledge:
+    """The knowledge a student distils from a `train_teachers` output: `cfg.targets`' ensemble, "fitted" with the
+    valid-split fit teachers.json holds (fitted again on `data`, default its dataset.npz, if it holds none)."""
+    teachers_dir = Path(teachers_dir)
+    fitted = None
+    if cfg.targets == "fitted":
+        fitted = read_json(teachers_dir / "teachers.json").get("ensemble_weighted")
+        if fitted is None and data is None:
+            data = Dataset.load(teachers_dir / "dataset.npz")
+    return target_knowledge(load_trajectories(teachers_dir), cfg.targets, cfg.tau, data, fitted)
 
 
 def ensemble_metrics(knowledge: EnsembleKnowledge, data: Dataset) -> dict[str, dict[str, float]]:

@@ -63,7 +63,10 @@ def test_benchmark_writes_every_method_sweep_and_curves(bench):
     results = json.loads((out / "results.json").read_text())
     teachers = json.loads((out / "teachers.json").read_text())
     students = [f"student:{m}" for m in METHODS]
-    assert list(results["methods"]) == [*(f"teacher:{t}" for t in TEACHER_NAMES), "ensemble", *students]
+    assert list(results["methods"]) == [*(f"teacher:{t}" for t in TEACHER_NAMES), "ensemble", "ensemble:fitted",
+                                        *students]
+    fitted = results["methods"]["ensemble:fitted"]
+    assert (fitted["test"], fitted["tau"]) == (teachers["ensemble_weighted"]["test"], teachers["ensemble_weighted"]["tau"])
     assert results["ensemble_params"] == sum(t["params"] for t in teachers["teachers"].values())
     assert results["methods"]["ensemble"]["test"] == teachers["ensemble"]["test"]
     assert results["teachers_reused"] is True and results["wall_seconds"] > 0
@@ -304,3 +307,24 @@ def test_benchmark_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, messa
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("hetcomp: error: ") and message in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_student_of_fitted_targets_distils_the_ensemble_fitted_on_valid(tmp_path_factory, tmp_path, capsys):
+    """`--set targets=fitted`: the run's record names teachers.json's valid fit, and its targets are that
+    ensemble's top-K (the first DKC stage ensemble of `hetcomp_no_dkc`'s final checkpoints)."""
+    teachers = shared_teachers(tmp_path_factory)
+    fit = json.loads((teachers / "teachers.json").read_text())["ensemble_weighted"]
+    code, _, err = run_cli(["distill", "--teachers-dir", str(teachers), "--profile", "tiny", "--method",
+                            "ensemble_kd", "--set", "targets=fitted", "--set", "epochs=2", "--out",
+                            str(tmp_path / "s")], capsys)
+    assert code == 0, err
+    record = json.loads((tmp_path / "s" / "distill.json").read_text())
+    assert record["config"]["targets"] == "fitted"
+    assert record["ensemble"] == {"tau": fit["tau"], "teacher_weights": fit["weights"]}
+    code, _, err = run_cli(["distill", "--teachers-dir", str(teachers), "--profile", "tiny", "--method", "wo_kd",
+                            "--set", "targets=fitted", "--set", "epochs=2", "--out", str(tmp_path / "w")], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "w" / "distill.json").read_text())["ensemble"] is None
+    code, _, err = run_cli(["distill", "--teachers-dir", str(teachers), "--profile", "tiny", "--method", "hetcomp",
+                            "--set", "targets=best", "--out", str(tmp_path / "x")], capsys)
+    assert code == 2 and "targets='best' must be one of equal, fitted" in err

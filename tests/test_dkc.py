@@ -266,3 +266,21 @@ def test_authors_distance_equals_numpy_reference():
     np.testing.assert_allclose(got, expected, atol=1e-7)
     assert got[0, 1] == 0.0 and dkc.ndcg_distance(student, teacher).numpy()[0, 1] > 0.1
     assert np.allclose(got * 1e4, np.round(got * 1e4), atol=1e-3)  # 4-decimal values
+
+
+def test_targets_are_the_weighted_ensembles_topk_with_teacher_weights():
+    """Stage 0 of every teacher, weighted: teacher 1 (weight 0) adds nothing, so fewer items may be listed."""
+    rankings, observed, train, _, _ = make_problem(3)
+    weights = [2.0, 0.0, 0.5]
+    know = dkc.DynamicKnowledge(rankings, observed, train, N_ITEMS, CFG, tau=4.0, teacher_weights=weights)
+    imp = np.zeros((N_USERS, N_ITEMS))
+    for u in range(N_USERS):
+        for x in range(N_TEACHERS):
+            for j, item in enumerate(rankings[x, 0, u]):
+                imp[u, item] += weights[x] * np.exp(-(j + 1) / 4.0)
+    table = know.target_table.numpy()
+    for u in range(N_USERS):
+        listed = np.count_nonzero(imp[u])
+        row = table[u][table[u] >= 0]
+        assert len(row) == min(CFG.top_k, listed)
+        np.testing.assert_allclose(imp[u, row], np.sort(imp[u])[::-1][: len(row)], rtol=1e-5)

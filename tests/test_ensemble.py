@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from hetcomp_tf.data import CSR, Dataset
 from hetcomp_tf.ensemble import (EnsembleKnowledge, ensemble_observed, ensemble_topk, evaluate_ensemble,
-                                 fit_ensemble, fit_teacher_weights, importance, select_stages)
+                                 fit_ensemble, fit_teacher_weights, importance, select_stages, target_knowledge)
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.trajectories import Trajectory
@@ -214,3 +214,60 @@ def test_fitted_teacher_weights_never_lose_to_equal_weights_on_valid():
     assert fitted_valid["recall@50"] >= equal["recall@50"]
     again = evaluate_ensemble(knowledge, data, "valid", teacher_weights=list(weights.values()))
     assert again == pytest.approx(fitted_valid)
+
+
+# ------------------------------------------------------------------------- the students' fitted targets
+
+
+def test_weighted_observed_order_matches_reference():
+    rng = np.random.default_rng(11)
+    rows, observed = random_observed(rng, n_users=20, n_items=15, n_teachers=3)
+    weights = [0.5, 0.0, 4.0]
+    got = ensemble_observed(observed, tau=2.0, teacher_weights=weights)
+    for u, row in enumerate(rows):
+        score = {item: sum(w * math.exp(-(list(csr.row(u)).index(item) + 1) / 2.0)
+                           for w, csr in zip(weights, observed)) for item in row}
+        expected = sorted(row, key=lambda item: (-score[item], item))
+        assert got[u][: len(row)].tolist() == expected and (got[u][len(row):] == -1).all()
+
+
+def test_fitted_targets_carry_the_fit_into_every_part_of_the_knowledge(tmp_path):
+    rng = np.random.default_rng(12)
+    n_items = 60
+    data, _ = random_problem(rng, 15, n_items, 9, ("MF", "GNN", "AE"))
+    trajs = [make_trajectory(rng, name, 2, 15, 20, n_items, [data.train.row(u) for u in range(15)])
+             for name in ("MF", "GNN", "AE")]
+    fit = {"tau": 5.0, "weights": {"MF": 0.0, "GNN": 2.0, "AE": 0.5}}
+    knowledge = target_knowledge(trajs, "fitted", 10.0, fitted=fit)
+    assert knowledge.tau == 5.0 and knowledge.teacher_weights == (0.0, 2.0, 0.5)
+    assert knowledge.describe() == {"tau": 5.0, "teacher_weights": fit["weights"]}
+    # Scoring and the observed order are the weighted ensemble's, not the equal one's.
+    reference = reference_importance(knowledge.final_rankings, n_items, 5.0, [0.0, 2.0, 0.5])
+    np.testing.assert_allclose(knowledge.scorer()(tf.range(15)).numpy(), reference, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(knowledge.observed, ensemble_observed([t.observed for t in trajs], tau=5.0,
+                                                                        teacher_weights=[0.0, 2.0, 0.5]))
+    knowledge.save(tmp_path / "k")
+    loaded = EnsembleKnowledge.load(tmp_path / "k")
+    assert loaded.teacher_weights == knowledge.teacher_weights and loaded.tau == 5.0
+    # "equal" is the paper's ensemble; knowledge saved before weights existed loads as equal.
+    equal = target_knowledge(trajs, "equal", 10.0, fitted=fit)
+    assert equal.teacher_weights is None and equal.tau == 10.0
+    manifest = json.loads((tmp_path / "k" / "manifest.json").read_text())
+    del manifest["teacher_weights"]
+    (tmp_path / "k" / "manifest.json").write_text(json.dumps(manifest))
+    assert EnsembleKnowledge.load(tmp_path / "k").teacher_weights is None
+    with pytest.raises(HetCompError, match="no weight for teacher.*AE"):
+        target_knowledge(trajs, "fitted", 10.0, fitted={"tau": 5.0, "weights": {"MF": 1.0, "GNN": 1.0}})
+    with pytest.raises(HetCompError, match="targets 'best'"):
+        target_knowledge(trajs, "best", 10.0)
+
+
+def test_fitted_targets_without_an_earlier_fit_fit_on_valid():
+    rng = np.random.default_rng(13)
+    data, knowledge = random_problem(rng, 20, 60, 9, ("MF", "GNN"))
+    trajs = [make_trajectory(rng, name, 2, 20, 20, 60, [data.train.row(u) for u in range(20)])
+             for name in ("MF", "GNN")]
+    equal = EnsembleKnowledge.from_trajectories(trajs)
+    tau, weights, _ = fit_ensemble(equal, data)
+    fitted = target_knowledge(trajs, "fitted", 10.0, data)
+    assert fitted.tau == tau and fitted.teacher_weights == tuple(weights[name] for name in ("MF", "GNN"))

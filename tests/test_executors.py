@@ -267,6 +267,23 @@ class TestKnowledgeBuilder:
         assert storage.read_json(outputs["metrics"][0].uri, METRICS_FILE) == storage.read_json(
             knowledge.metrics.uri, METRICS_FILE)
 
+    @pytest.mark.parametrize("beam_build", [0, 1])
+    def test_fitted_targets_are_the_ensemble_fitted_on_valid_in_both_layouts(self, tmp_path, ingested, teachers,
+                                                                             knowledge, beam_build):
+        outputs = {"knowledge": [make(KnowledgeArtifact, tmp_path, "k")], "metrics": [make(RankingMetrics, tmp_path, "m")]}
+        knowledge_builder.Executor().Do(knowledge_inputs(ingested, teachers), outputs,
+                                        {"tau": DISTILL.tau, "beam_build": beam_build, "targets": "fitted"})
+        got = knowledge_beam.load_knowledge(os.path.join(outputs["knowledge"][0].uri, KNOWLEDGE_DIR))
+        equal = ensemble.EnsembleKnowledge.load(os.path.join(knowledge.knowledge.uri, KNOWLEDGE_DIR))
+        tau, weights, _ = ensemble.fit_ensemble(equal, ingested.data)
+        assert got.tau == tau and got.teacher_weights == tuple(weights[name] for name in got.teachers)
+        metrics = storage.read_json(outputs["metrics"][0].uri, METRICS_FILE)
+        assert metrics["targets"] == {"kind": "fitted", "tau": tau, "teacher_weights": weights}
+        assert metrics["methods"]["ensemble"] == storage.read_json(knowledge.metrics.uri, METRICS_FILE)["methods"][
+            "ensemble"]  # the paper's equal-weight row stays
+        assert metrics["methods"]["ensemble:fitted"]["test"] == pytest.approx(
+            ensemble.evaluate_ensemble(got, ingested.data, "test"))
+
     def test_no_trajectory_is_an_error(self, tmp_path, ingested):
         outputs = {"knowledge": [make(KnowledgeArtifact, tmp_path, "k")],
                    "metrics": [make(RankingMetrics, tmp_path, "m")]}

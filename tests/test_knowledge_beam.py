@@ -68,3 +68,13 @@ def test_bad_trajectories_and_shards_fail_in_one_line(tmp_path):
     manifest.unlink()
     with pytest.raises(HetCompError, match="out3/manifest.json: missing"):
         knowledge_beam.read_knowledge(str(tmp_path / "out3"))
+
+
+def test_beam_knowledge_of_a_weighted_ensemble_equals_the_in_memory_build(tmp_path):
+    trajectories, directories = saved_trajectories(tmp_path, np.random.default_rng(4))
+    weights = (0.5, 0.0, 2.0)
+    knowledge = build(directories, tmp_path / "out", users_per_range=7, teacher_weights=weights)
+    want = EnsembleKnowledge.from_trajectories(trajectories, tau=4.0, teacher_weights=weights)
+    assert knowledge.teacher_weights == weights
+    np.testing.assert_array_equal(knowledge.observed, want.observed)
+    np.testing.assert_array_equal(knowledge.rankings, want.rankings)

@@ -41,12 +41,11 @@ def run(args) -> int:
     from hetcomp_tf.data import Dataset
     from hetcomp_tf.distill import check_config, distill, get_method
     from hetcomp_tf.distribute import is_chief, make_strategy, worker_dir
-    from hetcomp_tf.ensemble import EnsembleKnowledge
     from hetcomp_tf.errors import HetCompError
     from hetcomp_tf.files import read_json, write_json
     from hetcomp_tf.report import ENSEMBLE, format_table, student_row
     from hetcomp_tf.student import save_student
-    from hetcomp_tf.trajectories import load_trajectories
+    from hetcomp_tf.teachers import load_target_knowledge
 
     profile = profile_from_args(args)
     get_method(args.method)
@@ -63,7 +62,7 @@ def run(args) -> int:
     check_config(cfg)
     strategy = make_strategy(cfg.distribute)  # before TensorFlow runs anything (multi-worker collectives)
     data = Dataset.load(teachers_dir / "dataset.npz")
-    knowledge = EnsembleKnowledge.from_trajectories(load_trajectories(teachers_dir), tau=cfg.tau)
+    knowledge = load_target_knowledge(teachers_dir, cfg, data)
 
     with worker_dir(out, strategy) as written:  # the chief's OUT; a scratch directory on the other workers
         written = Path(written)
