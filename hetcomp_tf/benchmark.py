@@ -38,8 +38,11 @@ from hetcomp_tf.ensemble import EnsembleKnowledge
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.progress import Progress, log
 from hetcomp_tf.files import atomic_file, read_json, write_json, write_text
+from hetcomp_tf.frontier import (check_direct, direct_config, direct_method, direct_record, direct_teacher,
+                                 frontier_markdown, frontier_rows, is_direct, latency_by_form, plot_frontier)
 from hetcomp_tf.report import ENSEMBLE, FITTED_ENSEMBLE, format_table, markdown_table, student_row, teacher_row
 from hetcomp_tf.teachers import load_target_knowledge, teachers_table, train_teachers
+from hetcomp_tf.training import train_teacher
 from hetcomp_tf.trajectories import load_trajectories, trajectories_dir
 from hetcomp_tf.wall_clock import HEARTBEAT_SECONDS, InvocationClock
 from hetcomp_tf.workers import run_in_workers
@@ -54,6 +57,7 @@ RESULTS = "results.json"
 RESULTS_MD = "results.md"
 STAGES = "stages.png"
 CURVES = "curves.png"
+FRONTIER = "frontier.png"
 METRIC_COLUMNS = [f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")]
 STD_COLUMN = f"±{RECORD_METRIC}"
 
@@ -175,7 +179,8 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
                   student_dims: Sequence[int], out: str | os.PathLike,
                   progress: Callable[[str, int], Progress] | None = Progress, jobs: int = 1,
                   only_seeds: Sequence[int] | None = None, import_runs: Sequence[str | os.PathLike] = (),
-                  only_runs: Sequence[RunKey] | None = None) -> dict:
+                  only_runs: Sequence[RunKey] | None = None, direct: Sequence[str] = (),
+                  latency: str | os.PathLike | None = None) -> dict:
     """Teachers (trained or reused), then every planned run (resumed from results.partial.json when its
     fingerprint matches; `jobs` runs at a time); writes results.json, results.md and curves.png and returns the
     results.
@@ -184,7 +189,9 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
     filters apply when both are given); `import_runs` adds the finished runs of other
     benchmarks' results.partial.json (another machine's or session's), which must share this one's fingerprint
     (the same split, trajectories and distill config). Results show every finished run of the plan, so a
-    benchmark can be split over machines by seed and pooled."""
+    benchmark can be split over machines by seed and pooled. `direct` teachers are also trained at every student
+    size (frontier.py; seed 0, planned first), and the frontier table and plot are written, with the p50
+    latencies of `latency` (a `hetcomp latency` JSON) when given."""
     start = time.perf_counter()
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -197,7 +204,10 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
     if only_seeds is not None and (not only_seeds or not all(0 <= s < seeds for s in only_seeds)):
         raise HetCompError(f"benchmark: --only-seeds {list(only_seeds)} must name seeds of 0..{seeds - 1} "
                            f"(--seeds {seeds})")
-    keys = plan_runs(methods, seeds, profile.distill.student_dim, student_dims)
+    check_direct(direct)
+    latency_ms = latency_by_form(read_json(Path(latency))) if latency is not None else None
+    keys = [RunKey(direct_method(t), d, 0) for d in sorted({profile.distill.student_dim, *student_dims})
+            for t in direct] + plan_runs(methods, seeds, profile.distill.student_dim, student_dims)
     unplanned = [key.label for key in only_runs or () if key not in keys]
     if unplanned:
         raise HetCompError(f"benchmark: --only-runs {unplanned[0]} is not a run of this plan (--methods, --seeds, "
@@ -237,6 +247,7 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
         """results.json / .md / curves.png from the runs finished so far (a partial benchmark says so)."""
         runs = [done[key.name] for key in keys if key.name in done]
         results = aggregate(runs, summary, profile, methods, student_dims)
+        results["frontier"] = frontier_rows(results, latency_ms)
         invocations = clock.invocations()  # this one last
         results.update(teachers_reused=teachers_reused, jobs=jobs, runs_resumed=finished,
                        runs_imported=sum(key.name in imported_names for key in keys), runs_planned=len(keys),
@@ -247,6 +258,7 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
         title = f"{summary['dataset']['name']} ({profile.name} profile)"
         plot_curves(runs, profile.distill.student_dim, out / CURVES, title)
         plot_stage_curves(runs, out / STAGES, title)
+        plot_frontier(results["frontier"], out / FRONTIER, title)
         return results
 
     with InvocationClock(out / "resume" / WALL_CLOCK, start) as clock:
@@ -266,6 +278,8 @@ def _run_config(profile: Profile, key: RunKey):
 
 
 def _log_dir(out: Path, key: RunKey) -> Path:
+    if is_direct(key.method):
+        return out / "logs" / "direct" / f"{direct_teacher(key.method)}-d{key.dim}-s{key.seed}"
     return out / "logs" / "distill" / f"{key.method}-d{key.dim}-s{key.seed}"
 
 
@@ -286,14 +300,28 @@ def _run_here(out: Path, profile: Profile, keys: Sequence[RunKey],
         return
     data, knowledge = _load_inputs(out, profile.distill)
     for key in keys:
+        if is_direct(key.method):
+            yield key, _train_direct(data, profile, key, _log_dir(out, key), progress)
+            continue
         run = distill(data, knowledge, _run_config(profile, key), log_dir=_log_dir(out, key), progress=progress,
                       resume_dir=_resume_dir(out, key))
         yield key, run_record(key, run)
 
 
+def _train_direct(data: Dataset, profile: Profile, key: RunKey, log_dir: Path,
+                  progress: Callable[[str, int], Progress] | None) -> dict:
+    """A direct model's record: its teacher's recipe at the run's dim, trained from scratch (not resumable: a
+    stopped one starts again)."""
+    teacher = direct_teacher(key.method)
+    run = train_teacher(teacher, data, direct_config(profile, teacher, key.dim), profile.trajectory, seed=key.seed,
+                        log_dir=log_dir, progress=progress)
+    return direct_record(key.method, key.dim, key.seed, run.to_dict(), code_version())
+
+
 def _run_in_workers(out: Path, profile: Profile, keys: Sequence[RunKey], jobs: int) -> Iterator[tuple[RunKey, dict]]:
     """The runs in `jobs` worker processes (each loads the inputs once), yielded as they finish."""
-    tasks = [(key, _worker_run, (key, _run_config(profile, key), os.fspath(_log_dir(out, key)),
+    tasks = [(key, _worker_direct, (profile, key, os.fspath(_log_dir(out, key)))) if is_direct(key.method) else
+             (key, _worker_run, (key, _run_config(profile, key), os.fspath(_log_dir(out, key)),
                                  os.fspath(_resume_dir(out, key)))) for key in keys]
     yield from run_in_workers(tasks, jobs, "runs", setup=_worker_setup,
                               setup_args=(os.fspath(out), profile.distill))
@@ -312,6 +340,13 @@ def _worker_run(key: RunKey, cfg, log_dir: str, resume_dir: str) -> dict:
     log(f"finished {key.name}: valid {RECORD_METRIC} {run.valid[RECORD_METRIC]:.4f} after {run.epochs} epochs, "
         f"{run.train_seconds:.0f}s")
     return run_record(key, run)
+
+
+def _worker_direct(profile: Profile, key: RunKey, log_dir: str) -> dict:
+    record = _train_direct(_WORKER_INPUTS["data"], profile, key, Path(log_dir), None)
+    log(f"finished {key.name}: valid {RECORD_METRIC} {record['valid'][RECORD_METRIC]:.4f} after "
+        f"{record['epochs']} epochs ({record['ended_by']}), {record['train_seconds']:.0f}s")
+    return record
 
 
 def _keep_resume_states_of(directory: Path, fingerprint: dict) -> None:
@@ -371,7 +406,10 @@ def _mean_std(values: Sequence[dict]) -> tuple[dict, dict]:
 
 def aggregate(runs: list[dict], summary: dict, profile: Profile, methods: Sequence[str],
               student_dims: Sequence[int]) -> dict:
-    """results.json's content: teachers and ensemble from teachers.json, students as mean/std over seeds."""
+    """results.json's content: teachers and ensemble from teachers.json, students as mean/std over seeds, the
+    models trained directly at students' sizes (`direct`) as they are."""
+    direct = [r for r in runs if is_direct(r["method"])]
+    runs = [r for r in runs if not is_direct(r["method"])]
     entries = {teacher_row(name): {"test": t["test"], "valid": t["valid"], "params": t["params"],
                                    "train_seconds": t["train_seconds"]}
                for name, t in summary["teachers"].items()}
@@ -398,12 +436,13 @@ def aggregate(runs: list[dict], summary: dict, profile: Profile, methods: Sequen
             mine = [r for r in runs if r["method"] == method and r["dim"] == dim]
             if mine:
                 test, test_std = _mean_std([r["test"] for r in mine])
-                per_method[method] = {"test": test, "test_std": test_std, "params": mine[0]["params"]}
+                per_method[method] = {"test": test, "test_std": test_std, "params": mine[0]["params"],
+                                      "seeds": len(mine)}
         sweep[str(dim)] = per_method
     return {"dataset": summary["dataset"], "profile": profile.name, "seeds": len({r["seed"] for r in runs}),
             "student_dim": default_dim, "methods": entries,
             "ensemble_params": int(sum(t["params"] for t in summary["teachers"].values())),
-            "student_dims": sweep, "paired": paired_differences(runs, default_dim), "runs": runs}
+            "student_dims": sweep, "paired": paired_differences(runs, default_dim), "runs": runs, "direct": direct}
 
 
 def paired_differences(runs: list[dict], dim: int, method: str = "hetcomp") -> dict:
@@ -500,7 +539,9 @@ def results_markdown(results: dict) -> str:
             f"Test split; students of dim {results['student_dim']}, mean ± std over seeds; epochs and train s are "
             f"per run (mean).\n\n{main}\n\n## HetComp against each method, paired by seed "
             f"(dim {results['student_dim']})\n\n{paired}\n\n## Student sizes\n\n{sweep}\n\n## Runs\n\n{per_run}\n\n"
-            f"{len(results['runs'])} of {results['runs_planned']} planned runs finished. {_wall_time(results)}\n\n"
+            f"## Quality against serving cost\n\n{frontier_markdown(results['frontier'])}\n\n"
+            f"{len(results['runs']) + len(results['direct'])} of {results['runs_planned']} planned runs finished. "
+            f"{_wall_time(results)}\n\n"
             + diagnosis_markdown(results["runs"]))
 
 

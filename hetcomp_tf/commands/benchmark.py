@@ -24,6 +24,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--import-runs", action="append", default=[], metavar="FILE",
                         help="add the finished runs of another benchmark's results.partial.json (same split, "
                              "trajectories and distill config; repeatable)")
+    parser.add_argument("--direct", default="", metavar="T,T",
+                        help="also train these teachers (MF, GNN: they serve as tables) at every student size with "
+                             "their teacher recipe, the rivals on the quality-vs-cost frontier (default: none)")
+    parser.add_argument("--latency", default=None, metavar="FILE.json",
+                        help="`hetcomp latency` output whose p50 at batch 1 gives the frontier its cost axis "
+                             "(default: parameters)")
     add_set_argument(parser)
     parser.add_argument("--jobs", type=int, default=1, metavar="N",
                         help="runs trained at a time, each in its own process with cores/N threads (default 1: "
@@ -39,6 +45,7 @@ def run(args) -> int:
 
     from hetcomp_tf.benchmark import RunKey, results_table, run_benchmark, sweep_table
     from hetcomp_tf.distill import METHODS
+    from hetcomp_tf.frontier import DIRECT_TEACHERS
 
     methods = parse_list(args.methods, "--methods", tuple(METHODS), "distillation method") if args.methods \
         else list(METHODS)
@@ -46,8 +53,10 @@ def run(args) -> int:
         args.only_seeds, "--only-seeds", what="seed", convert=_seed)
     only_runs = None if args.only_runs is None else [RunKey(*key) for key in parse_list(
         args.only_runs, "--only-runs", what="METHOD:DIM:SEED run", convert=_run_key)]
+    direct = parse_list(args.direct, "--direct", DIRECT_TEACHERS, "teacher") if args.direct else []
     results = run_benchmark(args.data, args.format, profile, args.seeds, methods, dims, args.out, jobs=args.jobs,
-                            only_seeds=only_seeds, import_runs=args.import_runs, only_runs=only_runs)
+                            only_seeds=only_seeds, import_runs=args.import_runs, only_runs=only_runs,
+                            direct=direct, latency=args.latency)
     print(f"Test metrics on {results['dataset']['name']} ({profile.name} profile, students of dim "
           f"{results['student_dim']}, mean over {results['seeds']} seeds; ensemble params "
           f"{results['ensemble_params']}), results in {args.out}:")
