@@ -18,7 +18,7 @@ COMMANDS = {
     "benchmark": "teachers once, then every distillation method over seeds and student sizes",
     "run": "run the TFX pipeline locally (LocalDagRunner)",
     "kubeflow": "compile the TFX pipeline to a Kubeflow Pipelines v2 spec",
-    "serve": "serve a pushed SavedModel over gRPC (TF Serving's PredictionService API)",
+    "serve": "serve the pushed SavedModel over TF Serving's gRPC (and REST) API, following new versions",
     "query": "query a TF Serving PredictionService for users' top-K items",
     "latency": "serving latency, params and memory of the student versus the six-teacher ensemble",
     "data": "fetch CiteULike, or print a data set's sizes after filtering and split",

@@ -13,6 +13,10 @@ Signatures (documented with `saved_model_cli` output in serving/README.md):
   each given item (no exclusion); an unknown item id fails with INVALID_ARGUMENT naming it.
 An unknown user id fails with INVALID_ARGUMENT naming it, unless exported with `popularity_fallback=True`:
 then that user gets the most popular train items, scored by their train interaction counts.
+
+The export also writes TF Serving's warm-up file (`assets.extra/tf_serving_warmup_requests`): one Predict of
+each signature for the first user (and item), which TF Serving and `hetcomp serve` replay before serving the
+version, so its first real request does not pay for tracing and a version that cannot answer is never served.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from hetcomp_tf.data import Dataset, rows_to_mask
 from hetcomp_tf.errors import HetCompError
 
 DEFAULT_K = 50
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")  # TF Serving's SavedModel warm-up
 
 
 def _fail_unless(condition: tf.Tensor, message: tf.Tensor, *then: tf.Tensor) -> tuple[tf.Tensor, ...]:
@@ -124,4 +129,24 @@ def export_student(student, data: Dataset, export_dir: str, popularity_fallback:
     os.makedirs(export_dir, exist_ok=True)
     tf.saved_model.save(module, export_dir,
                         signatures={"serving_default": module.recommend, "score_items": module.score_items})
+    _write_warmup_requests(export_dir, data)
     return export_dir
+
+
+def _write_warmup_requests(export_dir: str, data: Dataset) -> None:
+    """TF Serving's warm-up records (PredictionLogs): one request per signature for the first user and item."""
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    user = data.user_vocab[:1].astype(str)
+    requests = {"serving_default": {"user_id": user, "k": np.int32(DEFAULT_K)},
+                "score_items": {"user_id": user, "item_id": data.item_vocab[None, :1].astype(str)}}
+    path = os.path.join(export_dir, WARMUP_FILE)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tf.io.TFRecordWriter(path) as writer:
+        for signature, inputs in requests.items():
+            request = predict_pb2.PredictRequest()
+            request.model_spec.signature_name = signature
+            for name, value in inputs.items():
+                request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())

@@ -1,179 +1,139 @@
-"""A local stand-in for TF Serving's gRPC API, for machines without `tensorflow_model_server`.
+"""A local stand-in for TF Serving's model server, for machines without `tensorflow_model_server`.
 
-It implements the parts of `tensorflow.serving.PredictionService` (Predict, GetModelMetadata) and
-`ModelService.GetModelStatus` that `hetcomp query` and TF Serving clients use, for the latest numeric version
-under a base directory (TF Serving's layout), with TF Serving's status codes: unknown model/version ->
-NOT_FOUND, unknown signature -> FAILED_PRECONDITION, bad inputs and the model's InvalidArgumentError ->
-INVALID_ARGUMENT. It is not a rival to TF Serving: one model, one version, no batching or hot reload.
+It follows a base directory as TF Serving does (serving/versions.py: the newest version that loads is served,
+new versions are loaded, warmed and swapped in without failing a request, broken ones are logged and skipped)
+and answers TF Serving's gRPC API, `PredictionService` (Predict, GetModelMetadata) and
+`ModelService.GetModelStatus`, and optionally its REST API on another port (serving/rest.py), with TF Serving's
+status codes: unknown model/version -> NOT_FOUND, unknown signature -> FAILED_PRECONDITION, bad inputs and the
+model's InvalidArgumentError -> INVALID_ARGUMENT. It is not a rival to TF Serving: one model, one version at a
+time, no batching.
 """
 
 from __future__ import annotations
 
-import os
+import sys
 from concurrent import futures
 
 import grpc
 import tensorflow as tf
-from google.protobuf import any_pb2
-from tensorflow.core.protobuf import saved_model_pb2
-from tensorflow_serving.apis import (
-    get_model_metadata_pb2,
-    get_model_status_pb2,
-    model_service_pb2_grpc,
-    predict_pb2,
-    prediction_service_pb2_grpc,
-)
+from tensorflow_serving.apis import model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc
 
 from hetcomp_tf.errors import HetCompError
-from serving.client import DEFAULT_MODEL_NAME, DEFAULT_SIGNATURE, error_summary
+from serving.client import DEFAULT_MODEL_NAME, DEFAULT_SIGNATURE
+from serving.rest import start_rest_server
+from serving.servable import RequestError, answer
+from serving.versions import VersionManager
 
-_STATUS_BY_TF_CODE = {code.value[0]: code for code in grpc.StatusCode}  # TF error codes are gRPC's
-
-
-class RequestError(Exception):
-    """A request the server answers with a non-OK gRPC status."""
-
-    def __init__(self, code: grpc.StatusCode, message: str):
-        super().__init__(message)
-        self.code, self.message = code, message
+def _spec_fields(spec) -> tuple[str, int | None, str]:
+    """(name, version or None, label) of a ModelSpec."""
+    return spec.name, spec.version.value if spec.HasField("version") else None, spec.version_label
 
 
-def latest_version(base_dir: str) -> int:
-    """The highest numeric sub-directory of `base_dir` holding a SavedModel (TF Serving's version policy)."""
-    if not os.path.isdir(base_dir):
-        raise HetCompError(f"serve: model base directory {base_dir} does not exist")
-    versions = [int(name) for name in os.listdir(base_dir) if name.isdigit()
-                and os.path.isfile(os.path.join(base_dir, name, "saved_model.pb"))]
-    if not versions:
-        raise HetCompError(f"serve: no numeric version directory with a saved_model.pb under {base_dir}")
-    return max(versions)
-
-
-class ServedModel:
-    """One loaded SavedModel version: its callable signatures and their SignatureDefs, as TF Serving reports them."""
-
-    def __init__(self, base_dir: str, name: str = DEFAULT_MODEL_NAME):
-        self.name, self.version = name, latest_version(base_dir)
-        path = os.path.join(base_dir, str(self.version))
-        proto = saved_model_pb2.SavedModel()
-        with open(os.path.join(path, "saved_model.pb"), "rb") as handle:
-            proto.ParseFromString(handle.read())
-        self.signature_defs = proto.meta_graphs[0].signature_def
-        self.loaded = tf.saved_model.load(path)
-
-    def check_spec(self, spec) -> None:
-        """NOT_FOUND unless the request's ModelSpec names this model (and this version, if it names one)."""
-        if spec.name != self.name:
-            raise RequestError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Latest({spec.name})")
-        if spec.HasField("version") and spec.version.value != self.version:
-            raise RequestError(grpc.StatusCode.NOT_FOUND,
-                               f"Servable not found for request: Specific({spec.name}, {spec.version.value})")
-        if spec.version_label:
-            raise RequestError(grpc.StatusCode.NOT_FOUND, f"no version labelled {spec.version_label!r}")
-
-    def predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
-        self.check_spec(request.model_spec)
-        signature = request.model_spec.signature_name or DEFAULT_SIGNATURE
-        if signature not in self.loaded.signatures:
-            raise RequestError(grpc.StatusCode.FAILED_PRECONDITION, f'Serving signature key "{signature}" not found.')
-        function = self.loaded.signatures[signature]
-        outputs = function(**self._inputs(signature, function, request))
-        names = list(request.output_filter) or sorted(outputs)
-        unknown = [name for name in names if name not in outputs]
-        if unknown:
-            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                               f"output tensor alias not found in signature: {unknown[0]}")
-        response = predict_pb2.PredictResponse()
-        response.model_spec.name, response.model_spec.signature_name = self.name, signature
-        response.model_spec.version.value = self.version
-        for name in names:
-            response.outputs[name].CopyFrom(tf.make_tensor_proto(outputs[name].numpy()))
-        return response
-
-    def _inputs(self, signature: str, function, request) -> dict[str, tf.Tensor]:
-        """Request tensors checked against the signature (names, dtypes, shapes), missing ones from its defaults."""
-        specs = function.structured_input_signature[1]
-        defaults = self.signature_defs[signature].defaults
-        extra = sorted(set(request.inputs) - set(specs))
-        missing = sorted(set(specs) - set(request.inputs) - set(defaults))
-        if extra or missing:
-            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                               f"input does not match signature {signature!r}: sent extra {extra}, missing {missing}")
-        tensors = {}
-        for name, spec in specs.items():
-            proto = request.inputs[name] if name in request.inputs else defaults[name]
-            tensor = tf.constant(tf.make_ndarray(proto))
-            if tensor.dtype != spec.dtype or not spec.shape.is_compatible_with(tensor.shape):
-                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                                   f"input {name!r} must be {spec.dtype.name} of shape {spec.shape}, "
-                                   f"got {tensor.dtype.name} of shape {tensor.shape}")
-            tensors[name] = tensor
-        return tensors
-
-    def metadata(self, request) -> get_model_metadata_pb2.GetModelMetadataResponse:
-        self.check_spec(request.model_spec)
-        unsupported = [field for field in request.metadata_field if field != "signature_def"]
-        if unsupported:
-            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"Metadata field {unsupported[0]} is not supported")
-        response = get_model_metadata_pb2.GetModelMetadataResponse()
-        response.model_spec.name = self.name
-        response.model_spec.version.value = self.version
-        packed = any_pb2.Any()
-        packed.Pack(get_model_metadata_pb2.SignatureDefMap(signature_def=self.signature_defs))
-        response.metadata["signature_def"].CopyFrom(packed)
-        return response
-
-    def status(self, request) -> get_model_status_pb2.GetModelStatusResponse:
-        self.check_spec(request.model_spec)
-        response = get_model_status_pb2.GetModelStatusResponse()
-        status = response.model_version_status.add()
-        status.version = self.version
-        status.state = get_model_status_pb2.ModelVersionStatus.AVAILABLE
-        return response
-
-
-def _answer(method, request, context):
-    """Runs `method`, turning RequestError and TensorFlow errors into the gRPC status TF Serving would send."""
-    try:
-        return method(request)
-    except RequestError as error:
-        context.abort(error.code, error.message)
-    except tf.errors.OpError as error:
-        context.abort(_STATUS_BY_TF_CODE.get(error.error_code, grpc.StatusCode.INTERNAL), error_summary(error.message))
+def _tensors(request: predict_pb2.PredictRequest) -> dict:
+    """The request's TensorProtos as arrays; INVALID_ARGUMENT naming an input whose proto is malformed."""
+    arrays = {}
+    for name, proto in request.inputs.items():
+        try:
+            arrays[name] = tf.make_ndarray(proto)
+        except (TypeError, ValueError) as error:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"input {name!r} is not a valid TensorProto: {error}")
+    return arrays
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, model: ServedModel):
-        self.model = model
+    def __init__(self, manager: VersionManager):
+        self.manager = manager
+
+    def _predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+        signature = request.model_spec.signature_name or DEFAULT_SIGNATURE
+        with self.manager.serving(*_spec_fields(request.model_spec)) as servable:
+            outputs = servable.predict(signature, _tensors(request), request.output_filter)
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name, response.model_spec.signature_name = self.manager.model_name, signature
+        response.model_spec.version.value = servable.version
+        for name, value in outputs.items():
+            response.outputs[name].CopyFrom(tf.make_tensor_proto(value))
+        return response
+
+    def _metadata(self, request):
+        unsupported = [field for field in request.metadata_field if field != "signature_def"]
+        with self.manager.serving(*_spec_fields(request.model_spec)) as servable:
+            if unsupported:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"Metadata field {unsupported[0]} is not supported")
+            return servable.metadata(self.manager.model_name)
 
     def Predict(self, request, context):
-        return _answer(self.model.predict, request, context)
+        return _reply(self._predict, request, context)
 
     def GetModelMetadata(self, request, context):
-        return _answer(self.model.metadata, request, context)
+        return _reply(self._metadata, request, context)
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
-    def __init__(self, model: ServedModel):
-        self.model = model
+    def __init__(self, manager: VersionManager):
+        self.manager = manager
 
     def GetModelStatus(self, request, context):
-        return _answer(self.model.status, request, context)
+        return _reply(lambda request: self.manager.status(*_spec_fields(request.model_spec)), request, context)
+
+
+def _reply(method, request, context):
+    """`method(request)`, or the gRPC status of its RequestError."""
+    try:
+        return answer(method, request)
+    except RequestError as error:
+        context.abort(error.code, error.message)
+
+
+def _stderr_line(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+class ModelServer:
+    """A running server: its version manager, gRPC server and optional REST server. Call stop()."""
+
+    def __init__(self, manager: VersionManager, grpc_server: grpc.Server, grpc_port: int):
+        self.manager, self.grpc_server, self.grpc_port = manager, grpc_server, grpc_port
+        self.rest_server, self.rest_port = None, 0
+
+    def stop(self, grace: float | None = None) -> None:
+        if self.rest_server is not None:
+            self.rest_server.shutdown()
+            self.rest_server.server_close()
+        self.grpc_server.stop(grace).wait()
+        self.manager.stop()
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def start_server(base_dir: str, port: int, model_name: str = DEFAULT_MODEL_NAME, host: str = "127.0.0.1",
-                 workers: int = 4) -> tuple[grpc.Server, ServedModel, int]:
-    """Loads the latest version and starts serving it; returns (server, model, bound port). Call server.stop()."""
-    model = ServedModel(base_dir, model_name)
+                 workers: int = 4, rest_port: int = 0, poll_seconds: float = 1.0, log=_stderr_line) -> ModelServer:
+    """Serves the newest version of `base_dir` that loads over gRPC on `port` (0 = any free) and, if
+    `rest_port` is not 0, REST on it; polls the base directory every `poll_seconds` (0 = never).
+    `log` receives the one-line messages (broken versions, swaps, unloads)."""
+    manager = VersionManager(base_dir, model_name, poll_seconds, log)
+    manager.start()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers))
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(model), server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(model), server)
-    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(manager), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(manager), server)
+    address = _address(host, port)
     try:
         bound = server.add_insecure_port(address)
     except RuntimeError as error:
-        raise HetCompError(f"serve: cannot listen on {address}: {error}") from None
+        bound, reason = 0, f": {error}"
+    else:
+        reason = ""
     if not bound:
-        raise HetCompError(f"serve: cannot listen on {address}")
+        manager.stop()
+        raise HetCompError(f"serve: cannot listen on {address}{reason}")
     server.start()
-    return server, model, bound
+    running = ModelServer(manager, server, bound)
+    if rest_port:
+        try:
+            running.rest_server, running.rest_port = start_rest_server(manager, host, rest_port)
+        except HetCompError:
+            running.stop()
+            raise
+    return running

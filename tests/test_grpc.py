@@ -49,9 +49,9 @@ def base_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(base_dir):
     port = portpicker.pick_unused_port()
-    grpc_server, model, bound = start_server(str(base_dir), port)
-    yield {"address": f"127.0.0.1:{bound}", "model": model, "data": random_dataset()}
-    grpc_server.stop(grace=None)
+    running = start_server(str(base_dir), port)
+    yield {"address": f"127.0.0.1:{running.grpc_port}", "data": random_dataset()}
+    running.stop()
 
 
 @pytest.fixture(scope="module")
