@@ -180,7 +180,7 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
                   progress: Callable[[str, int], Progress] | None = Progress, jobs: int = 1,
                   only_seeds: Sequence[int] | None = None, import_runs: Sequence[str | os.PathLike] = (),
                   only_runs: Sequence[RunKey] | None = None, direct: Sequence[str] = (),
-                  latency: str | os.PathLike | None = None) -> dict:
+                  latency: str | os.PathLike | None = None, extra_seeds: int = 1) -> dict:
     """Teachers (trained or reused), then every planned run (resumed from results.partial.json when its
     fingerprint matches; `jobs` runs at a time); writes results.json, results.md and curves.png and returns the
     results.
@@ -191,15 +191,17 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
     (the same split, trajectories and distill config). Results show every finished run of the plan, so a
     benchmark can be split over machines by seed and pooled. `direct` teachers are also trained at every student
     size (frontier.py; seed 0, planned first), and the frontier table and plot are written, with the p50
-    latencies of `latency` (a `hetcomp latency` JSON) when given."""
+    latencies of `latency` (a `hetcomp latency` JSON) when given. `extra_seeds`: the seeds (below `seeds`) of the
+    ablations and of the student sizes other than the profile's (`plan_runs`)."""
     start = time.perf_counter()
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise HetCompError(f"--out {out} exists and is not a directory")
     for method in methods:
         get_method(method)
-    if seeds < 1 or jobs < 1 or not methods or any(d < 1 for d in student_dims):
-        raise HetCompError(f"benchmark: seeds ({seeds}), jobs ({jobs}), methods ({list(methods)}) and student "
+    if seeds < 1 or jobs < 1 or extra_seeds < 1 or not methods or any(d < 1 for d in student_dims):
+        raise HetCompError(f"benchmark: seeds ({seeds}), extra seeds ({extra_seeds}), jobs ({jobs}), methods "
+                           f"({list(methods)}) and student "
                            f"dims ({list(student_dims)}) must be positive / non-empty")
     if only_seeds is not None and (not only_seeds or not all(0 <= s < seeds for s in only_seeds)):
         raise HetCompError(f"benchmark: --only-seeds {list(only_seeds)} must name seeds of 0..{seeds - 1} "
@@ -207,7 +209,7 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
     check_direct(direct)
     latency_ms = latency_by_form(read_json(Path(latency))) if latency is not None else None
     keys = [RunKey(direct_method(t), d, 0) for d in sorted({profile.distill.student_dim, *student_dims})
-            for t in direct] + plan_runs(methods, seeds, profile.distill.student_dim, student_dims)
+            for t in direct] + plan_runs(methods, seeds, profile.distill.student_dim, student_dims, extra_seeds)
     unplanned = [key.label for key in only_runs or () if key not in keys]
     if unplanned:
         raise HetCompError(f"benchmark: --only-runs {unplanned[0]} is not a run of this plan (--methods, --seeds, "

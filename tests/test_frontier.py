@@ -85,3 +85,13 @@ def test_a_benchmark_with_direct_models_writes_the_frontier(tmp_path_factory, tm
     assert (out / "frontier.png").stat().st_size > 0
     assert main(["benchmark", "--data", "synthetic", "--profile", "tiny", "--direct", "DL", "--out",
                  str(out)]) == 2
+
+
+def test_only_runs_names_a_direct_model_and_extra_seeds_plans_more_sizes():
+    from hetcomp_tf.commands.benchmark import _run_key
+    from hetcomp_tf.benchmark import plan_runs
+
+    assert _run_key("direct:GNN:16:0") == ("direct:GNN", 16, 0)
+    assert _run_key("hetcomp:6:2") == ("hetcomp", 6, 2)
+    keys = {(k.method, k.dim, k.seed) for k in plan_runs(["hetcomp"], 3, 6, [6, 16], extra_seeds=3)}
+    assert keys == {("hetcomp", d, s) for d in (6, 16) for s in range(3)}

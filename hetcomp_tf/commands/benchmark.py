@@ -10,6 +10,9 @@ from hetcomp_tf.commands.options import (add_data_arguments, add_set_argument, p
 def add_arguments(parser) -> None:
     add_data_arguments(parser)
     parser.add_argument("--seeds", type=int, default=3, help="student seeds 0..N-1 per method (default 3)")
+    parser.add_argument("--extra-seeds", type=int, default=1, metavar="N",
+                        help="seeds 0..N-1 (at most --seeds) of the ablations and of the student sizes other than "
+                             "the profile's (default 1)")
     parser.add_argument("--methods", default=None, metavar="M,M,...",
                         help="comma-separated distillation methods (default: all; `hetcomp distill --help` "
                              "lists them)")
@@ -56,7 +59,7 @@ def run(args) -> int:
     direct = parse_list(args.direct, "--direct", DIRECT_TEACHERS, "teacher") if args.direct else []
     results = run_benchmark(args.data, args.format, profile, args.seeds, methods, dims, args.out, jobs=args.jobs,
                             only_seeds=only_seeds, import_runs=args.import_runs, only_runs=only_runs,
-                            direct=direct, latency=args.latency)
+                            direct=direct, latency=args.latency, extra_seeds=args.extra_seeds)
     print(f"Test metrics on {results['dataset']['name']} ({profile.name} profile, students of dim "
           f"{results['student_dim']}, mean over {results['seeds']} seeds; ensemble params "
           f"{results['ensemble_params']}), results in {args.out}:")
@@ -79,7 +82,7 @@ def _seed(text: str) -> int:
 
 def _run_key(text: str) -> tuple[str, int, int]:
     """A run of --only-runs, METHOD:DIM:SEED (a positive dim, a seed >= 0)."""
-    method, dim, seed = text.split(":")
+    method, dim, seed = text.rsplit(":", 2)  # a direct model's method has a colon of its own: direct:GNN:16:0
     if int(dim) < 1:
         raise ValueError(text)
     return method, int(dim), _seed(seed)
