@@ -115,7 +115,7 @@ def untrained(root, ingested):
     model = make(standard_artifacts.Model, root, "untrained", 8)
     data = ingested.data
     export_model(Student(data.n_users, data.n_items, DISTILL.student_dim, seed=1), data,
-                   path_utils.serving_model_path(model.uri))
+                 path_utils.serving_model_path(model.uri))
     return model
 
 

@@ -64,7 +64,7 @@ def exported(tmp_path_factory):
     base = tmp_path_factory.mktemp("export")
     plain = tf.saved_model.load(export_model(student, data, str(base / "plain" / "1")))
     fallback = tf.saved_model.load(export_model(student, data, str(base / "fallback" / "1"),
-                                                  popularity_fallback=True))
+                                                popularity_fallback=True))
     return {"data": data, "student": student, "plain": plain, "fallback": fallback, "dir": base / "plain" / "1"}
 
 
