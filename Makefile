@@ -33,7 +33,7 @@ test: install
 
 bench: install
 	$(VENV)/bin/hetcomp benchmark --data citeulike --profile paper --seeds 3 --jobs 2 --out $(BENCH_OUT)
-	$(VENV)/bin/hetcomp latency --data citeulike --profile paper --batch-sizes 1,64 --out $(BENCH_OUT)/latency.json
+	$(VENV)/bin/hetcomp latency --data citeulike --profile paper --batch-sizes 1,64 --student-dims 6,16,64,128 --out $(BENCH_OUT)/latency.json
 	$(VENV)/bin/hetcomp steptime --data citeulike --profile paper --out $(BENCH_OUT)/steptime.json
 
 clean:

@@ -2,7 +2,7 @@
 
 It distils with `hetcomp_tf.distill.distill`, writes TensorBoard logs and the run's summary to `model_run`,
 exports the serving SavedModel into the Model's `Format-Serving/` (TFX's serving path, what the Pusher
-copies) with `serving.export.export_student`, and saves the student's weights (`student.save_student`)
+copies) with `serving.export.export_model`, and saves the student's weights (`student.save_student`)
 beside it, with the vocabularies its rows stand for. With a `base_model` (the latest blessed student, on a
 warm-started run) the student starts from it (`hetcomp_tf.warmstart`); one without vocabularies (written before warm
 starts) is ignored. With `distribute` = multi_worker every worker of the cluster runs it and only the chief's files
@@ -22,7 +22,7 @@ from hetcomp_tf.distribute import make_strategy, require_workers, worker_dir
 from hetcomp_tf.progress import log
 from hetcomp_tf.student import load_student, save_student
 from hetcomp_tf.warmstart import WarmStart
-from serving.export import export_student
+from serving.export import export_model
 
 
 def run_fn(fn_args) -> None:
@@ -49,7 +49,7 @@ def run_fn(fn_args) -> None:
         with storage.writable_dir(run_dir) as log_dir:
             run = distill(data, knowledge, cfg, log_dir=log_dir, warm_start=warm_start, strategy=strategy)
         with storage.writable_dir(os.path.join(model_dir, serving_name)) as export_dir:
-            export_student(run.student, data, export_dir)
+            export_model(run.student, data, export_dir)
         with storage.writable_dir(os.path.join(model_dir, STUDENT_DIR)) as directory:
             save_student(run.student, directory)
         storage.write_vocabulary(model_dir, data)

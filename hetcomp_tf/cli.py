@@ -20,7 +20,7 @@ COMMANDS = {
     "kubeflow": "compile the TFX pipeline to a Kubeflow Pipelines v2 spec",
     "serve": "serve the pushed SavedModel over TF Serving's gRPC (and REST) API, following new versions",
     "query": "query a TF Serving PredictionService for users' top-K items",
-    "latency": "serving latency, params and memory of the student versus the six-teacher ensemble",
+    "latency": "serving latency, params and memory of every model as deployed: teachers, ensemble, students",
     "data": "fetch CiteULike, or print a data set's sizes after filtering and split",
     "steptime": "seconds per training epoch of each distillation loss (the step micro-benchmark)",
     "costmodel": "measured costs at synthetic sizes, fitted and extrapolated (e.g. to 10 M users x 1 M items)",

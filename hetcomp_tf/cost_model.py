@@ -32,12 +32,12 @@ import numpy as np
 import tensorflow as tf
 
 from hetcomp_tf.config import TEACHER_NAMES, DistillConfig, TrajectoryConfig
-from hetcomp_tf.data import CSR, Dataset, rows_to_mask
+from hetcomp_tf.data import CSR, Dataset
 from hetcomp_tf.distill import Trainer, epoch_batches
 from hetcomp_tf.ensemble import EnsembleKnowledge
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.files import directory_bytes, write_json
-from hetcomp_tf.metrics import masked_topk
+from hetcomp_tf.latency import unobserved_topk_recommender
 from hetcomp_tf.progress import log
 from hetcomp_tf.trajectories import Trajectory, save_trajectories
 
@@ -175,12 +175,7 @@ def measure_size(size: Size, cfg: DistillConfig, traj: TrajectoryConfig, steps: 
 
 def _serving_p50_ms(student, data: Dataset, requests: int, seed: int, k: int = 50) -> float:
     """Median milliseconds of one user's top-k unobserved items: the scores, the train-item mask, the top-k."""
-    train_rows = data.train.to_ragged()
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.int32)])
-    def recommend(user_ids):
-        return masked_topk(student.score_all(user_ids), rows_to_mask(train_rows, user_ids, data.n_items), k)
-
+    recommend = unobserved_topk_recommender(student, data, k)
     users = np.random.default_rng(seed).integers(0, data.n_users, size=requests + 5).astype(np.int32)
     times = []
     for index, user in enumerate(users):

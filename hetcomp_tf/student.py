@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
 from hetcomp_tf.errors import HetCompError
@@ -42,6 +43,10 @@ class Student(tf.keras.Model):
 
     def _scores(self, user_ids: tf.Tensor) -> tf.Tensor:
         return tf.matmul(self.user_embedding(user_ids), self.item_embedding.embeddings, transpose_b=True)
+
+    def serving_tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """U and V as they are: what serving/export.py exports (the teachers' `Teacher.serving_tables` contract)."""
+        return self.user_embedding.embeddings.numpy(), self.item_embedding.embeddings.numpy()
 
     def id_axes(self) -> list[tuple[tf.Variable, int, str]]:
         """As the teachers' (`Teacher.id_axes`): U's rows are users, V's items."""

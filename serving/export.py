@@ -1,4 +1,7 @@
-"""Export the distilled MF student as a self-contained SavedModel for TF Serving.
+"""Export a model that serves as embedding tables as a self-contained SavedModel for TF Serving: the distilled MF
+student, and the teachers whose score is a dot product of precomputed tables (`serving_tables()`: MF; CML, its
+distance written as a dot product; LightGCN, its propagation folded in). One code path for all of them, so a user
+can push a teacher instead of the student and clients see the same signatures.
 
 The SavedModel speaks the dataset's original ids, so a client never needs the training vocabularies: a
 `StaticHashTable` maps user ids to rows and a string tensor maps item rows back. Each user's train items are
@@ -9,8 +12,9 @@ Signatures (documented with `saved_model_cli` output in serving/README.md):
 - `serving_default(user_id string [b], k int32 scalar = 50) -> item_ids string [b, k'], scores float32 [b, k']`
   with k' = min(k, max_k); max_k is the fewest unobserved items any user has, so every row holds k' real
   unobserved items. Ties are broken towards the lower item index (`tf.math.top_k`).
-- `score_items(user_id string [b], item_id string [b, m]) -> scores float32 [b, m]`: the student's score of
-  each given item (no exclusion); an unknown item id fails with INVALID_ARGUMENT naming it.
+- `score_items(user_id string [b], item_id string [b, m]) -> scores float32 [b, m]`: the model's score of
+  each given item (no exclusion), its `score_all` up to float rounding; an unknown item id fails with
+  INVALID_ARGUMENT naming it.
 An unknown user id fails with INVALID_ARGUMENT naming it, unless exported with `popularity_fallback=True`:
 then that user gets the most popular train items, scored by their train interaction counts.
 
@@ -49,12 +53,13 @@ def _known_or_fail(ids: tf.Tensor, rows: tf.Tensor, what: str) -> tf.Tensor:
     return known
 
 
-class StudentRecommender(tf.Module):
-    """Top-K recommender over the student's factors; everything it needs lives in its variables and tables."""
+class TableRecommender(tf.Module):
+    """Top-K recommender over a user and an item table (score = user row . item row); everything it needs lives in
+    its variables and lookup tables."""
 
     def __init__(self, user_factors: np.ndarray, item_factors: np.ndarray, data: Dataset,
                  popularity_fallback: bool):
-        super().__init__(name="hetcomp_student")
+        super().__init__(name="hetcomp_recommender")
         train = data.train
         unobserved = data.n_items - train.lengths()
         self.max_k = int(unobserved.min())
@@ -116,16 +121,31 @@ class StudentRecommender(tf.Module):
         return {"scores": scores}
 
 
-def export_student(student, data: Dataset, export_dir: str, popularity_fallback: bool = False) -> str:
-    """Writes the SavedModel of `student` (hetcomp_tf/student.py::Student, score = U[u] . V[i]) into `export_dir`
-    (TF Serving's `<base>/<version>` directory) and returns that path."""
-    user_factors = student.user_embedding.embeddings.numpy()
-    item_factors = student.item_embedding.embeddings.numpy()
+def export_model(model, data: Dataset, export_dir: str, popularity_fallback: bool = False) -> str:
+    """Writes the SavedModel of `model` into `export_dir` (TF Serving's `<base>/<version>` directory) and returns
+    that path.
+
+    Args:
+        model: anything with `serving_tables() -> (user table [n_users, d], item table [n_items, d])` whose row
+            dot products are its scores: the `Student`, or a teacher whose `Teacher.serving_tables` is not None.
+        data: the Dataset the model was trained on (its vocabularies and train items).
+        export_dir: where to write; created if missing.
+        popularity_fallback: answer unknown users with the most popular train items instead of failing.
+
+    Returns:
+        `export_dir`.
+    """
+    what = type(model).__name__
+    tables = model.serving_tables()
+    if tables is None:
+        raise HetCompError(f"export: {what} does not serve as embedding tables (its score is not a dot product of "
+                           f"a user and an item row); serve it through its score_all")
+    user_factors, item_factors = (np.asarray(table, np.float32) for table in tables)
     if user_factors.shape[0] != data.n_users or item_factors.shape[0] != data.n_items:
         raise HetCompError(
-            f"export: student has {user_factors.shape[0]} users x {item_factors.shape[0]} items but dataset "
+            f"export: {what} has {user_factors.shape[0]} users x {item_factors.shape[0]} items but dataset "
             f"{data.name!r} has {data.n_users} x {data.n_items}")
-    module = StudentRecommender(user_factors, item_factors, data, popularity_fallback)
+    module = TableRecommender(user_factors, item_factors, data, popularity_fallback)
     os.makedirs(export_dir, exist_ok=True)
     tf.saved_model.save(module, export_dir,
                         signatures={"serving_default": module.recommend, "score_items": module.score_items})

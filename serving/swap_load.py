@@ -46,7 +46,7 @@ from hetcomp_tf.files import atomic_directory, write_json
 from hetcomp_tf.report import format_table
 from hetcomp_tf.student import Student
 from serving.client import DEFAULT_MODEL_NAME, DEFAULT_SIGNATURE
-from serving.export import export_student
+from serving.export import export_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SETTLE_SECONDS = 1.0
@@ -84,7 +84,7 @@ def export_versions(directory: Path, versions: list[int]) -> tuple[dict[int, Pat
     exported = {}
     for version in versions:
         student = Student(data.n_users, data.n_items, dim=cfg.distill.student_dim, seed=version)
-        exported[version] = Path(export_student(student, data, str(directory / str(version))))
+        exported[version] = Path(export_model(student, data, str(directory / str(version))))
     return exported, data.user_vocab.astype(str)
 
 

@@ -33,7 +33,7 @@ from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.student import Student, load_student
 from hetcomp_tf.trajectories import Trajectory
-from serving.export import export_student
+from serving.export import export_model
 from tests.helpers import anomalies_artifact
 
 DATA_CONFIG = DataConfig(synthetic_users=150, synthetic_items=100)
@@ -114,8 +114,8 @@ def untrained(root, ingested):
     """A model that learnt nothing (the student's random initialisation), exported like the trainer exports."""
     model = make(standard_artifacts.Model, root, "untrained", 8)
     data = ingested.data
-    export_student(Student(data.n_users, data.n_items, DISTILL.student_dim, seed=1), data,
-                   path_utils.serving_model_path(model.uri))
+    export_model(Student(data.n_users, data.n_items, DISTILL.student_dim, seed=1), data,
+                 path_utils.serving_model_path(model.uri))
     return model
 
 

@@ -26,7 +26,7 @@ from tensorflow_serving.apis import (
 )
 
 from hetcomp_tf import cli
-from serving.export import export_student
+from serving.export import export_model
 from serving.server import start_server
 from tests.helpers import wait_for_line
 from tests.test_serving import random_dataset, random_student
@@ -39,8 +39,8 @@ def base_dir(tmp_path_factory):
     """TF Serving layout: versions 1 and 3 (different weights), an empty '9' still being written, a non-numeric dir."""
     data = random_dataset()
     base = tmp_path_factory.mktemp("serving")
-    export_student(random_student(data, seed=1), data, str(base / "1"))
-    export_student(random_student(data, seed=2), data, str(base / str(LATEST)))
+    export_model(random_student(data, seed=1), data, str(base / "1"))
+    export_model(random_student(data, seed=2), data, str(base / str(LATEST)))
     shutil.copytree(base / "1", base / "tmp-12")
     (base / "9").mkdir()
     return base

@@ -22,7 +22,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from serving.client import predict
-from serving.export import export_student
+from serving.export import export_model
 from serving.rest import HTTP_STATUS
 from serving.server import start_server
 from tests.test_serving import random_dataset, random_student
@@ -34,7 +34,7 @@ VERSION = 3
 def served(tmp_path_factory):
     data = random_dataset()
     base = tmp_path_factory.mktemp("rest")
-    export_student(random_student(data, seed=5), data, str(base / str(VERSION)))
+    export_model(random_student(data, seed=5), data, str(base / str(VERSION)))
     running = start_server(str(base), 0, rest_port=portpicker.pick_unused_port(), poll_seconds=0)
     yield {"grpc": f"127.0.0.1:{running.grpc_port}", "rest": f"http://127.0.0.1:{running.rest_port}",
            "users": list(data.user_vocab[[2, 0, 17]]), "items": list(data.item_vocab[[4, 9]]), "base": base}

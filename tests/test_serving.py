@@ -23,7 +23,7 @@ from hetcomp_tf.distill import distill
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.student import Student
 from serving.client import DEFAULT_MODEL_NAME
-from serving.export import DEFAULT_K, export_student
+from serving.export import DEFAULT_K, export_model
 
 N_USERS, N_ITEMS, HEAVY_TRAIN = 40, 60, 45  # user 0 has HEAVY_TRAIN train items: max_k = 15
 
@@ -62,9 +62,9 @@ def exported(tmp_path_factory):
     data = random_dataset()
     student = random_student(data, seed=3)
     base = tmp_path_factory.mktemp("export")
-    plain = tf.saved_model.load(export_student(student, data, str(base / "plain" / "1")))
-    fallback = tf.saved_model.load(export_student(student, data, str(base / "fallback" / "1"),
-                                                  popularity_fallback=True))
+    plain = tf.saved_model.load(export_model(student, data, str(base / "plain" / "1")))
+    fallback = tf.saved_model.load(export_model(student, data, str(base / "fallback" / "1"),
+                                                popularity_fallback=True))
     return {"data": data, "student": student, "plain": plain, "fallback": fallback, "dir": base / "plain" / "1"}
 
 
@@ -148,11 +148,10 @@ def test_score_items_rejects_unknown_items_and_ragged_batches(exported):
 def test_the_input_checks_run_before_the_ops_that_would_fail_on_bad_input():
     """A bare Assert is ordered only among stateful ops: the scores' einsum (ragged batches) and top-k (k < 1)
     must wait for their checks, or they may fail first with their own message (seen once in CI)."""
-    from serving.export import StudentRecommender
+    from serving.export import TableRecommender
 
     data = random_dataset()
-    module = StudentRecommender(*(t.numpy() for t in (random_student(data).user_embedding.embeddings,
-                                                      random_student(data).item_embedding.embeddings)), data, False)
+    module = TableRecommender(*random_student(data).serving_tables(), data, False)
     for function, failing in ((module.score_items, "Einsum"), (module.recommend, "TopKV2")):
         graph = function.get_concrete_function().graph
         (op,) = [op for op in graph.get_operations() if op.type == failing]
@@ -179,15 +178,15 @@ def test_train_exclusion_is_stored_sparse_not_as_a_dense_user_item_matrix(export
 
 def test_export_rejects_a_student_of_another_dataset(tmp_path):
     data = random_dataset()
-    with pytest.raises(HetCompError, match="student has 40 users x 61 items"):
-        export_student(Student(N_USERS, N_ITEMS + 1, dim=4), data, str(tmp_path / "1"))
+    with pytest.raises(HetCompError, match="Student has 40 users x 61 items"):
+        export_model(Student(N_USERS, N_ITEMS + 1, dim=4), data, str(tmp_path / "1"))
 
 
 def test_a_distilled_student_exports_and_serves_its_own_ranking(tiny_dataset, tmp_path):
     """The student as distill() hands it over (best weights restored) goes through export unchanged."""
     cfg = dataclasses.replace(get_profile("tiny").distill, method="wo_kd", epochs=2, eval_every=1)
     run = distill(tiny_dataset, None, cfg, progress=None)
-    model = tf.saved_model.load(export_student(run.student, tiny_dataset, str(tmp_path / "1")))
+    model = tf.saved_model.load(export_model(run.student, tiny_dataset, str(tmp_path / "1")))
     users = [0, 1, tiny_dataset.n_users - 1]
     item_ids, scores = recommend(model, list(tiny_dataset.user_vocab[users]), 10)
     expected_ids, expected_scores = reference_top_k(run.student, tiny_dataset, users, 10)

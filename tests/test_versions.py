@@ -20,7 +20,7 @@ import pytest
 from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 
 from serving.client import recommend
-from serving.export import export_student
+from serving.export import export_model
 from serving.servable import RequestError
 from serving.swap_load import ServerProcess, push_version
 from serving.versions import State, VersionManager
@@ -35,7 +35,7 @@ def exports(tmp_path_factory) -> dict[int, Path]:
     """Three SavedModels of students with different weights, by seed, outside any served base directory."""
     data = random_dataset()
     root = tmp_path_factory.mktemp("exports")
-    return {seed: Path(export_student(random_student(data, seed=seed), data, str(root / str(seed))))
+    return {seed: Path(export_model(random_student(data, seed=seed), data, str(root / str(seed))))
             for seed in (1, 2, 3)}
 
 

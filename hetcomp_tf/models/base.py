@@ -80,6 +80,12 @@ class Teacher(tfrs.Model):
     def _scores(self, user_ids: tf.Tensor) -> tf.Tensor:
         raise NotImplementedError
 
+    def serving_tables(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(user table float32 [n_users, d'], item table float32 [n_items, d']) whose row dot products are
+        `score_all` up to float rounding, for a model that serves as precomputed embedding tables (exported by
+        serving/export.py as the student is); None (the default) for a model whose score is not such a product."""
+        return None
+
     # --- training ----------------------------------------------------------------------------------------
     def train_batches(self, epoch: int) -> tf.data.Dataset:
         raise NotImplementedError

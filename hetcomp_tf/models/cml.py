@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import tensorflow as tf
 
 from hetcomp_tf.config import TeacherConfig
@@ -30,6 +31,15 @@ class CML(PairwiseTeacher):
         items = self.item_embedding.embeddings
         cross = tf.matmul(users, items, transpose_b=True)
         return 2.0 * cross - tf.reduce_sum(tf.square(users), 1)[:, None] - tf.reduce_sum(tf.square(items), 1)[None]
+
+    def serving_tables(self):
+        """−‖u − v‖² = [2u, −1, −‖u‖²] · [v, ‖v‖², 1]: the exact scores (not only their order per user) as a dot
+        product of tables two columns wider than the embeddings."""
+        users, items = self.user_embedding.embeddings.numpy(), self.item_embedding.embeddings.numpy()
+        user_norms = np.sum(np.square(users), axis=1, keepdims=True)
+        item_norms = np.sum(np.square(items), axis=1, keepdims=True)
+        return (np.hstack([2.0 * users, -np.ones_like(user_norms), -user_norms]),
+                np.hstack([items, item_norms, np.ones_like(item_norms)]))
 
     def compute_loss(self, inputs, training: bool = False, share=None):
         """The weighted hinge, a mean over the triples (each triple's rank estimate is its own), plus L2 on their

@@ -57,6 +57,11 @@ class LightGCN(PairwiseTeacher):
         users, items = self.propagate()
         return tf.matmul(tf.gather(users, user_ids), items, transpose_b=True)
 
+    def serving_tables(self):
+        """The propagation folded in: the final embeddings, propagated once, serve as plain MF tables."""
+        users, items = self.propagate()
+        return users.numpy(), items.numpy()
+
     def compute_loss(self, inputs, training: bool = False, share=None):
         """BPR on the propagated embeddings, a mean over the triples, plus L2 on their ego embeddings. A replica's
         share is its triples' part of both; the propagation is not split: every replica propagates the whole

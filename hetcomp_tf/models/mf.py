@@ -27,6 +27,10 @@ class MF(PairwiseTeacher):
     def _scores(self, user_ids):
         return tf.matmul(self.user_embedding(user_ids), self.item_embedding.embeddings, transpose_b=True)
 
+    def serving_tables(self):
+        """U and V as they are."""
+        return self.user_embedding.embeddings.numpy(), self.item_embedding.embeddings.numpy()
+
     def compute_loss(self, inputs, training: bool = False, share=None):
         """BPR, a mean over the triples, plus L2 on their rows; a replica's share: its triples' part of both."""
         share = share if share is not None else self.share(inputs)
