@@ -8,9 +8,11 @@ data); `paper` follows the HetComp paper's setup on CiteULike within this projec
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import typing
 from dataclasses import dataclass, field
+from typing import Literal
 
 from hetcomp_tf.errors import HetCompError
 
@@ -18,15 +20,36 @@ TEACHER_NAMES = ("MF", "ML", "DL", "GNN", "AE", "I-AE")
 METRIC_KS = (10, 20, 50)
 # The one metric that picks the best evaluation (early stopping, checkpoints, records) and blesses a student.
 RECORD_METRIC = "recall@50"
-# DataConfig.split_protocol's choices (hetcomp_tf/data.py implements them)
-SPLIT_PROTOCOLS = ("authors", "iterative", "per_user")
+# The choices of the configs' choice fields, as Literal types (checked when a config is built) and as tuples for
+# the command line's options. The names live here so that options parse and configs validate without TensorFlow.
+SplitProtocol = Literal["authors", "iterative", "per_user"]  # hetcomp_tf/data.py implements them
+SPLIT_PROTOCOLS = typing.get_args(SplitProtocol)
 # DistillConfig fields every command sets from options of their own (--method(s), --seed(s)), never with --set
 RUN_FIELDS = ("method", "seed")
 # The tf.distribute strategies a training can run under (DistillConfig.distribute, TeacherConfig.distribute; made by
-# hetcomp_tf/distribute.py), named here so options parse without TensorFlow
-STRATEGIES = ("none", "mirrored", "multi_worker")
-# DistillConfig.targets' choices: the ensemble a student distils (hetcomp_tf/ensemble.py, target_knowledge)
-TARGETS = ("equal", "fitted")
+# hetcomp_tf/distribute.py)
+Strategy = Literal["none", "mirrored", "multi_worker"]
+STRATEGIES = typing.get_args(Strategy)
+# The ensemble a student distils (hetcomp_tf/ensemble.py, target_knowledge)
+Targets = Literal["equal", "fitted"]
+TARGETS = typing.get_args(Targets)
+# The distillation methods (hetcomp_tf/distill.py's METHODS: what each one distils with which loss)
+MethodName = Literal["wo_kd", "ensemble_kd", "rrd", "dcd", "hetcomp_no_dkc", "hetcomp_no_adt", "hetcomp"]
+METHOD_NAMES = typing.get_args(MethodName)
+
+
+@functools.lru_cache(maxsize=None)
+def _choice_fields(cls) -> tuple[tuple[str, tuple], ...]:
+    """(field, its choices) of every Literal-typed field of the config class `cls`."""
+    return tuple((name, typing.get_args(hint)) for name, hint in typing.get_type_hints(cls).items()
+                 if typing.get_origin(hint) is Literal)
+
+
+def _check_choices(cfg, message) -> None:
+    """HetCompError(message(field, value, "a, b")) for the first choice field of `cfg` holding another value."""
+    for name, choices in _choice_fields(type(cfg)):
+        if getattr(cfg, name) not in choices:
+            raise HetCompError(message(name, getattr(cfg, name), ", ".join(choices)))
 
 
 @dataclass(frozen=True)
@@ -42,11 +65,14 @@ class DataConfig:
 
     min_user_interactions: int = 5
     split_ratios: tuple[float, float, float] = (0.6, 0.2, 0.2)
-    split_protocol: str = "iterative"
+    split_protocol: SplitProtocol = "iterative"
     seed: int = 0
     min_rating: float | None = None  # explicit ratings >= this count as interactions (CSV only)
     synthetic_users: int = 400
     synthetic_items: int = 300
+
+    def __post_init__(self):
+        _check_choices(self, lambda name, value, choices: f"{name} {value!r}: choose one of {choices}")
 
 
 @dataclass(frozen=True)
@@ -69,7 +95,10 @@ class TeacherConfig:
     positive_weight: float = 1.0  # I-AE: weight of observed entries in the reconstruction loss
     # tf.distribute strategy of the teacher's training, as DistillConfig.distribute (hetcomp_tf/distribute.py): "none",
     # "mirrored" or "multi_worker"; each replica computes the loss of its share of a batch (models/base.py).
-    distribute: str = "none"
+    distribute: Strategy = "none"
+
+    def __post_init__(self):
+        _check_choices(self, lambda name, value, choices: f"{name}={value!r}: choose one of {choices}")
 
 
 @dataclass(frozen=True)
@@ -92,13 +121,13 @@ class DistillConfig:
     default to the behaviour before it: benchmark records written without it are then pooled with new runs
     (`benchmark._fingerprint_difference`)."""
 
-    method: str = "hetcomp"
+    method: MethodName = "hetcomp"
     student_dim: int = 64
     epochs: int = 500
     # "interactions": an epoch is one pass over the train interactions in shuffled batches of `batch_size`, a step
     # distils the batch's unique users (the HetComp authors' DataLoader: active users get more steps); "users": one
     # pass over the users in batches of `batch_size` users.
-    batching: str = "users"
+    batching: Literal["interactions", "users"] = "users"
     batch_size: int = 128
     learning_rate: float = 1e-3
     init_std: float = 0.1  # the student's N(0, init_std) initialisation
@@ -107,19 +136,19 @@ class DistillConfig:
     adam_epsilon: float = 1e-7  # Keras' default; PyTorch's is 1e-8
     eval_every: int = 10
     patience: int = 5  # evaluations
-    patience_from: str = "final"  # count stale evaluations from the "start", or once the targets are "final"
+    patience_from: Literal["start", "final"] = "final"  # count stale evaluations from the "start", or once the targets are "final"
     top_k: int = 100  # K: length of the unobserved target list; K/10 observed items
     tau: float = 10.0  # the equal-weight ensemble's temperature
     # The ensemble the student distils (TARGETS): "equal", the paper's equal-weight ensemble at `tau`; "fitted", τ
     # and teacher weights chosen on valid (ensemble.fit_ensemble, beyond the paper), read by every target: DKC's
     # stage ensembles, the observed order, DCD's item side.
-    targets: str = "equal"
+    targets: Targets = "equal"
     dkc_period: int = 10  # p
     dkc_start: int = 10
     alpha: float = 1.05
     alpha_decay: float = 0.995
     dkc_ndcg_k: int = 50
-    dkc_distance: str = "paper"  # D's NDCG: "paper" (teacher-position relevance) or "authors" (dkc.py)
+    dkc_distance: Literal["paper", "authors"] = "paper"  # D's NDCG: "paper" (teacher-position relevance) or "authors" (dkc.py)
     overall_weight: float = 0.01
     fine_weight: float = 0.005  # also RRD's and DCD's
     # DCD (dcd.py): the student's ranks are refreshed every dcd_period epochs (DCD's code: 3); one corrected list
@@ -134,18 +163,34 @@ class DistillConfig:
     # Adam this only moves the KD gradient against the L2 term (a mean divides it by the batch size); measured on
     # CiteULike (docs/RESULTS.md), "mean" let L2 hold the distilled students back. wo_kd's BPR is always a mean
     # over its pairs: summed, L2 no longer regularises it and it overfits (measured, valid R@50 0.14 vs 0.25).
-    loss_reduction: str = "sum"
+    loss_reduction: Literal["sum", "mean"] = "sum"
     score_clip: float = 40.0
     # How a KD step sums over all items (hetcomp_tf/fused.py): "fused" (a C++ kernel built on first use; the step is
     # then not XLA-compiled), "dense" (the [b, n_items] score matrix, XLA-compiled with jit_compile), "auto" (fused
     # up to student dim 16 where it builds and no GPU is visible, else dense; the choice is logged).
-    rest_kernel: str = "auto"
+    rest_kernel: Literal["auto", "fused", "dense"] = "auto"
     jit_compile: bool = False
     mixed_precision: bool = False
     # tf.distribute strategy of the student's training (hetcomp_tf/distribute.py): "none" (one device), "mirrored"
     # (this host's GPUs), "multi_worker" (the workers TF_CONFIG lists); each replica trains on its share of a batch.
-    distribute: str = "none"
+    distribute: Strategy = "none"
     seed: int = 0
+
+    def __post_init__(self):
+        """Every field checked when the config is built, so a bad --set or profile fails before any training."""
+        if self.method not in METHOD_NAMES:
+            raise HetCompError(f"unknown distillation method {self.method!r}: choose one of {', '.join(METHOD_NAMES)}")
+        _check_choices(self, lambda name, value, choices: f"distill config: {name}={value!r} must be one of {choices}")
+        positive = ("student_dim", "epochs", "batch_size", "eval_every", "patience", "dkc_period", "dcd_period")
+        bad = [f"{name}={getattr(self, name)}" for name in positive if getattr(self, name) < 1]
+        bad += [f"{name}={getattr(self, name)}" for name in ("learning_rate", "init_std") if getattr(self, name) <= 0]
+        if bad:
+            raise HetCompError(f"distill config: {', '.join(bad)} must be > 0")
+        if self.weight_decay < 0 or self.l2 < 0:
+            raise HetCompError(f"distill config: l2={self.l2} and weight_decay={self.weight_decay} must be >= 0")
+        if self.dcd_ucd_epsilon is not None and not self.dcd_ucd_epsilon > 0:
+            raise HetCompError(f"distill config: dcd_ucd_epsilon={self.dcd_ucd_epsilon} must be > 0, or None "
+                               "(whole sets)")
 
 
 @dataclass(frozen=True)
@@ -297,6 +342,8 @@ _SCALARS = (int, float, str, bool)
 
 def _settable_type(hint) -> tuple[type | None, bool]:
     """(scalar type, optional) of a field --set can assign: a scalar, or a scalar | None; (None, False) else."""
+    if typing.get_origin(hint) is Literal:
+        return type(typing.get_args(hint)[0]), False
     if hint in _SCALARS:
         return hint, False
     scalars = [arg for arg in typing.get_args(hint) if arg is not type(None)]

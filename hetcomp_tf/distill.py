@@ -46,10 +46,10 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from hetcomp_tf.config import RECORD_METRIC, TARGETS, DistillConfig
+from hetcomp_tf.config import RECORD_METRIC, DistillConfig
 from hetcomp_tf.data import CSR, Dataset
 from hetcomp_tf.dcd import DualCorrection, item_teacher_lists, mf_scores
-from hetcomp_tf.distribute import STRATEGIES, make_strategy, share_bounds, worker_dir
+from hetcomp_tf.distribute import make_strategy, share_bounds, worker_dir
 from hetcomp_tf.dkc import DynamicKnowledge
 from hetcomp_tf.ensemble import EnsembleKnowledge
 from hetcomp_tf.errors import HetCompError
@@ -115,27 +115,6 @@ def get_method(name: str) -> Method:
         return METHODS[name]
     except KeyError:
         raise HetCompError(f"unknown distillation method {name!r}: choose one of {', '.join(METHODS)}") from None
-
-
-CHOICES = {"loss_reduction": ("sum", "mean"), "batching": ("interactions", "users"),
-           "patience_from": ("start", "final"), "rest_kernel": ("auto", "fused", "dense"), "distribute": STRATEGIES,
-           "targets": TARGETS}
-
-
-def check_config(cfg: DistillConfig) -> None:
-    get_method(cfg.method)
-    positive = ("student_dim", "epochs", "batch_size", "eval_every", "patience", "dkc_period", "dcd_period")
-    bad = [f"{name}={getattr(cfg, name)}" for name in positive if getattr(cfg, name) < 1]
-    if bad or cfg.learning_rate <= 0 or cfg.init_std <= 0:
-        raise HetCompError(f"distill config: {', '.join(bad) or f'learning_rate={cfg.learning_rate}, init_std='}"
-                           f"{'' if bad else cfg.init_std} must be > 0")
-    if cfg.weight_decay < 0 or cfg.l2 < 0:
-        raise HetCompError(f"distill config: l2={cfg.l2} and weight_decay={cfg.weight_decay} must be >= 0")
-    if cfg.dcd_ucd_epsilon is not None and not cfg.dcd_ucd_epsilon > 0:
-        raise HetCompError(f"distill config: dcd_ucd_epsilon={cfg.dcd_ucd_epsilon} must be > 0, or None (whole sets)")
-    for name, choices in CHOICES.items():
-        if getattr(cfg, name) not in choices:
-            raise HetCompError(f"distill config: {name}={getattr(cfg, name)!r} must be one of {', '.join(choices)}")
 
 
 def use_fused_kernel(cfg: DistillConfig) -> bool:
@@ -472,7 +451,6 @@ def distill(data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConf
     `strategy`: the tf.distribute strategy to train under (default: `cfg.distribute`'s, see `Trainer`); on a
     multi-worker cluster every worker runs this function and only the chief writes to `log_dir` and `resume_dir`
     (the others write to temporary directories, `distribute.worker_dir`, and resume from the chief's state)."""
-    check_config(cfg)
     trainer = Trainer(data, knowledge, cfg, strategy)
     carried = warm_start.apply(trainer.student, data) if warm_start is not None else None
     with worker_dir(log_dir, trainer.strategy) as log_dir, worker_dir(resume_dir, trainer.strategy) as save_dir:

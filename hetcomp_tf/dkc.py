@@ -147,8 +147,6 @@ class DynamicKnowledge(tf.Module):
         if top_n < cfg.dkc_ndcg_k:
             raise HetCompError(f"DKC: teacher rankings hold {top_n} items per user, dkc_ndcg_k = {cfg.dkc_ndcg_k} "
                                "needs that many")
-        if cfg.dkc_distance not in DISTANCES:
-            raise HetCompError(f"DKC: dkc_distance {cfg.dkc_distance!r}: choose one of {', '.join(DISTANCES)}")
         if cfg.top_k < 10 or cfg.dkc_period < 1:
             raise HetCompError(f"DKC: top_k must be >= 10 and dkc_period >= 1 (got {cfg.top_k}, {cfg.dkc_period})")
         self.cfg, self.n_items, self.batch_users = cfg, int(n_items), int(batch_users)

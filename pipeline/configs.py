@@ -56,9 +56,7 @@ class PipelineConfig:
         for role, workers in (("student", self.student_workers), ("teacher", self.teacher_workers)):
             if workers < 1:
                 raise HetCompError(f"{role} workers must be >= 1, got {workers}")
-        from hetcomp_tf.distill import check_config  # TensorFlow: only once a pipeline is really built
-
-        check_config(self.distill_config())  # fails early on an unknown profile, method or setting
+        self.distill_config()  # built, hence checked: fails early on an unknown profile, method or setting
 
     def profile_config(self) -> Profile:
         return get_profile(self.profile)

@@ -11,7 +11,6 @@ import tensorflow as tf
 
 from hetcomp_tf import dcd, losses
 from hetcomp_tf.config import DistillConfig
-from hetcomp_tf.distill import check_config
 from hetcomp_tf.data import CSR
 from hetcomp_tf.ensemble import ensemble_topk
 from hetcomp_tf.errors import HetCompError
@@ -429,7 +428,7 @@ def test_bad_inputs_raise():
     with pytest.raises(HetCompError, match="epsilon must be > 0"):
         losses.DCDLoss(TOP_K, ucd_epsilon=0.0)
     with pytest.raises(HetCompError, match="dcd_ucd_epsilon=-0.1 must be > 0"):
-        check_config(DistillConfig(dcd_ucd_epsilon=-0.1))
+        DistillConfig(dcd_ucd_epsilon=-0.1)
     targets = losses.DCDTargets(tf.constant(teacher), tf.zeros([N_USERS, 0], tf.int32),
                                 tf.constant(train.padded()), tf.zeros(teacher.shape, tf.int32))
     with pytest.raises(HetCompError, match="built for 12"):

@@ -39,7 +39,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from hetcomp_tf.data import Dataset
-    from hetcomp_tf.distill import check_config, distill, get_method
+    from hetcomp_tf.distill import distill, get_method
     from hetcomp_tf.distribute import is_chief, make_strategy, worker_dir
     from hetcomp_tf.errors import HetCompError
     from hetcomp_tf.files import read_json, write_json
@@ -59,7 +59,6 @@ def run(args) -> int:
              "distribute": args.distribute}
     cfg = dataclasses.replace(profile.distill, method=args.method, seed=args.seed,
                               **{name: value for name, value in flags.items() if value is not None})
-    check_config(cfg)
     strategy = make_strategy(cfg.distribute)  # before TensorFlow runs anything (multi-worker collectives)
     data = Dataset.load(teachers_dir / "dataset.npz")
     knowledge = load_target_knowledge(teachers_dir, cfg, data)
