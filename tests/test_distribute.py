@@ -234,9 +234,8 @@ def test_an_unknown_strategy_is_one_clear_error(tiny_dataset, tmp_path, capsys):
 
 
 def test_teachers_reject_an_unknown_strategy_and_parallel_jobs(tiny_dataset, tmp_path):
-    cfg = dataclasses.replace(TINY.teachers["MF"], distribute="gpus")
     with pytest.raises(HetCompError, match="distribute='gpus': choose one of none, mirrored, multi_worker"):
-        train_teacher("MF", tiny_dataset, cfg, TINY.trajectory, progress=None)
+        dataclasses.replace(TINY.teachers["MF"], distribute="gpus")  # checked when the config is built
     result = run_cli(["teachers", "--data", "synthetic", "--profile", "tiny", "--jobs", "2", "--distribute",
                       "mirrored", "--out", str(tmp_path / "out")])
     lines = result.stderr.strip().splitlines()
