@@ -4,8 +4,8 @@ A step of the authors' protocol scores ~750 users × 25k items at dim 6; as TF o
 exp-and-sum, a scatter, a dense gradient buffer and two gradient matmuls over [b, n_items], ~90 ms on 2 cores.
 `hetcomp_tf/kernels/rest_logsumexp.cc` computes log Σ_{i ∉ E_b} e^{clip(U[b]·V[i])} and its gradient in item
 tiles that stay in cache. It is compiled with the machine's C++ compiler against the installed TensorFlow on first
-use (~10 s) and cached under the user cache, keyed by the source, TensorFlow's build flags and the CPU; it is a
-CPU kernel (a GPU keeps the dense path, see `DistillConfig.rest_kernel`).
+use (~10 s) and cached under the user cache, keyed by the source, TensorFlow's build flags, the CPU and
+$HETCOMP_KERNEL_ISA (`kernel_isa`); it is a CPU kernel (a GPU keeps the dense path, see `DistillConfig.rest_kernel`).
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ SOURCE = Path(__file__).parent / "kernels" / "rest_logsumexp.cc"
 # forward loop on this machine's Xeon, a no-op on CPUs without it.
 CXX_FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-shared", "-fPIC",
              *(("-mprefer-vector-width=512",) if platform.machine() == "x86_64" else ()))
+# $HETCOMP_KERNEL_ISA's flags on top of CXX_FLAGS. "portable" is the build of x86-64 CPUs without AVX-512 (AVX2 and
+# FMA where the CPU has them), to measure or test that path on a CPU with AVX-512; elsewhere it equals "native".
+ISA_FLAGS = {"native": (), "portable": ("-mno-avx512f",) if platform.machine() == "x86_64" else ()}
 
 
 # rest_kernel="auto" takes the kernel up to this student dim. Above it, the per-item dot products outweigh the
@@ -56,9 +59,21 @@ def _cpu_flags() -> str:
     return next((line for line in lines if line.startswith(("flags", "Features"))), "")
 
 
+def kernel_isa() -> str:
+    """$HETCOMP_KERNEL_ISA, "native" (the default: the CPU's widest vectors) or "portable" (see ISA_FLAGS)."""
+    isa = os.environ.get("HETCOMP_KERNEL_ISA") or "native"
+    if isa not in ISA_FLAGS:
+        raise HetCompError(f"HETCOMP_KERNEL_ISA={isa!r}: must be one of {', '.join(ISA_FLAGS)}")
+    return isa
+
+
+def compile_flags() -> tuple[str, ...]:
+    return (*CXX_FLAGS, *ISA_FLAGS[kernel_isa()])
+
+
 def library_path() -> Path:
     key = hashlib.sha256("\n".join([SOURCE.read_text(), tf.__version__, *tf.sysconfig.get_compile_flags(),
-                                    *CXX_FLAGS, platform.machine(), _cpu_flags()]).encode()).hexdigest()[:16]
+                                    *compile_flags(), platform.machine(), _cpu_flags()]).encode()).hexdigest()[:16]
     return kernel_dir() / f"rest_logsumexp-{key}.so"
 
 
@@ -72,9 +87,9 @@ def _compile(target: Path) -> None:
     if shutil.which(compiler) is None:
         raise HetCompError(f"fused rest kernel: no C++ compiler `{compiler}` on PATH (set CXX, or use "
                            "rest_kernel='dense')")
-    log(f"compiling the fused rest kernel into {target} (once per machine, ~10 s)")
+    log(f"compiling the fused rest kernel ({kernel_isa()}) into {target} (once per machine, ~10 s)")
     with atomic_file(target) as temporary:  # concurrent builders each write their own file; the last rename wins
-        command = [compiler, *CXX_FLAGS, *tf.sysconfig.get_compile_flags(), str(SOURCE), "-o", str(temporary),
+        command = [compiler, *compile_flags(), *tf.sysconfig.get_compile_flags(), str(SOURCE), "-o", str(temporary),
                    *tf.sysconfig.get_link_flags()]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:

@@ -4,6 +4,7 @@ through it against their dense form."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ import tensorflow as tf
 
 from hetcomp_tf import losses
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.fused import FactoredScores, _cpu_flags, fused_available, rest_logsumexp
+from hetcomp_tf.fused import FactoredScores, _cpu_flags, fused_available, kernel_isa, library_path, rest_logsumexp
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,20 +46,46 @@ def test_rest_logsumexp_and_its_gradient_equal_numpy_loops(dim):
     assert_kernel_equals_numpy_loops(dim)
 
 
-@pytest.mark.skipif("avx512f" not in _cpu_flags(), reason="the default build is the portable one on this CPU")
-def test_the_portable_build_equals_numpy_loops(tmp_path):
-    """The kernel as CPUs without AVX-512 build it (GCC's generic vectors instead of the AVX-512 intrinsics),
-    compiled here with -mno-avx512f into its own cache and checked in a fresh process."""
-    script = ("import hetcomp_tf.fused as fused\n"
-              "fused.CXX_FLAGS = (*fused.CXX_FLAGS, '-mno-avx512f')\n"
+needs_avx512 = pytest.mark.skipif("avx512f" not in _cpu_flags(), reason="the native build is the portable one here")
+needs_objdump = pytest.mark.skipif(shutil.which("objdump") is None, reason="no objdump (binutils) to disassemble")
+
+
+def disassembly(library: Path) -> str:
+    return subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(library)], capture_output=True, text=True,
+                          check=True).stdout
+
+
+@needs_avx512
+@needs_objdump
+def test_the_portable_build_equals_numpy_loops_without_avx512(tmp_path):
+    """HETCOMP_KERNEL_ISA=portable: the kernel as CPUs without AVX-512 build it (GCC's vectors at AVX2's width),
+    compiled into its own cache and checked in a fresh process; its machine code has no AVX-512 register."""
+    script = ("from hetcomp_tf.fused import library_path\n"
               "from tests.test_fused import assert_kernel_equals_numpy_loops\n"
               "for dim in (6, 16, 5):\n"
               "    assert_kernel_equals_numpy_loops(dim)\n"
-              "print('portable', fused.library_path().name)\n")
+              "print(library_path())\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT,
-                          env={**os.environ, "HETCOMP_KERNEL_DIR": str(tmp_path)})
+                          env={**os.environ, "HETCOMP_KERNEL_DIR": str(tmp_path), "HETCOMP_KERNEL_ISA": "portable"})
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "portable rest_logsumexp-" in done.stdout
+    library = Path(done.stdout.splitlines()[-1])
+    assert library.parent == tmp_path and library.is_file()
+    code = disassembly(library)
+    assert "%ymm" in code and "%zmm" not in code
+
+
+@needs_avx512
+@needs_objdump
+@pytest.mark.skipif(kernel_isa() != "native", reason="this session's kernel is not the native build")
+def test_the_native_build_uses_avx512():
+    """The contrast of the test above: on this CPU the default build's code is AVX-512."""
+    assert "%zmm" in disassembly(library_path())
+
+
+def test_an_unknown_kernel_isa_is_refused(monkeypatch):
+    monkeypatch.setenv("HETCOMP_KERNEL_ISA", "avx3")
+    with pytest.raises(HetCompError, match=r"HETCOMP_KERNEL_ISA='avx3': must be one of native, portable"):
+        library_path()
 
 
 def assert_kernel_equals_numpy_loops(dim: int) -> None:
