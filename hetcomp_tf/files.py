@@ -36,14 +36,16 @@ _NAMED_IN_TEXT = re.compile(r"(\S+); (" + "|".join(map(os.strerror, OUT_OF_SPACE
 _SQLITE_FULL = "database or disk is full"
 
 
-def out_of_space(err: BaseException, path: str | os.PathLike, *, name_path: bool = False) -> HetCompError | None:
+def out_of_space(err: BaseException, path: str | os.PathLike, *, name_path: bool = False,
+                 store: str | os.PathLike | None = None) -> HetCompError | None:
     """A one-line HetCompError when `err`, or an exception it was raised from or during, is a write that ran out of
     room (OUT_OF_SPACE_ERRNOS); None for any other error.
 
     Args:
         err: what a write raised: an OSError, or an error of TensorFlow or SQLite carrying the OS's message.
-        path: the file named when the error names none (SQLite's, an OSError without a file name), or always with
+        path: the file named when the error names none (an OSError without a file name), or always with
             `name_path` (an atomic write names its target, not the temporary it was writing).
+        store: the SQLite database named when SQLite ran out of room (its message names no file); default `path`.
 
     Returns:
         HetCompError "FILE: No space left on device (ENOSPC); ..." or None.
@@ -51,22 +53,14 @@ def out_of_space(err: BaseException, path: str | os.PathLike, *, name_path: bool
     seen = set()
     while err is not None and id(err) not in seen:
         seen.add(id(err))
-        found = _room_error(err)
-        if found is not None:
-            code, named = found
-            return _no_room(path if name_path or not named else named, code)
+        if isinstance(err, OSError) and err.errno in OUT_OF_SPACE_ERRNOS:
+            return _no_room(path if name_path or not err.filename else err.filename, err.errno)
+        if match := _NAMED_IN_TEXT.search(str(err)):
+            code = next(c for c in OUT_OF_SPACE_ERRNOS if os.strerror(c) == match.group(2))
+            return _no_room(path if name_path else match.group(1), code)
+        if _SQLITE_FULL in str(err):
+            return _no_room(path if name_path or store is None else store, errno.ENOSPC)
         err = err.__cause__ or err.__context__
-    return None
-
-
-def _room_error(err: BaseException) -> tuple[int, str | None] | None:
-    """(errno, the file the error names or None) when `err` itself is out of room, else None."""
-    if isinstance(err, OSError) and err.errno in OUT_OF_SPACE_ERRNOS:
-        return err.errno, err.filename
-    if match := _NAMED_IN_TEXT.search(str(err)):
-        return next(c for c in OUT_OF_SPACE_ERRNOS if os.strerror(c) == match.group(2)), match.group(1)
-    if _SQLITE_FULL in str(err):
-        return errno.ENOSPC, None
     return None
 
 
@@ -76,15 +70,15 @@ def _no_room(path, code: int) -> HetCompError:
 
 
 @contextlib.contextmanager
-def out_of_space_reported(path: str | os.PathLike) -> Iterator[None]:
+def out_of_space_reported(path: str | os.PathLike, store: str | os.PathLike | None = None) -> Iterator[None]:
     """Re-raises a write that ran out of room inside the block as `out_of_space`'s one-line error (naming `path`
-    when the error names no file); any other exception passes unchanged."""
+    when the error names no file, `store` when SQLite ran out); any other exception passes unchanged."""
     try:
         yield
     except HetCompError:
         raise
     except Exception as err:
-        error = out_of_space(err, path)
+        error = out_of_space(err, path, store=store)
         if error is None:
             raise
         raise error from None

@@ -18,6 +18,7 @@ DEFAULT_MIN_SHARE = {"tiny": 0.5, "quickstart": 0.8, "paper": 0.8}
 # Against the served model (TFMA's change threshold on valid Recall@50, higher is better): a candidate at most 5 %
 # below it is still blessed, since a retrain on a new snapshot moves that metric by a few percent by chance.
 DEFAULT_CHANGE_RELATIVE = -0.05
+METADATA_FILE = "metadata.sqlite"  # local runs' ML Metadata store, under out_dir
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ class PipelineConfig:
         return self.serving_dir or os.path.join(self.out_dir, "serving")
 
     def metadata_path(self) -> str:
-        return os.path.join(self.out_dir, "metadata.sqlite")
+        return os.path.join(self.out_dir, METADATA_FILE)
 
     def beam_args(self) -> list[str]:
         """TFX's `beam_pipeline_args` (every Beam step's: StatisticsGen, the per_user ingestion): the DirectRunner

@@ -17,6 +17,7 @@ from hetcomp_tf.commands.options import add_pipeline_arguments, pipeline_config,
 from hetcomp_tf.config import METRIC_KS
 from hetcomp_tf.files import out_of_space_reported
 from hetcomp_tf.locking import exclusive_dir
+from pipeline.configs import METADATA_FILE
 
 
 def add_arguments(parser) -> None:
@@ -75,7 +76,7 @@ def run(args) -> int:
     prepare_data(args, shards=True)
     # A full disk (or file-size limit) anywhere under OUT, in any component or in ML Metadata, is one line naming
     # the file; the failed component's outputs are removed (TFX) and no version is half-pushed (components/pusher.py)
-    with out_of_space_reported(out), exclusive_dir(out):
+    with out_of_space_reported(out, store=os.path.join(out, METADATA_FILE)), exclusive_dir(out):
         return _run_pipeline(args, out)
 
 
