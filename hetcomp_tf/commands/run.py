@@ -41,10 +41,11 @@ def print_summary(report: dict) -> None:
     print(format_table({name: m["test"] for name, m in report["methods"].items()}, columns))
     verdict = report["blessing"]
     pushed = report["pushed_model"] or ("nothing (already the served model)" if report["blessed"] else "nothing")
-    test = verdict["splits"]["test"]
-    print(f"\nstudent {verdict['split']} {verdict['metric']} {verdict['student']:.4f} vs required "
-          f"{verdict['required']:.4f} ({verdict['min_share_of_ensemble']:g} x ensemble {verdict['ensemble']:.4f}; "
-          f"test {test['student']:.4f} vs {test['ensemble']:.4f}, not used to decide): "
+    split = verdict.get("split", "test")  # a verdict cached from before valid decided every push was read on test
+    test = verdict.get("splits", {}).get("test")
+    beside = f"; test {test['student']:.4f} vs {test['ensemble']:.4f}, not used to decide" if test else ""
+    print(f"\nstudent {split} {verdict['metric']} {verdict['student']:.4f} vs required {verdict['required']:.4f} "
+          f"({verdict['min_share_of_ensemble']:g} x ensemble {verdict['ensemble']:.4f}{beside}): "
           f"{'blessed' if report['blessed'] else 'NOT blessed'}; pushed: {pushed}")
     print(change_summary(verdict["metric"], verdict["baseline"]))
     if report["warm_start"]:
