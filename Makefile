@@ -1,5 +1,7 @@
-# `make run` and `make test` bootstrap everything on a fresh machine (Python 3.11 + network to PyPI).
-PYTHON ?= python3.11
+# `make run` and `make test` bootstrap everything on a fresh machine with network to PyPI: .venv is built with
+# Python 3.11 (tools/find-python: $(PYTHON) if given, python3.11 from PATH, else a uv-managed CPython 3.11), or they
+# stop in seconds with one line saying what to install.
+PYTHON ?=
 VENV   := .venv
 PY     := $(VENV)/bin/python
 UV     := $(VENV)/bin/uv
@@ -13,17 +15,21 @@ PROFILE ?=
 OUT     ?= out/run
 BENCH_OUT ?= out/bench
 
-.PHONY: install run test bench clean
+.PHONY: install python run test bench clean
 
 install: $(STAMP)
 
 $(STAMP): requirements/requirements.lock requirements/no-deps.txt pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -x $(PY) || { python=$$(PYTHON=$(PYTHON) UV_VERSION=$(UV_VERSION) tools/find-python) \
+		&& echo "$$python -m venv $(VENV)" && "$$python" -m venv $(VENV); }
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	$(UV) pip install --python $(PY) -r requirements/requirements.lock
 	$(UV) pip install --python $(PY) --no-deps -r requirements/no-deps.txt
 	$(UV) pip install --python $(PY) --no-deps -e .
 	@touch $(STAMP)
+
+python:  # the interpreter .venv is (or would be) built with
+	@PYTHON=$(PYTHON) UV_VERSION=$(UV_VERSION) tools/find-python
 
 run: install
 	$(VENV)/bin/hetcomp run --data $(DATA) $(if $(PROFILE),--profile $(PROFILE)) --out $(OUT)

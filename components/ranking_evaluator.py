@@ -2,14 +2,16 @@
 and the blessing the Pusher obeys.
 
 The student is evaluated through the SavedModel that would be pushed (its `score_items` signature over
-every item, ranked by `hetcomp_tf.metrics.evaluate`), so what is measured is what gets served. Blessing has
-the TFX Evaluator's two parts: a value threshold (test Recall@50 >= a share of the ensemble's) and, when a
-`baseline_model` is wired in (the latest blessed model, from a Resolver), TFMA's change threshold on the
-valid split: with diff = candidate - baseline and ratio = diff / baseline (higher is better), the candidate
-passes iff diff >= `absolute` and ratio >= `relative` (unset bounds: -inf). Without a baseline the change
-threshold is skipped ("rubber stamped", as TFMA says). A baseline trained on an earlier snapshot (its vocabularies
-lack some of today's users or items) and the candidate are compared on the users and items it knows. The
-`ModelBlessing` carries the TFX Evaluator's custom properties (`blessed`, `current_model[_id]`,
+every item, ranked by `hetcomp_tf.metrics.evaluate`), so what is measured is what gets served. One split decides
+a push, valid (the split the student's checkpoint was picked on; test stays untouched by every decision and is
+reported beside it). Blessing has the TFX Evaluator's two parts: a value threshold (the student's valid Recall@50
+>= a share of the ensemble's valid Recall@50) and, when a `baseline_model` is wired in (the latest blessed model,
+from a Resolver), TFMA's change threshold on the same split: with diff = candidate - baseline and
+ratio = diff / baseline (higher is better), the candidate passes iff diff >= `absolute` and ratio >= `relative`
+(unset bounds: -inf; the default relative -0.05 blesses a candidate up to 5 % below the served model). Without a
+baseline the change threshold is skipped ("rubber stamped", as TFMA says). A baseline trained on an earlier
+snapshot (its vocabularies lack some of today's users or items) and the candidate are compared on the users and
+items it knows. The `ModelBlessing` carries the TFX Evaluator's custom properties (`blessed`, `current_model[_id]`,
 `baseline_model[_id]`), which LatestBlessedModelStrategy reads.
 """
 
@@ -36,7 +38,7 @@ from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.report import ENSEMBLE, student_row
 
 BLESSED_KEY = evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY  # what Pusher and LatestBlessedModelStrategy read
-CHANGE_SPLIT = "valid"  # the candidate is compared with the baseline on this split; the value threshold on test
+BLESSING_SPLIT = "valid"  # both thresholds read this split; test is reported beside it, never decides
 SCORED_STRINGS_PER_BATCH = 2_000_000  # users x items id strings handed to score_items at once
 
 
@@ -53,15 +55,22 @@ def served_scorer(saved_model_dir: str, data: Dataset):
     return score_fn
 
 
-def value_threshold(student_test: dict, ensemble_test: dict, thresholds: dict) -> dict:
-    """Passed when the student's `metric` reaches `min_share_of_ensemble` x the ensemble's (and is > 0)."""
+def value_threshold(student: dict, ensemble: dict, thresholds: dict) -> dict:
+    """Passed when the student's `metric` on BLESSING_SPLIT reaches `min_share_of_ensemble` x the ensemble's on the
+    same split (and is > 0). `student`, `ensemble`: {split: {metric: value}}; both splits' values are reported."""
     metric, share = thresholds["metric"], float(thresholds["min_share_of_ensemble"])
-    if metric not in student_test or metric not in ensemble_test:
-        raise HetCompError(f"blessing metric {metric!r} is not among the evaluated {sorted(student_test)}")
-    required = share * ensemble_test[metric]
-    passed = student_test[metric] >= required and student_test[metric] > 0.0
-    return {"blessed": bool(passed), "metric": metric, "student": student_test[metric],
-            "ensemble": ensemble_test[metric], "min_share_of_ensemble": share, "required": required}
+    if BLESSING_SPLIT not in ensemble:
+        raise HetCompError(f"the ensemble's {BLESSING_SPLIT} metrics are missing from the comparison; the blessing "
+                           f"reads {BLESSING_SPLIT}")
+    if metric not in student[BLESSING_SPLIT] or metric not in ensemble[BLESSING_SPLIT]:
+        raise HetCompError(f"blessing metric {metric!r} is not among the evaluated {sorted(student[BLESSING_SPLIT])}")
+    value, reference = student[BLESSING_SPLIT][metric], ensemble[BLESSING_SPLIT][metric]
+    required = share * reference
+    passed = value >= required and value > 0.0
+    reported = {split: {"student": student[split][metric], "ensemble": ensemble[split][metric]}
+                for split in ("valid", "test") if split in student and split in ensemble}
+    return {"blessed": bool(passed), "metric": metric, "split": BLESSING_SPLIT, "student": value,
+            "ensemble": reference, "min_share_of_ensemble": share, "required": required, "splits": reported}
 
 
 def change_threshold(candidate: float, baseline: float, thresholds: dict) -> dict:
@@ -71,18 +80,26 @@ def change_threshold(candidate: float, baseline: float, thresholds: dict) -> dic
     diff = candidate - baseline
     ratio = math.nan if math.isclose(baseline, 0.0) else diff / baseline
     passed = (absolute is None or diff >= absolute) and (relative is None or ratio >= relative)
-    return {"passed": bool(passed), "split": CHANGE_SPLIT, "candidate": candidate, "baseline": baseline,
+    return {"passed": bool(passed), "split": BLESSING_SPLIT, "candidate": candidate, "baseline": baseline,
             "diff": diff, "ratio": None if math.isnan(ratio) else ratio, "absolute": absolute, "relative": relative}
 
 
-def blessing(student: dict, ensemble_test: dict, thresholds: dict, baseline: dict | None = None) -> dict:
-    """The verdict: `student`/`baseline` are {split: metrics}; blessed iff the value threshold passes and, with a
-    baseline, the change threshold on CHANGE_SPLIT's `metric` too. "baseline" is None when rubber-stamped."""
-    verdict = value_threshold(student["test"], ensemble_test, thresholds)
+def blessing(student: dict, ensemble: dict, thresholds: dict, baseline: dict | None = None,
+             candidate: dict | None = None) -> dict:
+    """The verdict, blessed iff the value threshold passes and, with a baseline, the change threshold on
+    BLESSING_SPLIT's `metric` too ("baseline" None when rubber-stamped).
+
+    Args:
+        student, ensemble: {split: {metric: value}} on the whole evaluation data.
+        thresholds: {"metric", "min_share_of_ensemble", "change_absolute", "change_relative"}.
+        baseline: the served model's {BLESSING_SPLIT: metrics}, or None.
+        candidate: the student's {BLESSING_SPLIT: metrics} on the ids the baseline knows (default `student`).
+    """
+    verdict = value_threshold(student, ensemble, thresholds)
     verdict["baseline"] = None
     if baseline is not None:
-        metric = verdict["metric"]
-        verdict["baseline"] = change_threshold(student[CHANGE_SPLIT][metric], baseline[CHANGE_SPLIT][metric],
+        metric, candidate = verdict["metric"], candidate or student
+        verdict["baseline"] = change_threshold(candidate[BLESSING_SPLIT][metric], baseline[BLESSING_SPLIT][metric],
                                                thresholds)
         verdict["blessed"] = verdict["blessed"] and verdict["baseline"]["passed"]
     return verdict
@@ -114,19 +131,19 @@ class Executor(evaluator_executor.Executor):
         model = artifact_utils.get_single_instance(input_dict["model"])
         student = evaluate_served(model, data, ("valid", "test"))
         baseline_model = (input_dict.get("baseline_model") or [None])[0]
-        candidate, baseline, shared = student, None, None
+        candidate, baseline, shared = None, None, None
         if baseline_model is not None and baseline_model.uri == model.uri:  # a cached Trainer: the same SavedModel
-            baseline = {CHANGE_SPLIT: student[CHANGE_SPLIT]}
+            baseline = {BLESSING_SPLIT: student[BLESSING_SPLIT]}
         elif baseline_model is not None:
             ground = shared_ground(data, storage.read_vocabulary(baseline_model.uri))
-            baseline = evaluate_served(baseline_model, ground, (CHANGE_SPLIT,))
+            baseline = evaluate_served(baseline_model, ground, (BLESSING_SPLIT,))
             if ground is not data:  # the candidate too, on the users and items the served model knows
-                candidate = {**student, **evaluate_served(model, ground, (CHANGE_SPLIT,))}
+                candidate = evaluate_served(model, ground, (BLESSING_SPLIT,))
                 shared = {"users": ground.n_users, "items": ground.n_items}
 
         methods = storage.read_json(artifact_utils.get_single_uri(input_dict["comparison"]), METRICS_FILE)["methods"]
         methods[student_row(exec_properties["method"])] = student
-        verdict = blessing(candidate, methods[ENSEMBLE]["test"], json.loads(exec_properties["thresholds"]), baseline)
+        verdict = blessing(student, methods[ENSEMBLE], json.loads(exec_properties["thresholds"]), baseline, candidate)
         if baseline_model is not None:
             verdict["baseline"]["model"] = baseline_model.uri
             verdict["baseline"]["shared_ids"] = shared  # None: compared on every user and item

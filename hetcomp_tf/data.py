@@ -8,6 +8,7 @@ outputs (served recommendations, result files) can speak them.
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,9 @@ from hetcomp_tf.progress import log
 from hetcomp_tf.user_split import split_user
 
 DATASET_FORMAT_VERSION = 1
+INT64_MAX = int(np.iinfo(np.int64).max)  # users.dat's counts and item ids are int64
+# an integer as users.dat writes one: ASCII digits, a sign (Python's int() also takes "1_000" and other scripts' digits)
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -275,19 +279,25 @@ def parse_users_dat_line(line: str, path, lineno: int) -> np.ndarray:
     tokens = line.split()
     if not tokens:
         raise HetCompError(f"{path} line {lineno}: empty line, expected 'N item_1 ... item_N'")
-    try:
-        numbers = np.array([int(t) for t in tokens], dtype=np.int64)
-    except ValueError:
-        bad = next(i for i, t in enumerate(tokens) if not _is_int(t))
-        field = "count N" if bad == 0 else "item id"
-        raise HetCompError(f"{path} line {lineno}: {field} {tokens[bad]!r} is not an integer") from None
-    if (numbers < 0).any():
-        field = "count N" if numbers[0] < 0 else "item id"
-        raise HetCompError(f"{path} line {lineno}: negative {field} {int(numbers[numbers < 0][0])}")
+    bad = next((i for i, t in enumerate(tokens) if not _INTEGER.fullmatch(t)), None)
+    if bad is not None:
+        raise HetCompError(f"{path} line {lineno}: {_users_dat_field(bad)} {tokens[bad]!r} is not an integer")
+    values = [int(t) for t in tokens]
+    for position, value in enumerate(values):
+        if value < 0:
+            raise HetCompError(f"{path} line {lineno}: negative {_users_dat_field(position)} {tokens[position]}")
+        if value > INT64_MAX:
+            raise HetCompError(f"{path} line {lineno}: {_users_dat_field(position)} {tokens[position]} does not fit "
+                               f"in int64 (at most {INT64_MAX})")
+    numbers = np.array(values, dtype=np.int64)
     if numbers[0] != len(numbers) - 1:
         raise HetCompError(f"{path} line {lineno}: count N = {numbers[0]} but the line has "
                            f"{len(numbers) - 1} item ids")
     return numbers[1:]
+
+
+def _users_dat_field(position: int) -> str:
+    return "count N" if position == 0 else "item id"
 
 
 def write_snapshot(source, target, fraction: float, seed: int = 0) -> Path:
@@ -310,14 +320,6 @@ def write_snapshot(source, target, fraction: float, seed: int = 0) -> Path:
     with atomic_file(target) as temporary:
         temporary.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return target
-
-
-def _is_int(token: str) -> bool:
-    try:
-        int(token)
-    except ValueError:
-        return False
-    return True
 
 
 def _is_float(token: str) -> bool:

@@ -4,15 +4,19 @@ Results, datasets, trajectories and the ensemble knowledge are handed between pr
 components, benchmark workers), so a reader must never see a half-written file and must be able to tell a
 complete, matching export from a corrupted or outdated one: a file or directory is first written under a
 temporary name next to its target and then renamed into place; a manifest directory lists every array file
-with its sha256 and carries a `format_version`. No TensorFlow here: the commands use it before the heavy imports.
+with its sha256 and carries a `format_version`. A write that runs out of room (a full disk or quota, a file-size
+limit) is one line naming the file (`out_of_space`), the temporary it was writing removed. No TensorFlow here: the
+commands use it before the heavy imports.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,6 +25,63 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from hetcomp_tf.errors import HetCompError
+
+
+# A write that ran out of room: the filesystem (or the user's quota) is full, or the file outgrew the process's
+# file-size limit (RLIMIT_FSIZE). Each is told the same way and handled the same way: free space, rerun.
+OUT_OF_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+# Writers that report the OS's message, not an OSError: TensorFlow's file system ("PATH; No space left on device")
+# and SQLite (ML Metadata's store: "database or disk is full", its SQLITE_FULL, which is ENOSPC underneath).
+_NAMED_IN_TEXT = re.compile(r"(\S+); (" + "|".join(map(os.strerror, OUT_OF_SPACE_ERRNOS)) + ")")
+_SQLITE_FULL = "database or disk is full"
+
+
+def out_of_space(err: BaseException, path: str | os.PathLike, *, name_path: bool = False,
+                 store: str | os.PathLike | None = None) -> HetCompError | None:
+    """A one-line HetCompError when `err`, or an exception it was raised from or during, is a write that ran out of
+    room (OUT_OF_SPACE_ERRNOS); None for any other error.
+
+    Args:
+        err: what a write raised: an OSError, or an error of TensorFlow or SQLite carrying the OS's message.
+        path: the file named when the error names none (an OSError without a file name), or always with
+            `name_path` (an atomic write names its target, not the temporary it was writing).
+        store: the SQLite database named when SQLite ran out of room (its message names no file); default `path`.
+
+    Returns:
+        HetCompError "FILE: No space left on device (ENOSPC); ..." or None.
+    """
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in OUT_OF_SPACE_ERRNOS:
+            return _no_room(path if name_path or not err.filename else err.filename, err.errno)
+        if match := _NAMED_IN_TEXT.search(str(err)):
+            code = next(c for c in OUT_OF_SPACE_ERRNOS if os.strerror(c) == match.group(2))
+            return _no_room(path if name_path else match.group(1), code)
+        if _SQLITE_FULL in str(err):
+            return _no_room(path if name_path or store is None else store, errno.ENOSPC)
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _no_room(path, code: int) -> HetCompError:
+    return HetCompError(f"{path}: {os.strerror(code)} ({errno.errorcode[code]}); nothing half-written was kept, "
+                        "free space and run again")
+
+
+@contextlib.contextmanager
+def out_of_space_reported(path: str | os.PathLike, store: str | os.PathLike | None = None) -> Iterator[None]:
+    """Re-raises a write that ran out of room inside the block as `out_of_space`'s one-line error (naming `path`
+    when the error names no file, `store` when SQLite ran out); any other exception passes unchanged."""
+    try:
+        yield
+    except HetCompError:
+        raise
+    except Exception as err:
+        error = out_of_space(err, path, store=store)
+        if error is None:
+            raise
+        raise error from None
 
 
 def sha256_of(path) -> str:
@@ -43,8 +104,9 @@ def atomic_file(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     try:
         yield Path(temporary)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as err:
         Path(temporary).unlink(missing_ok=True)
+        _raise_out_of_space(err, path)
         raise
 
 
@@ -90,8 +152,18 @@ def atomic_directory(target: str | os.PathLike, entries: Sequence[str] | None = 
             for entry in entries:
                 if (staging / entry).exists():
                     replace_path(staging / entry, target / entry)
+    except BaseException as err:
+        _raise_out_of_space(err, target)
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _raise_out_of_space(err: BaseException, target: Path) -> None:
+    """Raises `out_of_space`'s one-line error naming `target` when `err` is a write that ran out of room."""
+    full = out_of_space(err, target, name_path=True)
+    if full is not None:
+        raise full from None
 
 
 def replace_path(source: Path, target: Path) -> None:
@@ -111,6 +183,15 @@ def replace_path(source: Path, target: Path) -> None:
         shutil.rmtree(aside, ignore_errors=True)
 
 
+class WriteOnly:
+    """A file numpy writes to in buffered chunks: given a real file, `np.save` uses `ndarray.tofile`, whose short
+    write on a full disk raises an OSError without its errno ("N requested and M written"); through `write` the
+    OS's ENOSPC comes back as it is."""
+
+    def __init__(self, handle):
+        self.write = handle.write
+
+
 def write_manifest_dir(directory: str | os.PathLike, manifest_name: str, arrays: dict[str, np.ndarray],
                        manifest: dict) -> Path:
     """Atomically writes `<name>.npy` for each array and `manifest_name` = manifest + {"files": {file: sha256}}."""
@@ -118,7 +199,8 @@ def write_manifest_dir(directory: str | os.PathLike, manifest_name: str, arrays:
         files = {}
         for name, array in arrays.items():
             path = staging / f"{name}.npy"
-            np.save(path, np.ascontiguousarray(array), allow_pickle=False)
+            with open(path, "wb") as handle:
+                np.save(WriteOnly(handle), np.ascontiguousarray(array), allow_pickle=False)
             files[path.name] = sha256_of(path)
         with open(staging / manifest_name, "w", encoding="utf-8") as handle:
             json.dump({**manifest, "files": files}, handle, indent=2, sort_keys=True)

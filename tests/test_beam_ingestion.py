@@ -96,3 +96,20 @@ def test_no_interaction_at_all_is_one_line(tmp_path):
 def test_a_users_dat_input_is_one_file():
     with pytest.raises(HetCompError, match="a users.dat-format input is one file .* this matches 2"):
         Source(fmt="citeulike", files=("a/users.dat", "b/users.dat"), where="*/users.dat")
+
+
+def test_a_users_dat_id_beyond_int64_fails_the_beam_ingestion_in_one_line_naming_file_and_line(tmp_path):
+    path = tmp_path / "users.dat"
+    path.write_text("1 4\n2 0 99999999999999999999\n")
+    with pytest.raises(HetCompError) as err:
+        ingest(tmp_path, Source(fmt="citeulike", files=(str(path),), where=str(path)))
+    assert str(err.value) == (f"{path} line 2: item id 99999999999999999999 does not fit in int64 "
+                              "(at most 9223372036854775807)")
+
+
+def test_csv_ids_beyond_int64_and_negative_reach_the_beam_ingestion_verbatim(tmp_path):
+    """CSV ids are strings in the Beam path as in memory (tests/test_data.py): the worker's reader keeps them."""
+    path = tmp_path / "log.tsv"
+    path.write_text("99999999999999999999\t-4\n-4\t99999999999999999999\n")
+    assert list(interaction_beam.file_pairs(str(path), "csv", None)) == [
+        ("99999999999999999999", "-4"), ("-4", "99999999999999999999")]

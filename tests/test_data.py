@@ -15,6 +15,7 @@ from hetcomp_tf.data import (CSR, Dataset, Interactions, load_dataset, make_synt
                              rows_to_mask, split_dataset)
 from hetcomp_tf.datafiles import CITEULIKE_SHA256
 from hetcomp_tf.errors import HetCompError
+from tests.helpers import run_cli
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -110,10 +111,33 @@ def test_read_citeulike_small(tmp_path):
     ("2 1 2\n1 3\n3 4 5\n", r"line 3: count N = 3 but the line has 2 item ids"),
     ("2 1 -4\n", r"line 1: negative item id -4"),
     ("-1\n", r"line 1: negative count N -1"),
+    ("2 0 99999999999999999999\n", r"line 1: item id 99999999999999999999 does not fit in int64 "
+                                   r"\(at most 9223372036854775807\)"),
+    ("1 3\n1 9223372036854775808\n", r"line 2: item id 9223372036854775808 does not fit in int64"),  # max + 1
+    ("99999999999999999999 1\n", r"line 1: count N 99999999999999999999 does not fit in int64"),
+    ("1 -99999999999999999999\n", r"line 1: negative item id -99999999999999999999"),
+    ("2 1_0 3\n", r"line 1: item id '1_0' is not an integer"),  # int() would read 10
+    ("1 \u0661\n", r"line 1: item id '\u0661' is not an integer"),  # an Arabic-Indic 1, which int() reads as 1
 ])
 def test_read_citeulike_bad_input(tmp_path, text, message):
     with pytest.raises(HetCompError, match=message):
         read_citeulike(write(tmp_path, "users.dat", text), verify_sha256=False)
+
+
+def test_the_largest_int64_item_id_is_read_as_it_is(tmp_path):
+    inter = read_citeulike(write(tmp_path, "users.dat", "2 9223372036854775807 +5\n"), verify_sha256=False)
+    assert list(inter.item_vocab) == ["5", "9223372036854775807"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("1 4\n2 0 99999999999999999999\n",
+     "line 2: item id 99999999999999999999 does not fit in int64 (at most 9223372036854775807)"),
+    ("1 4\n1 -3\n", "line 2: negative item id -3"),
+])
+def test_data_info_on_an_id_that_does_not_fit_is_one_line_and_exit_2(tmp_path, text, message):
+    path = write(tmp_path, "users.dat", text)
+    result = run_cli(["data", "info", "--data", str(path), "--format", "citeulike"])
+    assert (result.code, result.stdout, result.stderr) == (2, "", f"hetcomp: error: {path} {message}\n")
 
 
 def test_read_citeulike_missing_file(tmp_path):
@@ -141,6 +165,14 @@ def test_read_csv_header_ratings_and_string_ids(tmp_path):
     assert pairs(inter) == {("alice", "m:1"), ("bob", "m:2"), ("alice", "m:2")}  # deduplicated
     assert list(inter.user_vocab) == ["alice", "bob"]
     assert pairs(read_csv(path, min_rating=4)) == {("alice", "m:1"), ("alice", "m:2")}
+
+
+def test_csv_ids_are_strings_so_ids_beyond_int64_and_negative_ones_are_kept_verbatim(tmp_path):
+    """A log's ids are opaque strings (the tf.Examples carry them as bytes, the model's vocabularies as strings):
+    nothing converts them to a number, so a 20-digit or a negative id fits and is kept character for character."""
+    big, negative = "99999999999999999999", "-4"
+    inter = read_csv(write(tmp_path, "log.csv", f"user,item\n{big},{negative}\n{negative},{big}\n{big},007\n"))
+    assert pairs(inter) == {(big, negative), (negative, big), (big, "007")}
 
 
 def test_read_csv_tab_without_header(tmp_path):

@@ -95,7 +95,7 @@ def add_pipeline_arguments(parser) -> None:
     parser.add_argument("--teachers", default=",".join(TEACHER_NAMES), metavar="T,T,...",
                         help=f"comma-separated subset of {','.join(TEACHER_NAMES)} (default: all)")
     parser.add_argument("--min-share", type=float, metavar="X",
-                        help="bless the student when its test Recall@50 >= X * the ensemble's "
+                        help="bless the student when its valid Recall@50 >= X * the ensemble's valid Recall@50 "
                              f"(default per profile: {DEFAULT_MIN_SHARE})")
     change = ("against the served (latest blessed) model, bless only if the valid Recall@50 change {} >= {} "
               "(TFMA's change threshold; 'none': no bound; default {})")

@@ -15,7 +15,9 @@ import sys
 
 from hetcomp_tf.commands.options import add_pipeline_arguments, pipeline_config, prepare_data
 from hetcomp_tf.config import METRIC_KS
+from hetcomp_tf.files import out_of_space_reported
 from hetcomp_tf.locking import exclusive_dir
+from pipeline.configs import METADATA_FILE
 
 
 def add_arguments(parser) -> None:
@@ -39,8 +41,11 @@ def print_summary(report: dict) -> None:
     print(format_table({name: m["test"] for name, m in report["methods"].items()}, columns))
     verdict = report["blessing"]
     pushed = report["pushed_model"] or ("nothing (already the served model)" if report["blessed"] else "nothing")
-    print(f"\nstudent {verdict['metric']} {verdict['student']:.4f} vs required {verdict['required']:.4f} "
-          f"({verdict['min_share_of_ensemble']:g} x ensemble {verdict['ensemble']:.4f}): "
+    split = verdict.get("split", "test")  # a verdict cached from before valid decided every push was read on test
+    test = verdict.get("splits", {}).get("test")
+    beside = f"; test {test['student']:.4f} vs {test['ensemble']:.4f}, not used to decide" if test else ""
+    print(f"\nstudent {split} {verdict['metric']} {verdict['student']:.4f} vs required {verdict['required']:.4f} "
+          f"({verdict['min_share_of_ensemble']:g} x ensemble {verdict['ensemble']:.4f}{beside}): "
           f"{'blessed' if report['blessed'] else 'NOT blessed'}; pushed: {pushed}")
     print(change_summary(verdict["metric"], verdict["baseline"]))
     if report["warm_start"]:
@@ -70,7 +75,9 @@ def run(args) -> int:
     if args.data not in ("synthetic", "citeulike"):  # executors may run elsewhere than the current directory
         args.data = os.path.abspath(args.data)
     prepare_data(args, shards=True)
-    with exclusive_dir(out):
+    # A full disk (or file-size limit) anywhere under OUT, in any component or in ML Metadata, is one line naming
+    # the file; the failed component's outputs are removed (TFX) and no version is half-pushed (components/pusher.py)
+    with out_of_space_reported(out, store=os.path.join(out, METADATA_FILE)), exclusive_dir(out):
         return _run_pipeline(args, out)
 
 
