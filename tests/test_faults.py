@@ -27,7 +27,7 @@ from hetcomp_tf.data import make_synthetic, split_dataset
 from hetcomp_tf.config import get_profile
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.student import Student
-from serving.export import export_student
+from serving.export import export_model
 
 REPO = Path(__file__).resolve().parents[1]
 MiB = 1 << 20
@@ -76,7 +76,7 @@ def saved_model(tmp_path_factory) -> Path:
     """A real exported student SavedModel (its largest file ~200 KB)."""
     data = split_dataset(make_synthetic(300, 20_000, 0), get_profile("tiny").data, "synthetic")
     path = tmp_path_factory.mktemp("model") / "saved_model"
-    export_student(Student(data.n_users, data.n_items, 20, seed=0), data, str(path))
+    export_model(Student(data.n_users, data.n_items, 20, seed=0), data, str(path))
     return path
 
 
