@@ -94,7 +94,7 @@ def latency_by_form(latency: Mapping) -> dict[str, float]:
         models = latency["models"]
         forms = {}
         for name, entry in models.items():
-            p50 = float(entry["batch_sizes"]["1"]["p50_ms"])
+            p50 = float(entry["latency"]["batch_1"]["p50_ms"])
             if name.startswith("student:d"):
                 forms["tables:" + name[len("student:"):]] = p50
             else:

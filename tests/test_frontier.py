@@ -30,10 +30,10 @@ RESULTS = {
     },
     "direct": [{"method": "direct:GNN", "dim": 16, "seed": 0, "test": metrics(0.27, 0.11), "params": 160}],
 }
-LATENCY = {"models": {"student:d6": {"batch_sizes": {"1": {"p50_ms": 0.8}, "64": {"p50_ms": 3.0}}},
-                      "student:d16": {"batch_sizes": {"1": {"p50_ms": 1.0}}},
-                      "teacher:GNN": {"batch_sizes": {"1": {"p50_ms": 1.9}}},
-                      "ensemble": {"batch_sizes": {"1": {"p50_ms": 200.0}}}}}
+LATENCY = {"models": {"student:d6": {"latency": {"batch_1": {"p50_ms": 0.8}, "batch_64": {"p50_ms": 3.0}}},
+                      "student:d16": {"latency": {"batch_1": {"p50_ms": 1.0}}},
+                      "teacher:GNN": {"latency": {"batch_1": {"p50_ms": 1.9}}},
+                      "ensemble": {"latency": {"batch_1": {"p50_ms": 200.0}}}}}
 
 
 def test_rows_take_each_models_numbers_and_latency_by_serving_form():
@@ -70,8 +70,12 @@ def test_a_benchmark_with_direct_models_writes_the_frontier(tmp_path_factory, tm
 
     out = tmp_path / "bench"
     copy_teachers(shared_teachers(tmp_path_factory), out)
+    latency = tmp_path / "latency.json"  # a real `hetcomp latency` file gives the frontier its cost axis
+    assert main(["latency", "--data", "synthetic", "--profile", "tiny", "--requests", "3", "--student-dims", "4,8",
+                 "--out", str(latency)]) == 0
     assert main(["benchmark", "--data", "synthetic", "--profile", "tiny", "--seeds", "1", "--methods",
-                 "ensemble_kd", "--direct", "GNN,MF", "--set", "epochs=4", "--out", str(out)]) == 0
+                 "ensemble_kd", "--direct", "GNN,MF", "--set", "epochs=4", "--latency", str(latency),
+                 "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
     sizes = results["dataset"]["n_users"] + results["dataset"]["n_items"]
     assert sorted((r["method"], r["dim"]) for r in results["direct"]) == [
@@ -80,7 +84,12 @@ def test_a_benchmark_with_direct_models_writes_the_frontier(tmp_path_factory, tm
         assert record["params"] == sizes * record["dim"]  # both are two embedding tables of the run's dim
         assert record["ended_by"] in ("early stop", "epoch cap") and 0 < record["test"]["recall@50"] <= 1
     assert {r["method"] for r in results["runs"]} == {"ensemble_kd"}
-    assert {row["model"] for row in results["frontier"]} >= {"GNN d4", "MF d8", "ensemble_kd d8", "teacher:GNN"}
+    rows = {row["model"]: row for row in results["frontier"]}
+    assert set(rows) >= {"GNN d4", "MF d8", "ensemble_kd d8", "teacher:GNN", "ensemble"}
+    timed = json.loads(latency.read_text())["models"]
+    assert rows["MF d8"]["p50_ms"] == rows["ensemble_kd d8"]["p50_ms"] == timed["student:d8"]["latency"]["batch_1"][
+        "p50_ms"]  # both serve as dim-8 tables
+    assert rows["teacher:GNN"]["p50_ms"] == timed["teacher:GNN"]["latency"]["batch_1"]["p50_ms"]
     assert "## Quality against serving cost" in (out / "results.md").read_text()
     assert (out / "frontier.png").stat().st_size > 0
     assert main(["benchmark", "--data", "synthetic", "--profile", "tiny", "--direct", "DL", "--out",
