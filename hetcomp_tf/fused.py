@@ -33,6 +33,9 @@ SOURCE = Path(__file__).parent / "kernels" / "rest_logsumexp.cc"
 # forward loop on this machine's Xeon, a no-op on CPUs without it.
 CXX_FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-shared", "-fPIC",
              *(("-mprefer-vector-width=512",) if platform.machine() == "x86_64" else ()))
+# $HETCOMP_KERNEL_ISA: "native" (the default) or "portable", the build of a CPU without AVX-512 (GCC's generic
+# vectors, as on AVX2-only CPUs), so a machine with AVX-512 can run the tests on that code path too.
+KERNEL_ISA_FLAGS = {"native": (), "portable": ("-mno-avx512f",) if platform.machine() == "x86_64" else ()}
 
 
 # rest_kernel="auto" takes the kernel up to this student dim. Above it, the per-item dot products outweigh the
@@ -56,9 +59,17 @@ def _cpu_flags() -> str:
     return next((line for line in lines if line.startswith(("flags", "Features"))), "")
 
 
+def cxx_flags() -> tuple[str, ...]:
+    """CXX_FLAGS and those of $HETCOMP_KERNEL_ISA (unset: "native")."""
+    isa = os.environ.get("HETCOMP_KERNEL_ISA") or "native"
+    if isa not in KERNEL_ISA_FLAGS:
+        raise HetCompError(f"HETCOMP_KERNEL_ISA={isa!r}: choose one of {', '.join(KERNEL_ISA_FLAGS)}")
+    return (*CXX_FLAGS, *KERNEL_ISA_FLAGS[isa])
+
+
 def library_path() -> Path:
     key = hashlib.sha256("\n".join([SOURCE.read_text(), tf.__version__, *tf.sysconfig.get_compile_flags(),
-                                    *CXX_FLAGS, platform.machine(), _cpu_flags()]).encode()).hexdigest()[:16]
+                                    *cxx_flags(), platform.machine(), _cpu_flags()]).encode()).hexdigest()[:16]
     return kernel_dir() / f"rest_logsumexp-{key}.so"
 
 
@@ -74,7 +85,7 @@ def _compile(target: Path) -> None:
                            "rest_kernel='dense')")
     log(f"compiling the fused rest kernel into {target} (once per machine, ~10 s)")
     with atomic_file(target) as temporary:  # concurrent builders each write their own file; the last rename wins
-        command = [compiler, *CXX_FLAGS, *tf.sysconfig.get_compile_flags(), str(SOURCE), "-o", str(temporary),
+        command = [compiler, *cxx_flags(), *tf.sysconfig.get_compile_flags(), str(SOURCE), "-o", str(temporary),
                    *tf.sysconfig.get_link_flags()]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:

@@ -4,6 +4,7 @@ through it against their dense form."""
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ import tensorflow as tf
 
 from hetcomp_tf import losses
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.fused import FactoredScores, _cpu_flags, fused_available, rest_logsumexp
+from hetcomp_tf.fused import FactoredScores, _cpu_flags, cxx_flags, fused_available, library_path, rest_logsumexp
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,17 +49,29 @@ def test_rest_logsumexp_and_its_gradient_equal_numpy_loops(dim):
 @pytest.mark.skipif("avx512f" not in _cpu_flags(), reason="the default build is the portable one on this CPU")
 def test_the_portable_build_equals_numpy_loops(tmp_path):
     """The kernel as CPUs without AVX-512 build it (GCC's generic vectors instead of the AVX-512 intrinsics),
-    compiled here with -mno-avx512f into its own cache and checked in a fresh process."""
+    compiled here with HETCOMP_KERNEL_ISA=portable (-mno-avx512f) into its own cache and checked in a fresh
+    process."""
     script = ("import hetcomp_tf.fused as fused\n"
-              "fused.CXX_FLAGS = (*fused.CXX_FLAGS, '-mno-avx512f')\n"
               "from tests.test_fused import assert_kernel_equals_numpy_loops\n"
               "for dim in (6, 16, 5):\n"
               "    assert_kernel_equals_numpy_loops(dim)\n"
               "print('portable', fused.library_path().name)\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT,
-                          env={**os.environ, "HETCOMP_KERNEL_DIR": str(tmp_path)})
+                          env={**os.environ, "HETCOMP_KERNEL_DIR": str(tmp_path), "HETCOMP_KERNEL_ISA": "portable"})
     assert done.returncode == 0, done.stderr[-3000:]
     assert "portable rest_logsumexp-" in done.stdout
+    assert [p.name for p in tmp_path.glob("*.so")] == [done.stdout.split()[-1]]  # built here, under its own key
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="the portable build is the native one off x86-64")
+def test_kernel_isa_keys_the_build_and_is_checked(monkeypatch):
+    monkeypatch.setenv("HETCOMP_KERNEL_ISA", "native")
+    native = library_path()
+    monkeypatch.setenv("HETCOMP_KERNEL_ISA", "portable")
+    assert library_path() != native and "-mno-avx512f" in cxx_flags()
+    monkeypatch.setenv("HETCOMP_KERNEL_ISA", "avx9")
+    with pytest.raises(HetCompError, match="HETCOMP_KERNEL_ISA='avx9': choose one of native, portable"):
+        library_path()
 
 
 def assert_kernel_equals_numpy_loops(dim: int) -> None:
