@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import math
 import multiprocessing
 import shutil
 import time
@@ -15,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hetcomp_tf.benchmark import (ABLATIONS, PARTIAL, RunKey, _fingerprint_difference, knowledge_sha256, plan_runs,
-                                  teachers_reusable)
+from hetcomp_tf.benchmark import (ABLATIONS, PARTIAL, RunKey, _fingerprint_difference, knowledge_sha256,
+                                  paired_differences, plan_runs, teachers_reusable)
 from hetcomp_tf.cli import main
 from hetcomp_tf.config import TEACHER_NAMES, get_profile
 from hetcomp_tf.data import Dataset, load_dataset
@@ -101,7 +102,12 @@ def test_benchmark_writes_every_method_sweep_and_curves(bench):
     ours = {r["seed"]: r["test"]["recall@50"] for r in runs if r["dim"] == 8 and r["method"] == "hetcomp"}
     assert paired["seeds"] == [0, 1] and paired["recall@50"]["mean"] == pytest.approx(
         np.mean([ours[s] - by_seed[s] for s in (0, 1)]))
-    assert paired["recall@50"]["p"] is None or 0 <= paired["recall@50"]["p"] <= 1
+    first, second = (ours[s] - by_seed[s] for s in (0, 1))
+    assert first != second  # two seeds' runs differ, so the t-test has a p
+    # two pairs: t = mean / (sd / √2) = |d0 + d1| / |d0 − d1| with 1 degree of freedom, whose two-sided p is
+    # 1 − 2·atan(|t|)/π (Student's t with 1 df is the Cauchy distribution)
+    expected_p = 1 - 2 * math.atan(abs(first + second) / abs(first - second)) / math.pi
+    assert paired["recall@50"]["p"] == pytest.approx(expected_p, rel=1e-6)
     assert paired["recall@50"]["per_seed"] == pytest.approx([ours[s] - by_seed[s] for s in (0, 1)])
     per_seed = ", ".join(f"{ours[s] - by_seed[s]:+.4f}" for s in (0, 1))
     assert f"± {paired['recall@50']['std']:.4f} ({per_seed}) |" in markdown.split("| hetcomp − ensemble_kd | 0, 1 |")[1]
@@ -267,6 +273,32 @@ def test_plan_runs_sweeps_only_the_sweep_methods_and_never_twice():
     assert {k.seed for k in keys if k.method == "hetcomp_no_adt" or k.dim != 64} == {0, 1}
     first = [(k.method, k.seed) for k in keys[:4]]  # seed 0 of everything first: a partial run is comparable
     assert first == [("wo_kd", 0), ("rrd", 0), ("hetcomp", 0), ("hetcomp_no_adt", 0)]
+
+
+# Student's sleep data (Biometrika 6, 1908; R's datasets::sleep): extra hours of sleep of 10 patients under two
+# drugs. R's `t.test(extra ~ group, data = sleep, paired = TRUE)` prints t = -4.0621, df = 9, p-value = 0.002833
+# (an unpaired t-test gives p = 0.0794 on the same numbers).
+SLEEP_DRUG_1 = (0.7, -1.6, -0.2, -1.2, -0.1, 3.4, 3.7, 0.8, 0.0, 2.0)
+SLEEP_DRUG_2 = (1.9, 0.8, 1.1, 0.1, -0.1, 4.4, 5.5, 1.6, 4.6, 3.4)
+
+
+def test_paired_t_test_gives_the_textbook_p_value_of_students_sleep_data():
+    runs = [{"method": method, "dim": 8, "seed": seed, "test": {"recall@50": value, "ndcg@50": -value}}
+            for method, values in (("hetcomp", SLEEP_DRUG_2), ("wo_kd", SLEEP_DRUG_1))
+            for seed, value in enumerate(values)]
+    runs.append({"method": "rrd", "dim": 8, "seed": 0, "test": {"recall@50": 0.5, "ndcg@50": 0.5}})
+    paired = paired_differences(runs, dim=8)
+    assert paired["wo_kd"]["seeds"] == list(range(10))
+    for metric in ("recall@50", "ndcg@50"):  # HetComp ahead, then behind: a two-sided p either way
+        entry = paired["wo_kd"][metric]
+        sign = 1 if metric == "recall@50" else -1
+        assert entry["per_seed"] == pytest.approx([sign * (b - a) for a, b in zip(SLEEP_DRUG_1, SLEEP_DRUG_2)])
+        assert entry["mean"] == pytest.approx(sign * 1.58)
+        # by hand: the squared deviations from 1.58 sum to 13.616, so the std over 10 is √1.3616, and
+        # t = 1.58 / √(13.616 / 9 / 10) = 4.0621 with 9 degrees of freedom
+        assert entry["std"] == pytest.approx(1.3616 ** 0.5)
+        assert entry["p"] == pytest.approx(0.002833, abs=5e-7)  # R prints 4 significant digits
+    assert paired["rrd"]["seeds"] == [0] and paired["rrd"]["recall@50"]["p"] is None  # one pair: no test
 
 
 def test_teachers_are_retrained_for_another_profile_or_split(tmp_path_factory, tmp_path):

@@ -319,16 +319,47 @@ def test_load_citeulike_altered(tmp_path, monkeypatch):
     assert load_dataset("citeulike", None, DataConfig(), verify_sha256=False).name == "citeulike"
 
 
+def iterative_split_reference(lines: list[str], seed: int = 0) -> dict[str, set[tuple[int, int]]]:
+    """The `iterative` protocol (DataConfig's defaults: 5+ items, 60/20/20) in plain Python from its description:
+    each kept user's distinct items, in ascending id order and users in line order, draw one key each from
+    `default_rng(seed).random`; sorted by key, the first n // 5 are test, the next n // 5 valid; then users left
+    without valid or test items go, with their train items, and held-out items no longer in anyone's train go,
+    until nothing changes. Returns {split: {(line index, item id)}}."""
+    rows = {user: sorted({int(t) for t in line.split()[1:]}) for user, line in enumerate(lines)}
+    kept = {user: items for user, items in rows.items() if len(items) >= 5}
+    keys = iter(np.random.default_rng(seed).random(sum(len(items) for items in kept.values())).tolist())
+    part = {}
+    for user, items in kept.items():
+        user_keys = [next(keys) for _ in items]
+        held = len(items) // 5
+        for position, (_, item) in enumerate(sorted(zip(user_keys, items))):
+            part[user, item] = "test" if position < held else "valid" if position < 2 * held else "train"
+    alive = set(kept)
+    while True:
+        seen = {item for (user, item), p in part.items() if p == "train" and user in alive}
+        left = {(user, item): p for (user, item), p in part.items() if user in alive and (p == "train" or item in seen)}
+        parts_of = {user: set() for user in alive}
+        for (user, _), p in left.items():
+            parts_of[user].add(p)
+        still = {user for user in alive if {"valid", "test"} <= parts_of[user]}
+        if still == alive:
+            return {split: {pair for pair, p in left.items() if p == split} for split in ("train", "valid", "test")}
+        alive = still
+
+
 def test_citeulike_local_copy(citeulike_path, monkeypatch):
     inter = read_citeulike(citeulike_path)
     assert (inter.n_users, inter.n_items, len(inter)) == (7947, 25584, 134860)
     assert int((np.bincount(inter.users, minlength=inter.n_users) >= 5).sum()) == 5219
     monkeypatch.setenv("HETCOMP_DATA_DIR", str(citeulike_path.parent.parent))
     data = load_dataset("citeulike", None, DataConfig())
-    assert 4000 < data.n_users <= 5219 and data.n_items <= 25584
+    # the default (iterative) split's sizes, first derived with iterative_split_reference
+    assert (data.n_users, data.n_items) == (4670, 21761)
+    assert (data.train.nnz, data.valid.nnz, data.test.nnz) == (76240, 20718, 20640)
     assert (data.valid.lengths() > 0).all() and (data.test.lengths() > 0).all()
-    assert data.train.nnz + data.valid.nnz + data.test.nnz <= 134860
-    assert set(data.item_vocab[data.test.indices]) <= set(data.item_vocab[data.train.indices])
+    reference = iterative_split_reference(citeulike_path.read_text().splitlines())
+    for split, pairs in reference.items():
+        assert {(int(u), int(i)) for u, i in split_pairs(data, split)} == pairs, split
 
 
 # ------------------------------------------------------------------------------------- the authors' split
