@@ -18,9 +18,9 @@ from components import knowledge_beam, storage
 from components.artifacts import KNOWLEDGE_DIR, METRICS_FILE, STUDENT_DIR
 from hetcomp_tf.config import DistillConfig, from_dict
 from hetcomp_tf.distill import distill
-from hetcomp_tf.distribute import make_strategy, require_workers, worker_dir
-from hetcomp_tf.progress import log
 from hetcomp_tf.student import load_student, save_student
+from hetcomp_tf.util.distribute import make_strategy, require_workers, worker_dir
+from hetcomp_tf.util.progress import log
 from hetcomp_tf.warmstart import WarmStart
 from serving.export import export_model
 

@@ -39,7 +39,7 @@ from hetcomp_tf import data as hdata
 from hetcomp_tf.config import DataConfig, from_dict
 from hetcomp_tf.datafiles import CITEULIKE_SHA256, citeulike_path, file_format, verify_citeulike_sha256
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.progress import log
+from hetcomp_tf.util.progress import log
 
 
 def describe_examples(examples: types.Artifact) -> None:

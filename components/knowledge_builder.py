@@ -21,12 +21,12 @@ from components import knowledge_beam, storage
 from components.artifacts import (KNOWLEDGE_DIR, METRICS_FILE, TRAJECTORY_DIR, KnowledgeArtifact,
                                   InteractionDataset, RankingMetrics, TeacherTrajectory,
                                   set_custom_properties)
-from hetcomp_tf.config import TEACHER_NAMES, DistillConfig
 from hetcomp_tf import ensemble
+from hetcomp_tf.config import TEACHER_NAMES, DistillConfig
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.report import ENSEMBLE, FITTED_ENSEMBLE, teacher_row
 from hetcomp_tf.teachers import ensemble_metrics
 from hetcomp_tf.trajectories import Trajectory
+from hetcomp_tf.util.tables import ENSEMBLE, FITTED_ENSEMBLE, teacher_row
 
 
 def load_trajectories(trajectory_dirs: dict[str, str]) -> dict[str, Trajectory]:

@@ -35,7 +35,7 @@ from components.artifacts import METRICS_FILE, InteractionDataset, RankingMetric
 from hetcomp_tf.data import Dataset
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
-from hetcomp_tf.report import ENSEMBLE, student_row
+from hetcomp_tf.util.tables import ENSEMBLE, student_row
 
 BLESSED_KEY = evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY  # what Pusher and LatestBlessedModelStrategy read
 BLESSING_SPLIT = "valid"  # both thresholds read this split; test is reported beside it, never decides

@@ -19,8 +19,8 @@ from tfx.utils import io_utils
 import numpy as np
 
 from components.artifacts import DATASET_FILE, VOCABULARY_FILE
-from hetcomp_tf import files
 from hetcomp_tf.data import Dataset
+from hetcomp_tf.util import files
 
 
 def is_local(uri: str) -> bool:

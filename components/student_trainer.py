@@ -21,7 +21,7 @@ from tfx.utils import json_utils
 
 from components.artifacts import KnowledgeArtifact, InteractionDataset
 from hetcomp_tf.config import DistillConfig
-from hetcomp_tf.distribute import check_worker_request
+from hetcomp_tf.util.distribute import check_worker_request
 
 # In a module of its own: TFX re-imports (importlib.reload) the run_fn's module on every execution, which
 # would replace this module's component classes under a long-lived process (a second pipeline run).

@@ -29,11 +29,11 @@ from components.artifacts import (METRICS_FILE, TEACHER_FILE, TRAJECTORY_DIR, In
                                   TeacherTrajectory, set_custom_properties)
 from components.data_gate import require_valid_examples
 from hetcomp_tf.config import TeacherConfig, TrajectoryConfig, from_dict
-from hetcomp_tf.distribute import check_worker_request, make_strategy, require_workers, worker_dir
 from hetcomp_tf.models import build_teacher
-from hetcomp_tf.progress import log
-from hetcomp_tf.trajectories import FORMAT_VERSION
 from hetcomp_tf.training import train_teacher
+from hetcomp_tf.trajectories import FORMAT_VERSION
+from hetcomp_tf.util.distribute import check_worker_request, make_strategy, require_workers, worker_dir
+from hetcomp_tf.util.progress import log
 from hetcomp_tf.warmstart import WarmStart, stand_in
 
 WEIGHTS_DIR = "weights"  # inside the Model artifact: a TF checkpoint of the teacher's variables

@@ -12,7 +12,7 @@ Layout of the output directory DIR:
     curves.png: valid Recall@50 per evaluation (the paper's training-curve figure); stages.png: each DKC run's
     mean stage per teacher.
 
-With `jobs` > 1 the teachers and then the runs go to that many worker processes (`workers.py`), each with
+With `jobs` > 1 the teachers and then the runs go to that many worker processes (`util/workers.py`), each with
 cores/jobs TensorFlow threads; only the parent writes the result files.
 """
 
@@ -36,16 +36,16 @@ from hetcomp_tf.diagnosis import diagnosis_markdown, plot_stage_curves
 from hetcomp_tf.distill import DistillRun, distill, get_method
 from hetcomp_tf.ensemble import EnsembleKnowledge
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.progress import Progress, log
-from hetcomp_tf.files import atomic_file, read_json, write_json, write_text
 from hetcomp_tf.frontier import (check_direct, direct_config, direct_method, direct_record, direct_teacher,
                                  frontier_markdown, frontier_rows, is_direct, latency_by_form, plot_frontier)
-from hetcomp_tf.report import ENSEMBLE, FITTED_ENSEMBLE, format_table, markdown_table, student_row, teacher_row
 from hetcomp_tf.teachers import load_target_knowledge, teachers_table, train_teachers
 from hetcomp_tf.training import train_teacher
 from hetcomp_tf.trajectories import load_trajectories, trajectories_dir
+from hetcomp_tf.util.files import atomic_file, read_json, write_json, write_text
+from hetcomp_tf.util.progress import Progress, log
+from hetcomp_tf.util.tables import ENSEMBLE, FITTED_ENSEMBLE, format_table, markdown_table, student_row, teacher_row
+from hetcomp_tf.util.workers import run_in_workers
 from hetcomp_tf.wall_clock import HEARTBEAT_SECONDS, InvocationClock
-from hetcomp_tf.workers import run_in_workers
 
 SWEEP_METHODS = ("wo_kd", "ensemble_kd", "hetcomp")  # the methods trained at every student size
 ABLATIONS = ("hetcomp_no_dkc", "hetcomp_no_adt")  # diagnosis runs: `extra_seeds` seeds, not `seeds`

@@ -27,7 +27,7 @@ SPLIT_PROTOCOLS = typing.get_args(SplitProtocol)
 # DistillConfig fields every command sets from options of their own (--method(s), --seed(s)), never with --set
 RUN_FIELDS = ("method", "seed")
 # The tf.distribute strategies a training can run under (DistillConfig.distribute, TeacherConfig.distribute; made by
-# hetcomp_tf/distribute.py)
+# hetcomp_tf/util/distribute.py)
 Strategy = Literal["none", "mirrored", "multi_worker"]
 STRATEGIES = typing.get_args(Strategy)
 # The ensemble a student distils (hetcomp_tf/ensemble.py, target_knowledge)
@@ -93,8 +93,8 @@ class TeacherConfig:
     kl_cap: float = 0.2  # AE (Mult-VAE): final KL weight β ...
     kl_anneal_epochs: int = 20  # ... reached linearly after this many epochs
     positive_weight: float = 1.0  # I-AE: weight of observed entries in the reconstruction loss
-    # tf.distribute strategy of the teacher's training, as DistillConfig.distribute (hetcomp_tf/distribute.py): "none",
-    # "mirrored" or "multi_worker"; each replica computes the loss of its share of a batch (models/base.py).
+    # tf.distribute strategy of the teacher's training, as DistillConfig.distribute (hetcomp_tf/util/distribute.py):
+    # "none", "mirrored" or "multi_worker"; each replica computes the loss of its share of a batch (models/base.py).
     distribute: Strategy = "none"
 
     def __post_init__(self):
@@ -171,7 +171,7 @@ class DistillConfig:
     rest_kernel: Literal["auto", "fused", "dense"] = "auto"
     jit_compile: bool = False
     mixed_precision: bool = False
-    # tf.distribute strategy of the student's training (hetcomp_tf/distribute.py): "none" (one device), "mirrored"
+    # tf.distribute strategy of the student's training (hetcomp_tf/util/distribute.py): "none" (one device), "mirrored"
     # (this host's GPUs), "multi_worker" (the workers TF_CONFIG lists); each replica trains on its share of a batch.
     distribute: Strategy = "none"
     seed: int = 0

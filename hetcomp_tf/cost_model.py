@@ -36,10 +36,10 @@ from hetcomp_tf.data import CSR, Dataset
 from hetcomp_tf.distill import Trainer, epoch_batches
 from hetcomp_tf.ensemble import EnsembleKnowledge
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.files import directory_bytes, write_json
 from hetcomp_tf.latency import unobserved_topk_recommender
-from hetcomp_tf.progress import log
 from hetcomp_tf.trajectories import Trajectory, save_trajectories
+from hetcomp_tf.util.files import directory_bytes, write_json
+from hetcomp_tf.util.progress import log
 
 # cost -> its driver (a key of `drivers`)
 COSTS = {

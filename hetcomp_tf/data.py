@@ -18,9 +18,9 @@ import tensorflow as tf
 from hetcomp_tf.config import SPLIT_PROTOCOLS, DataConfig
 from hetcomp_tf.datafiles import file_format, locate, verify_citeulike_sha256
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.files import atomic_file
-from hetcomp_tf.progress import log
 from hetcomp_tf.user_split import split_user
+from hetcomp_tf.util.files import atomic_file
+from hetcomp_tf.util.progress import log
 
 DATASET_FORMAT_VERSION = 1
 INT64_MAX = int(np.iinfo(np.int64).max)  # users.dat's counts and item ids are int64

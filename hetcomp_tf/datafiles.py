@@ -18,8 +18,8 @@ import urllib.request
 from pathlib import Path
 
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.files import atomic_file, sha256_of
-from hetcomp_tf.progress import log
+from hetcomp_tf.util.files import atomic_file, sha256_of
+from hetcomp_tf.util.progress import log
 
 CITEULIKE_SHA256 = "02d5d429b2c0362e0ed79f6ef204666b4092563d21493abf4dfb521e8a7078bf"
 # citeulike-t (github.com/js05212/citeulike-t, users.dat) as the HetComp authors redistribute it.

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hetcomp_tf.report import markdown_table
+from hetcomp_tf.util.tables import markdown_table
 
 CATCH_UP_LEVELS = (0.5, 0.9, 1.0)  # shares of the baseline's best valid Recall@50
 

@@ -49,20 +49,20 @@ import tensorflow as tf
 from hetcomp_tf.config import RECORD_METRIC, DistillConfig
 from hetcomp_tf.data import CSR, Dataset
 from hetcomp_tf.dcd import DualCorrection, item_teacher_lists, mf_scores
-from hetcomp_tf.distribute import make_strategy, share_bounds, worker_dir
 from hetcomp_tf.dkc import DynamicKnowledge
 from hetcomp_tf.ensemble import EnsembleKnowledge
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.files import atomic_directory, write_json
 from hetcomp_tf.fused import FUSED_MAX_DIM, FactoredScores, fused_available
 from hetcomp_tf.losses import (CorrectionLoss, DCDLoss, DCDTargets, FineGrainedLoss, ItemPairs, OverallLoss, RRDLoss,
                                Targets)
 from hetcomp_tf.metrics import evaluate
-from hetcomp_tf.progress import Progress, log
 from hetcomp_tf.sampling import BPRLoss, interaction_keys, pair_scores, sample_unobserved
 from hetcomp_tf.student import Student
-from hetcomp_tf.summaries import ScalarLog
 from hetcomp_tf.training import EarlyStopping, count_params
+from hetcomp_tf.util.distribute import make_strategy, share_bounds, worker_dir
+from hetcomp_tf.util.files import atomic_directory, write_json
+from hetcomp_tf.util.progress import Progress, log
+from hetcomp_tf.util.summaries import ScalarLog
 from hetcomp_tf.warmstart import WarmStart
 
 # Logged as the "objective" scalar: 0 = overall (set-wise), 1 = fine-grained, then the baselines' losses.

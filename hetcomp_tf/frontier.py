@@ -16,8 +16,8 @@ from pathlib import Path
 
 from hetcomp_tf.config import Profile, TeacherConfig
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.files import atomic_file
-from hetcomp_tf.report import ENSEMBLE, FITTED_ENSEMBLE, markdown_table
+from hetcomp_tf.util.files import atomic_file
+from hetcomp_tf.util.tables import ENSEMBLE, FITTED_ENSEMBLE, markdown_table
 
 DIRECT_PREFIX = "direct:"
 # Teachers that serve as a dim-d dot product of two tables, so a direct model of dim d costs a student of dim d.

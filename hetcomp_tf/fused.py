@@ -23,8 +23,8 @@ import tensorflow as tf
 
 from hetcomp_tf.datafiles import cache_dir
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.files import atomic_file
-from hetcomp_tf.progress import log
+from hetcomp_tf.util.files import atomic_file
+from hetcomp_tf.util.progress import log
 
 SOURCE = Path(__file__).parent / "kernels" / "rest_logsumexp.cc"
 # -march=native: the cache key holds the CPU's flags, so a library only runs where it was built.

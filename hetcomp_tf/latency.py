@@ -15,7 +15,7 @@ load hit all alike. A model is one of (`Servable.costs["served_as"]`):
 Each request is timed to its materialised result; the first `warmup` requests (tracing, caches) are not recorded.
 Costs: `params` = weights, `variable_bytes` = their bytes (a SavedModel's weights are its float matrices, the
 tables; its exclusion table, vocabularies and counts are lookups), and `savedmodel_bytes` for an exported model
-(its whole directory). Results are keyed by `teacher_row(name)`, `report.ENSEMBLE` and `student_key(dim)`.
+(its whole directory). Results are keyed by `teacher_row(name)`, `tables.ENSEMBLE` and `student_key(dim)`.
 """
 
 from __future__ import annotations
@@ -31,18 +31,18 @@ import tensorflow as tf
 from hetcomp_tf.data import Dataset, rows_to_mask
 from hetcomp_tf.ensemble import ensemble_topk
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.files import directory_bytes
 from hetcomp_tf.metrics import masked_topk
-from hetcomp_tf.progress import log
-from hetcomp_tf.report import format_table
 from hetcomp_tf.training import count_params
+from hetcomp_tf.util.files import directory_bytes
+from hetcomp_tf.util.progress import log
+from hetcomp_tf.util.tables import format_table
 
 LATENCY_KEYS = ("p50_ms", "p99_ms", "mean_ms", "users_per_second")
 PROGRESS_EVERY = 50  # requests between progress lines
 
 
 def student_key(dim: int) -> str:
-    """The result key of a student of dimension `dim`, beside `report.teacher_row(name)` and `report.ENSEMBLE`."""
+    """The result key of a student of dimension `dim`, beside `tables.teacher_row(name)` and `tables.ENSEMBLE`."""
     return f"student:d{dim}"
 
 

@@ -23,7 +23,7 @@ from hetcomp_tf.ensemble import EnsembleKnowledge
 from hetcomp_tf.fused import FactoredScores, fused_available
 from hetcomp_tf.losses import ItemPairs, concat_pairs, rest_and_list_scores
 from hetcomp_tf.metrics import evaluate, masked_topk
-from hetcomp_tf.progress import log
+from hetcomp_tf.util.progress import log
 
 
 def random_knowledge(data: Dataset, traj: TrajectoryConfig, seed: int = 0) -> EnsembleKnowledge:

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.files import atomic_directory, read_json, write_json
+from hetcomp_tf.util.files import atomic_directory, read_json, write_json
 
 STUDENT_CONFIG = "config.json"
 STUDENT_WEIGHTS = "weights"

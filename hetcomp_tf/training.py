@@ -25,13 +25,13 @@ import tensorflow as tf
 
 from hetcomp_tf.config import RECORD_METRIC, TeacherConfig, TrajectoryConfig
 from hetcomp_tf.data import Dataset
-from hetcomp_tf.distribute import make_strategy, worker_dir
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.models import Teacher, build_teacher
-from hetcomp_tf.progress import Progress, log
-from hetcomp_tf.summaries import ScalarLog
 from hetcomp_tf.trajectories import Trajectory, TrajectoryRecorder
+from hetcomp_tf.util.distribute import make_strategy, worker_dir
+from hetcomp_tf.util.progress import Progress, log
+from hetcomp_tf.util.summaries import ScalarLog
 from hetcomp_tf.warmstart import WarmStart
 
 

@@ -34,8 +34,8 @@ import tensorflow as tf
 from hetcomp_tf.config import RECORD_METRIC, TEACHER_NAMES, TrajectoryConfig
 from hetcomp_tf.data import CSR, rows_to_mask
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.files import read_manifest_dir, require_field, write_manifest_dir
 from hetcomp_tf.metrics import masked_topk
+from hetcomp_tf.util.files import read_manifest_dir, require_field, write_manifest_dir
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"

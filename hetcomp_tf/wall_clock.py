@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.files import read_json, write_json
+from hetcomp_tf.util.files import read_json, write_json
 
 HEARTBEAT_SECONDS = 30.0  # how often an invocation's seconds are written: what a stopped one can go uncounted
 

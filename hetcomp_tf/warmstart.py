@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from hetcomp_tf.data import CSR, Dataset
-from hetcomp_tf.progress import log
+from hetcomp_tf.util.progress import log
 
 
 def stand_in(user_vocab, item_vocab) -> Dataset:

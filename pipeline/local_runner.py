@@ -17,7 +17,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 from tfx.dsl.compiler import constants
 
-from hetcomp_tf.progress import log
+from hetcomp_tf.util.progress import log
 from pipeline.configs import PipelineConfig
 from pipeline.pipeline import create_pipeline
 

@@ -42,9 +42,9 @@ from tensorflow_serving.apis import (
 from hetcomp_tf.config import get_profile
 from hetcomp_tf.data import make_synthetic, split_dataset
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.files import atomic_directory, write_json
-from hetcomp_tf.report import format_table
 from hetcomp_tf.student import Student
+from hetcomp_tf.util.files import atomic_directory, write_json
+from hetcomp_tf.util.tables import format_table
 from serving.client import DEFAULT_MODEL_NAME, DEFAULT_SIGNATURE
 from serving.export import export_model
 

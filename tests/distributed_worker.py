@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from hetcomp_tf.config import get_profile
-from hetcomp_tf.distribute import make_strategy
+from hetcomp_tf.util.distribute import make_strategy
 
 
 def two_cpu_strategy() -> tf.distribute.Strategy:

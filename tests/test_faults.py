@@ -22,11 +22,11 @@ import pytest
 import tensorflow as tf
 
 from components import pusher
-from hetcomp_tf import files
-from hetcomp_tf.data import make_synthetic, split_dataset
 from hetcomp_tf.config import get_profile
+from hetcomp_tf.data import make_synthetic, split_dataset
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.student import Student
+from hetcomp_tf.util import files
 from serving.export import export_model
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.locking import LOCK_FILE, exclusive_dir
+from hetcomp_tf.util.locking import LOCK_FILE, exclusive_dir
 
 REPO = Path(__file__).resolve().parents[1]
-HOLD = ("import sys, time; from hetcomp_tf.locking import exclusive_dir\n"
+HOLD = ("import sys, time; from hetcomp_tf.util.locking import exclusive_dir\n"
         "with exclusive_dir(sys.argv[1]):\n    print('held', flush=True); time.sleep(120)")
 
 

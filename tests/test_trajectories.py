@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hetcomp_tf import files
 from hetcomp_tf.config import TrajectoryConfig
 from hetcomp_tf.data import CSR
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.trajectories import (Trajectory, TrajectoryRecorder, check_trajectory_config, load_trajectories,
                                      rank_users, save_trajectories, select_checkpoints)
+from hetcomp_tf.util import files
 
 FRACTIONS = (0.4, 0.7, 0.9)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.workers import run_in_workers
+from hetcomp_tf.util.workers import run_in_workers
 
 
 def square_unless_three(x: int) -> int:

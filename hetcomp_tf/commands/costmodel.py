@@ -42,7 +42,7 @@ def run(args) -> int:
         raise HetCompError(f"--steps {args.steps}: must be >= 1")
 
     from hetcomp_tf.cost_model import COSTS, Size, cost_model
-    from hetcomp_tf.report import format_table
+    from hetcomp_tf.util.tables import format_table
 
     sizes = [Size(users, items, args.per_user) for users, items in pairs]
     target = Size(*target_pair, args.per_user)

@@ -38,7 +38,7 @@ def fetch(args) -> int:
     from pathlib import Path
 
     from hetcomp_tf.datafiles import CITEULIKE_FILE, CITEULIKE_SHA256, data_dirs, download_dir, fetch_citeulike
-    from hetcomp_tf.files import sha256_of
+    from hetcomp_tf.util.files import sha256_of
 
     directory = Path(args.dir) if args.dir else download_dir()
     target = directory / CITEULIKE_FILE

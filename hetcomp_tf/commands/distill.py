@@ -11,7 +11,7 @@ from __future__ import annotations
 from hetcomp_tf.commands.options import add_profile_argument, add_set_argument, profile_from_args
 from hetcomp_tf.config import METRIC_KS, DistillConfig
 from hetcomp_tf.distill import METHODS
-from hetcomp_tf.distribute import STRATEGIES
+from hetcomp_tf.util.distribute import STRATEGIES
 
 COLUMNS = [*(f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")), "params", "seconds"]
 
@@ -40,10 +40,10 @@ def run(args) -> int:
 
     from hetcomp_tf.data import Dataset
     from hetcomp_tf.distill import distill, get_method
-    from hetcomp_tf.distribute import is_chief, make_strategy, worker_dir
+    from hetcomp_tf.util.distribute import is_chief, make_strategy, worker_dir
     from hetcomp_tf.errors import HetCompError
-    from hetcomp_tf.files import read_json, write_json
-    from hetcomp_tf.report import ENSEMBLE, format_table, student_row
+    from hetcomp_tf.util.files import read_json, write_json
+    from hetcomp_tf.util.tables import ENSEMBLE, format_table, student_row
     from hetcomp_tf.student import save_student
     from hetcomp_tf.teachers import load_target_knowledge
 

@@ -51,7 +51,7 @@ def _deployed(model, key: str, data, k: int, root):
     """`model` as a user would deploy it: exported under `root` and served from its SavedModel if it serves as
     embedding tables (`serving_tables()`), else through its scoring."""
     from hetcomp_tf.latency import saved_model_servable, scoring_servable
-    from hetcomp_tf.progress import log
+    from hetcomp_tf.util.progress import log
     from serving.export import export_model
 
     if model.serving_tables() is None:
@@ -74,10 +74,10 @@ def run(args) -> int:
 
     from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES
     from hetcomp_tf.data import load_dataset
-    from hetcomp_tf.files import atomic_directory, write_json
+    from hetcomp_tf.util.files import atomic_directory, write_json
     from hetcomp_tf.latency import ensemble_servable, format_latency_table, measure_latency, student_key
     from hetcomp_tf.models import build_teacher
-    from hetcomp_tf.report import ENSEMBLE, teacher_row
+    from hetcomp_tf.util.tables import ENSEMBLE, teacher_row
     from hetcomp_tf.student import Student, load_student
 
     data = load_dataset(args.data, args.format, profile.data)

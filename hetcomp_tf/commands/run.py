@@ -1,6 +1,6 @@
 """`hetcomp run`: the whole TFX pipeline on this machine (LocalDagRunner), then OUT/report.json
 (`pipeline.report.build_report`), a table and the commands to try next (serve the pushed model, query it for a
-real user, open TensorBoard). One run at a time per --out (`hetcomp_tf.locking`): a second one exits with one line
+real user, open TensorBoard). One run at a time per --out (`hetcomp_tf.util.locking`): a second one exits with one line
 naming the running one's pid, pushing nothing.
 
 A second run with the same data and settings is served from the TFX cache (only the RankingEvaluator and Pusher
@@ -15,8 +15,8 @@ import sys
 
 from hetcomp_tf.commands.options import add_pipeline_arguments, pipeline_config, prepare_data
 from hetcomp_tf.config import METRIC_KS
-from hetcomp_tf.files import out_of_space_reported
-from hetcomp_tf.locking import exclusive_dir
+from hetcomp_tf.util.files import out_of_space_reported
+from hetcomp_tf.util.locking import exclusive_dir
 from pipeline.configs import METADATA_FILE
 
 
@@ -35,7 +35,7 @@ def add_arguments(parser) -> None:
 
 
 def print_summary(report: dict) -> None:
-    from hetcomp_tf.report import format_table
+    from hetcomp_tf.util.tables import format_table
 
     columns = [f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")]
     print(format_table({name: m["test"] for name, m in report["methods"].items()}, columns))
@@ -82,7 +82,7 @@ def run(args) -> int:
 
 
 def _run_pipeline(args, out: str) -> int:
-    from hetcomp_tf.files import write_json
+    from hetcomp_tf.util.files import write_json
     from pipeline.local_runner import run_local
     from pipeline.report import build_report
 

@@ -30,8 +30,8 @@ def run(args) -> int:
 
     from hetcomp_tf.data import load_dataset
     from hetcomp_tf.distill import METHODS
-    from hetcomp_tf.files import write_json
-    from hetcomp_tf.report import format_table
+    from hetcomp_tf.util.files import write_json
+    from hetcomp_tf.util.tables import format_table
     from hetcomp_tf.step_timing import time_methods
 
     methods = parse_list(args.methods, "--methods", choices=tuple(METHODS), what="method")

@@ -44,12 +44,12 @@ def run(args) -> int:
     profile = dataclasses.replace(profile, teachers={
         name: dataclasses.replace(cfg, distribute=args.distribute) for name, cfg in profile.teachers.items()})
 
-    from hetcomp_tf.distribute import is_chief, make_strategy, worker_dir
+    from hetcomp_tf.util.distribute import is_chief, make_strategy, worker_dir
 
     strategy = make_strategy(args.distribute)  # before TensorFlow runs anything (multi-worker collectives)
 
     from hetcomp_tf.data import load_dataset
-    from hetcomp_tf.progress import log
+    from hetcomp_tf.util.progress import log
     from hetcomp_tf.teachers import teachers_table, train_teachers
 
     data = load_dataset(args.data, args.format, profile.data)

@@ -17,7 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from typing import Any
 
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.progress import log
+from hetcomp_tf.util.progress import log
 
 
 def threads_per_worker(jobs: int) -> int:

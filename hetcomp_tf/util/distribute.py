@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from hetcomp_tf.config import STRATEGIES
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.progress import log
+from hetcomp_tf.util.progress import log
 
 
 def check_tf_config() -> dict:
