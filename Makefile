@@ -9,7 +9,7 @@ UV_VERSION := 0.13.9
 STAMP  := $(VENV)/.installed
 
 # Data: `--data citeulike` is looked for in $HETCOMP_DATA_DIR (when set), ../shared/datasets, then the user cache,
-# and downloaded into the cache when absent (hetcomp_tf/datafiles.py); the profile is the CLI's default unless set.
+# and downloaded into the cache when absent (hetcomp_tf/data/datafiles.py); the profile is the CLI's default unless set.
 DATA    ?= citeulike
 PROFILE ?=
 OUT     ?= out/run

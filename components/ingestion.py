@@ -9,7 +9,7 @@ the trainers read directly.
   dataset artifact also holds the id vocabularies (`vocabulary/`), and dataset.npz is assembled from the written
   shards. Everything is written into `.incomplete/` inside each output first and moved in once all of it is there.
 - The other protocols (the authors' sequential RNG, the iterative global drops) cannot be split over workers: the
-  library reads and splits in memory (`hetcomp_tf.data.load_dataset`) and one shard per split is written.
+  library reads and splits in memory (`hetcomp_tf.data.loading.load_dataset`) and one shard per split is written.
 
 Bad input (missing, empty or malformed data) is a one-line `HetCompError` naming file and line. With a
 `previous_dataset` (the latest one, on a warm-started run) its ids keep their indices and new ids are appended
@@ -35,9 +35,12 @@ from tfx.utils import io_utils
 from components import interaction_beam, interaction_examples, storage
 from components.artifacts import DATASET_FILE, InteractionDataset, set_custom_properties
 from components.interaction_examples import SPLITS, VOCABULARY_DIR
-from hetcomp_tf import data as hdata
 from hetcomp_tf.config import DataConfig, from_dict
-from hetcomp_tf.datafiles import CITEULIKE_SHA256, citeulike_path, file_format, verify_citeulike_sha256
+from hetcomp_tf.data.datafiles import CITEULIKE_SHA256, citeulike_path, file_format, verify_citeulike_sha256
+from hetcomp_tf.data.dataset import Dataset
+from hetcomp_tf.data.loading import dataset_name, load_dataset
+from hetcomp_tf.data.readers import make_synthetic
+from hetcomp_tf.data.split import check_split_config
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.util.progress import log
 
@@ -67,7 +70,7 @@ def beam_source(data: str, data_format: str | None, cfg: DataConfig) -> tuple[in
     if cfg.split_protocol != "per_user":
         return None
     if data == "synthetic":
-        inter = hdata.make_synthetic(cfg.synthetic_users, cfg.synthetic_items, cfg.seed)
+        inter = make_synthetic(cfg.synthetic_users, cfg.synthetic_items, cfg.seed)
         pairs = tuple(zip(inter.user_vocab[inter.users].tolist(), inter.item_vocab[inter.items].tolist()))
         return interaction_beam.Source(fmt="pairs", pairs=pairs, where="synthetic"), "synthetic"
     if data == "citeulike":
@@ -80,14 +83,14 @@ def beam_source(data: str, data_format: str | None, cfg: DataConfig) -> tuple[in
     fmt = file_format(Path(data), data_format)
     if fmt == "npz":
         return None
-    name = hdata.dataset_name(Path(files[0]), fmt) if len(files) == 1 else Path(data).parent.name or "data"
+    name = dataset_name(Path(files[0]), fmt) if len(files) == 1 else Path(data).parent.name or "data"
     return interaction_beam.Source(fmt=fmt, files=files, where=data), name
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         cfg = from_dict(DataConfig, json.loads(exec_properties["data_config"]))
-        hdata.check_split_config(cfg)
+        check_split_config(cfg)
         data, data_format = exec_properties["data"], exec_properties.get("data_format") or None
         previous = (storage.read_dataset(artifact_utils.get_single_uri(input_dict["previous_dataset"]))
                     if input_dict.get("previous_dataset") else None)
@@ -95,7 +98,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         dataset = artifact_utils.get_single_instance(output_dict["dataset"])
         source = beam_source(data, data_format, cfg)
         if source is None:
-            result = hdata.load_dataset(data, data_format, cfg)
+            result = load_dataset(data, data_format, cfg)
             if previous is not None:
                 result = result.extend_vocabularies(previous.user_vocab, previous.item_vocab)
             self._write_in_memory(result, examples, dataset)
@@ -110,7 +113,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         set_custom_properties(dataset, name=result.name, **result.sizes(), **grown)
 
     @staticmethod
-    def _write_in_memory(data: hdata.Dataset, examples: types.Artifact, dataset: types.Artifact) -> None:
+    def _write_in_memory(data: Dataset, examples: types.Artifact, dataset: types.Artifact) -> None:
         for split in SPLITS:
             interaction_examples.write_split(data, split, os.path.join(examples.uri, f"Split-{split}"))
         with storage.writable_dir(dataset.uri) as directory:
@@ -118,7 +121,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 
     def _ingest_with_beam(self, source: interaction_beam.Source, name: str, cfg: DataConfig,
                           examples: types.Artifact, dataset: types.Artifact,
-                          previous: hdata.Dataset | None) -> hdata.Dataset:
+                          previous: Dataset | None) -> Dataset:
         """The Beam pipeline into each output's staging directory, dataset.npz from what it wrote, then both moved
         in; on any failure the staging directories are removed, so the outputs hold nothing (`storage.staged`)."""
         vocabularies = ((), ()) if previous is None else (previous.user_vocab.tolist(), previous.item_vocab.tolist())

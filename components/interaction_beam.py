@@ -1,6 +1,6 @@
 """The "per_user" ingestion as a Beam pipeline, on whatever runner `beam_pipeline_args` name (DirectRunner by
 default; Dataflow, Flink or Spark the same way): interaction files -> (user, item) pairs -> per-user split ->
-sharded tf.Examples per split and the id vocabularies, the same split `hetcomp_tf.data.split_dataset` makes in
+sharded tf.Examples per split and the id vocabularies, the same split `hetcomp_tf.data.split.split_dataset` makes in
 memory (tests/test_beam_ingestion.py compares them pair for pair).
 
 Input files are read whole, each by one worker, so a file is the unit of parallelism and every error names its file
@@ -23,9 +23,9 @@ from apache_beam.io.filesystems import FileSystems
 from components.interaction_examples import SHARD_PREFIX, SPLITS, VOCABULARY_FILES, interaction_example, \
     vocabulary_text
 from hetcomp_tf.config import DataConfig
-from hetcomp_tf.data import CsvLayout, note_ratings_kept, parse_users_dat_line
+from hetcomp_tf.data.readers import CsvLayout, note_ratings_kept, parse_users_dat_line
+from hetcomp_tf.data.user_split import TRAIN, split_user
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.user_split import TRAIN, split_user
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from hetcomp_tf.data import CSR, Dataset
+from hetcomp_tf.data.dataset import CSR, Dataset
 from hetcomp_tf.errors import HetCompError
 
 SPLITS = ("train", "valid", "test")

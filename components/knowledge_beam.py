@@ -23,7 +23,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from components.interaction_beam import run_reporting_errors
-from hetcomp_tf.data import CSR
+from hetcomp_tf.data.dataset import CSR
 from hetcomp_tf.ensemble import EnsembleKnowledge, ensemble_observed, optional_weights
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.trajectories import MANIFEST as TRAJECTORY_MANIFEST

@@ -32,7 +32,7 @@ from tfx.utils import path_utils
 
 from components import storage
 from components.artifacts import METRICS_FILE, InteractionDataset, RankingMetrics
-from hetcomp_tf.data import Dataset
+from hetcomp_tf.data.dataset import Dataset
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.util.tables import ENSEMBLE, student_row

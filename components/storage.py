@@ -19,7 +19,7 @@ from tfx.utils import io_utils
 import numpy as np
 
 from components.artifacts import DATASET_FILE, VOCABULARY_FILE
-from hetcomp_tf.data import Dataset
+from hetcomp_tf.data.dataset import Dataset
 from hetcomp_tf.util import files
 
 

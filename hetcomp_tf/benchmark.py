@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from hetcomp_tf.config import METRIC_KS, RECORD_METRIC, TEACHER_NAMES, DistillConfig, Profile, get_profile
-from hetcomp_tf.data import Dataset, load_dataset
+from hetcomp_tf.data.dataset import Dataset
+from hetcomp_tf.data.loading import load_dataset
 from hetcomp_tf.diagnosis import diagnosis_markdown, plot_stage_curves
 from hetcomp_tf.distill import DistillRun, distill, get_method
 from hetcomp_tf.ensemble import EnsembleKnowledge

@@ -22,7 +22,7 @@ METRIC_KS = (10, 20, 50)
 RECORD_METRIC = "recall@50"
 # The choices of the configs' choice fields, as Literal types (checked when a config is built) and as tuples for
 # the command line's options. The names live here so that options parse and configs validate without TensorFlow.
-SplitProtocol = Literal["authors", "iterative", "per_user"]  # hetcomp_tf/data.py implements them
+SplitProtocol = Literal["authors", "iterative", "per_user"]  # hetcomp_tf/data/split.py implements them
 SPLIT_PROTOCOLS = typing.get_args(SplitProtocol)
 # DistillConfig fields every command sets from options of their own (--method(s), --seed(s)), never with --set
 RUN_FIELDS = ("method", "seed")

@@ -35,7 +35,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from hetcomp_tf.data import CSR
+from hetcomp_tf.data.dataset import CSR
 from hetcomp_tf.ensemble import importance
 from hetcomp_tf.errors import HetCompError
 

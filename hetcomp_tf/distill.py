@@ -47,7 +47,8 @@ import numpy as np
 import tensorflow as tf
 
 from hetcomp_tf.config import RECORD_METRIC, DistillConfig
-from hetcomp_tf.data import CSR, Dataset
+from hetcomp_tf.data.dataset import CSR, Dataset
+from hetcomp_tf.data.sampling import BPRLoss, interaction_keys, pair_scores, sample_unobserved
 from hetcomp_tf.dcd import DualCorrection, item_teacher_lists, mf_scores
 from hetcomp_tf.dkc import DynamicKnowledge
 from hetcomp_tf.ensemble import EnsembleKnowledge
@@ -56,7 +57,6 @@ from hetcomp_tf.fused import FUSED_MAX_DIM, FactoredScores, fused_available
 from hetcomp_tf.losses import (CorrectionLoss, DCDLoss, DCDTargets, FineGrainedLoss, ItemPairs, OverallLoss, RRDLoss,
                                Targets)
 from hetcomp_tf.metrics import evaluate
-from hetcomp_tf.sampling import BPRLoss, interaction_keys, pair_scores, sample_unobserved
 from hetcomp_tf.student import Student
 from hetcomp_tf.training import EarlyStopping, count_params
 from hetcomp_tf.util.distribute import make_strategy, share_bounds, worker_dir

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from hetcomp_tf.config import METRIC_KS, RECORD_METRIC, TARGETS
-from hetcomp_tf.data import CSR, Dataset
+from hetcomp_tf.data.dataset import CSR, Dataset
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.util.files import read_manifest_dir, require_field, write_manifest_dir

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
-from hetcomp_tf.datafiles import cache_dir
+from hetcomp_tf.data.datafiles import cache_dir
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.util.files import atomic_file
 from hetcomp_tf.util.progress import log

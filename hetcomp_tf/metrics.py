@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from hetcomp_tf.config import METRIC_KS
-from hetcomp_tf.data import Dataset, rows_to_mask
+from hetcomp_tf.data.dataset import Dataset, rows_to_mask
 from hetcomp_tf.errors import HetCompError
 
 _RAGGED_ROWS = tf.RaggedTensorSpec([None, None], tf.int32, ragged_rank=1, row_splits_dtype=tf.int64)

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from hetcomp_tf.config import TEACHER_NAMES, DistillConfig, TrajectoryConfig
-from hetcomp_tf.data import Dataset, rows_to_mask
+from hetcomp_tf.data.dataset import Dataset, rows_to_mask
 from hetcomp_tf.distill import Trainer, epoch_batches, train_pairs_cap
 from hetcomp_tf.ensemble import EnsembleKnowledge
 from hetcomp_tf.fused import FactoredScores, fused_available

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES, DistillConfig, Profile
-from hetcomp_tf.data import Dataset
+from hetcomp_tf.data.dataset import Dataset
 from hetcomp_tf.ensemble import EnsembleKnowledge, evaluate_ensemble, fit_ensemble, target_knowledge
 from hetcomp_tf.training import train_teacher
 from hetcomp_tf.trajectories import load_trajectories

@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from hetcomp_tf.config import RECORD_METRIC, TeacherConfig, TrajectoryConfig
-from hetcomp_tf.data import Dataset
+from hetcomp_tf.data.dataset import Dataset
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.models import Teacher, build_teacher

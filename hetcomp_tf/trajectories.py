@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from hetcomp_tf.config import RECORD_METRIC, TEACHER_NAMES, TrajectoryConfig
-from hetcomp_tf.data import CSR, rows_to_mask
+from hetcomp_tf.data.dataset import CSR, rows_to_mask
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import masked_topk
 from hetcomp_tf.util.files import read_manifest_dir, require_field, write_manifest_dir

@@ -30,7 +30,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from hetcomp_tf.data import Dataset, rows_to_mask
+from hetcomp_tf.data.dataset import Dataset, rows_to_mask
 from hetcomp_tf.errors import HetCompError
 
 DEFAULT_K = 50

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from hetcomp_tf.config import get_profile
-from hetcomp_tf.data import make_synthetic, split_dataset
-from hetcomp_tf.datafiles import find_citeulike
+from hetcomp_tf.data.datafiles import find_citeulike
+from hetcomp_tf.data.readers import make_synthetic
+from hetcomp_tf.data.split import split_dataset
 from hetcomp_tf.fused import kernel_dir
 from tests.helpers import run_cli
 

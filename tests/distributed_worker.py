@@ -35,7 +35,7 @@ def two_cpu_strategy() -> tf.distribute.Strategy:
 
 
 def distil(teachers_dir: str, out: str, settings: dict, strategy: tf.distribute.Strategy) -> dict:
-    from hetcomp_tf.data import Dataset
+    from hetcomp_tf.data.dataset import Dataset
     from hetcomp_tf.distill import distill
     from hetcomp_tf.ensemble import EnsembleKnowledge
     from hetcomp_tf.trajectories import load_trajectories
@@ -52,7 +52,7 @@ def distil(teachers_dir: str, out: str, settings: dict, strategy: tf.distribute.
 
 
 def train_teachers(teachers_dir: str, out: str, settings: dict, strategy: tf.distribute.Strategy) -> dict:
-    from hetcomp_tf.data import Dataset
+    from hetcomp_tf.data.dataset import Dataset
     from hetcomp_tf.training import train_teacher
 
     profile, names = get_profile("tiny"), settings.pop("teachers")

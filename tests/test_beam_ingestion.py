@@ -15,7 +15,7 @@ from components import interaction_beam
 from components.interaction_beam import Source
 from components.interaction_examples import SHARD_PREFIX, SPLITS, VOCABULARY_FILES, read_dataset
 from hetcomp_tf.config import DataConfig
-from hetcomp_tf.data import load_dataset
+from hetcomp_tf.data.loading import load_dataset
 from hetcomp_tf.errors import HetCompError
 from tests.test_user_split import dataset_as_ids, random_pairs
 

@@ -20,7 +20,8 @@ from hetcomp_tf.benchmark import (ABLATIONS, PARTIAL, RunKey, _fingerprint_diffe
                                   paired_differences, plan_runs, teachers_reusable)
 from hetcomp_tf.cli import main
 from hetcomp_tf.config import TEACHER_NAMES, get_profile
-from hetcomp_tf.data import Dataset, load_dataset
+from hetcomp_tf.data.dataset import Dataset
+from hetcomp_tf.data.loading import load_dataset
 from hetcomp_tf.distill import METHODS
 from hetcomp_tf.trajectories import load_trajectories, trajectories_dir
 from hetcomp_tf.util.workers import exit_with_parent

@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hetcomp_tf import data as D
 from hetcomp_tf.config import DataConfig
-from hetcomp_tf.data import (CSR, Dataset, Interactions, load_dataset, make_synthetic, read_citeulike, read_csv,
-                             rows_to_mask, split_dataset)
-from hetcomp_tf.datafiles import CITEULIKE_SHA256
+from hetcomp_tf.data import readers
+from hetcomp_tf.data.datafiles import CITEULIKE_SHA256
+from hetcomp_tf.data.dataset import CSR, Dataset, Interactions, rows_to_mask
+from hetcomp_tf.data.loading import load_dataset
+from hetcomp_tf.data.readers import make_synthetic, read_citeulike, read_csv
+from hetcomp_tf.data.split import split_dataset
 from hetcomp_tf.errors import HetCompError
 from tests.helpers import run_cli
 
@@ -236,7 +238,7 @@ def test_split_counts_per_user_follow_the_paper():
     n = rng.integers(5, 30, size=60)
     users = np.repeat(np.arange(60), n)
     items = np.concatenate([rng.choice(40, size=k, replace=False) for k in n])
-    inter = D._interactions(users, items, np.arange(60).astype(str), np.arange(40).astype(str))
+    inter = readers._interactions(users, items, np.arange(60).astype(str), np.arange(40).astype(str))
     data = split_dataset(inter, DataConfig(), "dense")
     assert data.n_users == 60 and data.n_items == 40
     np.testing.assert_array_equal(data.test.lengths(), n // 5)
@@ -260,7 +262,7 @@ def test_split_filters_users_and_unseen_items():
     items = [i for its in rows.values() for i in its]
     u_vocab, u_idx = np.unique(users, return_inverse=True)
     i_vocab, i_idx = np.unique(items, return_inverse=True)
-    data = split_dataset(D._interactions(u_idx, i_idx, u_vocab, i_vocab), DataConfig(seed=0), "pool")
+    data = split_dataset(readers._interactions(u_idx, i_idx, u_vocab, i_vocab), DataConfig(seed=0), "pool")
     assert data.n_users > 0 and all(u.startswith("p") for u in data.user_vocab)  # u3 filtered; u4's
     assert set(data.item_vocab) <= set("abcde")  # held-out items never occur in train, so u4 is dropped
     assert (data.valid.lengths() > 0).all() and (data.test.lengths() > 0).all()
@@ -272,7 +274,8 @@ def test_split_bad_input():
         split_dataset(inter, DataConfig(min_user_interactions=100), "syn")
     with pytest.raises(HetCompError, match="split_ratios"):
         split_dataset(inter, DataConfig(split_ratios=(0.5, 0.5, 0.5)), "syn")
-    disjoint = D._interactions(np.repeat([0, 1], 5), np.arange(10), np.array(["a", "b"]), np.arange(10).astype(str))
+    disjoint = readers._interactions(np.repeat([0, 1], 5), np.arange(10), np.array(["a", "b"]),
+                                     np.arange(10).astype(str))
     with pytest.raises(HetCompError, match="'tiny2': no user left after the split"):
         split_dataset(disjoint, DataConfig(), "tiny2")
 
@@ -441,18 +444,18 @@ def synthetic_users_dat(tmp_path: Path, n_users: int = 60, n_items: int = 80, se
 def test_snapshot_keeps_every_user_and_a_seeded_per_user_prefix(tmp_path):
     full_path = synthetic_users_dat(tmp_path)
     full = read_citeulike(full_path, verify_sha256=False)
-    snap80 = read_citeulike(D.write_snapshot(full_path, tmp_path / "s80.dat", 0.8, seed=1), verify_sha256=False)
-    snap50 = read_citeulike(D.write_snapshot(full_path, tmp_path / "s50.dat", 0.5, seed=1), verify_sha256=False)
+    snap80 = read_citeulike(readers.write_snapshot(full_path, tmp_path / "s80.dat", 0.8, seed=1), verify_sha256=False)
+    snap50 = read_citeulike(readers.write_snapshot(full_path, tmp_path / "s50.dat", 0.5, seed=1), verify_sha256=False)
     assert len(full.user_vocab) == len(snap80.user_vocab) == len(snap50.user_vocab)  # every line kept
     counts = {s: np.bincount(inter.users, minlength=full.n_users) for s, inter in
               (("full", full), ("80", snap80), ("50", snap50))}
     np.testing.assert_array_equal(counts["80"], np.floor(0.8 * counts["full"] + 1e-9).astype(int))
     assert pairs(snap50) <= pairs(snap80) <= pairs(full)  # smaller fractions keep subsets
-    again = D.write_snapshot(full_path, tmp_path / "again.dat", 0.8, seed=1)
+    again = readers.write_snapshot(full_path, tmp_path / "again.dat", 0.8, seed=1)
     assert again.read_text() == (tmp_path / "s80.dat").read_text()
-    assert pairs(read_citeulike(D.write_snapshot(full_path, tmp_path / "s.dat", 0.8, seed=2),
+    assert pairs(read_citeulike(readers.write_snapshot(full_path, tmp_path / "s.dat", 0.8, seed=2),
                                 verify_sha256=False)) != pairs(snap80)
-    assert D.write_snapshot(full_path, tmp_path / "all.dat", 1.0).read_text() == full_path.read_text()
+    assert readers.write_snapshot(full_path, tmp_path / "all.dat", 1.0).read_text() == full_path.read_text()
 
 
 @pytest.mark.parametrize("fraction, text, out, message", [
@@ -464,7 +467,7 @@ def test_snapshot_keeps_every_user_and_a_seeded_per_user_prefix(tmp_path):
 def test_snapshot_bad_input_writes_nothing(tmp_path, fraction, text, out, message):
     source = write(tmp_path, "users.dat", text)
     with pytest.raises(HetCompError, match=message):
-        D.write_snapshot(source, tmp_path / out, fraction)
+        readers.write_snapshot(source, tmp_path / out, fraction)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["users.dat"] and source.read_text() == text
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import portpicker
 import pytest
 
-from hetcomp_tf import datafiles
 from hetcomp_tf.cli import main
 from hetcomp_tf.config import get_profile
-from hetcomp_tf.data import load_dataset
+from hetcomp_tf.data import datafiles
+from hetcomp_tf.data.loading import load_dataset
 from hetcomp_tf.errors import HetCompError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,7 +130,7 @@ def test_data_info_prints_the_sizes_after_filtering_and_split(capsys):
 def test_offline_the_run_command_fails_in_one_line_before_tensorflow(nowhere):
     """`hetcomp run` (CiteULike by default) in a fresh interpreter whose only CiteULike origin refuses connections."""
     url = refused_url()
-    script = (f"import sys, pathlib; from hetcomp_tf import datafiles; datafiles.CITEULIKE_URL = {url!r}; "
+    script = (f"import sys, pathlib; from hetcomp_tf.data import datafiles; datafiles.CITEULIKE_URL = {url!r}; "
               f"datafiles.shared_data_dir = lambda: pathlib.Path({str(nowhere / 'shared')!r}); "
               "from hetcomp_tf.cli import main; code = main(sys.argv[1:]); "
               "heavy = sorted({'tensorflow', 'tfx'} & set(sys.modules)); "

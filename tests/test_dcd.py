@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from hetcomp_tf import dcd, losses
 from hetcomp_tf.config import DistillConfig
-from hetcomp_tf.data import CSR
+from hetcomp_tf.data.dataset import CSR
 from hetcomp_tf.ensemble import ensemble_topk
 from hetcomp_tf.errors import HetCompError
 

@@ -17,16 +17,16 @@ import tensorflow as tf
 from hetcomp_tf.benchmark import ensure_teachers
 from hetcomp_tf.cli import main
 from hetcomp_tf.config import METRIC_KS, get_profile
-from hetcomp_tf.data import CSR, Dataset
+from hetcomp_tf.data.dataset import CSR, Dataset
+from hetcomp_tf.data.sampling import BPRLoss, interaction_keys, pair_scores, sample_unobserved
 from hetcomp_tf.distill import (LOSSES, METHODS, Batch, Trainer, distill, epoch_batches, stage_rankings, step_items_cap,
                                train_pairs_cap)
 from hetcomp_tf.dkc import DynamicKnowledge
 from hetcomp_tf.ensemble import EnsembleKnowledge, ensemble_topk
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.training import EarlyStopping
 from hetcomp_tf.metrics import evaluate
-from hetcomp_tf.sampling import BPRLoss, interaction_keys, pair_scores, sample_unobserved
 from hetcomp_tf.student import load_student
+from hetcomp_tf.training import EarlyStopping
 from hetcomp_tf.trajectories import load_trajectories
 from tests.helpers import read_scalars
 from tests.test_ensemble import reference_importance

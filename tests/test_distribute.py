@@ -36,7 +36,7 @@ from components.artifacts import METRICS_FILE, TRAJECTORY_DIR
 from components.teacher_trainer import WEIGHTS_DIR
 from hetcomp_tf.cli import main
 from hetcomp_tf.config import TEACHER_NAMES, get_profile
-from hetcomp_tf.data import Dataset
+from hetcomp_tf.data.dataset import Dataset
 from hetcomp_tf.distill import (PAD_USERS_TO, distill, epoch_batches, replica_share, step_items_cap,
                                train_pairs_cap)
 from hetcomp_tf.errors import HetCompError

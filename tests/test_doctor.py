@@ -8,8 +8,8 @@ import re
 
 import tensorflow as tf
 
-from hetcomp_tf import datafiles
 from hetcomp_tf.commands.doctor import citeulike_row
+from hetcomp_tf.data import datafiles
 from tests.helpers import run_cli
 
 

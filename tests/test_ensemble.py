@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hetcomp_tf.data import CSR, Dataset
+from hetcomp_tf.data.dataset import CSR, Dataset
 from hetcomp_tf.ensemble import (EnsembleKnowledge, ensemble_observed, ensemble_topk, evaluate_ensemble,
                                  fit_ensemble, fit_teacher_weights, importance, select_stages, target_knowledge)
 from hetcomp_tf.errors import HetCompError

@@ -28,7 +28,8 @@ from components.artifacts import (KNOWLEDGE_DIR, METRICS_FILE, STUDENT_DIR, TRAJ
                                   InteractionDataset, RankingMetrics, TeacherTrajectory)
 from hetcomp_tf import ensemble
 from hetcomp_tf.config import DataConfig, TeacherConfig, TrajectoryConfig, get_profile
-from hetcomp_tf.data import make_synthetic, split_dataset
+from hetcomp_tf.data.readers import make_synthetic
+from hetcomp_tf.data.split import split_dataset
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.student import Student, load_student

@@ -16,7 +16,7 @@ from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 from components.knowledge_builder import trajectory_key
 from hetcomp_tf.cli import main
 from hetcomp_tf.config import DEFAULT_PROFILE, TEACHER_NAMES
-from hetcomp_tf.datafiles import CITEULIKE_SHA256
+from hetcomp_tf.data.datafiles import CITEULIKE_SHA256
 from pipeline.configs import DEFAULT_CHANGE_RELATIVE, DEFAULT_MIN_SHARE
 from pipeline.pipeline import BASELINE_RESOLVER
 

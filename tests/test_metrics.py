@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hetcomp_tf.data import CSR, Dataset
+from hetcomp_tf.data.dataset import CSR, Dataset
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import _batch_metric_sums, evaluate, masked_topk, ranking_metrics
 

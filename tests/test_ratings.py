@@ -14,7 +14,9 @@ import pytest
 from components import storage
 from hetcomp_tf.cli import main
 from hetcomp_tf.config import get_profile
-from hetcomp_tf.data import Dataset, load_dataset, make_synthetic
+from hetcomp_tf.data.dataset import Dataset
+from hetcomp_tf.data.loading import load_dataset
+from hetcomp_tf.data.readers import make_synthetic
 from pipeline.local_runner import latest_run
 from tests.helpers import run_cli
 

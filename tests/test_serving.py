@@ -18,7 +18,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
 from hetcomp_tf.config import get_profile
-from hetcomp_tf.data import CSR, Dataset
+from hetcomp_tf.data.dataset import CSR, Dataset
 from hetcomp_tf.distill import distill
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.student import Student

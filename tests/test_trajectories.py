@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from hetcomp_tf.config import TrajectoryConfig
-from hetcomp_tf.data import CSR
+from hetcomp_tf.data.dataset import CSR
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.trajectories import (Trajectory, TrajectoryRecorder, check_trajectory_config, load_trajectories,
                                      rank_users, save_trajectories, select_checkpoints)

@@ -8,11 +8,12 @@ import math
 import numpy as np
 import pytest
 
-from hetcomp_tf import data as D
 from hetcomp_tf.config import DataConfig
-from hetcomp_tf.data import split_dataset
+from hetcomp_tf.data import readers
+from hetcomp_tf.data.dataset import Interactions
+from hetcomp_tf.data.split import split_dataset
+from hetcomp_tf.data.user_split import split_user
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.user_split import split_user
 
 
 def reference_split(pairs: set[tuple[str, str]], cfg: DataConfig) -> dict:
@@ -61,14 +62,14 @@ def random_pairs(seed: int, n_users: int = 90, n_items: int = 70) -> set[tuple[s
     return pairs
 
 
-def interactions(pairs) -> D.Interactions:
+def interactions(pairs) -> Interactions:
     users, items = zip(*sorted(pairs))
     user_vocab, user_idx = np.unique(users, return_inverse=True)
     item_vocab, item_idx = np.unique(items, return_inverse=True)
     # the vocabularies in another order than sorted: the split must not depend on the input's indices
     user_perm, item_perm = np.random.default_rng(1).permutation(len(user_vocab)), np.arange(len(item_vocab))[::-1]
-    return D._interactions(np.argsort(user_perm)[user_idx], np.argsort(item_perm)[item_idx], user_vocab[user_perm],
-                           item_vocab[item_perm])
+    return readers._interactions(np.argsort(user_perm)[user_idx], np.argsort(item_perm)[item_idx],
+                                 user_vocab[user_perm], item_vocab[item_perm])
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

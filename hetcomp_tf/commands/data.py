@@ -37,7 +37,7 @@ def run(args) -> int:
 def fetch(args) -> int:
     from pathlib import Path
 
-    from hetcomp_tf.datafiles import CITEULIKE_FILE, CITEULIKE_SHA256, data_dirs, download_dir, fetch_citeulike
+    from hetcomp_tf.data.datafiles import CITEULIKE_FILE, CITEULIKE_SHA256, data_dirs, download_dir, fetch_citeulike
     from hetcomp_tf.util.files import sha256_of
 
     directory = Path(args.dir) if args.dir else download_dir()
@@ -54,7 +54,7 @@ def fetch(args) -> int:
 def info(args) -> int:
     profile = profile_from_args(args)
     source = prepare_data(args)
-    from hetcomp_tf.data import load_dataset
+    from hetcomp_tf.data.loading import load_dataset
 
     data = load_dataset(args.data, args.format, profile.data)
     cfg = profile.data
@@ -74,7 +74,7 @@ def info(args) -> int:
 
 
 def snapshot(args) -> int:
-    from hetcomp_tf.data import write_snapshot
+    from hetcomp_tf.data.readers import write_snapshot
 
     print(write_snapshot(args.source, args.out, args.fraction, args.seed))
     return 0

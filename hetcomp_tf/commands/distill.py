@@ -38,7 +38,7 @@ def run(args) -> int:
     import dataclasses
     from pathlib import Path
 
-    from hetcomp_tf.data import Dataset
+    from hetcomp_tf.data.dataset import Dataset
     from hetcomp_tf.distill import distill, get_method
     from hetcomp_tf.util.distribute import is_chief, make_strategy, worker_dir
     from hetcomp_tf.errors import HetCompError

@@ -9,8 +9,8 @@ import importlib.metadata
 import platform
 import time
 
-from hetcomp_tf import datafiles
 from hetcomp_tf.commands.options import add_profile_argument, add_set_argument, profile_from_args
+from hetcomp_tf.data import datafiles
 
 PACKAGES = ("tensorflow", "tfx", "tensorflow-ranking", "tensorflow-recommenders", "apache-beam", "setuptools")
 # The synthetic data a step is timed on: small, so the whole check takes seconds on a CPU.
@@ -48,7 +48,8 @@ def time_step(device: str, profile) -> tuple[float, int]:
     after one untimed epoch (tracing and compilation), and how many steps were timed."""
     import tensorflow as tf
 
-    from hetcomp_tf.data import make_synthetic, split_dataset
+    from hetcomp_tf.data.readers import make_synthetic
+    from hetcomp_tf.data.split import split_dataset
     from hetcomp_tf.distill import Trainer, epoch_batches
     from hetcomp_tf.step_timing import random_knowledge
 

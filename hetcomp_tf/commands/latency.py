@@ -73,7 +73,7 @@ def run(args) -> int:
     prepare_data(args)
 
     from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES
-    from hetcomp_tf.data import load_dataset
+    from hetcomp_tf.data.loading import load_dataset
     from hetcomp_tf.util.files import atomic_directory, write_json
     from hetcomp_tf.latency import ensemble_servable, format_latency_table, measure_latency, student_key
     from hetcomp_tf.models import build_teacher

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hetcomp_tf.config import (DEFAULT_PROFILE, PROFILES, RUN_FIELDS, SPLIT_PROTOCOLS, TEACHER_NAMES, Profile,
                                data_options, get_profile, override)
-from hetcomp_tf.datafiles import FORMATS, locate
+from hetcomp_tf.data.datafiles import FORMATS, locate
 from hetcomp_tf.errors import HetCompError
 
 

@@ -28,7 +28,7 @@ def run(args) -> int:
 
     import tensorflow as tf
 
-    from hetcomp_tf.data import load_dataset
+    from hetcomp_tf.data.loading import load_dataset
     from hetcomp_tf.distill import METHODS
     from hetcomp_tf.util.files import write_json
     from hetcomp_tf.util.tables import format_table

@@ -48,7 +48,7 @@ def run(args) -> int:
 
     strategy = make_strategy(args.distribute)  # before TensorFlow runs anything (multi-worker collectives)
 
-    from hetcomp_tf.data import load_dataset
+    from hetcomp_tf.data.loading import load_dataset
     from hetcomp_tf.util.progress import log
     from hetcomp_tf.teachers import teachers_table, train_teachers
 

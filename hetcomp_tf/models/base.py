@@ -21,9 +21,9 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from hetcomp_tf.config import TeacherConfig
-from hetcomp_tf.data import CSR, Dataset
+from hetcomp_tf.data.dataset import CSR, Dataset
+from hetcomp_tf.data.sampling import interaction_keys, sample_negatives
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.sampling import interaction_keys, sample_negatives
 from hetcomp_tf.util.distribute import share_bounds
 
 

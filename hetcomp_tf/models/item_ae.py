@@ -8,7 +8,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from hetcomp_tf.config import TeacherConfig
-from hetcomp_tf.data import CSR
+from hetcomp_tf.data.dataset import CSR
 from hetcomp_tf.models.base import (Teacher, apply_to_sparse, dense_tower, kernels_of, sparse_rows,
                                     squared_norm, stateless_value_dropout)
 

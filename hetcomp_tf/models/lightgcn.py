@@ -7,10 +7,10 @@ import numpy as np
 import tensorflow as tf
 
 from hetcomp_tf.config import TeacherConfig
-from hetcomp_tf.data import CSR
+from hetcomp_tf.data.dataset import CSR
+from hetcomp_tf.data.sampling import bpr_loss
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.models.base import PairwiseTeacher, squared_norm, triples
-from hetcomp_tf.sampling import bpr_loss
 
 
 def normalized_adjacency(train: CSR, n_users: int, n_items: int) -> tf.SparseTensor:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 from hetcomp_tf.config import TeacherConfig
+from hetcomp_tf.data.sampling import bpr_loss
 from hetcomp_tf.models.base import PairwiseTeacher, squared_norm, triples
-from hetcomp_tf.sampling import bpr_loss
 
 INIT_STD = 0.1
 

@@ -1,7 +1,7 @@
 """One user's share of the "per_user" split protocol, a pure function of (seed, the user's original id, the user's
 original item ids): no other user's data, no RNG state carried from user to user and no process-seeded hash
 (Python's `hash()` differs between processes), so the users can be split on any number of workers in any order
-and give the split `hetcomp_tf.data` makes in memory. No NumPy or TensorFlow: a Beam worker runs it per user.
+and give the split `hetcomp_tf.data.split` makes in memory. No NumPy or TensorFlow: a Beam worker runs it per user.
 """
 
 from __future__ import annotations

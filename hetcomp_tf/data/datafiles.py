@@ -52,7 +52,7 @@ def verify_citeulike_sha256(path) -> None:
 
 def shared_data_dir() -> Path:
     """The datasets folder of a `shared/` directory beside the checkout (this project's machines have one)."""
-    return Path(__file__).resolve().parents[2] / "shared" / "datasets"
+    return Path(__file__).resolve().parents[3] / "shared" / "datasets"
 
 
 def cache_dir() -> Path:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from hetcomp_tf.data import CSR
+from hetcomp_tf.data.dataset import CSR
 
 NEGATIVE_DRAWS = 8  # the student's rejection rounds: a pair is dropped only if all hit train items (p = density^8)
 
