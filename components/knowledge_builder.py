@@ -24,8 +24,8 @@ from components.artifacts import (KNOWLEDGE_DIR, METRICS_FILE, TRAJECTORY_DIR, K
 from hetcomp_tf import ensemble
 from hetcomp_tf.config import TEACHER_NAMES, DistillConfig
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.teachers import ensemble_metrics
-from hetcomp_tf.trajectories import Trajectory
+from hetcomp_tf.teachers.trajectories import Trajectory
+from hetcomp_tf.teachers.workflow import ensemble_metrics
 from hetcomp_tf.util.tables import ENSEMBLE, FITTED_ENSEMBLE, teacher_row
 
 

@@ -1,8 +1,8 @@
 """`TeacherTrainer`: trains one HetComp teacher; the pipeline instantiates it once per teacher
 (`.with_id("TeacherTrainer.<name>")`) so the six teachers are independent nodes, parallel on Kubeflow.
 
-Training, trajectory recording and evaluation are `hetcomp_tf.training.train_teacher` (under the strategy of the
-teacher config's `distribute`, created first); this executor only gates on ExampleValidator's anomalies and writes
+Training, trajectory recording and evaluation are `hetcomp_tf.teachers.training.train_teacher` (under the strategy of
+the teacher config's `distribute`, created first); this executor only gates on ExampleValidator's anomalies and writes
 the run into TFX artifacts: `model` (the teacher's weights), `trajectory` (`Trajectory.save` + the teacher's
 valid/test metrics) and `model_run` (its TensorBoard logs, like the TFX Trainer's ModelRun). Compiled for N > 1
 `workers` (distribute=multi_worker), the task must run as an N-worker job whose platform sets TF_CONFIG: every
@@ -30,8 +30,8 @@ from components.artifacts import (METRICS_FILE, TEACHER_FILE, TRAJECTORY_DIR, In
 from components.data_gate import require_valid_examples
 from hetcomp_tf.config import TeacherConfig, TrajectoryConfig, from_dict
 from hetcomp_tf.models import build_teacher
-from hetcomp_tf.training import train_teacher
-from hetcomp_tf.trajectories import FORMAT_VERSION
+from hetcomp_tf.teachers.training import train_teacher
+from hetcomp_tf.teachers.trajectories import FORMAT_VERSION
 from hetcomp_tf.util.distribute import check_worker_request, make_strategy, require_workers, worker_dir
 from hetcomp_tf.util.progress import log
 from hetcomp_tf.warmstart import WarmStart, stand_in

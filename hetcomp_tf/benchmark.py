@@ -39,9 +39,9 @@ from hetcomp_tf.ensemble import EnsembleKnowledge
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.frontier import (check_direct, direct_config, direct_method, direct_record, direct_teacher,
                                  frontier_markdown, frontier_rows, is_direct, latency_by_form, plot_frontier)
-from hetcomp_tf.teachers import load_target_knowledge, teachers_table, train_teachers
-from hetcomp_tf.training import train_teacher
-from hetcomp_tf.trajectories import load_trajectories, trajectories_dir
+from hetcomp_tf.teachers.training import train_teacher
+from hetcomp_tf.teachers.trajectories import load_trajectories, trajectories_dir
+from hetcomp_tf.teachers.workflow import load_target_knowledge, teachers_table, train_teachers
 from hetcomp_tf.util.files import atomic_file, read_json, write_json, write_text
 from hetcomp_tf.util.progress import Progress, log
 from hetcomp_tf.util.tables import ENSEMBLE, FITTED_ENSEMBLE, format_table, markdown_table, student_row, teacher_row
@@ -146,7 +146,7 @@ def teachers_reusable(out: Path, data: Dataset, profile: Profile) -> str | None:
 
 
 def ensure_teachers(data_spec: str, fmt: str | None, profile: Profile, out: Path, jobs: int = 1) -> bool:
-    """Trains all teachers into `out` (`teachers.train_teachers`, seed 0) unless reusable; True if reused."""
+    """Trains all teachers into `out` (`workflow.train_teachers`, seed 0) unless reusable; True if reused."""
     data = load_dataset(data_spec, fmt, profile.data)
     reason = teachers_reusable(out, data, profile)
     if reason is None:

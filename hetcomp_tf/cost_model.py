@@ -37,7 +37,7 @@ from hetcomp_tf.distill import Trainer, epoch_batches
 from hetcomp_tf.ensemble import EnsembleKnowledge
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.latency import unobserved_topk_recommender
-from hetcomp_tf.trajectories import Trajectory, save_trajectories
+from hetcomp_tf.teachers.trajectories import Trajectory, save_trajectories
 from hetcomp_tf.util.files import directory_bytes, write_json
 from hetcomp_tf.util.progress import log
 

@@ -58,7 +58,7 @@ from hetcomp_tf.losses import (CorrectionLoss, DCDLoss, DCDTargets, FineGrainedL
                                Targets)
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.student import Student
-from hetcomp_tf.training import EarlyStopping, count_params
+from hetcomp_tf.teachers.training import EarlyStopping, count_params
 from hetcomp_tf.util.distribute import make_strategy, share_bounds, worker_dir
 from hetcomp_tf.util.files import atomic_directory, write_json
 from hetcomp_tf.util.progress import Progress, log

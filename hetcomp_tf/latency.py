@@ -32,7 +32,7 @@ from hetcomp_tf.data.dataset import Dataset, rows_to_mask
 from hetcomp_tf.ensemble import ensemble_topk
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import masked_topk
-from hetcomp_tf.training import count_params
+from hetcomp_tf.teachers.training import count_params
 from hetcomp_tf.util.files import directory_bytes
 from hetcomp_tf.util.progress import log
 from hetcomp_tf.util.tables import format_table

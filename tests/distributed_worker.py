@@ -38,7 +38,7 @@ def distil(teachers_dir: str, out: str, settings: dict, strategy: tf.distribute.
     from hetcomp_tf.data.dataset import Dataset
     from hetcomp_tf.distill import distill
     from hetcomp_tf.ensemble import EnsembleKnowledge
-    from hetcomp_tf.trajectories import load_trajectories
+    from hetcomp_tf.teachers.trajectories import load_trajectories
 
     cfg = dataclasses.replace(get_profile("tiny").distill, **settings)
     data = Dataset.load(Path(teachers_dir) / "dataset.npz")
@@ -53,7 +53,7 @@ def distil(teachers_dir: str, out: str, settings: dict, strategy: tf.distribute.
 
 def train_teachers(teachers_dir: str, out: str, settings: dict, strategy: tf.distribute.Strategy) -> dict:
     from hetcomp_tf.data.dataset import Dataset
-    from hetcomp_tf.training import train_teacher
+    from hetcomp_tf.teachers.training import train_teacher
 
     profile, names = get_profile("tiny"), settings.pop("teachers")
     data = Dataset.load(Path(teachers_dir) / "dataset.npz")

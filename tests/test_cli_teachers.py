@@ -14,7 +14,7 @@ from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES
 from hetcomp_tf.data.dataset import Dataset
 from hetcomp_tf.ensemble import EnsembleKnowledge, evaluate_ensemble
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.trajectories import load_trajectories
+from hetcomp_tf.teachers.trajectories import load_trajectories
 
 METRIC_KEYS = {f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")}
 
@@ -106,7 +106,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, ar
 
 
 def test_failure_midway_leaves_no_output(tmp_path, capsys, monkeypatch):
-    import hetcomp_tf.teachers as workflow
+    import hetcomp_tf.teachers.workflow as workflow
 
     real = workflow.train_teacher
 

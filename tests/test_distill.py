@@ -26,8 +26,8 @@ from hetcomp_tf.ensemble import EnsembleKnowledge, ensemble_topk
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.student import load_student
-from hetcomp_tf.training import EarlyStopping
-from hetcomp_tf.trajectories import load_trajectories
+from hetcomp_tf.teachers.training import EarlyStopping
+from hetcomp_tf.teachers.trajectories import load_trajectories
 from tests.helpers import read_scalars
 from tests.test_ensemble import reference_importance
 from tests.test_losses import reference_losses

@@ -42,8 +42,8 @@ from hetcomp_tf.distill import (PAD_USERS_TO, distill, epoch_batches, replica_sh
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.models import build_teacher
 from hetcomp_tf.student import Student
-from hetcomp_tf.training import train_teacher
-from hetcomp_tf.trajectories import Trajectory
+from hetcomp_tf.teachers.training import train_teacher
+from hetcomp_tf.teachers.trajectories import Trajectory
 from hetcomp_tf.util.distribute import check_tf_config, make_strategy
 from tests.distributed_worker import main as run_worker
 from tests.helpers import run_cli

@@ -15,7 +15,7 @@ from hetcomp_tf.ensemble import (EnsembleKnowledge, ensemble_observed, ensemble_
                                  fit_ensemble, fit_teacher_weights, importance, select_stages, target_knowledge)
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
-from hetcomp_tf.trajectories import Trajectory
+from hetcomp_tf.teachers.trajectories import Trajectory
 from tests.test_metrics import reference_evaluate
 
 

@@ -33,7 +33,7 @@ from hetcomp_tf.data.split import split_dataset
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.student import Student, load_student
-from hetcomp_tf.trajectories import Trajectory
+from hetcomp_tf.teachers.trajectories import Trajectory
 from serving.export import export_model
 from tests.helpers import anomalies_artifact
 

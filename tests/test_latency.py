@@ -21,7 +21,7 @@ from hetcomp_tf.latency import (LATENCY_KEYS, ensemble_recommender, ensemble_ser
                                 unobserved_topk_recommender)
 from hetcomp_tf.models import build_teacher
 from hetcomp_tf.student import Student, save_student
-from hetcomp_tf.training import count_params
+from hetcomp_tf.teachers.training import count_params
 from serving.export import export_model
 from tests.helpers import assert_answers_like_score_all, run_cli
 

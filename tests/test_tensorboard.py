@@ -21,7 +21,7 @@ import pytest
 from hetcomp_tf.config import TEACHER_NAMES, get_profile
 from hetcomp_tf.distill import LOSSES, distill
 from hetcomp_tf.ensemble import EnsembleKnowledge
-from hetcomp_tf.training import train_teacher
+from hetcomp_tf.teachers.training import train_teacher
 from tests.helpers import read_scalars
 
 TEACHER_EPOCHS = 2

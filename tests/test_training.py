@@ -11,8 +11,8 @@ from hetcomp_tf.config import TeacherConfig, TrajectoryConfig, get_profile
 from hetcomp_tf.data.loading import load_dataset
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
-from hetcomp_tf.training import train_teacher
-from hetcomp_tf.trajectories import rank_users, select_checkpoints
+from hetcomp_tf.teachers.training import train_teacher
+from hetcomp_tf.teachers.trajectories import rank_users, select_checkpoints
 from tests.helpers import read_scalars
 
 CFG = TeacherConfig(dim=16, epochs=60, batch_size=128, learning_rate=0.01, eval_every=2, patience=2)

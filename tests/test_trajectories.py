@@ -11,8 +11,8 @@ import tensorflow as tf
 from hetcomp_tf.config import TrajectoryConfig
 from hetcomp_tf.data.dataset import CSR
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.trajectories import (Trajectory, TrajectoryRecorder, check_trajectory_config, load_trajectories,
-                                     rank_users, save_trajectories, select_checkpoints)
+from hetcomp_tf.teachers.trajectories import (Trajectory, TrajectoryRecorder, check_trajectory_config,
+                                              load_trajectories, rank_users, save_trajectories, select_checkpoints)
 from hetcomp_tf.util import files
 
 FRACTIONS = (0.4, 0.7, 0.9)

@@ -45,7 +45,7 @@ def run(args) -> int:
     from hetcomp_tf.util.files import read_json, write_json
     from hetcomp_tf.util.tables import ENSEMBLE, format_table, student_row
     from hetcomp_tf.student import save_student
-    from hetcomp_tf.teachers import load_target_knowledge
+    from hetcomp_tf.teachers.workflow import load_target_knowledge
 
     profile = profile_from_args(args)
     get_method(args.method)

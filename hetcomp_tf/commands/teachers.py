@@ -50,7 +50,7 @@ def run(args) -> int:
 
     from hetcomp_tf.data.loading import load_dataset
     from hetcomp_tf.util.progress import log
-    from hetcomp_tf.teachers import teachers_table, train_teachers
+    from hetcomp_tf.teachers.workflow import teachers_table, train_teachers
 
     data = load_dataset(args.data, args.format, profile.data)
     log(f"dataset {data.name}: {data.sizes()}")

@@ -28,7 +28,7 @@ from hetcomp_tf.data.dataset import Dataset
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.models import Teacher, build_teacher
-from hetcomp_tf.trajectories import Trajectory, TrajectoryRecorder
+from hetcomp_tf.teachers.trajectories import Trajectory, TrajectoryRecorder
 from hetcomp_tf.util.distribute import make_strategy, worker_dir
 from hetcomp_tf.util.progress import Progress, log
 from hetcomp_tf.util.summaries import ScalarLog
