@@ -12,7 +12,7 @@ ENV PYTHONUNBUFFERED=1 \
 
 WORKDIR /opt/hetcomp
 
-# g++: the fused rest kernel (hetcomp_tf/fused.py) is compiled on first use, on the CPU that runs the task.
+# g++: the fused rest kernel (hetcomp_tf/distill/fused.py) is compiled on first use, on the CPU that runs the task.
 RUN apt-get update && apt-get install -y --no-install-recommends g++ && rm -rf /var/lib/apt/lists/*
 
 # The pinned stack in its own layer: it changes far less often than the code.

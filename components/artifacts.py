@@ -27,7 +27,7 @@ class TeacherTrajectory(artifact.Artifact):
 
 
 class KnowledgeArtifact(artifact.Artifact):
-    """Everything the student needs from the teachers (`hetcomp_tf.ensemble.EnsembleKnowledge.save`): stacked
+    """Everything the student needs from the teachers (`hetcomp_tf.distill.ensemble.EnsembleKnowledge.save`): stacked
     trajectories and the ensemble's observed order. The type name stays the one ML Metadata stores already:
     renaming it would orphan existing pipelines' artifacts and caches."""
 

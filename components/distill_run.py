@@ -1,6 +1,6 @@
 """The StudentTrainer's `run_fn` (TFX Trainer contract: called with `FnArgs`).
 
-It distils with `hetcomp_tf.distill.distill`, writes TensorBoard logs and the run's summary to `model_run`,
+It distils with `hetcomp_tf.distill.loop.distill`, writes TensorBoard logs and the run's summary to `model_run`,
 exports the serving SavedModel into the Model's `Format-Serving/` (TFX's serving path, what the Pusher
 copies) with `serving.export.export_model`, and saves the student's weights (`student.save_student`)
 beside it, with the vocabularies its rows stand for. With a `base_model` (the latest blessed student, on a
@@ -17,8 +17,8 @@ import os
 from components import knowledge_beam, storage
 from components.artifacts import KNOWLEDGE_DIR, METRICS_FILE, STUDENT_DIR
 from hetcomp_tf.config import DistillConfig, from_dict
-from hetcomp_tf.distill import distill
-from hetcomp_tf.student import load_student, save_student
+from hetcomp_tf.distill.loop import distill
+from hetcomp_tf.distill.student import load_student, save_student
 from hetcomp_tf.util.distribute import make_strategy, require_workers, worker_dir
 from hetcomp_tf.util.progress import log
 from hetcomp_tf.warmstart import WarmStart

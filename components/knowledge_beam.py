@@ -24,7 +24,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from components.interaction_beam import run_reporting_errors
 from hetcomp_tf.data.dataset import CSR
-from hetcomp_tf.ensemble import EnsembleKnowledge, ensemble_observed, optional_weights
+from hetcomp_tf.distill.ensemble import EnsembleKnowledge, ensemble_observed, optional_weights
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.teachers.trajectories import MANIFEST as TRAJECTORY_MANIFEST
 

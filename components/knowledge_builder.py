@@ -21,8 +21,8 @@ from components import knowledge_beam, storage
 from components.artifacts import (KNOWLEDGE_DIR, METRICS_FILE, TRAJECTORY_DIR, KnowledgeArtifact,
                                   InteractionDataset, RankingMetrics, TeacherTrajectory,
                                   set_custom_properties)
-from hetcomp_tf import ensemble
 from hetcomp_tf.config import TEACHER_NAMES, DistillConfig
+from hetcomp_tf.distill import ensemble
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.teachers.trajectories import Trajectory
 from hetcomp_tf.teachers.workflow import ensemble_metrics

@@ -34,8 +34,9 @@ from hetcomp_tf.config import METRIC_KS, RECORD_METRIC, TEACHER_NAMES, DistillCo
 from hetcomp_tf.data.dataset import Dataset
 from hetcomp_tf.data.loading import load_dataset
 from hetcomp_tf.diagnosis import diagnosis_markdown, plot_stage_curves
-from hetcomp_tf.distill import DistillRun, distill, get_method
-from hetcomp_tf.ensemble import EnsembleKnowledge
+from hetcomp_tf.distill.ensemble import EnsembleKnowledge
+from hetcomp_tf.distill.loop import DistillRun, distill
+from hetcomp_tf.distill.methods import get_method
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.frontier import (check_direct, direct_config, direct_method, direct_record, direct_teacher,
                                  frontier_markdown, frontier_rows, is_direct, latency_by_form, plot_frontier)
@@ -287,7 +288,7 @@ def _log_dir(out: Path, key: RunKey) -> Path:
 
 
 def _resume_dir(out: Path, key: RunKey) -> Path:
-    """Where an unfinished run keeps its state (`distill.RunState`); removed once the run is in PARTIAL."""
+    """Where an unfinished run keeps its state (`loop.RunState`); removed once the run is in PARTIAL."""
     return out / "resume" / f"{key.method}-d{key.dim}-s{key.seed}"
 
 

@@ -30,10 +30,10 @@ RUN_FIELDS = ("method", "seed")
 # hetcomp_tf/util/distribute.py)
 Strategy = Literal["none", "mirrored", "multi_worker"]
 STRATEGIES = typing.get_args(Strategy)
-# The ensemble a student distils (hetcomp_tf/ensemble.py, target_knowledge)
+# The ensemble a student distils (hetcomp_tf/distill/ensemble.py, target_knowledge)
 Targets = Literal["equal", "fitted"]
 TARGETS = typing.get_args(Targets)
-# The distillation methods (hetcomp_tf/distill.py's METHODS: what each one distils with which loss)
+# The distillation methods (hetcomp_tf/distill/methods.py's METHODS: what each one distils with which loss)
 MethodName = Literal["wo_kd", "ensemble_kd", "rrd", "dcd", "hetcomp_no_dkc", "hetcomp_no_adt", "hetcomp"]
 METHOD_NAMES = typing.get_args(MethodName)
 
@@ -165,8 +165,8 @@ class DistillConfig:
     # over its pairs: summed, L2 no longer regularises it and it overfits (measured, valid R@50 0.14 vs 0.25).
     loss_reduction: Literal["sum", "mean"] = "sum"
     score_clip: float = 40.0
-    # How a KD step sums over all items (hetcomp_tf/fused.py): "fused" (a C++ kernel built on first use; the step is
-    # then not XLA-compiled), "dense" (the [b, n_items] score matrix, XLA-compiled with jit_compile), "auto" (fused
+    # How a KD step sums over all items (hetcomp_tf/distill/fused.py): "fused" (a C++ kernel built on first use; the step
+    # is then not XLA-compiled), "dense" (the [b, n_items] score matrix, XLA-compiled with jit_compile), "auto" (fused
     # up to student dim 16 where it builds and no GPU is visible, else dense; the choice is logged).
     rest_kernel: Literal["auto", "fused", "dense"] = "auto"
     jit_compile: bool = False

@@ -33,8 +33,9 @@ import tensorflow as tf
 
 from hetcomp_tf.config import TEACHER_NAMES, DistillConfig, TrajectoryConfig
 from hetcomp_tf.data.dataset import CSR, Dataset
-from hetcomp_tf.distill import Trainer, epoch_batches
-from hetcomp_tf.ensemble import EnsembleKnowledge
+from hetcomp_tf.distill.batches import epoch_batches
+from hetcomp_tf.distill.ensemble import EnsembleKnowledge
+from hetcomp_tf.distill.trainer import Trainer
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.latency import unobserved_topk_recommender
 from hetcomp_tf.teachers.trajectories import Trajectory, save_trajectories

@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from hetcomp_tf.data.dataset import Dataset, rows_to_mask
-from hetcomp_tf.ensemble import ensemble_topk
+from hetcomp_tf.distill.ensemble import ensemble_topk
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import masked_topk
 from hetcomp_tf.teachers.training import count_params

@@ -36,8 +36,8 @@ import tensorflow as tf
 from tensorflow_ranking.python import losses_impl
 from tensorflow_ranking.python.keras import losses as tfr_keras_losses
 
+from hetcomp_tf.distill.fused import FactoredScores, rest_logsumexp
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.fused import FactoredScores, rest_logsumexp
 
 # Logit given to absent entries (padding, non-rest items): its mass e^{-1e4} is exactly 0 in float32 and float64
 # next to any real score (student scores are clipped to ±40). Not −inf or dtype.min: a logsumexp over absent
@@ -414,7 +414,7 @@ class RRDLoss(_TargetLoss):
 
 # --------------------------------------------------------------------------------------------- DCD's losses
 # Dual correction distillation (Lee & Kim, CIKM 2021) without sampling; the method and the correction state are in
-# hetcomp_tf/dcd.py, the correction's math in `CorrectionLoss`. A correction compares, on one teacher list (a
+# hetcomp_tf/distill/dcd.py, the correction's math in `CorrectionLoss`. A correction compares, on one teacher list (a
 # user's top-K items, or an item's users), each entry's student rank with its teacher rank, both counted within the
 # list: discrepancy d = r_S − r_T.
 

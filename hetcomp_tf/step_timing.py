@@ -18,9 +18,10 @@ import tensorflow as tf
 
 from hetcomp_tf.config import TEACHER_NAMES, DistillConfig, TrajectoryConfig
 from hetcomp_tf.data.dataset import Dataset, rows_to_mask
-from hetcomp_tf.distill import Trainer, epoch_batches, train_pairs_cap
-from hetcomp_tf.ensemble import EnsembleKnowledge
-from hetcomp_tf.fused import FactoredScores, fused_available
+from hetcomp_tf.distill.batches import epoch_batches, train_pairs_cap
+from hetcomp_tf.distill.ensemble import EnsembleKnowledge
+from hetcomp_tf.distill.fused import FactoredScores, fused_available
+from hetcomp_tf.distill.trainer import Trainer
 from hetcomp_tf.losses import ItemPairs, concat_pairs, rest_and_list_scores
 from hetcomp_tf.metrics import evaluate, masked_topk
 from hetcomp_tf.util.progress import log

@@ -42,8 +42,8 @@ from tensorflow_serving.apis import (
 from hetcomp_tf.config import get_profile
 from hetcomp_tf.data.readers import make_synthetic
 from hetcomp_tf.data.split import split_dataset
+from hetcomp_tf.distill.student import Student
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.student import Student
 from hetcomp_tf.util.files import atomic_directory, write_json
 from hetcomp_tf.util.tables import format_table
 from serving.client import DEFAULT_MODEL_NAME, DEFAULT_SIGNATURE

@@ -13,7 +13,7 @@ from hetcomp_tf.config import get_profile
 from hetcomp_tf.data.datafiles import find_citeulike
 from hetcomp_tf.data.readers import make_synthetic
 from hetcomp_tf.data.split import split_dataset
-from hetcomp_tf.fused import kernel_dir
+from hetcomp_tf.distill.fused import kernel_dir
 from tests.helpers import run_cli
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -36,8 +36,8 @@ def two_cpu_strategy() -> tf.distribute.Strategy:
 
 def distil(teachers_dir: str, out: str, settings: dict, strategy: tf.distribute.Strategy) -> dict:
     from hetcomp_tf.data.dataset import Dataset
-    from hetcomp_tf.distill import distill
-    from hetcomp_tf.ensemble import EnsembleKnowledge
+    from hetcomp_tf.distill.loop import distill
+    from hetcomp_tf.distill.ensemble import EnsembleKnowledge
     from hetcomp_tf.teachers.trajectories import load_trajectories
 
     cfg = dataclasses.replace(get_profile("tiny").distill, **settings)

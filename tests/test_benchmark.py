@@ -22,7 +22,7 @@ from hetcomp_tf.cli import main
 from hetcomp_tf.config import TEACHER_NAMES, get_profile
 from hetcomp_tf.data.dataset import Dataset
 from hetcomp_tf.data.loading import load_dataset
-from hetcomp_tf.distill import METHODS
+from hetcomp_tf.distill.methods import METHODS
 from hetcomp_tf.teachers.trajectories import load_trajectories, trajectories_dir
 from hetcomp_tf.util.workers import exit_with_parent
 from tests.test_distill import shared_teachers

@@ -12,7 +12,7 @@ import pytest
 from hetcomp_tf.cli import main
 from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES
 from hetcomp_tf.data.dataset import Dataset
-from hetcomp_tf.ensemble import EnsembleKnowledge, evaluate_ensemble
+from hetcomp_tf.distill.ensemble import EnsembleKnowledge, evaluate_ensemble
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.teachers.trajectories import load_trajectories
 

@@ -48,7 +48,7 @@ def test_set_assigns_a_choice_field_and_checks_its_value():
 
 
 def test_the_method_names_are_the_distillers_methods_and_checking_needs_no_tensorflow():
-    from hetcomp_tf.distill import METHODS
+    from hetcomp_tf.distill.methods import METHODS
 
     assert METHOD_NAMES == tuple(METHODS)
     probe = ("import sys; from hetcomp_tf.config import DistillConfig, get_profile; "

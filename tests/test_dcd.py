@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hetcomp_tf import dcd, losses
+from hetcomp_tf import losses
 from hetcomp_tf.config import DistillConfig
 from hetcomp_tf.data.dataset import CSR
-from hetcomp_tf.ensemble import ensemble_topk
+from hetcomp_tf.distill import dcd
+from hetcomp_tf.distill.ensemble import ensemble_topk
 from hetcomp_tf.errors import HetCompError
 
 NONE = tf.keras.losses.Reduction.NONE

@@ -19,13 +19,15 @@ from hetcomp_tf.cli import main
 from hetcomp_tf.config import METRIC_KS, get_profile
 from hetcomp_tf.data.dataset import CSR, Dataset
 from hetcomp_tf.data.sampling import BPRLoss, interaction_keys, pair_scores, sample_unobserved
-from hetcomp_tf.distill import (LOSSES, METHODS, Batch, Trainer, distill, epoch_batches, stage_rankings, step_items_cap,
-                               train_pairs_cap)
-from hetcomp_tf.dkc import DynamicKnowledge
-from hetcomp_tf.ensemble import EnsembleKnowledge, ensemble_topk
+from hetcomp_tf.distill.batches import Batch, epoch_batches, step_items_cap, train_pairs_cap
+from hetcomp_tf.distill.dkc import DynamicKnowledge
+from hetcomp_tf.distill.ensemble import EnsembleKnowledge, ensemble_topk
+from hetcomp_tf.distill.loop import distill
+from hetcomp_tf.distill.methods import LOSSES, METHODS, stage_rankings
+from hetcomp_tf.distill.student import load_student
+from hetcomp_tf.distill.trainer import Trainer
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
-from hetcomp_tf.student import load_student
 from hetcomp_tf.teachers.training import EarlyStopping
 from hetcomp_tf.teachers.trajectories import load_trajectories
 from tests.helpers import read_scalars

@@ -1,4 +1,4 @@
-"""Distributed training (hetcomp_tf/util/distribute.py; `distill.Trainer` and the teachers' `train_teacher` under a
+"""Distributed training (hetcomp_tf/util/distribute.py; `trainer.Trainer` and the teachers' `train_teacher` under a
 strategy): a replica's share of a batch against a NumPy partition (the student) and against the whole batch's loss
 and gradients (every teacher), two MultiWorkerMirroredStrategy workers on 127.0.0.1 and two MirroredStrategy
 replicas against one process, the chief-only files, and the errors for a bad strategy or TF_CONFIG.
@@ -37,11 +37,11 @@ from components.teacher_trainer import WEIGHTS_DIR
 from hetcomp_tf.cli import main
 from hetcomp_tf.config import TEACHER_NAMES, get_profile
 from hetcomp_tf.data.dataset import Dataset
-from hetcomp_tf.distill import (PAD_USERS_TO, distill, epoch_batches, replica_share, step_items_cap,
-                               train_pairs_cap)
+from hetcomp_tf.distill.batches import PAD_USERS_TO, epoch_batches, replica_share, step_items_cap, train_pairs_cap
+from hetcomp_tf.distill.loop import distill
+from hetcomp_tf.distill.student import Student
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.models import build_teacher
-from hetcomp_tf.student import Student
 from hetcomp_tf.teachers.training import train_teacher
 from hetcomp_tf.teachers.trajectories import Trajectory
 from hetcomp_tf.util.distribute import check_tf_config, make_strategy

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hetcomp_tf import dkc
 from hetcomp_tf.config import DistillConfig
 from hetcomp_tf.data.dataset import CSR
+from hetcomp_tf.distill import dkc
 from hetcomp_tf.errors import HetCompError
 
 N_USERS, N_ITEMS, N_TEACHERS, N_STAGES, TOP_N = 37, 120, 3, 4, 30

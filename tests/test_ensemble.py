@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 
 from hetcomp_tf.data.dataset import CSR, Dataset
-from hetcomp_tf.ensemble import (EnsembleKnowledge, ensemble_observed, ensemble_topk, evaluate_ensemble,
-                                 fit_ensemble, fit_teacher_weights, importance, select_stages, target_knowledge)
+from hetcomp_tf.distill.ensemble import (EnsembleKnowledge, ensemble_observed, ensemble_topk, evaluate_ensemble,
+                                         fit_ensemble, fit_teacher_weights, importance, select_stages, target_knowledge)
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.teachers.trajectories import Trajectory

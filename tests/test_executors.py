@@ -26,13 +26,13 @@ from components import ingestion, interaction_examples, knowledge_beam, knowledg
     ranking_evaluator, student_trainer, storage, teacher_trainer
 from components.artifacts import (KNOWLEDGE_DIR, METRICS_FILE, STUDENT_DIR, TRAJECTORY_DIR, KnowledgeArtifact,
                                   InteractionDataset, RankingMetrics, TeacherTrajectory)
-from hetcomp_tf import ensemble
 from hetcomp_tf.config import DataConfig, TeacherConfig, TrajectoryConfig, get_profile
 from hetcomp_tf.data.readers import make_synthetic
 from hetcomp_tf.data.split import split_dataset
+from hetcomp_tf.distill import ensemble
+from hetcomp_tf.distill.student import Student, load_student
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
-from hetcomp_tf.student import Student, load_student
 from hetcomp_tf.teachers.trajectories import Trajectory
 from serving.export import export_model
 from tests.helpers import anomalies_artifact

@@ -25,8 +25,8 @@ from components import pusher
 from hetcomp_tf.config import get_profile
 from hetcomp_tf.data.readers import make_synthetic
 from hetcomp_tf.data.split import split_dataset
+from hetcomp_tf.distill.student import Student
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.student import Student
 from hetcomp_tf.util import files
 from serving.export import export_model
 

@@ -1,5 +1,5 @@
-"""The fused rest kernel (hetcomp_tf/fused.py) against float64 NumPy loops, and the losses and the trainer's step
-through it against their dense form."""
+"""The fused rest kernel (hetcomp_tf/distill/fused.py) against float64 NumPy loops, and the losses and the trainer's
+step through it against their dense form."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ import pytest
 import tensorflow as tf
 
 from hetcomp_tf import losses
+from hetcomp_tf.distill.fused import (FactoredScores, _cpu_flags, fused_available, kernel_isa, library_path,
+                                      rest_logsumexp)
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.fused import FactoredScores, _cpu_flags, fused_available, kernel_isa, library_path, rest_logsumexp
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,7 +61,7 @@ def disassembly(library: Path) -> str:
 def test_the_portable_build_equals_numpy_loops_without_avx512(tmp_path):
     """HETCOMP_KERNEL_ISA=portable: the kernel as CPUs without AVX-512 build it (GCC's vectors at AVX2's width),
     compiled into its own cache and checked in a fresh process; its machine code has no AVX-512 register."""
-    script = ("from hetcomp_tf.fused import library_path\n"
+    script = ("from hetcomp_tf.distill.fused import library_path\n"
               "from tests.test_fused import assert_kernel_equals_numpy_loops\n"
               "for dim in (6, 16, 5):\n"
               "    assert_kernel_equals_numpy_loops(dim)\n"
@@ -166,6 +167,6 @@ def test_factored_scores_need_a_clip():
                                                      ("fused", 32, True), ("dense", 6, False)])
 def test_auto_takes_the_kernel_up_to_its_largest_dim(rest_kernel, dim, fused):
     from hetcomp_tf.config import DistillConfig
-    from hetcomp_tf.distill import use_fused_kernel
+    from hetcomp_tf.distill.trainer import use_fused_kernel
 
     assert use_fused_kernel(DistillConfig(rest_kernel=rest_kernel, student_dim=dim)) is fused

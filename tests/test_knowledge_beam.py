@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from components import knowledge_beam
-from hetcomp_tf.ensemble import EnsembleKnowledge
+from hetcomp_tf.distill.ensemble import EnsembleKnowledge
 from hetcomp_tf.errors import HetCompError
 from tests.test_ensemble import make_trajectory
 

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 
 from hetcomp_tf.config import TEACHER_NAMES, get_profile
+from hetcomp_tf.distill.student import Student, save_student
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.latency import (LATENCY_KEYS, ensemble_recommender, ensemble_servable, format_latency_table,
                                 measure_latency, saved_model_servable, scoring_servable, student_key,
                                 unobserved_topk_recommender)
 from hetcomp_tf.models import build_teacher
-from hetcomp_tf.student import Student, save_student
 from hetcomp_tf.teachers.training import count_params
 from serving.export import export_model
 from tests.helpers import assert_answers_like_score_all, run_cli

@@ -11,10 +11,10 @@ import pytest
 import tensorflow as tf
 
 from hetcomp_tf.config import TEACHER_NAMES, TeacherConfig, get_profile
+from hetcomp_tf.distill.student import Student
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.models import MF, build_teacher
-from hetcomp_tf.student import Student
 from hetcomp_tf.models import neumf as neumf_module
 
 TINY = get_profile("tiny").teachers

@@ -31,7 +31,7 @@ from components.ingestion import InteractionExampleGen, data_fingerprint
 from components.interaction_examples import EXAMPLES_FILE, SPLITS
 from components.ranking_evaluator import BLESSED_KEY
 from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES, DataConfig, DistillConfig, Profile, from_dict, get_profile
-from hetcomp_tf.student import load_student
+from hetcomp_tf.distill.student import load_student
 from hetcomp_tf.errors import HetCompError
 from pipeline.configs import DEFAULT_MIN_SHARE, PipelineConfig
 from pipeline.local_runner import latest_run

@@ -19,9 +19,9 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from hetcomp_tf.config import get_profile
 from hetcomp_tf.data.dataset import CSR, Dataset
-from hetcomp_tf.distill import distill
+from hetcomp_tf.distill.loop import distill
+from hetcomp_tf.distill.student import Student
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.student import Student
 from serving.client import DEFAULT_MODEL_NAME
 from serving.export import DEFAULT_K, export_model
 

@@ -9,9 +9,9 @@ import pytest
 import tensorflow as tf
 
 from hetcomp_tf.config import get_profile
+from hetcomp_tf.distill.student import Student
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.models import build_teacher
-from hetcomp_tf.student import Student
 from serving.export import export_model
 from tests.helpers import SCORE_TOLERANCE, assert_answers_like_score_all
 

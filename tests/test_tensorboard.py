@@ -19,8 +19,9 @@ import portpicker
 import pytest
 
 from hetcomp_tf.config import TEACHER_NAMES, get_profile
-from hetcomp_tf.distill import LOSSES, distill
-from hetcomp_tf.ensemble import EnsembleKnowledge
+from hetcomp_tf.distill.ensemble import EnsembleKnowledge
+from hetcomp_tf.distill.loop import distill
+from hetcomp_tf.distill.methods import LOSSES
 from hetcomp_tf.teachers.training import train_teacher
 from tests.helpers import read_scalars
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from hetcomp_tf.config import TEACHER_NAMES, get_profile
-from hetcomp_tf.distill import distill
+from hetcomp_tf.distill.loop import distill
+from hetcomp_tf.distill.student import Student
 from hetcomp_tf.models import build_teacher
-from hetcomp_tf.student import Student
 from hetcomp_tf.teachers.training import train_teacher
 from hetcomp_tf.warmstart import WarmStart, stand_in
 from tests.test_models import randomize, small_cfg

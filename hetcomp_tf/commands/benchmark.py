@@ -47,7 +47,7 @@ def run(args) -> int:
     prepare_data(args)
 
     from hetcomp_tf.benchmark import RunKey, results_table, run_benchmark, sweep_table
-    from hetcomp_tf.distill import METHODS
+    from hetcomp_tf.distill.methods import METHODS
     from hetcomp_tf.frontier import DIRECT_TEACHERS
 
     methods = parse_list(args.methods, "--methods", tuple(METHODS), "distillation method") if args.methods \

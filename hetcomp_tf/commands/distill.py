@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from hetcomp_tf.commands.options import add_profile_argument, add_set_argument, profile_from_args
 from hetcomp_tf.config import METRIC_KS, DistillConfig
-from hetcomp_tf.distill import METHODS
+from hetcomp_tf.distill.methods import METHODS
 from hetcomp_tf.util.distribute import STRATEGIES
 
 COLUMNS = [*(f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")), "params", "seconds"]
@@ -39,12 +39,13 @@ def run(args) -> int:
     from pathlib import Path
 
     from hetcomp_tf.data.dataset import Dataset
-    from hetcomp_tf.distill import distill, get_method
+    from hetcomp_tf.distill.loop import distill
+    from hetcomp_tf.distill.methods import get_method
     from hetcomp_tf.util.distribute import is_chief, make_strategy, worker_dir
     from hetcomp_tf.errors import HetCompError
     from hetcomp_tf.util.files import read_json, write_json
     from hetcomp_tf.util.tables import ENSEMBLE, format_table, student_row
-    from hetcomp_tf.student import save_student
+    from hetcomp_tf.distill.student import save_student
     from hetcomp_tf.teachers.workflow import load_target_knowledge
 
     profile = profile_from_args(args)

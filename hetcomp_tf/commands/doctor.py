@@ -50,7 +50,8 @@ def time_step(device: str, profile) -> tuple[float, int]:
 
     from hetcomp_tf.data.readers import make_synthetic
     from hetcomp_tf.data.split import split_dataset
-    from hetcomp_tf.distill import Trainer, epoch_batches
+    from hetcomp_tf.distill.batches import epoch_batches
+    from hetcomp_tf.distill.trainer import Trainer
     from hetcomp_tf.step_timing import random_knowledge
 
     cfg = profile.distill

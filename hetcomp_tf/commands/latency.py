@@ -78,7 +78,7 @@ def run(args) -> int:
     from hetcomp_tf.latency import ensemble_servable, format_latency_table, measure_latency, student_key
     from hetcomp_tf.models import build_teacher
     from hetcomp_tf.util.tables import ENSEMBLE, teacher_row
-    from hetcomp_tf.student import Student, load_student
+    from hetcomp_tf.distill.student import Student, load_student
 
     data = load_dataset(args.data, args.format, profile.data)
     trained = None if args.student is None else load_student(args.student)

@@ -29,7 +29,7 @@ def run(args) -> int:
     import tensorflow as tf
 
     from hetcomp_tf.data.loading import load_dataset
-    from hetcomp_tf.distill import METHODS
+    from hetcomp_tf.distill.methods import METHODS
     from hetcomp_tf.util.files import write_json
     from hetcomp_tf.util.tables import format_table
     from hetcomp_tf.step_timing import time_methods

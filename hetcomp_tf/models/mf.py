@@ -1,5 +1,5 @@
 """MF: matrix factorisation trained with BPR (Rendle et al. 2009). The distillation student is the same network,
-fitted by the distiller instead (`hetcomp_tf/student.py`)."""
+fitted by the distiller instead (`hetcomp_tf/distill/student.py`)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES, DistillConfig, Profile
 from hetcomp_tf.data.dataset import Dataset
-from hetcomp_tf.ensemble import EnsembleKnowledge, evaluate_ensemble, fit_ensemble, target_knowledge
+from hetcomp_tf.distill.ensemble import EnsembleKnowledge, evaluate_ensemble, fit_ensemble, target_knowledge
 from hetcomp_tf.teachers.training import train_teacher
 from hetcomp_tf.teachers.trajectories import load_trajectories
 from hetcomp_tf.util.files import atomic_directory, read_json, write_json

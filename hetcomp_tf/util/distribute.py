@@ -4,8 +4,8 @@
 "none" is TensorFlow's default strategy (one device, no replicas); "mirrored" is `tf.distribute.MirroredStrategy`
 (every GPU of this host, else its CPU); "multi_worker" is `tf.distribute.MultiWorkerMirroredStrategy` over the
 cluster TF_CONFIG describes, read by TensorFlow's `TFConfigClusterResolver` (no TF_CONFIG: one worker, TF's own
-behaviour). Every worker generates the same global batches (they are seeded: `distill.epoch_batches`, a teacher's
-`train_batches`) and each replica trains on its share of a batch (`share_bounds`; `distill.Trainer`,
+behaviour). Every worker generates the same global batches (they are seeded: `batches.epoch_batches`, a teacher's
+`train_batches`) and each replica trains on its share of a batch (`share_bounds`; `trainer.Trainer`,
 `Teacher.train_epoch`), so one step sums the same per-example gradients as one device does, in another order.
 
 A multi-worker strategy configures TensorFlow's collective ops, which is only possible before TensorFlow has run

@@ -22,7 +22,7 @@ its importance Σ_x exp(−rank_x(u, i)/τ) over the teachers' final top-N lists
 for every user, 0 for pairs no teacher lists. So an item's teacher users are those with importance > 0, by
 descending importance (ties by user id), the best `width` (`item_teacher_lists`); items with fewer than two can
 never be misranked and get no list. A step corrects, once each, the items of its train interactions
-(`distill.Batch.step_items`, DCD's batch_pos_item.unique()), so an item is corrected by its popularity.
+(`batches.Batch.step_items`, DCD's batch_pos_item.unique()), so an item is corrected by its popularity.
 Not from DCD: its base loss (the student's own BPR) is replaced by the project's RRD on the same top-K
 (`losses.DCDLoss`): the corrections only reorder a teacher list, something must still put the list above the rest
 of the catalogue.
@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from hetcomp_tf.data.dataset import CSR
-from hetcomp_tf.ensemble import importance
+from hetcomp_tf.distill.ensemble import importance
 from hetcomp_tf.errors import HetCompError
 
 PairScores = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]  # (users, items) int32, one shape -> float, that shape

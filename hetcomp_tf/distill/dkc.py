@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from hetcomp_tf.config import DistillConfig
 from hetcomp_tf.data.dataset import CSR, rows_to_mask
-from hetcomp_tf.ensemble import ensemble_topk, select_stages
+from hetcomp_tf.distill.ensemble import ensemble_topk, select_stages
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import masked_topk
 

@@ -2,7 +2,7 @@
 
 A step of the authors' protocol scores ~750 users × 25k items at dim 6; as TF ops (or XLA) that is a matmul, an
 exp-and-sum, a scatter, a dense gradient buffer and two gradient matmuls over [b, n_items], ~90 ms on 2 cores.
-`hetcomp_tf/kernels/rest_logsumexp.cc` computes log Σ_{i ∉ E_b} e^{clip(U[b]·V[i])} and its gradient in item
+`hetcomp_tf/distill/kernels/rest_logsumexp.cc` computes log Σ_{i ∉ E_b} e^{clip(U[b]·V[i])} and its gradient in item
 tiles that stay in cache. It is compiled with the machine's C++ compiler against the installed TensorFlow on first
 use (~10 s) and cached under the user cache, keyed by the source, TensorFlow's build flags, the CPU and
 $HETCOMP_KERNEL_ISA (`kernel_isa`); it is a CPU kernel (a GPU keeps the dense path, see `DistillConfig.rest_kernel`).
