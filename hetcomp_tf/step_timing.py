@@ -21,8 +21,9 @@ from hetcomp_tf.data.dataset import Dataset, rows_to_mask
 from hetcomp_tf.distill.batches import epoch_batches, train_pairs_cap
 from hetcomp_tf.distill.ensemble import EnsembleKnowledge
 from hetcomp_tf.distill.fused import FactoredScores, fused_available
+from hetcomp_tf.distill.losses.hetcomp import rest_and_list_scores
+from hetcomp_tf.distill.losses.labels import ItemPairs, concat_pairs
 from hetcomp_tf.distill.trainer import Trainer
-from hetcomp_tf.losses import ItemPairs, concat_pairs, rest_and_list_scores
 from hetcomp_tf.metrics import evaluate, masked_topk
 from hetcomp_tf.util.progress import log
 

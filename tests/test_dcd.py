@@ -9,11 +9,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hetcomp_tf import losses
 from hetcomp_tf.config import DistillConfig
 from hetcomp_tf.data.dataset import CSR
 from hetcomp_tf.distill import dcd
 from hetcomp_tf.distill.ensemble import ensemble_topk
+from hetcomp_tf.distill.losses.dcd import CorrectionLoss, DCDLoss, DCDTargets, correction_list
+from hetcomp_tf.distill.losses.hetcomp import RRDLoss, rest_and_list_scores
+from hetcomp_tf.distill.losses.labels import concat_pairs
+from hetcomp_tf.distill.losses.listwise import PlackettLuceLoss
 from hetcomp_tf.errors import HetCompError
 
 NONE = tf.keras.losses.Reduction.NONE
@@ -202,9 +205,9 @@ def test_dcd_loss_equals_numpy_reference(epsilon):
     scores = np.round(rng.uniform(-45, 45, scores.shape), 0).astype(np.float32)  # ties and clipped scores
     discrepancy = np.where(teacher >= 0, rng.integers(-3, 4, teacher.shape), 0).astype(np.int32)
     train_mask = train.to_dense(N_ITEMS)
-    targets = losses.DCDTargets(tf.constant(teacher), tf.zeros([N_USERS, 0], tf.int32), tf.constant(train.padded()),
+    targets = DCDTargets(tf.constant(teacher), tf.zeros([N_USERS, 0], tf.int32), tf.constant(train.padded()),
                                 tf.constant(discrepancy))
-    got = losses.DCDLoss(TOP_K, correction_weight=0.7, ucd_epsilon=epsilon, reduction=NONE)(targets, scores).numpy()
+    got = DCDLoss(TOP_K, correction_weight=0.7, ucd_epsilon=epsilon, reduction=NONE)(targets, scores).numpy()
     clipped = np.clip(scores.astype(np.float64), -40, 40)
     correction = ref_correction if epsilon is None else functools.partial(ref_expected_correction, epsilon=epsilon)
     expected = []
@@ -215,13 +218,13 @@ def test_dcd_loss_equals_numpy_reference(epsilon):
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
     list_scores = gather_lists(teacher, clipped)
-    corrections = losses.CorrectionLoss(TOP_K, reduction=NONE)(tf.constant(discrepancy), list_scores).numpy()
+    corrections = CorrectionLoss(TOP_K, reduction=NONE)(tf.constant(discrepancy), list_scores).numpy()
     np.testing.assert_allclose(corrections, [ref_correction(s, d) for s, d in zip(list_scores, discrepancy)],
                                rtol=1e-5, atol=1e-5)
-    total = losses.CorrectionLoss(TOP_K, reduction=tf.keras.losses.Reduction.SUM)(tf.constant(discrepancy),
+    total = CorrectionLoss(TOP_K, reduction=tf.keras.losses.Reduction.SUM)(tf.constant(discrepancy),
                                                                                  list_scores).numpy()
     np.testing.assert_allclose(total, corrections.sum(), rtol=1e-5)
-    no_corrections = losses.CorrectionLoss(3, reduction=NONE)(tf.zeros([2, 3], tf.int32), tf.ones([2, 3]))
+    no_corrections = CorrectionLoss(3, reduction=NONE)(tf.zeros([2, 3], tf.int32), tf.ones([2, 3]))
     np.testing.assert_array_equal(no_corrections.numpy(), [0.0, 0.0])
 
 
@@ -242,7 +245,7 @@ def random_corrections(seed: int, rows: int = 9, width: int = 12):
 @pytest.mark.parametrize("epsilon", [1e-3, 0.05, 1.0])
 def test_expected_correction_equals_numpy_reference(epsilon):
     scores, discrepancy = random_corrections(9)
-    loss = losses.CorrectionLoss(12, epsilon=epsilon, reduction=NONE)
+    loss = CorrectionLoss(12, epsilon=epsilon, reduction=NONE)
     got = loss(tf.constant(discrepancy), scores).numpy()
     expected = [ref_expected_correction(s.astype(np.float64), d, epsilon) for s, d in zip(scores, discrepancy)]
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-12)
@@ -255,8 +258,8 @@ def test_expected_correction_equals_numpy_reference(epsilon):
 def test_expected_correction_approaches_the_whole_sets_as_epsilon_grows():
     """tanh(ε·|d|) → 1 for every d ≠ 0: at ε = 1e3 every weight is 1.0 in float32, the whole-set loss."""
     scores, discrepancy = random_corrections(10)
-    whole = losses.CorrectionLoss(12, reduction=NONE)(tf.constant(discrepancy), scores).numpy()
-    gaps = [np.abs(losses.CorrectionLoss(12, epsilon=epsilon, reduction=NONE)(tf.constant(discrepancy),
+    whole = CorrectionLoss(12, reduction=NONE)(tf.constant(discrepancy), scores).numpy()
+    gaps = [np.abs(CorrectionLoss(12, epsilon=epsilon, reduction=NONE)(tf.constant(discrepancy),
                                                                                  scores).numpy() - whole).max()
             for epsilon in (0.01, 0.1, 1e3)]
     assert gaps[0] > gaps[1] > gaps[2]
@@ -270,7 +273,7 @@ def test_expected_correction_gradient_equals_finite_differences_of_the_reference
     epsilon, step = 0.05, 1e-6
     variable = tf.Variable(scores)
     with tf.GradientTape() as tape:
-        value = losses.CorrectionLoss(12, epsilon=epsilon, reduction=tf.keras.losses.Reduction.SUM)(
+        value = CorrectionLoss(12, epsilon=epsilon, reduction=tf.keras.losses.Reduction.SUM)(
             tf.constant(discrepancy), variable)
     got = tape.gradient(value, variable).numpy()
     expected = np.zeros(scores.shape)
@@ -289,15 +292,15 @@ def test_default_epsilon_keeps_the_whole_set_correction_bit_for_bit():
     """dcd_ucd_epsilon None (the default) is the code path before it: RRD + weight · the whole-set PL."""
     train, _, teacher, scores = make_problem(12)
     discrepancy = np.where(teacher >= 0, np.random.default_rng(12).integers(-9, 10, teacher.shape), 0)
-    targets = losses.DCDTargets(tf.constant(teacher), tf.zeros([N_USERS, 0], tf.int32), tf.constant(train.padded()),
+    targets = DCDTargets(tf.constant(teacher), tf.zeros([N_USERS, 0], tf.int32), tf.constant(train.padded()),
                                 tf.constant(discrepancy.astype(np.int32)))
-    rest, list_scores = losses.rest_and_list_scores(tf.constant(scores), losses.concat_pairs(targets.train_items,
+    rest, list_scores = rest_and_list_scores(tf.constant(scores), concat_pairs(targets.train_items,
                                                                                              targets.unobserved),
                                                     targets.unobserved, 40.0)
-    whole_sets = losses.PlackettLuceLoss(TOP_K, ordered=True).call(*losses.correction_list(list_scores,
+    whole_sets = PlackettLuceLoss(TOP_K, ordered=True).call(*correction_list(list_scores,
                                                                                          targets.discrepancy))[:, 0]
-    before = losses.RRDLoss(TOP_K).from_lists(targets.unobserved, rest, list_scores) + 0.7 * whole_sets
-    for loss in (losses.DCDLoss(TOP_K, 0.7, reduction=NONE), losses.DCDLoss(TOP_K, 0.7, None, reduction=NONE)):
+    before = RRDLoss(TOP_K).from_lists(targets.unobserved, rest, list_scores) + 0.7 * whole_sets
+    for loss in (DCDLoss(TOP_K, 0.7, reduction=NONE), DCDLoss(TOP_K, 0.7, None, reduction=NONE)):
         np.testing.assert_array_equal(loss(targets, scores).numpy(), before.numpy())
     assert DistillConfig().dcd_ucd_epsilon is None
 
@@ -315,7 +318,7 @@ def test_item_side_loss_on_mf_scores_equals_reference():
     for row, col in np.ndindex(*got.shape):
         if users[row, col] >= 0:
             assert got[row, col] == pytest.approx(users_table[users[row, col]] @ items_table[items[row]], rel=1e-5)
-    loss = losses.CorrectionLoss(state.item_list_size, reduction=NONE)(discrepancy, got).numpy()
+    loss = CorrectionLoss(state.item_list_size, reduction=NONE)(discrepancy, got).numpy()
     np.testing.assert_allclose(loss, [ref_correction(s.astype(np.float64), d)
                                       for s, d in zip(got, discrepancy.numpy())], rtol=1e-5, atol=1e-5)
     assert (loss[:3] > 0).any() and loss[3] == 0.0  # padding corrects nothing
@@ -327,7 +330,7 @@ def test_correction_gradient_pushes_underestimated_entries_up():
     discrepancy = np.array([[3, -1, 0, 1, -2, -1, 0, 0], [0, 2, -2, 0, 0, 0, 0, 0],
                             [0, 0, 0, 0, 0, 0, 0, 0], [1, 1, 1, -3, 0, 0, 0, 0]], np.int32)
     with tf.GradientTape() as tape:
-        value = losses.CorrectionLoss(8)(tf.constant(discrepancy), list_scores)
+        value = CorrectionLoss(8)(tf.constant(discrepancy), list_scores)
     grad = tape.gradient(value, list_scores).numpy()
     under, over = discrepancy > 0, discrepancy < 0
     assert (grad[over] > 0).all()  # overestimated entries only sit in denominators: pushed down
@@ -347,7 +350,7 @@ def test_training_on_corrections_removes_misrankings_on_both_sides():
     users_table = tf.Variable(rng.normal(scale=0.5, size=(N_USERS, 16)).astype(np.float32))
     items_table = tf.Variable(rng.normal(scale=0.5, size=(N_ITEMS, 16)).astype(np.float32))
     score_pairs = mf_pair_scores(users_table, items_table)
-    user_loss, item_loss = losses.CorrectionLoss(TOP_K), losses.CorrectionLoss(state.item_list_size)
+    user_loss, item_loss = CorrectionLoss(TOP_K), CorrectionLoss(state.item_list_size)
     optimizer = tf.keras.optimizers.Adam(0.02)
     all_users, all_items = tf.range(N_USERS), tf.range(N_ITEMS)
 
@@ -380,11 +383,11 @@ def test_loss_and_batch_views_compile_with_xla(epsilon):
     rng = np.random.default_rng(7)
     users_table = tf.constant(rng.normal(size=(N_USERS, 4)).astype(np.float32))
     items_table = tf.constant(rng.normal(size=(N_ITEMS, 4)).astype(np.float32))
-    user_loss, item_loss = losses.DCDLoss(TOP_K, ucd_epsilon=epsilon), losses.CorrectionLoss(state.item_list_size)
+    user_loss, item_loss = DCDLoss(TOP_K, ucd_epsilon=epsilon), CorrectionLoss(state.item_list_size)
 
     def step(user_ids, step_items):
         unobserved, discrepancy = state.targets(user_ids)
-        targets = losses.DCDTargets(unobserved, tf.zeros([tf.shape(user_ids)[0], 0], tf.int32),
+        targets = DCDTargets(unobserved, tf.zeros([tf.shape(user_ids)[0], 0], tf.int32),
                                     tf.gather(train_items, user_ids), discrepancy)
         value = user_loss(targets, tf.matmul(tf.gather(users_table, user_ids), items_table, transpose_b=True))
         users, item_discrepancy = state.item_targets(step_items)
@@ -427,13 +430,13 @@ def test_bad_inputs_raise():
     with pytest.raises(HetCompError, match="width >= 1"):
         dcd.item_teacher_lists(rankings, N_ITEMS, TAU, 0)
     with pytest.raises(HetCompError, match="epsilon must be > 0"):
-        losses.DCDLoss(TOP_K, ucd_epsilon=0.0)
+        DCDLoss(TOP_K, ucd_epsilon=0.0)
     with pytest.raises(HetCompError, match="dcd_ucd_epsilon=-0.1 must be > 0"):
         DistillConfig(dcd_ucd_epsilon=-0.1)
-    targets = losses.DCDTargets(tf.constant(teacher), tf.zeros([N_USERS, 0], tf.int32),
+    targets = DCDTargets(tf.constant(teacher), tf.zeros([N_USERS, 0], tf.int32),
                                 tf.constant(train.padded()), tf.zeros(teacher.shape, tf.int32))
     with pytest.raises(HetCompError, match="built for 12"):
-        losses.DCDLoss(12)(targets, tf.zeros([N_USERS, N_ITEMS]))
+        DCDLoss(12)(targets, tf.zeros([N_USERS, N_ITEMS]))
     with pytest.raises(HetCompError, match="built for 10"):
-        losses.DCDLoss(TOP_K)(targets._replace(discrepancy=tf.zeros([N_USERS, 4], tf.int32)),
+        DCDLoss(TOP_K)(targets._replace(discrepancy=tf.zeros([N_USERS, 4], tf.int32)),
                               tf.zeros([N_USERS, N_ITEMS]))

@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hetcomp_tf import losses
 from hetcomp_tf.distill.fused import (FactoredScores, _cpu_flags, fused_available, kernel_isa, library_path,
                                       rest_logsumexp)
+from hetcomp_tf.distill.losses.dcd import DCDLoss, DCDTargets
+from hetcomp_tf.distill.losses.hetcomp import FineGrainedLoss, OverallLoss, RRDLoss, Targets, rest_and_list_scores
+from hetcomp_tf.distill.losses.labels import item_pairs
 from hetcomp_tf.errors import HetCompError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -131,14 +133,14 @@ def random_targets(rng, batch, n_items, k):
     observed[1, 3:] = -1
     train = train.copy()
     train[1, 3:] = -1
-    return losses.Targets(tf.constant(unobserved), tf.constant(observed), losses.item_pairs(train))
+    return Targets(tf.constant(unobserved), tf.constant(observed), item_pairs(train))
 
 
-@pytest.mark.parametrize("make_loss", [lambda: losses.OverallLoss(score_clip=5.0),
-                                       lambda: losses.FineGrainedLoss(100, score_clip=5.0),
-                                       lambda: losses.RRDLoss(100, score_clip=5.0),
-                                       lambda: losses.DCDLoss(100, score_clip=5.0),
-                                       lambda: losses.DCDLoss(100, score_clip=5.0, ucd_epsilon=0.05)])
+@pytest.mark.parametrize("make_loss", [lambda: OverallLoss(score_clip=5.0),
+                                       lambda: FineGrainedLoss(100, score_clip=5.0),
+                                       lambda: RRDLoss(100, score_clip=5.0),
+                                       lambda: DCDLoss(100, score_clip=5.0),
+                                       lambda: DCDLoss(100, score_clip=5.0, ucd_epsilon=0.05)])
 def test_losses_of_factored_scores_equal_those_of_the_score_matrix(make_loss):
     """Values and gradients in both factors, with the clip active (scores up to ~±20 against 5)."""
     rng = np.random.default_rng(3)
@@ -146,8 +148,8 @@ def test_losses_of_factored_scores_equal_those_of_the_score_matrix(make_loss):
     items = tf.Variable(rng.normal(0.0, 2.0, (800, 6)).astype(np.float32))
     targets = random_targets(rng, 7, 800, 100)
     loss = make_loss()
-    if isinstance(loss, losses.DCDLoss):
-        targets = losses.DCDTargets(*targets, tf.constant(rng.integers(-3, 4, (7, 100)).astype(np.int32)))
+    if isinstance(loss, DCDLoss):
+        targets = DCDTargets(*targets, tf.constant(rng.integers(-3, 4, (7, 100)).astype(np.int32)))
     with tf.GradientTape(persistent=True) as tape:
         dense = loss(targets, tf.matmul(users, items, transpose_b=True))
         factored = loss(targets, FactoredScores(users, items))
@@ -159,7 +161,7 @@ def test_losses_of_factored_scores_equal_those_of_the_score_matrix(make_loss):
 
 def test_factored_scores_need_a_clip():
     with pytest.raises(HetCompError, match="need a score clip"):
-        losses.rest_and_list_scores(FactoredScores(tf.ones([2, 6]), tf.ones([5, 6])), tf.constant([[0], [1]]),
+        rest_and_list_scores(FactoredScores(tf.ones([2, 6]), tf.ones([5, 6])), tf.constant([[0], [1]]),
                                     tf.constant([[2], [3]]), None)
 
 

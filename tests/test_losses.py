@@ -7,7 +7,10 @@ import pytest
 import tensorflow as tf
 import tensorflow_ranking as tfr
 
-from hetcomp_tf import losses
+from hetcomp_tf.distill.losses.hetcomp import (FineGrainedLoss, OverallLoss, RRDLoss, Targets, compact_list,
+                                               rest_and_list_scores)
+from hetcomp_tf.distill.losses.labels import ids_to_mask, ranking_labels
+from hetcomp_tf.distill.losses.listwise import PlackettLuceLoss, SetwiseLoss, reverse_cumulative_logsumexp
 from hetcomp_tf.errors import HetCompError
 
 NONE = tf.keras.losses.Reduction.NONE
@@ -68,12 +71,12 @@ def random_targets(rng, batch, n_items, k, train_sizes, score_range=40.0):
     return scores, train, unobserved, observed
 
 
-def as_targets(train, unobserved, observed) -> losses.Targets:
+def as_targets(train, unobserved, observed) -> Targets:
     """Targets of a bool [b, n_items] train matrix: its items as −1 padded id rows."""
     ids = [np.flatnonzero(row) for row in train]
     width = max(1, max(len(row) for row in ids))
     train_items = np.array([np.pad(row, (0, width - len(row)), constant_values=-1) for row in ids], np.int32)
-    return losses.Targets(tf.constant(unobserved), tf.constant(observed), tf.constant(train_items))
+    return Targets(tf.constant(unobserved), tf.constant(observed), tf.constant(train_items))
 
 
 # ---------------------------------------------------------------------------------------------- tests
@@ -82,9 +85,9 @@ def as_targets(train, unobserved, observed) -> losses.Targets:
 def test_ranking_labels_mark_permutation_rest_and_ignored_items():
     perm = np.array([[4, 1, -1], [0, 2, 3]], np.int32)
     rest = np.array([[1, 1, 1, 0, 1, 0], [0, 1, 0, 0, 0, 1]], bool)
-    labels = losses.ranking_labels(perm, 6, rest).numpy()
+    labels = ranking_labels(perm, 6, rest).numpy()
     np.testing.assert_array_equal(labels, [[0, 2, 0, -1, 3, -1], [3, 0, 2, 1, -1, 0]])
-    np.testing.assert_array_equal(losses.ids_to_mask(perm, 6).numpy(),
+    np.testing.assert_array_equal(ids_to_mask(perm, 6).numpy(),
                                   [[0, 1, 0, 0, 1, 0], [1, 0, 1, 1, 0, 0]])
 
 
@@ -95,15 +98,15 @@ def test_losses_equal_numpy_reference_with_short_observed_lists():
     scores, train, unobserved, observed = random_targets(rng, len(train_sizes), n_items, k, train_sizes, 45.0)
     expected = reference_losses(scores, unobserved, observed, train)
     targets = as_targets(train, unobserved, observed)
-    got = {"overall": losses.OverallLoss(reduction=NONE)(targets, scores),
-           "fine": losses.FineGrainedLoss(k, reduction=NONE)(targets, scores),
-           "rrd": losses.RRDLoss(k, reduction=NONE)(targets, scores)}
+    got = {"overall": OverallLoss(reduction=NONE)(targets, scores),
+           "fine": FineGrainedLoss(k, reduction=NONE)(targets, scores),
+           "rrd": RRDLoss(k, reduction=NONE)(targets, scores)}
     for name, values in got.items():
         np.testing.assert_allclose(values.numpy(), expected[name], rtol=1e-5, err_msg=name)
     # default reduction: sum over positions per user, mean over the users of the batch
-    mean = losses.FineGrainedLoss(k)(targets, scores).numpy()
+    mean = FineGrainedLoss(k)(targets, scores).numpy()
     np.testing.assert_allclose(mean, expected["fine"].mean(), rtol=1e-5)
-    total = losses.FineGrainedLoss(k, reduction=tf.keras.losses.Reduction.SUM)(targets, scores).numpy()
+    total = FineGrainedLoss(k, reduction=tf.keras.losses.Reduction.SUM)(targets, scores).numpy()
     np.testing.assert_allclose(total, expected["fine"].sum(), rtol=1e-5)
 
 
@@ -112,8 +115,8 @@ def test_padded_permutation_is_masked_not_filled_with_rest_items():
     scores = rng.normal(size=(1, 50)).astype(np.float32)
     rest = np.ones((1, 50), bool)
     rest[0, :3] = False
-    short = losses.PlackettLuceLoss(3, reduction=NONE)(losses.ranking_labels([[2, 0, 1]], 50, rest), scores)
-    padded = losses.PlackettLuceLoss(6, reduction=NONE)(losses.ranking_labels([[2, 0, 1, -1, -1, -1]], 50, rest),
+    short = PlackettLuceLoss(3, reduction=NONE)(ranking_labels([[2, 0, 1]], 50, rest), scores)
+    padded = PlackettLuceLoss(6, reduction=NONE)(ranking_labels([[2, 0, 1, -1, -1, -1]], 50, rest),
                                                         scores)
     expected = pl_with_rest(scores[0].astype(np.float64), [2, 0, 1], range(3, 50))
     np.testing.assert_allclose(np.ravel(short), [expected], rtol=1e-6)
@@ -129,12 +132,12 @@ def test_plackett_luce_equals_tf_ranking_listmle_on_full_lists(seed):
     scores = rng.uniform(-40, 40, (batch, n_items)).astype(np.float32)
     perm = np.stack([rng.permutation(n_items)[:length] for _ in range(batch)]).astype(np.int32)
     rest = rng.random((batch, n_items)) < 0.9
-    labels = losses.ranking_labels(perm, n_items, rest)
+    labels = ranking_labels(perm, n_items, rest)
     tf.random.set_seed(seed)
     listmle = tfr.keras.losses.ListMLELoss(
         reduction=NONE,
         lambda_weight=tfr.keras.losses.ListMLELambdaWeight(rank_discount_fn=lambda r: tf.cast(r <= length, tf.float32)))
-    ours = np.ravel(losses.PlackettLuceLoss(length, reduction=NONE)(labels, scores))
+    ours = np.ravel(PlackettLuceLoss(length, reduction=NONE)(labels, scores))
     np.testing.assert_allclose(ours, np.ravel(listmle(labels, scores).numpy()), rtol=1e-5)
     expected = [pl_with_rest(s.astype(np.float64), p, np.flatnonzero(r & ~np.isin(np.arange(n_items), p)))
                 for s, p, r in zip(scores, perm, rest)]
@@ -147,7 +150,7 @@ def test_float32_is_stable_at_citeulike_size(case):
     rng = np.random.default_rng(7)
     k, n_items = 100, 25_600
     scores, train, unobserved, observed = random_targets(rng, 3, n_items, k, [4, 30, 200])
-    listed = losses.ids_to_mask(np.concatenate([unobserved, observed], 1), n_items).numpy()
+    listed = ids_to_mask(np.concatenate([unobserved, observed], 1), n_items).numpy()
     jitter = rng.uniform(0.0, 0.5, scores.shape).astype(np.float32)
     if case == "targets_low":  # every target far below the rest: huge losses
         scores = np.where(listed, -40.0 + jitter, 40.0 - jitter).astype(np.float32)
@@ -156,9 +159,9 @@ def test_float32_is_stable_at_citeulike_size(case):
     expected = reference_losses(scores, unobserved, observed, train)
     targets = as_targets(train, unobserved, observed)
     variable = tf.Variable(scores)
-    for name, loss in [("overall", losses.OverallLoss(reduction=NONE)),
-                       ("fine", losses.FineGrainedLoss(k, reduction=NONE)),
-                       ("rrd", losses.RRDLoss(k, reduction=NONE))]:
+    for name, loss in [("overall", OverallLoss(reduction=NONE)),
+                       ("fine", FineGrainedLoss(k, reduction=NONE)),
+                       ("rrd", RRDLoss(k, reduction=NONE))]:
         with tf.GradientTape() as tape:
             values = loss(targets, variable)
             total = tf.reduce_sum(values)
@@ -172,10 +175,10 @@ def test_observed_items_outside_p_get_no_gradient_and_unobserved_lists_ignore_tr
     k, n_items = 20, 300
     scores, train, unobserved, observed = random_targets(rng, 4, n_items, k, [10, 25, 1, 60])
     targets = as_targets(train, unobserved, observed)
-    in_p = losses.ids_to_mask(observed, n_items).numpy()
+    in_p = ids_to_mask(observed, n_items).numpy()
     variable = tf.Variable(scores)
-    for loss, free in [(losses.OverallLoss(), train & ~in_p), (losses.FineGrainedLoss(k), train & ~in_p),
-                       (losses.RRDLoss(k), train)]:
+    for loss, free in [(OverallLoss(), train & ~in_p), (FineGrainedLoss(k), train & ~in_p),
+                       (RRDLoss(k), train)]:
         with tf.GradientTape() as tape:
             value = loss(targets, variable)
         grad = tape.gradient(value, variable).numpy()
@@ -187,12 +190,12 @@ def test_losses_run_inside_tf_function_and_round_trip_config():
     rng = np.random.default_rng(4)
     k, n_items = 20, 200
     scores, train, unobserved, observed = random_targets(rng, 3, n_items, k, [5, 9, 0])
-    fine = losses.FineGrainedLoss(k)
+    fine = FineGrainedLoss(k)
     step = tf.function(lambda t, s: fine(t, s))
     np.testing.assert_allclose(step(as_targets(train, unobserved, observed), scores).numpy(),
                                fine(as_targets(train, unobserved, observed), scores).numpy(), rtol=1e-6)
-    pl = losses.PlackettLuceLoss(7, name="pl")
-    clone = losses.PlackettLuceLoss.from_config(pl.get_config())
+    pl = PlackettLuceLoss(7, name="pl")
+    clone = PlackettLuceLoss.from_config(pl.get_config())
     assert clone.get_config() == pl.get_config()
 
 
@@ -210,26 +213,26 @@ def test_ordered_plackett_luce_equals_the_top_k_permutation():
     results = []
     for ordered in (False, True):
         with tf.GradientTape() as tape:
-            lists = losses.compact_list(tf.constant(ids, tf.int32), scores, rest)
-            value = losses.PlackettLuceLoss(length, ordered=ordered, reduction=NONE)(*lists)
+            lists = compact_list(tf.constant(ids, tf.int32), scores, rest)
+            value = PlackettLuceLoss(length, ordered=ordered, reduction=NONE)(*lists)
             total = tf.reduce_sum(value)
         results.append((value.numpy(), tape.gradient(total, scores).numpy()))
     np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-6)
     np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-5, atol=1e-7)
     assert results[0][0][2] == 0.0 and results[0][0].min() >= 0.0 and results[0][0].max() > 1.0
     with pytest.raises(HetCompError, match="list_size \\+ 1 = 6"):
-        losses.PlackettLuceLoss(5, ordered=True)(*lists)
+        PlackettLuceLoss(5, ordered=True)(*lists)
 
 
 def test_bad_sizes_raise():
     with pytest.raises(HetCompError, match="top_k"):
-        losses.FineGrainedLoss(5)
+        FineGrainedLoss(5)
     with pytest.raises(HetCompError, match="list_size"):
-        losses.PlackettLuceLoss(0)
+        PlackettLuceLoss(0)
     rng = np.random.default_rng(5)
     scores, train, unobserved, observed = random_targets(rng, 2, 100, 20, [3, 3])
     with pytest.raises(HetCompError, match="built for 30"):
-        losses.RRDLoss(30)(as_targets(train, unobserved, observed), scores)
+        RRDLoss(30)(as_targets(train, unobserved, observed), scores)
 
 
 def test_compact_lists_give_the_gradients_of_the_full_item_lists():
@@ -242,10 +245,10 @@ def test_compact_lists_give_the_gradients_of_the_full_item_lists():
     unobserved_mask = tf.constant(~train)
 
     def rest(ids):
-        return unobserved_mask & ~losses.ids_to_mask(ids, n_items)
+        return unobserved_mask & ~ids_to_mask(ids, n_items)
 
     def full_pl(size, perm, rest_mask, s):
-        return losses.PlackettLuceLoss(size, reduction=NONE)(losses.ranking_labels(perm, n_items, rest_mask), s)
+        return PlackettLuceLoss(size, reduction=NONE)(ranking_labels(perm, n_items, rest_mask), s)
 
     def full_fine(s):
         half, tenth = unobserved[:, : k // 2], unobserved[:, : k // 10]
@@ -254,15 +257,15 @@ def test_compact_lists_give_the_gradients_of_the_full_item_lists():
 
     def full_overall(s):
         positives = np.concatenate([observed, unobserved], 1)
-        labels = tf.minimum(losses.ranking_labels(positives, n_items, rest(unobserved)), 1.0)
-        return losses.SetwiseLoss(reduction=NONE)(labels, s)
+        labels = tf.minimum(ranking_labels(positives, n_items, rest(unobserved)), 1.0)
+        return SetwiseLoss(reduction=NONE)(labels, s)
 
     def full_rrd(s):
         return full_pl(k, unobserved, rest(unobserved), s)
 
     variable = tf.Variable(scores)
-    for loss, full in [(losses.FineGrainedLoss(k, reduction=NONE), full_fine),
-                       (losses.OverallLoss(reduction=NONE), full_overall), (losses.RRDLoss(k, reduction=NONE), full_rrd)]:
+    for loss, full in [(FineGrainedLoss(k, reduction=NONE), full_fine),
+                       (OverallLoss(reduction=NONE), full_overall), (RRDLoss(k, reduction=NONE), full_rrd)]:
         gradients = []
         for fn in (lambda s: loss(targets, s), full):
             with tf.GradientTape() as tape:
@@ -294,7 +297,7 @@ def test_reverse_cumulative_logsumexp_equals_numpy_with_ties_and_absent_entries(
         expected[5, tail], expected_grad[5, tail] = -1e4, 0.0
     variable = tf.Variable(x.astype(np.float32))
     with tf.GradientTape() as tape:
-        out = losses.reverse_cumulative_logsumexp(variable)
+        out = reverse_cumulative_logsumexp(variable)
         total = tf.reduce_sum(out * w.astype(np.float32))
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(tape.gradient(total, variable).numpy(), expected_grad, rtol=1e-4, atol=1e-4)
@@ -317,7 +320,7 @@ def test_rest_and_list_scores_equal_numpy_loops(bound):
     w, v = rng.uniform(0.5, 2.0, (batch, 1)), rng.uniform(-1.0, 1.0, (batch, 8))
     variable = tf.Variable(scores)
     with tf.GradientTape() as tape:
-        rest, list_scores = losses.rest_and_list_scores(variable, tf.constant(excluded), tf.constant(ids), bound)
+        rest, list_scores = rest_and_list_scores(variable, tf.constant(excluded), tf.constant(ids), bound)
         total = tf.reduce_sum(w * rest) + tf.reduce_sum(tf.where(ids >= 0, v * list_scores, 0.0))
     gradient = tape.gradient(total, variable).numpy()
     s = scores.astype(np.float64)

@@ -20,7 +20,7 @@ from hetcomp_tf.util.distribute import share_bounds
 
 class Batch(NamedTuple):
     """One training step's input: the users whose losses it sums, for BPR its (user, train item) pairs, for the
-    KD losses the users' train items as (batch row, item) pairs (`losses.ItemPairs`) and the items of the step's
+    KD losses the users' train items as (batch row, item) pairs (`losses.labels.ItemPairs`) and the items of the step's
     train interactions (DCD's item side)."""
 
     users: tf.Tensor  # int32 [B]: each user once; XLA padding repeats user 0 with weight 0

@@ -4,7 +4,7 @@ DCD distils a teacher ranking by correcting what the student currently gets wron
 top items, or an item's top users) each entry has a teacher rank r_T and a student rank r_S, both counted within
 the list, and a discrepancy d = r_S − r_T. Entries with d > 0 are underestimated, entries with d < 0
 overestimated; the correction loss is a Plackett-Luce likelihood of the underestimated entries, in teacher order,
-over the overestimated ones (`losses.CorrectionLoss`). User-side correction (UCD) does this on each user's teacher
+over the overestimated ones (`losses.dcd.CorrectionLoss`). User-side correction (UCD) does this on each user's teacher
 top-K items, item-side correction (ICD) on each item's teacher top users; the student's ranks are refreshed every
 `period` epochs from the student's scores of every listed pair (DCD's released code: before epochs 0, 3, 6, ...).
 
@@ -13,7 +13,7 @@ tanh(max(ε·d, 0)) (underestimated) or tanh(max(−ε·d, 0)) (overestimated). 
 ranking-matching baseline, the draw is replaced by the whole set it draws from: every underestimated entry of
 the teacher's top list, in teacher order, over every overestimated one. By default (`DistillConfig.dcd_ucd_epsilon`
 None) every entry weighs 1, so ε disappears; with a float ε, UCD weighs each entry by its draw weight
-tanh(ε·|d|), the whole sets as DCD's expected draw (`losses.CorrectionLoss`). ICD always uses the whole sets.
+tanh(ε·|d|), the whole sets as DCD's expected draw (`losses.dcd.CorrectionLoss`). ICD always uses the whole sets.
 Ties: the student's ties are broken by teacher order, so they are never corrections.
 
 The item side as DCD's code builds it (github.com/dudwns511/DCD_CIKM21, run_dcd.py): an item's teacher list is
@@ -24,7 +24,7 @@ descending importance (ties by user id), the best `width` (`item_teacher_lists`)
 never be misranked and get no list. A step corrects, once each, the items of its train interactions
 (`batches.Batch.step_items`, DCD's batch_pos_item.unique()), so an item is corrected by its popularity.
 Not from DCD: its base loss (the student's own BPR) is replaced by the project's RRD on the same top-K
-(`losses.DCDLoss`): the corrections only reorder a teacher list, something must still put the list above the rest
+(`losses.dcd.DCDLoss`): the corrections only reorder a teacher list, something must still put the list above the rest
 of the catalogue.
 """
 
@@ -134,7 +134,7 @@ class DualCorrection(tf.Module):
         return epoch % self.period == 0
 
     def targets(self, user_ids) -> tuple[tf.Tensor, tf.Tensor]:
-        """UCD: (teacher list int32 [b, K], discrepancy int32 [b, K]); see `losses.DCDTargets`."""
+        """UCD: (teacher list int32 [b, K], discrepancy int32 [b, K]); see `losses.dcd.DCDTargets`."""
         return tf.gather(self.teacher, user_ids), tf.gather(self.discrepancy, user_ids)
 
     def item_targets(self, items) -> tuple[tf.Tensor, tf.Tensor]:

@@ -16,17 +16,18 @@ import tensorflow as tf
 from hetcomp_tf.config import DistillConfig
 from hetcomp_tf.data.dataset import Dataset
 from hetcomp_tf.data.sampling import BPRLoss, interaction_keys, pair_scores, sample_unobserved
-from hetcomp_tf.distill.batches import (BATCH_SPEC, Batch, PAD_USERS_TO, epoch_batches, replica_share, step_items_cap,
+from hetcomp_tf.distill.batches import (BATCH_SPEC, PAD_USERS_TO, Batch, epoch_batches, replica_share, step_items_cap,
                                         train_pairs_cap)
 from hetcomp_tf.distill.dcd import DualCorrection, item_teacher_lists, mf_scores
 from hetcomp_tf.distill.dkc import DynamicKnowledge
 from hetcomp_tf.distill.ensemble import EnsembleKnowledge
 from hetcomp_tf.distill.fused import FUSED_MAX_DIM, FactoredScores, fused_available
+from hetcomp_tf.distill.losses.dcd import CorrectionLoss, DCDLoss, DCDTargets
+from hetcomp_tf.distill.losses.hetcomp import FineGrainedLoss, OverallLoss, RRDLoss, Targets
+from hetcomp_tf.distill.losses.labels import ItemPairs
 from hetcomp_tf.distill.methods import get_method, stage_rankings
 from hetcomp_tf.distill.student import Student
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.losses import (CorrectionLoss, DCDLoss, DCDTargets, FineGrainedLoss, ItemPairs, OverallLoss, RRDLoss,
-                               Targets)
 from hetcomp_tf.util.distribute import make_strategy, share_bounds
 from hetcomp_tf.util.progress import log
 
