@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hetcomp_tf.benchmark import (ABLATIONS, PARTIAL, RunKey, _fingerprint_difference, knowledge_sha256,
-                                  paired_differences, plan_runs, teachers_reusable)
+from hetcomp_tf.bench.benchmark import PARTIAL, _fingerprint_difference, knowledge_sha256, teachers_reusable
+from hetcomp_tf.bench.results import paired_differences
+from hetcomp_tf.bench.runs import ABLATIONS, RunKey, plan_runs
 from hetcomp_tf.cli import main
 from hetcomp_tf.config import TEACHER_NAMES, get_profile
 from hetcomp_tf.data.dataset import Dataset

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from hetcomp_tf.bench.cost_model import (COSTS, Size, cost_model, distinct_items, fit_affine, fit_and_extrapolate,
+                                         random_trajectories, steps_per_epoch, synthetic_dataset)
 from hetcomp_tf.config import get_profile
-from hetcomp_tf.cost_model import (COSTS, Size, cost_model, distinct_items, fit_affine, fit_and_extrapolate,
-                                   random_trajectories, steps_per_epoch, synthetic_dataset)
 from hetcomp_tf.errors import HetCompError
 from tests.helpers import run_cli
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hetcomp_tf import diagnosis
+from hetcomp_tf.bench import diagnosis
 
 
 def update(moved, reproduced, caught_up, drifted, shares, d_next, threshold=1.04):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hetcomp_tf.benchmark import ensure_teachers
+from hetcomp_tf.bench.benchmark import ensure_teachers
 from hetcomp_tf.cli import main
 from hetcomp_tf.config import METRIC_KS, get_profile
 from hetcomp_tf.data.dataset import CSR, Dataset

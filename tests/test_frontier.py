@@ -1,4 +1,4 @@
-"""The frontier (hetcomp_tf/frontier.py) on hand-made results whose verdicts are known, and in a tiny benchmark
+"""The frontier (hetcomp_tf/bench/frontier.py) on hand-made results whose verdicts are known, and in a tiny benchmark
 with models trained directly at the students' sizes."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from hetcomp_tf.bench.frontier import best_teacher, frontier_markdown, frontier_rows, latency_by_form
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.frontier import best_teacher, frontier_markdown, frontier_rows, latency_by_form
 
 
 def metrics(recall, ndcg):
@@ -98,7 +98,7 @@ def test_a_benchmark_with_direct_models_writes_the_frontier(tmp_path_factory, tm
 
 def test_only_runs_names_a_direct_model_and_extra_seeds_plans_more_sizes():
     from hetcomp_tf.commands.benchmark import _run_key
-    from hetcomp_tf.benchmark import plan_runs
+    from hetcomp_tf.bench.runs import plan_runs
 
     assert _run_key("direct:GNN:16:0") == ("direct:GNN", 16, 0)
     assert _run_key("hetcomp:6:2") == ("hetcomp", 6, 2)

@@ -1,4 +1,4 @@
-"""hetcomp_tf/latency.py and `hetcomp latency`: the ensemble's and a scored teacher's answers against NumPy
+"""hetcomp_tf/bench/latency.py and `hetcomp latency`: the ensemble's and a scored teacher's answers against NumPy
 references, the shape of the measurement, and the command timing every model as deployed (each teacher, the
 ensemble, students of several sizes) through SavedModels that answer as the models they export.
 
@@ -14,12 +14,12 @@ import math
 import numpy as np
 import pytest
 
+from hetcomp_tf.bench.latency import (LATENCY_KEYS, ensemble_recommender, ensemble_servable, format_latency_table,
+                                      measure_latency, saved_model_servable, scoring_servable, student_key,
+                                      unobserved_topk_recommender)
 from hetcomp_tf.config import TEACHER_NAMES, get_profile
 from hetcomp_tf.distill.student import Student, save_student
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.latency import (LATENCY_KEYS, ensemble_recommender, ensemble_servable, format_latency_table,
-                                measure_latency, saved_model_servable, scoring_servable, student_key,
-                                unobserved_topk_recommender)
 from hetcomp_tf.models import build_teacher
 from hetcomp_tf.teachers.training import count_params
 from serving.export import export_model

@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 
+from hetcomp_tf.bench.step_timing import random_knowledge
 from hetcomp_tf.cli import main
 from hetcomp_tf.config import get_profile
-from hetcomp_tf.step_timing import random_knowledge
 
 TINY = get_profile("tiny")
 

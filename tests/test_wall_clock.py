@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 
 import pytest
 
+from hetcomp_tf.bench.wall_clock import InvocationClock
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.wall_clock import InvocationClock
 
 
 def recorded(path):

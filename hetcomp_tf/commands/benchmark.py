@@ -1,5 +1,5 @@
 """`hetcomp benchmark`: the teachers once (or reused from --out), then every distillation method over seeds and
-student sizes; results.json, curves.png and a printed table (see hetcomp_tf/benchmark.py for the layout)."""
+student sizes; results.json, curves.png and a printed table (see hetcomp_tf/bench/benchmark.py for the layout)."""
 
 from __future__ import annotations
 
@@ -46,9 +46,11 @@ def run(args) -> int:
             else list(profile.student_dims))
     prepare_data(args)
 
-    from hetcomp_tf.benchmark import RunKey, results_table, run_benchmark, sweep_table
+    from hetcomp_tf.bench.benchmark import run_benchmark
+    from hetcomp_tf.bench.results import results_table, sweep_table
+    from hetcomp_tf.bench.runs import RunKey
     from hetcomp_tf.distill.methods import METHODS
-    from hetcomp_tf.frontier import DIRECT_TEACHERS
+    from hetcomp_tf.bench.frontier import DIRECT_TEACHERS
 
     methods = parse_list(args.methods, "--methods", tuple(METHODS), "distillation method") if args.methods \
         else list(METHODS)

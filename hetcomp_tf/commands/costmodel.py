@@ -41,7 +41,7 @@ def run(args) -> int:
     if args.steps < 1:
         raise HetCompError(f"--steps {args.steps}: must be >= 1")
 
-    from hetcomp_tf.cost_model import COSTS, Size, cost_model
+    from hetcomp_tf.bench.cost_model import COSTS, Size, cost_model
     from hetcomp_tf.util.tables import format_table
 
     sizes = [Size(users, items, args.per_user) for users, items in pairs]

@@ -52,7 +52,7 @@ def time_step(device: str, profile) -> tuple[float, int]:
     from hetcomp_tf.data.split import split_dataset
     from hetcomp_tf.distill.batches import epoch_batches
     from hetcomp_tf.distill.trainer import Trainer
-    from hetcomp_tf.step_timing import random_knowledge
+    from hetcomp_tf.bench.step_timing import random_knowledge
 
     cfg = profile.distill
     data = split_dataset(make_synthetic(STEP_USERS, STEP_ITEMS, cfg.seed), profile.data, "synthetic")

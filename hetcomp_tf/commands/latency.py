@@ -50,7 +50,7 @@ def _savedmodel_path(key: str) -> str:
 def _deployed(model, key: str, data, k: int, root):
     """`model` as a user would deploy it: exported under `root` and served from its SavedModel if it serves as
     embedding tables (`serving_tables()`), else through its scoring."""
-    from hetcomp_tf.latency import saved_model_servable, scoring_servable
+    from hetcomp_tf.bench.latency import saved_model_servable, scoring_servable
     from hetcomp_tf.util.progress import log
     from serving.export import export_model
 
@@ -75,7 +75,7 @@ def run(args) -> int:
     from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES
     from hetcomp_tf.data.loading import load_dataset
     from hetcomp_tf.util.files import atomic_directory, write_json
-    from hetcomp_tf.latency import ensemble_servable, format_latency_table, measure_latency, student_key
+    from hetcomp_tf.bench.latency import ensemble_servable, format_latency_table, measure_latency, student_key
     from hetcomp_tf.models import build_teacher
     from hetcomp_tf.util.tables import ENSEMBLE, teacher_row
     from hetcomp_tf.distill.student import Student, load_student

@@ -32,7 +32,7 @@ def run(args) -> int:
     from hetcomp_tf.distill.methods import METHODS
     from hetcomp_tf.util.files import write_json
     from hetcomp_tf.util.tables import format_table
-    from hetcomp_tf.step_timing import time_methods
+    from hetcomp_tf.bench.step_timing import time_methods
 
     methods = parse_list(args.methods, "--methods", choices=tuple(METHODS), what="method")
     cfg = profile.distill

@@ -31,13 +31,13 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from hetcomp_tf.bench.latency import unobserved_topk_recommender
 from hetcomp_tf.config import TEACHER_NAMES, DistillConfig, TrajectoryConfig
 from hetcomp_tf.data.dataset import CSR, Dataset
 from hetcomp_tf.distill.batches import epoch_batches
 from hetcomp_tf.distill.ensemble import EnsembleKnowledge
 from hetcomp_tf.distill.trainer import Trainer
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.latency import unobserved_topk_recommender
 from hetcomp_tf.teachers.trajectories import Trajectory, save_trajectories
 from hetcomp_tf.util.files import directory_bytes, write_json
 from hetcomp_tf.util.progress import log

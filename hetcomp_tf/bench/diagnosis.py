@@ -3,7 +3,7 @@ what the distance D to the next stage looks like per stage, and what the curricu
 baseline distilled towards the final targets from the start (ensemble_kd). A verdict that HetComp does not win
 needs these numbers, not a guess.
 
-Run records are `benchmark.run_record` dicts: `curve` [[epoch, valid R@50]], `stage_curve` [[epoch, {teacher:
+Run records are `runs.run_record` dicts: `curve` [[epoch, valid R@50]], `stage_curve` [[epoch, {teacher:
 mean stage}]], `dkc_curve` [[epoch, dkc.update_statistics + "advanced"]], `switch_epoch`.
 """
 

@@ -1,0 +1,251 @@
+"""The benchmark: the teachers once, then every distillation method over seeds and student sizes.
+
+Layout of the output directory DIR:
+  * the teachers' outputs (`hetcomp teachers`: dataset.npz, trajectories/, teachers.json, logs/teachers/),
+    reused when teachers.json was written for the same profile and the dataset split is identical;
+  * results.partial.json: every finished (method, student dim, seed) run, written after each run, and
+    resume/<run>/: the state of each unfinished run after its last evaluation, so a crash or the end of a session
+    loses at most `eval_every` epochs per run in progress, and a rerun with the same teachers and DistillConfig
+    resumes both; resume/wall.json: each invocation's wall seconds, so results give the total over them;
+  * results.json: mean/std over seeds per method at the profile's student dim, the dim sweep, teachers,
+    ensemble, wall time; results.md: the same as Markdown tables, plus the curriculum read back (`diagnosis`);
+    curves.png: valid Recall@50 per evaluation (the paper's training-curve figure); stages.png: each DKC run's
+    mean stage per teacher.
+
+With `jobs` > 1 the teachers and then the runs go to that many worker processes (`util/workers.py`), each with
+cores/jobs TensorFlow threads; only the parent writes the result files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from hetcomp_tf.bench.diagnosis import plot_stage_curves
+from hetcomp_tf.bench.frontier import check_direct, direct_method, frontier_rows, latency_by_form, plot_frontier
+from hetcomp_tf.bench.results import aggregate, plot_curves, results_markdown
+from hetcomp_tf.bench.runs import RunKey, plan_runs, run_resume_dir, train_here, train_in_workers
+from hetcomp_tf.bench.wall_clock import InvocationClock
+from hetcomp_tf.config import RECORD_METRIC, TEACHER_NAMES, DistillConfig, Profile, get_profile
+from hetcomp_tf.data.dataset import Dataset
+from hetcomp_tf.data.loading import load_dataset
+from hetcomp_tf.distill.methods import get_method
+from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.teachers.trajectories import load_trajectories, trajectories_dir
+from hetcomp_tf.teachers.workflow import teachers_table, train_teachers
+from hetcomp_tf.util.files import read_json, write_json, write_text
+from hetcomp_tf.util.progress import Progress, log
+
+PARTIAL = "results.partial.json"
+WALL_CLOCK = "wall.json"  # in resume/: every invocation's wall seconds (`InvocationClock`), reset with the runs
+RESULTS = "results.json"
+RESULTS_MD = "results.md"
+STAGES = "stages.png"
+CURVES = "curves.png"
+FRONTIER = "frontier.png"
+
+
+def knowledge_sha256(out: Path) -> str:
+    """A content hash of what every run learns from: the split and each teacher's trajectory arrays. Unlike a
+    hash of teachers.json (which holds training seconds), it is equal for teachers retrained identically in
+    another session or on another machine, so their runs can be pooled (`--import-runs`)."""
+    digest = hashlib.sha256()
+    data = Dataset.load(out / "dataset.npz")
+    for split in ("train", "valid", "test"):
+        for array in (getattr(data, split).indptr, getattr(data, split).indices):
+            digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
+    for name, trajectory in load_trajectories(out).items():
+        digest.update(name.encode())
+        for array in (trajectory.rankings, trajectory.observed.indptr, trajectory.observed.indices):
+            digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
+    return digest.hexdigest()
+
+
+def teachers_reusable(out: Path, data: Dataset, profile: Profile) -> str | None:
+    """None when out/ holds a complete teachers run for this profile and exactly this split, else why not."""
+    summary_path = out / "teachers.json"
+    if not summary_path.is_file() or not trajectories_dir(out).is_dir() or not (out / "dataset.npz").is_file():
+        return "no teachers run there yet"
+    summary = read_json(summary_path)
+    if summary.get("profile") != profile.name:
+        return f"its teachers were trained with profile {summary.get('profile')!r}"
+    missing = [name for name in TEACHER_NAMES if name not in summary.get("teachers", {})]
+    if missing:
+        return f"teachers {', '.join(missing)} are missing"
+    stored = Dataset.load(out / "dataset.npz")
+    same = stored.name == data.name and all(
+        np.array_equal(getattr(stored, split).indptr, getattr(data, split).indptr)
+        and np.array_equal(getattr(stored, split).indices, getattr(data, split).indices)
+        for split in ("train", "valid", "test"))
+    return None if same else "its dataset split differs from this data"
+
+
+def ensure_teachers(data_spec: str, fmt: str | None, profile: Profile, out: Path, jobs: int = 1) -> bool:
+    """Trains all teachers into `out` (`workflow.train_teachers`, seed 0) unless reusable; True if reused."""
+    data = load_dataset(data_spec, fmt, profile.data)
+    reason = teachers_reusable(out, data, profile)
+    if reason is None:
+        log(f"reusing the teachers in {out} (teachers.json, trajectories/)")
+        return True
+    log(f"training the teachers into {out}: {reason}")
+    log(f"dataset {data.name}: {data.sizes()}")
+    # The named profile's teachers and ensemble tau: --set tunes the students only, so teachers.json stays the
+    # same (and reusable) whatever the distillation settings.
+    teachers_profile = dataclasses.replace(get_profile(profile.name), data=profile.data)
+    result = train_teachers(data, teachers_profile, out, jobs=jobs)
+    log(f"teachers' test metrics on {data.name} ({profile.name} profile):\n{teachers_table(result)}")
+    return False
+
+
+def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int, methods: Sequence[str],
+                  student_dims: Sequence[int], out: str | os.PathLike,
+                  progress: Callable[[str, int], Progress] | None = Progress, jobs: int = 1,
+                  only_seeds: Sequence[int] | None = None, import_runs: Sequence[str | os.PathLike] = (),
+                  only_runs: Sequence[RunKey] | None = None, direct: Sequence[str] = (),
+                  latency: str | os.PathLike | None = None, extra_seeds: int = 1) -> dict:
+    """Teachers (trained or reused), then every planned run (resumed from results.partial.json when its
+    fingerprint matches; `jobs` runs at a time); writes results.json, results.md and curves.png and returns the
+    results.
+
+    `only_seeds` trains only the planned runs of those seeds, `only_runs` only those runs, in their order (both
+    filters apply when both are given); `import_runs` adds the finished runs of other
+    benchmarks' results.partial.json (another machine's or session's), which must share this one's fingerprint
+    (the same split, trajectories and distill config). Results show every finished run of the plan, so a
+    benchmark can be split over machines by seed and pooled. `direct` teachers are also trained at every student
+    size (frontier.py; seed 0, planned first), and the frontier table and plot are written, with the p50
+    latencies of `latency` (a `hetcomp latency` JSON) when given. `extra_seeds`: the seeds (below `seeds`) of the
+    ablations and of the student sizes other than the profile's (`plan_runs`)."""
+    start = time.perf_counter()
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise HetCompError(f"--out {out} exists and is not a directory")
+    for method in methods:
+        get_method(method)
+    if seeds < 1 or jobs < 1 or extra_seeds < 1 or not methods or any(d < 1 for d in student_dims):
+        raise HetCompError(f"benchmark: seeds ({seeds}), extra seeds ({extra_seeds}), jobs ({jobs}), methods "
+                           f"({list(methods)}) and student "
+                           f"dims ({list(student_dims)}) must be positive / non-empty")
+    if only_seeds is not None and (not only_seeds or not all(0 <= s < seeds for s in only_seeds)):
+        raise HetCompError(f"benchmark: --only-seeds {list(only_seeds)} must name seeds of 0..{seeds - 1} "
+                           f"(--seeds {seeds})")
+    check_direct(direct)
+    latency_ms = latency_by_form(read_json(Path(latency))) if latency is not None else None
+    keys = [RunKey(direct_method(t), d, 0) for d in sorted({profile.distill.student_dim, *student_dims})
+            for t in direct] + plan_runs(methods, seeds, profile.distill.student_dim, student_dims, extra_seeds)
+    unplanned = [key.label for key in only_runs or () if key not in keys]
+    if unplanned:
+        raise HetCompError(f"benchmark: --only-runs {unplanned[0]} is not a run of this plan (--methods, --seeds, "
+                           f"--student-dims); planned: {','.join(key.label for key in keys)}")
+    imported = [_read_partial(Path(path)) for path in import_runs]
+    teachers_reused = ensure_teachers(data_spec, fmt, profile, out, jobs)
+    summary = read_json(out / "teachers.json")
+
+    fingerprint = {"profile": profile.name, "knowledge_sha256": knowledge_sha256(out),
+                   "distill": {k: v for k, v in dataclasses.asdict(profile.distill).items()
+                               if k not in ("method", "student_dim", "seed")}}
+    done = _load_partial(out / PARTIAL, fingerprint)
+    imported_names: set[str] = set()
+    for path, partial in zip(import_runs, imported):
+        difference = _fingerprint_difference(partial.get("fingerprint", {}), fingerprint)
+        if difference:
+            raise HetCompError(f"--import-runs {path}: its runs cannot be pooled with these: {difference}")
+        new = {name: run for name, run in partial.get("runs", {}).items() if name not in done}
+        done.update(new)
+        imported_names.update(new)
+        log(f"imported {len(new)} finished run(s) from {path}")
+    _keep_resume_states_of(out / "resume", fingerprint)
+    finished = sum(key.name in done for key in keys)
+    todo = [key for key in (keys if only_runs is None else only_runs)
+            if key.name not in done and (only_seeds is None or key.seed in only_seeds)]
+    if finished:
+        log(f"resuming: {finished} of {len(keys)} runs already finished in {out / PARTIAL}")
+    if len(keys) - finished > len(todo):
+        log(f"{len(keys) - finished - len(todo)} unfinished run(s) left to other invocations "
+            f"(not of --only-seeds/--only-runs)")
+    if imported:
+        write_json(out / PARTIAL, {"fingerprint": fingerprint, "runs": done})
+    bar = progress("benchmark run", len(todo)) if progress is not None and todo else None
+    runner = train_in_workers(out, profile, todo, jobs) if jobs > 1 and len(todo) > 1 else \
+        train_here(out, profile, todo, progress)
+    def write_results() -> dict:
+        """results.json / .md / curves.png from the runs finished so far (a partial benchmark says so)."""
+        runs = [done[key.name] for key in keys if key.name in done]
+        results = aggregate(runs, summary, profile, methods, student_dims)
+        results["frontier"] = frontier_rows(results, latency_ms)
+        invocations = clock.invocations()  # this one last
+        results.update(teachers_reused=teachers_reused, jobs=jobs, runs_resumed=finished,
+                       runs_imported=sum(key.name in imported_names for key in keys), runs_planned=len(keys),
+                       wall_seconds=invocations[-1]["seconds"],
+                       wall_seconds_total=sum(entry["seconds"] for entry in invocations), invocations=invocations)
+        write_json(out / RESULTS, results)
+        write_text(out / RESULTS_MD, results_markdown(results))
+        title = f"{summary['dataset']['name']} ({profile.name} profile)"
+        plot_curves(runs, profile.distill.student_dim, out / CURVES, title)
+        plot_stage_curves(runs, out / STAGES, title)
+        plot_frontier(results["frontier"], out / FRONTIER, title)
+        return results
+
+    with InvocationClock(out / "resume" / WALL_CLOCK, start) as clock:
+        for index, (key, record) in enumerate(runner, 1):
+            done[key.name] = record
+            write_json(out / PARTIAL, {"fingerprint": fingerprint, "runs": done})
+            shutil.rmtree(run_resume_dir(out, key), ignore_errors=True)
+            write_results()
+            if bar is not None:
+                bar.update(index, f"({key.name}: test {RECORD_METRIC} {record['test'][RECORD_METRIC]:.4f}, "
+                                  f"{record['train_seconds']:.0f}s)")
+        return write_results()
+
+
+def _keep_resume_states_of(directory: Path, fingerprint: dict) -> None:
+    """Unfinished runs' states are resumed only under the fingerprint they were written with; others go."""
+    stamp = directory / "fingerprint.json"
+    if directory.is_dir() and (not stamp.is_file() or _fingerprint_difference(read_json(stamp), fingerprint)):
+        log(f"{directory}: unfinished runs of other teachers or another distill config; starting them afresh")
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    write_json(stamp, fingerprint)
+
+
+def _read_partial(path: Path) -> dict:
+    """A results.partial.json to import; a missing or malformed one is a one-line error."""
+    if not path.is_file():
+        raise HetCompError(f"--import-runs {path}: no such file")
+    partial = read_json(path)
+    if not isinstance(partial, dict) or not isinstance(partial.get("runs"), dict) or "fingerprint" not in partial:
+        raise HetCompError(f"--import-runs {path}: not a benchmark's {PARTIAL} (no fingerprint and runs)")
+    return partial
+
+
+def _fingerprint_difference(theirs: dict, ours: dict) -> str | None:
+    """None when runs under fingerprint `theirs` can be pooled with runs under `ours`, else the first difference
+    in words. A DistillConfig field missing from `theirs` (added after its runs) matches when `ours` has the
+    field's default, which by DistillConfig's rule is the behaviour before the field existed."""
+    for key in sorted({*theirs, *ours} - {"distill"}):
+        if theirs.get(key) != ours.get(key):
+            return f"{key} {theirs.get(key)!r} there, {ours.get(key)!r} here"
+    defaults = {f.name: f.default for f in dataclasses.fields(DistillConfig)}
+    theirs_cfg, ours_cfg = theirs.get("distill", {}), ours.get("distill", {})
+    for key in sorted({*theirs_cfg, *ours_cfg}):
+        mine = ours_cfg.get(key, "(absent)")
+        other = theirs_cfg.get(key, defaults.get(key, "(absent)"))
+        if other != mine:
+            return f"distill config {key}={theirs_cfg.get(key, '(absent)')!r} there, {mine!r} here"
+    return None
+
+
+def _load_partial(path: Path, fingerprint: dict) -> dict:
+    if not path.is_file():
+        return {}
+    partial = read_json(path)
+    if _fingerprint_difference(partial.get("fingerprint", {}), fingerprint):
+        log(f"{path}: written for other teachers or another distill config; starting the runs afresh")
+        return {}
+    return dict(partial.get("runs", {}))
