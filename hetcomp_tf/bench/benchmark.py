@@ -24,6 +24,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +105,61 @@ def ensure_teachers(data_spec: str, fmt: str | None, profile: Profile, out: Path
     return False
 
 
+@dataclass(frozen=True)
+class BenchmarkPlan:
+    """One benchmark invocation as its options decide it, checked before anything is trained: where it writes,
+    every run of the plan and which of them this invocation trains, the finished runs it imports and the
+    latencies its frontier shows (see `run_benchmark` for the options)."""
+
+    data_spec: str
+    fmt: str | None
+    profile: Profile
+    out: Path
+    methods: Sequence[str]
+    student_dims: Sequence[int]
+    jobs: int
+    keys: list[RunKey]  # every run of the plan, in order: the direct models, then `plan_runs`
+    only_seeds: Sequence[int] | None
+    only_runs: Sequence[RunKey] | None
+    imports: list[tuple[str | os.PathLike, dict]]  # (--import-runs path, its results.partial.json)
+    latency_ms: dict | None  # the p50 latencies of the frontier (`frontier.latency_by_form`)
+
+    @classmethod
+    def from_options(cls, data_spec: str, fmt: str | None, profile: Profile, seeds: int, methods: Sequence[str],
+                     student_dims: Sequence[int], out: str | os.PathLike, jobs: int = 1,
+                     only_seeds: Sequence[int] | None = None, import_runs: Sequence[str | os.PathLike] = (),
+                     only_runs: Sequence[RunKey] | None = None, direct: Sequence[str] = (),
+                     latency: str | os.PathLike | None = None, extra_seeds: int = 1) -> BenchmarkPlan:
+        """The plan of `run_benchmark`'s options; a bad option, a --only-runs run outside the plan or an unreadable
+        --latency or --import-runs file is a HetCompError."""
+        out = Path(out)
+        _check_options(out, seeds, methods, student_dims, jobs, only_seeds, direct, extra_seeds)
+        latency_ms = latency_by_form(read_json(Path(latency))) if latency is not None else None
+        keys = [RunKey(direct_method(t), d, 0) for d in sorted({profile.distill.student_dim, *student_dims})
+                for t in direct] + plan_runs(methods, seeds, profile.distill.student_dim, student_dims, extra_seeds)
+        unplanned = [key.label for key in only_runs or () if key not in keys]
+        if unplanned:
+            raise HetCompError(f"benchmark: --only-runs {unplanned[0]} is not a run of this plan (--methods, --seeds, "
+                               f"--student-dims); planned: {','.join(key.label for key in keys)}")
+        imports = [(path, _read_partial(Path(path))) for path in import_runs]
+        return cls(data_spec, fmt, profile, out, methods, student_dims, jobs, keys, only_seeds, only_runs, imports,
+                   latency_ms)
+
+
+@dataclass
+class FinishedRuns:
+    """The finished runs a benchmark shows, by run name (`RunKey.name`): its own results.partial.json's, written
+    under `fingerprint`, and the ones imported from other benchmarks."""
+
+    fingerprint: dict
+    done: dict[str, dict]  # run name -> its record (`run_record`)
+    imported: set[str] = field(default_factory=set)  # the names of the runs this invocation imported
+    resumed: int = 0  # the runs of the plan finished before this invocation trained any
+
+    def save(self, out: Path) -> None:
+        write_json(out / PARTIAL, {"fingerprint": self.fingerprint, "runs": self.done})
+
+
 def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int, methods: Sequence[str],
                   student_dims: Sequence[int], out: str | os.PathLike,
                   progress: Callable[[str, int], Progress] | None = Progress, jobs: int = 1,
@@ -123,7 +179,18 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
     latencies of `latency` (a `hetcomp latency` JSON) when given. `extra_seeds`: the seeds (below `seeds`) of the
     ablations and of the student sizes other than the profile's (`plan_runs`)."""
     start = time.perf_counter()
-    out = Path(out)
+    plan = BenchmarkPlan.from_options(data_spec, fmt, profile, seeds, methods, student_dims, out, jobs, only_seeds,
+                                      import_runs, only_runs, direct, latency, extra_seeds)
+    teachers_reused = ensure_teachers(plan.data_spec, plan.fmt, plan.profile, plan.out, plan.jobs)
+    finished = pool_finished_runs(plan)
+    todo = runs_to_train(plan, finished)
+    if plan.imports:
+        finished.save(plan.out)
+    return train_and_record(plan, finished, todo, teachers_reused, progress, start)
+
+
+def _check_options(out: Path, seeds: int, methods: Sequence[str], student_dims: Sequence[int], jobs: int,
+                   only_seeds: Sequence[int] | None, direct: Sequence[str], extra_seeds: int) -> None:
     if out.exists() and not out.is_dir():
         raise HetCompError(f"--out {out} exists and is not a directory")
     for method in methods:
@@ -136,72 +203,81 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
         raise HetCompError(f"benchmark: --only-seeds {list(only_seeds)} must name seeds of 0..{seeds - 1} "
                            f"(--seeds {seeds})")
     check_direct(direct)
-    latency_ms = latency_by_form(read_json(Path(latency))) if latency is not None else None
-    keys = [RunKey(direct_method(t), d, 0) for d in sorted({profile.distill.student_dim, *student_dims})
-            for t in direct] + plan_runs(methods, seeds, profile.distill.student_dim, student_dims, extra_seeds)
-    unplanned = [key.label for key in only_runs or () if key not in keys]
-    if unplanned:
-        raise HetCompError(f"benchmark: --only-runs {unplanned[0]} is not a run of this plan (--methods, --seeds, "
-                           f"--student-dims); planned: {','.join(key.label for key in keys)}")
-    imported = [_read_partial(Path(path)) for path in import_runs]
-    teachers_reused = ensure_teachers(data_spec, fmt, profile, out, jobs)
-    summary = read_json(out / "teachers.json")
 
-    fingerprint = {"profile": profile.name, "knowledge_sha256": knowledge_sha256(out),
-                   "distill": {k: v for k, v in dataclasses.asdict(profile.distill).items()
+
+def pool_finished_runs(plan: BenchmarkPlan) -> FinishedRuns:
+    """The runs already finished under the fingerprint of the teachers now in out/: results.partial.json's (if
+    written under it) and the imported ones (which must match it); unfinished runs' states written under another
+    fingerprint are removed."""
+    fingerprint = {"profile": plan.profile.name, "knowledge_sha256": knowledge_sha256(plan.out),
+                   "distill": {k: v for k, v in dataclasses.asdict(plan.profile.distill).items()
                                if k not in ("method", "student_dim", "seed")}}
-    done = _load_partial(out / PARTIAL, fingerprint)
-    imported_names: set[str] = set()
-    for path, partial in zip(import_runs, imported):
+    finished = FinishedRuns(fingerprint, _load_partial(plan.out / PARTIAL, fingerprint))
+    for path, partial in plan.imports:
         difference = _fingerprint_difference(partial.get("fingerprint", {}), fingerprint)
         if difference:
             raise HetCompError(f"--import-runs {path}: its runs cannot be pooled with these: {difference}")
-        new = {name: run for name, run in partial.get("runs", {}).items() if name not in done}
-        done.update(new)
-        imported_names.update(new)
+        new = {name: run for name, run in partial.get("runs", {}).items() if name not in finished.done}
+        finished.done.update(new)
+        finished.imported.update(new)
         log(f"imported {len(new)} finished run(s) from {path}")
-    _keep_resume_states_of(out / "resume", fingerprint)
-    finished = sum(key.name in done for key in keys)
-    todo = [key for key in (keys if only_runs is None else only_runs)
-            if key.name not in done and (only_seeds is None or key.seed in only_seeds)]
-    if finished:
-        log(f"resuming: {finished} of {len(keys)} runs already finished in {out / PARTIAL}")
-    if len(keys) - finished > len(todo):
-        log(f"{len(keys) - finished - len(todo)} unfinished run(s) left to other invocations "
-            f"(not of --only-seeds/--only-runs)")
-    if imported:
-        write_json(out / PARTIAL, {"fingerprint": fingerprint, "runs": done})
-    bar = progress("benchmark run", len(todo)) if progress is not None and todo else None
-    runner = train_in_workers(out, profile, todo, jobs) if jobs > 1 and len(todo) > 1 else \
-        train_here(out, profile, todo, progress)
-    def write_results() -> dict:
-        """results.json / .md / curves.png from the runs finished so far (a partial benchmark says so)."""
-        runs = [done[key.name] for key in keys if key.name in done]
-        results = aggregate(runs, summary, profile, methods, student_dims)
-        results["frontier"] = frontier_rows(results, latency_ms)
-        invocations = clock.invocations()  # this one last
-        results.update(teachers_reused=teachers_reused, jobs=jobs, runs_resumed=finished,
-                       runs_imported=sum(key.name in imported_names for key in keys), runs_planned=len(keys),
-                       wall_seconds=invocations[-1]["seconds"],
-                       wall_seconds_total=sum(entry["seconds"] for entry in invocations), invocations=invocations)
-        write_json(out / RESULTS, results)
-        write_text(out / RESULTS_MD, results_markdown(results))
-        title = f"{summary['dataset']['name']} ({profile.name} profile)"
-        plot_curves(runs, profile.distill.student_dim, out / CURVES, title)
-        plot_stage_curves(runs, out / STAGES, title)
-        plot_frontier(results["frontier"], out / FRONTIER, title)
-        return results
+    _keep_resume_states_of(plan.out / "resume", fingerprint)
+    finished.resumed = sum(key.name in finished.done for key in plan.keys)
+    return finished
 
-    with InvocationClock(out / "resume" / WALL_CLOCK, start) as clock:
+
+def runs_to_train(plan: BenchmarkPlan, finished: FinishedRuns) -> list[RunKey]:
+    """The unfinished runs this invocation trains, in order (all of the plan's, or those of --only-runs, of
+    --only-seeds' seeds); says how many are finished and how many are left to other invocations."""
+    todo = [key for key in (plan.keys if plan.only_runs is None else plan.only_runs)
+            if key.name not in finished.done and (plan.only_seeds is None or key.seed in plan.only_seeds)]
+    if finished.resumed:
+        log(f"resuming: {finished.resumed} of {len(plan.keys)} runs already finished in {plan.out / PARTIAL}")
+    if len(plan.keys) - finished.resumed > len(todo):
+        log(f"{len(plan.keys) - finished.resumed - len(todo)} unfinished run(s) left to other invocations "
+            f"(not of --only-seeds/--only-runs)")
+    return todo
+
+
+def train_and_record(plan: BenchmarkPlan, finished: FinishedRuns, todo: Sequence[RunKey], teachers_reused: bool,
+                     progress: Callable[[str, int], Progress] | None, start: float) -> dict:
+    """Trains `todo` (`jobs` runs at a time in worker processes, else here); after each run, records it in
+    results.partial.json, drops its resume state and rewrites the results; returns the last results."""
+    bar = progress("benchmark run", len(todo)) if progress is not None and todo else None
+    runner = train_in_workers(plan.out, plan.profile, todo, plan.jobs) if plan.jobs > 1 and len(todo) > 1 else \
+        train_here(plan.out, plan.profile, todo, progress)
+    summary = read_json(plan.out / "teachers.json")
+    with InvocationClock(plan.out / "resume" / WALL_CLOCK, start) as clock:
         for index, (key, record) in enumerate(runner, 1):
-            done[key.name] = record
-            write_json(out / PARTIAL, {"fingerprint": fingerprint, "runs": done})
-            shutil.rmtree(run_resume_dir(out, key), ignore_errors=True)
-            write_results()
+            finished.done[key.name] = record
+            finished.save(plan.out)
+            shutil.rmtree(run_resume_dir(plan.out, key), ignore_errors=True)
+            write_results(plan, finished, summary, teachers_reused, clock)
             if bar is not None:
                 bar.update(index, f"({key.name}: test {RECORD_METRIC} {record['test'][RECORD_METRIC]:.4f}, "
                                   f"{record['train_seconds']:.0f}s)")
-        return write_results()
+        return write_results(plan, finished, summary, teachers_reused, clock)
+
+
+def write_results(plan: BenchmarkPlan, finished: FinishedRuns, summary: dict, teachers_reused: bool,
+                  clock: InvocationClock) -> dict:
+    """results.json / .md / curves.png from the runs finished so far (a partial benchmark says so); `summary`:
+    teachers.json."""
+    runs = [finished.done[key.name] for key in plan.keys if key.name in finished.done]
+    results = aggregate(runs, summary, plan.profile, plan.methods, plan.student_dims)
+    results["frontier"] = frontier_rows(results, plan.latency_ms)
+    invocations = clock.invocations()  # this one last
+    results.update(teachers_reused=teachers_reused, jobs=plan.jobs, runs_resumed=finished.resumed,
+                   runs_imported=sum(key.name in finished.imported for key in plan.keys),
+                   runs_planned=len(plan.keys), wall_seconds=invocations[-1]["seconds"],
+                   wall_seconds_total=sum(entry["seconds"] for entry in invocations), invocations=invocations)
+    write_json(plan.out / RESULTS, results)
+    write_text(plan.out / RESULTS_MD, results_markdown(results))
+    title = f"{summary['dataset']['name']} ({plan.profile.name} profile)"
+    plot_curves(runs, plan.profile.distill.student_dim, plan.out / CURVES, title)
+    plot_stage_curves(runs, plan.out / STAGES, title)
+    plot_frontier(results["frontier"], plan.out / FRONTIER, title)
+    return results
 
 
 def _keep_resume_states_of(directory: Path, fingerprint: dict) -> None:
