@@ -1,5 +1,5 @@
 """`hetcomp latency`: serving latency, parameters and memory of every model as a user would deploy it, in one run:
-each teacher alone, the six-teacher ensemble and students of every size in --student-dims (`hetcomp_tf.latency`).
+each teacher alone, the six-teacher ensemble and students of every size in --student-dims (`hetcomp_tf.bench.latency`).
 
 `hetcomp teachers` keeps only the teachers' trajectories, not their weights; since latency, parameters and memory
 do not depend on the weights' values, the six teachers are built freshly initialised at the profile's sizes, and so
