@@ -19,9 +19,9 @@ from __future__ import annotations
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
-from components import pusher as pusher_executor
 from components import (InteractionDataset, InteractionExampleGen, KnowledgeBuilder, RankingEvaluator,
                         StudentTrainer, TeacherTrainer)
+from components.pusher import executor as pusher_executor
 from pipeline.configs import PipelineConfig
 
 BASELINE_RESOLVER = "latest_blessed_model_resolver"

@@ -74,7 +74,7 @@ def run_teacher_executor(dataset_uri: str, out: str, settings: dict) -> dict:
     from tensorflow_metadata.proto.v0 import anomalies_pb2
     from tfx.types import standard_artifacts
 
-    from components import teacher_trainer
+    from components.teacher_trainer import executor as teacher_trainer
     from components.artifacts import InteractionDataset, TeacherTrajectory
     from tests.helpers import anomalies_artifact
 

@@ -22,8 +22,13 @@ from tfx.proto import pusher_pb2, trainer_pb2
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import import_utils, json_utils, path_utils, proto_utils
 
-from components import ingestion, interaction_examples, knowledge_beam, knowledge_builder, pusher, \
-    ranking_evaluator, student_trainer, storage, teacher_trainer
+from components import interaction_examples, knowledge_beam, storage
+from components.ingestion import executor as ingestion
+from components.knowledge_builder import executor as knowledge_builder
+from components.pusher import executor as pusher
+from components.ranking_evaluator import executor as ranking_evaluator
+from components.student_trainer import component as student_trainer
+from components.teacher_trainer import executor as teacher_trainer
 from components.artifacts import (KNOWLEDGE_DIR, METRICS_FILE, STUDENT_DIR, TRAJECTORY_DIR, KnowledgeArtifact,
                                   InteractionDataset, RankingMetrics, TeacherTrajectory)
 from hetcomp_tf import ensemble

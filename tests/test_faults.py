@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import pusher
+from components.pusher import executor as pusher
 from hetcomp_tf import files
 from hetcomp_tf.data import make_synthetic, split_dataset
 from hetcomp_tf.config import get_profile

@@ -27,9 +27,9 @@ from tfx.dsl.components.base import executor_spec
 from components import storage
 from components.artifacts import METRICS_FILE, STUDENT_DIR
 from components.data_gate import require_valid_examples
-from components.ingestion import InteractionExampleGen, data_fingerprint
+from components.ingestion.component import InteractionExampleGen, data_fingerprint
 from components.interaction_examples import EXAMPLES_FILE, SPLITS
-from components.ranking_evaluator import BLESSED_KEY
+from components.ranking_evaluator.executor import BLESSED_KEY
 from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES, DataConfig, DistillConfig, Profile, from_dict, get_profile
 from hetcomp_tf.student import load_student
 from hetcomp_tf.errors import HetCompError

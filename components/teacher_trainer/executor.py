@@ -1,4 +1,4 @@
-"""`TeacherTrainer`: trains one HetComp teacher; the pipeline instantiates it once per teacher
+"""The `TeacherTrainer` executor: trains one HetComp teacher; the pipeline instantiates it once per teacher
 (`.with_id("TeacherTrainer.<name>")`) so the six teachers are independent nodes, parallel on Kubeflow.
 
 Training, trajectory recording and evaluation are `hetcomp_tf.training.train_teacher` (under the strategy of the
@@ -19,17 +19,14 @@ import dataclasses
 import json
 import os
 
-from tfx import types
-from tfx.dsl.components.base import base_component, base_executor, executor_spec
-from tfx.types import artifact_utils, standard_artifacts
-from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
 
 from components import storage
-from components.artifacts import (METRICS_FILE, TEACHER_FILE, TRAJECTORY_DIR, InteractionDataset,
-                                  TeacherTrajectory, set_custom_properties)
+from components.artifacts import METRICS_FILE, TEACHER_FILE, TRAJECTORY_DIR, set_custom_properties
 from components.data_gate import require_valid_examples
 from hetcomp_tf.config import TeacherConfig, TrajectoryConfig, from_dict
-from hetcomp_tf.distribute import check_worker_request, make_strategy, require_workers, worker_dir
+from hetcomp_tf.distribute import make_strategy, require_workers, worker_dir
 from hetcomp_tf.models import build_teacher
 from hetcomp_tf.progress import log
 from hetcomp_tf.trajectories import FORMAT_VERSION
@@ -86,48 +83,3 @@ def base_teacher(models) -> WarmStart | None:
     with storage.readable_dir(uri) as directory:
         base.load_weights(os.path.join(directory, WEIGHTS_DIR, name)).assert_existing_objects_matched()
     return WarmStart(base, *vocabularies, source=uri)
-
-
-class TeacherTrainerSpec(ComponentSpec):
-    PARAMETERS = {
-        "teacher": ExecutionParameter(type=str),
-        "teacher_config": ExecutionParameter(type=str),
-        "trajectory_config": ExecutionParameter(type=str),
-        "seed": ExecutionParameter(type=int),
-        "workers": ExecutionParameter(type=int, optional=True),
-    }
-    INPUTS = {
-        "dataset": ChannelParameter(type=InteractionDataset),
-        "anomalies": ChannelParameter(type=standard_artifacts.ExampleAnomalies),
-        "base_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
-    }
-    OUTPUTS = {
-        "model": ChannelParameter(type=standard_artifacts.Model),
-        "trajectory": ChannelParameter(type=TeacherTrajectory),
-        "model_run": ChannelParameter(type=standard_artifacts.ModelRun),
-    }
-
-
-class TeacherTrainer(base_component.BaseComponent):
-    SPEC_CLASS = TeacherTrainerSpec
-    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
-
-    def __init__(self, dataset: types.BaseChannel, anomalies: types.BaseChannel, teacher: str,
-                 teacher_config: TeacherConfig, trajectory_config: TrajectoryConfig, seed: int = 0,
-                 base_model: types.BaseChannel | None = None, workers: int = 1):
-        """`base_model`: this teacher's Model of an earlier run to warm-start from (optional: a cold start).
-        `workers` > 1 needs `teacher_config.distribute` = multi_worker (the task then runs as that many workers)."""
-        check_worker_request(f"TeacherTrainer.{teacher}", workers, teacher_config.distribute)
-        super().__init__(spec=TeacherTrainerSpec(
-            teacher=teacher,
-            teacher_config=json.dumps(dataclasses.asdict(teacher_config)),
-            trajectory_config=json.dumps(dataclasses.asdict(trajectory_config)),
-            seed=seed,
-            workers=workers,
-            dataset=dataset,
-            anomalies=anomalies,
-            base_model=base_model,
-            model=types.Channel(type=standard_artifacts.Model),
-            trajectory=types.Channel(type=TeacherTrajectory),
-            model_run=types.Channel(type=standard_artifacts.ModelRun),
-        ))

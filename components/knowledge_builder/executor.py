@@ -1,4 +1,4 @@
-"""`KnowledgeBuilder`: the teachers' trajectories -> the ensemble knowledge the student distils from,
+"""The `KnowledgeBuilder` executor: the teachers' trajectories -> the ensemble knowledge the student distils from,
 plus the comparison table's teacher and ensemble rows (`RankingMetrics`). In memory (`EnsembleKnowledge.save`'s
 layout), or with `beam_build` as a Beam pipeline on the runner `beam_pipeline_args` name, writing sharded
 per-user examples (`knowledge_beam.py`); the StudentTrainer reads either (`knowledge_beam.load_knowledge`).
@@ -12,16 +12,12 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from tfx import types
-from tfx.dsl.components.base import base_beam_executor, base_component, executor_spec
+from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
-from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
 from components import knowledge_beam, storage
-from components.artifacts import (KNOWLEDGE_DIR, METRICS_FILE, TRAJECTORY_DIR, KnowledgeArtifact,
-                                  InteractionDataset, RankingMetrics, TeacherTrajectory,
-                                  set_custom_properties)
-from hetcomp_tf.config import TEACHER_NAMES, DistillConfig
+from components.artifacts import KNOWLEDGE_DIR, METRICS_FILE, TRAJECTORY_DIR, set_custom_properties
+from hetcomp_tf.config import TEACHER_NAMES
 from hetcomp_tf import ensemble
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.report import ENSEMBLE, FITTED_ENSEMBLE, teacher_row
@@ -82,36 +78,3 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                               layout="sharded" if beam_build else "arrays")
         storage.write_json(artifact_utils.get_single_uri(output_dict["metrics"]), METRICS_FILE,
                            {"methods": methods, "targets": {"kind": targets, **knowledge.describe()}})
-
-
-class KnowledgeBuilderSpec(ComponentSpec):
-    PARAMETERS = {"tau": ExecutionParameter(type=float), "beam_build": ExecutionParameter(type=int, optional=True),
-                  "targets": ExecutionParameter(type=str, optional=True)}
-    INPUTS = {
-        "dataset": ChannelParameter(type=InteractionDataset),
-        **{trajectory_key(t): ChannelParameter(type=TeacherTrajectory, optional=True) for t in TEACHER_NAMES},
-    }
-    OUTPUTS = {
-        "knowledge": ChannelParameter(type=KnowledgeArtifact),
-        "metrics": ChannelParameter(type=RankingMetrics),
-    }
-
-
-class KnowledgeBuilder(base_component.BaseComponent):
-    SPEC_CLASS = KnowledgeBuilderSpec
-    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
-
-    def __init__(self, dataset: types.BaseChannel, trajectories: dict[str, types.BaseChannel],
-                 distill_config: DistillConfig, beam_build: bool = False):
-        """`trajectories`: TeacherTrainer outputs by teacher name; only the ensemble of `distill_config` (`tau`,
-        `targets`: "fitted" fits τ and teacher weights on the dataset's valid split here) matters, so changing the
-        student's other settings reuses cached knowledge. `beam_build`: the Beam pipeline and its sharded layout."""
-        super().__init__(spec=KnowledgeBuilderSpec(
-            tau=float(distill_config.tau),
-            targets=distill_config.targets,
-            beam_build=int(beam_build),
-            dataset=dataset,
-            **{trajectory_key(name): channel for name, channel in trajectories.items()},
-            knowledge=types.Channel(type=KnowledgeArtifact),
-            metrics=types.Channel(type=RankingMetrics),
-        ))

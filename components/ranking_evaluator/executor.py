@@ -1,4 +1,4 @@
-"""`RankingEvaluator`: Recall/NDCG@10/20/50 of the exported student next to every teacher and the ensemble,
+"""The `RankingEvaluator` executor: Recall/NDCG@10/20/50 of the exported student next to every teacher and the ensemble,
 and the blessing the Pusher obeys.
 
 The student is evaluated through the SavedModel that would be pushed (its `score_items` signature over
@@ -25,13 +25,11 @@ import tensorflow as tf
 from tfx import types
 from tfx.components.evaluator import constants as evaluator_constants
 from tfx.components.evaluator import executor as evaluator_executor
-from tfx.dsl.components.base import base_component, executor_spec
-from tfx.types import artifact_utils, standard_artifacts
-from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from components import storage
-from components.artifacts import METRICS_FILE, InteractionDataset, RankingMetrics
+from components.artifacts import METRICS_FILE
 from hetcomp_tf.data import Dataset
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
@@ -161,41 +159,3 @@ class Executor(evaluator_executor.Executor):
             blessing_artifact.set_int_custom_property(evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY,
                                                       baseline_model.id)
         storage.write_json(blessing_artifact.uri, "BLESSED" if verdict["blessed"] else "NOT_BLESSED", verdict)
-
-
-class RankingEvaluatorSpec(ComponentSpec):
-    PARAMETERS = {
-        "method": ExecutionParameter(type=str),
-        "thresholds": ExecutionParameter(type=str),
-    }
-    INPUTS = {
-        "model": ChannelParameter(type=standard_artifacts.Model),
-        "dataset": ChannelParameter(type=InteractionDataset),
-        "comparison": ChannelParameter(type=RankingMetrics),
-        "baseline_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
-    }
-    OUTPUTS = {
-        "blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
-        "evaluation": ChannelParameter(type=RankingMetrics),
-    }
-
-
-class RankingEvaluator(base_component.BaseComponent):
-    SPEC_CLASS = RankingEvaluatorSpec
-    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)  # a Beam executor's subclass
-
-    def __init__(self, model: types.BaseChannel, dataset: types.BaseChannel, comparison: types.BaseChannel,
-                 method: str, thresholds: dict, baseline_model: types.BaseChannel | None = None):
-        """`comparison`: KnowledgeBuilder's teacher and ensemble metrics; `thresholds`: {"metric": "recall@50",
-        "min_share_of_ensemble": float, "change_absolute": float | None, "change_relative": float | None};
-        `baseline_model`: the model to beat (a LatestBlessedModelStrategy Resolver's "model" output)."""
-        super().__init__(spec=RankingEvaluatorSpec(
-            method=method,
-            thresholds=json.dumps(thresholds, sort_keys=True),
-            model=model,
-            dataset=dataset,
-            comparison=comparison,
-            baseline_model=baseline_model,
-            blessing=types.Channel(type=standard_artifacts.ModelBlessing),
-            evaluation=types.Channel(type=RankingMetrics),
-        ))

@@ -1,42 +1,25 @@
-"""`StudentTrainer`: the TFX Trainer contract (examples + schema in, `Model` + `ModelRun` out, a `run_fn`
-given by module path and called with `FnArgs`) with one more input, the ensemble knowledge.
-
-Its executor is TFX's `GenericExecutor`; it only adds the dataset and knowledge URIs to
-`fn_args.custom_config`. The default `run_fn` is `components.distill_run.run_fn`. An optional `base_model` (the
-Trainer's own input of that name; the pipeline wires the latest blessed student on a warm-started run) is the model
-the run_fn starts from.
-"""
+"""`StudentTrainer`: the component spec and class; the executor is `executor.py` beside it, the default `run_fn`
+`distill_run.py`."""
 
 from __future__ import annotations
 
 import dataclasses
 
 from tfx import types
-from tfx.components.trainer import executor as trainer_executor
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.proto import trainer_pb2
-from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
+from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.utils import json_utils
 
-from components.artifacts import KnowledgeArtifact, InteractionDataset
+from components.artifacts import InteractionDataset, KnowledgeArtifact
+from components.student_trainer.executor import Executor
 from hetcomp_tf.config import DistillConfig
 from hetcomp_tf.distribute import check_worker_request
 
 # In a module of its own: TFX re-imports (importlib.reload) the run_fn's module on every execution, which
 # would replace this module's component classes under a long-lived process (a second pipeline run).
-DEFAULT_RUN_FN = "components.distill_run.run_fn"
-
-
-class Executor(trainer_executor.GenericExecutor):
-    def _GetFnArgs(self, input_dict, output_dict, exec_properties):
-        fn_args = super()._GetFnArgs(input_dict, output_dict, exec_properties)
-        fn_args.custom_config = {
-            **(fn_args.custom_config or {}),
-            "dataset_uri": artifact_utils.get_single_uri(input_dict["dataset"]),
-            "knowledge_uri": artifact_utils.get_single_uri(input_dict["knowledge"]),
-        }
-        return fn_args
+DEFAULT_RUN_FN = "components.student_trainer.distill_run.run_fn"
 
 
 class StudentTrainerSpec(ComponentSpec):

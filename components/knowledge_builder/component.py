@@ -1,0 +1,44 @@
+"""`KnowledgeBuilder`: the component spec and class; the executor is `executor.py` beside it."""
+
+from __future__ import annotations
+
+from tfx import types
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+
+from components.artifacts import InteractionDataset, KnowledgeArtifact, RankingMetrics, TeacherTrajectory
+from components.knowledge_builder.executor import Executor, trajectory_key
+from hetcomp_tf.config import TEACHER_NAMES, DistillConfig
+
+
+class KnowledgeBuilderSpec(ComponentSpec):
+    PARAMETERS = {"tau": ExecutionParameter(type=float), "beam_build": ExecutionParameter(type=int, optional=True),
+                  "targets": ExecutionParameter(type=str, optional=True)}
+    INPUTS = {
+        "dataset": ChannelParameter(type=InteractionDataset),
+        **{trajectory_key(t): ChannelParameter(type=TeacherTrajectory, optional=True) for t in TEACHER_NAMES},
+    }
+    OUTPUTS = {
+        "knowledge": ChannelParameter(type=KnowledgeArtifact),
+        "metrics": ChannelParameter(type=RankingMetrics),
+    }
+
+
+class KnowledgeBuilder(base_component.BaseComponent):
+    SPEC_CLASS = KnowledgeBuilderSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+
+    def __init__(self, dataset: types.BaseChannel, trajectories: dict[str, types.BaseChannel],
+                 distill_config: DistillConfig, beam_build: bool = False):
+        """`trajectories`: TeacherTrainer outputs by teacher name; only the ensemble of `distill_config` (`tau`,
+        `targets`: "fitted" fits τ and teacher weights on the dataset's valid split here) matters, so changing the
+        student's other settings reuses cached knowledge. `beam_build`: the Beam pipeline and its sharded layout."""
+        super().__init__(spec=KnowledgeBuilderSpec(
+            tau=float(distill_config.tau),
+            targets=distill_config.targets,
+            beam_build=int(beam_build),
+            dataset=dataset,
+            **{trajectory_key(name): channel for name, channel in trajectories.items()},
+            knowledge=types.Channel(type=KnowledgeArtifact),
+            metrics=types.Channel(type=RankingMetrics),
+        ))

@@ -1,0 +1,51 @@
+"""`RankingEvaluator`: the component spec and class; the executor is `executor.py` beside it."""
+
+from __future__ import annotations
+
+import json
+
+from tfx import types
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.types import standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+
+from components.artifacts import InteractionDataset, RankingMetrics
+from components.ranking_evaluator.executor import Executor
+
+
+class RankingEvaluatorSpec(ComponentSpec):
+    PARAMETERS = {
+        "method": ExecutionParameter(type=str),
+        "thresholds": ExecutionParameter(type=str),
+    }
+    INPUTS = {
+        "model": ChannelParameter(type=standard_artifacts.Model),
+        "dataset": ChannelParameter(type=InteractionDataset),
+        "comparison": ChannelParameter(type=RankingMetrics),
+        "baseline_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
+    }
+    OUTPUTS = {
+        "blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
+        "evaluation": ChannelParameter(type=RankingMetrics),
+    }
+
+
+class RankingEvaluator(base_component.BaseComponent):
+    SPEC_CLASS = RankingEvaluatorSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)  # a Beam executor's subclass
+
+    def __init__(self, model: types.BaseChannel, dataset: types.BaseChannel, comparison: types.BaseChannel,
+                 method: str, thresholds: dict, baseline_model: types.BaseChannel | None = None):
+        """`comparison`: KnowledgeBuilder's teacher and ensemble metrics; `thresholds`: {"metric": "recall@50",
+        "min_share_of_ensemble": float, "change_absolute": float | None, "change_relative": float | None};
+        `baseline_model`: the model to beat (a LatestBlessedModelStrategy Resolver's "model" output)."""
+        super().__init__(spec=RankingEvaluatorSpec(
+            method=method,
+            thresholds=json.dumps(thresholds, sort_keys=True),
+            model=model,
+            dataset=dataset,
+            comparison=comparison,
+            baseline_model=baseline_model,
+            blessing=types.Channel(type=standard_artifacts.ModelBlessing),
+            evaluation=types.Channel(type=RankingMetrics),
+        ))

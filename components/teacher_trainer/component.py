@@ -1,0 +1,61 @@
+"""`TeacherTrainer`: the component spec and class; the executor is `executor.py` beside it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from tfx import types
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.types import standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+
+from components.artifacts import InteractionDataset, TeacherTrajectory
+from components.teacher_trainer.executor import Executor
+from hetcomp_tf.config import TeacherConfig, TrajectoryConfig
+from hetcomp_tf.distribute import check_worker_request
+
+
+class TeacherTrainerSpec(ComponentSpec):
+    PARAMETERS = {
+        "teacher": ExecutionParameter(type=str),
+        "teacher_config": ExecutionParameter(type=str),
+        "trajectory_config": ExecutionParameter(type=str),
+        "seed": ExecutionParameter(type=int),
+        "workers": ExecutionParameter(type=int, optional=True),
+    }
+    INPUTS = {
+        "dataset": ChannelParameter(type=InteractionDataset),
+        "anomalies": ChannelParameter(type=standard_artifacts.ExampleAnomalies),
+        "base_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
+    }
+    OUTPUTS = {
+        "model": ChannelParameter(type=standard_artifacts.Model),
+        "trajectory": ChannelParameter(type=TeacherTrajectory),
+        "model_run": ChannelParameter(type=standard_artifacts.ModelRun),
+    }
+
+
+class TeacherTrainer(base_component.BaseComponent):
+    SPEC_CLASS = TeacherTrainerSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+
+    def __init__(self, dataset: types.BaseChannel, anomalies: types.BaseChannel, teacher: str,
+                 teacher_config: TeacherConfig, trajectory_config: TrajectoryConfig, seed: int = 0,
+                 base_model: types.BaseChannel | None = None, workers: int = 1):
+        """`base_model`: this teacher's Model of an earlier run to warm-start from (optional: a cold start).
+        `workers` > 1 needs `teacher_config.distribute` = multi_worker (the task then runs as that many workers)."""
+        check_worker_request(f"TeacherTrainer.{teacher}", workers, teacher_config.distribute)
+        super().__init__(spec=TeacherTrainerSpec(
+            teacher=teacher,
+            teacher_config=json.dumps(dataclasses.asdict(teacher_config)),
+            trajectory_config=json.dumps(dataclasses.asdict(trajectory_config)),
+            seed=seed,
+            workers=workers,
+            dataset=dataset,
+            anomalies=anomalies,
+            base_model=base_model,
+            model=types.Channel(type=standard_artifacts.Model),
+            trajectory=types.Channel(type=TeacherTrajectory),
+            model_run=types.Channel(type=standard_artifacts.ModelRun),
+        ))
