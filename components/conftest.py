@@ -15,7 +15,7 @@ from tfx.proto import trainer_pb2
 from tfx.types import standard_artifacts
 from tfx.utils import json_utils, path_utils, proto_utils
 
-from components import storage
+from components import keys, storage
 from components.artifacts import METRICS_FILE, InteractionDataset, KnowledgeArtifact, RankingMetrics, \
     TeacherTrajectory
 from components.ingestion import executor as ingestion
@@ -36,9 +36,9 @@ def root(tmp_path_factory):
 @pytest.fixture(scope="session")
 def ingested(root):
     examples, dataset = make(standard_artifacts.Examples, root, "examples"), make(InteractionDataset, root, "dataset")
-    ingestion.Executor().Do({}, {"examples": [examples], "dataset": [dataset]}, {
-        "data": "synthetic", "data_format": "", "data_config": json.dumps(dataclasses.asdict(DATA_CONFIG)),
-        "data_fingerprint": "synthetic"})
+    ingestion.Executor().Do({}, {keys.EXAMPLES_KEY: [examples], keys.DATASET_KEY: [dataset]}, {
+        keys.DATA_KEY: "synthetic", keys.DATA_FORMAT_KEY: "",
+        keys.DATA_CONFIG_KEY: json.dumps(dataclasses.asdict(DATA_CONFIG)), keys.DATA_FINGERPRINT_KEY: "synthetic"})
     return SimpleNamespace(examples=examples, dataset=dataset, data=storage.read_dataset(dataset.uri))
 
 
@@ -48,20 +48,21 @@ def teachers(root, ingested):
     runs = {}
     for name, cfg in TEACHERS.items():
         outputs = {key: [make(cls, root, f"{name}-{key}")] for key, cls in (
-            ("model", standard_artifacts.Model), ("trajectory", TeacherTrajectory),
-            ("model_run", standard_artifacts.ModelRun))}
-        teacher_trainer.Executor().Do({"dataset": [ingested.dataset], "anomalies": [clean]}, outputs, {
-            "teacher": name, "teacher_config": json.dumps(dataclasses.asdict(cfg)),
-            "trajectory_config": json.dumps(dataclasses.asdict(TRAJECTORY)), "seed": 0})
+            (keys.MODEL_KEY, standard_artifacts.Model), (keys.TRAJECTORY_KEY, TeacherTrajectory),
+            (keys.MODEL_RUN_KEY, standard_artifacts.ModelRun))}
+        teacher_trainer.Executor().Do({keys.DATASET_KEY: [ingested.dataset], keys.ANOMALIES_KEY: [clean]}, outputs, {
+            keys.TEACHER_KEY: name, keys.TEACHER_CONFIG_KEY: json.dumps(dataclasses.asdict(cfg)),
+            keys.TRAJECTORY_CONFIG_KEY: json.dumps(dataclasses.asdict(TRAJECTORY)), keys.SEED_KEY: 0})
         runs[name] = SimpleNamespace(**{key: value[0] for key, value in outputs.items()})
     return runs
 
 
 @pytest.fixture(scope="session")
 def knowledge(root, ingested, teachers):
-    outputs = {"knowledge": [make(KnowledgeArtifact, root, "knowledge")], "metrics": [make(RankingMetrics, root, "km")]}
-    knowledge_builder.Executor().Do(knowledge_inputs(ingested, teachers), outputs, {"tau": DISTILL.tau})
-    return SimpleNamespace(knowledge=outputs["knowledge"][0], metrics=outputs["metrics"][0])
+    outputs = {keys.KNOWLEDGE_KEY: [make(KnowledgeArtifact, root, "knowledge")],
+               keys.METRICS_KEY: [make(RankingMetrics, root, "km")]}
+    knowledge_builder.Executor().Do(knowledge_inputs(ingested, teachers), outputs, {keys.TAU_KEY: DISTILL.tau})
+    return SimpleNamespace(knowledge=outputs[keys.KNOWLEDGE_KEY][0], metrics=outputs[keys.METRICS_KEY][0])
 
 
 @pytest.fixture(scope="session")
@@ -69,12 +70,13 @@ def student(root, ingested, knowledge):
     model, model_run = make(standard_artifacts.Model, root, "model", 7), make(standard_artifacts.ModelRun, root, "run")
     context = base_executor.BaseExecutor.Context(tmp_dir=str(root / "tmp"), unique_id="1")
     student_trainer.Executor(context).Do(
-        {"examples": [ingested.examples], "dataset": [ingested.dataset], "knowledge": [knowledge.knowledge]},
-        {"model": [model], "model_run": [model_run]},
-        {"train_args": proto_utils.proto_to_json(trainer_pb2.TrainArgs(splits=["train"])),
-         "eval_args": proto_utils.proto_to_json(trainer_pb2.EvalArgs(splits=["valid"])),
-         "run_fn": student_trainer.DEFAULT_RUN_FN,
-         "custom_config": json_utils.dumps({"distill_config": dataclasses.asdict(DISTILL)})})
+        {keys.EXAMPLES_KEY: [ingested.examples], keys.DATASET_KEY: [ingested.dataset],
+         keys.KNOWLEDGE_KEY: [knowledge.knowledge]},
+        {keys.MODEL_KEY: [model], keys.MODEL_RUN_KEY: [model_run]},
+        {keys.TRAIN_ARGS_KEY: proto_utils.proto_to_json(trainer_pb2.TrainArgs(splits=["train"])),
+         keys.EVAL_ARGS_KEY: proto_utils.proto_to_json(trainer_pb2.EvalArgs(splits=["valid"])),
+         keys.RUN_FN_KEY: student_trainer.DEFAULT_RUN_FN,
+         keys.CUSTOM_CONFIG_KEY: json_utils.dumps({keys.DISTILL_CONFIG_FIELD: dataclasses.asdict(DISTILL)})})
     return SimpleNamespace(model=model, run=storage.read_json(model_run.uri, METRICS_FILE), model_run=model_run)
 
 

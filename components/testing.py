@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from components import keys
 from hetcomp_tf.config import DataConfig, TeacherConfig, TrajectoryConfig, get_profile
 
 DATA_CONFIG = DataConfig(synthetic_users=150, synthetic_items=100)
@@ -29,6 +30,5 @@ def make(cls, root, name: str, artifact_id: int | None = None):
 
 def knowledge_inputs(ingested, teachers) -> dict:
     """The KnowledgeBuilder's input_dict: the dataset and every teacher's trajectory."""
-    from components.knowledge_builder.executor import trajectory_key
-
-    return {"dataset": [ingested.dataset], **{trajectory_key(n): [t.trajectory] for n, t in teachers.items()}}
+    return {keys.DATASET_KEY: [ingested.dataset],
+            **{keys.trajectory_key(n): [t.trajectory] for n, t in teachers.items()}}

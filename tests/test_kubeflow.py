@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
-from components.knowledge_builder.executor import trajectory_key
+from components.keys import trajectory_key
 from hetcomp_tf.cli import main
 from hetcomp_tf.config import DEFAULT_PROFILE, TEACHER_NAMES
 from hetcomp_tf.datafiles import CITEULIKE_SHA256

@@ -11,6 +11,7 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.utils import io_utils
 
+from components import keys
 from components.artifacts import InteractionDataset
 from components.ingestion.executor import Executor
 from hetcomp_tf.config import DataConfig
@@ -31,15 +32,15 @@ def data_fingerprint(data: str) -> str:
 
 class InteractionExampleGenSpec(ComponentSpec):
     PARAMETERS = {
-        "data": ExecutionParameter(type=str),
-        "data_format": ExecutionParameter(type=str, optional=True),
-        "data_config": ExecutionParameter(type=str),
-        "data_fingerprint": ExecutionParameter(type=str),
+        keys.DATA_KEY: ExecutionParameter(type=str),
+        keys.DATA_FORMAT_KEY: ExecutionParameter(type=str, optional=True),
+        keys.DATA_CONFIG_KEY: ExecutionParameter(type=str),
+        keys.DATA_FINGERPRINT_KEY: ExecutionParameter(type=str),
     }
-    INPUTS = {"previous_dataset": ChannelParameter(type=InteractionDataset, optional=True)}
+    INPUTS = {keys.PREVIOUS_DATASET_KEY: ChannelParameter(type=InteractionDataset, optional=True)}
     OUTPUTS = {
-        "examples": ChannelParameter(type=standard_artifacts.Examples),
-        "dataset": ChannelParameter(type=InteractionDataset),
+        keys.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
+        keys.DATASET_KEY: ChannelParameter(type=InteractionDataset),
     }
 
 

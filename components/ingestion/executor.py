@@ -29,7 +29,7 @@ from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
-from components import interaction_beam, interaction_examples, storage
+from components import interaction_beam, interaction_examples, keys, storage
 from components.artifacts import DATASET_FILE, set_custom_properties
 from components.interaction_examples import SPLITS, VOCABULARY_DIR
 from hetcomp_tf import data as hdata
@@ -71,13 +71,13 @@ def beam_source(data: str, data_format: str | None, cfg: DataConfig) -> tuple[in
 
 class Executor(base_beam_executor.BaseBeamExecutor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
-        cfg = from_dict(DataConfig, json.loads(exec_properties["data_config"]))
+        cfg = from_dict(DataConfig, json.loads(exec_properties[keys.DATA_CONFIG_KEY]))
         hdata.check_split_config(cfg)
-        data, data_format = exec_properties["data"], exec_properties.get("data_format") or None
-        previous = (storage.read_dataset(artifact_utils.get_single_uri(input_dict["previous_dataset"]))
-                    if input_dict.get("previous_dataset") else None)
-        examples = artifact_utils.get_single_instance(output_dict["examples"])
-        dataset = artifact_utils.get_single_instance(output_dict["dataset"])
+        data, data_format = exec_properties[keys.DATA_KEY], exec_properties.get(keys.DATA_FORMAT_KEY) or None
+        previous = (storage.read_dataset(artifact_utils.get_single_uri(input_dict[keys.PREVIOUS_DATASET_KEY]))
+                    if input_dict.get(keys.PREVIOUS_DATASET_KEY) else None)
+        examples = artifact_utils.get_single_instance(output_dict[keys.EXAMPLES_KEY])
+        dataset = artifact_utils.get_single_instance(output_dict[keys.DATASET_KEY])
         source = beam_source(data, data_format, cfg)
         if source is None:
             result = hdata.load_dataset(data, data_format, cfg)

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from tfx.types import artifact_utils, standard_artifacts
 
-from components import interaction_examples, storage
+from components import interaction_examples, keys, storage
 from components.artifacts import InteractionDataset
 from components.ingestion import executor as ingestion
 from components.testing import DATA_CONFIG, make
@@ -35,20 +35,21 @@ class TestInteractionExampleGen:
 
     def test_a_missing_file_is_one_line_naming_it(self, tmp_path):
         missing = str(tmp_path / "nowhere.csv")
-        outputs = {"examples": [make(standard_artifacts.Examples, tmp_path, "e")],
-                   "dataset": [make(InteractionDataset, tmp_path, "d")]}
+        outputs = {keys.EXAMPLES_KEY: [make(standard_artifacts.Examples, tmp_path, "e")],
+                   keys.DATASET_KEY: [make(InteractionDataset, tmp_path, "d")]}
         with pytest.raises(HetCompError, match="nowhere.csv"):
-            ingestion.Executor().Do({}, outputs, {"data": missing, "data_format": "",
-                                                  "data_config": json.dumps(dataclasses.asdict(DATA_CONFIG)),
-                                                  "data_fingerprint": ""})
-        assert not os.path.exists(outputs["dataset"][0].uri)
+            ingestion.Executor().Do({}, outputs, {keys.DATA_KEY: missing, keys.DATA_FORMAT_KEY: "",
+                                                  keys.DATA_CONFIG_KEY: json.dumps(dataclasses.asdict(DATA_CONFIG)),
+                                                  keys.DATA_FINGERPRINT_KEY: ""})
+        assert not os.path.exists(outputs[keys.DATASET_KEY][0].uri)
 
 
 def ingest(root, data: str, cfg: DataConfig):
     """InteractionExampleGen's executor on `data` (outputs under `root`): (examples, dataset) artifacts."""
     examples, dataset = make(standard_artifacts.Examples, root, "examples"), make(InteractionDataset, root, "dataset")
-    ingestion.Executor().Do({}, {"examples": [examples], "dataset": [dataset]}, {
-        "data": data, "data_format": "", "data_config": json.dumps(dataclasses.asdict(cfg)), "data_fingerprint": ""})
+    ingestion.Executor().Do({}, {keys.EXAMPLES_KEY: [examples], keys.DATASET_KEY: [dataset]}, {
+        keys.DATA_KEY: data, keys.DATA_FORMAT_KEY: "", keys.DATA_CONFIG_KEY: json.dumps(dataclasses.asdict(cfg)),
+        keys.DATA_FINGERPRINT_KEY: ""})
     return examples, dataset
 
 

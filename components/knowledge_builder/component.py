@@ -6,21 +6,25 @@ from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
+from components import keys
 from components.artifacts import InteractionDataset, KnowledgeArtifact, RankingMetrics, TeacherTrajectory
-from components.knowledge_builder.executor import Executor, trajectory_key
+from components.knowledge_builder.executor import Executor
 from hetcomp_tf.config import TEACHER_NAMES, DistillConfig
 
 
 class KnowledgeBuilderSpec(ComponentSpec):
-    PARAMETERS = {"tau": ExecutionParameter(type=float), "beam_build": ExecutionParameter(type=int, optional=True),
-                  "targets": ExecutionParameter(type=str, optional=True)}
+    PARAMETERS = {
+        keys.TAU_KEY: ExecutionParameter(type=float),
+        keys.BEAM_BUILD_KEY: ExecutionParameter(type=int, optional=True),
+        keys.TARGETS_KEY: ExecutionParameter(type=str, optional=True),
+    }
     INPUTS = {
-        "dataset": ChannelParameter(type=InteractionDataset),
-        **{trajectory_key(t): ChannelParameter(type=TeacherTrajectory, optional=True) for t in TEACHER_NAMES},
+        keys.DATASET_KEY: ChannelParameter(type=InteractionDataset),
+        **{keys.trajectory_key(t): ChannelParameter(type=TeacherTrajectory, optional=True) for t in TEACHER_NAMES},
     }
     OUTPUTS = {
-        "knowledge": ChannelParameter(type=KnowledgeArtifact),
-        "metrics": ChannelParameter(type=RankingMetrics),
+        keys.KNOWLEDGE_KEY: ChannelParameter(type=KnowledgeArtifact),
+        keys.METRICS_KEY: ChannelParameter(type=RankingMetrics),
     }
 
 
@@ -38,7 +42,7 @@ class KnowledgeBuilder(base_component.BaseComponent):
             targets=distill_config.targets,
             beam_build=int(beam_build),
             dataset=dataset,
-            **{trajectory_key(name): channel for name, channel in trajectories.items()},
+            **{keys.trajectory_key(name): channel for name, channel in trajectories.items()},
             knowledge=types.Channel(type=KnowledgeArtifact),
             metrics=types.Channel(type=RankingMetrics),
         ))

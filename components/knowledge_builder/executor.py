@@ -4,7 +4,7 @@ layout), or with `beam_build` as a Beam pipeline on the runner `beam_pipeline_ar
 per-user examples (`knowledge_beam.py`); the StudentTrainer reads either (`knowledge_beam.load_knowledge`).
 
 KFP v2 compiles only single-producer input channels (no `tfx.dsl.experimental` union), so every teacher
-has its own optional input key (`trajectory_key`); at least one must be wired.
+has its own optional input key (`keys.trajectory_key`); at least one must be wired.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 
-from components import knowledge_beam, storage
+from components import keys, knowledge_beam, storage
 from components.artifacts import KNOWLEDGE_DIR, METRICS_FILE, TRAJECTORY_DIR, set_custom_properties
 from hetcomp_tf.config import TEACHER_NAMES
 from hetcomp_tf import ensemble
@@ -34,28 +34,23 @@ def load_trajectories(trajectory_dirs: dict[str, str]) -> dict[str, Trajectory]:
     return trajectories
 
 
-def trajectory_key(teacher: str) -> str:
-    """Input key of a teacher's trajectory: "I-AE" -> "trajectory_i_ae"."""
-    return "trajectory_" + teacher.lower().replace("-", "_")
-
-
 class Executor(base_beam_executor.BaseBeamExecutor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
-        data = storage.read_dataset(artifact_utils.get_single_uri(input_dict["dataset"]))
+        data = storage.read_dataset(artifact_utils.get_single_uri(input_dict[keys.DATASET_KEY]))
         trajectory_dirs, methods = {}, {}
         for teacher in TEACHER_NAMES:
-            if not input_dict.get(trajectory_key(teacher)):
+            if not input_dict.get(keys.trajectory_key(teacher)):
                 continue
-            uri = artifact_utils.get_single_uri(input_dict[trajectory_key(teacher)])
+            uri = artifact_utils.get_single_uri(input_dict[keys.trajectory_key(teacher)])
             trajectory_dirs[teacher] = os.path.join(uri, TRAJECTORY_DIR)
             teacher_run = storage.read_json(uri, METRICS_FILE)
             methods[teacher_row(teacher)] = {"valid": teacher_run["valid"], "test": teacher_run["test"]}
         if not trajectory_dirs:
             raise HetCompError("KnowledgeBuilder: no teacher trajectory is wired in")
 
-        tau, beam_build = exec_properties["tau"], bool(exec_properties.get("beam_build"))
-        targets = exec_properties.get("targets") or "equal"
-        knowledge_artifact = artifact_utils.get_single_instance(output_dict["knowledge"])
+        tau, beam_build = exec_properties[keys.TAU_KEY], bool(exec_properties.get(keys.BEAM_BUILD_KEY))
+        targets = exec_properties.get(keys.TARGETS_KEY) or "equal"
+        knowledge_artifact = artifact_utils.get_single_instance(output_dict[keys.KNOWLEDGE_KEY])
         if beam_build:
             weights = None
             if targets != "equal":  # fitted on the final checkpoints in memory; the Beam build stacks them all
@@ -69,12 +64,12 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             knowledge = ensemble.target_knowledge(load_trajectories(trajectory_dirs), targets, tau, data)
             with storage.writable_dir(knowledge_artifact.uri) as directory:
                 knowledge.save(os.path.join(directory, KNOWLEDGE_DIR))
-        equal = dataclasses.replace(knowledge, tau=exec_properties["tau"], teacher_weights=None)
+        equal = dataclasses.replace(knowledge, tau=exec_properties[keys.TAU_KEY], teacher_weights=None)
         methods[ENSEMBLE] = ensemble_metrics(equal, data)
         if knowledge.teacher_weights is not None:
             methods[FITTED_ENSEMBLE] = ensemble_metrics(knowledge, data)
         set_custom_properties(knowledge_artifact, teachers=",".join(knowledge.teachers),
                               n_checkpoints=knowledge.n_checkpoints, top_n=knowledge.top_n,
                               layout="sharded" if beam_build else "arrays")
-        storage.write_json(artifact_utils.get_single_uri(output_dict["metrics"]), METRICS_FILE,
+        storage.write_json(artifact_utils.get_single_uri(output_dict[keys.METRICS_KEY]), METRICS_FILE,
                            {"methods": methods, "targets": {"kind": targets, **knowledge.describe()}})

@@ -9,6 +9,7 @@ from tfx.proto import pusher_pb2
 from tfx.types import standard_artifacts
 from tfx.utils import path_utils, proto_utils
 
+from components import keys
 from components.pusher import executor as pusher
 from components.testing import make
 
@@ -25,8 +26,9 @@ class TestPusher:
         serving = root / f"{serving_name or name}-serving"
         destination = pusher_pb2.PushDestination(
             filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=str(serving)))
-        pusher.Executor().Do({"model": [model], "model_blessing": [blessing]}, {"pushed_model": [pushed]},
-                             {"push_destination": proto_utils.proto_to_json(destination)})
+        pusher.Executor().Do({keys.MODEL_KEY: [model], keys.MODEL_BLESSING_KEY: [blessing]},
+                             {keys.PUSHED_MODEL_KEY: [pushed]},
+                             {keys.PUSH_DESTINATION_KEY: proto_utils.proto_to_json(destination)})
         return pushed.mlmd_artifact.custom_properties, serving
 
     def test_a_blessed_new_model_is_pushed_as_a_version(self, root, student, untrained):

@@ -9,24 +9,25 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
+from components import keys
 from components.artifacts import InteractionDataset, RankingMetrics
 from components.ranking_evaluator.executor import Executor
 
 
 class RankingEvaluatorSpec(ComponentSpec):
     PARAMETERS = {
-        "method": ExecutionParameter(type=str),
-        "thresholds": ExecutionParameter(type=str),
+        keys.METHOD_KEY: ExecutionParameter(type=str),
+        keys.THRESHOLDS_KEY: ExecutionParameter(type=str),
     }
     INPUTS = {
-        "model": ChannelParameter(type=standard_artifacts.Model),
-        "dataset": ChannelParameter(type=InteractionDataset),
-        "comparison": ChannelParameter(type=RankingMetrics),
-        "baseline_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
+        keys.MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
+        keys.DATASET_KEY: ChannelParameter(type=InteractionDataset),
+        keys.COMPARISON_KEY: ChannelParameter(type=RankingMetrics),
+        keys.BASELINE_MODEL_KEY: ChannelParameter(type=standard_artifacts.Model, optional=True),
     }
     OUTPUTS = {
-        "blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
-        "evaluation": ChannelParameter(type=RankingMetrics),
+        keys.BLESSING_KEY: ChannelParameter(type=standard_artifacts.ModelBlessing),
+        keys.EVALUATION_KEY: ChannelParameter(type=RankingMetrics),
     }
 
 

@@ -28,7 +28,7 @@ from tfx.components.evaluator import executor as evaluator_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components import storage
+from components import keys, storage
 from components.artifacts import METRICS_FILE
 from hetcomp_tf.data import Dataset
 from hetcomp_tf.errors import HetCompError
@@ -125,10 +125,10 @@ class Executor(evaluator_executor.Executor):
     into artifact names, which the compiled latest-blessed-model resolver matches; `Do` is entirely its own."""
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
-        data = storage.read_dataset(artifact_utils.get_single_uri(input_dict["dataset"]))
-        model = artifact_utils.get_single_instance(input_dict["model"])
+        data = storage.read_dataset(artifact_utils.get_single_uri(input_dict[keys.DATASET_KEY]))
+        model = artifact_utils.get_single_instance(input_dict[keys.MODEL_KEY])
         student = evaluate_served(model, data, ("valid", "test"))
-        baseline_model = (input_dict.get("baseline_model") or [None])[0]
+        baseline_model = (input_dict.get(keys.BASELINE_MODEL_KEY) or [None])[0]
         candidate, baseline, shared = None, None, None
         if baseline_model is not None and baseline_model.uri == model.uri:  # a cached Trainer: the same SavedModel
             baseline = {BLESSING_SPLIT: student[BLESSING_SPLIT]}
@@ -139,16 +139,18 @@ class Executor(evaluator_executor.Executor):
                 candidate = evaluate_served(model, ground, (BLESSING_SPLIT,))
                 shared = {"users": ground.n_users, "items": ground.n_items}
 
-        methods = storage.read_json(artifact_utils.get_single_uri(input_dict["comparison"]), METRICS_FILE)["methods"]
-        methods[student_row(exec_properties["method"])] = student
-        verdict = blessing(student, methods[ENSEMBLE], json.loads(exec_properties["thresholds"]), baseline, candidate)
+        comparison = artifact_utils.get_single_uri(input_dict[keys.COMPARISON_KEY])
+        methods = storage.read_json(comparison, METRICS_FILE)["methods"]
+        methods[student_row(exec_properties[keys.METHOD_KEY])] = student
+        thresholds = json.loads(exec_properties[keys.THRESHOLDS_KEY])
+        verdict = blessing(student, methods[ENSEMBLE], thresholds, baseline, candidate)
         if baseline_model is not None:
             verdict["baseline"]["model"] = baseline_model.uri
             verdict["baseline"]["shared_ids"] = shared  # None: compared on every user and item
-        storage.write_json(artifact_utils.get_single_uri(output_dict["evaluation"]), METRICS_FILE,
+        storage.write_json(artifact_utils.get_single_uri(output_dict[keys.EVALUATION_KEY]), METRICS_FILE,
                            {"methods": methods, "blessing": verdict})
 
-        blessing_artifact = artifact_utils.get_single_instance(output_dict["blessing"])
+        blessing_artifact = artifact_utils.get_single_instance(output_dict[keys.BLESSING_KEY])
         blessing_artifact.set_int_custom_property(BLESSED_KEY, int(verdict["blessed"]))
         blessing_artifact.set_string_custom_property(evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY,
                                                      model.uri)

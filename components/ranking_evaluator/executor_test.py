@@ -9,7 +9,7 @@ import os
 import pytest
 from tfx.types import standard_artifacts
 
-from components import storage
+from components import keys, storage
 from components.artifacts import METRICS_FILE, RankingMetrics
 from components.pusher import executor as pusher
 from components.ranking_evaluator import executor as ranking_evaluator
@@ -21,11 +21,12 @@ def evaluated(root, name, ingested, knowledge, model, baseline=None, **threshold
     """The RankingEvaluator's outputs for `model` (against `baseline` if given, THRESHOLDS overridden by
     `thresholds`): (metrics.json, blessing artifact)."""
     blessing, evaluation = make(standard_artifacts.ModelBlessing, root, f"{name}-b"), make(RankingMetrics, root, name)
-    inputs = {"model": [model], "dataset": [ingested.dataset], "comparison": [knowledge.metrics]}
+    inputs = {keys.MODEL_KEY: [model], keys.DATASET_KEY: [ingested.dataset], keys.COMPARISON_KEY: [knowledge.metrics]}
     if baseline is not None:
-        inputs["baseline_model"] = [baseline]
-    ranking_evaluator.Executor().Do(inputs, {"blessing": [blessing], "evaluation": [evaluation]},
-                                    {"method": "hetcomp", "thresholds": json.dumps({**THRESHOLDS, **thresholds})})
+        inputs[keys.BASELINE_MODEL_KEY] = [baseline]
+    ranking_evaluator.Executor().Do(inputs, {keys.BLESSING_KEY: [blessing], keys.EVALUATION_KEY: [evaluation]},
+                                    {keys.METHOD_KEY: "hetcomp",
+                                     keys.THRESHOLDS_KEY: json.dumps({**THRESHOLDS, **thresholds})})
     return storage.read_json(evaluation.uri, METRICS_FILE), blessing
 
 

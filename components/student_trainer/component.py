@@ -8,10 +8,11 @@ import dataclasses
 from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.proto import trainer_pb2
-from tfx.types import standard_artifacts, standard_component_specs
+from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.utils import json_utils
 
+from components import keys
 from components.artifacts import InteractionDataset, KnowledgeArtifact
 from components.student_trainer.executor import Executor
 from hetcomp_tf.config import DistillConfig
@@ -24,21 +25,21 @@ DEFAULT_RUN_FN = "components.student_trainer.distill_run.run_fn"
 
 class StudentTrainerSpec(ComponentSpec):
     PARAMETERS = {
-        standard_component_specs.TRAIN_ARGS_KEY: ExecutionParameter(type=trainer_pb2.TrainArgs),
-        standard_component_specs.EVAL_ARGS_KEY: ExecutionParameter(type=trainer_pb2.EvalArgs),
-        standard_component_specs.RUN_FN_KEY: ExecutionParameter(type=str),
-        standard_component_specs.CUSTOM_CONFIG_KEY: ExecutionParameter(type=str),
+        keys.TRAIN_ARGS_KEY: ExecutionParameter(type=trainer_pb2.TrainArgs),
+        keys.EVAL_ARGS_KEY: ExecutionParameter(type=trainer_pb2.EvalArgs),
+        keys.RUN_FN_KEY: ExecutionParameter(type=str),
+        keys.CUSTOM_CONFIG_KEY: ExecutionParameter(type=str),
     }
     INPUTS = {
-        standard_component_specs.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
-        standard_component_specs.SCHEMA_KEY: ChannelParameter(type=standard_artifacts.Schema, optional=True),
-        "dataset": ChannelParameter(type=InteractionDataset),
-        "knowledge": ChannelParameter(type=KnowledgeArtifact),
-        standard_component_specs.BASE_MODEL_KEY: ChannelParameter(type=standard_artifacts.Model, optional=True),
+        keys.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
+        keys.SCHEMA_KEY: ChannelParameter(type=standard_artifacts.Schema, optional=True),
+        keys.DATASET_KEY: ChannelParameter(type=InteractionDataset),
+        keys.KNOWLEDGE_KEY: ChannelParameter(type=KnowledgeArtifact),
+        keys.BASE_MODEL_KEY: ChannelParameter(type=standard_artifacts.Model, optional=True),
     }
     OUTPUTS = {
-        standard_component_specs.MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
-        standard_component_specs.MODEL_RUN_KEY: ChannelParameter(type=standard_artifacts.ModelRun),
+        keys.MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
+        keys.MODEL_RUN_KEY: ChannelParameter(type=standard_artifacts.ModelRun),
     }
 
 
@@ -58,7 +59,8 @@ class StudentTrainer(base_component.BaseComponent):
             train_args=trainer_pb2.TrainArgs(splits=["train"]),
             eval_args=trainer_pb2.EvalArgs(splits=["valid"]),
             run_fn=run_fn,
-            custom_config=json_utils.dumps({"distill_config": dataclasses.asdict(distill_config), "workers": workers}),
+            custom_config=json_utils.dumps({keys.DISTILL_CONFIG_FIELD: dataclasses.asdict(distill_config),
+                                           keys.WORKERS_FIELD: workers}),
             examples=examples,
             schema=schema,
             dataset=dataset,

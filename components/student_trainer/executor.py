@@ -9,13 +9,15 @@ from __future__ import annotations
 from tfx.components.trainer import executor as trainer_executor
 from tfx.types import artifact_utils
 
+from components import keys
+
 
 class Executor(trainer_executor.GenericExecutor):
     def _GetFnArgs(self, input_dict, output_dict, exec_properties):
         fn_args = super()._GetFnArgs(input_dict, output_dict, exec_properties)
         fn_args.custom_config = {
             **(fn_args.custom_config or {}),
-            "dataset_uri": artifact_utils.get_single_uri(input_dict["dataset"]),
-            "knowledge_uri": artifact_utils.get_single_uri(input_dict["knowledge"]),
+            keys.DATASET_URI_FIELD: artifact_utils.get_single_uri(input_dict[keys.DATASET_KEY]),
+            keys.KNOWLEDGE_URI_FIELD: artifact_utils.get_single_uri(input_dict[keys.KNOWLEDGE_KEY]),
         }
         return fn_args

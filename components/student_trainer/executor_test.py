@@ -14,6 +14,7 @@ from tfx.proto import trainer_pb2
 from tfx.types import standard_artifacts
 from tfx.utils import json_utils, path_utils, proto_utils
 
+from components import keys
 from components.artifacts import STUDENT_DIR
 from components.ranking_evaluator import executor as ranking_evaluator
 from components.student_trainer import executor as student_trainer
@@ -36,12 +37,13 @@ class TestStudentTrainer:
     def test_its_fn_args_carry_the_dataset_and_the_knowledge(self, root, ingested, knowledge):
         context = base_executor.BaseExecutor.Context(tmp_dir=str(root / "tmp-args"), unique_id="2")
         fn_args = student_trainer.Executor(context)._GetFnArgs(
-            {"examples": [ingested.examples], "dataset": [ingested.dataset], "knowledge": [knowledge.knowledge]},
-            {"model": [make(standard_artifacts.Model, root, "m2")],
-             "model_run": [make(standard_artifacts.ModelRun, root, "r2")]},
-            {"train_args": proto_utils.proto_to_json(trainer_pb2.TrainArgs(splits=["train"])),
-             "eval_args": proto_utils.proto_to_json(trainer_pb2.EvalArgs(splits=["valid"])),
-             "custom_config": json_utils.dumps({"distill_config": {}})})
+            {keys.EXAMPLES_KEY: [ingested.examples], keys.DATASET_KEY: [ingested.dataset],
+             keys.KNOWLEDGE_KEY: [knowledge.knowledge]},
+            {keys.MODEL_KEY: [make(standard_artifacts.Model, root, "m2")],
+             keys.MODEL_RUN_KEY: [make(standard_artifacts.ModelRun, root, "r2")]},
+            {keys.TRAIN_ARGS_KEY: proto_utils.proto_to_json(trainer_pb2.TrainArgs(splits=["train"])),
+             keys.EVAL_ARGS_KEY: proto_utils.proto_to_json(trainer_pb2.EvalArgs(splits=["valid"])),
+             keys.CUSTOM_CONFIG_KEY: json_utils.dumps({keys.DISTILL_CONFIG_FIELD: {}})})
         assert isinstance(fn_args, fn_args_utils.FnArgs)
-        assert fn_args.custom_config == {"distill_config": {}, "dataset_uri": ingested.dataset.uri,
-                                         "knowledge_uri": knowledge.knowledge.uri}
+        assert fn_args.custom_config == {keys.DISTILL_CONFIG_FIELD: {}, keys.DATASET_URI_FIELD: ingested.dataset.uri,
+                                         keys.KNOWLEDGE_URI_FIELD: knowledge.knowledge.uri}

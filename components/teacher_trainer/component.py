@@ -10,6 +10,7 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
+from components import keys
 from components.artifacts import InteractionDataset, TeacherTrajectory
 from components.teacher_trainer.executor import Executor
 from hetcomp_tf.config import TeacherConfig, TrajectoryConfig
@@ -18,21 +19,21 @@ from hetcomp_tf.distribute import check_worker_request
 
 class TeacherTrainerSpec(ComponentSpec):
     PARAMETERS = {
-        "teacher": ExecutionParameter(type=str),
-        "teacher_config": ExecutionParameter(type=str),
-        "trajectory_config": ExecutionParameter(type=str),
-        "seed": ExecutionParameter(type=int),
-        "workers": ExecutionParameter(type=int, optional=True),
+        keys.TEACHER_KEY: ExecutionParameter(type=str),
+        keys.TEACHER_CONFIG_KEY: ExecutionParameter(type=str),
+        keys.TRAJECTORY_CONFIG_KEY: ExecutionParameter(type=str),
+        keys.SEED_KEY: ExecutionParameter(type=int),
+        keys.WORKERS_KEY: ExecutionParameter(type=int, optional=True),
     }
     INPUTS = {
-        "dataset": ChannelParameter(type=InteractionDataset),
-        "anomalies": ChannelParameter(type=standard_artifacts.ExampleAnomalies),
-        "base_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
+        keys.DATASET_KEY: ChannelParameter(type=InteractionDataset),
+        keys.ANOMALIES_KEY: ChannelParameter(type=standard_artifacts.ExampleAnomalies),
+        keys.BASE_MODEL_KEY: ChannelParameter(type=standard_artifacts.Model, optional=True),
     }
     OUTPUTS = {
-        "model": ChannelParameter(type=standard_artifacts.Model),
-        "trajectory": ChannelParameter(type=TeacherTrajectory),
-        "model_run": ChannelParameter(type=standard_artifacts.ModelRun),
+        keys.MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
+        keys.TRAJECTORY_KEY: ChannelParameter(type=TeacherTrajectory),
+        keys.MODEL_RUN_KEY: ChannelParameter(type=standard_artifacts.ModelRun),
     }
 
 

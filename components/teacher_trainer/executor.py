@@ -22,7 +22,7 @@ import os
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
-from components import storage
+from components import keys, storage
 from components.artifacts import METRICS_FILE, TEACHER_FILE, TRAJECTORY_DIR, set_custom_properties
 from components.data_gate import require_valid_examples
 from hetcomp_tf.config import TeacherConfig, TrajectoryConfig, from_dict
@@ -38,27 +38,28 @@ WEIGHTS_DIR = "weights"  # inside the Model artifact: a TF checkpoint of the tea
 
 class Executor(base_executor.BaseExecutor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
-        name = exec_properties["teacher"]
-        cfg = from_dict(TeacherConfig, json.loads(exec_properties["teacher_config"]))
+        name = exec_properties[keys.TEACHER_KEY]
+        cfg = from_dict(TeacherConfig, json.loads(exec_properties[keys.TEACHER_CONFIG_KEY]))
         strategy = make_strategy(cfg.distribute)  # before TensorFlow runs anything (multi-worker collectives)
-        require_workers(strategy, exec_properties.get("workers") or 1, f"TeacherTrainer.{name}")  # older specs: 1
-        require_valid_examples(input_dict["anomalies"])
-        data = storage.read_dataset(artifact_utils.get_single_uri(input_dict["dataset"]))
-        traj_cfg = from_dict(TrajectoryConfig, json.loads(exec_properties["trajectory_config"]))
+        workers = exec_properties.get(keys.WORKERS_KEY) or 1  # older specs: no property, one worker
+        require_workers(strategy, workers, f"TeacherTrainer.{name}")
+        require_valid_examples(input_dict[keys.ANOMALIES_KEY])
+        data = storage.read_dataset(artifact_utils.get_single_uri(input_dict[keys.DATASET_KEY]))
+        traj_cfg = from_dict(TrajectoryConfig, json.loads(exec_properties[keys.TRAJECTORY_CONFIG_KEY]))
         model, trajectory, model_run = (artifact_utils.get_single_instance(output_dict[key])
-                                        for key in ("model", "trajectory", "model_run"))
+                                        for key in (keys.MODEL_KEY, keys.TRAJECTORY_KEY, keys.MODEL_RUN_KEY))
 
-        warm_start = base_teacher(input_dict.get("base_model"))
+        warm_start = base_teacher(input_dict.get(keys.BASE_MODEL_KEY))
         with worker_dir(model_run.uri, strategy) as run_uri, worker_dir(model.uri, strategy) as model_uri, \
                 worker_dir(trajectory.uri, strategy) as trajectory_uri:
             with storage.writable_dir(run_uri) as log_dir:
-                run = train_teacher(name, data, cfg, traj_cfg, seed=exec_properties["seed"], log_dir=log_dir,
+                run = train_teacher(name, data, cfg, traj_cfg, seed=exec_properties[keys.SEED_KEY], log_dir=log_dir,
                                     warm_start=warm_start, strategy=strategy)
             with storage.writable_dir(model_uri) as directory:
                 run.teacher.save_weights(os.path.join(directory, WEIGHTS_DIR, name))
             storage.write_vocabulary(model_uri, data)
             storage.write_json(model_uri, TEACHER_FILE, {"teacher": name, "teacher_config": dataclasses.asdict(cfg),
-                                                         "seed": exec_properties["seed"]})
+                                                         "seed": exec_properties[keys.SEED_KEY]})
             with storage.writable_dir(trajectory_uri) as directory:
                 run.trajectory.save(os.path.join(directory, TRAJECTORY_DIR))
             storage.write_json(trajectory_uri, METRICS_FILE, {"teacher": name, **run.to_dict()})

@@ -11,7 +11,7 @@ import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.types import standard_artifacts
 
-from components import storage
+from components import keys, storage
 from components.artifacts import METRICS_FILE, TRAJECTORY_DIR, TeacherTrajectory
 from components.teacher_trainer import executor as teacher_trainer
 from components.testing import TEACHERS, TRAJECTORY, make
@@ -41,10 +41,11 @@ class TestTeacherTrainer:
         bad.anomaly_info["item"].short_description = "Out-of-range values"
         anomalies = anomalies_artifact(tmp_path / "anomalies", {"train": bad})
         outputs = {key: [make(cls, tmp_path, key)] for key, cls in (
-            ("model", standard_artifacts.Model), ("trajectory", TeacherTrajectory),
-            ("model_run", standard_artifacts.ModelRun))}
+            (keys.MODEL_KEY, standard_artifacts.Model), (keys.TRAJECTORY_KEY, TeacherTrajectory),
+            (keys.MODEL_RUN_KEY, standard_artifacts.ModelRun))}
         with pytest.raises(HetCompError, match="train/item: Out-of-range values"):
-            teacher_trainer.Executor().Do({"dataset": [ingested.dataset], "anomalies": [anomalies]}, outputs, {
-                "teacher": "MF", "teacher_config": json.dumps(dataclasses.asdict(TEACHERS["MF"])),
-                "trajectory_config": json.dumps(dataclasses.asdict(TRAJECTORY)), "seed": 0})
+            inputs = {keys.DATASET_KEY: [ingested.dataset], keys.ANOMALIES_KEY: [anomalies]}
+            teacher_trainer.Executor().Do(inputs, outputs, {
+                keys.TEACHER_KEY: "MF", keys.TEACHER_CONFIG_KEY: json.dumps(dataclasses.asdict(TEACHERS["MF"])),
+                keys.TRAJECTORY_CONFIG_KEY: json.dumps(dataclasses.asdict(TRAJECTORY)), keys.SEED_KEY: 0})
         assert not any(os.path.exists(value[0].uri) for value in outputs.values())
