@@ -11,9 +11,8 @@ from types import SimpleNamespace
 import pytest
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.dsl.components.base import base_executor
-from tfx.proto import trainer_pb2
 from tfx.types import standard_artifacts
-from tfx.utils import json_utils, path_utils, proto_utils
+from tfx.utils import json_utils, path_utils
 
 from components import keys, storage
 from components.artifacts import METRICS_FILE, InteractionDataset, KnowledgeArtifact, RankingMetrics, \
@@ -70,12 +69,9 @@ def student(root, ingested, knowledge):
     model, model_run = make(standard_artifacts.Model, root, "model", 7), make(standard_artifacts.ModelRun, root, "run")
     context = base_executor.BaseExecutor.Context(tmp_dir=str(root / "tmp"), unique_id="1")
     student_trainer.Executor(context).Do(
-        {keys.EXAMPLES_KEY: [ingested.examples], keys.DATASET_KEY: [ingested.dataset],
-         keys.KNOWLEDGE_KEY: [knowledge.knowledge]},
+        {keys.DATASET_KEY: [ingested.dataset], keys.KNOWLEDGE_KEY: [knowledge.knowledge]},
         {keys.MODEL_KEY: [model], keys.MODEL_RUN_KEY: [model_run]},
-        {keys.TRAIN_ARGS_KEY: proto_utils.proto_to_json(trainer_pb2.TrainArgs(splits=["train"])),
-         keys.EVAL_ARGS_KEY: proto_utils.proto_to_json(trainer_pb2.EvalArgs(splits=["valid"])),
-         keys.RUN_FN_KEY: student_trainer.DEFAULT_RUN_FN,
+        {keys.RUN_FN_KEY: student_trainer.DEFAULT_RUN_FN,
          keys.CUSTOM_CONFIG_KEY: json_utils.dumps({keys.DISTILL_CONFIG_FIELD: dataclasses.asdict(DISTILL)})})
     return SimpleNamespace(model=model, run=storage.read_json(model_run.uri, METRICS_FILE), model_run=model_run)
 

@@ -22,8 +22,6 @@ EVALUATION_KEY = tfx_keys.EVALUATION_KEY  # an evaluator's metrics
 MODEL_BLESSING_KEY = tfx_keys.MODEL_BLESSING_KEY  # ModelBlessing, the Pusher's input and the Resolver's
 PUSHED_MODEL_KEY = tfx_keys.PUSHED_MODEL_KEY  # PushedModel
 PUSH_DESTINATION_KEY = tfx_keys.PUSH_DESTINATION_KEY
-TRAIN_ARGS_KEY = tfx_keys.TRAIN_ARGS_KEY
-EVAL_ARGS_KEY = tfx_keys.EVAL_ARGS_KEY
 RUN_FN_KEY = tfx_keys.RUN_FN_KEY
 CUSTOM_CONFIG_KEY = tfx_keys.CUSTOM_CONFIG_KEY
 

@@ -84,8 +84,7 @@ def create_components(config: PipelineConfig) -> list:
     baseline = latest(tfx.dsl.experimental.LatestBlessedModelStrategy, BASELINE_RESOLVER,
                       **{keys.MODEL_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
                          keys.MODEL_BLESSING_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing)})
-    student = StudentTrainer(examples=ingestion.outputs[keys.EXAMPLES_KEY], schema=schema.outputs[keys.SCHEMA_KEY],
-                             dataset=dataset, knowledge=knowledge.outputs[keys.KNOWLEDGE_KEY],
+    student = StudentTrainer(dataset=dataset, knowledge=knowledge.outputs[keys.KNOWLEDGE_KEY],
                              distill_config=distill_config, workers=config.student_workers,
                              base_model=baseline.outputs[keys.MODEL_KEY] if config.warm_start else None)
     evaluator = RankingEvaluator(model=student.outputs[keys.MODEL_KEY], dataset=dataset,

@@ -10,14 +10,14 @@ import pytest
 import tensorflow as tf
 from tfx.components.trainer import fn_args_utils
 from tfx.dsl.components.base import base_executor
-from tfx.proto import trainer_pb2
 from tfx.types import standard_artifacts
-from tfx.utils import json_utils, path_utils, proto_utils
+from tfx.utils import json_utils, path_utils
 
 from components import keys
 from components.artifacts import STUDENT_DIR
 from components.ranking_evaluator import executor as ranking_evaluator
 from components.student_trainer import executor as student_trainer
+from components.student_trainer.component import StudentTrainerSpec
 from components.testing import DISTILL, make
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.student import load_student
@@ -34,16 +34,26 @@ class TestStudentTrainer:
         assert student.run["valid"] == pytest.approx(evaluate(saved.score_all, data, "valid"), abs=1e-5)
         assert glob.glob(os.path.join(student.model_run.uri, "**", "events.out.tfevents.*"), recursive=True)
 
-    def test_its_fn_args_carry_the_dataset_and_the_knowledge(self, root, ingested, knowledge):
+    @pytest.mark.parametrize("warm", [False, True])
+    def test_its_fn_args_carry_what_the_run_fn_reads(self, root, ingested, knowledge, student, warm):
+        """The dataset and knowledge URIs, the output directories as TFX's Trainer lays them out and, warm, the base
+        model's serving directory (as TFX's Trainer hands it over), from the declared inputs alone."""
         context = base_executor.BaseExecutor.Context(tmp_dir=str(root / "tmp-args"), unique_id="2")
+        model, model_run = make(standard_artifacts.Model, root, "m2"), make(standard_artifacts.ModelRun, root, "r2")
+        inputs = {keys.DATASET_KEY: [ingested.dataset], keys.KNOWLEDGE_KEY: [knowledge.knowledge]}
+        if warm:
+            inputs[keys.BASE_MODEL_KEY] = [student.model]
         fn_args = student_trainer.Executor(context)._GetFnArgs(
-            {keys.EXAMPLES_KEY: [ingested.examples], keys.DATASET_KEY: [ingested.dataset],
-             keys.KNOWLEDGE_KEY: [knowledge.knowledge]},
-            {keys.MODEL_KEY: [make(standard_artifacts.Model, root, "m2")],
-             keys.MODEL_RUN_KEY: [make(standard_artifacts.ModelRun, root, "r2")]},
-            {keys.TRAIN_ARGS_KEY: proto_utils.proto_to_json(trainer_pb2.TrainArgs(splits=["train"])),
-             keys.EVAL_ARGS_KEY: proto_utils.proto_to_json(trainer_pb2.EvalArgs(splits=["valid"])),
-             keys.CUSTOM_CONFIG_KEY: json_utils.dumps({keys.DISTILL_CONFIG_FIELD: {}})})
+            inputs, {keys.MODEL_KEY: [model], keys.MODEL_RUN_KEY: [model_run]},
+            {keys.CUSTOM_CONFIG_KEY: json_utils.dumps({keys.DISTILL_CONFIG_FIELD: {}})})
         assert isinstance(fn_args, fn_args_utils.FnArgs)
         assert fn_args.custom_config == {keys.DISTILL_CONFIG_FIELD: {}, keys.DATASET_URI_FIELD: ingested.dataset.uri,
                                          keys.KNOWLEDGE_URI_FIELD: knowledge.knowledge.uri}
+        assert fn_args.serving_model_dir == path_utils.serving_model_dir(model.uri)
+        assert fn_args.model_run_dir == model_run.uri
+        assert fn_args.base_model == (path_utils.serving_model_path(student.model.uri) if warm else None)
+
+
+def test_the_component_declares_only_what_the_run_fn_reads():
+    assert set(StudentTrainerSpec.INPUTS) == {keys.DATASET_KEY, keys.KNOWLEDGE_KEY, keys.BASE_MODEL_KEY}
+    assert set(StudentTrainerSpec.PARAMETERS) == {keys.RUN_FN_KEY, keys.CUSTOM_CONFIG_KEY}
