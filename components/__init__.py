@@ -1,8 +1,8 @@
 """HetComp's custom TFX components: thin wrappers that move the library's results in and out of artifacts.
 
 One folder per component, as TFX's own: `<name>/component.py` (the spec and the class), `<name>/executor.py` and
-`<name>/executor_test.py`; the modules beside them are what several components share (artifact types, storage,
-the Beam pipelines, the data gate). The artifact classes are exported here because their TYPE_NAMEs
+`<name>/executor_test.py`; the modules beside them are what several components share (channel keys, artifact
+types, storage, the Beam pipelines, the data gate). The artifact classes are exported here because their TYPE_NAMEs
 (`components.<Name>`) are class paths (artifacts.py).
 """
 

@@ -22,7 +22,7 @@ def data_fingerprint(data: str) -> str:
     """Size and mtime of the data files (a glob's every match), so changed data is re-ingested rather than served
     from the cache (what ExampleGen's driver does with its input spans); synthetic data is fixed by its DataConfig,
     CiteULike by its sha256 (checked on reading), so building the pipeline needs no local copy (on Kubeflow a task
-    fetches it)."""
+    fetches it). An execution property, so the component's cache key changes with the data."""
     if data == "synthetic":
         return data
     if data == "citeulike":
@@ -45,9 +45,23 @@ class InteractionExampleGenSpec(ComponentSpec):
 
 
 class InteractionExampleGen(base_component.BaseComponent):
-    """Ingests `data` ("synthetic", "citeulike", a users.dat/CSV path or, with the per_user split protocol, a glob of
-    CSV/TSV shards) with the profile's `DataConfig` (`min_rating` as the command line set it), extending
-    `previous_dataset`'s vocabularies when one is wired in."""
+    """Ingests interaction data into standard TFX `Examples` and HetComp's `InteractionDataset` (the same split).
+
+    Args:
+        data: "synthetic", "citeulike", a users.dat/CSV path or, with the per_user split protocol, a glob of CSV/TSV
+            shards (ingested by a Beam pipeline on the runner of the pipeline's `beam_pipeline_args`).
+        data_format: the files' format when their names do not say it (None: from the name).
+        data_config: the profile's `DataConfig` (`min_rating` as the command line set it): filtering and the split.
+        previous_dataset: optional InteractionDataset channel (the latest one, on a warm-started run) whose ids keep
+            their indices; new ids are appended.
+
+    Outputs:
+        examples: Examples; gzipped tf.Example TFRecords of the (user, item) pairs in `Split-train/`,
+            `Split-valid/`, `Split-test/` (what StatisticsGen, SchemaGen and ExampleValidator read).
+        dataset: InteractionDataset; the library's `Dataset` (dataset.npz: the split and the id vocabularies, plus
+            `vocabulary/` on the Beam path), what the trainers and the evaluator read. Custom properties: name and
+            sizes (and, warm-started, new_users and new_items).
+    """
 
     SPEC_CLASS = InteractionExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)

@@ -29,14 +29,30 @@ class KnowledgeBuilderSpec(ComponentSpec):
 
 
 class KnowledgeBuilder(base_component.BaseComponent):
+    """Builds the ensemble knowledge the student distils from out of the teachers' trajectories, and the comparison
+    table's teacher and ensemble rows.
+
+    Args:
+        dataset: InteractionDataset channel: the splits the ensemble is evaluated on (and fitted on, "fitted").
+        trajectories: TeacherTrainer `trajectory` channels by teacher name; each becomes an optional input of its own
+            (`keys.trajectory_key`, since KFP v2 compiles only single-producer channels); at least one is wired.
+        distill_config: only its ensemble settings matter (`tau`; `targets`: "fitted" fits τ and teacher weights on
+            the valid split here), so changing the student's other settings reuses cached knowledge.
+        beam_build: build with a Beam pipeline into a sharded per-user layout (else in memory).
+
+    Outputs:
+        knowledge: KnowledgeArtifact; `EnsembleKnowledge.save`'s layout (or the sharded one) in `knowledge/`: the
+            stacked trajectories and the ensemble's observed order. Custom properties: teachers, n_checkpoints,
+            top_n, layout.
+        metrics: RankingMetrics; metrics.json with each teacher's and the ensemble's valid/test metrics ("methods")
+            and the targets used ("targets").
+    """
+
     SPEC_CLASS = KnowledgeBuilderSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
     def __init__(self, dataset: types.BaseChannel, trajectories: dict[str, types.BaseChannel],
                  distill_config: DistillConfig, beam_build: bool = False):
-        """`trajectories`: TeacherTrainer outputs by teacher name; only the ensemble of `distill_config` (`tau`,
-        `targets`: "fitted" fits τ and teacher weights on the dataset's valid split here) matters, so changing the
-        student's other settings reuses cached knowledge. `beam_build`: the Beam pipeline and its sharded layout."""
         super().__init__(spec=KnowledgeBuilderSpec(
             tau=float(distill_config.tau),
             targets=distill_config.targets,

@@ -32,14 +32,31 @@ class RankingEvaluatorSpec(ComponentSpec):
 
 
 class RankingEvaluator(base_component.BaseComponent):
+    """Evaluates the exported student (the SavedModel that would be pushed) next to every teacher and the ensemble,
+    and blesses it or not, as TFX's Evaluator does (executor.py describes both thresholds).
+
+    Args:
+        model: Model channel (the StudentTrainer's `model`): the candidate, scored through its `score_items`.
+        dataset: InteractionDataset channel: the valid and test splits it is evaluated on.
+        comparison: RankingMetrics channel (the KnowledgeBuilder's `metrics`): the teacher and ensemble rows.
+        method: the student's row name (`student:<method>`).
+        thresholds: {"metric": "recall@50", "min_share_of_ensemble": float, "change_absolute": float | None,
+            "change_relative": float | None}.
+        baseline_model: optional Model channel, the model to beat (a LatestBlessedModelStrategy Resolver's `model`).
+
+    Outputs:
+        blessing: ModelBlessing; a BLESSED or NOT_BLESSED file holding the verdict, and TFX Evaluator's custom
+            properties (`blessed`, `current_model[_id]`, `baseline_model[_id]`) that the Pusher and
+            LatestBlessedModelStrategy read.
+        evaluation: RankingMetrics; metrics.json with the comparison table ("methods", the student's row added) and
+            the verdict ("blessing").
+    """
+
     SPEC_CLASS = RankingEvaluatorSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)  # a Beam executor's subclass
 
     def __init__(self, model: types.BaseChannel, dataset: types.BaseChannel, comparison: types.BaseChannel,
                  method: str, thresholds: dict, baseline_model: types.BaseChannel | None = None):
-        """`comparison`: KnowledgeBuilder's teacher and ensemble metrics; `thresholds`: {"metric": "recall@50",
-        "min_share_of_ensemble": float, "change_absolute": float | None, "change_relative": float | None};
-        `baseline_model`: the model to beat (a LatestBlessedModelStrategy Resolver's "model" output)."""
         super().__init__(spec=RankingEvaluatorSpec(
             method=method,
             thresholds=json.dumps(thresholds, sort_keys=True),

@@ -38,14 +38,34 @@ class TeacherTrainerSpec(ComponentSpec):
 
 
 class TeacherTrainer(base_component.BaseComponent):
+    """Trains one HetComp teacher and records its ranking trajectory; the pipeline instantiates it once per teacher
+    (`.with_id("TeacherTrainer.<name>")`), so the teachers are independent nodes, parallel on Kubeflow.
+
+    Args:
+        dataset: InteractionDataset channel (InteractionExampleGen's `dataset`): what the teacher trains on.
+        anomalies: ExampleAnomalies channel (ExampleValidator's `anomalies`): the data gate; any anomaly fails the
+            execution before training.
+        teacher: the teacher's name (one of `hetcomp_tf.config.TEACHER_NAMES`).
+        teacher_config: its `TeacherConfig`; trajectory_config: the `TrajectoryConfig` (checkpoints, top-N).
+        seed: the initialisation's seed.
+        base_model: optional Model channel, this teacher's Model of an earlier run to warm-start from.
+        workers: N > 1 needs `teacher_config.distribute` = multi_worker (the task then runs as N workers).
+
+    Outputs:
+        model: Model; the teacher's weights (a TF checkpoint in `weights/`), its vocabularies and teacher.json (name,
+            TeacherConfig, seed), enough to rebuild it for a warm start.
+        trajectory: TeacherTrajectory; `Trajectory.save` (T checkpoints of its top-N lists) in `trajectory/` and
+            its valid/test metrics (metrics.json). Custom properties: teacher, n_checkpoints, n_users, top_n,
+            format_version.
+        model_run: ModelRun; its TensorBoard logs (`<model_run>/<teacher>/`).
+    """
+
     SPEC_CLASS = TeacherTrainerSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
     def __init__(self, dataset: types.BaseChannel, anomalies: types.BaseChannel, teacher: str,
                  teacher_config: TeacherConfig, trajectory_config: TrajectoryConfig, seed: int = 0,
                  base_model: types.BaseChannel | None = None, workers: int = 1):
-        """`base_model`: this teacher's Model of an earlier run to warm-start from (optional: a cold start).
-        `workers` > 1 needs `teacher_config.distribute` = multi_worker (the task then runs as that many workers)."""
         check_worker_request(f"TeacherTrainer.{teacher}", workers, teacher_config.distribute)
         super().__init__(spec=TeacherTrainerSpec(
             teacher=teacher,
