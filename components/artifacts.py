@@ -6,7 +6,7 @@ is re-encoded. The few facts worth querying in ML Metadata without opening files
 checkpoints, N, format version, sizes) are custom properties: the Kubeflow V2 compiler accepts custom types
 only without declared PROPERTIES, and only with `<module>.<Name>` type names (one dot), which TFX's KFP v2
 container entrypoint imports as the class path: so each TYPE_NAME is `components.<class name>`, the package
-re-exporting these classes (tests/test_executors.py checks every one imports back to its class).
+re-exporting these classes (components/artifacts_test.py checks every one imports back to its class).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ class PipelineConfig:
     data: str = "citeulike"  # "synthetic" | "citeulike" | path to users.dat or a CSV/TSV file
     data_format: str | None = None  # None: inferred from the file name
     min_rating: float | None = None  # None: the profile's DataConfig.min_rating
-    split_protocol: str | None = None  # None: the profile's; "per_user" ingests with Beam (components/ingestion.py)
+    split_protocol: str | None = None  # None: the profile's; "per_user" ingests with Beam (components/ingestion/)
     profile: str = DEFAULT_PROFILE
     method: str = "hetcomp"
     distill_set: tuple[str, ...] = ()  # --set FIELD=VALUE assignments to the profile's DistillConfig

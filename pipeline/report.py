@@ -15,7 +15,9 @@ SERVE_PORT = 8500  # TF Serving's gRPC default, as `hetcomp serve` uses
 
 def pushed_destination(pusher) -> str | None:
     """Where the Pusher copied the model (its PushedModel custom properties), None if it did not push."""
-    props = pusher.outputs["pushed_model"][0].custom_properties
+    from components.keys import PUSHED_MODEL_KEY
+
+    props = pusher.outputs[PUSHED_MODEL_KEY][0].custom_properties
     return props["pushed_destination"].string_value if props["pushed"].int_value else None
 
 
@@ -30,17 +32,18 @@ def served_version(serving_dir: str) -> str | None:
 
 
 def build_report(config, nodes: dict, seconds: dict) -> dict:
-    from components import storage
+    from components import keys, storage
     from components.artifacts import METRICS_FILE
     from pipeline.pipeline import resolver_ids
 
-    evaluation = storage.read_json(nodes["RankingEvaluator"].uri("evaluation"), METRICS_FILE)
+    evaluation = storage.read_json(nodes["RankingEvaluator"].uri(keys.EVALUATION_KEY), METRICS_FILE)
     # TensorBoard run names: a --logdir_spec splits each NAME:PATH at its first colon, so no colon in a name; each
     # path is the directory of the event files (a teacher's are in <model_run>/<name>/), so a run is named NAME.
-    logs = {name: os.path.join(nodes[f"TeacherTrainer.{name}"].uri("model_run"), name) for name in config.teachers}
-    logs[f"student-{config.method}"] = nodes["StudentTrainer"].uri("model_run")
+    logs = {name: os.path.join(nodes[f"TeacherTrainer.{name}"].uri(keys.MODEL_RUN_KEY), name)
+            for name in config.teachers}
+    logs[f"student-{config.method}"] = nodes["StudentTrainer"].uri(keys.MODEL_RUN_KEY)
     pushed = pushed_destination(nodes["Pusher"])
-    dataset = storage.read_dataset(nodes["InteractionExampleGen"].uri("dataset"))
+    dataset = storage.read_dataset(nodes["InteractionExampleGen"].uri(keys.DATASET_KEY))
     report = {
         "data": config.data, "dataset": dataset.name, "profile": config.profile, "method": config.method,
         "methods": evaluation["methods"],

@@ -74,7 +74,8 @@ def run_teacher_executor(dataset_uri: str, out: str, settings: dict) -> dict:
     from tensorflow_metadata.proto.v0 import anomalies_pb2
     from tfx.types import standard_artifacts
 
-    from components import teacher_trainer
+    from components import keys
+    from components.teacher_trainer import executor as teacher_trainer
     from components.artifacts import InteractionDataset, TeacherTrajectory
     from tests.helpers import anomalies_artifact
 
@@ -84,14 +85,14 @@ def run_teacher_executor(dataset_uri: str, out: str, settings: dict) -> dict:
     clean = anomalies_artifact(Path(tempfile.mkdtemp()) / "anomalies",
                                {split: anomalies_pb2.Anomalies() for split in ("train", "valid")})
     outputs = {}
-    for key, cls in (("model", standard_artifacts.Model), ("trajectory", TeacherTrajectory),
-                     ("model_run", standard_artifacts.ModelRun)):
+    for key, cls in ((keys.MODEL_KEY, standard_artifacts.Model), (keys.TRAJECTORY_KEY, TeacherTrajectory),
+                     (keys.MODEL_RUN_KEY, standard_artifacts.ModelRun)):
         outputs[key] = [cls()]
         outputs[key][0].uri = str(Path(out) / key)
     cfg = dataclasses.replace(profile.teachers[name], **settings)
-    teacher_trainer.Executor().Do({"dataset": [dataset], "anomalies": [clean]}, outputs, {
-        "teacher": name, "teacher_config": json.dumps(dataclasses.asdict(cfg)), "seed": 0, "workers": workers,
-        "trajectory_config": json.dumps(dataclasses.asdict(profile.trajectory))})
+    teacher_trainer.Executor().Do({keys.DATASET_KEY: [dataset], keys.ANOMALIES_KEY: [clean]}, outputs, {
+        keys.TEACHER_KEY: name, keys.TEACHER_CONFIG_KEY: json.dumps(dataclasses.asdict(cfg)), keys.SEED_KEY: 0,
+        keys.WORKERS_KEY: workers, keys.TRAJECTORY_CONFIG_KEY: json.dumps(dataclasses.asdict(profile.trajectory))})
     return {"replicas": make_strategy(cfg.distribute).num_replicas_in_sync}  # the executor's own (cached)
 
 

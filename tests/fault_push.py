@@ -13,7 +13,7 @@ import os
 import resource
 import time
 
-from components import pusher
+from components.pusher import executor as pusher
 
 PAUSE_SECONDS = 600  # far longer than any test waits: the test kills the process first
 

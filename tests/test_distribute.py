@@ -33,7 +33,7 @@ import pytest
 import tensorflow as tf
 
 from components.artifacts import METRICS_FILE, TRAJECTORY_DIR
-from components.teacher_trainer import WEIGHTS_DIR
+from components.teacher_trainer.executor import WEIGHTS_DIR
 from hetcomp_tf.cli import main
 from hetcomp_tf.config import TEACHER_NAMES, get_profile
 from hetcomp_tf.data.dataset import Dataset
@@ -42,7 +42,6 @@ from hetcomp_tf.distill.loop import distill
 from hetcomp_tf.distill.student import Student
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.models import build_teacher
-from hetcomp_tf.teachers.training import train_teacher
 from hetcomp_tf.teachers.trajectories import Trajectory
 from hetcomp_tf.util.distribute import check_tf_config, make_strategy
 from tests.distributed_worker import main as run_worker
@@ -244,7 +243,7 @@ def test_teachers_reject_an_unknown_strategy_and_parallel_jobs(tiny_dataset, tmp
 
 
 def test_the_student_trainer_runs_on_as_many_workers_as_it_was_compiled_for():
-    from components.distill_run import run_fn
+    from components.student_trainer.distill_run import run_fn
 
     fn_args = SimpleNamespace(custom_config={"distill_config": dataclasses.asdict(TINY.distill), "workers": 2})
     with pytest.raises(HetCompError, match=r"compiled for 2 worker\(s\), its cluster \(TF_CONFIG\) has 1; run the "

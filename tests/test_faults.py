@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import pusher
+from components.pusher import executor as pusher
 from hetcomp_tf.config import get_profile
 from hetcomp_tf.data.readers import make_synthetic
 from hetcomp_tf.data.split import split_dataset

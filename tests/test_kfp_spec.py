@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import storage
+from components import keys, storage
 from components.artifacts import METRICS_FILE
 from hetcomp_tf.config import TEACHER_NAMES
 from pipeline.pipeline import BASELINE_RESOLVER
@@ -44,7 +44,7 @@ def jobs(tmp_path_factory):
 
 
 def _blessing(execution) -> dict:
-    return storage.read_json(execution.outputs["evaluation"][0]["uri"], METRICS_FILE)["blessing"]
+    return storage.read_json(execution.outputs[keys.EVALUATION_KEY][0]["uri"], METRICS_FILE)["blessing"]
 
 
 @pytest.mark.slow
@@ -59,15 +59,15 @@ def test_every_task_runs_in_dag_order_and_the_student_is_pushed(jobs):
     assert first[MODEL_RESOLVER].outputs == {"model": []}  # nothing blessed yet on this root
     verdict = _blessing(first["RankingEvaluator"])
     assert verdict["blessed"] and verdict["baseline"] is None
-    pushed = first["Pusher"].outputs["pushed_model"][0]["metadata"]
+    pushed = first["Pusher"].outputs[keys.PUSHED_MODEL_KEY][0]["metadata"]
     assert pushed["pushed"] == 1.0 and os.path.dirname(pushed["pushed_destination"]) == str(root / "serving")
     served = tf.saved_model.load(pushed["pushed_destination"]).signatures["serving_default"]
-    data = storage.read_dataset(first["InteractionExampleGen"].outputs["dataset"][0]["uri"])
+    data = storage.read_dataset(first["InteractionExampleGen"].outputs[keys.DATASET_KEY][0]["uri"])
     answer = served(user_id=tf.constant(data.user_vocab[:3].astype(str)), k=tf.constant(10))
     assert answer["item_ids"].shape == (3, 10) and np.all(np.diff(answer["scores"].numpy(), axis=1) <= 0)
     teachers = [first[f"TeacherTrainer.{teacher}"] for teacher in TEACHER_NAMES]
     for teacher, execution in zip(TEACHER_NAMES, teachers):
-        assert execution.outputs["trajectory"][0]["metadata"]["teacher"] == teacher
+        assert execution.outputs[keys.TRAJECTORY_KEY][0]["metadata"]["teacher"] == teacher
     spans = sorted((e.started, e.started + e.seconds) for e in teachers)
     assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))  # independent tasks overlapped
     print(f"\nKFP spec, {len(containers)} container tasks run locally in {seconds:.0f}s")
@@ -76,12 +76,12 @@ def test_every_task_runs_in_dag_order_and_the_student_is_pushed(jobs):
 @pytest.mark.slow
 def test_a_second_job_resolves_the_served_student_as_the_baseline(jobs):
     _, root, first, second, _ = jobs
-    model = first["StudentTrainer"].outputs["model"][0]
-    assert second[MODEL_RESOLVER].outputs["model"][0]["name"] == model["name"]
+    model = first["StudentTrainer"].outputs[keys.MODEL_KEY][0]
+    assert second[MODEL_RESOLVER].outputs[keys.MODEL_KEY][0]["name"] == model["name"]
     assert {n for n, e in second.items() if e.state == "complete"} == {"RankingEvaluator", "Pusher"}
     change = _blessing(second["RankingEvaluator"])["baseline"]
     assert change["model"] == model["uri"] and change["diff"] == 0.0 and change["passed"]
-    assert second["Pusher"].outputs["pushed_model"][0]["metadata"]["pushed"] == 0.0  # already the served model
+    assert second["Pusher"].outputs[keys.PUSHED_MODEL_KEY][0]["metadata"]["pushed"] == 0.0  # already the served model
     assert len(os.listdir(root / "serving")) == 1
 
 

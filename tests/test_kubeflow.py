@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
-from components.knowledge_builder import trajectory_key
+from components.keys import trajectory_key
 from hetcomp_tf.cli import main
 from hetcomp_tf.config import DEFAULT_PROFILE, TEACHER_NAMES
 from hetcomp_tf.data.datafiles import CITEULIKE_SHA256
@@ -60,9 +60,10 @@ def test_every_component_is_a_task_on_the_image(spec):
     custom = {executors[spec["components"][tasks[t]["componentRef"]["name"]]["executorLabel"]]["container"]["args"][1]
               for t in ("InteractionExampleGen", "TeacherTrainer.MF", "KnowledgeBuilder", "StudentTrainer",
                         "RankingEvaluator")}
-    assert custom == {"components.ingestion.Executor", "components.teacher_trainer.Executor",
-                      "components.knowledge_builder.Executor", "components.student_trainer.Executor",
-                      "components.ranking_evaluator.Executor"}
+    assert custom == {"components.ingestion.executor.Executor", "components.teacher_trainer.executor.Executor",
+                      "components.knowledge_builder.executor.Executor",
+                      "components.student_trainer.executor.Executor",
+                      "components.ranking_evaluator.executor.Executor"}
 
 
 def test_the_served_model_is_resolved_as_the_evaluators_baseline(spec):
@@ -80,7 +81,7 @@ def test_the_served_model_is_resolved_as_the_evaluators_baseline(spec):
     source = tasks["RankingEvaluator"]["inputs"]["artifacts"]["baseline_model"]["taskOutputArtifact"]
     assert source == {"producerTask": model_task, "outputArtifactKey": "model"}
     pusher = spec["components"][tasks["Pusher"]["componentRef"]["name"]]["executorLabel"]
-    assert executors[pusher]["container"]["args"][1] == "components.pusher.Executor"
+    assert executors[pusher]["container"]["args"][1] == "components.pusher.executor.Executor"
 
 
 def test_teachers_run_in_parallel_and_feed_the_knowledge_builder(spec):

@@ -14,7 +14,7 @@ from hetcomp_tf.config import TEACHER_NAMES, TeacherConfig, get_profile
 from hetcomp_tf.distill.student import Student
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
-from hetcomp_tf.models import MF, build_teacher
+from hetcomp_tf.models import build_teacher
 from hetcomp_tf.models import neumf as neumf_module
 
 TINY = get_profile("tiny").teachers

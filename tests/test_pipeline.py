@@ -24,12 +24,12 @@ from tensorflow_data_validation.utils import stats_util
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.dsl.components.base import executor_spec
 
-from components import storage
+from components import keys, storage
 from components.artifacts import METRICS_FILE, STUDENT_DIR
 from components.data_gate import require_valid_examples
-from components.ingestion import InteractionExampleGen, data_fingerprint
+from components.ingestion.component import InteractionExampleGen, data_fingerprint
 from components.interaction_examples import EXAMPLES_FILE, SPLITS
-from components.ranking_evaluator import BLESSED_KEY
+from components.ranking_evaluator.executor import BLESSED_KEY
 from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES, DataConfig, DistillConfig, Profile, from_dict, get_profile
 from hetcomp_tf.distill.student import load_student
 from hetcomp_tf.errors import HetCompError
@@ -77,7 +77,7 @@ def test_report_compares_every_teacher_the_ensemble_and_the_student(runs):
         assert all(0.0 <= v <= 1.0 for v in test.values()), (name, test)
         assert test["recall@10"] <= test["recall@20"] <= test["recall@50"], (name, test)
     # The evaluator scored the exported SavedModel; the trainer's own numbers come from the in-memory student.
-    trained = storage.read_json(runs.first.nodes["StudentTrainer"].uri("model_run"), METRICS_FILE)
+    trained = storage.read_json(runs.first.nodes["StudentTrainer"].uri(keys.MODEL_RUN_KEY), METRICS_FILE)
     for metric, value in trained["test"].items():
         assert report["methods"]["student:hetcomp"]["test"][metric] == pytest.approx(value, abs=1e-5), metric
     student, ensemble = (report["methods"][m]["test"]["recall@50"] for m in ("student:hetcomp", "ensemble"))
@@ -99,7 +99,7 @@ def test_pushed_model_loads_and_serves_the_trained_student(runs, tiny_dataset):
     assert items.shape == scores.shape == (5, 10)
     assert np.all(np.diff(scores, axis=1) <= 0)
 
-    model_uri = runs.first.nodes["StudentTrainer"].uri("model")
+    model_uri = runs.first.nodes["StudentTrainer"].uri(keys.MODEL_KEY)
     student = load_student(os.path.join(model_uri, STUDENT_DIR))
     all_scores = student.score_all(tf.range(5)).numpy()
     for u in range(5):
@@ -122,7 +122,7 @@ def test_the_printed_next_steps_serve_the_model_and_answer_a_real_user(runs, tmp
     assert serve.split()[1:] == ["serve", "--model", str(runs.out / "serving"), "--port", "8500"]
     assert tensorboard.split()[1] == "--logdir_spec"
     user = shlex.split(query)[shlex.split(query).index("--user") + 1]
-    data = storage.read_dataset(first.nodes["InteractionExampleGen"].uri("dataset"))
+    data = storage.read_dataset(first.nodes["InteractionExampleGen"].uri(keys.DATASET_KEY))
     assert user in data.user_vocab
     port = str(portpicker.pick_unused_port())
     server = subprocess.Popen(shlex.split(serve)[:-1] + [port], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
@@ -144,8 +144,8 @@ def test_the_printed_next_steps_serve_the_model_and_answer_a_real_user(runs, tmp
 @pytest.mark.slow
 def test_examples_are_the_dataset_and_statistics_saw_them(runs):
     nodes = runs.first.nodes
-    data = storage.read_dataset(nodes["InteractionExampleGen"].uri("dataset"))
-    examples_uri = nodes["InteractionExampleGen"].uri("examples")
+    data = storage.read_dataset(nodes["InteractionExampleGen"].uri(keys.DATASET_KEY))
+    examples_uri = nodes["InteractionExampleGen"].uri(keys.EXAMPLES_KEY)
     spec = {"user": tf.io.FixedLenFeature([], tf.int64), "item": tf.io.FixedLenFeature([], tf.int64),
             "user_id": tf.io.FixedLenFeature([], tf.string), "item_id": tf.io.FixedLenFeature([], tf.string)}
     statistics_uri = nodes["StatisticsGen"].uri("statistics")
@@ -186,9 +186,9 @@ def test_the_unchanged_rerun_compares_the_served_model_with_itself_and_pushes_no
     """The cached StudentTrainer's model is the served one: the Resolver hands it back as the baseline, the change
     is exactly 0, it is blessed, and the Pusher does not copy it to a second version."""
     first, second = runs.first, runs.second
-    model_uri = first.nodes["StudentTrainer"].uri("model")
+    model_uri = first.nodes["StudentTrainer"].uri(keys.MODEL_KEY)
     change = second.report["blessing"]["baseline"]
-    assert change["model"] == model_uri == second.nodes["StudentTrainer"].uri("model")
+    assert change["model"] == model_uri == second.nodes["StudentTrainer"].uri(keys.MODEL_KEY)
     assert change["candidate"] == change["baseline"] == first.report["methods"]["student:hetcomp"]["valid"]["recall@50"]
     assert change["diff"] == 0.0 and change["passed"] and second.report["blessed"]
     assert second.report["pushed_model"] is None and second.report["served_model"] == first.report["pushed_model"]
@@ -219,15 +219,16 @@ def test_a_candidate_worse_than_the_served_model_is_not_pushed(runs):
     # the value threshold (share 0 of the ensemble) passes; the comparison with the served student fails it
     assert verdict["min_share_of_ensemble"] == 0.0 and verdict["student"] > 0.0
     change = verdict["baseline"]
-    assert change["model"] == first.nodes["StudentTrainer"].uri("model") != worse.nodes["StudentTrainer"].uri("model")
+    assert change["model"] == first.nodes["StudentTrainer"].uri(keys.MODEL_KEY) \
+        != worse.nodes["StudentTrainer"].uri(keys.MODEL_KEY)
     assert change["baseline"] == pytest.approx(served_valid, abs=1e-6) and change["candidate"] == candidate_valid
     assert change["ratio"] == pytest.approx((candidate_valid - served_valid) / served_valid)
     assert change["ratio"] < change["relative"] == -0.05 and not change["passed"]
     assert not worse.report["blessed"] and worse.report["pushed_model"] is None
-    blessing_artifact = worse.nodes["RankingEvaluator"].outputs["blessing"][0]
+    blessing_artifact = worse.nodes["RankingEvaluator"].outputs[keys.BLESSING_KEY][0]
     assert blessing_artifact.custom_properties[BLESSED_KEY].int_value == 0
     assert blessing_artifact.custom_properties["baseline_model"].string_value == change["model"]
-    assert worse.nodes["Pusher"].outputs["pushed_model"][0].custom_properties["pushed"].int_value == 0
+    assert worse.nodes["Pusher"].outputs[keys.PUSHED_MODEL_KEY][0].custom_properties["pushed"].int_value == 0
     assert os.listdir(runs.out / "serving") == [os.path.basename(first.report["pushed_model"])]
     assert worse.report["served_model"] == first.report["pushed_model"]
     assert "FAILED" in worse.stdout and "NOT blessed" in worse.stdout

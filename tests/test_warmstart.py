@@ -136,18 +136,19 @@ def snapshots(tmp_path_factory):
 
 @pytest.mark.slow
 def test_the_second_snapshot_extends_the_first_ones_vocabularies(snapshots):
-    from components import storage
+    from components import keys, storage
 
     node = "InteractionExampleGen"
-    first, second = (storage.read_dataset(run.nodes[node].uri("dataset")) for run in (snapshots.first, snapshots.second))
+    first, second = (storage.read_dataset(run.nodes[node].uri(keys.DATASET_KEY))
+                     for run in (snapshots.first, snapshots.second))
     np.testing.assert_array_equal(second.user_vocab[: first.n_users], first.user_vocab)
     np.testing.assert_array_equal(second.item_vocab[: first.n_items], first.item_vocab)
     assert second.train.nnz > first.train.nnz and second.n_items > first.n_items  # more data, new items
     assert set(second.user_vocab[first.n_users:]) == {str(u) for u in range(380, 400)}  # the users who joined
-    props = snapshots.second.nodes[node].outputs["dataset"][0].custom_properties
+    props = snapshots.second.nodes[node].outputs[keys.DATASET_KEY][0].custom_properties
     assert (props["new_users"].int_value, props["new_items"].int_value) == \
         (second.n_users - first.n_users, second.n_items - first.n_items)
-    assert "new_items" not in snapshots.first.nodes[node].outputs["dataset"][0].custom_properties
+    assert "new_items" not in snapshots.first.nodes[node].outputs[keys.DATASET_KEY][0].custom_properties
     assert all(run.state == "complete" for run in snapshots.first.nodes.values())  # empty Resolvers do not fail
 
 
@@ -180,22 +181,24 @@ def test_ml_metadata_records_each_warm_start_as_an_input_of_the_second_run(snaps
 
 @pytest.mark.slow
 def test_the_warm_started_models_start_from_the_first_runs(snapshots):
-    from components import storage
+    from components import keys, storage
     from components.artifacts import METRICS_FILE
 
     first, second = snapshots.first.nodes, snapshots.second.nodes
-    runs = [storage.read_json(nodes["StudentTrainer"].uri("model_run"), METRICS_FILE) for nodes in (first, second)]
+    runs = [storage.read_json(nodes["StudentTrainer"].uri(keys.MODEL_RUN_KEY), METRICS_FILE)
+            for nodes in (first, second)]
     carried = runs[1]["warm_start"]
-    assert runs[0]["warm_start"] is None and carried["source"] == first["StudentTrainer"].uri("model")
+    assert runs[0]["warm_start"] is None and carried["source"] == first["StudentTrainer"].uri(keys.MODEL_KEY)
     assert carried["mapped"] == 2 and carried["new_items"] > 0 and carried["fresh"] == []
     print(f"student first valid recall@50: cold {first_valid(runs[0]['history']):.4f}, "
           f"warm {first_valid(runs[1]['history']):.4f}; first run's best {runs[0]['valid']['recall@50']:.4f}")
     assert first_valid(runs[1]["history"]) > 0.9 * runs[0]["valid"]["recall@50"] > 1.2 * first_valid(runs[0]["history"])
     for teacher in WARM_TEACHERS:
         node = f"TeacherTrainer.{teacher}"
-        metrics = storage.read_json(second[node].uri("trajectory"), METRICS_FILE)
-        assert metrics["warm_start"]["source"] == first[node].uri("model") and metrics["warm_start"]["fresh"] == []
-        assert storage.read_json(first[node].uri("trajectory"), METRICS_FILE)["warm_start"] is None
+        metrics = storage.read_json(second[node].uri(keys.TRAJECTORY_KEY), METRICS_FILE)
+        assert metrics["warm_start"]["source"] == first[node].uri(keys.MODEL_KEY)
+        assert metrics["warm_start"]["fresh"] == []
+        assert storage.read_json(first[node].uri(keys.TRAJECTORY_KEY), METRICS_FILE)["warm_start"] is None
 
 
 def test_a_warm_started_pipeline_has_its_resolvers_and_does_not_compile_for_kubeflow(tmp_path):

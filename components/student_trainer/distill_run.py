@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from components import knowledge_beam, storage
+from components import keys, knowledge_beam, storage
 from components.artifacts import KNOWLEDGE_DIR, METRICS_FILE, STUDENT_DIR
 from hetcomp_tf.config import DistillConfig, from_dict
 from hetcomp_tf.distill.loop import distill
@@ -26,14 +26,14 @@ from serving.export import export_model
 
 
 def run_fn(fn_args) -> None:
-    """Distils the student described by `custom_config["distill_config"]` (a DistillConfig dict) on the
-    `custom_config["workers"]` workers it was compiled for."""
+    """Distils the student described by `custom_config[keys.DISTILL_CONFIG_FIELD]` (a DistillConfig dict) on the
+    `custom_config[keys.WORKERS_FIELD]` workers it was compiled for."""
     custom = fn_args.custom_config
-    cfg = from_dict(DistillConfig, custom["distill_config"])
+    cfg = from_dict(DistillConfig, custom[keys.DISTILL_CONFIG_FIELD])
     strategy = make_strategy(cfg.distribute)  # before TensorFlow runs anything (multi-worker collectives)
-    require_workers(strategy, custom.get("workers", 1), "StudentTrainer")  # older specs: no field, one worker
-    data = storage.read_dataset(custom["dataset_uri"])
-    with storage.readable_dir(custom["knowledge_uri"]) as directory:
+    require_workers(strategy, custom.get(keys.WORKERS_FIELD, 1), "StudentTrainer")  # older specs: no field, one worker
+    data = storage.read_dataset(custom[keys.DATASET_URI_FIELD])
+    with storage.readable_dir(custom[keys.KNOWLEDGE_URI_FIELD]) as directory:
         knowledge = knowledge_beam.load_knowledge(os.path.join(directory, KNOWLEDGE_DIR))
     warm_start = None
     if fn_args.base_model:  # TFX hands over the base Model's Format-Serving directory

@@ -1,10 +1,10 @@
-"""`KnowledgeBuilder`: the teachers' trajectories -> the ensemble knowledge the student distils from,
+"""The `KnowledgeBuilder` executor: the teachers' trajectories -> the ensemble knowledge the student distils from,
 plus the comparison table's teacher and ensemble rows (`RankingMetrics`). In memory (`EnsembleKnowledge.save`'s
 layout), or with `beam_build` as a Beam pipeline on the runner `beam_pipeline_args` name, writing sharded
 per-user examples (`knowledge_beam.py`); the StudentTrainer reads either (`knowledge_beam.load_knowledge`).
 
 KFP v2 compiles only single-producer input channels (no `tfx.dsl.experimental` union), so every teacher
-has its own optional input key (`trajectory_key`); at least one must be wired.
+has its own optional input key (`keys.trajectory_key`); at least one must be wired.
 """
 
 from __future__ import annotations
@@ -12,16 +12,12 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from tfx import types
-from tfx.dsl.components.base import base_beam_executor, base_component, executor_spec
+from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
-from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
-from components import knowledge_beam, storage
-from components.artifacts import (KNOWLEDGE_DIR, METRICS_FILE, TRAJECTORY_DIR, KnowledgeArtifact,
-                                  InteractionDataset, RankingMetrics, TeacherTrajectory,
-                                  set_custom_properties)
-from hetcomp_tf.config import TEACHER_NAMES, DistillConfig
+from components import keys, knowledge_beam, storage
+from components.artifacts import KNOWLEDGE_DIR, METRICS_FILE, TRAJECTORY_DIR, set_custom_properties
+from hetcomp_tf.config import TEACHER_NAMES
 from hetcomp_tf.distill import ensemble
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.teachers.trajectories import Trajectory
@@ -38,28 +34,23 @@ def load_trajectories(trajectory_dirs: dict[str, str]) -> dict[str, Trajectory]:
     return trajectories
 
 
-def trajectory_key(teacher: str) -> str:
-    """Input key of a teacher's trajectory: "I-AE" -> "trajectory_i_ae"."""
-    return "trajectory_" + teacher.lower().replace("-", "_")
-
-
 class Executor(base_beam_executor.BaseBeamExecutor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
-        data = storage.read_dataset(artifact_utils.get_single_uri(input_dict["dataset"]))
+        data = storage.read_dataset(artifact_utils.get_single_uri(input_dict[keys.DATASET_KEY]))
         trajectory_dirs, methods = {}, {}
         for teacher in TEACHER_NAMES:
-            if not input_dict.get(trajectory_key(teacher)):
+            if not input_dict.get(keys.trajectory_key(teacher)):
                 continue
-            uri = artifact_utils.get_single_uri(input_dict[trajectory_key(teacher)])
+            uri = artifact_utils.get_single_uri(input_dict[keys.trajectory_key(teacher)])
             trajectory_dirs[teacher] = os.path.join(uri, TRAJECTORY_DIR)
             teacher_run = storage.read_json(uri, METRICS_FILE)
             methods[teacher_row(teacher)] = {"valid": teacher_run["valid"], "test": teacher_run["test"]}
         if not trajectory_dirs:
             raise HetCompError("KnowledgeBuilder: no teacher trajectory is wired in")
 
-        tau, beam_build = exec_properties["tau"], bool(exec_properties.get("beam_build"))
-        targets = exec_properties.get("targets") or "equal"
-        knowledge_artifact = artifact_utils.get_single_instance(output_dict["knowledge"])
+        tau, beam_build = exec_properties[keys.TAU_KEY], bool(exec_properties.get(keys.BEAM_BUILD_KEY))
+        targets = exec_properties.get(keys.TARGETS_KEY) or "equal"
+        knowledge_artifact = artifact_utils.get_single_instance(output_dict[keys.KNOWLEDGE_KEY])
         if beam_build:
             weights = None
             if targets != "equal":  # fitted on the final checkpoints in memory; the Beam build stacks them all
@@ -73,45 +64,12 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             knowledge = ensemble.target_knowledge(load_trajectories(trajectory_dirs), targets, tau, data)
             with storage.writable_dir(knowledge_artifact.uri) as directory:
                 knowledge.save(os.path.join(directory, KNOWLEDGE_DIR))
-        equal = dataclasses.replace(knowledge, tau=exec_properties["tau"], teacher_weights=None)
+        equal = dataclasses.replace(knowledge, tau=exec_properties[keys.TAU_KEY], teacher_weights=None)
         methods[ENSEMBLE] = ensemble_metrics(equal, data)
         if knowledge.teacher_weights is not None:
             methods[FITTED_ENSEMBLE] = ensemble_metrics(knowledge, data)
         set_custom_properties(knowledge_artifact, teachers=",".join(knowledge.teachers),
                               n_checkpoints=knowledge.n_checkpoints, top_n=knowledge.top_n,
                               layout="sharded" if beam_build else "arrays")
-        storage.write_json(artifact_utils.get_single_uri(output_dict["metrics"]), METRICS_FILE,
+        storage.write_json(artifact_utils.get_single_uri(output_dict[keys.METRICS_KEY]), METRICS_FILE,
                            {"methods": methods, "targets": {"kind": targets, **knowledge.describe()}})
-
-
-class KnowledgeBuilderSpec(ComponentSpec):
-    PARAMETERS = {"tau": ExecutionParameter(type=float), "beam_build": ExecutionParameter(type=int, optional=True),
-                  "targets": ExecutionParameter(type=str, optional=True)}
-    INPUTS = {
-        "dataset": ChannelParameter(type=InteractionDataset),
-        **{trajectory_key(t): ChannelParameter(type=TeacherTrajectory, optional=True) for t in TEACHER_NAMES},
-    }
-    OUTPUTS = {
-        "knowledge": ChannelParameter(type=KnowledgeArtifact),
-        "metrics": ChannelParameter(type=RankingMetrics),
-    }
-
-
-class KnowledgeBuilder(base_component.BaseComponent):
-    SPEC_CLASS = KnowledgeBuilderSpec
-    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
-
-    def __init__(self, dataset: types.BaseChannel, trajectories: dict[str, types.BaseChannel],
-                 distill_config: DistillConfig, beam_build: bool = False):
-        """`trajectories`: TeacherTrainer outputs by teacher name; only the ensemble of `distill_config` (`tau`,
-        `targets`: "fitted" fits τ and teacher weights on the dataset's valid split here) matters, so changing the
-        student's other settings reuses cached knowledge. `beam_build`: the Beam pipeline and its sharded layout."""
-        super().__init__(spec=KnowledgeBuilderSpec(
-            tau=float(distill_config.tau),
-            targets=distill_config.targets,
-            beam_build=int(beam_build),
-            dataset=dataset,
-            **{trajectory_key(name): channel for name, channel in trajectories.items()},
-            knowledge=types.Channel(type=KnowledgeArtifact),
-            metrics=types.Channel(type=RankingMetrics),
-        ))

@@ -31,10 +31,10 @@ from absl import logging
 from tfx.components.evaluator import constants as evaluator_constants
 from tfx.components.pusher import executor as pusher_executor
 from tfx.proto import pusher_pb2
-from tfx.types import artifact_utils, standard_component_specs
+from tfx.types import artifact_utils
 from tfx.utils import io_utils, proto_utils
 
-from components import storage
+from components import keys, storage
 
 STAGING_PREFIX = ".staging-"  # a push in progress (or killed): never all digits, so never a version to a server
 COPY_BLOCK = 1 << 20
@@ -151,14 +151,14 @@ class Executor(pusher_executor.Executor):
     def CheckBlessing(self, input_dict) -> bool:
         if not super().CheckBlessing(input_dict):
             return False
-        blessings = input_dict.get(standard_component_specs.MODEL_BLESSING_KEY)
+        blessings = input_dict.get(keys.MODEL_BLESSING_KEY)
         if blessings and is_served_already(artifact_utils.get_single_instance(blessings)):
             logging.info("The model is the latest blessed (served) model already; not pushed again")
             return False
         return True
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
-        destination = proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY],
+        destination = proto_utils.json_to_proto(exec_properties[keys.PUSH_DESTINATION_KEY],
                                                 pusher_pb2.PushDestination())
         base_dir = destination.filesystem.base_directory
         versioning = destination.filesystem.versioning
@@ -167,8 +167,8 @@ class Executor(pusher_executor.Executor):
             super().Do(input_dict, output_dict, exec_properties)  # TFX's copy, saved_model.pb last
             return
         self._log_startup(input_dict, output_dict, exec_properties)
-        model_push = artifact_utils.get_single_instance(output_dict[standard_component_specs.PUSHED_MODEL_KEY])
-        blessings = input_dict.get(standard_component_specs.MODEL_BLESSING_KEY)
+        model_push = artifact_utils.get_single_instance(output_dict[keys.PUSHED_MODEL_KEY])
+        blessings = input_dict.get(keys.MODEL_BLESSING_KEY)
         with storage.readable_dir(self.GetModelPath(input_dict)) as model_dir:
             served = (blessings and is_served_already(artifact_utils.get_single_instance(blessings))
                       and newest_version_holds(base_dir, model_dir))

@@ -1,4 +1,4 @@
-"""`TeacherTrainer`: trains one HetComp teacher; the pipeline instantiates it once per teacher
+"""The `TeacherTrainer` executor: trains one HetComp teacher; the pipeline instantiates it once per teacher
 (`.with_id("TeacherTrainer.<name>")`) so the six teachers are independent nodes, parallel on Kubeflow.
 
 Training, trajectory recording and evaluation are `hetcomp_tf.teachers.training.train_teacher` (under the strategy of
@@ -19,20 +19,17 @@ import dataclasses
 import json
 import os
 
-from tfx import types
-from tfx.dsl.components.base import base_component, base_executor, executor_spec
-from tfx.types import artifact_utils, standard_artifacts
-from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
 
-from components import storage
-from components.artifacts import (METRICS_FILE, TEACHER_FILE, TRAJECTORY_DIR, InteractionDataset,
-                                  TeacherTrajectory, set_custom_properties)
+from components import keys, storage
+from components.artifacts import METRICS_FILE, TEACHER_FILE, TRAJECTORY_DIR, set_custom_properties
 from components.data_gate import require_valid_examples
 from hetcomp_tf.config import TeacherConfig, TrajectoryConfig, from_dict
 from hetcomp_tf.models import build_teacher
 from hetcomp_tf.teachers.training import train_teacher
 from hetcomp_tf.teachers.trajectories import FORMAT_VERSION
-from hetcomp_tf.util.distribute import check_worker_request, make_strategy, require_workers, worker_dir
+from hetcomp_tf.util.distribute import make_strategy, require_workers, worker_dir
 from hetcomp_tf.util.progress import log
 from hetcomp_tf.warmstart import WarmStart, stand_in
 
@@ -41,27 +38,28 @@ WEIGHTS_DIR = "weights"  # inside the Model artifact: a TF checkpoint of the tea
 
 class Executor(base_executor.BaseExecutor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
-        name = exec_properties["teacher"]
-        cfg = from_dict(TeacherConfig, json.loads(exec_properties["teacher_config"]))
+        name = exec_properties[keys.TEACHER_KEY]
+        cfg = from_dict(TeacherConfig, json.loads(exec_properties[keys.TEACHER_CONFIG_KEY]))
         strategy = make_strategy(cfg.distribute)  # before TensorFlow runs anything (multi-worker collectives)
-        require_workers(strategy, exec_properties.get("workers") or 1, f"TeacherTrainer.{name}")  # older specs: 1
-        require_valid_examples(input_dict["anomalies"])
-        data = storage.read_dataset(artifact_utils.get_single_uri(input_dict["dataset"]))
-        traj_cfg = from_dict(TrajectoryConfig, json.loads(exec_properties["trajectory_config"]))
+        workers = exec_properties.get(keys.WORKERS_KEY) or 1  # older specs: no property, one worker
+        require_workers(strategy, workers, f"TeacherTrainer.{name}")
+        require_valid_examples(input_dict[keys.ANOMALIES_KEY])
+        data = storage.read_dataset(artifact_utils.get_single_uri(input_dict[keys.DATASET_KEY]))
+        traj_cfg = from_dict(TrajectoryConfig, json.loads(exec_properties[keys.TRAJECTORY_CONFIG_KEY]))
         model, trajectory, model_run = (artifact_utils.get_single_instance(output_dict[key])
-                                        for key in ("model", "trajectory", "model_run"))
+                                        for key in (keys.MODEL_KEY, keys.TRAJECTORY_KEY, keys.MODEL_RUN_KEY))
 
-        warm_start = base_teacher(input_dict.get("base_model"))
+        warm_start = base_teacher(input_dict.get(keys.BASE_MODEL_KEY))
         with worker_dir(model_run.uri, strategy) as run_uri, worker_dir(model.uri, strategy) as model_uri, \
                 worker_dir(trajectory.uri, strategy) as trajectory_uri:
             with storage.writable_dir(run_uri) as log_dir:
-                run = train_teacher(name, data, cfg, traj_cfg, seed=exec_properties["seed"], log_dir=log_dir,
+                run = train_teacher(name, data, cfg, traj_cfg, seed=exec_properties[keys.SEED_KEY], log_dir=log_dir,
                                     warm_start=warm_start, strategy=strategy)
             with storage.writable_dir(model_uri) as directory:
                 run.teacher.save_weights(os.path.join(directory, WEIGHTS_DIR, name))
             storage.write_vocabulary(model_uri, data)
             storage.write_json(model_uri, TEACHER_FILE, {"teacher": name, "teacher_config": dataclasses.asdict(cfg),
-                                                         "seed": exec_properties["seed"]})
+                                                         "seed": exec_properties[keys.SEED_KEY]})
             with storage.writable_dir(trajectory_uri) as directory:
                 run.trajectory.save(os.path.join(directory, TRAJECTORY_DIR))
             storage.write_json(trajectory_uri, METRICS_FILE, {"teacher": name, **run.to_dict()})
@@ -86,48 +84,3 @@ def base_teacher(models) -> WarmStart | None:
     with storage.readable_dir(uri) as directory:
         base.load_weights(os.path.join(directory, WEIGHTS_DIR, name)).assert_existing_objects_matched()
     return WarmStart(base, *vocabularies, source=uri)
-
-
-class TeacherTrainerSpec(ComponentSpec):
-    PARAMETERS = {
-        "teacher": ExecutionParameter(type=str),
-        "teacher_config": ExecutionParameter(type=str),
-        "trajectory_config": ExecutionParameter(type=str),
-        "seed": ExecutionParameter(type=int),
-        "workers": ExecutionParameter(type=int, optional=True),
-    }
-    INPUTS = {
-        "dataset": ChannelParameter(type=InteractionDataset),
-        "anomalies": ChannelParameter(type=standard_artifacts.ExampleAnomalies),
-        "base_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
-    }
-    OUTPUTS = {
-        "model": ChannelParameter(type=standard_artifacts.Model),
-        "trajectory": ChannelParameter(type=TeacherTrajectory),
-        "model_run": ChannelParameter(type=standard_artifacts.ModelRun),
-    }
-
-
-class TeacherTrainer(base_component.BaseComponent):
-    SPEC_CLASS = TeacherTrainerSpec
-    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
-
-    def __init__(self, dataset: types.BaseChannel, anomalies: types.BaseChannel, teacher: str,
-                 teacher_config: TeacherConfig, trajectory_config: TrajectoryConfig, seed: int = 0,
-                 base_model: types.BaseChannel | None = None, workers: int = 1):
-        """`base_model`: this teacher's Model of an earlier run to warm-start from (optional: a cold start).
-        `workers` > 1 needs `teacher_config.distribute` = multi_worker (the task then runs as that many workers)."""
-        check_worker_request(f"TeacherTrainer.{teacher}", workers, teacher_config.distribute)
-        super().__init__(spec=TeacherTrainerSpec(
-            teacher=teacher,
-            teacher_config=json.dumps(dataclasses.asdict(teacher_config)),
-            trajectory_config=json.dumps(dataclasses.asdict(trajectory_config)),
-            seed=seed,
-            workers=workers,
-            dataset=dataset,
-            anomalies=anomalies,
-            base_model=base_model,
-            model=types.Channel(type=standard_artifacts.Model),
-            trajectory=types.Channel(type=TeacherTrajectory),
-            model_run=types.Channel(type=standard_artifacts.ModelRun),
-        ))

@@ -1,4 +1,4 @@
-"""`InteractionExampleGen`: interaction data -> standard TFX `Examples` (train/valid/test) + the `Dataset`.
+"""The `InteractionExampleGen` executor: interaction data -> standard TFX `Examples` (train/valid/test) + the `Dataset`.
 
 Two paths to the same artifacts: gzipped tf.Example TFRecords in TFX's `Split-<name>/` layout (so
 StatisticsGen/SchemaGen/ExampleValidator see the real data) and the library's `.npz` (`InteractionDataset`), which
@@ -18,25 +18,22 @@ Bad input (missing, empty or malformed data) is a one-line `HetCompError` naming
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from pathlib import Path
 
 from tfx import types
 from tfx.components.util import examples_utils
-from tfx.dsl.components.base import base_beam_executor, base_component, executor_spec
+from tfx.dsl.components.base import base_beam_executor
 from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
-from tfx.types import artifact_utils, standard_artifacts
-from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
-from tfx.utils import io_utils
+from tfx.types import artifact_utils
 
-from components import interaction_beam, interaction_examples, storage
-from components.artifacts import DATASET_FILE, InteractionDataset, set_custom_properties
+from components import interaction_beam, interaction_examples, keys, storage
+from components.artifacts import DATASET_FILE, set_custom_properties
 from components.interaction_examples import SPLITS, VOCABULARY_DIR
 from hetcomp_tf.config import DataConfig, from_dict
-from hetcomp_tf.data.datafiles import CITEULIKE_SHA256, citeulike_path, file_format, verify_citeulike_sha256
+from hetcomp_tf.data.datafiles import citeulike_path, file_format, verify_citeulike_sha256
 from hetcomp_tf.data.dataset import Dataset
 from hetcomp_tf.data.loading import dataset_name, load_dataset
 from hetcomp_tf.data.readers import make_synthetic
@@ -50,18 +47,6 @@ def describe_examples(examples: types.Artifact) -> None:
     examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
     examples_utils.set_payload_format(examples, example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE)
     examples_utils.set_file_format(examples, "tfrecords_gzip")
-
-
-def data_fingerprint(data: str) -> str:
-    """Size and mtime of the data files (a glob's every match), so changed data is re-ingested rather than served
-    from the cache (what ExampleGen's driver does with its input spans); synthetic data is fixed by its DataConfig,
-    CiteULike by its sha256 (checked on reading), so building the pipeline needs no local copy (on Kubeflow a task
-    fetches it)."""
-    if data == "synthetic":
-        return data
-    if data == "citeulike":
-        return f"citeulike sha256:{CITEULIKE_SHA256}"
-    return io_utils.generate_fingerprint("input", data)
 
 
 def beam_source(data: str, data_format: str | None, cfg: DataConfig) -> tuple[interaction_beam.Source, str] | None:
@@ -89,13 +74,13 @@ def beam_source(data: str, data_format: str | None, cfg: DataConfig) -> tuple[in
 
 class Executor(base_beam_executor.BaseBeamExecutor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
-        cfg = from_dict(DataConfig, json.loads(exec_properties["data_config"]))
+        cfg = from_dict(DataConfig, json.loads(exec_properties[keys.DATA_CONFIG_KEY]))
         check_split_config(cfg)
-        data, data_format = exec_properties["data"], exec_properties.get("data_format") or None
-        previous = (storage.read_dataset(artifact_utils.get_single_uri(input_dict["previous_dataset"]))
-                    if input_dict.get("previous_dataset") else None)
-        examples = artifact_utils.get_single_instance(output_dict["examples"])
-        dataset = artifact_utils.get_single_instance(output_dict["dataset"])
+        data, data_format = exec_properties[keys.DATA_KEY], exec_properties.get(keys.DATA_FORMAT_KEY) or None
+        previous = (storage.read_dataset(artifact_utils.get_single_uri(input_dict[keys.PREVIOUS_DATASET_KEY]))
+                    if input_dict.get(keys.PREVIOUS_DATASET_KEY) else None)
+        examples = artifact_utils.get_single_instance(output_dict[keys.EXAMPLES_KEY])
+        dataset = artifact_utils.get_single_instance(output_dict[keys.DATASET_KEY])
         source = beam_source(data, data_format, cfg)
         if source is None:
             result = load_dataset(data, data_format, cfg)
@@ -133,38 +118,3 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             with storage.writable_dir(dataset_stage) as directory:
                 data.save(os.path.join(directory, DATASET_FILE))
         return data
-
-
-class InteractionExampleGenSpec(ComponentSpec):
-    PARAMETERS = {
-        "data": ExecutionParameter(type=str),
-        "data_format": ExecutionParameter(type=str, optional=True),
-        "data_config": ExecutionParameter(type=str),
-        "data_fingerprint": ExecutionParameter(type=str),
-    }
-    INPUTS = {"previous_dataset": ChannelParameter(type=InteractionDataset, optional=True)}
-    OUTPUTS = {
-        "examples": ChannelParameter(type=standard_artifacts.Examples),
-        "dataset": ChannelParameter(type=InteractionDataset),
-    }
-
-
-class InteractionExampleGen(base_component.BaseComponent):
-    """Ingests `data` ("synthetic", "citeulike", a users.dat/CSV path or, with the per_user split protocol, a glob of
-    CSV/TSV shards) with the profile's `DataConfig` (`min_rating` as the command line set it), extending
-    `previous_dataset`'s vocabularies when one is wired in."""
-
-    SPEC_CLASS = InteractionExampleGenSpec
-    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
-
-    def __init__(self, data: str, data_format: str | None, data_config: DataConfig,
-                 previous_dataset: types.BaseChannel | None = None):
-        super().__init__(spec=InteractionExampleGenSpec(
-            data=data,
-            data_format=data_format,
-            data_config=json.dumps(dataclasses.asdict(data_config)),
-            data_fingerprint=data_fingerprint(data),
-            previous_dataset=previous_dataset,
-            examples=types.Channel(type=standard_artifacts.Examples),
-            dataset=types.Channel(type=InteractionDataset),
-        ))

@@ -1,4 +1,4 @@
-"""`RankingEvaluator`: Recall/NDCG@10/20/50 of the exported student next to every teacher and the ensemble,
+"""The `RankingEvaluator` executor: Recall/NDCG@10/20/50 of the exported student next to every teacher and the ensemble,
 and the blessing the Pusher obeys.
 
 The student is evaluated through the SavedModel that would be pushed (its `score_items` signature over
@@ -25,13 +25,11 @@ import tensorflow as tf
 from tfx import types
 from tfx.components.evaluator import constants as evaluator_constants
 from tfx.components.evaluator import executor as evaluator_executor
-from tfx.dsl.components.base import base_component, executor_spec
-from tfx.types import artifact_utils, standard_artifacts
-from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components import storage
-from components.artifacts import METRICS_FILE, InteractionDataset, RankingMetrics
+from components import keys, storage
+from components.artifacts import METRICS_FILE
 from hetcomp_tf.data.dataset import Dataset
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
@@ -127,10 +125,10 @@ class Executor(evaluator_executor.Executor):
     into artifact names, which the compiled latest-blessed-model resolver matches; `Do` is entirely its own."""
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
-        data = storage.read_dataset(artifact_utils.get_single_uri(input_dict["dataset"]))
-        model = artifact_utils.get_single_instance(input_dict["model"])
+        data = storage.read_dataset(artifact_utils.get_single_uri(input_dict[keys.DATASET_KEY]))
+        model = artifact_utils.get_single_instance(input_dict[keys.MODEL_KEY])
         student = evaluate_served(model, data, ("valid", "test"))
-        baseline_model = (input_dict.get("baseline_model") or [None])[0]
+        baseline_model = (input_dict.get(keys.BASELINE_MODEL_KEY) or [None])[0]
         candidate, baseline, shared = None, None, None
         if baseline_model is not None and baseline_model.uri == model.uri:  # a cached Trainer: the same SavedModel
             baseline = {BLESSING_SPLIT: student[BLESSING_SPLIT]}
@@ -141,16 +139,18 @@ class Executor(evaluator_executor.Executor):
                 candidate = evaluate_served(model, ground, (BLESSING_SPLIT,))
                 shared = {"users": ground.n_users, "items": ground.n_items}
 
-        methods = storage.read_json(artifact_utils.get_single_uri(input_dict["comparison"]), METRICS_FILE)["methods"]
-        methods[student_row(exec_properties["method"])] = student
-        verdict = blessing(student, methods[ENSEMBLE], json.loads(exec_properties["thresholds"]), baseline, candidate)
+        comparison = artifact_utils.get_single_uri(input_dict[keys.COMPARISON_KEY])
+        methods = storage.read_json(comparison, METRICS_FILE)["methods"]
+        methods[student_row(exec_properties[keys.METHOD_KEY])] = student
+        thresholds = json.loads(exec_properties[keys.THRESHOLDS_KEY])
+        verdict = blessing(student, methods[ENSEMBLE], thresholds, baseline, candidate)
         if baseline_model is not None:
             verdict["baseline"]["model"] = baseline_model.uri
             verdict["baseline"]["shared_ids"] = shared  # None: compared on every user and item
-        storage.write_json(artifact_utils.get_single_uri(output_dict["evaluation"]), METRICS_FILE,
+        storage.write_json(artifact_utils.get_single_uri(output_dict[keys.EVALUATION_KEY]), METRICS_FILE,
                            {"methods": methods, "blessing": verdict})
 
-        blessing_artifact = artifact_utils.get_single_instance(output_dict["blessing"])
+        blessing_artifact = artifact_utils.get_single_instance(output_dict[keys.BLESSING_KEY])
         blessing_artifact.set_int_custom_property(BLESSED_KEY, int(verdict["blessed"]))
         blessing_artifact.set_string_custom_property(evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY,
                                                      model.uri)
@@ -161,41 +161,3 @@ class Executor(evaluator_executor.Executor):
             blessing_artifact.set_int_custom_property(evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY,
                                                       baseline_model.id)
         storage.write_json(blessing_artifact.uri, "BLESSED" if verdict["blessed"] else "NOT_BLESSED", verdict)
-
-
-class RankingEvaluatorSpec(ComponentSpec):
-    PARAMETERS = {
-        "method": ExecutionParameter(type=str),
-        "thresholds": ExecutionParameter(type=str),
-    }
-    INPUTS = {
-        "model": ChannelParameter(type=standard_artifacts.Model),
-        "dataset": ChannelParameter(type=InteractionDataset),
-        "comparison": ChannelParameter(type=RankingMetrics),
-        "baseline_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
-    }
-    OUTPUTS = {
-        "blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
-        "evaluation": ChannelParameter(type=RankingMetrics),
-    }
-
-
-class RankingEvaluator(base_component.BaseComponent):
-    SPEC_CLASS = RankingEvaluatorSpec
-    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)  # a Beam executor's subclass
-
-    def __init__(self, model: types.BaseChannel, dataset: types.BaseChannel, comparison: types.BaseChannel,
-                 method: str, thresholds: dict, baseline_model: types.BaseChannel | None = None):
-        """`comparison`: KnowledgeBuilder's teacher and ensemble metrics; `thresholds`: {"metric": "recall@50",
-        "min_share_of_ensemble": float, "change_absolute": float | None, "change_relative": float | None};
-        `baseline_model`: the model to beat (a LatestBlessedModelStrategy Resolver's "model" output)."""
-        super().__init__(spec=RankingEvaluatorSpec(
-            method=method,
-            thresholds=json.dumps(thresholds, sort_keys=True),
-            model=model,
-            dataset=dataset,
-            comparison=comparison,
-            baseline_model=baseline_model,
-            blessing=types.Channel(type=standard_artifacts.ModelBlessing),
-            evaluation=types.Channel(type=RankingMetrics),
-        ))

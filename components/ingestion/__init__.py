@@ -1,0 +1,1 @@
+"""`InteractionExampleGen`: the component (spec and class) in `component.py`, its executor in `executor.py`."""

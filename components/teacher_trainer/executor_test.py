@@ -1,0 +1,51 @@
+"""The TeacherTrainer executor: what it writes, and the data gate that stops it before training."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import pytest
+import tensorflow as tf
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tfx.types import standard_artifacts
+
+from components import keys, storage
+from components.artifacts import METRICS_FILE, TRAJECTORY_DIR, TeacherTrajectory
+from components.teacher_trainer import executor as teacher_trainer
+from components.testing import TEACHERS, TRAJECTORY, make
+from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.teachers.trajectories import Trajectory
+from tests.helpers import anomalies_artifact
+
+
+class TestTeacherTrainer:
+    def test_the_trajectory_metrics_and_weights_are_written(self, teachers, ingested):
+        data = ingested.data
+        for name, run in teachers.items():
+            trajectory = Trajectory.load(os.path.join(run.trajectory.uri, TRAJECTORY_DIR))
+            n_checkpoints, n_users, top_n = trajectory.rankings.shape
+            assert (trajectory.teacher, n_users, top_n) == (name, data.n_users, TRAJECTORY.top_n)
+            for user in range(0, data.n_users, 37):  # the lists never hold the user's train items
+                assert not set(trajectory.rankings[-1, user].tolist()) & set(data.train.row(user).tolist())
+            metrics = storage.read_json(run.trajectory.uri, METRICS_FILE)
+            assert metrics["valid"]["recall@50"] == trajectory.checkpoints[-1]["valid"]["recall@50"] > 0.0
+            assert 1 <= metrics["epochs"] <= TEACHERS[name].epochs
+            assert run.trajectory.mlmd_artifact.custom_properties["n_checkpoints"].int_value == n_checkpoints
+            assert tf.train.latest_checkpoint(os.path.join(run.model.uri, teacher_trainer.WEIGHTS_DIR)) is not None
+            assert tf.io.gfile.glob(os.path.join(run.model_run.uri, name, "events.out.tfevents.*")), name
+
+    def test_anomalies_stop_it_before_training(self, tmp_path, ingested):
+        bad = anomalies_pb2.Anomalies()
+        bad.anomaly_info["item"].short_description = "Out-of-range values"
+        anomalies = anomalies_artifact(tmp_path / "anomalies", {"train": bad})
+        outputs = {key: [make(cls, tmp_path, key)] for key, cls in (
+            (keys.MODEL_KEY, standard_artifacts.Model), (keys.TRAJECTORY_KEY, TeacherTrajectory),
+            (keys.MODEL_RUN_KEY, standard_artifacts.ModelRun))}
+        with pytest.raises(HetCompError, match="train/item: Out-of-range values"):
+            inputs = {keys.DATASET_KEY: [ingested.dataset], keys.ANOMALIES_KEY: [anomalies]}
+            teacher_trainer.Executor().Do(inputs, outputs, {
+                keys.TEACHER_KEY: "MF", keys.TEACHER_CONFIG_KEY: json.dumps(dataclasses.asdict(TEACHERS["MF"])),
+                keys.TRAJECTORY_CONFIG_KEY: json.dumps(dataclasses.asdict(TRAJECTORY)), keys.SEED_KEY: 0})
+        assert not any(os.path.exists(value[0].uri) for value in outputs.values())
