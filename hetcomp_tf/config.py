@@ -86,6 +86,10 @@ class TeacherConfig:
     l2: float = 1e-5
     eval_every: int = 1  # epochs between valid evaluations (each one is a trajectory candidate)
     patience: int = 10  # evaluations without a better valid Recall@50 before stopping
+    # > 0: evaluations (early stopping, checkpoint choice) over a fixed seeded sample of this many valid users, the
+    # full evaluation and trajectory ranking only at the chosen checkpoints (trajectories.SampledTrajectoryRecorder);
+    # 0: every valid user at every evaluation (the paper's protocol)
+    eval_users: int = 0
     n_negatives: int = 1
     layers: tuple[int, ...] = ()  # hidden sizes (DL's MLP tower, AE/I-AE encoders) or GNN depth as (n_layers,)
     dropout: float = 0.0
@@ -99,6 +103,11 @@ class TeacherConfig:
 
     def __post_init__(self):
         _check_choices(self, lambda name, value, choices: f"{name}={value!r}: choose one of {choices}")
+        bad = [f"{name}={getattr(self, name)}" for name in ("dim", "epochs", "batch_size", "eval_every", "patience")
+               if getattr(self, name) < 1]
+        bad += [f"eval_users={self.eval_users}"] if self.eval_users < 0 else []
+        if bad:
+            raise HetCompError(f"teacher config: {', '.join(bad)} must be >= 1 (eval_users >= 0)")
 
 
 @dataclass(frozen=True)
