@@ -33,6 +33,9 @@ STRATEGIES = typing.get_args(Strategy)
 # The ensemble a student distils (hetcomp_tf/ensemble.py, target_knowledge)
 Targets = Literal["equal", "fitted"]
 TARGETS = typing.get_args(Targets)
+# The teachers' optimisers (hetcomp_tf/optimizers.py): Adam as in the paper, or LazyAdam (only a batch's embedding
+# rows updated: large tables)
+TeacherOptimizer = Literal["adam", "lazy_adam"]
 # The distillation methods (hetcomp_tf/distill.py's METHODS: what each one distils with which loss)
 MethodName = Literal["wo_kd", "ensemble_kd", "rrd", "dcd", "hetcomp_no_dkc", "hetcomp_no_adt", "hetcomp"]
 METHOD_NAMES = typing.get_args(MethodName)
@@ -83,6 +86,7 @@ class TeacherConfig:
     epochs: int = 100
     batch_size: int = 1024
     learning_rate: float = 1e-3
+    optimizer: TeacherOptimizer = "adam"
     l2: float = 1e-5
     eval_every: int = 1  # epochs between valid evaluations (each one is a trajectory candidate)
     patience: int = 10  # evaluations without a better valid Recall@50 before stopping

@@ -11,13 +11,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-import tensorflow as tf
-
 from hetcomp_tf.config import TeacherConfig, TrajectoryConfig
 from hetcomp_tf.cost_model import PeakRSS
 from hetcomp_tf.data import Dataset
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.models import build_teacher
+from hetcomp_tf.optimizers import make_optimizer
 from hetcomp_tf.progress import log
 from hetcomp_tf.training import count_params
 from hetcomp_tf.trajectories import BatchRanker
@@ -33,7 +32,7 @@ def time_teacher(name: str, data: Dataset, cfg: TeacherConfig, traj: TrajectoryC
         growth during the timed epoch and evaluation)}.
     """
     teacher = build_teacher(name, data, cfg, seed)
-    optimizer = tf.keras.optimizers.Adam(cfg.learning_rate)
+    optimizer = make_optimizer(cfg.optimizer, cfg.learning_rate)
     optimizer.build(teacher.trainable_variables)
     start = time.perf_counter()
     teacher.train_epoch(optimizer, 0)

@@ -1,7 +1,7 @@
 """The one training loop shared by all six teachers.
 
 Each teacher brings its own sampling and loss (`Teacher.train_epoch`); this loop only adds what must be the
-same for all of them so they are comparable: Adam at `cfg.learning_rate`, valid Recall@50 every
+same for all of them so they are comparable: Adam (or `cfg.optimizer`) at `cfg.learning_rate`, valid Recall@50 every
 `cfg.eval_every` epochs (and after the last epoch; over a fixed sample of `cfg.eval_users` valid users when set,
 every valid user at the checkpoints kept), early stopping after `cfg.patience` evaluations without a
 strictly better one, the best weights restored at the end, and the ranking trajectory (trajectories.py).
@@ -30,6 +30,7 @@ from hetcomp_tf.distribute import make_strategy, worker_dir
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.models import Teacher, build_teacher
+from hetcomp_tf.optimizers import make_optimizer
 from hetcomp_tf.progress import Progress, log
 from hetcomp_tf.summaries import ScalarLog
 from hetcomp_tf.trajectories import SampledTrajectoryRecorder, Trajectory, TrajectoryRecorder
@@ -111,7 +112,7 @@ def train_teacher(name: str, data: Dataset, cfg: TeacherConfig, traj: Trajectory
     strategy = strategy if strategy is not None else make_strategy(cfg.distribute)
     with strategy.scope():
         teacher = build_teacher(name, data, cfg, seed)
-        optimizer = tf.keras.optimizers.Adam(cfg.learning_rate)
+        optimizer = make_optimizer(cfg.optimizer, cfg.learning_rate)
         optimizer.build(teacher.trainable_variables)  # slots exist before the step is traced in replica context
     carried = warm_start.apply(teacher, data) if warm_start is not None else None
     sampled = 0 < cfg.eval_users < int((data.valid.lengths() > 0).sum())

@@ -121,3 +121,50 @@ def test_failure_midway_leaves_no_output(tmp_path, capsys, monkeypatch):
                  "--out", str(out)]) == 2
     assert "ML: training loss became nan" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_stopped_teachers_run_resumes_with_the_teachers_it_finished(tmp_path, monkeypatch, capsys):
+    """A run that stops in its third teacher keeps the two it finished; the rerun trains only the third, gives the
+    teachers.json an uninterrupted run gives, and leaves no resume state. Another seed starts afresh."""
+    import numpy as np
+
+    from hetcomp_tf import teachers
+    from hetcomp_tf.config import get_profile
+    from hetcomp_tf.data import load_dataset
+
+    profile, names = get_profile("tiny"), ("MF", "GNN", "AE")
+    data = load_dataset("synthetic", None, profile.data)
+    trained, real = [], teachers.train_teacher
+
+    def training(stop_at=None):
+        def train(name, *args, **kwargs):
+            if name == stop_at:
+                raise KeyboardInterrupt  # the machine stopping
+            trained.append(name)
+            return real(name, *args, **kwargs)
+        monkeypatch.setattr(teachers, "train_teacher", train)
+
+    training(stop_at="AE")
+    with pytest.raises(KeyboardInterrupt):
+        teachers.train_teachers(data, profile, tmp_path / "out", names, seed=3)
+    assert trained == ["MF", "GNN"] and not (tmp_path / "out" / "teachers.json").exists()
+    training()
+    resumed = teachers.train_teachers(data, profile, tmp_path / "out", names, seed=3)
+    assert trained == ["MF", "GNN", "AE"]
+    assert "resuming: MF, GNN already trained" in capsys.readouterr().err
+    assert not (tmp_path / "out" / teachers.RESUME).exists()
+    fresh = teachers.train_teachers(data, profile, tmp_path / "fresh", names, seed=3)
+    assert resumed["teachers"] == {name: {**entry, "train_seconds": resumed["teachers"][name]["train_seconds"]}
+                                   for name, entry in fresh["teachers"].items()}
+    assert resumed["ensemble"] == fresh["ensemble"]
+    np.testing.assert_array_equal(load_trajectories(tmp_path / "out")["MF"].rankings,
+                                  load_trajectories(tmp_path / "fresh")["MF"].rankings)
+
+    training(stop_at="GNN")
+    with pytest.raises(KeyboardInterrupt):
+        teachers.train_teachers(data, profile, tmp_path / "other", names, seed=3)
+    trained.clear()
+    training()
+    teachers.train_teachers(data, profile, tmp_path / "other", names, seed=4)
+    assert trained == list(names)
+    assert "starting the teachers afresh" in capsys.readouterr().err
