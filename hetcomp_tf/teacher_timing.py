@@ -19,7 +19,7 @@ from hetcomp_tf.models import build_teacher
 from hetcomp_tf.optimizers import make_optimizer
 from hetcomp_tf.progress import log
 from hetcomp_tf.training import count_params
-from hetcomp_tf.trajectories import BatchRanker
+from hetcomp_tf.trajectories import BatchRanker, SampledTrajectoryRecorder
 
 
 def time_teacher(name: str, data: Dataset, cfg: TeacherConfig, traj: TrajectoryConfig, seed: int = 0) -> dict:
@@ -28,7 +28,7 @@ def time_teacher(name: str, data: Dataset, cfg: TeacherConfig, traj: TrajectoryC
     Returns:
         {"first_epoch_seconds" (tracing included), "epoch_seconds" (the second epoch), "evaluate_seconds" (valid
         Recall/NDCG of every valid user with every user's top-N ranked for the trajectory, as `train_teacher` does
-        at each evaluation), "params", "epoch_memory_bytes" and "evaluate_memory_bytes" (peak resident-memory
+        at each evaluation), "sampled_evaluate_seconds" (with `cfg.eval_users`: the sample's evaluation), "params", "epoch_memory_bytes" and "evaluate_memory_bytes" (peak resident-memory
         growth during the timed epoch and evaluation)}.
     """
     teacher = build_teacher(name, data, cfg, seed)
@@ -47,9 +47,15 @@ def time_teacher(name: str, data: Dataset, cfg: TeacherConfig, traj: TrajectoryC
         evaluate(ranker, data, "valid")
         ranker.result()
         evaluation = time.perf_counter() - start
-    return {"first_epoch_seconds": first, "epoch_seconds": epoch, "evaluate_seconds": evaluation,
-            "params": count_params(teacher), "epoch_memory_bytes": epoch_memory.growth,
-            "evaluate_memory_bytes": evaluate_memory.growth}
+    result = {"first_epoch_seconds": first, "epoch_seconds": epoch, "evaluate_seconds": evaluation,
+              "params": count_params(teacher), "epoch_memory_bytes": epoch_memory.growth,
+              "evaluate_memory_bytes": evaluate_memory.growth}
+    if cfg.eval_users:  # the evaluation early stopping makes instead: the sample only, no ranking kept
+        recorder = SampledTrajectoryRecorder(name, data, traj, cfg.eval_users, seed)
+        start = time.perf_counter()
+        recorder.evaluate(teacher.score_all)
+        result["sampled_evaluate_seconds"] = time.perf_counter() - start
+    return result
 
 
 def time_teachers(data: Dataset, configs: dict[str, TeacherConfig], traj: TrajectoryConfig, names: Sequence[str],

@@ -71,11 +71,12 @@ def run(args) -> int:
     print(f"{data.name}, {profile.name} profile: loaded and split in {results['load_seconds']:.1f} s; peak memory "
           f"{results['peak_rss_bytes'] / 2**30:.2f} GiB")
     if teachers:
-        columns = ["s/epoch", "s/evaluation", "first epoch s", "params"]
+        columns = ["s/epoch", "s/evaluation", "s/sampled evaluation", "first epoch s", "params"]
         print(format_table({t: {"s/epoch": r["epoch_seconds"], "s/evaluation": r["evaluate_seconds"],
+                                "s/sampled evaluation": r.get("sampled_evaluate_seconds"),
                                 "first epoch s": r["first_epoch_seconds"], "params": r["params"]}
                             for t, r in results["teachers"].items()},
-                           columns, {"s/epoch": ".2f", "s/evaluation": ".2f", "first epoch s": ".2f", "params": ",d"}))
+                           columns, {**{c: ".2f" for c in columns[:-1]}, "params": ",d"}))
     if methods:
         print(f"student: {results['steps_per_epoch']} steps/epoch of {results['users_per_step']:.0f} users, "
               f"dim {cfg.student_dim}")
