@@ -105,7 +105,9 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, ar
     assert list(tmp_path.iterdir()) == []
 
 
-def test_failure_midway_leaves_no_output(tmp_path, capsys, monkeypatch):
+def test_failure_midway_writes_no_output_and_keeps_the_finished_teachers_for_a_rerun(tmp_path, capsys, monkeypatch):
+    """A teacher that fails ends the run with exit 2: none of the outputs is written, only the resume state of the
+    teachers that finished (here MF) stays, in the hidden resume folder a rerun picks up."""
     import hetcomp_tf.teachers as workflow
 
     real = workflow.train_teacher
@@ -120,7 +122,9 @@ def test_failure_midway_leaves_no_output(tmp_path, capsys, monkeypatch):
     assert main(["teachers", "--data", "synthetic", "--profile", "tiny", "--teachers", "MF,ML",
                  "--out", str(out)]) == 2
     assert "ML: training loss became nan" in capsys.readouterr().err
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [out]
+    assert [entry.name for entry in out.iterdir()] == [workflow.RESUME]
+    assert sorted(entry.name for entry in (out / workflow.RESUME / "runs").iterdir()) == ["MF.json"]
 
 
 def test_a_stopped_teachers_run_resumes_with_the_teachers_it_finished(tmp_path, monkeypatch, capsys):
