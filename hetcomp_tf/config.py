@@ -33,6 +33,9 @@ STRATEGIES = typing.get_args(Strategy)
 # The ensemble a student distils (hetcomp_tf/distill/ensemble.py, target_knowledge)
 Targets = Literal["equal", "fitted"]
 TARGETS = typing.get_args(Targets)
+# The teachers' optimisers (hetcomp_tf/teachers/optimizers.py): Adam as in the paper, or LazyAdam (only a batch's
+# embedding rows updated: large tables)
+TeacherOptimizer = Literal["adam", "lazy_adam"]
 # The distillation methods (hetcomp_tf/distill/methods.py's METHODS: what each one distils with which loss)
 MethodName = Literal["wo_kd", "ensemble_kd", "rrd", "dcd", "hetcomp_no_dkc", "hetcomp_no_adt", "hetcomp"]
 METHOD_NAMES = typing.get_args(MethodName)
@@ -83,9 +86,14 @@ class TeacherConfig:
     epochs: int = 100
     batch_size: int = 1024
     learning_rate: float = 1e-3
+    optimizer: TeacherOptimizer = "adam"
     l2: float = 1e-5
     eval_every: int = 1  # epochs between valid evaluations (each one is a trajectory candidate)
     patience: int = 10  # evaluations without a better valid Recall@50 before stopping
+    # > 0: evaluations (early stopping, checkpoint choice) over a fixed seeded sample of this many valid users, the
+    # full evaluation and trajectory ranking only at the chosen checkpoints (trajectories.SampledTrajectoryRecorder);
+    # 0: every valid user at every evaluation (the paper's protocol)
+    eval_users: int = 0
     n_negatives: int = 1
     layers: tuple[int, ...] = ()  # hidden sizes (DL's MLP tower, AE/I-AE encoders) or GNN depth as (n_layers,)
     dropout: float = 0.0
@@ -99,6 +107,11 @@ class TeacherConfig:
 
     def __post_init__(self):
         _check_choices(self, lambda name, value, choices: f"{name}={value!r}: choose one of {choices}")
+        bad = [f"{name}={getattr(self, name)}" for name in ("dim", "epochs", "batch_size", "eval_every", "patience")
+               if getattr(self, name) < 1]
+        bad += [f"eval_users={self.eval_users}"] if self.eval_users < 0 else []
+        if bad:
+            raise HetCompError(f"teacher config: {', '.join(bad)} must be >= 1 (eval_users >= 0)")
 
 
 @dataclass(frozen=True)
@@ -297,7 +310,24 @@ def _quickstart() -> Profile:
     )
 
 
-PROFILES = {"quickstart": _quickstart, "tiny": _tiny, "paper": _paper}
+def _large() -> Profile:
+    # One's own logs of about a million interactions (Gowalla: 30 k users, 41 k items, 1 M interactions) end to end
+    # on two CPU cores within hours: the paper profile's teachers, with what their cost at that size needs
+    # (docs/RESULTS.md measures each): evaluations for early stopping over a fixed sample of 5,000 valid users (every
+    # user ranked at the kept checkpoints only), LazyAdam (a step updates its batch's embedding rows, not whole
+    # tables), LightGCN at dim 64 in batches of 8,192 at twice the learning rate (a step propagates the whole graph, whatever
+    # its batch).
+    paper = _paper()
+    teachers = {name: dataclasses.replace(cfg, eval_users=5000, optimizer="lazy_adam")
+                for name, cfg in paper.teachers.items()}
+    teachers["GNN"] = dataclasses.replace(teachers["GNN"], dim=64, batch_size=8192, learning_rate=1e-2, optimizer="adam")
+    for name in ("AE", "I-AE"):  # no embedding tables: dense gradients, LazyAdam would be Adam
+        teachers[name] = dataclasses.replace(teachers[name], optimizer="adam")
+    return Profile(name="large", data=paper.data, teachers=teachers, trajectory=paper.trajectory, distill=paper.distill,
+                   student_dims=paper.student_dims)
+
+
+PROFILES = {"quickstart": _quickstart, "tiny": _tiny, "paper": _paper, "large": _large}
 DEFAULT_PROFILE = "quickstart"  # every command's; `make run` on CiteULike with it is the first run a user sees
 
 

@@ -71,12 +71,14 @@ def _batch_metric_sums(ks: tuple[int, ...]):
     return sums
 
 
-def evaluate(score_fn, data: Dataset, split: str = "test", ks=METRIC_KS, batch_size: int = 128) -> dict[str, float]:
+def evaluate(score_fn, data: Dataset, split: str = "test", ks=METRIC_KS, batch_size: int = 128,
+             users: np.ndarray | None = None) -> dict[str, float]:
     """Mean Recall@K / NDCG@K over the users whose `split` row is non-empty. Batches of 128 users keep the
     [batch, n_items] masks and top-k in cache (CiteULike valid, one thread: 0.70 s against 0.89 s with 512).
 
     score_fn(user_ids int32 [b]) -> float [b, n_items]. For "test" the user's train and valid items are
-    excluded from the ranking; for "valid", train and test items.
+    excluded from the ranking; for "valid", train and test items. `users` (int [n], optional): evaluate only these
+    users (those of them with `split` items), e.g. a fixed sample for cheaper early stopping.
     """
     if split == "test":
         truth, exclude = data.test, data.train.union(data.valid)
@@ -87,7 +89,12 @@ def evaluate(score_fn, data: Dataset, split: str = "test", ks=METRIC_KS, batch_s
     ks = tuple(sorted({int(k) for k in ks}))
     if not ks or ks[0] < 1:
         raise HetCompError(f"metric cut-offs must be positive integers, got {ks}")
-    users = np.flatnonzero(truth.lengths() > 0).astype(np.int32)
+    with_truth = truth.lengths() > 0
+    if users is not None:
+        users = np.asarray(users, np.int64)
+        users = np.unique(users[with_truth[users]]).astype(np.int32)
+    else:
+        users = np.flatnonzero(with_truth).astype(np.int32)
     if len(users) == 0:
         raise HetCompError(f"dataset {data.name!r}: no user has {split} items to evaluate on")
     fn = _batch_metric_sums(ks)

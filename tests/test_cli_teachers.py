@@ -105,7 +105,9 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, ar
     assert list(tmp_path.iterdir()) == []
 
 
-def test_failure_midway_leaves_no_output(tmp_path, capsys, monkeypatch):
+def test_failure_midway_writes_no_output_and_keeps_the_finished_teachers_for_a_rerun(tmp_path, capsys, monkeypatch):
+    """A teacher that fails ends the run with exit 2: none of the outputs is written, only the resume state of the
+    teachers that finished (here MF) stays, in the hidden resume folder a rerun picks up."""
     import hetcomp_tf.teachers.workflow as workflow
 
     real = workflow.train_teacher
@@ -120,4 +122,53 @@ def test_failure_midway_leaves_no_output(tmp_path, capsys, monkeypatch):
     assert main(["teachers", "--data", "synthetic", "--profile", "tiny", "--teachers", "MF,ML",
                  "--out", str(out)]) == 2
     assert "ML: training loss became nan" in capsys.readouterr().err
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [out]
+    assert [entry.name for entry in out.iterdir()] == [workflow.RESUME]
+    assert sorted(entry.name for entry in (out / workflow.RESUME / "runs").iterdir()) == ["MF.json"]
+
+
+def test_a_stopped_teachers_run_resumes_with_the_teachers_it_finished(tmp_path, monkeypatch, capsys):
+    """A run that stops in its third teacher keeps the two it finished; the rerun trains only the third, gives the
+    teachers.json an uninterrupted run gives, and leaves no resume state. Another seed starts afresh."""
+    import numpy as np
+
+    from hetcomp_tf import teachers
+    from hetcomp_tf.config import get_profile
+    from hetcomp_tf.data.loading import load_dataset
+
+    profile, names = get_profile("tiny"), ("MF", "GNN", "AE")
+    data = load_dataset("synthetic", None, profile.data)
+    trained, real = [], teachers.train_teacher
+
+    def training(stop_at=None):
+        def train(name, *args, **kwargs):
+            if name == stop_at:
+                raise KeyboardInterrupt  # the machine stopping
+            trained.append(name)
+            return real(name, *args, **kwargs)
+        monkeypatch.setattr(teachers, "train_teacher", train)
+
+    training(stop_at="AE")
+    with pytest.raises(KeyboardInterrupt):
+        teachers.train_teachers(data, profile, tmp_path / "out", names, seed=3)
+    assert trained == ["MF", "GNN"] and not (tmp_path / "out" / "teachers.json").exists()
+    training()
+    resumed = teachers.train_teachers(data, profile, tmp_path / "out", names, seed=3)
+    assert trained == ["MF", "GNN", "AE"]
+    assert "resuming: MF, GNN already trained" in capsys.readouterr().err
+    assert not (tmp_path / "out" / teachers.RESUME).exists()
+    fresh = teachers.train_teachers(data, profile, tmp_path / "fresh", names, seed=3)
+    assert resumed["teachers"] == {name: {**entry, "train_seconds": resumed["teachers"][name]["train_seconds"]}
+                                   for name, entry in fresh["teachers"].items()}
+    assert resumed["ensemble"] == fresh["ensemble"]
+    np.testing.assert_array_equal(load_trajectories(tmp_path / "out")["MF"].rankings,
+                                  load_trajectories(tmp_path / "fresh")["MF"].rankings)
+
+    training(stop_at="GNN")
+    with pytest.raises(KeyboardInterrupt):
+        teachers.train_teachers(data, profile, tmp_path / "other", names, seed=3)
+    trained.clear()
+    training()
+    teachers.train_teachers(data, profile, tmp_path / "other", names, seed=4)
+    assert trained == list(names)
+    assert "starting the teachers afresh" in capsys.readouterr().err

@@ -34,6 +34,10 @@ def test_data_and_teacher_configs_check_their_choices():
         DataConfig(split_protocol="random")
     with pytest.raises(HetCompError, match="distribute='gpus': choose one of none, mirrored, multi_worker"):
         TeacherConfig(distribute="gpus")
+    with pytest.raises(HetCompError, match=r"teacher config: epochs=0, eval_every=0 must be >= 1 \(eval_users >= 0\)"):
+        TeacherConfig(epochs=0, eval_every=0)
+    with pytest.raises(HetCompError, match="teacher config: eval_users=-1 must be"):
+        TeacherConfig(eval_users=-1)
     with pytest.raises(HetCompError, match="targets='x'"):
         from_dict(DistillConfig, {"targets": "x"})  # a TFX execution property's JSON too
 

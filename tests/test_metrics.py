@@ -70,10 +70,12 @@ def test_masked_topk_skips_excluded_and_pads():
     assert (ids[0] == -1).all() and sorted(ids[1, :5]) == [0, 1, 2, 3, 4]
 
 
-def reference_evaluate(scores, data, split, ks):
+def reference_evaluate(scores, data, split, ks, subset=None):
     train, valid, test = (s.to_dense(data.n_items) for s in (data.train, data.valid, data.test))
     truth, exclude = (test, train | valid) if split == "test" else (valid, train | test)
     users = truth.any(axis=1)
+    if subset is not None:
+        users &= np.isin(np.arange(data.n_users), subset)
     per_user = reference_metrics(scores[users], exclude[users], truth[users], ks)
     return {name: float(v.mean()) for name, v in per_user.items()}
 
@@ -104,6 +106,20 @@ def test_evaluate_matches_reference_and_skips_empty_users(split):
     scored = np.concatenate(calls)
     np.testing.assert_array_equal(scored, np.arange(5, data.n_users))  # only users with truth, in batches
     assert max(len(c) for c in calls) == 16
+
+
+def test_evaluate_on_a_subset_of_users_matches_reference():
+    """`users=`: only those users count (duplicates once, users without truth skipped), as early stopping on a
+    sample of valid users needs."""
+    rng = np.random.default_rng(8)
+    data = random_split(rng, n_users=80, n_items=60)
+    scores = rng.normal(size=(data.n_users, data.n_items)).astype(np.float32)
+    subset = np.array([70, 3, 3, 41, 12, 55, 9])
+    got = evaluate(lambda u: tf.gather(tf.constant(scores), u), data, "valid", users=subset)
+    want = reference_evaluate(scores, data, "valid", (10, 20, 50), subset=subset)
+    for name in want:
+        assert got[name] == pytest.approx(want[name], abs=1e-6), name
+    assert got != evaluate(lambda u: tf.gather(tf.constant(scores), u), data, "valid")
 
 
 def test_evaluate_does_not_retrace_per_batch():

@@ -100,3 +100,20 @@ def test_progress_and_tensorboard_scalars(mf_run):
 def test_bad_loop_config_is_rejected(data):
     with pytest.raises(HetCompError, match="patience=0"):
         train_teacher("MF", data, dataclasses.replace(CFG, patience=0), TRAJ, progress=None)
+
+
+def test_early_stopping_on_a_sample_of_valid_users(data):
+    """eval_users: each evaluation scores the fixed sample only; checkpoints are chosen by the sample's Recall@50,
+    and the kept ones are evaluated (and ranked) over every valid user, the teacher left at the sample's best."""
+    cfg = dataclasses.replace(CFG, eval_users=60)
+    run = train_teacher("MF", data, cfg, TRAJ, seed=1, progress=None)
+    evals = evaluations(run)
+    chosen = select_checkpoints([e["valid"]["recall@50"] for e in evals], TRAJ.fractions)
+    assert [c["epoch"] for c in run.trajectory.checkpoints] == [evals[i]["epoch"] for i in chosen]
+    assert [c["valid_sample"] for c in run.trajectory.checkpoints] == [evals[i]["valid"] for i in chosen]
+    assert run.valid == run.trajectory.checkpoints[-1]["valid"] == evaluate(run.teacher.score_all, data, "valid")
+    assert run.valid != run.trajectory.checkpoints[-1]["valid_sample"]  # 60 of 150 users: the means differ
+    sample = np.sort(np.random.default_rng(1).choice(np.flatnonzero(data.valid.lengths() > 0), 60, replace=False))
+    assert run.trajectory.checkpoints[-1]["valid_sample"] == evaluate(run.teacher.score_all, data, "valid", users=sample)
+    final, _ = rank_users(run.teacher.score_all, data.train, data.n_items, TRAJ.top_n)
+    np.testing.assert_array_equal(run.trajectory.rankings[-1], final)

@@ -11,8 +11,11 @@ import tensorflow as tf
 from hetcomp_tf.config import TrajectoryConfig
 from hetcomp_tf.data.dataset import CSR
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.teachers.trajectories import (Trajectory, TrajectoryRecorder, check_trajectory_config,
-                                              load_trajectories, rank_users, save_trajectories, select_checkpoints)
+from hetcomp_tf.data.dataset import Dataset
+from hetcomp_tf.metrics import evaluate
+from hetcomp_tf.teachers.trajectories import (SampledTrajectoryRecorder, Trajectory, TrajectoryRecorder,
+                                              check_trajectory_config, load_trajectories, prunable_records,
+                                              rank_users, save_trajectories, select_checkpoints)
 from hetcomp_tf.util import files
 
 FRACTIONS = (0.4, 0.7, 0.9)
@@ -94,6 +97,87 @@ def test_recorder_keeps_chosen_checkpoints_only():
     for t, epoch in enumerate([2, 4, 5]):
         expected, _ = rank_users(lambda ids, s=score_tables[epoch]: tf.gather(s, ids), train, n_items, 10)
         np.testing.assert_array_equal(traj.rankings[t], expected)
+
+
+def test_pruned_records_are_never_chosen_later():
+    """Online pruning against the rule applied to the whole curve: across many random curves (rising, noisy,
+    jumping), no record dropped on the way is one the final choice needs, and the kept records stay few on a
+    steady rise."""
+    rng = np.random.default_rng(5)
+    for trial in range(500):
+        n = int(rng.integers(1, 40))
+        noise = rng.random(n)
+        curve = np.maximum(np.maximum.accumulate(noise) - 0.3 * rng.random(n), 0.0) if trial % 2 else noise
+        if trial % 5 == 0:
+            curve = np.concatenate([rng.random(n) * 0.05, 1 + rng.random(3)])  # a late jump: fallbacks cascade
+        curve = [float(c) for c in curve]
+        kept, running = [], -np.inf
+        for index, recall in enumerate(curve):
+            if recall > running:
+                running = recall
+                kept.append(index)
+                for gone in prunable_records(kept, curve[:index + 1], FRACTIONS):
+                    kept.remove(gone)
+        assert set(select_checkpoints(curve, FRACTIONS)) <= set(kept), curve
+    steady = [i / 100 for i in range(1, 101)]
+    kept = [i for i in range(100) if i not in prunable_records(list(range(100)), steady, FRACTIONS)]
+    assert kept[0] == 39 - len(FRACTIONS)  # recalls 0.37-0.39, the 3 latest below 0.4 × 1.0, then all from 0.40
+
+
+class _ScoreTable(tf.Module):
+    """A 'model' whose scores are one variable: each epoch assigns a new table."""
+
+    def __init__(self, n_users, n_items):
+        self.table = tf.Variable(tf.zeros((n_users, n_items)))
+
+    def score_all(self, ids):
+        return tf.gather(self.table, ids)
+
+
+def test_sampled_recorder_equals_the_full_one_when_the_sample_is_everyone():
+    """With every valid user in the sample, evaluations and hence records and checkpoints are the full
+    recorder's; the rankings come from reloaded weights instead of the evaluation pass, and must be identical."""
+    rng = np.random.default_rng(6)
+    n_users, n_items = 20, 40
+    rows = [rng.choice(n_items, 9, replace=False) for _ in range(n_users)]
+    data = Dataset(name="r", user_vocab=np.arange(n_users).astype(np.str_), item_vocab=np.arange(n_items).astype(np.str_),
+                   train=CSR.from_rows([np.sort(r[:5]) for r in rows]), valid=CSR.from_rows([np.sort(r[5:7]) for r in rows]),
+                   test=CSR.from_rows([np.sort(r[7:]) for r in rows]))
+    cfg = TrajectoryConfig(n_checkpoints=4, fractions=FRACTIONS, top_n=10)
+    full, sampled = TrajectoryRecorder("MF", data.train, n_items, cfg), SampledTrajectoryRecorder("MF", data, cfg, 10**6)
+    assert sampled.users.size == n_users
+    model = _ScoreTable(n_users, n_items)
+    truth = np.zeros((n_users, n_items), np.float32)
+    for u in range(n_users):
+        truth[u, data.valid.row(u)] = 1.0
+    for epoch in range(1, 13):  # scores drift towards the valid items: a noisy rising curve
+        model.table.assign(rng.normal(size=(n_users, n_items)).astype(np.float32) + 0.4 * epoch * truth)
+        ranker = full.ranker(model.score_all)
+        a = full.observe(epoch, evaluate(ranker, data, "valid"), ranker)
+        b = sampled.observe_weights(epoch, sampled.evaluate(model.score_all), model)
+        assert a == b
+    expected, got = full.finish(), sampled.finish(model, model.score_all)
+    assert [c["epoch"] for c in got.checkpoints] == [c["epoch"] for c in expected.checkpoints]
+    assert [c["valid"] for c in got.checkpoints] == [c["valid"] for c in expected.checkpoints]
+    assert all(c["valid_sample"] == c["valid"] for c in got.checkpoints)
+    np.testing.assert_array_equal(got.rankings, expected.rankings)
+    np.testing.assert_array_equal(got.observed.indices, expected.observed.indices)
+    best = expected.checkpoints[-1]["epoch"]
+    assert evaluate(model.score_all, data, "valid") == expected.checkpoints[-1]["valid"], best  # left at the best
+
+
+def test_sampled_recorder_evaluates_the_sample_only():
+    rng = np.random.default_rng(7)
+    n_users, n_items = 50, 30
+    rows = [rng.choice(n_items, 6, replace=False) for _ in range(n_users)]
+    data = Dataset(name="r", user_vocab=np.arange(n_users).astype(np.str_), item_vocab=np.arange(n_items).astype(np.str_),
+                   train=CSR.from_rows([np.sort(r[:4]) for r in rows]), valid=CSR.from_rows([r[4:5] for r in rows]),
+                   test=CSR.from_rows([r[5:] for r in rows]))
+    recorder = SampledTrajectoryRecorder("MF", data, TrajectoryConfig(top_n=5), 12, seed=3)
+    assert recorder.users.size == 12 and np.unique(recorder.users).size == 12
+    scored = []
+    recorder.evaluate(lambda ids: scored.extend(ids.numpy()) or tf.zeros((len(ids), n_items)))
+    assert sorted(scored) == recorder.users.tolist()
 
 
 def small_trajectory(name="MF", seed=3):

@@ -109,7 +109,7 @@ def random_trajectories(data: Dataset, traj: TrajectoryConfig, seed: int = 0) ->
                        n_items=data.n_items) for name in TEACHER_NAMES]
 
 
-class _PeakRSS:
+class PeakRSS:
     """Largest resident set size (bytes) seen while the block runs, minus the size at its start."""
 
     def __enter__(self):
@@ -157,7 +157,7 @@ def measure_size(size: Size, cfg: DistillConfig, traj: TrajectoryConfig, steps: 
     step = trainer.step_fn(trainer.loss_name())
     batches = (batch for epoch in itertools.count() for batch in epoch_batches(data.train, cfg, epoch, pairs=False))
     step(next(batches))  # traces
-    with _PeakRSS() as memory:
+    with PeakRSS() as memory:
         started = time.perf_counter()
         for _ in range(steps):
             step(next(batches))["total"].numpy()

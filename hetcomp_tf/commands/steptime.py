@@ -1,5 +1,7 @@
 """`hetcomp steptime`: the step micro-benchmark (`step_timing.time_methods`): seconds per epoch of each
-distillation loss at the profile's student protocol on the data's real shapes; JSON to --out, a table on stdout."""
+distillation loss at the profile's student protocol on the data's real shapes; with --teachers, each teacher's epoch
+and full-ranking evaluation too (`teacher_timing`), and the data's loading time and the process's peak memory: where
+a whole run's time and memory go, stage by stage. JSON to --out (rewritten after each teacher), a table on stdout."""
 
 from __future__ import annotations
 
@@ -13,7 +15,11 @@ TIMED_METHODS = ("wo_kd", "ensemble_kd", "rrd", "dcd", "hetcomp_no_adt")  # no_a
 def add_arguments(parser) -> None:
     add_data_arguments(parser)
     add_set_argument(parser)
-    parser.add_argument("--methods", default=",".join(TIMED_METHODS), help="comma-separated methods to time")
+    parser.add_argument("--methods", default=",".join(TIMED_METHODS),
+                        help="comma-separated methods to time, or 'none'")
+    parser.add_argument("--teachers", default="none", metavar="LIST",
+                        help="comma-separated teachers to time (an epoch and a full evaluation each), 'all' or "
+                             "'none' (default)")
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per method (after one untimed)")
     parser.add_argument("--out", required=True, metavar="FILE.json", help="output JSON file")
 
@@ -25,25 +31,59 @@ def run(args) -> int:
     prepare_data(args)
 
     import os
+    import resource
+    import time
 
     import tensorflow as tf
 
+    from hetcomp_tf.bench.step_timing import time_methods
+    from hetcomp_tf.bench.teacher_timing import time_teachers
+    from hetcomp_tf.config import TEACHER_NAMES
     from hetcomp_tf.data.loading import load_dataset
+    from hetcomp_tf.distill.fused import cpu_name
     from hetcomp_tf.distill.methods import METHODS
     from hetcomp_tf.util.files import write_json
     from hetcomp_tf.util.tables import format_table
-    from hetcomp_tf.bench.step_timing import time_methods
 
-    methods = parse_list(args.methods, "--methods", choices=tuple(METHODS), what="method")
+    methods = _none_or_list(args.methods, "--methods", tuple(METHODS), "method")
+    teachers = (list(TEACHER_NAMES) if args.teachers.strip() == "all"
+                else _none_or_list(args.teachers, "--teachers", TEACHER_NAMES, "teacher"))
     cfg = profile.distill
+    start = time.perf_counter()
     data = load_dataset(args.data, args.format, profile.data)
-    results = time_methods(data, cfg, profile.trajectory, methods, args.epochs)
-    results.update(profile=profile.name, data=data.name, sizes=data.sizes(), student_dim=cfg.student_dim,
-                   batching=cfg.batching, batch_size=cfg.batch_size, jit_compile=cfg.jit_compile,
-                   threads=tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count())
-    write_json(args.out, results)
-    rows = {m: {"s/epoch": results[m]["epoch_seconds"]} for m in methods}
-    print(f"{data.name}, {profile.name} profile: {results['steps_per_epoch']} steps/epoch of "
-          f"{results['users_per_step']:.0f} users, dim {cfg.student_dim}")
-    print(format_table(rows, ["s/epoch"], {"s/epoch": ".2f"}))
+    results = {"profile": profile.name, "data": data.name, "sizes": data.sizes(),
+               "load_seconds": time.perf_counter() - start, "cpu": cpu_name(),
+               "threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(), "teachers": {}}
+
+    def save(name=None, result=None):
+        if name is not None:
+            results["teachers"][name] = {**result, "dim": profile.teachers[name].dim}
+        results["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        write_json(args.out, results)
+
+    save()
+    time_teachers(data, profile.teachers, profile.trajectory, teachers, on_result=save)
+    if methods:
+        results.update(time_methods(data, cfg, profile.trajectory, methods, args.epochs))
+        results.update(student_dim=cfg.student_dim, batching=cfg.batching, batch_size=cfg.batch_size,
+                       jit_compile=cfg.jit_compile)
+    save()
+    print(f"{data.name}, {profile.name} profile: loaded and split in {results['load_seconds']:.1f} s; peak memory "
+          f"{results['peak_rss_bytes'] / 2**30:.2f} GiB")
+    if teachers:
+        columns = ["s/epoch", "s/evaluation", "s/sampled evaluation", "first epoch s", "params"]
+        print(format_table({t: {"s/epoch": r["epoch_seconds"], "s/evaluation": r["evaluate_seconds"],
+                                "s/sampled evaluation": r.get("sampled_evaluate_seconds"),
+                                "first epoch s": r["first_epoch_seconds"], "params": r["params"]}
+                            for t, r in results["teachers"].items()},
+                           columns, {**{c: ".2f" for c in columns[:-1]}, "params": ",d"}))
+    if methods:
+        print(f"student: {results['steps_per_epoch']} steps/epoch of {results['users_per_step']:.0f} users, "
+              f"dim {cfg.student_dim}")
+        print(format_table({m: {"s/epoch": results[m]["epoch_seconds"]} for m in methods}, ["s/epoch"],
+                           {"s/epoch": ".2f"}))
     return 0
+
+
+def _none_or_list(text: str, option: str, choices, what: str) -> list:
+    return [] if text.strip() == "none" else parse_list(text, option, choices=choices, what=what)

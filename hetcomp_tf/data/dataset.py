@@ -134,6 +134,12 @@ class Dataset:
     def n_items(self) -> int:
         return len(self.item_vocab)
 
+    def same_split(self, other: Dataset) -> bool:
+        """True if `other` holds the same ids and the same train/valid/test interactions (the name aside)."""
+        return (np.array_equal(self.user_vocab, other.user_vocab) and np.array_equal(self.item_vocab, other.item_vocab)
+                and all(np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices)
+                        for a, b in ((self.train, other.train), (self.valid, other.valid), (self.test, other.test))))
+
     def sizes(self) -> dict:
         return {"n_users": self.n_users, "n_items": self.n_items, "n_train": self.train.nnz,
                 "n_valid": self.valid.nnz, "n_test": self.test.nnz}

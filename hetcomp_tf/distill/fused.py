@@ -51,12 +51,22 @@ class FactoredScores(NamedTuple):
     items: tf.Tensor  # float32 [n_items, d]: every item's vector
 
 
-def _cpu_flags() -> str:
+def _cpuinfo_line(prefixes: tuple[str, ...]) -> str:
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
         return platform.processor()
-    return next((line for line in lines if line.startswith(("flags", "Features"))), "")
+    return next((line for line in lines if line.startswith(prefixes)), "")
+
+
+def _cpu_flags() -> str:
+    return _cpuinfo_line(("flags", "Features"))
+
+
+def cpu_name() -> str:
+    """The CPU's model name (what a timing was measured on), e.g. "AMD EPYC 7B13"; the platform's where unknown."""
+    line = _cpuinfo_line(("model name", "Model name"))
+    return line.split(":", 1)[1].strip() if ":" in line else (line or platform.machine())
 
 
 def kernel_isa() -> str:

@@ -1,8 +1,9 @@
 """The one training loop shared by all six teachers.
 
 Each teacher brings its own sampling and loss (`Teacher.train_epoch`); this loop only adds what must be the
-same for all of them so they are comparable: Adam at `cfg.learning_rate`, valid Recall@50 every
-`cfg.eval_every` epochs (and after the last epoch), early stopping after `cfg.patience` evaluations without a
+same for all of them so they are comparable: Adam (or `cfg.optimizer`) at `cfg.learning_rate`, valid Recall@50 every
+`cfg.eval_every` epochs (and after the last epoch; over a fixed sample of `cfg.eval_users` valid users when set,
+every valid user at the checkpoints kept), early stopping after `cfg.patience` evaluations without a
 strictly better one, the best weights restored at the end, and the ranking trajectory (trajectories.py).
 
 Under a tf.distribute strategy (`cfg.distribute`, as the student's) the teacher's and Adam's variables are mirrored
@@ -28,7 +29,8 @@ from hetcomp_tf.data.dataset import Dataset
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.models import Teacher, build_teacher
-from hetcomp_tf.teachers.trajectories import Trajectory, TrajectoryRecorder
+from hetcomp_tf.teachers.optimizers import make_optimizer
+from hetcomp_tf.teachers.trajectories import SampledTrajectoryRecorder, Trajectory, TrajectoryRecorder
 from hetcomp_tf.util.distribute import make_strategy, worker_dir
 from hetcomp_tf.util.progress import Progress, log
 from hetcomp_tf.util.summaries import ScalarLog
@@ -107,16 +109,15 @@ def train_teacher(name: str, data: Dataset, cfg: TeacherConfig, traj: Trajectory
     starts from an earlier snapshot's teacher (warmstart.py) instead of a fresh initialisation. `strategy`: the
     tf.distribute strategy to train under (default: `cfg.distribute`'s); on a multi-worker cluster every worker
     runs this function and only the chief writes to `log_dir`."""
-    if cfg.epochs < 1 or cfg.eval_every < 1 or cfg.patience < 1:
-        raise HetCompError(f"{name}: epochs={cfg.epochs}, eval_every={cfg.eval_every} and "
-                           f"patience={cfg.patience} must all be >= 1")
     strategy = strategy if strategy is not None else make_strategy(cfg.distribute)
     with strategy.scope():
         teacher = build_teacher(name, data, cfg, seed)
-        optimizer = tf.keras.optimizers.Adam(cfg.learning_rate)
+        optimizer = make_optimizer(cfg.optimizer, cfg.learning_rate)
         optimizer.build(teacher.trainable_variables)  # slots exist before the step is traced in replica context
     carried = warm_start.apply(teacher, data) if warm_start is not None else None
-    recorder = TrajectoryRecorder(name, data.train, data.n_items, traj)
+    sampled = 0 < cfg.eval_users < int((data.valid.lengths() > 0).sum())
+    recorder = (SampledTrajectoryRecorder(name, data, traj, cfg.eval_users, seed) if sampled
+                else TrajectoryRecorder(name, data.train, data.n_items, traj))
     bar = progress(f"{name} epoch", cfg.epochs) if progress is not None else None
     history, stopping, early_stopped = [], EarlyStopping(teacher, cfg.patience, name), False
     start = time.perf_counter()
@@ -130,10 +131,14 @@ def train_teacher(name: str, data: Dataset, cfg: TeacherConfig, traj: Trajectory
             scalars.write(epoch, {"loss": loss}, prefix="train/")
             entry, detail = {"epoch": epoch, "loss": loss}, f"loss {loss:.4f}"
             if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-                ranker = recorder.ranker(teacher.score_all)  # ranks the users while evaluation scores them
-                valid = evaluate(ranker, data, "valid")
+                if sampled:  # the sample's metrics decide; a record keeps weights, ranked at the end if chosen
+                    valid = recorder.evaluate(teacher.score_all)
+                    stopping.record(recorder.observe_weights(epoch, valid, teacher))
+                else:
+                    ranker = recorder.ranker(teacher.score_all)  # ranks the users while evaluation scores them
+                    valid = evaluate(ranker, data, "valid")
+                    stopping.record(recorder.observe(epoch, valid, ranker))
                 scalars.write(epoch, valid, prefix="valid/")
-                stopping.record(recorder.observe(epoch, valid, ranker))
                 best = recorder.best
                 entry["valid"] = valid
                 detail += (f", valid {RECORD_METRIC} {valid[RECORD_METRIC]:.4f} "
@@ -145,8 +150,11 @@ def train_teacher(name: str, data: Dataset, cfg: TeacherConfig, traj: Trajectory
                 early_stopped = True
                 break
     train_seconds = time.perf_counter() - start
-    stopping.restore()
-    trajectory = recorder.finish()
+    if sampled:
+        trajectory = recorder.finish(teacher, teacher.score_all)  # leaves the teacher at its best checkpoint
+    else:
+        stopping.restore()
+        trajectory = recorder.finish()
     return TeacherRun(teacher=teacher, trajectory=trajectory, valid=trajectory.checkpoints[-1]["valid"],
                       test=evaluate(teacher.score_all, data, "test"), train_seconds=train_seconds,
                       epochs=len(history), params=count_params(teacher), history=history,

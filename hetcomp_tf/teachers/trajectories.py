@@ -24,6 +24,7 @@ observed_indptr.npy int64 [n_users+1], observed_indices.npy int32 [nnz], manifes
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +33,9 @@ import numpy as np
 import tensorflow as tf
 
 from hetcomp_tf.config import RECORD_METRIC, TEACHER_NAMES, TrajectoryConfig
-from hetcomp_tf.data.dataset import CSR, rows_to_mask
+from hetcomp_tf.data.dataset import CSR, Dataset, rows_to_mask
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.metrics import masked_topk
+from hetcomp_tf.metrics import evaluate, masked_topk
 from hetcomp_tf.util.files import read_manifest_dir, require_field, write_manifest_dir
 
 FORMAT_VERSION = 1
@@ -185,27 +186,102 @@ class TrajectoryRecorder:
         """Wrap the teacher's score_fn in this for one evaluation, then pass the wrapper to `observe`."""
         return BatchRanker(score_fn, self.train, self.n_items, self.cfg.top_n)
 
+    def _register(self, epoch: int, valid: dict) -> bool:
+        """Appends the evaluation; True if it is a new best valid Recall@50 (a record)."""
+        best = self.best
+        self.evaluations.append({"epoch": int(epoch), "valid": {k: float(v) for k, v in valid.items()}})
+        return best is None or valid[RECORD_METRIC] > best["valid"][RECORD_METRIC]
+
     def observe(self, epoch: int, valid: dict, ranker: BatchRanker) -> bool:
         """Registers an evaluation; if it is a new best valid Recall@50, keeps the ranking of every user
         (completing `ranker` for users the evaluation did not score) and returns True (the caller then keeps
         these weights as the best)."""
-        best = self.best
-        improved = best is None or valid[RECORD_METRIC] > best["valid"][RECORD_METRIC]
-        self.evaluations.append({"epoch": int(epoch), "valid": {k: float(v) for k, v in valid.items()}})
+        improved = self._register(epoch, valid)
         if improved:
             self.records[len(self.evaluations) - 1] = ranker.result(self.batch_size)
         return improved
 
-    def finish(self) -> Trajectory:
-        """Picks the checkpoints by the module's rule and drops the other rankings."""
+    def _chosen(self) -> tuple[list[int], list[dict]]:
+        """The chosen evaluations' indices and their checkpoint entries (the module's rule)."""
         recalls = [e["valid"][RECORD_METRIC] for e in self.evaluations]
         chosen = select_checkpoints(recalls, self.cfg.fractions)
         fractions = [*map(float, self.cfg.fractions), None]
-        checkpoints = [{**self.evaluations[i], "evaluation": i, "fraction": f} for i, f in zip(chosen, fractions)]
+        return chosen, [{**self.evaluations[i], "evaluation": i, "fraction": f} for i, f in zip(chosen, fractions)]
+
+    def finish(self) -> Trajectory:
+        """Picks the checkpoints by the module's rule and drops the other rankings."""
+        chosen, checkpoints = self._chosen()
         rankings = np.stack([self.records[i][0] for i in chosen])
         observed = self.records[chosen[-1]][1]
         self.records = {}
         return Trajectory(self.teacher, rankings, observed, checkpoints, self.n_items)
+
+
+def prunable_records(records: Sequence[int], recalls: Sequence[float], fractions: Sequence[float]) -> list[int]:
+    """Records (evaluation indices, oldest first) that `select_checkpoints` can no longer choose, however training
+    goes on: a checkpoint is either the first record reaching f × B (B only grows, so a record below min(f) × B
+    now never will) or the record just before the next checkpoint, at most len(fractions) steps down from the
+    lowest record that can still reach; so all records below min(f) × B but the latest len(fractions) are out."""
+    best = max(recalls[i] for i in records)
+    below = [i for i in records if recalls[i] < min(fractions) * best]
+    return below[:max(0, len(below) - len(fractions))]
+
+
+class SampledTrajectoryRecorder(TrajectoryRecorder):
+    """The same rule with early stopping on a fixed sample of valid users: an evaluation scores only the sample,
+    so no record has every user's ranking; a record keeps the teacher's weights instead (in a scratch directory,
+    dropped as soon as the rule can no longer choose it), and `finish` ranks every user at the chosen checkpoints
+    only, with their valid metrics over all valid users ("valid") beside the sample's ("valid_sample").
+
+    Checkpoints are therefore chosen by the sample's Recall@50, which differs from the full one by the sampling
+    noise (docs/RESULTS.md prices this shortcut); the ranking knowledge at a chosen checkpoint is exact.
+    """
+
+    def __init__(self, teacher: str, data: Dataset, cfg: TrajectoryConfig, eval_users: int, seed: int = 0,
+                 batch_size: int = 512):
+        super().__init__(teacher, data.train, data.n_items, cfg, batch_size)
+        self.data = data
+        valid_users = np.flatnonzero(data.valid.lengths() > 0)
+        count = min(eval_users, valid_users.size)
+        self.users = np.sort(np.random.default_rng(seed).choice(valid_users, count, replace=False)).astype(np.int32)
+        self._scratch = tempfile.TemporaryDirectory(prefix=f"hetcomp-{teacher}-records-")
+
+    def evaluate(self, score_fn: Callable) -> dict:
+        return evaluate(score_fn, self.data, "valid", users=self.users)
+
+    def observe_weights(self, epoch: int, valid: dict, model: tf.Module) -> bool:
+        """Registers an evaluation of the sample; a record's weights are saved. Returns True for a record."""
+        improved = self._register(epoch, valid)
+        if improved:
+            index = len(self.evaluations) - 1
+            np.savez(self._path(index), *[v.numpy() for v in model.variables])
+            self.records[index] = None
+            recalls = [e["valid"][RECORD_METRIC] for e in self.evaluations]
+            for gone in prunable_records(sorted(self.records), recalls, self.cfg.fractions):
+                os.remove(self._path(gone))
+                del self.records[gone]
+        return improved
+
+    def finish(self, model: tf.Module, score_fn: Callable) -> Trajectory:
+        """Ranks every user at each chosen checkpoint (its weights loaded into `model`, scored by `score_fn`) and
+        leaves `model` with the last checkpoint's weights, the best on the sample."""
+        chosen, checkpoints = self._chosen()
+        rankings = []
+        for index, checkpoint in zip(chosen, checkpoints):
+            with np.load(self._path(index)) as saved:
+                for position, variable in enumerate(model.variables):
+                    variable.assign(saved[f"arr_{position}"])
+            ranker = self.ranker(score_fn)
+            full = evaluate(ranker, self.data, "valid")
+            top, observed = ranker.result(self.batch_size)
+            rankings.append(top)
+            checkpoint["valid_sample"], checkpoint["valid"] = checkpoint["valid"], full
+        self._scratch.cleanup()
+        self.records = {}
+        return Trajectory(self.teacher, np.stack(rankings), observed, checkpoints, self.n_items)
+
+    def _path(self, index: int) -> str:
+        return os.path.join(self._scratch.name, f"{index}.npz")
 
 
 def trajectories_dir(out_dir: str | os.PathLike) -> Path:

@@ -5,12 +5,19 @@ Writes into `out`: dataset.npz (the split, so later steps reuse exactly it), tra
 teachers.json (per-teacher and ensemble metrics) and logs/teachers/<TEACHER>/ (TensorBoard). Everything is
 built in a temporary directory next to `out` and moved in only when all teachers succeeded, so a failed or
 interrupted run leaves `out` as it was. With jobs > 1, that many teachers train at a time in worker processes.
+
+Resumable by teacher: each finished teacher is kept in `out`/.teachers-resume/ (its trajectory, logs and
+teachers.json entry) under a fingerprint of the split, the profile and the seed; a rerun with the same fingerprint
+trains only the teachers that did not finish (a teacher stopped mid-training starts again). On data of Gowalla's
+size the teachers take hours, longer than a machine may stay up.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,24 +26,34 @@ from hetcomp_tf.data.dataset import Dataset
 from hetcomp_tf.distill.ensemble import EnsembleKnowledge, evaluate_ensemble, fit_ensemble, target_knowledge
 from hetcomp_tf.teachers.training import train_teacher
 from hetcomp_tf.teachers.trajectories import load_trajectories
-from hetcomp_tf.util.files import atomic_directory, read_json, write_json
+from hetcomp_tf.util.files import atomic_directory, link_tree, read_json, write_json
 from hetcomp_tf.util.progress import log
 from hetcomp_tf.util.tables import ENSEMBLE_LABEL, FITTED_ENSEMBLE_LABEL, format_table
 from hetcomp_tf.util.workers import run_in_workers
 
 OUTPUTS = ("dataset.npz", "teachers.json", "trajectories", "logs/teachers")
+RESUME = ".teachers-resume"
 TABLE_COLUMNS = [*(f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")), "seconds"]
 
 
 def train_teachers(data: Dataset, profile: Profile, out: str | os.PathLike, names: Sequence[str] = TEACHER_NAMES,
                    seed: int = 0, jobs: int = 1) -> dict:
     """Trains `names` on `data` into `out` (see the module docstring); returns teachers.json's content."""
+    resume = _resume_directory(Path(out) / RESUME, data, profile, seed)
+    finished = {name: read_json(resume / "runs" / f"{name}.json") for name in names
+                if (resume / "runs" / f"{name}.json").is_file()}
+    if finished:
+        log(f"resuming: {', '.join(finished)} already trained ({resume})")
+    todo = [name for name in names if name not in finished]
+    for name in todo:  # what a stopped teacher left
+        shutil.rmtree(resume / "logs" / "teachers" / name, ignore_errors=True)
+    tasks = [(name, train_into, (name, os.fspath(resume), profile, seed)) for name in todo]
+    done = (run_in_workers(tasks, jobs, "teachers") if jobs > 1 and len(todo) > 1
+            else ((name, fn(*fn_args)) for name, fn, fn_args in tasks))
+    finished.update(done)
     with atomic_directory(out, entries=OUTPUTS) as staging:
-        data.save(staging / "dataset.npz")  # workers train on exactly this split
-        tasks = [(name, train_into, (name, os.fspath(staging), profile, seed)) for name in names]
-        done = (run_in_workers(tasks, jobs, "teachers") if jobs > 1 and len(names) > 1
-                else ((name, fn(*fn_args)) for name, fn, fn_args in tasks))
-        finished = dict(done)
+        for entry in ("dataset.npz", "trajectories", "logs"):
+            link_tree(resume / entry, staging / entry)
         summaries = {name: finished[name] for name in names}
         knowledge = EnsembleKnowledge.from_trajectories(load_trajectories(staging, names), tau=profile.distill.tau)
         tau, weights, weighted_valid = fit_ensemble(knowledge, data)  # beyond the paper: see its docstring
@@ -53,7 +70,27 @@ def train_teachers(data: Dataset, profile: Profile, out: str | os.PathLike, name
             "ensemble_weighted": weighted,
         }
         write_json(staging / "teachers.json", result)
+    shutil.rmtree(resume, ignore_errors=True)
     return result
+
+
+def _resume_directory(resume: Path, data: Dataset, profile: Profile, seed: int) -> Path:
+    """`resume`, holding data's split and the fingerprint of (split, profile, seed); emptied first if it was
+    written under another fingerprint."""
+    split = resume / "dataset.npz"
+    fingerprint = {"profile": profile.to_dict(), "seed": seed}
+    if resume.is_dir():
+        stamp = resume / "fingerprint.json"
+        same = (stamp.is_file() and split.is_file() and read_json(stamp) == json.loads(json.dumps(fingerprint))
+                and Dataset.load(split).same_split(data))
+        if not same:
+            log(f"{resume}: written for another split, profile or seed; starting the teachers afresh")
+            shutil.rmtree(resume)
+    if not resume.is_dir():
+        resume.mkdir(parents=True)
+        data.save(split)  # workers train on exactly this split
+        write_json(resume / "fingerprint.json", fingerprint)
+    return resume
 
 
 def load_target_knowledge(teachers_dir: str | os.PathLike, cfg: DistillConfig,
@@ -90,6 +127,7 @@ def train_into(name: str, staging: str, profile: Profile, seed: int) -> dict:
                         seed=seed, log_dir=staging / "logs" / "teachers")
     run.trajectory.save(staging / "trajectories" / name)
     log(f"{name}: test {_short(run.test)} after {run.epochs} epochs ({run.ended_by}, {run.train_seconds:.0f}s)")
+    write_json(staging / "runs" / f"{name}.json", run.to_dict())  # last: the teacher counts as finished
     return run.to_dict()
 
 

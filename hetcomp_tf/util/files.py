@@ -183,6 +183,25 @@ def replace_path(source: Path, target: Path) -> None:
         shutil.rmtree(aside, ignore_errors=True)
 
 
+def link_tree(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """`target` as a copy of the file or directory `source` made of hard links (no data copied); for files that are
+    only ever replaced whole, never rewritten in place (everything written through this module). Falls back to a
+    copy across file systems."""
+    source, target = Path(source), Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+
+    def link(src, dst):
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    if source.is_dir():
+        shutil.copytree(source, target, copy_function=link)
+    else:
+        link(source, target)
+
+
 class WriteOnly:
     """A file numpy writes to in buffered chunks: given a real file, `np.save` uses `ndarray.tofile`, whose short
     write on a full disk raises an OSError without its errno ("N requested and M written"); through `write` the
