@@ -396,8 +396,9 @@ def test_fused_and_dense_rest_kernels_train_alike(data, knowledge, method):
     np.testing.assert_allclose(*(run.student.item_embedding.embeddings.numpy() for run in runs), atol=1e-4)
 
 
-def test_xla_and_mixed_precision_steps_agree_with_the_plain_step(data, knowledge):
-    base = dataclasses.replace(TINY.distill, method="hetcomp", epochs=1, rest_kernel="dense")
+@pytest.mark.parametrize("method", ["hetcomp", "ensemble_kd"])  # the set-wise loss; the fine-grained one
+def test_xla_and_mixed_precision_steps_agree_with_the_plain_step(data, knowledge, method):
+    base = dataclasses.replace(TINY.distill, method=method, epochs=1, rest_kernel="dense")
     plain = distill(data, knowledge, base, progress=None).history[0]["loss"]
     xla = distill(data, knowledge, dataclasses.replace(base, jit_compile=True), progress=None).history[0]["loss"]
     mixed = distill(data, knowledge, dataclasses.replace(base, mixed_precision=True), progress=None)

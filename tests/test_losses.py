@@ -274,9 +274,10 @@ def test_compact_lists_give_the_gradients_of_the_full_item_lists():
         np.testing.assert_allclose(gradients[0], gradients[1], rtol=1e-4, atol=1e-6, err_msg=type(loss).__name__)
 
 
+@pytest.mark.parametrize("compiled", [False, True])  # as the fused steps call it; inside XLA, as the dense steps do
 @pytest.mark.parametrize("spread", [40.0, 400.0])  # clipped scores (max-shift path); beyond float32's exp range
 @pytest.mark.parametrize("width", [1, 2, 7, 101])
-def test_reverse_cumulative_logsumexp_equals_numpy_with_ties_and_absent_entries(width, spread):
+def test_reverse_cumulative_logsumexp_equals_numpy_with_ties_and_absent_entries(width, spread, compiled):
     """Value log Σ_{l≥k} e^{x_l} and gradient (d/dx_l of Σ_k w_k out_k = e^{x_l} Σ_{k≤l} w_k / Σ_{m≥k} e^{x_m})
     against float64 loops, on rows with tied scores, clipped ±40 scores and absent (−1e4) entries; a suffix of
     absent entries only is absent (−1e4) with no gradient. Scores spread over ±400 take the pairwise path."""
@@ -296,11 +297,19 @@ def test_reverse_cumulative_logsumexp_equals_numpy_with_ties_and_absent_entries(
     if spread == 40.0:  # (the pairwise path would say ≈ −1e4 + log(length), with a gradient)
         expected[5, tail], expected_grad[5, tail] = -1e4, 0.0
     variable = tf.Variable(x.astype(np.float32))
-    with tf.GradientTape() as tape:
-        out = reverse_cumulative_logsumexp(variable)
-        total = tf.reduce_sum(out * w.astype(np.float32))
+
+    def value_and_gradient(rows):  # rows of a batch of unknown size, as a step's users
+        with tf.GradientTape() as tape:
+            out = reverse_cumulative_logsumexp(tf.gather(variable, rows))
+            total = tf.reduce_sum(out * w.astype(np.float32))
+        return out, tape.gradient(total, variable)
+
+    if compiled:
+        value_and_gradient = tf.function(value_and_gradient, jit_compile=True,
+                                         input_signature=[tf.TensorSpec([None], tf.int32)])
+    out, gradient = value_and_gradient(tf.range(6))
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-4)
-    np.testing.assert_allclose(tape.gradient(total, variable).numpy(), expected_grad, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(tf.convert_to_tensor(gradient).numpy(), expected_grad, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("bound", [None, 40.0])

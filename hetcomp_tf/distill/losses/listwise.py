@@ -14,6 +14,7 @@ denominators are one reverse cumulative logsumexp over L + 1 entries (`reverse_c
 from __future__ import annotations
 
 import tensorflow as tf
+from tensorflow.python.ops import control_flow_util
 from tensorflow_ranking.python import losses_impl
 from tensorflow_ranking.python.keras import losses as tfr_keras_losses
 
@@ -56,7 +57,14 @@ def reverse_cumulative_logsumexp(x: tf.Tensor) -> tf.Tensor:
     def by_max_shift():  # the floor keeps log and its gradient finite in the branch tf.where drops
         return tf.where(suffix_sums > 0.0, top + tf.math.log(tf.maximum(suffix_sums, _SUFFIX_FLOOR)), ABSENT_LOGIT)
 
+    if _in_xla_function():  # both paths and a select: XLA's dynamic padder cannot match the cond's two branches
+        return tf.where(underflow, _pairwise_reverse_cumulative_logsumexp(x), by_max_shift())
     return tf.cond(underflow, lambda: _pairwise_reverse_cumulative_logsumexp(x), by_max_shift)
+
+
+def _in_xla_function() -> bool:
+    """True while tracing a function XLA compiles (`tf.function(jit_compile=True)`, the trainer's dense steps)."""
+    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
 
 
 def _pairwise_reverse_cumulative_logsumexp(x: tf.Tensor) -> tf.Tensor:
