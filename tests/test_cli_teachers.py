@@ -132,7 +132,7 @@ def test_a_stopped_teachers_run_resumes_with_the_teachers_it_finished(tmp_path, 
     teachers.json an uninterrupted run gives, and leaves no resume state. Another seed starts afresh."""
     import numpy as np
 
-    from hetcomp_tf import teachers
+    from hetcomp_tf.teachers import workflow as teachers
     from hetcomp_tf.config import get_profile
     from hetcomp_tf.data.loading import load_dataset
 
