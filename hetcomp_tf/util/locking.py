@@ -24,8 +24,18 @@ PID_WAIT_SECONDS = 1.0
 
 @contextlib.contextmanager
 def exclusive_dir(directory, command: str = "hetcomp run") -> Iterator[Path]:
-    """Holds DIRECTORY/.lock (created, with the directory, if need be) while the block runs; a HetCompError naming
-    the holder's pid when another process holds it."""
+    """Holds DIRECTORY/.lock (created, with the directory, if need be) while the block runs.
+
+    Args:
+        directory: the output directory.
+        command: the command holding it, for the message.
+
+    Yields:
+        The lock file's path.
+
+    Raises:
+        HetCompError: naming the holder's pid, when another process holds the lock.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / LOCK_FILE
