@@ -227,7 +227,13 @@ class Dataset:
                 "n_valid": self.valid.nnz, "n_test": self.test.nnz}
 
     def split(self, name: str) -> CSR:
-        """The split "train", "valid" or "test".
+        """One split by name.
+
+        Args:
+            name: "train", "valid" or "test".
+
+        Returns:
+            Its CSR.
 
         Raises:
             HetCompError: another name.

@@ -163,6 +163,14 @@ class BPRLoss(tf.keras.losses.Loss):
         self.score_clip = float(score_clip)
 
     def call(self, y_true, y_pred):
-        """float32 scalar: `bpr_loss` of the clipped scores over the found pairs (arguments as the class's)."""
+        """`bpr_loss` of the clipped scores over the found pairs.
+
+        Args:
+            y_true: bool [P], the pairs whose negative was found.
+            y_pred: (float [P] positive scores, float [P, n] negative scores).
+
+        Returns:
+            float32 scalar.
+        """
         positive, negative = (tf.clip_by_value(s, -self.score_clip, self.score_clip) for s in y_pred)
         return bpr_loss(positive, negative, weights=y_true)

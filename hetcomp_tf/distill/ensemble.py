@@ -295,7 +295,14 @@ class EnsembleKnowledge:
 
 
 def optional_weights(weights) -> tuple[float, ...] | None:
-    """A manifest's teacher weights as a tuple; None (equal weights) when the manifest has none."""
+    """A manifest's teacher weights as a tuple.
+
+    Args:
+        weights: the manifest's "teacher_weights" (a list of numbers), or None.
+
+    Returns:
+        The weights, or None (equal weights) when the manifest has none.
+    """
     return None if weights is None else tuple(float(w) for w in weights)
 
 

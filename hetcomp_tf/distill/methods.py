@@ -57,7 +57,13 @@ METHODS = {
 
 
 def get_method(name: str) -> Method:
-    """The `Method` of a name of METHODS.
+    """The `Method` of a name.
+
+    Args:
+        name: a name of METHODS.
+
+    Returns:
+        Its `Method`.
 
     Raises:
         HetCompError: an unknown name.

@@ -74,7 +74,14 @@ class Student(tf.keras.Model):
 
     @classmethod
     def from_config(cls, config: dict) -> Student:
-        """A student of `get_config`'s sizes and seed (weights freshly initialised)."""
+        """A student of `get_config`'s sizes and seed.
+
+        Args:
+            config: `get_config()`'s dict.
+
+        Returns:
+            A `Student`, its weights freshly initialised.
+        """
         return cls(**config)
 
 

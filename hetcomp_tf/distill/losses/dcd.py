@@ -193,7 +193,15 @@ class DCDLoss(TargetLoss):
         self._ucd = CorrectionLoss(self.top_k, epsilon=ucd_epsilon)
 
     def per_user(self, targets: DCDTargets, scores: tf.Tensor) -> tf.Tensor:
-        """float32 [b]: each user's RRD loss plus its weighted UCD (see `TargetLoss.per_user`)."""
+        """Each user's RRD loss plus its weighted UCD.
+
+        Args:
+            targets: the batch's `DCDTargets`.
+            scores: float32 [b, n_items] clipped scores, or `FactoredScores`.
+
+        Returns:
+            float32 [b].
+        """
         self._check_width("DCDLoss", targets.unobserved, self.top_k)
         self._check_width("DCDLoss", targets.discrepancy, self.top_k)
         rest, list_scores = target_rest_and_list_scores(targets, targets.unobserved, scores, self.score_clip)

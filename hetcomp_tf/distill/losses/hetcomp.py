@@ -245,7 +245,15 @@ class OverallLoss(TargetLoss):
         self._setwise = SetwiseLoss()
 
     def per_user(self, targets, scores):
-        """float32 [b]: each user's set-wise loss (see `TargetLoss.per_user`)."""
+        """Each user's set-wise loss.
+
+        Args:
+            targets: the batch's `Targets`.
+            scores: float32 [b, n_items] clipped scores, or `FactoredScores`.
+
+        Returns:
+            float32 [b].
+        """
         positives = tf.concat([targets.observed, targets.unobserved], axis=1)
         rest, positive_scores = target_rest_and_list_scores(targets, positives, scores, self.score_clip)
         return per_user_losses(self._setwise, compact_list(positives, positive_scores, rest, graded=False))
@@ -290,7 +298,15 @@ class FineGrainedLoss(TargetLoss):
         self._tenth_pl = PlackettLuceLoss(self.tenth, ordered=True)
 
     def per_user(self, targets, scores):
-        """float32 [b]: each user's fine-grained loss (see `TargetLoss.per_user`)."""
+        """Each user's fine-grained loss.
+
+        Args:
+            targets: the batch's `Targets`.
+            scores: float32 [b, n_items] clipped scores, or `FactoredScores`.
+
+        Returns:
+            float32 [b].
+        """
         self._check_width("FineGrainedLoss", targets.unobserved, self.top_k)
         self._check_width("FineGrainedLoss", targets.observed, self.observed_size)
         p, half, tenth, unobserved = self.observed_size, self.half, self.tenth, targets.unobserved
@@ -340,7 +356,15 @@ class RRDLoss(TargetLoss):
         self._pl = PlackettLuceLoss(self.top_k, ordered=True)
 
     def per_user(self, targets, scores):
-        """float32 [b]: each user's RRD loss (see `TargetLoss.per_user`)."""
+        """Each user's RRD loss.
+
+        Args:
+            targets: the batch's `Targets`.
+            scores: float32 [b, n_items] clipped scores, or `FactoredScores`.
+
+        Returns:
+            float32 [b].
+        """
         self._check_width("RRDLoss", targets.unobserved, self.top_k)
         return self.from_lists(targets.unobserved, *target_rest_and_list_scores(targets, targets.unobserved, scores,
                                                                                 self.score_clip))
