@@ -1,7 +1,9 @@
-"""Export a model that serves as embedding tables as a self-contained SavedModel for TF Serving: the distilled MF
-student, and the teachers whose score is a dot product of precomputed tables (`serving_tables()`: MF; CML, its
-distance written as a dot product; LightGCN, its propagation folded in). One code path for all of them, so a user
-can push a teacher instead of the student and clients see the same signatures.
+"""Export a model that serves as embedding tables as a self-contained SavedModel for TF Serving (`export_model`,
+`TableRecommender`): the distilled MF student, and the teachers whose score is a dot product of precomputed tables.
+
+Teachers that serve as tables (`serving_tables()`): MF; CML, its distance written as a dot product; LightGCN, its
+propagation folded in. One code path for all of them, so a user can push a teacher instead of the student and
+clients see the same signatures.
 
 The SavedModel speaks the dataset's original ids, so a client never needs the training vocabularies: a
 `StaticHashTable` maps user ids to rows and a string tensor maps item rows back. Each user's train items are

@@ -54,8 +54,9 @@ FRONTIER = "frontier.png"
 
 
 def knowledge_sha256(out: Path) -> str:
-    """A content hash of what every run learns from: the split and each teacher's trajectory arrays. Unlike a
-    hash of teachers.json (which holds training seconds), it is equal for teachers retrained identically by
+    """A content hash of what every run learns from: the split and each teacher's trajectory arrays.
+
+    Unlike a hash of teachers.json (which holds training seconds), it is equal for teachers retrained identically by
     another invocation or on another machine, so their runs can be pooled (`--import-runs`).
 
     Args:
@@ -134,9 +135,10 @@ def ensure_teachers(data_spec: str, fmt: str | None, profile: Profile, out: Path
 
 @dataclass(frozen=True)
 class BenchmarkPlan:
-    """One benchmark invocation as its options decide it, checked before anything is trained: where it writes,
-    every run of the plan and which of them this invocation trains, the finished runs it imports and the
-    latencies its frontier shows (see `run_benchmark` for the options).
+    """One benchmark invocation as its options decide it, checked before anything is trained.
+
+    Where it writes, every run of the plan and which of them this invocation trains, the finished runs it imports and
+    the latencies its frontier shows (see `run_benchmark` for the options).
 
     Attributes:
         data_spec, fmt, profile, out, methods, student_dims, jobs, only_seeds, only_runs: `run_benchmark`'s
@@ -224,10 +226,10 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
                   only_seeds: Sequence[int] | None = None, import_runs: Sequence[str | os.PathLike] = (),
                   only_runs: Sequence[RunKey] | None = None, direct: Sequence[str] = (),
                   latency: str | os.PathLike | None = None, extra_seeds: int = 1) -> dict:
-    """Teachers (trained or reused), then every planned run (resumed from results.partial.json when its
-    fingerprint matches; `jobs` runs at a time); writes results.json, results.md and curves.png and returns the
-    results. Results show every finished run of the plan, so a benchmark can be split over machines by seed and
-    pooled.
+    """Trains the teachers (or reuses them), then every planned run, and writes the results.
+
+    Runs are resumed from results.partial.json when its fingerprint matches, `jobs` at a time; results.json, results.md
+    and curves.png show every finished run of the plan, so a benchmark can be split over machines by seed and pooled.
 
     Args:
         data_spec: `--data` ("synthetic", "citeulike" or a path).
@@ -284,9 +286,10 @@ def _check_options(out: Path, seeds: int, methods: Sequence[str], student_dims: 
 
 
 def pool_finished_runs(plan: BenchmarkPlan) -> FinishedRuns:
-    """The runs already finished under the fingerprint of the teachers now in out/: results.partial.json's (if
-    written under it) and the imported ones (which must match it); unfinished runs' states written under another
-    fingerprint are removed.
+    """The runs already finished under the fingerprint of the teachers in out/.
+
+    They are results.partial.json's (if written under it) and the imported ones (which must match it); unfinished runs'
+    states written under another fingerprint are removed.
 
     Args:
         plan: the benchmark's plan.

@@ -220,7 +220,7 @@ def measure_size(size: Size, cfg: DistillConfig, traj: TrajectoryConfig, steps: 
         save_trajectories(trajectories, tmp)
         out["knowledge_bytes"] = directory_bytes(tmp) + data.n_users * cfg.top_k * 4  # + the [U, K] target table
     knowledge = EnsembleKnowledge.from_trajectories(trajectories)
-    del trajectories  # at 200k users each copy of the rankings is ~2 GB
+    del trajectories  # each copy of the rankings grows with the users: one copy at a time in memory
     started = time.perf_counter()
     trainer = Trainer(data, knowledge, cfg)
     del knowledge

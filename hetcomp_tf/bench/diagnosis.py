@@ -1,7 +1,8 @@
 """HetComp's curriculum read back from benchmark run records: when (user, teacher) pairs advance and by which rule,
 what the distance D to the next stage looks like per stage, and what the curriculum costs in epochs against a
-baseline distilled towards the final targets from the start (ensemble_kd). A verdict that HetComp does not win
-needs these numbers, not a guess.
+baseline distilled towards the final targets from the start (ensemble_kd).
+
+A verdict on whether the curriculum pays off needs these numbers, not a guess.
 
 Run records are `runs.run_record` dicts: `curve` [[epoch, valid R@50]], `stage_curve` [[epoch, {teacher:
 mean stage}]], `dkc_curve` [[epoch, dkc.update_statistics + "advanced"]], `switch_epoch`.

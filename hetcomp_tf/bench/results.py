@@ -83,9 +83,10 @@ def aggregate(runs: list[dict], summary: dict, profile: Profile, methods: Sequen
 
 
 def paired_differences(runs: list[dict], dim: int, method: str = "hetcomp") -> dict:
-    """Per baseline: HetComp − baseline on the test metrics of the seeds both ran at `dim` (each seed's pair
-    shares its initialisation seed), per seed, mean, std and the paired t-test's two-sided p-value (None below 2
-    seeds).
+    """HetComp − each baseline on the test metrics, paired by seed.
+
+    Over the seeds both ran at `dim` (each seed's pair shares its initialisation seed): per seed, mean, std and the
+    paired t-test's two-sided p-value (None below 2 seeds).
 
     Args:
         runs: the finished run records.
@@ -168,9 +169,11 @@ def _p_value(p: float | None) -> str:
 
 
 def results_markdown(results: dict) -> str:
-    """results.md: the test metrics of every method (students: mean ± std over seeds) with each one's share of
-    the ensemble's Recall@50, parameters, epochs and seconds, then the paired differences, the student-size
-    sweep, every run, the frontier, the wall time and the curriculum (`diagnosis`).
+    """results.md, the benchmark's report in Markdown.
+
+    The test metrics of every method (students: mean ± std over seeds) with each one's share of the ensemble's
+    Recall@50, parameters, epochs and seconds, then the paired differences, the student-size sweep, every run, the
+    frontier, the wall time and the curriculum (`diagnosis`).
 
     Args:
         results: `benchmark.write_results`' results.

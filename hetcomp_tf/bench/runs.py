@@ -67,9 +67,10 @@ def code_version() -> str:
 
 def plan_runs(methods: Sequence[str], seeds: int, default_dim: int, dims: Sequence[int],
               extra_seeds: int = 1) -> list[RunKey]:
-    """The order in which a partial benchmark is most useful: every headline method at seed 0, the ablations at
-    seed 0, the headline methods at the other seeds, then the sweep methods at the other dims; ablations and the
-    sweep at seeds < `extra_seeds` only.
+    """The benchmark's runs, in the order in which a partial benchmark is most useful.
+
+    Every headline method at seed 0, the ablations at seed 0, the headline methods at the other seeds, then the sweep
+    methods at the other dims; ablations and the sweep at seeds < `extra_seeds` only.
 
     Args:
         methods: the methods (ABLATIONS among them are planned as ablations).

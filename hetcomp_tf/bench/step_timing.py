@@ -54,10 +54,11 @@ def random_knowledge(data: Dataset, traj: TrajectoryConfig, seed: int = 0) -> En
 
 
 def time_dense_pass(data: Dataset, cfg: DistillConfig, users: int, repeats: int = 6) -> dict[str, float]:
-    """Milliseconds of the part of a KD step no loss can skip, on the real shapes: the scores of `users` users
-    over every item, the rest log-sum-exp over them (the step's train pairs and K targets excluded) and the K
-    targets' scores, and the gradient into both tables; with XLA ("xla_ms"), without ("graph_ms") and by the fused
-    kernel ("fused_ms", where it builds).
+    """Milliseconds of the part of a KD step no loss can skip, on the real shapes.
+
+    That part is the scores of `users` users over every item, the rest log-sum-exp over them (the step's train pairs and
+    K targets excluded) and the K targets' scores, and the gradient into both tables; timed with XLA ("xla_ms"), without
+    ("graph_ms") and by the fused kernel ("fused_ms", where it builds).
 
     Args:
         data: the dataset (its items and train split).

@@ -17,10 +17,12 @@ HEARTBEAT_SECONDS = 30.0  # how often an invocation's seconds are written: what 
 
 
 class InvocationClock:
-    """`with InvocationClock(path, started) as clock:` adds this invocation ({"started", "seconds"}) to the
-    invocations already in `path` and keeps its seconds current there (a background thread) until the block ends.
-    A stopped invocation counts until its last write; what it did after its last saved state is redone by the
-    next one and so counted twice.
+    """Records this invocation's wall seconds beside the earlier invocations' in one JSON file.
+
+    `with InvocationClock(path, started) as clock:` adds this invocation ({"started", "seconds"}) to the invocations
+    already in `path` and keeps its seconds current there (a background thread) until the block ends. A stopped
+    invocation counts until its last write; what it did after its last saved state is redone by the next one and so
+    counted twice.
 
     Args:
         path: the JSON record of every invocation.

@@ -131,9 +131,10 @@ def locate(data: str) -> Path | None:
 
 
 def fetch_citeulike(dest_dir, url: str | None = None) -> Path:
-    """Downloads users.dat into `dest_dir`/citeulike/ (so HETCOMP_DATA_DIR=dest_dir finds it) through a temporary
-    file that is renamed into place only when its sha256 matches: a failed, corrupt or interrupted download
-    leaves nothing behind, not even the directories it created.
+    """Downloads users.dat into `dest_dir`/citeulike/, so HETCOMP_DATA_DIR=dest_dir finds it.
+
+    It goes through a temporary file that is renamed into place only when its sha256 matches: a failed, corrupt or
+    interrupted download leaves nothing behind, not even the directories it created.
 
     Args:
         dest_dir: the data directory to download into.

@@ -292,10 +292,11 @@ class Dataset:
             raise HetCompError(f"dataset file {path} lacks the array {err.args[0]!r}") from None
 
     def extend_vocabularies(self, user_vocab, item_vocab) -> Dataset:
-        """The same splits re-indexed so that the ids of `user_vocab` / `item_vocab` (a previous snapshot's) keep
-        their indices and ids new to this data follow them in this data's order: a model trained on the previous
-        snapshot then maps row for row onto this one's first rows. A previous id this data lacks keeps its index
-        with no interactions, so indices never move across snapshots.
+        """The same splits re-indexed so that a previous snapshot's ids keep their indices.
+
+        The ids of `user_vocab` / `item_vocab` keep their indices and ids new to this data follow them in this data's
+        order: a model trained on the previous snapshot then maps row for row onto this one's first rows. A previous id
+        this data lacks keeps its index with no interactions, so indices never move across snapshots.
 
         Args:
             user_vocab: str [n] the previous snapshot's user ids, distinct.

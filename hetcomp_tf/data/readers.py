@@ -117,10 +117,11 @@ def _users_dat_field(position: int) -> str:
 
 
 def write_snapshot(source, target, fraction: float, seed: int = 0) -> Path:
-    """An earlier snapshot of the users.dat `source` at `target`: every line (user) keeps the first
-    floor(`fraction` x N) of its N items after a shuffle seeded by (`seed`, line), written in ascending id order as
-    CiteULike's lines are. A user keeps its line (and so its id), maybe with no items; a smaller fraction keeps a
-    subset of a larger one's items; nothing is written unless the whole snapshot is.
+    """Writes an earlier snapshot of the users.dat `source` at `target`.
+
+    Every line (user) keeps the first floor(`fraction` x N) of its N items after a shuffle seeded by (`seed`, line),
+    written in ascending id order as CiteULike's lines are. A user keeps its line (and so its id), maybe with no items;
+    a smaller fraction keeps a subset of a larger one's items; nothing is written unless the whole snapshot is.
 
     Args:
         source: the users.dat to take the snapshot of.
@@ -161,9 +162,10 @@ def _is_float(token: str) -> bool:
 
 @dataclass(frozen=True)
 class CsvLayout:
-    """How one interaction log file is laid out, told from its first line: delimiter (a tab in it, else `,`),
-    whether that line is a header (its first field a usual column name, or its rating field not a number), and how
-    many fields every row has.
+    """How one interaction log file is laid out, told from its first line.
+
+    The delimiter (a tab in it, else `,`), whether that line is a header (its first field a usual column name, or its
+    rating field not a number), and how many fields every row has.
 
     Attributes:
         path: the file, for error messages.

@@ -33,10 +33,12 @@ def check_split_config(cfg: DataConfig) -> np.ndarray:
 
 
 def split_dataset(inter: Interactions, cfg: DataConfig, name: str) -> Dataset:
-    """The paper's preprocessing: users below `min_user_interactions` dropped, each user's items shuffled with
-    `seed`, test = the first floor(n * r_test), valid = the next floor(n * r_valid), train = the rest, then
-    valid/test items never seen in train dropped; `cfg.split_protocol` decides the shuffle and what happens next
-    (`_split_authors`, `_split_iterative`, `_split_per_user`).
+    """The paper's preprocessing and split of `Interactions` into a `Dataset`.
+
+    Users below `min_user_interactions` dropped, each user's items shuffled with `seed`, test = the first floor(n *
+    r_test), valid = the next floor(n * r_valid), train = the rest, then valid/test items never seen in train dropped;
+    `cfg.split_protocol` decides the shuffle and what happens next (`_split_authors`, `_split_iterative`,
+    `_split_per_user`).
 
     Args:
         inter: the interactions.

@@ -1,7 +1,9 @@
-"""One user's share of the "per_user" split protocol, a pure function of (seed, the user's original id, the user's
-original item ids): no other user's data, no RNG state carried from user to user and no process-seeded hash
-(Python's `hash()` differs between processes), so the users can be split on any number of workers in any order
-and give the split `hetcomp_tf.data.split` makes in memory. No NumPy or TensorFlow: a Beam worker runs it per user.
+"""One user's share of the "per_user" split protocol (`split_user`), a pure function of (seed, the user's original
+id, the user's original item ids).
+
+No other user's data, no RNG state carried from user to user and no process-seeded hash (Python's `hash()` differs
+between processes), so the users can be split on any number of workers in any order and give the split
+`hetcomp_tf.data.split` makes in memory. No NumPy or TensorFlow: a Beam worker runs it per user.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ def shuffle_key(seed: int, user: str, item: str) -> bytes:
 
 
 def split_user(seed: int, user: str, items, ratios) -> list[tuple[str, int]]:
-    """One user's split: the items in `shuffle_key` order (ties, which 64 bits make all but impossible, by item
-    id), the first floor(n r_test) test, the next floor(n r_valid) valid, the rest train, as the other protocols
-    count them.
+    """One user's split of the "per_user" protocol.
+
+    The items in `shuffle_key` order (ties, which 64 bits make all but impossible, by item id), the first floor(n
+    r_test) test, the next floor(n r_valid) valid, the rest train, as the other protocols count them.
 
     Args:
         seed: the split's seed.

@@ -1,7 +1,10 @@
-"""The steps of an epoch as fixed-shape batches: an epoch is one pass over the train interactions in shuffled
-batches, each step distilling the batch's unique users (the HetComp authors' protocol), or one pass over the users
-(`DistillConfig.batching`, `epoch_batches`). Padded to a few lengths so an XLA step compiles a few shapes, and cut
-into replica shares in-graph (`replica_share`) so every worker can feed the same global batch.
+"""The steps of an epoch as fixed-shape batches (`Batch`, `epoch_batches`) and each replica's share of one
+(`replica_share`).
+
+An epoch is one pass over the train interactions in shuffled batches, each step distilling the batch's unique users
+(the HetComp authors' protocol), or one pass over the users (`DistillConfig.batching`). Batches are padded to a few
+lengths so an XLA step compiles a few shapes, and cut into replica shares in-graph so every worker can feed the same
+global batch.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from hetcomp_tf.util.distribute import share_bounds
 
 
 class Batch(NamedTuple):
-    """One training step's input: the users whose losses it sums, for BPR its (user, train item) pairs, for the
-    KD losses the users' train items as (batch row, item) pairs (`losses.labels.ItemPairs`) and the items of the step's
-    train interactions (DCD's item side).
+    """One training step's input.
+
+    The users whose losses it sums, for BPR its (user, train item) pairs, for the KD losses the users' train items as
+    (batch row, item) pairs (`losses.labels.ItemPairs`) and the items of the step's train interactions (DCD's item
+    side).
 
     Attributes:
         users: int32 [B], each user once; XLA padding repeats user 0 with weight 0.

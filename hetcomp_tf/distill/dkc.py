@@ -255,7 +255,8 @@ class DynamicKnowledge(tf.Module):
         return tf.reduce_mean(tf.cast(self.stages, tf.float32), axis=0)
 
     def is_final(self) -> bool:
-        """ADT: fine-grained losses from now on (see `all_final`); the variable `final` is the in-graph twin."""
+        """ADT: whether the fine-grained losses have replaced the overall one (see `all_final`); the variable
+        `final` is the in-graph twin."""
         return bool(self.final.numpy())
 
     def due(self, epoch: int) -> bool:

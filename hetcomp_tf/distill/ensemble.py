@@ -329,9 +329,10 @@ WEIGHT_GRID = (0.0, 0.5, 1.0, 2.0, 4.0)
 
 def fit_teacher_weights(knowledge: EnsembleKnowledge, data: Dataset, grid=WEIGHT_GRID, sweeps: int = 2,
                         metric: str = RECORD_METRIC) -> tuple[dict[str, float], dict[str, float]]:
-    """Per-teacher weights for the ensemble, beyond the paper (which weighs teachers equally): coordinate ascent
-    from all-1 over `grid`, one teacher at a time, on the valid split's `metric` (a weight is only changed for a
-    strictly better value).
+    """Per-teacher weights for the ensemble fitted on the valid split, beyond the paper.
+
+    The paper weighs teachers equally. Coordinate ascent from all-1 over `grid`, one teacher at a time, on the valid
+    split's `metric` (a weight is only changed for a strictly better value).
 
     Args:
         knowledge: the teachers' knowledge (its τ is used).
@@ -366,10 +367,11 @@ TAU_GRID = (5.0, 10.0, 20.0, 50.0)
 
 def fit_ensemble(knowledge: EnsembleKnowledge, data: Dataset, taus=TAU_GRID, grid=WEIGHT_GRID,
                  metric: str = RECORD_METRIC) -> tuple[float, dict[str, float], dict[str, float]]:
-    """The ensemble's τ and per-teacher weights fitted on the valid split, beyond the paper: `fit_teacher_weights`
-    at each τ of `taus` (and the knowledge's own), the τ whose fitted ensemble is best on valid `metric`. A larger
-    τ spreads each teacher's vote deeper into its list, which Recall@50 rewards where one teacher's tail is better
-    than the others'.
+    """The ensemble's τ and per-teacher weights fitted on the valid split, beyond the paper.
+
+    `fit_teacher_weights` at each τ of `taus` (and the knowledge's own), the τ whose fitted ensemble is best on valid
+    `metric`. A larger τ spreads each teacher's vote deeper into its list, which Recall@50 rewards where one teacher's
+    tail is better than the others'.
 
     Args:
         knowledge: the teachers' knowledge.

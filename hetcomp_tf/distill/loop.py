@@ -182,9 +182,10 @@ def _train(trainer: Trainer, log_dir: str | os.PathLike | None, progress: Callab
 
 
 class RunState:
-    """A distillation run's whole state in a directory, written atomically after each evaluation: the student,
-    Adam's slots, the DKC and DCD state (tf.train.Checkpoint), the best weights so far and the loop's Python state
-    (epochs trained, history, best evaluation, ADT switch, stale evaluations, seconds). A state written for
+    """A distillation run's whole state in a directory, written atomically after each evaluation.
+
+    The student, Adam's slots, the DKC and DCD state (tf.train.Checkpoint), the best weights so far and the loop's
+    Python state (epochs trained, history, best evaluation, ADT switch, stale evaluations, seconds). A state written for
     another config is a HetCompError, not a silent restart.
 
     Args:

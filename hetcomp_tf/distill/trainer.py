@@ -63,11 +63,12 @@ def use_fused_kernel(cfg: DistillConfig) -> bool:
 
 
 class Trainer:
-    """The student, its optimiser, the knowledge and one compiled step per loss, under a tf.distribute strategy
-    (`strategy`, else `cfg.distribute`'s): the student's and Adam's variables are mirrored on every replica, a step
-    runs on each replica's share of the batch (`replica_share`) with every loss term scaled to the global batch, and
-    Adam applies the gradients summed over the replicas. DKC, DCD and the evaluations read the synchronised
-    weights, so every worker takes the same decisions.
+    """The student, its optimiser, the knowledge and one compiled step per loss, under a tf.distribute strategy.
+
+    The strategy is `strategy`, else `cfg.distribute`'s: the student's and Adam's variables are mirrored on every
+    replica, a step runs on each replica's share of the batch (`replica_share`) with every loss term scaled to the
+    global batch, and Adam applies the gradients summed over the replicas. DKC, DCD and the evaluations read the
+    synchronised weights, so every worker takes the same decisions.
 
     Args:
         data: the dataset.

@@ -177,10 +177,11 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 
 @contextlib.contextmanager
 def worker_dir(directory: str | os.PathLike | None, strategy: tf.distribute.Strategy):
-    """Where this worker writes a run's files: `directory` (a path or URI, unchanged) on the chief; on any other
-    worker a path of the same name in a temporary directory, removed afterwards (TensorFlow's multi-worker
-    convention: every worker runs the same saving code, collectives included, and only the chief's files are
-    kept). None stays None.
+    """Where this worker writes a run's files: `directory` on the chief, a temporary elsewhere.
+
+    On the chief, `directory` (a path or URI, unchanged); on any other worker a path of the same name in a temporary
+    directory, removed afterwards (TensorFlow's multi-worker convention: every worker runs the same saving code,
+    collectives included, and only the chief's files are kept). None stays None.
 
     Args:
         directory: the run's directory (a path or URI), or None.

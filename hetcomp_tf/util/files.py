@@ -200,10 +200,11 @@ def read_json(path: str | os.PathLike):
 
 @contextlib.contextmanager
 def atomic_directory(target: str | os.PathLike, entries: Sequence[str] | None = None) -> Iterator[Path]:
-    """Yields an empty temporary directory next to `target`; on success it is renamed onto `target`, on any
-    exception removed, so `target` is either the old complete version or the new one. With `entries`
-    (relative paths such as "logs/teachers"), only those are moved into `target`, each replacing its old
-    version, and the rest of an existing `target` is kept.
+    """Yields an empty temporary directory next to `target`, renamed onto it on success.
+
+    On any exception it is removed, so `target` is either the old complete version or the new one. With `entries`
+    (relative paths such as "logs/teachers"), only those are moved into `target`, each replacing its old version, and
+    the rest of an existing `target` is kept.
 
     Args:
         target: the directory to write.
@@ -263,9 +264,10 @@ def replace_path(source: Path, target: Path) -> None:
 
 
 def link_tree(source: str | os.PathLike, target: str | os.PathLike) -> None:
-    """`target` as a copy of the file or directory `source` made of hard links (no data copied); for files that are
-    only ever replaced whole, never rewritten in place (everything written through this module). Falls back to a
-    copy across file systems.
+    """`target` as a copy of the file or directory `source` made of hard links (no data copied).
+
+    For files that are only ever replaced whole, never rewritten in place (everything written through this module).
+    Falls back to a copy across file systems.
 
     Args:
         source: a file or directory.

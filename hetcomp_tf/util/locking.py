@@ -1,5 +1,5 @@
-"""One run per output directory: two `hetcomp run` on the same --out (a double click, overlapping cron jobs) would
-both push a model and the second would then die reading the first one's half-written artifacts.
+"""One run per output directory (`exclusive_dir`): two `hetcomp run` on the same --out (a double click, overlapping
+cron jobs) would both push a model and the second would then die reading the first one's half-written artifacts.
 
 The lock is an `fcntl.flock` on OUT/.lock holding the owner's pid: the OS releases it when the process exits, even
 when killed, so a stale file never blocks a later run. Nothing here imports TensorFlow: a second run fails within

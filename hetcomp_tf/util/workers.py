@@ -65,10 +65,12 @@ def _init(threads: int, setup: Callable | None, setup_args: tuple) -> None:
 
 def run_in_workers(tasks: Sequence[tuple[Any, Callable, tuple]], jobs: int, what: str,
                    setup: Callable | None = None, setup_args: tuple = ()) -> Iterator[tuple[Any, Any]]:
-    """Runs each task (key, fn, args) as fn(*args) in `jobs` spawned processes and yields (key, result) as they
-    finish; `setup(*setup_args)` runs once per worker (e.g. to load shared inputs). Functions and arguments must
-    pickle (module-level functions). A failed task is logged at once and the others go on (a benchmark keeps the
-    runs that finish); once all ended, a HetCompError names the failed ones, chained to the first failure.
+    """Runs each task (key, fn, args) as fn(*args) in `jobs` spawned processes.
+
+    Yields (key, result) as they finish; `setup(*setup_args)` runs once per worker (e.g. to load shared inputs).
+    Functions and arguments must pickle (module-level functions). A failed task is logged at once and the others go on
+    (a benchmark keeps the runs that finish); once all ended, a HetCompError names the failed ones, chained to the first
+    failure.
 
     Args:
         tasks: (key, fn, args) each; fn and args must pickle.

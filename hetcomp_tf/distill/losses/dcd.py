@@ -156,10 +156,11 @@ class CorrectionLoss(TargetLoss):
 
 
 class DCDLoss(TargetLoss):
-    """DCD's user side on the teacher's top-K U: RRD's L(U) over R = unobserved \\ U (the ranking distillation
-    the corrections refine) + correction_weight · UCD on U, the whole sets or, with `ucd_epsilon`, DCD's expected
-    draw (`CorrectionLoss`). The item side (ICD) needs other users' scores, so the trainer adds it with a
-    CorrectionLoss on the scores of each item's teacher users.
+    """DCD's user side on the teacher's top-K U: RRD's loss on U plus UCD's correction.
+
+    RRD's L(U) over R = unobserved \\ U (the ranking distillation the corrections refine) + correction_weight · UCD
+    on U, the whole sets or, with `ucd_epsilon`, DCD's expected draw (`CorrectionLoss`). The item side (ICD) needs
+    other users' scores, so the trainer adds it with a CorrectionLoss on the scores of each item's teacher users.
 
     Args:
         top_k: K, the width of the teacher lists.
