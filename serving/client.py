@@ -22,7 +22,14 @@ _NOISE = ("Graph execution error", "Detected at node", "File ", "[[", "\t")
 
 
 def error_summary(message: str) -> str:
-    """The one informative line of a TensorFlow error message (an Assert's data, else its first real line)."""
+    """The one informative line of a TensorFlow error message.
+
+    Args:
+        message: the error's message.
+
+    Returns:
+        An Assert's data, else the first line that is not TensorFlow's boilerplate.
+    """
     found = _ASSERTION.search(message)
     if found:
         return found.group(1)
@@ -46,7 +53,21 @@ def _describe(error: grpc.RpcError, address: str, model_name: str, signature: st
 
 def predict(address: str, inputs: dict[str, np.ndarray], model_name: str = DEFAULT_MODEL_NAME,
             signature: str = DEFAULT_SIGNATURE, timeout: float = 10.0) -> dict[str, np.ndarray]:
-    """One `PredictionService.Predict` call; returns the outputs as NumPy arrays (strings as bytes)."""
+    """One `PredictionService.Predict` call.
+
+    Args:
+        address: the server's HOST:PORT.
+        inputs: input name -> array.
+        model_name: the served model's name.
+        signature: the signature key.
+        timeout: seconds to wait for the answer.
+
+    Returns:
+        Output name -> NumPy array (strings as bytes).
+
+    Raises:
+        HetCompError: the call failed, in the user's terms (server down, model not served, id unknown, ...).
+    """
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
@@ -66,10 +87,23 @@ def predict(address: str, inputs: dict[str, np.ndarray], model_name: str = DEFAU
 def recommend(address: str, users: list[str], k: int | None = None, items: list[str] | None = None,
               model_name: str = DEFAULT_MODEL_NAME, signature: str = DEFAULT_SIGNATURE,
               timeout: float = 10.0) -> list[dict]:
-    """One batched request for `users`; returns [{"user", "item_ids", "scores"}] in the users' order.
+    """One batched request for `users`.
 
-    With `items` (for `score_items`) every user's `item_id` row is `items`, and the answer scores them;
-    otherwise `k` (if given) bounds the top-K list of `serving_default`.
+    Args:
+        address: the server's HOST:PORT.
+        users: original user ids.
+        k: bounds the top-K list of `serving_default` (default: the model's).
+        items: original item ids to score (for `score_items`): every user's `item_id` row is `items`, and the
+            answer scores them; `k` is then not sent.
+        model_name: the served model's name.
+        signature: the signature key.
+        timeout: seconds to wait for the answer.
+
+    Returns:
+        [{"user", "item_ids", "scores"}] in the users' order.
+
+    Raises:
+        HetCompError: the call failed, or the signature returned no "scores".
     """
     inputs = {"user_id": np.array(users, dtype=object)}
     if items:

@@ -1,7 +1,9 @@
-"""Export a model that serves as embedding tables as a self-contained SavedModel for TF Serving: the distilled MF
-student, and the teachers whose score is a dot product of precomputed tables (`serving_tables()`: MF; CML, its
-distance written as a dot product; LightGCN, its propagation folded in). One code path for all of them, so a user
-can push a teacher instead of the student and clients see the same signatures.
+"""Export a model that serves as embedding tables as a self-contained SavedModel for TF Serving (`export_model`,
+`TableRecommender`): the distilled MF student, and the teachers whose score is a dot product of precomputed tables.
+
+Teachers that serve as tables (`serving_tables()`): MF; CML, its distance written as a dot product; LightGCN, its
+propagation folded in. One code path for all of them, so a user can push a teacher instead of the student and
+clients see the same signatures.
 
 The SavedModel speaks the dataset's original ids, so a client never needs the training vocabularies: a
 `StaticHashTable` maps user ids to rows and a string tensor maps item rows back. Each user's train items are
@@ -55,7 +57,17 @@ def _known_or_fail(ids: tf.Tensor, rows: tf.Tensor, what: str) -> tf.Tensor:
 
 class TableRecommender(tf.Module):
     """Top-K recommender over a user and an item table (score = user row . item row); everything it needs lives in
-    its variables and lookup tables."""
+    its variables and lookup tables.
+
+    Args:
+        user_factors: float32 [n_users, d] the user table.
+        item_factors: float32 [n_items, d] the item table.
+        data: the dataset (vocabularies, train items to exclude, popularity).
+        popularity_fallback: answer unknown users with the most popular train items instead of failing.
+
+    Raises:
+        HetCompError: a user with every item in train (nothing to recommend).
+    """
 
     def __init__(self, user_factors: np.ndarray, item_factors: np.ndarray, data: Dataset,
                  popularity_fallback: bool):
@@ -93,6 +105,16 @@ class TableRecommender(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
                                   tf.TensorSpec([], tf.int32, name="k")])
     def recommend(self, user_id, k=tf.constant(DEFAULT_K, tf.int32)):
+        """`serving_default`: each user's top-k unobserved items.
+
+        Args:
+            user_id: string [b] original user ids.
+            k: int32 scalar >= 1, capped at `max_k`.
+
+        Returns:
+            {"item_ids": string [b, k'], "scores": float32 [b, k']}, k' = min(k, max_k); InvalidArgumentError for
+            k < 1 or an unknown user (without the popularity fallback).
+        """
         (k,) = _fail_unless(k >= 1, tf.strings.format("k must be at least 1, got {}", k), k)
         rows, known = self._user_rows(user_id)
         scores = tf.matmul(tf.gather(self.user_factors, rows), self.item_factors, transpose_b=True)
@@ -107,6 +129,16 @@ class TableRecommender(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
                                   tf.TensorSpec([None, None], tf.string, name="item_id")])
     def score_items(self, user_id, item_id):
+        """`score_items`: the model's score of each given item (no exclusion).
+
+        Args:
+            user_id: string [b] original user ids.
+            item_id: string [b, m] original item ids, a row per user.
+
+        Returns:
+            {"scores": float32 [b, m]}; InvalidArgumentError for a row count that differs from the users', an
+            unknown item, or an unknown user (without the popularity fallback).
+        """
         rows_given, users_given = tf.shape(item_id)[0], tf.shape(user_id)[0]
         user_id, item_id = _fail_unless(
             tf.equal(rows_given, users_given),
@@ -134,6 +166,10 @@ def export_model(model, data: Dataset, export_dir: str, popularity_fallback: boo
 
     Returns:
         `export_dir`.
+
+    Raises:
+        HetCompError: a model that does not serve as tables, tables of other sizes than the dataset's, or a user
+            with every item in train.
     """
     what = type(model).__name__
     tables = model.serving_tables()

@@ -34,7 +34,17 @@ def _invalid(message: str) -> RequestError:
 
 
 def parse_body(body: bytes) -> dict:
-    """The request body as a JSON object; INVALID_ARGUMENT otherwise."""
+    """The request body as a JSON object.
+
+    Args:
+        body: the HTTP body.
+
+    Returns:
+        The decoded object.
+
+    Raises:
+        RequestError: INVALID_ARGUMENT for an empty body, bad JSON or a document that is not an object.
+    """
     if not body.strip():
         raise _invalid("JSON Parse error: The document is empty")
     try:
@@ -51,7 +61,17 @@ def _text(value) -> str:
 
 
 def signature_name(document: dict) -> str:
-    """The request's `signature_name` ("" when absent)."""
+    """The request's `signature_name`.
+
+    Args:
+        document: the request's JSON object.
+
+    Returns:
+        The name, "" when absent.
+
+    Raises:
+        RequestError: INVALID_ARGUMENT for a name that is not a string.
+    """
     name = document.get("signature_name", "")
     if not isinstance(name, str):
         raise _invalid(f"JSON Value: {_text(document)} not formatted correctly. "
@@ -122,6 +142,10 @@ def to_array(value, dtype: tf.DType) -> np.ndarray:
 
     Returns:
         The array, of the value's shape.
+
+    Raises:
+        RequestError: INVALID_ARGUMENT for a ragged value or a leaf of the wrong type or range; UNIMPLEMENTED for
+            a dtype JSON cannot carry.
     """
     shape, probe = [], value
     while isinstance(probe, list):
@@ -185,8 +209,16 @@ def request_inputs(document: dict, servable: Servable, signature: str) -> tuple[
     """The arrays of a predict request in either format, named and typed as `signature` of `servable` asks
     (the names checked by `Servable.check_input_names`, as a gRPC request's).
 
+    Args:
+        document: the request's JSON object.
+        servable: the served version.
+        signature: the signature key.
+
     Returns:
         (input name -> array, batch first; ROW or COLUMNAR, the format to answer in).
+
+    Raises:
+        RequestError: INVALID_ARGUMENT for a malformed request, FAILED_PRECONDITION for an unknown signature.
     """
     if ROW in document and COLUMNAR in document:
         raise _invalid(f"JSON Value: {_text(document)} Not formatted correctly expecting only one of 'inputs' or "
@@ -224,7 +256,19 @@ _FLOAT32_AS_TF_SERVING = np.frompyfunc(_float32_decimal, 1, 1)
 
 
 def response_json(outputs: dict[str, np.ndarray], form: str) -> dict:
-    """The JSON answer to a predict request made in `form` (ROW or COLUMNAR)."""
+    """The JSON answer to a predict request.
+
+    Args:
+        outputs: output name -> array.
+        form: ROW or COLUMNAR, the request's format.
+
+    Returns:
+        {"predictions": ...} (ROW) or {"outputs": ...} (COLUMNAR).
+
+    Raises:
+        RequestError: INVALID_ARGUMENT for row-format outputs without a batch dimension, or with different batch
+            sizes.
+    """
     values = {name: _json_values(name, array) for name, array in sorted(outputs.items())}
     if form == COLUMNAR:
         return {"outputs": next(iter(values.values())) if len(values) == 1 else values}

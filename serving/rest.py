@@ -48,7 +48,14 @@ HTTP_STATUS = {
 
 
 def proto_json(message) -> dict:
-    """A proto as TF Serving's REST API prints it: proto field names, fields at their default printed too."""
+    """A proto as TF Serving's REST API prints it: proto field names, fields at their default printed too.
+
+    Args:
+        message: a protobuf message.
+
+    Returns:
+        The JSON-ready dict.
+    """
     return json_format.MessageToDict(message, preserving_proto_field_name=True, including_default_value_fields=True)
 
 
@@ -61,12 +68,26 @@ def _version(text: str | None) -> int | None:
 
 
 class RestApi:
-    """The REST endpoints, apart from the HTTP plumbing: (method, path, body) -> (HTTP status, JSON object)."""
+    """The REST endpoints, apart from the HTTP plumbing: (method, path, body) -> (HTTP status, JSON object).
+
+    Args:
+        manager: the served model's version manager.
+    """
 
     def __init__(self, manager: VersionManager):
         self.manager = manager
 
     def handle(self, method: str, path: str, body: bytes) -> tuple[int, dict]:
+        """Answers one request; never raises.
+
+        Args:
+            method: the HTTP method.
+            path: the URL's path.
+            body: the request body.
+
+        Returns:
+            (HTTP status, JSON object): the answer, or {"error": message} with TF Serving's status for it.
+        """
         try:
             return 200, answer(self._route, method, path, body)
         except RequestError as error:
@@ -146,8 +167,19 @@ class _RestServer6(_RestServer):
 
 
 def start_rest_server(manager: VersionManager, host: str, port: int) -> tuple[ThreadingHTTPServer, int]:
-    """Serves the REST API on host:port in a background thread; returns (server, bound port). Stop it with
-    shutdown() then server_close()."""
+    """Serves the REST API on host:port in a background thread. Stop it with shutdown() then server_close().
+
+    Args:
+        manager: the served model's version manager.
+        host: the address to listen on (IPv6 when it holds a ":").
+        port: the port (0: any free one).
+
+    Returns:
+        (the server, the bound port).
+
+    Raises:
+        HetCompError: the address cannot be listened on.
+    """
     server_class = _RestServer6 if ":" in host else _RestServer
     try:
         server = server_class((host, port), _Handler)

@@ -27,7 +27,12 @@ STATUS_BY_TF_CODE = {code.value[0]: code for code in grpc.StatusCode}  # TF erro
 
 
 class RequestError(Exception):
-    """A request the server answers with a non-OK status (`code`, a grpc.StatusCode; REST maps it to HTTP)."""
+    """A request the server answers with a non-OK status (REST maps it to HTTP).
+
+    Args:
+        code: the grpc.StatusCode.
+        message: the status's message.
+    """
 
     def __init__(self, code: grpc.StatusCode, message: str):
         super().__init__(message)
@@ -35,7 +40,12 @@ class RequestError(Exception):
 
 
 class LoadError(Exception):
-    """A version that cannot be served; `str()` is the one-line reason, `error_code` TensorFlow's error code."""
+    """A version that cannot be served.
+
+    Args:
+        reason: the one-line reason, its `str()`.
+        error_code: TensorFlow's error code (UNKNOWN when the failure was no TensorFlow error).
+    """
 
     def __init__(self, reason: str, error_code: int):
         super().__init__(reason)
@@ -43,7 +53,18 @@ class LoadError(Exception):
 
 
 def answer(method, *args):
-    """Runs `method(*args)`, turning TensorFlow's errors into RequestError with the status TF Serving sends."""
+    """Runs `method(*args)`, turning TensorFlow's errors into RequestError with the status TF Serving sends.
+
+    Args:
+        method: the request's handler.
+        *args: its arguments.
+
+    Returns:
+        What `method` returns.
+
+    Raises:
+        RequestError: for a tf.errors.OpError, with its code and one-line message.
+    """
     try:
         return method(*args)
     except tf.errors.OpError as error:
@@ -52,7 +73,12 @@ def answer(method, *args):
 
 
 class Servable:
-    """A loaded version: its callable signatures and their SignatureDefs, as TF Serving reports them."""
+    """A loaded version: its callable signatures and their SignatureDefs, as TF Serving reports them.
+
+    Args:
+        path: the version's SavedModel directory.
+        version: its version number.
+    """
 
     def __init__(self, path: str, version: int):
         self.path, self.version = path, version
@@ -63,16 +89,34 @@ class Servable:
         self.loaded = tf.saved_model.load(path)
 
     def input_specs(self, signature: str) -> dict[str, tf.TensorSpec]:
-        """The signature's inputs by name; FAILED_PRECONDITION if the model has no such signature."""
+        """The signature's inputs by name.
+
+        Args:
+            signature: a signature key.
+
+        Returns:
+            Input name -> tf.TensorSpec.
+
+        Raises:
+            RequestError: FAILED_PRECONDITION if the model has no such signature.
+        """
         if signature not in self.loaded.signatures:
             raise RequestError(grpc.StatusCode.FAILED_PRECONDITION, f'Serving signature key "{signature}" not found.')
         return self.loaded.signatures[signature].structured_input_signature[1]
 
     def check_input_names(self, signature: str, names) -> dict[str, tf.TensorSpec]:
-        """INVALID_ARGUMENT unless `names` are the signature's inputs (those with a default may be left out).
+        """Checks a request's input names against the signature's inputs (those with a default may be left out).
+
+        Args:
+            signature: a signature key.
+            names: the request's input names.
 
         Returns:
             The signature's input specs by name.
+
+        Raises:
+            RequestError: INVALID_ARGUMENT for extra or missing inputs, FAILED_PRECONDITION for an unknown
+                signature.
         """
         specs = self.input_specs(signature)
         extra = sorted(set(names) - set(specs))
@@ -92,6 +136,11 @@ class Servable:
 
         Returns:
             Output name -> array, for the filtered (or all) outputs.
+
+        Raises:
+            RequestError: INVALID_ARGUMENT for inputs that do not fit the signature or an unknown output name,
+                FAILED_PRECONDITION for an unknown signature.
+            tf.errors.OpError: the model's own error (`answer` turns it into a RequestError).
         """
         specs = self.check_input_names(signature, inputs)
         defaults = self.signature_defs[signature].defaults
@@ -112,7 +161,14 @@ class Servable:
         return {name: outputs[name].numpy() for name in names}
 
     def metadata(self, model_name: str) -> get_model_metadata_pb2.GetModelMetadataResponse:
-        """The `signature_def` metadata, packed in an Any as TF Serving packs it."""
+        """GetModelMetadata's answer: the `signature_def` metadata, packed in an Any as TF Serving packs it.
+
+        Args:
+            model_name: the served model's name.
+
+        Returns:
+            The GetModelMetadataResponse.
+        """
         response = get_model_metadata_pb2.GetModelMetadataResponse()
         response.model_spec.name = model_name
         response.model_spec.version.value = self.version
@@ -125,6 +181,10 @@ class Servable:
         """Replays the version's warm-up records through `predict` (as TF Serving replays them); returns how many.
 
         A version without the file is served unwarmed, as TF Serving serves it.
+
+        Raises:
+            ValueError: a warm-up record that is no predict_log.
+            RequestError: a warm-up request the version rejects.
         """
         path = os.path.join(self.path, WARMUP_FILE)
         if not os.path.isfile(path):
@@ -144,6 +204,10 @@ class Servable:
 
 def load_version(path: str, version: int) -> tuple[Servable, float]:
     """Loads and warms the SavedModel at `path`.
+
+    Args:
+        path: the version's SavedModel directory.
+        version: its version number.
 
     Returns:
         (the servable, seconds it took).

@@ -41,6 +41,12 @@ def _tensors(request: predict_pb2.PredictRequest) -> dict:
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """TF Serving's PredictionService (Predict, GetModelMetadata) on the served version.
+
+    Args:
+        manager: the served model's version manager.
+    """
+
     def __init__(self, manager: VersionManager):
         self.manager = manager
 
@@ -63,17 +69,50 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             return servable.metadata(self.manager.model_name)
 
     def Predict(self, request, context):
+        """gRPC Predict on the served version.
+
+        Args:
+            request: the PredictRequest.
+            context: gRPC's servicer context (aborted with the request's status on an error).
+
+        Returns:
+            The PredictResponse.
+        """
         return _reply(self._predict, request, context)
 
     def GetModelMetadata(self, request, context):
+        """gRPC GetModelMetadata, signature_def only.
+
+        Args:
+            request: the GetModelMetadataRequest.
+            context: gRPC's servicer context (aborted with the request's status on an error).
+
+        Returns:
+            The GetModelMetadataResponse.
+        """
         return _reply(self._metadata, request, context)
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+    """TF Serving's ModelService, GetModelStatus only.
+
+    Args:
+        manager: the served model's version manager.
+    """
+
     def __init__(self, manager: VersionManager):
         self.manager = manager
 
     def GetModelStatus(self, request, context):
+        """gRPC GetModelStatus (`VersionManager.status`).
+
+        Args:
+            request: the GetModelStatusRequest.
+            context: gRPC's servicer context (aborted with the request's status on an error).
+
+        Returns:
+            The GetModelStatusResponse.
+        """
         return _reply(lambda request: self.manager.status(*_spec_fields(request.model_spec)), request, context)
 
 
@@ -90,13 +129,24 @@ def _stderr_line(line: str) -> None:
 
 
 class ModelServer:
-    """A running server: its version manager, gRPC server and optional REST server. Call stop()."""
+    """A running server: its version manager, gRPC server and optional REST server. Call stop().
+
+    Args:
+        manager: the served model's version manager.
+        grpc_server: the started gRPC server.
+        grpc_port: its bound port.
+    """
 
     def __init__(self, manager: VersionManager, grpc_server: grpc.Server, grpc_port: int):
         self.manager, self.grpc_server, self.grpc_port = manager, grpc_server, grpc_port
         self.rest_server, self.rest_port = None, 0
 
     def stop(self, grace: float | None = None) -> None:
+        """Stops the REST server, the gRPC server (waiting for it) and the version poller.
+
+        Args:
+            grace: seconds the gRPC server lets running requests finish (None: aborts them).
+        """
         if self.rest_server is not None:
             self.rest_server.shutdown()
             self.rest_server.server_close()
@@ -110,9 +160,24 @@ def _address(host: str, port: int) -> str:
 
 def start_server(base_dir: str, port: int, model_name: str = DEFAULT_MODEL_NAME, host: str = "127.0.0.1",
                  workers: int = 4, rest_port: int = 0, poll_seconds: float = 1.0, log=_stderr_line) -> ModelServer:
-    """Serves the newest version of `base_dir` that loads over gRPC on `port` (0 = any free) and, if
-    `rest_port` is not 0, REST on it; polls the base directory every `poll_seconds` (0 = never).
-    `log` receives the one-line messages (broken versions, swaps, unloads)."""
+    """Serves the newest version of `base_dir` that loads over gRPC and, optionally, REST.
+
+    Args:
+        base_dir: the model's base directory of numeric versions.
+        port: the gRPC port (0: any free one).
+        model_name: the name requests must use.
+        host: the address to listen on.
+        workers: gRPC worker threads.
+        rest_port: the REST port (0: no REST).
+        poll_seconds: seconds between looks at `base_dir` (0: never).
+        log: receives the one-line messages (broken versions, swaps, unloads).
+
+    Returns:
+        The running `ModelServer`.
+
+    Raises:
+        HetCompError: no version loads, or an address that cannot be listened on.
+    """
     manager = VersionManager(base_dir, model_name, poll_seconds, log)
     manager.start()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers))

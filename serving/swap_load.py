@@ -57,7 +57,14 @@ SCHEDULE = (("good", 2), ("truncated", 3), ("good", 4))  # version 1 is served f
 
 
 def truncate_variables(version_dir: str | os.PathLike) -> None:
-    """Cuts every `variables/variables.data-*` file of a SavedModel to half its size (a crash or a full disk)."""
+    """Cuts every `variables/variables.data-*` file of a SavedModel to half its size (a crash or a full disk).
+
+    Args:
+        version_dir: the SavedModel directory.
+
+    Raises:
+        HetCompError: no such file there.
+    """
     files = sorted(Path(version_dir, "variables").glob("variables.data-*"))
     if not files:
         raise HetCompError(f"{version_dir}: no variables/variables.data-* file to truncate")
@@ -67,8 +74,17 @@ def truncate_variables(version_dir: str | os.PathLike) -> None:
 
 def push_version(source: str | os.PathLike, base_dir: str | os.PathLike, version: int, truncate: bool = False) -> Path:
     """Copies the SavedModel at `source` to `base_dir/<version>` as the Pusher does: staged next to it, then
-    renamed, so a server never lists it half-copied. With `truncate`, the staged copy's variables are truncated
-    first. Returns the version directory."""
+    renamed, so a server never lists it half-copied.
+
+    Args:
+        source: the SavedModel to push.
+        base_dir: the served base directory.
+        version: the version number.
+        truncate: truncate the staged copy's variables first (`truncate_variables`).
+
+    Returns:
+        The version directory.
+    """
     target = Path(base_dir) / str(version)
     with atomic_directory(target) as staging:
         shutil.copytree(source, staging, dirs_exist_ok=True)
@@ -78,7 +94,15 @@ def push_version(source: str | os.PathLike, base_dir: str | os.PathLike, version
 
 
 def export_versions(directory: Path, versions: list[int]) -> tuple[dict[int, Path], np.ndarray]:
-    """One SavedModel per version (a student with its own random weights); returns ({version: dir}, user ids)."""
+    """One SavedModel per version, each a student with its own random weights on the `tiny` profile's data.
+
+    Args:
+        directory: where the versions are exported, one sub-directory each.
+        versions: the version numbers (each also seeds its student).
+
+    Returns:
+        ({version: its SavedModel directory}, str [n_users] the original user ids).
+    """
     cfg = get_profile("tiny")
     data = split_dataset(make_synthetic(cfg.data.synthetic_users, cfg.data.synthetic_items, cfg.data.seed),
                          cfg.data, "synthetic")
@@ -90,7 +114,14 @@ def export_versions(directory: Path, versions: list[int]) -> tuple[dict[int, Pat
 
 
 class ServerProcess:
-    """`hetcomp serve` in a subprocess on a free port of 127.0.0.1, its stderr lines kept with their times."""
+    """`hetcomp serve` in a subprocess on a free port of 127.0.0.1, its stderr lines kept with their times.
+
+    Args:
+        base_dir: the served base directory.
+        poll_seconds: the server's --poll-seconds.
+        origin: time.monotonic() of the measurement's start (the lines' times count from it).
+        extra_args: more `hetcomp serve` arguments.
+    """
 
     def __init__(self, base_dir: Path, poll_seconds: float, origin: float, extra_args: tuple[str, ...] = ()):
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -109,7 +140,17 @@ class ServerProcess:
             self.lines.append((time.monotonic() - self._origin, line.rstrip("\n")))
 
     def address(self, timeout: float) -> str:
-        """HOST:PORT from the server's `serving NAME version V on HOST:PORT` line."""
+        """The server's address, from its `serving NAME version V on HOST:PORT` line.
+
+        Args:
+            timeout: seconds to wait for the line.
+
+        Returns:
+            HOST:PORT.
+
+        Raises:
+            HetCompError: no such line in time, or the server exited.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for _, line in list(self.lines):
@@ -122,6 +163,7 @@ class ServerProcess:
         raise HetCompError(f"swap_load: the server did not start within {timeout:g} s: {tail}")
 
     def stop(self) -> None:
+        """Ends the server with SIGTERM (SIGKILL after 30 s) and stops reading its stderr."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -135,8 +177,16 @@ class ServerProcess:
 
 @dataclass
 class Load:
-    """The client side: request records (sent at, seconds, status name, answering version or 0) and the served
-    version over time ([seconds, version] at each change)."""
+    """The client side of the measurement.
+
+    Attributes:
+        address: the server's HOST:PORT.
+        users: str, the original user ids requests draw from.
+        origin: time.monotonic() of the measurement's start.
+        records: (sent at, seconds, status name, answering version or 0) of each request.
+        served: [seconds, version] at each change of the AVAILABLE version.
+        stop: set to end the clients and the monitor.
+    """
 
     address: str
     users: np.ndarray
@@ -146,10 +196,18 @@ class Load:
     stop: threading.Event = field(default_factory=threading.Event)
 
     def current_version(self) -> int:
+        """The last AVAILABLE version seen, 0 before any."""
         return int(self.served[-1][1]) if self.served else 0
 
     def client(self, seed: int, interval: float, quota: int) -> None:
-        """Sends up to `quota` Predicts, one every `interval` seconds (later when the previous one is slower)."""
+        """Sends up to `quota` Predicts, one every `interval` seconds (later when the previous one is slower),
+        until `stop` is set; records each in `records`.
+
+        Args:
+            seed: seeds the requests' users.
+            interval: seconds between sends.
+            quota: the most requests.
+        """
         rng = np.random.default_rng(seed)
         with grpc.insecure_channel(self.address) as channel:
             stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
@@ -212,13 +270,19 @@ def measure(work_dir: Path, threads: int = 8, rate: float = 160.0, poll_seconds:
 
     Args:
         work_dir: an empty directory for the exports and the served base directory.
-        threads: client threads. rate: requests per second over all threads.
-        poll_seconds: the server's --poll-seconds. phase_seconds: steady load before, between and after pushes.
+        threads: client threads.
+        rate: requests per second over all threads.
+        poll_seconds: the server's --poll-seconds.
+        phase_seconds: steady load before, between and after pushes.
         max_requests: the most requests sent in all.
+        log: receives the progress lines.
 
     Returns:
         The JSON record: config, requests (overall), pushes (each with its window's latencies), the served
         version over time, the server's log and `ok`.
+
+    Raises:
+        HetCompError: bad settings, or a server that does not start.
     """
     if threads < 1 or rate <= 0 or poll_seconds <= 0 or phase_seconds <= 0 or max_requests < threads:
         raise HetCompError("swap_load: need threads >= 1, rate > 0, poll and phase seconds > 0, "
@@ -283,7 +347,14 @@ def _record(load: Load, pushes: list[dict], server_log: list, config: dict) -> d
 
 
 def format_record(record: dict) -> str:
-    """The readable table of a record: overall and per push, then the served version over time."""
+    """The readable table of a record: overall and per push, then the served version over time.
+
+    Args:
+        record: `measure`'s record.
+
+    Returns:
+        The text.
+    """
     rows = {"all requests": record["requests"]}
     for push in record["pushes"]:
         rows[f"push {push['label']} v{push['version']} ({push['window_s'][0]:.1f}-{push['window_s'][1]:.1f} s)"] = push
@@ -294,6 +365,14 @@ def format_record(record: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m serving.swap_load`: measures, writes --out and prints the table.
+
+    Args:
+        argv: the command line's arguments (default: sys.argv[1:]).
+
+    Returns:
+        The exit status: 0 when the record is ok, 1 when not, 2 on an error.
+    """
     parser = argparse.ArgumentParser(prog="python -m serving.swap_load", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, metavar="FILE.json")
     parser.add_argument("--threads", type=int, default=8)

@@ -33,7 +33,14 @@ State = get_model_status_pb2.ModelVersionStatus
 
 @dataclass
 class VersionRecord:
-    """What GetModelStatus says of one version; `fingerprint` is the failed version's files when it failed."""
+    """What GetModelStatus says of one version.
+
+    Attributes:
+        state: a ModelVersionStatus.State.
+        error_code: TensorFlow's error code of a failed load, else 0.
+        error_message: its message.
+        fingerprint: the failed version's files (`directory_fingerprint`) when it failed, else None.
+    """
 
     state: int
     error_code: int = 0
@@ -42,7 +49,14 @@ class VersionRecord:
 
 
 def list_versions(base_dir: str) -> list[int]:
-    """The numeric sub-directories of `base_dir` holding a saved_model.pb, newest first ([] if it is gone)."""
+    """The versions under a base directory.
+
+    Args:
+        base_dir: the model's base directory.
+
+    Returns:
+        The numeric sub-directories holding a saved_model.pb, newest first ([] if the directory is gone).
+    """
     try:
         names = os.listdir(base_dir)
     except FileNotFoundError:
@@ -52,7 +66,14 @@ def list_versions(base_dir: str) -> list[int]:
 
 
 def directory_fingerprint(path: str) -> tuple:
-    """(relative path, size, mtime_ns) of every file under `path`, sorted: changes whenever a writer touches it."""
+    """What a directory's files look like: changes whenever a writer touches it.
+
+    Args:
+        path: the directory.
+
+    Returns:
+        (relative path, size, mtime_ns) of every file under it, sorted.
+    """
     entries = []
     for root, _, files in os.walk(path):
         for name in files:
@@ -66,7 +87,17 @@ def directory_fingerprint(path: str) -> tuple:
 
 
 class VersionManager:
-    """Loads, swaps and unloads the versions of one model under `base_dir`; requests borrow the served one."""
+    """Loads, swaps and unloads the versions of one model under `base_dir`; requests borrow the served one.
+
+    Args:
+        base_dir: the model's base directory.
+        model_name: the name requests must use.
+        poll_seconds: seconds between looks at `base_dir`, >= 0 (0: no polling).
+        log: receives the one-line messages.
+
+    Raises:
+        HetCompError: (on construction) a negative `poll_seconds`.
+    """
 
     def __init__(self, base_dir: str, model_name: str, poll_seconds: float, log: Callable[[str], None]):
         if poll_seconds < 0:
@@ -84,11 +115,19 @@ class VersionManager:
 
     @property
     def served_version(self) -> int | None:
+        """The served version's number, None before `start`."""
         served = self._served
         return served.version if served else None
 
     def start(self) -> Servable:
-        """Serves the newest version that loads and starts polling; HetCompError if none loads."""
+        """Serves the newest version that loads and starts polling.
+
+        Returns:
+            The served `Servable`.
+
+        Raises:
+            HetCompError: no base directory, no version in it, or none that loads.
+        """
         if not os.path.isdir(self.base_dir):
             raise HetCompError(f"serve: model base directory {self.base_dir} does not exist")
         versions = list_versions(self.base_dir)
@@ -102,6 +141,7 @@ class VersionManager:
         return self._served
 
     def stop(self) -> None:
+        """Stops polling and waits for the poller."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
@@ -184,8 +224,19 @@ class VersionManager:
 
     @contextlib.contextmanager
     def serving(self, name: str, version: int | None = None, label: str = "") -> Iterator[Servable]:
-        """The served version for a request naming `name` (and `version`, if given), kept loaded until the
-        request ends; NOT_FOUND for another model, version or any label."""
+        """The served version for a request, kept loaded until the request ends.
+
+        Args:
+            name: the model the request names.
+            version: the version it names, or None for the latest.
+            label: the version label it names ("" for none).
+
+        Yields:
+            The served `Servable`.
+
+        Raises:
+            RequestError: NOT_FOUND for another model, another version or any label.
+        """
         with self._lock:
             servable = self._served
             if name != self.model_name or version not in (None, servable.version):
@@ -204,7 +255,19 @@ class VersionManager:
 
     def status(self, name: str, version: int | None = None,
                label: str = "") -> get_model_status_pb2.GetModelStatusResponse:
-        """TF Serving's GetModelStatus: the named version, else every version tried, newest first."""
+        """TF Serving's GetModelStatus.
+
+        Args:
+            name: the model the request names.
+            version: the version it names, or None.
+            label: the version label it names ("" for none).
+
+        Returns:
+            The GetModelStatusResponse: the named version, else every version tried, newest first.
+
+        Raises:
+            RequestError: NOT_FOUND for another model, an untried version or any label.
+        """
         if name != self.model_name:
             raise RequestError(grpc.StatusCode.NOT_FOUND, f"Could not find any versions of model {name}")
         self._check_label(label)

@@ -4,7 +4,7 @@ Layout of the output directory DIR:
   * the teachers' outputs (`hetcomp teachers`: dataset.npz, trajectories/, teachers.json, logs/teachers/),
     reused when teachers.json was written for the same profile and the dataset split is identical;
   * results.partial.json: every finished (method, student dim, seed) run, written after each run, and
-    resume/<run>/: the state of each unfinished run after its last evaluation, so a crash or the end of a session
+    resume/<run>/: the state of each unfinished run after its last evaluation, so a crash or a stopped invocation
     loses at most `eval_every` epochs per run in progress, and a rerun with the same teachers and DistillConfig
     resumes both; resume/wall.json: each invocation's wall seconds, so results give the total over them;
   * results.json: mean/std over seeds per method at the profile's student dim, the dim sweep, teachers,
@@ -54,9 +54,17 @@ FRONTIER = "frontier.png"
 
 
 def knowledge_sha256(out: Path) -> str:
-    """A content hash of what every run learns from: the split and each teacher's trajectory arrays. Unlike a
-    hash of teachers.json (which holds training seconds), it is equal for teachers retrained identically in
-    another session or on another machine, so their runs can be pooled (`--import-runs`)."""
+    """A content hash of what every run learns from: the split and each teacher's trajectory arrays.
+
+    Unlike a hash of teachers.json (which holds training seconds), it is equal for teachers retrained identically by
+    another invocation or on another machine, so their runs can be pooled (`--import-runs`).
+
+    Args:
+        out: the benchmark's directory (dataset.npz, trajectories/).
+
+    Returns:
+        The hex sha256.
+    """
     digest = hashlib.sha256()
     data = Dataset.load(out / "dataset.npz")
     for split in ("train", "valid", "test"):
@@ -70,7 +78,16 @@ def knowledge_sha256(out: Path) -> str:
 
 
 def teachers_reusable(out: Path, data: Dataset, profile: Profile) -> str | None:
-    """None when out/ holds a complete teachers run for this profile and exactly this split, else why not."""
+    """Whether out/ holds a complete teachers run for this profile and exactly this split.
+
+    Args:
+        out: the benchmark's directory.
+        data: the split the teachers must have been trained on.
+        profile: the profile they must have been trained with.
+
+    Returns:
+        None when reusable, else why not, in words.
+    """
     summary_path = out / "teachers.json"
     if not summary_path.is_file() or not trajectories_dir(out).is_dir() or not (out / "dataset.npz").is_file():
         return "no teachers run there yet"
@@ -89,7 +106,18 @@ def teachers_reusable(out: Path, data: Dataset, profile: Profile) -> str | None:
 
 
 def ensure_teachers(data_spec: str, fmt: str | None, profile: Profile, out: Path, jobs: int = 1) -> bool:
-    """Trains all teachers into `out` (`workflow.train_teachers`, seed 0) unless reusable; True if reused."""
+    """Trains all teachers into `out` (`workflow.train_teachers`, seed 0) unless reusable (`teachers_reusable`).
+
+    Args:
+        data_spec: `--data` ("synthetic", "citeulike" or a path).
+        fmt: the data's format, or None.
+        profile: the profile (its data config splits the data; the named profile's teachers are trained).
+        out: the benchmark's directory.
+        jobs: teachers trained at a time in worker processes.
+
+    Returns:
+        True if the teachers were reused.
+    """
     data = load_dataset(data_spec, fmt, profile.data)
     reason = teachers_reusable(out, data, profile)
     if reason is None:
@@ -107,9 +135,18 @@ def ensure_teachers(data_spec: str, fmt: str | None, profile: Profile, out: Path
 
 @dataclass(frozen=True)
 class BenchmarkPlan:
-    """One benchmark invocation as its options decide it, checked before anything is trained: where it writes,
-    every run of the plan and which of them this invocation trains, the finished runs it imports and the
-    latencies its frontier shows (see `run_benchmark` for the options)."""
+    """One benchmark invocation as its options decide it, checked before anything is trained.
+
+    Where it writes, every run of the plan and which of them this invocation trains, the finished runs it imports and
+    the latencies its frontier shows (see `run_benchmark` for the options).
+
+    Attributes:
+        data_spec, fmt, profile, out, methods, student_dims, jobs, only_seeds, only_runs: `run_benchmark`'s
+            options (`out` a Path).
+        keys: every run of the plan, in order: the direct models, then `plan_runs`.
+        imports: (--import-runs path, its results.partial.json) for each import.
+        latency_ms: the p50 latencies of the frontier (`frontier.latency_by_form`), or None.
+    """
 
     data_spec: str
     fmt: str | None
@@ -118,11 +155,11 @@ class BenchmarkPlan:
     methods: Sequence[str]
     student_dims: Sequence[int]
     jobs: int
-    keys: list[RunKey]  # every run of the plan, in order: the direct models, then `plan_runs`
+    keys: list[RunKey]
     only_seeds: Sequence[int] | None
     only_runs: Sequence[RunKey] | None
-    imports: list[tuple[str | os.PathLike, dict]]  # (--import-runs path, its results.partial.json)
-    latency_ms: dict | None  # the p50 latencies of the frontier (`frontier.latency_by_form`)
+    imports: list[tuple[str | os.PathLike, dict]]
+    latency_ms: dict | None
 
     @classmethod
     def from_options(cls, data_spec: str, fmt: str | None, profile: Profile, seeds: int, methods: Sequence[str],
@@ -130,8 +167,19 @@ class BenchmarkPlan:
                      only_seeds: Sequence[int] | None = None, import_runs: Sequence[str | os.PathLike] = (),
                      only_runs: Sequence[RunKey] | None = None, direct: Sequence[str] = (),
                      latency: str | os.PathLike | None = None, extra_seeds: int = 1) -> BenchmarkPlan:
-        """The plan of `run_benchmark`'s options; a bad option, a --only-runs run outside the plan or an unreadable
-        --latency or --import-runs file is a HetCompError."""
+        """The plan of `run_benchmark`'s options.
+
+        Args:
+            data_spec, fmt, profile, seeds, methods, student_dims, out, jobs, only_seeds, import_runs, only_runs,
+                direct, latency, extra_seeds: `run_benchmark`'s, see there.
+
+        Returns:
+            The `BenchmarkPlan`.
+
+        Raises:
+            HetCompError: a bad option, a --only-runs run outside the plan, or an unreadable --latency or
+                --import-runs file.
+        """
         out = Path(out)
         _check_options(out, seeds, methods, student_dims, jobs, only_seeds, direct, extra_seeds)
         latency_ms = latency_by_form(read_json(Path(latency))) if latency is not None else None
@@ -149,14 +197,26 @@ class BenchmarkPlan:
 @dataclass
 class FinishedRuns:
     """The finished runs a benchmark shows, by run name (`RunKey.name`): its own results.partial.json's, written
-    under `fingerprint`, and the ones imported from other benchmarks."""
+    under `fingerprint`, and the ones imported from other benchmarks.
+
+    Attributes:
+        fingerprint: what the runs were trained from (profile, knowledge hash, distill config).
+        done: run name -> its record (`run_record`).
+        imported: the names of the runs this invocation imported.
+        resumed: the runs of the plan finished before this invocation trained any.
+    """
 
     fingerprint: dict
-    done: dict[str, dict]  # run name -> its record (`run_record`)
-    imported: set[str] = field(default_factory=set)  # the names of the runs this invocation imported
-    resumed: int = 0  # the runs of the plan finished before this invocation trained any
+    done: dict[str, dict]
+    imported: set[str] = field(default_factory=set)
+    resumed: int = 0
 
     def save(self, out: Path) -> None:
+        """Writes out/results.partial.json: the fingerprint and every finished run.
+
+        Args:
+            out: the benchmark's directory.
+        """
         write_json(out / PARTIAL, {"fingerprint": self.fingerprint, "runs": self.done})
 
 
@@ -166,18 +226,38 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
                   only_seeds: Sequence[int] | None = None, import_runs: Sequence[str | os.PathLike] = (),
                   only_runs: Sequence[RunKey] | None = None, direct: Sequence[str] = (),
                   latency: str | os.PathLike | None = None, extra_seeds: int = 1) -> dict:
-    """Teachers (trained or reused), then every planned run (resumed from results.partial.json when its
-    fingerprint matches; `jobs` runs at a time); writes results.json, results.md and curves.png and returns the
-    results.
+    """Trains the teachers (or reuses them), then every planned run, and writes the results.
 
-    `only_seeds` trains only the planned runs of those seeds, `only_runs` only those runs, in their order (both
-    filters apply when both are given); `import_runs` adds the finished runs of other
-    benchmarks' results.partial.json (another machine's or session's), which must share this one's fingerprint
-    (the same split, trajectories and distill config). Results show every finished run of the plan, so a
-    benchmark can be split over machines by seed and pooled. `direct` teachers are also trained at every student
-    size (frontier.py; seed 0, planned first), and the frontier table and plot are written, with the p50
-    latencies of `latency` (a `hetcomp latency` JSON) when given. `extra_seeds`: the seeds (below `seeds`) of the
-    ablations and of the student sizes other than the profile's (`plan_runs`)."""
+    Runs are resumed from results.partial.json when its fingerprint matches, `jobs` at a time; results.json, results.md
+    and curves.png show every finished run of the plan, so a benchmark can be split over machines by seed and pooled.
+
+    Args:
+        data_spec: `--data` ("synthetic", "citeulike" or a path).
+        fmt: the data's format, or None.
+        profile: the profile (data, teachers, distill config).
+        seeds: seeds of the headline methods at the profile's student dim.
+        methods: the distillation methods.
+        student_dims: student sizes besides the profile's.
+        out: the benchmark's directory.
+        progress: progress(what, total) per run, or None.
+        jobs: runs trained at a time in worker processes.
+        only_seeds: train only the planned runs of those seeds.
+        import_runs: other benchmarks' results.partial.json (another machine's or invocation's) whose finished
+            runs are added; they must share this one's fingerprint (the same split, trajectories and distill
+            config).
+        only_runs: train only those runs, in their order (with `only_seeds`, both filters apply).
+        direct: teachers also trained at every student size (frontier.py; seed 0, planned first).
+        latency: a `hetcomp latency` JSON whose p50 latencies the frontier shows.
+        extra_seeds: the seeds (below `seeds`) of the ablations and of the student sizes other than the
+            profile's (`plan_runs`).
+
+    Returns:
+        The results, as written to results.json (`write_results`).
+
+    Raises:
+        HetCompError: bad options or inputs (`BenchmarkPlan.from_options`), imports of another fingerprint, or
+            runs that failed.
+    """
     start = time.perf_counter()
     plan = BenchmarkPlan.from_options(data_spec, fmt, profile, seeds, methods, student_dims, out, jobs, only_seeds,
                                       import_runs, only_runs, direct, latency, extra_seeds)
@@ -206,9 +286,20 @@ def _check_options(out: Path, seeds: int, methods: Sequence[str], student_dims: 
 
 
 def pool_finished_runs(plan: BenchmarkPlan) -> FinishedRuns:
-    """The runs already finished under the fingerprint of the teachers now in out/: results.partial.json's (if
-    written under it) and the imported ones (which must match it); unfinished runs' states written under another
-    fingerprint are removed."""
+    """The runs already finished under the fingerprint of the teachers in out/.
+
+    They are results.partial.json's (if written under it) and the imported ones (which must match it); unfinished runs'
+    states written under another fingerprint are removed.
+
+    Args:
+        plan: the benchmark's plan.
+
+    Returns:
+        The `FinishedRuns`.
+
+    Raises:
+        HetCompError: an import written under another fingerprint.
+    """
     fingerprint = {"profile": plan.profile.name, "knowledge_sha256": knowledge_sha256(plan.out),
                    "distill": {k: v for k, v in dataclasses.asdict(plan.profile.distill).items()
                                if k not in ("method", "student_dim", "seed")}}
@@ -228,7 +319,15 @@ def pool_finished_runs(plan: BenchmarkPlan) -> FinishedRuns:
 
 def runs_to_train(plan: BenchmarkPlan, finished: FinishedRuns) -> list[RunKey]:
     """The unfinished runs this invocation trains, in order (all of the plan's, or those of --only-runs, of
-    --only-seeds' seeds); says how many are finished and how many are left to other invocations."""
+    --only-seeds' seeds); says how many are finished and how many are left to other invocations.
+
+    Args:
+        plan: the benchmark's plan.
+        finished: its finished runs.
+
+    Returns:
+        The `RunKey`s to train.
+    """
     todo = [key for key in (plan.keys if plan.only_runs is None else plan.only_runs)
             if key.name not in finished.done and (plan.only_seeds is None or key.seed in plan.only_seeds)]
     if finished.resumed:
@@ -242,7 +341,19 @@ def runs_to_train(plan: BenchmarkPlan, finished: FinishedRuns) -> list[RunKey]:
 def train_and_record(plan: BenchmarkPlan, finished: FinishedRuns, todo: Sequence[RunKey], teachers_reused: bool,
                      progress: Callable[[str, int], Progress] | None, start: float) -> dict:
     """Trains `todo` (`jobs` runs at a time in worker processes, else here); after each run, records it in
-    results.partial.json, drops its resume state and rewrites the results; returns the last results."""
+    results.partial.json, drops its resume state and rewrites the results.
+
+    Args:
+        plan: the benchmark's plan.
+        finished: its finished runs, updated in place.
+        todo: the runs to train.
+        teachers_reused: whether the teachers were reused (for the results).
+        progress: progress(what, total) per run, or None.
+        start: the invocation's start on time.perf_counter()'s clock.
+
+    Returns:
+        The last results written.
+    """
     bar = progress("benchmark run", len(todo)) if progress is not None and todo else None
     runner = train_in_workers(plan.out, plan.profile, todo, plan.jobs) if plan.jobs > 1 and len(todo) > 1 else \
         train_here(plan.out, plan.profile, todo, progress)
@@ -261,8 +372,18 @@ def train_and_record(plan: BenchmarkPlan, finished: FinishedRuns, todo: Sequence
 
 def write_results(plan: BenchmarkPlan, finished: FinishedRuns, summary: dict, teachers_reused: bool,
                   clock: InvocationClock) -> dict:
-    """results.json / .md / curves.png from the runs finished so far (a partial benchmark says so); `summary`:
-    teachers.json."""
+    """Writes results.json, results.md and the plots from the runs finished so far (a partial benchmark says so).
+
+    Args:
+        plan: the benchmark's plan.
+        finished: its finished runs.
+        summary: teachers.json.
+        teachers_reused: whether the teachers were reused.
+        clock: this invocation's clock (wall times).
+
+    Returns:
+        The results (`results.aggregate` plus the frontier, wall times and run counts).
+    """
     runs = [finished.done[key.name] for key in plan.keys if key.name in finished.done]
     results = aggregate(runs, summary, plan.profile, plan.methods, plan.student_dims)
     results["frontier"] = frontier_rows(results, plan.latency_ms)

@@ -1,5 +1,5 @@
 """The cost model: what one HetComp deployment costs as users and items grow, measured at synthetic sizes, fitted
-and extrapolated (issue 12, item 6).
+and extrapolated.
 
 At each size (users, items, interactions per user) one process measures, on random data of those shapes:
   * `step_seconds`: one fine-grained KD step at the profile's protocol (the fused kernel where it builds), the mean
@@ -10,7 +10,7 @@ At each size (users, items, interactions per user) one process measures, on rand
   * `dkc_update_seconds`: one DKC update over every user (the student's top-50 of all items and both distances);
   * `serving_p50_ms`: the student's top-50 of unobserved items for one user, median over requests.
 Each cost is fitted as cost = c0 + c1 · driver, minimising the relative residuals (so the small sizes, where fixed
-overheads show, weigh as much as the large ones), with the driver the work scales with: a step scores its ~1,000
+overheads show, weigh as much as the large ones), with the driver the work scales with: a step scores its batch's
 users against every item, so step time and memory follow the items; storage follows the users; a DKC update
 scores every user against every item; serving scores one user against every item. The epoch at the target size
 is its steps times the fitted step. Random targets cost what real ones do: a step's work depends on the shapes,
@@ -54,9 +54,21 @@ COSTS = {
 
 @dataclass(frozen=True)
 class Size:
+    """One synthetic size the cost model measures.
+
+    Attributes:
+        users: users, >= 2.
+        items: items, >= 200.
+        per_user: interactions per user before the split, 5 to items / 2 (default CiteULike's mean,
+            134,860 / 5,219).
+
+    Raises:
+        HetCompError: (on construction) a size outside those bounds.
+    """
+
     users: int
     items: int
-    per_user: int = 26  # interactions per user before the split (CiteULike: 134,860 / 5,219)
+    per_user: int = 26
 
     def __post_init__(self):
         if self.users < 2 or self.items < 200 or not 5 <= self.per_user <= self.items // 2:
@@ -70,23 +82,58 @@ class Size:
 
 
 def drivers(size: Size) -> dict[str, float]:
+    """The quantities costs scale with.
+
+    Args:
+        size: the size.
+
+    Returns:
+        {"users", "items", "users_x_items"} as floats.
+    """
     return {"users": float(size.users), "items": float(size.items), "users_x_items": float(size.users) * size.items}
 
 
 def steps_per_epoch(size: Size, cfg: DistillConfig) -> int:
+    """An epoch's steps: ⌈train interactions / batch size⌉.
+
+    Args:
+        size: the size.
+        cfg: the distillation config (`batch_size`).
+
+    Returns:
+        The steps.
+    """
     return -(-size.train // cfg.batch_size)
 
 
 def distinct_items(rng: np.random.Generator, rows: int, width: int, n_items: int) -> np.ndarray:
-    """int32 [rows, width]: per row, `width` distinct item ids in random order (a random start plus increasing
-    random gaps modulo n_items, then shuffled): distinct by construction, no [rows, n_items] work."""
+    """Per row, `width` distinct item ids in random order (a random start plus increasing random gaps modulo
+    n_items, then shuffled): distinct by construction, no [rows, n_items] work.
+
+    Args:
+        rng: the generator.
+        rows: how many rows.
+        width: items per row, at most n_items.
+        n_items: the catalogue's size.
+
+    Returns:
+        int32 [rows, width].
+    """
     gaps = rng.integers(1, max(2, n_items // width), size=(rows, width))
     items = (rng.integers(0, n_items, size=(rows, 1)) + np.cumsum(gaps, axis=1)) % n_items
     return rng.permuted(items, axis=1).astype(np.int32)
 
 
 def synthetic_dataset(size: Size, seed: int = 0) -> Dataset:
-    """Each user's `per_user` distinct items split 60/20/20 (train/valid/test)."""
+    """A random Dataset of `size`: each user's `per_user` distinct items split 60/20/20 (train/valid/test).
+
+    Args:
+        size: the size.
+        seed: the generator's seed.
+
+    Returns:
+        The `Dataset`.
+    """
     items = distinct_items(np.random.default_rng(seed), size.users, size.per_user, size.items)
     n_train, n_valid = int(size.per_user * 0.6), int(size.per_user * 0.2)
 
@@ -100,7 +147,16 @@ def synthetic_dataset(size: Size, seed: int = 0) -> Dataset:
 
 def random_trajectories(data: Dataset, traj: TrajectoryConfig, seed: int = 0) -> list[Trajectory]:
     """Six teachers' trajectories of the real shapes (T checkpoints × top-N per user), random items; a train
-    item may appear in them, which changes no cost."""
+    item may appear in them, which changes no cost.
+
+    Args:
+        data: the dataset (users, items, train split).
+        traj: the trajectory config (n_checkpoints, top_n).
+        seed: the generator's seed.
+
+    Returns:
+        One `Trajectory` per teacher of TEACHER_NAMES.
+    """
     rng = np.random.default_rng(seed)
     return [Trajectory(teacher=name,
                        rankings=np.stack([distinct_items(rng, data.n_users, traj.top_n, data.n_items)
@@ -110,7 +166,10 @@ def random_trajectories(data: Dataset, traj: TrajectoryConfig, seed: int = 0) ->
 
 
 class PeakRSS:
-    """Largest resident set size (bytes) seen while the block runs, minus the size at its start."""
+    """Largest resident set size (bytes) seen while the block runs, minus the size at its start.
+
+    `with PeakRSS() as memory: ...`, then `memory.growth`; a background thread samples /proc/self/statm.
+    """
 
     def __enter__(self):
         self.start = self.peak = _rss()
@@ -130,6 +189,7 @@ class PeakRSS:
 
     @property
     def growth(self) -> int:
+        """The peak's growth over the start, in bytes."""
         return self.peak - self.start
 
 
@@ -139,8 +199,19 @@ def _rss() -> int:
 
 
 def measure_size(size: Size, cfg: DistillConfig, traj: TrajectoryConfig, steps: int = 8, requests: int = 200) -> dict:
-    """The costs of one size (see the module docstring); `steps` timed training steps, `requests` timed
-    serving requests."""
+    """The costs of one size (see the module docstring).
+
+    Args:
+        size: the size.
+        cfg: the distillation config (an ensemble_kd step is timed).
+        traj: the trajectory config (the knowledge's shapes).
+        steps: timed training steps, after one untimed.
+        requests: timed serving requests.
+
+    Returns:
+        {"size", "train", "knowledge_bytes", "knowledge_build_seconds", "step_seconds", "steps_per_epoch",
+        "epoch_seconds", "step_memory_bytes", "dkc_update_seconds", "serving_p50_ms"}.
+    """
     cfg = dataclasses.replace(cfg, method="ensemble_kd")
     data = synthetic_dataset(size, cfg.seed)
     trajectories = random_trajectories(data, traj, cfg.seed)
@@ -149,7 +220,7 @@ def measure_size(size: Size, cfg: DistillConfig, traj: TrajectoryConfig, steps: 
         save_trajectories(trajectories, tmp)
         out["knowledge_bytes"] = directory_bytes(tmp) + data.n_users * cfg.top_k * 4  # + the [U, K] target table
     knowledge = EnsembleKnowledge.from_trajectories(trajectories)
-    del trajectories  # at 200k users each copy of the rankings is ~2 GB
+    del trajectories  # each copy of the rankings grows with the users: one copy at a time in memory
     started = time.perf_counter()
     trainer = Trainer(data, knowledge, cfg)
     del knowledge
@@ -188,7 +259,18 @@ def _serving_p50_ms(student, data: Dataset, requests: int, seed: int, k: int = 5
 
 
 def fit_affine(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
-    """(c0, c1) of y ≈ c0 + c1 · x minimising Σ ((c0 + c1 x_i − y_i) / y_i)² (needs two distinct x, y > 0)."""
+    """The affine fit y ≈ c0 + c1 · x minimising the relative residuals Σ ((c0 + c1 x_i − y_i) / y_i)².
+
+    Args:
+        x: the drivers, at least two distinct.
+        y: the costs, positive.
+
+    Returns:
+        (c0, c1).
+
+    Raises:
+        HetCompError: fewer than two distinct x, or a y that is not positive.
+    """
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     if x.size < 2 or np.unique(x).size < 2 or np.any(y <= 0):
         raise HetCompError(f"an affine fit needs >= 2 distinct x and positive y, got x={x}, y={y}")
@@ -198,9 +280,18 @@ def fit_affine(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
 
 
 def fit_and_extrapolate(measured: Sequence[dict], target: Size, cfg: DistillConfig) -> dict:
-    """{cost: {"driver", "c0", "c1", "at_target"}} from the measured sizes, plus "epoch_seconds" at the target
-    (its steps per epoch times the fitted step). A cost not positive at every size (a memory growth too small to
-    see) gets no fit: "at_target" None."""
+    """Fits every cost over the measured sizes and extrapolates it to `target`. A cost not positive at every size
+    (a memory growth too small to see) gets no fit: "at_target" None.
+
+    Args:
+        measured: `measure_size` results, at least two distinct sizes.
+        target: the size to extrapolate to.
+        cfg: the distillation config (batch size).
+
+    Returns:
+        {cost: {"driver", "c0", "c1", "at_target"}}, plus "epoch_seconds" at the target (its steps per epoch
+        times the fitted step).
+    """
     sizes = [Size(**m["size"]) for m in measured]
     fits = {}
     for cost, driver in COSTS.items():
@@ -219,7 +310,23 @@ def fit_and_extrapolate(measured: Sequence[dict], target: Size, cfg: DistillConf
 def cost_model(sizes: Sequence[Size], target: Size, cfg: DistillConfig, traj: TrajectoryConfig, out: str,
                steps: int = 8, measure=measure_size) -> dict:
     """Measures every size (each result written to `out` as it arrives, so a stopped run keeps what it
-    measured), then fits and extrapolates to `target`. `measure(size, cfg, traj, steps)` -> the size's costs."""
+    measured), then fits and extrapolates to `target`.
+
+    Args:
+        sizes: the sizes to measure, at least two.
+        target: the size to extrapolate to.
+        cfg: the distillation config.
+        traj: the trajectory config.
+        out: the JSON file written after each size and at the end.
+        steps: timed training steps per size.
+        measure: measure(size, cfg, traj, steps) -> the size's costs (default `measure_size`).
+
+    Returns:
+        {"target", "measured": [per size], "fits": `fit_and_extrapolate`'s}.
+
+    Raises:
+        HetCompError: fewer than two sizes.
+    """
     if len(sizes) < 2:
         raise HetCompError(f"the cost model needs at least two sizes to fit, got {len(sizes)}")
     result = {"target": dataclasses.asdict(target), "measured": [], "fits": {}}

@@ -1,7 +1,8 @@
 """HetComp's curriculum read back from benchmark run records: when (user, teacher) pairs advance and by which rule,
 what the distance D to the next stage looks like per stage, and what the curriculum costs in epochs against a
-baseline distilled towards the final targets from the start (ensemble_kd). A verdict that HetComp does not win
-needs these numbers, not a guess.
+baseline distilled towards the final targets from the start (ensemble_kd).
+
+A verdict on whether the curriculum pays off needs these numbers, not a guess.
 
 Run records are `runs.run_record` dicts: `curve` [[epoch, valid R@50]], `stage_curve` [[epoch, {teacher:
 mean stage}]], `dkc_curve` [[epoch, dkc.update_statistics + "advanced"]], `switch_epoch`.
@@ -20,19 +21,42 @@ CATCH_UP_LEVELS = (0.5, 0.9, 1.0)  # shares of the baseline's best valid Recall@
 
 
 def epochs_to_reach(curve: Sequence[Sequence[float]], level: float) -> int | None:
-    """The first evaluated epoch whose valid Recall@50 is at least `level` (None: never)."""
+    """The first evaluated epoch whose valid Recall@50 is at least `level`.
+
+    Args:
+        curve: [[epoch, valid Recall@50]] in epoch order.
+        level: the Recall to reach.
+
+    Returns:
+        The epoch, or None if never reached.
+    """
     return next((int(epoch) for epoch, value in curve if value >= level), None)
 
 
 def value_at(curve: Sequence[Sequence[float]], epoch: int) -> float | None:
-    """Valid Recall@50 at the last evaluation at or before `epoch`."""
+    """Valid Recall@50 at the last evaluation at or before `epoch`.
+
+    Args:
+        curve: [[epoch, valid Recall@50]] in epoch order.
+        epoch: the epoch.
+
+    Returns:
+        The Recall, or None before the first evaluation.
+    """
     before = [value for at, value in curve if at <= epoch]
     return before[-1] if before else None
 
 
 def curriculum_rows(record: dict) -> list[list[str]]:
     """One row per DKC update of a run: epoch, threshold, share of pairs moved (all, and by rule), mean stage over
-    teachers, and per stage below the last "share of pairs there / their mean D to the next stage"."""
+    teachers, and per stage below the last "share of pairs there / their mean D to the next stage".
+
+    Args:
+        record: a run record (`runs.run_record`) with its `dkc_curve` and `stage_curve`.
+
+    Returns:
+        The rows of formatted cells ([] without DKC updates).
+    """
     stages = {int(epoch): np.mean(list(means.values())) for epoch, means in record.get("stage_curve", [])}
     rows = []
     for epoch, stats in record.get("dkc_curve", []):
@@ -47,7 +71,16 @@ def curriculum_rows(record: dict) -> list[list[str]]:
 
 def catch_up_rows(runs: Sequence[dict], method: str = "hetcomp", baseline: str = "ensemble_kd") -> list[list[str]]:
     """Per (dim, seed) with both runs: the baseline's best valid Recall@50 B, the epochs each run needs to reach
-    each share of B, and both runs' valid Recall@50 at `method`'s ADT switch."""
+    each share of B, and both runs' valid Recall@50 at `method`'s ADT switch.
+
+    Args:
+        runs: run records (`runs.run_record`).
+        method: the curriculum method.
+        baseline: the method distilled towards the final targets from the start.
+
+    Returns:
+        The rows of formatted cells, by dim then seed.
+    """
     by_key = {(r["method"], r["dim"], r["seed"]): r for r in runs}
     rows = []
     for (name, dim, seed), record in sorted(by_key.items(), key=lambda item: (item[0][1], item[0][2])):
@@ -65,7 +98,16 @@ def catch_up_rows(runs: Sequence[dict], method: str = "hetcomp", baseline: str =
 
 
 def diagnosis_markdown(runs: Sequence[dict], method: str = "hetcomp", baseline: str = "ensemble_kd") -> str:
-    """The curriculum section of results.md ("" when no run carries DKC updates)."""
+    """The curriculum section of results.md.
+
+    Args:
+        runs: run records (`runs.run_record`).
+        method: the curriculum method.
+        baseline: the method distilled towards the final targets from the start.
+
+    Returns:
+        The Markdown section, "" when no run carries DKC updates.
+    """
     sections = []
     catch_up = catch_up_rows(runs, method, baseline)
     if catch_up:
@@ -90,8 +132,16 @@ def diagnosis_markdown(runs: Sequence[dict], method: str = "hetcomp", baseline: 
 
 
 def plot_stage_curves(runs: Sequence[dict], path: Path, title: str) -> bool:
-    """Each DKC run's mean stage per teacher against epochs, one panel per run, with its ADT switch marked;
-    False (no file) when no run has stages."""
+    """Plots each DKC run's mean stage per teacher against epochs, one panel per run, with its ADT switch marked.
+
+    Args:
+        runs: run records (`runs.run_record`).
+        path: the PNG file.
+        title: the figure's title.
+
+    Returns:
+        Whether a file was written (False when no run has stages).
+    """
     staged = [r for r in runs if r.get("stage_curve") and len(r["stage_curve"][0][1]) and r.get("dkc_curve")]
     if not staged:
         return False

@@ -26,19 +26,50 @@ FRONTIER_METRICS = ("recall@50", "ndcg@50")
 
 
 def direct_method(teacher: str) -> str:
-    """The run name of `teacher` trained directly at a student's size: "direct:GNN"."""
+    """The run name of `teacher` trained directly at a student's size.
+
+    Args:
+        teacher: a teacher of DIRECT_TEACHERS.
+
+    Returns:
+        E.g. "direct:GNN".
+    """
     return DIRECT_PREFIX + teacher
 
 
 def is_direct(method: str) -> bool:
+    """Whether a run name is a direct model's (`direct_method`).
+
+    Args:
+        method: a run's method name.
+
+    Returns:
+        True for "direct:<teacher>".
+    """
     return method.startswith(DIRECT_PREFIX)
 
 
 def direct_teacher(method: str) -> str:
+    """The teacher of a direct model's run name.
+
+    Args:
+        method: "direct:<teacher>".
+
+    Returns:
+        The teacher, e.g. "GNN" for "direct:GNN".
+    """
     return method[len(DIRECT_PREFIX):]
 
 
 def check_direct(teachers: Sequence[str]) -> None:
+    """Checks --direct: every teacher must serve as tables (DIRECT_TEACHERS).
+
+    Args:
+        teachers: the teachers named by --direct.
+
+    Raises:
+        HetCompError: naming the others.
+    """
     bad = [name for name in teachers if name not in DIRECT_TEACHERS]
     if bad:
         raise HetCompError(f"--direct {','.join(bad)}: a model trained at a student's size must serve as tables; "
@@ -46,7 +77,16 @@ def check_direct(teachers: Sequence[str]) -> None:
 
 
 def direct_config(profile: Profile, teacher: str, dim: int) -> TeacherConfig:
-    """`teacher`'s recipe in `profile` at embedding size `dim` (everything else unchanged)."""
+    """`teacher`'s recipe in `profile` at embedding size `dim` (everything else unchanged).
+
+    Args:
+        profile: the profile.
+        teacher: a teacher of DIRECT_TEACHERS.
+        dim: the embedding size.
+
+    Returns:
+        The `TeacherConfig`.
+    """
     return dataclasses.replace(profile.teachers[teacher], dim=dim)
 
 
@@ -89,7 +129,17 @@ def _row(model, kind, dim, test, test_std, seeds, params, p50_ms) -> dict:
 
 def latency_by_form(latency: Mapping) -> dict[str, float]:
     """{serving form: p50 ms at batch 1} from `hetcomp latency`'s JSON: "tables:d<d>" for each exported student
-    size (any model served as dim-d tables costs the same), "teacher:<T>" and "ensemble"."""
+    size (any model served as dim-d tables costs the same), "teacher:<T>" and "ensemble".
+
+    Args:
+        latency: `hetcomp latency`'s JSON, measured at batch size 1.
+
+    Returns:
+        {serving form: p50 ms}.
+
+    Raises:
+        HetCompError: not such a JSON.
+    """
     try:
         models = latency["models"]
         forms = {}
@@ -105,7 +155,18 @@ def latency_by_form(latency: Mapping) -> dict[str, float]:
 
 
 def best_teacher(rows: Sequence[dict], metric: str = "recall@50") -> dict:
-    """The full-size teacher with the best test `metric`: the model a user would otherwise serve."""
+    """The full-size teacher with the best test `metric`: the model a user would otherwise serve.
+
+    Args:
+        rows: `frontier_rows`.
+        metric: the test metric.
+
+    Returns:
+        Its row.
+
+    Raises:
+        HetCompError: no teacher rows.
+    """
     teachers = [row for row in rows if row["kind"] == "teacher"]
     if not teachers:
         raise HetCompError("frontier: no teacher rows")
@@ -114,7 +175,14 @@ def best_teacher(rows: Sequence[dict], metric: str = "recall@50") -> dict:
 
 def frontier_markdown(rows: Sequence[dict]) -> str:
     """The frontier table (test split; students mean ± std over their seeds), and which students beat the best
-    teacher by more than 2 std on both metrics at no more of its serving cost."""
+    teacher by more than 2 std on both metrics at no more of its serving cost.
+
+    Args:
+        rows: `frontier_rows`.
+
+    Returns:
+        The Markdown table and the verdict lines.
+    """
     has_latency = any(row["p50_ms"] is not None for row in rows)
     body = []
     for row in rows:
@@ -149,7 +217,13 @@ def _verdict(rows: Sequence[dict]) -> str:
 
 def plot_frontier(rows: Sequence[dict], path: Path, title: str) -> None:
     """Test Recall@50 against p50 latency at batch 1 (or parameters without latency), log scale: a marker per
-    model, a line per student method and per direct model across sizes, the ensembles as horizontal ceilings."""
+    model, a line per student method and per direct model across sizes, the ensembles as horizontal ceilings.
+
+    Args:
+        rows: `frontier_rows`.
+        path: the PNG file, written atomically.
+        title: the figure's title.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -191,5 +265,16 @@ def plot_frontier(rows: Sequence[dict], path: Path, title: str) -> None:
 
 
 def direct_record(method: str, dim: int, seed: int, run_dict: Mapping, code: str) -> dict:
-    """A direct model's record in results.partial.json: its teacher run (`TeacherRun.to_dict`) at the key."""
+    """A direct model's record in results.partial.json: its teacher run (`TeacherRun.to_dict`) at the key.
+
+    Args:
+        method: the run name (`direct_method`).
+        dim: its embedding size.
+        seed: its seed.
+        run_dict: `TeacherRun.to_dict()`.
+        code: the code version that trained it (`runs.code_version`).
+
+    Returns:
+        {"method", "dim", "seed", **run_dict, "code"}.
+    """
     return {"method": method, "dim": dim, "seed": seed, **run_dict, "code": code}

@@ -42,13 +42,25 @@ PROGRESS_EVERY = 50  # requests between progress lines
 
 
 def student_key(dim: int) -> str:
-    """The result key of a student of dimension `dim`, beside `tables.teacher_row(name)` and `tables.ENSEMBLE`."""
+    """The result key of a student of dimension `dim`, beside `tables.teacher_row(name)` and `tables.ENSEMBLE`.
+
+    Args:
+        dim: the student's embedding size.
+
+    Returns:
+        "student:d<dim>".
+    """
     return f"student:d{dim}"
 
 
 class Servable(NamedTuple):
     """One model as deployed: `call` answers a top-K request for internal user ids (int [b]) with tensors;
-    `costs` says how it is served and what it holds (`served_as`, `params`, `variable_bytes`, ...)."""
+    `costs` says how it is served and what it holds (`served_as`, `params`, `variable_bytes`, ...).
+
+    Attributes:
+        call: internal user ids int [b] -> the answer's tensors (materialised by the timer).
+        costs: {"served_as", "params", "variable_bytes", ...}, JSON-ready.
+    """
 
     call: Callable[[np.ndarray], object]
     costs: dict
@@ -59,7 +71,16 @@ def _variable_bytes(variables: Sequence[tf.Variable]) -> int:
 
 
 def unobserved_topk_recommender(model, data: Dataset, k: int) -> Callable:
-    """user ids int32 [b] -> int32 [b, k]: `model.score_all`'s top-K of each user's unobserved items."""
+    """A compiled top-K of each user's unobserved items by `model.score_all`.
+
+    Args:
+        model: anything with score_all(user_ids int32 [b]) -> float [b, n_items].
+        data: the dataset (its train items are excluded).
+        k: the list length.
+
+    Returns:
+        recommend(user_ids int32 [b]) -> int32 [b, k].
+    """
     train_rows = data.train.to_ragged()
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.int32)])
@@ -70,7 +91,18 @@ def unobserved_topk_recommender(model, data: Dataset, k: int) -> Callable:
 
 
 def ensemble_recommender(teachers: Sequence, data: Dataset, k: int, top_n: int, tau: float) -> Callable:
-    """user ids int32 [b] -> int32 [b, k]: the teachers' consolidated top-K of unobserved items."""
+    """A compiled top-K of the teachers' consolidated ranking of unobserved items.
+
+    Args:
+        teachers: models with score_all(user_ids int32 [b]) -> float [b, n_items].
+        data: the dataset (its train items are excluded).
+        k: the list length.
+        top_n: each teacher's list length before the consolidation.
+        tau: the ensemble's temperature.
+
+    Returns:
+        recommend(user_ids int32 [b]) -> int32 [b, k].
+    """
     train_rows, n_items = data.train.to_ragged(), data.n_items
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.int32)])
@@ -83,7 +115,16 @@ def ensemble_recommender(teachers: Sequence, data: Dataset, k: int, top_n: int, 
 
 
 def saved_model_servable(directory: str | os.PathLike, data: Dataset, k: int) -> Servable:
-    """An exported SavedModel (serving/export.py), timed through `serving_default` with original ids and `k`."""
+    """An exported SavedModel (serving/export.py), timed through `serving_default` with original ids and `k`.
+
+    Args:
+        directory: the SavedModel.
+        data: the dataset whose vocabulary maps internal ids to original ones.
+        k: the list length.
+
+    Returns:
+        The `Servable`, served_as "savedmodel".
+    """
     loaded = tf.saved_model.load(os.fspath(directory))  # owns the variables: kept alive by `call`
     weights = [v for v in loaded.signatures["serving_default"].variables if v.dtype.is_floating and v.shape.rank == 2]
 
@@ -97,14 +138,37 @@ def saved_model_servable(directory: str | os.PathLike, data: Dataset, k: int) ->
 
 
 def scoring_servable(model, data: Dataset, k: int) -> Servable:
-    """A model served through its `score_all` (`unobserved_topk_recommender`); its weights are its variables."""
+    """A model served through its `score_all` (`unobserved_topk_recommender`); its weights are its variables.
+
+    Args:
+        model: the model.
+        data: the dataset.
+        k: the list length.
+
+    Returns:
+        The `Servable`, served_as "scoring".
+    """
     recommend = unobserved_topk_recommender(model, data, k)
     return Servable(lambda ids: recommend(tf.constant(ids, tf.int32)), {
         "served_as": "scoring", "params": count_params(model), "variable_bytes": _variable_bytes(model.variables)})
 
 
 def ensemble_servable(teachers: Mapping[str, object], data: Dataset, k: int, top_n: int, tau: float) -> Servable:
-    """The teachers' ensemble (`ensemble_recommender`); its weights are all the teachers'."""
+    """The teachers' ensemble (`ensemble_recommender`); its weights are all the teachers'.
+
+    Args:
+        teachers: {name: model}.
+        data: the dataset.
+        k: the list length.
+        top_n: each teacher's list length before the consolidation.
+        tau: the ensemble's temperature.
+
+    Returns:
+        The `Servable`, served_as "ensemble".
+
+    Raises:
+        HetCompError: no teachers.
+    """
     if not teachers:
         raise HetCompError("latency: an ensemble of no teachers")
     recommend = ensemble_recommender(list(teachers.values()), data, k, top_n, tau)
@@ -137,11 +201,16 @@ def measure_latency(servables: Mapping[str, Servable], data: Dataset, requests: 
             the same top-K.
         data: the Dataset whose users the requests draw (uniformly, seeded by `seed`).
         requests: timed requests per model and batch size, after `warmup` untimed ones.
+        warmup: untimed requests first (tracing, caches).
         batch_sizes: users per request; each size is one pass over all models.
+        seed: seeds the requests' users.
 
     Returns:
         {"requests", "warmup", "batch_sizes", "machine", "models": {key: {**costs, "latency": {"batch_<b>":
         {"p50_ms", "p99_ms", "mean_ms", "users_per_second"}}}}}, the models in the order given.
+
+    Raises:
+        HetCompError: no models, requests < 1, warmup < 0 or a batch size < 1.
     """
     if not servables:
         raise HetCompError("measure_latency: no models given")
@@ -172,7 +241,15 @@ def measure_latency(servables: Mapping[str, Servable], data: Dataset, requests: 
 
 
 def format_latency_table(result: dict) -> str:
-    """One row per model: how it is served, p50/p99 ms and users/s per batch size, params and MB."""
+    """The printed table of a `measure_latency` result: one row per model, how it is served, p50/p99 ms and
+    users/s per batch size, params and MB.
+
+    Args:
+        result: `measure_latency`'s result.
+
+    Returns:
+        The table's text (`tables.format_table`).
+    """
     latency_columns = [f"{key}@{b}" for b in result["batch_sizes"] for key in ("p50_ms", "p99_ms", "users_per_second")]
     columns = ["served_as", *latency_columns, "params", "variable_MB", "savedmodel_MB"]
     formats = {column: ".0f" if column.startswith("users") else ".2f" for column in [*latency_columns, *columns[-2:]]}

@@ -32,7 +32,19 @@ def _mean_std(values: Sequence[dict]) -> tuple[dict, dict]:
 def aggregate(runs: list[dict], summary: dict, profile: Profile, methods: Sequence[str],
               student_dims: Sequence[int]) -> dict:
     """results.json's content: teachers and ensemble from teachers.json, students as mean/std over seeds, the
-    models trained directly at students' sizes (`direct`) as they are."""
+    models trained directly at students' sizes (`direct`) as they are.
+
+    Args:
+        runs: the finished run records (`runs.run_record`, direct models' too).
+        summary: teachers.json.
+        profile: the benchmark's profile (its student dim is the headline one).
+        methods: the distillation methods, in table order.
+        student_dims: the swept student sizes.
+
+    Returns:
+        {"dataset", "profile", "seeds", "student_dim", "methods": {row: entry}, "ensemble_params",
+        "student_dims": {dim: {method: entry}}, "paired" (`paired_differences`), "runs", "direct"}.
+    """
     direct = [r for r in runs if is_direct(r["method"])]
     runs = [r for r in runs if not is_direct(r["method"])]
     entries = {teacher_row(name): {"test": t["test"], "valid": t["valid"], "params": t["params"],
@@ -71,9 +83,19 @@ def aggregate(runs: list[dict], summary: dict, profile: Profile, methods: Sequen
 
 
 def paired_differences(runs: list[dict], dim: int, method: str = "hetcomp") -> dict:
-    """Per baseline: HetComp − baseline on the test metrics of the seeds both ran at `dim` (each seed's pair
-    shares its initialisation seed), per seed, mean, std and the paired t-test's two-sided p-value (None below 2
-    seeds)."""
+    """HetComp − each baseline on the test metrics, paired by seed.
+
+    Over the seeds both ran at `dim` (each seed's pair shares its initialisation seed): per seed, mean, std and the
+    paired t-test's two-sided p-value (None below 2 seeds).
+
+    Args:
+        runs: the finished run records.
+        dim: the student size compared.
+        method: the method compared against every other.
+
+    Returns:
+        {baseline: {"seeds", metric: {"per_seed", "mean", "std", "p"}}} for the PAIRED_METRICS.
+    """
     from scipy import stats
 
     by_key = {(r["method"], r["seed"]): r for r in runs if r["dim"] == dim}
@@ -95,6 +117,14 @@ def paired_differences(runs: list[dict], dim: int, method: str = "hetcomp") -> d
 
 
 def results_table(results: dict) -> str:
+    """The printed table of every method's test metrics, std, params and seconds.
+
+    Args:
+        results: `aggregate`'s results.
+
+    Returns:
+        The table's text (`tables.format_table`).
+    """
     rows = {}
     for name, entry in results["methods"].items():
         row = dict(entry["test"])
@@ -108,6 +138,14 @@ def results_table(results: dict) -> str:
 
 
 def sweep_table(results: dict) -> str:
+    """The printed table of the student-size sweep.
+
+    Args:
+        results: `aggregate`'s results (their "student_dims").
+
+    Returns:
+        The table's text (`tables.format_table`).
+    """
     rows = {f"{method} dim {dim}": {**values["test"], STD_COLUMN: values["test_std"][RECORD_METRIC],
                                     "params": values["params"]}
             for dim, per_method in results["student_dims"].items() for method, values in per_method.items()}
@@ -131,8 +169,18 @@ def _p_value(p: float | None) -> str:
 
 
 def results_markdown(results: dict) -> str:
-    """results.md: the test metrics of every method (students: mean ± std over seeds) with each one's share of
-    the ensemble's Recall@50, parameters, epochs and seconds, then the student-size sweep."""
+    """results.md, the benchmark's report in Markdown.
+
+    The test metrics of every method (students: mean ± std over seeds) with each one's share of the ensemble's
+    Recall@50, parameters, epochs and seconds, then the paired differences, the student-size sweep, every run, the
+    frontier, the wall time and the curriculum (`diagnosis`).
+
+    Args:
+        results: `benchmark.write_results`' results.
+
+    Returns:
+        The Markdown text.
+    """
     ensemble_recall = results["methods"][ENSEMBLE]["test"][RECORD_METRIC]
 
     def share(entry: dict) -> str:
@@ -185,8 +233,15 @@ def _wall_time(results: dict) -> str:
 
 
 def plot_curves(runs: list[dict], dim: int, path: Path, title: str) -> None:
-    """Valid Recall@50 against epochs for wo_kd, ensemble_kd and hetcomp at `dim`: the mean over seeds, each
-    seed's curve held at its last value after it stopped (as the paper plots converged runs)."""
+    """Plots valid Recall@50 against epochs for the CURVE_METHODS at `dim`: the mean over seeds, each seed's curve
+    held at its last value after it stopped (as the paper plots converged runs).
+
+    Args:
+        runs: the finished run records.
+        dim: the student size plotted.
+        path: the PNG file, written atomically.
+        title: the figure's title.
+    """
     import matplotlib
 
     matplotlib.use("Agg")

@@ -28,12 +28,21 @@ ABLATIONS = ("hetcomp_no_dkc", "hetcomp_no_adt")  # diagnosis runs: `extra_seeds
 
 @dataclass(frozen=True)
 class RunKey:
+    """One run of a benchmark.
+
+    Attributes:
+        method: the distillation method, or a direct model's run name (`frontier.direct_method`).
+        dim: the student's (or direct model's) embedding size.
+        seed: the run's seed.
+    """
+
     method: str
     dim: int
     seed: int
 
     @property
     def name(self) -> str:
+        """The run's key in results.partial.json: "METHOD|dim=DIM|seed=SEED"."""
         return f"{self.method}|dim={self.dim}|seed={self.seed}"
 
     @property
@@ -44,7 +53,7 @@ class RunKey:
 
 def code_version() -> str:
     """The git commit of the code that trained a run (`+dirty` with uncommitted changes), else the package
-    version: a run's record says what produced it when records of several sessions are pooled."""
+    version: a run's record says what produced it when records of several invocations or machines are pooled."""
     from hetcomp_tf import __version__
 
     here = Path(__file__).resolve().parent
@@ -58,9 +67,21 @@ def code_version() -> str:
 
 def plan_runs(methods: Sequence[str], seeds: int, default_dim: int, dims: Sequence[int],
               extra_seeds: int = 1) -> list[RunKey]:
-    """The order in which a partial benchmark is most useful: every headline method at seed 0, the ablations at
-    seed 0, the headline methods at the other seeds, then the sweep methods at the other dims; ablations and the
-    sweep at seeds < `extra_seeds` only."""
+    """The benchmark's runs, in the order in which a partial benchmark is most useful.
+
+    Every headline method at seed 0, the ablations at seed 0, the headline methods at the other seeds, then the sweep
+    methods at the other dims; ablations and the sweep at seeds < `extra_seeds` only.
+
+    Args:
+        methods: the methods (ABLATIONS among them are planned as ablations).
+        seeds: seeds of the headline methods at `default_dim`.
+        default_dim: the profile's student dim.
+        dims: the swept student dims (SWEEP_METHODS are trained there).
+        extra_seeds: seeds of the ablations and the sweep.
+
+    Returns:
+        The `RunKey`s in that order.
+    """
     headline = [m for m in methods if m not in ABLATIONS]
     ablations = [m for m in methods if m in ABLATIONS]
     keys = [RunKey(m, default_dim, 0) for m in headline] + [RunKey(m, default_dim, 0) for m in ablations]
@@ -73,7 +94,17 @@ def plan_runs(methods: Sequence[str], seeds: int, default_dim: int, dims: Sequen
 
 def run_record(key: RunKey, run: DistillRun) -> dict:
     """A run in results.json: the run without its history, which shrinks to the curves the plots need, and the
-    code version that trained it."""
+    code version that trained it.
+
+    Args:
+        key: the run.
+        run: its `DistillRun`.
+
+    Returns:
+        {"method", "dim", "seed", the run's fields (`DistillRun.to_dict`) but its history, "code", "curve"
+        [[epoch, valid R@50]], "stage_curve" [[epoch, {teacher: mean stage}]], "dkc_curve" [[epoch, DKC
+        statistics]]}.
+    """
     summary = run.to_dict()
     history = summary.pop("history")
     return {"method": summary.pop("method"), "dim": key.dim, "seed": key.seed, **summary,
@@ -94,7 +125,15 @@ def _log_dir(out: Path, key: RunKey) -> Path:
 
 
 def run_resume_dir(out: Path, key: RunKey) -> Path:
-    """Where an unfinished run keeps its state (`loop.RunState`); removed once the run is in PARTIAL."""
+    """Where an unfinished run keeps its state (`loop.RunState`); removed once the run is in results.partial.json.
+
+    Args:
+        out: the benchmark's directory.
+        key: the run.
+
+    Returns:
+        out/resume/METHOD-dDIM-sSEED.
+    """
     return out / "resume" / f"{key.method}-d{key.dim}-s{key.seed}"
 
 
@@ -105,7 +144,17 @@ def _load_inputs(out: Path, cfg: DistillConfig) -> tuple[Dataset, EnsembleKnowle
 
 def train_here(out: Path, profile: Profile, keys: Sequence[RunKey],
               progress: Callable[[str, int], Progress] | None) -> Iterator[tuple[RunKey, dict]]:
-    """The runs one after another in this process, with per-epoch progress."""
+    """The runs one after another in this process, with per-epoch progress.
+
+    Args:
+        out: the benchmark's directory (dataset.npz, the teachers' outputs).
+        profile: the profile.
+        keys: the runs.
+        progress: progress(what, total), or None.
+
+    Yields:
+        (key, its record: `run_record`, or `frontier.direct_record` for a direct model), in order.
+    """
     if not keys:
         return
     data, knowledge = _load_inputs(out, profile.distill)
@@ -129,7 +178,20 @@ def _train_direct(data: Dataset, profile: Profile, key: RunKey, log_dir: Path,
 
 
 def train_in_workers(out: Path, profile: Profile, keys: Sequence[RunKey], jobs: int) -> Iterator[tuple[RunKey, dict]]:
-    """The runs in `jobs` worker processes (each loads the inputs once), yielded as they finish."""
+    """The runs in `jobs` worker processes (each loads the inputs once).
+
+    Args:
+        out: the benchmark's directory.
+        profile: the profile.
+        keys: the runs.
+        jobs: worker processes.
+
+    Yields:
+        (key, its record), as the runs finish.
+
+    Raises:
+        HetCompError: naming the failed runs, once all ended (`workers.run_in_workers`).
+    """
     tasks = [(key, _worker_direct, (profile, key, os.fspath(_log_dir(out, key)))) if is_direct(key.method) else
              (key, _worker_run, (key, _run_config(profile, key), os.fspath(_log_dir(out, key)),
                                  os.fspath(run_resume_dir(out, key)))) for key in keys]

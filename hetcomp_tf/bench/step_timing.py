@@ -29,8 +29,17 @@ from hetcomp_tf.util.progress import log
 
 
 def random_knowledge(data: Dataset, traj: TrajectoryConfig, seed: int = 0) -> EnsembleKnowledge:
-    """One random top-N of distinct unobserved items per user, as every teacher's every checkpoint, and the users'
-    first train items as the observed order."""
+    """Knowledge of the real shapes on random targets: one random top-N of distinct unobserved items per user, as
+    every teacher's every checkpoint, and the users' first train items as the observed order.
+
+    Args:
+        data: the dataset.
+        traj: the trajectory config (n_checkpoints, top_n).
+        seed: the generator's seed.
+
+    Returns:
+        The `EnsembleKnowledge` of TEACHER_NAMES.
+    """
     rng = np.random.default_rng(seed)
     train = data.train.to_ragged()
     lists = []
@@ -45,10 +54,21 @@ def random_knowledge(data: Dataset, traj: TrajectoryConfig, seed: int = 0) -> En
 
 
 def time_dense_pass(data: Dataset, cfg: DistillConfig, users: int, repeats: int = 6) -> dict[str, float]:
-    """Milliseconds of the part of a KD step no loss can skip, on the real shapes: the scores of `users` users
-    over every item, the rest log-sum-exp over them (the step's train pairs and K targets excluded) and the K
-    targets' scores, and the gradient into both tables; with XLA ("xla_ms"), without ("graph_ms") and by the fused
-    kernel ("fused_ms", where it builds)."""
+    """Milliseconds of the part of a KD step no loss can skip, on the real shapes.
+
+    That part is the scores of `users` users over every item, the rest log-sum-exp over them (the step's train pairs and
+    K targets excluded) and the K targets' scores, and the gradient into both tables; timed with XLA ("xla_ms"), without
+    ("graph_ms") and by the fused kernel ("fused_ms", where it builds).
+
+    Args:
+        data: the dataset (its items and train split).
+        cfg: the distillation config (student dim, batch size, top_k, score clip, seed).
+        users: the step's users.
+        repeats: timed repeats, after one untimed.
+
+    Returns:
+        {"xla_ms", "graph_ms"[, "fused_ms"]}: mean milliseconds.
+    """
     rng = np.random.default_rng(cfg.seed)
     users_table = tf.Variable(rng.normal(0.0, 0.1, (users, cfg.student_dim)).astype(np.float32))
     items_table = tf.Variable(rng.normal(0.0, 0.1, (data.n_items, cfg.student_dim)).astype(np.float32))
@@ -81,7 +101,19 @@ def time_dense_pass(data: Dataset, cfg: DistillConfig, users: int, repeats: int 
 
 def time_methods(data: Dataset, cfg: DistillConfig, traj: TrajectoryConfig, methods: Sequence[str],
                  epochs: int = 2) -> dict:
-    """{method: {"epoch_seconds", "steps", "users_per_step"}} plus "evaluate_seconds" and "dkc_update_seconds"."""
+    """Seconds per epoch of each method's loss, on random knowledge of the real shapes.
+
+    Args:
+        data: the dataset.
+        cfg: the distillation config.
+        traj: the trajectory config (the knowledge's shapes).
+        methods: the methods to time; hetcomp_no_adt also times a valid evaluation and a DKC update.
+        epochs: timed epochs per method, after one untimed.
+
+    Returns:
+        {"steps_per_epoch", "users_per_step", "dense_pass" (`time_dense_pass`), method: {"epoch_seconds",
+        "loss"}}, plus "evaluate_seconds" and "dkc_update_seconds" with hetcomp_no_adt.
+    """
     knowledge = random_knowledge(data, traj, cfg.seed)
     batches = list(epoch_batches(data.train, cfg, 0, pairs=False))
     results = {"steps_per_epoch": len(batches),

@@ -25,6 +25,13 @@ from hetcomp_tf.teachers.trajectories import BatchRanker, SampledTrajectoryRecor
 def time_teacher(name: str, data: Dataset, cfg: TeacherConfig, traj: TrajectoryConfig, seed: int = 0) -> dict:
     """Times teacher `name` under `cfg` on `data`.
 
+    Args:
+        name: the teacher's name.
+        data: the dataset.
+        cfg: the teacher's config.
+        traj: the trajectory config (the top-N ranked at each evaluation).
+        seed: the teacher's seed.
+
     Returns:
         {"first_epoch_seconds" (tracing included), "epoch_seconds" (the second epoch), "evaluate_seconds" (valid
         Recall/NDCG of every valid user with every user's top-N ranked for the trajectory, as `train_teacher` does
@@ -60,7 +67,19 @@ def time_teacher(name: str, data: Dataset, cfg: TeacherConfig, traj: TrajectoryC
 
 def time_teachers(data: Dataset, configs: dict[str, TeacherConfig], traj: TrajectoryConfig, names: Sequence[str],
                   seed: int = 0, on_result: Callable[[str, dict], None] | None = None) -> dict[str, dict]:
-    """`time_teacher` for each of `names`, in order; `on_result(name, result)` after each (partial results)."""
+    """`time_teacher` for each of `names`, in order.
+
+    Args:
+        data: the dataset.
+        configs: {teacher: its config}.
+        traj: the trajectory config.
+        names: the teachers to time.
+        seed: their seed.
+        on_result: called as on_result(name, result) after each (partial results), or None.
+
+    Returns:
+        {name: `time_teacher`'s result}.
+    """
     results = {}
     for name in names:
         log(f"timing teacher {name}: two epochs and one full-ranking evaluation")

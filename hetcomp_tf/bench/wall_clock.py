@@ -1,5 +1,5 @@
-"""The wall time of a long job over all its invocations: a job stopped and resumed (the benchmark, across
-sessions) would otherwise only know the last invocation's time. Each invocation records its seconds in one JSON
+"""The wall time of a long job over all its invocations: a job stopped and resumed (the benchmark, over several
+invocations) would otherwise only know the last invocation's time. Each invocation records its seconds in one JSON
 file every `interval` seconds and when it ends, so a stopped one counts until its last write."""
 
 from __future__ import annotations
@@ -17,13 +17,23 @@ HEARTBEAT_SECONDS = 30.0  # how often an invocation's seconds are written: what 
 
 
 class InvocationClock:
-    """`with InvocationClock(path, started) as clock:` adds this invocation ({"started", "seconds"}) to the
-    invocations already in `path` and keeps its seconds current there (a background thread) until the block ends.
-    A stopped invocation counts until its last write; what it did after its last saved state is redone by the
-    next one and so counted twice."""
+    """Records this invocation's wall seconds beside the earlier invocations' in one JSON file.
+
+    `with InvocationClock(path, started) as clock:` adds this invocation ({"started", "seconds"}) to the invocations
+    already in `path` and keeps its seconds current there (a background thread) until the block ends. A stopped
+    invocation counts until its last write; what it did after its last saved state is redone by the next one and so
+    counted twice.
+
+    Args:
+        path: the JSON record of every invocation.
+        started: the invocation's start on time.perf_counter()'s clock (work before the clock is built counts).
+        interval: seconds between writes.
+
+    Raises:
+        HetCompError: (on construction) a file at `path` that is no invocation record.
+    """
 
     def __init__(self, path: str | os.PathLike, started: float, interval: float = HEARTBEAT_SECONDS):
-        """`started`: the invocation's start on time.perf_counter()'s clock (work before the clock is built counts)."""
         self.path, self.started, self.interval = Path(path), started, interval
         self.earlier = _read_invocations(self.path)
         self.started_at = datetime.now(timezone.utc) - timedelta(seconds=self.seconds())
@@ -39,6 +49,7 @@ class InvocationClock:
         return [*self.earlier, {"started": self.started_at.isoformat(timespec="seconds"), "seconds": self.seconds()}]
 
     def write(self) -> None:
+        """Writes `invocations()` to the file, atomically."""
         write_json(self.path, {"invocations": self.invocations()})
 
     def __enter__(self) -> InvocationClock:

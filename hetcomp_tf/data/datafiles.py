@@ -32,7 +32,18 @@ DOWNLOAD_TIMEOUT = 4.0
 
 
 def file_format(path: Path, fmt: str | None) -> str:
-    """`fmt` when given, else the format `path`'s suffix tells (a glob's too); an unknown one is an error."""
+    """The data format of a file: `fmt` when given, else the one `path`'s suffix tells (a glob's too).
+
+    Args:
+        path: the data file (or glob).
+        fmt: one of FORMATS, or None.
+
+    Returns:
+        One of FORMATS.
+
+    Raises:
+        HetCompError: an unknown `fmt`, or a suffix that tells no format.
+    """
     if fmt is not None and fmt not in FORMATS:
         raise HetCompError(f"unknown data format {fmt!r}: choose one of {', '.join(FORMATS)}")
     fmt = fmt or SUFFIX_FORMATS.get(path.suffix.lower())
@@ -43,6 +54,14 @@ def file_format(path: Path, fmt: str | None) -> str:
 
 
 def verify_citeulike_sha256(path) -> None:
+    """Checks a users.dat against CiteULike's sha256.
+
+    Args:
+        path: the file.
+
+    Raises:
+        HetCompError: another sha256.
+    """
     got = sha256_of(path)
     if got != CITEULIKE_SHA256:
         raise HetCompError(f"{path}: sha256 {got} differs from the expected CiteULike sha256 {CITEULIKE_SHA256}; "
@@ -56,6 +75,7 @@ def shared_data_dir() -> Path:
 
 
 def cache_dir() -> Path:
+    """The user cache's hetcomp directory: $XDG_CACHE_HOME/hetcomp, else ~/.cache/hetcomp."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hetcomp"
 
 
@@ -72,16 +92,31 @@ def download_dir() -> Path:
 
 
 def find_citeulike() -> Path | None:
+    """The first `<dir>/citeulike/users.dat` of `data_dirs()`, or None."""
     return next((d / CITEULIKE_FILE for d in data_dirs() if (d / CITEULIKE_FILE).is_file()), None)
 
 
 def citeulike_path() -> Path:
-    """The local users.dat, downloaded first when no data directory holds it."""
+    """The local users.dat, downloaded first when no data directory holds it.
+
+    Raises:
+        HetCompError: the download failed or its sha256 differs (`fetch_citeulike`).
+    """
     return find_citeulike() or fetch_citeulike(download_dir())
 
 
 def locate(data: str) -> Path | None:
-    """The file `--data` names (CiteULike fetched if need be); None for the built-in synthetic data."""
+    """The file `--data` names (CiteULike fetched if need be).
+
+    Args:
+        data: "synthetic", "citeulike" or a file's path.
+
+    Returns:
+        The file, or None for the built-in synthetic data.
+
+    Raises:
+        HetCompError: a glob, a path that is no file, or a failed CiteULike download.
+    """
     if data == "synthetic":
         return None
     if data == "citeulike":
@@ -96,9 +131,21 @@ def locate(data: str) -> Path | None:
 
 
 def fetch_citeulike(dest_dir, url: str | None = None) -> Path:
-    """Downloads users.dat into `dest_dir`/citeulike/ (so HETCOMP_DATA_DIR=dest_dir finds it) through a temporary
-    file that is renamed into place only when its sha256 matches: a failed, corrupt or interrupted download
-    leaves nothing behind, not even the directories it created."""
+    """Downloads users.dat into `dest_dir`/citeulike/, so HETCOMP_DATA_DIR=dest_dir finds it.
+
+    It goes through a temporary file that is renamed into place only when its sha256 matches: a failed, corrupt or
+    interrupted download leaves nothing behind, not even the directories it created.
+
+    Args:
+        dest_dir: the data directory to download into.
+        url: where from (default CITEULIKE_URL).
+
+    Returns:
+        The downloaded users.dat.
+
+    Raises:
+        HetCompError: a network or write error, or a download whose sha256 differs.
+    """
     url = url or CITEULIKE_URL
     target = Path(dest_dir) / CITEULIKE_FILE
     created = [d for d in (target.parent, *target.parent.parents) if not d.exists()]

@@ -14,11 +14,21 @@ from hetcomp_tf.data.split import split_dataset
 
 
 def load_dataset(data: str, fmt: str | None, cfg: DataConfig, verify_sha256: bool = True) -> Dataset:
-    """`data` = "synthetic" | "citeulike" (`datafiles.citeulike_path()`: found or fetched, sha256-checked) | a path.
+    """The Dataset `--data` names, read and split.
 
-    A path's format comes from `fmt` or its suffix: users.dat-style ("citeulike"), "csv" (also .tsv/.txt) or
-    "npz" (a saved Dataset, used as is). Only the canonical "citeulike" name is checked against the sha256.
-    "synthetic" is `make_synthetic(cfg.synthetic_users, cfg.synthetic_items, cfg.seed)`.
+    Args:
+        data: "synthetic" (`make_synthetic(cfg.synthetic_users, cfg.synthetic_items, cfg.seed)`), "citeulike"
+            (`datafiles.citeulike_path()`: found or fetched, sha256-checked) or a path.
+        fmt: a path's format: users.dat-style ("citeulike"), "csv" (also .tsv/.txt) or "npz" (a saved Dataset,
+            used as is); None: told by its suffix.
+        cfg: the data config (filtering, split protocol and ratios, seed, synthetic sizes, min_rating).
+        verify_sha256: check the canonical "citeulike" data against its sha256 (a path never is).
+
+    Returns:
+        The split `Dataset`.
+
+    Raises:
+        HetCompError: data that cannot be located, read, parsed or split.
     """
     path = locate(data)
     if path is None:
@@ -34,6 +44,14 @@ def load_dataset(data: str, fmt: str | None, cfg: DataConfig, verify_sha256: boo
 
 def dataset_name(path: Path, fmt: str) -> str:
     """The name result files, plots and tables show, as the user knows the data: every users.dat has that file
-    name, so one is named by its folder (citeulike/users.dat -> "citeulike"); any other file by its stem."""
+    name, so one is named by its folder (citeulike/users.dat -> "citeulike"); any other file by its stem.
+
+    Args:
+        path: the data file.
+        fmt: its format.
+
+    Returns:
+        The dataset's name.
+    """
     folder = path.resolve().parent.name
     return folder if fmt == "citeulike" and path.name == "users.dat" and folder else path.stem

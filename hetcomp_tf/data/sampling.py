@@ -18,13 +18,32 @@ NEGATIVE_DRAWS = 8  # the student's rejection rounds: a pair is dropped only if 
 
 
 def interaction_keys(train: CSR, n_items: int) -> np.ndarray:
-    """int64 [nnz], ascending: user · n_items + item of every train interaction (the membership table)."""
+    """The membership table of the train interactions, for `is_observed`.
+
+    Args:
+        train: the train split.
+        n_items: the catalogue's size.
+
+    Returns:
+        int64 [nnz], ascending: user · n_items + item of every train interaction.
+    """
     return np.sort(train.row_ids().astype(np.int64) * int(n_items) + train.indices.astype(np.int64))
 
 
 def is_observed(train_keys, users, items, n_items) -> tf.Tensor:
-    """bool, shaped as `users` broadcast against `items`: whether each (user, item) is a train interaction, by a
-    binary search of its key in `train_keys` (`interaction_keys`). TF ops: eager on arrays or inside a graph."""
+    """Whether each (user, item) is a train interaction, by a binary search of its key in `train_keys`.
+
+    TF ops: eager on arrays or inside a graph.
+
+    Args:
+        train_keys: int64 [nnz] `interaction_keys`.
+        users: int user ids, any shape that broadcasts against `items`.
+        items: int item ids.
+        n_items: the catalogue's size.
+
+    Returns:
+        bool, shaped as `users` broadcast against `items`.
+    """
     keys = tf.cast(users, tf.int64) * tf.cast(n_items, tf.int64) + tf.cast(items, tf.int64)
     flat = tf.reshape(keys, [-1])
     at = tf.searchsorted(train_keys, flat, side="left")
@@ -34,8 +53,19 @@ def is_observed(train_keys, users, items, n_items) -> tf.Tensor:
 
 def sample_negatives(rng: np.random.Generator, train_keys: np.ndarray, users: np.ndarray, n_negatives: int,
                      n_items: int) -> np.ndarray:
-    """int32 [P, n_negatives]: for each of `users` [P], items drawn uniformly from its unobserved ones, each draw
-    that hits a train item redrawn until none does (the pairwise teachers' sampling; exact)."""
+    """Negatives for the pairwise teachers: uniform over each user's unobserved items, exactly (redrawn until
+    no draw hits a train item).
+
+    Args:
+        rng: the draws' generator.
+        train_keys: int64 [nnz] `interaction_keys`.
+        users: int [P] the user of each pair.
+        n_negatives: draws per pair.
+        n_items: the catalogue's size.
+
+    Returns:
+        int32 [P, n_negatives].
+    """
     negatives = rng.integers(0, n_items, size=(users.size, n_negatives), dtype=np.int32)
     observed = is_observed(train_keys, users[:, None], negatives, n_items).numpy()
     while observed.any():
@@ -46,9 +76,20 @@ def sample_negatives(rng: np.random.Generator, train_keys: np.ndarray, users: np
 
 
 def sample_unobserved(train_keys, users: tf.Tensor, n_items, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """One item per entry of `users` int32 [P], drawn uniformly from that user's unobserved items by rejection
-    inside a graph: int32 [P] items and bool [P] found (False where all NEGATIVE_DRAWS draws were train items;
-    drop those pairs). An accepted draw is exactly uniform over the user's unobserved items."""
+    """One item per entry of `users`, uniform over that user's unobserved items, by rejection inside a graph.
+
+    An accepted draw is exactly uniform over the user's unobserved items.
+
+    Args:
+        train_keys: int64 [nnz] `interaction_keys`.
+        users: int32 [P] the user of each pair.
+        n_items: the catalogue's size.
+        seed: int64 [2] the stateless draw's seed.
+
+    Returns:
+        (items int32 [P], found bool [P]): found is False where all NEGATIVE_DRAWS draws were train items; drop
+        those pairs.
+    """
     draws = tf.random.stateless_uniform(tf.stack([NEGATIVE_DRAWS, tf.size(users)]), seed, 0,
                                         tf.cast(n_items, tf.int64), tf.int64)
     observed = is_observed(train_keys, users[None, :], draws, n_items)  # [draws, P]
@@ -58,8 +99,17 @@ def sample_unobserved(train_keys, users: tf.Tensor, n_items, seed: tf.Tensor) ->
 
 
 def bpr_loss(positive: tf.Tensor, negative: tf.Tensor, weights: tf.Tensor | None = None) -> tf.Tensor:
-    """Mean BPR −log σ(s_ui − s_uj); positive [b] scores of observed items, negative [b, n] of sampled ones. With
-    `weights` (bool [b]), the mean over the rows that are True only (the pairs whose negative was found)."""
+    """Mean BPR −log σ(s_ui − s_uj) over every (positive, negative) pair.
+
+    Args:
+        positive: float [b] scores of observed items.
+        negative: float [b, n] scores of sampled items.
+        weights: bool [b], or None; given, the mean is over the rows that are True only (the pairs whose negative
+            was found).
+
+    Returns:
+        float scalar.
+    """
     losses = tf.nn.softplus(negative - positive[:, None])
     if weights is None:
         return tf.reduce_mean(losses)
@@ -68,23 +118,59 @@ def bpr_loss(positive: tf.Tensor, negative: tf.Tensor, weights: tf.Tensor | None
 
 
 def pair_scores(user_vectors: tf.Tensor, items_table: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
-    """float, shaped as `items` ([P] or [P, m]): user_vectors[p] · V[items[p, ...]], the MF scores of only the
-    pairs' items, not the catalogue's."""
+    """The MF scores of only the pairs' items, not the catalogue's: user_vectors[p] · V[items[p, ...]].
+
+    Args:
+        user_vectors: float [P, d] the user vector of each pair.
+        items_table: float [n_items, d] V.
+        items: int32 [P] or [P, m] item ids.
+
+    Returns:
+        float, shaped as `items`.
+    """
     if items.shape.rank == 2:
         user_vectors = user_vectors[:, None, :]
     return tf.reduce_sum(user_vectors * tf.gather(items_table, items), axis=-1)
 
 
 class BPRLoss(tf.keras.losses.Loss):
-    """wo_kd's loss in the trainer's call shape, loss(targets, scores) like the distillation losses: targets =
-    bool [P], the pairs whose negative was found; scores = (float [P] of each pair's train item, float [P, n] of
-    its sampled negatives), clipped to ±score_clip as the distilled students' are. Returns the mean BPR over the
-    found pairs: its rows are pairs, not users, so it is already reduced."""
+    """wo_kd's loss in the trainer's call shape, loss(targets, scores), like the distillation losses.
+
+    Its rows are pairs, not users, so it reduces itself: the mean BPR over the found pairs.
+
+    Args:
+        score_clip: scores are clipped to ±score_clip, as the distilled students' are.
+        name: the loss's name.
+
+    Call arguments:
+        y_true: bool [P], the pairs whose negative was found.
+        y_pred: (float [P] each pair's train item's score, float [P, n] its sampled negatives' scores).
+
+    Returns a float32 scalar when called.
+
+    Example:
+        Three pairs with two negatives each; the third pair's negatives were not found:
+
+        >>> found = tf.constant([True, True, False])
+        >>> positive = tf.constant([2.0, 0.5, 1.0])
+        >>> negative = tf.constant([[1.0, 0.0], [1.5, -1.0], [0.0, 0.0]])
+        >>> round(float(BPRLoss(score_clip=40.0)(found, (positive, negative))), 4)
+        0.4887
+    """
 
     def __init__(self, score_clip: float, name: str = "bpr"):
         super().__init__(reduction=tf.keras.losses.Reduction.NONE, name=name)
         self.score_clip = float(score_clip)
 
     def call(self, y_true, y_pred):
+        """`bpr_loss` of the clipped scores over the found pairs.
+
+        Args:
+            y_true: bool [P], the pairs whose negative was found.
+            y_pred: (float [P] positive scores, float [P, n] negative scores).
+
+        Returns:
+            float32 scalar.
+        """
         positive, negative = (tf.clip_by_value(s, -self.score_clip, self.score_clip) for s in y_pred)
         return bpr_loss(positive, negative, weights=y_true)

@@ -13,7 +13,17 @@ from hetcomp_tf.errors import HetCompError
 
 
 def check_split_config(cfg: DataConfig) -> np.ndarray:
-    """float64 [3] split ratios, once they and the protocol are known to be valid."""
+    """The split ratios, once they and the protocol are known to be valid.
+
+    Args:
+        cfg: the data config (`split_ratios`, `split_protocol`).
+
+    Returns:
+        float64 [3]: (r_train, r_valid, r_test).
+
+    Raises:
+        HetCompError: ratios that are not three positive numbers summing to 1, or an unknown protocol.
+    """
     ratios = np.asarray(cfg.split_ratios, dtype=np.float64)
     if ratios.shape != (3,) or (ratios <= 0).any() or abs(ratios.sum() - 1.0) > 1e-6:
         raise HetCompError(f"split_ratios {tuple(cfg.split_ratios)} must be three positive numbers summing to 1")
@@ -23,10 +33,24 @@ def check_split_config(cfg: DataConfig) -> np.ndarray:
 
 
 def split_dataset(inter: Interactions, cfg: DataConfig, name: str) -> Dataset:
-    """The paper's preprocessing: users below `min_user_interactions` dropped, each user's items shuffled with
-    `seed`, test = the first floor(n * r_test), valid = the next floor(n * r_valid), train = the rest, then
-    valid/test items never seen in train dropped; `cfg.split_protocol` decides the shuffle and what happens next
-    (`_split_authors`, `_split_iterative`, `_split_per_user`)."""
+    """The paper's preprocessing and split of `Interactions` into a `Dataset`.
+
+    Users below `min_user_interactions` dropped, each user's items shuffled with `seed`, test = the first floor(n *
+    r_test), valid = the next floor(n * r_valid), train = the rest, then valid/test items never seen in train dropped;
+    `cfg.split_protocol` decides the shuffle and what happens next (`_split_authors`, `_split_iterative`,
+    `_split_per_user`).
+
+    Args:
+        inter: the interactions.
+        cfg: the data config (min_user_interactions, split ratios and protocol, seed).
+        name: the dataset's name.
+
+    Returns:
+        The split `Dataset`, users and items re-indexed to the kept ones.
+
+    Raises:
+        HetCompError: a bad config, or data too small or too sparse to leave a user with valid and test items.
+    """
     ratios = check_split_config(cfg)
     users = inter.users.astype(np.int64)
     items = inter.items.astype(np.int64)

@@ -46,8 +46,15 @@ PairScores = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]  # (users, items) int32
 
 
 def list_discrepancy(list_scores: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
-    """int32 [b, L]: d = r_S − r_T of each valid entry (0 elsewhere), ranks counted among a row's valid entries:
-    r_T by list position, r_S by descending score with ties in list order."""
+    """The discrepancy d = r_S − r_T of each entry of teacher lists, ranks counted among a row's valid entries.
+
+    Args:
+        list_scores: float [b, L] the student's scores of the lists' entries (teacher order).
+        valid: bool [b, L], False on padding.
+
+    Returns:
+        int32 [b, L]: r_T by list position, r_S by descending score with ties in list order; 0 where not valid.
+    """
     keyed = tf.where(valid, tf.cast(list_scores, tf.float32), -np.inf)
     order = tf.argsort(keyed, axis=1, direction="DESCENDING", stable=True)
     student = tf.argsort(order, axis=1, stable=True)  # inverse permutation: each entry's place in that order
@@ -56,17 +63,40 @@ def list_discrepancy(list_scores: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
 
 
 def mf_scores(users_table: tf.Tensor, items_table: tf.Tensor, users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
-    """float, the broadcast shape of `users` and `items`: the MF student's score of each (user, item) pair, from
-    the embedding tables, without scoring the catalogue; −1 ids score as row 0 (their entries carry d = 0)."""
+    """The MF student's score of each (user, item) pair from its embedding tables, without scoring the catalogue.
+
+    Args:
+        users_table: float [n_users, d] U.
+        items_table: float [n_items, d] V.
+        users: int32 user ids, any shape that broadcasts against `items`; −1 scores as row 0.
+        items: int32 item ids; −1 scores as row 0 (such entries carry d = 0).
+
+    Returns:
+        float, the broadcast shape of `users` and `items`.
+    """
     user_vectors = tf.gather(users_table, tf.maximum(users, 0))
     return tf.reduce_sum(user_vectors * tf.gather(items_table, tf.maximum(items, 0)), axis=-1)
 
 
 def item_teacher_lists(final_rankings, n_items: int, tau: float, width: int, batch_users: int = 512,
                        teacher_weights=None) -> CSR:
-    """ICD's teacher lists from the teachers' final top-N rankings int32 [X, U, N] (−1 padded): row i holds item
-    i's users by descending ensemble importance (at `tau`, `teacher_weights` [X] default equal; ties: smaller user
-    id first), at most `width`; an item no teacher lists for anyone has an empty row."""
+    """ICD's teacher lists: each item's users by descending ensemble importance.
+
+    Args:
+        final_rankings: int32 [X, U, N] the teachers' final top-N items per user, −1 padded.
+        n_items: the catalogue's size.
+        tau: the ensemble's temperature.
+        width: the most users per item, >= 1.
+        batch_users: users per importance batch (bounds the [batch, n_items] buffer).
+        teacher_weights: float [X] the ensemble's teacher weights (default: equal).
+
+    Returns:
+        A CSR with one row per item: its users, most important first (ties: smaller user id first), at most
+        `width`; an item no teacher lists for anyone has an empty row.
+
+    Raises:
+        HetCompError: rankings not 3-D, or `width` < 1.
+    """
     rankings = np.asarray(final_rankings)
     if rankings.ndim != 3 or width < 1:
         raise HetCompError(f"DCD: final rankings must be [teachers, users, N] and width >= 1, got shape "
@@ -92,9 +122,20 @@ def item_teacher_lists(final_rankings, n_items: int, tau: float, width: int, bat
 class DualCorrection(tf.Module):
     """DCD's correction state on the device, refreshed every `period` epochs, and each step's targets.
 
-    teacher_top int32 [U, K]: the teacher's (the final ensemble's) top-K unobserved items per user, best first, −1
-    padded; item_lists: CSR with one row per item, its teacher users best first (`item_teacher_lists`); train: the
-    train split (no list may hold one of its pairs). Both tables are fixed; only the discrepancies move.
+    Both teacher tables are fixed; only the discrepancies move.
+
+    Args:
+        teacher_top: int32 [U, K] the teacher's (the final ensemble's) top-K unobserved items per user, best
+            first, −1 padded.
+        item_lists: a CSR with one row per item, its teacher users best first (`item_teacher_lists`).
+        train: the train split (no list may hold one of its pairs).
+        n_items: the catalogue's size.
+        period: epochs between refreshes of the discrepancies, >= 1.
+        batch_rows: list rows scored at a time by `update`.
+
+    Raises:
+        HetCompError: tables of the wrong shape, ids out of range, repeated or observed in train, or
+            `period` < 1.
     """
 
     def __init__(self, teacher_top, item_lists: CSR, train: CSR, n_items: int, period: int = 3,
@@ -130,16 +171,37 @@ class DualCorrection(tf.Module):
     # -------------------------------------------------------------------------------------- training side
 
     def due(self, epoch: int) -> bool:
-        """Whether `update` runs before training this (0-based) epoch: 0, period, 2·period, ..."""
+        """Whether `update` runs before training this (0-based) epoch: 0, period, 2·period, ...
+
+        Args:
+            epoch: the 0-based epoch about to be trained.
+
+        Returns:
+            True when the discrepancies are due for a refresh.
+        """
         return epoch % self.period == 0
 
     def targets(self, user_ids) -> tuple[tf.Tensor, tf.Tensor]:
-        """UCD: (teacher list int32 [b, K], discrepancy int32 [b, K]); see `losses.dcd.DCDTargets`."""
+        """UCD's targets of a batch of users (see `losses.dcd.DCDTargets`).
+
+        Args:
+            user_ids: int32 [b].
+
+        Returns:
+            (teacher list int32 [b, K], discrepancy int32 [b, K]).
+        """
         return tf.gather(self.teacher, user_ids), tf.gather(self.discrepancy, user_ids)
 
     def item_targets(self, items) -> tuple[tf.Tensor, tf.Tensor]:
-        """ICD for items int32 [m] (−1 = padding): (users int32 [m, W] in teacher order, discrepancy int32
-        [m, W]); unlisted items and padding get users −1, discrepancy 0 (no correction)."""
+        """ICD's targets of a step's items.
+
+        Args:
+            items: int32 [m] item ids, −1 for padding.
+
+        Returns:
+            (users int32 [m, W] in teacher order, discrepancy int32 [m, W]); unlisted items and padding get users
+            −1 and discrepancy 0 (no correction).
+        """
         items = tf.convert_to_tensor(items, tf.int32)
         rows = tf.where(items >= 0, tf.gather(self.item_row, tf.maximum(items, 0)), tf.shape(self.item_users)[0] - 1)
         return tf.gather(self.item_users, rows), tf.gather(self.item_discrepancy, rows)
@@ -147,8 +209,16 @@ class DualCorrection(tf.Module):
     # ------------------------------------------------------------------------------------------- updates
 
     def update(self, score_pairs: PairScores, epoch: int) -> dict[str, float]:
-        """Re-ranks every teacher list by the student's scores, score_pairs(users, items) (`mf_scores` on its
-        tables; valid ids only), in batches of rows. Returns the fraction of underestimated entries per side."""
+        """Re-ranks every teacher list by the student's scores, in batches of rows.
+
+        Args:
+            score_pairs: (users, items) int32 of one shape -> float of that shape, the student's scores
+                (`mf_scores` on its tables); called with valid ids only.
+            epoch: the 0-based epoch about to be trained (recorded in `refreshed_at`).
+
+        Returns:
+            {"underestimated_user", "underestimated_item"}: the fraction of each side's listed entries with d > 0.
+        """
         self.discrepancy.assign(self._discrepancies(self.teacher, lambda start, lists: score_pairs(
             tf.broadcast_to(tf.range(start, start + tf.shape(lists)[0])[:, None], tf.shape(lists)), lists)))
         items = tf.concat([self.listed_items, [0]], axis=0)  # the empty last row: any item

@@ -30,14 +30,27 @@ from hetcomp_tf.metrics import masked_topk
 
 
 def position_relevance(k: int) -> tf.Tensor:
-    """float32 [k]: rel_j = 2^{exp(−j/10)} − 1 for the 0-based teacher position j."""
+    """The graded relevance of teacher positions.
+
+    Args:
+        k: how many positions.
+
+    Returns:
+        float32 [k]: rel_j = 2^{exp(−j/10)} − 1 for the 0-based teacher position j.
+    """
     return tf.pow(2.0, tf.exp(-tf.range(k, dtype=tf.float32) / 10.0)) - 1.0
 
 
 def ndcg_distance(student_top: tf.Tensor, teacher_top: tf.Tensor) -> tf.Tensor:
-    """D = 1 − NDCG of the student's ranking against each teacher's: student_top int32 [b, ks] (best first,
-    −1 padded), teacher_top int32 [b, X, k] (−1 padded) -> float32 [b, X]. A teacher list with no item has
-    NDCG 0."""
+    """D = 1 − NDCG of the student's ranking against each teacher's ("paper" variant, see the module docstring).
+
+    Args:
+        student_top: int32 [b, ks] the student's top items, best first, −1 padded.
+        teacher_top: int32 [b, X, k] each teacher's top items, best first, −1 padded.
+
+    Returns:
+        float32 [b, X]; a teacher list with no item has NDCG 0 (D = 1).
+    """
     k, ks = tf.shape(teacher_top)[2], tf.shape(student_top)[1]
     relevance = position_relevance(k)  # by teacher position
     discount = 1.0 / (tf.math.log(tf.range(2, tf.maximum(k, ks) + 2, dtype=tf.float32)) / tf.math.log(2.0))
@@ -50,8 +63,15 @@ def ndcg_distance(student_top: tf.Tensor, teacher_top: tf.Tensor) -> tf.Tensor:
 
 
 def ndcg_distance_authors(student_top: tf.Tensor, teacher_top: tf.Tensor) -> tf.Tensor:
-    """D = 1 − round(NDCG, 4) the HetComp authors' way: student_top int32 [b, k] (best first, −1 padded),
-    teacher_top int32 [b, X, k'] (−1 padded) -> float32 [b, X]. Computed in float64, as their NumPy code is."""
+    """D = 1 − round(NDCG, 4) the HetComp authors' way ("authors" variant), in float64 as their NumPy code is.
+
+    Args:
+        student_top: int32 [b, k] the student's top items, best first, −1 padded.
+        teacher_top: int32 [b, X, k'] each teacher's top items, −1 padded.
+
+    Returns:
+        float32 [b, X].
+    """
     k = tf.shape(student_top)[1]
     positions = tf.range(k, dtype=tf.float64)
     gain = (tf.pow(tf.constant(2.0, tf.float64), tf.exp(-positions / 10.0)) - 1.0) / (
@@ -67,17 +87,34 @@ DISTANCES = {"paper": ndcg_distance, "authors": ndcg_distance_authors}
 
 
 def dkc_threshold(epoch: int, cfg: DistillConfig) -> float:
-    """α · decay^⌊epoch/p⌋: a (u, x) pair needs a gap shrink ratio above this to move on."""
+    """The DKC threshold α · decay^⌊epoch/p⌋: a (u, x) pair needs a gap shrink ratio above this to move on.
+
+    Args:
+        epoch: the 0-based epoch.
+        cfg: the distillation config (`alpha`, `alpha_decay`, `dkc_period`).
+
+    Returns:
+        The threshold.
+    """
     return cfg.alpha * cfg.alpha_decay ** (epoch // cfg.dkc_period)
 
 
 def advance_stages(stages, d_prev, d_next, d_after, threshold, n_stages: int):
     """One DKC decision for every (user, teacher) at once.
 
-    stages int32 [U, X]; d_prev = D at the last check; d_next = D(v+1); d_after = D(min(v+2, T−1)), the next
-    gap once v has advanced. A pair below the last stage advances when D_next = 0 (the student already
-    reproduces the next stage), when D_prev/D_next > threshold or when D_prev/D_next < 1; an advanced pair
-    keeps d_after as its new D_prev. Returns (stages, d_prev, advanced bool [U, X]).
+    A pair below the last stage advances when D_next = 0 (the student already reproduces the next stage), when
+    D_prev/D_next > threshold or when D_prev/D_next < 1; an advanced pair keeps d_after as its new D_prev.
+
+    Args:
+        stages: int32 [U, X] each pair's current stage v.
+        d_prev: float32 [U, X] D at the last check.
+        d_next: float32 [U, X] D to stage v + 1.
+        d_after: float32 [U, X] D to stage min(v + 2, T − 1), the next gap once v has advanced.
+        threshold: `dkc_threshold` of the epoch.
+        n_stages: T.
+
+    Returns:
+        (stages int32 [U, X], d_prev float32 [U, X], advanced bool [U, X]).
     """
     active = stages < n_stages - 1
     ratio = d_prev / tf.where(d_next > 0.0, d_next, 1.0)
@@ -87,12 +124,22 @@ def advance_stages(stages, d_prev, d_next, d_after, threshold, n_stages: int):
 
 def update_statistics(stages, d_prev, d_next, threshold: float, n_stages: int,
                       decided: bool = True) -> dict[str, float]:
-    """What one DKC decision did, for diagnosis (TensorBoard and the run history): the share of all (user,
-    teacher) pairs that moved, split by the rule that moved them ("reproduced": D_next = 0, "caught_up": the gap
-    shrank faster than the threshold, "drifted": it grew), and per current stage v below the last: the share of
-    pairs there, their mean D to stage v + 1 and the share of them that moved. Inputs as `advance_stages`' (the
-    state before the decision), as NumPy or tensors; `decided=False` (DKC's first call, which only records D):
-    nothing moved."""
+    """What one DKC decision did, for diagnosis (TensorBoard and the run history).
+
+    Args:
+        stages: int [U, X] the stages before the decision (NumPy or a tensor), as `advance_stages` takes them.
+        d_prev: float [U, X] D at the last check.
+        d_next: float [U, X] D to the next stage.
+        threshold: `dkc_threshold` of the epoch.
+        n_stages: T.
+        decided: False for DKC's first call, which only records D: nothing moved.
+
+    Returns:
+        {"threshold", "moved", "moved_reproduced" (D_next = 0), "moved_caught_up" (the gap shrank faster than the
+        threshold), "moved_drifted" (it grew)}: shares of all (user, teacher) pairs; and per stage v below the
+        last, "stage_<v>/share" (the share of pairs there) and, when any is, "stage_<v>/d_next" (their mean D
+        to stage v + 1) and "stage_<v>/moved" (the share of them that moved).
+    """
     stages, d_prev, d_next = (np.asarray(x) for x in (stages, d_prev, d_next))
     active = (stages < n_stages - 1) & decided
     ratio = d_prev / np.where(d_next > 0.0, d_next, 1.0)
@@ -112,25 +159,51 @@ def update_statistics(stages, d_prev, d_next, threshold: float, n_stages: int,
 
 
 def mean_stages_rounded(stages) -> np.ndarray:
-    """Each teacher's mean stage over users rounded to 2 decimals with Python's `round`, as the authors do."""
+    """Each teacher's mean stage over users rounded to 2 decimals with Python's `round`, as the authors do.
+
+    Args:
+        stages: int [U, X] the (user, teacher) stages.
+
+    Returns:
+        float64 [X].
+    """
     means = np.asarray(stages, dtype=np.float64).mean(axis=0)
     return np.array([round(float(m), 2) for m in means])
 
 
 def all_final(stages, n_stages: int) -> bool:
     """ADT's switch: True once every teacher's rounded mean stage reached T − 1 (then the fine-grained losses
-    replace the overall one). Rounding lets a few users still below the last stage not hold the switch back."""
+    replace the overall one). Rounding lets a few users still below the last stage not hold the switch back.
+
+    Args:
+        stages: int [U, X] the (user, teacher) stages.
+        n_stages: T.
+
+    Returns:
+        Whether every teacher's `mean_stages_rounded` is >= T − 1.
+    """
     return bool(np.all(mean_stages_rounded(stages) >= n_stages - 1))
 
 
 class DynamicKnowledge(tf.Module):
     """DKC state on the device and the current targets of every user.
 
-    rankings int32 [X, T, U, N]: teacher x's top-N unobserved items at checkpoint t (an `EnsembleKnowledge`'s
-    `rankings`); observed int32 [U, ≥K/10]: train items in the ensemble's order (its `observed`), −1 padded;
-    train: the train split, to exclude train items from the student's ranking. The [U, K] target table is
-    rebuilt after each update so a training step only gathers rows of it. Each stage ensemble is the ensemble at
-    `tau` (default `cfg.tau`) with `teacher_weights` [X] (default equal): the knowledge's own (`target_knowledge`).
+    The [U, K] target table is rebuilt after each update so a training step only gathers rows of it.
+
+    Args:
+        rankings: int32 [X, T, U, N] teacher x's top-N unobserved items at checkpoint t (an `EnsembleKnowledge`'s
+            `rankings`).
+        observed: int32 [U, ≥K/10] train items in the ensemble's order (its `observed`), −1 padded.
+        train: the train split, to exclude train items from the student's ranking.
+        n_items: the catalogue's size.
+        cfg: the distillation config (top_k, DKC's schedule and distance, tau).
+        batch_users: users per batch when ranking and rebuilding targets.
+        tau: each stage ensemble's temperature (default `cfg.tau`); the knowledge's own (`target_knowledge`).
+        teacher_weights: float [X] each stage ensemble's teacher weights (default equal).
+
+    Raises:
+        HetCompError: arrays of the wrong rank or shape, rankings shorter than `cfg.dkc_ndcg_k`, `cfg.top_k` < 10
+            or `cfg.dkc_period` < 1.
     """
 
     def __init__(self, rankings, observed, train: CSR, n_items: int, cfg: DistillConfig, batch_users: int = 512,
@@ -167,7 +240,14 @@ class DynamicKnowledge(tf.Module):
     # -------------------------------------------------------------------------------------- training side
 
     def targets(self, user_ids) -> tuple[tf.Tensor, tf.Tensor]:
-        """(perm_U int32 [b, K], perm_P int32 [b, K/10]): the current unobserved and observed targets."""
+        """The current targets of a batch of users.
+
+        Args:
+            user_ids: int32 [b].
+
+        Returns:
+            (unobserved int32 [b, K], observed int32 [b, K/10]), −1 padded.
+        """
         return tf.gather(self.target_table, user_ids), tf.gather(self.observed, user_ids)
 
     def mean_stage(self) -> tf.Tensor:
@@ -175,20 +255,34 @@ class DynamicKnowledge(tf.Module):
         return tf.reduce_mean(tf.cast(self.stages, tf.float32), axis=0)
 
     def is_final(self) -> bool:
-        """ADT: fine-grained losses from now on (see `all_final`); the variable `final` is the in-graph twin."""
+        """ADT: whether the fine-grained losses have replaced the overall one (see `all_final`); the variable
+        `final` is the in-graph twin."""
         return bool(self.final.numpy())
 
     def due(self, epoch: int) -> bool:
-        """Whether `update` runs after this (0-based) epoch: every p epochs from dkc_start on, until final."""
+        """Whether `update` runs after this (0-based) epoch: every p epochs from dkc_start on, until final.
+
+        Args:
+            epoch: the 0-based epoch just trained.
+
+        Returns:
+            True when a DKC update is due.
+        """
         cfg = self.cfg
         return epoch >= cfg.dkc_start and epoch % cfg.dkc_period == 0 and not self.is_final()
 
     # ------------------------------------------------------------------------------------------- updates
 
     def update(self, score_fn, epoch: int) -> dict[str, float]:
-        """Applies the DKC rule with the student's scores, score_fn(user_ids int32 [b]) -> float [b, n_items].
-        The first call only records D_prev. Returns `update_statistics` of the decision plus "advanced", how many
-        (user, teacher) pairs advanced."""
+        """Applies the DKC rule with the student's scores; the first call only records D_prev.
+
+        Args:
+            score_fn: user_ids int32 [b] -> float [b, n_items], the student's scores.
+            epoch: the 0-based epoch just trained (sets the threshold).
+
+        Returns:
+            `update_statistics` of the decision plus "advanced", how many (user, teacher) pairs advanced.
+        """
         d_next, d_after = self.distances(score_fn)
         threshold = dkc_threshold(epoch, self.cfg)
         if not bool(self.initialised.numpy()):
@@ -208,7 +302,14 @@ class DynamicKnowledge(tf.Module):
         return {**stats, "advanced": int(tf.reduce_sum(tf.cast(advanced, tf.int32)))}
 
     def distances(self, score_fn) -> tuple[tf.Tensor, tf.Tensor]:
-        """float32 [U, X] each: D(u, x, min(v+1, T−1)) and D(u, x, min(v+2, T−1)) for the current stages v."""
+        """The student's distances to each teacher's next two stages, for the current stages v.
+
+        Args:
+            score_fn: user_ids int32 [b] -> float [b, n_items], the student's scores.
+
+        Returns:
+            (D(u, x, min(v+1, T−1)), D(u, x, min(v+2, T−1))), each float32 [U, X].
+        """
         all_users = tf.range(self.n_users)
         parts = [self._batch_distances(ids, tf.cast(score_fn(ids), tf.float32)) for ids in self._batches(all_users)]
         return tf.concat([p[0] for p in parts], 0), tf.concat([p[1] for p in parts], 0)

@@ -42,8 +42,21 @@ def _importance(rankings: tf.Tensor, n_items: tf.Tensor, tau: tf.Tensor, teacher
 
 
 def importance(rankings, n_items: int, tau: float = 10.0, teacher_weights=None) -> tf.Tensor:
-    """rankings int32 [X, b, N] (best first, −1 = padding) -> float32 [b, n_items] ensemble importance;
-    `teacher_weights` [X] scale each teacher's terms (default: all 1, the paper's equal-weight ensemble)."""
+    """The ensemble importance Σ_x w_x exp(−rank_x(u, i)/τ) of every item for a batch of users.
+
+    Args:
+        rankings: int32 [X, b, N] each teacher's top-N items per user, best first, −1 padded.
+        n_items: the catalogue's size.
+        tau: the temperature τ.
+        teacher_weights: float [X] w_x, non-negative, not all 0 (default: all 1, the paper's equal-weight
+            ensemble).
+
+    Returns:
+        float32 [b, n_items]; 0 for items no teacher lists.
+
+    Raises:
+        HetCompError: rankings not 3-D, or bad teacher weights.
+    """
     rankings = tf.convert_to_tensor(rankings, tf.int32)
     if rankings.shape.rank != 3:
         raise HetCompError(f"ensemble rankings must be [teachers, users, N], got shape {rankings.shape}")
@@ -61,16 +74,31 @@ def _teacher_weights(teacher_weights, n_teachers: int) -> np.ndarray:
 
 
 def ensemble_topk(rankings, n_items: int, k: int, tau: float = 10.0, teacher_weights=None) -> tf.Tensor:
-    """int32 [b, k]: the k most important items per user, best first; −1 where fewer than k items are listed.
-    `teacher_weights` [X] as in `importance`."""
+    """The ensemble's top-k per user.
+
+    Args:
+        rankings, n_items, tau, teacher_weights: as in `importance`.
+        k: how many items per user.
+
+    Returns:
+        int32 [b, k]: the k most important items per user, best first; −1 where fewer than k items are listed.
+    """
     values, items = tf.math.top_k(importance(rankings, n_items, tau, teacher_weights), k=k)
     return tf.where(values > 0.0, items, -1)
 
 
 def select_stages(stacked, stages, user_ids=None) -> tf.Tensor:
-    """Per user and teacher checkpoint choice: stacked int32 [X, T, n_users, N], stages int32 [b, X] for the
-    users `user_ids` [b] (default: all users, b = n_users) -> int32 [X, b, N]. Pass `stacked` as a tf.Tensor
-    when calling repeatedly, so the big array is not converted each time."""
+    """Each (user, teacher)'s ranking at its own checkpoint.
+
+    Args:
+        stacked: int32 [X, T, n_users, N] every teacher's top-N at every checkpoint; pass a tf.Tensor when calling
+            repeatedly, so the big array is not converted each time.
+        stages: int32 [b, X] the checkpoint of each (user, teacher).
+        user_ids: int32 [b] the users (default: all users, b = n_users).
+
+    Returns:
+        int32 [X, b, N].
+    """
     stacked = tf.convert_to_tensor(stacked, tf.int32)
     stages = tf.convert_to_tensor(stages, tf.int32)
     n_teachers = tf.shape(stacked)[0]
@@ -85,9 +113,21 @@ def select_stages(stacked, stages, user_ids=None) -> tf.Tensor:
 
 def ensemble_observed(observed: Sequence[CSR], width: int | None = None, tau: float = 10.0,
                       teacher_weights=None) -> np.ndarray:
-    """Each user's train items ordered by Σ_x w_x exp(−rank_x/τ), rank_x = 1-based position in teacher x's observed
-    order (ties: smaller item id first); int32 [n_users, width], −1 padded, width default = longest row.
-    `teacher_weights` [X]: w_x (default all 1)."""
+    """Each user's train items in the ensemble's order: by Σ_x w_x exp(−rank_x/τ), rank_x the 1-based position
+    in teacher x's observed order (ties: smaller item id first).
+
+    Args:
+        observed: one CSR per teacher, each user's train items in that teacher's order.
+        width: the output's width (default: the longest row).
+        tau: the temperature τ.
+        teacher_weights: float [X] w_x (default all 1).
+
+    Returns:
+        int32 [n_users, width], −1 padded.
+
+    Raises:
+        HetCompError: no teachers, teachers whose observed rows differ, or bad teacher weights.
+    """
     if not observed:
         raise HetCompError("ensemble_observed: no teacher observed orders given")
     weights = _teacher_weights(teacher_weights, len(observed))
@@ -111,15 +151,29 @@ def ensemble_observed(observed: Sequence[CSR], width: int | None = None, tau: fl
 
 @dataclass(frozen=True)
 class EnsembleKnowledge:
-    """What distillation consumes: every teacher's trajectory and the ensemble order of observed items."""
+    """What distillation consumes: every teacher's trajectory and the ensemble order of observed items.
+
+    Every consumer (DKC's stage ensembles, DCD's item side, the observed order, evaluation) reads `tau` and
+    `teacher_weights`.
+
+    Attributes:
+        teachers: the teachers' names, X of them.
+        rankings: int32 [X, T, n_users, N], teacher x's top-N unobserved items at checkpoint t, −1 padded.
+        observed: int32 [n_users, P], train items in ensemble order, −1 padded.
+        n_items: the catalogue's size.
+        tau: the ensemble's temperature τ.
+        teacher_weights: per-teacher weights of the ensemble's importance, in `teachers` order; None = all 1 (the
+            paper's ensemble).
+
+    Raises:
+        HetCompError: (on construction) shapes that do not fit together, bad weights, or an item id >= n_items.
+    """
 
     teachers: tuple[str, ...]
-    rankings: np.ndarray  # int32 [X, T, n_users, N]: teacher x's top-N unobserved items at checkpoint t
-    observed: np.ndarray  # int32 [n_users, P]: train items in ensemble order, −1 padded
+    rankings: np.ndarray
+    observed: np.ndarray
     n_items: int
     tau: float = 10.0
-    # Per-teacher weights of the ensemble's importance, in `teachers` order; None = all 1 (the paper's ensemble).
-    # Every consumer (DKC's stage ensembles, DCD's item side, the observed order, evaluation) reads τ and these.
     teacher_weights: tuple[float, ...] | None = None
 
     def __post_init__(self):
@@ -134,14 +188,17 @@ class EnsembleKnowledge:
 
     @property
     def n_users(self) -> int:
+        """The users the rankings cover."""
         return int(self.rankings.shape[2])
 
     @property
     def n_checkpoints(self) -> int:
+        """T, the checkpoints of each trajectory."""
         return int(self.rankings.shape[1])
 
     @property
     def top_n(self) -> int:
+        """N, the length of each ranking."""
         return int(self.rankings.shape[3])
 
     @property
@@ -152,8 +209,20 @@ class EnsembleKnowledge:
     @classmethod
     def from_trajectories(cls, trajectories: Mapping | Sequence, tau: float = 10.0,
                           observed_width: int | None = None, teacher_weights=None) -> EnsembleKnowledge:
-        """Stacks `Trajectory`s (a dict by teacher name or a list) that share T, n_users, N and n_items;
-        `teacher_weights` [X] in their order (None: equal weights)."""
+        """Stacks the teachers' trajectories into one knowledge.
+
+        Args:
+            trajectories: `Trajectory`s (a dict by teacher name or a list) that share T, n_users, N and n_items.
+            tau: the ensemble's temperature.
+            observed_width: the width of `observed` (default: the longest row).
+            teacher_weights: float [X] in the trajectories' order (None: equal weights).
+
+        Returns:
+            The `EnsembleKnowledge`, its observed order the weighted ensemble's (`ensemble_observed`).
+
+        Raises:
+            HetCompError: no trajectories, or trajectories of different shapes or catalogues.
+        """
         trajs = list(trajectories.values()) if isinstance(trajectories, Mapping) else list(trajectories)
         if not trajs:
             raise HetCompError("EnsembleKnowledge: no trajectories given")
@@ -171,12 +240,17 @@ class EnsembleKnowledge:
         )
 
     def describe(self) -> dict:
-        """The ensemble a student distils, JSON-ready for run records: τ and {teacher: weight}."""
+        """The ensemble a student distils, JSON-ready for run records: {"tau": τ, "teacher_weights": {teacher:
+        weight}}."""
         weights = self.teacher_weights or (1.0,) * len(self.teachers)
         return {"tau": self.tau, "teacher_weights": dict(zip(self.teachers, weights))}
 
     def save(self, directory: str | os.PathLike) -> None:
-        """directory/{rankings,observed}.npy + manifest.json, atomically."""
+        """Writes directory/{rankings,observed}.npy and manifest.json, atomically (`files.write_manifest_dir`).
+
+        Args:
+            directory: the knowledge's directory, replaced whole.
+        """
         manifest = {"format_version": KNOWLEDGE_FORMAT_VERSION, "kind": "ensemble_knowledge",
                     "teachers": list(self.teachers), "n_items": self.n_items, "tau": self.tau,
                     "n_users": self.n_users, "n_checkpoints": self.n_checkpoints, "top_n": self.top_n,
@@ -185,6 +259,17 @@ class EnsembleKnowledge:
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> EnsembleKnowledge:
+        """Reads a knowledge written by `save`.
+
+        Args:
+            directory: the knowledge's directory.
+
+        Returns:
+            The `EnsembleKnowledge`.
+
+        Raises:
+            HetCompError: a missing, corrupted or other-version file, or a manifest missing a field.
+        """
         manifest, arrays = read_manifest_dir(directory, MANIFEST, KNOWLEDGE_FORMAT_VERSION)
         where = os.path.join(os.fspath(directory), MANIFEST)
         for name in ("rankings", "observed"):
@@ -196,22 +281,46 @@ class EnsembleKnowledge:
                    teacher_weights=optional_weights(manifest.get("teacher_weights")))
 
     def scorer(self, teacher_weights=None):
-        """score_fn(user_ids [b]) -> float32 [b, n_items]: the final checkpoints' importance, for metrics.evaluate;
-        `teacher_weights` [X] default to the knowledge's own."""
+        """The ensemble as a scorer for `metrics.evaluate`: the final checkpoints' importance.
+
+        Args:
+            teacher_weights: float [X] (default: the knowledge's own).
+
+        Returns:
+            score_fn(user_ids int32 [b]) -> float32 [b, n_items].
+        """
         final = tf.constant(self.final_rankings)
         weights = self.teacher_weights if teacher_weights is None else teacher_weights
         return lambda user_ids: importance(tf.gather(final, user_ids, axis=1), self.n_items, self.tau, weights)
 
 
 def optional_weights(weights) -> tuple[float, ...] | None:
-    """A manifest's teacher weights (absent in knowledge saved before they existed: equal weights)."""
+    """A manifest's teacher weights as a tuple.
+
+    Args:
+        weights: the manifest's "teacher_weights" (a list of numbers), or None.
+
+    Returns:
+        The weights, or None (equal weights) when the manifest has none.
+    """
     return None if weights is None else tuple(float(w) for w in weights)
 
 
 def evaluate_ensemble(knowledge: EnsembleKnowledge, data: Dataset, split: str = "test", ks=METRIC_KS,
                       teacher_weights=None) -> dict[str, float]:
     """The ensemble as a recommender (items outside every list score 0). Its top-50 is fair only when the lists
-    are much longer than 50 (N >= 100), since valid/test items compete inside them with the excluded split."""
+    are much longer than 50 (N >= 100), since valid/test items compete inside them with the excluded split.
+
+    Args:
+        knowledge: the teachers' knowledge.
+        data: the dataset to evaluate on.
+        split: "valid" or "test".
+        ks: the metric cut-offs.
+        teacher_weights: float [X] (default: the knowledge's own).
+
+    Returns:
+        {"recall@k", "ndcg@k" for each k}, as `metrics.evaluate`.
+    """
     return evaluate(knowledge.scorer(teacher_weights), data, split, ks)
 
 
@@ -220,9 +329,21 @@ WEIGHT_GRID = (0.0, 0.5, 1.0, 2.0, 4.0)
 
 def fit_teacher_weights(knowledge: EnsembleKnowledge, data: Dataset, grid=WEIGHT_GRID, sweeps: int = 2,
                         metric: str = RECORD_METRIC) -> tuple[dict[str, float], dict[str, float]]:
-    """Per-teacher weights for the ensemble, beyond the paper (which weighs teachers equally): coordinate ascent
-    from all-1 over `grid`, one teacher at a time, on the valid split's `metric` (a weight is only changed for a
-    strictly better value). Returns ({teacher: weight}, the weighted ensemble's valid metrics)."""
+    """Per-teacher weights for the ensemble fitted on the valid split, beyond the paper.
+
+    The paper weighs teachers equally. Coordinate ascent from all-1 over `grid`, one teacher at a time, on the valid
+    split's `metric` (a weight is only changed for a strictly better value).
+
+    Args:
+        knowledge: the teachers' knowledge (its τ is used).
+        data: the dataset whose valid split decides.
+        grid: the candidate weights.
+        sweeps: the most passes over the teachers (fewer when a pass changes nothing).
+        metric: the valid metric to maximise.
+
+    Returns:
+        ({teacher: weight}, the weighted ensemble's valid metrics).
+    """
     weights = np.ones(len(knowledge.teachers))
     best = evaluate_ensemble(knowledge, data, "valid", teacher_weights=weights)
     for _ in range(sweeps):
@@ -246,10 +367,22 @@ TAU_GRID = (5.0, 10.0, 20.0, 50.0)
 
 def fit_ensemble(knowledge: EnsembleKnowledge, data: Dataset, taus=TAU_GRID, grid=WEIGHT_GRID,
                  metric: str = RECORD_METRIC) -> tuple[float, dict[str, float], dict[str, float]]:
-    """The ensemble's τ and per-teacher weights fitted on the valid split, beyond the paper: `fit_teacher_weights`
-    at each τ of `taus` (and the knowledge's own), the τ whose fitted ensemble is best on valid `metric`. A larger
-    τ spreads each teacher's vote deeper into its list, which Recall@50 rewards where one teacher's tail is better
-    than the others' (CiteULike's LightGCN; docs/RESULTS.md). Returns (τ, {teacher: weight}, its valid metrics)."""
+    """The ensemble's τ and per-teacher weights fitted on the valid split, beyond the paper.
+
+    `fit_teacher_weights` at each τ of `taus` (and the knowledge's own), the τ whose fitted ensemble is best on valid
+    `metric`. A larger τ spreads each teacher's vote deeper into its list, which Recall@50 rewards where one teacher's
+    tail is better than the others'.
+
+    Args:
+        knowledge: the teachers' knowledge.
+        data: the dataset whose valid split decides.
+        taus: the candidate temperatures.
+        grid: the candidate weights.
+        metric: the valid metric to maximise.
+
+    Returns:
+        (τ, {teacher: weight}, the fitted ensemble's valid metrics).
+    """
     best = None
     for tau in sorted({*map(float, taus), knowledge.tau}):
         weights, valid = fit_teacher_weights(dataclasses.replace(knowledge, tau=tau), data, grid, metric=metric)
@@ -273,9 +406,15 @@ def target_knowledge(trajectories: Mapping | Sequence, targets: str, tau: float,
     Returns:
         The `EnsembleKnowledge` whose τ, teacher weights and observed order are the chosen ensemble's.
 
+    Raises:
+        HetCompError: unknown `targets`; "fitted" with neither `data` nor `fitted`, or a fit without a weight for
+            every teacher.
+
     Example:
-        >>> knowledge = target_knowledge(load_trajectories(teachers_dir), "fitted", 10.0, data)
-        >>> knowledge.describe()  # {"tau": 20.0, "teacher_weights": {"MF": 0.5, ...}}
+        With the trajectories of a `hetcomp teachers` output directory (not run here: it needs trained teachers)::
+
+            knowledge = target_knowledge(load_trajectories(teachers_dir), "fitted", 10.0, data)
+            knowledge.describe()  # {"tau": ..., "teacher_weights": {"MF": ..., ...}}
     """
     if targets not in TARGETS:
         raise HetCompError(f"targets {targets!r}: choose one of {', '.join(TARGETS)}")

@@ -1,10 +1,10 @@
 """The fused rest log-sum-exp: every KD loss's one pass over all items, without the [b, n_items] score matrix.
 
-A step of the authors' protocol scores ~750 users × 25k items at dim 6; as TF ops (or XLA) that is a matmul, an
-exp-and-sum, a scatter, a dense gradient buffer and two gradient matmuls over [b, n_items], ~90 ms on 2 cores.
+A step scores its batch's users against every item; as TF ops (or XLA) that is a matmul, an exp-and-sum, a
+scatter, a dense gradient buffer and two gradient matmuls over [b, n_items], each a trip through memory.
 `hetcomp_tf/distill/kernels/rest_logsumexp.cc` computes log Σ_{i ∉ E_b} e^{clip(U[b]·V[i])} and its gradient in item
 tiles that stay in cache. It is compiled with the machine's C++ compiler against the installed TensorFlow on first
-use (~10 s) and cached under the user cache, keyed by the source, TensorFlow's build flags, the CPU and
+use and cached under the user cache, keyed by the source, TensorFlow's build flags, the CPU and
 $HETCOMP_KERNEL_ISA (`kernel_isa`); it is a CPU kernel (a GPU keeps the dense path, see `DistillConfig.rest_kernel`).
 """
 
@@ -29,8 +29,8 @@ from hetcomp_tf.util.progress import log
 SOURCE = Path(__file__).parent / "kernels" / "rest_logsumexp.cc"
 # -march=native: the cache key holds the CPU's flags, so a library only runs where it was built.
 # -fopenmp-simd: the kernel's `omp simd` reductions, without OpenMP's runtime.
-# -mprefer-vector-width=512 (x86): AVX-512 where the CPU has it (GCC prefers 256 bits); measured 25 % off the
-# forward loop on this machine's Xeon, a no-op on CPUs without it.
+# -mprefer-vector-width=512 (x86): AVX-512 where the CPU has it (GCC prefers 256 bits), whose wider vectors speed up
+# the forward loop; a no-op on CPUs without it.
 CXX_FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-shared", "-fPIC",
              *(("-mprefer-vector-width=512",) if platform.machine() == "x86_64" else ()))
 # $HETCOMP_KERNEL_ISA's flags on top of CXX_FLAGS. "portable" is the build of x86-64 CPUs without AVX-512 (AVX2 and
@@ -39,16 +39,20 @@ ISA_FLAGS = {"native": (), "portable": ("-mno-avx512f",) if platform.machine() =
 
 
 # rest_kernel="auto" takes the kernel up to this student dim. Above it, the per-item dot products outweigh the
-# exponentials and the dense path's matmuls win (CiteULike's step, forward + gradient, machine loaded: dim 16 fused
-# 179 ms vs dense XLA 378 ms; dim 64 fused 1,266 ms vs 421 ms; docs/RESULTS.md).
+# exponentials and the dense path's matmuls win.
 FUSED_MAX_DIM = 16
 
 
 class FactoredScores(NamedTuple):
-    """The scores U · Vᵀ as their two factors (the losses' y_pred instead of a [b, n_items] matrix)."""
+    """The scores U · Vᵀ as their two factors (the losses' y_pred instead of a [b, n_items] matrix).
 
-    users: tf.Tensor  # float32 [b, d]: the batch's user vectors
-    items: tf.Tensor  # float32 [n_items, d]: every item's vector
+    Attributes:
+        users: float32 [b, d], the batch's user vectors.
+        items: float32 [n_items, d], every item's vector.
+    """
+
+    users: tf.Tensor
+    items: tf.Tensor
 
 
 def _cpuinfo_line(prefixes: tuple[str, ...]) -> str:
@@ -70,7 +74,14 @@ def cpu_name() -> str:
 
 
 def kernel_isa() -> str:
-    """$HETCOMP_KERNEL_ISA, "native" (the default: the CPU's widest vectors) or "portable" (see ISA_FLAGS)."""
+    """The kernel's instruction set, from $HETCOMP_KERNEL_ISA.
+
+    Returns:
+        "native" (the default: the CPU's widest vectors) or "portable" (see ISA_FLAGS).
+
+    Raises:
+        HetCompError: $HETCOMP_KERNEL_ISA is neither.
+    """
     isa = os.environ.get("HETCOMP_KERNEL_ISA") or "native"
     if isa not in ISA_FLAGS:
         raise HetCompError(f"HETCOMP_KERNEL_ISA={isa!r}: must be one of {', '.join(ISA_FLAGS)}")
@@ -78,10 +89,13 @@ def kernel_isa() -> str:
 
 
 def compile_flags() -> tuple[str, ...]:
+    """The kernel's compiler flags: CXX_FLAGS plus those of `kernel_isa()`."""
     return (*CXX_FLAGS, *ISA_FLAGS[kernel_isa()])
 
 
 def library_path() -> Path:
+    """The built kernel's path in `kernel_dir()`, named by a hash of the source, TensorFlow's version and flags,
+    the compiler flags and the CPU."""
     key = hashlib.sha256("\n".join([SOURCE.read_text(), tf.__version__, *tf.sysconfig.get_compile_flags(),
                                     *compile_flags(), platform.machine(), _cpu_flags()]).encode()).hexdigest()[:16]
     return kernel_dir() / f"rest_logsumexp-{key}.so"
@@ -109,7 +123,14 @@ def _compile(target: Path) -> None:
 
 @functools.lru_cache(maxsize=None)
 def load_kernel():
-    """The op library (built first if not cached); HetCompError when it cannot be built or loaded."""
+    """The op library, built first if not cached; once per process.
+
+    Returns:
+        The loaded module of `tf.load_op_library`.
+
+    Raises:
+        HetCompError: no C++ compiler, a failed build, or a library that does not load.
+    """
     path = library_path()
     if not path.is_file():
         _compile(path)
@@ -121,8 +142,13 @@ def load_kernel():
 
 @functools.lru_cache(maxsize=None)
 def fused_available() -> tuple[bool, str]:
-    """(whether the fused kernel can serve this process, why not): it needs a CPU-only TensorFlow and a build.
-    Cached, failures included: a failed build is not retried by every trainer of a benchmark."""
+    """Whether the fused kernel can serve this process: it needs a CPU-only TensorFlow and a build.
+
+    Cached, failures included: a failed build is not retried by every trainer of a benchmark.
+
+    Returns:
+        (available, why not: "" when available).
+    """
     if tf.config.list_physical_devices("GPU"):
         return False, "a GPU is visible (the kernel is CPU-only)"
     try:
@@ -134,9 +160,23 @@ def fused_available() -> tuple[bool, str]:
 
 def rest_logsumexp(users: tf.Tensor, items: tf.Tensor, excluded_rows: tf.Tensor, excluded_items: tf.Tensor,
                    bound: float) -> tf.Tensor:
-    """[b, 1] log Σ_{i: (b, i) not excluded} e^{clip(users[b] · items[i], ±bound)}, _ABSENT_LOGIT (−1e4) for a row
-    with nothing left; the excluded pairs are (row, item) with item −1 as padding. Differentiable in both
-    factors (the clip passes no gradient where it is active, as tf.clip_by_value)."""
+    """log Σ_{i: (b, i) not excluded} e^{clip(users[b] · items[i], ±bound)} by the fused kernel.
+
+    Differentiable in both factors (the clip passes no gradient where it is active, as tf.clip_by_value).
+
+    Args:
+        users: float32 [b, d] the batch's user vectors.
+        items: float32 [n_items, d] every item's vector.
+        excluded_rows: int32 [E] the batch row of each excluded pair.
+        excluded_items: int32 [E] its item, −1 for padding.
+        bound: the score clip, > 0.
+
+    Returns:
+        float32 [b, 1]; −1e4 (ABSENT_LOGIT) for a row with nothing left.
+
+    Raises:
+        HetCompError: the kernel cannot be built or loaded (`load_kernel`).
+    """
     kernel = load_kernel()
     rows, ids = tf.cast(excluded_rows, tf.int32), tf.cast(excluded_items, tf.int32)
 

@@ -40,21 +40,40 @@ from hetcomp_tf.warmstart import WarmStart
 
 @dataclass
 class DistillRun:
-    student: Student  # with the best-valid weights
-    valid: dict  # metrics of the best evaluation
+    """A finished distillation: the student, its metrics and how training went.
+
+    Attributes:
+        student: the `Student` with the best-valid weights.
+        valid: the metrics of the best evaluation.
+        test: the best student's test metrics.
+        history: per evaluation, {"epoch" (epochs trained), "valid", "mean_stage": {teacher: float}, "objective"
+            (index in LOSSES), "loss": {name: epoch mean}} and "dkc" when a DKC update ran at that epoch.
+        train_seconds: the epochs', evaluations' and DKC updates' seconds.
+        params: the student's parameters.
+        method: the method's name.
+        epochs: epochs trained.
+        best_epoch: epochs trained when the best evaluation was made.
+        switch_epoch: the first epoch (1-based) trained with the fine-grained loss (ADT methods), else None.
+        mean_stage: each teacher's mean DKC stage at the end.
+        warm_start: what a warm start carried over (`WarmStart.apply`); None: a cold start.
+        ensemble: the distilled ensemble's τ and teacher weights (`EnsembleKnowledge.describe`).
+        dkc: the DKC state at the end (None without teachers).
+    """
+
+    student: Student
+    valid: dict
     test: dict
-    history: list[dict]  # per evaluation: {"epoch" (epochs trained), "valid", "mean_stage": {teacher: float},
-    #                      "objective" (index in LOSSES), "loss": {name: epoch mean}}
-    train_seconds: float  # epochs, evaluations and DKC updates
-    params: int  # student parameters
+    history: list[dict]
+    train_seconds: float
+    params: int
     method: str = ""
-    epochs: int = 0  # epochs trained
-    best_epoch: int = 0  # epochs trained when the best evaluation was made
-    switch_epoch: int | None = None  # the first epoch (1-based) trained with the fine-grained loss (ADT methods)
-    mean_stage: dict = field(default_factory=dict)  # per teacher, at the end
-    warm_start: dict | None = None  # what a warm start carried over (`WarmStart.apply`); None: a cold start
-    ensemble: dict | None = None  # the distilled ensemble's τ and teacher weights (`EnsembleKnowledge.describe`)
-    dkc: DynamicKnowledge | None = None  # the DKC state at the end (None without teachers)
+    epochs: int = 0
+    best_epoch: int = 0
+    switch_epoch: int | None = None
+    mean_stage: dict = field(default_factory=dict)
+    warm_start: dict | None = None
+    ensemble: dict | None = None
+    dkc: DynamicKnowledge | None = None
 
     def to_dict(self) -> dict:
         """Every field but the student and DKC, JSON-ready: what distill.json, the benchmark and the pipeline
@@ -67,16 +86,33 @@ def distill(data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConf
             progress: Callable[[str, int], Progress] | None = Progress,
             resume_dir: str | os.PathLike | None = None, warm_start: WarmStart | None = None,
             strategy: tf.distribute.Strategy | None = None) -> DistillRun:
-    """Trains a student with `cfg.method`; TensorBoard scalars go to `log_dir` (per epoch: loss/<name>,
-    objective, dkc/mean_stage/<teacher>; per evaluation: valid/<metric>; per DKC update: dkc/update/<statistic>,
-    see `dkc.update_statistics`, also kept in the history entry of an evaluation at the same epoch).
-    `progress(what, total)` reports each evaluation on stderr (None: silent). `knowledge` may be None only for wo_kd. With `resume_dir`, the whole
-    run state is saved there after every evaluation (`RunState`) and a run interrupted with the same config
-    continues from its last evaluation, with the same batches and seeds as an uninterrupted run. With `warm_start`,
-    the student starts from an earlier snapshot's student (warmstart.py) instead of its random initialisation.
-    `strategy`: the tf.distribute strategy to train under (default: `cfg.distribute`'s, see `Trainer`); on a
-    multi-worker cluster every worker runs this function and only the chief writes to `log_dir` and `resume_dir`
-    (the others write to temporary directories, `distribute.worker_dir`, and resume from the chief's state)."""
+    """Trains a student with `cfg.method`.
+
+    Args:
+        data: the dataset.
+        knowledge: the teachers' knowledge; None only for wo_kd.
+        cfg: the distillation config.
+        log_dir: where TensorBoard scalars go (per epoch: loss/<name>, objective, dkc/mean_stage/<teacher>; per
+            evaluation: valid/<metric>; per DKC update: dkc/update/<statistic>, see `dkc.update_statistics`, also
+            kept in the history entry of an evaluation at the same epoch); None: none written.
+        progress: progress(what, total) reports each evaluation on stderr (None: silent).
+        resume_dir: the whole run state is saved there after every evaluation (`RunState`), and a run
+            interrupted with the same config continues from its last evaluation, with the same batches and seeds
+            as an uninterrupted run.
+        warm_start: the student starts from an earlier snapshot's student (warmstart.py) instead of its random
+            initialisation.
+        strategy: the tf.distribute strategy to train under (default: `cfg.distribute`'s, see `Trainer`); on a
+            multi-worker cluster every worker runs this function and only the chief writes to `log_dir` and
+            `resume_dir` (the others write to temporary directories, `distribute.worker_dir`, and resume from the
+            chief's state).
+
+    Returns:
+        The `DistillRun`, its student with the best-valid weights.
+
+    Raises:
+        HetCompError: a bad config or knowledge (`Trainer`), a loss that became non-finite, or a run state of
+            another config in `resume_dir`.
+    """
     trainer = Trainer(data, knowledge, cfg, strategy)
     carried = warm_start.apply(trainer.student, data) if warm_start is not None else None
     with worker_dir(log_dir, trainer.strategy) as log_dir, worker_dir(resume_dir, trainer.strategy) as save_dir:
@@ -146,11 +182,18 @@ def _train(trainer: Trainer, log_dir: str | os.PathLike | None, progress: Callab
 
 
 class RunState:
-    """A distillation run's whole state in a directory, written atomically after each evaluation: the student,
-    Adam's slots, the DKC and DCD state (tf.train.Checkpoint), the best weights so far and the loop's Python state
-    (epochs trained, history, best evaluation, ADT switch, stale evaluations, seconds). A state written for
-    another config is a HetCompError, not a silent restart. It is read from `directory` and written to `save_dir`
-    (default: `directory`; a multi-worker run's other workers read the chief's and write elsewhere)."""
+    """A distillation run's whole state in a directory, written atomically after each evaluation.
+
+    The student, Adam's slots, the DKC and DCD state (tf.train.Checkpoint), the best weights so far and the loop's
+    Python state (epochs trained, history, best evaluation, ADT switch, stale evaluations, seconds). A state written for
+    another config is a HetCompError, not a silent restart.
+
+    Args:
+        directory: where the state is read from.
+        trainer: the run's `Trainer` (its student, optimiser, DKC and DCD state, config).
+        save_dir: where the state is written (default: `directory`; a multi-worker run's other workers read the
+            chief's and write elsewhere).
+    """
 
     def __init__(self, directory: str | os.PathLike, trainer: Trainer, save_dir: str | os.PathLike | None = None):
         self.directory, self.trainer = Path(directory), trainer
@@ -160,10 +203,21 @@ class RunState:
         self.checkpoint = tf.train.Checkpoint(**parts)
 
     def exists(self) -> bool:
+        """Whether `directory` holds a state to resume."""
         return (self.directory / "state.json").is_file()
 
     def save(self, trained: int, history: list, best: dict, switch_epoch, stopping: EarlyStopping,
              seconds: float) -> None:
+        """Writes the whole state to `save_dir`, replacing the previous one atomically.
+
+        Args:
+            trained: epochs trained.
+            history: the evaluations so far (`DistillRun.history`).
+            best: the best evaluation's history entry.
+            switch_epoch: the ADT switch's epoch, or None.
+            stopping: the early stopping, whose stale count and best weights are saved.
+            seconds: training seconds so far, earlier invocations included.
+        """
         stale, best_weights = stopping.state()
         with atomic_directory(self.save_dir) as staging:
             self.checkpoint.write(os.fspath(staging / "run"))
@@ -173,7 +227,17 @@ class RunState:
                 "switch_epoch": switch_epoch, "stale": stale, "seconds": seconds})
 
     def load(self, stopping: EarlyStopping):
-        """Restores the state; returns (epochs trained, history, best, switch_epoch, seconds so far)."""
+        """Restores the state into the trainer and `stopping`.
+
+        Args:
+            stopping: the early stopping to resume.
+
+        Returns:
+            (epochs trained, history, best, switch_epoch, seconds so far).
+
+        Raises:
+            HetCompError: the state was written for another config.
+        """
         state = json.loads((self.directory / "state.json").read_text())
         if state["config"] != json.loads(json.dumps(dataclasses.asdict(self.trainer.cfg))):
             raise HetCompError(f"{self.directory}: a run state of another config; remove it to start afresh")

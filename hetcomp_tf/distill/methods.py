@@ -34,8 +34,15 @@ LOSSES = ("overall", "fine", "rrd", "bpr", "dcd")
 
 @dataclass(frozen=True)
 class Method:
-    targets: str  # "dkc" | "final" | "paced" | "data"
-    losses: tuple[str, str]  # loss before and after the ADT switch (names from LOSSES)
+    """A distillation method: its target schedule and its losses.
+
+    Attributes:
+        targets: the target schedule, "dkc" | "final" | "paced" | "data" (see the module docstring).
+        losses: the loss before and after the ADT switch (names from LOSSES).
+    """
+
+    targets: str
+    losses: tuple[str, str]
 
 
 METHODS = {
@@ -50,6 +57,17 @@ METHODS = {
 
 
 def get_method(name: str) -> Method:
+    """The `Method` of a name.
+
+    Args:
+        name: a name of METHODS.
+
+    Returns:
+        Its `Method`.
+
+    Raises:
+        HetCompError: an unknown name.
+    """
     try:
         return METHODS[name]
     except KeyError:
@@ -57,6 +75,15 @@ def get_method(name: str) -> Method:
 
 
 def stage_rankings(knowledge: EnsembleKnowledge, schedule: str) -> np.ndarray:
-    """The [X, T', U, N] trajectories a target schedule hands to DKC (see the module docstring)."""
+    """The trajectories a target schedule hands to DKC (see the module docstring).
+
+    Args:
+        knowledge: the teachers' knowledge, rankings int32 [X, T, U, N].
+        schedule: "dkc", "final" or "paced".
+
+    Returns:
+        int32 [X, T', U, N]: all T checkpoints ("dkc"), the last one ("final", T' = 1) or the last one twice
+        ("paced", T' = 2).
+    """
     final = knowledge.rankings[:, -1:]
     return {"dkc": knowledge.rankings, "final": final, "paced": np.concatenate([final, final], axis=1)}[schedule]

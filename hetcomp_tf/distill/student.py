@@ -20,7 +20,15 @@ STUDENT_WEIGHTS = "weights"
 
 class Student(tf.keras.Model):
     """U = `user_embedding`, V = `item_embedding` (Keras Embeddings, built at construction so their weights can be
-    assigned or loaded before any call), normal(0, init_std) initialised from `seed`."""
+    assigned or loaded before any call), normal(0, init_std) initialised from `seed`.
+
+    Args:
+        n_users: U's rows.
+        n_items: V's rows.
+        dim: the embedding size d.
+        seed: the initialisation's seed (as the MF teacher's: a seed means the same start).
+        init_std: the initial weights' standard deviation.
+    """
 
     def __init__(self, n_users: int, n_items: int, dim: int, seed: int = 0, init_std: float = 0.1):
         super().__init__()
@@ -38,30 +46,55 @@ class Student(tf.keras.Model):
         return tf.keras.initializers.RandomNormal(stddev=stddev, seed=self.seed * 1000 + offset)
 
     def score_all(self, user_ids) -> tf.Tensor:
-        """float32 [b, n_items] scores of every item (higher = better); masking is the caller's job."""
+        """The scores of every item for a batch of users (higher = better); masking is the caller's job.
+
+        Args:
+            user_ids: int [b] user ids.
+
+        Returns:
+            float32 [b, n_items].
+        """
         return self._compiled_scores(tf.cast(tf.convert_to_tensor(user_ids), tf.int32))
 
     def _scores(self, user_ids: tf.Tensor) -> tf.Tensor:
         return tf.matmul(self.user_embedding(user_ids), self.item_embedding.embeddings, transpose_b=True)
 
     def serving_tables(self) -> tuple[np.ndarray, np.ndarray]:
-        """U and V as they are: what serving/export.py exports (the teachers' `Teacher.serving_tables` contract)."""
+        """U float32 [n_users, d] and V float32 [n_items, d] as they are: what serving/export.py exports (the
+        teachers' `Teacher.serving_tables` contract)."""
         return self.user_embedding.embeddings.numpy(), self.item_embedding.embeddings.numpy()
 
     def id_axes(self) -> list[tuple[tf.Variable, int, str]]:
-        """As the teachers' (`Teacher.id_axes`): U's rows are users, V's items."""
+        """The id axes of the weights, as the teachers' (`Teacher.id_axes`): [(U, 0, "user"), (V, 0, "item")]."""
         return [(self.user_embedding.embeddings, 0, "user"), (self.item_embedding.embeddings, 0, "item")]
 
     def get_config(self) -> dict:
+        """{"n_users", "n_items", "dim", "seed"}: what `from_config` rebuilds the student from."""
         return {"n_users": self.n_users, "n_items": self.n_items, "dim": self.dim, "seed": self.seed}
 
     @classmethod
     def from_config(cls, config: dict) -> Student:
+        """A student of `get_config`'s sizes and seed.
+
+        Args:
+            config: `get_config()`'s dict.
+
+        Returns:
+            A `Student`, its weights freshly initialised.
+        """
         return cls(**config)
 
 
 def save_student(student: Student, directory: str | os.PathLike) -> Path:
-    """directory/config.json (`Student.get_config`) + a TF checkpoint `weights`, replaced atomically."""
+    """Writes directory/config.json (`Student.get_config`) and a TF checkpoint `weights`, replaced atomically.
+
+    Args:
+        student: the student.
+        directory: the student's directory.
+
+    Returns:
+        `directory` as a Path.
+    """
     with atomic_directory(directory) as staging:
         write_json(staging / STUDENT_CONFIG, student.get_config())
         student.save_weights(os.fspath(staging / STUDENT_WEIGHTS))
@@ -69,6 +102,17 @@ def save_student(student: Student, directory: str | os.PathLike) -> Path:
 
 
 def load_student(directory: str | os.PathLike) -> Student:
+    """Reads a student written by `save_student`.
+
+    Args:
+        directory: the student's directory.
+
+    Returns:
+        The `Student` with its saved weights.
+
+    Raises:
+        HetCompError: no config.json there.
+    """
     directory = Path(directory)
     config_path = directory / STUDENT_CONFIG
     if not config_path.is_file():

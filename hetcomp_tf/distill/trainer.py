@@ -33,7 +33,18 @@ from hetcomp_tf.util.progress import log
 
 
 def use_fused_kernel(cfg: DistillConfig) -> bool:
-    """Whether KD steps use the fused rest kernel (`DistillConfig.rest_kernel`); "fused" fails when it cannot."""
+    """Whether KD steps use the fused rest kernel (`DistillConfig.rest_kernel`).
+
+    Args:
+        cfg: the distillation config ("auto" takes the kernel where it builds and the student dim is at most
+            FUSED_MAX_DIM, "fused" requires it, "dense" never takes it).
+
+    Returns:
+        True for the fused kernel, False for the dense path.
+
+    Raises:
+        HetCompError: rest_kernel "fused" where the kernel cannot serve (mixed precision, no score clip, no build).
+    """
     if cfg.rest_kernel == "dense":
         return False
     if cfg.rest_kernel == "auto" and cfg.student_dim > FUSED_MAX_DIM:
@@ -52,11 +63,23 @@ def use_fused_kernel(cfg: DistillConfig) -> bool:
 
 
 class Trainer:
-    """The student, its optimiser, the knowledge and one compiled step per loss, under a tf.distribute strategy
-    (`strategy`, else `cfg.distribute`'s): the student's and Adam's variables are mirrored on every replica, a step
-    runs on each replica's share of the batch (`replica_share`) with every loss term scaled to the global batch, and
-    Adam applies the gradients summed over the replicas. DKC, DCD and the evaluations read the synchronised
-    weights, so every worker takes the same decisions."""
+    """The student, its optimiser, the knowledge and one compiled step per loss, under a tf.distribute strategy.
+
+    The strategy is `strategy`, else `cfg.distribute`'s: the student's and Adam's variables are mirrored on every
+    replica, a step runs on each replica's share of the batch (`replica_share`) with every loss term scaled to the
+    global batch, and Adam applies the gradients summed over the replicas. DKC, DCD and the evaluations read the
+    synchronised weights, so every worker takes the same decisions.
+
+    Args:
+        data: the dataset.
+        knowledge: the teachers' knowledge; None only for a method without teachers (wo_kd).
+        cfg: the distillation config.
+        strategy: the tf.distribute strategy (default: `cfg.distribute`'s).
+
+    Raises:
+        HetCompError: an unknown method, a method that needs knowledge without it, knowledge of other sizes than
+            the dataset, or a "fused" rest kernel that cannot serve.
+    """
 
     def __init__(self, data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConfig,
                  strategy: tf.distribute.Strategy | None = None):
@@ -111,9 +134,9 @@ class Trainer:
 
     def targets_final(self) -> bool:
         """True once the targets stop moving (no DKC, or every stage final). Only then do evaluations without a
-        better valid Recall count towards early stopping: before, a flat or falling curve is the curriculum
-        changing the targets (measured: at dim 64 HetComp's valid Recall peaks mid-curriculum and an armed
-        patience stopped it before the ADT switch)."""
+        better valid Recall count towards early stopping (`patience_from`): before, a flat or falling curve is the
+        curriculum changing the targets, and valid Recall can peak mid-curriculum, so a patience counted from the
+        start could end a run before its ADT switch."""
         return self.dkc is None or self.dkc.is_final()
 
     @property
@@ -122,10 +145,19 @@ class Trainer:
         return int(self.dkc is not None and self.dkc.is_final())
 
     def loss_name(self) -> str:
+        """The loss of the current phase, a name of LOSSES."""
         return self.method.losses[self.phase]
 
     def step_fn(self, loss_name: str) -> Callable:
-        """The compiled step of a loss: a global Batch in, each output summed over the replicas out."""
+        """The compiled step of a loss, traced once.
+
+        Args:
+            loss_name: a name of LOSSES the method uses.
+
+        Returns:
+            step(batch: Batch) -> {loss_name, "l2", "total": float32 scalar}, each summed over the replicas; the
+            step applies the optimiser's update.
+        """
         if loss_name not in self._steps:
             # One trace per loss: any batch size (the last batch is smaller), no AutoGraph (no tensor-dependent
             # Python control flow; converting the Keras/TF-Ranking losses would only cost tracing time).
@@ -208,7 +240,15 @@ class Trainer:
         return step
 
     def score_pairs(self, users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
-        """The student's scores of (user, item) pairs, `dcd.mf_scores` on its tables (DCD's list updates)."""
+        """The student's scores of (user, item) pairs, `dcd.mf_scores` on its tables (DCD's list updates).
+
+        Args:
+            users: int32 user ids, any shape that broadcasts against `items`.
+            items: int32 item ids.
+
+        Returns:
+            float32, the broadcast shape.
+        """
         return mf_scores(self.student.user_embedding.embeddings, self.student.item_embedding.embeddings, users, items)
 
     def _item_corrections(self, items: tf.Tensor) -> tf.Tensor:
@@ -217,7 +257,14 @@ class Trainer:
         return tf.reduce_sum(self.item_correction(discrepancy, self.score_pairs(users, items[:, None])))
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
-        """One epoch (`epoch_batches`); mean of each loss over the steps."""
+        """Trains one epoch (`epoch_batches`) with the current phase's loss.
+
+        Args:
+            epoch: the 0-based epoch (seeds its batches).
+
+        Returns:
+            {loss name, "l2", "total": the mean over the epoch's steps}.
+        """
         loss_name = self.loss_name()
         step = self.step_fn(loss_name)
         jit = self._jit(loss_name)
@@ -228,6 +275,7 @@ class Trainer:
         return {name: float(tf.reduce_mean(tf.stack([o[name] for o in outputs]))) for name in outputs[0]}
 
     def mean_stage(self) -> dict[str, float]:
+        """{teacher: mean DKC stage over users}; {} without teachers."""
         if self.dkc is None:
             return {}
         return {name: float(v) for name, v in zip(self.teachers, self.dkc.mean_stage().numpy())}

@@ -29,7 +29,14 @@ from hetcomp_tf.util.progress import log
 
 
 def check_tf_config() -> dict:
-    """TF_CONFIG as TensorFlow's resolver reads it ({} when unset); a HetCompError naming what is wrong."""
+    """TF_CONFIG as TensorFlow's resolver reads it.
+
+    Returns:
+        The parsed TF_CONFIG, {} when unset.
+
+    Raises:
+        HetCompError: naming what is wrong: not JSON, not a cluster config, or a task outside its cluster.
+    """
     text = os.environ.get("TF_CONFIG", "")
     if not text.strip():
         return {}
@@ -50,7 +57,17 @@ def check_tf_config() -> dict:
 
 @functools.lru_cache(maxsize=None)
 def make_strategy(name: str) -> tf.distribute.Strategy:
-    """The strategy `name` (one of STRATEGIES), created once per process."""
+    """The strategy `name`, created once per process.
+
+    Args:
+        name: one of STRATEGIES: "none", "mirrored" or "multi_worker".
+
+    Returns:
+        The tf.distribute strategy.
+
+    Raises:
+        HetCompError: an unknown name, or multi_worker once TensorFlow has run something.
+    """
     if name not in STRATEGIES:
         raise HetCompError(f"distribute={name!r}: choose one of {', '.join(STRATEGIES)}")
     if name == "none":
@@ -71,26 +88,59 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
 
 
 def share_bounds(size, replica, replicas: int):
-    """[lo, hi): replica `replica`'s contiguous share of `size` rows (tensors or ints), the shares of `replicas`
-    replicas partitioning the rows in order with sizes differing by at most one."""
+    """Replica `replica`'s contiguous share of `size` rows; the shares of `replicas` replicas partition the rows
+    in order with sizes differing by at most one.
+
+    Args:
+        size: the rows, an int or an int tensor.
+        replica: the replica's index, an int or an int tensor.
+        replicas: how many replicas.
+
+    Returns:
+        (lo, hi): the share is rows [lo, hi), ints or tensors as the inputs.
+    """
     return size * replica // replicas, size * (replica + 1) // replicas
 
 
 def worker_task(strategy: tf.distribute.Strategy) -> str:
-    """This worker's task in the cluster, e.g. "worker:1" ("local" without a cluster)."""
+    """This worker's task in the cluster.
+
+    Args:
+        strategy: the strategy in use.
+
+    Returns:
+        E.g. "worker:1"; "local" without a cluster.
+    """
     resolver = getattr(strategy, "cluster_resolver", None)
     return f"{resolver.task_type}:{resolver.task_id}" if resolver and resolver.task_type else "local"
 
 
 def worker_count(strategy: tf.distribute.Strategy) -> int:
-    """How many workers (chief included) train together: TF_CONFIG's cluster, else 1."""
+    """How many workers (chief included) train together.
+
+    Args:
+        strategy: the strategy in use.
+
+    Returns:
+        The workers of TF_CONFIG's cluster, else 1.
+    """
     resolver = getattr(strategy, "cluster_resolver", None)
     jobs = resolver.cluster_spec().as_dict() if resolver is not None else {}
     return max(1, len(jobs.get("chief", [])) + len(jobs.get("worker", [])))
 
 
 def check_worker_request(task: str, workers: int, distribute: str) -> None:
-    """A pipeline task compiled for `workers` workers: at least one, and more than one only with multi_worker."""
+    """Checks a pipeline task compiled for `workers` workers: at least one, and more than one only with
+    multi_worker.
+
+    Args:
+        task: the task's name, for the message.
+        workers: the workers it was compiled for.
+        distribute: its strategy's name.
+
+    Raises:
+        HetCompError: fewer than one worker, or several without multi_worker.
+    """
     if workers < 1 or (workers > 1 and distribute != "multi_worker"):
         raise HetCompError(f"{task}: workers={workers} with distribute={distribute!r}; more than one worker needs "
                            "distribute='multi_worker'")
@@ -98,23 +148,48 @@ def check_worker_request(task: str, workers: int, distribute: str) -> None:
 
 def require_workers(strategy: tf.distribute.Strategy, workers: int, task: str) -> None:
     """A task compiled for `workers` workers (a pipeline's StudentTrainer, TeacherTrainer) must run on a cluster of
-    exactly that many: KFP v2 runs a task as one pod unless its platform launches it as a multi-worker job."""
+    exactly that many: KFP v2 runs a task as one pod unless its platform launches it as a multi-worker job.
+
+    Args:
+        strategy: the strategy in use.
+        workers: the workers the task was compiled for.
+        task: the task's name, for the message.
+
+    Raises:
+        HetCompError: a cluster of another size.
+    """
     if worker_count(strategy) != workers:
         raise HetCompError(f"{task}: compiled for {workers} worker(s), its cluster (TF_CONFIG) has "
                            f"{worker_count(strategy)}; run the task as a {workers}-worker job")
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
-    """Whether this worker writes the run's files (checkpoints, logs, the student): the chief, or the only one."""
+    """Whether this worker writes the run's files (checkpoints, logs, the student): the chief, or the only one.
+
+    Args:
+        strategy: the strategy in use.
+
+    Returns:
+        True on the chief.
+    """
     return bool(strategy.extended.should_checkpoint)
 
 
 @contextlib.contextmanager
 def worker_dir(directory: str | os.PathLike | None, strategy: tf.distribute.Strategy):
-    """Where this worker writes a run's files: `directory` (a path or URI, unchanged) on the chief; on any other
-    worker a path of the same name in a temporary directory, removed afterwards (TensorFlow's multi-worker
-    convention: every worker runs the same saving code, collectives included, and only the chief's files are
-    kept). None stays None."""
+    """Where this worker writes a run's files: `directory` on the chief, a temporary elsewhere.
+
+    On the chief, `directory` (a path or URI, unchanged); on any other worker a path of the same name in a temporary
+    directory, removed afterwards (TensorFlow's multi-worker convention: every worker runs the same saving code,
+    collectives included, and only the chief's files are kept). None stays None.
+
+    Args:
+        directory: the run's directory (a path or URI), or None.
+        strategy: the strategy in use.
+
+    Yields:
+        The directory this worker writes to, or None.
+    """
     if directory is None or is_chief(strategy):
         yield directory
         return

@@ -71,8 +71,16 @@ def _no_room(path, code: int) -> HetCompError:
 
 @contextlib.contextmanager
 def out_of_space_reported(path: str | os.PathLike, store: str | os.PathLike | None = None) -> Iterator[None]:
-    """Re-raises a write that ran out of room inside the block as `out_of_space`'s one-line error (naming `path`
-    when the error names no file, `store` when SQLite ran out); any other exception passes unchanged."""
+    """Re-raises a write that ran out of room inside the block as `out_of_space`'s one-line error; any other
+    exception passes unchanged.
+
+    Args:
+        path: the file named when the error names none.
+        store: the SQLite database named when SQLite ran out of room.
+
+    Raises:
+        HetCompError: the block's write ran out of room.
+    """
     try:
         yield
     except HetCompError:
@@ -85,6 +93,14 @@ def out_of_space_reported(path: str | os.PathLike, store: str | os.PathLike | No
 
 
 def sha256_of(path) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB blocks.
+
+    Args:
+        path: the file.
+
+    Returns:
+        The hex digest.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -95,7 +111,18 @@ def sha256_of(path) -> str:
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yields a temporary path next to `path` (ending in `suffix`, by default `path`'s, so writers that go by
-    the suffix still work); renamed onto `path` when the block succeeds, removed when it raises."""
+    the suffix still work); renamed onto `path` when the block succeeds, removed when it raises.
+
+    Args:
+        path: the file to write; its directory is created if missing.
+        suffix: the temporary's suffix (default: `path`'s).
+
+    Yields:
+        The temporary path to write.
+
+    Raises:
+        HetCompError: the write ran out of room (`out_of_space`), naming `path`.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.tmp-", suffix=path.suffix if suffix is None else suffix,
@@ -111,24 +138,60 @@ def atomic_file(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Writes `text` atomically (`atomic_file`): a reader never sees a half-written file."""
+    """Writes `text` atomically (`atomic_file`): a reader never sees a half-written file.
+
+    Args:
+        path: the file.
+        text: its content, written as UTF-8.
+
+    Returns:
+        `path` as a Path.
+    """
     with atomic_file(path) as temporary:
         temporary.write_text(text, encoding="utf-8")
     return Path(path)
 
 
 def json_text(obj) -> str:
-    """The one JSON encoding of results: indented, no NaN, a final newline."""
+    """The one JSON encoding of results: indented, no NaN, a final newline.
+
+    Args:
+        obj: a JSON-ready object.
+
+    Returns:
+        The JSON text.
+
+    Raises:
+        ValueError: a NaN or infinity in `obj`.
+    """
     return json.dumps(obj, indent=2, allow_nan=False) + "\n"
 
 
 def write_json(path: str | os.PathLike, obj) -> Path:
-    """Writes `obj` as indented JSON, atomically (see `write_text`)."""
+    """Writes `obj` as indented JSON, atomically (see `write_text`).
+
+    Args:
+        path: the file.
+        obj: a JSON-ready object without NaN.
+
+    Returns:
+        `path` as a Path.
+    """
     return write_text(path, json_text(obj))
 
 
 def read_json(path: str | os.PathLike):
-    """The JSON at `path`, or a HetCompError naming it."""
+    """The JSON at `path`.
+
+    Args:
+        path: the file.
+
+    Returns:
+        The parsed JSON.
+
+    Raises:
+        HetCompError: naming the file, when it cannot be read or parsed.
+    """
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
@@ -137,10 +200,22 @@ def read_json(path: str | os.PathLike):
 
 @contextlib.contextmanager
 def atomic_directory(target: str | os.PathLike, entries: Sequence[str] | None = None) -> Iterator[Path]:
-    """Yields an empty temporary directory next to `target`; on success it is renamed onto `target`, on any
-    exception removed, so `target` is either the old complete version or the new one. With `entries`
-    (relative paths such as "logs/teachers"), only those are moved into `target`, each replacing its old
-    version, and the rest of an existing `target` is kept."""
+    """Yields an empty temporary directory next to `target`, renamed onto it on success.
+
+    On any exception it is removed, so `target` is either the old complete version or the new one. With `entries`
+    (relative paths such as "logs/teachers"), only those are moved into `target`, each replacing its old version, and
+    the rest of an existing `target` is kept.
+
+    Args:
+        target: the directory to write.
+        entries: the relative paths to move into `target`, or None for the whole directory.
+
+    Yields:
+        The staging directory (a Path) to write into.
+
+    Raises:
+        HetCompError: the write ran out of room (`out_of_space`), naming `target`.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
@@ -167,7 +242,12 @@ def _raise_out_of_space(err: BaseException, target: Path) -> None:
 
 
 def replace_path(source: Path, target: Path) -> None:
-    """Renames `source` onto `target` (file or directory), moving an existing `target` aside first."""
+    """Renames `source` onto `target` (file or directory), moving an existing `target` aside first.
+
+    Args:
+        source: the new file or directory.
+        target: where it goes; an existing one is restored if the rename fails.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     if not target.exists():
         os.replace(source, target)
@@ -184,9 +264,15 @@ def replace_path(source: Path, target: Path) -> None:
 
 
 def link_tree(source: str | os.PathLike, target: str | os.PathLike) -> None:
-    """`target` as a copy of the file or directory `source` made of hard links (no data copied); for files that are
-    only ever replaced whole, never rewritten in place (everything written through this module). Falls back to a
-    copy across file systems."""
+    """`target` as a copy of the file or directory `source` made of hard links (no data copied).
+
+    For files that are only ever replaced whole, never rewritten in place (everything written through this module).
+    Falls back to a copy across file systems.
+
+    Args:
+        source: a file or directory.
+        target: the copy's path (must not exist for a directory).
+    """
     source, target = Path(source), Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
 
@@ -213,7 +299,17 @@ class WriteOnly:
 
 def write_manifest_dir(directory: str | os.PathLike, manifest_name: str, arrays: dict[str, np.ndarray],
                        manifest: dict) -> Path:
-    """Atomically writes `<name>.npy` for each array and `manifest_name` = manifest + {"files": {file: sha256}}."""
+    """Atomically writes `<name>.npy` for each array and `manifest_name` = manifest + {"files": {file: sha256}}.
+
+    Args:
+        directory: the directory, replaced whole.
+        manifest_name: the manifest's file name.
+        arrays: name -> array, written without pickles.
+        manifest: the manifest's other fields (e.g. "format_version").
+
+    Returns:
+        `directory` as a Path.
+    """
     with atomic_directory(directory) as staging:
         files = {}
         for name, array in arrays.items():
@@ -229,8 +325,19 @@ def write_manifest_dir(directory: str | os.PathLike, manifest_name: str, arrays:
 
 def read_manifest_dir(directory: str | os.PathLike, manifest_name: str,
                       format_version: int) -> tuple[dict, dict[str, np.ndarray]]:
-    """Reads a directory written by `write_manifest_dir`; any missing, corrupted or other-version file raises
-    HetCompError naming it. Returns (manifest, arrays by name without `.npy`)."""
+    """Reads a directory written by `write_manifest_dir`, checking every listed file's sha256.
+
+    Args:
+        directory: the directory.
+        manifest_name: the manifest's file name.
+        format_version: the only supported `format_version`.
+
+    Returns:
+        (manifest, arrays by name without `.npy`).
+
+    Raises:
+        HetCompError: naming the file that is missing, corrupted, unreadable or of another format version.
+    """
     directory = Path(directory)
     manifest_path = directory / manifest_name
     try:
@@ -259,12 +366,31 @@ def read_manifest_dir(directory: str | os.PathLike, manifest_name: str,
 
 
 def require_field(manifest: dict, field: str, where: str):
-    """manifest[field], or a HetCompError naming the manifest and the field."""
+    """A required field of a manifest.
+
+    Args:
+        manifest: the parsed manifest.
+        field: the field's name.
+        where: the manifest's path, for the message.
+
+    Returns:
+        manifest[field].
+
+    Raises:
+        HetCompError: naming the manifest (`where`) and the field, when it is missing.
+    """
     if field not in manifest:
         raise HetCompError(f"{where}: field {field!r} is missing")
     return manifest[field]
 
 
 def directory_bytes(path: str | os.PathLike) -> int:
-    """The bytes of every file below `path`."""
+    """The bytes of every file below a directory.
+
+    Args:
+        path: the directory.
+
+    Returns:
+        The sum of their sizes.
+    """
     return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names)

@@ -1,5 +1,5 @@
-"""One run per output directory: two `hetcomp run` on the same --out (a double click, overlapping cron jobs) would
-both push a model and the second would then die reading the first one's half-written artifacts.
+"""One run per output directory (`exclusive_dir`): two `hetcomp run` on the same --out (a double click, overlapping
+cron jobs) would both push a model and the second would then die reading the first one's half-written artifacts.
 
 The lock is an `fcntl.flock` on OUT/.lock holding the owner's pid: the OS releases it when the process exits, even
 when killed, so a stale file never blocks a later run. Nothing here imports TensorFlow: a second run fails within
@@ -24,8 +24,18 @@ PID_WAIT_SECONDS = 1.0
 
 @contextlib.contextmanager
 def exclusive_dir(directory, command: str = "hetcomp run") -> Iterator[Path]:
-    """Holds DIRECTORY/.lock (created, with the directory, if need be) while the block runs; a HetCompError naming
-    the holder's pid when another process holds it."""
+    """Holds DIRECTORY/.lock (created, with the directory, if need be) while the block runs.
+
+    Args:
+        directory: the output directory.
+        command: the command holding it, for the message.
+
+    Yields:
+        The lock file's path.
+
+    Raises:
+        HetCompError: naming the holder's pid, when another process holds the lock.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / LOCK_FILE

@@ -12,13 +12,23 @@ import tensorflow as tf
 
 
 class ScalarLog:
-    """Writes `{tag: value}` scalars at a step into an event file under `log_dir` (or nowhere if None)."""
+    """Writes `{tag: value}` scalars at a step into an event file under `log_dir` (or nowhere if None).
+
+    Args:
+        log_dir: the TensorBoard directory, or None to write nothing.
+    """
 
     def __init__(self, log_dir: str | os.PathLike | None):
         self.writer = tf.summary.create_file_writer(os.fspath(log_dir)) if log_dir is not None else None
 
     def write(self, step: int, scalars: Mapping[str, float], prefix: str = "") -> None:
-        """Tags are `prefix + key`, e.g. prefix "valid/" and key "recall@50"."""
+        """Writes the scalars at `step` and flushes.
+
+        Args:
+            step: the TensorBoard step.
+            scalars: {key: value}; tags are `prefix + key`, e.g. prefix "valid/" and key "recall@50".
+            prefix: the tags' prefix.
+        """
         if self.writer is None:
             return
         with self.writer.as_default():
@@ -27,6 +37,7 @@ class ScalarLog:
         self.writer.flush()
 
     def close(self) -> None:
+        """Closes the event file (a no-op without a directory)."""
         if self.writer is not None:
             self.writer.close()
 

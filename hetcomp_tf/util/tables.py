@@ -13,10 +13,26 @@ FITTED_ENSEMBLE = "ensemble:fitted"  # its result row
 
 
 def teacher_row(name: str) -> str:
+    """The result row of a teacher.
+
+    Args:
+        name: the teacher's name.
+
+    Returns:
+        "teacher:<name>".
+    """
     return f"teacher:{name}"
 
 
 def student_row(method: str) -> str:
+    """The result row of a student.
+
+    Args:
+        method: the distillation method.
+
+    Returns:
+        "student:<method>".
+    """
     return f"student:{method}"
 
 
@@ -28,8 +44,16 @@ def _cell(value, spec: str) -> str:
 
 def format_table(rows: Mapping[str, Mapping[str, float]], columns: Sequence[str],
                  formats: Mapping[str, str] | None = None) -> str:
-    """One line per row name, one column per key; a key a row lacks prints as "-". Floats use
-    `formats[column]` (a format spec such as ".1f"), by default ".4f"."""
+    """An aligned text table: one line per row name, one column per key; a key a row lacks prints as "-".
+
+    Args:
+        rows: {row name: {column: value}}.
+        columns: the columns, in order.
+        formats: {column: format spec such as ".1f"} for floats, by default ".4f".
+
+    Returns:
+        The table's lines, joined by newlines.
+    """
     specs = [(formats or {}).get(c, ".4f") for c in columns]
     header = ["", *columns]
     body = [[name, *(_cell(values.get(c), s) for c, s in zip(columns, specs))] for name, values in rows.items()]
@@ -41,6 +65,14 @@ def format_table(rows: Mapping[str, Mapping[str, float]], columns: Sequence[str]
 
 
 def markdown_table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
-    """A GitHub-flavoured Markdown table of already formatted cells."""
+    """A GitHub-flavoured Markdown table of already formatted cells.
+
+    Args:
+        rows: the body's rows of cells.
+        header: the header's cells.
+
+    Returns:
+        The table's lines, joined by newlines.
+    """
     lines = [header, ["---"] * len(header), *rows]
     return "\n".join("| " + " | ".join(line) + " |" for line in lines)

@@ -1,9 +1,9 @@
 """Independent trainings (teachers, benchmark runs) in spawned worker processes.
 
 On a small CPU machine a student step or a teacher epoch is a chain of modest kernels that keeps two threads only
-partly busy (measured: a teacher epoch on one thread takes 0.8-1.9x its two-thread time, 1.45x on average), so
-`jobs` one-thread workers finish a set of independent trainings sooner than one multi-thread process. Workers are
-spawned (no forked TensorFlow runtime) and exit when their parent dies.
+partly busy (a second thread gains an epoch far less than twice its speed), so `jobs` one-thread workers finish a
+set of independent trainings sooner than one multi-thread process. Workers are spawned (no forked TensorFlow
+runtime) and exit when their parent dies.
 """
 
 from __future__ import annotations
@@ -21,12 +21,28 @@ from hetcomp_tf.util.progress import log
 
 
 def threads_per_worker(jobs: int) -> int:
+    """TensorFlow threads per worker: the process's CPUs shared among the workers.
+
+    Args:
+        jobs: worker processes.
+
+    Returns:
+        The threads, at least 1.
+    """
     return max(1, len(os.sched_getaffinity(0)) // jobs)
 
 
 def exit_with_parent(parent_pid: int, interval: float = 2.0) -> threading.Thread:
     """Ends this process once `parent_pid` is no longer its parent: a command stopped with SIGTERM or SIGKILL
-    must not leave its workers training models nobody will record."""
+    must not leave its workers training models nobody will record.
+
+    Args:
+        parent_pid: the parent's pid.
+        interval: seconds between checks.
+
+    Returns:
+        The started daemon thread that watches.
+    """
     def watch() -> None:
         while os.getppid() == parent_pid:
             time.sleep(interval)
@@ -49,10 +65,26 @@ def _init(threads: int, setup: Callable | None, setup_args: tuple) -> None:
 
 def run_in_workers(tasks: Sequence[tuple[Any, Callable, tuple]], jobs: int, what: str,
                    setup: Callable | None = None, setup_args: tuple = ()) -> Iterator[tuple[Any, Any]]:
-    """Runs each task (key, fn, args) as fn(*args) in `jobs` spawned processes and yields (key, result) as they
-    finish; `setup(*setup_args)` runs once per worker (e.g. to load shared inputs). Functions and arguments must
-    pickle (module-level functions). A failed task is logged at once and the others go on (a benchmark keeps the
-    runs that finish); once all ended, a HetCompError names the failed ones, chained to the first failure."""
+    """Runs each task (key, fn, args) as fn(*args) in `jobs` spawned processes.
+
+    Yields (key, result) as they finish; `setup(*setup_args)` runs once per worker (e.g. to load shared inputs).
+    Functions and arguments must pickle (module-level functions). A failed task is logged at once and the others go on
+    (a benchmark keeps the runs that finish); once all ended, a HetCompError names the failed ones, chained to the first
+    failure.
+
+    Args:
+        tasks: (key, fn, args) each; fn and args must pickle.
+        jobs: worker processes.
+        what: what the tasks are, for the log, e.g. "runs".
+        setup: run once per worker as setup(*setup_args), or None.
+        setup_args: its arguments.
+
+    Yields:
+        (key, fn's result), in the order the tasks finish.
+
+    Raises:
+        HetCompError: naming the failed tasks, after all ended.
+    """
     threads = threads_per_worker(jobs)
     log(f"running {len(tasks)} {what} in {jobs} worker processes with {threads} TensorFlow thread(s) each")
     context = multiprocessing.get_context("spawn")

@@ -26,22 +26,46 @@ from hetcomp_tf.errors import HetCompError
 
 
 class Targets(NamedTuple):
-    """What a batch of users is distilled towards (y_true of the losses below)."""
+    """What a batch of users is distilled towards (y_true of the losses below).
 
-    unobserved: tf.Tensor  # int32 [b, K]: the ensemble's top-K unobserved items, best first, −1 padded
-    observed: tf.Tensor  # int32 [b, P]: the user's train items in the ensemble's order (P = K/10), −1 padded
-    train_items: tf.Tensor | ItemPairs  # the users' train items: int32 [b, T] −1 padded, or ItemPairs (the
-    # trainer's: no row padded to the longest); none of them is in `unobserved`
+    Attributes:
+        unobserved: int32 [b, K], the ensemble's top-K unobserved items, best first, −1 padded.
+        observed: int32 [b, P], the user's train items in the ensemble's order (P = K/10), −1 padded.
+        train_items: the users' train items, int32 [b, T] −1 padded, or `ItemPairs` (the trainer's: no row padded
+            to the longest); none of them is in `unobserved`.
+    """
+
+    unobserved: tf.Tensor
+    observed: tf.Tensor
+    train_items: tf.Tensor | ItemPairs
 
 
 class TargetLoss(tf.keras.losses.Loss):
-    """A loss of (Targets, scores [b, n_items]) -> per-user [b], reduced by Keras; scores are clipped first."""
+    """A loss of (Targets, scores [b, n_items]) -> per-user [b], reduced by Keras; scores are clipped first.
+
+    Subclasses implement `per_user`.
+
+    Args:
+        score_clip: scores are clipped to ±score_clip before the loss (None: not clipped); the fused kernel
+            needs a clip.
+        reduction: how Keras combines the users' losses (default: the mean over the batch).
+        name: the loss's name.
+    """
 
     def __init__(self, score_clip: float | None = 40.0, reduction=REDUCTION.AUTO, name: str | None = None):
         super().__init__(reduction=reduction, name=name)
         self.score_clip = score_clip
 
     def call(self, y_true: Targets, y_pred):
+        """Per-user losses of the clipped scores (Keras reduces them).
+
+        Args:
+            y_true: the batch's `Targets` (or the subclass's target tuple).
+            y_pred: float [b, n_items] scores, or `FactoredScores` (clipped where the losses form them).
+
+        Returns:
+            float32 [b].
+        """
         if isinstance(y_pred, FactoredScores):  # clipped where its scores are formed (rest_and_list_scores)
             return self.per_user(y_true, y_pred)
         scores = tf.cast(y_pred, tf.float32)
@@ -50,6 +74,15 @@ class TargetLoss(tf.keras.losses.Loss):
         return self.per_user(y_true, scores)
 
     def per_user(self, targets: Targets, scores: tf.Tensor) -> tf.Tensor:
+        """Each user's loss, unreduced.
+
+        Args:
+            targets: the batch's `Targets`.
+            scores: float32 [b, n_items] scores, already clipped, or `FactoredScores`.
+
+        Returns:
+            float32 [b].
+        """
         raise NotImplementedError
 
     @staticmethod
@@ -66,14 +99,27 @@ def _lower_to(values: tf.Tensor, pairs: ItemPairs, fill: float) -> tf.Tensor:
 
 def rest_and_list_scores(scores: tf.Tensor, excluded, ids: tf.Tensor,
                          bound: float | None = None) -> tuple[tf.Tensor, tf.Tensor]:
-    """(rest [b, 1], list_scores [b, L]): log Σ_{j ∉ excluded} e^{s_j} exactly, over every item but the ids
-    `excluded` (int32 [b, E], −1 padded, or ItemPairs), and the scores of the ids int32 [b, L] (−1 padding gets a
-    score the losses mask). This is every loss's whole contact with the [b, n_items] scores, in one op so that its
-    gradient is one dense buffer (e^{s_j} / Σ on the rest, plus the lists' upstream scattered at their ids) instead
-    of one per gather. No [b, n_items] mask is built (a min-scatter of 0 at the excluded pairs), the exponentials are
-    taken once and reused by the gradient, and with `bound` (|s| ≤ bound, the losses' clip) the shift is
-    e^{−bound}: no max pass, no overflow, and e^{−2·bound} > 0 in float32 for bound ≤ 43. A row with no rest gives
-    ABSENT_LOGIT."""
+    """The rest's log-sum-exp over every item but `excluded`, and the scores of the lists' `ids`.
+
+    This is every loss's whole contact with the [b, n_items] scores, in one op so that its gradient is one dense
+    buffer (e^{s_j} / Σ on the rest, plus the lists' upstream scattered at their ids) instead of one per gather.
+    No [b, n_items] mask is built (a min-scatter of 0 at the excluded pairs), the exponentials are taken once and
+    reused by the gradient, and with `bound` (|s| ≤ bound, the losses' clip) the shift is e^{−bound}: no max
+    pass, no overflow, and e^{−2·bound} > 0 in float32 for bound ≤ 43.
+
+    Args:
+        scores: float [b, n_items] scores, or `FactoredScores` (computed by the fused kernel, which needs `bound`).
+        excluded: the ids outside the rest, int32 [b, E] −1 padded, or `ItemPairs`.
+        ids: int32 [b, L] the lists' item ids, −1 padded.
+        bound: |scores| ≤ bound (the losses' clip), or None.
+
+    Returns:
+        (rest float [b, 1], list_scores float [b, L]): log Σ_{j ∉ excluded} e^{s_j}, exact (ABSENT_LOGIT for a row
+        with no rest), and the scores of `ids` (−1 padding gets a score the losses mask).
+
+    Raises:
+        HetCompError: `FactoredScores` without a `bound`.
+    """
     excluded, ids = item_pairs(excluded), tf.convert_to_tensor(ids, tf.int32)
     if isinstance(scores, FactoredScores):
         return _factored_rest_and_list_scores(scores, excluded, ids, bound)
@@ -112,9 +158,20 @@ def _factored_rest_and_list_scores(scores: FactoredScores, excluded: ItemPairs, 
 
 
 def target_rest_and_list_scores(targets: Targets, ids: tf.Tensor, scores: tf.Tensor, bound: float | None):
-    """rest_and_list_scores with R = unobserved items minus the unobserved targets: train items never enter R, so
-    a relevant observed item is never pushed down by the unobserved lists, nor vice versa. `ids`: every list's ids
-    (observed and unobserved), the scores of all of them in one gather."""
+    """`rest_and_list_scores` with R = unobserved items minus the unobserved targets.
+
+    Train items never enter R, so a relevant observed item is never pushed down by the unobserved lists, nor vice
+    versa.
+
+    Args:
+        targets: the batch's `Targets` (their train items and unobserved targets are excluded from R).
+        ids: int32 [b, L] every list's ids (observed and unobserved): the scores of all of them in one gather.
+        scores: as in `rest_and_list_scores`.
+        bound: as in `rest_and_list_scores`.
+
+    Returns:
+        (rest float [b, 1], list_scores float [b, L]), as `rest_and_list_scores`.
+    """
     return rest_and_list_scores(scores, concat_pairs(targets.train_items, targets.unobserved), ids, bound)
 
 
@@ -127,9 +184,18 @@ def _add_unobserved(rest_lse: tf.Tensor, ids: tf.Tensor, list_scores: tf.Tensor)
 
 
 def compact_list(ids: tf.Tensor, list_scores: tf.Tensor, rest_lse: tf.Tensor, graded: bool = True):
-    """(labels, logits) [b, L + 1] for the TF-Ranking losses here: the items of `ids` int32 [b, L] with their
-    scores `list_scores` [b, L] (labels L − k by position k when `graded`, else 1; −1 padding is labelled −1,
-    ignored) and one rest entry with label 0 and logit `rest_lse` [b, 1]."""
+    """A target list and its rest as one compact TF-Ranking list of L + 1 entries.
+
+    Args:
+        ids: int32 [b, L] the list's items, best first, −1 padded.
+        list_scores: float [b, L] their scores.
+        rest_lse: float [b, 1] log Σ e^s over the rest.
+        graded: labels L − k by position k (a permutation), else 1 (a set).
+
+    Returns:
+        (labels float32 [b, L + 1], logits float [b, L + 1]): the list's entries (−1 padding labelled −1,
+        ignored), then the rest entry with label 0 and logit `rest_lse`.
+    """
     ids = tf.convert_to_tensor(ids, tf.int32)
     length = tf.shape(ids)[1]
     grades = tf.cast(length - tf.range(length), tf.float32) if graded else tf.ones([length])
@@ -139,17 +205,55 @@ def compact_list(ids: tf.Tensor, list_scores: tf.Tensor, rest_lse: tf.Tensor, gr
 
 
 def per_user_losses(loss: tfr_keras_losses._ListwiseLoss, labels_logits) -> tf.Tensor:
+    """A TF-Ranking loss's unreduced value per list.
+
+    Args:
+        loss: a listwise loss here (`PlackettLuceLoss`, `SetwiseLoss`).
+        labels_logits: (labels, logits), each float [b, n], e.g. `compact_list`'s.
+
+    Returns:
+        float32 [b].
+    """
     return loss.call(*labels_logits)[:, 0]
 
 
 class OverallLoss(TargetLoss):
-    """HetComp's set-wise loss: every item of P ∪ U outranks R = unobserved \\ U."""
+    """HetComp's set-wise loss: every item of P ∪ U outranks R = unobserved \\ U.
+
+    Args:
+        **kwargs: `TargetLoss`'s (score_clip, reduction, name).
+
+    Call arguments:
+        y_true: the batch's `Targets`.
+        y_pred: float [b, n_items] scores, or `FactoredScores`.
+
+    Returns a float32 scalar when called, or float32 [b] with `Reduction.NONE`.
+
+    Example:
+        Six items; the user's train items are 0 and 5 (P = [5]), the ensemble's top-2 unobserved U = [1, 3],
+        so R = {2, 4}:
+
+        >>> targets = Targets(unobserved=tf.constant([[1, 3]]), observed=tf.constant([[5]]),
+        ...                   train_items=tf.constant([[0, 5]]))
+        >>> scores = tf.constant([[0.5, 1.0, -1.0, 2.0, 0.0, 1.5]])
+        >>> round(float(OverallLoss()(targets, scores)), 4)
+        0.8438
+    """
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._setwise = SetwiseLoss()
 
     def per_user(self, targets, scores):
+        """Each user's set-wise loss.
+
+        Args:
+            targets: the batch's `Targets`.
+            scores: float32 [b, n_items] clipped scores, or `FactoredScores`.
+
+        Returns:
+            float32 [b].
+        """
         positives = tf.concat([targets.observed, targets.unobserved], axis=1)
         rest, positive_scores = target_rest_and_list_scores(targets, positives, scores, self.score_clip)
         return per_user_losses(self._setwise, compact_list(positives, positive_scores, rest, graded=False))
@@ -157,7 +261,31 @@ class OverallLoss(TargetLoss):
 
 class FineGrainedLoss(TargetLoss):
     """HetComp's fine-grained loss: L(P) + (L(U[:K/2]) + L(U[:K/10])) / 2, each a Plackett-Luce likelihood
-    with the rest R = unobserved \\ U[:K/2] (for P and U[:K/2]) or unobserved \\ U[:K/10]."""
+    with the rest R = unobserved \\ U[:K/2] (for P and U[:K/2]) or unobserved \\ U[:K/10].
+
+    Args:
+        top_k: K, the width of `Targets.unobserved`, >= 10.
+        observed_size: P's width, `Targets.observed` (default K/10).
+        **kwargs: `TargetLoss`'s (score_clip, reduction, name).
+
+    Call arguments:
+        y_true: the batch's `Targets`, unobserved int32 [b, K] and observed int32 [b, P].
+        y_pred: float [b, n_items] scores, or `FactoredScores`.
+
+    Returns a float32 scalar when called, or float32 [b] with `Reduction.NONE`.
+
+    Raises:
+        HetCompError: `top_k` < 10; when called, target lists of another width.
+
+    Example:
+        Twelve items; the user's train items are 10 and 11 (P = [10]), U = items 9, 8, ..., 0:
+
+        >>> targets = Targets(unobserved=tf.constant([[9, 8, 7, 6, 5, 4, 3, 2, 1, 0]]),
+        ...                   observed=tf.constant([[10]]), train_items=tf.constant([[10, 11]]))
+        >>> scores = tf.reshape(tf.range(12, dtype=tf.float32), [1, 12]) / 4.0
+        >>> round(float(FineGrainedLoss(top_k=10)(targets, scores)), 4)
+        4.6325
+    """
 
     def __init__(self, top_k: int, observed_size: int | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -170,6 +298,15 @@ class FineGrainedLoss(TargetLoss):
         self._tenth_pl = PlackettLuceLoss(self.tenth, ordered=True)
 
     def per_user(self, targets, scores):
+        """Each user's fine-grained loss.
+
+        Args:
+            targets: the batch's `Targets`.
+            scores: float32 [b, n_items] clipped scores, or `FactoredScores`.
+
+        Returns:
+            float32 [b].
+        """
         self._check_width("FineGrainedLoss", targets.unobserved, self.top_k)
         self._check_width("FineGrainedLoss", targets.observed, self.observed_size)
         p, half, tenth, unobserved = self.observed_size, self.half, self.tenth, targets.unobserved
@@ -188,7 +325,30 @@ class FineGrainedLoss(TargetLoss):
 
 class RRDLoss(TargetLoss):
     """Relaxed ranking distillation (Kang et al., CIKM 2020) without sampling: the ensemble's top-K unobserved
-    items in order ("interesting") outrank every other unobserved item ("uninteresting"); P is not used."""
+    items in order ("interesting") outrank every other unobserved item ("uninteresting"); P is not used.
+
+    Args:
+        top_k: K, the width of `Targets.unobserved`.
+        **kwargs: `TargetLoss`'s (score_clip, reduction, name).
+
+    Call arguments:
+        y_true: the batch's `Targets`, unobserved int32 [b, K].
+        y_pred: float [b, n_items] scores, or `FactoredScores`.
+
+    Returns a float32 scalar when called, or float32 [b] with `Reduction.NONE`.
+
+    Raises:
+        HetCompError: when called, target lists of another width than `top_k`.
+
+    Example:
+        Six items; the user's train items are 0 and 5, U = [1, 3] in that order, over R = {2, 4}:
+
+        >>> targets = Targets(unobserved=tf.constant([[1, 3]]), observed=tf.constant([[5]]),
+        ...                   train_items=tf.constant([[0, 5]]))
+        >>> scores = tf.constant([[0.5, 1.0, -1.0, 2.0, 0.0, 1.5]])
+        >>> round(float(RRDLoss(top_k=2)(targets, scores)), 4)
+        1.61
+    """
 
     def __init__(self, top_k: int, **kwargs):
         super().__init__(**kwargs)
@@ -196,10 +356,28 @@ class RRDLoss(TargetLoss):
         self._pl = PlackettLuceLoss(self.top_k, ordered=True)
 
     def per_user(self, targets, scores):
+        """Each user's RRD loss.
+
+        Args:
+            targets: the batch's `Targets`.
+            scores: float32 [b, n_items] clipped scores, or `FactoredScores`.
+
+        Returns:
+            float32 [b].
+        """
         self._check_width("RRDLoss", targets.unobserved, self.top_k)
         return self.from_lists(targets.unobserved, *target_rest_and_list_scores(targets, targets.unobserved, scores,
                                                                                 self.score_clip))
 
     def from_lists(self, unobserved: tf.Tensor, rest: tf.Tensor, list_scores: tf.Tensor) -> tf.Tensor:
-        """The loss from the rest and the list's scores (for losses built on RRD, which share the dense pass)."""
+        """The loss from the rest and the list's scores (for losses built on RRD, which share the dense pass).
+
+        Args:
+            unobserved: int32 [b, K] the target list, −1 padded.
+            rest: float [b, 1] log Σ e^s over the rest (`target_rest_and_list_scores`).
+            list_scores: float [b, K] the scores of `unobserved`.
+
+        Returns:
+            float32 [b].
+        """
         return per_user_losses(self._pl, compact_list(unobserved, list_scores, rest))

@@ -38,17 +38,27 @@ _SUFFIX_FLOOR = 1e-37  # float32 normals start at 1.2e-38: above this a sum of e
 
 
 def reverse_cumulative_logsumexp(x: tf.Tensor) -> tf.Tensor:
-    """out[:, k] = log Σ_{l≥k} e^{x[:, l]} for x [b, n] with a static n, stable for any x; a suffix of absent
-    (−1e4) entries only is absent (ABSENT_LOGIT, no gradient).
+    """out[:, k] = log Σ_{l≥k} e^{x[:, l]}, stable for any x: every Plackett-Luce denominator of a row at once.
 
     Fast path: m + log(reverse cumsum of e^{x − m}), m the row's max (a constant to the gradient, which is then
     exact): a handful of element-wise ops and a cumsum, forward and backward, where log2(n) steps of a pairwise
-    logsumexp take ~150 (measured: 0.3 s of a 3.4 s fine-grained epoch at the authors' protocol). The cumsum is a
-    matmul with a triangle of ones: TF's Cumsum kernel took 1.2 ms for [750, 101] on one thread. A suffix sum
-    holds e^{x_k − m} for its own real entry, so it keeps full precision while every real entry is within 85 of
-    its row's max, as in the losses (scores clipped to ±40, the rest entry at least the lowest score); a batch
-    where one is not takes the pairwise path. Not tf.math.cumulative_logsumexp, which XLA on CPU lowers to a
-    quadratic window reduction (37 ms against 0.5 ms for a [64, 101] forward and backward)."""
+    logsumexp take many times more ops. The cumsum is a matmul with a triangle of ones: faster than TF's Cumsum
+    kernel on CPU. A suffix sum holds e^{x_k − m} for its own real entry, so it keeps full precision while every
+    real entry is within 85 of its row's max, as in the losses (scores clipped to ±40, the rest entry at least
+    the lowest score); a batch where one is not takes the pairwise path. Not tf.math.cumulative_logsumexp, which
+    XLA on CPU lowers to a window reduction quadratic in n.
+
+    Args:
+        x: float [b, n] logits, n static; absent entries hold ABSENT_LOGIT.
+
+    Returns:
+        float [b, n], x's dtype. A suffix of absent entries only is absent (ABSENT_LOGIT, no gradient).
+
+    Example:
+        >>> out = reverse_cumulative_logsumexp(tf.constant([[0.0, 1.0, 2.0]]))
+        >>> [round(float(v), 4) for v in out[0]]
+        [2.4076, 2.3133, 2.0]
+    """
     top = tf.stop_gradient(tf.reduce_max(x, axis=1, keepdims=True))
     width = tf.shape(x)[1]
     suffix_sums = tf.matmul(tf.exp(x - top), tf.linalg.band_part(tf.ones([width, width], x.dtype), -1, 0))
@@ -119,12 +129,41 @@ class _SetwiseImpl(losses_impl._ListwiseLoss):
 class PlackettLuceLoss(tfr_keras_losses._ListwiseLoss):
     """ListMLE truncated at `list_size` whose denominators also hold the rest (label 0); labels < 0 ignored.
 
-    y_true: float [b, n] labels (see `ranking_labels`), y_pred: float [b, n] scores. Per list: a sum over the
-    permutation's positions; rows with fewer than `list_size` positive labels use only those.
-    `ordered=True` promises lists as `compact_list` and `correction_list` build them: at most `list_size` entries
-    and the rest, positive labels decreasing along the row, the rest (0) after them, −1 anywhere. The permutation
-    is then the row's positive entries, and each denominator a suffix of the row (the same loss without a top-k, a
-    gather or slices: 0.4 s of a 6.5 s DCD epoch at the authors' protocol).
+    Per list, a sum over the permutation's positions k (the positive labels in descending order, at most
+    `list_size`; a row with fewer positive labels uses only those) of
+    log( Σ_{l≥k} e^{s_{π_l}} + Σ_{j: label 0} e^{s_j} ) − s_{π_k}.
+
+    Args:
+        list_size: the most permutation positions per list, >= 1.
+        ordered: promises lists as `compact_list` and `correction_list` build them: at most `list_size` entries
+            and the rest, positive labels decreasing along the row, the rest (0) after them, −1 anywhere. The
+            permutation is then the row's positive entries, and each denominator a suffix of the row: the same
+            loss without a top-k, a gather or slices.
+        reduction: how Keras combines the lists' losses (default: the mean over the batch).
+        name: the loss's name.
+
+    Call arguments:
+        y_true: float [batch, n] labels (see `labels.ranking_labels`).
+        y_pred: float [batch, n] scores.
+
+    Returns a float32 scalar when called, or float32 [batch, 1] with `Reduction.NONE`.
+
+    Raises:
+        HetCompError: `list_size` < 1; when called with `ordered`, a list of more than `list_size` + 1 entries.
+
+    Example:
+        >>> labels = tf.constant([[2.0, 1.0, 0.0, 0.0, -1.0]])  # item 0, then item 1, over items 2 and 3
+        >>> logits = tf.constant([[1.0, 2.0, 0.5, -1.0, 3.0]])
+        >>> loss = PlackettLuceLoss(list_size=2)
+        >>> round(float(loss(labels, logits)), 4)
+        1.7365
+
+        The same list compacted, its rest as one entry whose logit is log Σ e^s over the rest:
+
+        >>> compact = tf.stack([[1.0, 2.0, tf.reduce_logsumexp([0.5, -1.0])]])
+        >>> loss = PlackettLuceLoss(list_size=2, ordered=True)
+        >>> round(float(loss(tf.constant([[2.0, 1.0, 0.0]]), compact)), 4)
+        1.7365
     """
 
     def __init__(self, list_size: int, ordered: bool = False, reduction=REDUCTION.AUTO, name: str | None = None,
@@ -136,12 +175,33 @@ class PlackettLuceLoss(tfr_keras_losses._ListwiseLoss):
         self._loss = _PlackettLuceImpl(name=f"{name}_impl" if name else None, list_size=list_size, ordered=ordered)
 
     def get_config(self) -> dict:
+        """Keras' config: the base's plus `list_size` and `ordered`."""
         return {**super().get_config(), "list_size": self._list_size, "ordered": self._ordered}
 
 
 @tf.keras.utils.register_keras_serializable(package="hetcomp_tf")
 class SetwiseLoss(tfr_keras_losses._ListwiseLoss):
-    """Every positive-labelled item must outrank the whole rest (label 0); labels < 0 ignored."""
+    """Every positive-labelled item must outrank the whole rest (label 0); labels < 0 ignored.
+
+    Per list: Σ_{t: label_t > 0} softplus( log Σ_{j: label 0} e^{s_j} − s_t ), that is
+    −Σ_t [ s_t − log( e^{s_t} + Σ_j e^{s_j} ) ]: each positive item in a list of its own over the rest.
+
+    Args:
+        reduction: how Keras combines the lists' losses (default: the mean over the batch).
+        name: the loss's name.
+
+    Call arguments:
+        y_true: float [batch, n] labels: > 0 an item that must outrank the rest, 0 the rest, < 0 ignored.
+        y_pred: float [batch, n] scores.
+
+    Returns a float32 scalar when called, or float32 [batch, 1] with `Reduction.NONE`.
+
+    Example:
+        >>> labels = tf.constant([[1.0, 1.0, 0.0, 0.0, -1.0]])  # items 0 and 1 each over items 2 and 3
+        >>> logits = tf.constant([[1.0, 2.0, 0.5, -1.0, 3.0]])
+        >>> round(float(SetwiseLoss()(labels, logits)), 4)
+        0.7963
+    """
 
     def __init__(self, reduction=REDUCTION.AUTO, name: str | None = None, **kwargs):
         super().__init__(reduction, name, **kwargs)
