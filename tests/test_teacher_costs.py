@@ -106,10 +106,12 @@ def test_the_section_grows_as_measured_and_needs_two_sizes():
         teacher_cost_model(["MF"], SIZES[:1], TARGET, TINY.teachers, TINY.trajectory, print)
 
 
-def test_costmodel_command_writes_the_teachers_section(tmp_path):
-    out = tmp_path / "cost.json"
+def test_costmodel_command_writes_the_teachers_section_and_the_fit_file(tmp_path):
+    out, fits_file = tmp_path / "cost.json", tmp_path / "fits.json"
+    fits_file.write_text(json.dumps({"profiles": {"paper": {"kept": True}}}))
     done = run_cli(["costmodel", "--profile", "tiny", "--sizes", "200x300,400x600", "--teacher-sizes",
-                    "200x300,400x600", "--target", "10000x20000", "--steps", "2", "--out", str(out)])
+                    "200x300,400x600", "--target", "10000x20000", "--steps", "2", "--out", str(out),
+                    "--write-fits", str(fits_file)])
     assert done.code == 0, done.stderr
     result = json.loads(out.read_text())
     section = result["teachers"]
@@ -120,13 +122,21 @@ def test_costmodel_command_writes_the_teachers_section(tmp_path):
         assert all(m["epoch_seconds"] > 0 and m["evaluate_seconds"] > 0 for m in measured), name
         assert measured[1]["epoch_work"] > measured[0]["epoch_work"] > 0, name
         assert section["fits"][name]["epoch"]["driver"] == TEACHER_WORK[name].epoch_driver
-    assert "I-AE 10000 x 20000 (fitted)" in done.stdout and result["cpu"] and result["threads"] >= 1
+    assert "I-AE 10000 x 20000 (fitted)" in done.stdout and "run_seconds_at_caps" in done.stdout
+    fits = json.loads(fits_file.read_text())["profiles"]
+    assert fits["paper"] == {"kept": True}  # other profiles' entries stay
+    entry = fits["tiny"]
+    assert entry["cpu"] == result["cpu"] and entry["threads"] >= 1
+    assert set(entry["student"]) == {"step_seconds", "dkc_update_seconds"}
+    assert entry["teachers"]["GNN"]["evaluate"] == {k: section["fits"]["GNN"]["evaluate"][k] for k in
+                                                    ("driver", "c0", "c1")}
 
 
 @pytest.mark.parametrize("argv,message", [
     (["--teachers", "MF,XX"], "unknown teacher 'XX'"),
     (["--teacher-sizes", "200x300"], "--teacher-sizes 200x300: the teachers' fits need at least two sizes"),
     (["--teacher-sizes", "200x300,tiny"], "--teacher-sizes: '200x300,tiny' is not a comma-separated list"),
+    (["--teachers", "MF", "--write-fits"], "--write-fits with --teachers MF"),
 ])
 def test_costmodel_command_refuses_bad_teacher_options_in_one_line(tmp_path, argv, message):
     done = run_cli(["costmodel", "--profile", "tiny", "--sizes", "200x300,400x600", "--out", str(tmp_path / "c.json"),

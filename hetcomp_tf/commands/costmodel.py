@@ -1,7 +1,8 @@
 """`hetcomp costmodel`: the measured cost model: the student's epoch time, step memory, knowledge storage, DKC update
 and serving latency (`cost_model.cost_model`), then each teacher's epoch and full-ranking evaluation
 (`teacher_costs.teacher_cost_model`), at synthetic sizes, each fitted affine in what it grows with and extrapolated
-to a target size; JSON to --out (written after every measurement), tables on stdout."""
+to a target size; JSON to --out (written after every measurement), tables on stdout. --write-fits keeps the fitted
+constants as the profile's entry of the fit file the run estimates read (`estimate.py`)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,10 @@ def add_arguments(parser) -> None:
                         help="interactions per user before the 60/20/20 split (default 26, CiteULike's mean)")
     parser.add_argument("--steps", type=int, default=8, help="timed training steps per size (default 8)")
     parser.add_argument("--out", required=True, metavar="FILE.json", help="output JSON file")
+    parser.add_argument("--write-fits", nargs="?", const="", default=None, metavar="FILE.json",
+                        help="also write the fitted constants as this profile's entry of the fit file the run "
+                             "estimates of `hetcomp teachers`, `benchmark` and `run` read (default FILE: the "
+                             "package's hetcomp_tf/bench/cost_fits.json); needs every teacher measured")
 
 
 def _users_items(text: str) -> tuple[int, int]:
@@ -53,6 +58,9 @@ def run(args) -> int:
         raise HetCompError(f"--target: {args.target!r} is not a size like 10000000x1000000") from None
     if args.steps < 1:
         raise HetCompError(f"--steps {args.steps}: must be >= 1")
+    if args.write_fits is not None and len(teachers) < len(TEACHER_NAMES):
+        raise HetCompError(f"--write-fits with --teachers {args.teachers}: a run's estimate needs every teacher's "
+                           "fits; measure all six")
 
     from hetcomp_tf.bench.cost_model import Size
 
@@ -67,9 +75,11 @@ def run(args) -> int:
     import tensorflow as tf
 
     from hetcomp_tf.bench.cost_model import cost_model
+    from hetcomp_tf.bench.estimate import fits_entry, write_fits
     from hetcomp_tf.bench.teacher_costs import teacher_cost_model
     from hetcomp_tf.distill.fused import cpu_name
     from hetcomp_tf.util.files import write_json
+    from hetcomp_tf.util.progress import log
 
     result = cost_model(sizes, target, profile.distill, profile.trajectory, args.out, args.steps)
     result.update(cpu=cpu_name(), threads=tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count())
@@ -80,7 +90,10 @@ def run(args) -> int:
     print(student_table(result, target))
     if teachers:
         print()
-        print(teachers_table(result["teachers"], target))
+        print(teachers_table(result["teachers"], target, profile))
+    if args.write_fits is not None:
+        path = write_fits(fits_entry(result, result["cpu"], result["threads"]), profile.name, args.write_fits or None)
+        log(f"fits of profile {profile.name} written to {path}")
     return 0
 
 
@@ -95,11 +108,14 @@ def student_table(result: dict, target) -> str:
     return format_table(rows, columns, {c: ".3g" for c in columns})
 
 
-def teachers_table(section: dict, target) -> str:
-    """Each teacher's epoch and evaluation seconds per measured size and extrapolated to `target`."""
+def teachers_table(section: dict, target, profile) -> str:
+    """Each teacher's epoch and evaluation seconds per measured size and extrapolated to `target`, there also a
+    whole run at the profile's epoch caps (`estimate.teacher_seconds`)."""
+    from hetcomp_tf.bench.estimate import teacher_seconds
+    from hetcomp_tf.bench.work import Shape
     from hetcomp_tf.util.tables import format_table
 
-    columns = ["epoch_seconds", "evaluate_seconds"]
+    columns = ["epoch_seconds", "evaluate_seconds", "run_seconds_at_caps"]
     rows = {}
     for name, measured in section["measured"].items():
         for m in measured:
@@ -107,5 +123,7 @@ def teachers_table(section: dict, target) -> str:
         fits = section["fits"].get(name)
         if fits is not None:
             rows[f"{name} {target.users} x {target.items} (fitted)"] = {
-                "epoch_seconds": fits["epoch"]["at_target"], "evaluate_seconds": fits["evaluate"]["at_target"]}
+                "epoch_seconds": fits["epoch"]["at_target"], "evaluate_seconds": fits["evaluate"]["at_target"],
+                "run_seconds_at_caps": teacher_seconds({"teachers": section["fits"]}, name, profile.teachers[name],
+                                                       profile.trajectory, Shape.of_size(target))}
     return format_table(rows, columns, {c: ".3g" for c in columns})
