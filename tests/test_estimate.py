@@ -1,17 +1,21 @@
 """A run's estimate from the cost model's fits: the fit file, teachers and students priced at their caps, the line
-the commands print."""
+the commands print, and the whole-run ETA of the teachers' progress lines."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
+import re
+import time
+from types import SimpleNamespace
 
 import pytest
 
 from hetcomp_tf.bench import estimate
 from hetcomp_tf.bench.work import TEACHER_WORK, Shape, steps_per_epoch
 from hetcomp_tf.config import TEACHER_NAMES, get_profile
+from hetcomp_tf.teachers import workflow
 
 TINY = get_profile("tiny")
 SHAPE = Shape(users=1000, items=2000, train=15_000, valid_users=1000)
@@ -102,3 +106,77 @@ def test_writing_a_profiles_fits_keeps_the_others(tmp_path):
     estimate.write_fits({"cpu": "b"}, "paper", path)
     assert json.loads(path.read_text())["profiles"] == {"paper": {"cpu": "b"}, "tiny": fits_entry()}
     assert estimate.profile_fits("tiny", path) == fits_entry() and estimate.profile_fits("large", path) is None
+
+
+def test_the_teachers_after_each_one_are_summed_while_all_are_known():
+    assert workflow.seconds_after(["A", "B", "C"], {"A": 1.0, "B": 2.0, "C": 3.0}) == {"C": 0.0, "B": 3.0, "A": 5.0}
+    assert workflow.seconds_after(["A", "B", "C"], {"A": 1.0, "B": None, "C": 3.0}) == {"C": 0.0, "B": 3.0}
+    assert workflow.seconds_after([], {}) == {}
+
+
+def test_a_teachers_progress_line_carries_the_eta_of_all_teachers(capsys):
+    progress = workflow.TeachersProgress("MF epoch", 4, run_started=time.time() - 130, later_seconds=600.0)
+    progress.start -= 10  # 10 s into MF: 2 of 4 epochs done, 10 s to go
+    progress.update(2, "loss 0.5000")
+    line = capsys.readouterr().err.strip()
+    assert "MF epoch 2/4 loss 0.5000 [10s elapsed, ETA 10s; all teachers: 2 min elapsed, ETA ~10 min at the " \
+           "epoch caps]" in line
+
+
+def _minutes(text: str) -> float:
+    """A `duration` back in minutes."""
+    value, unit = re.fullmatch(r"([\d.]+) ?(s|min|h|days)", text).groups()
+    return float(value) * {"s": 1 / 60, "min": 1, "h": 60, "days": 1440}[unit]
+
+
+def test_training_the_teachers_reports_the_eta_of_all_of_them(tiny_dataset, tmp_path, fits_file, capsys):
+    """MF's lines add GNN's estimate (12 epochs of 100 s: 20 min) to MF's own ETA; GNN's, the last teacher's, are
+    its own ETA."""
+    fits = fits_entry()
+    fits["teachers"]["GNN"] = {"epoch": {"driver": "-", "c0": 100.0, "c1": 0.0},
+                               "evaluate": {"driver": "-", "c0": 0.0, "c1": 0.0}}
+    estimate.write_fits(fits, "tiny", fits_file)
+    workflow.train_teachers(tiny_dataset, TINY, tmp_path / "out", ["MF", "GNN"])
+    lines = capsys.readouterr().err.splitlines()
+    for name, later in (("MF", 1200), ("GNN", 0)):
+        epochs = [line for line in lines if f"{name} epoch " in line]
+        assert epochs, name
+        for line in epochs:
+            own, whole = re.search(r"ETA (\d+)s; all teachers: .* elapsed, ETA ~(.+) at the epoch caps]", line).groups()
+            assert abs(_minutes(whole) - (int(own) + later) / 60) <= 1, line
+
+
+def test_the_teachers_command_prints_its_estimate_before_training(fits_file, tmp_path):
+    from tests.helpers import run_cli
+
+    done = run_cli(["teachers", "--data", "synthetic", "--profile", "tiny", "--teachers", "MF", "--out",
+                    str(tmp_path / "out")])
+    assert done.code == 0, done.stderr
+    line = next(line for line in done.stderr.splitlines() if "estimate: ~" in line)
+    assert done.stderr.index(line) < done.stderr.index("MF epoch 1/") and "(1 teacher run " in line
+    fits_file.write_text(json.dumps({"profiles": {}}))
+    done = run_cli(["teachers", "--data", "synthetic", "--profile", "tiny", "--teachers", "MF", "--out",
+                    str(tmp_path / "again")])
+    assert "no estimate of the run's time: cost_fits.json holds no fits for profile 'tiny'" in done.stderr
+
+
+def test_the_run_and_benchmark_estimates_count_what_they_train(fits_file, tmp_path, capsys):
+    from hetcomp_tf.bench.benchmark import BenchmarkPlan
+    from hetcomp_tf.commands.benchmark import log_plan_estimate
+    from hetcomp_tf.commands.run import log_run_estimate
+
+    args = SimpleNamespace(data="synthetic", format=None, profile="tiny", set=[], min_rating=None,
+                           split_protocol=None)
+    log_run_estimate(args, ("MF", "ML"))
+    assert "(2 teacher runs " in capsys.readouterr().err
+    log_run_estimate(SimpleNamespace(**{**vars(args), "data": str(tmp_path / "part-*.csv")}), ("MF",))
+    assert "no estimate of the run's time: --data is a glob of shards" in capsys.readouterr().err
+
+    plan = BenchmarkPlan.from_options("synthetic", None, TINY, 2, ["wo_kd", "hetcomp"], [4, 8], tmp_path / "bench",
+                                      direct=["GNN"])
+    log_plan_estimate(plan)  # 6 teachers + GNN at dims 4 and 8; wo_kd, hetcomp at seeds 0, 1 and at dim 4
+    line = capsys.readouterr().err
+    assert "(8 teacher runs " in line and "6 student runs" in line
+    only = dataclasses.replace(plan, only_seeds=[1])
+    log_plan_estimate(only)
+    assert "(6 teacher runs " in capsys.readouterr().err
