@@ -1,6 +1,7 @@
 """`hetcomp run`: the whole TFX pipeline on this machine (LocalDagRunner), then OUT/report.json
-(`pipeline.report.build_report`), a table and the commands to try next (serve the pushed model, query it for a
-real user, open TensorBoard). Before it, the run's estimated time (`bench/estimate.py`). One run at a time per --out (`hetcomp_tf.util.locking`): a second one exits with one line
+(`pipeline.report.build_report`), a table (a teacher its epoch cap stopped named so) and the commands to try next
+(serve the pushed model, query it for a real user, open TensorBoard). Before it, the run's estimated time
+(`bench/estimate.py`). One run at a time per --out (`hetcomp_tf.util.locking`): a second one exits with one line
 naming the running one's pid, pushing nothing.
 
 A second run with the same data and settings is served from the TFX cache (only the RankingEvaluator and Pusher
@@ -35,10 +36,12 @@ def add_arguments(parser) -> None:
 
 
 def print_summary(report: dict) -> None:
-    from hetcomp_tf.util.tables import format_table
+    from hetcomp_tf.util.tables import format_table, teacher_label, teacher_row
 
     columns = [f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")]
-    print(format_table({name: m["test"] for name, m in report["methods"].items()}, columns))
+    labels = {teacher_row(name): teacher_label(teacher_row(name), run)  # a teacher its epoch cap stopped named so
+              for name, run in report.get("teachers", {}).items()}  # a report written before it had none
+    print(format_table({labels.get(name, name): m["test"] for name, m in report["methods"].items()}, columns))
     verdict = report["blessing"]
     pushed = report["pushed_model"] or ("nothing (already the served model)" if report["blessed"] else "nothing")
     split = verdict.get("split", "test")  # a verdict cached from before valid decided every push was read on test

@@ -1,6 +1,6 @@
 """`hetcomp teachers`: train the heterogeneous teachers, export their trajectories, evaluate their ensemble
-(`hetcomp_tf.teachers.train_teachers`, which documents what --out receives), and print the table. Before training,
-the run's estimated time (`bench/estimate.py`). With --jobs N,
+(`hetcomp_tf.teachers.train_teachers`, which documents what --out receives), and print the table, a teacher its
+epoch cap stopped named so. Before training, the run's estimated time (`bench/estimate.py`). With --jobs N,
 N teachers train at a time in worker processes. With `--distribute multi_worker` every worker of the cluster in
 TF_CONFIG runs the same command; only the chief writes --out.
 """

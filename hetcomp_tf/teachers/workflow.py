@@ -36,7 +36,7 @@ from hetcomp_tf.teachers.training import train_teacher
 from hetcomp_tf.teachers.trajectories import load_trajectories
 from hetcomp_tf.util.files import atomic_directory, link_tree, read_json, write_json
 from hetcomp_tf.util.progress import Progress, log
-from hetcomp_tf.util.tables import ENSEMBLE_LABEL, FITTED_ENSEMBLE_LABEL, format_table
+from hetcomp_tf.util.tables import ENSEMBLE_LABEL, FITTED_ENSEMBLE_LABEL, format_table, teacher_label
 from hetcomp_tf.util.workers import run_in_workers
 
 OUTPUTS = ("dataset.npz", "teachers.json", "trajectories", "logs/teachers")
@@ -151,8 +151,10 @@ class TeachersProgress(Progress):
 
 
 def teachers_table(result: dict) -> str:
-    """The test metrics and seconds of every teacher, then the ensemble and the valid-fitted ensemble."""
-    rows = {name: {**r["test"], "seconds": r["train_seconds"]} for name, r in result["teachers"].items()}
+    """The test metrics and seconds of every teacher (a teacher its epoch cap stopped named so), then the ensemble
+    and the valid-fitted ensemble."""
+    rows = {teacher_label(name, r): {**r["test"], "seconds": r["train_seconds"]}
+            for name, r in result["teachers"].items()}
     rows[ENSEMBLE_LABEL] = result["ensemble"]["test"]
     rows[FITTED_ENSEMBLE_LABEL] = result["ensemble_weighted"]["test"]  # teacher weights fitted on valid
     return format_table(rows, TABLE_COLUMNS, {"seconds": ".1f"})
