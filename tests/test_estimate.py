@@ -14,7 +14,7 @@ import pytest
 
 from hetcomp_tf.bench import estimate
 from hetcomp_tf.bench.work import TEACHER_WORK, Shape, steps_per_epoch
-from hetcomp_tf.config import TEACHER_NAMES, get_profile
+from hetcomp_tf.config import PROFILES, TEACHER_NAMES, get_profile
 from hetcomp_tf.teachers import workflow
 
 TINY = get_profile("tiny")
@@ -106,6 +106,15 @@ def test_writing_a_profiles_fits_keeps_the_others(tmp_path):
     estimate.write_fits({"cpu": "b"}, "paper", path)
     assert json.loads(path.read_text())["profiles"] == {"paper": {"cpu": "b"}, "tiny": fits_entry()}
     assert estimate.profile_fits("tiny", path) == fits_entry() and estimate.profile_fits("large", path) is None
+
+
+def test_the_committed_fits_price_every_profile_and_name_their_cpu():
+    for name in PROFILES:
+        fits = estimate.profile_fits(name)
+        assert fits is not None, f"{estimate.FITS_FILE} has no entry for profile {name}"
+        assert fits["cpu"] and fits["threads"] >= 1 and set(fits["teachers"]) == set(TEACHER_NAMES), name
+        got = estimate.estimate_run(get_profile(name), SHAPE, TEACHER_NAMES, student_runs=1)
+        assert isinstance(got, estimate.Estimate) and got.seconds > 0, (name, got)
 
 
 def test_the_teachers_after_each_one_are_summed_while_all_are_known():

@@ -92,6 +92,7 @@ def test_report_compares_every_teacher_the_ensemble_and_the_student(runs):
         assert report["methods"][f"teacher:{name}"]["ended_by"] == ending["ended_by"], name
         capped = f"teacher:{name} (capped at {ending['epochs']} epochs)"
         assert (capped in runs.first.stdout) == (not ending["converged"]), name
+    assert "estimate: ~" in runs.first.stderr  # printed before training, from the committed fits
 
 
 @pytest.mark.slow
