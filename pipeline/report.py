@@ -1,5 +1,6 @@
 """The report of one pipeline run (OUT/report.json): the comparison table and blessing read back from the
-artifacts, each component's state, the TensorBoard runs and the commands to try next. It reads TFX artifacts, so
+artifacts, how each teacher's training ended (early stopping, or its epoch cap: it may not have converged), each
+component's state, the TensorBoard runs and the commands to try next. It reads TFX artifacts, so
 it lives with the pipeline, not in the library.
 """
 
@@ -49,6 +50,7 @@ def build_report(config, nodes: dict, seconds: dict) -> dict:
         "methods": evaluation["methods"],
         "blessing": evaluation["blessing"],
         "blessed": evaluation["blessing"]["blessed"],
+        "teachers": {name: teacher_ending(nodes[f"TeacherTrainer.{name}"]) for name in config.teachers},
         "pushed_model": pushed,
         "served_model": served_version(config.serving()),
         "components": {node: {"state": run.state, "seconds": seconds.get(node)} for node, run in nodes.items()},
@@ -62,6 +64,16 @@ def build_report(config, nodes: dict, seconds: dict) -> dict:
     user = str(dataset.user_vocab[0])
     serving = config.serving() if report["served_model"] else None
     return {**report, "next_steps": next_steps(serving, user, logs)}
+
+
+def teacher_ending(trainer) -> dict:
+    """How a TeacherTrainer node's training ended: {"epochs", "ended_by" ("early stop" | "epoch cap"), "converged"
+    (ended by early stopping)}, from the metrics beside its trajectory."""
+    from components import keys, storage
+    from components.artifacts import METRICS_FILE
+
+    run = storage.read_json(trainer.uri(keys.TRAJECTORY_KEY), METRICS_FILE)
+    return {"epochs": run["epochs"], "ended_by": run["ended_by"], "converged": run["ended_by"] == "early stop"}
 
 
 def next_steps(serving_dir: str | None, user: str, logs: dict) -> list[str]:

@@ -15,6 +15,8 @@ from hetcomp_tf.data.dataset import Dataset
 from hetcomp_tf.distill.ensemble import EnsembleKnowledge, evaluate_ensemble
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.teachers.trajectories import load_trajectories
+from hetcomp_tf.teachers.workflow import teachers_table
+from hetcomp_tf.util.tables import teacher_label
 
 METRIC_KEYS = {f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")}
 
@@ -83,12 +85,22 @@ def test_teachers_prints_the_test_metrics_table(teachers_out):
     lines = stdout.strip().splitlines()
     header = lines[1].split()
     assert header == [f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")] + ["seconds"]
-    rows = {line.split()[0]: line.split()[1:] for line in lines[3:]}
-    assert list(rows) == [*TEACHER_NAMES, "Ensemble", "Ensemble-fitted"]
-    for name in TEACHER_NAMES:
-        assert float(rows[name][header.index("recall@50")]) == pytest.approx(
+    rows = {" ".join(line.split()[:-len(header)]): line.split()[-len(header):] for line in lines[3:]}
+    labels = [teacher_label(name, result["teachers"][name]) for name in TEACHER_NAMES]
+    assert list(rows) == [*labels, "Ensemble", "Ensemble-fitted"]
+    for name, label in zip(TEACHER_NAMES, labels):
+        assert float(rows[label][header.index("recall@50")]) == pytest.approx(
             result["teachers"][name]["test"]["recall@50"], abs=5e-5)
     assert rows["Ensemble"][-1] == "-"
+
+
+def test_a_teacher_its_epoch_cap_stopped_is_named_so_in_the_table():
+    metrics = {key: 0.1 for key in METRIC_KEYS}
+    result = {"teachers": {"MF": {"test": metrics, "train_seconds": 3.0, "epochs": 6, "ended_by": "epoch cap"},
+                           "GNN": {"test": metrics, "train_seconds": 2.0, "epochs": 4, "ended_by": "early stop"}},
+              "ensemble": {"test": metrics}, "ensemble_weighted": {"test": metrics}}
+    names = [line.split("  ")[0].strip() for line in teachers_table(result).splitlines()[2:]]
+    assert names == ["MF (capped at 6 epochs)", "GNN", "Ensemble", "Ensemble-fitted"]
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -86,6 +86,13 @@ def test_report_compares_every_teacher_the_ensemble_and_the_student(runs):
     assert report["blessing"]["baseline"] is None  # nothing served yet: blessed on the value threshold alone
     assert report["served_model"] == report["pushed_model"] is not None
     assert "tensorboard --logdir_spec" in runs.first.stdout and "student-hetcomp:" in runs.first.stdout
+    assert list(report["teachers"]) == list(TEACHER_NAMES)
+    for name, ending in report["teachers"].items():  # how each teacher's training ended, a capped one named
+        assert ending["converged"] == (ending["ended_by"] == "early stop") and ending["epochs"] >= 1, name
+        assert report["methods"][f"teacher:{name}"]["ended_by"] == ending["ended_by"], name
+        capped = f"teacher:{name} (capped at {ending['epochs']} epochs)"
+        assert (capped in runs.first.stdout) == (not ending["converged"]), name
+    assert "estimate: ~" in runs.first.stderr  # printed before training, from the committed fits
 
 
 @pytest.mark.slow
@@ -285,6 +292,28 @@ def test_artifact_directories_round_trip_through_remote_storage():
             assert f.read() == "1 2 3"
     storage.write_json("ram://hetcomp-test/metrics", METRICS_FILE, {"methods": {"a": {"test": {"recall@50": 0.5}}}})
     assert storage.read_json("ram://hetcomp-test/metrics", METRICS_FILE)["methods"]["a"]["test"]["recall@50"] == 0.5
+
+
+def test_the_report_says_how_each_teacher_ended_and_its_table_names_a_capped_one(tmp_path, capsys):
+    from hetcomp_tf.commands.run import print_summary
+    from pipeline.report import teacher_ending
+
+    storage.write_json(str(tmp_path / "MF"), METRICS_FILE, {"teacher": "MF", "epochs": 6, "ended_by": "epoch cap"})
+    trainer = SimpleNamespace(uri={keys.TRAJECTORY_KEY: str(tmp_path / "MF")}.get)
+    assert teacher_ending(trainer) == {"epochs": 6, "ended_by": "epoch cap", "converged": False}
+    metrics = {"test": {name: 0.1 for name in METRIC_NAMES}}
+    report = {"methods": {name: metrics for name in ("teacher:MF", "teacher:GNN", "ensemble", "student:hetcomp")},
+              "teachers": {"MF": teacher_ending(trainer),
+                           "GNN": {"epochs": 3, "ended_by": "early stop", "converged": True}},
+              "blessing": {"metric": "recall@50", "student": 0.1, "required": 0.05, "min_share_of_ensemble": 0.5,
+                           "ensemble": 0.1, "baseline": None},
+              "blessed": True, "pushed_model": "serving/1", "warm_start": {}, "components": {}, "next_steps": []}
+    print_summary(report)
+    rows = [line.split("  ")[0].strip() for line in capsys.readouterr().out.splitlines()[2:6]]
+    assert rows == ["teacher:MF (capped at 6 epochs)", "teacher:GNN", "ensemble", "student:hetcomp"]
+    del report["teachers"]  # a report written before it said how teachers ended
+    print_summary(report)
+    assert "capped" not in capsys.readouterr().out
 
 
 def test_configs_survive_json_execution_properties():

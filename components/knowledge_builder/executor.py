@@ -1,5 +1,6 @@
 """The `KnowledgeBuilder` executor: the teachers' trajectories -> the ensemble knowledge the student distils from,
-plus the comparison table's teacher and ensemble rows (`RankingMetrics`). In memory (`EnsembleKnowledge.save`'s
+plus the comparison table's teacher and ensemble rows (`RankingMetrics`; a teacher's row also says how its training
+ended, "early stop" or "epoch cap", after how many epochs). In memory (`EnsembleKnowledge.save`'s
 layout), or with `beam_build` as a Beam pipeline on the runner `beam_pipeline_args` name, writing sharded
 per-user examples (`knowledge_beam.py`); the StudentTrainer reads either (`knowledge_beam.load_knowledge`).
 
@@ -44,7 +45,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             uri = artifact_utils.get_single_uri(input_dict[keys.trajectory_key(teacher)])
             trajectory_dirs[teacher] = os.path.join(uri, TRAJECTORY_DIR)
             teacher_run = storage.read_json(uri, METRICS_FILE)
-            methods[teacher_row(teacher)] = {"valid": teacher_run["valid"], "test": teacher_run["test"]}
+            methods[teacher_row(teacher)] = {"valid": teacher_run["valid"], "test": teacher_run["test"],
+                                             "epochs": teacher_run["epochs"], "ended_by": teacher_run["ended_by"]}
         if not trajectory_dirs:
             raise HetCompError("KnowledgeBuilder: no teacher trajectory is wired in")
 

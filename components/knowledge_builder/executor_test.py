@@ -27,7 +27,10 @@ class TestKnowledgeBuilder:
         methods = storage.read_json(knowledge.metrics.uri, METRICS_FILE)["methods"]
         assert set(methods) == {"teacher:MF", "teacher:ML", "ensemble"}
         for name, run in teachers.items():
-            assert methods[f"teacher:{name}"]["test"] == storage.read_json(run.trajectory.uri, METRICS_FILE)["test"]
+            trained = storage.read_json(run.trajectory.uri, METRICS_FILE)
+            assert methods[f"teacher:{name}"]["test"] == trained["test"]
+            assert (methods[f"teacher:{name}"]["epochs"], methods[f"teacher:{name}"]["ended_by"]) == (
+                trained["epochs"], trained["ended_by"])  # how its training ended, for the report's table
         assert methods["ensemble"]["test"] == pytest.approx(ensemble.evaluate_ensemble(built, ingested.data, "test"))
 
     def test_the_beam_build_writes_the_same_knowledge_sharded_and_the_same_table(self, root, ingested, teachers,

@@ -3,7 +3,8 @@ and extrapolated.
 
 At each size (users, items, interactions per user) one process measures, on random data of those shapes:
   * `step_seconds`: one fine-grained KD step at the profile's protocol (the fused kernel where it builds), the mean
-    of `steps` after one untimed; an epoch is `steps_per_epoch` = ⌈train interactions / batch size⌉ of them;
+    of `steps` after one untimed; an epoch is `steps_per_epoch` of them (⌈train interactions / batch size⌉, or
+    ⌈users / batch size⌉ with `batching` "users");
   * `step_memory_bytes`: the largest resident-memory growth seen while those steps ran (sampled every 2 ms);
   * `knowledge_bytes`: the six trajectories as `hetcomp teachers` writes them (T checkpoints × top-N per user)
     plus the DKC target table;
@@ -14,7 +15,8 @@ overheads show, weigh as much as the large ones), with the driver the work scale
 users against every item, so step time and memory follow the items; storage follows the users; a DKC update
 scores every user against every item; serving scores one user against every item. The epoch at the target size
 is its steps times the fitted step. Random targets cost what real ones do: a step's work depends on the shapes,
-not on which items the lists name (as in step_timing).
+not on which items the lists name (as in step_timing). The teachers' epochs and evaluations are measured, fitted
+and extrapolated the same way in teacher_costs.py; the drivers of both live in work.py.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from hetcomp_tf.bench.latency import unobserved_topk_recommender
+from hetcomp_tf.bench.work import drivers, steps_per_epoch
 from hetcomp_tf.config import TEACHER_NAMES, DistillConfig, TrajectoryConfig
 from hetcomp_tf.data.dataset import CSR, Dataset
 from hetcomp_tf.distill.batches import epoch_batches
@@ -79,31 +82,6 @@ class Size:
     def train(self) -> int:
         """Train interactions: 60 % of each user's, as the splits keep."""
         return self.users * int(self.per_user * 0.6)
-
-
-def drivers(size: Size) -> dict[str, float]:
-    """The quantities costs scale with.
-
-    Args:
-        size: the size.
-
-    Returns:
-        {"users", "items", "users_x_items"} as floats.
-    """
-    return {"users": float(size.users), "items": float(size.items), "users_x_items": float(size.users) * size.items}
-
-
-def steps_per_epoch(size: Size, cfg: DistillConfig) -> int:
-    """An epoch's steps: ⌈train interactions / batch size⌉.
-
-    Args:
-        size: the size.
-        cfg: the distillation config (`batch_size`).
-
-    Returns:
-        The steps.
-    """
-    return -(-size.train // cfg.batch_size)
 
 
 def distinct_items(rng: np.random.Generator, rows: int, width: int, n_items: int) -> np.ndarray:

@@ -3,7 +3,9 @@
 
 A teacher's run costs about epochs × `epoch_seconds` + evaluations × `evaluate_seconds`; which term dominates
 decides what a profile for larger data must cut (fewer evaluations, evaluations over a sample of users, or a
-cheaper epoch). The first epoch also traces the step and is reported apart; the second is the steady one.
+cheaper epoch). The first epoch also traces the step and is reported apart; the second is the steady one. The
+evaluation is timed after an untimed one over two batches of users, which traces its functions: the steady cost of
+every evaluation of a run but the first.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 from hetcomp_tf.config import TeacherConfig, TrajectoryConfig
 from hetcomp_tf.bench.cost_model import PeakRSS
+from hetcomp_tf.bench.work import EVAL_BATCH
 from hetcomp_tf.data.dataset import Dataset
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.models import build_teacher
@@ -48,6 +53,8 @@ def time_teacher(name: str, data: Dataset, cfg: TeacherConfig, traj: TrajectoryC
         start = time.perf_counter()
         teacher.train_epoch(optimizer, 1)
         epoch = time.perf_counter() - start
+    warm_up = np.flatnonzero(data.valid.lengths() > 0)[:EVAL_BATCH + 1]  # two batch sizes: every trace made
+    evaluate(BatchRanker(teacher.score_all, data.train, data.n_items, traj.top_n), data, "valid", users=warm_up)
     with PeakRSS() as evaluate_memory:
         start = time.perf_counter()
         ranker = BatchRanker(teacher.score_all, data.train, data.n_items, traj.top_n)

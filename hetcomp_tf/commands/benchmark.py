@@ -1,5 +1,6 @@
 """`hetcomp benchmark`: the teachers once (or reused from --out), then every distillation method over seeds and
-student sizes; results.json, curves.png and a printed table (see hetcomp_tf/bench/benchmark.py for the layout)."""
+student sizes; results.json, curves.png and a printed table (see hetcomp_tf/bench/benchmark.py for the layout).
+Before training, the invocation's estimated time (`bench/estimate.py`)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def run(args) -> int:
             else list(profile.student_dims))
     prepare_data(args)
 
-    from hetcomp_tf.bench.benchmark import run_benchmark
+    from hetcomp_tf.bench.benchmark import BenchmarkPlan, run_benchmark
     from hetcomp_tf.bench.results import results_table, sweep_table
     from hetcomp_tf.bench.runs import RunKey
     from hetcomp_tf.distill.methods import METHODS
@@ -59,6 +60,9 @@ def run(args) -> int:
     only_runs = None if args.only_runs is None else [RunKey(*key) for key in parse_list(
         args.only_runs, "--only-runs", what="METHOD:DIM:SEED run", convert=_run_key)]
     direct = parse_list(args.direct, "--direct", DIRECT_TEACHERS, "teacher") if args.direct else []
+    plan = BenchmarkPlan.from_options(args.data, args.format, profile, args.seeds, methods, dims, args.out, args.jobs,
+                                      only_seeds, args.import_runs, only_runs, direct, args.latency, args.extra_seeds)
+    log_plan_estimate(plan)
     results = run_benchmark(args.data, args.format, profile, args.seeds, methods, dims, args.out, jobs=args.jobs,
                             only_seeds=only_seeds, import_runs=args.import_runs, only_runs=only_runs,
                             direct=direct, latency=args.latency, extra_seeds=args.extra_seeds)
@@ -72,6 +76,28 @@ def run(args) -> int:
              if len(results["invocations"]) > 1 else "")
     print(f"\nwall time {results['wall_seconds']:.0f}s{total}")
     return 0
+
+
+def log_plan_estimate(plan) -> None:
+    """Logs the estimate of what `plan` (a BenchmarkPlan) trains: the six teachers unless --out holds reusable ones,
+    its runs (--only-runs', or the plan's, of --only-seeds' seeds), a direct model priced as its teacher. Finished
+    runs resumed or imported are counted too: an upper bound."""
+    from pathlib import Path
+
+    from hetcomp_tf.bench import estimate
+    from hetcomp_tf.bench.benchmark import teachers_reusable
+    from hetcomp_tf.bench.frontier import direct_teacher, is_direct
+    from hetcomp_tf.bench.work import Shape
+    from hetcomp_tf.config import TEACHER_NAMES
+    from hetcomp_tf.data.loading import load_dataset
+
+    data = load_dataset(plan.data_spec, plan.fmt, plan.profile.data)
+    keys = [key for key in (plan.keys if plan.only_runs is None else plan.only_runs)
+            if plan.only_seeds is None or key.seed in plan.only_seeds]
+    teachers = [] if teachers_reusable(Path(plan.out), data, plan.profile) is None else list(TEACHER_NAMES)
+    teachers += [direct_teacher(key.method) for key in keys if is_direct(key.method)]
+    students = sum(not is_direct(key.method) for key in keys)
+    estimate.log_estimate(plan.profile, Shape.of_dataset(data), teachers, students)
 
 
 def _seed(text: str) -> int:

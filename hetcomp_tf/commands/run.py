@@ -1,6 +1,7 @@
 """`hetcomp run`: the whole TFX pipeline on this machine (LocalDagRunner), then OUT/report.json
-(`pipeline.report.build_report`), a table and the commands to try next (serve the pushed model, query it for a
-real user, open TensorBoard). One run at a time per --out (`hetcomp_tf.util.locking`): a second one exits with one line
+(`pipeline.report.build_report`), a table (a teacher its epoch cap stopped named so) and the commands to try next
+(serve the pushed model, query it for a real user, open TensorBoard). Before it, the run's estimated time
+(`bench/estimate.py`). One run at a time per --out (`hetcomp_tf.util.locking`): a second one exits with one line
 naming the running one's pid, pushing nothing.
 
 A second run with the same data and settings is served from the TFX cache (only the RankingEvaluator and Pusher
@@ -13,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 
-from hetcomp_tf.commands.options import add_pipeline_arguments, pipeline_config, prepare_data
+from hetcomp_tf.commands.options import add_pipeline_arguments, pipeline_config, prepare_data, profile_from_args
 from hetcomp_tf.config import METRIC_KS
 from hetcomp_tf.util.files import out_of_space_reported
 from hetcomp_tf.util.locking import exclusive_dir
@@ -35,10 +36,12 @@ def add_arguments(parser) -> None:
 
 
 def print_summary(report: dict) -> None:
-    from hetcomp_tf.util.tables import format_table
+    from hetcomp_tf.util.tables import format_table, teacher_label, teacher_row
 
     columns = [f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")]
-    print(format_table({name: m["test"] for name, m in report["methods"].items()}, columns))
+    labels = {teacher_row(name): teacher_label(teacher_row(name), run)  # a teacher its epoch cap stopped named so
+              for name, run in report.get("teachers", {}).items()}  # a report written before it had none
+    print(format_table({labels.get(name, name): m["test"] for name, m in report["methods"].items()}, columns))
     verdict = report["blessing"]
     pushed = report["pushed_model"] or ("nothing (already the served model)" if report["blessed"] else "nothing")
     split = verdict.get("split", "test")  # a verdict cached from before valid decided every push was read on test
@@ -70,6 +73,30 @@ def change_summary(metric: str, change: dict | None) -> str:
             f"{'passed' if change['passed'] else 'FAILED'}")
 
 
+def log_run_estimate(args, teachers) -> None:
+    """Logs the estimate of the pipeline's teachers and its student from the data's size (read once more for it),
+    or why there is none: shards are sized only by their ingestion, and data that does not load is the ingestion's
+    to report."""
+    import glob
+
+    from hetcomp_tf.bench.estimate import log_estimate
+    from hetcomp_tf.bench.work import Shape
+    from hetcomp_tf.data.loading import load_dataset
+    from hetcomp_tf.errors import HetCompError
+    from hetcomp_tf.util.progress import log
+
+    if glob.has_magic(args.data):
+        log("no estimate of the run's time: --data is a glob of shards, sized only as the pipeline ingests them")
+        return
+    profile = profile_from_args(args)
+    try:
+        data = load_dataset(args.data, args.format, profile.data)
+    except HetCompError as error:
+        log(f"no estimate of the run's time: {error}")
+        return
+    log_estimate(profile, Shape.of_dataset(data), teachers, 1)
+
+
 def run(args) -> int:
     out = os.path.abspath(args.out)
     if args.data not in ("synthetic", "citeulike"):  # executors may run elsewhere than the current directory
@@ -89,6 +116,7 @@ def _run_pipeline(args, out: str) -> int:
     config = pipeline_config(args, out, direct_num_workers=args.direct_num_workers,
                              direct_running_mode=args.direct_running_mode, enable_cache=not args.no_cache,
                              warm_start=args.warm_start)
+    log_run_estimate(args, config.teachers)
     nodes, seconds = run_local(config)
     report = build_report(config, nodes, seconds)
     path = write_json(os.path.join(out, "report.json"), report)

@@ -1,5 +1,6 @@
 """`hetcomp teachers`: train the heterogeneous teachers, export their trajectories, evaluate their ensemble
-(`hetcomp_tf.teachers.train_teachers`, which documents what --out receives), and print the table. With --jobs N,
+(`hetcomp_tf.teachers.train_teachers`, which documents what --out receives), and print the table, a teacher its
+epoch cap stopped named so. Before training, the run's estimated time (`bench/estimate.py`). With --jobs N,
 N teachers train at a time in worker processes. With `--distribute multi_worker` every worker of the cluster in
 TF_CONFIG runs the same command; only the chief writes --out.
 """
@@ -48,12 +49,15 @@ def run(args) -> int:
 
     strategy = make_strategy(args.distribute)  # before TensorFlow runs anything (multi-worker collectives)
 
+    from hetcomp_tf.bench.estimate import log_estimate
+    from hetcomp_tf.bench.work import Shape
     from hetcomp_tf.data.loading import load_dataset
     from hetcomp_tf.util.progress import log
     from hetcomp_tf.teachers.workflow import teachers_table, train_teachers
 
     data = load_dataset(args.data, args.format, profile.data)
     log(f"dataset {data.name}: {data.sizes()}")
+    log_estimate(profile, Shape.of_dataset(data), names)
     with worker_dir(out, strategy) as written:  # the chief's --out; a scratch directory on the other workers
         result = train_teachers(data, profile, written, names, seed=args.seed, jobs=args.jobs)
     if not is_chief(strategy):

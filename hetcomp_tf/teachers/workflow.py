@@ -10,25 +10,33 @@ Resumable by teacher: each finished teacher is kept in `out`/.teachers-resume/ (
 teachers.json entry) under a fingerprint of the split, the profile and the seed; a rerun with the same fingerprint
 trains only the teachers that did not finish (a teacher stopped mid-training starts again). On data of Gowalla's
 size the teachers take hours, longer than a machine may stay up.
+
+Teachers trained one after another (jobs = 1) report each epoch with the ETA of all of them: the training teacher's
+own ETA plus the estimate of the teachers not started (`estimate.teacher_estimates`, from the cost model's fits at
+their epoch caps, so an upper bound); with no fits for the profile, or in worker processes, only the teacher's own.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import shutil
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from hetcomp_tf.bench.estimate import duration, teacher_estimates
+from hetcomp_tf.bench.work import Shape
 from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES, DistillConfig, Profile
 from hetcomp_tf.data.dataset import Dataset
 from hetcomp_tf.distill.ensemble import EnsembleKnowledge, evaluate_ensemble, fit_ensemble, target_knowledge
 from hetcomp_tf.teachers.training import train_teacher
 from hetcomp_tf.teachers.trajectories import load_trajectories
 from hetcomp_tf.util.files import atomic_directory, link_tree, read_json, write_json
-from hetcomp_tf.util.progress import log
-from hetcomp_tf.util.tables import ENSEMBLE_LABEL, FITTED_ENSEMBLE_LABEL, format_table
+from hetcomp_tf.util.progress import Progress, log
+from hetcomp_tf.util.tables import ENSEMBLE_LABEL, FITTED_ENSEMBLE_LABEL, format_table, teacher_label
 from hetcomp_tf.util.workers import run_in_workers
 
 OUTPUTS = ("dataset.npz", "teachers.json", "trajectories", "logs/teachers")
@@ -39,6 +47,7 @@ TABLE_COLUMNS = [*(f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")), "
 def train_teachers(data: Dataset, profile: Profile, out: str | os.PathLike, names: Sequence[str] = TEACHER_NAMES,
                    seed: int = 0, jobs: int = 1) -> dict:
     """Trains `names` on `data` into `out` (see the module docstring); returns teachers.json's content."""
+    started = time.time()
     resume = _resume_directory(Path(out) / RESUME, data, profile, seed)
     finished = {name: read_json(resume / "runs" / f"{name}.json") for name in names
                 if (resume / "runs" / f"{name}.json").is_file()}
@@ -47,8 +56,10 @@ def train_teachers(data: Dataset, profile: Profile, out: str | os.PathLike, name
     todo = [name for name in names if name not in finished]
     for name in todo:  # what a stopped teacher left
         shutil.rmtree(resume / "logs" / "teachers" / name, ignore_errors=True)
-    tasks = [(name, train_into, (name, os.fspath(resume), profile, seed)) for name in todo]
-    done = (run_in_workers(tasks, jobs, "teachers") if jobs > 1 and len(todo) > 1
+    in_workers = jobs > 1 and len(todo) > 1
+    later = {} if in_workers else seconds_after(todo, teacher_estimates(profile, Shape.of_dataset(data), todo))
+    tasks = [(name, train_into, (name, os.fspath(resume), profile, seed, started, later.get(name))) for name in todo]
+    done = (run_in_workers(tasks, jobs, "teachers") if in_workers
             else ((name, fn(*fn_args)) for name, fn, fn_args in tasks))
     finished.update(done)
     with atomic_directory(out, entries=OUTPUTS) as staging:
@@ -111,20 +122,54 @@ def ensemble_metrics(knowledge: EnsembleKnowledge, data: Dataset) -> dict[str, d
     return {split: evaluate_ensemble(knowledge, data, split) for split in ("test", "valid")}
 
 
+def seconds_after(names: Sequence[str], estimates: dict[str, float | None]) -> dict[str, float]:
+    """{teacher: the estimated seconds of the teachers after it in `names`}, only for the teachers after which
+    every estimate is known."""
+    after, total = {}, 0.0
+    for name in reversed(names):
+        if total is None:
+            break
+        after[name] = total
+        total = None if estimates.get(name) is None else total + estimates[name]
+    return after
+
+
+class TeachersProgress(Progress):
+    """A teacher's epoch lines with the ETA of all the run's teachers: the teacher's own linear ETA plus
+    `later_seconds`, the estimate of the teachers not started yet; `run_started` is the run's wall-clock start."""
+
+    def __init__(self, what: str, total: int, run_started: float, later_seconds: float):
+        super().__init__(what, total)
+        self.run_started, self.later_seconds = run_started, later_seconds
+
+    def update(self, done: int, detail: str = "") -> None:
+        elapsed = time.perf_counter() - self.start
+        eta = elapsed / max(done, 1) * (self.total - done)
+        log(f"{self.what} {done}/{self.total} {detail} [{elapsed:.0f}s elapsed, ETA {eta:.0f}s; all teachers: "
+            f"{duration(time.time() - self.run_started)} elapsed, ETA ~{duration(eta + self.later_seconds)} "
+            "at the epoch caps]".replace("  ", " "))
+
+
 def teachers_table(result: dict) -> str:
-    """The test metrics and seconds of every teacher, then the ensemble and the valid-fitted ensemble."""
-    rows = {name: {**r["test"], "seconds": r["train_seconds"]} for name, r in result["teachers"].items()}
+    """The test metrics and seconds of every teacher (a teacher its epoch cap stopped named so), then the ensemble
+    and the valid-fitted ensemble."""
+    rows = {teacher_label(name, r): {**r["test"], "seconds": r["train_seconds"]}
+            for name, r in result["teachers"].items()}
     rows[ENSEMBLE_LABEL] = result["ensemble"]["test"]
     rows[FITTED_ENSEMBLE_LABEL] = result["ensemble_weighted"]["test"]  # teacher weights fitted on valid
     return format_table(rows, TABLE_COLUMNS, {"seconds": ".1f"})
 
 
-def train_into(name: str, staging: str, profile: Profile, seed: int) -> dict:
+def train_into(name: str, staging: str, profile: Profile, seed: int, run_started: float | None = None,
+               later_seconds: float | None = None) -> dict:
     """Trains teacher `name` on staging/dataset.npz, saves its trajectory and TensorBoard logs under `staging`
-    and returns its teachers.json entry (module-level: it also runs in worker processes)."""
+    and returns its teachers.json entry (module-level: it also runs in worker processes). With `later_seconds`
+    (the estimate of the teachers after it), its epoch lines carry the ETA of all teachers (`TeachersProgress`)."""
     staging = Path(staging)
+    progress = (Progress if later_seconds is None else
+                functools.partial(TeachersProgress, run_started=run_started, later_seconds=later_seconds))
     run = train_teacher(name, Dataset.load(staging / "dataset.npz"), profile.teachers[name], profile.trajectory,
-                        seed=seed, log_dir=staging / "logs" / "teachers")
+                        seed=seed, log_dir=staging / "logs" / "teachers", progress=progress)
     run.trajectory.save(staging / "trajectories" / name)
     log(f"{name}: test {_short(run.test)} after {run.epochs} epochs ({run.ended_by}, {run.train_seconds:.0f}s)")
     write_json(staging / "runs" / f"{name}.json", run.to_dict())  # last: the teacher counts as finished

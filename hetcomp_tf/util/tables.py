@@ -36,6 +36,13 @@ def student_row(method: str) -> str:
     return f"student:{method}"
 
 
+def teacher_label(name: str, run: Mapping) -> str:
+    """A teacher's row name in a printed table, naming the epoch cap when that ended its training, not early
+    stopping (`run`: its teachers.json entry or a row holding "ended_by" and "epochs"): "MF (capped at 6 epochs)".
+    Such a teacher may not have converged."""
+    return f"{name} (capped at {run['epochs']} epochs)" if run.get("ended_by") == "epoch cap" else name
+
+
 def _cell(value, spec: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
