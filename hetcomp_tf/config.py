@@ -496,12 +496,15 @@ def from_dict(cls, values: dict):
     into lists and nested configs into dicts); an unknown field is a HetCompError.
 
     Args:
-        cls: a config class; a Profile's teachers are each rebuilt with their own class (TEACHER_CONFIGS).
+        cls: a config class; a teacher's (TEACHER_CONFIGS) also reads the shape older runs wrote
+            (`_from_shared_shape`), and a Profile's teachers are each rebuilt with their own class.
         values: the config's fields by name; a missing one takes its default.
 
     Returns:
         The config, checked as when built.
     """
+    if issubclass(cls, TeacherConfig):
+        values = _from_shared_shape(cls, values)
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(values) - set(names))
     if unknown:
@@ -522,6 +525,30 @@ def _coerce(hint, value):
             return {name: from_dict(teacher_config_class(name), item) for name, item in value.items()}
         return {key: _coerce(value_hint, item) for key, item in value.items()}
     return value
+
+
+# The fields of the one TeacherConfig that served every teacher before the per-teacher configs, beyond the common
+# ones (its JSON held all of them for every teacher); `layers` meant DL's MLP sizes, GNN's depth as (n_layers,) or
+# the autoencoders' hidden sizes.
+_SHARED_SHAPE_FIELDS = ("n_negatives", "layers", "dropout", "margin", "kl_cap", "kl_anneal_epochs", "positive_weight")
+_LAYERS_MEANT = {"DL": "mlp_layers", "GNN": "n_layers", "AE": "hidden", "I-AE": "hidden"}
+
+
+def _from_shared_shape(cls, values: dict) -> dict:
+    """Teacher config `values` in the shape of `cls`: as they are, unless they have the shared TeacherConfig's
+    shape (older runs' teachers.json fingerprints, teacher.json, execution properties; recognised by `layers`,
+    which no per-teacher config has). Then `layers` is renamed to what it meant for this teacher and the shared
+    fields this teacher's model never read are dropped (they had no effect)."""
+    if "layers" not in values:
+        return values
+    own = {f.name for f in dataclasses.fields(cls)}
+    kept = {name: value for name, value in values.items() if name in own or name not in _SHARED_SHAPE_FIELDS}
+    meant, layers = _LAYERS_MEANT.get(cls.teacher), tuple(values["layers"])
+    if meant == "n_layers":
+        if len(layers) != 1:
+            raise HetCompError(f"{_describe(cls)}: layers={layers} of the shared TeacherConfig must be (n_layers,)")
+        layers = layers[0]
+    return {**kept, meant: layers} if meant else kept
 
 
 _SCALARS = (int, float, str, bool)

@@ -98,6 +98,19 @@ PROFILE_TEACHERS = {
     },
 }
 
+# The tiny profile's teachers as JSON in the shared TeacherConfig's shape (every field for every teacher), as runs
+# before the per-teacher configs wrote them (teachers' resume fingerprints, teacher.json, execution properties).
+SHARED_SHAPE_TINY = {
+    name: {"dim": 16, "epochs": 12, "batch_size": 256, "learning_rate": 0.005, "optimizer": "adam", "l2": 1e-05,
+           "eval_every": 1, "patience": 4, "eval_users": 0, "n_negatives": 1, "layers": [], "dropout": 0.0,
+           "margin": 1.0, "kl_cap": 0.2, "kl_anneal_epochs": 20, "positive_weight": 1.0, "distribute": "none",
+           **own}
+    for name, own in {"MF": {}, "ML": {"learning_rate": 0.02, "margin": 0.5}, "DL": {"layers": [16, 8]},
+                      "GNN": {"layers": [2]}, "AE": {"batch_size": 64, "learning_rate": 0.01, "layers": [32],
+                                                     "dropout": 0.2},
+                      "I-AE": {"batch_size": 16, "learning_rate": 0.01, "layers": [32], "dropout": 0.2,
+                               "positive_weight": 10.0}}.items()}
+
 
 @pytest.mark.parametrize("changes, message", [
     ({"targets": "best"}, "distill config: targets='best' must be one of equal, fitted"),
@@ -188,6 +201,22 @@ def test_a_field_another_teacher_has_is_an_error_naming_the_teacher_and_the_fiel
         dataclasses.replace(get_profile("tiny"), teachers={"GNN": MFConfig()})
     with pytest.raises(HetCompError, match="unknown teacher 'XX'"):
         from_dict(Profile, {**as_json, "teachers": {"XX": {}}})
+
+
+def test_teacher_configs_in_the_shared_shape_older_runs_wrote_are_read():
+    """Before the per-teacher configs one TeacherConfig held every teacher's fields: `layers` becomes what it meant
+    for the teacher, the fields its model never read are dropped, anything else is still checked."""
+    tiny = get_profile("tiny")
+    as_json = json.loads(json.dumps(tiny.to_dict()))
+    assert from_dict(Profile, {**as_json, "teachers": SHARED_SHAPE_TINY}) == tiny
+    for name, values in SHARED_SHAPE_TINY.items():
+        assert from_dict(TEACHER_CONFIGS[name], values) == tiny.teachers[name]
+    with pytest.raises(HetCompError, match=r"LightGCNConfig of teacher GNN: layers=\(2, 3\) of the shared Teacher"):
+        from_dict(LightGCNConfig, {**SHARED_SHAPE_TINY["GNN"], "layers": [2, 3]})
+    with pytest.raises(HetCompError, match=r"NeuMFConfig of teacher DL: mlp_layers=\(\) must be a non-empty"):
+        from_dict(NeuMFConfig, {**SHARED_SHAPE_TINY["DL"], "layers": []})
+    with pytest.raises(HetCompError, match=r"unknown field\(s\) widths"):
+        from_dict(MFConfig, {**SHARED_SHAPE_TINY["MF"], "widths": [3]})
 
 
 def test_set_assigns_a_choice_field_and_checks_its_value():

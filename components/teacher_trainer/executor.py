@@ -79,7 +79,7 @@ def base_teacher(models) -> WarmStart | None:
         return None
     saved = storage.read_json(uri, TEACHER_FILE)
     name = saved["teacher"]
-    cfg = from_dict(teacher_config_class(name), saved["teacher_config"])
+    cfg = from_dict(teacher_config_class(name), saved["teacher_config"])  # older Models: the shared shape too
     base = build_teacher(name, stand_in(*vocabularies), cfg, saved["seed"])
     with storage.readable_dir(uri) as directory:
         base.load_weights(os.path.join(directory, WEIGHTS_DIR, name)).assert_existing_objects_matched()
