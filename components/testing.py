@@ -9,11 +9,11 @@ from __future__ import annotations
 import dataclasses
 
 from components import keys
-from hetcomp_tf.config import DataConfig, TeacherConfig, TrajectoryConfig, get_profile
+from hetcomp_tf.config import CMLConfig, DataConfig, MFConfig, TrajectoryConfig, get_profile
 
 DATA_CONFIG = DataConfig(synthetic_users=150, synthetic_items=100)
-TEACHERS = {"MF": TeacherConfig(dim=8, epochs=4, batch_size=256, learning_rate=1e-2, eval_every=1, patience=4),
-            "ML": TeacherConfig(dim=8, epochs=4, batch_size=256, learning_rate=2e-2, margin=0.5)}
+TEACHERS = {"MF": MFConfig(dim=8, epochs=4, batch_size=256, learning_rate=1e-2, eval_every=1, patience=4),
+            "ML": CMLConfig(dim=8, epochs=4, batch_size=256, learning_rate=2e-2, margin=0.5)}
 TRAJECTORY = TrajectoryConfig(top_n=60)
 DISTILL = dataclasses.replace(get_profile("tiny").distill, epochs=10, top_k=30)
 THRESHOLDS = {"metric": "recall@50", "min_share_of_ensemble": 0.5, "change_relative": -0.05, "change_absolute": None}

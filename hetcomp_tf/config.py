@@ -1,8 +1,11 @@
 """Every tunable number in one place, grouped per stage, with the profiles.
 
 `quickstart` (the default) is a first run on CiteULike in minutes; `tiny` is for CI (seconds on the synthetic
-data); `paper` follows the HetComp paper's setup on CiteULike within this project's time budget. Configs are plain frozen dataclasses so they serialise to JSON
-(`asdict`) for TFX execution properties and result files.
+data); `paper` follows the HetComp paper's setup on CiteULike within this project's time budget; `large` is `paper`
+for a million interactions. Configs are plain frozen dataclasses so they serialise to JSON (`asdict`) for TFX
+execution properties and result files, and check every field when built (`__post_init__`), without TensorFlow. Each
+teacher has its own config class (`TEACHER_CONFIGS`): the common training recipe (`TeacherConfig`) and only the fields
+its model reads.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import functools
 import json
 import typing
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from hetcomp_tf.errors import HetCompError
 
@@ -78,13 +81,39 @@ class DataConfig:
         _check_choices(self, lambda name, value, choices: f"{name} {value!r}: choose one of {choices}")
 
 
+def _at_least(cfg, low, *names: str) -> list[str]:
+    """"name=value must be >= low" for each field of `names` below `low`."""
+    return [f"{name}={getattr(cfg, name)} must be >= {low}" for name in names if getattr(cfg, name) < low]
+
+
+def _above(cfg, low, *names: str) -> list[str]:
+    """"name=value must be > low" for each field of `names` not above `low`."""
+    return [f"{name}={getattr(cfg, name)} must be > {low}" for name in names if not getattr(cfg, name) > low]
+
+
+def _sizes(cfg, name: str, empty: bool) -> list[str]:
+    """A problem if the field `name` is not a tuple of layer sizes >= 1 (or is empty when not `empty`)."""
+    sizes = getattr(cfg, name)
+    if (sizes or empty) and all(size >= 1 for size in sizes):
+        return []
+    return [f"{name}={sizes} must be {'a' if empty else 'a non-empty'} tuple of sizes >= 1"]
+
+
+def _describe(cls) -> str:
+    """How messages name a config class: with its teacher when it is a teacher's."""
+    teacher = getattr(cls, "teacher", None)
+    return f"{cls.__name__} of teacher {teacher}" if teacher else cls.__name__
+
+
 @dataclass(frozen=True)
 class TeacherConfig:
-    """Hyper-parameters of one teacher; fields a model does not use are ignored by it."""
+    """The training recipe every teacher follows (teachers/training.py): the base of each teacher's own config
+    (`TEACHER_CONFIGS`), which adds only the fields its model reads, each meaning one thing."""
 
-    dim: int = 64
+    teacher: ClassVar[str | None] = None  # the teacher (TEACHER_NAMES) a subclass configures
+    dim: int = 64  # the embedding size (the autoencoders': the latent code's)
     epochs: int = 100
-    batch_size: int = 1024
+    batch_size: int = 1024  # triples for the pairwise teachers, rows of the train matrix for the autoencoders
     learning_rate: float = 1e-3
     optimizer: TeacherOptimizer = "adam"
     l2: float = 1e-5
@@ -94,24 +123,136 @@ class TeacherConfig:
     # full evaluation and trajectory ranking only at the chosen checkpoints (trajectories.SampledTrajectoryRecorder);
     # 0: every valid user at every evaluation (the paper's protocol)
     eval_users: int = 0
-    n_negatives: int = 1
-    layers: tuple[int, ...] = ()  # hidden sizes (DL's MLP tower, AE/I-AE encoders) or GNN depth as (n_layers,)
-    dropout: float = 0.0
-    margin: float = 1.0  # ML (CML) hinge margin
-    kl_cap: float = 0.2  # AE (Mult-VAE): final KL weight β ...
-    kl_anneal_epochs: int = 20  # ... reached linearly after this many epochs
-    positive_weight: float = 1.0  # I-AE: weight of observed entries in the reconstruction loss
     # tf.distribute strategy of the teacher's training, as DistillConfig.distribute (hetcomp_tf/util/distribute.py):
     # "none", "mirrored" or "multi_worker"; each replica computes the loss of its share of a batch (models/base.py).
     distribute: Strategy = "none"
 
     def __post_init__(self):
-        _check_choices(self, lambda name, value, choices: f"{name}={value!r}: choose one of {choices}")
-        bad = [f"{name}={getattr(self, name)}" for name in ("dim", "epochs", "batch_size", "eval_every", "patience")
-               if getattr(self, name) < 1]
-        bad += [f"eval_users={self.eval_users}"] if self.eval_users < 0 else []
-        if bad:
-            raise HetCompError(f"teacher config: {', '.join(bad)} must be >= 1 (eval_users >= 0)")
+        """Every field checked when the config is built, so a bad profile or JSON fails before any training."""
+        label = _describe(type(self))
+        _check_choices(self, lambda name, value, choices: f"{label}: {name}={value!r}: choose one of {choices}")
+        problems = self._problems()
+        if problems:
+            raise HetCompError(f"{label}: {'; '.join(problems)}")
+
+    def _problems(self) -> list[str]:
+        """What is wrong with the fields, one phrase each; a subclass adds its own fields' to its base's."""
+        return [*_at_least(self, 1, "dim", "epochs", "batch_size", "eval_every", "patience"),
+                *_at_least(self, 0, "eval_users", "l2"), *_above(self, 0, "learning_rate")]
+
+
+@dataclass(frozen=True)
+class PairwiseConfig(TeacherConfig):
+    """The teachers trained on (user, observed item, sampled unobserved items) triples (models/base.py's
+    PairwiseTeacher): MF, ML, DL, GNN."""
+
+    n_negatives: int = 1  # unobserved items sampled per observed (user, item) pair
+
+    def _problems(self) -> list[str]:
+        return [*super()._problems(), *_at_least(self, 1, "n_negatives")]
+
+
+@dataclass(frozen=True)
+class MFConfig(PairwiseConfig):
+    """MF (BPR): the pairwise recipe, nothing of its own."""
+
+    teacher = "MF"
+
+
+@dataclass(frozen=True)
+class CMLConfig(PairwiseConfig):
+    """ML (CML): the pairwise recipe and the hinge's margin."""
+
+    teacher = "ML"
+    margin: float = 1.0  # on squared distances: a negative within margin + d(user, positive) is a violation
+
+    def _problems(self) -> list[str]:
+        return [*super()._problems(), *_above(self, 0, "margin")]
+
+
+@dataclass(frozen=True)
+class NeuMFConfig(PairwiseConfig):
+    """DL (NeuMF): the pairwise recipe and the MLP tower."""
+
+    teacher = "DL"
+    mlp_layers: tuple[int, ...] = (64, 32)  # hidden sizes of the MLP tower, input side first
+
+    def _problems(self) -> list[str]:
+        return [*super()._problems(), *_sizes(self, "mlp_layers", empty=False)]
+
+
+@dataclass(frozen=True)
+class LightGCNConfig(PairwiseConfig):
+    """GNN (LightGCN): the pairwise recipe and the propagation depth."""
+
+    teacher = "GNN"
+    n_layers: int = 2  # propagation steps over the normalised user-item graph
+
+    def _problems(self) -> list[str]:
+        return [*super()._problems(), *_at_least(self, 1, "n_layers")]
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig(TeacherConfig):
+    """The autoencoders (AE, I-AE): a dense encoder of a train-matrix row down to `dim`, mirrored by the decoder."""
+
+    hidden: tuple[int, ...] = ()  # the encoder's hidden sizes before the code (the decoder's in reverse); () = none
+    dropout: float = 0.0  # on the input row's entries while training
+
+    def _problems(self) -> list[str]:
+        bad_dropout = [f"dropout={self.dropout} must be in [0, 1)"] if not 0 <= self.dropout < 1 else []
+        return [*super()._problems(), *_sizes(self, "hidden", empty=True), *bad_dropout]
+
+
+@dataclass(frozen=True)
+class VAEConfig(AutoencoderConfig):
+    """AE (Mult-VAE): the autoencoder and its KL weight's schedule."""
+
+    teacher = "AE"
+    kl_cap: float = 0.2  # the final KL weight β ...
+    kl_anneal_epochs: int = 20  # ... reached linearly after this many epochs (0: from the start)
+
+    def _problems(self) -> list[str]:
+        return [*super()._problems(), *_at_least(self, 0, "kl_cap", "kl_anneal_epochs")]
+
+
+@dataclass(frozen=True)
+class ItemAEConfig(AutoencoderConfig):
+    """I-AE (item-based autoencoder): the autoencoder and the weight of observed entries."""
+
+    teacher = "I-AE"
+    positive_weight: float = 1.0  # weight of the observed entries in the reconstruction loss
+
+    def _problems(self) -> list[str]:
+        return [*super()._problems(), *_above(self, 0, "positive_weight")]
+
+
+# Each teacher's config class, by teacher name
+TEACHER_CONFIGS: dict[str, type[TeacherConfig]] = {
+    cls.teacher: cls for cls in (MFConfig, CMLConfig, NeuMFConfig, LightGCNConfig, VAEConfig, ItemAEConfig)}
+assert tuple(TEACHER_CONFIGS) == TEACHER_NAMES
+
+
+def teacher_config_class(name: str) -> type[TeacherConfig]:
+    """The config class of teacher `name`.
+
+    Args:
+        name: one of TEACHER_NAMES.
+
+    Returns:
+        Its class in TEACHER_CONFIGS; an unknown name is a HetCompError.
+    """
+    try:
+        return TEACHER_CONFIGS[name]
+    except KeyError:
+        raise HetCompError(f"unknown teacher {name!r}: choose one of {', '.join(TEACHER_CONFIGS)}") from None
+
+
+def check_teacher_config(name: str, cfg: TeacherConfig) -> None:
+    """HetCompError unless `cfg` is an instance of teacher `name`'s config class (a profile's, a model's)."""
+    expected = teacher_config_class(name)
+    if not isinstance(cfg, expected):
+        raise HetCompError(f"teacher {name} takes a {expected.__name__}, got a {type(cfg).__name__}")
 
 
 @dataclass(frozen=True)
@@ -215,21 +356,30 @@ class Profile:
     distill: DistillConfig
     student_dims: tuple[int, ...] = field(default=())  # sizes swept by the benchmark
 
+    def __post_init__(self):
+        """A teacher given another teacher's config class fails here, before any training."""
+        for name, cfg in self.teachers.items():
+            check_teacher_config(name, cfg)
+
     def to_dict(self) -> dict:
+        """The profile as JSON-ready dicts (`from_dict(Profile, ...)` rebuilds it, each teacher's with its class)."""
         return dataclasses.asdict(self)
 
 
+def _teacher_configs(common: dict, own: dict[str, dict]) -> dict[str, TeacherConfig]:
+    """Every teacher's config (its TEACHER_CONFIGS class): the `common` values, with its `own` over them."""
+    return {name: TEACHER_CONFIGS[name](**{**common, **own[name]}) for name in TEACHER_NAMES}
+
+
 def _tiny() -> Profile:
-    base = TeacherConfig(dim=16, epochs=12, batch_size=256, learning_rate=5e-3, eval_every=1, patience=4)
-    teachers = {
-        "MF": base,
-        "ML": dataclasses.replace(base, margin=0.5, learning_rate=2e-2),
-        "DL": dataclasses.replace(base, layers=(16, 8)),
-        "GNN": dataclasses.replace(base, layers=(2,)),
-        "AE": dataclasses.replace(base, layers=(32,), dropout=0.2, learning_rate=1e-2, batch_size=64),
-        "I-AE": dataclasses.replace(base, layers=(32,), dropout=0.2, learning_rate=1e-2, batch_size=16,
-                                    positive_weight=10.0),
-    }
+    teachers = _teacher_configs(dict(dim=16, epochs=12, batch_size=256, learning_rate=5e-3, eval_every=1, patience=4), {
+        "MF": {},
+        "ML": dict(margin=0.5, learning_rate=2e-2),
+        "DL": dict(mlp_layers=(16, 8)),
+        "GNN": dict(n_layers=2),
+        "AE": dict(hidden=(32,), dropout=0.2, learning_rate=1e-2, batch_size=64),
+        "I-AE": dict(hidden=(32,), dropout=0.2, learning_rate=1e-2, batch_size=16, positive_weight=10.0),
+    })
     return Profile(
         name="tiny",
         data=DataConfig(),
@@ -249,18 +399,16 @@ def _paper() -> Profile:
     # where early stopping (patience × eval_every epochs without a better valid Recall@50) ends each one
     # (teachers.json's "ended_by" says which ended how). DL's MLP is (64, 32): its full-ranking score_all costs
     # a GEMM per (user, item) pair, (128, 64) takes ~4x.
-    base = TeacherConfig(dim=200, epochs=300, batch_size=1024, learning_rate=5e-3, l2=1e-2, eval_every=3, patience=5)
-    teachers = {
-        "MF": base,
-        "ML": dataclasses.replace(base, epochs=300, margin=0.5, n_negatives=10, l2=0.0),
-        "DL": dataclasses.replace(base, dim=64, layers=(64, 32), epochs=150, eval_every=2, patience=4,
-                                  n_negatives=4, l2=1e-3),
-        "GNN": dataclasses.replace(base, dim=128, layers=(2,), epochs=300, l2=1e-3),
-        "AE": dataclasses.replace(base, layers=(600,), dropout=0.5, batch_size=256, learning_rate=1e-3,
-                                  l2=1e-4, epochs=200),
-        "I-AE": dataclasses.replace(base, layers=(600,), dropout=0.5, batch_size=256, learning_rate=1e-3,
-                                    l2=1e-5, positive_weight=10.0, epochs=200),
-    }
+    common = dict(dim=200, epochs=300, batch_size=1024, learning_rate=5e-3, l2=1e-2, eval_every=3, patience=5)
+    teachers = _teacher_configs(common, {
+        "MF": {},
+        "ML": dict(epochs=300, margin=0.5, n_negatives=10, l2=0.0),
+        "DL": dict(dim=64, mlp_layers=(64, 32), epochs=150, eval_every=2, patience=4, n_negatives=4, l2=1e-3),
+        "GNN": dict(dim=128, n_layers=2, epochs=300, l2=1e-3),
+        "AE": dict(hidden=(600,), dropout=0.5, batch_size=256, learning_rate=1e-3, l2=1e-4, epochs=200),
+        "I-AE": dict(hidden=(600,), dropout=0.5, batch_size=256, learning_rate=1e-3, l2=1e-5, positive_weight=10.0,
+                     epochs=200),
+    })
     return Profile(
         name="paper",
         data=DataConfig(split_protocol="authors"),
@@ -285,18 +433,17 @@ def _quickstart() -> Profile:
     # distilled from six trained teachers. Few epochs at higher learning rates, and teachers evaluated (trajectory
     # candidates) every few epochs: on CiteULike a full-ranking evaluation costs as much as 2-8 epochs of training.
     # Measured per teacher (docs/RESULTS.md): 13-35 s each, test Recall@50 0.09 (MF) to 0.23 (GNN).
-    base = TeacherConfig(dim=32, epochs=6, batch_size=1024, learning_rate=2e-2, l2=1e-3, eval_every=3, patience=2)
-    teachers = {
-        "MF": base,
-        "ML": dataclasses.replace(base, margin=0.5, n_negatives=5, l2=0.0),
-        "DL": dataclasses.replace(base, dim=16, layers=(8,), epochs=4, eval_every=2, learning_rate=1e-2,
-                                  n_negatives=4),
-        "GNN": dataclasses.replace(base, layers=(2,), batch_size=4096, l2=1e-4),
+    common = dict(dim=32, epochs=6, batch_size=1024, learning_rate=2e-2, l2=1e-3, eval_every=3, patience=2)
+    teachers = _teacher_configs(common, {
+        "MF": {},
+        "ML": dict(margin=0.5, n_negatives=5, l2=0.0),
+        "DL": dict(dim=16, mlp_layers=(8,), epochs=4, eval_every=2, learning_rate=1e-2, n_negatives=4),
+        "GNN": dict(n_layers=2, batch_size=4096, l2=1e-4),
         # the autoencoders' epoch costs the same at any batch size (dense users x items): small batches, more steps
-        "AE": dataclasses.replace(base, layers=(64,), dropout=0.5, batch_size=64, learning_rate=1e-2, l2=1e-4),
-        "I-AE": dataclasses.replace(base, layers=(64,), dropout=0.5, batch_size=64, learning_rate=1e-2, l2=1e-5,
-                                    positive_weight=10.0, epochs=4, eval_every=2),
-    }
+        "AE": dict(hidden=(64,), dropout=0.5, batch_size=64, learning_rate=1e-2, l2=1e-4),
+        "I-AE": dict(hidden=(64,), dropout=0.5, batch_size=64, learning_rate=1e-2, l2=1e-5, positive_weight=10.0,
+                     epochs=4, eval_every=2),
+    })
     return Profile(
         name="quickstart",
         data=DataConfig(),
@@ -346,11 +493,22 @@ def data_options(data: DataConfig, min_rating: float | None, split_protocol: str
 
 def from_dict(cls, values: dict):
     """Inverse of `dataclasses.asdict` for these configs (JSON, e.g. a TFX execution property, turns tuples
-    into lists and nested configs into dicts); an unknown field is a HetCompError."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
+    into lists and nested configs into dicts); an unknown field is a HetCompError.
+
+    Args:
+        cls: a config class; a teacher's (TEACHER_CONFIGS) also reads the shape older runs wrote
+            (`_from_shared_shape`), and a Profile's teachers are each rebuilt with their own class.
+        values: the config's fields by name; a missing one takes its default.
+
+    Returns:
+        The config, checked as when built.
+    """
+    if issubclass(cls, TeacherConfig):
+        values = _from_shared_shape(cls, values)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(names))
     if unknown:
-        raise HetCompError(f"{cls.__name__}: unknown field(s) {', '.join(unknown)}")
+        raise HetCompError(f"{_describe(cls)}: unknown field(s) {', '.join(unknown)} (its fields: {', '.join(names)})")
     hints = typing.get_type_hints(cls)
     return cls(**{name: _coerce(hints[name], value) for name, value in values.items()})
 
@@ -363,8 +521,34 @@ def _coerce(hint, value):
         return tuple(value)
     if origin is dict:
         value_hint = typing.get_args(hint)[1]
+        if value_hint is TeacherConfig:  # keyed by teacher name: each one's own class
+            return {name: from_dict(teacher_config_class(name), item) for name, item in value.items()}
         return {key: _coerce(value_hint, item) for key, item in value.items()}
     return value
+
+
+# The fields of the one TeacherConfig that served every teacher before the per-teacher configs, beyond the common
+# ones (its JSON held all of them for every teacher); `layers` meant DL's MLP sizes, GNN's depth as (n_layers,) or
+# the autoencoders' hidden sizes.
+_SHARED_SHAPE_FIELDS = ("n_negatives", "layers", "dropout", "margin", "kl_cap", "kl_anneal_epochs", "positive_weight")
+_LAYERS_MEANT = {"DL": "mlp_layers", "GNN": "n_layers", "AE": "hidden", "I-AE": "hidden"}
+
+
+def _from_shared_shape(cls, values: dict) -> dict:
+    """Teacher config `values` in the shape of `cls`: as they are, unless they have the shared TeacherConfig's
+    shape (older runs' teachers.json fingerprints, teacher.json, execution properties; recognised by `layers`,
+    which no per-teacher config has). Then `layers` is renamed to what it meant for this teacher and the shared
+    fields this teacher's model never read are dropped (they had no effect)."""
+    if "layers" not in values:
+        return values
+    own = {f.name for f in dataclasses.fields(cls)}
+    kept = {name: value for name, value in values.items() if name in own or name not in _SHARED_SHAPE_FIELDS}
+    meant, layers = _LAYERS_MEANT.get(cls.teacher), tuple(values["layers"])
+    if meant == "n_layers":
+        if len(layers) != 1:
+            raise HetCompError(f"{_describe(cls)}: layers={layers} of the shared TeacherConfig must be (n_layers,)")
+        layers = layers[0]
+    return {**kept, meant: layers} if meant else kept
 
 
 _SCALARS = (int, float, str, bool)
@@ -393,7 +577,8 @@ def override(cfg, assignments, forbidden: tuple[str, ...] = ()):
     for text in assignments:
         name, sep, raw = text.partition("=")
         if not sep or name not in settable:
-            raise HetCompError(f"--set {text!r}: expected FIELD=VALUE, FIELD one of {', '.join(settable)}")
+            raise HetCompError(f"--set {text!r}: expected FIELD=VALUE, FIELD one of {', '.join(settable)} "
+                               f"(the settable fields of {_describe(type(cfg))})")
         try:
             value = json.loads(raw)
         except ValueError:

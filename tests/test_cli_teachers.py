@@ -184,3 +184,24 @@ def test_a_stopped_teachers_run_resumes_with_the_teachers_it_finished(tmp_path, 
     teachers.train_teachers(data, profile, tmp_path / "other", names, seed=4)
     assert trained == list(names)
     assert "starting the teachers afresh" in capsys.readouterr().err
+
+
+def test_a_resume_state_written_with_the_shared_teacher_config_is_resumed(tmp_path):
+    """Resume states of runs before the per-teacher configs have every teacher's config in the shared TeacherConfig's
+    JSON shape: read in today's shape, the same profile and seed still resume; another seed does not."""
+    from hetcomp_tf.config import get_profile
+    from hetcomp_tf.data.loading import load_dataset
+    from hetcomp_tf.teachers import workflow
+    from hetcomp_tf.util.files import read_json, write_json
+    from tests.test_config import SHARED_SHAPE_TINY
+
+    profile = get_profile("tiny")
+    data = load_dataset("synthetic", None, profile.data)
+    resume = workflow._resume_directory(tmp_path / workflow.RESUME, data, profile, 3)
+    stamp = read_json(resume / "fingerprint.json")
+    write_json(resume / "fingerprint.json", {**stamp, "profile": {**stamp["profile"], "teachers": SHARED_SHAPE_TINY}})
+    write_json(resume / "runs" / "MF.json", {})
+    workflow._resume_directory(resume, data, profile, 3)
+    assert (resume / "runs" / "MF.json").is_file()
+    workflow._resume_directory(resume, data, profile, 4)
+    assert not (resume / "runs").exists()

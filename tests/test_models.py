@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hetcomp_tf.config import TEACHER_NAMES, TeacherConfig, get_profile
+from hetcomp_tf.config import TEACHER_NAMES, LightGCNConfig, NeuMFConfig, TeacherConfig, get_profile
 from hetcomp_tf.distill.student import Student
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
@@ -68,11 +68,12 @@ def test_an_unknown_teacher_is_rejected(tiny_dataset):  # MODELS == TEACHER_NAME
         build_teacher("XX", tiny_dataset, TeacherConfig())
 
 
-def test_bad_layer_configs_are_rejected(tiny_dataset):
-    with pytest.raises(HetCompError, match="DL"):
-        build_teacher("DL", tiny_dataset, small_cfg("DL", layers=()))
-    with pytest.raises(HetCompError, match="GNN"):
-        build_teacher("GNN", tiny_dataset, small_cfg("GNN", layers=(2, 3)))
+def test_a_teacher_takes_only_its_own_config_class(tiny_dataset):  # each field's checks: tests/test_config.py
+    with pytest.raises(HetCompError, match="teacher GNN takes a LightGCNConfig, got a NeuMFConfig"):
+        build_teacher("GNN", tiny_dataset, NeuMFConfig())
+    with pytest.raises(HetCompError, match="teacher DL takes a NeuMFConfig, got a TeacherConfig"):
+        build_teacher("DL", tiny_dataset, TeacherConfig())
+    assert build_teacher("GNN", tiny_dataset, LightGCNConfig(dim=4, n_layers=3)).n_layers == 3
 
 
 @pytest.mark.parametrize("name", TEACHER_NAMES)
@@ -199,7 +200,7 @@ def neumf_logits_np(model, users: np.ndarray, items: np.ndarray) -> np.ndarray:
 def test_neumf_decomposed_score_all_matches_naive_mlp(tiny_dataset, monkeypatch):
     n_items = tiny_dataset.n_items
     monkeypatch.setattr(neumf_module, "_PAIRS_PER_CHUNK", 2 * n_items)  # chunks of 2 users: padding exercised
-    model = build_teacher("DL", tiny_dataset, small_cfg("DL", layers=(12, 6), l2=0.01, n_negatives=2))
+    model = build_teacher("DL", tiny_dataset, small_cfg("DL", mlp_layers=(12, 6), l2=0.01, n_negatives=2))
     randomize(model)
     users = np.array([3, 0, 9, 4, 1])
     expected = neumf_logits_np(model, users, np.broadcast_to(np.arange(n_items), (len(users), n_items)))
@@ -236,7 +237,7 @@ def lightgcn_np(model, data):
 
 
 def test_lightgcn_adjacency_scores_and_loss_match_dense_numpy(tiny_dataset):
-    model = build_teacher("GNN", tiny_dataset, small_cfg("GNN", layers=(3,), l2=0.01, n_negatives=2))
+    model = build_teacher("GNN", tiny_dataset, small_cfg("GNN", n_layers=3, l2=0.01, n_negatives=2))
     randomize(model)
     norm, users_emb, items_emb = lightgcn_np(model, tiny_dataset)
     np.testing.assert_allclose(tf.sparse.to_dense(model.adjacency).numpy(), norm, rtol=1e-6, atol=1e-7)
@@ -252,7 +253,7 @@ def test_lightgcn_adjacency_scores_and_loss_match_dense_numpy(tiny_dataset):
 
 
 def test_vae_scores_and_loss_match_numpy(tiny_dataset):
-    model = build_teacher("AE", tiny_dataset, small_cfg("AE", layers=(10,), dim=4, l2=0.01))
+    model = build_teacher("AE", tiny_dataset, small_cfg("AE", hidden=(10,), dim=4, l2=0.01))
     randomize(model, scale=0.2)
     X = dense_train(tiny_dataset)
     users = np.array([5, 1, 0, 11])
@@ -280,7 +281,7 @@ def test_vae_kl_weight_is_annealed_per_epoch(tiny_dataset):
 
 
 def test_item_ae_scores_and_loss_match_full_reconstruction(tiny_dataset):
-    cfg = small_cfg("I-AE", layers=(10,), dim=4, l2=0.01, positive_weight=3.0)
+    cfg = small_cfg("I-AE", hidden=(10,), dim=4, l2=0.01, positive_weight=3.0)
     model = build_teacher("I-AE", tiny_dataset, cfg)
     randomize(model, scale=0.2)
     X_items = dense_train(tiny_dataset).T  # [n_items, n_users]

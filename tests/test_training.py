@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from hetcomp_tf.config import TeacherConfig, TrajectoryConfig, get_profile
+from hetcomp_tf.config import MFConfig, TrajectoryConfig, get_profile
 from hetcomp_tf.data.loading import load_dataset
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
@@ -15,7 +15,7 @@ from hetcomp_tf.teachers.training import train_teacher
 from hetcomp_tf.teachers.trajectories import rank_users, select_checkpoints
 from tests.helpers import read_scalars
 
-CFG = TeacherConfig(dim=16, epochs=60, batch_size=128, learning_rate=0.01, eval_every=2, patience=2)
+CFG = MFConfig(dim=16, epochs=60, batch_size=128, learning_rate=0.01, eval_every=2, patience=2)
 TRAJ = TrajectoryConfig(n_checkpoints=4, fractions=(0.4, 0.7, 0.9), top_n=40)
 
 

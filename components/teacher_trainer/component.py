@@ -13,7 +13,7 @@ from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionP
 from components import keys
 from components.artifacts import InteractionDataset, TeacherTrajectory
 from components.teacher_trainer.executor import Executor
-from hetcomp_tf.config import TeacherConfig, TrajectoryConfig
+from hetcomp_tf.config import TeacherConfig, TrajectoryConfig, check_teacher_config
 from hetcomp_tf.util.distribute import check_worker_request
 
 
@@ -46,14 +46,15 @@ class TeacherTrainer(base_component.BaseComponent):
         anomalies: ExampleAnomalies channel (ExampleValidator's `anomalies`): the data gate; any anomaly fails the
             execution before training.
         teacher: the teacher's name (one of `hetcomp_tf.config.TEACHER_NAMES`).
-        teacher_config: its `TeacherConfig`; trajectory_config: the `TrajectoryConfig` (checkpoints, top-N).
+        teacher_config: its config, of its class in `hetcomp_tf.config.TEACHER_CONFIGS` (another one fails here).
+        trajectory_config: the `TrajectoryConfig` (checkpoints, top-N).
         seed: the initialisation's seed.
         base_model: optional Model channel, this teacher's Model of an earlier run to warm-start from.
         workers: N > 1 needs `teacher_config.distribute` = multi_worker (the task then runs as N workers).
 
     Outputs:
         model: Model; the teacher's weights (a TF checkpoint in `weights/`), its vocabularies and teacher.json (name,
-            TeacherConfig, seed), enough to rebuild it for a warm start.
+            teacher config, seed), enough to rebuild it for a warm start.
         trajectory: TeacherTrajectory; `Trajectory.save` (T checkpoints of its top-N lists) in `trajectory/` and
             its valid/test metrics (metrics.json). Custom properties: teacher, n_checkpoints, n_users, top_n,
             format_version.
@@ -66,6 +67,7 @@ class TeacherTrainer(base_component.BaseComponent):
     def __init__(self, dataset: types.BaseChannel, anomalies: types.BaseChannel, teacher: str,
                  teacher_config: TeacherConfig, trajectory_config: TrajectoryConfig, seed: int = 0,
                  base_model: types.BaseChannel | None = None, workers: int = 1):
+        check_teacher_config(teacher, teacher_config)
         check_worker_request(f"TeacherTrainer.{teacher}", workers, teacher_config.distribute)
         super().__init__(spec=TeacherTrainerSpec(
             teacher=teacher,

@@ -25,7 +25,7 @@ from tfx.types import artifact_utils
 from components import keys, storage
 from components.artifacts import METRICS_FILE, TEACHER_FILE, TRAJECTORY_DIR, set_custom_properties
 from components.data_gate import require_valid_examples
-from hetcomp_tf.config import TeacherConfig, TrajectoryConfig, from_dict
+from hetcomp_tf.config import TrajectoryConfig, from_dict, teacher_config_class
 from hetcomp_tf.models import build_teacher
 from hetcomp_tf.teachers.training import train_teacher
 from hetcomp_tf.teachers.trajectories import FORMAT_VERSION
@@ -39,7 +39,7 @@ WEIGHTS_DIR = "weights"  # inside the Model artifact: a TF checkpoint of the tea
 class Executor(base_executor.BaseExecutor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         name = exec_properties[keys.TEACHER_KEY]
-        cfg = from_dict(TeacherConfig, json.loads(exec_properties[keys.TEACHER_CONFIG_KEY]))
+        cfg = from_dict(teacher_config_class(name), json.loads(exec_properties[keys.TEACHER_CONFIG_KEY]))
         strategy = make_strategy(cfg.distribute)  # before TensorFlow runs anything (multi-worker collectives)
         workers = exec_properties.get(keys.WORKERS_KEY) or 1  # older specs: no property, one worker
         require_workers(strategy, workers, f"TeacherTrainer.{name}")
@@ -79,8 +79,8 @@ def base_teacher(models) -> WarmStart | None:
         return None
     saved = storage.read_json(uri, TEACHER_FILE)
     name = saved["teacher"]
-    base = build_teacher(name, stand_in(*vocabularies), from_dict(TeacherConfig, saved["teacher_config"]),
-                         saved["seed"])
+    cfg = from_dict(teacher_config_class(name), saved["teacher_config"])  # older Models: the shared shape too
+    base = build_teacher(name, stand_in(*vocabularies), cfg, saved["seed"])
     with storage.readable_dir(uri) as directory:
         base.load_weights(os.path.join(directory, WEIGHTS_DIR, name)).assert_existing_objects_matched()
     return WarmStart(base, *vocabularies, source=uri)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 
 import pytest
 import tensorflow as tf
@@ -12,7 +13,7 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.types import standard_artifacts
 
 from components import keys, storage
-from components.artifacts import METRICS_FILE, TRAJECTORY_DIR, TeacherTrajectory
+from components.artifacts import METRICS_FILE, TEACHER_FILE, TRAJECTORY_DIR, TeacherTrajectory
 from components.teacher_trainer import executor as teacher_trainer
 from components.testing import TEACHERS, TRAJECTORY, make
 from hetcomp_tf.errors import HetCompError
@@ -49,3 +50,18 @@ class TestTeacherTrainer:
                 keys.TEACHER_KEY: "MF", keys.TEACHER_CONFIG_KEY: json.dumps(dataclasses.asdict(TEACHERS["MF"])),
                 keys.TRAJECTORY_CONFIG_KEY: json.dumps(dataclasses.asdict(TRAJECTORY)), keys.SEED_KEY: 0})
         assert not any(os.path.exists(value[0].uri) for value in outputs.values())
+
+    def test_a_base_model_of_the_shared_teacher_config_shape_is_warm_started_from(self, tmp_path, teachers):
+        """teacher.json of Models written before the per-teacher configs holds the one TeacherConfig every teacher
+        had (`layers` and the other teachers' fields too): the base teacher is rebuilt from it all the same."""
+        model = make(standard_artifacts.Model, tmp_path, "model")
+        shutil.copytree(teachers["ML"].model.uri, model.uri)
+        saved = storage.read_json(model.uri, TEACHER_FILE)
+        shared = {**saved["teacher_config"], "layers": [], "dropout": 0.0, "kl_cap": 0.2, "kl_anneal_epochs": 20,
+                  "positive_weight": 1.0}
+        storage.write_json(model.uri, TEACHER_FILE, {**saved, "teacher_config": shared})
+        base = teacher_trainer.base_teacher([model]).base
+        assert base.cfg == TEACHERS["ML"]
+        trained = teacher_trainer.base_teacher([teachers["ML"].model]).base
+        for variable, expected in zip(base.variables, trained.variables, strict=True):
+            assert (variable.numpy() == expected.numpy()).all()

@@ -3,7 +3,7 @@
 A student of dim d serves as two embedding tables, a dot product and a top-K. So does a model trained directly at
 dim d that serves as tables: MF, and LightGCN with its propagation folded into the tables at export. Such a
 "direct" model is the rival a student must beat at its size; it is trained with its teacher's recipe (the
-profile's `TeacherConfig`, dim d) and early stopping, like the teacher. The frontier puts the students and the
+profile's teacher config, dim d) and early stopping, like the teacher. The frontier puts the students and the
 direct models of every size beside the full-size teachers and the ensembles, with their test Recall/NDCG@50,
 parameters and, given `hetcomp latency`'s JSON, their p50 latency at batch 1.
 """
@@ -77,7 +77,7 @@ def check_direct(teachers: Sequence[str]) -> None:
 
 
 def direct_config(profile: Profile, teacher: str, dim: int) -> TeacherConfig:
-    """`teacher`'s recipe in `profile` at embedding size `dim` (everything else unchanged).
+    """`teacher`'s recipe in `profile` at embedding size `dim` (everything else unchanged, its class too).
 
     Args:
         profile: the profile.

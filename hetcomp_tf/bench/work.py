@@ -82,19 +82,19 @@ def _chain(sizes) -> int:
 def _neumf_tower(cfg) -> int:
     """Multiply-adds of one (user, item) logit after the MLP's first layer: the rest of the tower, the GMF product
     and the output layer."""
-    return _chain(cfg.layers) + cfg.dim + cfg.layers[-1]
+    return _chain(cfg.mlp_layers) + cfg.dim + cfg.mlp_layers[-1]
 
 
 def _neumf_epoch(cfg, shape: Shape) -> float:
     pairs = cfg.batch_size * (1 + cfg.n_negatives)
     rows = (_batch_rows(cfg) + _dense_rows(cfg, shape)) * 2 * cfg.dim  # GMF and MLP tables
-    first = 2 * cfg.dim * cfg.layers[0]  # the first MLP layer on [p; q]
+    first = 2 * cfg.dim * cfg.mlp_layers[0]  # the first MLP layer on [p; q]
     return _pair_steps(cfg, shape) * (pairs * (first + _neumf_tower(cfg)) + rows)
 
 
 def _propagation(cfg, shape: Shape) -> float:
     """One LightGCN propagation: per layer, both directions of every train edge at dim, and the layer sum."""
-    return cfg.layers[0] * (2 * shape.train + shape.users + shape.items) * cfg.dim
+    return cfg.n_layers * (2 * shape.train + shape.users + shape.items) * cfg.dim
 
 
 def _lightgcn_epoch(cfg, shape: Shape) -> float:
@@ -105,8 +105,8 @@ def _lightgcn_epoch(cfg, shape: Shape) -> float:
 
 def _outer_hidden(cfg) -> int:
     """The autoencoders' hidden size next to their users- or items-wide layers (the decoder's last hidden layer,
-    the encoder's first): `layers[0]`, or the latent size without hidden layers."""
-    return cfg.layers[0] if cfg.layers else cfg.dim
+    the encoder's first): `hidden[0]`, or the latent size without hidden layers."""
+    return cfg.hidden[0] if cfg.hidden else cfg.dim
 
 
 def _autoencoder_epoch(cfg, rows: int, width: int, train: int) -> float:
@@ -136,8 +136,8 @@ def _dot_evaluate(cfg, shape: Shape, scored: int) -> float:
 
 def _neumf_evaluate(cfg, shape: Shape, scored: int) -> float:
     """Per pair the tower after its split first layer (an add); per batch the items' half of that layer."""
-    pair = cfg.layers[0] + _neumf_tower(cfg)
-    return scored * shape.items * pair + _eval_batches(scored) * shape.items * cfg.dim * cfg.layers[0]
+    pair = cfg.mlp_layers[0] + _neumf_tower(cfg)
+    return scored * shape.items * pair + _eval_batches(scored) * shape.items * cfg.dim * cfg.mlp_layers[0]
 
 
 def _lightgcn_evaluate(cfg, shape: Shape, scored: int) -> float:
@@ -153,7 +153,7 @@ def _vae_evaluate(cfg, shape: Shape, scored: int) -> float:
 def _item_ae_evaluate(cfg, shape: Shape, scored: int) -> float:
     """Every batch of users encodes every item (its sparse input layer and the hidden layers), then the output
     layer's columns of the batch's users."""
-    sizes = (*cfg.layers, cfg.dim, *reversed(cfg.layers))
+    sizes = (*cfg.hidden, cfg.dim, *reversed(cfg.hidden))
     per_batch = shape.train * sizes[0] + shape.items * _chain(sizes)
     return _eval_batches(scored) * per_batch + scored * shape.items * _outer_hidden(cfg)
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from hetcomp_tf.config import TEACHER_NAMES, TeacherConfig
-from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.config import TEACHER_NAMES, TeacherConfig, check_teacher_config
 from hetcomp_tf.models.base import Teacher
 from hetcomp_tf.models.cml import CML
 from hetcomp_tf.models.item_ae import ItemAE
@@ -17,11 +16,18 @@ assert tuple(MODELS) == TEACHER_NAMES
 
 
 def build_teacher(name: str, data, cfg: TeacherConfig, seed: int = 0) -> Teacher:
-    try:
-        model = MODELS[name]
-    except KeyError:
-        raise HetCompError(f"unknown teacher {name!r}: choose one of {', '.join(MODELS)}") from None
-    return model(data, cfg, seed)
+    """Teacher `name`'s model, untrained.
+
+    Args:
+        name: one of TEACHER_NAMES; data: the Dataset it trains on (its sizes and train matrix).
+        cfg: the teacher's own config (its class in config.TEACHER_CONFIGS; another is a HetCompError).
+        seed: seeds its initialisation, sampling and in-graph randomness.
+
+    Returns:
+        The model, its weights built.
+    """
+    check_teacher_config(name, cfg)
+    return MODELS[name](data, cfg, seed)
 
 
 __all__ = ["MODELS", "Teacher", "build_teacher", "MF", "CML", "NeuMF", "LightGCN", "MultVAE", "ItemAE"]

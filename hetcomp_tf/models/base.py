@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from hetcomp_tf.config import TeacherConfig
+from hetcomp_tf.config import PairwiseConfig, TeacherConfig
 from hetcomp_tf.data.dataset import CSR, Dataset
 from hetcomp_tf.data.sampling import interaction_keys, sample_negatives
 from hetcomp_tf.errors import HetCompError
@@ -166,7 +166,7 @@ class PairwiseTeacher(Teacher):
 
     batch_key = "user"
 
-    def __init__(self, data: Dataset, cfg: TeacherConfig, seed: int = 0):
+    def __init__(self, data: Dataset, cfg: PairwiseConfig, seed: int = 0):
         super().__init__(data, cfg, seed)
         full = np.flatnonzero(data.train.lengths() >= self.n_items)
         if full.size:

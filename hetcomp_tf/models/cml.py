@@ -7,7 +7,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from hetcomp_tf.config import TeacherConfig
+from hetcomp_tf.config import CMLConfig
 from hetcomp_tf.models.base import PairwiseTeacher, squared_norm, triples
 
 
@@ -17,7 +17,7 @@ class CML(PairwiseTeacher):
 
     name = "ML"
 
-    def __init__(self, data, cfg: TeacherConfig, seed: int = 0):
+    def __init__(self, data, cfg: CMLConfig, seed: int = 0):
         super().__init__(data, cfg, seed)
         stddev = 1.0 / math.sqrt(cfg.dim)  # initial norms ≈ 1: points start spread over the ball
         self.user_embedding = tf.keras.layers.Embedding(self.n_users, cfg.dim, self.initializer(stddev, 1))

@@ -7,23 +7,23 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from hetcomp_tf.config import TeacherConfig
+from hetcomp_tf.config import ItemAEConfig
 from hetcomp_tf.data.dataset import CSR
 from hetcomp_tf.models.base import (Teacher, apply_to_sparse, dense_tower, kernels_of, sparse_rows,
                                     squared_norm, stateless_value_dropout)
 
 
 class ItemAE(Teacher):
-    """Encoder n_users → cfg.layers (tanh) → cfg.dim (tanh); decoder mirrors it back to n_users logits."""
+    """Encoder n_users → cfg.hidden (tanh) → cfg.dim (tanh); decoder mirrors it back to n_users logits."""
 
     name = "I-AE"
 
-    def __init__(self, data, cfg: TeacherConfig, seed: int = 0):
+    def __init__(self, data, cfg: ItemAEConfig, seed: int = 0):
         super().__init__(data, cfg, seed)
         self.item_rows = CSR.from_pairs(data.train.indices, data.train.row_ids(), self.n_items)  # item → users
         self.item_rows_ragged = self.item_rows.to_ragged()
-        self.encoder = dense_tower(self.n_users, (*cfg.layers, cfg.dim), "tanh", "tanh", seed * 1000 + 1)
-        self.decoder = dense_tower(cfg.dim, (*reversed(cfg.layers), self.n_users), "tanh", None, seed * 1000 + 100)
+        self.encoder = dense_tower(self.n_users, (*cfg.hidden, cfg.dim), "tanh", "tanh", seed * 1000 + 1)
+        self.decoder = dense_tower(cfg.dim, (*reversed(cfg.hidden), self.n_users), "tanh", None, seed * 1000 + 100)
 
     def id_axes(self):
         """The encoder's input rows and the decoder's output columns (and biases) are users."""

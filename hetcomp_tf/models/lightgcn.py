@@ -6,10 +6,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from hetcomp_tf.config import TeacherConfig
+from hetcomp_tf.config import LightGCNConfig
 from hetcomp_tf.data.dataset import CSR
 from hetcomp_tf.data.sampling import bpr_loss
-from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.models.base import PairwiseTeacher, squared_norm, triples
 
 
@@ -27,16 +26,13 @@ def normalized_adjacency(train: CSR, n_users: int, n_items: int) -> tf.SparseTen
 
 
 class LightGCN(PairwiseTeacher):
-    """cfg.layers = (n_layers,). score(u, i) = e_u · e_i with e = mean_k Â^k E⁰."""
+    """score(u, i) = e_u · e_i with e = mean_k Â^k E⁰, k = 0..cfg.n_layers."""
 
     name = "GNN"
 
-    def __init__(self, data, cfg: TeacherConfig, seed: int = 0):
+    def __init__(self, data, cfg: LightGCNConfig, seed: int = 0):
         super().__init__(data, cfg, seed)
-        if len(cfg.layers) != 1 or cfg.layers[0] < 1:
-            raise HetCompError(f"GNN (LightGCN): TeacherConfig.layers must be (n_layers,) with n_layers >= 1, "
-                               f"got {cfg.layers}")
-        self.n_layers = int(cfg.layers[0])
+        self.n_layers = cfg.n_layers
         self.adjacency = normalized_adjacency(data.train, self.n_users, self.n_items)
         self.user_embedding = tf.keras.layers.Embedding(self.n_users, cfg.dim, self.initializer(0.1, 1))
         self.item_embedding = tf.keras.layers.Embedding(self.n_items, cfg.dim, self.initializer(0.1, 2))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from hetcomp_tf.config import TeacherConfig
+from hetcomp_tf.config import MFConfig
 from hetcomp_tf.data.sampling import bpr_loss
 from hetcomp_tf.models.base import PairwiseTeacher, squared_norm, triples
 
@@ -17,7 +17,7 @@ class MF(PairwiseTeacher):
 
     name = "MF"
 
-    def __init__(self, data, cfg: TeacherConfig, seed: int = 0):
+    def __init__(self, data, cfg: MFConfig, seed: int = 0):
         super().__init__(data, cfg, seed)
         self.user_embedding = tf.keras.layers.Embedding(self.n_users, cfg.dim, self.initializer(INIT_STD, 1))
         self.item_embedding = tf.keras.layers.Embedding(self.n_items, cfg.dim, self.initializer(INIT_STD, 2))

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from hetcomp_tf.config import TeacherConfig
-from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.config import NeuMFConfig
 from hetcomp_tf.models.base import PairwiseTeacher, dense_tower, squared_norm, triples
 
 # Pairs scored per chunk in score_all: bounds the [chunk, n_items, hidden] activations to ~100 MB.
@@ -14,14 +13,12 @@ _PAIRS_PER_CHUNK = 200_000
 
 
 class NeuMF(PairwiseTeacher):
-    """logit(u, i) = h · [p_u ⊙ q_i ; MLP([p'_u ; q'_i])]; cfg.layers are the MLP's hidden sizes."""
+    """logit(u, i) = h · [p_u ⊙ q_i ; MLP([p'_u ; q'_i])]; cfg.mlp_layers are the MLP's hidden sizes."""
 
     name = "DL"
 
-    def __init__(self, data, cfg: TeacherConfig, seed: int = 0):
+    def __init__(self, data, cfg: NeuMFConfig, seed: int = 0):
         super().__init__(data, cfg, seed)
-        if not cfg.layers:
-            raise HetCompError("DL (NeuMF): TeacherConfig.layers must list at least one MLP hidden size")
         dim = cfg.dim
         self.user_embedding = tf.keras.layers.Embedding(self.n_users, dim, self.initializer(0.01, 1))  # GMF
         self.item_embedding = tf.keras.layers.Embedding(self.n_items, dim, self.initializer(0.01, 2))
@@ -29,8 +26,8 @@ class NeuMF(PairwiseTeacher):
         self.mlp_item_embedding = tf.keras.layers.Embedding(self.n_items, dim, self.initializer(0.01, 4))
         for table in (self.user_embedding, self.item_embedding, self.mlp_user_embedding, self.mlp_item_embedding):
             table.build(None)
-        self.mlp = dense_tower(2 * dim, cfg.layers, "relu", "relu", seed * 1000 + 5)
-        self.output_layer = dense_tower(dim + cfg.layers[-1], (1,), None, None, seed * 1000 + 50)
+        self.mlp = dense_tower(2 * dim, cfg.mlp_layers, "relu", "relu", seed * 1000 + 5)
+        self.output_layer = dense_tower(dim + cfg.mlp_layers[-1], (1,), None, None, seed * 1000 + 50)
 
     def id_axes(self):
         return [*super().id_axes(), (self.mlp_user_embedding.embeddings, 0, "user"),

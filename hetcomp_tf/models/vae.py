@@ -5,22 +5,22 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from hetcomp_tf.config import TeacherConfig
+from hetcomp_tf.config import VAEConfig
 from hetcomp_tf.models.base import (Teacher, apply_to_sparse, dense_tower, kernels_of, sparse_rows,
                                     squared_norm, stateless_value_dropout)
 
 
 class MultVAE(Teacher):
-    """Encoder n_items → cfg.layers (tanh) → 2·cfg.dim (μ, log σ²); decoder mirrors it back to n_items logits.
+    """Encoder n_items → cfg.hidden (tanh) → 2·cfg.dim (μ, log σ²); decoder mirrors it back to n_items logits.
     score_all = decoder logits of μ(user's full train vector), no dropout."""
 
     name = "AE"
 
-    def __init__(self, data, cfg: TeacherConfig, seed: int = 0):
+    def __init__(self, data, cfg: VAEConfig, seed: int = 0):
         super().__init__(data, cfg, seed)
         self.train_rows = data.train.to_ragged()
-        self.encoder = dense_tower(self.n_items, (*cfg.layers, 2 * cfg.dim), "tanh", None, seed * 1000 + 1)
-        self.decoder = dense_tower(cfg.dim, (*reversed(cfg.layers), self.n_items), "tanh", None, seed * 1000 + 100)
+        self.encoder = dense_tower(self.n_items, (*cfg.hidden, 2 * cfg.dim), "tanh", None, seed * 1000 + 1)
+        self.decoder = dense_tower(cfg.dim, (*reversed(cfg.hidden), self.n_items), "tanh", None, seed * 1000 + 100)
 
     def id_axes(self):
         """The encoder's input rows and the decoder's output columns (and biases) are items."""

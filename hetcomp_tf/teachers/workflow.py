@@ -29,8 +29,9 @@ from pathlib import Path
 
 from hetcomp_tf.bench.estimate import duration, teacher_estimates
 from hetcomp_tf.bench.work import Shape
-from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES, DistillConfig, Profile
+from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES, DistillConfig, Profile, from_dict
 from hetcomp_tf.data.dataset import Dataset
+from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.distill.ensemble import EnsembleKnowledge, evaluate_ensemble, fit_ensemble, target_knowledge
 from hetcomp_tf.teachers.training import train_teacher
 from hetcomp_tf.teachers.trajectories import load_trajectories
@@ -92,7 +93,7 @@ def _resume_directory(resume: Path, data: Dataset, profile: Profile, seed: int) 
     fingerprint = {"profile": profile.to_dict(), "seed": seed}
     if resume.is_dir():
         stamp = resume / "fingerprint.json"
-        same = (stamp.is_file() and split.is_file() and read_json(stamp) == json.loads(json.dumps(fingerprint))
+        same = (stamp.is_file() and split.is_file() and _read_fingerprint(stamp) == json.loads(json.dumps(fingerprint))
                 and Dataset.load(split).same_split(data))
         if not same:
             log(f"{resume}: written for another split, profile or seed; starting the teachers afresh")
@@ -102,6 +103,18 @@ def _resume_directory(resume: Path, data: Dataset, profile: Profile, seed: int) 
         data.save(split)  # workers train on exactly this split
         write_json(resume / "fingerprint.json", fingerprint)
     return resume
+
+
+def _read_fingerprint(stamp: Path) -> dict:
+    """A resume directory's fingerprint with its profile in today's JSON shape: one written before the per-teacher
+    configs holds each teacher's in the shared TeacherConfig's shape, which `from_dict` reads. A profile that no
+    longer reads (fields since removed) is left as written: it differs from any of today's."""
+    saved = read_json(stamp)
+    try:
+        profile = from_dict(Profile, saved["profile"])
+    except (HetCompError, KeyError, TypeError):
+        return saved
+    return {**saved, "profile": json.loads(json.dumps(profile.to_dict()))}
 
 
 def load_target_knowledge(teachers_dir: str | os.PathLike, cfg: DistillConfig,
