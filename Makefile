@@ -15,7 +15,7 @@ PROFILE ?=
 OUT     ?= out/run
 BENCH_OUT ?= out/bench
 
-.PHONY: install python run test bench clean
+.PHONY: install python run test check bench clean
 
 install: $(STAMP)
 
@@ -36,6 +36,12 @@ run: install
 
 test: install
 	$(PY) -m pytest -q
+
+# Before a commit: lint, the format, and the tests not marked slow (the whole suite is `make test`, as CI runs it)
+check: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest -q -m "not slow"
 
 bench: install
 	$(VENV)/bin/hetcomp benchmark --data citeulike --profile paper --seeds 3 --jobs 2 --out $(BENCH_OUT)

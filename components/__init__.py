@@ -13,5 +13,14 @@ from components.ranking_evaluator.component import RankingEvaluator
 from components.student_trainer.component import StudentTrainer
 from components.teacher_trainer.component import TeacherTrainer
 
-__all__ = ["InteractionExampleGen", "KnowledgeBuilder", "RankingEvaluator", "StudentTrainer", "TeacherTrainer",
-           "InteractionDataset", "KnowledgeArtifact", "RankingMetrics", "TeacherTrajectory"]
+__all__ = [
+    "InteractionExampleGen",
+    "KnowledgeBuilder",
+    "RankingEvaluator",
+    "StudentTrainer",
+    "TeacherTrainer",
+    "InteractionDataset",
+    "KnowledgeArtifact",
+    "RankingMetrics",
+    "TeacherTrajectory",
+]

@@ -56,4 +56,6 @@ TRAJECTORY_DIR = "trajectory"  # TeacherTrajectory: `Trajectory.save` layout (+ 
 KNOWLEDGE_DIR = "knowledge"  # KnowledgeArtifact: `EnsembleKnowledge.save` layout
 STUDENT_DIR = "Format-HetCompStudent"  # student Model, beside TFX's Format-Serving: `student.save_student`
 VOCABULARY_FILE = "vocabulary.npz"  # in every Model: the user and item ids its rows stand for (warm starts map them)
-TEACHER_FILE = "teacher.json"  # in a teacher's Model: its name, teacher config and seed (to rebuild it for a warm start)
+TEACHER_FILE = (
+    "teacher.json"  # in a teacher's Model: its name, teacher config and seed (to rebuild it for a warm start)
+)

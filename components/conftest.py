@@ -15,8 +15,7 @@ from tfx.types import standard_artifacts
 from tfx.utils import json_utils, path_utils
 
 from components import keys, storage
-from components.artifacts import METRICS_FILE, InteractionDataset, KnowledgeArtifact, RankingMetrics, \
-    TeacherTrajectory
+from components.artifacts import METRICS_FILE, InteractionDataset, KnowledgeArtifact, RankingMetrics, TeacherTrajectory
 from components.ingestion import executor as ingestion
 from components.knowledge_builder import executor as knowledge_builder
 from components.student_trainer import component as student_trainer
@@ -35,9 +34,16 @@ def root(tmp_path_factory):
 @pytest.fixture(scope="session")
 def ingested(root):
     examples, dataset = make(standard_artifacts.Examples, root, "examples"), make(InteractionDataset, root, "dataset")
-    ingestion.Executor().Do({}, {keys.EXAMPLES_KEY: [examples], keys.DATASET_KEY: [dataset]}, {
-        keys.DATA_KEY: "synthetic", keys.DATA_FORMAT_KEY: "",
-        keys.DATA_CONFIG_KEY: json.dumps(dataclasses.asdict(DATA_CONFIG)), keys.DATA_FINGERPRINT_KEY: "synthetic"})
+    ingestion.Executor().Do(
+        {},
+        {keys.EXAMPLES_KEY: [examples], keys.DATASET_KEY: [dataset]},
+        {
+            keys.DATA_KEY: "synthetic",
+            keys.DATA_FORMAT_KEY: "",
+            keys.DATA_CONFIG_KEY: json.dumps(dataclasses.asdict(DATA_CONFIG)),
+            keys.DATA_FINGERPRINT_KEY: "synthetic",
+        },
+    )
     return SimpleNamespace(examples=examples, dataset=dataset, data=storage.read_dataset(dataset.uri))
 
 
@@ -46,20 +52,34 @@ def teachers(root, ingested):
     clean = anomalies_artifact(root / "anomalies", {s: anomalies_pb2.Anomalies() for s in ("train", "valid")})
     runs = {}
     for name, cfg in TEACHERS.items():
-        outputs = {key: [make(cls, root, f"{name}-{key}")] for key, cls in (
-            (keys.MODEL_KEY, standard_artifacts.Model), (keys.TRAJECTORY_KEY, TeacherTrajectory),
-            (keys.MODEL_RUN_KEY, standard_artifacts.ModelRun))}
-        teacher_trainer.Executor().Do({keys.DATASET_KEY: [ingested.dataset], keys.ANOMALIES_KEY: [clean]}, outputs, {
-            keys.TEACHER_KEY: name, keys.TEACHER_CONFIG_KEY: json.dumps(dataclasses.asdict(cfg)),
-            keys.TRAJECTORY_CONFIG_KEY: json.dumps(dataclasses.asdict(TRAJECTORY)), keys.SEED_KEY: 0})
+        outputs = {
+            key: [make(cls, root, f"{name}-{key}")]
+            for key, cls in (
+                (keys.MODEL_KEY, standard_artifacts.Model),
+                (keys.TRAJECTORY_KEY, TeacherTrajectory),
+                (keys.MODEL_RUN_KEY, standard_artifacts.ModelRun),
+            )
+        }
+        teacher_trainer.Executor().Do(
+            {keys.DATASET_KEY: [ingested.dataset], keys.ANOMALIES_KEY: [clean]},
+            outputs,
+            {
+                keys.TEACHER_KEY: name,
+                keys.TEACHER_CONFIG_KEY: json.dumps(dataclasses.asdict(cfg)),
+                keys.TRAJECTORY_CONFIG_KEY: json.dumps(dataclasses.asdict(TRAJECTORY)),
+                keys.SEED_KEY: 0,
+            },
+        )
         runs[name] = SimpleNamespace(**{key: value[0] for key, value in outputs.items()})
     return runs
 
 
 @pytest.fixture(scope="session")
 def knowledge(root, ingested, teachers):
-    outputs = {keys.KNOWLEDGE_KEY: [make(KnowledgeArtifact, root, "knowledge")],
-               keys.METRICS_KEY: [make(RankingMetrics, root, "km")]}
+    outputs = {
+        keys.KNOWLEDGE_KEY: [make(KnowledgeArtifact, root, "knowledge")],
+        keys.METRICS_KEY: [make(RankingMetrics, root, "km")],
+    }
     knowledge_builder.Executor().Do(knowledge_inputs(ingested, teachers), outputs, {keys.TAU_KEY: DISTILL.tau})
     return SimpleNamespace(knowledge=outputs[keys.KNOWLEDGE_KEY][0], metrics=outputs[keys.METRICS_KEY][0])
 
@@ -71,8 +91,11 @@ def student(root, ingested, knowledge):
     student_trainer.Executor(context).Do(
         {keys.DATASET_KEY: [ingested.dataset], keys.KNOWLEDGE_KEY: [knowledge.knowledge]},
         {keys.MODEL_KEY: [model], keys.MODEL_RUN_KEY: [model_run]},
-        {keys.RUN_FN_KEY: student_trainer.DEFAULT_RUN_FN,
-         keys.CUSTOM_CONFIG_KEY: json_utils.dumps({keys.DISTILL_CONFIG_FIELD: dataclasses.asdict(DISTILL)})})
+        {
+            keys.RUN_FN_KEY: student_trainer.DEFAULT_RUN_FN,
+            keys.CUSTOM_CONFIG_KEY: json_utils.dumps({keys.DISTILL_CONFIG_FIELD: dataclasses.asdict(DISTILL)}),
+        },
+    )
     return SimpleNamespace(model=model, run=storage.read_json(model_run.uri, METRICS_FILE), model_run=model_run)
 
 
@@ -81,6 +104,7 @@ def untrained(root, ingested):
     """A model that learnt nothing (the student's random initialisation), exported like the trainer exports."""
     model = make(standard_artifacts.Model, root, "untrained", 8)
     data = ingested.data
-    export_model(Student(data.n_users, data.n_items, DISTILL.student_dim, seed=1), data,
-                 path_utils.serving_model_path(model.uri))
+    export_model(
+        Student(data.n_users, data.n_items, DISTILL.student_dim, seed=1), data, path_utils.serving_model_path(model.uri)
+    )
     return model

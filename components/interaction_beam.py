@@ -20,8 +20,7 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from components.interaction_examples import SHARD_PREFIX, SPLITS, VOCABULARY_FILES, interaction_example, \
-    vocabulary_text
+from components.interaction_examples import SHARD_PREFIX, SPLITS, VOCABULARY_FILES, interaction_example, vocabulary_text
 from hetcomp_tf.config import DataConfig
 from hetcomp_tf.data.readers import CsvLayout, note_ratings_kept, parse_users_dat_line
 from hetcomp_tf.data.user_split import TRAIN, split_user
@@ -40,8 +39,10 @@ class Source:
 
     def __post_init__(self):
         if self.fmt == "citeulike" and len(self.files) != 1:
-            raise HetCompError(f"{self.where}: a users.dat-format input is one file (its line number is the user "
-                               f"id), this matches {len(self.files)}")
+            raise HetCompError(
+                f"{self.where}: a users.dat-format input is one file (its line number is the user "
+                f"id), this matches {len(self.files)}"
+            )
 
 
 def file_pairs(path: str, fmt: str, min_rating: float | None):
@@ -73,16 +74,22 @@ def read_pairs(pipeline: beam.Pipeline, source: Source, min_rating: float | None
     if source.fmt == "pairs":
         pairs = pipeline | "Pairs" >> beam.Create(source.pairs)
     else:
-        pairs = (pipeline | "Files" >> beam.Create(source.files) | "SpreadFiles" >> beam.Reshuffle()
-                 | "ReadFiles" >> beam.FlatMap(file_pairs, source.fmt, min_rating))
+        pairs = (
+            pipeline
+            | "Files" >> beam.Create(source.files)
+            | "SpreadFiles" >> beam.Reshuffle()
+            | "ReadFiles" >> beam.FlatMap(file_pairs, source.fmt, min_rating)
+        )
     return pairs | "Distinct" >> beam.Distinct()
 
 
 def require(pipeline: beam.Pipeline, checks: list[tuple[beam.PCollection, str]]) -> None:
     """Fails the pipeline with the message of the first empty PCollection of `checks` (each one empty whenever an
     earlier one is, so the message is the cause, whatever order the runner counts them in)."""
-    sizes = [beam.pvalue.AsSingleton(pcoll | f"Count{k}" >> beam.combiners.Count.Globally())
-             for k, (pcoll, _) in enumerate(checks)]
+    sizes = [
+        beam.pvalue.AsSingleton(pcoll | f"Count{k}" >> beam.combiners.Count.Globally())
+        for k, (pcoll, _) in enumerate(checks)
+    ]
 
     def check(_, *counts) -> None:
         for count, (_, message) in zip(counts, checks):
@@ -117,56 +124,95 @@ def evaluated_rows(user_rows):
     return rows if {part for _, _, part in rows} >= {1, 2} else []
 
 
-def build(pipeline: beam.Pipeline, source: Source, cfg: DataConfig, examples_dir: str, vocabulary_dir: str,
-          previous_vocabularies: tuple = ((), ()), num_shards: int = 0) -> None:
+def build(
+    pipeline: beam.Pipeline,
+    source: Source,
+    cfg: DataConfig,
+    examples_dir: str,
+    vocabulary_dir: str,
+    previous_vocabularies: tuple = ((), ()),
+    num_shards: int = 0,
+) -> None:
     """Adds the ingestion to `pipeline`: examples in `examples_dir`/Split-<name>/ (`num_shards` gzipped TFRecord
     shards each, 0: as the runner likes), vocabularies in `vocabulary_dir`; `previous_vocabularies` (user ids, item
     ids) keep their indices (a warm start's `Dataset.extend_vocabularies`)."""
     pairs = read_pairs(pipeline, source, cfg.min_rating)
-    active = (pairs | "ByUser" >> beam.GroupByKey()
-              | "MinInteractions" >> beam.Filter(lambda kv: len(kv[1]) >= cfg.min_user_interactions))
+    active = (
+        pairs
+        | "ByUser" >> beam.GroupByKey()
+        | "MinInteractions" >> beam.Filter(lambda kv: len(kv[1]) >= cfg.min_user_interactions)
+    )
     rows = active | "Split" >> beam.FlatMap(split_rows, cfg)
     train = rows | "Train" >> beam.Filter(lambda row: row[2] == TRAIN)
     train_items = train | "TrainItems" >> beam.Map(lambda row: row[1]) | "DistinctItems" >> beam.Distinct()
-    held_out = rows | "HeldOut" >> beam.Filter(lambda row: row[2] != TRAIN) | "ByItem" >> beam.Map(
-        lambda row: (row[1], row))
+    held_out = (
+        rows | "HeldOut" >> beam.Filter(lambda row: row[2] != TRAIN) | "ByItem" >> beam.Map(lambda row: (row[1], row))
+    )
     evaluated = (
         {"held_out": held_out, "in_train": train_items | "ItemKeys" >> beam.Map(lambda item: (item, True))}
-        | "JoinTrainItems" >> beam.CoGroupByKey() | "SeenInTrain" >> beam.FlatMap(held_out_seen_in_train)
-        | "HeldOutByUser" >> beam.Map(lambda row: (row[0], row)) | "GroupHeldOut" >> beam.GroupByKey()
-        | "ValidAndTest" >> beam.FlatMap(evaluated_rows))
+        | "JoinTrainItems" >> beam.CoGroupByKey()
+        | "SeenInTrain" >> beam.FlatMap(held_out_seen_in_train)
+        | "HeldOutByUser" >> beam.Map(lambda row: (row[0], row))
+        | "GroupHeldOut" >> beam.GroupByKey()
+        | "ValidAndTest" >> beam.FlatMap(evaluated_rows)
+    )
     kept = "" if cfg.min_rating is None else f" with rating >= min_rating={cfg.min_rating}"
-    require(pipeline, [(pairs, f"{source.where}: no interaction{kept}"),
-                       (active, f"{source.where}: no user has >= {cfg.min_user_interactions} interactions"),
-                       (evaluated, f"{source.where}: no user kept valid and test items that also occur in train; "
-                                   "the data is too small or too sparse")])
+    require(
+        pipeline,
+        [
+            (pairs, f"{source.where}: no interaction{kept}"),
+            (active, f"{source.where}: no user has >= {cfg.min_user_interactions} interactions"),
+            (
+                evaluated,
+                f"{source.where}: no user kept valid and test items that also occur in train; "
+                "the data is too small or too sparse",
+            ),
+        ],
+    )
 
     previous_users, previous_items = previous_vocabularies
     vocabularies = {
-        "user": active | "UserIds" >> beam.Keys() | "AllUsers" >> beam.combiners.ToList()
+        "user": active
+        | "UserIds" >> beam.Keys()
+        | "AllUsers" >> beam.combiners.ToList()
         | "UserVocabulary" >> beam.Map(extended_vocabulary, list(previous_users)),
-        "item": train_items | "AllItems" >> beam.combiners.ToList()
+        "item": train_items
+        | "AllItems" >> beam.combiners.ToList()
         | "ItemVocabulary" >> beam.Map(extended_vocabulary, list(previous_items)),
     }
     index = {}
     for kind, vocabulary in vocabularies.items():
-        _ = (vocabulary | f"{kind}VocabularyText" >> beam.Map(vocabulary_text)
-             | f"Write{kind}Vocabulary" >> beam.io.WriteToText(
-                    os.path.join(vocabulary_dir, VOCABULARY_FILES[kind]), num_shards=1, shard_name_template=""))
+        _ = (
+            vocabulary
+            | f"{kind}VocabularyText" >> beam.Map(vocabulary_text)
+            | f"Write{kind}Vocabulary"
+            >> beam.io.WriteToText(
+                os.path.join(vocabulary_dir, VOCABULARY_FILES[kind]), num_shards=1, shard_name_template=""
+            )
+        )
         index[kind] = beam.pvalue.AsSingleton(
-            vocabulary | f"{kind}Index" >> beam.Map(lambda ids: {id_: i for i, id_ in enumerate(ids)}))
+            vocabulary | f"{kind}Index" >> beam.Map(lambda ids: {id_: i for i, id_ in enumerate(ids)})
+        )
 
     def to_example(row, users, items) -> bytes:
         user, item, _ = row
         return interaction_example(users[user], items[item], user, item)
 
-    parts = (train, evaluated) | "Kept" >> beam.Flatten() | "BySplit" >> beam.Partition(
-        lambda row, _: row[2], len(SPLITS))
+    parts = (
+        (train, evaluated) | "Kept" >> beam.Flatten() | "BySplit" >> beam.Partition(lambda row, _: row[2], len(SPLITS))
+    )
     for split, part in zip(SPLITS, parts):
-        _ = (part | f"{split}Examples" >> beam.Map(to_example, index["user"], index["item"])
-             | f"Write{split}" >> beam.io.WriteToTFRecord(
-                    os.path.join(examples_dir, f"Split-{split}", SHARD_PREFIX), file_name_suffix=".gz",
-                    compression_type=CompressionTypes.GZIP, num_shards=num_shards))
+        _ = (
+            part
+            | f"{split}Examples" >> beam.Map(to_example, index["user"], index["item"])
+            | f"Write{split}"
+            >> beam.io.WriteToTFRecord(
+                os.path.join(examples_dir, f"Split-{split}", SHARD_PREFIX),
+                file_name_suffix=".gz",
+                compression_type=CompressionTypes.GZIP,
+                num_shards=num_shards,
+            )
+        )
 
 
 _BEAM_STEP = re.compile(r" \[while running '[^']*'\]")

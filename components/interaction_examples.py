@@ -24,12 +24,16 @@ READ_BATCH = 1 << 16
 
 def interaction_example(user: int, item: int, user_id: str, item_id: str) -> bytes:
     """One serialized tf.Example: internal indices and original ids."""
-    return tf.train.Example(features=tf.train.Features(feature={
-        "user": tf.train.Feature(int64_list=tf.train.Int64List(value=[user])),
-        "item": tf.train.Feature(int64_list=tf.train.Int64List(value=[item])),
-        "user_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[user_id.encode()])),
-        "item_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[item_id.encode()])),
-    })).SerializeToString()
+    return tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                "user": tf.train.Feature(int64_list=tf.train.Int64List(value=[user])),
+                "item": tf.train.Feature(int64_list=tf.train.Int64List(value=[item])),
+                "user_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[user_id.encode()])),
+                "item_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[item_id.encode()])),
+            }
+        )
+    ).SerializeToString()
 
 
 def write_split(data: Dataset, split: str, split_dir: str) -> None:

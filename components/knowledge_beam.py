@@ -34,8 +34,11 @@ KIND = "sharded_ensemble_knowledge"
 SHARD_PREFIX = "knowledge"  # knowledge-SSSSS-of-NNNNN.gz
 USERS_PER_RANGE = 2048  # a range's rows of all teachers: 2048 users x 6 teachers x 4 checkpoints x 100 items x 4 B
 READ_BATCH = 1 << 12
-FEATURES = {"user": tf.io.FixedLenFeature([], tf.int64), "rankings": tf.io.VarLenFeature(tf.int64),
-            "observed": tf.io.VarLenFeature(tf.int64)}
+FEATURES = {
+    "user": tf.io.FixedLenFeature([], tf.int64),
+    "rankings": tf.io.VarLenFeature(tf.int64),
+    "observed": tf.io.VarLenFeature(tf.int64),
+}
 
 
 def trajectory_manifest(directory: str) -> dict:
@@ -52,7 +55,7 @@ def _npy_rows(f, path: str, shape: tuple[int, ...], leading: int, first: int, co
     """Rows [first, first + count) of the C-order .npy open as `f`, whose shape must be `shape`, seen as rows over
     its first `leading` axes (a [T, U, N] array: rows t·U + u of N items); only those bytes are read."""
     version = np.lib.format.read_magic(f)
-    header = (np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0)
+    header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
     stored, fortran, dtype = header(f)
     if fortran or tuple(stored) != tuple(shape):
         raise HetCompError(f"{path}: an array of shape {tuple(stored)}, its manifest says {tuple(shape)}")
@@ -85,15 +88,24 @@ def read_trajectory_rows(directory: str, shape: dict, start: int, stop: int) -> 
 
 def knowledge_example(user: int, rankings: np.ndarray, observed: np.ndarray) -> bytes:
     """One user's knowledge: rankings [X, T, N] flattened, the train items in ensemble order (no padding)."""
-    return tf.train.Example(features=tf.train.Features(feature={
-        "user": tf.train.Feature(int64_list=tf.train.Int64List(value=[user])),
-        "rankings": tf.train.Feature(int64_list=tf.train.Int64List(value=rankings.ravel().tolist())),
-        "observed": tf.train.Feature(int64_list=tf.train.Int64List(value=observed[observed >= 0].tolist())),
-    })).SerializeToString()
+    return tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                "user": tf.train.Feature(int64_list=tf.train.Int64List(value=[user])),
+                "rankings": tf.train.Feature(int64_list=tf.train.Int64List(value=rankings.ravel().tolist())),
+                "observed": tf.train.Feature(int64_list=tf.train.Int64List(value=observed[observed >= 0].tolist())),
+            }
+        )
+    ).SerializeToString()
 
 
-def build_range(bounds: tuple[int, int], trajectory_dirs: tuple[str, ...], shape: dict, tau: float,
-                teacher_weights: tuple[float, ...] | None = None):
+def build_range(
+    bounds: tuple[int, int],
+    trajectory_dirs: tuple[str, ...],
+    shape: dict,
+    tau: float,
+    teacher_weights: tuple[float, ...] | None = None,
+):
     """The knowledge examples of users [start, stop)."""
     start, stop = bounds
     parts = [read_trajectory_rows(d, shape, start, stop) for d in trajectory_dirs]
@@ -111,34 +123,60 @@ def check_trajectories(trajectory_dirs: dict[str, str]) -> dict:
     for teacher, directory in trajectory_dirs.items():
         manifest = trajectory_manifest(directory)
         try:
-            shapes[teacher] = {"n_checkpoints": len(manifest["checkpoints"]), "n_users": int(manifest["n_users"]),
-                               "top_n": int(manifest["top_n"]), "n_items": int(manifest["n_items"])}
+            shapes[teacher] = {
+                "n_checkpoints": len(manifest["checkpoints"]),
+                "n_users": int(manifest["n_users"]),
+                "top_n": int(manifest["top_n"]),
+                "n_items": int(manifest["n_items"]),
+            }
         except (KeyError, TypeError, ValueError):
             raise HetCompError(f"{directory}/{TRAJECTORY_MANIFEST}: not a trajectory manifest") from None
     first, shape = next(iter(shapes.items()))
     for teacher, other in shapes.items():
         if other != shape:
-            raise HetCompError(f"trajectories of {teacher} {other} and {first} {shape} differ; export them with "
-                               "one config")
+            raise HetCompError(
+                f"trajectories of {teacher} {other} and {first} {shape} differ; export them with " "one config"
+            )
     return shape
 
 
-def build(pipeline: beam.Pipeline, trajectory_dirs: dict[str, str], tau: float, out_dir: str,
-          users_per_range: int = USERS_PER_RANGE, num_shards: int = 0,
-          teacher_weights: tuple[float, ...] | None = None) -> dict:
+def build(
+    pipeline: beam.Pipeline,
+    trajectory_dirs: dict[str, str],
+    tau: float,
+    out_dir: str,
+    users_per_range: int = USERS_PER_RANGE,
+    num_shards: int = 0,
+    teacher_weights: tuple[float, ...] | None = None,
+) -> dict:
     """Adds the knowledge build to `pipeline`: `out_dir`/knowledge-*.gz (`num_shards` shards, 0: as the runner
     likes) of the ensemble at `tau` with `teacher_weights` (None: equal); returns the manifest that describes
     them, for `run` to write once they are."""
     shape = check_trajectories(trajectory_dirs)
     n_users = shape["n_users"]
     ranges = [(start, min(start + users_per_range, n_users)) for start in range(0, n_users, users_per_range)]
-    _ = (pipeline | "UserRanges" >> beam.Create(ranges) | "SpreadRanges" >> beam.Reshuffle()
-         | "BuildRanges" >> beam.FlatMap(build_range, tuple(trajectory_dirs.values()), shape, float(tau),
-                                         teacher_weights)
-         | "Write" >> beam.io.WriteToTFRecord(os.path.join(out_dir, SHARD_PREFIX), file_name_suffix=".gz",
-                                              compression_type=CompressionTypes.GZIP, num_shards=num_shards))
-    return {"format_version": FORMAT_VERSION, "kind": KIND, "teachers": list(trajectory_dirs), "tau": float(tau),
-            "teacher_weights": None if teacher_weights is None else list(teacher_weights), **shape}
+    _ = (
+        pipeline
+        | "UserRanges" >> beam.Create(ranges)
+        | "SpreadRanges" >> beam.Reshuffle()
+        | "BuildRanges"
+        >> beam.FlatMap(build_range, tuple(trajectory_dirs.values()), shape, float(tau), teacher_weights)
+        | "Write"
+        >> beam.io.WriteToTFRecord(
+            os.path.join(out_dir, SHARD_PREFIX),
+            file_name_suffix=".gz",
+            compression_type=CompressionTypes.GZIP,
+            num_shards=num_shards,
+        )
+    )
+    return {
+        "format_version": FORMAT_VERSION,
+        "kind": KIND,
+        "teachers": list(trajectory_dirs),
+        "tau": float(tau),
+        "teacher_weights": None if teacher_weights is None else list(teacher_weights),
+        **shape,
+    }
 
 
 def run(pipeline: beam.Pipeline, trajectory_dirs: dict[str, str], tau: float, out_dir: str, **kwargs) -> None:
@@ -184,8 +222,10 @@ def read_knowledge(directory: str, manifest: dict | None = None) -> EnsembleKnow
     if manifest is None:
         raise HetCompError(f"{os.path.join(directory, MANIFEST)}: missing")
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise HetCompError(f"{directory}/{MANIFEST}: format_version {manifest.get('format_version')!r} is not the "
-                           f"supported {FORMAT_VERSION}")
+        raise HetCompError(
+            f"{directory}/{MANIFEST}: format_version {manifest.get('format_version')!r} is not the "
+            f"supported {FORMAT_VERSION}"
+        )
     x, t, n_users, top_n = len(manifest["teachers"]), manifest["n_checkpoints"], manifest["n_users"], manifest["top_n"]
     shards = sorted(tf.io.gfile.glob(os.path.join(directory, f"{SHARD_PREFIX}-*.gz")))
     if not shards:
@@ -197,18 +237,29 @@ def read_knowledge(directory: str, manifest: dict | None = None) -> EnsembleKnow
         users = parsed["user"].numpy()
         lists = tf.sparse.to_dense(parsed["rankings"], default_value=-2).numpy()
         if users.min() < 0 or users.max() >= n_users or lists.shape[1] != rankings.shape[1]:
-            raise HetCompError(f"{directory}: an example with a user outside [0, {n_users}) or rankings of other "
-                               f"than {x} x {t} x {top_n} items")
+            raise HetCompError(
+                f"{directory}: an example with a user outside [0, {n_users}) or rankings of other "
+                f"than {x} x {t} x {top_n} items"
+            )
         rankings[users] = lists
         for user, row in zip(users, tf.RaggedTensor.from_sparse(parsed["observed"]).numpy()):
             observed_rows[user] = row
     missing = [u for u, row in enumerate(observed_rows) if row is None]
     if missing or (rankings == -2).any():
-        raise HetCompError(f"{directory}: {len(missing)} of {n_users} users have no complete knowledge example "
-                           f"(first: {missing[:3]})")
-    observed = CSR(indptr=np.concatenate([[0], np.cumsum([len(r) for r in observed_rows])]).astype(np.int64),
-                   indices=np.concatenate([*observed_rows, np.zeros(0, np.int64)]).astype(np.int32)).padded()
+        raise HetCompError(
+            f"{directory}: {len(missing)} of {n_users} users have no complete knowledge example "
+            f"(first: {missing[:3]})"
+        )
+    observed = CSR(
+        indptr=np.concatenate([[0], np.cumsum([len(r) for r in observed_rows])]).astype(np.int64),
+        indices=np.concatenate([*observed_rows, np.zeros(0, np.int64)]).astype(np.int32),
+    ).padded()
     by_teacher = np.ascontiguousarray(rankings.reshape(n_users, x, t, top_n).transpose(1, 2, 0, 3))  # [X, T, U, N]
-    return EnsembleKnowledge(teachers=tuple(manifest["teachers"]), rankings=by_teacher, observed=observed,
-                             n_items=int(manifest["n_items"]), tau=float(manifest["tau"]),
-                             teacher_weights=optional_weights(manifest.get("teacher_weights")))
+    return EnsembleKnowledge(
+        teachers=tuple(manifest["teachers"]),
+        rankings=by_teacher,
+        observed=observed,
+        n_items=int(manifest["n_items"]),
+        tau=float(manifest["tau"]),
+        teacher_weights=optional_weights(manifest.get("teacher_weights")),
+    )

@@ -13,10 +13,9 @@ import os
 import tempfile
 from collections.abc import Iterator
 
+import numpy as np
 from tfx.dsl.io import fileio
 from tfx.utils import io_utils
-
-import numpy as np
 
 from components.artifacts import DATASET_FILE, VOCABULARY_FILE
 from hetcomp_tf.data.dataset import Dataset

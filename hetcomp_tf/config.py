@@ -44,11 +44,14 @@ MethodName = Literal["wo_kd", "ensemble_kd", "rrd", "dcd", "hetcomp_no_dkc", "he
 METHOD_NAMES = typing.get_args(MethodName)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _choice_fields(cls) -> tuple[tuple[str, tuple], ...]:
     """(field, its choices) of every Literal-typed field of the config class `cls`."""
-    return tuple((name, typing.get_args(hint)) for name, hint in typing.get_type_hints(cls).items()
-                 if typing.get_origin(hint) is Literal)
+    return tuple(
+        (name, typing.get_args(hint))
+        for name, hint in typing.get_type_hints(cls).items()
+        if typing.get_origin(hint) is Literal
+    )
 
 
 def _check_choices(cfg, message) -> None:
@@ -82,12 +85,12 @@ class DataConfig:
 
 
 def _at_least(cfg, low, *names: str) -> list[str]:
-    """"name=value must be >= low" for each field of `names` below `low`."""
+    """ "name=value must be >= low" for each field of `names` below `low`."""
     return [f"{name}={getattr(cfg, name)} must be >= {low}" for name in names if getattr(cfg, name) < low]
 
 
 def _above(cfg, low, *names: str) -> list[str]:
-    """"name=value must be > low" for each field of `names` not above `low`."""
+    """ "name=value must be > low" for each field of `names` not above `low`."""
     return [f"{name}={getattr(cfg, name)} must be > {low}" for name in names if not getattr(cfg, name) > low]
 
 
@@ -137,8 +140,11 @@ class TeacherConfig:
 
     def _problems(self) -> list[str]:
         """What is wrong with the fields, one phrase each; a subclass adds its own fields' to its base's."""
-        return [*_at_least(self, 1, "dim", "epochs", "batch_size", "eval_every", "patience"),
-                *_at_least(self, 0, "eval_users", "l2"), *_above(self, 0, "learning_rate")]
+        return [
+            *_at_least(self, 1, "dim", "epochs", "batch_size", "eval_every", "patience"),
+            *_at_least(self, 0, "eval_users", "l2"),
+            *_above(self, 0, "learning_rate"),
+        ]
 
 
 @dataclass(frozen=True)
@@ -229,7 +235,8 @@ class ItemAEConfig(AutoencoderConfig):
 
 # Each teacher's config class, by teacher name
 TEACHER_CONFIGS: dict[str, type[TeacherConfig]] = {
-    cls.teacher: cls for cls in (MFConfig, CMLConfig, NeuMFConfig, LightGCNConfig, VAEConfig, ItemAEConfig)}
+    cls.teacher: cls for cls in (MFConfig, CMLConfig, NeuMFConfig, LightGCNConfig, VAEConfig, ItemAEConfig)
+}
 assert tuple(TEACHER_CONFIGS) == TEACHER_NAMES
 
 
@@ -290,7 +297,9 @@ class DistillConfig:
     adam_epsilon: float = 1e-7  # Keras' default; PyTorch's is 1e-8
     eval_every: int = 10
     patience: int = 5  # evaluations
-    patience_from: Literal["start", "final"] = "final"  # count stale evaluations from the "start", or once the targets are "final"
+    patience_from: Literal["start", "final"] = (
+        "final"  # count stale evaluations from the "start", or once the targets are "final"
+    )
     top_k: int = 100  # K: length of the unobserved target list; K/10 observed items
     tau: float = 10.0  # the equal-weight ensemble's temperature
     # The ensemble the student distils (TARGETS): "equal", the paper's equal-weight ensemble at `tau`; "fitted", τ
@@ -302,7 +311,9 @@ class DistillConfig:
     alpha: float = 1.05
     alpha_decay: float = 0.995
     dkc_ndcg_k: int = 50
-    dkc_distance: Literal["paper", "authors"] = "paper"  # D's NDCG: "paper" (teacher-position relevance) or "authors" (dkc.py)
+    dkc_distance: Literal["paper", "authors"] = (
+        "paper"  # D's NDCG: "paper" (teacher-position relevance) or "authors" (dkc.py)
+    )
     overall_weight: float = 0.01
     fine_weight: float = 0.005  # also RRD's and DCD's
     # DCD (dcd.py): the student's ranks are refreshed every dcd_period epochs (DCD's code: 3); one corrected list
@@ -319,9 +330,9 @@ class DistillConfig:
     # over its pairs: summed, L2 no longer regularises it and it overfits (measured, valid R@50 0.14 vs 0.25).
     loss_reduction: Literal["sum", "mean"] = "sum"
     score_clip: float = 40.0
-    # How a KD step sums over all items (hetcomp_tf/distill/fused.py): "fused" (a C++ kernel built on first use; the step
-    # is then not XLA-compiled), "dense" (the [b, n_items] score matrix, XLA-compiled with jit_compile), "auto" (fused
-    # up to student dim 16 where it builds and no GPU is visible, else dense; the choice is logged).
+    # How a KD step sums over all items (hetcomp_tf/distill/fused.py): "fused" (a C++ kernel built on first use; the
+    # step is then not XLA-compiled), "dense" (the [b, n_items] score matrix, XLA-compiled with jit_compile), "auto"
+    # (fused up to student dim 16 where it builds and no GPU is visible, else dense; the choice is logged).
     rest_kernel: Literal["auto", "fused", "dense"] = "auto"
     jit_compile: bool = False
     mixed_precision: bool = False
@@ -343,8 +354,9 @@ class DistillConfig:
         if self.weight_decay < 0 or self.l2 < 0:
             raise HetCompError(f"distill config: l2={self.l2} and weight_decay={self.weight_decay} must be >= 0")
         if self.dcd_ucd_epsilon is not None and not self.dcd_ucd_epsilon > 0:
-            raise HetCompError(f"distill config: dcd_ucd_epsilon={self.dcd_ucd_epsilon} must be > 0, or None "
-                               "(whole sets)")
+            raise HetCompError(
+                f"distill config: dcd_ucd_epsilon={self.dcd_ucd_epsilon} must be > 0, or None " "(whole sets)"
+            )
 
 
 @dataclass(frozen=True)
@@ -372,14 +384,17 @@ def _teacher_configs(common: dict, own: dict[str, dict]) -> dict[str, TeacherCon
 
 
 def _tiny() -> Profile:
-    teachers = _teacher_configs(dict(dim=16, epochs=12, batch_size=256, learning_rate=5e-3, eval_every=1, patience=4), {
-        "MF": {},
-        "ML": dict(margin=0.5, learning_rate=2e-2),
-        "DL": dict(mlp_layers=(16, 8)),
-        "GNN": dict(n_layers=2),
-        "AE": dict(hidden=(32,), dropout=0.2, learning_rate=1e-2, batch_size=64),
-        "I-AE": dict(hidden=(32,), dropout=0.2, learning_rate=1e-2, batch_size=16, positive_weight=10.0),
-    })
+    teachers = _teacher_configs(
+        dict(dim=16, epochs=12, batch_size=256, learning_rate=5e-3, eval_every=1, patience=4),
+        {
+            "MF": {},
+            "ML": dict(margin=0.5, learning_rate=2e-2),
+            "DL": dict(mlp_layers=(16, 8)),
+            "GNN": dict(n_layers=2),
+            "AE": dict(hidden=(32,), dropout=0.2, learning_rate=1e-2, batch_size=64),
+            "I-AE": dict(hidden=(32,), dropout=0.2, learning_rate=1e-2, batch_size=16, positive_weight=10.0),
+        },
+    )
     return Profile(
         name="tiny",
         data=DataConfig(),
@@ -388,8 +403,18 @@ def _tiny() -> Profile:
         # DKC every 2 epochs: its threshold α·0.995^⌊epoch/p⌋ drops below 1 after 10 updates (epoch 20), after
         # which every pair moves on at each update, so the stages reach T−1 and ADT switches by epoch ~26, well
         # inside 60 epochs and before patience 5 × eval_every 5 can stop a run.
-        distill=DistillConfig(student_dim=8, epochs=60, batching="interactions", batch_size=512, eval_every=5,
-                              patience=5, top_k=50, dkc_period=2, dkc_start=2, learning_rate=3e-2),
+        distill=DistillConfig(
+            student_dim=8,
+            epochs=60,
+            batching="interactions",
+            batch_size=512,
+            eval_every=5,
+            patience=5,
+            top_k=50,
+            dkc_period=2,
+            dkc_start=2,
+            learning_rate=3e-2,
+        ),
         student_dims=(4, 8),
     )
 
@@ -400,15 +425,25 @@ def _paper() -> Profile:
     # (teachers.json's "ended_by" says which ended how). DL's MLP is (64, 32): its full-ranking score_all costs
     # a GEMM per (user, item) pair, (128, 64) takes ~4x.
     common = dict(dim=200, epochs=300, batch_size=1024, learning_rate=5e-3, l2=1e-2, eval_every=3, patience=5)
-    teachers = _teacher_configs(common, {
-        "MF": {},
-        "ML": dict(epochs=300, margin=0.5, n_negatives=10, l2=0.0),
-        "DL": dict(dim=64, mlp_layers=(64, 32), epochs=150, eval_every=2, patience=4, n_negatives=4, l2=1e-3),
-        "GNN": dict(dim=128, n_layers=2, epochs=300, l2=1e-3),
-        "AE": dict(hidden=(600,), dropout=0.5, batch_size=256, learning_rate=1e-3, l2=1e-4, epochs=200),
-        "I-AE": dict(hidden=(600,), dropout=0.5, batch_size=256, learning_rate=1e-3, l2=1e-5, positive_weight=10.0,
-                     epochs=200),
-    })
+    teachers = _teacher_configs(
+        common,
+        {
+            "MF": {},
+            "ML": dict(epochs=300, margin=0.5, n_negatives=10, l2=0.0),
+            "DL": dict(dim=64, mlp_layers=(64, 32), epochs=150, eval_every=2, patience=4, n_negatives=4, l2=1e-3),
+            "GNN": dict(dim=128, n_layers=2, epochs=300, l2=1e-3),
+            "AE": dict(hidden=(600,), dropout=0.5, batch_size=256, learning_rate=1e-3, l2=1e-4, epochs=200),
+            "I-AE": dict(
+                hidden=(600,),
+                dropout=0.5,
+                batch_size=256,
+                learning_rate=1e-3,
+                l2=1e-5,
+                positive_weight=10.0,
+                epochs=200,
+            ),
+        },
+    )
     return Profile(
         name="paper",
         data=DataConfig(split_protocol="authors"),
@@ -420,10 +455,22 @@ def _paper() -> Profile:
         # 1,000 epochs, valid Recall@50 every 10 with patience 5 counted from the start, their DKC distance
         # (p = 10 from epoch 10, α = 1.05, decay 0.995), K = 100, loss weights 0.01 / 0.005 summed over the batch,
         # scores clipped to ±40. XLA is an implementation choice (same maths).
-        distill=DistillConfig(student_dim=6, epochs=1000, batching="interactions", batch_size=1024,
-                              learning_rate=1e-3, init_std=0.01, l2=0.0, weight_decay=1e-5, eval_every=10,
-                              patience=5, patience_from="start", dkc_distance="authors", adam_epsilon=1e-8,
-                              jit_compile=True),
+        distill=DistillConfig(
+            student_dim=6,
+            epochs=1000,
+            batching="interactions",
+            batch_size=1024,
+            learning_rate=1e-3,
+            init_std=0.01,
+            l2=0.0,
+            weight_decay=1e-5,
+            eval_every=10,
+            patience=5,
+            patience_from="start",
+            dkc_distance="authors",
+            adam_epsilon=1e-8,
+            jit_compile=True,
+        ),
         student_dims=(6, 16),
     )
 
@@ -434,16 +481,27 @@ def _quickstart() -> Profile:
     # candidates) every few epochs: on CiteULike a full-ranking evaluation costs as much as 2-8 epochs of training.
     # Measured per teacher (docs/RESULTS.md): 13-35 s each, test Recall@50 0.09 (MF) to 0.23 (GNN).
     common = dict(dim=32, epochs=6, batch_size=1024, learning_rate=2e-2, l2=1e-3, eval_every=3, patience=2)
-    teachers = _teacher_configs(common, {
-        "MF": {},
-        "ML": dict(margin=0.5, n_negatives=5, l2=0.0),
-        "DL": dict(dim=16, mlp_layers=(8,), epochs=4, eval_every=2, learning_rate=1e-2, n_negatives=4),
-        "GNN": dict(n_layers=2, batch_size=4096, l2=1e-4),
-        # the autoencoders' epoch costs the same at any batch size (dense users x items): small batches, more steps
-        "AE": dict(hidden=(64,), dropout=0.5, batch_size=64, learning_rate=1e-2, l2=1e-4),
-        "I-AE": dict(hidden=(64,), dropout=0.5, batch_size=64, learning_rate=1e-2, l2=1e-5, positive_weight=10.0,
-                     epochs=4, eval_every=2),
-    })
+    teachers = _teacher_configs(
+        common,
+        {
+            "MF": {},
+            "ML": dict(margin=0.5, n_negatives=5, l2=0.0),
+            "DL": dict(dim=16, mlp_layers=(8,), epochs=4, eval_every=2, learning_rate=1e-2, n_negatives=4),
+            "GNN": dict(n_layers=2, batch_size=4096, l2=1e-4),
+            # the autoencoders' epoch costs the same at any batch size (dense users x items): small batches, more steps
+            "AE": dict(hidden=(64,), dropout=0.5, batch_size=64, learning_rate=1e-2, l2=1e-4),
+            "I-AE": dict(
+                hidden=(64,),
+                dropout=0.5,
+                batch_size=64,
+                learning_rate=1e-2,
+                l2=1e-5,
+                positive_weight=10.0,
+                epochs=4,
+                eval_every=2,
+            ),
+        },
+    )
     return Profile(
         name="quickstart",
         data=DataConfig(),
@@ -451,8 +509,17 @@ def _quickstart() -> Profile:
         trajectory=TrajectoryConfig(top_n=100),
         # DKC at every epoch: the threshold α·0.995^⌊epoch/p⌋ falls below 1 after 10 updates (epoch 10), so the
         # stages are final and ADT switches to the fine-grained loss by epoch ~14 (measured, docs/RESULTS.md).
-        distill=DistillConfig(student_dim=32, epochs=16, batch_size=128, learning_rate=2e-2, eval_every=4,
-                              patience=3, top_k=50, dkc_period=1, dkc_start=1),
+        distill=DistillConfig(
+            student_dim=32,
+            epochs=16,
+            batch_size=128,
+            learning_rate=2e-2,
+            eval_every=4,
+            patience=3,
+            top_k=50,
+            dkc_period=1,
+            dkc_start=1,
+        ),
         student_dims=(8, 32),
     )
 
@@ -462,16 +529,25 @@ def _large() -> Profile:
     # on two CPU cores within hours: the paper profile's teachers, with what their cost at that size needs
     # (docs/RESULTS.md measures each): evaluations for early stopping over a fixed sample of 5,000 valid users (every
     # user ranked at the kept checkpoints only), LazyAdam (a step updates its batch's embedding rows, not whole
-    # tables), LightGCN at dim 64 in batches of 8,192 at twice the learning rate (a step propagates the whole graph, whatever
-    # its batch).
+    # tables), LightGCN at dim 64 in batches of 8,192 at twice the learning rate (a step propagates the whole graph,
+    # whatever its batch).
     paper = _paper()
-    teachers = {name: dataclasses.replace(cfg, eval_users=5000, optimizer="lazy_adam")
-                for name, cfg in paper.teachers.items()}
-    teachers["GNN"] = dataclasses.replace(teachers["GNN"], dim=64, batch_size=8192, learning_rate=1e-2, optimizer="adam")
+    teachers = {
+        name: dataclasses.replace(cfg, eval_users=5000, optimizer="lazy_adam") for name, cfg in paper.teachers.items()
+    }
+    teachers["GNN"] = dataclasses.replace(
+        teachers["GNN"], dim=64, batch_size=8192, learning_rate=1e-2, optimizer="adam"
+    )
     for name in ("AE", "I-AE"):  # no embedding tables: dense gradients, LazyAdam would be Adam
         teachers[name] = dataclasses.replace(teachers[name], optimizer="adam")
-    return Profile(name="large", data=paper.data, teachers=teachers, trajectory=paper.trajectory, distill=paper.distill,
-                   student_dims=paper.student_dims)
+    return Profile(
+        name="large",
+        data=paper.data,
+        teachers=teachers,
+        trajectory=paper.trajectory,
+        distill=paper.distill,
+        student_dims=paper.student_dims,
+    )
 
 
 PROFILES = {"quickstart": _quickstart, "tiny": _tiny, "paper": _paper, "large": _large}
@@ -577,8 +653,10 @@ def override(cfg, assignments, forbidden: tuple[str, ...] = ()):
     for text in assignments:
         name, sep, raw = text.partition("=")
         if not sep or name not in settable:
-            raise HetCompError(f"--set {text!r}: expected FIELD=VALUE, FIELD one of {', '.join(settable)} "
-                               f"(the settable fields of {_describe(type(cfg))})")
+            raise HetCompError(
+                f"--set {text!r}: expected FIELD=VALUE, FIELD one of {', '.join(settable)} "
+                f"(the settable fields of {_describe(type(cfg))})"
+            )
         try:
             value = json.loads(raw)
         except ValueError:
@@ -591,7 +669,8 @@ def override(cfg, assignments, forbidden: tuple[str, ...] = ()):
             value = float(value)
         if type(value) is not hint:
             article = "an" if hint is int else "a"
-            raise HetCompError(f"--set {text!r}: {name} takes {article} {hint.__name__}{' or none' * optional}, "
-                               f"got {raw!r}")
+            raise HetCompError(
+                f"--set {text!r}: {name} takes {article} {hint.__name__}{' or none' * optional}, " f"got {raw!r}"
+            )
         changes[name] = value
     return dataclasses.replace(cfg, **changes)

@@ -72,23 +72,31 @@ def ranking_metrics(scores, exclude_mask, truth_mask, ks=METRIC_KS) -> dict[str,
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _batch_metric_sums(ks: tuple[int, ...]):
     """One traced function per `ks`: the fixed signature lets batches of any size reuse the trace."""
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32),
-                                  _RAGGED_ROWS, _RAGGED_ROWS])
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None], tf.float32),
+            tf.TensorSpec([None], tf.int32),
+            _RAGGED_ROWS,
+            _RAGGED_ROWS,
+        ]
+    )
     def sums(scores, user_ids, exclude_rows, truth_rows):
         n_items = tf.shape(scores)[1]
-        per_user = ranking_metrics(scores, rows_to_mask(exclude_rows, user_ids, n_items),
-                                   rows_to_mask(truth_rows, user_ids, n_items), ks)
+        per_user = ranking_metrics(
+            scores, rows_to_mask(exclude_rows, user_ids, n_items), rows_to_mask(truth_rows, user_ids, n_items), ks
+        )
         return {name: tf.reduce_sum(values) for name, values in per_user.items()}
 
     return sums
 
 
-def evaluate(score_fn, data: Dataset, split: str = "test", ks=METRIC_KS, batch_size: int = 128,
-             users: np.ndarray | None = None) -> dict[str, float]:
+def evaluate(
+    score_fn, data: Dataset, split: str = "test", ks=METRIC_KS, batch_size: int = 128, users: np.ndarray | None = None
+) -> dict[str, float]:
     """Mean Recall@K / NDCG@K over the users whose `split` row is non-empty. Batches of 128 users keep the
     [batch, n_items] masks and top-k in cache, which larger batches do not.
 

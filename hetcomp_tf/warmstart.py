@@ -28,8 +28,9 @@ def stand_in(user_vocab, item_vocab) -> Dataset:
 
 def shared_rows(previous, current) -> tuple[np.ndarray, np.ndarray]:
     """(indices in `current`, indices in `previous`) of the ids both vocabularies hold."""
-    _, old, new = np.intersect1d(np.asarray(previous, np.str_), np.asarray(current, np.str_), assume_unique=True,
-                                 return_indices=True)
+    _, old, new = np.intersect1d(
+        np.asarray(previous, np.str_), np.asarray(current, np.str_), assume_unique=True, return_indices=True
+    )
     return new, old
 
 
@@ -43,8 +44,10 @@ class WarmStart:
     def apply(self, model: tf.Module, data: Dataset) -> dict:
         """Puts the base model's weights into `model` (same class, built on `data`); returns what was carried over,
         JSON-ready: the source, shared / new users and items, variables copied whole, mapped by id, left fresh."""
-        rows = {"user": shared_rows(self.user_vocab, data.user_vocab),
-                "item": shared_rows(self.item_vocab, data.item_vocab)}
+        rows = {
+            "user": shared_rows(self.user_vocab, data.user_vocab),
+            "item": shared_rows(self.item_vocab, data.item_vocab),
+        }
         axes = {variable.ref(): (axis, kind) for variable, axis, kind in model.id_axes()}
         copied, mapped, fresh = 0, 0, []
         for variable, previous in zip(model.variables, self.base.variables, strict=True):
@@ -63,11 +66,19 @@ class WarmStart:
                 mapped += 1
             else:
                 fresh.append(f"{variable.name} {list(old.shape)} -> {list(variable.shape)}")
-        summary = {"source": self.source, "users": int(rows["user"][0].size),
-                   "new_users": int(data.n_users - rows["user"][0].size), "items": int(rows["item"][0].size),
-                   "new_items": int(data.n_items - rows["item"][0].size), "copied": copied, "mapped": mapped,
-                   "fresh": fresh}
-        log(f"warm start from {self.source or 'a base model'}: {summary['users']:,} users and {summary['items']:,} "
+        summary = {
+            "source": self.source,
+            "users": int(rows["user"][0].size),
+            "new_users": int(data.n_users - rows["user"][0].size),
+            "items": int(rows["item"][0].size),
+            "new_items": int(data.n_items - rows["item"][0].size),
+            "copied": copied,
+            "mapped": mapped,
+            "fresh": fresh,
+        }
+        log(
+            f"warm start from {self.source or 'a base model'}: {summary['users']:,} users and {summary['items']:,} "
             f"items keep their rows ({summary['new_users']:,} / {summary['new_items']:,} new), {mapped} id-indexed "
-            f"and {copied} other variables carried over" + (f", fresh: {', '.join(fresh)}" if fresh else ""))
+            f"and {copied} other variables carried over" + (f", fresh: {', '.join(fresh)}" if fresh else "")
+        )
         return summary

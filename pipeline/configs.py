@@ -7,8 +7,19 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
-from hetcomp_tf.config import (DEFAULT_PROFILE, RECORD_METRIC, TEACHER_NAMES, DataConfig, DistillConfig, Profile,
-                               RUN_FIELDS, TeacherConfig, data_options, get_profile, override)
+from hetcomp_tf.config import (
+    DEFAULT_PROFILE,
+    RECORD_METRIC,
+    RUN_FIELDS,
+    TEACHER_NAMES,
+    DataConfig,
+    DistillConfig,
+    Profile,
+    TeacherConfig,
+    data_options,
+    get_profile,
+    override,
+)
 from hetcomp_tf.errors import HetCompError
 
 # The student must reach this share of the ensemble's valid Recall@50 to be blessed (and pushed), valid being the
@@ -79,9 +90,12 @@ class PipelineConfig:
 
     def blessing_thresholds(self) -> dict:
         share = self.min_share_of_ensemble
-        return {"metric": RECORD_METRIC,
-                "min_share_of_ensemble": DEFAULT_MIN_SHARE.get(self.profile, 0.5) if share is None else share,
-                "change_absolute": self.change_absolute, "change_relative": self.change_relative}
+        return {
+            "metric": RECORD_METRIC,
+            "min_share_of_ensemble": DEFAULT_MIN_SHARE.get(self.profile, 0.5) if share is None else share,
+            "change_absolute": self.change_absolute,
+            "change_relative": self.change_relative,
+        }
 
     def root(self) -> str:
         return self.pipeline_root or os.path.join(self.out_dir, "pipeline_root")
@@ -95,5 +109,9 @@ class PipelineConfig:
     def beam_args(self) -> list[str]:
         """TFX's `beam_pipeline_args` (every Beam step's: StatisticsGen, the per_user ingestion): the DirectRunner
         defaults, then `beam_pipeline_args` (Beam reads options in order, the last of a name wins)."""
-        return ["--runner=DirectRunner", f"--direct_num_workers={self.direct_num_workers}",
-                f"--direct_running_mode={self.direct_running_mode}", *self.beam_pipeline_args]
+        return [
+            "--runner=DirectRunner",
+            f"--direct_num_workers={self.direct_num_workers}",
+            f"--direct_running_mode={self.direct_running_mode}",
+            *self.beam_pipeline_args,
+        ]

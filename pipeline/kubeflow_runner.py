@@ -16,8 +16,10 @@ def compile_pipeline(config: PipelineConfig, image: str, output_file: str) -> di
     """Writes the spec to `output_file` and returns it as a dict (config.root() should be a URI every
     task can reach, e.g. gs://bucket/hetcomp)."""
     if config.warm_start:  # the v2 compiler's resolvers filter by artifact type only, not by producer
-        raise HetCompError("warm starts run on the local runner only: the Kubeflow v2 compiler cannot resolve one "
-                           "teacher's latest model among all models")
+        raise HetCompError(
+            "warm starts run on the local runner only: the Kubeflow v2 compiler cannot resolve one "
+            "teacher's latest model among all models"
+        )
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
         output_dir=os.path.dirname(os.path.abspath(output_file)),

@@ -19,9 +19,15 @@ from __future__ import annotations
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
-from components import (InteractionDataset, InteractionExampleGen, KnowledgeBuilder, RankingEvaluator,
-                        StudentTrainer, TeacherTrainer)
-from components import keys
+from components import (
+    InteractionDataset,
+    InteractionExampleGen,
+    KnowledgeBuilder,
+    RankingEvaluator,
+    StudentTrainer,
+    TeacherTrainer,
+    keys,
+)
 from components.pusher import executor as pusher_executor
 from pipeline.configs import PipelineConfig
 
@@ -55,49 +61,92 @@ def create_components(config: PipelineConfig) -> list:
     profile, distill_config = config.profile_config(), config.distill_config()
     resolvers = {}
     if config.warm_start:
-        resolvers[DATASET_RESOLVER] = latest(LatestArtifactOrNothing, DATASET_RESOLVER,
-                                             **{keys.DATASET_KEY: tfx.dsl.Channel(type=InteractionDataset)})
+        resolvers[DATASET_RESOLVER] = latest(
+            LatestArtifactOrNothing, DATASET_RESOLVER, **{keys.DATASET_KEY: tfx.dsl.Channel(type=InteractionDataset)}
+        )
         for name in config.teachers:
-            teacher_model = tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model,
-                                            producer_component_id=f"TeacherTrainer.{name}", output_key=keys.MODEL_KEY)
+            teacher_model = tfx.dsl.Channel(
+                type=tfx.types.standard_artifacts.Model,
+                producer_component_id=f"TeacherTrainer.{name}",
+                output_key=keys.MODEL_KEY,
+            )
             resolvers[name] = latest(LatestArtifactOrNothing, teacher_resolver(name), **{keys.MODEL_KEY: teacher_model})
     previous_dataset = resolvers[DATASET_RESOLVER].outputs[keys.DATASET_KEY] if config.warm_start else None
-    ingestion = InteractionExampleGen(data=config.data, data_format=config.data_format,
-                                      data_config=config.data_config(), previous_dataset=previous_dataset)
+    ingestion = InteractionExampleGen(
+        data=config.data,
+        data_format=config.data_format,
+        data_config=config.data_config(),
+        previous_dataset=previous_dataset,
+    )
     dataset = ingestion.outputs[keys.DATASET_KEY]
     statistics = tfx.components.StatisticsGen(examples=ingestion.outputs[keys.EXAMPLES_KEY])
     schema = tfx.components.SchemaGen(statistics=statistics.outputs[keys.STATISTICS_KEY], infer_feature_shape=True)
-    validator = tfx.components.ExampleValidator(statistics=statistics.outputs[keys.STATISTICS_KEY],
-                                                schema=schema.outputs[keys.SCHEMA_KEY])
+    validator = tfx.components.ExampleValidator(
+        statistics=statistics.outputs[keys.STATISTICS_KEY], schema=schema.outputs[keys.SCHEMA_KEY]
+    )
     teachers = {
-        name: TeacherTrainer(dataset=dataset, anomalies=validator.outputs[keys.ANOMALIES_KEY],
-                             teacher=name, teacher_config=config.teacher_config(name),
-                             workers=config.teacher_workers,
-                             trajectory_config=profile.trajectory, seed=config.seed,
-                             base_model=resolvers[name].outputs[keys.MODEL_KEY] if config.warm_start else None,
-                             ).with_id(f"TeacherTrainer.{name}")
+        name: TeacherTrainer(
+            dataset=dataset,
+            anomalies=validator.outputs[keys.ANOMALIES_KEY],
+            teacher=name,
+            teacher_config=config.teacher_config(name),
+            workers=config.teacher_workers,
+            trajectory_config=profile.trajectory,
+            seed=config.seed,
+            base_model=resolvers[name].outputs[keys.MODEL_KEY] if config.warm_start else None,
+        ).with_id(f"TeacherTrainer.{name}")
         for name in config.teachers
     }
-    knowledge = KnowledgeBuilder(dataset=dataset,
-                                 trajectories={name: t.outputs[keys.TRAJECTORY_KEY] for name, t in teachers.items()},
-                                 distill_config=distill_config, beam_build=config.beam_knowledge)
-    baseline = latest(tfx.dsl.experimental.LatestBlessedModelStrategy, BASELINE_RESOLVER,
-                      **{keys.MODEL_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-                         keys.MODEL_BLESSING_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing)})
-    student = StudentTrainer(dataset=dataset, knowledge=knowledge.outputs[keys.KNOWLEDGE_KEY],
-                             distill_config=distill_config, workers=config.student_workers,
-                             base_model=baseline.outputs[keys.MODEL_KEY] if config.warm_start else None)
-    evaluator = RankingEvaluator(model=student.outputs[keys.MODEL_KEY], dataset=dataset,
-                                 comparison=knowledge.outputs[keys.METRICS_KEY], method=config.method,
-                                 thresholds=config.blessing_thresholds(),
-                                 baseline_model=baseline.outputs[keys.MODEL_KEY])
+    knowledge = KnowledgeBuilder(
+        dataset=dataset,
+        trajectories={name: t.outputs[keys.TRAJECTORY_KEY] for name, t in teachers.items()},
+        distill_config=distill_config,
+        beam_build=config.beam_knowledge,
+    )
+    baseline = latest(
+        tfx.dsl.experimental.LatestBlessedModelStrategy,
+        BASELINE_RESOLVER,
+        **{
+            keys.MODEL_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+            keys.MODEL_BLESSING_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        },
+    )
+    student = StudentTrainer(
+        dataset=dataset,
+        knowledge=knowledge.outputs[keys.KNOWLEDGE_KEY],
+        distill_config=distill_config,
+        workers=config.student_workers,
+        base_model=baseline.outputs[keys.MODEL_KEY] if config.warm_start else None,
+    )
+    evaluator = RankingEvaluator(
+        model=student.outputs[keys.MODEL_KEY],
+        dataset=dataset,
+        comparison=knowledge.outputs[keys.METRICS_KEY],
+        method=config.method,
+        thresholds=config.blessing_thresholds(),
+        baseline_model=baseline.outputs[keys.MODEL_KEY],
+    )
     pusher = tfx.components.Pusher(
         custom_executor_spec=executor_spec.ExecutorClassSpec(pusher_executor.Executor),
-        model=student.outputs[keys.MODEL_KEY], model_blessing=evaluator.outputs[keys.BLESSING_KEY],
+        model=student.outputs[keys.MODEL_KEY],
+        model_blessing=evaluator.outputs[keys.BLESSING_KEY],
         push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving())))
-    return [*resolvers.values(), ingestion, statistics, schema, validator, *teachers.values(), knowledge, baseline,
-            student, evaluator, pusher]
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving())
+        ),
+    )
+    return [
+        *resolvers.values(),
+        ingestion,
+        statistics,
+        schema,
+        validator,
+        *teachers.values(),
+        knowledge,
+        baseline,
+        student,
+        evaluator,
+        pusher,
+    ]
 
 
 def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> tfx.dsl.Pipeline:

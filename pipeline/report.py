@@ -40,13 +40,17 @@ def build_report(config, nodes: dict, seconds: dict) -> dict:
     evaluation = storage.read_json(nodes["RankingEvaluator"].uri(keys.EVALUATION_KEY), METRICS_FILE)
     # TensorBoard run names: a --logdir_spec splits each NAME:PATH at its first colon, so no colon in a name; each
     # path is the directory of the event files (a teacher's are in <model_run>/<name>/), so a run is named NAME.
-    logs = {name: os.path.join(nodes[f"TeacherTrainer.{name}"].uri(keys.MODEL_RUN_KEY), name)
-            for name in config.teachers}
+    logs = {
+        name: os.path.join(nodes[f"TeacherTrainer.{name}"].uri(keys.MODEL_RUN_KEY), name) for name in config.teachers
+    }
     logs[f"student-{config.method}"] = nodes["StudentTrainer"].uri(keys.MODEL_RUN_KEY)
     pushed = pushed_destination(nodes["Pusher"])
     dataset = storage.read_dataset(nodes["InteractionExampleGen"].uri(keys.DATASET_KEY))
     report = {
-        "data": config.data, "dataset": dataset.name, "profile": config.profile, "method": config.method,
+        "data": config.data,
+        "dataset": dataset.name,
+        "profile": config.profile,
+        "method": config.method,
         "methods": evaluation["methods"],
         "blessing": evaluation["blessing"],
         "blessed": evaluation["blessing"]["blessed"],
@@ -57,8 +61,12 @@ def build_report(config, nodes: dict, seconds: dict) -> dict:
         # the Resolvers query ML Metadata afresh in every run: they are never "cached"
         "all_cached": all(run.state == "cached" for node, run in nodes.items() if node not in resolver_ids(config)),
         # what a warm-started run started from: per node, the URI of the model or dataset its Resolver handed over
-        "warm_start": {node: run.inputs[key][0].uri for node, run in sorted(nodes.items())
-                       for key in ("base_model", "previous_dataset") if run.inputs.get(key)},
+        "warm_start": {
+            node: run.inputs[key][0].uri
+            for node, run in sorted(nodes.items())
+            for key in ("base_model", "previous_dataset")
+            if run.inputs.get(key)
+        },
         "tensorboard_logs": logs,
     }
     user = str(dataset.user_vocab[0])
@@ -82,8 +90,10 @@ def next_steps(serving_dir: str | None, user: str, logs: dict) -> list[str]:
     hetcomp = _program("hetcomp")
     steps = []
     if serving_dir is not None:
-        steps += [f"{hetcomp} serve --model {_shown(serving_dir)} --port {SERVE_PORT}",
-                  f"{hetcomp} query --server 127.0.0.1:{SERVE_PORT} --user {shlex.quote(user)} --k 10"]
+        steps += [
+            f"{hetcomp} serve --model {_shown(serving_dir)} --port {SERVE_PORT}",
+            f"{hetcomp} query --server 127.0.0.1:{SERVE_PORT} --user {shlex.quote(user)} --k 10",
+        ]
     return [*steps, shlex.join(tensorboard_command(logs))]
 
 

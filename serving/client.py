@@ -51,8 +51,13 @@ def _describe(error: grpc.RpcError, address: str, model_name: str, signature: st
     return f"{what} ({code.name}): {details}" if details else f"{what} ({code.name})"
 
 
-def predict(address: str, inputs: dict[str, np.ndarray], model_name: str = DEFAULT_MODEL_NAME,
-            signature: str = DEFAULT_SIGNATURE, timeout: float = 10.0) -> dict[str, np.ndarray]:
+def predict(
+    address: str,
+    inputs: dict[str, np.ndarray],
+    model_name: str = DEFAULT_MODEL_NAME,
+    signature: str = DEFAULT_SIGNATURE,
+    timeout: float = 10.0,
+) -> dict[str, np.ndarray]:
     """One `PredictionService.Predict` call.
 
     Args:
@@ -84,9 +89,15 @@ def predict(address: str, inputs: dict[str, np.ndarray], model_name: str = DEFAU
     return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
 
 
-def recommend(address: str, users: list[str], k: int | None = None, items: list[str] | None = None,
-              model_name: str = DEFAULT_MODEL_NAME, signature: str = DEFAULT_SIGNATURE,
-              timeout: float = 10.0) -> list[dict]:
+def recommend(
+    address: str,
+    users: list[str],
+    k: int | None = None,
+    items: list[str] | None = None,
+    model_name: str = DEFAULT_MODEL_NAME,
+    signature: str = DEFAULT_SIGNATURE,
+    timeout: float = 10.0,
+) -> list[dict]:
     """One batched request for `users`.
 
     Args:
@@ -115,7 +126,10 @@ def recommend(address: str, users: list[str], k: int | None = None, items: list[
         raise HetCompError(f"signature {signature!r} of model {model_name!r} returned no 'scores' output")
     item_ids = outputs["item_ids"] if "item_ids" in outputs else inputs["item_id"]
     return [
-        {"user": user, "item_ids": [i.decode() if isinstance(i, bytes) else str(i) for i in ids],
-         "scores": [float(s) for s in scores]}
+        {
+            "user": user,
+            "item_ids": [i.decode() if isinstance(i, bytes) else str(i) for i in ids],
+            "scores": [float(s) for s in scores],
+        }
         for user, ids, scores in zip(users, item_ids, outputs["scores"])
     ]

@@ -69,8 +69,7 @@ class TableRecommender(tf.Module):
         HetCompError: a user with every item in train (nothing to recommend).
     """
 
-    def __init__(self, user_factors: np.ndarray, item_factors: np.ndarray, data: Dataset,
-                 popularity_fallback: bool):
+    def __init__(self, user_factors: np.ndarray, item_factors: np.ndarray, data: Dataset, popularity_fallback: bool):
         super().__init__(name="hetcomp_recommender")
         train = data.train
         unobserved = data.n_items - train.lengths()
@@ -102,9 +101,10 @@ class TableRecommender(tf.Module):
         known = rows >= 0 if self.popularity_fallback else _known_or_fail(user_id, rows, "user_id")
         return tf.cast(tf.maximum(rows, 0), tf.int32), known
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
-                                  tf.TensorSpec([], tf.int32, name="k")])
-    def recommend(self, user_id, k=tf.constant(DEFAULT_K, tf.int32)):
+    @tf.function(
+        input_signature=[tf.TensorSpec([None], tf.string, name="user_id"), tf.TensorSpec([], tf.int32, name="k")]
+    )
+    def recommend(self, user_id, k=tf.constant(DEFAULT_K, tf.int32)):  # noqa: B008 (the signature's default k)
         """`serving_default`: each user's top-k unobserved items.
 
         Args:
@@ -126,8 +126,12 @@ class TableRecommender(tf.Module):
         top = tf.math.top_k(scores, k=tf.minimum(k, self.max_k))
         return {"item_ids": tf.gather(self.item_vocab, top.indices), "scores": top.values}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
-                                  tf.TensorSpec([None, None], tf.string, name="item_id")])
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name="user_id"),
+            tf.TensorSpec([None, None], tf.string, name="item_id"),
+        ]
+    )
     def score_items(self, user_id, item_id):
         """`score_items`: the model's score of each given item (no exclusion).
 
@@ -142,7 +146,10 @@ class TableRecommender(tf.Module):
         rows_given, users_given = tf.shape(item_id)[0], tf.shape(user_id)[0]
         user_id, item_id = _fail_unless(
             tf.equal(rows_given, users_given),
-            tf.strings.format("item_id has {} rows for {} user_id values", (rows_given, users_given)), user_id, item_id)
+            tf.strings.format("item_id has {} rows for {} user_id values", (rows_given, users_given)),
+            user_id,
+            item_id,
+        )
         rows, known = self._user_rows(user_id)
         columns = self.item_index.lookup(item_id)
         _known_or_fail(item_id, columns, "item_id")
@@ -174,17 +181,21 @@ def export_model(model, data: Dataset, export_dir: str, popularity_fallback: boo
     what = type(model).__name__
     tables = model.serving_tables()
     if tables is None:
-        raise HetCompError(f"export: {what} does not serve as embedding tables (its score is not a dot product of "
-                           f"a user and an item row); serve it through its score_all")
+        raise HetCompError(
+            f"export: {what} does not serve as embedding tables (its score is not a dot product of "
+            f"a user and an item row); serve it through its score_all"
+        )
     user_factors, item_factors = (np.asarray(table, np.float32) for table in tables)
     if user_factors.shape[0] != data.n_users or item_factors.shape[0] != data.n_items:
         raise HetCompError(
             f"export: {what} has {user_factors.shape[0]} users x {item_factors.shape[0]} items but dataset "
-            f"{data.name!r} has {data.n_users} x {data.n_items}")
+            f"{data.name!r} has {data.n_users} x {data.n_items}"
+        )
     module = TableRecommender(user_factors, item_factors, data, popularity_fallback)
     os.makedirs(export_dir, exist_ok=True)
-    tf.saved_model.save(module, export_dir,
-                        signatures={"serving_default": module.recommend, "score_items": module.score_items})
+    tf.saved_model.save(
+        module, export_dir, signatures={"serving_default": module.recommend, "score_items": module.score_items}
+    )
     _write_warmup_requests(export_dir, data)
     return export_dir
 
@@ -194,8 +205,10 @@ def _write_warmup_requests(export_dir: str, data: Dataset) -> None:
     from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
     user = data.user_vocab[:1].astype(str)
-    requests = {"serving_default": {"user_id": user, "k": np.int32(DEFAULT_K)},
-                "score_items": {"user_id": user, "item_id": data.item_vocab[None, :1].astype(str)}}
+    requests = {
+        "serving_default": {"user_id": user, "k": np.int32(DEFAULT_K)},
+        "score_items": {"user_id": user, "item_id": data.item_vocab[None, :1].astype(str)},
+    }
     path = os.path.join(export_dir, WARMUP_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with tf.io.TFRecordWriter(path) as writer:

@@ -74,8 +74,9 @@ def signature_name(document: dict) -> str:
     """
     name = document.get("signature_name", "")
     if not isinstance(name, str):
-        raise _invalid(f"JSON Value: {_text(document)} not formatted correctly. "
-                       "'signature_name' key must be a string value.")
+        raise _invalid(
+            f"JSON Value: {_text(document)} not formatted correctly. " "'signature_name' key must be a string value."
+        )
     return name
 
 
@@ -89,8 +90,9 @@ def _json_type(value) -> str:
 
 def _scalar(value, dtype: tf.DType):
     """One JSON leaf as a value of `dtype`, with TF Serving's rules (see the module docstring)."""
-    type_error = _invalid(f"JSON Value: {_text(value)} Type: {_json_type(value)} is not of expected type: "
-                          f"{dtype.name}")
+    type_error = _invalid(
+        f"JSON Value: {_text(value)} Type: {_json_type(value)} is not of expected type: " f"{dtype.name}"
+    )
     if dtype == tf.string:
         if isinstance(value, str):
             return value.encode("utf-8")
@@ -120,15 +122,18 @@ def _scalar(value, dtype: tf.DType):
 def _fill(value, level: int, shape: list[int], dtype: tf.DType, flat: list) -> None:
     if not isinstance(value, list):
         if level != len(shape):
-            raise _invalid(f"JSON Value: {_text(value)} found at incorrect level: {level + 1} in the JSON DOM. "
-                           f"Expected at level: {len(shape)}")
+            raise _invalid(
+                f"JSON Value: {_text(value)} found at incorrect level: {level + 1} in the JSON DOM. "
+                f"Expected at level: {len(shape)}"
+            )
         flat.append(_scalar(value, dtype))
         return
     if level >= len(shape):
         raise _invalid(f"Encountered list at unexpected level: {level} expected < {len(shape)}")
     if len(value) != shape[level]:
-        raise _invalid(f"Encountered list at unexpected size: {len(value)} at level: {level} "
-                       f"expected size: {shape[level]}")
+        raise _invalid(
+            f"Encountered list at unexpected size: {len(value)} at level: {level} " f"expected size: {shape[level]}"
+        )
     for element in value:
         _fill(element, level + 1, shape, dtype, flat)
 
@@ -172,24 +177,32 @@ def _rows(instances: list, servable: Servable, signature: str) -> dict[str, np.n
     specs = servable.input_specs(signature)
     by_name = _is_object(instances[0])
     if not by_name and len(specs) > 1:
-        raise _invalid("instances is a plain list, but expecting list of objects as multiple input tensors "
-                       "required as per tensorinfo_map")
+        raise _invalid(
+            "instances is a plain list, but expecting list of objects as multiple input tensors "
+            "required as per tensorinfo_map"
+        )
     names = set(instances[0]) if by_name else set(specs)
     specs = servable.check_input_names(signature, names)
     columns: dict[str, list[np.ndarray]] = {name: [] for name in names}
     for row, instance in enumerate(instances):
         if _is_object(instance) != by_name:
-            raise _invalid(f"Expecting {'object' if by_name else 'value/list'} but got "
-                           f"{'list' if by_name else 'object'} at item {row} of input list")
+            raise _invalid(
+                f"Expecting {'object' if by_name else 'value/list'} but got "
+                f"{'list' if by_name else 'object'} at item {row} of input list"
+            )
         named = instance if by_name else {next(iter(specs)): instance}
         if set(named) != names:
-            raise _invalid(f"Failed to process element: {row} of 'instances' list. JSON object: {_text(instance)} "
-                           f"keys must be equal to: {','.join(sorted(names))}")
+            raise _invalid(
+                f"Failed to process element: {row} of 'instances' list. JSON object: {_text(instance)} "
+                f"keys must be equal to: {','.join(sorted(names))}"
+            )
         for name, value in named.items():
             array = to_array(value, specs[name].dtype)
             if row and array.shape != columns[name][0].shape:
-                raise _invalid(f"Failed to process element: {row} key: {name} of 'instances' list. Error: "
-                               f"Expecting shape {list(columns[name][0].shape)} but got: {list(array.shape)}")
+                raise _invalid(
+                    f"Failed to process element: {row} key: {name} of 'instances' list. Error: "
+                    f"Expecting shape {list(columns[name][0].shape)} but got: {list(array.shape)}"
+                )
             columns[name].append(array)
     return {name: np.stack(arrays) for name, arrays in columns.items()}
 
@@ -198,8 +211,10 @@ def _columns(inputs, servable: Servable, signature: str) -> dict[str, np.ndarray
     specs = servable.input_specs(signature)
     if not _is_object(inputs):
         if len(specs) > 1:
-            raise _invalid("inputs is a plain value/list, but expecting an object as multiple input tensors "
-                           "required as per tensorinfo_map")
+            raise _invalid(
+                "inputs is a plain value/list, but expecting an object as multiple input tensors "
+                "required as per tensorinfo_map"
+            )
         inputs = {next(iter(specs)): inputs}
     specs = servable.check_input_names(signature, inputs)
     return {name: to_array(value, specs[name].dtype) for name, value in inputs.items()}
@@ -221,8 +236,10 @@ def request_inputs(document: dict, servable: Servable, signature: str) -> tuple[
         RequestError: INVALID_ARGUMENT for a malformed request, FAILED_PRECONDITION for an unknown signature.
     """
     if ROW in document and COLUMNAR in document:
-        raise _invalid(f"JSON Value: {_text(document)} Not formatted correctly expecting only one of 'inputs' or "
-                       "'instances' keys to exist")
+        raise _invalid(
+            f"JSON Value: {_text(document)} Not formatted correctly expecting only one of 'inputs' or "
+            "'instances' keys to exist"
+        )
     if ROW in document:
         if not isinstance(document[ROW], list):
             raise _invalid(f"JSON Value: {_text(document)} Excepting 'instances' to be an list/array")

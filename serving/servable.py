@@ -68,8 +68,9 @@ def answer(method, *args):
     try:
         return method(*args)
     except tf.errors.OpError as error:
-        raise RequestError(STATUS_BY_TF_CODE.get(error.error_code, grpc.StatusCode.INTERNAL),
-                           error_summary(error.message)) from None
+        raise RequestError(
+            STATUS_BY_TF_CODE.get(error.error_code, grpc.StatusCode.INTERNAL), error_summary(error.message)
+        ) from None
 
 
 class Servable:
@@ -122,8 +123,10 @@ class Servable:
         extra = sorted(set(names) - set(specs))
         missing = sorted(set(specs) - set(names) - set(self.signature_defs[signature].defaults))
         if extra or missing:
-            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                               f"input does not match signature {signature!r}: sent extra {extra}, missing {missing}")
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"input does not match signature {signature!r}: sent extra {extra}, missing {missing}",
+            )
         return specs
 
     def predict(self, signature: str, inputs: dict[str, np.ndarray], output_filter=()) -> dict[str, np.ndarray]:
@@ -148,16 +151,19 @@ class Servable:
         for name, spec in specs.items():
             tensor = tf.constant(inputs[name] if name in inputs else tf.make_ndarray(defaults[name]))
             if tensor.dtype != spec.dtype or not spec.shape.is_compatible_with(tensor.shape):
-                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                                   f"input {name!r} must be {spec.dtype.name} of shape {spec.shape}, "
-                                   f"got {tensor.dtype.name} of shape {tensor.shape}")
+                raise RequestError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"input {name!r} must be {spec.dtype.name} of shape {spec.shape}, "
+                    f"got {tensor.dtype.name} of shape {tensor.shape}",
+                )
             tensors[name] = tensor
         outputs = self.loaded.signatures[signature](**tensors)
         names = list(output_filter) or sorted(outputs)
         unknown = [name for name in names if name not in outputs]
         if unknown:
-            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                               f"output tensor alias not found in signature: {unknown[0]}")
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT, f"output tensor alias not found in signature: {unknown[0]}"
+            )
         return {name: outputs[name].numpy() for name in names}
 
     def metadata(self, model_name: str) -> get_model_metadata_pb2.GetModelMetadataResponse:
@@ -193,11 +199,15 @@ class Servable:
         for record in tf.data.TFRecordDataset(path):
             log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
             if not log.HasField("predict_log"):
-                raise ValueError(f"warm-up record {count} of {path} is a {log.WhichOneof('log_type')}, not a predict_log")
+                raise ValueError(
+                    f"warm-up record {count} of {path} is a {log.WhichOneof('log_type')}, not a predict_log"
+                )
             request = log.predict_log.request
-            self.predict(request.model_spec.signature_name or DEFAULT_SIGNATURE,
-                         {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()},
-                         request.output_filter)
+            self.predict(
+                request.model_spec.signature_name or DEFAULT_SIGNATURE,
+                {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()},
+                request.output_filter,
+            )
             count += 1
         return count
 

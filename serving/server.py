@@ -24,6 +24,7 @@ from serving.rest import start_rest_server
 from serving.servable import RequestError, answer
 from serving.versions import VersionManager
 
+
 def _spec_fields(spec) -> tuple[str, int | None, str]:
     """(name, version or None, label) of a ModelSpec."""
     return spec.name, spec.version.value if spec.HasField("version") else None, spec.version_label
@@ -36,7 +37,9 @@ def _tensors(request: predict_pb2.PredictRequest) -> dict:
         try:
             arrays[name] = tf.make_ndarray(proto)
         except (TypeError, ValueError) as error:
-            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"input {name!r} is not a valid TensorProto: {error}")
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT, f"input {name!r} is not a valid TensorProto: {error}"
+            ) from None
     return arrays
 
 
@@ -65,7 +68,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         unsupported = [field for field in request.metadata_field if field != "signature_def"]
         with self.manager.serving(*_spec_fields(request.model_spec)) as servable:
             if unsupported:
-                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"Metadata field {unsupported[0]} is not supported")
+                raise RequestError(
+                    grpc.StatusCode.INVALID_ARGUMENT, f"Metadata field {unsupported[0]} is not supported"
+                )
             return servable.metadata(self.manager.model_name)
 
     def Predict(self, request, context):
@@ -158,8 +163,16 @@ def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def start_server(base_dir: str, port: int, model_name: str = DEFAULT_MODEL_NAME, host: str = "127.0.0.1",
-                 workers: int = 4, rest_port: int = 0, poll_seconds: float = 1.0, log=_stderr_line) -> ModelServer:
+def start_server(
+    base_dir: str,
+    port: int,
+    model_name: str = DEFAULT_MODEL_NAME,
+    host: str = "127.0.0.1",
+    workers: int = 4,
+    rest_port: int = 0,
+    poll_seconds: float = 1.0,
+    log=_stderr_line,
+) -> ModelServer:
     """Serves the newest version of `base_dir` that loads over gRPC and, optionally, REST.
 
     Args:

@@ -104,8 +104,9 @@ def export_versions(directory: Path, versions: list[int]) -> tuple[dict[int, Pat
         ({version: its SavedModel directory}, str [n_users] the original user ids).
     """
     cfg = get_profile("tiny")
-    data = split_dataset(make_synthetic(cfg.data.synthetic_users, cfg.data.synthetic_items, cfg.data.seed),
-                         cfg.data, "synthetic")
+    data = split_dataset(
+        make_synthetic(cfg.data.synthetic_users, cfg.data.synthetic_items, cfg.data.seed), cfg.data, "synthetic"
+    )
     exported = {}
     for version in versions:
         student = Student(data.n_users, data.n_items, dim=cfg.distill.student_dim, seed=version)
@@ -124,12 +125,30 @@ class ServerProcess:
     """
 
     def __init__(self, base_dir: Path, poll_seconds: float, origin: float, extra_args: tuple[str, ...] = ()):
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+        env = {
+            **os.environ,
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+        }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "hetcomp_tf.cli", "serve", "--model", str(base_dir), "--port", "0",
-             "--poll-seconds", str(poll_seconds), *extra_args], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-            env=env)
+            [
+                sys.executable,
+                "-m",
+                "hetcomp_tf.cli",
+                "serve",
+                "--model",
+                str(base_dir),
+                "--port",
+                "0",
+                "--poll-seconds",
+                str(poll_seconds),
+                *extra_args,
+            ],
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
         self.lines: list[tuple[float, str]] = []
         self._origin = origin
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -247,10 +266,13 @@ class Load:
 def _latency_summary(records: list[tuple[float, float, str, int]]) -> dict:
     latencies = np.array([seconds for _, seconds, _, _ in records]) * 1000
     failed = [outcome for _, _, outcome, _ in records if outcome != "OK"]
-    return {"sent": len(records), "failed": len(failed),
-            "failed_by_code": {code: failed.count(code) for code in sorted(set(failed))},
-            "p50_ms": round(float(np.percentile(latencies, 50)), 2) if len(latencies) else None,
-            "p99_ms": round(float(np.percentile(latencies, 99)), 2) if len(latencies) else None}
+    return {
+        "sent": len(records),
+        "failed": len(failed),
+        "failed_by_code": {code: failed.count(code) for code in sorted(set(failed))},
+        "p50_ms": round(float(np.percentile(latencies, 50)), 2) if len(latencies) else None,
+        "p99_ms": round(float(np.percentile(latencies, 99)), 2) if len(latencies) else None,
+    }
 
 
 def _wait_for_version(load: Load, version: int, timeout: float) -> float | None:
@@ -264,8 +286,15 @@ def _wait_for_version(load: Load, version: int, timeout: float) -> float | None:
     return None
 
 
-def measure(work_dir: Path, threads: int = 8, rate: float = 160.0, poll_seconds: float = 1.0,
-            phase_seconds: float = 4.0, max_requests: int = 20000, log=print) -> dict:
+def measure(
+    work_dir: Path,
+    threads: int = 8,
+    rate: float = 160.0,
+    poll_seconds: float = 1.0,
+    phase_seconds: float = 4.0,
+    max_requests: int = 20000,
+    log=print,
+) -> dict:
     """Runs the measurement described in the module docstring in `work_dir`; returns its record.
 
     Args:
@@ -285,8 +314,9 @@ def measure(work_dir: Path, threads: int = 8, rate: float = 160.0, poll_seconds:
         HetCompError: bad settings, or a server that does not start.
     """
     if threads < 1 or rate <= 0 or poll_seconds <= 0 or phase_seconds <= 0 or max_requests < threads:
-        raise HetCompError("swap_load: need threads >= 1, rate > 0, poll and phase seconds > 0, "
-                           "max-requests >= threads")
+        raise HetCompError(
+            "swap_load: need threads >= 1, rate > 0, poll and phase seconds > 0, " "max-requests >= threads"
+        )
     log("swap_load: exporting the versions")
     exported, users = export_versions(work_dir / "exports", [1, *(version for _, version in SCHEDULE)])
     base = work_dir / "serving"
@@ -297,8 +327,10 @@ def measure(work_dir: Path, threads: int = 8, rate: float = 160.0, poll_seconds:
     try:
         load = Load(server.address(timeout=300), users, origin)
         log(f"swap_load: server on {load.address}; {threads} threads, {rate:g} requests/s")
-        workers = [threading.Thread(target=load.client, args=(seed, threads / rate, max_requests // threads))
-                   for seed in range(threads)]
+        workers = [
+            threading.Thread(target=load.client, args=(seed, threads / rate, max_requests // threads))
+            for seed in range(threads)
+        ]
         workers.append(threading.Thread(target=load.monitor))
         for worker in workers:
             worker.start()
@@ -314,10 +346,17 @@ def measure(work_dir: Path, threads: int = 8, rate: float = 160.0, poll_seconds:
                 else:
                     served, end = None, pushed + 2 * poll_seconds + SETTLE_SECONDS
                 time.sleep(max(0.0, end - (time.monotonic() - origin)))
-                pushes.append({"label": label, "version": version, "pushed_at_s": round(pushed, 3),
-                               "served_at_s": served, "followed_s": None if served is None else round(served - pushed, 3),
-                               "window_s": [round(pushed, 3), round(end, 3)],
-                               "served_after": load.current_version()})
+                pushes.append(
+                    {
+                        "label": label,
+                        "version": version,
+                        "pushed_at_s": round(pushed, 3),
+                        "served_at_s": served,
+                        "followed_s": None if served is None else round(served - pushed, 3),
+                        "window_s": [round(pushed, 3), round(end, 3)],
+                        "served_after": load.current_version(),
+                    }
+                )
             time.sleep(phase_seconds)
         finally:
             load.stop.set()
@@ -325,8 +364,18 @@ def measure(work_dir: Path, threads: int = 8, rate: float = 160.0, poll_seconds:
                 worker.join()
     finally:
         server.stop()
-    return _record(load, pushes, server.lines, dict(threads=threads, rate=rate, poll_seconds=poll_seconds,
-                                                    phase_seconds=phase_seconds, max_requests=max_requests))
+    return _record(
+        load,
+        pushes,
+        server.lines,
+        dict(
+            threads=threads,
+            rate=rate,
+            poll_seconds=poll_seconds,
+            phase_seconds=phase_seconds,
+            max_requests=max_requests,
+        ),
+    )
 
 
 def _record(load: Load, pushes: list[dict], server_log: list, config: dict) -> dict:
@@ -337,13 +386,20 @@ def _record(load: Load, pushes: list[dict], server_log: list, config: dict) -> d
     answered = {str(v): sum(1 for r in records if r[3] == v) for v in sorted({r[3] for r in records if r[2] == "OK"})}
     broken = [version for label, version in SCHEDULE if label == "truncated"]
     overall = _latency_summary(records)
-    ok = (overall["failed"] == 0
-          and all(p["served_at_s"] is not None for p in pushes if p["label"] == "good")
-          and not any(str(version) in answered for version in broken)
-          and load.current_version() == SCHEDULE[-1][1])
-    return {"config": config, "requests": {**overall, "answered_by_version": answered}, "pushes": pushes,
-            "served_version_over_time": load.served,
-            "server_log": [[round(at, 3), line] for at, line in server_log], "ok": ok}
+    ok = (
+        overall["failed"] == 0
+        and all(p["served_at_s"] is not None for p in pushes if p["label"] == "good")
+        and not any(str(version) in answered for version in broken)
+        and load.current_version() == SCHEDULE[-1][1]
+    )
+    return {
+        "config": config,
+        "requests": {**overall, "answered_by_version": answered},
+        "pushes": pushes,
+        "served_version_over_time": load.served,
+        "server_log": [[round(at, 3), line] for at, line in server_log],
+        "ok": ok,
+    }
 
 
 def format_record(record: dict) -> str:
@@ -383,8 +439,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         with tempfile.TemporaryDirectory(prefix="swap_load-") as work:
-            record = measure(Path(work), args.threads, args.rate, args.poll_seconds, args.phase_seconds,
-                             args.max_requests, log=lambda line: print(line, file=sys.stderr, flush=True))
+            record = measure(
+                Path(work),
+                args.threads,
+                args.rate,
+                args.poll_seconds,
+                args.phase_seconds,
+                args.max_requests,
+                log=lambda line: print(line, file=sys.stderr, flush=True),
+            )
     except HetCompError as error:
         print(f"swap_load: error: {error}", file=sys.stderr)
         return 2

@@ -61,8 +61,14 @@ def list_versions(base_dir: str) -> list[int]:
         names = os.listdir(base_dir)
     except FileNotFoundError:
         return []
-    return sorted((int(name) for name in names
-                   if name.isdigit() and os.path.isfile(os.path.join(base_dir, name, "saved_model.pb"))), reverse=True)
+    return sorted(
+        (
+            int(name)
+            for name in names
+            if name.isdigit() and os.path.isfile(os.path.join(base_dir, name, "saved_model.pb"))
+        ),
+        reverse=True,
+    )
 
 
 def directory_fingerprint(path: str) -> tuple:
@@ -151,8 +157,10 @@ class VersionManager:
         served = self._served
         if not os.path.isdir(served.path) and not self._said_gone:
             self._said_gone = True
-            self._log(f"version {served.version} of {self.model_name}: its directory {served.path} is gone; "
-                      f"serving it from memory until a newer version loads")
+            self._log(
+                f"version {served.version} of {self.model_name}: its directory {served.path} is gone; "
+                f"serving it from memory until a newer version loads"
+            )
         self._load_newest([version for version in list_versions(self.base_dir) if version > served.version])
 
     def _poll_loop(self) -> None:
@@ -201,8 +209,10 @@ class VersionManager:
             self._retired[old.version] = old
             drained = self._pop_if_drained(old.version)
         self._said_gone = False
-        self._log(f"now serving {self.model_name} version {servable.version} (loaded and warmed in {seconds:.2f} s) "
-                  f"instead of version {old.version}")
+        self._log(
+            f"now serving {self.model_name} version {servable.version} (loaded and warmed in {seconds:.2f} s) "
+            f"instead of version {old.version}"
+        )
         if drained:
             self._unloaded(drained)
 
@@ -253,8 +263,9 @@ class VersionManager:
             if drained:
                 self._unloaded(drained)
 
-    def status(self, name: str, version: int | None = None,
-               label: str = "") -> get_model_status_pb2.GetModelStatusResponse:
+    def status(
+        self, name: str, version: int | None = None, label: str = ""
+    ) -> get_model_status_pb2.GetModelStatusResponse:
         """TF Serving's GetModelStatus.
 
         Args:

@@ -36,19 +36,37 @@ def two_cpu_strategy() -> tf.distribute.Strategy:
 
 def distil(teachers_dir: str, out: str, settings: dict, strategy: tf.distribute.Strategy) -> dict:
     from hetcomp_tf.data.dataset import Dataset
-    from hetcomp_tf.distill.loop import distill
     from hetcomp_tf.distill.ensemble import EnsembleKnowledge
+    from hetcomp_tf.distill.loop import distill
     from hetcomp_tf.teachers.trajectories import load_trajectories
 
     cfg = dataclasses.replace(get_profile("tiny").distill, **settings)
     data = Dataset.load(Path(teachers_dir) / "dataset.npz")
     knowledge = EnsembleKnowledge.from_trajectories(load_trajectories(teachers_dir), tau=cfg.tau)
-    run = distill(data, knowledge if cfg.method != "wo_kd" else None, cfg, log_dir=Path(out) / "logs",
-                  resume_dir=Path(out) / "state", progress=None, strategy=strategy)
-    dkc = {} if run.dkc is None else {"stages": run.dkc.stages.numpy(), "d_prev": run.dkc.d_prev.numpy(),
-                                      "targets": run.dkc.target_table.numpy()}
-    return {"users": run.student.user_embedding.embeddings.numpy(),
-            "items": run.student.item_embedding.embeddings.numpy(), "run": json.dumps(run.to_dict()), **dkc}
+    run = distill(
+        data,
+        knowledge if cfg.method != "wo_kd" else None,
+        cfg,
+        log_dir=Path(out) / "logs",
+        resume_dir=Path(out) / "state",
+        progress=None,
+        strategy=strategy,
+    )
+    dkc = (
+        {}
+        if run.dkc is None
+        else {
+            "stages": run.dkc.stages.numpy(),
+            "d_prev": run.dkc.d_prev.numpy(),
+            "targets": run.dkc.target_table.numpy(),
+        }
+    )
+    return {
+        "users": run.student.user_embedding.embeddings.numpy(),
+        "items": run.student.item_embedding.embeddings.numpy(),
+        "run": json.dumps(run.to_dict()),
+        **dkc,
+    }
 
 
 def train_teachers(teachers_dir: str, out: str, settings: dict, strategy: tf.distribute.Strategy) -> dict:
@@ -60,8 +78,9 @@ def train_teachers(teachers_dir: str, out: str, settings: dict, strategy: tf.dis
     arrays = {}
     for name in names:
         cfg = dataclasses.replace(profile.teachers[name], **settings)
-        run = train_teacher(name, data, cfg, profile.trajectory, log_dir=Path(out) / "logs", progress=None,
-                            strategy=strategy)
+        run = train_teacher(
+            name, data, cfg, profile.trajectory, log_dir=Path(out) / "logs", progress=None, strategy=strategy
+        )
         arrays.update({f"{name}.{i}": v.numpy() for i, v in enumerate(run.teacher.variables)})
         arrays[f"{name}.rankings"] = run.trajectory.rankings
         arrays[f"{name}.run"] = json.dumps({**run.to_dict(), "history": run.history})
@@ -75,24 +94,36 @@ def run_teacher_executor(dataset_uri: str, out: str, settings: dict) -> dict:
     from tfx.types import standard_artifacts
 
     from components import keys
-    from components.teacher_trainer import executor as teacher_trainer
     from components.artifacts import InteractionDataset, TeacherTrajectory
+    from components.teacher_trainer import executor as teacher_trainer
     from tests.helpers import anomalies_artifact
 
     profile, name, workers = get_profile("tiny"), settings.pop("teacher"), settings.pop("workers")
     dataset = InteractionDataset()
     dataset.uri = dataset_uri
-    clean = anomalies_artifact(Path(tempfile.mkdtemp()) / "anomalies",
-                               {split: anomalies_pb2.Anomalies() for split in ("train", "valid")})
+    clean = anomalies_artifact(
+        Path(tempfile.mkdtemp()) / "anomalies", {split: anomalies_pb2.Anomalies() for split in ("train", "valid")}
+    )
     outputs = {}
-    for key, cls in ((keys.MODEL_KEY, standard_artifacts.Model), (keys.TRAJECTORY_KEY, TeacherTrajectory),
-                     (keys.MODEL_RUN_KEY, standard_artifacts.ModelRun)):
+    for key, cls in (
+        (keys.MODEL_KEY, standard_artifacts.Model),
+        (keys.TRAJECTORY_KEY, TeacherTrajectory),
+        (keys.MODEL_RUN_KEY, standard_artifacts.ModelRun),
+    ):
         outputs[key] = [cls()]
         outputs[key][0].uri = str(Path(out) / key)
     cfg = dataclasses.replace(profile.teachers[name], **settings)
-    teacher_trainer.Executor().Do({keys.DATASET_KEY: [dataset], keys.ANOMALIES_KEY: [clean]}, outputs, {
-        keys.TEACHER_KEY: name, keys.TEACHER_CONFIG_KEY: json.dumps(dataclasses.asdict(cfg)), keys.SEED_KEY: 0,
-        keys.WORKERS_KEY: workers, keys.TRAJECTORY_CONFIG_KEY: json.dumps(dataclasses.asdict(profile.trajectory))})
+    teacher_trainer.Executor().Do(
+        {keys.DATASET_KEY: [dataset], keys.ANOMALIES_KEY: [clean]},
+        outputs,
+        {
+            keys.TEACHER_KEY: name,
+            keys.TEACHER_CONFIG_KEY: json.dumps(dataclasses.asdict(cfg)),
+            keys.SEED_KEY: 0,
+            keys.WORKERS_KEY: workers,
+            keys.TRAJECTORY_CONFIG_KEY: json.dumps(dataclasses.asdict(profile.trajectory)),
+        },
+    )
     return {"replicas": make_strategy(cfg.distribute).num_replicas_in_sync}  # the executor's own (cached)
 
 

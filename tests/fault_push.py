@@ -20,13 +20,14 @@ PAUSE_SECONDS = 600  # far longer than any test waits: the test kills the proces
 
 def pause_half_way_through(name: str) -> None:
     """Makes the push's copy of the file `name` stop half-way, as a slow disk would hold it there."""
+
     def copy(source: str, target: str) -> None:
         if os.path.basename(source) != name:
             pusher.copy_file.__wrapped__(source, target)
             return
         with open(source, "rb") as reader, open(target, "xb") as writer:
             data = reader.read()
-            writer.write(data[:len(data) // 2])
+            writer.write(data[: len(data) // 2])
             writer.flush()
             os.fsync(writer.fileno())
         print("paused", target, flush=True)

@@ -90,11 +90,13 @@ def assert_answers_like_score_all(directory, model, data, users, k: int) -> None
     users = np.asarray(users)
     expected = model.score_all(users).numpy()  # [b, n_items]
     all_items = np.broadcast_to(data.item_vocab.astype(str), (len(users), data.n_items))
-    scores = served.signatures["score_items"](user_id=tf.constant(data.user_vocab[users].astype(str)),
-                                              item_id=tf.constant(all_items))["scores"].numpy()
+    scores = served.signatures["score_items"](
+        user_id=tf.constant(data.user_vocab[users].astype(str)), item_id=tf.constant(all_items)
+    )["scores"].numpy()
     np.testing.assert_allclose(scores, expected, rtol=SCORE_TOLERANCE, atol=SCORE_TOLERANCE)
-    top = served.signatures["serving_default"](user_id=tf.constant(data.user_vocab[users].astype(str)),
-                                               k=tf.constant(k, tf.int32))
+    top = served.signatures["serving_default"](
+        user_id=tf.constant(data.user_vocab[users].astype(str)), k=tf.constant(k, tf.int32)
+    )
     index = {item: column for column, item in enumerate(data.item_vocab.astype(str))}
     for row, user in enumerate(users):
         served_items = np.array([index[item] for item in top["item_ids"].numpy()[row].astype(str)])
@@ -103,11 +105,11 @@ def assert_answers_like_score_all(directory, model, data, users, k: int) -> None
         masked = expected[row].copy()
         masked[seen] = -np.inf
         reference = np.argsort(-masked, kind="stable")[:k]  # NumPy's top-k of score_all, train items masked
-        np.testing.assert_allclose(top["scores"].numpy()[row], masked[reference],
-                                   rtol=SCORE_TOLERANCE, atol=SCORE_TOLERANCE)
-        np.testing.assert_allclose(masked[served_items], masked[reference], rtol=SCORE_TOLERANCE,
-                                   atol=SCORE_TOLERANCE)
-        gaps = np.abs(np.diff(masked[np.argsort(-masked, kind="stable")[:k + 1]]))
+        np.testing.assert_allclose(
+            top["scores"].numpy()[row], masked[reference], rtol=SCORE_TOLERANCE, atol=SCORE_TOLERANCE
+        )
+        np.testing.assert_allclose(masked[served_items], masked[reference], rtol=SCORE_TOLERANCE, atol=SCORE_TOLERANCE)
+        gaps = np.abs(np.diff(masked[np.argsort(-masked, kind="stable")[: k + 1]]))
         clear = gaps > 2 * SCORE_TOLERANCE  # no tie with the item ranked next below
         clear[1:] &= gaps[:-1] > 2 * SCORE_TOLERANCE  # nor with the one above
         np.testing.assert_array_equal(served_items[clear], reference[clear])

@@ -6,8 +6,8 @@ executors reported them in `executor_output.json`, fresh output URIs under the p
 their ML Metadata filter over the artifacts earlier tasks produced (this job's and earlier jobs' on the same
 `LocalBackend`), as the backend's metadata service would. A task with `enableCache` whose inputs match an earlier
 execution reuses its outputs, as KFP's cache does. Tasks whose upstream tasks have all finished run at the same
-time, up to `parallelism` processes, as a KFP backend schedules independent pods. The image's interpreter (`python`) does not exist here: it is
-replaced by this venv's.
+time, up to `parallelism` processes, as a KFP backend schedules independent pods. The image's interpreter
+(`python`) does not exist here: it is replaced by this venv's.
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ from dataclasses import dataclass, field
 import yaml
 
 PLACEHOLDER = "{{$}}"
-_CLAUSE = re.compile(r'^(?:schema_title="(?P<title>[^"]+)"|state=(?P<state>\w+)'
-                     r'|metadata\.(?P<key>\w+)\.number_value=(?P<number>[-\d.]+)|name="(?P<name>[^"]*)")$')
+_CLAUSE = re.compile(
+    r'^(?:schema_title="(?P<title>[^"]+)"|state=(?P<state>\w+)'
+    r'|metadata\.(?P<key>\w+)\.number_value=(?P<number>[-\d.]+)|name="(?P<name>[^"]*)")$'
+)
 _INPUT_METADATA = re.compile(r"\{\{\$\.inputs\.artifacts\['(?P<input>\w+)'\]\.metadata\['(?P<key>\w+)'\]\}\}")
 
 
@@ -41,9 +43,13 @@ def schema_title(artifact_type: dict) -> str:
 
 def dag_levels(tasks: dict) -> list[list[str]]:
     """Task names in waves: each wave's tasks depend on or take artifacts only from earlier waves' (by name)."""
+
     def upstream(task):
-        producers = {a["taskOutputArtifact"]["producerTask"]
-                     for a in task.get("inputs", {}).get("artifacts", {}).values() if "taskOutputArtifact" in a}
+        producers = {
+            a["taskOutputArtifact"]["producerTask"]
+            for a in task.get("inputs", {}).get("artifacts", {}).values()
+            if "taskOutputArtifact" in a
+        }
         return set(task.get("dependentTasks", [])) | producers
 
     levels, done = [], set()
@@ -96,8 +102,9 @@ class LocalBackend:
                     if "resolver" in executor:
                         done[name] = Execution(name, "resolved", self._resolve(executor["resolver"], inputs))
                     else:
-                        launched[name] = pool.submit(self._launch, job_id, name, task, component,
-                                                     executor["container"], inputs)
+                        launched[name] = pool.submit(
+                            self._launch, job_id, name, task, component, executor["container"], inputs
+                        )
                 for name, future in launched.items():  # by name: the artifact store's order does not race
                     execution, cache_key = future.result()
                     if execution.state == "complete":
@@ -118,8 +125,10 @@ class LocalBackend:
 
     def _resolve(self, resolver: dict, inputs: dict) -> dict[str, list[dict]]:
         """Each output query's latest matching artifact (none: an empty list)."""
-        return {key: [a for a in reversed(self.artifacts) if self._matches(query["filter"], a, inputs)][:1]
-                for key, query in resolver["outputArtifactQueries"].items()}
+        return {
+            key: [a for a in reversed(self.artifacts) if self._matches(query["filter"], a, inputs)][:1]
+            for key, query in resolver["outputArtifactQueries"].items()
+        }
 
     @staticmethod
     def _matches(query: str, artifact: dict, inputs: dict) -> bool:
@@ -144,17 +153,28 @@ class LocalBackend:
     def _launch(self, job_id, name, task, component, container, inputs) -> tuple[Execution, str]:
         """Runs one container task (or finds it in the cache); the caller records its outputs."""
         parameters = {k: v["runtimeValue"]["constantValue"] for k, v in task["inputs"].get("parameters", {}).items()}
-        cache_key = json.dumps([container, parameters, {k: [a["name"] for a in v] for k, v in inputs.items()}],
-                               sort_keys=True)
+        cache_key = json.dumps(
+            [container, parameters, {k: [a["name"] for a in v] for k, v in inputs.items()}], sort_keys=True
+        )
         if task.get("cachingOptions", {}).get("enableCache") and cache_key in self.cache:
             return Execution(name, "cached", self.cache[cache_key]), cache_key
         task_dir = os.path.join(self.root, job_id, name)
-        outputs = {key: [{"name": f"local/{job_id}/{name}/{key}", "uri": os.path.join(task_dir, key),
-                          "type": definition["artifactType"], "metadata": {}}]
-                   for key, definition in component.get("outputDefinitions", {}).get("artifacts", {}).items()}
+        outputs = {
+            key: [
+                {
+                    "name": f"local/{job_id}/{name}/{key}",
+                    "uri": os.path.join(task_dir, key),
+                    "type": definition["artifactType"],
+                    "metadata": {},
+                }
+            ]
+            for key, definition in component.get("outputDefinitions", {}).get("artifacts", {}).items()
+        }
         output_file = os.path.join(task_dir, "executor_output.json")
-        executor_input = {"inputs": {"parameters": parameters, "artifacts": _lists(inputs)},
-                          "outputs": {"artifacts": _lists(outputs), "outputFile": output_file}}
+        executor_input = {
+            "inputs": {"parameters": parameters, "artifacts": _lists(inputs)},
+            "outputs": {"artifacts": _lists(outputs), "outputFile": output_file},
+        }
         command = [sys.executable if part == "python" else part for part in container["command"]]
         args = [json.dumps(executor_input) if arg == PLACEHOLDER else arg for arg in container["args"]]
         unresolved = [arg for arg in container["args"] if "{{" in arg and arg != PLACEHOLDER]
@@ -168,8 +188,9 @@ class LocalBackend:
             reported = json.load(f).get("artifacts", {})
         for key, artifacts in outputs.items():
             if key in reported:  # the executor's view: its custom properties as metadata
-                artifacts[:] = [{**a, "metadata": r.get("metadata", {})}
-                                for a, r in zip(artifacts, reported[key]["artifacts"])]
+                artifacts[:] = [
+                    {**a, "metadata": r.get("metadata", {})} for a, r in zip(artifacts, reported[key]["artifacts"])
+                ]
         return Execution(name, "complete", outputs, time.perf_counter() - started, started), cache_key
 
 

@@ -40,22 +40,32 @@ def is_above(name: str) -> bool:
 def test_the_library_imports_nothing_from_the_layers_above_it():
     modules = library_modules()
     assert len(modules) > 20, "the library's modules were not found"
-    offending = sorted({f"{path.relative_to(ROOT)}: {name}"
-                        for path in modules for name in imported_names(path) if is_above(name)})
+    offending = sorted(
+        {f"{path.relative_to(ROOT)}: {name}" for path in modules for name in imported_names(path) if is_above(name)}
+    )
     assert not offending, "library modules importing from the layers above:\n" + "\n".join(offending)
 
 
 def test_subpackages_hold_no_code_in_their_init():
     inits = [p for p in library_modules() if p.name == "__init__.py" and p != LIBRARY / "__init__.py"]
     assert len(inits) >= 6, "the library's subpackages were not found"
-    with_code = sorted(str(p.relative_to(ROOT)) for p in inits if p not in REGISTRIES
-                       and not all(isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
-                                   for node in ast.parse(p.read_text(encoding="utf-8")).body))
+    with_code = sorted(
+        str(p.relative_to(ROOT))
+        for p in inits
+        if p not in REGISTRIES
+        and not all(
+            isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+            for node in ast.parse(p.read_text(encoding="utf-8")).body
+        )
+    )
     assert not with_code, "subpackage __init__.py with more than a docstring:\n" + "\n".join(with_code)
 
 
 def test_the_architecture_page_names_every_library_module():
     text = ARCHITECTURE.read_text(encoding="utf-8")
-    unnamed = sorted(str(p.relative_to(ROOT)) for p in library_modules()
-                     if p.name != "__init__.py" and f"`{p.name}`" not in text and f"{p.name}`" not in text)
+    unnamed = sorted(
+        str(p.relative_to(ROOT))
+        for p in library_modules()
+        if p.name != "__init__.py" and f"`{p.name}`" not in text and f"{p.name}`" not in text
+    )
     assert not unnamed, "library modules docs/ARCHITECTURE.md does not name:\n" + "\n".join(unnamed)

@@ -24,8 +24,7 @@ CFG = DataConfig(split_protocol="per_user", seed=5, min_rating=3.0)
 
 def ingest(tmp_path, source: Source, cfg: DataConfig = CFG, **kwargs):
     examples, vocabulary = str(tmp_path / "examples"), str(tmp_path / "vocabulary")
-    interaction_beam.run(beam.Pipeline(argv=["--runner=DirectRunner"]), source, cfg, examples, vocabulary,
-                         **kwargs)
+    interaction_beam.run(beam.Pipeline(argv=["--runner=DirectRunner"]), source, cfg, examples, vocabulary, **kwargs)
     return read_dataset(examples, vocabulary, "beam")
 
 
@@ -54,9 +53,9 @@ def rated_log(tmp_path_factory):
     shards.mkdir()
     third = len(rows) // 3
     (shards / "part-0.csv").write_text("user,item,rating\n" + "".join(f"{u},{i},{r}\n" for u, i, r in rows[:third]))
-    (shards / "part-1.csv").write_text("".join(f"{u}\t{i}\t{r}\n" for u, i, r in rows[third:2 * third]))
+    (shards / "part-1.csv").write_text("".join(f"{u}\t{i}\t{r}\n" for u, i, r in rows[third : 2 * third]))
     with gzip.open(shards / "part-2.csv.gz", "wt") as f:
-        f.write("".join(f"{u},{i},{r}\n" for u, i, r in rows[2 * third:]))
+        f.write("".join(f"{u},{i},{r}\n" for u, i, r in rows[2 * third :]))
     (shards / "part-3.csv").write_text("")
     return root
 
@@ -78,8 +77,9 @@ def test_a_users_dat_with_a_previous_vocabulary_is_the_in_memory_warm_start(tmp_
     path.write_text("".join(f"{len(items)} {' '.join(map(str, items))}\n" for items in lines))
     cfg = DataConfig(split_protocol="per_user", seed=1)
     previous = (np.array(["0", "gone", "12"]), np.array(["7", "999"]))
-    got = ingest(tmp_path, Source(fmt="citeulike", files=(str(path),), where=str(path)), cfg,
-                 previous_vocabularies=previous)
+    got = ingest(
+        tmp_path, Source(fmt="citeulike", files=(str(path),), where=str(path)), cfg, previous_vocabularies=previous
+    )
     want = load_dataset(str(path), "citeulike", cfg).extend_vocabularies(*previous)
     assert_same_dataset(got, want)
     assert got.user_vocab[:3].tolist() == ["0", "gone", "12"] and got.train.lengths()[1] == 0
@@ -103,8 +103,9 @@ def test_a_users_dat_id_beyond_int64_fails_the_beam_ingestion_in_one_line_naming
     path.write_text("1 4\n2 0 99999999999999999999\n")
     with pytest.raises(HetCompError) as err:
         ingest(tmp_path, Source(fmt="citeulike", files=(str(path),), where=str(path)))
-    assert str(err.value) == (f"{path} line 2: item id 99999999999999999999 does not fit in int64 "
-                              "(at most 9223372036854775807)")
+    assert str(err.value) == (
+        f"{path} line 2: item id 99999999999999999999 does not fit in int64 " "(at most 9223372036854775807)"
+    )
 
 
 def test_csv_ids_beyond_int64_and_negative_reach_the_beam_ingestion_verbatim(tmp_path):
@@ -112,4 +113,6 @@ def test_csv_ids_beyond_int64_and_negative_reach_the_beam_ingestion_verbatim(tmp
     path = tmp_path / "log.tsv"
     path.write_text("99999999999999999999\t-4\n-4\t99999999999999999999\n")
     assert list(interaction_beam.file_pairs(str(path), "csv", None)) == [
-        ("99999999999999999999", "-4"), ("-4", "99999999999999999999")]
+        ("99999999999999999999", "-4"),
+        ("-4", "99999999999999999999"),
+    ]

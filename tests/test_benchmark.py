@@ -66,16 +66,24 @@ def test_benchmark_writes_every_method_sweep_and_curves(bench):
     results = json.loads((out / "results.json").read_text())
     teachers = json.loads((out / "teachers.json").read_text())
     students = [f"student:{m}" for m in METHODS]
-    assert list(results["methods"]) == [*(f"teacher:{t}" for t in TEACHER_NAMES), "ensemble", "ensemble:fitted",
-                                        *students]
+    assert list(results["methods"]) == [
+        *(f"teacher:{t}" for t in TEACHER_NAMES),
+        "ensemble",
+        "ensemble:fitted",
+        *students,
+    ]
     fitted = results["methods"]["ensemble:fitted"]
-    assert (fitted["test"], fitted["tau"]) == (teachers["ensemble_weighted"]["test"], teachers["ensemble_weighted"]["tau"])
+    assert (fitted["test"], fitted["tau"]) == (
+        teachers["ensemble_weighted"]["test"],
+        teachers["ensemble_weighted"]["tau"],
+    )
     assert results["ensemble_params"] == sum(t["params"] for t in teachers["teachers"].values())
     assert results["methods"]["ensemble"]["test"] == teachers["ensemble"]["test"]
     assert results["teachers_reused"] is True and results["wall_seconds"] > 0
     runs = results["runs"]
     assert sorted((r["method"], r["dim"], r["seed"]) for r in runs) == sorted(
-        (k.method, k.dim, k.seed) for k in plan_runs(list(METHODS), 2, 8, [4, 8]))
+        (k.method, k.dim, k.seed) for k in plan_runs(list(METHODS), 2, 8, [4, 8])
+    )
     for method in METHODS:
         entry = results["methods"][f"student:{method}"]
         mine = [r for r in runs if r["method"] == method and r["dim"] == 8]
@@ -103,7 +111,8 @@ def test_benchmark_writes_every_method_sweep_and_curves(bench):
     by_seed = {r["seed"]: r["test"]["recall@50"] for r in runs if r["dim"] == 8 and r["method"] == "ensemble_kd"}
     ours = {r["seed"]: r["test"]["recall@50"] for r in runs if r["dim"] == 8 and r["method"] == "hetcomp"}
     assert paired["seeds"] == [0, 1] and paired["recall@50"]["mean"] == pytest.approx(
-        np.mean([ours[s] - by_seed[s] for s in (0, 1)]))
+        np.mean([ours[s] - by_seed[s] for s in (0, 1)])
+    )
     first, second = (ours[s] - by_seed[s] for s in (0, 1))
     assert first != second  # two seeds' runs differ, so the t-test has a p
     # two pairs: t = mean / (sd / √2) = |d0 + d1| / |d0 − d1| with 1 degree of freedom, whose two-sided p is
@@ -124,7 +133,8 @@ def test_benchmark_writes_every_method_sweep_and_curves(bench):
     rows = {line.split()[0]: line.split()[1:] for line in stdout.splitlines() if line.startswith("student:")}
     assert list(rows) == students
     assert float(rows["student:hetcomp"][4]) == pytest.approx(
-        results["methods"]["student:hetcomp"]["test"]["recall@50"], abs=5e-5)
+        results["methods"]["student:hetcomp"]["test"]["recall@50"], abs=5e-5
+    )
 
 
 def test_second_invocation_reuses_teachers_and_resumes_finished_runs_in_two_workers(bench, capsys):
@@ -135,9 +145,26 @@ def test_second_invocation_reuses_teachers_and_resumes_finished_runs_in_two_work
     (out / PARTIAL).write_text(json.dumps(partial))  # as if the runs had crashed before finishing
     before = mtimes(out / "trajectories") | {"teachers.json": (out / "teachers.json").stat().st_mtime_ns}
 
-    code, stdout, stderr = run_cli(["benchmark", "--data", "synthetic", "--profile", "tiny", "--seeds", "2",
-                                    "--methods", "wo_kd,hetcomp", "--student-dims", "8", "--jobs", "2",
-                                    "--out", str(out)], capsys)
+    code, stdout, stderr = run_cli(
+        [
+            "benchmark",
+            "--data",
+            "synthetic",
+            "--profile",
+            "tiny",
+            "--seeds",
+            "2",
+            "--methods",
+            "wo_kd,hetcomp",
+            "--student-dims",
+            "8",
+            "--jobs",
+            "2",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
     assert code == 0
     assert "reusing the teachers" in stderr and "training the teachers" not in stderr
     assert "resuming: 2 of 4 runs already finished" in stderr and "benchmark run 2/2" in stderr
@@ -152,8 +179,10 @@ def test_second_invocation_reuses_teachers_and_resumes_finished_runs_in_two_work
     first, second = results["invocations"]  # the fixture's invocation, then this one
     assert second["seconds"] == results["wall_seconds"] and first["seconds"] > 0
     assert results["wall_seconds_total"] == pytest.approx(first["seconds"] + second["seconds"])
-    assert (f"Over the 2 invocations on this --out: {results['wall_seconds_total']:.0f} s "
-            f"({first['seconds']:.0f} + {second['seconds']:.0f} s;") in (out / "results.md").read_text()
+    assert (
+        f"Over the 2 invocations on this --out: {results['wall_seconds_total']:.0f} s "
+        f"({first['seconds']:.0f} + {second['seconds']:.0f} s;"
+    ) in (out / "results.md").read_text()
     assert f"s over 2 invocations on {out}" in stdout
 
 
@@ -162,8 +191,19 @@ def test_a_benchmark_split_by_seed_over_two_outputs_pools_into_one(bench, tmp_pa
     first, second = tmp_path / "first", tmp_path / "second"
     copy_teachers(source, first)
     copy_teachers(source, second)
-    common = ["benchmark", "--data", "synthetic", "--profile", "tiny", "--seeds", "2", "--methods", "wo_kd",
-              "--student-dims", "8"]
+    common = [
+        "benchmark",
+        "--data",
+        "synthetic",
+        "--profile",
+        "tiny",
+        "--seeds",
+        "2",
+        "--methods",
+        "wo_kd",
+        "--student-dims",
+        "8",
+    ]
     code, _, stderr = run_cli([*common, "--only-seeds", "1", "--out", str(first)], capsys)
     assert code == 0 and "benchmark run 1/1" in stderr and "resuming" not in stderr
     assert "1 unfinished run(s) left to other invocations (not of --only-seeds/--only-runs)" in stderr
@@ -171,8 +211,9 @@ def test_a_benchmark_split_by_seed_over_two_outputs_pools_into_one(bench, tmp_pa
     assert [(r["method"], r["seed"]) for r in alone["runs"]] == [("wo_kd", 1)]
     assert "1 of 2 planned runs finished" in (first / "results.md").read_text()
 
-    code, _, stderr = run_cli([*common, "--only-seeds", "0", "--import-runs", str(first / PARTIAL),
-                               "--out", str(second)], capsys)
+    code, _, stderr = run_cli(
+        [*common, "--only-seeds", "0", "--import-runs", str(first / PARTIAL), "--out", str(second)], capsys
+    )
     assert code == 0 and "imported 1 finished run(s)" in stderr and "benchmark run 1/1" in stderr
     assert "resuming: 1 of 2 runs already finished" in stderr
     pooled = json.loads((second / "results.json").read_text())
@@ -180,19 +221,26 @@ def test_a_benchmark_split_by_seed_over_two_outputs_pools_into_one(bench, tmp_pa
     assert "1 of 2 runs were finished before it; 1 imported by --import-runs" in (second / "results.md").read_text()
     by_seed = {r["seed"]: r for r in pooled["runs"]}
     assert sorted(by_seed) == [0, 1] and by_seed[1] == alone["runs"][0]
-    original = {r["seed"]: r["test"] for r in json.loads((source / "results.json").read_text())["runs"]
-                if r["method"] == "wo_kd" and r["dim"] == 8}
+    original = {
+        r["seed"]: r["test"]
+        for r in json.loads((source / "results.json").read_text())["runs"]
+        if r["method"] == "wo_kd" and r["dim"] == 8
+    }
     assert {s: r["test"] for s, r in by_seed.items()} == original  # the same seeds train the same students
     assert by_seed[0]["code"] and pooled["methods"]["student:wo_kd"]["seeds"] == 2
     assert sorted(json.loads((second / PARTIAL).read_text())["runs"]) == sorted(
-        RunKey("wo_kd", 8, s).name for s in (0, 1))
+        RunKey("wo_kd", 8, s).name for s in (0, 1)
+    )
 
     before = mtimes(second)
-    code, _, stderr = run_cli([*common, "--set", "epochs=2", "--import-runs", str(first / PARTIAL),
-                               "--out", str(second)], capsys)
+    code, _, stderr = run_cli(
+        [*common, "--set", "epochs=2", "--import-runs", str(first / PARTIAL), "--out", str(second)], capsys
+    )
     lines = stderr.strip().splitlines()
-    assert code == 2 and lines[-1] == (f"hetcomp: error: --import-runs {first / PARTIAL}: its runs cannot be pooled "
-                                       f"with these: distill config epochs={TINY.distill.epochs} there, 2 here")
+    assert code == 2 and lines[-1] == (
+        f"hetcomp: error: --import-runs {first / PARTIAL}: its runs cannot be pooled "
+        f"with these: distill config epochs={TINY.distill.epochs} there, 2 here"
+    )
     assert mtimes(second) == before
 
 
@@ -200,13 +248,32 @@ def test_only_runs_trains_just_the_named_runs(bench, tmp_path, capsys):
     _, source, _, _ = bench
     out = tmp_path / "out"
     copy_teachers(source, out)
-    code, _, stderr = run_cli(["benchmark", "--data", "synthetic", "--profile", "tiny", "--seeds", "2", "--methods",
-                               "wo_kd,ensemble_kd", "--student-dims", "8", "--only-runs", "ensemble_kd:8:1,wo_kd:8:0",
-                               "--out", str(out)], capsys)
+    code, _, stderr = run_cli(
+        [
+            "benchmark",
+            "--data",
+            "synthetic",
+            "--profile",
+            "tiny",
+            "--seeds",
+            "2",
+            "--methods",
+            "wo_kd,ensemble_kd",
+            "--student-dims",
+            "8",
+            "--only-runs",
+            "ensemble_kd:8:1,wo_kd:8:0",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
     assert code == 0 and "2 unfinished run(s) left to other invocations" in stderr
     assert stderr.index("benchmark run 1/2 (ensemble_kd|dim=8|seed=1") < stderr.index("benchmark run 2/2 (wo_kd|")
+
     def tests_by_run(path):  # the partial keeps every run (another test rewrites the source's results.json)
         return {(r["method"], r["dim"], r["seed"]): r["test"] for r in json.loads(path.read_text())["runs"].values()}
+
     runs, full = tests_by_run(out / PARTIAL), tests_by_run(source / PARTIAL)
     assert sorted(runs) == [("ensemble_kd", 8, 1), ("wo_kd", 8, 0)]
     assert runs == {key: full[key] for key in runs}  # the same seeds train the same students
@@ -216,8 +283,21 @@ def test_another_distill_config_starts_the_runs_and_their_wall_time_afresh(bench
     _, source, _, _ = bench
     out = tmp_path / "out"
     copy_teachers(source, out)
-    common = ["benchmark", "--data", "synthetic", "--profile", "tiny", "--seeds", "1", "--methods", "wo_kd",
-              "--student-dims", "8", "--out", str(out)]
+    common = [
+        "benchmark",
+        "--data",
+        "synthetic",
+        "--profile",
+        "tiny",
+        "--seeds",
+        "1",
+        "--methods",
+        "wo_kd",
+        "--student-dims",
+        "8",
+        "--out",
+        str(out),
+    ]
     assert run_cli(common, capsys)[0] == 0
     code, _, stderr = run_cli([*common, "--set", "epochs=3"], capsys)
     assert code == 0 and "starting the runs afresh" in stderr and "benchmark run 1/1" in stderr
@@ -239,17 +319,23 @@ def test_knowledge_fingerprint_follows_the_trajectories_not_the_teachers_json(be
 
 
 def test_records_without_a_later_config_field_pool_only_while_it_keeps_its_default():
-    ours = {"profile": "paper", "knowledge_sha256": "abc",
-            "distill": {**dataclasses.asdict(TINY.distill), "dcd_period": 3}}
+    ours = {
+        "profile": "paper",
+        "knowledge_sha256": "abc",
+        "distill": {**dataclasses.asdict(TINY.distill), "dcd_period": 3},
+    }
     older = {**ours, "distill": {k: v for k, v in ours["distill"].items() if k != "dcd_period"}}
     assert _fingerprint_difference(older, ours) is None  # dcd_period is at its default: the older behaviour
     changed = {**ours, "distill": {**ours["distill"], "dcd_period": 5}}
     assert _fingerprint_difference(older, changed) == "distill config dcd_period='(absent)' there, 5 here"
     assert _fingerprint_difference(ours, changed) == "distill config dcd_period=3 there, 5 here"
-    assert _fingerprint_difference({**ours, "knowledge_sha256": "xyz"}, ours) == \
-        "knowledge_sha256 'xyz' there, 'abc' here"
-    assert _fingerprint_difference({**ours, "distill": {**ours["distill"], "gone": 1}}, ours) == \
-        "distill config gone=1 there, '(absent)' here"
+    assert (
+        _fingerprint_difference({**ours, "knowledge_sha256": "xyz"}, ours) == "knowledge_sha256 'xyz' there, 'abc' here"
+    )
+    assert (
+        _fingerprint_difference({**ours, "distill": {**ours["distill"], "gone": 1}}, ours)
+        == "distill config gone=1 there, '(absent)' here"
+    )
 
 
 def _orphan(interval: float) -> None:
@@ -285,9 +371,11 @@ SLEEP_DRUG_2 = (1.9, 0.8, 1.1, 0.1, -0.1, 4.4, 5.5, 1.6, 4.6, 3.4)
 
 
 def test_paired_t_test_gives_the_textbook_p_value_of_students_sleep_data():
-    runs = [{"method": method, "dim": 8, "seed": seed, "test": {"recall@50": value, "ndcg@50": -value}}
-            for method, values in (("hetcomp", SLEEP_DRUG_2), ("wo_kd", SLEEP_DRUG_1))
-            for seed, value in enumerate(values)]
+    runs = [
+        {"method": method, "dim": 8, "seed": seed, "test": {"recall@50": value, "ndcg@50": -value}}
+        for method, values in (("hetcomp", SLEEP_DRUG_2), ("wo_kd", SLEEP_DRUG_1))
+        for seed, value in enumerate(values)
+    ]
     runs.append({"method": "rrd", "dim": 8, "seed": 0, "test": {"recall@50": 0.5, "ndcg@50": 0.5}})
     paired = paired_differences(runs, dim=8)
     assert paired["wo_kd"]["seeds"] == list(range(10))
@@ -298,7 +386,7 @@ def test_paired_t_test_gives_the_textbook_p_value_of_students_sleep_data():
         assert entry["mean"] == pytest.approx(sign * 1.58)
         # by hand: the squared deviations from 1.58 sum to 13.616, so the std over 10 is √1.3616, and
         # t = 1.58 / √(13.616 / 9 / 10) = 4.0621 with 9 degrees of freedom
-        assert entry["std"] == pytest.approx(1.3616 ** 0.5)
+        assert entry["std"] == pytest.approx(1.3616**0.5)
         assert entry["p"] == pytest.approx(0.002833, abs=5e-7)  # R prints 4 significant digits
     assert paired["rrd"]["seeds"] == [0] and paired["rrd"]["recall@50"]["p"] is None  # one pair: no test
 
@@ -319,22 +407,29 @@ def test_teachers_are_retrained_for_another_profile_or_split(tmp_path_factory, t
     assert teachers_reusable(tmp_path / "copy", data, TINY) == "teachers GNN are missing"
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--data", "/nonexistent/users.csv"], "/nonexistent/users.csv"),
-    (["--data", "synthetic", "--methods", "wo_kd,nope"], "unknown distillation method 'nope'"),
-    (["--data", "synthetic", "--student-dims", "8,x"], "--student-dims"),
-    (["--data", "synthetic", "--seeds", "0"], "seeds (0)"),
-    (["--data", "synthetic", "--jobs", "0"], "jobs (0)"),
-    (["--data", "synthetic", "--set", "seed=3"], "FIELD one of student_dim, epochs"),
-    (["--data", "synthetic", "--seeds", "2", "--only-seeds", "2"], "--only-seeds [2] must name seeds of 0..1"),
-    (["--data", "synthetic", "--only-seeds", "0,-1"], "--only-seeds"),
-    (["--data", "synthetic", "--only-runs", "wo_kd:8"], "--only-runs: 'wo_kd:8' is not a comma-separated list"),
-    (["--data", "synthetic", "--only-runs", "wo_kd:8:0,wo_kd:8:0"], "--only-runs"),
-    (["--data", "synthetic", "--methods", "wo_kd", "--only-runs", "hetcomp:8:0"],
-     "--only-runs hetcomp:8:0 is not a run of this plan"),
-    (["--data", "synthetic", "--import-runs", "/nonexistent/results.partial.json"],
-     "--import-runs /nonexistent/results.partial.json: no such file"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--data", "/nonexistent/users.csv"], "/nonexistent/users.csv"),
+        (["--data", "synthetic", "--methods", "wo_kd,nope"], "unknown distillation method 'nope'"),
+        (["--data", "synthetic", "--student-dims", "8,x"], "--student-dims"),
+        (["--data", "synthetic", "--seeds", "0"], "seeds (0)"),
+        (["--data", "synthetic", "--jobs", "0"], "jobs (0)"),
+        (["--data", "synthetic", "--set", "seed=3"], "FIELD one of student_dim, epochs"),
+        (["--data", "synthetic", "--seeds", "2", "--only-seeds", "2"], "--only-seeds [2] must name seeds of 0..1"),
+        (["--data", "synthetic", "--only-seeds", "0,-1"], "--only-seeds"),
+        (["--data", "synthetic", "--only-runs", "wo_kd:8"], "--only-runs: 'wo_kd:8' is not a comma-separated list"),
+        (["--data", "synthetic", "--only-runs", "wo_kd:8:0,wo_kd:8:0"], "--only-runs"),
+        (
+            ["--data", "synthetic", "--methods", "wo_kd", "--only-runs", "hetcomp:8:0"],
+            "--only-runs hetcomp:8:0 is not a run of this plan",
+        ),
+        (
+            ["--data", "synthetic", "--import-runs", "/nonexistent/results.partial.json"],
+            "--import-runs /nonexistent/results.partial.json: no such file",
+        ),
+    ],
+)
 def test_benchmark_bad_input_exits_2_with_one_line(tmp_path, capsys, argv, message):
     code, _, err = run_cli(["benchmark", "--profile", "tiny", *argv, "--out", str(tmp_path / "out")], capsys)
     assert code == 2
@@ -348,17 +443,62 @@ def test_a_student_of_fitted_targets_distils_the_ensemble_fitted_on_valid(tmp_pa
     ensemble's top-K (the first DKC stage ensemble of `hetcomp_no_dkc`'s final checkpoints)."""
     teachers = shared_teachers(tmp_path_factory)
     fit = json.loads((teachers / "teachers.json").read_text())["ensemble_weighted"]
-    code, _, err = run_cli(["distill", "--teachers-dir", str(teachers), "--profile", "tiny", "--method",
-                            "ensemble_kd", "--set", "targets=fitted", "--set", "epochs=2", "--out",
-                            str(tmp_path / "s")], capsys)
+    code, _, err = run_cli(
+        [
+            "distill",
+            "--teachers-dir",
+            str(teachers),
+            "--profile",
+            "tiny",
+            "--method",
+            "ensemble_kd",
+            "--set",
+            "targets=fitted",
+            "--set",
+            "epochs=2",
+            "--out",
+            str(tmp_path / "s"),
+        ],
+        capsys,
+    )
     assert code == 0, err
     record = json.loads((tmp_path / "s" / "distill.json").read_text())
     assert record["config"]["targets"] == "fitted"
     assert record["ensemble"] == {"tau": fit["tau"], "teacher_weights": fit["weights"]}
-    code, _, err = run_cli(["distill", "--teachers-dir", str(teachers), "--profile", "tiny", "--method", "wo_kd",
-                            "--set", "targets=fitted", "--set", "epochs=2", "--out", str(tmp_path / "w")], capsys)
+    code, _, err = run_cli(
+        [
+            "distill",
+            "--teachers-dir",
+            str(teachers),
+            "--profile",
+            "tiny",
+            "--method",
+            "wo_kd",
+            "--set",
+            "targets=fitted",
+            "--set",
+            "epochs=2",
+            "--out",
+            str(tmp_path / "w"),
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert json.loads((tmp_path / "w" / "distill.json").read_text())["ensemble"] is None
-    code, _, err = run_cli(["distill", "--teachers-dir", str(teachers), "--profile", "tiny", "--method", "hetcomp",
-                            "--set", "targets=best", "--out", str(tmp_path / "x")], capsys)
+    code, _, err = run_cli(
+        [
+            "distill",
+            "--teachers-dir",
+            str(teachers),
+            "--profile",
+            "tiny",
+            "--method",
+            "hetcomp",
+            "--set",
+            "targets=best",
+            "--out",
+            str(tmp_path / "x"),
+        ],
+        capsys,
+    )
     assert code == 2 and "targets='best' must be one of equal, fitted" in err

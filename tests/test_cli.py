@@ -16,10 +16,21 @@ from hetcomp_tf.config import DEFAULT_PROFILE
 from hetcomp_tf.errors import HetCompError
 
 REPO = Path(__file__).resolve().parents[1]
-DATA_COMMANDS = {"teachers": ["--out", "o"], "benchmark": ["--out", "o"], "run": ["--out", "o"],
-                 "kubeflow": ["--out", "o.json", "--image", "i"], "latency": ["--out", "o.json"], "data": ["info"]}
-SET_COMMANDS = {"distill": ["--teachers-dir", "t", "--out", "o"], "benchmark": ["--out", "o"], "run": ["--out", "o"],
-                "kubeflow": ["--out", "o.json", "--image", "i"], "doctor": []}
+DATA_COMMANDS = {
+    "teachers": ["--out", "o"],
+    "benchmark": ["--out", "o"],
+    "run": ["--out", "o"],
+    "kubeflow": ["--out", "o.json", "--image", "i"],
+    "latency": ["--out", "o.json"],
+    "data": ["info"],
+}
+SET_COMMANDS = {
+    "distill": ["--teachers-dir", "t", "--out", "o"],
+    "benchmark": ["--out", "o"],
+    "run": ["--out", "o"],
+    "kubeflow": ["--out", "o.json", "--image", "i"],
+    "doctor": [],
+}
 
 
 def parse(command: str, extra: list[str]):
@@ -31,10 +42,28 @@ def parse(command: str, extra: list[str]):
 def test_every_data_command_takes_the_same_data_options(command):
     base = DATA_COMMANDS[command]
     defaults = parse(command, base)
-    assert (defaults.data, defaults.format, defaults.min_rating, defaults.profile) == \
-        ("citeulike", None, None, DEFAULT_PROFILE)
-    args = parse(command, [*base, "--data", "r.csv", "--format", "csv", "--min-rating", "4", "--profile", "tiny",
-                           "--split-protocol", "per_user"])
+    assert (defaults.data, defaults.format, defaults.min_rating, defaults.profile) == (
+        "citeulike",
+        None,
+        None,
+        DEFAULT_PROFILE,
+    )
+    args = parse(
+        command,
+        [
+            *base,
+            "--data",
+            "r.csv",
+            "--format",
+            "csv",
+            "--min-rating",
+            "4",
+            "--profile",
+            "tiny",
+            "--split-protocol",
+            "per_user",
+        ],
+    )
     assert (args.data, args.format, args.min_rating, args.profile) == ("r.csv", "csv", 4.0, "tiny")
     assert (profile_from_args(args).data.min_rating, profile_from_args(args).data.split_protocol) == (4.0, "per_user")
     assert profile_from_args(parse(command, [*base, "--profile", "paper"])).data.split_protocol == "authors"
@@ -56,13 +85,16 @@ def test_every_command_with_overrides_takes_typed_set(command):
         profile_from_args(parse(command, [*SET_COMMANDS[command], "--set", "seed=1"]))
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["teachers", "--out", "o", "--profile", "huge"], "argument --profile: invalid choice: 'huge'"),
-    (["run", "--out", "o", "--format", "parquet"], "argument --format: invalid choice: 'parquet'"),
-    (["benchmark", "--out", "o", "--min-rating", "four"], "argument --min-rating: invalid float value: 'four'"),
-    (["run", "--out", "o", "--distill-set", "epochs=3"], "unrecognized arguments: --distill-set"),
-    (["data", "fetch", "movielens"], "argument name: invalid choice: 'movielens'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["teachers", "--out", "o", "--profile", "huge"], "argument --profile: invalid choice: 'huge'"),
+        (["run", "--out", "o", "--format", "parquet"], "argument --format: invalid choice: 'parquet'"),
+        (["benchmark", "--out", "o", "--min-rating", "four"], "argument --min-rating: invalid float value: 'four'"),
+        (["run", "--out", "o", "--distill-set", "epochs=3"], "unrecognized arguments: --distill-set"),
+        (["data", "fetch", "movielens"], "argument name: invalid choice: 'movielens'"),
+    ],
+)
 def test_a_bad_command_line_is_one_line_and_exit_2(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(argv)
@@ -70,10 +102,13 @@ def test_a_bad_command_line_is_one_line_and_exit_2(argv, message, capsys):
     assert exit_.value.code == 2 and len(err) == 1 and message in err[0], err
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["data", "info", "--data", "logs/*.csv"], "is a glob: sharded data is read only by the pipeline's Beam"),
-    (["run", "--out", "o", "--data", "nowhere/*.csv", "--split-protocol", "per_user"], "no file matches"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["data", "info", "--data", "logs/*.csv"], "is a glob: sharded data is read only by the pipeline's Beam"),
+        (["run", "--out", "o", "--data", "nowhere/*.csv", "--split-protocol", "per_user"], "no file matches"),
+    ],
+)
 def test_a_glob_is_for_the_pipelines_beam_ingestion_only(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "logs").mkdir()
@@ -84,26 +119,33 @@ def test_a_glob_is_for_the_pipelines_beam_ingestion_only(argv, message, capsys, 
 
 
 def test_version():
-    done = subprocess.run([sys.executable, "-m", "hetcomp_tf.cli", "--version"], cwd=REPO, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "hetcomp_tf.cli", "--version"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0 and done.stdout.strip() == f"hetcomp {__version__}"
 
 
-@pytest.mark.parametrize("text, kwargs, expected", [
-    ("MF, ML,GNN", {"choices": ("MF", "ML", "GNN")}, ["MF", "ML", "GNN"]),
-    ("8,16", {"convert": int}, [8, 16]),
-])
+@pytest.mark.parametrize(
+    "text, kwargs, expected",
+    [
+        ("MF, ML,GNN", {"choices": ("MF", "ML", "GNN")}, ["MF", "ML", "GNN"]),
+        ("8,16", {"convert": int}, [8, 16]),
+    ],
+)
 def test_parse_list(text, kwargs, expected):
     assert parse_list(text, "--x", **kwargs) == expected
 
 
-@pytest.mark.parametrize("text, kwargs, message", [
-    ("MF,XX", {"choices": ("MF", "ML"), "what": "teacher"}, "--x: unknown teacher 'XX'; choose from MF,ML"),
-    ("MF,MF", {}, "each at most once"),
-    (" , ", {}, "at least one"),
-    ("8,x", {"convert": int, "what": "size"}, "--x: '8,x' is not a comma-separated list of sizes"),
-    ("8,0", {"convert": int, "what": "size"}, "must list positive sizes"),
-])
+@pytest.mark.parametrize(
+    "text, kwargs, message",
+    [
+        ("MF,XX", {"choices": ("MF", "ML"), "what": "teacher"}, "--x: unknown teacher 'XX'; choose from MF,ML"),
+        ("MF,MF", {}, "each at most once"),
+        (" , ", {}, "at least one"),
+        ("8,x", {"convert": int, "what": "size"}, "--x: '8,x' is not a comma-separated list of sizes"),
+        ("8,0", {"convert": int, "what": "size"}, "must list positive sizes"),
+    ],
+)
 def test_parse_list_rejects(text, kwargs, message):
     with pytest.raises(HetCompError, match=message):
         parse_list(text, "--x", **kwargs)
@@ -115,7 +157,20 @@ def test_data_snapshot_writes_the_file_or_fails_in_one_line(tmp_path, capsys):
     assert main(["data", "snapshot", "--in", str(source), "--out", str(tmp_path / "s.dat"), "--fraction", "0.8"]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "s.dat")
     assert [line.split()[0] for line in (tmp_path / "s.dat").read_text().splitlines()] == ["4", "1"]
-    assert main(["data", "snapshot", "--in", str(tmp_path / "none.dat"), "--out", str(tmp_path / "t.dat"),
-                 "--fraction", "0.5"]) == 2
+    assert (
+        main(
+            [
+                "data",
+                "snapshot",
+                "--in",
+                str(tmp_path / "none.dat"),
+                "--out",
+                str(tmp_path / "t.dat"),
+                "--fraction",
+                "0.5",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "none.dat does not exist" in err[0] and not (tmp_path / "t.dat").exists()

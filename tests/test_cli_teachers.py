@@ -57,8 +57,9 @@ def test_teachers_writes_results_trajectories_split_and_logs(teachers_out):
     assert list(weighted["weights"]) == list(TEACHER_NAMES)
     assert weighted["valid"]["recall@50"] >= result["ensemble"]["valid"]["recall@50"]
     fitted = EnsembleKnowledge.from_trajectories(trajs, tau=weighted["tau"])
-    assert evaluate_ensemble(fitted, data, "test", teacher_weights=list(weighted["weights"].values())) == \
-        pytest.approx(weighted["test"], abs=1e-7)
+    assert evaluate_ensemble(fitted, data, "test", teacher_weights=list(weighted["weights"].values())) == pytest.approx(
+        weighted["test"], abs=1e-7
+    )
     assert not [p.name for p in out.parent.iterdir() if p.name != "out"]  # no staging directory left
 
 
@@ -67,8 +68,10 @@ def test_teachers_in_worker_processes_write_the_same_outputs(teachers_out, tmp_p
     different thread count, the same teachers as the in-process run with the same seed."""
     _, serial_out, _ = teachers_out
     out = tmp_path / "out"
-    assert main(["teachers", "--data", "synthetic", "--profile", "tiny", "--out", str(out), "--seed", "3",
-                 "--jobs", "2"]) == 0
+    assert (
+        main(["teachers", "--data", "synthetic", "--profile", "tiny", "--out", str(out), "--seed", "3", "--jobs", "2"])
+        == 0
+    )
     assert "running 6 teachers in 2 worker processes" in capsys.readouterr().err
     serial, parallel = (json.loads((d / "teachers.json").read_text()) for d in (serial_out, out))
     assert list(parallel["teachers"]) == list(TEACHER_NAMES)
@@ -85,30 +88,39 @@ def test_teachers_prints_the_test_metrics_table(teachers_out):
     lines = stdout.strip().splitlines()
     header = lines[1].split()
     assert header == [f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")] + ["seconds"]
-    rows = {" ".join(line.split()[:-len(header)]): line.split()[-len(header):] for line in lines[3:]}
+    rows = {" ".join(line.split()[: -len(header)]): line.split()[-len(header) :] for line in lines[3:]}
     labels = [teacher_label(name, result["teachers"][name]) for name in TEACHER_NAMES]
     assert list(rows) == [*labels, "Ensemble", "Ensemble-fitted"]
     for name, label in zip(TEACHER_NAMES, labels):
         assert float(rows[label][header.index("recall@50")]) == pytest.approx(
-            result["teachers"][name]["test"]["recall@50"], abs=5e-5)
+            result["teachers"][name]["test"]["recall@50"], abs=5e-5
+        )
     assert rows["Ensemble"][-1] == "-"
 
 
 def test_a_teacher_its_epoch_cap_stopped_is_named_so_in_the_table():
     metrics = {key: 0.1 for key in METRIC_KEYS}
-    result = {"teachers": {"MF": {"test": metrics, "train_seconds": 3.0, "epochs": 6, "ended_by": "epoch cap"},
-                           "GNN": {"test": metrics, "train_seconds": 2.0, "epochs": 4, "ended_by": "early stop"}},
-              "ensemble": {"test": metrics}, "ensemble_weighted": {"test": metrics}}
+    result = {
+        "teachers": {
+            "MF": {"test": metrics, "train_seconds": 3.0, "epochs": 6, "ended_by": "epoch cap"},
+            "GNN": {"test": metrics, "train_seconds": 2.0, "epochs": 4, "ended_by": "early stop"},
+        },
+        "ensemble": {"test": metrics},
+        "ensemble_weighted": {"test": metrics},
+    }
     names = [line.split("  ")[0].strip() for line in teachers_table(result).splitlines()[2:]]
     assert names == ["MF (capped at 6 epochs)", "GNN", "Ensemble", "Ensemble-fitted"]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--data", "synthetic", "--teachers", "MF,XX"], "unknown teacher 'XX'"),
-    (["--data", "synthetic", "--teachers", "MF,MF"], "at most once"),
-    (["--data", "/nonexistent/users.csv"], "/nonexistent/users.csv"),
-    (["--data", "synthetic", "--jobs", "0"], "--jobs 0"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--data", "synthetic", "--teachers", "MF,XX"], "unknown teacher 'XX'"),
+        (["--data", "synthetic", "--teachers", "MF,MF"], "at most once"),
+        (["--data", "/nonexistent/users.csv"], "/nonexistent/users.csv"),
+        (["--data", "synthetic", "--jobs", "0"], "--jobs 0"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, argv, message):
     out = tmp_path / "out"
     assert main(["teachers", "--profile", "tiny", *argv, "--out", str(out)]) == 2
@@ -131,8 +143,7 @@ def test_failure_midway_writes_no_output_and_keeps_the_finished_teachers_for_a_r
 
     monkeypatch.setattr(workflow, "train_teacher", fail_on_ml)
     out = tmp_path / "out"
-    assert main(["teachers", "--data", "synthetic", "--profile", "tiny", "--teachers", "MF,ML",
-                 "--out", str(out)]) == 2
+    assert main(["teachers", "--data", "synthetic", "--profile", "tiny", "--teachers", "MF,ML", "--out", str(out)]) == 2
     assert "ML: training loss became nan" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == [out]
     assert [entry.name for entry in out.iterdir()] == [workflow.RESUME]
@@ -144,9 +155,9 @@ def test_a_stopped_teachers_run_resumes_with_the_teachers_it_finished(tmp_path, 
     teachers.json an uninterrupted run gives, and leaves no resume state. Another seed starts afresh."""
     import numpy as np
 
-    from hetcomp_tf.teachers import workflow as teachers
     from hetcomp_tf.config import get_profile
     from hetcomp_tf.data.loading import load_dataset
+    from hetcomp_tf.teachers import workflow as teachers
 
     profile, names = get_profile("tiny"), ("MF", "GNN", "AE")
     data = load_dataset("synthetic", None, profile.data)
@@ -158,6 +169,7 @@ def test_a_stopped_teachers_run_resumes_with_the_teachers_it_finished(tmp_path, 
                 raise KeyboardInterrupt  # the machine stopping
             trained.append(name)
             return real(name, *args, **kwargs)
+
         monkeypatch.setattr(teachers, "train_teacher", train)
 
     training(stop_at="AE")
@@ -170,11 +182,14 @@ def test_a_stopped_teachers_run_resumes_with_the_teachers_it_finished(tmp_path, 
     assert "resuming: MF, GNN already trained" in capsys.readouterr().err
     assert not (tmp_path / "out" / teachers.RESUME).exists()
     fresh = teachers.train_teachers(data, profile, tmp_path / "fresh", names, seed=3)
-    assert resumed["teachers"] == {name: {**entry, "train_seconds": resumed["teachers"][name]["train_seconds"]}
-                                   for name, entry in fresh["teachers"].items()}
+    assert resumed["teachers"] == {
+        name: {**entry, "train_seconds": resumed["teachers"][name]["train_seconds"]}
+        for name, entry in fresh["teachers"].items()
+    }
     assert resumed["ensemble"] == fresh["ensemble"]
-    np.testing.assert_array_equal(load_trajectories(tmp_path / "out")["MF"].rankings,
-                                  load_trajectories(tmp_path / "fresh")["MF"].rankings)
+    np.testing.assert_array_equal(
+        load_trajectories(tmp_path / "out")["MF"].rankings, load_trajectories(tmp_path / "fresh")["MF"].rankings
+    )
 
     training(stop_at="GNN")
     with pytest.raises(KeyboardInterrupt):

@@ -7,8 +7,17 @@ import json
 import numpy as np
 import pytest
 
-from hetcomp_tf.bench.cost_model import (COSTS, Size, cost_model, distinct_items, fit_affine, fit_and_extrapolate,
-                                         random_trajectories, steps_per_epoch, synthetic_dataset)
+from hetcomp_tf.bench.cost_model import (
+    COSTS,
+    Size,
+    cost_model,
+    distinct_items,
+    fit_affine,
+    fit_and_extrapolate,
+    random_trajectories,
+    steps_per_epoch,
+    synthetic_dataset,
+)
 from hetcomp_tf.config import get_profile
 from hetcomp_tf.errors import HetCompError
 from tests.helpers import run_cli
@@ -57,10 +66,15 @@ def test_affine_fit_matches_a_numpy_reference_of_relative_least_squares():
 
 def _fake_measure(size, cfg, traj, steps):
     """Costs that are exactly affine in their drivers, so the fit must recover them."""
-    return {"size": {"users": size.users, "items": size.items, "per_user": size.per_user},
-            "knowledge_build_seconds": 1.0, "step_seconds": 0.01 + 2e-6 * size.items, "step_memory_bytes": 0,
-            "knowledge_bytes": 9600.0 * size.users, "dkc_update_seconds": 0.5 + 2e-9 * size.users * size.items,
-            "serving_p50_ms": 1.0 + 1e-5 * size.items}
+    return {
+        "size": {"users": size.users, "items": size.items, "per_user": size.per_user},
+        "knowledge_build_seconds": 1.0,
+        "step_seconds": 0.01 + 2e-6 * size.items,
+        "step_memory_bytes": 0,
+        "knowledge_bytes": 9600.0 * size.users,
+        "dkc_update_seconds": 0.5 + 2e-9 * size.users * size.items,
+        "serving_p50_ms": 1.0 + 1e-5 * size.items,
+    }
 
 
 def test_fit_and_extrapolate_recovers_exact_affine_costs():
@@ -70,10 +84,12 @@ def test_fit_and_extrapolate_recovers_exact_affine_costs():
     assert set(fits) == {*COSTS, "epoch_seconds"}
     assert fits["step_seconds"]["at_target"] == pytest.approx(0.01 + 2e-6 * 1e6)
     assert fits["epoch_seconds"]["at_target"] == pytest.approx(
-        (0.01 + 2e-6 * 1e6) * -(-target.train // TINY.distill.batch_size))
+        (0.01 + 2e-6 * 1e6) * -(-target.train // TINY.distill.batch_size)
+    )
     assert fits["knowledge_bytes"]["at_target"] == pytest.approx(9600.0 * 1e7)
-    assert fits["dkc_update_seconds"]["c0"] == pytest.approx(0.5) and fits["dkc_update_seconds"]["c1"] == \
-        pytest.approx(2e-9)
+    assert fits["dkc_update_seconds"]["c0"] == pytest.approx(0.5) and fits["dkc_update_seconds"]["c1"] == pytest.approx(
+        2e-9
+    )
     assert fits["serving_p50_ms"]["at_target"] == pytest.approx(1.0 + 10.0)
     assert fits["step_memory_bytes"]["at_target"] is None  # nothing seen to grow: no fit, not a zero
 
@@ -87,8 +103,14 @@ def test_cost_model_writes_each_size_as_it_is_measured(tmp_path):
         return _fake_measure(size, cfg, traj, steps)
 
     with pytest.raises(RuntimeError):
-        cost_model([Size(1000, 2000), Size(5000, 4000)], Size(10**7, 10**6), TINY.distill, TINY.trajectory,
-                   str(out), measure=fail_on_second)
+        cost_model(
+            [Size(1000, 2000), Size(5000, 4000)],
+            Size(10**7, 10**6),
+            TINY.distill,
+            TINY.trajectory,
+            str(out),
+            measure=fail_on_second,
+        )
     assert [m["size"]["users"] for m in json.loads(out.read_text())["measured"]] == [1000]
     with pytest.raises(HetCompError, match="at least two sizes"):
         cost_model([Size(1000, 2000)], Size(10**7, 10**6), TINY.distill, TINY.trajectory, str(out))
@@ -96,28 +118,50 @@ def test_cost_model_writes_each_size_as_it_is_measured(tmp_path):
 
 def test_costmodel_command_measures_fits_and_prints(tmp_path):
     out = tmp_path / "cost.json"
-    done = run_cli(["costmodel", "--profile", "tiny", "--sizes", "200x300,400x600", "--target", "10000x20000",
-                    "--steps", "8", "--out", str(out)])  # 8 steps: more than the smaller size's epoch (6)
+    done = run_cli(
+        [
+            "costmodel",
+            "--profile",
+            "tiny",
+            "--sizes",
+            "200x300,400x600",
+            "--target",
+            "10000x20000",
+            "--steps",
+            "8",
+            "--out",
+            str(out),
+        ]
+    )  # 8 steps: more than the smaller size's epoch (6)
     assert done.code == 0, done.stderr
     result = json.loads(out.read_text())
     first, second = result["measured"]
-    assert first["steps_per_epoch"] == -(-first["train"] // TINY.distill.batch_size) == steps_per_epoch(
-        Size(200, 300), TINY.distill)
+    assert (
+        first["steps_per_epoch"]
+        == -(-first["train"] // TINY.distill.batch_size)
+        == steps_per_epoch(Size(200, 300), TINY.distill)
+    )
     assert second["knowledge_bytes"] > first["knowledge_bytes"] > 6 * 4 * 200 * 100 * 4  # six [T, U, N] int32
-    assert all(m["epoch_seconds"] > 0 and m["dkc_update_seconds"] > 0 and m["serving_p50_ms"] > 0
-               for m in result["measured"])
+    assert all(
+        m["epoch_seconds"] > 0 and m["dkc_update_seconds"] > 0 and m["serving_p50_ms"] > 0 for m in result["measured"]
+    )
     storage = result["fits"]["knowledge_bytes"]  # linear in users: the fit's constant is small
-    assert abs(storage["c0"]) < 0.05 * first["knowledge_bytes"] and storage["at_target"] > 20 * second["knowledge_bytes"]
+    assert (
+        abs(storage["c0"]) < 0.05 * first["knowledge_bytes"] and storage["at_target"] > 20 * second["knowledge_bytes"]
+    )
     assert "10000 x 20000 (fitted)" in done.stdout and "400 x 600" in done.stdout
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--sizes", "200x300"], "at least two sizes"),
-    (["--sizes", "200x300,big"], "--sizes: '200x300,big' is not a comma-separated list"),
-    (["--sizes", "1x300,200x300"], "need >= 2 users"),
-    (["--target", "lots"], "--target: 'lots' is not a size"),
-    (["--steps", "0"], "--steps 0"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--sizes", "200x300"], "at least two sizes"),
+        (["--sizes", "200x300,big"], "--sizes: '200x300,big' is not a comma-separated list"),
+        (["--sizes", "1x300,200x300"], "need >= 2 users"),
+        (["--target", "lots"], "--target: 'lots' is not a size"),
+        (["--steps", "0"], "--steps 0"),
+    ],
+)
 def test_costmodel_command_refuses_bad_options_in_one_line(tmp_path, argv, message):
     done = run_cli(["costmodel", "--profile", "tiny", "--out", str(tmp_path / "c.json"), *argv])
     assert done.code == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1

@@ -37,6 +37,7 @@ def split_pairs(data: Dataset, split: str) -> set[tuple[str, str]]:
 
 # ------------------------------------------------------------------------------------------- containers
 
+
 def test_csr_views_and_mask():
     csr = CSR.from_pairs(np.array([2, 0, 0, 2, 2]), np.array([5, 3, 1, 0, 4]), n_rows=4)
     assert csr.indptr.dtype == np.int64 and csr.indices.dtype == np.int32
@@ -96,6 +97,7 @@ def _saved(tmp_path, dataset) -> Path:
 
 # ------------------------------------------------------------------------------------------- users.dat
 
+
 def test_read_citeulike_small(tmp_path):
     path = write(tmp_path, "users.dat", "3 10 2 10\n0\n2 7 2\n")  # user 0 saves item 10 twice; user 1 nothing
     inter = read_citeulike(path, verify_sha256=False)
@@ -105,22 +107,27 @@ def test_read_citeulike_small(tmp_path):
     assert len(inter) == 4 and inter.users.dtype == np.int32 and inter.items.dtype == np.int32
 
 
-@pytest.mark.parametrize("text,message", [
-    ("", r"users.dat file .* is empty"),
-    ("2 1 2\n\n1 3\n", r"line 2: empty line"),
-    ("2 1 2\n1 x\n", r"line 2: item id 'x' is not an integer"),
-    ("2 1 2\ntwo 1 2\n", r"line 2: count N 'two' is not an integer"),
-    ("2 1 2\n1 3\n3 4 5\n", r"line 3: count N = 3 but the line has 2 item ids"),
-    ("2 1 -4\n", r"line 1: negative item id -4"),
-    ("-1\n", r"line 1: negative count N -1"),
-    ("2 0 99999999999999999999\n", r"line 1: item id 99999999999999999999 does not fit in int64 "
-                                   r"\(at most 9223372036854775807\)"),
-    ("1 3\n1 9223372036854775808\n", r"line 2: item id 9223372036854775808 does not fit in int64"),  # max + 1
-    ("99999999999999999999 1\n", r"line 1: count N 99999999999999999999 does not fit in int64"),
-    ("1 -99999999999999999999\n", r"line 1: negative item id -99999999999999999999"),
-    ("2 1_0 3\n", r"line 1: item id '1_0' is not an integer"),  # int() would read 10
-    ("1 \u0661\n", r"line 1: item id '\u0661' is not an integer"),  # an Arabic-Indic 1, which int() reads as 1
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("", r"users.dat file .* is empty"),
+        ("2 1 2\n\n1 3\n", r"line 2: empty line"),
+        ("2 1 2\n1 x\n", r"line 2: item id 'x' is not an integer"),
+        ("2 1 2\ntwo 1 2\n", r"line 2: count N 'two' is not an integer"),
+        ("2 1 2\n1 3\n3 4 5\n", r"line 3: count N = 3 but the line has 2 item ids"),
+        ("2 1 -4\n", r"line 1: negative item id -4"),
+        ("-1\n", r"line 1: negative count N -1"),
+        (
+            "2 0 99999999999999999999\n",
+            r"line 1: item id 99999999999999999999 does not fit in int64 " r"\(at most 9223372036854775807\)",
+        ),
+        ("1 3\n1 9223372036854775808\n", r"line 2: item id 9223372036854775808 does not fit in int64"),  # max + 1
+        ("99999999999999999999 1\n", r"line 1: count N 99999999999999999999 does not fit in int64"),
+        ("1 -99999999999999999999\n", r"line 1: negative item id -99999999999999999999"),
+        ("2 1_0 3\n", r"line 1: item id '1_0' is not an integer"),  # int() would read 10
+        ("1 \u0661\n", r"line 1: item id '\u0661' is not an integer"),  # an Arabic-Indic 1, which int() reads as 1
+    ],
+)
 def test_read_citeulike_bad_input(tmp_path, text, message):
     with pytest.raises(HetCompError, match=message):
         read_citeulike(write(tmp_path, "users.dat", text), verify_sha256=False)
@@ -131,11 +138,16 @@ def test_the_largest_int64_item_id_is_read_as_it_is(tmp_path):
     assert list(inter.item_vocab) == ["5", "9223372036854775807"]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("1 4\n2 0 99999999999999999999\n",
-     "line 2: item id 99999999999999999999 does not fit in int64 (at most 9223372036854775807)"),
-    ("1 4\n1 -3\n", "line 2: negative item id -3"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "1 4\n2 0 99999999999999999999\n",
+            "line 2: item id 99999999999999999999 does not fit in int64 (at most 9223372036854775807)",
+        ),
+        ("1 4\n1 -3\n", "line 2: negative item id -3"),
+    ],
+)
 def test_data_info_on_an_id_that_does_not_fit_is_one_line_and_exit_2(tmp_path, text, message):
     path = write(tmp_path, "users.dat", text)
     result = run_cli(["data", "info", "--data", str(path), "--format", "citeulike"])
@@ -160,9 +172,13 @@ def test_read_citeulike_checks_sha256(tmp_path):
 
 # ------------------------------------------------------------------------------------------- CSV / TSV
 
+
 def test_read_csv_header_ratings_and_string_ids(tmp_path):
-    path = write(tmp_path, "log.csv", "userId,movieId,rating,timestamp\n"
-                                      "alice,m:1,4.5,100\nbob,m:2,2,101\nalice,m:2,5,102\nalice,m:1,3,103\n")
+    path = write(
+        tmp_path,
+        "log.csv",
+        "userId,movieId,rating,timestamp\n" "alice,m:1,4.5,100\nbob,m:2,2,101\nalice,m:2,5,102\nalice,m:1,3,103\n",
+    )
     inter = read_csv(path)
     assert pairs(inter) == {("alice", "m:1"), ("bob", "m:2"), ("alice", "m:2")}  # deduplicated
     assert list(inter.user_vocab) == ["alice", "bob"]
@@ -187,22 +203,26 @@ def test_read_csv_header_detected_by_rating_column(tmp_path):
     assert pairs(inter) == {("a", "x"), ("b", "y")}
 
 
-@pytest.mark.parametrize("text,kwargs,message", [
-    ("", {}, r"interaction log file .* is empty"),
-    ("user,item\na,x\nb,y,3\n", {}, r"line 3: 3 fields, expected 2"),
-    ("a,x,4\nb,y,high\n", {}, r"line 2: rating 'high' is not a number"),
-    ("a,x\n", {"min_rating": 3.0}, r"min_rating=3.0 given but the file has no rating column"),
-    ("a,x,1\nb,y,2\n", {"min_rating": 3.0}, r"no interaction has rating >= min_rating=3.0"),
-    ("a,x\n,y\n", {}, r"line 2: empty user id"),
-    ("a\n", {}, r"line 1: 1 fields, expected user,item"),
-    ("user,item\n", {}, r"holds a header but no interactions"),
-])
+@pytest.mark.parametrize(
+    "text,kwargs,message",
+    [
+        ("", {}, r"interaction log file .* is empty"),
+        ("user,item\na,x\nb,y,3\n", {}, r"line 3: 3 fields, expected 2"),
+        ("a,x,4\nb,y,high\n", {}, r"line 2: rating 'high' is not a number"),
+        ("a,x\n", {"min_rating": 3.0}, r"min_rating=3.0 given but the file has no rating column"),
+        ("a,x,1\nb,y,2\n", {"min_rating": 3.0}, r"no interaction has rating >= min_rating=3.0"),
+        ("a,x\n,y\n", {}, r"line 2: empty user id"),
+        ("a\n", {}, r"line 1: 1 fields, expected user,item"),
+        ("user,item\n", {}, r"holds a header but no interactions"),
+    ],
+)
 def test_read_csv_bad_input(tmp_path, text, kwargs, message):
     with pytest.raises(HetCompError, match=message):
         read_csv(write(tmp_path, "log.csv", text), **kwargs)
 
 
 # ------------------------------------------------------------------------------------------- synthetic + split
+
 
 def test_make_synthetic_is_deterministic_and_structured():
     a, b, c = make_synthetic(120, 90, seed=3), make_synthetic(120, 90, seed=3), make_synthetic(120, 90, seed=4)
@@ -274,13 +294,15 @@ def test_split_bad_input():
         split_dataset(inter, DataConfig(min_user_interactions=100), "syn")
     with pytest.raises(HetCompError, match="split_ratios"):
         split_dataset(inter, DataConfig(split_ratios=(0.5, 0.5, 0.5)), "syn")
-    disjoint = readers._interactions(np.repeat([0, 1], 5), np.arange(10), np.array(["a", "b"]),
-                                     np.arange(10).astype(str))
+    disjoint = readers._interactions(
+        np.repeat([0, 1], 5), np.arange(10), np.array(["a", "b"]), np.arange(10).astype(str)
+    )
     with pytest.raises(HetCompError, match="'tiny2': no user left after the split"):
         split_dataset(disjoint, DataConfig(), "tiny2")
 
 
 # ------------------------------------------------------------------------------------------- load_dataset
+
 
 def test_load_dataset_paths_and_formats(tmp_path, tiny_dataset):
     cfg = DataConfig()
@@ -367,6 +389,7 @@ def test_citeulike_local_copy(citeulike_path, monkeypatch):
 
 # ------------------------------------------------------------------------------------- the authors' split
 
+
 def authors_split_reference(lines: list[str], seed: int = 0, ratio: float = 0.2):
     """A line-by-line transcription of the HetComp authors' `load_data` (dicts and their legacy global-seed
     shuffle): users.dat lines in, (train, valid, test) as sets of (line index, original item id) out."""
@@ -378,7 +401,7 @@ def authors_split_reference(lines: list[str], seed: int = 0, ratio: float = 0.2)
         items = list(dict.fromkeys(items))
         np.random.shuffle(items)
         n = int(len(items) * ratio)
-        test[user], valid[user], train[user] = set(items[:n]), set(items[n:2 * n]), set(items[2 * n:])
+        test[user], valid[user], train[user] = set(items[:n]), set(items[n : 2 * n]), set(items[2 * n :])
     seen = set().union(*train.values())
     for user in list(valid):
         valid[user] &= seen
@@ -404,11 +427,15 @@ def test_authors_split_equals_their_procedure_on_random_data(tmp_path, seed):
         items = np.sort(rng.choice(300, size=rng.integers(1, 15), replace=False) * 7 + 1)
         lines.append(" ".join(map(str, [len(items), *items])))
     path = write(tmp_path, "users.dat", "\n".join(lines) + "\n")
-    data = split_dataset(read_citeulike(path, verify_sha256=False), DataConfig(split_protocol="authors", seed=seed),
-                         "random")
+    data = split_dataset(
+        read_citeulike(path, verify_sha256=False), DataConfig(split_protocol="authors", seed=seed), "random"
+    )
     train, valid, test, n_users, n_items = authors_split_reference(lines, seed)
-    assert (as_int_pairs(data, "train"), as_int_pairs(data, "valid"), as_int_pairs(data, "test")) == (train, valid,
-                                                                                                      test)
+    assert (as_int_pairs(data, "train"), as_int_pairs(data, "valid"), as_int_pairs(data, "test")) == (
+        train,
+        valid,
+        test,
+    )
     assert (data.n_users, data.n_items) == (n_users, n_items)  # every kept user, the full catalogue
     evaluated = (data.valid.lengths() > 0) & (data.test.lengths() > 0)
     assert evaluated.any() and not evaluated.all()  # some users only train, as in their code
@@ -433,11 +460,13 @@ def test_split_protocol_is_checked():
 
 # ------------------------------------------------------------------------------------------- snapshots
 
+
 def synthetic_users_dat(tmp_path: Path, n_users: int = 60, n_items: int = 80, seed: int = 3) -> Path:
     """make_synthetic's interactions as a users.dat (line u = user u, item indices as ids)."""
     inter = make_synthetic(n_users, n_items, seed)
-    lines = [" ".join(map(str, [len(row), *row])) for row in
-             (inter.items[inter.users == u].tolist() for u in range(n_users))]
+    lines = [
+        " ".join(map(str, [len(row), *row])) for row in (inter.items[inter.users == u].tolist() for u in range(n_users))
+    ]
     return write(tmp_path, "users.dat", "\n".join(lines) + "\n")
 
 
@@ -447,23 +476,29 @@ def test_snapshot_keeps_every_user_and_a_seeded_per_user_prefix(tmp_path):
     snap80 = read_citeulike(readers.write_snapshot(full_path, tmp_path / "s80.dat", 0.8, seed=1), verify_sha256=False)
     snap50 = read_citeulike(readers.write_snapshot(full_path, tmp_path / "s50.dat", 0.5, seed=1), verify_sha256=False)
     assert len(full.user_vocab) == len(snap80.user_vocab) == len(snap50.user_vocab)  # every line kept
-    counts = {s: np.bincount(inter.users, minlength=full.n_users) for s, inter in
-              (("full", full), ("80", snap80), ("50", snap50))}
+    counts = {
+        s: np.bincount(inter.users, minlength=full.n_users)
+        for s, inter in (("full", full), ("80", snap80), ("50", snap50))
+    }
     np.testing.assert_array_equal(counts["80"], np.floor(0.8 * counts["full"] + 1e-9).astype(int))
     assert pairs(snap50) <= pairs(snap80) <= pairs(full)  # smaller fractions keep subsets
     again = readers.write_snapshot(full_path, tmp_path / "again.dat", 0.8, seed=1)
     assert again.read_text() == (tmp_path / "s80.dat").read_text()
-    assert pairs(read_citeulike(readers.write_snapshot(full_path, tmp_path / "s.dat", 0.8, seed=2),
-                                verify_sha256=False)) != pairs(snap80)
+    assert pairs(
+        read_citeulike(readers.write_snapshot(full_path, tmp_path / "s.dat", 0.8, seed=2), verify_sha256=False)
+    ) != pairs(snap80)
     assert readers.write_snapshot(full_path, tmp_path / "all.dat", 1.0).read_text() == full_path.read_text()
 
 
-@pytest.mark.parametrize("fraction, text, out, message", [
-    (0.0, "2 1 2\n", "s.dat", r"fraction 0 must be in \(0, 1\]"),
-    (1.5, "2 1 2\n", "s.dat", r"fraction 1.5 must be in \(0, 1\]"),
-    (0.8, "2 1 2\n1 x\n", "s.dat", r"line 2: item id 'x' is not an integer"),
-    (0.8, "2 1 2\n", "users.dat", r"is the input file"),
-])
+@pytest.mark.parametrize(
+    "fraction, text, out, message",
+    [
+        (0.0, "2 1 2\n", "s.dat", r"fraction 0 must be in \(0, 1\]"),
+        (1.5, "2 1 2\n", "s.dat", r"fraction 1.5 must be in \(0, 1\]"),
+        (0.8, "2 1 2\n1 x\n", "s.dat", r"line 2: item id 'x' is not an integer"),
+        (0.8, "2 1 2\n", "users.dat", r"is the input file"),
+    ],
+)
 def test_snapshot_bad_input_writes_nothing(tmp_path, fraction, text, out, message):
     source = write(tmp_path, "users.dat", text)
     with pytest.raises(HetCompError, match=message):
@@ -478,8 +513,8 @@ def test_extended_vocabularies_keep_previous_indices_and_the_split(tiny_dataset)
     grown = tiny_dataset.extend_vocabularies(previous_users, previous_items)
     np.testing.assert_array_equal(grown.user_vocab[: len(previous_users)], previous_users)
     np.testing.assert_array_equal(grown.item_vocab[: len(previous_items)], previous_items)
-    np.testing.assert_array_equal(grown.user_vocab[len(previous_users):], tiny_dataset.user_vocab[:cut])  # appended
-    np.testing.assert_array_equal(grown.item_vocab[len(previous_items):], tiny_dataset.item_vocab[-7:])
+    np.testing.assert_array_equal(grown.user_vocab[len(previous_users) :], tiny_dataset.user_vocab[:cut])  # appended
+    np.testing.assert_array_equal(grown.item_vocab[len(previous_items) :], tiny_dataset.item_vocab[-7:])
     assert grown.n_users == tiny_dataset.n_users + 1 and grown.n_items == tiny_dataset.n_items
     assert grown.train.row(len(previous_users) - 1).size == 0  # "gone" keeps its index, with no interactions
     for split in ("train", "valid", "test"):
@@ -496,5 +531,6 @@ def test_restricted_keeps_only_the_given_ids_and_their_interactions(tiny_dataset
     np.testing.assert_array_equal(small.user_vocab, users)
     np.testing.assert_array_equal(small.item_vocab, items)
     for split in ("train", "valid", "test"):
-        assert split_pairs(small, split) == {(u, i) for u, i in split_pairs(tiny_dataset, split)
-                                             if u in set(users) and i in set(items)}, split
+        assert split_pairs(small, split) == {
+            (u, i) for u, i in split_pairs(tiny_dataset, split) if u in set(users) and i in set(items)
+        }, split

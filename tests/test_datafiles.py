@@ -119,8 +119,9 @@ def test_data_info_prints_the_sizes_after_filtering_and_split(capsys):
     data = load_dataset("synthetic", None, get_profile("tiny").data)
     numbers = {line.split()[0]: line.split()[1] for line in out.splitlines()[1:]}
     assert numbers["users"] == f"{data.n_users:,}" and numbers["items"] == f"{data.n_items:,}"
-    assert [numbers[s] for s in ("train", "valid", "test")] == [f"{data.split(s).nnz:,}" for s in
-                                                                ("train", "valid", "test")]
+    assert [numbers[s] for s in ("train", "valid", "test")] == [
+        f"{data.split(s).nnz:,}" for s in ("train", "valid", "test")
+    ]
     total = data.train.nnz + data.valid.nnz + data.test.nnz
     assert numbers["density"] == f"{total / (data.n_users * data.n_items):.4%}"
     evaluated = ((data.valid.lengths() > 0) & (data.test.lengths() > 0)).sum()
@@ -130,15 +131,22 @@ def test_data_info_prints_the_sizes_after_filtering_and_split(capsys):
 def test_offline_the_run_command_fails_in_one_line_before_tensorflow(nowhere):
     """`hetcomp run` (CiteULike by default) in a fresh interpreter whose only CiteULike origin refuses connections."""
     url = refused_url()
-    script = (f"import sys, pathlib; from hetcomp_tf.data import datafiles; datafiles.CITEULIKE_URL = {url!r}; "
-              f"datafiles.shared_data_dir = lambda: pathlib.Path({str(nowhere / 'shared')!r}); "
-              "from hetcomp_tf.cli import main; code = main(sys.argv[1:]); "
-              "heavy = sorted({'tensorflow', 'tfx'} & set(sys.modules)); "
-              "print('imported:', heavy, file=sys.stderr) if heavy else None; sys.exit(code)")
+    script = (
+        f"import sys, pathlib; from hetcomp_tf.data import datafiles; datafiles.CITEULIKE_URL = {url!r}; "
+        f"datafiles.shared_data_dir = lambda: pathlib.Path({str(nowhere / 'shared')!r}); "
+        "from hetcomp_tf.cli import main; code = main(sys.argv[1:]); "
+        "heavy = sorted({'tensorflow', 'tfx'} & set(sys.modules)); "
+        "print('imported:', heavy, file=sys.stderr) if heavy else None; sys.exit(code)"
+    )
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", script, "run", "--out", str(nowhere / "out")], cwd=REPO,
-                          capture_output=True, text=True, timeout=60,
-                          env={"PATH": "/usr/bin:/bin", "XDG_CACHE_HOME": str(nowhere / "cache")})
+    done = subprocess.run(
+        [sys.executable, "-c", script, "run", "--out", str(nowhere / "out")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "XDG_CACHE_HOME": str(nowhere / "cache")},
+    )
     seconds = time.perf_counter() - start
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1, done.stderr

@@ -29,8 +29,9 @@ N_USERS, N_ITEMS, TOP_K, N_TEACHERS, TOP_N, TAU = 37, 60, 10, 3, 12, 10.0
 def ref_pl(s: np.ndarray, perm, rest) -> float:
     """−Σ_k [ s_{π_k} − log( Σ_{l≥k} e^{s_{π_l}} + Σ_{j∈R} e^{s_j} ) ], one position at a time."""
     rest_mass = sum(np.exp(s[j]) for j in rest)
-    return -sum(s[perm[k]] - np.log(sum(np.exp(s[perm[l]]) for l in range(k, len(perm))) + rest_mass)
-                for k in range(len(perm)))
+    return -sum(
+        s[perm[k]] - np.log(sum(np.exp(s[perm[m]]) for m in range(k, len(perm))) + rest_mass) for k in range(len(perm))
+    )
 
 
 def ref_correction(s: np.ndarray, d) -> float:
@@ -46,7 +47,7 @@ def ref_expected_correction(s: np.ndarray, d, epsilon: float) -> float:
     over = [j for j in range(len(d)) if d[j] < 0]
     total = 0.0
     for k in under:
-        others = sum(w[l] * np.exp(s[l]) for l in under if l > k) + sum(w[j] * np.exp(s[j]) for j in over)
+        others = sum(w[m] * np.exp(s[m]) for m in under if m > k) + sum(w[j] * np.exp(s[j]) for j in over)
         total -= w[k] * (s[k] - np.log(np.exp(s[k]) + others))
     return total
 
@@ -74,8 +75,11 @@ def ref_importance(rankings: np.ndarray) -> np.ndarray:
 def ref_item_users(rankings: np.ndarray, width: int) -> dict[int, list[int]]:
     """item -> its users by (−importance, user id), the first `width`, for every item some teacher lists."""
     values = ref_importance(rankings)
-    return {item: sorted(np.flatnonzero(values[:, item]), key=lambda u: (-values[u, item], u))[:width]
-            for item in range(N_ITEMS) if values[:, item].any()}
+    return {
+        item: sorted(np.flatnonzero(values[:, item]), key=lambda u: (-values[u, item], u))[:width]
+        for item in range(N_ITEMS)
+        if values[:, item].any()
+    }
 
 
 # ------------------------------------------------------------------------------------------- fixtures
@@ -83,14 +87,14 @@ def ref_item_users(rankings: np.ndarray, width: int) -> dict[int, list[int]]:
 
 def make_problem(seed: int = 0):
     """Train rows; N_TEACHERS teachers' top-N lists of unobserved items (some −1 padded at the tail); the final
-    ensemble's top-K (one −1 inside a row, one row short); one item no teacher lists; the item lists of those rankings (width 6, so some
-    are cut); student scores with many ties (rounded) and one row where all are tied."""
+    ensemble's top-K (one −1 inside a row, one row short); one item no teacher lists; the item lists of those
+    rankings (width 6, so some are cut); student scores with many ties (rounded) and one row where all are tied."""
     rng = np.random.default_rng(seed)
     train_rows = [np.sort(rng.choice(N_ITEMS, size=rng.integers(2, 8), replace=False)) for _ in range(N_USERS)]
     popular = rng.permutation(N_ITEMS)[:25]  # teacher lists share items, so item lists are long
     rankings = np.full((N_TEACHERS, N_USERS, TOP_N), -1, np.int32)
     for x, (u, row) in itertools.product(range(N_TEACHERS), enumerate(train_rows)):
-        pool = np.concatenate([rng.permutation(popular)[:rng.integers(4, 10)], rng.permutation(N_ITEMS)])
+        pool = np.concatenate([rng.permutation(popular)[: rng.integers(4, 10)], rng.permutation(N_ITEMS)])
         pool = pool[~np.isin(pool, row) & (pool != N_ITEMS - 1)]  # the last item: listed by no teacher
         _, first = np.unique(pool, return_index=True)
         rankings[x, u] = pool[np.sort(first)][:TOP_N]
@@ -104,8 +108,7 @@ def make_problem(seed: int = 0):
 
 
 def state_of(train, rankings, teacher, width: int = 6, **kwargs) -> dcd.DualCorrection:
-    return dcd.DualCorrection(teacher, dcd.item_teacher_lists(rankings, N_ITEMS, TAU, width), train, N_ITEMS,
-                              **kwargs)
+    return dcd.DualCorrection(teacher, dcd.item_teacher_lists(rankings, N_ITEMS, TAU, width), train, N_ITEMS, **kwargs)
 
 
 def gather_lists(teacher, scores):
@@ -170,8 +173,9 @@ def test_update_equals_numpy_reference():
         width = len(lists[item])
         users = table_users[row, :width]
         assert sorted(users) == sorted(lists[item]), f"item {item}"
-        np.testing.assert_array_equal(table_d[row, :width], ref_discrepancy(scores[users, item][None],
-                                                                            np.ones((1, width), bool))[0])
+        np.testing.assert_array_equal(
+            table_d[row, :width], ref_discrepancy(scores[users, item][None], np.ones((1, width), bool))[0]
+        )
         assert (table_users[row, width:] == -1).all() and not table_d[row, width:].any()
     assert (table_users[-1] == -1).all() and not table_d[-1].any()  # the row of unlisted items and padding
     assert (table_d > 0).any() and (table_d < 0).any()
@@ -184,8 +188,7 @@ def test_update_equals_numpy_reference():
     np.testing.assert_array_equal(discrepancy.numpy(), expected[[5, 0, 36]])
     listed = state.listed_items.numpy()
     unlisted = int(np.setdiff1d(np.arange(N_ITEMS), listed)[0])
-    users, item_discrepancy = (t.numpy() for t in state.item_targets(tf.constant([listed[3], unlisted, -1,
-                                                                                   listed[0]])))
+    users, item_discrepancy = (t.numpy() for t in state.item_targets(tf.constant([listed[3], unlisted, -1, listed[0]])))
     np.testing.assert_array_equal(users, table_users[[3, -1, -1, 0]])
     np.testing.assert_array_equal(item_discrepancy, table_d[[3, -1, -1, 0]])
 
@@ -205,8 +208,9 @@ def test_dcd_loss_equals_numpy_reference(epsilon):
     scores = np.round(rng.uniform(-45, 45, scores.shape), 0).astype(np.float32)  # ties and clipped scores
     discrepancy = np.where(teacher >= 0, rng.integers(-3, 4, teacher.shape), 0).astype(np.int32)
     train_mask = train.to_dense(N_ITEMS)
-    targets = DCDTargets(tf.constant(teacher), tf.zeros([N_USERS, 0], tf.int32), tf.constant(train.padded()),
-                                tf.constant(discrepancy))
+    targets = DCDTargets(
+        tf.constant(teacher), tf.zeros([N_USERS, 0], tf.int32), tf.constant(train.padded()), tf.constant(discrepancy)
+    )
     got = DCDLoss(TOP_K, correction_weight=0.7, ucd_epsilon=epsilon, reduction=NONE)(targets, scores).numpy()
     clipped = np.clip(scores.astype(np.float64), -40, 40)
     correction = ref_correction if epsilon is None else functools.partial(ref_expected_correction, epsilon=epsilon)
@@ -219,10 +223,12 @@ def test_dcd_loss_equals_numpy_reference(epsilon):
 
     list_scores = gather_lists(teacher, clipped)
     corrections = CorrectionLoss(TOP_K, reduction=NONE)(tf.constant(discrepancy), list_scores).numpy()
-    np.testing.assert_allclose(corrections, [ref_correction(s, d) for s, d in zip(list_scores, discrepancy)],
-                               rtol=1e-5, atol=1e-5)
-    total = CorrectionLoss(TOP_K, reduction=tf.keras.losses.Reduction.SUM)(tf.constant(discrepancy),
-                                                                                 list_scores).numpy()
+    np.testing.assert_allclose(
+        corrections, [ref_correction(s, d) for s, d in zip(list_scores, discrepancy)], rtol=1e-5, atol=1e-5
+    )
+    total = CorrectionLoss(TOP_K, reduction=tf.keras.losses.Reduction.SUM)(
+        tf.constant(discrepancy), list_scores
+    ).numpy()
     np.testing.assert_allclose(total, corrections.sum(), rtol=1e-5)
     no_corrections = CorrectionLoss(3, reduction=NONE)(tf.zeros([2, 3], tf.int32), tf.ones([2, 3]))
     np.testing.assert_array_equal(no_corrections.numpy(), [0.0, 0.0])
@@ -249,8 +255,10 @@ def test_expected_correction_equals_numpy_reference(epsilon):
     got = loss(tf.constant(discrepancy), scores).numpy()
     expected = [ref_expected_correction(s.astype(np.float64), d, epsilon) for s, d in zip(scores, discrepancy)]
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-12)
-    any_width = tf.function(lambda d, s: loss(d, s), input_signature=[tf.TensorSpec([None, None], tf.int32),
-                                                                        tf.TensorSpec([None, None], tf.float32)])
+    any_width = tf.function(
+        lambda d, s: loss(d, s),
+        input_signature=[tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None], tf.float32)],
+    )
     np.testing.assert_allclose(any_width(discrepancy, scores).numpy(), got, rtol=1e-6)  # width known at run time
     assert not got[2:4].any() and (got > 0).sum() >= 5  # no corrections: 0; the rest weigh something
 
@@ -259,12 +267,16 @@ def test_expected_correction_approaches_the_whole_sets_as_epsilon_grows():
     """tanh(ε·|d|) → 1 for every d ≠ 0: at ε = 1e3 every weight is 1.0 in float32, the whole-set loss."""
     scores, discrepancy = random_corrections(10)
     whole = CorrectionLoss(12, reduction=NONE)(tf.constant(discrepancy), scores).numpy()
-    gaps = [np.abs(CorrectionLoss(12, epsilon=epsilon, reduction=NONE)(tf.constant(discrepancy),
-                                                                                 scores).numpy() - whole).max()
-            for epsilon in (0.01, 0.1, 1e3)]
+    gaps = [
+        np.abs(
+            CorrectionLoss(12, epsilon=epsilon, reduction=NONE)(tf.constant(discrepancy), scores).numpy() - whole
+        ).max()
+        for epsilon in (0.01, 0.1, 1e3)
+    ]
     assert gaps[0] > gaps[1] > gaps[2]
-    np.testing.assert_allclose(whole, [ref_correction(s.astype(np.float64), d) for s, d in zip(scores, discrepancy)],
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        whole, [ref_correction(s.astype(np.float64), d) for s, d in zip(scores, discrepancy)], rtol=1e-5, atol=1e-6
+    )
     assert gaps[2] <= 1e-5 * np.abs(whole).max()
 
 
@@ -274,15 +286,18 @@ def test_expected_correction_gradient_equals_finite_differences_of_the_reference
     variable = tf.Variable(scores)
     with tf.GradientTape() as tape:
         value = CorrectionLoss(12, epsilon=epsilon, reduction=tf.keras.losses.Reduction.SUM)(
-            tf.constant(discrepancy), variable)
+            tf.constant(discrepancy), variable
+        )
     got = tape.gradient(value, variable).numpy()
     expected = np.zeros(scores.shape)
     for row, col in np.ndindex(*scores.shape):
         bumped = [scores[row].astype(np.float64) for _ in range(2)]
         bumped[0][col] += step
         bumped[1][col] -= step
-        expected[row, col] = (ref_expected_correction(bumped[0], discrepancy[row], epsilon)
-                              - ref_expected_correction(bumped[1], discrepancy[row], epsilon)) / (2 * step)
+        expected[row, col] = (
+            ref_expected_correction(bumped[0], discrepancy[row], epsilon)
+            - ref_expected_correction(bumped[1], discrepancy[row], epsilon)
+        ) / (2 * step)
     np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-6)
     assert (got[discrepancy == 0] == 0).all()  # exact matches and padding take no part
     assert (got[discrepancy < 0] > 0).all()  # overestimated entries only sit in denominators: pushed down
@@ -292,13 +307,16 @@ def test_default_epsilon_keeps_the_whole_set_correction_bit_for_bit():
     """dcd_ucd_epsilon None (the default) is the code path before it: RRD + weight · the whole-set PL."""
     train, _, teacher, scores = make_problem(12)
     discrepancy = np.where(teacher >= 0, np.random.default_rng(12).integers(-9, 10, teacher.shape), 0)
-    targets = DCDTargets(tf.constant(teacher), tf.zeros([N_USERS, 0], tf.int32), tf.constant(train.padded()),
-                                tf.constant(discrepancy.astype(np.int32)))
-    rest, list_scores = rest_and_list_scores(tf.constant(scores), concat_pairs(targets.train_items,
-                                                                                             targets.unobserved),
-                                                    targets.unobserved, 40.0)
-    whole_sets = PlackettLuceLoss(TOP_K, ordered=True).call(*correction_list(list_scores,
-                                                                                         targets.discrepancy))[:, 0]
+    targets = DCDTargets(
+        tf.constant(teacher),
+        tf.zeros([N_USERS, 0], tf.int32),
+        tf.constant(train.padded()),
+        tf.constant(discrepancy.astype(np.int32)),
+    )
+    rest, list_scores = rest_and_list_scores(
+        tf.constant(scores), concat_pairs(targets.train_items, targets.unobserved), targets.unobserved, 40.0
+    )
+    whole_sets = PlackettLuceLoss(TOP_K, ordered=True).call(*correction_list(list_scores, targets.discrepancy))[:, 0]
     before = RRDLoss(TOP_K).from_lists(targets.unobserved, rest, list_scores) + 0.7 * whole_sets
     for loss in (DCDLoss(TOP_K, 0.7, reduction=NONE), DCDLoss(TOP_K, 0.7, None, reduction=NONE)):
         np.testing.assert_array_equal(loss(targets, scores).numpy(), before.numpy())
@@ -319,16 +337,19 @@ def test_item_side_loss_on_mf_scores_equals_reference():
         if users[row, col] >= 0:
             assert got[row, col] == pytest.approx(users_table[users[row, col]] @ items_table[items[row]], rel=1e-5)
     loss = CorrectionLoss(state.item_list_size, reduction=NONE)(discrepancy, got).numpy()
-    np.testing.assert_allclose(loss, [ref_correction(s.astype(np.float64), d)
-                                      for s, d in zip(got, discrepancy.numpy())], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        loss, [ref_correction(s.astype(np.float64), d) for s, d in zip(got, discrepancy.numpy())], rtol=1e-5, atol=1e-5
+    )
     assert (loss[:3] > 0).any() and loss[3] == 0.0  # padding corrects nothing
 
 
 def test_correction_gradient_pushes_underestimated_entries_up():
     rng = np.random.default_rng(5)
     list_scores = tf.Variable(rng.normal(size=(4, 8)).astype(np.float32))
-    discrepancy = np.array([[3, -1, 0, 1, -2, -1, 0, 0], [0, 2, -2, 0, 0, 0, 0, 0],
-                            [0, 0, 0, 0, 0, 0, 0, 0], [1, 1, 1, -3, 0, 0, 0, 0]], np.int32)
+    discrepancy = np.array(
+        [[3, -1, 0, 1, -2, -1, 0, 0], [0, 2, -2, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0], [1, 1, 1, -3, 0, 0, 0, 0]],
+        np.int32,
+    )
     with tf.GradientTape() as tape:
         value = CorrectionLoss(8)(tf.constant(discrepancy), list_scores)
     grad = tape.gradient(value, list_scores).numpy()
@@ -387,8 +408,9 @@ def test_loss_and_batch_views_compile_with_xla(epsilon):
 
     def step(user_ids, step_items):
         unobserved, discrepancy = state.targets(user_ids)
-        targets = DCDTargets(unobserved, tf.zeros([tf.shape(user_ids)[0], 0], tf.int32),
-                                    tf.gather(train_items, user_ids), discrepancy)
+        targets = DCDTargets(
+            unobserved, tf.zeros([tf.shape(user_ids)[0], 0], tf.int32), tf.gather(train_items, user_ids), discrepancy
+        )
         value = user_loss(targets, tf.matmul(tf.gather(users_table, user_ids), items_table, transpose_b=True))
         users, item_discrepancy = state.item_targets(step_items)
         return value + item_loss(item_discrepancy, dcd.mf_scores(users_table, items_table, users, step_items[:, None]))
@@ -396,8 +418,11 @@ def test_loss_and_batch_views_compile_with_xla(epsilon):
     spec = tf.TensorSpec([None], tf.int32)
     compiled = tf.function(step, jit_compile=True, input_signature=[spec, spec])
     for ids, items in (([0, 4, 5, 11], [3, 7, -1, -1]), (list(range(N_USERS)), list(range(N_ITEMS)))):
-        np.testing.assert_allclose(compiled(tf.constant(ids), tf.constant(items)).numpy(),
-                                   step(tf.constant(ids), tf.constant(items)).numpy(), rtol=1e-5)
+        np.testing.assert_allclose(
+            compiled(tf.constant(ids), tf.constant(items)).numpy(),
+            step(tf.constant(ids), tf.constant(items)).numpy(),
+            rtol=1e-5,
+        )
 
 
 def test_bad_inputs_raise():
@@ -433,10 +458,13 @@ def test_bad_inputs_raise():
         DCDLoss(TOP_K, ucd_epsilon=0.0)
     with pytest.raises(HetCompError, match="dcd_ucd_epsilon=-0.1 must be > 0"):
         DistillConfig(dcd_ucd_epsilon=-0.1)
-    targets = DCDTargets(tf.constant(teacher), tf.zeros([N_USERS, 0], tf.int32),
-                                tf.constant(train.padded()), tf.zeros(teacher.shape, tf.int32))
+    targets = DCDTargets(
+        tf.constant(teacher),
+        tf.zeros([N_USERS, 0], tf.int32),
+        tf.constant(train.padded()),
+        tf.zeros(teacher.shape, tf.int32),
+    )
     with pytest.raises(HetCompError, match="built for 12"):
         DCDLoss(12)(targets, tf.zeros([N_USERS, N_ITEMS]))
     with pytest.raises(HetCompError, match="built for 10"):
-        DCDLoss(TOP_K)(targets._replace(discrepancy=tf.zeros([N_USERS, 4], tf.int32)),
-                              tf.zeros([N_USERS, N_ITEMS]))
+        DCDLoss(TOP_K)(targets._replace(discrepancy=tf.zeros([N_USERS, 4], tf.int32)), tf.zeros([N_USERS, N_ITEMS]))

@@ -8,8 +8,14 @@ from hetcomp_tf.bench import diagnosis
 
 
 def update(moved, reproduced, caught_up, drifted, shares, d_next, threshold=1.04):
-    stats = {"threshold": threshold, "moved": moved, "moved_reproduced": reproduced, "moved_caught_up": caught_up,
-             "moved_drifted": drifted, "advanced": 7}
+    stats = {
+        "threshold": threshold,
+        "moved": moved,
+        "moved_reproduced": reproduced,
+        "moved_caught_up": caught_up,
+        "moved_drifted": drifted,
+        "advanced": 7,
+    }
     for stage, (share, d) in enumerate(zip(shares, d_next)):
         stats[f"stage_{stage}/share"] = share
         if share:
@@ -17,13 +23,27 @@ def update(moved, reproduced, caught_up, drifted, shares, d_next, threshold=1.04
     return stats
 
 
-HETCOMP = {"method": "hetcomp", "dim": 6, "seed": 0, "switch_epoch": 31,
-           "curve": [[1, 0.05], [11, 0.10], [21, 0.18], [31, 0.22], [41, 0.25]],
-           "stage_curve": [[11, {"A": 0.0, "B": 1.0}], [21, {"A": 1.0, "B": 2.0}]],
-           "dkc_curve": [[11, update(0.25, 0.0, 0.25, 0.0, [0.5, 0.5, 0.0], [0.8, 0.6, None])],
-                         [21, update(0.5, 0.1, 0.3, 0.1, [0.0, 0.5, 0.5], [None, 0.4, 0.3])]]}
-BASELINE = {"method": "ensemble_kd", "dim": 6, "seed": 0, "switch_epoch": None,
-            "curve": [[1, 0.06], [11, 0.15], [21, 0.20], [31, 0.21]], "stage_curve": [], "dkc_curve": []}
+HETCOMP = {
+    "method": "hetcomp",
+    "dim": 6,
+    "seed": 0,
+    "switch_epoch": 31,
+    "curve": [[1, 0.05], [11, 0.10], [21, 0.18], [31, 0.22], [41, 0.25]],
+    "stage_curve": [[11, {"A": 0.0, "B": 1.0}], [21, {"A": 1.0, "B": 2.0}]],
+    "dkc_curve": [
+        [11, update(0.25, 0.0, 0.25, 0.0, [0.5, 0.5, 0.0], [0.8, 0.6, None])],
+        [21, update(0.5, 0.1, 0.3, 0.1, [0.0, 0.5, 0.5], [None, 0.4, 0.3])],
+    ],
+}
+BASELINE = {
+    "method": "ensemble_kd",
+    "dim": 6,
+    "seed": 0,
+    "switch_epoch": None,
+    "curve": [[1, 0.06], [11, 0.15], [21, 0.20], [31, 0.21]],
+    "stage_curve": [],
+    "dkc_curve": [],
+}
 
 
 def test_epochs_to_reach_and_value_at():
@@ -40,8 +60,7 @@ def test_catch_up_rows_compare_with_the_baseline_best():
 
 def test_curriculum_rows_and_markdown():
     rows = diagnosis.curriculum_rows(HETCOMP)
-    assert rows[0] == ["11", "1.040", "25.0 %", "0.0 %", "25.0 %", "0.0 %", "0.50", "0.50 / 0.800", "0.50 / 0.600",
-                       "-"]
+    assert rows[0] == ["11", "1.040", "25.0 %", "0.0 %", "25.0 %", "0.0 %", "0.50", "0.50 / 0.800", "0.50 / 0.600", "-"]
     assert rows[1][6] == "1.50" and rows[1][7] == "-" and rows[1][9] == "0.50 / 0.300"
     text = diagnosis.diagnosis_markdown([HETCOMP, BASELINE])
     assert "### DKC updates of hetcomp (dim 6, seed 0)" in text and "| 6 | 0 | 0.2100 | 21 vs 11 |" in text

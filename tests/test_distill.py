@@ -76,6 +76,7 @@ def assert_metrics(metrics: dict) -> None:
 
 # ------------------------------------------------------------------------------------------------ methods
 
+
 def random_recall(data: Dataset, k: int = 50, split: str = "test") -> tuple[float, float]:
     """Mean Recall@k of a scorer that ranks each user's candidate items in a uniformly random order, and the
     standard deviation of that mean over the random orders. A user's hits are hypergeometric: n = min(k, C) draws
@@ -85,14 +86,19 @@ def random_recall(data: Dataset, k: int = 50, split: str = "test") -> tuple[floa
     Returns:
         (mean, std) over the users with `split` items.
     """
-    truth, excluded = (data.test, data.train.union(data.valid)) if split == "test" else (
-        data.valid, data.train.union(data.test))
+    truth, excluded = (
+        (data.test, data.train.union(data.valid)) if split == "test" else (data.valid, data.train.union(data.test))
+    )
     users = truth.lengths() > 0
     relevant = truth.lengths()[users].astype(np.float64)
     candidates = (data.n_items - excluded.lengths()[users]).astype(np.float64)
     drawn = np.minimum(k, candidates)
-    variance = drawn * (candidates - relevant) * (candidates - drawn) / (
-        candidates ** 2 * np.maximum(candidates - 1, 1) * relevant)
+    variance = (
+        drawn
+        * (candidates - relevant)
+        * (candidates - drawn)
+        / (candidates**2 * np.maximum(candidates - 1, 1) * relevant)
+    )
     return float(np.mean(drawn / candidates)), float(np.sqrt(variance.sum()) / users.sum())
 
 
@@ -151,8 +157,9 @@ def test_knowledge_methods_need_matching_knowledge(data, knowledge):
         distill(data, knowledge, dataclasses.replace(TINY.distill, method="nope"), progress=None)
     with pytest.raises(HetCompError, match="none was given"):
         distill(data, None, TINY.distill, progress=None)
-    fewer_users = dataclasses.replace(knowledge, rankings=knowledge.rankings[:, :, :-1],
-                                      observed=knowledge.observed[:-1])
+    fewer_users = dataclasses.replace(
+        knowledge, rankings=knowledge.rankings[:, :, :-1], observed=knowledge.observed[:-1]
+    )
     with pytest.raises(HetCompError, match="knowledge covers"):
         distill(data, fewer_users, TINY.distill, progress=None)
     with pytest.raises(HetCompError, match="epochs=0"):
@@ -162,6 +169,7 @@ def test_knowledge_methods_need_matching_knowledge(data, knowledge):
 
 
 # ------------------------------------------------------------------------------------- DKC, ADT, logging
+
 
 def test_hetcomp_stages_advance_and_adt_switches_once_all_are_final(hetcomp_run, knowledge):
     run, _ = hetcomp_run
@@ -185,8 +193,15 @@ def test_hetcomp_stages_advance_and_adt_switches_once_all_are_final(hetcomp_run,
 def test_tensorboard_holds_losses_objective_metrics_and_stages(hetcomp_run, knowledge):
     run, log_dir = hetcomp_run
     scalars = {tag: dict(series) for tag, series in read_scalars(log_dir).items()}  # {tag: {step: value}}
-    expected = {"loss/overall", "loss/fine", "loss/l2", "loss/total", "objective",
-                *(f"valid/{k}" for k in METRIC_KEYS), *(f"dkc/mean_stage/{t}" for t in knowledge.teachers)}
+    expected = {
+        "loss/overall",
+        "loss/fine",
+        "loss/l2",
+        "loss/total",
+        "objective",
+        *(f"valid/{k}" for k in METRIC_KEYS),
+        *(f"dkc/mean_stage/{t}" for t in knowledge.teachers),
+    }
     assert expected <= set(scalars)
     assert all(math.isfinite(v) for series in scalars.values() for v in series.values())
     epochs = range(1, run.epochs + 1)
@@ -196,8 +211,9 @@ def test_tensorboard_holds_losses_objective_metrics_and_stages(hetcomp_run, know
     assert scalars["valid/recall@50"] == {h["epoch"]: pytest.approx(h["valid"]["recall@50"]) for h in run.history}
     for teacher in knowledge.teachers:
         by_epoch = scalars[f"dkc/mean_stage/{teacher}"]
-        assert [by_epoch[h["epoch"]] for h in run.history] == pytest.approx([h["mean_stage"][teacher]
-                                                                              for h in run.history])
+        assert [by_epoch[h["epoch"]] for h in run.history] == pytest.approx(
+            [h["mean_stage"][teacher] for h in run.history]
+        )
 
 
 def test_early_stopping_restores_the_best_weights(data, knowledge):
@@ -216,8 +232,9 @@ def test_patience_counts_only_once_the_dkc_targets_are_final(data, knowledge):
     """patience 1 would end a run at its first evaluation without a better valid Recall; while DKC still moves
     the targets such evaluations do not count, so HetComp always reaches its ADT switch. (Users batching: its
     slower tiny curve has stale evaluations before the switch.)"""
-    cfg = dataclasses.replace(TINY.distill, method="hetcomp", patience=1, patience_from="final", batching="users",
-                              batch_size=64)
+    cfg = dataclasses.replace(
+        TINY.distill, method="hetcomp", patience=1, patience_from="final", batching="users", batch_size=64
+    )
     run = distill(data, knowledge, cfg, progress=None)
     assert run.switch_epoch is not None
     recalls = [h["valid"]["recall@50"] for h in run.history]
@@ -230,8 +247,9 @@ def test_patience_counts_only_once_the_dkc_targets_are_final(data, knowledge):
 def test_patience_from_the_start_stops_at_the_first_stale_evaluation(data, knowledge):
     """The HetComp authors count stale evaluations from the start: patience 1 then ends the run at the first one,
     whether or not DKC is still moving the targets."""
-    cfg = dataclasses.replace(TINY.distill, method="hetcomp", patience=1, patience_from="start", batching="users",
-                              batch_size=64)
+    cfg = dataclasses.replace(
+        TINY.distill, method="hetcomp", patience=1, patience_from="start", batching="users", batch_size=64
+    )
     run = distill(data, knowledge, cfg, progress=None)
     recalls = [h["valid"]["recall@50"] for h in run.history]
     stale = [i for i in range(1, len(recalls)) if recalls[i] <= max(recalls[:i])]
@@ -257,23 +275,26 @@ def test_early_stopping_ignores_unarmed_evaluations():
 
 # ------------------------------------------------------------------------------------------ target schedules
 
+
 def test_final_and_paced_schedules_always_target_the_final_ensemble(data, knowledge):
     final_top = ensemble_topk(knowledge.final_rankings, data.n_items, TINY.distill.top_k, knowledge.tau).numpy()
     assert np.array_equal(stage_rankings(knowledge, "dkc"), knowledge.rankings)
     for schedule, n_stages in (("final", 1), ("paced", 2)):
         rankings = stage_rankings(knowledge, schedule)
-        assert rankings.shape[1] == n_stages and all(np.array_equal(r, knowledge.final_rankings)
-                                                     for r in np.moveaxis(rankings, 1, 0))
+        assert rankings.shape[1] == n_stages and all(
+            np.array_equal(r, knowledge.final_rankings) for r in np.moveaxis(rankings, 1, 0)
+        )
         dkc = DynamicKnowledge(rankings, knowledge.observed, data.train, data.n_items, TINY.distill)
         assert dkc.is_final() == (schedule == "final")
         scores = tf.random.stateless_normal([data.n_users, data.n_items], [1, 2])
         for epoch in (2, 30):  # the first update records distances, the second (threshold < 1) advances all
-            dkc.update(lambda ids: tf.gather(scores, ids), epoch)
+            dkc.update(lambda ids: tf.gather(scores, ids), epoch)  # noqa: B023 (called in this iteration)
         assert dkc.is_final()
         assert np.array_equal(dkc.targets(tf.range(data.n_users))[0].numpy(), final_top)
 
 
 # ---------------------------------------------------------------------------------------- numeric references
+
 
 def test_sample_unobserved_is_uniform_over_unobserved_items():
     train = CSR.from_pairs(np.array([0, 0, 0, 0] + [1] * 40), np.array([39, 5, 0, 6] + list(range(40))), 3)
@@ -300,19 +321,27 @@ def test_bpr_loss_matches_numpy():
     found = np.array([True, True, False, True, True, True])
 
     def pair_loss(user_vectors, score_clip):  # the trainer's call: BPRLoss(targets=found, scores=(positive, negative))
-        scores = (pair_scores(tf.constant(user_vectors[pair_rows]), tf.constant(items), tf.constant(positives)),
-                  pair_scores(tf.constant(user_vectors[pair_rows]), tf.constant(items), tf.constant(negatives[:, None])))
+        scores = (
+            pair_scores(tf.constant(user_vectors[pair_rows]), tf.constant(items), tf.constant(positives)),
+            pair_scores(tf.constant(user_vectors[pair_rows]), tf.constant(items), tf.constant(negatives[:, None])),
+        )
         return float(BPRLoss(score_clip=score_clip)(tf.constant(found), scores))
 
     loss = pair_loss(users, score_clip=40.0)
     scores = users @ items.T
-    reference = np.mean([np.log1p(np.exp(scores[r, j] - scores[r, i]))
-                         for r, i, j, f in zip(pair_rows, positives, negatives, found) if f])
+    reference = np.mean(
+        [
+            np.log1p(np.exp(scores[r, j] - scores[r, i]))
+            for r, i, j, f in zip(pair_rows, positives, negatives, found)
+            if f
+        ]
+    )
     assert loss == pytest.approx(reference, rel=1e-5)
     clipped = pair_loss(users * 100, score_clip=0.5)
     big = np.clip(100 * scores, -0.5, 0.5)
-    reference = np.mean([np.log1p(np.exp(big[r, j] - big[r, i]))
-                         for r, i, j, f in zip(pair_rows, positives, negatives, found) if f])
+    reference = np.mean(
+        [np.log1p(np.exp(big[r, j] - big[r, i])) for r, i, j, f in zip(pair_rows, positives, negatives, found) if f]
+    )
     assert clipped == pytest.approx(reference, rel=1e-5)
 
 
@@ -324,14 +353,20 @@ def reference_targets(rankings: np.ndarray, n_items: int, k: int, tau: float) ->
 
 
 @pytest.mark.parametrize("rest_kernel", ["fused", "dense"])
-@pytest.mark.parametrize("method, loss_name, reduction", [("hetcomp", "overall", "sum"),
-                                                           ("ensemble_kd", "fine", "mean")])
+@pytest.mark.parametrize(
+    "method, loss_name, reduction", [("hetcomp", "overall", "sum"), ("ensemble_kd", "fine", "mean")]
+)
 def test_training_step_matches_a_numpy_reference(data, knowledge, method, loss_name, reduction, rest_kernel):
     """One step's losses against float64 NumPy loops: the targets from the teachers' rankings (hetcomp starts at
     every teacher's first checkpoint, ensemble_kd learns the final ones), the losses from their formulas
     (tests/test_losses.py's `reference_losses`), the L2 term from its definition."""
-    cfg = dataclasses.replace(TINY.distill, method=method, score_clip=0.05,  # the clip is active at init scale
-                              loss_reduction=reduction, rest_kernel=rest_kernel)
+    cfg = dataclasses.replace(
+        TINY.distill,
+        method=method,
+        score_clip=0.05,  # the clip is active at init scale
+        loss_reduction=reduction,
+        rest_kernel=rest_kernel,
+    )
     trainer = Trainer(data, knowledge, cfg)
     users = np.array([3, 0, 17, 42, 5], np.int32)
     user_table = trainer.student.user_embedding.embeddings.numpy()
@@ -370,8 +405,16 @@ def users_batch(users: np.ndarray, train) -> Batch:
     pairs = [(row, item) for row, user in enumerate(users) for item in train.row(user)] + [(0, -1), (0, -1)]
     rows, items = (tf.constant(column, tf.int32) for column in zip(*pairs))
     step_items = np.append(np.unique(np.concatenate([train.row(user) for user in users])), -1).astype(np.int32)
-    return Batch(tf.constant(users), tf.ones([len(users)]), empty, empty, tf.constant([0, 0], tf.int64), rows, items,
-                 tf.constant(step_items))
+    return Batch(
+        tf.constant(users),
+        tf.ones([len(users)]),
+        empty,
+        empty,
+        tf.constant([0, 0], tf.int64),
+        rows,
+        items,
+        tf.constant(step_items),
+    )
 
 
 def test_dcd_ucd_epsilon_weighs_the_user_corrections_of_a_step(data, knowledge):
@@ -389,8 +432,10 @@ def test_dcd_ucd_epsilon_weighs_the_user_corrections_of_a_step(data, knowledge):
 @pytest.mark.parametrize("method", ["hetcomp_no_adt", "ensemble_kd", "rrd", "dcd"])
 def test_fused_and_dense_rest_kernels_train_alike(data, knowledge, method):
     base = dataclasses.replace(TINY.distill, method=method, epochs=2, eval_every=1)
-    runs = [distill(data, knowledge, dataclasses.replace(base, rest_kernel=kernel), progress=None)
-            for kernel in ("fused", "dense")]
+    runs = [
+        distill(data, knowledge, dataclasses.replace(base, rest_kernel=kernel), progress=None)
+        for kernel in ("fused", "dense")
+    ]
     for fused, dense in zip(*(run.history for run in runs)):
         assert fused["loss"] == pytest.approx(dense["loss"], rel=1e-4)
     np.testing.assert_allclose(*(run.student.item_embedding.embeddings.numpy() for run in runs), atol=1e-4)
@@ -409,6 +454,7 @@ def test_xla_and_mixed_precision_steps_agree_with_the_plain_step(data, knowledge
 
 # ------------------------------------------------------------------------------------------------------ CLI
 
+
 def run_cli(argv: list[str]) -> tuple[int, str]:
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
@@ -418,9 +464,29 @@ def run_cli(argv: list[str]) -> tuple[int, str]:
 
 def test_distill_command_writes_student_results_and_logs(teachers_dir, data, tmp_path):
     out = tmp_path / "out"
-    code, stdout = run_cli(["distill", "--teachers-dir", str(teachers_dir), "--method", "hetcomp_no_adt",
-                            "--profile", "tiny", "--student-dim", "4", "--seed", "2", "--set", "epochs=7",
-                            "--set", "learning_rate=1e-2", "--set", "loss_reduction=mean", "--out", str(out)])
+    code, stdout = run_cli(
+        [
+            "distill",
+            "--teachers-dir",
+            str(teachers_dir),
+            "--method",
+            "hetcomp_no_adt",
+            "--profile",
+            "tiny",
+            "--student-dim",
+            "4",
+            "--seed",
+            "2",
+            "--set",
+            "epochs=7",
+            "--set",
+            "learning_rate=1e-2",
+            "--set",
+            "loss_reduction=mean",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     result = json.loads((out / "distill.json").read_text())
     assert result["method"] == "hetcomp_no_adt" and result["config"]["student_dim"] == 4
@@ -437,16 +503,19 @@ def test_distill_command_writes_student_results_and_logs(teachers_dir, data, tmp
     assert float(rows["student:hetcomp_no_adt"][4]) == pytest.approx(result["test"]["recall@50"], abs=5e-5)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--teachers-dir", "{missing}", "--method", "hetcomp"], "no such directory"),
-    (["--teachers-dir", "{teachers}", "--method", "nope"], "unknown distillation method 'nope'"),
-    (["--teachers-dir", "{empty}", "--method", "hetcomp"], "dataset.npz does not exist"),
-    (["--teachers-dir", "{teachers}", "--set", "epoch=3"], "FIELD one of student_dim, epochs"),
-    (["--teachers-dir", "{teachers}", "--set", "seed=1"], "FIELD one of student_dim, epochs"),
-    (["--teachers-dir", "{teachers}", "--set", "epochs=3.5"], "epochs takes an int, got '3.5'"),
-    (["--teachers-dir", "{teachers}", "--set", "jit_compile=1"], "jit_compile takes a bool"),
-    (["--teachers-dir", "{teachers}", "--set", "learning_rate"], "expected FIELD=VALUE"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--teachers-dir", "{missing}", "--method", "hetcomp"], "no such directory"),
+        (["--teachers-dir", "{teachers}", "--method", "nope"], "unknown distillation method 'nope'"),
+        (["--teachers-dir", "{empty}", "--method", "hetcomp"], "dataset.npz does not exist"),
+        (["--teachers-dir", "{teachers}", "--set", "epoch=3"], "FIELD one of student_dim, epochs"),
+        (["--teachers-dir", "{teachers}", "--set", "seed=1"], "FIELD one of student_dim, epochs"),
+        (["--teachers-dir", "{teachers}", "--set", "epochs=3.5"], "epochs takes an int, got '3.5'"),
+        (["--teachers-dir", "{teachers}", "--set", "jit_compile=1"], "jit_compile takes a bool"),
+        (["--teachers-dir", "{teachers}", "--set", "learning_rate"], "expected FIELD=VALUE"),
+    ],
+)
 def test_distill_command_bad_input_exits_2_with_one_line(teachers_dir, tmp_path, capsys, argv, message):
     (tmp_path / "empty").mkdir()
     paths = {"missing": tmp_path / "nope", "teachers": teachers_dir, "empty": tmp_path / "empty"}
@@ -459,6 +528,7 @@ def test_distill_command_bad_input_exits_2_with_one_line(teachers_dir, tmp_path,
 
 # ------------------------------------------------------------------------------ the authors' student protocol
 
+
 def test_interaction_batches_cover_every_interaction_once_and_distil_each_batch_users(data):
     cfg = dataclasses.replace(TINY.distill, batching="interactions", batch_size=100)
     batches = list(epoch_batches(data.train, cfg, epoch=3, pairs=True, pad_to=64))
@@ -470,7 +540,7 @@ def test_interaction_batches_cover_every_interaction_once_and_distil_each_batch_
     for batch in batches:
         users, weights = batch.users.numpy(), batch.weights.numpy()
         real = users[weights > 0]
-        assert users.size % 64 == 0 and (weights[:real.size] == 1).all() and (weights[real.size:] == 0).all()
+        assert users.size % 64 == 0 and (weights[: real.size] == 1).all() and (weights[real.size :] == 0).all()
         assert np.array_equal(real, np.unique(batch.pair_users.numpy()))  # the batch's users, each once
         steps_per_user[real] += 1
     reference = np.zeros(data.n_users, np.int64)  # per user: the steps holding one of its interactions
@@ -481,20 +551,20 @@ def test_interaction_batches_cover_every_interaction_once_and_distil_each_batch_
     assert (steps_per_user <= np.minimum(lengths, len(batches))).all() and (steps_per_user >= 1).all()
     assert np.corrcoef(lengths, steps_per_user)[0, 1] > 0.5  # active users get more steps
     cap = train_pairs_cap(data.train, cfg.batch_size)
-    assert cap % 1024 == 0 and cap >= np.sort(lengths)[-cfg.batch_size:].sum()
+    assert cap % 1024 == 0 and cap >= np.sort(lengths)[-cfg.batch_size :].sum()
     items_cap = step_items_cap(data.train, cfg)
     assert items_cap == cfg.batch_size
     again = list(epoch_batches(data.train, cfg, epoch=3, pairs=False, train_pairs_to=cap, step_items_to=items_cap))
     for kd_batch, batch in zip(again, batches):
         step_items = kd_batch.step_items.numpy()  # DCD's item side: the batch's interactions' items, each once
-        assert step_items.size == items_cap and (step_items[np.unique(batch.pair_items.numpy()).size:] == -1).all()
+        assert step_items.size == items_cap and (step_items[np.unique(batch.pair_items.numpy()).size :] == -1).all()
         np.testing.assert_array_equal(step_items[step_items >= 0], np.unique(batch.pair_items.numpy()))
         real = batch.users.numpy()[batch.weights.numpy() > 0]
         assert np.array_equal(kd_batch.users.numpy(), real)
         expected = [(row, item) for row, user in enumerate(real) for item in data.train.row(user)]
         rows, items = kd_batch.train_rows.numpy(), kd_batch.train_items.numpy()
-        assert rows.size == items.size == cap and (items[len(expected):] == -1).all()
-        assert list(zip(rows[:len(expected)], items[:len(expected)])) == expected
+        assert rows.size == items.size == cap and (items[len(expected) :] == -1).all()
+        assert list(zip(rows[: len(expected)], items[: len(expected)])) == expected
 
 
 def test_users_batches_are_the_users_in_a_seeded_order(data):
@@ -546,8 +616,10 @@ def test_an_interrupted_run_resumes_from_its_last_evaluation_as_if_never_stopped
     resumed = distill(data, knowledge, cfg, progress=None, resume_dir=tmp_path / "cut")
     assert [h["epoch"] for h in resumed.history] == [h["epoch"] for h in whole.history] == [1, 6, 11, 16]
     assert resumed.test == pytest.approx(whole.test, abs=1e-6) and resumed.switch_epoch == whole.switch_epoch
-    np.testing.assert_allclose(resumed.student.user_embedding.embeddings.numpy(),
-                               whole.student.user_embedding.embeddings.numpy(), atol=1e-5)
+    np.testing.assert_allclose(
+        resumed.student.user_embedding.embeddings.numpy(), whole.student.user_embedding.embeddings.numpy(), atol=1e-5
+    )
     with pytest.raises(HetCompError, match="a run state of another config"):
-        distill(data, knowledge, dataclasses.replace(cfg, learning_rate=1e-2), progress=None,
-                resume_dir=tmp_path / "cut")
+        distill(
+            data, knowledge, dataclasses.replace(cfg, learning_rate=1e-2), progress=None, resume_dir=tmp_path / "cut"
+        )

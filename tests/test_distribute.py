@@ -52,8 +52,14 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = get_profile("tiny")
 ATOL = 1e-4
 # hetcomp with every term whose share a replica must scale: a mean's global denominator, the item L2 and the decay
-HETCOMP = {"method": "hetcomp", "epochs": 8, "eval_every": 3, "loss_reduction": "mean", "l2": 1e-3,
-           "weight_decay": 1e-3}
+HETCOMP = {
+    "method": "hetcomp",
+    "epochs": 8,
+    "eval_every": 3,
+    "loss_reduction": "mean",
+    "l2": 1e-3,
+    "weight_decay": 1e-3,
+}
 WO_KD = {"method": "wo_kd", "epochs": 4, "eval_every": 2}  # BPR: negatives drawn for the global batch
 METRIC_ATOL = 1e-3  # the teachers' valid and test metrics against one process (module docstring) ...
 RANKINGS_DIFFER = 0.005  # ... and the share of their trajectories' ranking entries that may differ
@@ -79,9 +85,23 @@ def spawn(teachers_dir, out: Path, dump: Path, strategy: str, settings: dict, tf
     env.pop("TF_CONFIG", None)
     if tf_config is not None:
         env["TF_CONFIG"] = json.dumps(tf_config)
-    return subprocess.Popen([sys.executable, "-m", "tests.distributed_worker", str(teachers_dir), str(out), str(dump),
-                             strategy, json.dumps(settings)], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.distributed_worker",
+            str(teachers_dir),
+            str(out),
+            str(dump),
+            strategy,
+            json.dumps(settings),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_all(processes, timeout: float = 400) -> None:
@@ -96,8 +116,13 @@ def wait_all(processes, timeout: float = 400) -> None:
 
 
 def one_process(teachers_dir, tmp_path: Path, settings: dict) -> dict:
-    run_worker(str(teachers_dir), str(tmp_path / "one"), str(tmp_path / "one.npz"), "none",
-               json.dumps({**settings, "distribute": "none"}))
+    run_worker(
+        str(teachers_dir),
+        str(tmp_path / "one"),
+        str(tmp_path / "one.npz"),
+        "none",
+        json.dumps({**settings, "distribute": "none"}),
+    )
     return dict(np.load(tmp_path / "one.npz"))
 
 
@@ -121,6 +146,7 @@ def assert_matches_one_process(distributed: dict, one: dict, dkc: bool) -> None:
 
 # ------------------------------------------------------------------------------------------ a replica's share
 
+
 @pytest.mark.parametrize("batching, pad_to", [("interactions", 1), ("users", PAD_USERS_TO)])
 def test_replica_shares_partition_the_batch(tiny_dataset, batching, pad_to):
     train = tiny_dataset.train
@@ -128,8 +154,9 @@ def test_replica_shares_partition_the_batch(tiny_dataset, batching, pad_to):
     cap = train_pairs_cap(train, cfg.batch_size) if pad_to > 1 else None
     items_cap = step_items_cap(train, cfg) if pad_to > 1 else None
     for pairs in (False, True):
-        batch = next(epoch_batches(train, cfg, 1, pairs=pairs, pad_to=pad_to, train_pairs_to=cap,
-                                   step_items_to=items_cap))
+        batch = next(
+            epoch_batches(train, cfg, 1, pairs=pairs, pad_to=pad_to, train_pairs_to=cap, step_items_to=items_cap)
+        )
         users, rows, items = (x.numpy() for x in (batch.users, batch.train_rows, batch.train_items))
         expected_pairs = {(users[r], i) for r, i in zip(rows, items) if i >= 0}  # (user, train item)
         shares = [replica_share(batch, r, 3) for r in range(3)]
@@ -148,8 +175,9 @@ def test_replica_shares_partition_the_batch(tiny_dataset, batching, pad_to):
             found |= pairs_here
         assert found == expected_pairs and (len(expected_pairs) > 0) != pairs  # BPR batches carry no train pairs
         for field in ("pair_users", "pair_items"):
-            np.testing.assert_array_equal(np.concatenate([getattr(s, field).numpy() for s in shares]),
-                                          getattr(batch, field).numpy())
+            np.testing.assert_array_equal(
+                np.concatenate([getattr(s, field).numpy() for s in shares]), getattr(batch, field).numpy()
+            )
         step_items = batch.step_items.numpy()  # the step's distinct train-interaction items, split across shares
         expected_items = set() if pairs else {i for _, i in expected_pairs} if batching == "users" else None
         if expected_items is not None:
@@ -167,12 +195,22 @@ def test_replica_shares_partition_the_batch(tiny_dataset, batching, pad_to):
 
 # --------------------------------------------------------------------------------- two workers, two replicas
 
+
 def test_two_workers_distil_as_one_process_and_keep_one_dkc_state(teachers_dir, tmp_path):
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     settings = {**HETCOMP, "distribute": "multi_worker"}
-    workers = [spawn(teachers_dir, tmp_path / f"w{i}", tmp_path / f"w{i}.npz", "multi_worker", settings,
-                     {"cluster": cluster, "task": {"type": "worker", "index": i}}) for i in range(2)]
+    workers = [
+        spawn(
+            teachers_dir,
+            tmp_path / f"w{i}",
+            tmp_path / f"w{i}.npz",
+            "multi_worker",
+            settings,
+            {"cluster": cluster, "task": {"type": "worker", "index": i}},
+        )
+        for i in range(2)
+    ]
     one = one_process(teachers_dir, tmp_path, HETCOMP)  # meanwhile, in this process
     wait_all(workers)
     chief, other = (dict(np.load(tmp_path / f"w{i}.npz")) for i in range(2))
@@ -181,8 +219,9 @@ def test_two_workers_distil_as_one_process_and_keep_one_dkc_state(teachers_dir, 
     assert_matches_one_process(chief, one, dkc=True)
     assert (one["stages"] > 0).any(), "DKC moved stages: the comparison covers its decisions"
     data = Dataset.load(teachers_dir / "dataset.npz")
-    initial = Student(data.n_users, data.n_items, TINY.distill.student_dim, seed=TINY.distill.seed,
-                      init_std=TINY.distill.init_std).item_embedding.embeddings.numpy()
+    initial = Student(
+        data.n_users, data.n_items, TINY.distill.student_dim, seed=TINY.distill.seed, init_std=TINY.distill.init_std
+    ).item_embedding.embeddings.numpy()
     assert np.abs(chief["items"] - initial).max() > 100 * ATOL, "training moves the weights far beyond the tolerance"
     # only the chief writes the logs and the run state; the other worker's went to a removed temporary directory
     assert list((tmp_path / "w0" / "logs").glob("events.out.tfevents.*"))
@@ -201,18 +240,24 @@ def test_two_mirrored_replicas_distil_wo_kd_as_one_process(teachers_dir, tmp_pat
 
 # ------------------------------------------------------------------------------------------------- errors
 
-@pytest.mark.parametrize("tf_config, message", [
-    ("{not json", "TF_CONFIG is not a TensorFlow cluster config"),
-    ('{"cluster": {"worker": "127.0.0.1:1"}, "task": {"type": "worker", "index": 0}}', "TF_CONFIG is not"),
-    ('{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 3}}', "task worker:3 is not in"),
-    ('{"cluster": {"ps": ["127.0.0.1:1"]}, "task": {"type": "ps", "index": 0}}', "task ps:0 is not in"),
-])
+
+@pytest.mark.parametrize(
+    "tf_config, message",
+    [
+        ("{not json", "TF_CONFIG is not a TensorFlow cluster config"),
+        ('{"cluster": {"worker": "127.0.0.1:1"}, "task": {"type": "worker", "index": 0}}', "TF_CONFIG is not"),
+        ('{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 3}}', "task worker:3 is not in"),
+        ('{"cluster": {"ps": ["127.0.0.1:1"]}, "task": {"type": "ps", "index": 0}}', "task ps:0 is not in"),
+    ],
+)
 def test_a_malformed_tf_config_is_one_clear_error(monkeypatch, tmp_path, tf_config, message):
     monkeypatch.setenv("TF_CONFIG", tf_config)
     with pytest.raises(HetCompError, match=message):
         check_tf_config()
     for command in (["distill", "--teachers-dir", str(tmp_path)], ["teachers", "--data", "synthetic"]):
-        result = run_cli([*command, "--profile", "tiny", "--distribute", "multi_worker", "--out", str(tmp_path / "out")])
+        result = run_cli(
+            [*command, "--profile", "tiny", "--distribute", "multi_worker", "--out", str(tmp_path / "out")]
+        )
         lines = result.stderr.strip().splitlines()
         assert result.code == 2 and len(lines) == 1 and lines[0].startswith("hetcomp: error: ") and message in lines[0]
 
@@ -235,8 +280,21 @@ def test_an_unknown_strategy_is_one_clear_error(tiny_dataset, tmp_path, capsys):
 def test_teachers_reject_an_unknown_strategy_and_parallel_jobs(tiny_dataset, tmp_path):
     with pytest.raises(HetCompError, match="distribute='gpus': choose one of none, mirrored, multi_worker"):
         dataclasses.replace(TINY.teachers["MF"], distribute="gpus")  # checked when the config is built
-    result = run_cli(["teachers", "--data", "synthetic", "--profile", "tiny", "--jobs", "2", "--distribute",
-                      "mirrored", "--out", str(tmp_path / "out")])
+    result = run_cli(
+        [
+            "teachers",
+            "--data",
+            "synthetic",
+            "--profile",
+            "tiny",
+            "--jobs",
+            "2",
+            "--distribute",
+            "mirrored",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     lines = result.stderr.strip().splitlines()
     assert result.code == 2 and len(lines) == 1 and "--jobs 2 with --distribute mirrored" in lines[0], lines
     assert not (tmp_path / "out").exists()
@@ -246,12 +304,15 @@ def test_the_student_trainer_runs_on_as_many_workers_as_it_was_compiled_for():
     from components.student_trainer.distill_run import run_fn
 
     fn_args = SimpleNamespace(custom_config={"distill_config": dataclasses.asdict(TINY.distill), "workers": 2})
-    with pytest.raises(HetCompError, match=r"compiled for 2 worker\(s\), its cluster \(TF_CONFIG\) has 1; run the "
-                                           r"task as a 2-worker job"):
+    with pytest.raises(
+        HetCompError,
+        match=r"compiled for 2 worker\(s\), its cluster \(TF_CONFIG\) has 1; run the " r"task as a 2-worker job",
+    ):
         run_fn(fn_args)
 
 
 # ------------------------------------------------------------------------------------------------ the teachers
+
 
 def teacher_batch(teacher, rows: int) -> dict:
     """The first `rows` rows of the teacher's first training batch."""
@@ -292,8 +353,13 @@ def dataset_dir(tiny_dataset, tmp_path_factory) -> Path:
 
 
 def teachers_in_one_process(dataset_dir, tmp_path: Path, names: list[str]) -> dict:
-    run_worker(str(dataset_dir), str(tmp_path / "one"), str(tmp_path / "one.npz"), "none",
-               json.dumps({**TEACHER_EPOCHS, "teachers": names, "distribute": "none"}))
+    run_worker(
+        str(dataset_dir),
+        str(tmp_path / "one"),
+        str(tmp_path / "one.npz"),
+        "none",
+        json.dumps({**TEACHER_EPOCHS, "teachers": names, "distribute": "none"}),
+    )
     return dict(np.load(tmp_path / "one.npz"))
 
 
@@ -321,8 +387,17 @@ def test_two_workers_train_teachers_as_one_process(dataset_dir, tmp_path):
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     settings = {**TEACHER_EPOCHS, "teachers": names, "distribute": "multi_worker"}
-    workers = [spawn(dataset_dir, tmp_path / f"w{i}", tmp_path / f"w{i}.npz", "multi_worker", settings,
-                     {"cluster": cluster, "task": {"type": "worker", "index": i}}) for i in range(2)]
+    workers = [
+        spawn(
+            dataset_dir,
+            tmp_path / f"w{i}",
+            tmp_path / f"w{i}.npz",
+            "multi_worker",
+            settings,
+            {"cluster": cluster, "task": {"type": "worker", "index": i}},
+        )
+        for i in range(2)
+    ]
     one = teachers_in_one_process(dataset_dir, tmp_path, names)  # meanwhile, in this process
     wait_all(workers)
     chief, other = (dict(np.load(tmp_path / f"w{i}.npz")) for i in range(2))
@@ -349,14 +424,24 @@ def test_the_teacher_trainer_on_two_workers_writes_its_artifacts_once(dataset_di
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     settings = {**TEACHER_EPOCHS, "teacher": "MF", "workers": 2, "distribute": "multi_worker"}
-    workers = [spawn(dataset_dir, tmp_path / f"w{i}", tmp_path / f"w{i}.npz", "teacher_executor", settings,
-                     {"cluster": cluster, "task": {"type": "worker", "index": i}}) for i in range(2)]
+    workers = [
+        spawn(
+            dataset_dir,
+            tmp_path / f"w{i}",
+            tmp_path / f"w{i}.npz",
+            "teacher_executor",
+            settings,
+            {"cluster": cluster, "task": {"type": "worker", "index": i}},
+        )
+        for i in range(2)
+    ]
     wait_all(workers, timeout=900)  # each imports TFX: minutes on a loaded machine
     assert [int(np.load(tmp_path / f"w{i}.npz")["replicas"]) for i in range(2)] == [2, 2]
     chief = tmp_path / "w0"
     trajectory = Trajectory.load(chief / "trajectory" / TRAJECTORY_DIR)
-    assert trajectory.teacher == "MF" and trajectory.rankings.shape[1] == Dataset.load(
-        dataset_dir / "dataset.npz").n_users
+    assert (
+        trajectory.teacher == "MF" and trajectory.rankings.shape[1] == Dataset.load(dataset_dir / "dataset.npz").n_users
+    )
     assert json.loads((chief / "trajectory" / METRICS_FILE).read_text())["epochs"] == TEACHER_EPOCHS["epochs"]
     assert tf.train.latest_checkpoint(str(chief / "model" / WEIGHTS_DIR)) is not None
     assert list((chief / "model_run" / "MF").glob("events.out.tfevents.*"))
@@ -368,8 +453,9 @@ def test_a_teacher_trainer_compiled_for_two_workers_refuses_one(dataset_dir, tmp
     process = spawn(dataset_dir, tmp_path / "w", tmp_path / "w.npz", "teacher_executor", settings)
     _, err = process.communicate(timeout=900)
     assert process.returncode != 0
-    assert ("TeacherTrainer.MF: compiled for 2 worker(s), its cluster (TF_CONFIG) has 1; run the task as a "
-            "2-worker job") in err
+    assert (
+        "TeacherTrainer.MF: compiled for 2 worker(s), its cluster (TF_CONFIG) has 1; run the task as a " "2-worker job"
+    ) in err
     assert not (tmp_path / "w").exists()
 
 
@@ -377,8 +463,7 @@ def test_two_mirrored_replicas_train_every_teacher_as_one_process(dataset_dir, t
     """Two replicas on one host (two logical CPUs) for all six teachers: CML's unit-ball projection runs once per
     step on the synchronised weights, NeuMF's and the autoencoders' towers sum their replicas' gradients."""
     names = list(TEACHER_NAMES)
-    process = spawn(dataset_dir, tmp_path / "m", tmp_path / "m.npz", "two_cpus",
-                    {**TEACHER_EPOCHS, "teachers": names})
+    process = spawn(dataset_dir, tmp_path / "m", tmp_path / "m.npz", "two_cpus", {**TEACHER_EPOCHS, "teachers": names})
     one = teachers_in_one_process(dataset_dir, tmp_path, names)
     wait_all([process])
     assert_teachers_match_one_process(dict(np.load(tmp_path / "m.npz")), one, names)

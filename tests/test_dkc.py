@@ -110,8 +110,7 @@ def test_distance_equals_numpy_reference():
     teacher[3, 0] = student[3, :k]  # identical rankings: D = 0
     teacher[4, 2] = -1  # an empty teacher list: NDCG 0
     got = dkc.ndcg_distance(student, teacher).numpy()
-    expected = [[ref_distance(list(student[b]), list(teacher[b, x])) for x in range(N_TEACHERS)]
-                for b in range(batch)]
+    expected = [[ref_distance(list(student[b]), list(teacher[b, x])) for x in range(N_TEACHERS)] for b in range(batch)]
     np.testing.assert_allclose(got, expected, atol=1e-6)
     assert abs(got[3, 0]) < 1e-6 and got[4, 2] == 1.0
 
@@ -123,8 +122,9 @@ def test_rule_hits_every_branch_like_the_reference():
     d_next = np.array([[0.5, 0.5, 0.5, 0.5, 0.0, 0.0, 0.0, 0.4, 0.5, 0.5]], np.float32)
     d_prev = np.array([[0.6, 0.45, 0.51, 0.9, 0.3, 1.0, 0.0, 0.0, 0.0, 0.0]], np.float32)
     d_after = np.full_like(d_next, 0.7)
-    stages_tf, d_prev_tf, advanced = dkc.advance_stages(tf.constant(stages), tf.constant(d_prev), tf.constant(d_next),
-                                                        tf.constant(d_after), threshold, N_STAGES)
+    stages_tf, d_prev_tf, advanced = dkc.advance_stages(
+        tf.constant(stages), tf.constant(d_prev), tf.constant(d_next), tf.constant(d_after), threshold, N_STAGES
+    )
     ref_stages, ref_d_prev = ref_rule(stages, d_prev, d_next, d_after, threshold, N_STAGES)
     np.testing.assert_array_equal(stages_tf.numpy(), ref_stages)
     np.testing.assert_array_equal(d_prev_tf.numpy(), ref_d_prev)
@@ -134,8 +134,9 @@ def test_rule_hits_every_branch_like_the_reference():
     stages = rng.integers(0, N_STAGES, (50, 6)).astype(np.int32)
     d_prev, d_next, d_after = (rng.uniform(0.0, 1.0, (50, 6)).astype(np.float32) for _ in range(3))
     d_next[rng.random((50, 6)) < 0.1] = 0.0
-    got = dkc.advance_stages(tf.constant(stages), tf.constant(d_prev), tf.constant(d_next), tf.constant(d_after),
-                             threshold, N_STAGES)
+    got = dkc.advance_stages(
+        tf.constant(stages), tf.constant(d_prev), tf.constant(d_next), tf.constant(d_after), threshold, N_STAGES
+    )
     for got_part, ref_part in zip(got[:2], ref_rule(stages, d_prev, d_next, d_after, threshold, N_STAGES)):
         np.testing.assert_array_equal(got_part.numpy(), ref_part)
 
@@ -261,8 +262,9 @@ def test_authors_distance_equals_numpy_reference():
     teacher[1, 0, 20:] = -1  # a short teacher list
     student[2, 45:] = -1  # a short student list
     got = dkc.ndcg_distance_authors(student, teacher).numpy()
-    expected = [[ref_distance_authors(list(student[b]), list(teacher[b, x])) for x in range(N_TEACHERS)]
-                for b in range(batch)]
+    expected = [
+        [ref_distance_authors(list(student[b]), list(teacher[b, x])) for x in range(N_TEACHERS)] for b in range(batch)
+    ]
     np.testing.assert_allclose(got, expected, atol=1e-7)
     assert got[0, 1] == 0.0 and dkc.ndcg_distance(student, teacher).numpy()[0, 1] > 0.1
     assert np.allclose(got * 1e4, np.round(got * 1e4), atol=1e-3)  # 4-decimal values

@@ -42,8 +42,9 @@ def test_the_docstring_examples_print_what_they_say(module_name):
     assert failed == 0, f"{module_name}: {failed} of {attempted} docstring examples failed:\n" + "".join(report)
 
 
-@pytest.mark.parametrize(("module_name", "name"),
-                         [(module, name) for module, names in LOSS_MODULES.items() for name in names])
+@pytest.mark.parametrize(
+    ("module_name", "name"), [(module, name) for module, names in LOSS_MODULES.items() for name in names]
+)
 def test_every_loss_carries_an_example(module_name, name):
     names = {test.name for test in docstring_tests(module_name)}
     assert f"{module_name}.{name}" in names, f"{module_name}.{name}: no `>>>` example in its docstring"

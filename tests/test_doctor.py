@@ -28,8 +28,10 @@ def test_doctor_prints_one_table_and_times_a_step_on_the_cpu(tmp_path, monkeypat
     assert {"tfx", "tensorflow-ranking", "tensorflow-recommenders", "apache-beam", "setuptools"} <= set(rows)
     assert "not installed" not in rows.values()
     assert rows["devices"].split(", ")[0] == "CPU:0"
-    assert re.fullmatch(r"\d+\.\d ms \(tiny profile: hetcomp, dim 8, XLA on, rest kernel auto, float32; \d+ steps timed\)",
-                        rows["step on CPU:0"])
+    assert re.fullmatch(
+        r"\d+\.\d ms \(tiny profile: hetcomp, dim 8, XLA on, rest kernel auto, float32; \d+ steps timed\)",
+        rows["step on CPU:0"],
+    )
     would = tmp_path / "cache" / "hetcomp" / "citeulike" / "users.dat"
     assert rows["--data citeulike"].endswith(f"the first run downloads it to {would}")
     assert not (tmp_path / "cache").exists()  # looked up, not fetched

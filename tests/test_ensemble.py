@@ -11,8 +11,17 @@ import pytest
 import tensorflow as tf
 
 from hetcomp_tf.data.dataset import CSR, Dataset
-from hetcomp_tf.distill.ensemble import (EnsembleKnowledge, ensemble_observed, ensemble_topk, evaluate_ensemble,
-                                         fit_ensemble, fit_teacher_weights, importance, select_stages, target_knowledge)
+from hetcomp_tf.distill.ensemble import (
+    EnsembleKnowledge,
+    ensemble_observed,
+    ensemble_topk,
+    evaluate_ensemble,
+    fit_ensemble,
+    fit_teacher_weights,
+    importance,
+    select_stages,
+    target_knowledge,
+)
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.teachers.trajectories import Trajectory
@@ -54,8 +63,12 @@ def test_teacher_weights_scale_each_teachers_terms():
     rng = np.random.default_rng(5)
     rankings = random_rankings(rng, (3, 6, 10), n_items=35, max_pad=3)
     weights = [0.0, 2.0, 0.5]
-    np.testing.assert_allclose(importance(rankings, 35, 10.0, weights).numpy(),
-                               reference_importance(rankings, 35, 10.0, weights), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        importance(rankings, 35, 10.0, weights).numpy(),
+        reference_importance(rankings, 35, 10.0, weights),
+        rtol=1e-6,
+        atol=1e-6,
+    )
     for bad in ([1.0, 2.0], [0.0, 0.0, 0.0], [1.0, -1.0, 1.0]):
         with pytest.raises(HetCompError, match="teacher_weights"):
             importance(rankings, 35, 10.0, bad)
@@ -71,7 +84,7 @@ def test_ensemble_topk_orders_by_reference_importance():
         expected = np.sort(reference[u][reference[u] > 0])[::-1][:10]
         items = top[u][top[u] >= 0]
         assert len(items) == min(10, listed) and len(set(items)) == len(items)
-        assert (top[u][len(items):] == -1).all()
+        assert (top[u][len(items) :] == -1).all()
         np.testing.assert_allclose(reference[u][items], expected, rtol=1e-6)
 
 
@@ -86,8 +99,9 @@ def test_select_stages_picks_each_users_checkpoint_per_teacher():
         for u in range(n_users):
             expected[x, u] = stacked[x, stages[u, x], u]
     np.testing.assert_array_equal(selected, expected)
-    np.testing.assert_allclose(importance(selected, n_items).numpy(), reference_importance(expected, n_items, 10.0),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        importance(selected, n_items).numpy(), reference_importance(expected, n_items, 10.0), rtol=1e-6, atol=1e-6
+    )
     users = np.array([7, 2, 7], np.int32)
     np.testing.assert_array_equal(select_stages(stacked, stages[users], users).numpy(), expected[:, users])
 
@@ -109,7 +123,7 @@ def test_ensemble_observed_matches_reference(width):
         score = {item: sum(math.exp(-(list(csr.row(u)).index(item) + 1) / 3.0) for csr in observed) for item in row}
         expected = sorted(row, key=lambda item: (-score[item], item))[:expected_width]
         items = got[u][got[u] >= 0]
-        assert (got[u][len(items):] == -1).all()
+        assert (got[u][len(items) :] == -1).all()
         assert len(items) == len(expected) and len(set(items)) == len(items) and set(items) <= set(row)
         np.testing.assert_allclose([score[i] for i in items], [score[i] for i in expected], rtol=1e-12)
 
@@ -127,8 +141,10 @@ def test_ensemble_observed_rejects_teachers_with_different_train_items():
 
 def make_trajectory(rng, name, n_checkpoints, n_users, length, n_items, rows):
     rankings = random_rankings(rng, (n_checkpoints, n_users, length), n_items, max_pad=2)
-    checkpoints = [{"epoch": t + 1, "evaluation": t, "valid": {"recall@50": 0.1 * t}, "fraction": None}
-                   for t in range(n_checkpoints)]
+    checkpoints = [
+        {"epoch": t + 1, "evaluation": t, "valid": {"recall@50": 0.1 * t}, "fraction": None}
+        for t in range(n_checkpoints)
+    ]
     return Trajectory(name, rankings, CSR.from_rows([rng.permutation(r) for r in rows]), checkpoints, n_items)
 
 
@@ -161,20 +177,28 @@ def test_knowledge_rejects_mismatched_trajectories():
     rng = np.random.default_rng(6)
     rows = [rng.choice(30, size=4, replace=False) for _ in range(6)]
     with pytest.raises(HetCompError, match="differ in shape"):
-        EnsembleKnowledge.from_trajectories([make_trajectory(rng, "MF", 3, 6, 7, 30, rows),
-                                             make_trajectory(rng, "ML", 2, 6, 7, 30, rows)])
+        EnsembleKnowledge.from_trajectories(
+            [make_trajectory(rng, "MF", 3, 6, 7, 30, rows), make_trajectory(rng, "ML", 2, 6, 7, 30, rows)]
+        )
 
 
-def random_problem(rng, n_users: int, n_items: int, per_user: int, teachers,
-                   length: int = 20) -> tuple[Dataset, EnsembleKnowledge]:
+def random_problem(
+    rng, n_users: int, n_items: int, per_user: int, teachers, length: int = 20
+) -> tuple[Dataset, EnsembleKnowledge]:
     """A dataset whose users each hold `per_user` items (split 5/2/2 of 9, in proportion otherwise) and random
     two-checkpoint trajectories of `teachers`, lists of `length` items."""
     splits = [rng.permutation(n_items)[:per_user] for _ in range(n_users)]
     n_held = 2 * per_user // 9
     bounds = ((0, per_user - 2 * n_held), (per_user - 2 * n_held, per_user - n_held), (per_user - n_held, per_user))
     train, valid, test = (CSR.from_rows([np.sort(items[lo:hi]) for items in splits]) for lo, hi in bounds)
-    data = Dataset("tiny", np.array([f"u{u}" for u in range(n_users)]), np.array([f"i{i}" for i in range(n_items)]),
-                   train, valid, test)
+    data = Dataset(
+        "tiny",
+        np.array([f"u{u}" for u in range(n_users)]),
+        np.array([f"i{i}" for i in range(n_items)]),
+        train,
+        valid,
+        test,
+    )
     rows = [train.row(u) for u in range(n_users)]
     trajs = [make_trajectory(rng, name, 2, n_users, length, n_items, rows) for name in teachers]
     return data, EnsembleKnowledge.from_trajectories(trajs)
@@ -207,7 +231,7 @@ def reference_weight_fit(knowledge: EnsembleKnowledge, data: Dataset, tau: float
         changed = False
         for x in range(len(weights)):
             for value in grid:
-                trial = [*weights[:x], value, *weights[x + 1:]]
+                trial = [*weights[:x], value, *weights[x + 1 :]]
                 if value == weights[x] or not any(trial):
                     continue
                 recall = valid_recall(trial)
@@ -247,8 +271,9 @@ def test_the_fitted_tau_equals_a_numpy_search_over_its_grid():
     assert per_tau[2.0][1] < per_tau[10.0][1] == per_tau[40.0][1]  # τ matters here, and a tie keeps the lower τ
     assert (tau, list(weights.values())) == (best_tau, per_tau[best_tau][0])
     assert valid["recall@50"] == pytest.approx(per_tau[best_tau][1], abs=1e-6)
-    again = evaluate_ensemble(dataclasses.replace(knowledge, tau=tau), data, "valid",
-                              teacher_weights=list(weights.values()))
+    again = evaluate_ensemble(
+        dataclasses.replace(knowledge, tau=tau), data, "valid", teacher_weights=list(weights.values())
+    )
     assert again == pytest.approx(valid)
 
 
@@ -261,18 +286,22 @@ def test_weighted_observed_order_matches_reference():
     weights = [0.5, 0.0, 4.0]
     got = ensemble_observed(observed, tau=2.0, teacher_weights=weights)
     for u, row in enumerate(rows):
-        score = {item: sum(w * math.exp(-(list(csr.row(u)).index(item) + 1) / 2.0)
-                           for w, csr in zip(weights, observed)) for item in row}
+        score = {
+            item: sum(w * math.exp(-(list(csr.row(u)).index(item) + 1) / 2.0) for w, csr in zip(weights, observed))
+            for item in row
+        }
         expected = sorted(row, key=lambda item: (-score[item], item))
-        assert got[u][: len(row)].tolist() == expected and (got[u][len(row):] == -1).all()
+        assert got[u][: len(row)].tolist() == expected and (got[u][len(row) :] == -1).all()
 
 
 def test_fitted_targets_carry_the_fit_into_every_part_of_the_knowledge(tmp_path):
     rng = np.random.default_rng(12)
     n_items = 60
     data, _ = random_problem(rng, 15, n_items, 9, ("MF", "GNN", "AE"))
-    trajs = [make_trajectory(rng, name, 2, 15, 20, n_items, [data.train.row(u) for u in range(15)])
-             for name in ("MF", "GNN", "AE")]
+    trajs = [
+        make_trajectory(rng, name, 2, 15, 20, n_items, [data.train.row(u) for u in range(15)])
+        for name in ("MF", "GNN", "AE")
+    ]
     fit = {"tau": 5.0, "weights": {"MF": 0.0, "GNN": 2.0, "AE": 0.5}}
     knowledge = target_knowledge(trajs, "fitted", 10.0, fitted=fit)
     assert knowledge.tau == 5.0 and knowledge.teacher_weights == (0.0, 2.0, 0.5)
@@ -280,8 +309,9 @@ def test_fitted_targets_carry_the_fit_into_every_part_of_the_knowledge(tmp_path)
     # Scoring and the observed order are the weighted ensemble's, not the equal one's.
     reference = reference_importance(knowledge.final_rankings, n_items, 5.0, [0.0, 2.0, 0.5])
     np.testing.assert_allclose(knowledge.scorer()(tf.range(15)).numpy(), reference, rtol=1e-6, atol=1e-7)
-    np.testing.assert_array_equal(knowledge.observed, ensemble_observed([t.observed for t in trajs], tau=5.0,
-                                                                        teacher_weights=[0.0, 2.0, 0.5]))
+    np.testing.assert_array_equal(
+        knowledge.observed, ensemble_observed([t.observed for t in trajs], tau=5.0, teacher_weights=[0.0, 2.0, 0.5])
+    )
     knowledge.save(tmp_path / "k")
     loaded = EnsembleKnowledge.load(tmp_path / "k")
     assert loaded.teacher_weights == knowledge.teacher_weights and loaded.tau == 5.0
@@ -301,8 +331,9 @@ def test_fitted_targets_carry_the_fit_into_every_part_of_the_knowledge(tmp_path)
 def test_fitted_targets_without_an_earlier_fit_fit_on_valid():
     rng = np.random.default_rng(13)
     data, knowledge = random_problem(rng, 20, 60, 9, ("MF", "GNN"))
-    trajs = [make_trajectory(rng, name, 2, 20, 20, 60, [data.train.row(u) for u in range(20)])
-             for name in ("MF", "GNN")]
+    trajs = [
+        make_trajectory(rng, name, 2, 20, 20, 60, [data.train.row(u) for u in range(20)]) for name in ("MF", "GNN")
+    ]
     equal = EnsembleKnowledge.from_trajectories(trajs)
     tau, weights, _ = fit_ensemble(equal, data)
     fitted = target_knowledge(trajs, "fitted", 10.0, data)

@@ -24,9 +24,14 @@ STEP, SCORING = {"driver": "items", "c0": 0.01, "c1": 1e-6}, {"driver": "users_x
 
 
 def fits_entry(teachers=TEACHER_NAMES) -> dict:
-    return {"cpu": "Test CPU 9000", "threads": 2, "student_sizes": [], "teacher_sizes": [],
-            "student": {"step_seconds": STEP, "dkc_update_seconds": SCORING},
-            "teachers": {name: {"epoch": EPOCH, "evaluate": EVALUATE} for name in teachers}}
+    return {
+        "cpu": "Test CPU 9000",
+        "threads": 2,
+        "student_sizes": [],
+        "teacher_sizes": [],
+        "student": {"step_seconds": STEP, "dkc_update_seconds": SCORING},
+        "teachers": {name: {"epoch": EPOCH, "evaluate": EVALUATE} for name in teachers},
+    }
 
 
 @pytest.fixture
@@ -38,8 +43,12 @@ def fits_file(tmp_path, monkeypatch):
 
 
 def test_durations_read_as_a_person_plans():
-    assert [estimate.duration(s) for s in (40, 600, 3 * 3600 + 720, 4.5 * 86400)] == \
-        ["40s", "10 min", "3.2 h", "4.5 days"]
+    assert [estimate.duration(s) for s in (40, 600, 3 * 3600 + 720, 4.5 * 86400)] == [
+        "40s",
+        "10 min",
+        "3.2 h",
+        "4.5 days",
+    ]
 
 
 def test_a_teacher_is_priced_at_its_epoch_cap_with_every_evaluation():
@@ -53,7 +62,8 @@ def test_a_teacher_is_priced_at_its_epoch_cap_with_every_evaluation():
     sampled = dataclasses.replace(cfg, eval_users=100, eval_every=3)
     sample = 0.2 + 2e-10 * work.evaluate(cfg, SHAPE, 100)
     assert estimate.teacher_seconds(fits, "MF", sampled, TINY.trajectory, SHAPE) == pytest.approx(
-        12 * epoch + 4 * sample + 5 * full)
+        12 * epoch + 4 * sample + 5 * full
+    )
     # a sample as large as the valid users is no sample
     whole = dataclasses.replace(sampled, eval_users=SHAPE.valid_users)
     assert estimate.teacher_seconds(fits, "MF", whole, TINY.trajectory, SHAPE) == pytest.approx(12 * epoch + 5 * full)
@@ -65,7 +75,8 @@ def test_a_negative_fitted_constant_prices_nothing_below_zero():
     fits["teachers"]["MF"] = {"epoch": {"driver": "-", "c0": -5.0, "c1": 0.0}, "evaluate": EVALUATE}
     cfg = TINY.teachers["MF"]
     assert estimate.teacher_seconds(fits, "MF", cfg, TINY.trajectory, SHAPE) == pytest.approx(
-        13 * (0.2 + 2e-10 * TEACHER_WORK["MF"].evaluate(cfg, SHAPE, SHAPE.users)))
+        13 * (0.2 + 2e-10 * TEACHER_WORK["MF"].evaluate(cfg, SHAPE, SHAPE.users))
+    )
 
 
 def test_a_student_is_priced_at_its_epoch_cap_with_its_evaluations_and_dkc_updates():
@@ -80,8 +91,10 @@ def test_a_student_is_priced_at_its_epoch_cap_with_its_evaluations_and_dkc_updat
 
 def test_the_estimate_sums_the_runs_and_says_what_it_is(fits_file):
     got = estimate.estimate_run(TINY, SHAPE, ["MF", "GNN", "GNN"], student_runs=3)
-    teachers = [estimate.teacher_seconds(fits_entry(), n, TINY.teachers[n], TINY.trajectory, SHAPE)
-                for n in ("MF", "GNN", "GNN")]
+    teachers = [
+        estimate.teacher_seconds(fits_entry(), n, TINY.teachers[n], TINY.trajectory, SHAPE)
+        for n in ("MF", "GNN", "GNN")
+    ]
     student = estimate.student_seconds(fits_entry(), TINY.distill, SHAPE)
     assert got.seconds == pytest.approx(sum(teachers) + 3 * student)
     line = got.describe()
@@ -94,8 +107,10 @@ def test_the_estimate_sums_the_runs_and_says_what_it_is(fits_file):
 def test_no_estimate_without_the_profiles_or_a_teachers_fits(fits_file, tmp_path):
     assert "holds no fits for profile 'paper'" in estimate.estimate_run(get_profile("paper"), SHAPE, ["MF"])
     estimate.write_fits(fits_entry(["MF"]), "tiny", fits_file)
-    assert estimate.estimate_run(TINY, SHAPE, ["MF", "GNN", "AE"]) == \
-        "cost_fits.json holds no fits for teacher(s) AE, GNN in profile 'tiny'"
+    assert (
+        estimate.estimate_run(TINY, SHAPE, ["MF", "GNN", "AE"])
+        == "cost_fits.json holds no fits for teacher(s) AE, GNN in profile 'tiny'"
+    )
     assert "no fits for profile" in estimate.estimate_run(TINY, SHAPE, ["MF"], path=tmp_path / "none.json")
 
 
@@ -128,8 +143,10 @@ def test_a_teachers_progress_line_carries_the_eta_of_all_teachers(capsys):
     progress.start -= 10  # 10 s into MF: 2 of 4 epochs done, 10 s to go
     progress.update(2, "loss 0.5000")
     line = capsys.readouterr().err.strip()
-    assert "MF epoch 2/4 loss 0.5000 [10s elapsed, ETA 10s; all teachers: 2 min elapsed, ETA ~10 min at the " \
-           "epoch caps]" in line
+    assert (
+        "MF epoch 2/4 loss 0.5000 [10s elapsed, ETA 10s; all teachers: 2 min elapsed, ETA ~10 min at the "
+        "epoch caps]" in line
+    )
 
 
 def _minutes(text: str) -> float:
@@ -142,8 +159,10 @@ def test_training_the_teachers_reports_the_eta_of_all_of_them(tiny_dataset, tmp_
     """MF's lines add GNN's estimate (12 epochs of 100 s: 20 min) to MF's own ETA; GNN's, the last teacher's, are
     its own ETA."""
     fits = fits_entry()
-    fits["teachers"]["GNN"] = {"epoch": {"driver": "-", "c0": 100.0, "c1": 0.0},
-                               "evaluate": {"driver": "-", "c0": 0.0, "c1": 0.0}}
+    fits["teachers"]["GNN"] = {
+        "epoch": {"driver": "-", "c0": 100.0, "c1": 0.0},
+        "evaluate": {"driver": "-", "c0": 0.0, "c1": 0.0},
+    }
     estimate.write_fits(fits, "tiny", fits_file)
     workflow.train_teachers(tiny_dataset, TINY, tmp_path / "out", ["MF", "GNN"])
     lines = capsys.readouterr().err.splitlines()
@@ -158,14 +177,16 @@ def test_training_the_teachers_reports_the_eta_of_all_of_them(tiny_dataset, tmp_
 def test_the_teachers_command_prints_its_estimate_before_training(fits_file, tmp_path):
     from tests.helpers import run_cli
 
-    done = run_cli(["teachers", "--data", "synthetic", "--profile", "tiny", "--teachers", "MF", "--out",
-                    str(tmp_path / "out")])
+    done = run_cli(
+        ["teachers", "--data", "synthetic", "--profile", "tiny", "--teachers", "MF", "--out", str(tmp_path / "out")]
+    )
     assert done.code == 0, done.stderr
     line = next(line for line in done.stderr.splitlines() if "estimate: ~" in line)
     assert done.stderr.index(line) < done.stderr.index("MF epoch 1/") and "(1 teacher run " in line
     fits_file.write_text(json.dumps({"profiles": {}}))
-    done = run_cli(["teachers", "--data", "synthetic", "--profile", "tiny", "--teachers", "MF", "--out",
-                    str(tmp_path / "again")])
+    done = run_cli(
+        ["teachers", "--data", "synthetic", "--profile", "tiny", "--teachers", "MF", "--out", str(tmp_path / "again")]
+    )
     assert "no estimate of the run's time: cost_fits.json holds no fits for profile 'tiny'" in done.stderr
 
 
@@ -174,15 +195,15 @@ def test_the_run_and_benchmark_estimates_count_what_they_train(fits_file, tmp_pa
     from hetcomp_tf.commands.benchmark import log_plan_estimate
     from hetcomp_tf.commands.run import log_run_estimate
 
-    args = SimpleNamespace(data="synthetic", format=None, profile="tiny", set=[], min_rating=None,
-                           split_protocol=None)
+    args = SimpleNamespace(data="synthetic", format=None, profile="tiny", set=[], min_rating=None, split_protocol=None)
     log_run_estimate(args, ("MF", "ML"))
     assert "(2 teacher runs " in capsys.readouterr().err
     log_run_estimate(SimpleNamespace(**{**vars(args), "data": str(tmp_path / "part-*.csv")}), ("MF",))
     assert "no estimate of the run's time: --data is a glob of shards" in capsys.readouterr().err
 
-    plan = BenchmarkPlan.from_options("synthetic", None, TINY, 2, ["wo_kd", "hetcomp"], [4, 8], tmp_path / "bench",
-                                      direct=["GNN"])
+    plan = BenchmarkPlan.from_options(
+        "synthetic", None, TINY, 2, ["wo_kd", "hetcomp"], [4, 8], tmp_path / "bench", direct=["GNN"]
+    )
     log_plan_estimate(plan)  # 6 teachers + GNN at dims 4 and 8; wo_kd, hetcomp at seeds 0, 1 and at dim 4
     line = capsys.readouterr().err
     assert "(8 teacher runs " in line and "6 student runs" in line

@@ -40,11 +40,14 @@ def small_filesystem(path: Path, size: int):
     """A tmpfs of `size` bytes mounted at `path` for the block (unmounted after); the test is skipped, saying why,
     where mounting is not allowed (not root, no CAP_SYS_ADMIN in a container)."""
     path.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                             capture_output=True, text=True, timeout=30)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True, timeout=30
+    )
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip() or 'mount failed'}); "
-                    "the file-size-limit variant covers the same fault")
+        pytest.skip(
+            f"cannot mount a tmpfs here ({mounted.stderr.strip() or 'mount failed'}); "
+            "the file-size-limit variant covers the same fault"
+        )
     try:
         yield path
     finally:
@@ -83,9 +86,14 @@ def saved_model(tmp_path_factory) -> Path:
 
 def push(model: Path, base: Path, *extra: str, stdout=subprocess.PIPE) -> subprocess.Popen:
     """tests/fault_push.py in a process of its own."""
-    return subprocess.Popen([sys.executable, "-m", "tests.fault_push", str(model), str(base), *extra], cwd=REPO,
-                            env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}, stdout=stdout,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.fault_push", str(model), str(base), *extra],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"},
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finished(process: subprocess.Popen) -> tuple[int, str, str]:
@@ -111,7 +119,8 @@ def assert_only_whole_versions(base: Path, model: Path, expected: int) -> None:
 
 @pytest.mark.parametrize("mechanism", ["tmpfs", "fsize"])
 def test_a_push_that_runs_out_of_space_publishes_nothing_and_the_next_one_a_whole_version(
-        tmp_path, saved_model, mechanism):
+    tmp_path, saved_model, mechanism
+):
     model_bytes = files.directory_bytes(saved_model)
     biggest = the_biggest_file(saved_model).stat().st_size
     assert biggest > 100_000  # the limits below land in the middle of this file's copy
@@ -211,8 +220,20 @@ def test_a_run_whose_disk_fills_ends_in_one_line_and_the_rerun_completes_from_th
     completes, the steps before the failure served from TFX's cache."""
     with small_filesystem(tmp_path / "disk", 64 * MiB) as disk:
         out = disk / "out"
-        argv = [sys.executable, "-m", "hetcomp_tf.cli", "run", "--data", "synthetic", "--profile", "tiny",
-                "--teachers", "MF,ML", "--out", str(out)]
+        argv = [
+            sys.executable,
+            "-m",
+            "hetcomp_tf.cli",
+            "run",
+            "--data",
+            "synthetic",
+            "--profile",
+            "tiny",
+            "--teachers",
+            "MF,ML",
+            "--out",
+            str(out),
+        ]
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         run = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         stderr, teachers_started, filler = [], 0, None

@@ -73,7 +73,9 @@ def seeded_managed_python(tmp_path: Path) -> Path:
         (target / "bin").mkdir(parents=True)
         os.link(python_311(), target / "bin" / "python3.11")
         (target / "bin" / "python3").symlink_to("python3.11")
-        shutil.copytree(base / "lib" / "python3.11", target / "lib" / "python3.11", copy_function=os.link, ignore=ignore)
+        shutil.copytree(
+            base / "lib" / "python3.11", target / "lib" / "python3.11", copy_function=os.link, ignore=ignore
+        )
         for library in base.glob("lib/libpython3.11*"):
             os.link(library, target / "lib" / library.name)
     except OSError as err:
@@ -83,8 +85,14 @@ def seeded_managed_python(tmp_path: Path) -> Path:
 
 def find_python(path: Path, **env: str) -> tuple[subprocess.CompletedProcess, float]:
     started = time.monotonic()
-    result = subprocess.run(["/bin/sh", str(FIND_PYTHON)], cwd=REPO, capture_output=True, text=True, timeout=600,
-                            env={"HOME": str(path.parent), "PATH": str(path), **env})
+    result = subprocess.run(
+        ["/bin/sh", str(FIND_PYTHON)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"HOME": str(path.parent), "PATH": str(path), **env},
+    )
     return result, time.monotonic() - started
 
 
@@ -115,11 +123,17 @@ def test_without_python311_a_python312_and_uv_use_uvs_managed_311(tmp_path):
     assert result.returncode == 0, result.stderr
     interpreter = result.stdout.strip()
     assert interpreter.startswith(f"{managed}/cpython-3.11") and seconds < SECONDS
-    version = subprocess.run([interpreter, "-c", "import sys, venv; print(sys.version_info[:2])"],
-                             capture_output=True, text=True)
+    version = subprocess.run(
+        [interpreter, "-c", "import sys, venv; print(sys.version_info[:2])"], capture_output=True, text=True
+    )
     assert version.stdout.strip() == "(3, 11)"  # and it has venv, which `make` builds .venv with
-    make = subprocess.run([shutil.which("make"), "-s", "python"], cwd=REPO, capture_output=True, text=True,
-                          env={"HOME": str(tmp_path), "PATH": str(path), "UV_PYTHON_INSTALL_DIR": str(managed)})
+    make = subprocess.run(
+        [shutil.which("make"), "-s", "python"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={"HOME": str(tmp_path), "PATH": str(path), "UV_PYTHON_INSTALL_DIR": str(managed)},
+    )
     assert make.stdout == result.stdout
 
 
@@ -138,8 +152,14 @@ def test_with_nothing_usable_make_install_stops_at_once_with_one_line_and_no_ven
     assert_one_line_saying_what_to_install(result)
     assert "no python3.11, no uv and no python3" in result.stderr and seconds < SECONDS
     started = time.monotonic()
-    make = subprocess.run([shutil.which("make"), "install"], cwd=checkout, capture_output=True, text=True,
-                          env={"HOME": str(tmp_path), "PATH": str(path)}, timeout=60)
+    make = subprocess.run(
+        [shutil.which("make"), "install"],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        env={"HOME": str(tmp_path), "PATH": str(path)},
+        timeout=60,
+    )
     assert make.returncode != 0 and time.monotonic() - started < SECONDS
     assert make.stderr.splitlines()[0] == result.stderr.strip()  # then make's own "*** ... Error 1"
     assert not (checkout / ".venv").exists()

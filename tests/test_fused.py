@@ -13,8 +13,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from hetcomp_tf.distill.fused import (FactoredScores, _cpu_flags, fused_available, kernel_isa, library_path,
-                                      rest_logsumexp)
+from hetcomp_tf.distill.fused import (
+    FactoredScores,
+    _cpu_flags,
+    fused_available,
+    kernel_isa,
+    library_path,
+    rest_logsumexp,
+)
 from hetcomp_tf.distill.losses.dcd import DCDLoss, DCDTargets
 from hetcomp_tf.distill.losses.hetcomp import FineGrainedLoss, OverallLoss, RRDLoss, Targets, rest_and_list_scores
 from hetcomp_tf.distill.losses.labels import item_pairs
@@ -54,8 +60,9 @@ needs_objdump = pytest.mark.skipif(shutil.which("objdump") is None, reason="no o
 
 
 def disassembly(library: Path) -> str:
-    return subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(library)], capture_output=True, text=True,
-                          check=True).stdout
+    return subprocess.run(
+        ["objdump", "-d", "--no-show-raw-insn", str(library)], capture_output=True, text=True, check=True
+    ).stdout
 
 
 @needs_avx512
@@ -63,13 +70,20 @@ def disassembly(library: Path) -> str:
 def test_the_portable_build_equals_numpy_loops_without_avx512(tmp_path):
     """HETCOMP_KERNEL_ISA=portable: the kernel as CPUs without AVX-512 build it (GCC's vectors at AVX2's width),
     compiled into its own cache and checked in a fresh process; its machine code has no AVX-512 register."""
-    script = ("from hetcomp_tf.distill.fused import library_path\n"
-              "from tests.test_fused import assert_kernel_equals_numpy_loops\n"
-              "for dim in (6, 16, 5):\n"
-              "    assert_kernel_equals_numpy_loops(dim)\n"
-              "print(library_path())\n")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT,
-                          env={**os.environ, "HETCOMP_KERNEL_DIR": str(tmp_path), "HETCOMP_KERNEL_ISA": "portable"})
+    script = (
+        "from hetcomp_tf.distill.fused import library_path\n"
+        "from tests.test_fused import assert_kernel_equals_numpy_loops\n"
+        "for dim in (6, 16, 5):\n"
+        "    assert_kernel_equals_numpy_loops(dim)\n"
+        "print(library_path())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env={**os.environ, "HETCOMP_KERNEL_DIR": str(tmp_path), "HETCOMP_KERNEL_ISA": "portable"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     library = Path(done.stdout.splitlines()[-1])
     assert library.parent == tmp_path and library.is_file()
@@ -128,19 +142,24 @@ def test_rest_logsumexp_of_an_empty_batch_and_a_bad_pair():
 
 def random_targets(rng, batch, n_items, k):
     order = np.stack([rng.permutation(n_items) for _ in range(batch)]).astype(np.int32)
-    unobserved, observed, train = order[:, :k].copy(), order[:, k: k + k // 10].copy(), order[:, k: k + 4 * k // 10]
-    unobserved[0, k - 5:] = -1
+    unobserved, observed, train = order[:, :k].copy(), order[:, k : k + k // 10].copy(), order[:, k : k + 4 * k // 10]
+    unobserved[0, k - 5 :] = -1
     observed[1, 3:] = -1
     train = train.copy()
     train[1, 3:] = -1
     return Targets(tf.constant(unobserved), tf.constant(observed), item_pairs(train))
 
 
-@pytest.mark.parametrize("make_loss", [lambda: OverallLoss(score_clip=5.0),
-                                       lambda: FineGrainedLoss(100, score_clip=5.0),
-                                       lambda: RRDLoss(100, score_clip=5.0),
-                                       lambda: DCDLoss(100, score_clip=5.0),
-                                       lambda: DCDLoss(100, score_clip=5.0, ucd_epsilon=0.05)])
+@pytest.mark.parametrize(
+    "make_loss",
+    [
+        lambda: OverallLoss(score_clip=5.0),
+        lambda: FineGrainedLoss(100, score_clip=5.0),
+        lambda: RRDLoss(100, score_clip=5.0),
+        lambda: DCDLoss(100, score_clip=5.0),
+        lambda: DCDLoss(100, score_clip=5.0, ucd_epsilon=0.05),
+    ],
+)
 def test_losses_of_factored_scores_equal_those_of_the_score_matrix(make_loss):
     """Values and gradients in both factors, with the clip active (scores up to ~±20 against 5)."""
     rng = np.random.default_rng(3)
@@ -161,12 +180,15 @@ def test_losses_of_factored_scores_equal_those_of_the_score_matrix(make_loss):
 
 def test_factored_scores_need_a_clip():
     with pytest.raises(HetCompError, match="need a score clip"):
-        rest_and_list_scores(FactoredScores(tf.ones([2, 6]), tf.ones([5, 6])), tf.constant([[0], [1]]),
-                                    tf.constant([[2], [3]]), None)
+        rest_and_list_scores(
+            FactoredScores(tf.ones([2, 6]), tf.ones([5, 6])), tf.constant([[0], [1]]), tf.constant([[2], [3]]), None
+        )
 
 
-@pytest.mark.parametrize("rest_kernel, dim, fused", [("auto", 6, True), ("auto", 16, True), ("auto", 32, False),
-                                                     ("fused", 32, True), ("dense", 6, False)])
+@pytest.mark.parametrize(
+    "rest_kernel, dim, fused",
+    [("auto", 6, True), ("auto", 16, True), ("auto", 32, False), ("fused", 32, True), ("dense", 6, False)],
+)
 def test_auto_takes_the_kernel_up_to_its_largest_dim(rest_kernel, dim, fused):
     from hetcomp_tf.config import DistillConfig
     from hetcomp_tf.distill.trainer import use_fused_kernel

@@ -68,7 +68,9 @@ def query(capsys, *argv):
 
 def test_query_answers_equal_a_direct_savedmodel_call(server, direct, capsys):
     users = list(server["data"].user_vocab[[7, 0, 22]])
-    code, lines, _ = query(capsys, "--server", server["address"], *[a for u in users for a in ("--user", u)], "--k", "6")
+    code, lines, _ = query(
+        capsys, "--server", server["address"], *[a for u in users for a in ("--user", u)], "--k", "6"
+    )
     assert code == 0 and [line["user"] for line in lines] == users
     expected = direct.signatures["serving_default"](user_id=tf.constant(users), k=tf.constant(6))
     np.testing.assert_array_equal([line["item_ids"] for line in lines], expected["item_ids"].numpy().astype(str))
@@ -82,18 +84,31 @@ def test_query_answers_equal_a_direct_savedmodel_call(server, direct, capsys):
 def test_query_score_items_equals_a_direct_call(server, direct, capsys):
     data = server["data"]
     users, items = list(data.user_vocab[[3, 4]]), list(data.item_vocab[[5, 0, 59]])
-    code, lines, _ = query(capsys, "--server", server["address"], "--signature", "score_items",
-                           *[a for u in users for a in ("--user", u)], *[a for i in items for a in ("--item", i)])
+    code, lines, _ = query(
+        capsys,
+        "--server",
+        server["address"],
+        "--signature",
+        "score_items",
+        *[a for u in users for a in ("--user", u)],
+        *[a for i in items for a in ("--item", i)],
+    )
     expected = direct.signatures["score_items"](user_id=tf.constant(users), item_id=tf.constant([items, items]))
     assert code == 0 and [line["item_ids"] for line in lines] == [items, items]
     np.testing.assert_allclose([line["scores"] for line in lines], expected["scores"].numpy(), rtol=1e-6)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--user", "u901", "--user", "nobody-7"], "rejected the request (INVALID_ARGUMENT): unknown user_id: nobody-7"),
-    (["--user", "u901", "--model-name", "other"], "model 'other' is not served at"),
-    (["--user", "u901", "--signature", "nope"], 'Serving signature key "nope" not found.'),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["--user", "u901", "--user", "nobody-7"],
+            "rejected the request (INVALID_ARGUMENT): unknown user_id: nobody-7",
+        ),
+        (["--user", "u901", "--model-name", "other"], "model 'other' is not served at"),
+        (["--user", "u901", "--signature", "nope"], 'Serving signature key "nope" not found.'),
+    ],
+)
 def test_query_errors_are_one_line_and_a_nonzero_exit(server, capsys, argv, message):
     code, lines, err = query(capsys, "--server", server["address"], *argv)
     assert code != 0 and not lines
@@ -129,21 +144,54 @@ def test_metadata_and_status_are_reported_like_tf_serving(server, base_dir):
 def test_serve_command_prints_its_address_answers_and_stops_on_sigterm(base_dir, capsys):
     port = portpicker.pick_unused_port()
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    process = subprocess.Popen([sys.executable, "-m", "hetcomp_tf.cli", "serve", "--model", str(base_dir),
-                                "--port", str(port), "--model-name", "recs"],
-                               stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hetcomp_tf.cli",
+            "serve",
+            "--model",
+            str(base_dir),
+            "--port",
+            str(port),
+            "--model-name",
+            "recs",
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
     try:
         assert wait_for_line(process, "serving ", 120) == f"serving recs version {LATEST} on 127.0.0.1:{port}"
-        code, lines, _ = query(capsys, "--server", f"127.0.0.1:{port}", "--model-name", "recs", "--user", "u910",
-                               "--k", "3")
+        code, lines, _ = query(
+            capsys, "--server", f"127.0.0.1:{port}", "--model-name", "recs", "--user", "u910", "--k", "3"
+        )
         assert code == 0 and len(lines[0]["item_ids"]) == 3
         # As a user sees it: a separate `hetcomp query` process whose whole stderr is the one error line.
-        failed = subprocess.run([sys.executable, "-m", "hetcomp_tf.cli", "query", "--server", f"127.0.0.1:{port}",
-                                 "--model-name", "recs", "--user", "nobody-3"], capture_output=True, text=True,
-                                env=env, timeout=120)
+        failed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "hetcomp_tf.cli",
+                "query",
+                "--server",
+                f"127.0.0.1:{port}",
+                "--model-name",
+                "recs",
+                "--user",
+                "nobody-3",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
         assert failed.returncode == 2 and failed.stdout == ""
-        assert failed.stderr == "hetcomp: error: model 'recs' rejected the request (INVALID_ARGUMENT): " \
-                                "unknown user_id: nobody-3\n"
+        assert (
+            failed.stderr == "hetcomp: error: model 'recs' rejected the request (INVALID_ARGUMENT): "
+            "unknown user_id: nobody-3\n"
+        )
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
     finally:

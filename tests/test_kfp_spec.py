@@ -31,8 +31,21 @@ MODEL_RESOLVER = f"{BASELINE_RESOLVER}-model-resolver"
 def jobs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("kfp-run")
     root, spec_file = tmp / "root", tmp / "pipeline.json"
-    compiled = run_cli(["kubeflow", "--data", "synthetic", "--profile", "tiny", "--image", "hetcomp-tf:local",
-                        "--pipeline-root", str(root), "--out", str(spec_file)])
+    compiled = run_cli(
+        [
+            "kubeflow",
+            "--data",
+            "synthetic",
+            "--profile",
+            "tiny",
+            "--image",
+            "hetcomp-tf:local",
+            "--pipeline-root",
+            str(root),
+            "--out",
+            str(spec_file),
+        ]
+    )
     assert compiled.code == 0, compiled.stderr
     job = json.loads(spec_file.read_text())
     backend = LocalBackend(root=str(root), env={"PYTHONPATH": REPO})
@@ -52,9 +65,14 @@ def test_every_task_runs_in_dag_order_and_the_student_is_pushed(jobs):
     job, root, first, _, seconds = jobs
     tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
     assert set(first) == set(tasks) and list(first) == dag_order(tasks)
-    containers = {n for n, t in tasks.items()
-                  if "container" in job["pipelineSpec"]["deploymentSpec"]["executors"][
-                      job["pipelineSpec"]["components"][t["componentRef"]["name"]]["executorLabel"]]}
+    containers = {
+        n
+        for n, t in tasks.items()
+        if "container"
+        in job["pipelineSpec"]["deploymentSpec"]["executors"][
+            job["pipelineSpec"]["components"][t["componentRef"]["name"]]["executorLabel"]
+        ]
+    }
     assert {n for n, e in first.items() if e.state == "complete"} == containers
     assert first[MODEL_RESOLVER].outputs == {"model": []}  # nothing blessed yet on this root
     verdict = _blessing(first["RankingEvaluator"])
@@ -92,12 +110,15 @@ def test_the_compiled_resolver_queries_find_the_latest_blessed_model(tmp_path):
     spec = json.loads(spec_file.read_text())["pipelineSpec"]
     model_type = {"instanceSchema": "title: tfx.Model\ntype: object\n"}
     blessing_type = {"instanceSchema": "title: tfx.ModelBlessing\ntype: object\n"}
-    backend = LocalBackend(root=str(tmp_path), artifacts=[
-        {"name": "m1", "uri": "u1", "type": model_type, "metadata": {}},
-        {"name": "b1", "uri": "ub1", "type": blessing_type, "metadata": {"blessed": 1.0, "current_model_id": "m1"}},
-        {"name": "m2", "uri": "u2", "type": model_type, "metadata": {}},
-        {"name": "b2", "uri": "ub2", "type": blessing_type, "metadata": {"blessed": 0.0, "current_model_id": "m2"}},
-    ])
+    backend = LocalBackend(
+        root=str(tmp_path),
+        artifacts=[
+            {"name": "m1", "uri": "u1", "type": model_type, "metadata": {}},
+            {"name": "b1", "uri": "ub1", "type": blessing_type, "metadata": {"blessed": 1.0, "current_model_id": "m1"}},
+            {"name": "m2", "uri": "u2", "type": model_type, "metadata": {}},
+            {"name": "b2", "uri": "ub2", "type": blessing_type, "metadata": {"blessed": 0.0, "current_model_id": "m2"}},
+        ],
+    )
     executors, components = spec["deploymentSpec"]["executors"], spec["components"]
 
     def resolver(task):
@@ -112,8 +133,13 @@ def test_the_compiled_resolver_queries_find_the_latest_blessed_model(tmp_path):
 
 
 def test_dag_order_puts_producers_first_and_refuses_a_cycle():
-    tasks = {"b": {"inputs": {"artifacts": {"x": {"taskOutputArtifact": {"producerTask": "a"}}}}},
-             "a": {}, "c": {"dependentTasks": ["b"]}, "d": {}, "e": {"dependentTasks": ["a", "d"]}}
+    tasks = {
+        "b": {"inputs": {"artifacts": {"x": {"taskOutputArtifact": {"producerTask": "a"}}}}},
+        "a": {},
+        "c": {"dependentTasks": ["b"]},
+        "d": {},
+        "e": {"dependentTasks": ["a", "d"]},
+    }
     assert dag_levels(tasks) == [["a", "d"], ["b", "e"], ["c"]]  # a wave's tasks may run at the same time
     assert dag_order(tasks) == ["a", "d", "b", "e", "c"]
     with pytest.raises(ValueError, match="cycle"):

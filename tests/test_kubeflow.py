@@ -26,8 +26,17 @@ IMAGE = "registry.example.com/hetcomp-tf:1.0"
 ROOT = "gs://hetcomp-test-bucket/root"
 TEACHER_TASKS = {f"TeacherTrainer.{t}" for t in TEACHER_NAMES}
 RESOLVER_TASKS = {f"{BASELINE_RESOLVER}-model-blessing-resolver", f"{BASELINE_RESOLVER}-model-resolver"}
-CONTAINER_TASKS = {"InteractionExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "KnowledgeBuilder",
-                   "StudentTrainer", "RankingEvaluator", "Pusher", *TEACHER_TASKS}
+CONTAINER_TASKS = {
+    "InteractionExampleGen",
+    "StatisticsGen",
+    "SchemaGen",
+    "ExampleValidator",
+    "KnowledgeBuilder",
+    "StudentTrainer",
+    "RankingEvaluator",
+    "Pusher",
+    *TEACHER_TASKS,
+}
 TASKS = CONTAINER_TASKS | RESOLVER_TASKS
 
 
@@ -41,9 +50,19 @@ def compile_spec(tmp_path, *extra) -> tuple[int, str, Path]:
 
 @pytest.fixture(scope="module")
 def spec(tmp_path_factory):
-    code, err, out = compile_spec(tmp_path_factory.mktemp("kfp"), "--pipeline-root", ROOT, "--method", "rrd",
-                                  "--set", "epochs=7", "--set", "tau=2.5",
-                                  "--min-rating", "4")
+    code, err, out = compile_spec(
+        tmp_path_factory.mktemp("kfp"),
+        "--pipeline-root",
+        ROOT,
+        "--method",
+        "rrd",
+        "--set",
+        "epochs=7",
+        "--set",
+        "tau=2.5",
+        "--min-rating",
+        "4",
+    )
     assert code == 0, err
     return json.loads(out.read_text())["pipelineSpec"]
 
@@ -57,13 +76,23 @@ def test_every_component_is_a_task_on_the_image(spec):
         executor = executors[spec["components"][task["componentRef"]["name"]]["executorLabel"]]
         assert executor["container"]["image"] == IMAGE, name
         assert executor["container"]["command"] == KUBEFLOW_TFX_CMD, name
-    custom = {executors[spec["components"][tasks[t]["componentRef"]["name"]]["executorLabel"]]["container"]["args"][1]
-              for t in ("InteractionExampleGen", "TeacherTrainer.MF", "KnowledgeBuilder", "StudentTrainer",
-                        "RankingEvaluator")}
-    assert custom == {"components.ingestion.executor.Executor", "components.teacher_trainer.executor.Executor",
-                      "components.knowledge_builder.executor.Executor",
-                      "components.student_trainer.executor.Executor",
-                      "components.ranking_evaluator.executor.Executor"}
+    custom = {
+        executors[spec["components"][tasks[t]["componentRef"]["name"]]["executorLabel"]]["container"]["args"][1]
+        for t in (
+            "InteractionExampleGen",
+            "TeacherTrainer.MF",
+            "KnowledgeBuilder",
+            "StudentTrainer",
+            "RankingEvaluator",
+        )
+    }
+    assert custom == {
+        "components.ingestion.executor.Executor",
+        "components.teacher_trainer.executor.Executor",
+        "components.knowledge_builder.executor.Executor",
+        "components.student_trainer.executor.Executor",
+        "components.ranking_evaluator.executor.Executor",
+    }
 
 
 def test_the_served_model_is_resolved_as_the_evaluators_baseline(spec):
@@ -120,8 +149,9 @@ def test_settings_reach_the_tasks(spec):
 
 
 def test_change_thresholds_reach_the_evaluator(tmp_path):
-    code, err, out = compile_spec(tmp_path, "--pipeline-root", ROOT, "--change-relative", "none",
-                                  "--change-absolute", "-0.01")
+    code, err, out = compile_spec(
+        tmp_path, "--pipeline-root", ROOT, "--change-relative", "none", "--change-absolute", "-0.01"
+    )
     assert code == 0, err
     task = json.loads(out.read_text())["pipelineSpec"]["root"]["dag"]["tasks"]["RankingEvaluator"]
     thresholds = json.loads(task["inputs"]["parameters"]["thresholds"]["runtimeValue"]["constantValue"]["stringValue"])
@@ -147,10 +177,13 @@ def test_teacher_workers_reach_every_teacher_trainer(tmp_path):
     for task in teachers.values():
         parameters = task["inputs"]["parameters"]
         config = json.loads(parameters["teacher_config"]["runtimeValue"]["constantValue"]["stringValue"])
-        assert (parameters["workers"]["runtimeValue"]["constantValue"]["intValue"], config["distribute"]) == \
-            ("2", "multi_worker")
-    custom = json.loads(tasks["StudentTrainer"]["inputs"]["parameters"]["custom_config"]["runtimeValue"]
-                        ["constantValue"]["stringValue"])
+        assert (parameters["workers"]["runtimeValue"]["constantValue"]["intValue"], config["distribute"]) == (
+            "2",
+            "multi_worker",
+        )
+    custom = json.loads(
+        tasks["StudentTrainer"]["inputs"]["parameters"]["custom_config"]["runtimeValue"]["constantValue"]["stringValue"]
+    )
     assert custom["workers"] == 1 and custom["distill_config"]["distribute"] == "none"
 
 
@@ -159,8 +192,16 @@ def test_sharded_data_is_ingested_with_beam_on_the_runner_given(tmp_path):
     given after the DirectRunner defaults, which they override."""
     for k in range(2):
         (tmp_path / f"part-{k}.csv").write_text("u1,i1\n")
-    code, err, out = compile_spec(tmp_path, "--pipeline-root", ROOT, "--data", str(tmp_path / "part-*.csv"),
-                                  "--split-protocol", "per_user", "--beam-arg=--runner=DataflowRunner")
+    code, err, out = compile_spec(
+        tmp_path,
+        "--pipeline-root",
+        ROOT,
+        "--data",
+        str(tmp_path / "part-*.csv"),
+        "--split-protocol",
+        "per_user",
+        "--beam-arg=--runner=DataflowRunner",
+    )
     assert code == 0, err
     spec = json.loads(out.read_text())["pipelineSpec"]
     parameters = spec["root"]["dag"]["tasks"]["InteractionExampleGen"]["inputs"]["parameters"]
@@ -168,13 +209,18 @@ def test_sharded_data_is_ingested_with_beam_on_the_runner_given(tmp_path):
     assert data_config["split_protocol"] == "per_user"
     assert "num_files:2" in parameters["data_fingerprint"]["runtimeValue"]["constantValue"]["stringValue"]
     args = spec["deploymentSpec"]["executors"]["InteractionExampleGen_executor"]["container"]["args"]
-    assert args[-4:] == ["--runner=DirectRunner", "--direct_num_workers=1", "--direct_running_mode=in_memory",
-                         "--runner=DataflowRunner"]
+    assert args[-4:] == [
+        "--runner=DirectRunner",
+        "--direct_num_workers=1",
+        "--direct_running_mode=in_memory",
+        "--runner=DataflowRunner",
+    ]
 
 
 def test_beam_knowledge_makes_the_knowledge_builder_a_beam_task_on_the_runner_given(tmp_path):
-    code, err, out = compile_spec(tmp_path, "--pipeline-root", ROOT, "--beam-knowledge",
-                                  "--beam-arg=--runner=DataflowRunner")
+    code, err, out = compile_spec(
+        tmp_path, "--pipeline-root", ROOT, "--beam-knowledge", "--beam-arg=--runner=DataflowRunner"
+    )
     assert code == 0, err
     spec = json.loads(out.read_text())["pipelineSpec"]
     parameters = spec["root"]["dag"]["tasks"]["KnowledgeBuilder"]["inputs"]["parameters"]
@@ -192,18 +238,24 @@ def test_a_pipeline_root_is_required(tmp_path, monkeypatch):
     assert code == 2 and "--pipeline-root" in err and not out.exists()
 
 
-@pytest.mark.parametrize("option, message", [
-    (["--set", "epochs"], "expected FIELD=VALUE"),
-    (["--set", "epoch=3"], "FIELD one of student_dim, epochs"),
-    (["--set", "method=rrd"], "FIELD one of student_dim, epochs"),
-    (["--set", "epochs=1.5"], "epochs takes an int"),
-    (["--teachers", "MF,XX"], "unknown teacher 'XX'"),
-    (["--method", "nope"], "unknown distillation method 'nope'"),
-    (["--change-relative", "5%"], "--change-relative: '5%' is neither a number nor 'none'"),
-    (["--student-workers", "0"], "student workers must be >= 1, got 0"),
-    (["--teacher-workers", "0"], "teacher workers must be >= 1, got 0"),
-    (["--student-workers", "2", "--set", "distribute=mirrored"], "more than one worker needs distribute='multi_worker'"),
-])
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--set", "epochs"], "expected FIELD=VALUE"),
+        (["--set", "epoch=3"], "FIELD one of student_dim, epochs"),
+        (["--set", "method=rrd"], "FIELD one of student_dim, epochs"),
+        (["--set", "epochs=1.5"], "epochs takes an int"),
+        (["--teachers", "MF,XX"], "unknown teacher 'XX'"),
+        (["--method", "nope"], "unknown distillation method 'nope'"),
+        (["--change-relative", "5%"], "--change-relative: '5%' is neither a number nor 'none'"),
+        (["--student-workers", "0"], "student workers must be >= 1, got 0"),
+        (["--teacher-workers", "0"], "teacher workers must be >= 1, got 0"),
+        (
+            ["--student-workers", "2", "--set", "distribute=mirrored"],
+            "more than one worker needs distribute='multi_worker'",
+        ),
+    ],
+)
 def test_bad_settings_fail_with_one_line(tmp_path, option, message):
     code, err, out = compile_spec(tmp_path, "--pipeline-root", ROOT, *option)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and not out.exists()

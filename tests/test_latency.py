@@ -14,9 +14,17 @@ import math
 import numpy as np
 import pytest
 
-from hetcomp_tf.bench.latency import (LATENCY_KEYS, ensemble_recommender, ensemble_servable, format_latency_table,
-                                      measure_latency, saved_model_servable, scoring_servable, student_key,
-                                      unobserved_topk_recommender)
+from hetcomp_tf.bench.latency import (
+    LATENCY_KEYS,
+    ensemble_recommender,
+    ensemble_servable,
+    format_latency_table,
+    measure_latency,
+    saved_model_servable,
+    scoring_servable,
+    student_key,
+    unobserved_topk_recommender,
+)
 from hetcomp_tf.config import TEACHER_NAMES, get_profile
 from hetcomp_tf.distill.student import Student, save_student
 from hetcomp_tf.errors import HetCompError
@@ -70,10 +78,11 @@ def test_a_scored_teacher_answers_the_top_k_of_its_unobserved_items(teachers, ti
 
 def test_measure_latency_reports_every_model_with_its_costs(teachers, tiny_dataset, tmp_path):
     student = Student(tiny_dataset.n_users, tiny_dataset.n_items, dim=8, seed=2)
-    servables = {"teacher:AE": scoring_servable(teachers["AE"], tiny_dataset, 10),
-                 "ensemble": ensemble_servable(teachers, tiny_dataset, 10, top_n=20, tau=10.0),
-                 student_key(8): saved_model_servable(export_model(student, tiny_dataset, str(tmp_path)),
-                                                      tiny_dataset, 10)}
+    servables = {
+        "teacher:AE": scoring_servable(teachers["AE"], tiny_dataset, 10),
+        "ensemble": ensemble_servable(teachers, tiny_dataset, 10, top_n=20, tau=10.0),
+        student_key(8): saved_model_servable(export_model(student, tiny_dataset, str(tmp_path)), tiny_dataset, 10),
+    }
     result = measure_latency(servables, tiny_dataset, requests=6, warmup=2, batch_sizes=(1, 8))
     models = result["models"]
     assert list(models) == ["teacher:AE", "ensemble", "student:d8"] and result["batch_sizes"] == [1, 8]
@@ -116,9 +125,29 @@ def test_latency_command_times_every_model_as_deployed(tiny_dataset, tmp_path):
     trained = Student(tiny_dataset.n_users, tiny_dataset.n_items, dim=6, seed=9)
     save_student(trained, tmp_path / "student")
     out, exports = tmp_path / "l.json", tmp_path / "exports"
-    result = run_cli(["latency", "--data", "synthetic", "--profile", "tiny", "--requests", "3", "--batch-sizes", "1,4",
-                      "--student-dims", "4,12", "--student", str(tmp_path / "student"), "--seed", "5",
-                      "--export-dir", str(exports), "--out", str(out)])
+    result = run_cli(
+        [
+            "latency",
+            "--data",
+            "synthetic",
+            "--profile",
+            "tiny",
+            "--requests",
+            "3",
+            "--batch-sizes",
+            "1,4",
+            "--student-dims",
+            "4,12",
+            "--student",
+            str(tmp_path / "student"),
+            "--seed",
+            "5",
+            "--export-dir",
+            str(exports),
+            "--out",
+            str(out),
+        ]
+    )
     assert result.code == 0, result.stderr[-3000:]
     assert "latency: batch 4: 3/3 requests timed" in result.stderr
     saved = json.loads(out.read_text())
@@ -136,30 +165,41 @@ def test_latency_command_times_every_model_as_deployed(tiny_dataset, tmp_path):
         else:
             assert model["served_as"] == "scoring" and "savedmodel" not in model
             assert model["params"] == count_params(teacher)
-    for key, dim, student in [("student:d4", 4, Student(tiny_dataset.n_users, tiny_dataset.n_items, 4, seed=5)),
-                              ("student:d6", 6, trained)]:
-        assert models[key]["params"] == users_and_items * dim and models[key]["savedmodel"] == f"{key.replace(':', '-')}/1"
+    for key, dim, student in [
+        ("student:d4", 4, Student(tiny_dataset.n_users, tiny_dataset.n_items, 4, seed=5)),
+        ("student:d6", 6, trained),
+    ]:
+        assert (
+            models[key]["params"] == users_and_items * dim and models[key]["savedmodel"] == f"{key.replace(':', '-')}/1"
+        )
         assert_answers_like_score_all(exports / models[key]["savedmodel"], student, tiny_dataset, [1, 200], k=10)
     assert models["student:d6"]["weights"] == str(tmp_path / "student")
-    assert models["student:d12"]["weights"] == models["ensemble"]["weights"] == \
-        "initialised (latency does not depend on weight values)"
+    assert (
+        models["student:d12"]["weights"]
+        == models["ensemble"]["weights"]
+        == "initialised (latency does not depend on weight values)"
+    )
     for model in models.values():
         assert_sane_latency(model, (1, 4))
         assert model["variable_bytes"] == 4 * model["params"]
     assert [line.split()[0] for line in result.stdout.splitlines()[3:]] == list(models)
 
 
-@pytest.mark.parametrize("option, value, message", [
-    ("--batch-sizes", "x", "--batch-sizes: 'x' is not a comma-separated list of batch sizes"),
-    ("--student-dims", "8,0", "--student-dims: '8,0' must list positive dimensions"),
-    ("--export-dir", "FULL", "exists and is not an empty directory"),
-])
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--batch-sizes", "x", "--batch-sizes: 'x' is not a comma-separated list of batch sizes"),
+        ("--student-dims", "8,0", "--student-dims: '8,0' must list positive dimensions"),
+        ("--export-dir", "FULL", "exists and is not an empty directory"),
+    ],
+)
 def test_latency_command_rejects_bad_options_writing_nothing(option, value, message, tmp_path):
     full = tmp_path / "full"
     full.mkdir()
     (full / "keep.txt").write_text("mine")
     value = str(full) if value == "FULL" else value
-    result = run_cli(["latency", "--data", "synthetic", "--profile", "tiny", option, value,
-                      "--out", str(tmp_path / "bad.json")])
+    result = run_cli(
+        ["latency", "--data", "synthetic", "--profile", "tiny", option, value, "--out", str(tmp_path / "bad.json")]
+    )
     assert result.code == 2 and message in result.stderr
     assert not (tmp_path / "bad.json").exists() and [p.name for p in full.iterdir()] == ["keep.txt"]

@@ -16,8 +16,10 @@ from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.util.locking import LOCK_FILE, exclusive_dir
 
 REPO = Path(__file__).resolve().parents[1]
-HOLD = ("import sys, time; from hetcomp_tf.util.locking import exclusive_dir\n"
-        "with exclusive_dir(sys.argv[1]):\n    print('held', flush=True); time.sleep(120)")
+HOLD = (
+    "import sys, time; from hetcomp_tf.util.locking import exclusive_dir\n"
+    "with exclusive_dir(sys.argv[1]):\n    print('held', flush=True); time.sleep(120)"
+)
 
 
 def test_a_held_directory_refuses_a_second_holder_until_released(tmp_path):
@@ -48,10 +50,21 @@ def test_a_killed_holder_releases_the_lock(tmp_path):
 def test_two_runs_on_one_out_the_second_fails_in_one_line(tmp_path):
     """Both are real `hetcomp run` processes; the first is stopped once the second has exited."""
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "hetcomp_tf.cli", "run", "--data", "synthetic", "--profile", "tiny",
-               "--out", str(out)]
-    first = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
+    command = [
+        sys.executable,
+        "-m",
+        "hetcomp_tf.cli",
+        "run",
+        "--data",
+        "synthetic",
+        "--profile",
+        "tiny",
+        "--out",
+        str(out),
+    ]
+    first = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 30
         while not ((out / LOCK_FILE).is_file() and (out / LOCK_FILE).read_text().strip()):
@@ -65,7 +78,9 @@ def test_two_runs_on_one_out_the_second_fails_in_one_line(tmp_path):
         first.wait()
     lines = second.stderr.strip().splitlines()
     assert second.returncode == 2 and len(lines) == 1, second.stderr
-    assert lines[0] == (f"hetcomp: error: {out} is in use by another `hetcomp run` (pid {first.pid}); wait for it "
-                        "to finish or choose another --out")
+    assert lines[0] == (
+        f"hetcomp: error: {out} is in use by another `hetcomp run` (pid {first.pid}); wait for it "
+        "to finish or choose another --out"
+    )
     assert seconds < 10, f"{seconds:.1f}s to the error"
     assert not (out / "serving").exists()

@@ -7,8 +7,14 @@ import pytest
 import tensorflow as tf
 import tensorflow_ranking as tfr
 
-from hetcomp_tf.distill.losses.hetcomp import (FineGrainedLoss, OverallLoss, RRDLoss, Targets, compact_list,
-                                               rest_and_list_scores)
+from hetcomp_tf.distill.losses.hetcomp import (
+    FineGrainedLoss,
+    OverallLoss,
+    RRDLoss,
+    Targets,
+    compact_list,
+    rest_and_list_scores,
+)
 from hetcomp_tf.distill.losses.labels import ids_to_mask, ranking_labels
 from hetcomp_tf.distill.losses.listwise import PlackettLuceLoss, SetwiseLoss, reverse_cumulative_logsumexp
 from hetcomp_tf.errors import HetCompError
@@ -24,7 +30,7 @@ def pl_with_rest(s: np.ndarray, perm, rest) -> float:
     rest_mass = np.exp(s[list(rest)]).sum()
     total = 0.0
     for k in range(len(perm)):
-        denominator = sum(np.exp(s[perm[l]]) for l in range(k, len(perm))) + rest_mass
+        denominator = sum(np.exp(s[perm[m]]) for m in range(k, len(perm))) + rest_mass
         total -= s[perm[k]] - np.log(denominator)
     return total
 
@@ -87,8 +93,7 @@ def test_ranking_labels_mark_permutation_rest_and_ignored_items():
     rest = np.array([[1, 1, 1, 0, 1, 0], [0, 1, 0, 0, 0, 1]], bool)
     labels = ranking_labels(perm, 6, rest).numpy()
     np.testing.assert_array_equal(labels, [[0, 2, 0, -1, 3, -1], [3, 0, 2, 1, -1, 0]])
-    np.testing.assert_array_equal(ids_to_mask(perm, 6).numpy(),
-                                  [[0, 1, 0, 0, 1, 0], [1, 0, 1, 1, 0, 0]])
+    np.testing.assert_array_equal(ids_to_mask(perm, 6).numpy(), [[0, 1, 0, 0, 1, 0], [1, 0, 1, 1, 0, 0]])
 
 
 def test_losses_equal_numpy_reference_with_short_observed_lists():
@@ -98,9 +103,11 @@ def test_losses_equal_numpy_reference_with_short_observed_lists():
     scores, train, unobserved, observed = random_targets(rng, len(train_sizes), n_items, k, train_sizes, 45.0)
     expected = reference_losses(scores, unobserved, observed, train)
     targets = as_targets(train, unobserved, observed)
-    got = {"overall": OverallLoss(reduction=NONE)(targets, scores),
-           "fine": FineGrainedLoss(k, reduction=NONE)(targets, scores),
-           "rrd": RRDLoss(k, reduction=NONE)(targets, scores)}
+    got = {
+        "overall": OverallLoss(reduction=NONE)(targets, scores),
+        "fine": FineGrainedLoss(k, reduction=NONE)(targets, scores),
+        "rrd": RRDLoss(k, reduction=NONE)(targets, scores),
+    }
     for name, values in got.items():
         np.testing.assert_allclose(values.numpy(), expected[name], rtol=1e-5, err_msg=name)
     # default reduction: sum over positions per user, mean over the users of the batch
@@ -116,8 +123,7 @@ def test_padded_permutation_is_masked_not_filled_with_rest_items():
     rest = np.ones((1, 50), bool)
     rest[0, :3] = False
     short = PlackettLuceLoss(3, reduction=NONE)(ranking_labels([[2, 0, 1]], 50, rest), scores)
-    padded = PlackettLuceLoss(6, reduction=NONE)(ranking_labels([[2, 0, 1, -1, -1, -1]], 50, rest),
-                                                        scores)
+    padded = PlackettLuceLoss(6, reduction=NONE)(ranking_labels([[2, 0, 1, -1, -1, -1]], 50, rest), scores)
     expected = pl_with_rest(scores[0].astype(np.float64), [2, 0, 1], range(3, 50))
     np.testing.assert_allclose(np.ravel(short), [expected], rtol=1e-6)
     np.testing.assert_allclose(np.ravel(padded), [expected], rtol=1e-6)
@@ -136,11 +142,14 @@ def test_plackett_luce_equals_tf_ranking_listmle_on_full_lists(seed):
     tf.random.set_seed(seed)
     listmle = tfr.keras.losses.ListMLELoss(
         reduction=NONE,
-        lambda_weight=tfr.keras.losses.ListMLELambdaWeight(rank_discount_fn=lambda r: tf.cast(r <= length, tf.float32)))
+        lambda_weight=tfr.keras.losses.ListMLELambdaWeight(rank_discount_fn=lambda r: tf.cast(r <= length, tf.float32)),
+    )
     ours = np.ravel(PlackettLuceLoss(length, reduction=NONE)(labels, scores))
     np.testing.assert_allclose(ours, np.ravel(listmle(labels, scores).numpy()), rtol=1e-5)
-    expected = [pl_with_rest(s.astype(np.float64), p, np.flatnonzero(r & ~np.isin(np.arange(n_items), p)))
-                for s, p, r in zip(scores, perm, rest)]
+    expected = [
+        pl_with_rest(s.astype(np.float64), p, np.flatnonzero(r & ~np.isin(np.arange(n_items), p)))
+        for s, p, r in zip(scores, perm, rest)
+    ]
     np.testing.assert_allclose(ours, expected, rtol=1e-5)
 
 
@@ -159,9 +168,11 @@ def test_float32_is_stable_at_citeulike_size(case):
     expected = reference_losses(scores, unobserved, observed, train)
     targets = as_targets(train, unobserved, observed)
     variable = tf.Variable(scores)
-    for name, loss in [("overall", OverallLoss(reduction=NONE)),
-                       ("fine", FineGrainedLoss(k, reduction=NONE)),
-                       ("rrd", RRDLoss(k, reduction=NONE))]:
+    for name, loss in [
+        ("overall", OverallLoss(reduction=NONE)),
+        ("fine", FineGrainedLoss(k, reduction=NONE)),
+        ("rrd", RRDLoss(k, reduction=NONE)),
+    ]:
         with tf.GradientTape() as tape:
             values = loss(targets, variable)
             total = tf.reduce_sum(values)
@@ -177,8 +188,7 @@ def test_observed_items_outside_p_get_no_gradient_and_unobserved_lists_ignore_tr
     targets = as_targets(train, unobserved, observed)
     in_p = ids_to_mask(observed, n_items).numpy()
     variable = tf.Variable(scores)
-    for loss, free in [(OverallLoss(), train & ~in_p), (FineGrainedLoss(k), train & ~in_p),
-                       (RRDLoss(k), train)]:
+    for loss, free in [(OverallLoss(), train & ~in_p), (FineGrainedLoss(k), train & ~in_p), (RRDLoss(k), train)]:
         with tf.GradientTape() as tape:
             value = loss(targets, variable)
         grad = tape.gradient(value, variable).numpy()
@@ -192,8 +202,11 @@ def test_losses_run_inside_tf_function_and_round_trip_config():
     scores, train, unobserved, observed = random_targets(rng, 3, n_items, k, [5, 9, 0])
     fine = FineGrainedLoss(k)
     step = tf.function(lambda t, s: fine(t, s))
-    np.testing.assert_allclose(step(as_targets(train, unobserved, observed), scores).numpy(),
-                               fine(as_targets(train, unobserved, observed), scores).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        step(as_targets(train, unobserved, observed), scores).numpy(),
+        fine(as_targets(train, unobserved, observed), scores).numpy(),
+        rtol=1e-6,
+    )
     pl = PlackettLuceLoss(7, name="pl")
     clone = PlackettLuceLoss.from_config(pl.get_config())
     assert clone.get_config() == pl.get_config()
@@ -252,8 +265,10 @@ def test_compact_lists_give_the_gradients_of_the_full_item_lists():
 
     def full_fine(s):
         half, tenth = unobserved[:, : k // 2], unobserved[:, : k // 10]
-        return full_pl(k // 10, observed, rest(half), s) + (full_pl(k // 2, half, rest(half), s)
-                                                            + full_pl(k // 10, tenth, rest(tenth), s)) / 2
+        return (
+            full_pl(k // 10, observed, rest(half), s)
+            + (full_pl(k // 2, half, rest(half), s) + full_pl(k // 10, tenth, rest(tenth), s)) / 2
+        )
 
     def full_overall(s):
         positives = np.concatenate([observed, unobserved], 1)
@@ -264,10 +279,13 @@ def test_compact_lists_give_the_gradients_of_the_full_item_lists():
         return full_pl(k, unobserved, rest(unobserved), s)
 
     variable = tf.Variable(scores)
-    for loss, full in [(FineGrainedLoss(k, reduction=NONE), full_fine),
-                       (OverallLoss(reduction=NONE), full_overall), (RRDLoss(k, reduction=NONE), full_rrd)]:
+    for loss, full in [
+        (FineGrainedLoss(k, reduction=NONE), full_fine),
+        (OverallLoss(reduction=NONE), full_overall),
+        (RRDLoss(k, reduction=NONE), full_rrd),
+    ]:
         gradients = []
-        for fn in (lambda s: loss(targets, s), full):
+        for fn in (lambda s: loss(targets, s), full):  # noqa: B023 (called in this iteration)
             with tf.GradientTape() as tape:
                 total = tf.reduce_sum(fn(variable))
             gradients.append(tape.gradient(total, variable).numpy())
@@ -292,8 +310,12 @@ def test_reverse_cumulative_logsumexp_equals_numpy_with_ties_and_absent_entries(
     w = rng.uniform(0.0, 2.0, size=(6, width))
     with np.errstate(divide="ignore", invalid="ignore"):  # row 5's absent suffixes, replaced below
         expected = np.array([[np.log(np.sum(np.exp(row[k:]))) for k in range(width)] for row in x])
-        expected_grad = np.array([[sum(wr[k] * np.exp(row[l] - expected[r][k]) for k in range(l + 1))
-                                   for l in range(width)] for r, (row, wr) in enumerate(zip(x, w))])
+        expected_grad = np.array(
+            [
+                [sum(wr[k] * np.exp(row[m] - expected[r][k]) for k in range(m + 1)) for m in range(width)]
+                for r, (row, wr) in enumerate(zip(x, w))
+            ]
+        )
     if spread == 40.0:  # (the pairwise path would say ≈ −1e4 + log(length), with a gradient)
         expected[5, tail], expected_grad[5, tail] = -1e4, 0.0
     variable = tf.Variable(x.astype(np.float32))
@@ -305,8 +327,9 @@ def test_reverse_cumulative_logsumexp_equals_numpy_with_ties_and_absent_entries(
         return out, tape.gradient(total, variable)
 
     if compiled:
-        value_and_gradient = tf.function(value_and_gradient, jit_compile=True,
-                                         input_signature=[tf.TensorSpec([None], tf.int32)])
+        value_and_gradient = tf.function(
+            value_and_gradient, jit_compile=True, input_signature=[tf.TensorSpec([None], tf.int32)]
+        )
     out, gradient = value_and_gradient(tf.range(6))
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(tf.convert_to_tensor(gradient).numpy(), expected_grad, rtol=1e-4, atol=1e-4)

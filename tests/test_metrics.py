@@ -89,8 +89,14 @@ def test_evaluate_matches_reference_and_skips_empty_users(split):
     # empty the truth of users 0..4 so evaluate must skip them
     keep = empty.row_ids() >= 5
     emptied = CSR.from_pairs(empty.row_ids()[keep], empty.indices[keep], data.n_users)
-    data = Dataset(data.name, data.user_vocab, data.item_vocab, data.train,
-                   emptied if split == "valid" else data.valid, emptied if split == "test" else data.test)
+    data = Dataset(
+        data.name,
+        data.user_vocab,
+        data.item_vocab,
+        data.train,
+        emptied if split == "valid" else data.valid,
+        emptied if split == "test" else data.test,
+    )
     scores = rng.normal(size=(data.n_users, data.n_items)).astype(np.float32)
     calls = []
 

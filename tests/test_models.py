@@ -63,6 +63,7 @@ def fixed_batch(model, epoch=0):
 
 # --- contract --------------------------------------------------------------------------------------------
 
+
 def test_an_unknown_teacher_is_rejected(tiny_dataset):  # MODELS == TEACHER_NAMES: asserted by models/__init__.py
     with pytest.raises(HetCompError, match="unknown teacher 'XX'"):
         build_teacher("XX", tiny_dataset, TeacherConfig())
@@ -89,8 +90,10 @@ def test_train_batches_are_deterministic_per_seed_and_epoch(tiny_dataset, name):
     def flat(model, epoch):
         return [{k: v.numpy() for k, v in batch.items()} for batch in model.train_batches(epoch)]
 
-    a, b = flat(build_teacher(name, tiny_dataset, TINY[name], seed=3), 2), flat(
-        build_teacher(name, tiny_dataset, TINY[name], seed=3), 2)
+    a, b = (
+        flat(build_teacher(name, tiny_dataset, TINY[name], seed=3), 2),
+        flat(build_teacher(name, tiny_dataset, TINY[name], seed=3), 2),
+    )
     assert len(a) == len(b) and all(np.array_equal(x[k], y[k]) for x, y in zip(a, b) for k in x)
     other_epoch = flat(build_teacher(name, tiny_dataset, TINY[name], seed=3), 4)
     first = "ids" if "ids" in a[0] else "user"
@@ -113,6 +116,7 @@ def test_pairwise_batches_cover_train_once_with_unobserved_negatives(tiny_datase
 
 # --- learning ----------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def random_recall(tiny_dataset):
     def random_scores(user_ids):
@@ -133,6 +137,7 @@ def test_teacher_learns_on_synthetic_data(tiny_dataset, random_recall, name):
 
 
 # --- model-specific references -------------------------------------------------------------------------------
+
 
 def test_mf_scores_and_bpr_loss_match_numpy(tiny_dataset):
     model = build_teacher("MF", tiny_dataset, small_cfg("MF", n_negatives=2, l2=0.01))

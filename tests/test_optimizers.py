@@ -36,8 +36,9 @@ def test_lazy_adam_matches_the_reference_and_leaves_other_rows_alone():
         ids = rng.integers(0, 20, size=12)  # duplicates on purpose; rows 20..49 never appear
         grads = rng.normal(size=(12, 4)).astype(np.float32)
         batches.append((ids, grads))
-        optimizer.apply_gradients([(tf.IndexedSlices(tf.constant(grads), tf.constant(ids), tf.constant([50, 4])),
-                                    table)])
+        optimizer.apply_gradients(
+            [(tf.IndexedSlices(tf.constant(grads), tf.constant(ids), tf.constant([50, 4])), table)]
+        )
     want = reference_lazy_adam(start, batches, 0.01)
     # float32 arithmetic over 6 steps against float64: relative error of a few ulps of the weights' size
     np.testing.assert_allclose(table.numpy(), want, rtol=1e-5, atol=1e-6)

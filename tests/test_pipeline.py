@@ -39,9 +39,18 @@ from pipeline.pipeline import BASELINE_RESOLVER, create_components, create_pipel
 from tests.helpers import anomalies_artifact, run_cli, wait_for_line
 
 METRIC_NAMES = {f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")}
-NODES = {"InteractionExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "KnowledgeBuilder",
-         "StudentTrainer", "RankingEvaluator", "Pusher", BASELINE_RESOLVER,
-         *(f"TeacherTrainer.{t}" for t in TEACHER_NAMES)}
+NODES = {
+    "InteractionExampleGen",
+    "StatisticsGen",
+    "SchemaGen",
+    "ExampleValidator",
+    "KnowledgeBuilder",
+    "StudentTrainer",
+    "RankingEvaluator",
+    "Pusher",
+    BASELINE_RESOLVER,
+    *(f"TeacherTrainer.{t}" for t in TEACHER_NAMES),
+}
 UPSTREAM = NODES - {BASELINE_RESOLVER, "RankingEvaluator", "Pusher"}  # what a comparison with the served model reuses
 
 
@@ -124,7 +133,7 @@ def test_the_printed_next_steps_serve_the_model_and_answer_a_real_user(runs, tmp
     """`serve` and `query` exactly as printed (on a free port instead of 8500, which may be taken here)."""
     first = runs.first
     steps = first.report["next_steps"]
-    assert [line.strip() for line in first.stdout.splitlines()[-len(steps):]] == steps
+    assert [line.strip() for line in first.stdout.splitlines()[-len(steps) :]] == steps
     serve, query, tensorboard = steps
     assert serve.split()[1:] == ["serve", "--model", str(runs.out / "serving"), "--port", "8500"]
     assert tensorboard.split()[1] == "--logdir_spec"
@@ -132,12 +141,14 @@ def test_the_printed_next_steps_serve_the_model_and_answer_a_real_user(runs, tmp
     data = storage.read_dataset(first.nodes["InteractionExampleGen"].uri(keys.DATASET_KEY))
     assert user in data.user_vocab
     port = str(portpicker.pick_unused_port())
-    server = subprocess.Popen(shlex.split(serve)[:-1] + [port], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                              text=True)
+    server = subprocess.Popen(
+        shlex.split(serve)[:-1] + [port], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
     try:
         wait_for_line(server, "serving ", 120)
-        answer = subprocess.run(shlex.split(query.replace(":8500", f":{port}")), capture_output=True, text=True,
-                                timeout=120)
+        answer = subprocess.run(
+            shlex.split(query.replace(":8500", f":{port}")), capture_output=True, text=True, timeout=120
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -153,16 +164,21 @@ def test_examples_are_the_dataset_and_statistics_saw_them(runs):
     nodes = runs.first.nodes
     data = storage.read_dataset(nodes["InteractionExampleGen"].uri(keys.DATASET_KEY))
     examples_uri = nodes["InteractionExampleGen"].uri(keys.EXAMPLES_KEY)
-    spec = {"user": tf.io.FixedLenFeature([], tf.int64), "item": tf.io.FixedLenFeature([], tf.int64),
-            "user_id": tf.io.FixedLenFeature([], tf.string), "item_id": tf.io.FixedLenFeature([], tf.string)}
+    spec = {
+        "user": tf.io.FixedLenFeature([], tf.int64),
+        "item": tf.io.FixedLenFeature([], tf.int64),
+        "user_id": tf.io.FixedLenFeature([], tf.string),
+        "item_id": tf.io.FixedLenFeature([], tf.string),
+    }
     statistics_uri = nodes["StatisticsGen"].uri("statistics")
     for split in SPLITS:
         path = os.path.join(examples_uri, f"Split-{split}", EXAMPLES_FILE)
         serialized = tf.concat(list(tf.data.TFRecordDataset(path, "GZIP").batch(1 << 16)), axis=0)
         records = {key: value.numpy() for key, value in tf.io.parse_example(serialized, spec).items()}
         csr = data.split(split)
-        assert sorted(zip(records["user"].tolist(), records["item"].tolist())) == \
-            sorted(zip(csr.row_ids().tolist(), csr.indices.tolist())), split
+        assert sorted(zip(records["user"].tolist(), records["item"].tolist())) == sorted(
+            zip(csr.row_ids().tolist(), csr.indices.tolist())
+        ), split
         np.testing.assert_array_equal(records["user_id"].astype(str), data.user_vocab[records["user"]])
         np.testing.assert_array_equal(records["item_id"].astype(str), data.item_vocab[records["item"]])
         split_stats = stats_util.load_stats_binary(os.path.join(statistics_uri, f"Split-{split}", "FeatureStats.pb"))
@@ -174,8 +190,9 @@ def test_every_component_reports_progress_and_the_rerun_is_served_from_the_cache
     first, second = runs.first, runs.second
     assert set(first.nodes) == NODES == set(second.nodes)
     assert all(run.state == "complete" for run in first.nodes.values())
-    assert {n for n, r in second.nodes.items() if r.state == "cached"} == UPSTREAM, \
-        {n: r.state for n, r in second.nodes.items()}
+    assert {n for n, r in second.nodes.items() if r.state == "cached"} == UPSTREAM, {
+        n: r.state for n, r in second.nodes.items()
+    }
     assert not first.report["all_cached"] and not second.report["all_cached"]
     for node in UPSTREAM:
         assert f"component {node} started" in first.stderr
@@ -226,8 +243,11 @@ def test_a_candidate_worse_than_the_served_model_is_not_pushed(runs):
     # the value threshold (share 0 of the ensemble) passes; the comparison with the served student fails it
     assert verdict["min_share_of_ensemble"] == 0.0 and verdict["student"] > 0.0
     change = verdict["baseline"]
-    assert change["model"] == first.nodes["StudentTrainer"].uri(keys.MODEL_KEY) \
+    assert (
+        change["model"]
+        == first.nodes["StudentTrainer"].uri(keys.MODEL_KEY)
         != worse.nodes["StudentTrainer"].uri(keys.MODEL_KEY)
+    )
     assert change["baseline"] == pytest.approx(served_valid, abs=1e-6) and change["candidate"] == candidate_valid
     assert change["ratio"] == pytest.approx((candidate_valid - served_valid) / served_valid)
     assert change["ratio"] < change["relative"] == -0.05 and not change["passed"]
@@ -241,10 +261,13 @@ def test_a_candidate_worse_than_the_served_model_is_not_pushed(runs):
     assert "FAILED" in worse.stdout and "NOT blessed" in worse.stdout
 
 
-@pytest.mark.parametrize("name, content, expected", [
-    ("empty.csv", "", "is empty"),
-    ("broken.dat", "2 10 11\n3 5 6\n", "line 2"),
-])
+@pytest.mark.parametrize(
+    "name, content, expected",
+    [
+        ("empty.csv", "", "is empty"),
+        ("broken.dat", "2 10 11\n3 5 6\n", "line 2"),
+    ],
+)
 def test_bad_data_fails_at_ingestion_and_pushes_nothing(tmp_path, name, content, expected):
     data = tmp_path / name
     data.write_text(content)
@@ -271,8 +294,9 @@ def test_a_changed_data_file_is_not_served_from_the_cache(tmp_path):
 
 
 def test_example_validator_anomalies_stop_training(tmp_path):
-    clean = anomalies_artifact(tmp_path / "clean", {"train": anomalies_pb2.Anomalies(),
-                                                     "valid": anomalies_pb2.Anomalies()})
+    clean = anomalies_artifact(
+        tmp_path / "clean", {"train": anomalies_pb2.Anomalies(), "valid": anomalies_pb2.Anomalies()}
+    )
     require_valid_examples([clean])
     bad = anomalies_pb2.Anomalies()
     bad.anomaly_info["item"].short_description = "Out-of-range values"
@@ -302,12 +326,23 @@ def test_the_report_says_how_each_teacher_ended_and_its_table_names_a_capped_one
     trainer = SimpleNamespace(uri={keys.TRAJECTORY_KEY: str(tmp_path / "MF")}.get)
     assert teacher_ending(trainer) == {"epochs": 6, "ended_by": "epoch cap", "converged": False}
     metrics = {"test": {name: 0.1 for name in METRIC_NAMES}}
-    report = {"methods": {name: metrics for name in ("teacher:MF", "teacher:GNN", "ensemble", "student:hetcomp")},
-              "teachers": {"MF": teacher_ending(trainer),
-                           "GNN": {"epochs": 3, "ended_by": "early stop", "converged": True}},
-              "blessing": {"metric": "recall@50", "student": 0.1, "required": 0.05, "min_share_of_ensemble": 0.5,
-                           "ensemble": 0.1, "baseline": None},
-              "blessed": True, "pushed_model": "serving/1", "warm_start": {}, "components": {}, "next_steps": []}
+    report = {
+        "methods": {name: metrics for name in ("teacher:MF", "teacher:GNN", "ensemble", "student:hetcomp")},
+        "teachers": {"MF": teacher_ending(trainer), "GNN": {"epochs": 3, "ended_by": "early stop", "converged": True}},
+        "blessing": {
+            "metric": "recall@50",
+            "student": 0.1,
+            "required": 0.05,
+            "min_share_of_ensemble": 0.5,
+            "ensemble": 0.1,
+            "baseline": None,
+        },
+        "blessed": True,
+        "pushed_model": "serving/1",
+        "warm_start": {},
+        "components": {},
+        "next_steps": [],
+    }
     print_summary(report)
     rows = [line.split("  ")[0].strip() for line in capsys.readouterr().out.splitlines()[2:6]]
     assert rows == ["teacher:MF (capped at 6 epochs)", "teacher:GNN", "ensemble", "student:hetcomp"]
@@ -329,8 +364,13 @@ def test_configs_survive_json_execution_properties():
 def test_split_protocol_and_beam_options_reach_the_ingestion(tmp_path):
     from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
-    config = PipelineConfig(out_dir=str(tmp_path), data="synthetic", profile="tiny", split_protocol="per_user",
-                            beam_pipeline_args=("--runner=FlinkRunner", "--direct_num_workers=2"))
+    config = PipelineConfig(
+        out_dir=str(tmp_path),
+        data="synthetic",
+        profile="tiny",
+        split_protocol="per_user",
+        beam_pipeline_args=("--runner=FlinkRunner", "--direct_num_workers=2"),
+    )
     assert config.data_config() == dataclasses.replace(get_profile("tiny").data, split_protocol="per_user")
     options = PipelineOptions(create_pipeline(config).beam_pipeline_args)
     assert options.view_as(StandardOptions).runner == "FlinkRunner"

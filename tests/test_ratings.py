@@ -71,8 +71,22 @@ def test_teachers_binarise_the_ratings(ratings, expected, tmp_path):
 
 
 def test_benchmark_binarises_the_ratings_for_its_teachers(ratings, expected, tmp_path):
-    result = run_cli(["benchmark", "--data", str(ratings), *BINARISED, "--seeds", "1", "--methods", "hetcomp",
-                      "--student-dims", "8", "--out", str(tmp_path)])
+    result = run_cli(
+        [
+            "benchmark",
+            "--data",
+            str(ratings),
+            *BINARISED,
+            "--seeds",
+            "1",
+            "--methods",
+            "hetcomp",
+            "--student-dims",
+            "8",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert result.code == 0, result.stderr
     assert_same_split(Dataset.load(tmp_path / "dataset.npz"), expected)
     results = json.loads((tmp_path / "results.json").read_text())
@@ -82,8 +96,9 @@ def test_benchmark_binarises_the_ratings_for_its_teachers(ratings, expected, tmp
 
 @pytest.mark.slow
 def test_the_pipeline_ingests_binarised_ratings(ratings, expected, tmp_path):
-    result = run_cli(["run", "--data", str(ratings), *BINARISED, "--teachers", "MF,ML", "--set", "epochs=10",
-                      "--out", str(tmp_path)])
+    result = run_cli(
+        ["run", "--data", str(ratings), *BINARISED, "--teachers", "MF,ML", "--set", "epochs=10", "--out", str(tmp_path)]
+    )
     assert result.code == 0, result.stderr[-3000:]
     nodes = latest_run(str(tmp_path / "metadata.sqlite"))
     assert_same_split(storage.read_dataset(nodes["InteractionExampleGen"].uri("dataset")), expected)

@@ -31,13 +31,18 @@ N_USERS, N_ITEMS, HEAVY_TRAIN = 40, 60, 45  # user 0 has HEAVY_TRAIN train items
 def random_dataset(seed: int = 0) -> Dataset:
     """Random train rows (user 0 heavy), original ids that differ from the internal indices."""
     rng = np.random.default_rng(seed)
-    rows = [rng.choice(N_ITEMS, HEAVY_TRAIN if u == 0 else rng.integers(1, 12), replace=False)
-            for u in range(N_USERS)]
+    rows = [rng.choice(N_ITEMS, HEAVY_TRAIN if u == 0 else rng.integers(1, 12), replace=False) for u in range(N_USERS)]
     users = np.repeat(np.arange(N_USERS), [len(r) for r in rows])
     train = CSR.from_pairs(users, np.concatenate(rows), N_USERS)
     empty = CSR.from_pairs(np.zeros(0, np.int64), np.zeros(0, np.int64), N_USERS)
-    return Dataset("random", np.array([f"u{900 + u}" for u in range(N_USERS)]),
-                   np.array([f"item-{7 * i + 3}" for i in range(N_ITEMS)]), train, empty, empty)
+    return Dataset(
+        "random",
+        np.array([f"u{900 + u}" for u in range(N_USERS)]),
+        np.array([f"item-{7 * i + 3}" for i in range(N_ITEMS)]),
+        train,
+        empty,
+        empty,
+    )
 
 
 def random_student(data: Dataset, seed: int = 0) -> Student:
@@ -79,8 +84,7 @@ def exported(tmp_path_factory):
     student = random_student(data, seed=3)
     base = tmp_path_factory.mktemp("export")
     plain = tf.saved_model.load(export_model(student, data, str(base / "plain" / "1")))
-    fallback = tf.saved_model.load(export_model(student, data, str(base / "fallback" / "1"),
-                                                popularity_fallback=True))
+    fallback = tf.saved_model.load(export_model(student, data, str(base / "fallback" / "1"), popularity_fallback=True))
     return {"data": data, "student": student, "plain": plain, "fallback": fallback, "dir": base / "plain" / "1"}
 
 
@@ -143,8 +147,9 @@ def test_score_items_matches_the_students_score_all(exported):
     data, student = exported["data"], exported["student"]
     users = np.array([4, 0, 31])
     items = np.random.default_rng(1).integers(0, N_ITEMS, size=(3, 9))
-    out = exported["plain"].signatures["score_items"](user_id=tf.constant(data.user_vocab[users]),
-                                                       item_id=tf.constant(data.item_vocab[items]))
+    out = exported["plain"].signatures["score_items"](
+        user_id=tf.constant(data.user_vocab[users]), item_id=tf.constant(data.item_vocab[items])
+    )
     expected = np.take_along_axis(student.score_all(users).numpy(), items, axis=1)
     np.testing.assert_allclose(out["scores"].numpy(), expected, rtol=1e-5, atol=1e-6)
 
@@ -152,7 +157,9 @@ def test_score_items_matches_the_students_score_all(exported):
 def test_score_items_rejects_unknown_items_and_ragged_batches(exported):
     data, score_items = exported["data"], exported["plain"].signatures["score_items"]
     with pytest.raises(tf.errors.InvalidArgumentError, match="unknown item_id: no-such-item"):
-        score_items(user_id=tf.constant(data.user_vocab[:1]), item_id=tf.constant([[data.item_vocab[0], "no-such-item"]]))
+        score_items(
+            user_id=tf.constant(data.user_vocab[:1]), item_id=tf.constant([[data.item_vocab[0], "no-such-item"]])
+        )
     with pytest.raises(tf.errors.InvalidArgumentError, match="item_id has 1 rows for 2 user_id values"):
         score_items(user_id=tf.constant(data.user_vocab[:2]), item_id=tf.constant([data.item_vocab[:2]]))
 

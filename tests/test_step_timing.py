@@ -25,8 +25,24 @@ def test_random_knowledge_holds_distinct_unobserved_items(tiny_dataset):
 
 def test_steptime_command_times_each_loss_and_the_dense_pass(tmp_path, capsys, tiny_dataset):
     out = tmp_path / "steptime.json"
-    assert main(["steptime", "--data", "synthetic", "--profile", "tiny", "--methods", "ensemble_kd,wo_kd",
-                 "--epochs", "1", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "steptime",
+                "--data",
+                "synthetic",
+                "--profile",
+                "tiny",
+                "--methods",
+                "ensemble_kd,wo_kd",
+                "--epochs",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     assert result["steps_per_epoch"] == -(-tiny_dataset.train.nnz // TINY.distill.batch_size)  # interaction batches
     assert 1 <= result["users_per_step"] <= tiny_dataset.n_users

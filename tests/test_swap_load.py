@@ -12,8 +12,22 @@ POLL = 0.3
 
 def test_a_small_swap_load_fails_no_request_and_follows_the_good_versions(tmp_path, capsys):
     out = tmp_path / "swap.json"
-    code = swap_load.main(["--out", str(out), "--threads", "4", "--rate", "40", "--poll-seconds", str(POLL),
-                           "--phase-seconds", "1", "--max-requests", "2000"])
+    code = swap_load.main(
+        [
+            "--out",
+            str(out),
+            "--threads",
+            "4",
+            "--rate",
+            "40",
+            "--poll-seconds",
+            str(POLL),
+            "--phase-seconds",
+            "1",
+            "--max-requests",
+            "2000",
+        ]
+    )
     record = json.loads(out.read_text())
     table = capsys.readouterr().out
     assert code == 0 and record["ok"] and table.rstrip().endswith("ok: True")

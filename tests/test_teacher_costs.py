@@ -48,8 +48,9 @@ def test_the_drivers_scale_as_stated():
         assert 10 < ratio <= 16, name
     for name in ("MF", "ML", "AE"):
         cfg = TINY.teachers[name]
-        assert TEACHER_WORK[name].evaluate(cfg, _grown(SHAPE, users=3, items=5), 3 * SHAPE.users) == \
-            pytest.approx(15 * TEACHER_WORK[name].evaluate(cfg, SHAPE, SHAPE.users)), name
+        assert TEACHER_WORK[name].evaluate(cfg, _grown(SHAPE, users=3, items=5), 3 * SHAPE.users) == pytest.approx(
+            15 * TEACHER_WORK[name].evaluate(cfg, SHAPE, SHAPE.users)
+        ), name
 
 
 def _relative_lstsq(x, y) -> tuple[float, float]:
@@ -64,9 +65,14 @@ def _exact_measure(name, size, cfg, traj, seed, noise=None):
     shape, work = Shape.of_size(size), TEACHER_WORK[name]
     epoch_work, evaluate_work = work.epoch(cfg, shape), work.evaluate(cfg, shape, shape.users)
     factor = 1.0 if noise is None else noise
-    return {"size": dataclasses.asdict(size), "train": size.train, "epoch_work": epoch_work,
-            "evaluate_work": evaluate_work, "epoch_seconds": (0.05 + 2e-9 * epoch_work) * factor,
-            "evaluate_seconds": (0.2 + 5e-10 * evaluate_work) / factor}
+    return {
+        "size": dataclasses.asdict(size),
+        "train": size.train,
+        "epoch_work": epoch_work,
+        "evaluate_work": evaluate_work,
+        "epoch_seconds": (0.05 + 2e-9 * epoch_work) * factor,
+        "evaluate_seconds": (0.2 + 5e-10 * evaluate_work) / factor,
+    }
 
 
 SIZES = [Size(500, 1000), Size(2000, 4000), Size(8000, 10_000), Size(20_000, 30_000)]
@@ -98,8 +104,15 @@ def test_the_section_grows_as_measured_and_needs_two_sizes():
         return _exact_measure(name, size, cfg, traj, seed)
 
     with pytest.raises(RuntimeError):
-        teacher_cost_model(["MF", "GNN"], SIZES[:2], TARGET, TINY.teachers, TINY.trajectory,
-                           lambda section: sections.append(json.loads(json.dumps(section))), measure=measure)
+        teacher_cost_model(
+            ["MF", "GNN"],
+            SIZES[:2],
+            TARGET,
+            TINY.teachers,
+            TINY.trajectory,
+            lambda section: sections.append(json.loads(json.dumps(section))),
+            measure=measure,
+        )
     last = sections[-1]
     assert list(last["fits"]) == ["MF"] and [len(m) for m in last["measured"].values()] == [2, 1]
     with pytest.raises(HetCompError, match="at least two sizes"):
@@ -109,9 +122,25 @@ def test_the_section_grows_as_measured_and_needs_two_sizes():
 def test_costmodel_command_writes_the_teachers_section_and_the_fit_file(tmp_path):
     out, fits_file = tmp_path / "cost.json", tmp_path / "fits.json"
     fits_file.write_text(json.dumps({"profiles": {"paper": {"kept": True}}}))
-    done = run_cli(["costmodel", "--profile", "tiny", "--sizes", "200x300,400x600", "--teacher-sizes",
-                    "200x300,400x600", "--target", "10000x20000", "--steps", "2", "--out", str(out),
-                    "--write-fits", str(fits_file)])
+    done = run_cli(
+        [
+            "costmodel",
+            "--profile",
+            "tiny",
+            "--sizes",
+            "200x300,400x600",
+            "--teacher-sizes",
+            "200x300,400x600",
+            "--target",
+            "10000x20000",
+            "--steps",
+            "2",
+            "--out",
+            str(out),
+            "--write-fits",
+            str(fits_file),
+        ]
+    )
     assert done.code == 0, done.stderr
     result = json.loads(out.read_text())
     section = result["teachers"]
@@ -128,18 +157,23 @@ def test_costmodel_command_writes_the_teachers_section_and_the_fit_file(tmp_path
     entry = fits["tiny"]
     assert entry["cpu"] == result["cpu"] and entry["threads"] >= 1
     assert set(entry["student"]) == {"step_seconds", "dkc_update_seconds"}
-    assert entry["teachers"]["GNN"]["evaluate"] == {k: section["fits"]["GNN"]["evaluate"][k] for k in
-                                                    ("driver", "c0", "c1")}
+    assert entry["teachers"]["GNN"]["evaluate"] == {
+        k: section["fits"]["GNN"]["evaluate"][k] for k in ("driver", "c0", "c1")
+    }
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--teachers", "MF,XX"], "unknown teacher 'XX'"),
-    (["--teacher-sizes", "200x300"], "--teacher-sizes 200x300: the teachers' fits need at least two sizes"),
-    (["--teacher-sizes", "200x300,tiny"], "--teacher-sizes: '200x300,tiny' is not a comma-separated list"),
-    (["--teachers", "MF", "--write-fits"], "--write-fits with --teachers MF"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--teachers", "MF,XX"], "unknown teacher 'XX'"),
+        (["--teacher-sizes", "200x300"], "--teacher-sizes 200x300: the teachers' fits need at least two sizes"),
+        (["--teacher-sizes", "200x300,tiny"], "--teacher-sizes: '200x300,tiny' is not a comma-separated list"),
+        (["--teachers", "MF", "--write-fits"], "--write-fits with --teachers MF"),
+    ],
+)
 def test_costmodel_command_refuses_bad_teacher_options_in_one_line(tmp_path, argv, message):
-    done = run_cli(["costmodel", "--profile", "tiny", "--sizes", "200x300,400x600", "--out", str(tmp_path / "c.json"),
-                    *argv])
+    done = run_cli(
+        ["costmodel", "--profile", "tiny", "--sizes", "200x300,400x600", "--out", str(tmp_path / "c.json"), *argv]
+    )
     assert done.code == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "c.json").exists()

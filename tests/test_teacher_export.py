@@ -46,8 +46,9 @@ def test_the_exported_teacher_answers_like_its_score_all(exported, tiny_dataset)
 
 def test_a_teacher_export_has_the_students_signatures(exported, tiny_dataset, tmp_path):
     _, directory = exported
-    student = tf.saved_model.load(export_model(Student(tiny_dataset.n_users, tiny_dataset.n_items, dim=4),
-                                               tiny_dataset, str(tmp_path / "1")))
+    student = tf.saved_model.load(
+        export_model(Student(tiny_dataset.n_users, tiny_dataset.n_items, dim=4), tiny_dataset, str(tmp_path / "1"))
+    )
     teacher = tf.saved_model.load(directory)
     assert set(teacher.signatures) == set(student.signatures) == {"serving_default", "score_items"}
     for name, signature in student.signatures.items():
@@ -59,8 +60,10 @@ def test_cml_tables_give_the_exact_negative_squared_distance(tiny_dataset):
     """Not only the ranking: u' . i' is -||u - i||^2 itself, against NumPy in float64 from the embeddings."""
     cml = trained_teacher("ML", tiny_dataset)
     users, items = cml.serving_tables()
-    assert users.shape == (tiny_dataset.n_users, cml.cfg.dim + 2) and items.shape == (tiny_dataset.n_items,
-                                                                                       cml.cfg.dim + 2)
+    assert users.shape == (tiny_dataset.n_users, cml.cfg.dim + 2) and items.shape == (
+        tiny_dataset.n_items,
+        cml.cfg.dim + 2,
+    )
     u = cml.user_embedding.embeddings.numpy().astype(np.float64)
     v = cml.item_embedding.embeddings.numpy().astype(np.float64)
     exact = -np.sum(np.square(u[:, None, :] - v[None, :, :]), axis=-1)

@@ -39,10 +39,18 @@ def teacher_runs(tiny_dataset, tmp_path_factory):
     """All six teachers for TEACHER_EPOCHS epochs each, logging under one directory as `hetcomp teachers` does."""
     profile = get_profile("tiny")
     log_dir = tmp_path_factory.mktemp("logs") / "teachers"
-    runs = {name: train_teacher(name, tiny_dataset,
-                                dataclasses.replace(profile.teachers[name], epochs=TEACHER_EPOCHS, eval_every=1),
-                                profile.trajectory, seed=0, log_dir=log_dir, progress=None)
-            for name in TEACHER_NAMES}
+    runs = {
+        name: train_teacher(
+            name,
+            tiny_dataset,
+            dataclasses.replace(profile.teachers[name], epochs=TEACHER_EPOCHS, eval_every=1),
+            profile.trajectory,
+            seed=0,
+            log_dir=log_dir,
+            progress=None,
+        )
+        for name in TEACHER_NAMES
+    }
     return runs, log_dir
 
 
@@ -74,7 +82,8 @@ def test_distillation_logs_loss_valid_recall_dkc_stages_and_objective(distill_ru
     evaluated = [entry["epoch"] for entry in run.history]
     assert_finite_series(scalars, "valid/recall@50", evaluated)
     assert [v for _, v in scalars["valid/recall@50"]] == pytest.approx(
-        [entry["valid"]["recall@50"] for entry in run.history], rel=1e-6)
+        [entry["valid"]["recall@50"] for entry in run.history], rel=1e-6
+    )
     assert_finite_series(scalars, "objective", epochs)
     objectives = [int(v) for _, v in scalars["objective"]]
     assert set(objectives) <= {LOSSES.index("overall"), LOSSES.index("fine")}
@@ -89,7 +98,8 @@ def test_distillation_logs_loss_valid_recall_dkc_stages_and_objective(distill_ru
         assert stages == sorted(stages), f"{teacher}: DKC stages only move forward"
         logged = dict(scalars[tag])
         assert [logged[e] for e in evaluated] == pytest.approx(
-            [entry["mean_stage"][teacher] for entry in run.history], rel=1e-6)
+            [entry["mean_stage"][teacher] for entry in run.history], rel=1e-6
+        )
 
 
 @pytest.mark.slow
@@ -100,8 +110,9 @@ def test_tensorboard_started_as_printed_lists_the_student_and_every_teacher(tiny
     assert f"  {line}" in tiny_pipeline.stdout.splitlines()
     port = portpicker.pick_unused_port()
     with open(tmp_path / "tensorboard.log", "w") as log:
-        server = subprocess.Popen([*shlex.split(line), "--host", "127.0.0.1", "--port", str(port)],
-                                  stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [*shlex.split(line), "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT
+        )
     try:
         expected = {*TEACHER_NAMES, "student-hetcomp"}
         runs = wait_for_runs(f"http://127.0.0.1:{port}", expected, server, tmp_path / "tensorboard.log")
@@ -140,11 +151,24 @@ def test_hetcomp_tensorboard_serves_every_run_of_an_output_directory(tiny_pipeli
     """`hetcomp tensorboard --out DIR` becomes the venv's TensorBoard on the report's runs, on a loopback port."""
     port = portpicker.pick_unused_port()
     with open(tmp_path / "tensorboard.log", "w") as log:
-        server = subprocess.Popen([sys.executable, "-m", "hetcomp_tf.cli", "tensorboard", "--out",
-                                   str(tiny_pipeline.out), "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hetcomp_tf.cli",
+                "tensorboard",
+                "--out",
+                str(tiny_pipeline.out),
+                "--port",
+                str(port),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        runs = wait_for_runs(f"http://127.0.0.1:{port}", {*TEACHER_NAMES, "student-hetcomp"}, server,
-                             tmp_path / "tensorboard.log")
+        runs = wait_for_runs(
+            f"http://127.0.0.1:{port}", {*TEACHER_NAMES, "student-hetcomp"}, server, tmp_path / "tensorboard.log"
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -114,6 +114,8 @@ def test_early_stopping_on_a_sample_of_valid_users(data):
     assert run.valid == run.trajectory.checkpoints[-1]["valid"] == evaluate(run.teacher.score_all, data, "valid")
     assert run.valid != run.trajectory.checkpoints[-1]["valid_sample"]  # 60 of 150 users: the means differ
     sample = np.sort(np.random.default_rng(1).choice(np.flatnonzero(data.valid.lengths() > 0), 60, replace=False))
-    assert run.trajectory.checkpoints[-1]["valid_sample"] == evaluate(run.teacher.score_all, data, "valid", users=sample)
+    assert run.trajectory.checkpoints[-1]["valid_sample"] == evaluate(
+        run.teacher.score_all, data, "valid", users=sample
+    )
     final, _ = rank_users(run.teacher.score_all, data.train, data.n_items, TRAJ.top_n)
     np.testing.assert_array_equal(run.trajectory.rankings[-1], final)

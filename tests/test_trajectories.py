@@ -9,27 +9,37 @@ import pytest
 import tensorflow as tf
 
 from hetcomp_tf.config import TrajectoryConfig
-from hetcomp_tf.data.dataset import CSR
+from hetcomp_tf.data.dataset import CSR, Dataset
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.data.dataset import Dataset
 from hetcomp_tf.metrics import evaluate
-from hetcomp_tf.teachers.trajectories import (SampledTrajectoryRecorder, Trajectory, TrajectoryRecorder,
-                                              check_trajectory_config, load_trajectories, prunable_records,
-                                              rank_users, save_trajectories, select_checkpoints)
+from hetcomp_tf.teachers.trajectories import (
+    SampledTrajectoryRecorder,
+    Trajectory,
+    TrajectoryRecorder,
+    check_trajectory_config,
+    load_trajectories,
+    prunable_records,
+    rank_users,
+    save_trajectories,
+    select_checkpoints,
+)
 from hetcomp_tf.util import files
 
 FRACTIONS = (0.4, 0.7, 0.9)
 
 
-@pytest.mark.parametrize("curve, expected", [
-    ([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], [3, 6, 8, 9]),  # steady: first to reach each fraction
-    ([0.01, 0.02, 0.5, 0.6], [0, 1, 2, 3]),  # one jump reaches every fraction: earlier records instead
-    ([0.3, 0.1, 0.5, 0.2, 0.55], [0, 0, 2, 4]),  # evaluation 1 is no record; nothing before evaluation 0
-    ([0.1, 0.5, 0.5, 0.4], [0, 0, 0, 1]),  # the best is the first evaluation reaching the maximum
-    ([0.3], [0, 0, 0, 0]),
-    ([0.0, 0.0, 0.0], [0, 0, 0, 0]),  # nothing learned: the first evaluation throughout
-    ([0.2, 0.25, 0.3, 0.9, 0.95, 1.0, 0.7], [1, 2, 3, 5]),  # fallbacks cascade to earlier records
-])
+@pytest.mark.parametrize(
+    "curve, expected",
+    [
+        ([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], [3, 6, 8, 9]),  # steady: first to reach each fraction
+        ([0.01, 0.02, 0.5, 0.6], [0, 1, 2, 3]),  # one jump reaches every fraction: earlier records instead
+        ([0.3, 0.1, 0.5, 0.2, 0.55], [0, 0, 2, 4]),  # evaluation 1 is no record; nothing before evaluation 0
+        ([0.1, 0.5, 0.5, 0.4], [0, 0, 0, 1]),  # the best is the first evaluation reaching the maximum
+        ([0.3], [0, 0, 0, 0]),
+        ([0.0, 0.0, 0.0], [0, 0, 0, 0]),  # nothing learned: the first evaluation throughout
+        ([0.2, 0.25, 0.3, 0.9, 0.95, 1.0, 0.7], [1, 2, 3, 5]),  # fallbacks cascade to earlier records
+    ],
+)
 def test_select_checkpoints_on_hand_made_curves(curve, expected):
     assert select_checkpoints(curve, FRACTIONS) == expected
 
@@ -49,14 +59,17 @@ def test_select_checkpoints_properties_on_random_curves():
             if first_reaching < chosen[t + 1]:
                 assert chosen[t] == first_reaching
             else:  # fallback: the best evaluation strictly before the next checkpoint, if any
-                assert chosen[t] == (int(np.argmax(curve[:chosen[t + 1]])) if chosen[t + 1] > 0 else 0)
+                assert chosen[t] == (int(np.argmax(curve[: chosen[t + 1]])) if chosen[t + 1] > 0 else 0)
 
 
-@pytest.mark.parametrize("cfg, message", [
-    (TrajectoryConfig(n_checkpoints=3, fractions=(0.4, 0.7, 0.9)), "n_checkpoints - 1"),
-    (TrajectoryConfig(fractions=(0.4, 0.0, 0.9)), r"\(0, 1\]"),
-    (TrajectoryConfig(top_n=500), "top_n=500"),
-])
+@pytest.mark.parametrize(
+    "cfg, message",
+    [
+        (TrajectoryConfig(n_checkpoints=3, fractions=(0.4, 0.7, 0.9)), "n_checkpoints - 1"),
+        (TrajectoryConfig(fractions=(0.4, 0.0, 0.9)), r"\(0, 1\]"),
+        (TrajectoryConfig(top_n=500), "top_n=500"),
+    ],
+)
 def test_bad_trajectory_config_is_rejected(cfg, message):
     with pytest.raises(HetCompError, match=message):
         check_trajectory_config(cfg, n_items=100)
@@ -82,8 +95,9 @@ def test_recorder_keeps_chosen_checkpoints_only():
     rng = np.random.default_rng(2)
     n_users, n_items = 6, 30
     train = CSR.from_rows([np.sort(rng.choice(n_items, 4, replace=False)) for _ in range(n_users)])
-    recorder = TrajectoryRecorder("MF", train, n_items, TrajectoryConfig(n_checkpoints=3, fractions=(0.5, 0.9),
-                                                                         top_n=10))
+    recorder = TrajectoryRecorder(
+        "MF", train, n_items, TrajectoryConfig(n_checkpoints=3, fractions=(0.5, 0.9), top_n=10)
+    )
     score_tables = {}
     for epoch, recall in enumerate([0.1, 0.6, 0.3, 0.95, 1.0, 0.8], start=1):
         score_tables[epoch] = rng.normal(size=(n_users, n_items)).astype(np.float32)
@@ -116,7 +130,7 @@ def test_pruned_records_are_never_chosen_later():
             if recall > running:
                 running = recall
                 kept.append(index)
-                for gone in prunable_records(kept, curve[:index + 1], FRACTIONS):
+                for gone in prunable_records(kept, curve[: index + 1], FRACTIONS):
                     kept.remove(gone)
         assert set(select_checkpoints(curve, FRACTIONS)) <= set(kept), curve
     steady = [i / 100 for i in range(1, 101)]
@@ -140,11 +154,19 @@ def test_sampled_recorder_equals_the_full_one_when_the_sample_is_everyone():
     rng = np.random.default_rng(6)
     n_users, n_items = 20, 40
     rows = [rng.choice(n_items, 9, replace=False) for _ in range(n_users)]
-    data = Dataset(name="r", user_vocab=np.arange(n_users).astype(np.str_), item_vocab=np.arange(n_items).astype(np.str_),
-                   train=CSR.from_rows([np.sort(r[:5]) for r in rows]), valid=CSR.from_rows([np.sort(r[5:7]) for r in rows]),
-                   test=CSR.from_rows([np.sort(r[7:]) for r in rows]))
+    data = Dataset(
+        name="r",
+        user_vocab=np.arange(n_users).astype(np.str_),
+        item_vocab=np.arange(n_items).astype(np.str_),
+        train=CSR.from_rows([np.sort(r[:5]) for r in rows]),
+        valid=CSR.from_rows([np.sort(r[5:7]) for r in rows]),
+        test=CSR.from_rows([np.sort(r[7:]) for r in rows]),
+    )
     cfg = TrajectoryConfig(n_checkpoints=4, fractions=FRACTIONS, top_n=10)
-    full, sampled = TrajectoryRecorder("MF", data.train, n_items, cfg), SampledTrajectoryRecorder("MF", data, cfg, 10**6)
+    full, sampled = (
+        TrajectoryRecorder("MF", data.train, n_items, cfg),
+        SampledTrajectoryRecorder("MF", data, cfg, 10**6),
+    )
     assert sampled.users.size == n_users
     model = _ScoreTable(n_users, n_items)
     truth = np.zeros((n_users, n_items), np.float32)
@@ -170,9 +192,14 @@ def test_sampled_recorder_evaluates_the_sample_only():
     rng = np.random.default_rng(7)
     n_users, n_items = 50, 30
     rows = [rng.choice(n_items, 6, replace=False) for _ in range(n_users)]
-    data = Dataset(name="r", user_vocab=np.arange(n_users).astype(np.str_), item_vocab=np.arange(n_items).astype(np.str_),
-                   train=CSR.from_rows([np.sort(r[:4]) for r in rows]), valid=CSR.from_rows([r[4:5] for r in rows]),
-                   test=CSR.from_rows([r[5:] for r in rows]))
+    data = Dataset(
+        name="r",
+        user_vocab=np.arange(n_users).astype(np.str_),
+        item_vocab=np.arange(n_items).astype(np.str_),
+        train=CSR.from_rows([np.sort(r[:4]) for r in rows]),
+        valid=CSR.from_rows([r[4:5] for r in rows]),
+        test=CSR.from_rows([r[5:] for r in rows]),
+    )
     recorder = SampledTrajectoryRecorder("MF", data, TrajectoryConfig(top_n=5), 12, seed=3)
     assert recorder.users.size == 12 and np.unique(recorder.users).size == 12
     scored = []
@@ -184,8 +211,10 @@ def small_trajectory(name="MF", seed=3):
     rng = np.random.default_rng(seed)
     rows = [rng.permutation(rng.choice(40, size=rng.integers(0, 6), replace=False)) for _ in range(7)]
     rankings = rng.integers(-1, 40, size=(4, 7, 10)).astype(np.int32)
-    checkpoints = [{"epoch": 2 * t + 1, "evaluation": t, "valid": {"recall@50": 0.2 * t, "ndcg@10": 0.1},
-                    "fraction": f} for t, f in enumerate([0.4, 0.7, 0.9, None])]
+    checkpoints = [
+        {"epoch": 2 * t + 1, "evaluation": t, "valid": {"recall@50": 0.2 * t, "ndcg@10": 0.1}, "fraction": f}
+        for t, f in enumerate([0.4, 0.7, 0.9, None])
+    ]
     return Trajectory(name, rankings, CSR.from_rows(rows), checkpoints, n_items=40)
 
 
@@ -210,15 +239,21 @@ def test_trajectory_round_trip(tmp_path):
         assert_same_trajectory(loaded[traj.teacher], traj)
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda d: (d / "manifest.json").write_text("{not json"), "manifest.json: not a readable JSON"),
-    (lambda d: (d / "manifest.json").unlink(), "manifest.json: missing"),
-    (lambda d: (d / "observed_indices.npy").unlink(), "observed_indices.npy: missing"),
-    (lambda d: np.save(d / "rankings.npy", np.zeros((4, 7, 10), np.int32)), "rankings.npy: sha256"),
-    (lambda d: (d / "manifest.json").write_text(
-        json.dumps({**json.loads((d / "manifest.json").read_text()), "format_version": 2})),
-     "manifest.json: format_version 2"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda d: (d / "manifest.json").write_text("{not json"), "manifest.json: not a readable JSON"),
+        (lambda d: (d / "manifest.json").unlink(), "manifest.json: missing"),
+        (lambda d: (d / "observed_indices.npy").unlink(), "observed_indices.npy: missing"),
+        (lambda d: np.save(d / "rankings.npy", np.zeros((4, 7, 10), np.int32)), "rankings.npy: sha256"),
+        (
+            lambda d: (d / "manifest.json").write_text(
+                json.dumps({**json.loads((d / "manifest.json").read_text()), "format_version": 2})
+            ),
+            "manifest.json: format_version 2",
+        ),
+    ],
+)
 def test_damaged_trajectory_raises_naming_the_file(tmp_path, damage, message):
     small_trajectory().save(tmp_path / "MF")
     damage(tmp_path / "MF")

@@ -28,8 +28,10 @@ def reference_split(pairs: set[tuple[str, str]], cfg: DataConfig) -> dict:
     for user, items in by_user.items():
         if len(items) < cfg.min_user_interactions:
             continue
-        key = {item: hashlib.blake2b(f"{cfg.seed}:{len(user)}:{user}:{item}".encode(), digest_size=8).digest()
-               for item in items}
+        key = {
+            item: hashlib.blake2b(f"{cfg.seed}:{len(user)}:{user}:{item}".encode(), digest_size=8).digest()
+            for item in items
+        }
         ordered = sorted(items, key=lambda item: key[item])
         n_test = math.floor(len(items) * cfg.split_ratios[2] + 1e-9)
         n_valid = math.floor(len(items) * cfg.split_ratios[1] + 1e-9)
@@ -39,8 +41,12 @@ def reference_split(pairs: set[tuple[str, str]], cfg: DataConfig) -> dict:
     train_items = {item for _, item in parts["train"]}
     held = {name: {(u, i) for u, i in parts[name] if i in train_items} for name in ("valid", "test")}
     evaluated = {u for u, _ in held["valid"]} & {u for u, _ in held["test"]}
-    return {"users": sorted({u for u, _ in parts["train"]}), "items": sorted(train_items), "train": parts["train"],
-            **{name: {(u, i) for u, i in held[name] if u in evaluated} for name in ("valid", "test")}}
+    return {
+        "users": sorted({u for u, _ in parts["train"]}),
+        "items": sorted(train_items),
+        "train": parts["train"],
+        **{name: {(u, i) for u, i in held[name] if u in evaluated} for name in ("valid", "test")},
+    }
 
 
 def dataset_as_ids(data) -> dict:
@@ -68,8 +74,9 @@ def interactions(pairs) -> Interactions:
     item_vocab, item_idx = np.unique(items, return_inverse=True)
     # the vocabularies in another order than sorted: the split must not depend on the input's indices
     user_perm, item_perm = np.random.default_rng(1).permutation(len(user_vocab)), np.arange(len(item_vocab))[::-1]
-    return readers._interactions(np.argsort(user_perm)[user_idx], np.argsort(item_perm)[item_idx],
-                                 user_vocab[user_perm], item_vocab[item_perm])
+    return readers._interactions(
+        np.argsort(user_perm)[user_idx], np.argsort(item_perm)[item_idx], user_vocab[user_perm], item_vocab[item_perm]
+    )
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -92,8 +99,9 @@ def test_a_users_split_depends_on_its_own_data_only():
     assert split_user(4, "solo", items, (0.6, 0.2, 0.2)) != alone  # the seed and the user id matter
     assert split_user(3, "u2", items, (0.6, 0.2, 0.2)) != alone
     assert [part for _, part in alone].count(2) == 4 and [part for _, part in alone].count(1) == 4
-    many = split_dataset(interactions(random_pairs(0) | {("solo", i) for i in items}),
-                         DataConfig(split_protocol="per_user", seed=3), "x")
+    many = split_dataset(
+        interactions(random_pairs(0) | {("solo", i) for i in items}), DataConfig(split_protocol="per_user", seed=3), "x"
+    )
     row = many.user_vocab.tolist().index("solo")
     test = set(many.item_vocab[many.test.row(row)].tolist())
     assert test <= {item for item, part in alone if part == 2}  # only unseen-in-train items can go
@@ -101,5 +109,8 @@ def test_a_users_split_depends_on_its_own_data_only():
 
 def test_per_user_split_errors():
     with pytest.raises(HetCompError, match="'x': no user kept valid and test items that also occur in train"):
-        split_dataset(interactions({("a", str(i)) for i in range(5)} | {("b", str(i)) for i in range(5, 10)}),
-                      DataConfig(split_protocol="per_user"), "x")
+        split_dataset(
+            interactions({("a", str(i)) for i in range(5)} | {("b", str(i)) for i in range(5, 10)}),
+            DataConfig(split_protocol="per_user"),
+            "x",
+        )

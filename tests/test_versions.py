@@ -35,8 +35,9 @@ def exports(tmp_path_factory) -> dict[int, Path]:
     """Three SavedModels of students with different weights, by seed, outside any served base directory."""
     data = random_dataset()
     root = tmp_path_factory.mktemp("exports")
-    return {seed: Path(export_model(random_student(data, seed=seed), data, str(root / str(seed))))
-            for seed in (1, 2, 3)}
+    return {
+        seed: Path(export_model(random_student(data, seed=seed), data, str(root / str(seed)))) for seed in (1, 2, 3)
+    }
 
 
 def being_written(source: Path, target: Path) -> None:
@@ -76,7 +77,8 @@ def test_no_loadable_version_is_one_line_per_version_and_exit_2(exports, tmp_pat
     assert result.code == 2
     assert result.stderr.splitlines() == [
         f"version 1 of hetcomp at {tmp_path / '1'} does not load, skipped: {TRUNCATED_REASON}",
-        f"hetcomp: error: serve: no version under {tmp_path} loads (tried 1)"]
+        f"hetcomp: error: serve: no version under {tmp_path} loads (tried 1)",
+    ]
 
 
 def test_a_version_still_being_written_is_retried_only_when_its_directory_changes(exports, tmp_path):
@@ -124,8 +126,10 @@ def test_a_served_version_whose_directory_disappears_is_served_from_memory_until
     shutil.rmtree(tmp_path / "1")
     manager.poll_once()
     manager.poll_once()
-    assert lines == [f"version 1 of hetcomp: its directory {tmp_path / '1'} is gone; "
-                     "serving it from memory until a newer version loads"]
+    assert lines == [
+        f"version 1 of hetcomp: its directory {tmp_path / '1'} is gone; "
+        "serving it from memory until a newer version loads"
+    ]
     with manager.serving("hetcomp") as servable:
         assert len(top_items(servable, random_dataset().user_vocab[0])) == 15  # max_k of random_dataset
     push_version(exports[2], tmp_path, 2)
@@ -180,8 +184,11 @@ def test_serve_command_follows_pushes_and_skips_a_truncated_version(exports, tmp
         assert served_version(address) == 3
         with urllib.request.urlopen(f"http://127.0.0.1:{rest_port}/v1/models/hetcomp/versions/4", timeout=20) as reply:
             [status] = json.load(reply)["model_version_status"]
-        assert status == {"version": "4", "state": "END",
-                          "status": {"error_code": "UNKNOWN", "error_message": TRUNCATED_REASON}}
+        assert status == {
+            "version": "4",
+            "state": "END",
+            "status": {"error_code": "UNKNOWN", "error_message": TRUNCATED_REASON},
+        }
         assert sum("version 4 of hetcomp" in line for _, line in server.lines) == 1
     finally:
         server.stop()

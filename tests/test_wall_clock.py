@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -28,7 +28,7 @@ def test_a_running_invocation_keeps_its_seconds_current_and_the_next_one_adds_to
     [first] = recorded(path)
     assert 5.4 <= first["seconds"] < 10
     started = datetime.fromisoformat(first["started"])
-    assert abs((datetime.now(timezone.utc) - started).total_seconds() - first["seconds"]) < 2
+    assert abs((datetime.now(UTC) - started).total_seconds() - first["seconds"]) < 2
 
     with InvocationClock(path, time.perf_counter() - 2.0, interval=60) as second:
         assert second.invocations()[0] == first and len(second.invocations()) == 2

@@ -46,10 +46,13 @@ def assert_warm_started(model, fresh_values, base, base_vocab, data, summary):
             continue
         axis, kind = axes[variable.ref()]
         vocab = getattr(data, f"{kind}_vocab")
-        np.testing.assert_array_equal(np.take(variable.numpy(), rows_of(vocab, shared[kind]), axis),
-                                      np.take(previous.numpy(), rows_of(base_vocab[kind], shared[kind]), axis))
-        np.testing.assert_array_equal(np.take(variable.numpy(), rows_of(vocab, new[kind]), axis),
-                                      np.take(fresh, rows_of(vocab, new[kind]), axis))
+        np.testing.assert_array_equal(
+            np.take(variable.numpy(), rows_of(vocab, shared[kind]), axis),
+            np.take(previous.numpy(), rows_of(base_vocab[kind], shared[kind]), axis),
+        )
+        np.testing.assert_array_equal(
+            np.take(variable.numpy(), rows_of(vocab, new[kind]), axis), np.take(fresh, rows_of(vocab, new[kind]), axis)
+        )
     assert (summary["users"], summary["new_users"]) == (shared["user"].size, new["user"].size) == (370, 30)
     assert summary["fresh"] == [] and summary["new_items"] == new["item"].size > 0
 
@@ -91,18 +94,33 @@ def test_a_warm_started_teacher_and_student_start_where_the_earlier_run_ended(ti
     cfg = TINY.teachers["MF"]
     cold = train_teacher("MF", tiny_dataset, cfg, TINY.trajectory, seed=0, progress=None)
     vocab = (tiny_dataset.user_vocab, tiny_dataset.item_vocab)
-    warm = train_teacher("MF", tiny_dataset, dataclasses.replace(cfg, epochs=1), TINY.trajectory, seed=1,
-                         progress=None, warm_start=WarmStart(cold.teacher, *vocab, source="cold MF"))
+    warm = train_teacher(
+        "MF",
+        tiny_dataset,
+        dataclasses.replace(cfg, epochs=1),
+        TINY.trajectory,
+        seed=1,
+        progress=None,
+        warm_start=WarmStart(cold.teacher, *vocab, source="cold MF"),
+    )
     assert cold.warm_start is None and warm.to_dict()["warm_start"]["source"] == "cold MF"
     assert first_valid(warm.history) > 0.9 * cold.valid["recall@50"] > 1.2 * first_valid(cold.history)
 
     student_cfg = dataclasses.replace(TINY.distill, method="wo_kd", epochs=20, eval_every=1, learning_rate=3e-3)
     cold_student = distill(tiny_dataset, None, student_cfg, progress=None)
-    warm_student = distill(tiny_dataset, None, dataclasses.replace(student_cfg, epochs=1), progress=None,
-                           warm_start=WarmStart(cold_student.student, *vocab))
+    warm_student = distill(
+        tiny_dataset,
+        None,
+        dataclasses.replace(student_cfg, epochs=1),
+        progress=None,
+        warm_start=WarmStart(cold_student.student, *vocab),
+    )
     assert cold_student.warm_start is None and warm_student.warm_start["mapped"] == 2
-    assert first_valid(warm_student.history) > 0.9 * cold_student.valid["recall@50"] > \
-        1.2 * first_valid(cold_student.history)
+    assert (
+        first_valid(warm_student.history)
+        > 0.9 * cold_student.valid["recall@50"]
+        > 1.2 * first_valid(cold_student.history)
+    )
 
 
 # ------------------------------------------------------------------------------------------- the pipeline, twice
@@ -125,8 +143,20 @@ def snapshots(tmp_path_factory):
     (root / "snap80.dat").write_text("\n".join(lines[:-20] + ["0"] * 20) + "\n")
     out, runs = root / "out", []
     for data in (root / "snap80.dat", full):
-        result = run_cli(["run", "--data", str(data), "--profile", "tiny", "--teachers", ",".join(WARM_TEACHERS),
-                          "--warm-start", "--out", str(out)])
+        result = run_cli(
+            [
+                "run",
+                "--data",
+                str(data),
+                "--profile",
+                "tiny",
+                "--teachers",
+                ",".join(WARM_TEACHERS),
+                "--warm-start",
+                "--out",
+                str(out),
+            ]
+        )
         assert result.code == 0, result.stderr[-3000:]
         result.report = json.loads((out / "report.json").read_text())
         result.nodes = latest_run(str(out / "metadata.sqlite"))
@@ -139,15 +169,18 @@ def test_the_second_snapshot_extends_the_first_ones_vocabularies(snapshots):
     from components import keys, storage
 
     node = "InteractionExampleGen"
-    first, second = (storage.read_dataset(run.nodes[node].uri(keys.DATASET_KEY))
-                     for run in (snapshots.first, snapshots.second))
+    first, second = (
+        storage.read_dataset(run.nodes[node].uri(keys.DATASET_KEY)) for run in (snapshots.first, snapshots.second)
+    )
     np.testing.assert_array_equal(second.user_vocab[: first.n_users], first.user_vocab)
     np.testing.assert_array_equal(second.item_vocab[: first.n_items], first.item_vocab)
     assert second.train.nnz > first.train.nnz and second.n_items > first.n_items  # more data, new items
-    assert set(second.user_vocab[first.n_users:]) == {str(u) for u in range(380, 400)}  # the users who joined
+    assert set(second.user_vocab[first.n_users :]) == {str(u) for u in range(380, 400)}  # the users who joined
     props = snapshots.second.nodes[node].outputs[keys.DATASET_KEY][0].custom_properties
-    assert (props["new_users"].int_value, props["new_items"].int_value) == \
-        (second.n_users - first.n_users, second.n_items - first.n_items)
+    assert (props["new_users"].int_value, props["new_items"].int_value) == (
+        second.n_users - first.n_users,
+        second.n_items - first.n_items,
+    )
     assert "new_items" not in snapshots.first.nodes[node].outputs[keys.DATASET_KEY][0].custom_properties
     assert all(run.state == "complete" for run in snapshots.first.nodes.values())  # empty Resolvers do not fail
 
@@ -158,24 +191,36 @@ def test_ml_metadata_records_each_warm_start_as_an_input_of_the_second_run(snaps
     TeacherTrainer one on its own first model, InteractionExampleGen one `previous_dataset` on the first dataset."""
     from ml_metadata.metadata_store import metadata_store
     from ml_metadata.proto import metadata_store_pb2
+
     from pipeline.local_runner import metadata_config
 
     store = metadata_store.MetadataStore(metadata_config(str(snapshots.out / "metadata.sqlite")))
-    expected = {("StudentTrainer", "model", "base_model"), ("InteractionExampleGen", "dataset", "previous_dataset"),
-                *((f"TeacherTrainer.{t}", "model", "base_model") for t in WARM_TEACHERS)}
+    expected = {
+        ("StudentTrainer", "model", "base_model"),
+        ("InteractionExampleGen", "dataset", "previous_dataset"),
+        *((f"TeacherTrainer.{t}", "model", "base_model") for t in WARM_TEACHERS),
+    }
     for node, output, key in expected:
         artifact = snapshots.first.nodes[node].outputs[output][0]
-        inputs = [e for e in store.get_events_by_artifact_ids([artifact.id])
-                  if e.type == metadata_store_pb2.Event.INPUT and e.path.steps[0].key == key]
+        inputs = [
+            e
+            for e in store.get_events_by_artifact_ids([artifact.id])
+            if e.type == metadata_store_pb2.Event.INPUT and e.path.steps[0].key == key
+        ]
         assert len(inputs) == 1, (node, inputs)
         contexts = {c.name for c in store.get_contexts_by_execution(inputs[0].execution_id)}
         assert f"hetcomp.{node}" in contexts, contexts  # consumed by the same node ...
-        run_2 = {c.name for e in store.get_events_by_artifact_ids([snapshots.second.nodes[node].outputs[output][0].id])
-                 if e.type == metadata_store_pb2.Event.OUTPUT for c in store.get_contexts_by_execution(e.execution_id)}
+        run_2 = {
+            c.name
+            for e in store.get_events_by_artifact_ids([snapshots.second.nodes[node].outputs[output][0].id])
+            if e.type == metadata_store_pb2.Event.OUTPUT
+            for c in store.get_contexts_by_execution(e.execution_id)
+        }
         assert contexts & run_2 - {f"hetcomp.{node}", "hetcomp"}, (contexts, run_2)  # ... in the second run
     assert snapshots.first.report["warm_start"] == {}
     assert snapshots.second.report["warm_start"] == {
-        node: snapshots.first.nodes[node].uri(output) for node, output, _ in expected}
+        node: snapshots.first.nodes[node].uri(output) for node, output, _ in expected
+    }
     assert all(run.state == "complete" for run in snapshots.second.nodes.values())
 
 
@@ -185,13 +230,16 @@ def test_the_warm_started_models_start_from_the_first_runs(snapshots):
     from components.artifacts import METRICS_FILE
 
     first, second = snapshots.first.nodes, snapshots.second.nodes
-    runs = [storage.read_json(nodes["StudentTrainer"].uri(keys.MODEL_RUN_KEY), METRICS_FILE)
-            for nodes in (first, second)]
+    runs = [
+        storage.read_json(nodes["StudentTrainer"].uri(keys.MODEL_RUN_KEY), METRICS_FILE) for nodes in (first, second)
+    ]
     carried = runs[1]["warm_start"]
     assert runs[0]["warm_start"] is None and carried["source"] == first["StudentTrainer"].uri(keys.MODEL_KEY)
     assert carried["mapped"] == 2 and carried["new_items"] > 0 and carried["fresh"] == []
-    print(f"student first valid recall@50: cold {first_valid(runs[0]['history']):.4f}, "
-          f"warm {first_valid(runs[1]['history']):.4f}; first run's best {runs[0]['valid']['recall@50']:.4f}")
+    print(
+        f"student first valid recall@50: cold {first_valid(runs[0]['history']):.4f}, "
+        f"warm {first_valid(runs[1]['history']):.4f}; first run's best {runs[0]['valid']['recall@50']:.4f}"
+    )
     assert first_valid(runs[1]["history"]) > 0.9 * runs[0]["valid"]["recall@50"] > 1.2 * first_valid(runs[0]["history"])
     for teacher in WARM_TEACHERS:
         node = f"TeacherTrainer.{teacher}"
@@ -207,11 +255,15 @@ def test_a_warm_started_pipeline_has_its_resolvers_and_does_not_compile_for_kube
     from pipeline.kubeflow_runner import compile_pipeline
     from pipeline.pipeline import DATASET_RESOLVER, create_components, resolver_ids, teacher_resolver
 
-    config = PipelineConfig(out_dir=str(tmp_path), data="synthetic", profile="tiny", teachers=("MF", "AE"),
-                            warm_start=True)
+    config = PipelineConfig(
+        out_dir=str(tmp_path), data="synthetic", profile="tiny", teachers=("MF", "AE"), warm_start=True
+    )
     ids = {component.id for component in create_components(config)}
-    assert resolver_ids(config) == {DATASET_RESOLVER, teacher_resolver("MF"), teacher_resolver("AE"),
-                                    "latest_blessed_model_resolver"} <= ids
+    assert (
+        resolver_ids(config)
+        == {DATASET_RESOLVER, teacher_resolver("MF"), teacher_resolver("AE"), "latest_blessed_model_resolver"}
+        <= ids
+    )
     assert resolver_ids(dataclasses.replace(config, warm_start=False)) == {"latest_blessed_model_resolver"}
     with pytest.raises(HetCompError, match="local runner only"):
         compile_pipeline(config, "image", str(tmp_path / "spec.json"))

@@ -66,14 +66,21 @@ class InteractionExampleGen(base_component.BaseComponent):
     SPEC_CLASS = InteractionExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
-    def __init__(self, data: str, data_format: str | None, data_config: DataConfig,
-                 previous_dataset: types.BaseChannel | None = None):
-        super().__init__(spec=InteractionExampleGenSpec(
-            data=data,
-            data_format=data_format,
-            data_config=json.dumps(dataclasses.asdict(data_config)),
-            data_fingerprint=data_fingerprint(data),
-            previous_dataset=previous_dataset,
-            examples=types.Channel(type=standard_artifacts.Examples),
-            dataset=types.Channel(type=InteractionDataset),
-        ))
+    def __init__(
+        self,
+        data: str,
+        data_format: str | None,
+        data_config: DataConfig,
+        previous_dataset: types.BaseChannel | None = None,
+    ):
+        super().__init__(
+            spec=InteractionExampleGenSpec(
+                data=data,
+                data_format=data_format,
+                data_config=json.dumps(dataclasses.asdict(data_config)),
+                data_fingerprint=data_fingerprint(data),
+                previous_dataset=previous_dataset,
+                examples=types.Channel(type=standard_artifacts.Examples),
+                dataset=types.Channel(type=InteractionDataset),
+            )
+        )

@@ -77,8 +77,11 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         cfg = from_dict(DataConfig, json.loads(exec_properties[keys.DATA_CONFIG_KEY]))
         check_split_config(cfg)
         data, data_format = exec_properties[keys.DATA_KEY], exec_properties.get(keys.DATA_FORMAT_KEY) or None
-        previous = (storage.read_dataset(artifact_utils.get_single_uri(input_dict[keys.PREVIOUS_DATASET_KEY]))
-                    if input_dict.get(keys.PREVIOUS_DATASET_KEY) else None)
+        previous = (
+            storage.read_dataset(artifact_utils.get_single_uri(input_dict[keys.PREVIOUS_DATASET_KEY]))
+            if input_dict.get(keys.PREVIOUS_DATASET_KEY)
+            else None
+        )
         examples = artifact_utils.get_single_instance(output_dict[keys.EXAMPLES_KEY])
         dataset = artifact_utils.get_single_instance(output_dict[keys.DATASET_KEY])
         source = beam_source(data, data_format, cfg)
@@ -93,8 +96,10 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         grown = {}
         if previous is not None:
             grown = {"new_users": result.n_users - previous.n_users, "new_items": result.n_items - previous.n_items}
-            log(f"vocabularies grown from the previous dataset's {previous.n_users:,} users and {previous.n_items:,} "
-                f"items by {grown['new_users']:,} and {grown['new_items']:,}")
+            log(
+                f"vocabularies grown from the previous dataset's {previous.n_users:,} users and {previous.n_items:,} "
+                f"items by {grown['new_users']:,} and {grown['new_items']:,}"
+            )
         set_custom_properties(dataset, name=result.name, **result.sizes(), **grown)
 
     @staticmethod
@@ -104,16 +109,28 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         with storage.writable_dir(dataset.uri) as directory:
             data.save(os.path.join(directory, DATASET_FILE))
 
-    def _ingest_with_beam(self, source: interaction_beam.Source, name: str, cfg: DataConfig,
-                          examples: types.Artifact, dataset: types.Artifact,
-                          previous: Dataset | None) -> Dataset:
+    def _ingest_with_beam(
+        self,
+        source: interaction_beam.Source,
+        name: str,
+        cfg: DataConfig,
+        examples: types.Artifact,
+        dataset: types.Artifact,
+        previous: Dataset | None,
+    ) -> Dataset:
         """The Beam pipeline into each output's staging directory, dataset.npz from what it wrote, then both moved
         in; on any failure the staging directories are removed, so the outputs hold nothing (`storage.staged`)."""
         vocabularies = ((), ()) if previous is None else (previous.user_vocab.tolist(), previous.item_vocab.tolist())
         with storage.staged(examples.uri, dataset.uri) as (examples_stage, dataset_stage):
             vocabulary_stage = os.path.join(dataset_stage, VOCABULARY_DIR)
-            interaction_beam.run(self._make_beam_pipeline(), source, cfg, examples_stage, vocabulary_stage,
-                                 previous_vocabularies=vocabularies)
+            interaction_beam.run(
+                self._make_beam_pipeline(),
+                source,
+                cfg,
+                examples_stage,
+                vocabulary_stage,
+                previous_vocabularies=vocabularies,
+            )
             data = interaction_examples.read_dataset(examples_stage, vocabulary_stage, name)
             with storage.writable_dir(dataset_stage) as directory:
                 data.save(os.path.join(directory, DATASET_FILE))

@@ -36,21 +36,37 @@ class TestInteractionExampleGen:
 
     def test_a_missing_file_is_one_line_naming_it(self, tmp_path):
         missing = str(tmp_path / "nowhere.csv")
-        outputs = {keys.EXAMPLES_KEY: [make(standard_artifacts.Examples, tmp_path, "e")],
-                   keys.DATASET_KEY: [make(InteractionDataset, tmp_path, "d")]}
+        outputs = {
+            keys.EXAMPLES_KEY: [make(standard_artifacts.Examples, tmp_path, "e")],
+            keys.DATASET_KEY: [make(InteractionDataset, tmp_path, "d")],
+        }
         with pytest.raises(HetCompError, match="nowhere.csv"):
-            ingestion.Executor().Do({}, outputs, {keys.DATA_KEY: missing, keys.DATA_FORMAT_KEY: "",
-                                                  keys.DATA_CONFIG_KEY: json.dumps(dataclasses.asdict(DATA_CONFIG)),
-                                                  keys.DATA_FINGERPRINT_KEY: ""})
+            ingestion.Executor().Do(
+                {},
+                outputs,
+                {
+                    keys.DATA_KEY: missing,
+                    keys.DATA_FORMAT_KEY: "",
+                    keys.DATA_CONFIG_KEY: json.dumps(dataclasses.asdict(DATA_CONFIG)),
+                    keys.DATA_FINGERPRINT_KEY: "",
+                },
+            )
         assert not os.path.exists(outputs[keys.DATASET_KEY][0].uri)
 
 
 def ingest(root, data: str, cfg: DataConfig):
     """InteractionExampleGen's executor on `data` (outputs under `root`): (examples, dataset) artifacts."""
     examples, dataset = make(standard_artifacts.Examples, root, "examples"), make(InteractionDataset, root, "dataset")
-    ingestion.Executor().Do({}, {keys.EXAMPLES_KEY: [examples], keys.DATASET_KEY: [dataset]}, {
-        keys.DATA_KEY: data, keys.DATA_FORMAT_KEY: "", keys.DATA_CONFIG_KEY: json.dumps(dataclasses.asdict(cfg)),
-        keys.DATA_FINGERPRINT_KEY: ""})
+    ingestion.Executor().Do(
+        {},
+        {keys.EXAMPLES_KEY: [examples], keys.DATASET_KEY: [dataset]},
+        {
+            keys.DATA_KEY: data,
+            keys.DATA_FORMAT_KEY: "",
+            keys.DATA_CONFIG_KEY: json.dumps(dataclasses.asdict(cfg)),
+            keys.DATA_FINGERPRINT_KEY: "",
+        },
+    )
     return examples, dataset
 
 
@@ -73,8 +89,10 @@ class TestPerUserIngestionWithBeam:
             np.testing.assert_array_equal(data.split(split).indptr, expected.split(split).indptr)
             np.testing.assert_array_equal(data.split(split).indices, expected.split(split).indices)
         shards = tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], "valid"), "*.gz"))
-        parsed = tf.io.parse_example(list(tf.data.TFRecordDataset(shards, "GZIP")), {
-            "user": tf.io.FixedLenFeature([], tf.int64), "user_id": tf.io.FixedLenFeature([], tf.string)})
+        parsed = tf.io.parse_example(
+            list(tf.data.TFRecordDataset(shards, "GZIP")),
+            {"user": tf.io.FixedLenFeature([], tf.int64), "user_id": tf.io.FixedLenFeature([], tf.string)},
+        )
         np.testing.assert_array_equal(parsed["user_id"].numpy().astype(str), data.user_vocab[parsed["user"].numpy()])
         assert artifact_utils.decode_split_names(examples.split_names) == list(interaction_examples.SPLITS)
         assert sorted(os.listdir(dataset.uri)) == ["dataset.npz", interaction_examples.VOCABULARY_DIR]

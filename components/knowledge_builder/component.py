@@ -51,14 +51,21 @@ class KnowledgeBuilder(base_component.BaseComponent):
     SPEC_CLASS = KnowledgeBuilderSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
-    def __init__(self, dataset: types.BaseChannel, trajectories: dict[str, types.BaseChannel],
-                 distill_config: DistillConfig, beam_build: bool = False):
-        super().__init__(spec=KnowledgeBuilderSpec(
-            tau=float(distill_config.tau),
-            targets=distill_config.targets,
-            beam_build=int(beam_build),
-            dataset=dataset,
-            **{keys.trajectory_key(name): channel for name, channel in trajectories.items()},
-            knowledge=types.Channel(type=KnowledgeArtifact),
-            metrics=types.Channel(type=RankingMetrics),
-        ))
+    def __init__(
+        self,
+        dataset: types.BaseChannel,
+        trajectories: dict[str, types.BaseChannel],
+        distill_config: DistillConfig,
+        beam_build: bool = False,
+    ):
+        super().__init__(
+            spec=KnowledgeBuilderSpec(
+                tau=float(distill_config.tau),
+                targets=distill_config.targets,
+                beam_build=int(beam_build),
+                dataset=dataset,
+                **{keys.trajectory_key(name): channel for name, channel in trajectories.items()},
+                knowledge=types.Channel(type=KnowledgeArtifact),
+                metrics=types.Channel(type=RankingMetrics),
+            )
+        )

@@ -45,8 +45,12 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             uri = artifact_utils.get_single_uri(input_dict[keys.trajectory_key(teacher)])
             trajectory_dirs[teacher] = os.path.join(uri, TRAJECTORY_DIR)
             teacher_run = storage.read_json(uri, METRICS_FILE)
-            methods[teacher_row(teacher)] = {"valid": teacher_run["valid"], "test": teacher_run["test"],
-                                             "epochs": teacher_run["epochs"], "ended_by": teacher_run["ended_by"]}
+            methods[teacher_row(teacher)] = {
+                "valid": teacher_run["valid"],
+                "test": teacher_run["test"],
+                "epochs": teacher_run["epochs"],
+                "ended_by": teacher_run["ended_by"],
+            }
         if not trajectory_dirs:
             raise HetCompError("KnowledgeBuilder: no teacher trajectory is wired in")
 
@@ -59,8 +63,13 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 fitted = ensemble.target_knowledge(load_trajectories(trajectory_dirs), targets, tau, data)
                 tau, weights = fitted.tau, fitted.teacher_weights
             with storage.staged(knowledge_artifact.uri) as (stage,):
-                knowledge_beam.run(self._make_beam_pipeline(), trajectory_dirs, tau, os.path.join(stage, KNOWLEDGE_DIR),
-                                   teacher_weights=weights)
+                knowledge_beam.run(
+                    self._make_beam_pipeline(),
+                    trajectory_dirs,
+                    tau,
+                    os.path.join(stage, KNOWLEDGE_DIR),
+                    teacher_weights=weights,
+                )
                 knowledge = knowledge_beam.read_knowledge(os.path.join(stage, KNOWLEDGE_DIR))
         else:
             knowledge = ensemble.target_knowledge(load_trajectories(trajectory_dirs), targets, tau, data)
@@ -70,8 +79,15 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         methods[ENSEMBLE] = ensemble_metrics(equal, data)
         if knowledge.teacher_weights is not None:
             methods[FITTED_ENSEMBLE] = ensemble_metrics(knowledge, data)
-        set_custom_properties(knowledge_artifact, teachers=",".join(knowledge.teachers),
-                              n_checkpoints=knowledge.n_checkpoints, top_n=knowledge.top_n,
-                              layout="sharded" if beam_build else "arrays")
-        storage.write_json(artifact_utils.get_single_uri(output_dict[keys.METRICS_KEY]), METRICS_FILE,
-                           {"methods": methods, "targets": {"kind": targets, **knowledge.describe()}})
+        set_custom_properties(
+            knowledge_artifact,
+            teachers=",".join(knowledge.teachers),
+            n_checkpoints=knowledge.n_checkpoints,
+            top_n=knowledge.top_n,
+            layout="sharded" if beam_build else "arrays",
+        )
+        storage.write_json(
+            artifact_utils.get_single_uri(output_dict[keys.METRICS_KEY]),
+            METRICS_FILE,
+            {"methods": methods, "targets": {"kind": targets, **knowledge.describe()}},
+        )

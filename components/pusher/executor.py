@@ -90,8 +90,11 @@ def exclusive_push(base_dir: str) -> Iterator[None]:
 
 def versions(base_dir: str) -> list[int]:
     """The numeric version directories of `base_dir` (what TF Serving loads), ascending."""
-    return sorted(int(name) for name in os.listdir(base_dir)
-                  if name.isascii() and name.isdigit() and os.path.isdir(os.path.join(base_dir, name)))
+    return sorted(
+        int(name)
+        for name in os.listdir(base_dir)
+        if name.isascii() and name.isdigit() and os.path.isdir(os.path.join(base_dir, name))
+    )
 
 
 def remove_stale_stages(base_dir: str) -> None:
@@ -130,9 +133,11 @@ def publish_version(model_dir: str, base_dir: str) -> str:
 
 def same_tree(left: str, right: str) -> bool:
     """True when the two directories hold the same relative paths with byte-equal files."""
+
     def listing(root):
-        return sorted(os.path.relpath(os.path.join(d, n), root) for d, dirs, names in os.walk(root)
-                      for n in [*dirs, *names])
+        return sorted(
+            os.path.relpath(os.path.join(d, n), root) for d, dirs, names in os.walk(root) for n in [*dirs, *names]
+        )
 
     if listing(left) != listing(right):
         return False
@@ -158,20 +163,27 @@ class Executor(pusher_executor.Executor):
         return True
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
-        destination = proto_utils.json_to_proto(exec_properties[keys.PUSH_DESTINATION_KEY],
-                                                pusher_pb2.PushDestination())
+        destination = proto_utils.json_to_proto(
+            exec_properties[keys.PUSH_DESTINATION_KEY], pusher_pb2.PushDestination()
+        )
         base_dir = destination.filesystem.base_directory
         versioning = destination.filesystem.versioning
-        if (destination.WhichOneof("destination") != "filesystem" or not storage.is_local(base_dir)
-                or versioning not in (pusher_pb2.Versioning.AUTO, pusher_pb2.Versioning.UNIX_TIMESTAMP)):
+        if (
+            destination.WhichOneof("destination") != "filesystem"
+            or not storage.is_local(base_dir)
+            or versioning not in (pusher_pb2.Versioning.AUTO, pusher_pb2.Versioning.UNIX_TIMESTAMP)
+        ):
             super().Do(input_dict, output_dict, exec_properties)  # TFX's copy, saved_model.pb last
             return
         self._log_startup(input_dict, output_dict, exec_properties)
         model_push = artifact_utils.get_single_instance(output_dict[keys.PUSHED_MODEL_KEY])
         blessings = input_dict.get(keys.MODEL_BLESSING_KEY)
         with storage.readable_dir(self.GetModelPath(input_dict)) as model_dir:
-            served = (blessings and is_served_already(artifact_utils.get_single_instance(blessings))
-                      and newest_version_holds(base_dir, model_dir))
+            served = (
+                blessings
+                and is_served_already(artifact_utils.get_single_instance(blessings))
+                and newest_version_holds(base_dir, model_dir)
+            )
             if served:
                 logging.info("The model is the served one already (%s holds it); not pushed again", base_dir)
             if served or not pusher_executor.Executor.CheckBlessing(self, input_dict):

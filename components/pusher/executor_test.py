@@ -25,10 +25,13 @@ class TestPusher:
         pushed = make(standard_artifacts.PushedModel, root, f"{name}-pushed")
         serving = root / f"{serving_name or name}-serving"
         destination = pusher_pb2.PushDestination(
-            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=str(serving)))
-        pusher.Executor().Do({keys.MODEL_KEY: [model], keys.MODEL_BLESSING_KEY: [blessing]},
-                             {keys.PUSHED_MODEL_KEY: [pushed]},
-                             {keys.PUSH_DESTINATION_KEY: proto_utils.proto_to_json(destination)})
+            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=str(serving))
+        )
+        pusher.Executor().Do(
+            {keys.MODEL_KEY: [model], keys.MODEL_BLESSING_KEY: [blessing]},
+            {keys.PUSHED_MODEL_KEY: [pushed]},
+            {keys.PUSH_DESTINATION_KEY: proto_utils.proto_to_json(destination)},
+        )
         return pushed.mlmd_artifact.custom_properties, serving
 
     def test_a_blessed_new_model_is_pushed_as_a_version(self, root, student, untrained):
@@ -50,8 +53,10 @@ class TestPusher:
         newer, _ = self.push(root, "served-3", untrained, 1, student.model.uri, "served")
         # within the same second as the first push: one above it, so TF Serving's latest policy serves it
         assert int(newer["pushed_version"].string_value) > int(first["pushed_version"].string_value)
-        assert sorted(os.listdir(serving)) == [first["pushed_version"].string_value,
-                                               newer["pushed_version"].string_value]
+        assert sorted(os.listdir(serving)) == [
+            first["pushed_version"].string_value,
+            newer["pushed_version"].string_value,
+        ]
 
     def test_a_blessed_model_whose_push_never_happened_is_pushed_on_the_rerun(self, root, student):
         """The rerun after a push that failed (full disk, kill): the Resolver's latest blessed model is this very

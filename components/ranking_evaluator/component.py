@@ -55,15 +55,24 @@ class RankingEvaluator(base_component.BaseComponent):
     SPEC_CLASS = RankingEvaluatorSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)  # a Beam executor's subclass
 
-    def __init__(self, model: types.BaseChannel, dataset: types.BaseChannel, comparison: types.BaseChannel,
-                 method: str, thresholds: dict, baseline_model: types.BaseChannel | None = None):
-        super().__init__(spec=RankingEvaluatorSpec(
-            method=method,
-            thresholds=json.dumps(thresholds, sort_keys=True),
-            model=model,
-            dataset=dataset,
-            comparison=comparison,
-            baseline_model=baseline_model,
-            blessing=types.Channel(type=standard_artifacts.ModelBlessing),
-            evaluation=types.Channel(type=RankingMetrics),
-        ))
+    def __init__(
+        self,
+        model: types.BaseChannel,
+        dataset: types.BaseChannel,
+        comparison: types.BaseChannel,
+        method: str,
+        thresholds: dict,
+        baseline_model: types.BaseChannel | None = None,
+    ):
+        super().__init__(
+            spec=RankingEvaluatorSpec(
+                method=method,
+                thresholds=json.dumps(thresholds, sort_keys=True),
+                model=model,
+                dataset=dataset,
+                comparison=comparison,
+                baseline_model=baseline_model,
+                blessing=types.Channel(type=standard_artifacts.ModelBlessing),
+                evaluation=types.Channel(type=RankingMetrics),
+            )
+        )

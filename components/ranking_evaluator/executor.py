@@ -58,17 +58,30 @@ def value_threshold(student: dict, ensemble: dict, thresholds: dict) -> dict:
     same split (and is > 0). `student`, `ensemble`: {split: {metric: value}}; both splits' values are reported."""
     metric, share = thresholds["metric"], float(thresholds["min_share_of_ensemble"])
     if BLESSING_SPLIT not in ensemble:
-        raise HetCompError(f"the ensemble's {BLESSING_SPLIT} metrics are missing from the comparison; the blessing "
-                           f"reads {BLESSING_SPLIT}")
+        raise HetCompError(
+            f"the ensemble's {BLESSING_SPLIT} metrics are missing from the comparison; the blessing "
+            f"reads {BLESSING_SPLIT}"
+        )
     if metric not in student[BLESSING_SPLIT] or metric not in ensemble[BLESSING_SPLIT]:
         raise HetCompError(f"blessing metric {metric!r} is not among the evaluated {sorted(student[BLESSING_SPLIT])}")
     value, reference = student[BLESSING_SPLIT][metric], ensemble[BLESSING_SPLIT][metric]
     required = share * reference
     passed = value >= required and value > 0.0
-    reported = {split: {"student": student[split][metric], "ensemble": ensemble[split][metric]}
-                for split in ("valid", "test") if split in student and split in ensemble}
-    return {"blessed": bool(passed), "metric": metric, "split": BLESSING_SPLIT, "student": value,
-            "ensemble": reference, "min_share_of_ensemble": share, "required": required, "splits": reported}
+    reported = {
+        split: {"student": student[split][metric], "ensemble": ensemble[split][metric]}
+        for split in ("valid", "test")
+        if split in student and split in ensemble
+    }
+    return {
+        "blessed": bool(passed),
+        "metric": metric,
+        "split": BLESSING_SPLIT,
+        "student": value,
+        "ensemble": reference,
+        "min_share_of_ensemble": share,
+        "required": required,
+        "splits": reported,
+    }
 
 
 def change_threshold(candidate: float, baseline: float, thresholds: dict) -> dict:
@@ -78,12 +91,21 @@ def change_threshold(candidate: float, baseline: float, thresholds: dict) -> dic
     diff = candidate - baseline
     ratio = math.nan if math.isclose(baseline, 0.0) else diff / baseline
     passed = (absolute is None or diff >= absolute) and (relative is None or ratio >= relative)
-    return {"passed": bool(passed), "split": BLESSING_SPLIT, "candidate": candidate, "baseline": baseline,
-            "diff": diff, "ratio": None if math.isnan(ratio) else ratio, "absolute": absolute, "relative": relative}
+    return {
+        "passed": bool(passed),
+        "split": BLESSING_SPLIT,
+        "candidate": candidate,
+        "baseline": baseline,
+        "diff": diff,
+        "ratio": None if math.isnan(ratio) else ratio,
+        "absolute": absolute,
+        "relative": relative,
+    }
 
 
-def blessing(student: dict, ensemble: dict, thresholds: dict, baseline: dict | None = None,
-             candidate: dict | None = None) -> dict:
+def blessing(
+    student: dict, ensemble: dict, thresholds: dict, baseline: dict | None = None, candidate: dict | None = None
+) -> dict:
     """The verdict, blessed iff the value threshold passes and, with a baseline, the change threshold on
     BLESSING_SPLIT's `metric` too ("baseline" None when rubber-stamped).
 
@@ -97,8 +119,9 @@ def blessing(student: dict, ensemble: dict, thresholds: dict, baseline: dict | N
     verdict["baseline"] = None
     if baseline is not None:
         metric, candidate = verdict["metric"], candidate or student
-        verdict["baseline"] = change_threshold(candidate[BLESSING_SPLIT][metric], baseline[BLESSING_SPLIT][metric],
-                                               thresholds)
+        verdict["baseline"] = change_threshold(
+            candidate[BLESSING_SPLIT][metric], baseline[BLESSING_SPLIT][metric], thresholds
+        )
         verdict["blessed"] = verdict["blessed"] and verdict["baseline"]["passed"]
     return verdict
 
@@ -114,8 +137,9 @@ def evaluate_served(model: types.Artifact, data: Dataset, splits) -> dict:
 def shared_ground(data: Dataset, vocabularies) -> Dataset:
     """`data`, or when the served model was trained on another snapshot (its vocabularies miss some of `data`'s
     ids), `data` restricted to the users and items it knows: the change threshold compares the two models there."""
-    if vocabularies is None or (np.isin(data.user_vocab, vocabularies[0]).all()
-                                and np.isin(data.item_vocab, vocabularies[1]).all()):
+    if vocabularies is None or (
+        np.isin(data.user_vocab, vocabularies[0]).all() and np.isin(data.item_vocab, vocabularies[1]).all()
+    ):
         return data
     return data.restricted(*vocabularies)
 
@@ -147,17 +171,23 @@ class Executor(evaluator_executor.Executor):
         if baseline_model is not None:
             verdict["baseline"]["model"] = baseline_model.uri
             verdict["baseline"]["shared_ids"] = shared  # None: compared on every user and item
-        storage.write_json(artifact_utils.get_single_uri(output_dict[keys.EVALUATION_KEY]), METRICS_FILE,
-                           {"methods": methods, "blessing": verdict})
+        storage.write_json(
+            artifact_utils.get_single_uri(output_dict[keys.EVALUATION_KEY]),
+            METRICS_FILE,
+            {"methods": methods, "blessing": verdict},
+        )
 
         blessing_artifact = artifact_utils.get_single_instance(output_dict[keys.BLESSING_KEY])
         blessing_artifact.set_int_custom_property(BLESSED_KEY, int(verdict["blessed"]))
-        blessing_artifact.set_string_custom_property(evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY,
-                                                     model.uri)
+        blessing_artifact.set_string_custom_property(
+            evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY, model.uri
+        )
         blessing_artifact.set_int_custom_property(evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY, model.id)
         if baseline_model is not None:
             blessing_artifact.set_string_custom_property(
-                evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY, baseline_model.uri)
-            blessing_artifact.set_int_custom_property(evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY,
-                                                      baseline_model.id)
+                evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY, baseline_model.uri
+            )
+            blessing_artifact.set_int_custom_property(
+                evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY, baseline_model.id
+            )
         storage.write_json(blessing_artifact.uri, "BLESSED" if verdict["blessed"] else "NOT_BLESSED", verdict)

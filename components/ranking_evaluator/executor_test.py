@@ -24,21 +24,24 @@ def evaluated(root, name, ingested, knowledge, model, baseline=None, **threshold
     inputs = {keys.MODEL_KEY: [model], keys.DATASET_KEY: [ingested.dataset], keys.COMPARISON_KEY: [knowledge.metrics]}
     if baseline is not None:
         inputs[keys.BASELINE_MODEL_KEY] = [baseline]
-    ranking_evaluator.Executor().Do(inputs, {keys.BLESSING_KEY: [blessing], keys.EVALUATION_KEY: [evaluation]},
-                                    {keys.METHOD_KEY: "hetcomp",
-                                     keys.THRESHOLDS_KEY: json.dumps({**THRESHOLDS, **thresholds})})
+    ranking_evaluator.Executor().Do(
+        inputs,
+        {keys.BLESSING_KEY: [blessing], keys.EVALUATION_KEY: [evaluation]},
+        {keys.METHOD_KEY: "hetcomp", keys.THRESHOLDS_KEY: json.dumps({**THRESHOLDS, **thresholds})},
+    )
     return storage.read_json(evaluation.uri, METRICS_FILE), blessing
-
 
 
 class TestRankingEvaluator:
     @pytest.mark.parametrize("share, expected", [(0.0, True), (1000.0, False)])
-    def test_without_a_baseline_the_value_threshold_on_valid_alone_decides(self, root, ingested, knowledge, student,
-                                                                             share, expected):
+    def test_without_a_baseline_the_value_threshold_on_valid_alone_decides(
+        self, root, ingested, knowledge, student, share, expected
+    ):
         """Share 0 blesses any student that learnt something (its valid Recall@50 > 0 after training), share 1000
         none (Recall is at most 1, the ensemble's well above 1/1000 on this data): verdicts known in advance."""
-        evaluation, blessing = evaluated(root, f"alone-{share:g}", ingested, knowledge, student.model,
-                                         min_share_of_ensemble=share)
+        evaluation, blessing = evaluated(
+            root, f"alone-{share:g}", ingested, knowledge, student.model, min_share_of_ensemble=share
+        )
         row, ensemble_row = evaluation["methods"]["student:hetcomp"], evaluation["methods"]["ensemble"]
         assert row["valid"] == pytest.approx(student.run["valid"], abs=1e-5)  # the served model is the trained one
         verdict = evaluation["blessing"]
@@ -46,12 +49,16 @@ class TestRankingEvaluator:
         # the split deciding is valid, for the student and the ensemble alike; test is reported beside it
         assert verdict["split"] == "valid" and verdict["student"] == row["valid"]["recall@50"]
         assert verdict["ensemble"] == ensemble_row["valid"]["recall@50"] > 0.001
-        assert verdict["splits"]["test"] == {"student": row["test"]["recall@50"],
-                                             "ensemble": ensemble_row["test"]["recall@50"]}
+        assert verdict["splits"]["test"] == {
+            "student": row["test"]["recall@50"],
+            "ensemble": ensemble_row["test"]["recall@50"],
+        }
         properties = blessing.mlmd_artifact.custom_properties
         assert properties["blessed"].int_value == int(expected)
-        assert (properties["current_model_id"].int_value, properties["current_model"].string_value) == \
-            (student.model.id, student.model.uri)
+        assert (properties["current_model_id"].int_value, properties["current_model"].string_value) == (
+            student.model.id,
+            student.model.uri,
+        )
         assert "baseline_model" not in properties
         assert os.path.exists(os.path.join(blessing.uri, "BLESSED" if expected else "NOT_BLESSED"))
 
@@ -76,8 +83,9 @@ class TestRankingEvaluator:
 
     def test_the_trained_student_beats_the_untrained_baseline(self, root, ingested, knowledge, student, untrained):
         """With share 0 the value threshold passes, so the comparison with the (worse) baseline alone decides."""
-        evaluation, _ = evaluated(root, "better", ingested, knowledge, student.model, baseline=untrained,
-                                  min_share_of_ensemble=0.0)
+        evaluation, _ = evaluated(
+            root, "better", ingested, knowledge, student.model, baseline=untrained, min_share_of_ensemble=0.0
+        )
         change = evaluation["blessing"]["baseline"]
         assert change["diff"] > 0 and change["passed"] and evaluation["blessing"]["blessed"]
 
@@ -86,18 +94,22 @@ class TestRankingEvaluator:
 # at a bound is at it, not a rounding away from it.
 ENSEMBLE_ROW = {"valid": {"recall@50": 0.25}, "test": {"recall@50": 0.5}}
 HALF = {"metric": "recall@50", "min_share_of_ensemble": 0.5, "change_absolute": None, "change_relative": None}
-TINY = 2.0 ** -30  # one step below a bound
+TINY = 2.0**-30  # one step below a bound
 
 
-@pytest.mark.parametrize("valid, test, expected", [
-    (0.125, 0.0, True),  # exactly 0.5 x 0.25 on valid: a bound reached passes (>=), whatever test says
-    (0.125 - TINY, 1.0, False),  # just below on valid fails, though test is twice the ensemble's
-    (0.375, 0.5, True),
-    (0.0, 0.5, False),  # nothing learnt
-])
+@pytest.mark.parametrize(
+    "valid, test, expected",
+    [
+        (0.125, 0.0, True),  # exactly 0.5 x 0.25 on valid: a bound reached passes (>=), whatever test says
+        (0.125 - TINY, 1.0, False),  # just below on valid fails, though test is twice the ensemble's
+        (0.375, 0.5, True),
+        (0.0, 0.5, False),  # nothing learnt
+    ],
+)
 def test_the_value_threshold_reads_valid_and_only_valid(valid, test, expected):
-    verdict = ranking_evaluator.blessing({"valid": {"recall@50": valid}, "test": {"recall@50": test}},
-                                         ENSEMBLE_ROW, HALF)
+    verdict = ranking_evaluator.blessing(
+        {"valid": {"recall@50": valid}, "test": {"recall@50": test}}, ENSEMBLE_ROW, HALF
+    )
     assert verdict["blessed"] is expected and verdict["split"] == "valid"
     assert verdict["required"] == 0.125 and verdict["ensemble"] == 0.25
     assert verdict["splits"]["test"] == {"student": test, "ensemble": 0.5}
@@ -111,19 +123,23 @@ def test_a_zero_share_blesses_only_a_student_that_learnt_something():
     assert not ranking_evaluator.blessing(nothing, ENSEMBLE_ROW, zero)["blessed"]
 
 
-@pytest.mark.parametrize("candidate, baseline, bounds, expected_diff, expected_ratio, passed", [
-    (0.375, 0.5, {"change_relative": -0.25}, -0.125, -0.25, True),  # exactly 25 % worse, bound -25 %: passes
-    (0.375 - TINY, 0.5, {"change_relative": -0.25}, -0.125 - TINY, -0.25 - 2 * TINY, False),  # a hair more: fails
-    (0.375, 0.5, {"change_absolute": -0.125}, -0.125, -0.25, True),  # exactly the absolute bound
-    (0.375, 0.5, {"change_absolute": -0.0625}, -0.125, -0.25, False),
-    (0.75, 0.5, {"change_relative": 0.5, "change_absolute": 0.25}, 0.25, 0.5, True),  # both bounds, both met
-    (0.75, 0.5, {"change_relative": 0.5, "change_absolute": 0.5}, 0.25, 0.5, False),  # one of two missed
-    (0.0, 0.5, {}, -0.5, -1.0, True),  # no bound: anything passes
-    (0.25, 0.0, {"change_relative": -0.5}, 0.25, None, False),  # ratio undefined: a relative bound fails (TFMA)
-    (0.25, 0.0, {"change_absolute": 0.25}, 0.25, None, True),
-])
-def test_the_change_threshold_follows_tfma_higher_is_better(candidate, baseline, bounds, expected_diff,
-                                                            expected_ratio, passed):
+@pytest.mark.parametrize(
+    "candidate, baseline, bounds, expected_diff, expected_ratio, passed",
+    [
+        (0.375, 0.5, {"change_relative": -0.25}, -0.125, -0.25, True),  # exactly 25 % worse, bound -25 %: passes
+        (0.375 - TINY, 0.5, {"change_relative": -0.25}, -0.125 - TINY, -0.25 - 2 * TINY, False),  # a hair more: fails
+        (0.375, 0.5, {"change_absolute": -0.125}, -0.125, -0.25, True),  # exactly the absolute bound
+        (0.375, 0.5, {"change_absolute": -0.0625}, -0.125, -0.25, False),
+        (0.75, 0.5, {"change_relative": 0.5, "change_absolute": 0.25}, 0.25, 0.5, True),  # both bounds, both met
+        (0.75, 0.5, {"change_relative": 0.5, "change_absolute": 0.5}, 0.25, 0.5, False),  # one of two missed
+        (0.0, 0.5, {}, -0.5, -1.0, True),  # no bound: anything passes
+        (0.25, 0.0, {"change_relative": -0.5}, 0.25, None, False),  # ratio undefined: a relative bound fails (TFMA)
+        (0.25, 0.0, {"change_absolute": 0.25}, 0.25, None, True),
+    ],
+)
+def test_the_change_threshold_follows_tfma_higher_is_better(
+    candidate, baseline, bounds, expected_diff, expected_ratio, passed
+):
     thresholds = {"change_relative": None, "change_absolute": None, **bounds}
     change = ranking_evaluator.change_threshold(candidate, baseline, thresholds)
     assert change["passed"] is passed and change["diff"] == expected_diff and change["split"] == "valid"
@@ -152,11 +168,13 @@ def test_the_change_is_measured_on_the_ids_the_served_model_knows_the_value_thre
     its valid on every id to the value threshold."""
     student = {"valid": {"recall@50": 0.125}, "test": {"recall@50": 0.125}}
     shared = {"valid": {"recall@50": 0.5}}
-    verdict = ranking_evaluator.blessing(student, ENSEMBLE_ROW, {**HALF, "change_absolute": 0.0},
-                                         {"valid": {"recall@50": 0.5}}, shared)
+    verdict = ranking_evaluator.blessing(
+        student, ENSEMBLE_ROW, {**HALF, "change_absolute": 0.0}, {"valid": {"recall@50": 0.5}}, shared
+    )
     assert verdict["blessed"] and verdict["student"] == 0.125 and verdict["baseline"]["candidate"] == 0.5
-    worse = ranking_evaluator.blessing(student, ENSEMBLE_ROW, {**HALF, "change_absolute": 0.0},
-                                       {"valid": {"recall@50": 0.5 + TINY}}, shared)
+    worse = ranking_evaluator.blessing(
+        student, ENSEMBLE_ROW, {**HALF, "change_absolute": 0.0}, {"valid": {"recall@50": 0.5 + TINY}}, shared
+    )
     assert not worse["blessed"] and worse["baseline"]["diff"] == -TINY
 
 

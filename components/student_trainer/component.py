@@ -66,16 +66,26 @@ class StudentTrainer(base_component.BaseComponent):
     SPEC_CLASS = StudentTrainerSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
-    def __init__(self, dataset: types.BaseChannel, knowledge: types.BaseChannel, distill_config: DistillConfig,
-                 run_fn: str = DEFAULT_RUN_FN, base_model: types.BaseChannel | None = None, workers: int = 1):
+    def __init__(
+        self,
+        dataset: types.BaseChannel,
+        knowledge: types.BaseChannel,
+        distill_config: DistillConfig,
+        run_fn: str = DEFAULT_RUN_FN,
+        base_model: types.BaseChannel | None = None,
+        workers: int = 1,
+    ):
         check_worker_request("StudentTrainer", workers, distill_config.distribute)
-        super().__init__(spec=StudentTrainerSpec(
-            run_fn=run_fn,
-            custom_config=json_utils.dumps({keys.DISTILL_CONFIG_FIELD: dataclasses.asdict(distill_config),
-                                           keys.WORKERS_FIELD: workers}),
-            dataset=dataset,
-            knowledge=knowledge,
-            base_model=base_model,
-            model=types.Channel(type=standard_artifacts.Model),
-            model_run=types.Channel(type=standard_artifacts.ModelRun),
-        ))
+        super().__init__(
+            spec=StudentTrainerSpec(
+                run_fn=run_fn,
+                custom_config=json_utils.dumps(
+                    {keys.DISTILL_CONFIG_FIELD: dataclasses.asdict(distill_config), keys.WORKERS_FIELD: workers}
+                ),
+                dataset=dataset,
+                knowledge=knowledge,
+                base_model=base_model,
+                model=types.Channel(type=standard_artifacts.Model),
+                model_run=types.Channel(type=standard_artifacts.ModelRun),
+            )
+        )

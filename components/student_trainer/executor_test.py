@@ -19,8 +19,8 @@ from components.ranking_evaluator import executor as ranking_evaluator
 from components.student_trainer import executor as student_trainer
 from components.student_trainer.component import StudentTrainerSpec
 from components.testing import DISTILL, make
-from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.distill.student import load_student
+from hetcomp_tf.metrics import evaluate
 
 
 class TestStudentTrainer:
@@ -44,11 +44,16 @@ class TestStudentTrainer:
         if warm:
             inputs[keys.BASE_MODEL_KEY] = [student.model]
         fn_args = student_trainer.Executor(context)._GetFnArgs(
-            inputs, {keys.MODEL_KEY: [model], keys.MODEL_RUN_KEY: [model_run]},
-            {keys.CUSTOM_CONFIG_KEY: json_utils.dumps({keys.DISTILL_CONFIG_FIELD: {}})})
+            inputs,
+            {keys.MODEL_KEY: [model], keys.MODEL_RUN_KEY: [model_run]},
+            {keys.CUSTOM_CONFIG_KEY: json_utils.dumps({keys.DISTILL_CONFIG_FIELD: {}})},
+        )
         assert isinstance(fn_args, fn_args_utils.FnArgs)
-        assert fn_args.custom_config == {keys.DISTILL_CONFIG_FIELD: {}, keys.DATASET_URI_FIELD: ingested.dataset.uri,
-                                         keys.KNOWLEDGE_URI_FIELD: knowledge.knowledge.uri}
+        assert fn_args.custom_config == {
+            keys.DISTILL_CONFIG_FIELD: {},
+            keys.DATASET_URI_FIELD: ingested.dataset.uri,
+            keys.KNOWLEDGE_URI_FIELD: knowledge.knowledge.uri,
+        }
         assert fn_args.serving_model_dir == path_utils.serving_model_dir(model.uri)
         assert fn_args.model_run_dir == model_run.uri
         assert fn_args.base_model == (path_utils.serving_model_path(student.model.uri) if warm else None)

@@ -64,21 +64,31 @@ class TeacherTrainer(base_component.BaseComponent):
     SPEC_CLASS = TeacherTrainerSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
-    def __init__(self, dataset: types.BaseChannel, anomalies: types.BaseChannel, teacher: str,
-                 teacher_config: TeacherConfig, trajectory_config: TrajectoryConfig, seed: int = 0,
-                 base_model: types.BaseChannel | None = None, workers: int = 1):
+    def __init__(
+        self,
+        dataset: types.BaseChannel,
+        anomalies: types.BaseChannel,
+        teacher: str,
+        teacher_config: TeacherConfig,
+        trajectory_config: TrajectoryConfig,
+        seed: int = 0,
+        base_model: types.BaseChannel | None = None,
+        workers: int = 1,
+    ):
         check_teacher_config(teacher, teacher_config)
         check_worker_request(f"TeacherTrainer.{teacher}", workers, teacher_config.distribute)
-        super().__init__(spec=TeacherTrainerSpec(
-            teacher=teacher,
-            teacher_config=json.dumps(dataclasses.asdict(teacher_config)),
-            trajectory_config=json.dumps(dataclasses.asdict(trajectory_config)),
-            seed=seed,
-            workers=workers,
-            dataset=dataset,
-            anomalies=anomalies,
-            base_model=base_model,
-            model=types.Channel(type=standard_artifacts.Model),
-            trajectory=types.Channel(type=TeacherTrajectory),
-            model_run=types.Channel(type=standard_artifacts.ModelRun),
-        ))
+        super().__init__(
+            spec=TeacherTrainerSpec(
+                teacher=teacher,
+                teacher_config=json.dumps(dataclasses.asdict(teacher_config)),
+                trajectory_config=json.dumps(dataclasses.asdict(trajectory_config)),
+                seed=seed,
+                workers=workers,
+                dataset=dataset,
+                anomalies=anomalies,
+                base_model=base_model,
+                model=types.Channel(type=standard_artifacts.Model),
+                trajectory=types.Channel(type=TeacherTrajectory),
+                model_run=types.Channel(type=standard_artifacts.ModelRun),
+            )
+        )

@@ -46,26 +46,48 @@ class Executor(base_executor.BaseExecutor):
         require_valid_examples(input_dict[keys.ANOMALIES_KEY])
         data = storage.read_dataset(artifact_utils.get_single_uri(input_dict[keys.DATASET_KEY]))
         traj_cfg = from_dict(TrajectoryConfig, json.loads(exec_properties[keys.TRAJECTORY_CONFIG_KEY]))
-        model, trajectory, model_run = (artifact_utils.get_single_instance(output_dict[key])
-                                        for key in (keys.MODEL_KEY, keys.TRAJECTORY_KEY, keys.MODEL_RUN_KEY))
+        model, trajectory, model_run = (
+            artifact_utils.get_single_instance(output_dict[key])
+            for key in (keys.MODEL_KEY, keys.TRAJECTORY_KEY, keys.MODEL_RUN_KEY)
+        )
 
         warm_start = base_teacher(input_dict.get(keys.BASE_MODEL_KEY))
-        with worker_dir(model_run.uri, strategy) as run_uri, worker_dir(model.uri, strategy) as model_uri, \
-                worker_dir(trajectory.uri, strategy) as trajectory_uri:
+        with (
+            worker_dir(model_run.uri, strategy) as run_uri,
+            worker_dir(model.uri, strategy) as model_uri,
+            worker_dir(trajectory.uri, strategy) as trajectory_uri,
+        ):
             with storage.writable_dir(run_uri) as log_dir:
-                run = train_teacher(name, data, cfg, traj_cfg, seed=exec_properties[keys.SEED_KEY], log_dir=log_dir,
-                                    warm_start=warm_start, strategy=strategy)
+                run = train_teacher(
+                    name,
+                    data,
+                    cfg,
+                    traj_cfg,
+                    seed=exec_properties[keys.SEED_KEY],
+                    log_dir=log_dir,
+                    warm_start=warm_start,
+                    strategy=strategy,
+                )
             with storage.writable_dir(model_uri) as directory:
                 run.teacher.save_weights(os.path.join(directory, WEIGHTS_DIR, name))
             storage.write_vocabulary(model_uri, data)
-            storage.write_json(model_uri, TEACHER_FILE, {"teacher": name, "teacher_config": dataclasses.asdict(cfg),
-                                                         "seed": exec_properties[keys.SEED_KEY]})
+            storage.write_json(
+                model_uri,
+                TEACHER_FILE,
+                {"teacher": name, "teacher_config": dataclasses.asdict(cfg), "seed": exec_properties[keys.SEED_KEY]},
+            )
             with storage.writable_dir(trajectory_uri) as directory:
                 run.trajectory.save(os.path.join(directory, TRAJECTORY_DIR))
             storage.write_json(trajectory_uri, METRICS_FILE, {"teacher": name, **run.to_dict()})
         n_checkpoints, n_users, top_n = run.trajectory.rankings.shape
-        set_custom_properties(trajectory, teacher=name, n_checkpoints=int(n_checkpoints), n_users=int(n_users),
-                              top_n=int(top_n), format_version=FORMAT_VERSION)
+        set_custom_properties(
+            trajectory,
+            teacher=name,
+            n_checkpoints=int(n_checkpoints),
+            n_users=int(n_users),
+            top_n=int(top_n),
+            format_version=FORMAT_VERSION,
+        )
 
 
 def base_teacher(models) -> WarmStart | None:

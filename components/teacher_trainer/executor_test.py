@@ -41,14 +41,26 @@ class TestTeacherTrainer:
         bad = anomalies_pb2.Anomalies()
         bad.anomaly_info["item"].short_description = "Out-of-range values"
         anomalies = anomalies_artifact(tmp_path / "anomalies", {"train": bad})
-        outputs = {key: [make(cls, tmp_path, key)] for key, cls in (
-            (keys.MODEL_KEY, standard_artifacts.Model), (keys.TRAJECTORY_KEY, TeacherTrajectory),
-            (keys.MODEL_RUN_KEY, standard_artifacts.ModelRun))}
+        outputs = {
+            key: [make(cls, tmp_path, key)]
+            for key, cls in (
+                (keys.MODEL_KEY, standard_artifacts.Model),
+                (keys.TRAJECTORY_KEY, TeacherTrajectory),
+                (keys.MODEL_RUN_KEY, standard_artifacts.ModelRun),
+            )
+        }
         with pytest.raises(HetCompError, match="train/item: Out-of-range values"):
             inputs = {keys.DATASET_KEY: [ingested.dataset], keys.ANOMALIES_KEY: [anomalies]}
-            teacher_trainer.Executor().Do(inputs, outputs, {
-                keys.TEACHER_KEY: "MF", keys.TEACHER_CONFIG_KEY: json.dumps(dataclasses.asdict(TEACHERS["MF"])),
-                keys.TRAJECTORY_CONFIG_KEY: json.dumps(dataclasses.asdict(TRAJECTORY)), keys.SEED_KEY: 0})
+            teacher_trainer.Executor().Do(
+                inputs,
+                outputs,
+                {
+                    keys.TEACHER_KEY: "MF",
+                    keys.TEACHER_CONFIG_KEY: json.dumps(dataclasses.asdict(TEACHERS["MF"])),
+                    keys.TRAJECTORY_CONFIG_KEY: json.dumps(dataclasses.asdict(TRAJECTORY)),
+                    keys.SEED_KEY: 0,
+                },
+            )
         assert not any(os.path.exists(value[0].uri) for value in outputs.values())
 
     def test_a_base_model_of_the_shared_teacher_config_shape_is_warm_started_from(self, tmp_path, teachers):
@@ -57,8 +69,14 @@ class TestTeacherTrainer:
         model = make(standard_artifacts.Model, tmp_path, "model")
         shutil.copytree(teachers["ML"].model.uri, model.uri)
         saved = storage.read_json(model.uri, TEACHER_FILE)
-        shared = {**saved["teacher_config"], "layers": [], "dropout": 0.0, "kl_cap": 0.2, "kl_anneal_epochs": 20,
-                  "positive_weight": 1.0}
+        shared = {
+            **saved["teacher_config"],
+            "layers": [],
+            "dropout": 0.0,
+            "kl_cap": 0.2,
+            "kl_anneal_epochs": 20,
+            "positive_weight": 1.0,
+        }
         storage.write_json(model.uri, TEACHER_FILE, {**saved, "teacher_config": shared})
         base = teacher_trainer.base_teacher([model]).base
         assert base.cfg == TEACHERS["ML"]

@@ -101,7 +101,8 @@ def teachers_reusable(out: Path, data: Dataset, profile: Profile) -> str | None:
     same = stored.name == data.name and all(
         np.array_equal(getattr(stored, split).indptr, getattr(data, split).indptr)
         and np.array_equal(getattr(stored, split).indices, getattr(data, split).indices)
-        for split in ("train", "valid", "test"))
+        for split in ("train", "valid", "test")
+    )
     return None if same else "its dataset split differs from this data"
 
 
@@ -162,11 +163,23 @@ class BenchmarkPlan:
     latency_ms: dict | None
 
     @classmethod
-    def from_options(cls, data_spec: str, fmt: str | None, profile: Profile, seeds: int, methods: Sequence[str],
-                     student_dims: Sequence[int], out: str | os.PathLike, jobs: int = 1,
-                     only_seeds: Sequence[int] | None = None, import_runs: Sequence[str | os.PathLike] = (),
-                     only_runs: Sequence[RunKey] | None = None, direct: Sequence[str] = (),
-                     latency: str | os.PathLike | None = None, extra_seeds: int = 1) -> BenchmarkPlan:
+    def from_options(
+        cls,
+        data_spec: str,
+        fmt: str | None,
+        profile: Profile,
+        seeds: int,
+        methods: Sequence[str],
+        student_dims: Sequence[int],
+        out: str | os.PathLike,
+        jobs: int = 1,
+        only_seeds: Sequence[int] | None = None,
+        import_runs: Sequence[str | os.PathLike] = (),
+        only_runs: Sequence[RunKey] | None = None,
+        direct: Sequence[str] = (),
+        latency: str | os.PathLike | None = None,
+        extra_seeds: int = 1,
+    ) -> BenchmarkPlan:
         """The plan of `run_benchmark`'s options.
 
         Args:
@@ -183,15 +196,19 @@ class BenchmarkPlan:
         out = Path(out)
         _check_options(out, seeds, methods, student_dims, jobs, only_seeds, direct, extra_seeds)
         latency_ms = latency_by_form(read_json(Path(latency))) if latency is not None else None
-        keys = [RunKey(direct_method(t), d, 0) for d in sorted({profile.distill.student_dim, *student_dims})
-                for t in direct] + plan_runs(methods, seeds, profile.distill.student_dim, student_dims, extra_seeds)
+        keys = [
+            RunKey(direct_method(t), d, 0) for d in sorted({profile.distill.student_dim, *student_dims}) for t in direct
+        ] + plan_runs(methods, seeds, profile.distill.student_dim, student_dims, extra_seeds)
         unplanned = [key.label for key in only_runs or () if key not in keys]
         if unplanned:
-            raise HetCompError(f"benchmark: --only-runs {unplanned[0]} is not a run of this plan (--methods, --seeds, "
-                               f"--student-dims); planned: {','.join(key.label for key in keys)}")
+            raise HetCompError(
+                f"benchmark: --only-runs {unplanned[0]} is not a run of this plan (--methods, --seeds, "
+                f"--student-dims); planned: {','.join(key.label for key in keys)}"
+            )
         imports = [(path, _read_partial(Path(path))) for path in import_runs]
-        return cls(data_spec, fmt, profile, out, methods, student_dims, jobs, keys, only_seeds, only_runs, imports,
-                   latency_ms)
+        return cls(
+            data_spec, fmt, profile, out, methods, student_dims, jobs, keys, only_seeds, only_runs, imports, latency_ms
+        )
 
 
 @dataclass
@@ -220,12 +237,23 @@ class FinishedRuns:
         write_json(out / PARTIAL, {"fingerprint": self.fingerprint, "runs": self.done})
 
 
-def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int, methods: Sequence[str],
-                  student_dims: Sequence[int], out: str | os.PathLike,
-                  progress: Callable[[str, int], Progress] | None = Progress, jobs: int = 1,
-                  only_seeds: Sequence[int] | None = None, import_runs: Sequence[str | os.PathLike] = (),
-                  only_runs: Sequence[RunKey] | None = None, direct: Sequence[str] = (),
-                  latency: str | os.PathLike | None = None, extra_seeds: int = 1) -> dict:
+def run_benchmark(
+    data_spec: str,
+    fmt: str | None,
+    profile: Profile,
+    seeds: int,
+    methods: Sequence[str],
+    student_dims: Sequence[int],
+    out: str | os.PathLike,
+    progress: Callable[[str, int], Progress] | None = Progress,
+    jobs: int = 1,
+    only_seeds: Sequence[int] | None = None,
+    import_runs: Sequence[str | os.PathLike] = (),
+    only_runs: Sequence[RunKey] | None = None,
+    direct: Sequence[str] = (),
+    latency: str | os.PathLike | None = None,
+    extra_seeds: int = 1,
+) -> dict:
     """Trains the teachers (or reuses them), then every planned run, and writes the results.
 
     Runs are resumed from results.partial.json when its fingerprint matches, `jobs` at a time; results.json, results.md
@@ -259,8 +287,22 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
             runs that failed.
     """
     start = time.perf_counter()
-    plan = BenchmarkPlan.from_options(data_spec, fmt, profile, seeds, methods, student_dims, out, jobs, only_seeds,
-                                      import_runs, only_runs, direct, latency, extra_seeds)
+    plan = BenchmarkPlan.from_options(
+        data_spec,
+        fmt,
+        profile,
+        seeds,
+        methods,
+        student_dims,
+        out,
+        jobs,
+        only_seeds,
+        import_runs,
+        only_runs,
+        direct,
+        latency,
+        extra_seeds,
+    )
     teachers_reused = ensure_teachers(plan.data_spec, plan.fmt, plan.profile, plan.out, plan.jobs)
     finished = pool_finished_runs(plan)
     todo = runs_to_train(plan, finished)
@@ -269,19 +311,30 @@ def run_benchmark(data_spec: str, fmt: str | None, profile: Profile, seeds: int,
     return train_and_record(plan, finished, todo, teachers_reused, progress, start)
 
 
-def _check_options(out: Path, seeds: int, methods: Sequence[str], student_dims: Sequence[int], jobs: int,
-                   only_seeds: Sequence[int] | None, direct: Sequence[str], extra_seeds: int) -> None:
+def _check_options(
+    out: Path,
+    seeds: int,
+    methods: Sequence[str],
+    student_dims: Sequence[int],
+    jobs: int,
+    only_seeds: Sequence[int] | None,
+    direct: Sequence[str],
+    extra_seeds: int,
+) -> None:
     if out.exists() and not out.is_dir():
         raise HetCompError(f"--out {out} exists and is not a directory")
     for method in methods:
         get_method(method)
     if seeds < 1 or jobs < 1 or extra_seeds < 1 or not methods or any(d < 1 for d in student_dims):
-        raise HetCompError(f"benchmark: seeds ({seeds}), extra seeds ({extra_seeds}), jobs ({jobs}), methods "
-                           f"({list(methods)}) and student "
-                           f"dims ({list(student_dims)}) must be positive / non-empty")
+        raise HetCompError(
+            f"benchmark: seeds ({seeds}), extra seeds ({extra_seeds}), jobs ({jobs}), methods "
+            f"({list(methods)}) and student "
+            f"dims ({list(student_dims)}) must be positive / non-empty"
+        )
     if only_seeds is not None and (not only_seeds or not all(0 <= s < seeds for s in only_seeds)):
-        raise HetCompError(f"benchmark: --only-seeds {list(only_seeds)} must name seeds of 0..{seeds - 1} "
-                           f"(--seeds {seeds})")
+        raise HetCompError(
+            f"benchmark: --only-seeds {list(only_seeds)} must name seeds of 0..{seeds - 1} " f"(--seeds {seeds})"
+        )
     check_direct(direct)
 
 
@@ -300,9 +353,15 @@ def pool_finished_runs(plan: BenchmarkPlan) -> FinishedRuns:
     Raises:
         HetCompError: an import written under another fingerprint.
     """
-    fingerprint = {"profile": plan.profile.name, "knowledge_sha256": knowledge_sha256(plan.out),
-                   "distill": {k: v for k, v in dataclasses.asdict(plan.profile.distill).items()
-                               if k not in ("method", "student_dim", "seed")}}
+    fingerprint = {
+        "profile": plan.profile.name,
+        "knowledge_sha256": knowledge_sha256(plan.out),
+        "distill": {
+            k: v
+            for k, v in dataclasses.asdict(plan.profile.distill).items()
+            if k not in ("method", "student_dim", "seed")
+        },
+    }
     finished = FinishedRuns(fingerprint, _load_partial(plan.out / PARTIAL, fingerprint))
     for path, partial in plan.imports:
         difference = _fingerprint_difference(partial.get("fingerprint", {}), fingerprint)
@@ -328,18 +387,29 @@ def runs_to_train(plan: BenchmarkPlan, finished: FinishedRuns) -> list[RunKey]:
     Returns:
         The `RunKey`s to train.
     """
-    todo = [key for key in (plan.keys if plan.only_runs is None else plan.only_runs)
-            if key.name not in finished.done and (plan.only_seeds is None or key.seed in plan.only_seeds)]
+    todo = [
+        key
+        for key in (plan.keys if plan.only_runs is None else plan.only_runs)
+        if key.name not in finished.done and (plan.only_seeds is None or key.seed in plan.only_seeds)
+    ]
     if finished.resumed:
         log(f"resuming: {finished.resumed} of {len(plan.keys)} runs already finished in {plan.out / PARTIAL}")
     if len(plan.keys) - finished.resumed > len(todo):
-        log(f"{len(plan.keys) - finished.resumed - len(todo)} unfinished run(s) left to other invocations "
-            f"(not of --only-seeds/--only-runs)")
+        log(
+            f"{len(plan.keys) - finished.resumed - len(todo)} unfinished run(s) left to other invocations "
+            f"(not of --only-seeds/--only-runs)"
+        )
     return todo
 
 
-def train_and_record(plan: BenchmarkPlan, finished: FinishedRuns, todo: Sequence[RunKey], teachers_reused: bool,
-                     progress: Callable[[str, int], Progress] | None, start: float) -> dict:
+def train_and_record(
+    plan: BenchmarkPlan,
+    finished: FinishedRuns,
+    todo: Sequence[RunKey],
+    teachers_reused: bool,
+    progress: Callable[[str, int], Progress] | None,
+    start: float,
+) -> dict:
     """Trains `todo` (`jobs` runs at a time in worker processes, else here); after each run, records it in
     results.partial.json, drops its resume state and rewrites the results.
 
@@ -355,8 +425,11 @@ def train_and_record(plan: BenchmarkPlan, finished: FinishedRuns, todo: Sequence
         The last results written.
     """
     bar = progress("benchmark run", len(todo)) if progress is not None and todo else None
-    runner = train_in_workers(plan.out, plan.profile, todo, plan.jobs) if plan.jobs > 1 and len(todo) > 1 else \
-        train_here(plan.out, plan.profile, todo, progress)
+    runner = (
+        train_in_workers(plan.out, plan.profile, todo, plan.jobs)
+        if plan.jobs > 1 and len(todo) > 1
+        else train_here(plan.out, plan.profile, todo, progress)
+    )
     summary = read_json(plan.out / "teachers.json")
     with InvocationClock(plan.out / "resume" / WALL_CLOCK, start) as clock:
         for index, (key, record) in enumerate(runner, 1):
@@ -365,13 +438,17 @@ def train_and_record(plan: BenchmarkPlan, finished: FinishedRuns, todo: Sequence
             shutil.rmtree(run_resume_dir(plan.out, key), ignore_errors=True)
             write_results(plan, finished, summary, teachers_reused, clock)
             if bar is not None:
-                bar.update(index, f"({key.name}: test {RECORD_METRIC} {record['test'][RECORD_METRIC]:.4f}, "
-                                  f"{record['train_seconds']:.0f}s)")
+                bar.update(
+                    index,
+                    f"({key.name}: test {RECORD_METRIC} {record['test'][RECORD_METRIC]:.4f}, "
+                    f"{record['train_seconds']:.0f}s)",
+                )
         return write_results(plan, finished, summary, teachers_reused, clock)
 
 
-def write_results(plan: BenchmarkPlan, finished: FinishedRuns, summary: dict, teachers_reused: bool,
-                  clock: InvocationClock) -> dict:
+def write_results(
+    plan: BenchmarkPlan, finished: FinishedRuns, summary: dict, teachers_reused: bool, clock: InvocationClock
+) -> dict:
     """Writes results.json, results.md and the plots from the runs finished so far (a partial benchmark says so).
 
     Args:
@@ -388,10 +465,16 @@ def write_results(plan: BenchmarkPlan, finished: FinishedRuns, summary: dict, te
     results = aggregate(runs, summary, plan.profile, plan.methods, plan.student_dims)
     results["frontier"] = frontier_rows(results, plan.latency_ms)
     invocations = clock.invocations()  # this one last
-    results.update(teachers_reused=teachers_reused, jobs=plan.jobs, runs_resumed=finished.resumed,
-                   runs_imported=sum(key.name in finished.imported for key in plan.keys),
-                   runs_planned=len(plan.keys), wall_seconds=invocations[-1]["seconds"],
-                   wall_seconds_total=sum(entry["seconds"] for entry in invocations), invocations=invocations)
+    results.update(
+        teachers_reused=teachers_reused,
+        jobs=plan.jobs,
+        runs_resumed=finished.resumed,
+        runs_imported=sum(key.name in finished.imported for key in plan.keys),
+        runs_planned=len(plan.keys),
+        wall_seconds=invocations[-1]["seconds"],
+        wall_seconds_total=sum(entry["seconds"] for entry in invocations),
+        invocations=invocations,
+    )
     write_json(plan.out / RESULTS, results)
     write_text(plan.out / RESULTS_MD, results_markdown(results))
     title = f"{summary['dataset']['name']} ({plan.profile.name} profile)"

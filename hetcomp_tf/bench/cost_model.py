@@ -75,8 +75,10 @@ class Size:
 
     def __post_init__(self):
         if self.users < 2 or self.items < 200 or not 5 <= self.per_user <= self.items // 2:
-            raise HetCompError(f"cost model size {self.users} users x {self.items} items x {self.per_user} per user: "
-                               "need >= 2 users, >= 200 items and 5 <= per user <= items / 2")
+            raise HetCompError(
+                f"cost model size {self.users} users x {self.items} items x {self.per_user} per user: "
+                "need >= 2 users, >= 200 items and 5 <= per user <= items / 2"
+            )
 
     @property
     def train(self) -> int:
@@ -118,9 +120,14 @@ def synthetic_dataset(size: Size, seed: int = 0) -> Dataset:
     def csr(part: np.ndarray) -> CSR:
         return CSR(np.arange(0, part.size + 1, part.shape[1], dtype=np.int64), np.sort(part, axis=1).ravel())
 
-    return Dataset(name=f"synthetic-{size.users}x{size.items}", user_vocab=np.arange(size.users).astype(np.str_),
-                   item_vocab=np.arange(size.items).astype(np.str_), train=csr(items[:, :n_train]),
-                   valid=csr(items[:, n_train:n_train + n_valid]), test=csr(items[:, n_train + n_valid:]))
+    return Dataset(
+        name=f"synthetic-{size.users}x{size.items}",
+        user_vocab=np.arange(size.users).astype(np.str_),
+        item_vocab=np.arange(size.items).astype(np.str_),
+        train=csr(items[:, :n_train]),
+        valid=csr(items[:, n_train : n_train + n_valid]),
+        test=csr(items[:, n_train + n_valid :]),
+    )
 
 
 def random_trajectories(data: Dataset, traj: TrajectoryConfig, seed: int = 0) -> list[Trajectory]:
@@ -136,11 +143,18 @@ def random_trajectories(data: Dataset, traj: TrajectoryConfig, seed: int = 0) ->
         One `Trajectory` per teacher of TEACHER_NAMES.
     """
     rng = np.random.default_rng(seed)
-    return [Trajectory(teacher=name,
-                       rankings=np.stack([distinct_items(rng, data.n_users, traj.top_n, data.n_items)
-                                          for _ in range(traj.n_checkpoints)]),
-                       observed=data.train, checkpoints=[{"epoch": t} for t in range(traj.n_checkpoints)],
-                       n_items=data.n_items) for name in TEACHER_NAMES]
+    return [
+        Trajectory(
+            teacher=name,
+            rankings=np.stack(
+                [distinct_items(rng, data.n_users, traj.top_n, data.n_items) for _ in range(traj.n_checkpoints)]
+            ),
+            observed=data.train,
+            checkpoints=[{"epoch": t} for t in range(traj.n_checkpoints)],
+            n_items=data.n_items,
+        )
+        for name in TEACHER_NAMES
+    ]
 
 
 class PeakRSS:
@@ -211,10 +225,16 @@ def measure_size(size: Size, cfg: DistillConfig, traj: TrajectoryConfig, steps: 
         for _ in range(steps):
             step(next(batches))["total"].numpy()
         step_seconds = (time.perf_counter() - started) / steps
-    out.update(step_seconds=step_seconds, steps_per_epoch=steps_per_epoch(size, cfg),
-               epoch_seconds=step_seconds * steps_per_epoch(size, cfg), step_memory_bytes=memory.growth)
-    log(f"cost model {size.users} x {size.items}: {step_seconds * 1000:.0f} ms per step, "
-        f"{out['epoch_seconds']:.0f} s per epoch; timing a DKC update over {size.users} users")
+    out.update(
+        step_seconds=step_seconds,
+        steps_per_epoch=steps_per_epoch(size, cfg),
+        epoch_seconds=step_seconds * steps_per_epoch(size, cfg),
+        step_memory_bytes=memory.growth,
+    )
+    log(
+        f"cost model {size.users} x {size.items}: {step_seconds * 1000:.0f} ms per step, "
+        f"{out['epoch_seconds']:.0f} s per epoch; timing a DKC update over {size.users} users"
+    )
     trainer.dkc.update(trainer.student.score_all, 10)  # the first update only records D
     started = time.perf_counter()
     trainer.dkc.update(trainer.student.score_all, 20)
@@ -280,13 +300,23 @@ def fit_and_extrapolate(measured: Sequence[dict], target: Size, cfg: DistillConf
             entry.update(c0=c0, c1=c1, at_target=c0 + c1 * drivers(target)[driver])
         fits[cost] = entry
     step = fits["step_seconds"]["at_target"]
-    fits["epoch_seconds"] = {"driver": "steps per epoch x step", "steps_per_epoch": steps_per_epoch(target, cfg),
-                             "at_target": None if step is None else step * steps_per_epoch(target, cfg)}
+    fits["epoch_seconds"] = {
+        "driver": "steps per epoch x step",
+        "steps_per_epoch": steps_per_epoch(target, cfg),
+        "at_target": None if step is None else step * steps_per_epoch(target, cfg),
+    }
     return fits
 
 
-def cost_model(sizes: Sequence[Size], target: Size, cfg: DistillConfig, traj: TrajectoryConfig, out: str,
-               steps: int = 8, measure=measure_size) -> dict:
+def cost_model(
+    sizes: Sequence[Size],
+    target: Size,
+    cfg: DistillConfig,
+    traj: TrajectoryConfig,
+    out: str,
+    steps: int = 8,
+    measure=measure_size,
+) -> dict:
     """Measures every size (each result written to `out` as it arrives, so a stopped run keeps what it
     measured), then fits and extrapolates to `target`.
 

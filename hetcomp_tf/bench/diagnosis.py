@@ -60,12 +60,24 @@ def curriculum_rows(record: dict) -> list[list[str]]:
     stages = {int(epoch): np.mean(list(means.values())) for epoch, means in record.get("stage_curve", [])}
     rows = []
     for epoch, stats in record.get("dkc_curve", []):
-        per_stage = [f"{stats[f'stage_{v}/share']:.2f} / {stats[f'stage_{v}/d_next']:.3f}"
-                     if f"stage_{v}/d_next" in stats else "-" for v in range(_stage_count(stats))]
-        rows.append([str(epoch), f"{stats['threshold']:.3f}", _percent(stats["moved"]),
-                     _percent(stats["moved_reproduced"]), _percent(stats["moved_caught_up"]),
-                     _percent(stats["moved_drifted"]),
-                     f"{stages[int(epoch)]:.2f}" if int(epoch) in stages else "-", *per_stage])
+        per_stage = [
+            f"{stats[f'stage_{v}/share']:.2f} / {stats[f'stage_{v}/d_next']:.3f}"
+            if f"stage_{v}/d_next" in stats
+            else "-"
+            for v in range(_stage_count(stats))
+        ]
+        rows.append(
+            [
+                str(epoch),
+                f"{stats['threshold']:.3f}",
+                _percent(stats["moved"]),
+                _percent(stats["moved_reproduced"]),
+                _percent(stats["moved_caught_up"]),
+                _percent(stats["moved_drifted"]),
+                f"{stages[int(epoch)]:.2f}" if int(epoch) in stages else "-",
+                *per_stage,
+            ]
+        )
     return rows
 
 
@@ -88,11 +100,17 @@ def catch_up_rows(runs: Sequence[dict], method: str = "hetcomp", baseline: str =
         if name != method or other is None:
             continue
         best = max(value for _, value in other["curve"])
-        reach = [f"{_epoch_text(epochs_to_reach(record['curve'], share * best))} vs "
-                 f"{_epoch_text(epochs_to_reach(other['curve'], share * best))}" for share in CATCH_UP_LEVELS]
+        reach = [
+            f"{_epoch_text(epochs_to_reach(record['curve'], share * best))} vs "
+            f"{_epoch_text(epochs_to_reach(other['curve'], share * best))}"
+            for share in CATCH_UP_LEVELS
+        ]
         switch = record.get("switch_epoch")
-        at_switch = "-" if switch is None else (f"{value_at(record['curve'], switch):.4f} vs "
-                                                f"{value_at(other['curve'], switch):.4f}")
+        at_switch = (
+            "-"
+            if switch is None
+            else (f"{value_at(record['curve'], switch):.4f} vs " f"{value_at(other['curve'], switch):.4f}")
+        )
         rows.append([str(dim), str(seed), f"{best:.4f}", *reach, _epoch_text(switch), at_switch])
     return rows
 
@@ -111,24 +129,42 @@ def diagnosis_markdown(runs: Sequence[dict], method: str = "hetcomp", baseline: 
     sections = []
     catch_up = catch_up_rows(runs, method, baseline)
     if catch_up:
-        headers = ["dim", "seed", f"{baseline} best valid R@50 (B)",
-                   *(f"epochs to {share:.0%} of B ({method} vs {baseline})" for share in CATCH_UP_LEVELS),
-                   "ADT switch epoch", f"valid R@50 at the switch ({method} vs {baseline})"]
+        headers = [
+            "dim",
+            "seed",
+            f"{baseline} best valid R@50 (B)",
+            *(f"epochs to {share:.0%} of B ({method} vs {baseline})" for share in CATCH_UP_LEVELS),
+            "ADT switch epoch",
+            f"valid R@50 at the switch ({method} vs {baseline})",
+        ]
         sections.append(f"### What the curriculum costs in epochs\n\n{markdown_table(catch_up, headers)}")
     for record in runs:
         rows = curriculum_rows(record)
         if not rows:
             continue
         n_stages = max(len(row) for row in rows) - 7
-        headers = ["epoch", "threshold", "moved", "reproduced", "caught up", "drifted", "mean stage",
-                   *(f"stage {v}: share / D" for v in range(n_stages))]
-        sections.append(f"### DKC updates of {record['method']} (dim {record['dim']}, seed {record['seed']})\n\n"
-                        f"{markdown_table([r + ['-'] * (len(headers) - len(r)) for r in rows], headers)}")
+        headers = [
+            "epoch",
+            "threshold",
+            "moved",
+            "reproduced",
+            "caught up",
+            "drifted",
+            "mean stage",
+            *(f"stage {v}: share / D" for v in range(n_stages)),
+        ]
+        sections.append(
+            f"### DKC updates of {record['method']} (dim {record['dim']}, seed {record['seed']})\n\n"
+            f"{markdown_table([r + ['-'] * (len(headers) - len(r)) for r in rows], headers)}"
+        )
     if not sections:
         return ""
-    return ("## The curriculum (DKC) read back\n\nShares are of all (user, teacher) pairs; \"D\" is the mean distance "
-            "1 − NDCG@50 of the pairs at a stage to their next stage, as the update measured it.\n\n"
-            + "\n\n".join(sections) + "\n")
+    return (
+        '## The curriculum (DKC) read back\n\nShares are of all (user, teacher) pairs; "D" is the mean distance '
+        "1 − NDCG@50 of the pairs at a stage to their next stage, as the update measured it.\n\n"
+        + "\n\n".join(sections)
+        + "\n"
+    )
 
 
 def plot_stage_curves(runs: Sequence[dict], path: Path, title: str) -> bool:

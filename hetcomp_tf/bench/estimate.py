@@ -43,11 +43,17 @@ def fits_entry(result: dict, cpu: str, threads: int) -> dict:
     def constants(fit: dict) -> dict:
         return {key: fit[key] for key in ("driver", "c0", "c1")}
 
-    return {"cpu": cpu, "threads": threads, "student_sizes": [m["size"] for m in result["measured"]],
-            "teacher_sizes": teachers.get("sizes", []),
-            "student": {cost: constants(result["fits"][cost]) for cost in STUDENT_COSTS},
-            "teachers": {name: {cost: constants(fit) for cost, fit in fits.items()}
-                         for name, fits in teachers.get("fits", {}).items()}}
+    return {
+        "cpu": cpu,
+        "threads": threads,
+        "student_sizes": [m["size"] for m in result["measured"]],
+        "teacher_sizes": teachers.get("sizes", []),
+        "student": {cost: constants(result["fits"][cost]) for cost in STUDENT_COSTS},
+        "teachers": {
+            name: {cost: constants(fit) for cost, fit in fits.items()}
+            for name, fits in teachers.get("fits", {}).items()
+        },
+    }
 
 
 def write_fits(entry: dict, profile: str, path: str | os.PathLike | None = None) -> Path:
@@ -93,8 +99,11 @@ def teacher_seconds(fits: dict, name: str, cfg, traj, shape: Shape) -> float | N
     sampled = 0 < cfg.eval_users < shape.valid_users
     evaluation = _at(fit["evaluate"], work.evaluate(cfg, shape, cfg.eval_users)) if sampled else full
     final = (traj.n_checkpoints if sampled else 0) + 1
-    return (cfg.epochs * _at(fit["epoch"], work.epoch(cfg, shape))
-            + math.ceil(cfg.epochs / cfg.eval_every) * evaluation + final * full)
+    return (
+        cfg.epochs * _at(fit["epoch"], work.epoch(cfg, shape))
+        + math.ceil(cfg.epochs / cfg.eval_every) * evaluation
+        + final * full
+    )
 
 
 def student_seconds(fits: dict, cfg, shape: Shape) -> float:
@@ -134,12 +143,15 @@ class Estimate:
             parts.append(f"{_runs(len(self.teachers), 'teacher')} {duration(sum(s for _, s in self.teachers))}")
         if self.student_runs:
             parts.append(f"{_runs(self.student_runs, 'student')} {duration(self.student_runs * self.student)}")
-        return (f"estimate: ~{duration(self.seconds)} ({', '.join(parts)}; upper bound at the epoch caps; early "
-                f"stopping usually ends sooner; fitted on CPU {self.cpu} with {self.threads} threads)")
+        return (
+            f"estimate: ~{duration(self.seconds)} ({', '.join(parts)}; upper bound at the epoch caps; early "
+            f"stopping usually ends sooner; fitted on CPU {self.cpu} with {self.threads} threads)"
+        )
 
 
-def estimate_run(profile, shape: Shape, teachers: Sequence[str], student_runs: int = 0,
-                 path: str | os.PathLike | None = None) -> Estimate | str:
+def estimate_run(
+    profile, shape: Shape, teachers: Sequence[str], student_runs: int = 0, path: str | os.PathLike | None = None
+) -> Estimate | str:
     """Prices a run from the fit file at `path`.
 
     Args:
@@ -154,19 +166,28 @@ def estimate_run(profile, shape: Shape, teachers: Sequence[str], student_runs: i
     """
     fits, file = profile_fits(profile.name, path), Path(path or FITS_FILE).name
     if fits is None:
-        return (f"{file} holds no fits for profile {profile.name!r} (`hetcomp costmodel --profile {profile.name} "
-                "--write-fits` measures them)")
-    priced = [(name, teacher_seconds(fits, name, profile.teachers[name], profile.trajectory, shape))
-              for name in teachers]
+        return (
+            f"{file} holds no fits for profile {profile.name!r} (`hetcomp costmodel --profile {profile.name} "
+            "--write-fits` measures them)"
+        )
+    priced = [
+        (name, teacher_seconds(fits, name, profile.teachers[name], profile.trajectory, shape)) for name in teachers
+    ]
     missing = sorted({name for name, seconds in priced if seconds is None})
     if missing:
         return f"{file} holds no fits for teacher(s) {', '.join(missing)} in profile {profile.name!r}"
-    return Estimate(tuple(priced), student_seconds(fits, profile.distill, shape) if student_runs else 0.0,
-                    student_runs, fits["cpu"], fits["threads"])
+    return Estimate(
+        tuple(priced),
+        student_seconds(fits, profile.distill, shape) if student_runs else 0.0,
+        student_runs,
+        fits["cpu"],
+        fits["threads"],
+    )
 
 
-def log_estimate(profile, shape: Shape, teachers: Sequence[str], student_runs: int = 0,
-                 path: str | os.PathLike | None = None) -> Estimate | None:
+def log_estimate(
+    profile, shape: Shape, teachers: Sequence[str], student_runs: int = 0, path: str | os.PathLike | None = None
+) -> Estimate | None:
     """Logs `estimate_run`'s line, or why there is no estimate; returns the Estimate (None without one)."""
     estimate = estimate_run(profile, shape, teachers, student_runs, path)
     if isinstance(estimate, str):
@@ -176,8 +197,9 @@ def log_estimate(profile, shape: Shape, teachers: Sequence[str], student_runs: i
     return estimate
 
 
-def teacher_estimates(profile, shape: Shape, names: Sequence[str],
-                      path: str | os.PathLike | None = None) -> dict[str, float | None]:
+def teacher_estimates(
+    profile, shape: Shape, names: Sequence[str], path: str | os.PathLike | None = None
+) -> dict[str, float | None]:
     """{teacher: its seconds at its epoch cap, None without fits} for the teachers' progress lines."""
     fits = profile_fits(profile.name, path) or {}
     return {name: teacher_seconds(fits, name, profile.teachers[name], profile.trajectory, shape) for name in names}

@@ -58,7 +58,7 @@ def direct_teacher(method: str) -> str:
     Returns:
         The teacher, e.g. "GNN" for "direct:GNN".
     """
-    return method[len(DIRECT_PREFIX):]
+    return method[len(DIRECT_PREFIX) :]
 
 
 def check_direct(teachers: Sequence[str]) -> None:
@@ -72,8 +72,10 @@ def check_direct(teachers: Sequence[str]) -> None:
     """
     bad = [name for name in teachers if name not in DIRECT_TEACHERS]
     if bad:
-        raise HetCompError(f"--direct {','.join(bad)}: a model trained at a student's size must serve as tables; "
-                           f"choose among {','.join(DIRECT_TEACHERS)}")
+        raise HetCompError(
+            f"--direct {','.join(bad)}: a model trained at a student's size must serve as tables; "
+            f"choose among {','.join(DIRECT_TEACHERS)}"
+        )
 
 
 def direct_config(profile: Profile, teacher: str, dim: int) -> TeacherConfig:
@@ -106,25 +108,62 @@ def frontier_rows(results: Mapping, latency_ms: Mapping[str, float] | None = Non
     rows = []
     for dim, per_method in sorted(results["student_dims"].items(), key=lambda item: int(item[0])):
         for method, entry in per_method.items():
-            rows.append(_row(f"{method} d{dim}", "student", int(dim), entry["test"], entry["test_std"],
-                             entry.get("seeds", 1), entry["params"], latency_ms.get(f"tables:d{dim}")))
+            rows.append(
+                _row(
+                    f"{method} d{dim}",
+                    "student",
+                    int(dim),
+                    entry["test"],
+                    entry["test_std"],
+                    entry.get("seeds", 1),
+                    entry["params"],
+                    latency_ms.get(f"tables:d{dim}"),
+                )
+            )
     for record in sorted(results.get("direct", []), key=lambda r: (r["dim"], r["method"])):
-        rows.append(_row(f"{direct_teacher(record['method'])} d{record['dim']}", "direct", record["dim"],
-                         record["test"], None, 1, record["params"], latency_ms.get(f"tables:d{record['dim']}")))
+        rows.append(
+            _row(
+                f"{direct_teacher(record['method'])} d{record['dim']}",
+                "direct",
+                record["dim"],
+                record["test"],
+                None,
+                1,
+                record["params"],
+                latency_ms.get(f"tables:d{record['dim']}"),
+            )
+        )
     for name, entry in results["methods"].items():
         if name.startswith("teacher:"):
             rows.append(_row(name, "teacher", None, entry["test"], None, 1, entry["params"], latency_ms.get(name)))
     for name in (ENSEMBLE, FITTED_ENSEMBLE):
         if name in results["methods"]:
-            rows.append(_row(name, "ensemble", None, results["methods"][name]["test"], None, 1,
-                             results["ensemble_params"], latency_ms.get(ENSEMBLE)))
+            rows.append(
+                _row(
+                    name,
+                    "ensemble",
+                    None,
+                    results["methods"][name]["test"],
+                    None,
+                    1,
+                    results["ensemble_params"],
+                    latency_ms.get(ENSEMBLE),
+                )
+            )
     return rows
 
 
 def _row(model, kind, dim, test, test_std, seeds, params, p50_ms) -> dict:
-    return {"model": model, "kind": kind, "dim": dim, "test": {m: test[m] for m in FRONTIER_METRICS},
-            "test_std": {m: (test_std or {}).get(m, 0.0) for m in FRONTIER_METRICS}, "seeds": seeds,
-            "params": int(params), "p50_ms": p50_ms}
+    return {
+        "model": model,
+        "kind": kind,
+        "dim": dim,
+        "test": {m: test[m] for m in FRONTIER_METRICS},
+        "test_std": {m: (test_std or {}).get(m, 0.0) for m in FRONTIER_METRICS},
+        "seeds": seeds,
+        "params": int(params),
+        "p50_ms": p50_ms,
+    }
 
 
 def latency_by_form(latency: Mapping) -> dict[str, float]:
@@ -146,7 +185,7 @@ def latency_by_form(latency: Mapping) -> dict[str, float]:
         for name, entry in models.items():
             p50 = float(entry["latency"]["batch_1"]["p50_ms"])
             if name.startswith("student:d"):
-                forms["tables:" + name[len("student:"):]] = p50
+                forms["tables:" + name[len("student:") :]] = p50
             else:
                 forms[name] = p50
     except (KeyError, TypeError, ValueError, AttributeError) as error:
@@ -201,16 +240,24 @@ def frontier_markdown(rows: Sequence[dict]) -> str:
 
 def _verdict(rows: Sequence[dict]) -> str:
     best = best_teacher(rows)
-    lines = [f"Best single teacher: {best['model']} (test recall@50 {best['test']['recall@50']:.4f}, "
-             f"{best['params']:,} params)."]
+    lines = [
+        f"Best single teacher: {best['model']} (test recall@50 {best['test']['recall@50']:.4f}, "
+        f"{best['params']:,} params)."
+    ]
     for row in rows:
         if row["kind"] != "student" or row["params"] > best["params"]:
             continue
         margins = [row["test"][m] - best["test"][m] for m in FRONTIER_METRICS]
-        clear = row["seeds"] > 1 and all(margin > 2 * row["test_std"][m] for margin, m in
-                                          zip(margins, FRONTIER_METRICS))
-        verdict = ("beats it by more than 2 std on both" if clear else "above it on both, not by 2 std over "
-                   f"{row['seeds']} seed(s)" if all(m > 0 for m in margins) else "does not beat it")
+        clear = row["seeds"] > 1 and all(
+            margin > 2 * row["test_std"][m] for margin, m in zip(margins, FRONTIER_METRICS)
+        )
+        verdict = (
+            "beats it by more than 2 std on both"
+            if clear
+            else "above it on both, not by 2 std over " f"{row['seeds']} seed(s)"
+            if all(m > 0 for m in margins)
+            else "does not beat it"
+        )
         lines.append(f"- {row['model']}: Δ recall@50 {margins[0]:+.4f}, Δ ndcg@50 {margins[1]:+.4f}: {verdict}.")
     return "\n".join(lines)
 
@@ -239,19 +286,40 @@ def plot_frontier(rows: Sequence[dict], path: Path, title: str) -> None:
     for name, members in lines.items():
         members = sorted(members, key=lambda row: row["dim"])
         style = "-o" if members[0]["kind"] == "student" else "--s"
-        axes.errorbar([cost(r) for r in members], [r["test"]["recall@50"] for r in members],
-                      yerr=[r["test_std"]["recall@50"] for r in members], fmt=style, capsize=3, label=name)
+        axes.errorbar(
+            [cost(r) for r in members],
+            [r["test"]["recall@50"] for r in members],
+            yerr=[r["test_std"]["recall@50"] for r in members],
+            fmt=style,
+            capsize=3,
+            label=name,
+        )
         for r in members:
-            axes.annotate(f"d{r['dim']}", (cost(r), r["test"]["recall@50"]), textcoords="offset points",
-                          xytext=(4, -10), fontsize=7)
+            axes.annotate(
+                f"d{r['dim']}",
+                (cost(r), r["test"]["recall@50"]),
+                textcoords="offset points",
+                xytext=(4, -10),
+                fontsize=7,
+            )
     for row in rows:
         if row["kind"] == "teacher":
             axes.plot(cost(row), row["test"]["recall@50"], "k^", markersize=6)
-            axes.annotate(row["model"].split(":", 1)[1], (cost(row), row["test"]["recall@50"]),
-                          textcoords="offset points", xytext=(4, 4), fontsize=7)
+            axes.annotate(
+                row["model"].split(":", 1)[1],
+                (cost(row), row["test"]["recall@50"]),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize=7,
+            )
         elif row["kind"] == "ensemble":
-            axes.axhline(row["test"]["recall@50"], color="grey", linestyle=":" if row["model"] == ENSEMBLE else "-.",
-                         linewidth=1, label=f"{row['model']} (ceiling)")
+            axes.axhline(
+                row["test"]["recall@50"],
+                color="grey",
+                linestyle=":" if row["model"] == ENSEMBLE else "-.",
+                linewidth=1,
+                label=f"{row['model']} (ceiling)",
+            )
     axes.set_xscale("log")
     axes.set_xlabel("p50 latency at batch 1 (ms)" if use_latency else "parameters")
     axes.set_ylabel("test recall@50")

@@ -129,12 +129,19 @@ def saved_model_servable(directory: str | os.PathLike, data: Dataset, k: int) ->
     weights = [v for v in loaded.signatures["serving_default"].variables if v.dtype.is_floating and v.shape.rank == 2]
 
     def call(ids):  # what a TF Serving request carries: original ids and k
-        return loaded.signatures["serving_default"](user_id=tf.constant(data.user_vocab[ids]),
-                                                    k=tf.constant(k, tf.int32))
+        return loaded.signatures["serving_default"](
+            user_id=tf.constant(data.user_vocab[ids]), k=tf.constant(k, tf.int32)
+        )
 
-    return Servable(call, {"served_as": "savedmodel", "params": int(sum(v.shape.num_elements() for v in weights)),
-                           "variable_bytes": _variable_bytes(weights),
-                           "savedmodel_bytes": directory_bytes(os.fspath(directory))})
+    return Servable(
+        call,
+        {
+            "served_as": "savedmodel",
+            "params": int(sum(v.shape.num_elements() for v in weights)),
+            "variable_bytes": _variable_bytes(weights),
+            "savedmodel_bytes": directory_bytes(os.fspath(directory)),
+        },
+    )
 
 
 def scoring_servable(model, data: Dataset, k: int) -> Servable:
@@ -149,8 +156,10 @@ def scoring_servable(model, data: Dataset, k: int) -> Servable:
         The `Servable`, served_as "scoring".
     """
     recommend = unobserved_topk_recommender(model, data, k)
-    return Servable(lambda ids: recommend(tf.constant(ids, tf.int32)), {
-        "served_as": "scoring", "params": count_params(model), "variable_bytes": _variable_bytes(model.variables)})
+    return Servable(
+        lambda ids: recommend(tf.constant(ids, tf.int32)),
+        {"served_as": "scoring", "params": count_params(model), "variable_bytes": _variable_bytes(model.variables)},
+    )
 
 
 def ensemble_servable(teachers: Mapping[str, object], data: Dataset, k: int, top_n: int, tau: float) -> Servable:
@@ -172,16 +181,27 @@ def ensemble_servable(teachers: Mapping[str, object], data: Dataset, k: int, top
     if not teachers:
         raise HetCompError("latency: an ensemble of no teachers")
     recommend = ensemble_recommender(list(teachers.values()), data, k, top_n, tau)
-    return Servable(lambda ids: recommend(tf.constant(ids, tf.int32)), {
-        "served_as": "ensemble", "teachers": list(teachers), "top_n": top_n, "tau": tau,
-        "params": sum(count_params(t) for t in teachers.values()),
-        "variable_bytes": _variable_bytes([v for t in teachers.values() for v in t.variables])})
+    return Servable(
+        lambda ids: recommend(tf.constant(ids, tf.int32)),
+        {
+            "served_as": "ensemble",
+            "teachers": list(teachers),
+            "top_n": top_n,
+            "tau": tau,
+            "params": sum(count_params(t) for t in teachers.values()),
+            "variable_bytes": _variable_bytes([v for t in teachers.values() for v in t.variables]),
+        },
+    )
 
 
 def _summary(seconds: list[float], batch_size: int) -> dict[str, float]:
     ms = np.asarray(seconds) * 1000.0
-    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
-            "mean_ms": float(ms.mean()), "users_per_second": float(batch_size * len(ms) / (ms.sum() / 1000.0))}
+    return {
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "mean_ms": float(ms.mean()),
+        "users_per_second": float(batch_size * len(ms) / (ms.sum() / 1000.0)),
+    }
 
 
 def _timed(call: Callable, argument) -> float:
@@ -192,8 +212,14 @@ def _timed(call: Callable, argument) -> float:
     return time.perf_counter() - start
 
 
-def measure_latency(servables: Mapping[str, Servable], data: Dataset, requests: int = 200, warmup: int = 20,
-                    batch_sizes: Sequence[int] = (1,), seed: int = 0) -> dict:
+def measure_latency(
+    servables: Mapping[str, Servable],
+    data: Dataset,
+    requests: int = 200,
+    warmup: int = 20,
+    batch_sizes: Sequence[int] = (1,),
+    seed: int = 0,
+) -> dict:
     """Latency of top-K requests for every model, plus its costs.
 
     Args:
@@ -215,8 +241,10 @@ def measure_latency(servables: Mapping[str, Servable], data: Dataset, requests: 
     if not servables:
         raise HetCompError("measure_latency: no models given")
     if requests < 1 or warmup < 0 or any(b < 1 for b in batch_sizes):
-        raise HetCompError(f"measure_latency: need requests >= 1, warmup >= 0 and batch sizes >= 1, got "
-                           f"requests={requests}, warmup={warmup}, batch_sizes={tuple(batch_sizes)}")
+        raise HetCompError(
+            f"measure_latency: need requests >= 1, warmup >= 0 and batch sizes >= 1, got "
+            f"requests={requests}, warmup={warmup}, batch_sizes={tuple(batch_sizes)}"
+        )
     names = list(servables)
     rng = np.random.default_rng(seed)
     models = {name: {**servables[name].costs, "latency": {}} for name in names}
@@ -235,9 +263,13 @@ def measure_latency(servables: Mapping[str, Servable], data: Dataset, requests: 
                 log(f"latency: batch {batch_size}: {done}/{requests} requests timed")
         for name, seconds in times.items():
             models[name]["latency"][f"batch_{batch_size}"] = _summary(seconds, batch_size)
-    return {"requests": requests, "warmup": warmup, "batch_sizes": [int(b) for b in batch_sizes],
-            "machine": {"cpu_count": os.cpu_count(), "gpus": len(tf.config.list_physical_devices("GPU"))},
-            "models": models}
+    return {
+        "requests": requests,
+        "warmup": warmup,
+        "batch_sizes": [int(b) for b in batch_sizes],
+        "machine": {"cpu_count": os.cpu_count(), "gpus": len(tf.config.list_physical_devices("GPU"))},
+        "models": models,
+    }
 
 
 def format_latency_table(result: dict) -> str:
@@ -255,8 +287,11 @@ def format_latency_table(result: dict) -> str:
     formats = {column: ".0f" if column.startswith("users") else ".2f" for column in [*latency_columns, *columns[-2:]]}
     rows = {}
     for name, model in result["models"].items():
-        row = {f"{key}@{b}": model["latency"][f"batch_{b}"][key] for b in result["batch_sizes"]
-               for key in ("p50_ms", "p99_ms", "users_per_second")}
+        row = {
+            f"{key}@{b}": model["latency"][f"batch_{b}"][key]
+            for b in result["batch_sizes"]
+            for key in ("p50_ms", "p99_ms", "users_per_second")
+        }
         row.update(served_as=model["served_as"], params=model["params"], variable_MB=model["variable_bytes"] / 1e6)
         if "savedmodel_bytes" in model:
             row["savedmodel_MB"] = model["savedmodel_bytes"] / 1e6

@@ -29,8 +29,9 @@ def _mean_std(values: Sequence[dict]) -> tuple[dict, dict]:
     return dict(zip(names, stacked.mean(0).tolist())), dict(zip(names, stacked.std(0).tolist()))
 
 
-def aggregate(runs: list[dict], summary: dict, profile: Profile, methods: Sequence[str],
-              student_dims: Sequence[int]) -> dict:
+def aggregate(
+    runs: list[dict], summary: dict, profile: Profile, methods: Sequence[str], student_dims: Sequence[int]
+) -> dict:
     """results.json's content: teachers and ensemble from teachers.json, students as mean/std over seeds, the
     models trained directly at students' sizes (`direct`) as they are.
 
@@ -47,14 +48,24 @@ def aggregate(runs: list[dict], summary: dict, profile: Profile, methods: Sequen
     """
     direct = [r for r in runs if is_direct(r["method"])]
     runs = [r for r in runs if not is_direct(r["method"])]
-    entries = {teacher_row(name): {"test": t["test"], "valid": t["valid"], "params": t["params"],
-                                   "train_seconds": t["train_seconds"]}
-               for name, t in summary["teachers"].items()}
+    entries = {
+        teacher_row(name): {
+            "test": t["test"],
+            "valid": t["valid"],
+            "params": t["params"],
+            "train_seconds": t["train_seconds"],
+        }
+        for name, t in summary["teachers"].items()
+    }
     entries[ENSEMBLE] = {"test": summary["ensemble"]["test"], "valid": summary["ensemble"]["valid"]}
     if "ensemble_weighted" in summary:  # the valid-fitted ensemble, the students' targets with targets="fitted"
         fitted = summary["ensemble_weighted"]
-        entries[FITTED_ENSEMBLE] = {"test": fitted["test"], "valid": fitted["valid"], "tau": fitted["tau"],
-                                    "teacher_weights": fitted["weights"]}
+        entries[FITTED_ENSEMBLE] = {
+            "test": fitted["test"],
+            "valid": fitted["valid"],
+            "tau": fitted["tau"],
+            "teacher_weights": fitted["weights"],
+        }
     default_dim = profile.distill.student_dim
     for method in methods:
         mine = [r for r in runs if r["method"] == method and r["dim"] == default_dim]
@@ -63,9 +74,15 @@ def aggregate(runs: list[dict], summary: dict, profile: Profile, methods: Sequen
         test, test_std = _mean_std([r["test"] for r in mine])
         valid, valid_std = _mean_std([r["valid"] for r in mine])
         entries[student_row(method)] = {
-            "test": test, "test_std": test_std, "valid": valid, "valid_std": valid_std, "params": mine[0]["params"],
+            "test": test,
+            "test_std": test_std,
+            "valid": valid,
+            "valid_std": valid_std,
+            "params": mine[0]["params"],
             "train_seconds": float(np.mean([r["train_seconds"] for r in mine])),
-            "epochs": float(np.mean([r["epochs"] for r in mine])), "seeds": len(mine)}
+            "epochs": float(np.mean([r["epochs"] for r in mine])),
+            "seeds": len(mine),
+        }
     sweep = {}
     for dim in sorted({*student_dims}):
         per_method = {}
@@ -73,13 +90,25 @@ def aggregate(runs: list[dict], summary: dict, profile: Profile, methods: Sequen
             mine = [r for r in runs if r["method"] == method and r["dim"] == dim]
             if mine:
                 test, test_std = _mean_std([r["test"] for r in mine])
-                per_method[method] = {"test": test, "test_std": test_std, "params": mine[0]["params"],
-                                      "seeds": len(mine)}
+                per_method[method] = {
+                    "test": test,
+                    "test_std": test_std,
+                    "params": mine[0]["params"],
+                    "seeds": len(mine),
+                }
         sweep[str(dim)] = per_method
-    return {"dataset": summary["dataset"], "profile": profile.name, "seeds": len({r["seed"] for r in runs}),
-            "student_dim": default_dim, "methods": entries,
-            "ensemble_params": int(sum(t["params"] for t in summary["teachers"].values())),
-            "student_dims": sweep, "paired": paired_differences(runs, default_dim), "runs": runs, "direct": direct}
+    return {
+        "dataset": summary["dataset"],
+        "profile": profile.name,
+        "seeds": len({r["seed"] for r in runs}),
+        "student_dim": default_dim,
+        "methods": entries,
+        "ensemble_params": int(sum(t["params"] for t in summary["teachers"].values())),
+        "student_dims": sweep,
+        "paired": paired_differences(runs, default_dim),
+        "runs": runs,
+        "direct": direct,
+    }
 
 
 def paired_differences(runs: list[dict], dim: int, method: str = "hetcomp") -> dict:
@@ -109,9 +138,12 @@ def paired_differences(runs: list[dict], dim: int, method: str = "hetcomp") -> d
             ours = np.array([by_key[(method, s)]["test"][metric] for s in seeds])
             theirs = np.array([by_key[(baseline, s)]["test"][metric] for s in seeds])
             p_value = float(stats.ttest_rel(ours, theirs).pvalue) if len(seeds) > 1 else None
-            entry[metric] = {"per_seed": (ours - theirs).tolist(), "mean": float(np.mean(ours - theirs)),
-                             "std": float(np.std(ours - theirs)),
-                             "p": None if p_value is None or not np.isfinite(p_value) else p_value}
+            entry[metric] = {
+                "per_seed": (ours - theirs).tolist(),
+                "mean": float(np.mean(ours - theirs)),
+                "std": float(np.std(ours - theirs)),
+                "p": None if p_value is None or not np.isfinite(p_value) else p_value,
+            }
         out[baseline] = entry
     return out
 
@@ -133,8 +165,7 @@ def results_table(results: dict) -> str:
         row["params"] = entry.get("params")
         row["seconds"] = entry.get("train_seconds")
         rows[name] = row
-    return format_table(rows, [*METRIC_COLUMNS, STD_COLUMN, "params", "seconds"],
-                        {"params": "d", "seconds": ".1f"})
+    return format_table(rows, [*METRIC_COLUMNS, STD_COLUMN, "params", "seconds"], {"params": "d", "seconds": ".1f"})
 
 
 def sweep_table(results: dict) -> str:
@@ -146,9 +177,15 @@ def sweep_table(results: dict) -> str:
     Returns:
         The table's text (`tables.format_table`).
     """
-    rows = {f"{method} dim {dim}": {**values["test"], STD_COLUMN: values["test_std"][RECORD_METRIC],
-                                    "params": values["params"]}
-            for dim, per_method in results["student_dims"].items() for method, values in per_method.items()}
+    rows = {
+        f"{method} dim {dim}": {
+            **values["test"],
+            STD_COLUMN: values["test_std"][RECORD_METRIC],
+            "params": values["params"],
+        }
+        for dim, per_method in results["student_dims"].items()
+        for method, values in per_method.items()
+    }
     return format_table(rows, [*METRIC_COLUMNS, STD_COLUMN, "params"], {"params": "d"})
 
 
@@ -189,44 +226,88 @@ def results_markdown(results: dict) -> str:
     rows = []
     for name, entry in results["methods"].items():
         params = entry.get("params", results["ensemble_params"] if name in (ENSEMBLE, FITTED_ENSEMBLE) else None)
-        rows.append([name, *(_mean_pm_std(entry, m) for m in METRIC_COLUMNS), share(entry),
-                     f"{params:,}" if params else "-", f"{entry['epochs']:.0f}" if "epochs" in entry else "-",
-                     f"{entry['train_seconds']:.0f}" if entry.get("train_seconds") else "-"])
+        rows.append(
+            [
+                name,
+                *(_mean_pm_std(entry, m) for m in METRIC_COLUMNS),
+                share(entry),
+                f"{params:,}" if params else "-",
+                f"{entry['epochs']:.0f}" if "epochs" in entry else "-",
+                f"{entry['train_seconds']:.0f}" if entry.get("train_seconds") else "-",
+            ]
+        )
     main = markdown_table(rows, ["method", *METRIC_COLUMNS, "% of ensemble R@50", "params", "epochs", "train s"])
-    sweep_rows = [[dim, method, *(_mean_pm_std(values, m) for m in METRIC_COLUMNS), share(values),
-                   f"{values['params']:,}"]
-                  for dim, per_method in results["student_dims"].items() for method, values in per_method.items()]
+    sweep_rows = [
+        [dim, method, *(_mean_pm_std(values, m) for m in METRIC_COLUMNS), share(values), f"{values['params']:,}"]
+        for dim, per_method in results["student_dims"].items()
+        for method, values in per_method.items()
+    ]
     sweep = markdown_table(sweep_rows, ["dim", "method", *METRIC_COLUMNS, "% of ensemble R@50", "params"])
-    paired_rows = [[f"hetcomp − {baseline}", ", ".join(map(str, entry["seeds"])),
-                    *(_paired_cell(entry[m]) for m in PAIRED_METRICS), *(_p_value(entry[m]["p"]) for m in PAIRED_METRICS)]
-                   for baseline, entry in results["paired"].items()]
-    paired = markdown_table(paired_rows, ["pair", "seeds", *(f"Δ {m} (per seed)" for m in PAIRED_METRICS),
-                                          *(f"p ({m})" for m in PAIRED_METRICS)])
-    run_rows = [[r["method"], str(r["dim"]), str(r["seed"]), f"{r['test'][RECORD_METRIC]:.4f}",
-                 f"{r['test']['ndcg@50']:.4f}", str(r["epochs"]), str(r["best_epoch"]),
-                 "-" if r["switch_epoch"] is None else str(r["switch_epoch"]), f"{r['train_seconds']:.0f}"]
-                for r in results["runs"]]
-    per_run = markdown_table(run_rows, ["method", "dim", "seed", "test recall@50", "test ndcg@50", "epochs",
-                                        "best epoch", "ADT switch epoch", "train s"])
-    return (f"# Benchmark: {results['dataset']['name']}, {results['profile']} profile, {results['seeds']} seed(s)\n\n"
-            f"Test split; students of dim {results['student_dim']}, mean ± std over seeds; epochs and train s are "
-            f"per run (mean).\n\n{main}\n\n## HetComp against each method, paired by seed "
-            f"(dim {results['student_dim']})\n\n{paired}\n\n## Student sizes\n\n{sweep}\n\n## Runs\n\n{per_run}\n\n"
-            f"## Quality against serving cost\n\n{frontier_markdown(results['frontier'])}\n\n"
-            f"{len(results['runs']) + len(results['direct'])} of {results['runs_planned']} planned runs finished. "
-            f"{_wall_time(results)}\n\n"
-            + diagnosis_markdown(results["runs"]))
+    paired_rows = [
+        [
+            f"hetcomp − {baseline}",
+            ", ".join(map(str, entry["seeds"])),
+            *(_paired_cell(entry[m]) for m in PAIRED_METRICS),
+            *(_p_value(entry[m]["p"]) for m in PAIRED_METRICS),
+        ]
+        for baseline, entry in results["paired"].items()
+    ]
+    paired = markdown_table(
+        paired_rows,
+        ["pair", "seeds", *(f"Δ {m} (per seed)" for m in PAIRED_METRICS), *(f"p ({m})" for m in PAIRED_METRICS)],
+    )
+    run_rows = [
+        [
+            r["method"],
+            str(r["dim"]),
+            str(r["seed"]),
+            f"{r['test'][RECORD_METRIC]:.4f}",
+            f"{r['test']['ndcg@50']:.4f}",
+            str(r["epochs"]),
+            str(r["best_epoch"]),
+            "-" if r["switch_epoch"] is None else str(r["switch_epoch"]),
+            f"{r['train_seconds']:.0f}",
+        ]
+        for r in results["runs"]
+    ]
+    per_run = markdown_table(
+        run_rows,
+        [
+            "method",
+            "dim",
+            "seed",
+            "test recall@50",
+            "test ndcg@50",
+            "epochs",
+            "best epoch",
+            "ADT switch epoch",
+            "train s",
+        ],
+    )
+    return (
+        f"# Benchmark: {results['dataset']['name']}, {results['profile']} profile, {results['seeds']} seed(s)\n\n"
+        f"Test split; students of dim {results['student_dim']}, mean ± std over seeds; epochs and train s are "
+        f"per run (mean).\n\n{main}\n\n## HetComp against each method, paired by seed "
+        f"(dim {results['student_dim']})\n\n{paired}\n\n## Student sizes\n\n{sweep}\n\n## Runs\n\n{per_run}\n\n"
+        f"## Quality against serving cost\n\n{frontier_markdown(results['frontier'])}\n\n"
+        f"{len(results['runs']) + len(results['direct'])} of {results['runs_planned']} planned runs finished. "
+        f"{_wall_time(results)}\n\n" + diagnosis_markdown(results["runs"])
+    )
 
 
 def _wall_time(results: dict) -> str:
     """This invocation's wall time, and the total over the invocations that trained the runs on this --out."""
-    text = (f"Wall time {results['wall_seconds']:.0f} s with {results['jobs']} job(s); "
-            f"{results['runs_resumed']} of {len(results['runs'])} runs were finished before it")
+    text = (
+        f"Wall time {results['wall_seconds']:.0f} s with {results['jobs']} job(s); "
+        f"{results['runs_resumed']} of {len(results['runs'])} runs were finished before it"
+    )
     invocations = [f"{entry['seconds']:.0f}" for entry in results["invocations"]]
     if len(invocations) > 1:
-        text += (f". Over the {len(invocations)} invocations on this --out: {results['wall_seconds_total']:.0f} s "
-                 f"({' + '.join(invocations)} s; a stopped one counts until its last record, at most "
-                 f"{HEARTBEAT_SECONDS:.0f} s before it stopped, and the work it lost was redone)")
+        text += (
+            f". Over the {len(invocations)} invocations on this --out: {results['wall_seconds_total']:.0f} s "
+            f"({' + '.join(invocations)} s; a stopped one counts until its last record, at most "
+            f"{HEARTBEAT_SECONDS:.0f} s before it stopped, and the work it lost was redone)"
+        )
     if results["runs_imported"]:
         text += f"; {results['runs_imported']} imported by --import-runs (their time is in no total here)"
     return text + "."

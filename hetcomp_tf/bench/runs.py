@@ -58,15 +58,21 @@ def code_version() -> str:
 
     here = Path(__file__).resolve().parent
     try:
-        commit = subprocess.run(["git", "-C", os.fspath(here), "describe", "--always", "--dirty=+dirty",
-                                 "--abbrev=12"], capture_output=True, text=True, timeout=10, check=True)
+        commit = subprocess.run(
+            ["git", "-C", os.fspath(here), "describe", "--always", "--dirty=+dirty", "--abbrev=12"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
     except (OSError, subprocess.SubprocessError):
         return f"hetcomp-tf {__version__}"
     return commit.stdout.strip() or f"hetcomp-tf {__version__}"
 
 
-def plan_runs(methods: Sequence[str], seeds: int, default_dim: int, dims: Sequence[int],
-              extra_seeds: int = 1) -> list[RunKey]:
+def plan_runs(
+    methods: Sequence[str], seeds: int, default_dim: int, dims: Sequence[int], extra_seeds: int = 1
+) -> list[RunKey]:
     """The benchmark's runs, in the order in which a partial benchmark is most useful.
 
     Every headline method at seed 0, the ablations at seed 0, the headline methods at the other seeds, then the sweep
@@ -87,8 +93,14 @@ def plan_runs(methods: Sequence[str], seeds: int, default_dim: int, dims: Sequen
     keys = [RunKey(m, default_dim, 0) for m in headline] + [RunKey(m, default_dim, 0) for m in ablations]
     keys += [RunKey(m, default_dim, s) for s in range(1, seeds) for m in headline]
     keys += [RunKey(m, default_dim, s) for s in range(1, min(seeds, extra_seeds)) for m in ablations]
-    keys += [RunKey(m, d, s) for d in dims if d != default_dim for s in range(min(seeds, extra_seeds))
-             for m in methods if m in SWEEP_METHODS]
+    keys += [
+        RunKey(m, d, s)
+        for d in dims
+        if d != default_dim
+        for s in range(min(seeds, extra_seeds))
+        for m in methods
+        if m in SWEEP_METHODS
+    ]
     return keys
 
 
@@ -107,11 +119,16 @@ def run_record(key: RunKey, run: DistillRun) -> dict:
     """
     summary = run.to_dict()
     history = summary.pop("history")
-    return {"method": summary.pop("method"), "dim": key.dim, "seed": key.seed, **summary,
-            "code": code_version(),
-            "curve": [[h["epoch"], h["valid"][RECORD_METRIC]] for h in history],
-            "stage_curve": [[h["epoch"], h["mean_stage"]] for h in history if h["mean_stage"]],
-            "dkc_curve": [[h["epoch"], h["dkc"]] for h in history if "dkc" in h]}
+    return {
+        "method": summary.pop("method"),
+        "dim": key.dim,
+        "seed": key.seed,
+        **summary,
+        "code": code_version(),
+        "curve": [[h["epoch"], h["valid"][RECORD_METRIC]] for h in history],
+        "stage_curve": [[h["epoch"], h["mean_stage"]] for h in history if h["mean_stage"]],
+        "dkc_curve": [[h["epoch"], h["dkc"]] for h in history if "dkc" in h],
+    }
 
 
 def _run_config(profile: Profile, key: RunKey):
@@ -142,8 +159,9 @@ def _load_inputs(out: Path, cfg: DistillConfig) -> tuple[Dataset, EnsembleKnowle
     return data, load_target_knowledge(out, cfg, data)
 
 
-def train_here(out: Path, profile: Profile, keys: Sequence[RunKey],
-              progress: Callable[[str, int], Progress] | None) -> Iterator[tuple[RunKey, dict]]:
+def train_here(
+    out: Path, profile: Profile, keys: Sequence[RunKey], progress: Callable[[str, int], Progress] | None
+) -> Iterator[tuple[RunKey, dict]]:
     """The runs one after another in this process, with per-epoch progress.
 
     Args:
@@ -162,18 +180,32 @@ def train_here(out: Path, profile: Profile, keys: Sequence[RunKey],
         if is_direct(key.method):
             yield key, _train_direct(data, profile, key, _log_dir(out, key), progress)
             continue
-        run = distill(data, knowledge, _run_config(profile, key), log_dir=_log_dir(out, key), progress=progress,
-                      resume_dir=run_resume_dir(out, key))
+        run = distill(
+            data,
+            knowledge,
+            _run_config(profile, key),
+            log_dir=_log_dir(out, key),
+            progress=progress,
+            resume_dir=run_resume_dir(out, key),
+        )
         yield key, run_record(key, run)
 
 
-def _train_direct(data: Dataset, profile: Profile, key: RunKey, log_dir: Path,
-                  progress: Callable[[str, int], Progress] | None) -> dict:
+def _train_direct(
+    data: Dataset, profile: Profile, key: RunKey, log_dir: Path, progress: Callable[[str, int], Progress] | None
+) -> dict:
     """A direct model's record: its teacher's recipe at the run's dim, trained from scratch (not resumable: a
     stopped one starts again)."""
     teacher = direct_teacher(key.method)
-    run = train_teacher(teacher, data, direct_config(profile, teacher, key.dim), profile.trajectory, seed=key.seed,
-                        log_dir=log_dir, progress=progress)
+    run = train_teacher(
+        teacher,
+        data,
+        direct_config(profile, teacher, key.dim),
+        profile.trajectory,
+        seed=key.seed,
+        log_dir=log_dir,
+        progress=progress,
+    )
     return direct_record(key.method, key.dim, key.seed, run.to_dict(), code_version())
 
 
@@ -192,11 +224,17 @@ def train_in_workers(out: Path, profile: Profile, keys: Sequence[RunKey], jobs: 
     Raises:
         HetCompError: naming the failed runs, once all ended (`workers.run_in_workers`).
     """
-    tasks = [(key, _worker_direct, (profile, key, os.fspath(_log_dir(out, key)))) if is_direct(key.method) else
-             (key, _worker_run, (key, _run_config(profile, key), os.fspath(_log_dir(out, key)),
-                                 os.fspath(run_resume_dir(out, key)))) for key in keys]
-    yield from run_in_workers(tasks, jobs, "runs", setup=_worker_setup,
-                              setup_args=(os.fspath(out), profile.distill))
+    tasks = [
+        (key, _worker_direct, (profile, key, os.fspath(_log_dir(out, key))))
+        if is_direct(key.method)
+        else (
+            key,
+            _worker_run,
+            (key, _run_config(profile, key), os.fspath(_log_dir(out, key)), os.fspath(run_resume_dir(out, key))),
+        )
+        for key in keys
+    ]
+    yield from run_in_workers(tasks, jobs, "runs", setup=_worker_setup, setup_args=(os.fspath(out), profile.distill))
 
 
 _WORKER_INPUTS: dict = {}
@@ -207,15 +245,20 @@ def _worker_setup(out: str, cfg: DistillConfig) -> None:
 
 
 def _worker_run(key: RunKey, cfg, log_dir: str, resume_dir: str) -> dict:
-    run = distill(_WORKER_INPUTS["data"], _WORKER_INPUTS["knowledge"], cfg, log_dir=log_dir, progress=None,
-                  resume_dir=resume_dir)
-    log(f"finished {key.name}: valid {RECORD_METRIC} {run.valid[RECORD_METRIC]:.4f} after {run.epochs} epochs, "
-        f"{run.train_seconds:.0f}s")
+    run = distill(
+        _WORKER_INPUTS["data"], _WORKER_INPUTS["knowledge"], cfg, log_dir=log_dir, progress=None, resume_dir=resume_dir
+    )
+    log(
+        f"finished {key.name}: valid {RECORD_METRIC} {run.valid[RECORD_METRIC]:.4f} after {run.epochs} epochs, "
+        f"{run.train_seconds:.0f}s"
+    )
     return run_record(key, run)
 
 
 def _worker_direct(profile: Profile, key: RunKey, log_dir: str) -> dict:
     record = _train_direct(_WORKER_INPUTS["data"], profile, key, Path(log_dir), None)
-    log(f"finished {key.name}: valid {RECORD_METRIC} {record['valid'][RECORD_METRIC]:.4f} after "
-        f"{record['epochs']} epochs ({record['ended_by']}), {record['train_seconds']:.0f}s")
+    log(
+        f"finished {key.name}: valid {RECORD_METRIC} {record['valid'][RECORD_METRIC]:.4f} after "
+        f"{record['epochs']} epochs ({record['ended_by']}), {record['train_seconds']:.0f}s"
+    )
     return record

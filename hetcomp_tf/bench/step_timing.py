@@ -47,10 +47,15 @@ def random_knowledge(data: Dataset, traj: TrajectoryConfig, seed: int = 0) -> En
         ids = tf.range(start, min(start + 512, data.n_users))
         noise = tf.constant(rng.random((int(ids.shape[0]), data.n_items), dtype=np.float32))
         lists.append(masked_topk(noise, rows_to_mask(train, ids, data.n_items), traj.top_n).numpy())
-    rankings = np.broadcast_to(np.concatenate(lists)[None, None],
-                               (len(TEACHER_NAMES), traj.n_checkpoints, data.n_users, traj.top_n))
-    return EnsembleKnowledge(teachers=TEACHER_NAMES, rankings=np.ascontiguousarray(rankings),
-                             observed=data.train.padded(width=traj.top_n), n_items=data.n_items)
+    rankings = np.broadcast_to(
+        np.concatenate(lists)[None, None], (len(TEACHER_NAMES), traj.n_checkpoints, data.n_users, traj.top_n)
+    )
+    return EnsembleKnowledge(
+        teachers=TEACHER_NAMES,
+        rankings=np.ascontiguousarray(rankings),
+        observed=data.train.padded(width=traj.top_n),
+        n_items=data.n_items,
+    )
 
 
 def time_dense_pass(data: Dataset, cfg: DistillConfig, users: int, repeats: int = 6) -> dict[str, float]:
@@ -74,13 +79,23 @@ def time_dense_pass(data: Dataset, cfg: DistillConfig, users: int, repeats: int 
     items_table = tf.Variable(rng.normal(0.0, 0.1, (data.n_items, cfg.student_dim)).astype(np.float32))
     pairs = train_pairs_cap(data.train, cfg.batch_size)  # the trainer's fixed number of train pairs per step
     targets = tf.constant(rng.integers(0, data.n_items, (users, cfg.top_k)).astype(np.int32))
-    excluded = concat_pairs(ItemPairs(tf.constant(rng.integers(0, users, pairs).astype(np.int32)),
-                                      tf.constant(rng.integers(0, data.n_items, pairs).astype(np.int32))), targets)
+    excluded = concat_pairs(
+        ItemPairs(
+            tf.constant(rng.integers(0, users, pairs).astype(np.int32)),
+            tf.constant(rng.integers(0, data.n_items, pairs).astype(np.int32)),
+        ),
+        targets,
+    )
 
     def dense_pass(fused: bool):
         with tf.GradientTape() as tape:
-            scores = FactoredScores(users_table, items_table) if fused else tf.clip_by_value(
-                tf.matmul(users_table, items_table, transpose_b=True), -cfg.score_clip, cfg.score_clip)
+            scores = (
+                FactoredScores(users_table, items_table)
+                if fused
+                else tf.clip_by_value(
+                    tf.matmul(users_table, items_table, transpose_b=True), -cfg.score_clip, cfg.score_clip
+                )
+            )
             rest, list_scores = rest_and_list_scores(scores, excluded, targets, cfg.score_clip)
             total = tf.reduce_sum(rest) - tf.reduce_sum(list_scores)
         return [tf.convert_to_tensor(g) for g in tape.gradient(total, [users_table, items_table])]
@@ -99,8 +114,9 @@ def time_dense_pass(data: Dataset, cfg: DistillConfig, users: int, repeats: int 
     return out
 
 
-def time_methods(data: Dataset, cfg: DistillConfig, traj: TrajectoryConfig, methods: Sequence[str],
-                 epochs: int = 2) -> dict:
+def time_methods(
+    data: Dataset, cfg: DistillConfig, traj: TrajectoryConfig, methods: Sequence[str], epochs: int = 2
+) -> dict:
     """Seconds per epoch of each method's loss, on random knowledge of the real shapes.
 
     Args:
@@ -116,11 +132,15 @@ def time_methods(data: Dataset, cfg: DistillConfig, traj: TrajectoryConfig, meth
     """
     knowledge = random_knowledge(data, traj, cfg.seed)
     batches = list(epoch_batches(data.train, cfg, 0, pairs=False))
-    results = {"steps_per_epoch": len(batches),
-               "users_per_step": float(np.mean([float(b.weights.numpy().sum()) for b in batches]))}
+    results = {
+        "steps_per_epoch": len(batches),
+        "users_per_step": float(np.mean([float(b.weights.numpy().sum()) for b in batches])),
+    }
     results["dense_pass"] = time_dense_pass(data, cfg, int(round(results["users_per_step"])))
-    log("dense pass of a step (scores, rest log-sum-exp, gradient): "
-        + ", ".join(f"{name[:-3]} {ms:.0f} ms" for name, ms in results["dense_pass"].items()))
+    log(
+        "dense pass of a step (scores, rest log-sum-exp, gradient): "
+        + ", ".join(f"{name[:-3]} {ms:.0f} ms" for name, ms in results["dense_pass"].items())
+    )
     for method in methods:
         trainer = Trainer(data, knowledge if method != "wo_kd" else None, dataclasses.replace(cfg, method=method))
         trainer.train_epoch(0)  # traces and compiles

@@ -35,9 +35,14 @@ def measure_teacher(name: str, size: Size, cfg, traj: TrajectoryConfig, seed: in
     data = synthetic_dataset(size, seed)
     timed = time_teacher(name, data, cfg, traj, seed)
     shape, work = Shape.of_dataset(data), TEACHER_WORK[name]
-    return {"size": dataclasses.asdict(size), "train": data.train.nnz, "epoch_seconds": timed["epoch_seconds"],
-            "evaluate_seconds": timed["evaluate_seconds"], "epoch_work": work.epoch(cfg, shape),
-            "evaluate_work": work.evaluate(cfg, shape, shape.users)}
+    return {
+        "size": dataclasses.asdict(size),
+        "train": data.train.nnz,
+        "epoch_seconds": timed["epoch_seconds"],
+        "evaluate_seconds": timed["evaluate_seconds"],
+        "epoch_work": work.epoch(cfg, shape),
+        "evaluate_work": work.evaluate(cfg, shape, shape.users),
+    }
 
 
 def fit_teacher(name: str, measured: Sequence[dict], cfg, target: Shape) -> dict:
@@ -62,9 +67,16 @@ def fit_teacher(name: str, measured: Sequence[dict], cfg, target: Shape) -> dict
     return fits
 
 
-def teacher_cost_model(names: Sequence[str], sizes: Sequence[Size], target: Size, configs: dict,
-                       traj: TrajectoryConfig, on_update: Callable[[dict], None], seed: int = 0,
-                       measure: Callable[..., dict] = measure_teacher) -> dict:
+def teacher_cost_model(
+    names: Sequence[str],
+    sizes: Sequence[Size],
+    target: Size,
+    configs: dict,
+    traj: TrajectoryConfig,
+    on_update: Callable[[dict], None],
+    seed: int = 0,
+    measure: Callable[..., dict] = measure_teacher,
+) -> dict:
     """Measures each teacher of `names` at every size, then fits and extrapolates it to `target`; `on_update(section)`
     after every measurement and fit, so a stopped run keeps what it measured.
 

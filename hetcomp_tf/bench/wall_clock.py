@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from hetcomp_tf.errors import HetCompError
@@ -36,7 +36,7 @@ class InvocationClock:
     def __init__(self, path: str | os.PathLike, started: float, interval: float = HEARTBEAT_SECONDS):
         self.path, self.started, self.interval = Path(path), started, interval
         self.earlier = _read_invocations(self.path)
-        self.started_at = datetime.now(timezone.utc) - timedelta(seconds=self.seconds())
+        self.started_at = datetime.now(UTC) - timedelta(seconds=self.seconds())
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="invocation-clock", daemon=True)
 
@@ -73,7 +73,10 @@ def _read_invocations(path: Path) -> list[dict]:
     record = read_json(path)
     invocations = record.get("invocations") if isinstance(record, dict) else None
     if not isinstance(invocations, list) or not all(
-            isinstance(e, dict) and isinstance(e.get("seconds"), (int, float)) for e in invocations):
-        raise HetCompError(f"{path}: not an invocation record (expected {{\"invocations\": [{{\"seconds\": …}}]}}); "
-                           "remove it to start the count afresh")
+        isinstance(e, dict) and isinstance(e.get("seconds"), (int, float)) for e in invocations
+    ):
+        raise HetCompError(
+            f'{path}: not an invocation record (expected {{"invocations": [{{"seconds": …}}]}}); '
+            "remove it to start the count afresh"
+        )
     return invocations

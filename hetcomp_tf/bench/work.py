@@ -50,6 +50,7 @@ def steps_per_epoch(size, cfg) -> int:
 
 # --- the teachers: each function takes a TeacherConfig and a Shape --------------------------------------------------
 
+
 def _pair_steps(cfg, shape: Shape) -> int:
     """A pairwise teacher's steps per epoch: every train pair once, in batches."""
     return math.ceil(shape.train / cfg.batch_size)
@@ -172,15 +173,31 @@ class TeacherWork:
 _PAIRWISE_EVALUATE = "scored users x items x dim"
 TEACHER_WORK = {
     "MF": TeacherWork(_mf_epoch, _dot_evaluate, "steps x (batch rows + Adam's dense rows) x dim", _PAIRWISE_EVALUATE),
-    "ML": TeacherWork(_cml_epoch, _dot_evaluate, "MF's + steps x (users + items) x dim (unit-ball clipping)",
-                      _PAIRWISE_EVALUATE),
-    "DL": TeacherWork(_neumf_epoch, _neumf_evaluate, "steps x (batch pairs x MLP + rows x 2 dim)",
-                      "scored users x items x MLP after its first layer + batches x items x dim x hidden"),
-    "GNN": TeacherWork(_lightgcn_epoch, _lightgcn_evaluate,
-                       "steps x (layers x (2 train + users + items) + batch rows + Adam's dense rows) x dim",
-                       _PAIRWISE_EVALUATE + " + batches x one propagation"),
-    "AE": TeacherWork(_vae_epoch, _vae_evaluate, "users x items x hidden (+ steps x items x 2 hidden, Adam)",
-                      "scored users x items x hidden"),
-    "I-AE": TeacherWork(_item_ae_epoch, _item_ae_evaluate, "items x users x hidden (+ steps x users x 2 hidden, Adam)",
-                        "batches x (train x hidden + items x hidden layers) + scored users x items x hidden"),
+    "ML": TeacherWork(
+        _cml_epoch, _dot_evaluate, "MF's + steps x (users + items) x dim (unit-ball clipping)", _PAIRWISE_EVALUATE
+    ),
+    "DL": TeacherWork(
+        _neumf_epoch,
+        _neumf_evaluate,
+        "steps x (batch pairs x MLP + rows x 2 dim)",
+        "scored users x items x MLP after its first layer + batches x items x dim x hidden",
+    ),
+    "GNN": TeacherWork(
+        _lightgcn_epoch,
+        _lightgcn_evaluate,
+        "steps x (layers x (2 train + users + items) + batch rows + Adam's dense rows) x dim",
+        _PAIRWISE_EVALUATE + " + batches x one propagation",
+    ),
+    "AE": TeacherWork(
+        _vae_epoch,
+        _vae_evaluate,
+        "users x items x hidden (+ steps x items x 2 hidden, Adam)",
+        "scored users x items x hidden",
+    ),
+    "I-AE": TeacherWork(
+        _item_ae_epoch,
+        _item_ae_evaluate,
+        "items x users x hidden (+ steps x users x 2 hidden, Adam)",
+        "batches x (train x hidden + items x hidden layers) + scored users x items x hidden",
+    ),
 }

@@ -18,25 +18,48 @@ DEFAULT_TARGET = "10000000x1000000"
 def add_arguments(parser) -> None:
     add_profile_argument(parser)
     add_set_argument(parser)
-    parser.add_argument("--sizes", default=DEFAULT_SIZES, metavar="UxI,UxI",
-                        help=f"users x items of each size the student is measured at, comma-separated (default "
-                             f"{DEFAULT_SIZES})")
-    parser.add_argument("--teachers", default="all", metavar="T,T",
-                        help=f"teachers to measure: a comma-separated subset of {','.join(TEACHER_NAMES)}, 'all' "
-                             "(default) or 'none'")
-    parser.add_argument("--teacher-sizes", default=DEFAULT_TEACHER_SIZES, metavar="UxI,UxI",
-                        help="users x items of each size the teachers are measured at (default "
-                             f"{DEFAULT_TEACHER_SIZES}: a few minutes on two cores)")
-    parser.add_argument("--target", default=DEFAULT_TARGET, metavar="UxI",
-                        help=f"the size to extrapolate to (default {DEFAULT_TARGET})")
-    parser.add_argument("--per-user", type=int, default=26, metavar="N",
-                        help="interactions per user before the 60/20/20 split (default 26, CiteULike's mean)")
+    parser.add_argument(
+        "--sizes",
+        default=DEFAULT_SIZES,
+        metavar="UxI,UxI",
+        help=f"users x items of each size the student is measured at, comma-separated (default " f"{DEFAULT_SIZES})",
+    )
+    parser.add_argument(
+        "--teachers",
+        default="all",
+        metavar="T,T",
+        help=f"teachers to measure: a comma-separated subset of {','.join(TEACHER_NAMES)}, 'all' "
+        "(default) or 'none'",
+    )
+    parser.add_argument(
+        "--teacher-sizes",
+        default=DEFAULT_TEACHER_SIZES,
+        metavar="UxI,UxI",
+        help="users x items of each size the teachers are measured at (default "
+        f"{DEFAULT_TEACHER_SIZES}: a few minutes on two cores)",
+    )
+    parser.add_argument(
+        "--target", default=DEFAULT_TARGET, metavar="UxI", help=f"the size to extrapolate to (default {DEFAULT_TARGET})"
+    )
+    parser.add_argument(
+        "--per-user",
+        type=int,
+        default=26,
+        metavar="N",
+        help="interactions per user before the 60/20/20 split (default 26, CiteULike's mean)",
+    )
     parser.add_argument("--steps", type=int, default=8, help="timed training steps per size (default 8)")
     parser.add_argument("--out", required=True, metavar="FILE.json", help="output JSON file")
-    parser.add_argument("--write-fits", nargs="?", const="", default=None, metavar="FILE.json",
-                        help="also write the fitted constants as this profile's entry of the fit file the run "
-                             "estimates of `hetcomp teachers`, `benchmark` and `run` read (default FILE: the "
-                             "package's hetcomp_tf/bench/cost_fits.json); needs every teacher measured")
+    parser.add_argument(
+        "--write-fits",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="FILE.json",
+        help="also write the fitted constants as this profile's entry of the fit file the run "
+        "estimates of `hetcomp teachers`, `benchmark` and `run` read (default FILE: the "
+        "package's hetcomp_tf/bench/cost_fits.json); needs every teacher measured",
+    )
 
 
 def _users_items(text: str) -> tuple[int, int]:
@@ -49,8 +72,13 @@ def _users_items(text: str) -> tuple[int, int]:
 def run(args) -> int:
     profile = profile_from_args(args)
     pairs = parse_list(args.sizes, "--sizes", what="UxI size", convert=_users_items)
-    teachers = ([] if args.teachers.strip() == "none" else list(TEACHER_NAMES) if args.teachers.strip() == "all"
-                else parse_list(args.teachers, "--teachers", TEACHER_NAMES, "teacher"))
+    teachers = (
+        []
+        if args.teachers.strip() == "none"
+        else list(TEACHER_NAMES)
+        if args.teachers.strip() == "all"
+        else parse_list(args.teachers, "--teachers", TEACHER_NAMES, "teacher")
+    )
     teacher_pairs = parse_list(args.teacher_sizes, "--teacher-sizes", what="UxI size", convert=_users_items)
     try:
         target_pair = _users_items(args.target)
@@ -59,8 +87,10 @@ def run(args) -> int:
     if args.steps < 1:
         raise HetCompError(f"--steps {args.steps}: must be >= 1")
     if args.write_fits is not None and len(teachers) < len(TEACHER_NAMES):
-        raise HetCompError(f"--write-fits with --teachers {args.teachers}: a run's estimate needs every teacher's "
-                           "fits; measure all six")
+        raise HetCompError(
+            f"--write-fits with --teachers {args.teachers}: a run's estimate needs every teacher's "
+            "fits; measure all six"
+        )
 
     from hetcomp_tf.bench.cost_model import Size
 
@@ -84,8 +114,14 @@ def run(args) -> int:
     result = cost_model(sizes, target, profile.distill, profile.trajectory, args.out, args.steps)
     result.update(cpu=cpu_name(), threads=tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count())
     if teachers:
-        result["teachers"] = teacher_cost_model(teachers, teacher_sizes, target, profile.teachers, profile.trajectory,
-                                                lambda section: write_json(args.out, {**result, "teachers": section}))
+        result["teachers"] = teacher_cost_model(
+            teachers,
+            teacher_sizes,
+            target,
+            profile.teachers,
+            profile.trajectory,
+            lambda section: write_json(args.out, {**result, "teachers": section}),
+        )
     write_json(args.out, result)
     print(student_table(result, target))
     if teachers:
@@ -123,7 +159,14 @@ def teachers_table(section: dict, target, profile) -> str:
         fits = section["fits"].get(name)
         if fits is not None:
             rows[f"{name} {target.users} x {target.items} (fitted)"] = {
-                "epoch_seconds": fits["epoch"]["at_target"], "evaluate_seconds": fits["evaluate"]["at_target"],
-                "run_seconds_at_caps": teacher_seconds({"teachers": section["fits"]}, name, profile.teachers[name],
-                                                       profile.trajectory, Shape.of_size(target))}
+                "epoch_seconds": fits["epoch"]["at_target"],
+                "evaluate_seconds": fits["evaluate"]["at_target"],
+                "run_seconds_at_caps": teacher_seconds(
+                    {"teachers": section["fits"]},
+                    name,
+                    profile.teachers[name],
+                    profile.trajectory,
+                    Shape.of_size(target),
+                ),
+            }
     return format_table(rows, columns, {c: ".3g" for c in columns})

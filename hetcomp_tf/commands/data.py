@@ -10,23 +10,36 @@ from hetcomp_tf.commands.options import add_data_arguments, prepare_data, profil
 
 def add_arguments(parser) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    fetch = actions.add_parser("fetch", help="download a public data set, kept only if its sha256 matches",
-                               description="download a public data set, kept only if its sha256 matches")
+    fetch = actions.add_parser(
+        "fetch",
+        help="download a public data set, kept only if its sha256 matches",
+        description="download a public data set, kept only if its sha256 matches",
+    )
     fetch.add_argument("name", choices=("citeulike",))
-    fetch.add_argument("--dir", default=None, metavar="DIR",
-                       help="data directory: writes DIR/citeulike/users.dat (default: $HETCOMP_DATA_DIR, else the "
-                            "user cache $XDG_CACHE_HOME/hetcomp or ~/.cache/hetcomp)")
-    info = actions.add_parser("info", help="users, items and interactions per split, without training",
-                              description="users, items and interactions per split, without training")
+    fetch.add_argument(
+        "--dir",
+        default=None,
+        metavar="DIR",
+        help="data directory: writes DIR/citeulike/users.dat (default: $HETCOMP_DATA_DIR, else the "
+        "user cache $XDG_CACHE_HOME/hetcomp or ~/.cache/hetcomp)",
+    )
+    info = actions.add_parser(
+        "info",
+        help="users, items and interactions per split, without training",
+        description="users, items and interactions per split, without training",
+    )
     add_data_arguments(info)
     snapshot = actions.add_parser(
-        "snapshot", help="an earlier snapshot of a users.dat: each user's first share of items after a seeded shuffle",
+        "snapshot",
+        help="an earlier snapshot of a users.dat: each user's first share of items after a seeded shuffle",
         description="an earlier snapshot of a users.dat: each line keeps floor(FRACTION x N) of its N items, chosen "
-                    "by a shuffle seeded per line; smaller fractions keep subsets of larger ones")
+        "by a shuffle seeded per line; smaller fractions keep subsets of larger ones",
+    )
     snapshot.add_argument("--in", dest="source", required=True, metavar="PATH", help="a users.dat-format file")
     snapshot.add_argument("--out", required=True, metavar="PATH", help="the snapshot (written whole or not at all)")
-    snapshot.add_argument("--fraction", type=float, required=True, metavar="F",
-                          help="share of each user's items, in (0, 1]")
+    snapshot.add_argument(
+        "--fraction", type=float, required=True, metavar="F", help="share of each user's items, in (0, 1]"
+    )
     snapshot.add_argument("--seed", type=int, default=0)
 
 
@@ -60,13 +73,22 @@ def info(args) -> int:
     cfg = profile.data
     ratios = "/".join(f"{r * 100:g}" for r in cfg.split_ratios)
     kept = f", ratings >= {cfg.min_rating:g}" if cfg.min_rating is not None else ""
-    print(f"{data.name} after the {profile.name} profile's filtering (users with >= {cfg.min_user_interactions} "
-          f"interactions{kept}) and {ratios} split ({cfg.split_protocol} protocol, seed {cfg.seed}), from "
-          f"{source or 'the built-in generator'}:")
+    print(
+        f"{data.name} after the {profile.name} profile's filtering (users with >= {cfg.min_user_interactions} "
+        f"interactions{kept}) and {ratios} split ({cfg.split_protocol} protocol, seed {cfg.seed}), from "
+        f"{source or 'the built-in generator'}:"
+    )
     total = data.train.nnz + data.valid.nnz + data.test.nnz
     evaluated = int(((data.valid.lengths() > 0) & (data.test.lengths() > 0)).sum())
-    rows = [("users", data.n_users), ("evaluated", evaluated), ("items", data.n_items), ("train", data.train.nnz),
-            ("valid", data.valid.nnz), ("test", data.test.nnz), ("interactions", total)]
+    rows = [
+        ("users", data.n_users),
+        ("evaluated", evaluated),
+        ("items", data.n_items),
+        ("train", data.train.nnz),
+        ("valid", data.valid.nnz),
+        ("test", data.test.nnz),
+        ("interactions", total),
+    ]
     for name, value in rows:
         print(f"  {name:<13}{value:>10,}")
     print(f"  {'density':<13}{total / (data.n_users * data.n_items):>10.4%}")

@@ -39,8 +39,10 @@ def citeulike_row() -> str:
     found = datafiles.find_citeulike()
     if found is not None:
         return str(found)
-    return (f"not found in {', '.join(map(str, datafiles.data_dirs()))}; the first run downloads it to "
-            f"{datafiles.download_dir() / datafiles.CITEULIKE_FILE}")
+    return (
+        f"not found in {', '.join(map(str, datafiles.data_dirs()))}; the first run downloads it to "
+        f"{datafiles.download_dir() / datafiles.CITEULIKE_FILE}"
+    )
 
 
 def time_step(device: str, profile) -> tuple[float, int]:
@@ -48,11 +50,11 @@ def time_step(device: str, profile) -> tuple[float, int]:
     after one untimed epoch (tracing and compilation), and how many steps were timed."""
     import tensorflow as tf
 
+    from hetcomp_tf.bench.step_timing import random_knowledge
     from hetcomp_tf.data.readers import make_synthetic
     from hetcomp_tf.data.split import split_dataset
     from hetcomp_tf.distill.batches import epoch_batches
     from hetcomp_tf.distill.trainer import Trainer
-    from hetcomp_tf.bench.step_timing import random_knowledge
 
     cfg = profile.distill
     data = split_dataset(make_synthetic(STEP_USERS, STEP_ITEMS, cfg.seed), profile.data, "synthetic")
@@ -72,9 +74,11 @@ def time_step(device: str, profile) -> tuple[float, int]:
 def settings(profile) -> str:
     """What the timed step ran with, so a user sees whether XLA and mixed precision were on."""
     cfg = profile.distill
-    return (f"{profile.name} profile: {cfg.method}, dim {cfg.student_dim}, XLA {'on' if cfg.jit_compile else 'off'}, "
-            f"rest kernel {cfg.rest_kernel}, "
-            f"{'mixed float16' if cfg.mixed_precision else 'float32'}")
+    return (
+        f"{profile.name} profile: {cfg.method}, dim {cfg.student_dim}, XLA {'on' if cfg.jit_compile else 'off'}, "
+        f"rest kernel {cfg.rest_kernel}, "
+        f"{'mixed float16' if cfg.mixed_precision else 'float32'}"
+    )
 
 
 def run(args) -> int:

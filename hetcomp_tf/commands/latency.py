@@ -25,19 +25,30 @@ VERSION = "1"  # the version directory of each kept SavedModel
 
 def add_arguments(parser) -> None:
     add_data_arguments(parser)
-    parser.add_argument("--requests", type=int, default=200, metavar="N",
-                        help="timed requests per model and batch size (default 200)")
-    parser.add_argument("--batch-sizes", default="1", metavar="B1,B2",
-                        help="users per request, comma-separated (default 1)")
-    parser.add_argument("--student-dims", default=None, metavar="D1,D2",
-                        help="student sizes to time, comma-separated (default: the --student's, else the profile's "
-                             "student_dim)")
-    parser.add_argument("--student", default=None, metavar="DIR",
-                        help="a `hetcomp distill` OUT/student/, timed at its dimension (default: every student "
-                             "freshly initialised)")
-    parser.add_argument("--export-dir", default=None, metavar="DIR",
-                        help="keep the timed SavedModels in DIR/<model>/1 (a new or empty directory; default: a "
-                             "temporary one)")
+    parser.add_argument(
+        "--requests", type=int, default=200, metavar="N", help="timed requests per model and batch size (default 200)"
+    )
+    parser.add_argument(
+        "--batch-sizes", default="1", metavar="B1,B2", help="users per request, comma-separated (default 1)"
+    )
+    parser.add_argument(
+        "--student-dims",
+        default=None,
+        metavar="D1,D2",
+        help="student sizes to time, comma-separated (default: the --student's, else the profile's " "student_dim)",
+    )
+    parser.add_argument(
+        "--student",
+        default=None,
+        metavar="DIR",
+        help="a `hetcomp distill` OUT/student/, timed at its dimension (default: every student " "freshly initialised)",
+    )
+    parser.add_argument(
+        "--export-dir",
+        default=None,
+        metavar="DIR",
+        help="keep the timed SavedModels in DIR/<model>/1 (a new or empty directory; default: a " "temporary one)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="initialisation and request-user seed")
     parser.add_argument("--out", required=True, metavar="FILE.json", help="output JSON file")
 
@@ -63,28 +74,36 @@ def _deployed(model, key: str, data, k: int, root):
 def run(args) -> int:
     profile = profile_from_args(args)
     batch_sizes = parse_list(args.batch_sizes, "--batch-sizes", what="batch size", convert=int)
-    dims = None if args.student_dims is None else parse_list(args.student_dims, "--student-dims", what="dimension",
-                                                             convert=int)
+    dims = (
+        None
+        if args.student_dims is None
+        else parse_list(args.student_dims, "--student-dims", what="dimension", convert=int)
+    )
     if args.requests < 1:
         raise HetCompError(f"--requests: must be at least 1, got {args.requests}")
-    if args.export_dir is not None and Path(args.export_dir).exists() and (
-            not Path(args.export_dir).is_dir() or any(Path(args.export_dir).iterdir())):
+    if (
+        args.export_dir is not None
+        and Path(args.export_dir).exists()
+        and (not Path(args.export_dir).is_dir() or any(Path(args.export_dir).iterdir()))
+    ):
         raise HetCompError(f"--export-dir {args.export_dir}: exists and is not an empty directory")
     prepare_data(args)
 
+    from hetcomp_tf.bench.latency import ensemble_servable, format_latency_table, measure_latency, student_key
     from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES
     from hetcomp_tf.data.loading import load_dataset
-    from hetcomp_tf.util.files import atomic_directory, write_json
-    from hetcomp_tf.bench.latency import ensemble_servable, format_latency_table, measure_latency, student_key
-    from hetcomp_tf.models import build_teacher
-    from hetcomp_tf.util.tables import ENSEMBLE, teacher_row
     from hetcomp_tf.distill.student import Student, load_student
+    from hetcomp_tf.models import build_teacher
+    from hetcomp_tf.util.files import atomic_directory, write_json
+    from hetcomp_tf.util.tables import ENSEMBLE, teacher_row
 
     data = load_dataset(args.data, args.format, profile.data)
     trained = None if args.student is None else load_student(args.student)
     if trained is not None and (trained.n_users, trained.n_items) != (data.n_users, data.n_items):
-        raise HetCompError(f"--student {args.student}: sized for {trained.n_users} users x {trained.n_items} "
-                           f"items, but --data {args.data} has {data.n_users} x {data.n_items}")
+        raise HetCompError(
+            f"--student {args.student}: sized for {trained.n_users} users x {trained.n_items} "
+            f"items, but --data {args.data} has {data.n_users} x {data.n_items}"
+        )
     dims = dims or [trained.dim if trained is not None else profile.distill.student_dim]
     students = {dim: Student(data.n_users, data.n_items, dim, args.seed) for dim in dims}
     if trained is not None:
@@ -95,22 +114,39 @@ def run(args) -> int:
     if trained is not None:
         weights[student_key(trained.dim)] = args.student
 
-    exports = (atomic_directory(args.export_dir) if args.export_dir is not None
-               else tempfile.TemporaryDirectory(prefix="hetcomp-latency-"))
+    exports = (
+        atomic_directory(args.export_dir)
+        if args.export_dir is not None
+        else tempfile.TemporaryDirectory(prefix="hetcomp-latency-")
+    )
     with exports as root:
-        servables = {teacher_row(name): _deployed(teacher, teacher_row(name), data, k, root)
-                     for name, teacher in teachers.items()}
+        servables = {
+            teacher_row(name): _deployed(teacher, teacher_row(name), data, k, root)
+            for name, teacher in teachers.items()
+        }
         servables[ENSEMBLE] = ensemble_servable(teachers, data, k, profile.trajectory.top_n, profile.distill.tau)
-        servables.update({student_key(dim): _deployed(student, student_key(dim), data, k, root)
-                          for dim, student in students.items()})
+        servables.update(
+            {student_key(dim): _deployed(student, student_key(dim), data, k, root) for dim, student in students.items()}
+        )
         result = measure_latency(servables, data, requests=args.requests, batch_sizes=batch_sizes, seed=args.seed)
     for key, model in result["models"].items():
         model["weights"] = weights.get(key, INITIALISED)
         if args.export_dir is not None and model["served_as"] == "savedmodel":
             model["savedmodel"] = _savedmodel_path(key)
-    write_json(args.out, {"data": data.name, "profile": profile.name, "seed": args.seed, "k": k,
-                          "export_dir": args.export_dir, **result})
-    print(f"Serving cost of top-{k} on {data.name} ({profile.name} profile, {data.n_users} users x {data.n_items} "
-          f"items), results in {args.out}:")
+    write_json(
+        args.out,
+        {
+            "data": data.name,
+            "profile": profile.name,
+            "seed": args.seed,
+            "k": k,
+            "export_dir": args.export_dir,
+            **result,
+        },
+    )
+    print(
+        f"Serving cost of top-{k} on {data.name} ({profile.name} profile, {data.n_users} users x {data.n_items} "
+        f"items), results in {args.out}:"
+    )
     print(format_latency_table(result))
     return 0

@@ -31,13 +31,18 @@ def _positive_float(text: str) -> float:
 def add_arguments(parser) -> None:
     parser.add_argument("--server", required=True, metavar="HOST:PORT", help="TF Serving gRPC address")
     parser.add_argument("--model-name", default=DEFAULT_MODEL_NAME)
-    parser.add_argument("--signature", default=DEFAULT_SIGNATURE,
-                        help="serving_default (top-K) or score_items (scores of the --item ids)")
-    parser.add_argument("--user", action="append", required=True, metavar="ID",
-                        help="original user id (repeat for several users)")
+    parser.add_argument(
+        "--signature",
+        default=DEFAULT_SIGNATURE,
+        help="serving_default (top-K) or score_items (scores of the --item ids)",
+    )
+    parser.add_argument(
+        "--user", action="append", required=True, metavar="ID", help="original user id (repeat for several users)"
+    )
     parser.add_argument("--k", type=_positive_int, default=10, help="length of each top-K list")
-    parser.add_argument("--item", action="append", metavar="ID",
-                        help="original item id to score (score_items; repeatable)")
+    parser.add_argument(
+        "--item", action="append", metavar="ID", help="original item id to score (score_items; repeatable)"
+    )
     parser.add_argument("--timeout", type=_positive_float, default=10.0, metavar="S", help="deadline in seconds")
 
 
@@ -48,8 +53,15 @@ def run(args) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.api_core")
     from serving.client import recommend
 
-    answers = recommend(args.server, args.user, k=args.k, items=args.item, model_name=args.model_name,
-                        signature=args.signature, timeout=args.timeout)
+    answers = recommend(
+        args.server,
+        args.user,
+        k=args.k,
+        items=args.item,
+        model_name=args.model_name,
+        signature=args.signature,
+        timeout=args.timeout,
+    )
     for answer in answers:
         print(json.dumps(answer))
     return 0

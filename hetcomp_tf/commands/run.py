@@ -23,37 +23,51 @@ from pipeline.configs import METADATA_FILE
 
 def add_arguments(parser) -> None:
     add_pipeline_arguments(parser)
-    parser.add_argument("--out", required=True, metavar="DIR",
-                        help="pipeline root, ML Metadata (SQLite), serving/ and report.json go here")
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="pipeline root, ML Metadata (SQLite), serving/ and report.json go here",
+    )
     parser.add_argument("--direct-num-workers", type=int, default=1, metavar="N", help="Beam DirectRunner workers")
-    parser.add_argument("--direct-running-mode", default="in_memory",
-                        choices=("in_memory", "multi_threading", "multi_processing"))
+    parser.add_argument(
+        "--direct-running-mode", default="in_memory", choices=("in_memory", "multi_threading", "multi_processing")
+    )
     parser.add_argument("--no-cache", action="store_true", help="re-execute every component")
-    parser.add_argument("--warm-start", action="store_true",
-                        help="retrain on newer data: extend the latest run's id vocabularies and start each teacher "
-                             "from its latest model and the student from the latest blessed one (cold when there is "
-                             "none); TFX's cache then serves no component")
+    parser.add_argument(
+        "--warm-start",
+        action="store_true",
+        help="retrain on newer data: extend the latest run's id vocabularies and start each teacher "
+        "from its latest model and the student from the latest blessed one (cold when there is "
+        "none); TFX's cache then serves no component",
+    )
 
 
 def print_summary(report: dict) -> None:
     from hetcomp_tf.util.tables import format_table, teacher_label, teacher_row
 
     columns = [f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")]
-    labels = {teacher_row(name): teacher_label(teacher_row(name), run)  # a teacher its epoch cap stopped named so
-              for name, run in report.get("teachers", {}).items()}  # a report written before it had none
+    labels = {
+        teacher_row(name): teacher_label(teacher_row(name), run)  # a teacher its epoch cap stopped named so
+        for name, run in report.get("teachers", {}).items()
+    }  # a report written before it had none
     print(format_table({labels.get(name, name): m["test"] for name, m in report["methods"].items()}, columns))
     verdict = report["blessing"]
     pushed = report["pushed_model"] or ("nothing (already the served model)" if report["blessed"] else "nothing")
     split = verdict.get("split", "test")  # a verdict cached from before valid decided every push was read on test
     test = verdict.get("splits", {}).get("test")
     beside = f"; test {test['student']:.4f} vs {test['ensemble']:.4f}, not used to decide" if test else ""
-    print(f"\nstudent {split} {verdict['metric']} {verdict['student']:.4f} vs required {verdict['required']:.4f} "
-          f"({verdict['min_share_of_ensemble']:g} x ensemble {verdict['ensemble']:.4f}{beside}): "
-          f"{'blessed' if report['blessed'] else 'NOT blessed'}; pushed: {pushed}")
+    print(
+        f"\nstudent {split} {verdict['metric']} {verdict['student']:.4f} vs required {verdict['required']:.4f} "
+        f"({verdict['min_share_of_ensemble']:g} x ensemble {verdict['ensemble']:.4f}{beside}): "
+        f"{'blessed' if report['blessed'] else 'NOT blessed'}; pushed: {pushed}"
+    )
     print(change_summary(verdict["metric"], verdict["baseline"]))
     if report["warm_start"]:
-        print(f"warm-started: {len(report['warm_start'])} components from an earlier run's artifacts "
-              "(report.json: warm_start)")
+        print(
+            f"warm-started: {len(report['warm_start'])} components from an earlier run's artifacts "
+            "(report.json: warm_start)"
+        )
     cached = [node for node, c in report["components"].items() if c["state"] == "cached"]
     print(f"components served from the cache: {len(cached)}/{len(report['components'])}")
     print("\nnext steps (serve the model; from another shell, query it; look at the training in TensorBoard):")
@@ -65,12 +79,15 @@ def change_summary(metric: str, change: dict | None) -> str:
     """One line on the comparison with the served model (None: there was none to compare with)."""
     if change is None:
         return "no served model to compare with: the threshold above alone decides"
-    bounds = " and ".join(f"{name} >= {change[name]:g}" for name in ("absolute", "relative")
-                          if change[name] is not None)
+    bounds = " and ".join(
+        f"{name} >= {change[name]:g}" for name in ("absolute", "relative") if change[name] is not None
+    )
     ratio = "n/a" if change["ratio"] is None else f"{change['ratio']:+.2%}"
-    return (f"vs the served model, {change['split']} {metric} {change['candidate']:.4f} vs {change['baseline']:.4f} "
-            f"(diff {change['diff']:+.4f}, {ratio}; needs {bounds or 'nothing'}): "
-            f"{'passed' if change['passed'] else 'FAILED'}")
+    return (
+        f"vs the served model, {change['split']} {metric} {change['candidate']:.4f} vs {change['baseline']:.4f} "
+        f"(diff {change['diff']:+.4f}, {ratio}; needs {bounds or 'nothing'}): "
+        f"{'passed' if change['passed'] else 'FAILED'}"
+    )
 
 
 def log_run_estimate(args, teachers) -> None:
@@ -113,9 +130,14 @@ def _run_pipeline(args, out: str) -> int:
     from pipeline.local_runner import run_local
     from pipeline.report import build_report
 
-    config = pipeline_config(args, out, direct_num_workers=args.direct_num_workers,
-                             direct_running_mode=args.direct_running_mode, enable_cache=not args.no_cache,
-                             warm_start=args.warm_start)
+    config = pipeline_config(
+        args,
+        out,
+        direct_num_workers=args.direct_num_workers,
+        direct_running_mode=args.direct_running_mode,
+        enable_cache=not args.no_cache,
+        warm_start=args.warm_start,
+    )
     log_run_estimate(args, config.teachers)
     nodes, seconds = run_local(config)
     report = build_report(config, nodes, seconds)

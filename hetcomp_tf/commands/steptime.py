@@ -5,8 +5,13 @@ a whole run's time and memory go, stage by stage. JSON to --out (rewritten after
 
 from __future__ import annotations
 
-from hetcomp_tf.commands.options import (add_data_arguments, add_set_argument, parse_list, prepare_data,
-                                         profile_from_args)
+from hetcomp_tf.commands.options import (
+    add_data_arguments,
+    add_set_argument,
+    parse_list,
+    prepare_data,
+    profile_from_args,
+)
 from hetcomp_tf.errors import HetCompError
 
 TIMED_METHODS = ("wo_kd", "ensemble_kd", "rrd", "dcd", "hetcomp_no_adt")  # no_adt: HetComp's set-wise loss
@@ -15,11 +20,13 @@ TIMED_METHODS = ("wo_kd", "ensemble_kd", "rrd", "dcd", "hetcomp_no_adt")  # no_a
 def add_arguments(parser) -> None:
     add_data_arguments(parser)
     add_set_argument(parser)
-    parser.add_argument("--methods", default=",".join(TIMED_METHODS),
-                        help="comma-separated methods to time, or 'none'")
-    parser.add_argument("--teachers", default="none", metavar="LIST",
-                        help="comma-separated teachers to time (an epoch and a full evaluation each), 'all' or "
-                             "'none' (default)")
+    parser.add_argument("--methods", default=",".join(TIMED_METHODS), help="comma-separated methods to time, or 'none'")
+    parser.add_argument(
+        "--teachers",
+        default="none",
+        metavar="LIST",
+        help="comma-separated teachers to time (an epoch and a full evaluation each), 'all' or " "'none' (default)",
+    )
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per method (after one untimed)")
     parser.add_argument("--out", required=True, metavar="FILE.json", help="output JSON file")
 
@@ -46,14 +53,23 @@ def run(args) -> int:
     from hetcomp_tf.util.tables import format_table
 
     methods = _none_or_list(args.methods, "--methods", tuple(METHODS), "method")
-    teachers = (list(TEACHER_NAMES) if args.teachers.strip() == "all"
-                else _none_or_list(args.teachers, "--teachers", TEACHER_NAMES, "teacher"))
+    teachers = (
+        list(TEACHER_NAMES)
+        if args.teachers.strip() == "all"
+        else _none_or_list(args.teachers, "--teachers", TEACHER_NAMES, "teacher")
+    )
     cfg = profile.distill
     start = time.perf_counter()
     data = load_dataset(args.data, args.format, profile.data)
-    results = {"profile": profile.name, "data": data.name, "sizes": data.sizes(),
-               "load_seconds": time.perf_counter() - start, "cpu": cpu_name(),
-               "threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(), "teachers": {}}
+    results = {
+        "profile": profile.name,
+        "data": data.name,
+        "sizes": data.sizes(),
+        "load_seconds": time.perf_counter() - start,
+        "cpu": cpu_name(),
+        "threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(),
+        "teachers": {},
+    }
 
     def save(name=None, result=None):
         if name is not None:
@@ -65,23 +81,42 @@ def run(args) -> int:
     time_teachers(data, profile.teachers, profile.trajectory, teachers, on_result=save)
     if methods:
         results.update(time_methods(data, cfg, profile.trajectory, methods, args.epochs))
-        results.update(student_dim=cfg.student_dim, batching=cfg.batching, batch_size=cfg.batch_size,
-                       jit_compile=cfg.jit_compile)
+        results.update(
+            student_dim=cfg.student_dim, batching=cfg.batching, batch_size=cfg.batch_size, jit_compile=cfg.jit_compile
+        )
     save()
-    print(f"{data.name}, {profile.name} profile: loaded and split in {results['load_seconds']:.1f} s; peak memory "
-          f"{results['peak_rss_bytes'] / 2**30:.2f} GiB")
+    print(
+        f"{data.name}, {profile.name} profile: loaded and split in {results['load_seconds']:.1f} s; peak memory "
+        f"{results['peak_rss_bytes'] / 2**30:.2f} GiB"
+    )
     if teachers:
         columns = ["s/epoch", "s/evaluation", "s/sampled evaluation", "first epoch s", "params"]
-        print(format_table({t: {"s/epoch": r["epoch_seconds"], "s/evaluation": r["evaluate_seconds"],
-                                "s/sampled evaluation": r.get("sampled_evaluate_seconds"),
-                                "first epoch s": r["first_epoch_seconds"], "params": r["params"]}
-                            for t, r in results["teachers"].items()},
-                           columns, {**{c: ".2f" for c in columns[:-1]}, "params": ",d"}))
+        print(
+            format_table(
+                {
+                    t: {
+                        "s/epoch": r["epoch_seconds"],
+                        "s/evaluation": r["evaluate_seconds"],
+                        "s/sampled evaluation": r.get("sampled_evaluate_seconds"),
+                        "first epoch s": r["first_epoch_seconds"],
+                        "params": r["params"],
+                    }
+                    for t, r in results["teachers"].items()
+                },
+                columns,
+                {**{c: ".2f" for c in columns[:-1]}, "params": ",d"},
+            )
+        )
     if methods:
-        print(f"student: {results['steps_per_epoch']} steps/epoch of {results['users_per_step']:.0f} users, "
-              f"dim {cfg.student_dim}")
-        print(format_table({m: {"s/epoch": results[m]["epoch_seconds"]} for m in methods}, ["s/epoch"],
-                           {"s/epoch": ".2f"}))
+        print(
+            f"student: {results['steps_per_epoch']} steps/epoch of {results['users_per_step']:.0f} users, "
+            f"dim {cfg.student_dim}"
+        )
+        print(
+            format_table(
+                {m: {"s/epoch": results[m]["epoch_seconds"]} for m in methods}, ["s/epoch"], {"s/epoch": ".2f"}
+            )
+        )
     return 0
 
 

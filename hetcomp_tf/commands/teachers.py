@@ -15,16 +15,29 @@ from hetcomp_tf.errors import HetCompError
 def add_arguments(parser) -> None:
     add_data_arguments(parser)
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    parser.add_argument("--teachers", default=",".join(TEACHER_NAMES), metavar="T,T,...",
-                        help=f"comma-separated subset of {','.join(TEACHER_NAMES)} (default: all)")
+    parser.add_argument(
+        "--teachers",
+        default=",".join(TEACHER_NAMES),
+        metavar="T,T,...",
+        help=f"comma-separated subset of {','.join(TEACHER_NAMES)} (default: all)",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--jobs", type=int, default=1, metavar="N",
-                        help="train N teachers at a time in worker processes of cores/N TensorFlow threads each "
-                             "(default 1: one after another in this process)")
-    parser.add_argument("--distribute", choices=STRATEGIES, default="none",
-                        help="tf.distribute strategy of every teacher's training: none (one device, the default), "
-                             "mirrored (this host's GPUs), multi_worker (the cluster in TF_CONFIG; run it on every "
-                             "worker); needs --jobs 1")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train N teachers at a time in worker processes of cores/N TensorFlow threads each "
+        "(default 1: one after another in this process)",
+    )
+    parser.add_argument(
+        "--distribute",
+        choices=STRATEGIES,
+        default="none",
+        help="tf.distribute strategy of every teacher's training: none (one device, the default), "
+        "mirrored (this host's GPUs), multi_worker (the cluster in TF_CONFIG; run it on every "
+        "worker); needs --jobs 1",
+    )
 
 
 def run(args) -> int:
@@ -36,14 +49,18 @@ def run(args) -> int:
     if args.jobs < 1:
         raise HetCompError(f"--jobs {args.jobs}: must be >= 1")
     if args.jobs > 1 and args.distribute != "none":
-        raise HetCompError(f"--jobs {args.jobs} with --distribute {args.distribute}: a distributed run trains one "
-                           "teacher at a time, over all the strategy's replicas; use --jobs 1")
+        raise HetCompError(
+            f"--jobs {args.jobs} with --distribute {args.distribute}: a distributed run trains one "
+            "teacher at a time, over all the strategy's replicas; use --jobs 1"
+        )
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise HetCompError(f"--out {out} exists and is not a directory")
     prepare_data(args)
-    profile = dataclasses.replace(profile, teachers={
-        name: dataclasses.replace(cfg, distribute=args.distribute) for name, cfg in profile.teachers.items()})
+    profile = dataclasses.replace(
+        profile,
+        teachers={name: dataclasses.replace(cfg, distribute=args.distribute) for name, cfg in profile.teachers.items()},
+    )
 
     from hetcomp_tf.util.distribute import is_chief, make_strategy, worker_dir
 
@@ -52,8 +69,8 @@ def run(args) -> int:
     from hetcomp_tf.bench.estimate import log_estimate
     from hetcomp_tf.bench.work import Shape
     from hetcomp_tf.data.loading import load_dataset
-    from hetcomp_tf.util.progress import log
     from hetcomp_tf.teachers.workflow import teachers_table, train_teachers
+    from hetcomp_tf.util.progress import log
 
     data = load_dataset(args.data, args.format, profile.data)
     log(f"dataset {data.name}: {data.sizes()}")

@@ -48,8 +48,10 @@ def file_format(path: Path, fmt: str | None) -> str:
         raise HetCompError(f"unknown data format {fmt!r}: choose one of {', '.join(FORMATS)}")
     fmt = fmt or SUFFIX_FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise HetCompError(f"cannot tell the format of {path} from its suffix {path.suffix!r}: "
-                           f"give one of {', '.join(FORMATS)} (CLI: --format)")
+        raise HetCompError(
+            f"cannot tell the format of {path} from its suffix {path.suffix!r}: "
+            f"give one of {', '.join(FORMATS)} (CLI: --format)"
+        )
     return fmt
 
 
@@ -64,9 +66,11 @@ def verify_citeulike_sha256(path) -> None:
     """
     got = sha256_of(path)
     if got != CITEULIKE_SHA256:
-        raise HetCompError(f"{path}: sha256 {got} differs from the expected CiteULike sha256 {CITEULIKE_SHA256}; "
-                           "a different users.dat loads unchecked as --data PATH --format citeulike "
-                           "(library: verify_sha256=False)")
+        raise HetCompError(
+            f"{path}: sha256 {got} differs from the expected CiteULike sha256 {CITEULIKE_SHA256}; "
+            "a different users.dat loads unchecked as --data PATH --format citeulike "
+            "(library: verify_sha256=False)"
+        )
 
 
 def shared_data_dir() -> Path:
@@ -123,8 +127,10 @@ def locate(data: str) -> Path | None:
         return citeulike_path()
     path = Path(data)
     if not path.is_file() and glob.has_magic(data):
-        raise HetCompError(f"data {data!r} is a glob: sharded data is read only by the pipeline's Beam ingestion "
-                           "(`hetcomp run --split-protocol per_user`)")
+        raise HetCompError(
+            f"data {data!r} is a glob: sharded data is read only by the pipeline's Beam ingestion "
+            "(`hetcomp run --split-protocol per_user`)"
+        )
     if not path.is_file():
         raise HetCompError(f"data {data!r} is neither 'synthetic', 'citeulike' nor an existing file")
     return path
@@ -156,8 +162,10 @@ def fetch_citeulike(dest_dir, url: str | None = None) -> Path:
                 size = _download(url, f, target)
             got = sha256_of(partial)
             if got != CITEULIKE_SHA256:
-                raise HetCompError(f"the download from {url} has sha256 {got}, which differs from the expected "
-                                   f"CiteULike sha256 {CITEULIKE_SHA256}; nothing was kept")
+                raise HetCompError(
+                    f"the download from {url} has sha256 {got}, which differs from the expected "
+                    f"CiteULike sha256 {CITEULIKE_SHA256}; nothing was kept"
+                )
     except BaseException as err:
         for directory in created:  # innermost first; only the empty ones this call made
             with contextlib.suppress(OSError):
@@ -175,9 +183,11 @@ def _download_error(url: str, target: Path, err: Exception) -> str:
         return f"cannot write CiteULike to {target.parent}: {err.strerror}"
     # "HTTP Error 404: Not Found"; a URLError wraps the socket's error ("Connection refused")
     reason = err if isinstance(err, urllib.error.HTTPError) else getattr(err, "reason", err)
-    return (f"could not download CiteULike from {url} ({reason}); where there is network run "
-            "`hetcomp data fetch citeulike --dir DIR` (or save that URL as DIR/citeulike/users.dat), "
-            "then set HETCOMP_DATA_DIR=DIR")
+    return (
+        f"could not download CiteULike from {url} ({reason}); where there is network run "
+        "`hetcomp data fetch citeulike --dir DIR` (or save that URL as DIR/citeulike/users.dat), "
+        "then set HETCOMP_DATA_DIR=DIR"
+    )
 
 
 def _download(url: str, f, target: Path) -> int:

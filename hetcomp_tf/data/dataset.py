@@ -217,14 +217,24 @@ class Dataset:
         Returns:
             True if `other` holds the same ids and the same train/valid/test interactions (the name aside).
         """
-        return (np.array_equal(self.user_vocab, other.user_vocab) and np.array_equal(self.item_vocab, other.item_vocab)
-                and all(np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices)
-                        for a, b in ((self.train, other.train), (self.valid, other.valid), (self.test, other.test))))
+        return (
+            np.array_equal(self.user_vocab, other.user_vocab)
+            and np.array_equal(self.item_vocab, other.item_vocab)
+            and all(
+                np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices)
+                for a, b in ((self.train, other.train), (self.valid, other.valid), (self.test, other.test))
+            )
+        )
 
     def sizes(self) -> dict:
         """{"n_users", "n_items", "n_train", "n_valid", "n_test"}."""
-        return {"n_users": self.n_users, "n_items": self.n_items, "n_train": self.train.nnz,
-                "n_valid": self.valid.nnz, "n_test": self.test.nnz}
+        return {
+            "n_users": self.n_users,
+            "n_items": self.n_items,
+            "n_train": self.train.nnz,
+            "n_valid": self.valid.nnz,
+            "n_test": self.test.nnz,
+        }
 
     def split(self, name: str) -> CSR:
         """One split by name.
@@ -249,9 +259,12 @@ class Dataset:
         Args:
             path: the .npz file.
         """
-        arrays = {"format_version": np.int64(DATASET_FORMAT_VERSION), "name": np.str_(self.name),
-                  "user_vocab": np.asarray(self.user_vocab, dtype=np.str_),
-                  "item_vocab": np.asarray(self.item_vocab, dtype=np.str_)}
+        arrays = {
+            "format_version": np.int64(DATASET_FORMAT_VERSION),
+            "name": np.str_(self.name),
+            "user_vocab": np.asarray(self.user_vocab, dtype=np.str_),
+            "item_vocab": np.asarray(self.item_vocab, dtype=np.str_),
+        }
         for split in ("train", "valid", "test"):
             csr = getattr(self, split)
             arrays[f"{split}_indptr"] = csr.indptr
@@ -284,10 +297,13 @@ class Dataset:
         if version != DATASET_FORMAT_VERSION:
             raise HetCompError(f"dataset file {path}: format_version {version}, expected {DATASET_FORMAT_VERSION}")
         try:
-            splits = {s: CSR(arrays[f"{s}_indptr"].astype(np.int64), arrays[f"{s}_indices"].astype(np.int32))
-                      for s in ("train", "valid", "test")}
-            return cls(name=str(arrays["name"]), user_vocab=arrays["user_vocab"],
-                       item_vocab=arrays["item_vocab"], **splits)
+            splits = {
+                s: CSR(arrays[f"{s}_indptr"].astype(np.int64), arrays[f"{s}_indices"].astype(np.int32))
+                for s in ("train", "valid", "test")
+            }
+            return cls(
+                name=str(arrays["name"]), user_vocab=arrays["user_vocab"], item_vocab=arrays["item_vocab"], **splits
+            )
         except KeyError as err:
             raise HetCompError(f"dataset file {path} lacks the array {err.args[0]!r}") from None
 
@@ -310,8 +326,10 @@ class Dataset:
         """
         users, user_index = _extended(user_vocab, self.user_vocab, "user")
         items, item_index = _extended(item_vocab, self.item_vocab, "item")
-        splits = {s: CSR.from_pairs(user_index[csr.row_ids()], item_index[csr.indices], len(users))
-                  for s, csr in (("train", self.train), ("valid", self.valid), ("test", self.test))}
+        splits = {
+            s: CSR.from_pairs(user_index[csr.row_ids()], item_index[csr.indices], len(users))
+            for s, csr in (("train", self.train), ("valid", self.valid), ("test", self.test))
+        }
         return Dataset(name=self.name, user_vocab=users, item_vocab=items, **splits)
 
     def restricted(self, user_vocab, item_vocab) -> Dataset:
@@ -333,8 +351,9 @@ class Dataset:
             rows, cols = csr.row_ids(), csr.indices
             kept = user_kept[rows] & item_kept[cols]
             splits[split] = CSR.from_pairs(user_new[rows[kept]], item_new[cols[kept]], int(user_kept.sum()))
-        return Dataset(name=self.name, user_vocab=self.user_vocab[user_kept], item_vocab=self.item_vocab[item_kept],
-                       **splits)
+        return Dataset(
+            name=self.name, user_vocab=self.user_vocab[user_kept], item_vocab=self.item_vocab[item_kept], **splits
+        )
 
 
 def _extended(previous, current: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:

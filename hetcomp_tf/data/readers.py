@@ -44,9 +44,12 @@ def _interactions(user_idx: np.ndarray, item_idx: np.ndarray, user_vocab, item_v
     """Deduplicates (user, item) pairs; pairs come out sorted by user then item."""
     n_items = max(len(item_vocab), 1)
     keys = np.unique(np.asarray(user_idx, np.int64) * n_items + np.asarray(item_idx, np.int64))
-    return Interactions(users=(keys // n_items).astype(np.int32), items=(keys % n_items).astype(np.int32),
-                        user_vocab=np.asarray(user_vocab, dtype=np.str_),
-                        item_vocab=np.asarray(item_vocab, dtype=np.str_))
+    return Interactions(
+        users=(keys // n_items).astype(np.int32),
+        items=(keys % n_items).astype(np.int32),
+        user_vocab=np.asarray(user_vocab, dtype=np.str_),
+        item_vocab=np.asarray(item_vocab, dtype=np.str_),
+    )
 
 
 def read_citeulike(path, verify_sha256: bool = True) -> Interactions:
@@ -103,12 +106,15 @@ def parse_users_dat_line(line: str, path, lineno: int) -> np.ndarray:
         if value < 0:
             raise HetCompError(f"{path} line {lineno}: negative {_users_dat_field(position)} {tokens[position]}")
         if value > INT64_MAX:
-            raise HetCompError(f"{path} line {lineno}: {_users_dat_field(position)} {tokens[position]} does not fit "
-                               f"in int64 (at most {INT64_MAX})")
+            raise HetCompError(
+                f"{path} line {lineno}: {_users_dat_field(position)} {tokens[position]} does not fit "
+                f"in int64 (at most {INT64_MAX})"
+            )
     numbers = np.array(values, dtype=np.int64)
     if numbers[0] != len(numbers) - 1:
-        raise HetCompError(f"{path} line {lineno}: count N = {numbers[0]} but the line has "
-                           f"{len(numbers) - 1} item ids")
+        raise HetCompError(
+            f"{path} line {lineno}: count N = {numbers[0]} but the line has " f"{len(numbers) - 1} item ids"
+        )
     return numbers[1:]
 
 
@@ -144,8 +150,8 @@ def write_snapshot(source, target, fraction: float, seed: int = 0) -> Path:
     starts = np.searchsorted(inter.users, np.arange(inter.n_users + 1))
     lines = []
     for user in range(inter.n_users):
-        items = inter.items[starts[user]:starts[user + 1]]
-        kept = np.random.default_rng([seed, user]).permutation(items)[:int(fraction * len(items) + 1e-9)]
+        items = inter.items[starts[user] : starts[user + 1]]
+        kept = np.random.default_rng([seed, user]).permutation(items)[: int(fraction * len(items) + 1e-9)]
         lines.append(" ".join([str(len(kept)), *inter.item_vocab[np.sort(kept)].tolist()]))
     with atomic_file(target) as temporary:
         temporary.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -287,8 +293,10 @@ def note_ratings_kept(path: Path, rows: int) -> None:
     """
     if path.resolve() not in _NOTED:
         _NOTED.add(path.resolve())
-        log(f"{path}: all {rows:,} rated rows kept as positives, whatever their rating; "
-            "--min-rating X binarises (only ratings >= X count)")
+        log(
+            f"{path}: all {rows:,} rated rows kept as positives, whatever their rating; "
+            "--min-rating X binarises (only ratings >= X count)"
+        )
 
 
 def make_synthetic(n_users: int, n_items: int, seed: int) -> Interactions:
@@ -319,8 +327,11 @@ def make_synthetic(n_users: int, n_items: int, seed: int) -> Interactions:
     user_f = rng.normal(size=(n_users, rank))
     item_f = rng.normal(size=(n_items, rank))
     # weights chosen so that item-kNN clearly beats popularity, and popularity clearly beats random
-    logits = (3.0 * (user_cluster[:, None] == item_cluster[None, :]) + user_f @ item_f.T / np.sqrt(rank)
-              + 0.8 * log_popularity[None, :])
+    logits = (
+        3.0 * (user_cluster[:, None] == item_cluster[None, :])
+        + user_f @ item_f.T / np.sqrt(rank)
+        + 0.8 * log_popularity[None, :]
+    )
     logits += rng.gumbel(size=logits.shape)
     n_per_user = np.minimum(10 + rng.poisson(10, size=n_users), n_items // 2)
     ranks = np.argsort(np.argsort(-logits, axis=1), axis=1)

@@ -51,8 +51,9 @@ def is_observed(train_keys, users, items, n_items) -> tf.Tensor:
     return tf.reshape(tf.equal(nearest, flat), tf.shape(keys))
 
 
-def sample_negatives(rng: np.random.Generator, train_keys: np.ndarray, users: np.ndarray, n_negatives: int,
-                     n_items: int) -> np.ndarray:
+def sample_negatives(
+    rng: np.random.Generator, train_keys: np.ndarray, users: np.ndarray, n_negatives: int, n_items: int
+) -> np.ndarray:
     """Negatives for the pairwise teachers: uniform over each user's unobserved items, exactly (redrawn until
     no draw hits a train item).
 
@@ -70,8 +71,9 @@ def sample_negatives(rng: np.random.Generator, train_keys: np.ndarray, users: np
     observed = is_observed(train_keys, users[:, None], negatives, n_items).numpy()
     while observed.any():
         negatives[observed] = rng.integers(0, n_items, size=int(observed.sum()), dtype=np.int32)
-        observed[observed] = is_observed(train_keys, np.broadcast_to(users[:, None], negatives.shape)[observed],
-                                         negatives[observed], n_items).numpy()
+        observed[observed] = is_observed(
+            train_keys, np.broadcast_to(users[:, None], negatives.shape)[observed], negatives[observed], n_items
+        ).numpy()
     return negatives
 
 
@@ -90,8 +92,9 @@ def sample_unobserved(train_keys, users: tf.Tensor, n_items, seed: tf.Tensor) ->
         (items int32 [P], found bool [P]): found is False where all NEGATIVE_DRAWS draws were train items; drop
         those pairs.
     """
-    draws = tf.random.stateless_uniform(tf.stack([NEGATIVE_DRAWS, tf.size(users)]), seed, 0,
-                                        tf.cast(n_items, tf.int64), tf.int64)
+    draws = tf.random.stateless_uniform(
+        tf.stack([NEGATIVE_DRAWS, tf.size(users)]), seed, 0, tf.cast(n_items, tf.int64), tf.int64
+    )
     observed = is_observed(train_keys, users[None, :], draws, n_items)  # [draws, P]
     first = tf.argmin(tf.cast(observed, tf.int32), axis=0, output_type=tf.int32)  # first unobserved draw
     items = tf.gather(tf.transpose(draws), first, batch_dims=1)

@@ -58,8 +58,10 @@ def split_dataset(inter: Interactions, cfg: DataConfig, name: str) -> Dataset:
     active = counts >= cfg.min_user_interactions
     n_active = int(active.sum())
     if n_active == 0:
-        raise HetCompError(f"dataset {name!r}: no user has >= {cfg.min_user_interactions} interactions "
-                           f"({inter.n_users} users, {len(inter)} interactions)")
+        raise HetCompError(
+            f"dataset {name!r}: no user has >= {cfg.min_user_interactions} interactions "
+            f"({inter.n_users} users, {len(inter)} interactions)"
+        )
     keep = active[users]
     users, items = users[keep], items[keep]
     split = {"authors": _split_authors, "iterative": _split_iterative, "per_user": _split_per_user}
@@ -82,7 +84,7 @@ def _split_authors(inter: Interactions, users, items, counts, ratios, cfg: DataC
         n = len(order)
         n_test, n_valid = int(n * ratios[2]), int(n * ratios[1])
         part[order[:n_test]] = 2
-        part[order[n_test:n_test + n_valid]] = 1
+        part[order[n_test : n_test + n_valid]] = 1
     row_kept, _ = _evaluation_rows(inter, users, items, part, name)
     kept_users = np.zeros(inter.n_users, dtype=bool)
     kept_users[users] = True
@@ -101,8 +103,10 @@ def _evaluation_rows(inter: Interactions, users, items, part, name: str) -> tupl
     has = {p: np.bincount(users[(part == p) & held_out_kept], minlength=inter.n_users) > 0 for p in (1, 2)}
     evaluated = (has[1] & has[2])[users]
     if not evaluated.any():
-        raise HetCompError(f"dataset {name!r}: no user kept valid and test items that also occur in train; the "
-                           "data is too small or too sparse")
+        raise HetCompError(
+            f"dataset {name!r}: no user kept valid and test items that also occur in train; the "
+            "data is too small or too sparse"
+        )
     return (part == 0) | (held_out_kept & evaluated), in_train
 
 
@@ -124,17 +128,29 @@ def _split_per_user(inter: Interactions, users, items, counts, ratios, cfg: Data
     kept_users[users] = True
     user_order, item_order = np.argsort(inter.user_vocab), np.argsort(inter.item_vocab)  # index -> sorted place
     user_rank, item_rank = np.argsort(user_order), np.argsort(item_order)
-    return _dataset(inter.user_vocab[user_order], inter.item_vocab[item_order], user_rank[users], item_rank[items],
-                    part, row_kept, kept_users[user_order], in_train[item_order], name)
+    return _dataset(
+        inter.user_vocab[user_order],
+        inter.item_vocab[item_order],
+        user_rank[users],
+        item_rank[items],
+        part,
+        row_kept,
+        kept_users[user_order],
+        in_train[item_order],
+        name,
+    )
 
 
 def _dataset(user_vocab, item_vocab, users, items, part, row_kept, kept_users, catalogue, name: str) -> Dataset:
     """The Dataset of the rows `row_kept` (with their `part`), users and items re-indexed to the kept ones."""
     user_new = np.cumsum(kept_users) - 1
     item_new = np.cumsum(catalogue) - 1
-    splits = {s: CSR.from_pairs(user_new[users[row_kept & (part == p)]], item_new[items[row_kept & (part == p)]],
-                                int(kept_users.sum()))
-              for p, s in enumerate(("train", "valid", "test"))}
+    splits = {
+        s: CSR.from_pairs(
+            user_new[users[row_kept & (part == p)]], item_new[items[row_kept & (part == p)]], int(kept_users.sum())
+        )
+        for p, s in enumerate(("train", "valid", "test"))
+    }
     return Dataset(name=name, user_vocab=user_vocab[kept_users], item_vocab=item_vocab[catalogue], **splits)
 
 
@@ -168,8 +184,10 @@ def _split_iterative(inter: Interactions, users, items, counts, ratios, cfg: Dat
             break
         alive_users = still
     if not alive_users.any():
-        raise HetCompError(f"dataset {name!r}: no user left after the split ({n_active} users have >= "
-                           f"{cfg.min_user_interactions} interactions, none kept valid and test items that "
-                           "also occur in train); the data is too small or too sparse")
+        raise HetCompError(
+            f"dataset {name!r}: no user left after the split ({n_active} users have >= "
+            f"{cfg.min_user_interactions} interactions, none kept valid and test items that "
+            "also occur in train); the data is too small or too sparse"
+        )
 
     return _dataset(inter.user_vocab, inter.item_vocab, users, items, part, row_alive, alive_users, in_train, name)

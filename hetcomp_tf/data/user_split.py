@@ -49,5 +49,6 @@ def split_user(seed: int, user: str, items, ratios) -> list[tuple[str, int]]:
     n = len(order)
     n_test = math.floor(n * ratios[2] + 1e-9)
     n_valid = math.floor(n * ratios[1] + 1e-9)
-    return [(item, TEST if pos < n_test else VALID if pos < n_test + n_valid else TRAIN)
-            for pos, item in enumerate(order)]
+    return [
+        (item, TEST if pos < n_test else VALID if pos < n_test + n_valid else TRAIN) for pos, item in enumerate(order)
+    ]

@@ -49,9 +49,16 @@ class Batch(NamedTuple):
     step_items: tf.Tensor
 
 
-BATCH_SPEC = Batch(tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.int32),
-                   tf.TensorSpec([None], tf.int32), tf.TensorSpec([2], tf.int64), tf.TensorSpec([None], tf.int32),
-                   tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.int32))
+BATCH_SPEC = Batch(
+    tf.TensorSpec([None], tf.int32),
+    tf.TensorSpec([None], tf.float32),
+    tf.TensorSpec([None], tf.int32),
+    tf.TensorSpec([None], tf.int32),
+    tf.TensorSpec([2], tf.int64),
+    tf.TensorSpec([None], tf.int32),
+    tf.TensorSpec([None], tf.int32),
+    tf.TensorSpec([None], tf.int32),
+)
 PAD_USERS_TO = 64  # XLA steps see batches padded to a multiple of this: a few compiled shapes, not one per batch
 PAD_PAIRS_TO = 1024
 
@@ -100,8 +107,15 @@ def step_items_cap(train: CSR, cfg: DistillConfig) -> int:
     return cfg.batch_size if cfg.batching == "interactions" else train_pairs_cap(train, cfg.batch_size)
 
 
-def epoch_batches(train: CSR, cfg: DistillConfig, epoch: int, pairs: bool, pad_to: int = 1,
-                  train_pairs_to: int | None = None, step_items_to: int | None = None) -> Iterator[Batch]:
+def epoch_batches(
+    train: CSR,
+    cfg: DistillConfig,
+    epoch: int,
+    pairs: bool,
+    pad_to: int = 1,
+    train_pairs_to: int | None = None,
+    step_items_to: int | None = None,
+) -> Iterator[Batch]:
     """The steps of one epoch in a seeded order (`cfg.batching`, see DistillConfig).
 
     Args:
@@ -129,7 +143,7 @@ def epoch_batches(train: CSR, cfg: DistillConfig, epoch: int, pairs: bool, pad_t
         order = rng.permutation(train.nnz)
     empty = np.zeros([0], np.int32)
     for index, start in enumerate(range(0, order.size, cfg.batch_size)):
-        chunk = order[start:start + cfg.batch_size]
+        chunk = order[start : start + cfg.batch_size]
         if cfg.batching == "users":
             users = chunk
             picked = row_positions(train, users)
@@ -137,15 +151,21 @@ def epoch_batches(train: CSR, cfg: DistillConfig, epoch: int, pairs: bool, pad_t
             users, picked = np.unique(row_ids[chunk]), chunk
         padded = -(-users.size // pad_to) * pad_to
         weights = np.zeros(padded, np.float32)
-        weights[:users.size] = 1.0
+        weights[: users.size] = 1.0
         picked = np.asarray(picked, np.int64)
         pair_users, pair_items = (row_ids[picked], train.indices[picked]) if pairs else (empty, empty)
         train_rows, train_items = (empty, empty) if pairs else _train_pairs(train, users, train_pairs_to)
         step_items = empty if pairs else _padded(np.unique(train.indices[picked]), step_items_to, "distinct items")
-        yield Batch(tf.constant(np.pad(users, (0, padded - users.size))), tf.constant(weights),
-                    tf.constant(pair_users), tf.constant(pair_items),
-                    tf.constant([cfg.seed, epoch * 1_000_003 + index], tf.int64), tf.constant(train_rows),
-                    tf.constant(train_items), tf.constant(step_items))
+        yield Batch(
+            tf.constant(np.pad(users, (0, padded - users.size))),
+            tf.constant(weights),
+            tf.constant(pair_users),
+            tf.constant(pair_items),
+            tf.constant([cfg.seed, epoch * 1_000_003 + index], tf.int64),
+            tf.constant(train_rows),
+            tf.constant(train_items),
+            tf.constant(step_items),
+        )
 
 
 def _train_pairs(train: CSR, users: np.ndarray, pad_to: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -188,6 +208,13 @@ def replica_share(batch: Batch, replica, replicas: int) -> Batch:
     item_lo, item_hi = share_bounds(tf.size(batch.step_items), replica, replicas)
     positions = tf.range(tf.size(batch.step_items))
     mine = (positions >= item_lo) & (positions < item_hi)
-    return Batch(batch.users[lo:hi], batch.weights[lo:hi], batch.pair_users[pair_lo:pair_hi],
-                 batch.pair_items[pair_lo:pair_hi], batch.seed, tf.where(here, batch.train_rows - lo, 0),
-                 tf.where(here, batch.train_items, -1), tf.where(mine, batch.step_items, -1))
+    return Batch(
+        batch.users[lo:hi],
+        batch.weights[lo:hi],
+        batch.pair_users[pair_lo:pair_hi],
+        batch.pair_items[pair_lo:pair_hi],
+        batch.seed,
+        tf.where(here, batch.train_rows - lo, 0),
+        tf.where(here, batch.train_items, -1),
+        tf.where(mine, batch.step_items, -1),
+    )

@@ -78,8 +78,9 @@ def mf_scores(users_table: tf.Tensor, items_table: tf.Tensor, users: tf.Tensor, 
     return tf.reduce_sum(user_vectors * tf.gather(items_table, tf.maximum(items, 0)), axis=-1)
 
 
-def item_teacher_lists(final_rankings, n_items: int, tau: float, width: int, batch_users: int = 512,
-                       teacher_weights=None) -> CSR:
+def item_teacher_lists(
+    final_rankings, n_items: int, tau: float, width: int, batch_users: int = 512, teacher_weights=None
+) -> CSR:
     """ICD's teacher lists: each item's users by descending ensemble importance.
 
     Args:
@@ -99,11 +100,13 @@ def item_teacher_lists(final_rankings, n_items: int, tau: float, width: int, bat
     """
     rankings = np.asarray(final_rankings)
     if rankings.ndim != 3 or width < 1:
-        raise HetCompError(f"DCD: final rankings must be [teachers, users, N] and width >= 1, got shape "
-                           f"{rankings.shape} and width {width}")
+        raise HetCompError(
+            f"DCD: final rankings must be [teachers, users, N] and width >= 1, got shape "
+            f"{rankings.shape} and width {width}"
+        )
     users, items, values = [], [], []
     for start in range(0, rankings.shape[1], batch_users):
-        dense = importance(rankings[:, start:start + batch_users], n_items, tau, teacher_weights).numpy()
+        dense = importance(rankings[:, start : start + batch_users], n_items, tau, teacher_weights).numpy()
         rows, cols = np.nonzero(dense)
         users.append(rows + start), items.append(cols), values.append(dense[rows, cols])
     users, items, values = (np.concatenate(a) if a else np.zeros(0) for a in (users, items, values))
@@ -112,8 +115,7 @@ def item_teacher_lists(final_rankings, n_items: int, tau: float, width: int, bat
     position = np.arange(order.size) - np.searchsorted(by_item, by_item, side="left")  # rank in the item's list
     kept = order[position < width]
     counts = np.bincount(items[kept].astype(np.int64), minlength=n_items)
-    return CSR(indptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-               indices=users[kept].astype(np.int32))
+    return CSR(indptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), indices=users[kept].astype(np.int32))
 
 
 # ------------------------------------------------------------------------------------------------------ state
@@ -138,8 +140,7 @@ class DualCorrection(tf.Module):
             `period` < 1.
     """
 
-    def __init__(self, teacher_top, item_lists: CSR, train: CSR, n_items: int, period: int = 3,
-                 batch_rows: int = 1024):
+    def __init__(self, teacher_top, item_lists: CSR, train: CSR, n_items: int, period: int = 3, batch_rows: int = 1024):
         super().__init__(name="dual_correction")
         teacher_top = np.asarray(teacher_top)
         if teacher_top.ndim != 2 or teacher_top.shape[0] != train.n_rows:
@@ -163,8 +164,9 @@ class DualCorrection(tf.Module):
         rows = np.full(n_items, listed.size, np.int32)
         rows[listed] = np.arange(listed.size)
         self.item_row = tf.constant(rows)
-        table = np.concatenate([item_lists.padded(self.item_list_size)[listed],
-                                np.full((1, self.item_list_size), -1, np.int32)])
+        table = np.concatenate(
+            [item_lists.padded(self.item_list_size)[listed], np.full((1, self.item_list_size), -1, np.int32)]
+        )
         self.item_users = tf.constant(table)
         self.item_discrepancy = tf.Variable(tf.zeros_like(self.item_users), trainable=False, name="item_discrepancy")
 
@@ -219,21 +221,35 @@ class DualCorrection(tf.Module):
         Returns:
             {"underestimated_user", "underestimated_item"}: the fraction of each side's listed entries with d > 0.
         """
-        self.discrepancy.assign(self._discrepancies(self.teacher, lambda start, lists: score_pairs(
-            tf.broadcast_to(tf.range(start, start + tf.shape(lists)[0])[:, None], tf.shape(lists)), lists)))
+        self.discrepancy.assign(
+            self._discrepancies(
+                self.teacher,
+                lambda start, lists: score_pairs(
+                    tf.broadcast_to(tf.range(start, start + tf.shape(lists)[0])[:, None], tf.shape(lists)), lists
+                ),
+            )
+        )
         items = tf.concat([self.listed_items, [0]], axis=0)  # the empty last row: any item
-        self.item_discrepancy.assign(self._discrepancies(self.item_users, lambda start, lists: score_pairs(
-            lists, tf.broadcast_to(items[start:start + tf.shape(lists)[0], None], tf.shape(lists)))))
+        self.item_discrepancy.assign(
+            self._discrepancies(
+                self.item_users,
+                lambda start, lists: score_pairs(
+                    lists, tf.broadcast_to(items[start : start + tf.shape(lists)[0], None], tf.shape(lists))
+                ),
+            )
+        )
         self.refreshed_at.assign(epoch)
-        return {"underestimated_user": _fraction(self.discrepancy > 0, self.teacher >= 0),
-                "underestimated_item": _fraction(self.item_discrepancy > 0, self.item_users >= 0)}
+        return {
+            "underestimated_user": _fraction(self.discrepancy > 0, self.teacher >= 0),
+            "underestimated_item": _fraction(self.item_discrepancy > 0, self.item_users >= 0),
+        }
 
     def _discrepancies(self, lists: tf.Tensor, scores_of: Callable[[int, tf.Tensor], tf.Tensor]) -> tf.Tensor:
         """`list_discrepancy` of every row of `lists` int32 [R, L], a batch of rows at a time: scores_of(its first
         row, its rows) are the student's scores of the batch's entries."""
         parts = []
         for start in range(0, int(lists.shape[0]), self.batch_rows):
-            rows = lists[start:start + self.batch_rows]
+            rows = lists[start : start + self.batch_rows]
             parts.append(list_discrepancy(scores_of(start, tf.maximum(rows, 0)), rows >= 0))  # −1: any score
         return tf.concat(parts, axis=0)
 

@@ -75,10 +75,13 @@ def ndcg_distance_authors(student_top: tf.Tensor, teacher_top: tf.Tensor) -> tf.
     k = tf.shape(student_top)[1]
     positions = tf.range(k, dtype=tf.float64)
     gain = (tf.pow(tf.constant(2.0, tf.float64), tf.exp(-positions / 10.0)) - 1.0) / (
-        tf.math.log(positions + 2.0) / tf.math.log(tf.constant(2.0, tf.float64)))
+        tf.math.log(positions + 2.0) / tf.math.log(tf.constant(2.0, tf.float64))
+    )
     listed = teacher_top >= 0
-    hit = tf.reduce_any((student_top[:, None, :, None] == teacher_top[:, :, None, :]) & listed[:, :, None, :],
-                        axis=3) & (student_top >= 0)[:, None, :]  # [b, X, k]
+    hit = (
+        tf.reduce_any((student_top[:, None, :, None] == teacher_top[:, :, None, :]) & listed[:, :, None, :], axis=3)
+        & (student_top >= 0)[:, None, :]
+    )  # [b, X, k]
     ndcg = tf.reduce_sum(tf.where(hit, gain, 0.0), axis=2) / tf.reduce_sum(gain)
     return tf.cast(1.0 - tf.round(ndcg * 1e4) / 1e4, tf.float32)
 
@@ -122,8 +125,9 @@ def advance_stages(stages, d_prev, d_next, d_after, threshold, n_stages: int):
     return stages + tf.cast(advanced, stages.dtype), tf.where(advanced, d_after, d_prev), advanced
 
 
-def update_statistics(stages, d_prev, d_next, threshold: float, n_stages: int,
-                      decided: bool = True) -> dict[str, float]:
+def update_statistics(
+    stages, d_prev, d_next, threshold: float, n_stages: int, decided: bool = True
+) -> dict[str, float]:
     """What one DKC decision did, for diagnosis (TensorBoard and the run history).
 
     Args:
@@ -147,8 +151,13 @@ def update_statistics(stages, d_prev, d_next, threshold: float, n_stages: int,
     caught_up = active & ~reproduced & (ratio > threshold)
     drifted = active & ~reproduced & ~caught_up & (ratio < 1.0)
     moved = reproduced | caught_up | drifted
-    stats = {"threshold": float(threshold), "moved": float(moved.mean()), "moved_reproduced": float(reproduced.mean()),
-             "moved_caught_up": float(caught_up.mean()), "moved_drifted": float(drifted.mean())}
+    stats = {
+        "threshold": float(threshold),
+        "moved": float(moved.mean()),
+        "moved_reproduced": float(reproduced.mean()),
+        "moved_caught_up": float(caught_up.mean()),
+        "moved_drifted": float(drifted.mean()),
+    }
     for stage in range(n_stages - 1):
         here = stages == stage
         stats[f"stage_{stage}/share"] = float(here.mean())
@@ -206,8 +215,17 @@ class DynamicKnowledge(tf.Module):
             or `cfg.dkc_period` < 1.
     """
 
-    def __init__(self, rankings, observed, train: CSR, n_items: int, cfg: DistillConfig, batch_users: int = 512,
-                 tau: float | None = None, teacher_weights=None):
+    def __init__(
+        self,
+        rankings,
+        observed,
+        train: CSR,
+        n_items: int,
+        cfg: DistillConfig,
+        batch_users: int = 512,
+        tau: float | None = None,
+        teacher_weights=None,
+    ):
         super().__init__(name="dynamic_knowledge")
         rankings = np.asarray(rankings)
         if rankings.ndim != 4:
@@ -215,11 +233,14 @@ class DynamicKnowledge(tf.Module):
         n_teachers, self.n_stages, self.n_users, top_n = (int(d) for d in rankings.shape)
         observed = np.asarray(observed)
         if observed.ndim != 2 or observed.shape[0] != self.n_users or train.n_rows != self.n_users:
-            raise HetCompError(f"DKC: observed {observed.shape} and train ({train.n_rows} rows) must have one row per "
-                               f"user of the rankings ({self.n_users})")
+            raise HetCompError(
+                f"DKC: observed {observed.shape} and train ({train.n_rows} rows) must have one row per "
+                f"user of the rankings ({self.n_users})"
+            )
         if top_n < cfg.dkc_ndcg_k:
-            raise HetCompError(f"DKC: teacher rankings hold {top_n} items per user, dkc_ndcg_k = {cfg.dkc_ndcg_k} "
-                               "needs that many")
+            raise HetCompError(
+                f"DKC: teacher rankings hold {top_n} items per user, dkc_ndcg_k = {cfg.dkc_ndcg_k} " "needs that many"
+            )
         if cfg.top_k < 10 or cfg.dkc_period < 1:
             raise HetCompError(f"DKC: top_k must be >= 10 and dkc_period >= 1 (got {cfg.top_k}, {cfg.dkc_period})")
         self.cfg, self.n_items, self.batch_users = cfg, int(n_items), int(batch_users)
@@ -288,11 +309,12 @@ class DynamicKnowledge(tf.Module):
         if not bool(self.initialised.numpy()):
             self.d_prev.assign(d_next)
             self.initialised.assign(True)
-            return {**update_statistics(self.stages, d_next, d_next, threshold, self.n_stages, decided=False),
-                    "advanced": 0}
+            return {
+                **update_statistics(self.stages, d_next, d_next, threshold, self.n_stages, decided=False),
+                "advanced": 0,
+            }
         stats = update_statistics(self.stages, self.d_prev, d_next, threshold, self.n_stages)
-        stages, d_prev, advanced = advance_stages(self.stages, self.d_prev, d_next, d_after, threshold,
-                                                  self.n_stages)
+        stages, d_prev, advanced = advance_stages(self.stages, self.d_prev, d_next, d_after, threshold, self.n_stages)
         self.stages.assign(stages)
         self.d_prev.assign(d_prev)
         changed_users = tf.cast(tf.where(tf.reduce_any(advanced, axis=1))[:, 0], tf.int32)

@@ -61,8 +61,9 @@ def importance(rankings, n_items: int, tau: float = 10.0, teacher_weights=None) 
     if rankings.shape.rank != 3:
         raise HetCompError(f"ensemble rankings must be [teachers, users, N], got shape {rankings.shape}")
     weights = _teacher_weights(teacher_weights, int(rankings.shape[0]))
-    return _importance(rankings, tf.constant(n_items, tf.int32), tf.constant(tau, tf.float32),
-                       tf.constant(weights, tf.float32))
+    return _importance(
+        rankings, tf.constant(n_items, tf.int32), tf.constant(tau, tf.float32), tf.constant(weights, tf.float32)
+    )
 
 
 def _teacher_weights(teacher_weights, n_teachers: int) -> np.ndarray:
@@ -111,8 +112,9 @@ def select_stages(stacked, stages, user_ids=None) -> tf.Tensor:
     return tf.gather_nd(stacked, indices)
 
 
-def ensemble_observed(observed: Sequence[CSR], width: int | None = None, tau: float = 10.0,
-                      teacher_weights=None) -> np.ndarray:
+def ensemble_observed(
+    observed: Sequence[CSR], width: int | None = None, tau: float = 10.0, teacher_weights=None
+) -> np.ndarray:
     """Each user's train items in the ensemble's order: by Σ_x w_x exp(−rank_x/τ), rank_x the 1-based position
     in teacher x's observed order (ties: smaller item id first).
 
@@ -179,8 +181,10 @@ class EnsembleKnowledge:
     def __post_init__(self):
         x, _, n_users, _ = self.rankings.shape
         if x != len(self.teachers) or self.observed.shape[0] != n_users:
-            raise HetCompError(f"EnsembleKnowledge: rankings {self.rankings.shape}, observed {self.observed.shape} "
-                               f"and {len(self.teachers)} teachers do not fit together")
+            raise HetCompError(
+                f"EnsembleKnowledge: rankings {self.rankings.shape}, observed {self.observed.shape} "
+                f"and {len(self.teachers)} teachers do not fit together"
+            )
         if self.teacher_weights is not None:
             _teacher_weights(self.teacher_weights, x)
         if self.rankings.size and int(self.rankings.max()) >= self.n_items:
@@ -207,8 +211,13 @@ class EnsembleKnowledge:
         return self.rankings[:, -1]
 
     @classmethod
-    def from_trajectories(cls, trajectories: Mapping | Sequence, tau: float = 10.0,
-                          observed_width: int | None = None, teacher_weights=None) -> EnsembleKnowledge:
+    def from_trajectories(
+        cls,
+        trajectories: Mapping | Sequence,
+        tau: float = 10.0,
+        observed_width: int | None = None,
+        teacher_weights=None,
+    ) -> EnsembleKnowledge:
         """Stacks the teachers' trajectories into one knowledge.
 
         Args:
@@ -228,8 +237,10 @@ class EnsembleKnowledge:
             raise HetCompError("EnsembleKnowledge: no trajectories given")
         for traj in trajs[1:]:
             if traj.rankings.shape != trajs[0].rankings.shape or traj.n_items != trajs[0].n_items:
-                raise HetCompError(f"trajectories of {traj.teacher} {traj.rankings.shape} and {trajs[0].teacher} "
-                                   f"{trajs[0].rankings.shape} differ in shape or n_items; export them with one config")
+                raise HetCompError(
+                    f"trajectories of {traj.teacher} {traj.rankings.shape} and {trajs[0].teacher} "
+                    f"{trajs[0].rankings.shape} differ in shape or n_items; export them with one config"
+                )
         return cls(
             teachers=tuple(t.teacher for t in trajs),
             rankings=np.stack([t.rankings for t in trajs]).astype(np.int32),
@@ -251,10 +262,17 @@ class EnsembleKnowledge:
         Args:
             directory: the knowledge's directory, replaced whole.
         """
-        manifest = {"format_version": KNOWLEDGE_FORMAT_VERSION, "kind": "ensemble_knowledge",
-                    "teachers": list(self.teachers), "n_items": self.n_items, "tau": self.tau,
-                    "n_users": self.n_users, "n_checkpoints": self.n_checkpoints, "top_n": self.top_n,
-                    "teacher_weights": None if self.teacher_weights is None else list(self.teacher_weights)}
+        manifest = {
+            "format_version": KNOWLEDGE_FORMAT_VERSION,
+            "kind": "ensemble_knowledge",
+            "teachers": list(self.teachers),
+            "n_items": self.n_items,
+            "tau": self.tau,
+            "n_users": self.n_users,
+            "n_checkpoints": self.n_checkpoints,
+            "top_n": self.top_n,
+            "teacher_weights": None if self.teacher_weights is None else list(self.teacher_weights),
+        }
         write_manifest_dir(directory, MANIFEST, {"rankings": self.rankings, "observed": self.observed}, manifest)
 
     @classmethod
@@ -275,10 +293,14 @@ class EnsembleKnowledge:
         for name in ("rankings", "observed"):
             if name not in arrays:
                 raise HetCompError(f"{where}: file {name}.npy is not listed")
-        return cls(teachers=tuple(require_field(manifest, "teachers", where)), rankings=arrays["rankings"],
-                   observed=arrays["observed"], n_items=int(require_field(manifest, "n_items", where)),
-                   tau=float(require_field(manifest, "tau", where)),
-                   teacher_weights=optional_weights(manifest.get("teacher_weights")))
+        return cls(
+            teachers=tuple(require_field(manifest, "teachers", where)),
+            rankings=arrays["rankings"],
+            observed=arrays["observed"],
+            n_items=int(require_field(manifest, "n_items", where)),
+            tau=float(require_field(manifest, "tau", where)),
+            teacher_weights=optional_weights(manifest.get("teacher_weights")),
+        )
 
     def scorer(self, teacher_weights=None):
         """The ensemble as a scorer for `metrics.evaluate`: the final checkpoints' importance.
@@ -306,8 +328,9 @@ def optional_weights(weights) -> tuple[float, ...] | None:
     return None if weights is None else tuple(float(w) for w in weights)
 
 
-def evaluate_ensemble(knowledge: EnsembleKnowledge, data: Dataset, split: str = "test", ks=METRIC_KS,
-                      teacher_weights=None) -> dict[str, float]:
+def evaluate_ensemble(
+    knowledge: EnsembleKnowledge, data: Dataset, split: str = "test", ks=METRIC_KS, teacher_weights=None
+) -> dict[str, float]:
     """The ensemble as a recommender (items outside every list score 0). Its top-50 is fair only when the lists
     are much longer than 50 (N >= 100), since valid/test items compete inside them with the excluded split.
 
@@ -327,8 +350,9 @@ def evaluate_ensemble(knowledge: EnsembleKnowledge, data: Dataset, split: str = 
 WEIGHT_GRID = (0.0, 0.5, 1.0, 2.0, 4.0)
 
 
-def fit_teacher_weights(knowledge: EnsembleKnowledge, data: Dataset, grid=WEIGHT_GRID, sweeps: int = 2,
-                        metric: str = RECORD_METRIC) -> tuple[dict[str, float], dict[str, float]]:
+def fit_teacher_weights(
+    knowledge: EnsembleKnowledge, data: Dataset, grid=WEIGHT_GRID, sweeps: int = 2, metric: str = RECORD_METRIC
+) -> tuple[dict[str, float], dict[str, float]]:
     """Per-teacher weights for the ensemble fitted on the valid split, beyond the paper.
 
     The paper weighs teachers equally. Coordinate ascent from all-1 over `grid`, one teacher at a time, on the valid
@@ -365,8 +389,9 @@ def fit_teacher_weights(knowledge: EnsembleKnowledge, data: Dataset, grid=WEIGHT
 TAU_GRID = (5.0, 10.0, 20.0, 50.0)
 
 
-def fit_ensemble(knowledge: EnsembleKnowledge, data: Dataset, taus=TAU_GRID, grid=WEIGHT_GRID,
-                 metric: str = RECORD_METRIC) -> tuple[float, dict[str, float], dict[str, float]]:
+def fit_ensemble(
+    knowledge: EnsembleKnowledge, data: Dataset, taus=TAU_GRID, grid=WEIGHT_GRID, metric: str = RECORD_METRIC
+) -> tuple[float, dict[str, float], dict[str, float]]:
     """The ensemble's τ and per-teacher weights fitted on the valid split, beyond the paper.
 
     `fit_teacher_weights` at each τ of `taus` (and the knowledge's own), the τ whose fitted ensemble is best on valid
@@ -391,8 +416,13 @@ def fit_ensemble(knowledge: EnsembleKnowledge, data: Dataset, taus=TAU_GRID, gri
     return best
 
 
-def target_knowledge(trajectories: Mapping | Sequence, targets: str, tau: float, data: Dataset | None = None,
-                     fitted: Mapping | None = None) -> EnsembleKnowledge:
+def target_knowledge(
+    trajectories: Mapping | Sequence,
+    targets: str,
+    tau: float,
+    data: Dataset | None = None,
+    fitted: Mapping | None = None,
+) -> EnsembleKnowledge:
     """The ensemble a student distils (`DistillConfig.targets`).
 
     Args:
@@ -430,5 +460,6 @@ def target_knowledge(trajectories: Mapping | Sequence, targets: str, tau: float,
     missing = [name for name in equal.teachers if name not in weights]
     if missing:
         raise HetCompError(f"targets 'fitted': the fit has no weight for teacher(s) {', '.join(missing)}")
-    return EnsembleKnowledge.from_trajectories(trajectories, tau=fitted_tau,
-                                               teacher_weights=[weights[name] for name in equal.teachers])
+    return EnsembleKnowledge.from_trajectories(
+        trajectories, tau=fitted_tau, teacher_weights=[weights[name] for name in equal.teachers]
+    )

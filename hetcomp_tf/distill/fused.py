@@ -31,8 +31,14 @@ SOURCE = Path(__file__).parent / "kernels" / "rest_logsumexp.cc"
 # -fopenmp-simd: the kernel's `omp simd` reductions, without OpenMP's runtime.
 # -mprefer-vector-width=512 (x86): AVX-512 where the CPU has it (GCC prefers 256 bits), whose wider vectors speed up
 # the forward loop; a no-op on CPUs without it.
-CXX_FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-shared", "-fPIC",
-             *(("-mprefer-vector-width=512",) if platform.machine() == "x86_64" else ()))
+CXX_FLAGS = (
+    "-O3",
+    "-march=native",
+    "-fopenmp-simd",
+    "-shared",
+    "-fPIC",
+    *(("-mprefer-vector-width=512",) if platform.machine() == "x86_64" else ()),
+)
 # $HETCOMP_KERNEL_ISA's flags on top of CXX_FLAGS. "portable" is the build of x86-64 CPUs without AVX-512 (AVX2 and
 # FMA where the CPU has them), to measure or test that path on a CPU with AVX-512; elsewhere it equals "native".
 ISA_FLAGS = {"native": (), "portable": ("-mno-avx512f",) if platform.machine() == "x86_64" else ()}
@@ -96,8 +102,18 @@ def compile_flags() -> tuple[str, ...]:
 def library_path() -> Path:
     """The built kernel's path in `kernel_dir()`, named by a hash of the source, TensorFlow's version and flags,
     the compiler flags and the CPU."""
-    key = hashlib.sha256("\n".join([SOURCE.read_text(), tf.__version__, *tf.sysconfig.get_compile_flags(),
-                                    *compile_flags(), platform.machine(), _cpu_flags()]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        "\n".join(
+            [
+                SOURCE.read_text(),
+                tf.__version__,
+                *tf.sysconfig.get_compile_flags(),
+                *compile_flags(),
+                platform.machine(),
+                _cpu_flags(),
+            ]
+        ).encode()
+    ).hexdigest()[:16]
     return kernel_dir() / f"rest_logsumexp-{key}.so"
 
 
@@ -109,19 +125,27 @@ def kernel_dir() -> Path:
 def _compile(target: Path) -> None:
     compiler = os.environ.get("CXX", "g++")
     if shutil.which(compiler) is None:
-        raise HetCompError(f"fused rest kernel: no C++ compiler `{compiler}` on PATH (set CXX, or use "
-                           "rest_kernel='dense')")
+        raise HetCompError(
+            f"fused rest kernel: no C++ compiler `{compiler}` on PATH (set CXX, or use " "rest_kernel='dense')"
+        )
     log(f"compiling the fused rest kernel ({kernel_isa()}) into {target} (once per machine, ~10 s)")
     with atomic_file(target) as temporary:  # concurrent builders each write their own file; the last rename wins
-        command = [compiler, *compile_flags(), *tf.sysconfig.get_compile_flags(), str(SOURCE), "-o", str(temporary),
-                   *tf.sysconfig.get_link_flags()]
+        command = [
+            compiler,
+            *compile_flags(),
+            *tf.sysconfig.get_compile_flags(),
+            str(SOURCE),
+            "-o",
+            str(temporary),
+            *tf.sysconfig.get_link_flags(),
+        ]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             first_error = next((line for line in done.stderr.splitlines() if "error" in line), done.stderr[-300:])
             raise HetCompError(f"fused rest kernel: {compiler} failed on {SOURCE}: {first_error.strip()}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_kernel():
     """The op library, built first if not cached; once per process.
 
@@ -140,7 +164,7 @@ def load_kernel():
         raise HetCompError(f"fused rest kernel: cannot load {path}: {err}") from err
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def fused_available() -> tuple[bool, str]:
     """Whether the fused kernel can serve this process: it needs a CPU-only TensorFlow and a build.
 
@@ -158,8 +182,9 @@ def fused_available() -> tuple[bool, str]:
     return True, ""
 
 
-def rest_logsumexp(users: tf.Tensor, items: tf.Tensor, excluded_rows: tf.Tensor, excluded_items: tf.Tensor,
-                   bound: float) -> tf.Tensor:
+def rest_logsumexp(
+    users: tf.Tensor, items: tf.Tensor, excluded_rows: tf.Tensor, excluded_items: tf.Tensor, bound: float
+) -> tf.Tensor:
     """log Σ_{i: (b, i) not excluded} e^{clip(users[b] · items[i], ±bound)} by the fused kernel.
 
     Differentiable in both factors (the clip passes no gradient where it is active, as tf.clip_by_value).
@@ -185,8 +210,9 @@ def rest_logsumexp(users: tf.Tensor, items: tf.Tensor, excluded_rows: tf.Tensor,
         lse = kernel.hetcomp_rest_logsumexp(users, items, rows, ids, bound=float(bound))
 
         def gradient(upstream):
-            return kernel.hetcomp_rest_logsumexp_grad(users, items, rows, ids, lse, tf.reshape(upstream, [-1]),
-                                                      bound=float(bound))
+            return kernel.hetcomp_rest_logsumexp_grad(
+                users, items, rows, ids, lse, tf.reshape(upstream, [-1]), bound=float(bound)
+            )
 
         return lse[:, None], gradient
 

@@ -81,11 +81,16 @@ class DistillRun:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("student", "dkc")}
 
 
-def distill(data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConfig,
-            log_dir: str | os.PathLike | None = None,
-            progress: Callable[[str, int], Progress] | None = Progress,
-            resume_dir: str | os.PathLike | None = None, warm_start: WarmStart | None = None,
-            strategy: tf.distribute.Strategy | None = None) -> DistillRun:
+def distill(
+    data: Dataset,
+    knowledge: EnsembleKnowledge | None,
+    cfg: DistillConfig,
+    log_dir: str | os.PathLike | None = None,
+    progress: Callable[[str, int], Progress] | None = Progress,
+    resume_dir: str | os.PathLike | None = None,
+    warm_start: WarmStart | None = None,
+    strategy: tf.distribute.Strategy | None = None,
+) -> DistillRun:
     """Trains a student with `cfg.method`.
 
     Args:
@@ -119,9 +124,14 @@ def distill(data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConf
         return _train(trainer, log_dir, progress, resume_dir, save_dir, carried)
 
 
-def _train(trainer: Trainer, log_dir: str | os.PathLike | None, progress: Callable[[str, int], Progress] | None,
-           resume_dir: str | os.PathLike | None, save_dir: str | os.PathLike | None,
-           carried: dict | None) -> DistillRun:
+def _train(
+    trainer: Trainer,
+    log_dir: str | os.PathLike | None,
+    progress: Callable[[str, int], Progress] | None,
+    resume_dir: str | os.PathLike | None,
+    save_dir: str | os.PathLike | None,
+    carried: dict | None,
+) -> DistillRun:
     """`distill`'s loop, writing TensorBoard logs to `log_dir` and the run state to `save_dir`; `carried`: what a
     warm start carried over, for the result."""
     cfg, data, student = trainer.cfg, trainer.data, trainer.student
@@ -144,8 +154,10 @@ def _train(trainer: Trainer, log_dir: str | os.PathLike | None, progress: Callab
                 scalars.write(trained, trainer.dcd.update(trainer.score_pairs, epoch), prefix="dcd/")
             losses = trainer.train_epoch(epoch)
             if not all(math.isfinite(v) for v in losses.values()):
-                raise HetCompError(f"{cfg.method}: loss became {losses} in epoch {trained}; "
-                                   f"lower learning_rate ({cfg.learning_rate})")
+                raise HetCompError(
+                    f"{cfg.method}: loss became {losses} in epoch {trained}; "
+                    f"lower learning_rate ({cfg.learning_rate})"
+                )
             stages = trainer.mean_stage()
             scalars.write(trained, losses, prefix="loss/")
             scalars.write(trained, {"objective": LOSSES.index(loss_name)})
@@ -153,32 +165,52 @@ def _train(trainer: Trainer, log_dir: str | os.PathLike | None, progress: Callab
             if epoch % cfg.eval_every == 0 or trained == cfg.epochs:
                 valid = evaluate(student.score_all, data, "valid")
                 scalars.write(trained, valid, prefix="valid/")
-                history.append({"epoch": trained, "valid": valid, "mean_stage": stages,
-                                "objective": LOSSES.index(loss_name), "loss": losses})
+                history.append(
+                    {
+                        "epoch": trained,
+                        "valid": valid,
+                        "mean_stage": stages,
+                        "objective": LOSSES.index(loss_name),
+                        "loss": losses,
+                    }
+                )
                 improved = best is None or valid[RECORD_METRIC] > best["valid"][RECORD_METRIC]
                 best = history[-1] if improved else best
                 stopping.record(improved, armed=cfg.patience_from == "start" or trainer.targets_final())
                 if bar is not None:
-                    bar.update(trained, f"{loss_name} loss {losses[loss_name]:.4f}, valid {RECORD_METRIC} "
-                                        f"{valid[RECORD_METRIC]:.4f} (best {best['valid'][RECORD_METRIC]:.4f} "
-                                        f"at epoch {best['epoch']})" + _stage_text(stages))
+                    bar.update(
+                        trained,
+                        f"{loss_name} loss {losses[loss_name]:.4f}, valid {RECORD_METRIC} "
+                        f"{valid[RECORD_METRIC]:.4f} (best {best['valid'][RECORD_METRIC]:.4f} "
+                        f"at epoch {best['epoch']})" + _stage_text(stages),
+                    )
             if trainer.dkc is not None and trainer.dkc.due(epoch):
                 decision = trainer.dkc.update(student.score_all, epoch)
                 scalars.write(trained, decision, prefix="dkc/update/")
                 if history and history[-1]["epoch"] == trained:  # the evaluation of this epoch keeps it
                     history[-1]["dkc"] = decision
             if saved is not None and epoch % cfg.eval_every == 0:
-                saved.save(trained, history, best, switch_epoch, stopping,
-                           seconds_before + time.perf_counter() - start)
+                saved.save(trained, history, best, switch_epoch, stopping, seconds_before + time.perf_counter() - start)
             if stopping.should_stop(trained):
                 break
     train_seconds = seconds_before + time.perf_counter() - start
     stopping.restore()
-    return DistillRun(student=student, valid=best["valid"], test=evaluate(student.score_all, data, "test"),
-                      history=history, train_seconds=train_seconds, params=count_params(student),
-                      method=cfg.method, epochs=trained, best_epoch=best["epoch"], switch_epoch=switch_epoch,
-                      mean_stage=trainer.mean_stage(), warm_start=carried, dkc=trainer.dkc,
-                      ensemble=trainer.ensemble)
+    return DistillRun(
+        student=student,
+        valid=best["valid"],
+        test=evaluate(student.score_all, data, "test"),
+        history=history,
+        train_seconds=train_seconds,
+        params=count_params(student),
+        method=cfg.method,
+        epochs=trained,
+        best_epoch=best["epoch"],
+        switch_epoch=switch_epoch,
+        mean_stage=trainer.mean_stage(),
+        warm_start=carried,
+        dkc=trainer.dkc,
+        ensemble=trainer.ensemble,
+    )
 
 
 class RunState:
@@ -206,8 +238,9 @@ class RunState:
         """Whether `directory` holds a state to resume."""
         return (self.directory / "state.json").is_file()
 
-    def save(self, trained: int, history: list, best: dict, switch_epoch, stopping: EarlyStopping,
-             seconds: float) -> None:
+    def save(
+        self, trained: int, history: list, best: dict, switch_epoch, stopping: EarlyStopping, seconds: float
+    ) -> None:
         """Writes the whole state to `save_dir`, replacing the previous one atomically.
 
         Args:
@@ -222,9 +255,18 @@ class RunState:
         with atomic_directory(self.save_dir) as staging:
             self.checkpoint.write(os.fspath(staging / "run"))
             np.savez(staging / "best_weights.npz", *best_weights)
-            write_json(staging / "state.json", {
-                "config": dataclasses.asdict(self.trainer.cfg), "trained": trained, "history": history, "best": best,
-                "switch_epoch": switch_epoch, "stale": stale, "seconds": seconds})
+            write_json(
+                staging / "state.json",
+                {
+                    "config": dataclasses.asdict(self.trainer.cfg),
+                    "trained": trained,
+                    "history": history,
+                    "best": best,
+                    "switch_epoch": switch_epoch,
+                    "stale": stale,
+                    "seconds": seconds,
+                },
+            )
 
     def load(self, stopping: EarlyStopping):
         """Restores the state into the trainer and `stopping`.

@@ -38,8 +38,9 @@ class Student(tf.keras.Model):
         self.user_embedding.build(None)
         self.item_embedding.build(None)
         # One compiled scorer per instance, outside Keras tracking (as the teachers': no cross-model retracing).
-        object.__setattr__(self, "_compiled_scores", tf.function(
-            self._scores, input_signature=[tf.TensorSpec([None], tf.int32)]))
+        object.__setattr__(
+            self, "_compiled_scores", tf.function(self._scores, input_signature=[tf.TensorSpec([None], tf.int32)])
+        )
 
     def _initializer(self, stddev: float, offset: int) -> tf.keras.initializers.Initializer:
         """Seeded as the MF teacher's weights are (seed · 1000 + offset), so a seed means the same start."""

@@ -16,8 +16,15 @@ import tensorflow as tf
 from hetcomp_tf.config import DistillConfig
 from hetcomp_tf.data.dataset import Dataset
 from hetcomp_tf.data.sampling import BPRLoss, interaction_keys, pair_scores, sample_unobserved
-from hetcomp_tf.distill.batches import (BATCH_SPEC, PAD_USERS_TO, Batch, epoch_batches, replica_share, step_items_cap,
-                                        train_pairs_cap)
+from hetcomp_tf.distill.batches import (
+    BATCH_SPEC,
+    PAD_USERS_TO,
+    Batch,
+    epoch_batches,
+    replica_share,
+    step_items_cap,
+    train_pairs_cap,
+)
 from hetcomp_tf.distill.dcd import DualCorrection, item_teacher_lists, mf_scores
 from hetcomp_tf.distill.dkc import DynamicKnowledge
 from hetcomp_tf.distill.ensemble import EnsembleKnowledge
@@ -81,13 +88,17 @@ class Trainer:
             the dataset, or a "fused" rest kernel that cannot serve.
     """
 
-    def __init__(self, data: Dataset, knowledge: EnsembleKnowledge | None, cfg: DistillConfig,
-                 strategy: tf.distribute.Strategy | None = None):
+    def __init__(
+        self,
+        data: Dataset,
+        knowledge: EnsembleKnowledge | None,
+        cfg: DistillConfig,
+        strategy: tf.distribute.Strategy | None = None,
+    ):
         self.data, self.cfg, self.method = data, cfg, get_method(cfg.method)
         self.strategy = strategy if strategy is not None else make_strategy(cfg.distribute)
         with self.strategy.scope():
-            self.student = Student(data.n_users, data.n_items, cfg.student_dim, seed=cfg.seed,
-                                   init_std=cfg.init_std)
+            self.student = Student(data.n_users, data.n_items, cfg.student_dim, seed=cfg.seed, init_std=cfg.init_std)
             optimizer = tf.keras.optimizers.Adam(cfg.learning_rate, epsilon=cfg.adam_epsilon)
             self.compute_dtype = tf.float32
             if cfg.mixed_precision:  # float16 matmul, float32 variables and losses, dynamic loss scaling
@@ -103,32 +114,54 @@ class Trainer:
             if knowledge is None:
                 raise HetCompError(f"method {cfg.method} distils teachers' knowledge, but none was given")
             if (knowledge.n_users, knowledge.n_items) != (data.n_users, data.n_items):
-                raise HetCompError(f"knowledge covers {knowledge.n_users} users x {knowledge.n_items} items, "
-                                   f"the dataset {data.n_users} x {data.n_items}; export both from one run")
+                raise HetCompError(
+                    f"knowledge covers {knowledge.n_users} users x {knowledge.n_items} items, "
+                    f"the dataset {data.n_users} x {data.n_items}; export both from one run"
+                )
             self.teachers = knowledge.teachers
             self.ensemble = knowledge.describe()
-            self.dkc = DynamicKnowledge(stage_rankings(knowledge, self.method.targets), knowledge.observed,
-                                        data.train, data.n_items, cfg, tau=knowledge.tau,
-                                        teacher_weights=knowledge.teacher_weights)
+            self.dkc = DynamicKnowledge(
+                stage_rankings(knowledge, self.method.targets),
+                knowledge.observed,
+                data.train,
+                data.n_items,
+                cfg,
+                tau=knowledge.tau,
+                teacher_weights=knowledge.teacher_weights,
+            )
         else:
             self.teachers, self.ensemble = (), None
         per_user = tf.keras.losses.Reduction.NONE  # the step weights out XLA padding, then sums or averages
         clip = cfg.score_clip  # the losses clip the scores (and so know the bound of their exponentials)
-        self.loss_fns = {"overall": OverallLoss(score_clip=clip, reduction=per_user),
-                         "fine": FineGrainedLoss(cfg.top_k, score_clip=clip, reduction=per_user),
-                         "rrd": RRDLoss(cfg.top_k, score_clip=clip, reduction=per_user),
-                         "bpr": BPRLoss(score_clip=clip)}  # every loss is called as loss(targets, scores)
+        self.loss_fns = {
+            "overall": OverallLoss(score_clip=clip, reduction=per_user),
+            "fine": FineGrainedLoss(cfg.top_k, score_clip=clip, reduction=per_user),
+            "rrd": RRDLoss(cfg.top_k, score_clip=clip, reduction=per_user),
+            "bpr": BPRLoss(score_clip=clip),
+        }  # every loss is called as loss(targets, scores)
         self.dcd = None
         if "dcd" in self.method.losses:  # corrects the student against the final ensemble's top-K
-            item_lists = item_teacher_lists(knowledge.rankings[:, -1], data.n_items, knowledge.tau, cfg.top_k,
-                                            teacher_weights=knowledge.teacher_weights)
-            self.dcd = DualCorrection(self.dkc.target_table.numpy(), item_lists, data.train, data.n_items,
-                                      period=cfg.dcd_period)
-            self.loss_fns["dcd"] = DCDLoss(cfg.top_k, cfg.dcd_ucd_weight, cfg.dcd_ucd_epsilon, score_clip=clip,
-                                           reduction=per_user)
+            item_lists = item_teacher_lists(
+                knowledge.rankings[:, -1],
+                data.n_items,
+                knowledge.tau,
+                cfg.top_k,
+                teacher_weights=knowledge.teacher_weights,
+            )
+            self.dcd = DualCorrection(
+                self.dkc.target_table.numpy(), item_lists, data.train, data.n_items, period=cfg.dcd_period
+            )
+            self.loss_fns["dcd"] = DCDLoss(
+                cfg.top_k, cfg.dcd_ucd_weight, cfg.dcd_ucd_epsilon, score_clip=clip, reduction=per_user
+            )
             self.item_correction = CorrectionLoss(self.dcd.item_list_size, score_clip=clip, reduction=per_user)
-        self.weights = {"overall": cfg.overall_weight, "fine": cfg.fine_weight, "rrd": cfg.fine_weight, "bpr": 1.0,
-                        "dcd": cfg.fine_weight}
+        self.weights = {
+            "overall": cfg.overall_weight,
+            "fine": cfg.fine_weight,
+            "rrd": cfg.fine_weight,
+            "bpr": 1.0,
+            "dcd": cfg.fine_weight,
+        }
         self.fused = self.method.targets != "data" and use_fused_kernel(cfg)  # wo_kd scores pairs only: no build
         self._steps: dict[str, Callable] = {}
 
@@ -165,8 +198,10 @@ class Trainer:
 
             def step(batch: Batch):
                 outputs = strategy.run(replica_step, args=(batch,))
-                return {name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
-                        for name, value in outputs.items()}
+                return {
+                    name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+                    for name, value in outputs.items()
+                }
 
             self._steps[loss_name] = tf.function(step, autograph=False, input_signature=[BATCH_SPEC])
         return self._steps[loss_name]
@@ -192,12 +227,23 @@ class Trainer:
                 user_vectors = tf.gather(users_table, user_ids)
                 if loss_name == "bpr":  # only the scores of the share's (user, train item, negative) triples
                     pair_vectors = tf.gather(users_table, share.pair_users)
-                    value = found_share * loss_fn(found, (pair_scores(pair_vectors, items_table, share.pair_items),
-                                                          pair_scores(pair_vectors, items_table, negatives[:, None])))
+                    value = found_share * loss_fn(
+                        found,
+                        (
+                            pair_scores(pair_vectors, items_table, share.pair_items),
+                            pair_scores(pair_vectors, items_table, negatives[:, None]),
+                        ),
+                    )
                 else:  # the student's score_all over every item: as its factors, or as a matrix in the compute dtype
-                    scores = FactoredScores(user_vectors, items_table) if self.fused else tf.matmul(
-                        tf.cast(user_vectors, self.compute_dtype), tf.cast(items_table, self.compute_dtype),
-                        transpose_b=True)
+                    scores = (
+                        FactoredScores(user_vectors, items_table)
+                        if self.fused
+                        else tf.matmul(
+                            tf.cast(user_vectors, self.compute_dtype),
+                            tf.cast(items_table, self.compute_dtype),
+                            transpose_b=True,
+                        )
+                    )
                     unobserved, observed = self.dkc.targets(user_ids)
                     targets = Targets(unobserved, observed, ItemPairs(share.train_rows, share.train_items))
                     if loss_name == "dcd":
@@ -207,20 +253,26 @@ class Trainer:
                         value += cfg.dcd_icd_weight * self._item_corrections(share.step_items)
                     if cfg.loss_reduction == "mean":
                         value /= total_weight
-                l2 = cfg.l2 * (tf.reduce_sum(weights[:, None] * tf.square(user_vectors))
-                               + tf.reduce_sum(tf.square(items_table)) / replicas)
+                l2 = cfg.l2 * (
+                    tf.reduce_sum(weights[:, None] * tf.square(user_vectors))
+                    + tf.reduce_sum(tf.square(items_table)) / replicas
+                )
                 total = weight * value + l2
                 scaled = self.optimizer.get_scaled_loss(total) if cfg.mixed_precision else total
             gradients = tape.gradient(scaled, variables)
             if cfg.mixed_precision:
                 gradients = self.optimizer.get_unscaled_gradients(gradients)
             if cfg.weight_decay:  # dense, as PyTorch's: every row decays and moves Adam's moments every step
-                gradients = [tf.convert_to_tensor(g) + (cfg.weight_decay / replicas) * v
-                             for g, v in zip(gradients, variables)]
+                gradients = [
+                    tf.convert_to_tensor(g) + (cfg.weight_decay / replicas) * v for g, v in zip(gradients, variables)
+                ]
             return {loss_name: value, "l2": l2, "total": total}, gradients
 
-        compute = (tf.function(losses_and_gradients, jit_compile=True, autograph=False) if self._jit(loss_name)
-                   else losses_and_gradients)
+        compute = (
+            tf.function(losses_and_gradients, jit_compile=True, autograph=False)
+            if self._jit(loss_name)
+            else losses_and_gradients
+        )
 
         def step(batch: Batch):
             replica = tf.distribute.get_replica_context().replica_id_in_sync_group
@@ -230,9 +282,10 @@ class Trainer:
             if loss_name == "bpr":  # drawn for the global batch's pairs, as one device would, then this share's
                 all_negatives, all_found = sample_unobserved(self.train_keys, batch.pair_users, n_items, batch.seed)
                 lo, _ = share_bounds(tf.size(batch.pair_users), replica, replicas)
-                negatives, found = (x[lo:lo + tf.size(share.pair_users)] for x in (all_negatives, all_found))
-                found_share = (tf.reduce_sum(tf.cast(found, tf.float32))
-                               / tf.maximum(tf.reduce_sum(tf.cast(all_found, tf.float32)), 1.0))
+                negatives, found = (x[lo : lo + tf.size(share.pair_users)] for x in (all_negatives, all_found))
+                found_share = tf.reduce_sum(tf.cast(found, tf.float32)) / tf.maximum(
+                    tf.reduce_sum(tf.cast(all_found, tf.float32)), 1.0
+                )
             outputs, gradients = compute(share, total_weight, negatives, found, found_share)
             self.optimizer.apply_gradients(zip(gradients, variables))
             return outputs
@@ -268,9 +321,15 @@ class Trainer:
         loss_name = self.loss_name()
         step = self.step_fn(loss_name)
         jit = self._jit(loss_name)
-        batches = epoch_batches(self.data.train, self.cfg, epoch, pairs=loss_name == "bpr",
-                                pad_to=PAD_USERS_TO if jit else 1, train_pairs_to=self.train_pairs_cap if jit else None,
-                                step_items_to=self.step_items_cap if jit else None)
+        batches = epoch_batches(
+            self.data.train,
+            self.cfg,
+            epoch,
+            pairs=loss_name == "bpr",
+            pad_to=PAD_USERS_TO if jit else 1,
+            train_pairs_to=self.train_pairs_cap if jit else None,
+            step_items_to=self.step_items_cap if jit else None,
+        )
         outputs = [step(batch) for batch in batches]
         return {name: float(tf.reduce_mean(tf.stack([o[name] for o in outputs]))) for name in outputs[0]}
 

@@ -37,12 +37,15 @@ class Share(NamedTuple):
 
     def rows(self, tensor: tf.Tensor) -> tf.Tensor:
         """This share's rows of a global batch's tensor."""
-        return tensor[self.lo:self.hi]
+        return tensor[self.lo : self.hi]
 
     def sparse_rows(self, rows: tf.SparseTensor) -> tf.SparseTensor:
         """This share's rows of a global batch's sparse rows, renumbered from 0."""
-        return tf.sparse.slice(rows, tf.cast(tf.stack([self.lo, 0]), tf.int64),
-                               tf.stack([tf.cast(self.hi - self.lo, tf.int64), rows.dense_shape[1]]))
+        return tf.sparse.slice(
+            rows,
+            tf.cast(tf.stack([self.lo, 0]), tf.int64),
+            tf.stack([tf.cast(self.hi - self.lo, tf.int64), rows.dense_shape[1]]),
+        )
 
     def part_of_mean(self, mean: tf.Tensor) -> tf.Tensor:
         """This share's part of a mean over the global batch's rows, given the mean over its own rows: times its
@@ -69,8 +72,9 @@ class Teacher(tfrs.Model):
         # Compiled functions live outside Keras tracking (checkpoints hold no optimiser state) and per instance
         # (no cross-model retracing).
         object.__setattr__(self, "_compiled_steps", {})
-        object.__setattr__(self, "_compiled_scores", tf.function(
-            self._scores, input_signature=[tf.TensorSpec([None], tf.int32)]))
+        object.__setattr__(
+            self, "_compiled_scores", tf.function(self._scores, input_signature=[tf.TensorSpec([None], tf.int32)])
+        )
 
     # --- scoring -----------------------------------------------------------------------------------------
     def score_all(self, user_ids) -> tf.Tensor:
@@ -110,8 +114,9 @@ class Teacher(tfrs.Model):
         context); a no-op unless a model constrains its weights."""
         return None
 
-    def train_epoch(self, optimizer: tf.keras.optimizers.Optimizer, epoch: int,
-                    strategy: tf.distribute.Strategy | None = None) -> float:
+    def train_epoch(
+        self, optimizer: tf.keras.optimizers.Optimizer, epoch: int, strategy: tf.distribute.Strategy | None = None
+    ) -> float:
         """One pass over `train_batches(epoch)` under `strategy`, the one the teacher's and the optimiser's
         variables were created under (default: the one in scope); returns the mean batch loss."""
         strategy = strategy if strategy is not None else tf.distribute.get_strategy()
@@ -154,9 +159,11 @@ class Teacher(tfrs.Model):
         ids = np.flatnonzero(rows.lengths() > 0).astype(np.int32)
         batches = tf.data.Dataset.from_tensor_slices(rng.permutation(ids)).batch(self.cfg.batch_size)
         base = self.seed * 1_000_003 + epoch
-        return batches.enumerate().map(
-            lambda i, ids: {"ids": ids, "seed": tf.stack([tf.constant(base, tf.int64), i])}
-        ).prefetch(tf.data.AUTOTUNE)
+        return (
+            batches.enumerate()
+            .map(lambda i, ids: {"ids": ids, "seed": tf.stack([tf.constant(base, tf.int64), i])})
+            .prefetch(tf.data.AUTOTUNE)
+        )
 
 
 class PairwiseTeacher(Teacher):
@@ -211,8 +218,11 @@ def sparse_rows(rows: tf.RaggedTensor, ids: tf.Tensor, n_cols: int) -> tf.Sparse
 def dense_tower(in_dim: int, sizes: tuple[int, ...], activation, last_activation, seed: int) -> tf.keras.Sequential:
     """Built stack of Dense layers (Glorot, seeded); the last one gets `last_activation`."""
     layers = [
-        tf.keras.layers.Dense(size, activation if k < len(sizes) - 1 else last_activation,
-                              kernel_initializer=tf.keras.initializers.GlorotUniform(seed=seed + k))
+        tf.keras.layers.Dense(
+            size,
+            activation if k < len(sizes) - 1 else last_activation,
+            kernel_initializer=tf.keras.initializers.GlorotUniform(seed=seed + k),
+        )
         for k, size in enumerate(sizes)
     ]
     tower = tf.keras.Sequential(layers)

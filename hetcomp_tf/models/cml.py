@@ -38,8 +38,10 @@ class CML(PairwiseTeacher):
         users, items = self.user_embedding.embeddings.numpy(), self.item_embedding.embeddings.numpy()
         user_norms = np.sum(np.square(users), axis=1, keepdims=True)
         item_norms = np.sum(np.square(items), axis=1, keepdims=True)
-        return (np.hstack([2.0 * users, -np.ones_like(user_norms), -user_norms]),
-                np.hstack([items, item_norms, np.ones_like(item_norms)]))
+        return (
+            np.hstack([2.0 * users, -np.ones_like(user_norms), -user_norms]),
+            np.hstack([items, item_norms, np.ones_like(item_norms)]),
+        )
 
     def compute_loss(self, inputs, training: bool = False, share=None):
         """The weighted hinge, a mean over the triples (each triple's rank estimate is its own), plus L2 on their

@@ -9,8 +9,15 @@ import tensorflow as tf
 
 from hetcomp_tf.config import ItemAEConfig
 from hetcomp_tf.data.dataset import CSR
-from hetcomp_tf.models.base import (Teacher, apply_to_sparse, dense_tower, kernels_of, sparse_rows,
-                                    squared_norm, stateless_value_dropout)
+from hetcomp_tf.models.base import (
+    Teacher,
+    apply_to_sparse,
+    dense_tower,
+    kernels_of,
+    sparse_rows,
+    squared_norm,
+    stateless_value_dropout,
+)
 
 
 class ItemAE(Teacher):

@@ -20,8 +20,7 @@ def normalized_adjacency(train: CSR, n_users: int, n_items: int) -> tf.SparseTen
     degree = np.bincount(np.concatenate([users, items]), minlength=n_users + n_items).astype(np.float64)
     weight = (1.0 / np.sqrt(degree[users] * degree[items])).astype(np.float32)
     rows, cols = np.concatenate([users, items]), np.concatenate([items, users])
-    adjacency = tf.SparseTensor(np.stack([rows, cols], 1), np.concatenate([weight, weight]),
-                                [n_users + n_items] * 2)
+    adjacency = tf.SparseTensor(np.stack([rows, cols], 1), np.concatenate([weight, weight]), [n_users + n_items] * 2)
     return tf.sparse.reorder(adjacency)
 
 
@@ -47,7 +46,7 @@ class LightGCN(PairwiseTeacher):
             layer = tf.sparse.sparse_dense_matmul(self.adjacency, layer)
             total += layer
         final = total / (self.n_layers + 1)
-        return final[: self.n_users], final[self.n_users:]
+        return final[: self.n_users], final[self.n_users :]
 
     def _scores(self, user_ids):
         users, items = self.propagate()
@@ -69,6 +68,9 @@ class LightGCN(PairwiseTeacher):
         u = tf.gather(users, user_ids)
         positive = tf.reduce_sum(u * tf.gather(items, positive_ids), -1)
         negative = tf.einsum("bd,bnd->bn", u, tf.gather(items, negative_ids))
-        layer0 = [self.user_embedding(user_ids), self.item_embedding(positive_ids),
-                  self.item_embedding(negative_ids)]  # LightGCN regularises the ego embeddings only
+        layer0 = [
+            self.user_embedding(user_ids),
+            self.item_embedding(positive_ids),
+            self.item_embedding(negative_ids),
+        ]  # LightGCN regularises the ego embeddings only
         return share.part_of_mean(bpr_loss(positive, negative)) + self.cfg.l2 * squared_norm(*layer0) / share.size

@@ -38,6 +38,7 @@ class MF(PairwiseTeacher):
         users = self.user_embedding(user_ids)  # [b, d]
         positives = self.item_embedding(positive_ids)  # [b, d]
         negatives = self.item_embedding(negative_ids)  # [b, n, d]
-        loss = share.part_of_mean(bpr_loss(tf.reduce_sum(users * positives, -1),
-                                           tf.einsum("bd,bnd->bn", users, negatives)))
+        loss = share.part_of_mean(
+            bpr_loss(tf.reduce_sum(users * positives, -1), tf.einsum("bd,bnd->bn", users, negatives))
+        )
         return loss + self.cfg.l2 * squared_norm(users, positives, negatives) / share.size

@@ -30,8 +30,11 @@ class NeuMF(PairwiseTeacher):
         self.output_layer = dense_tower(dim + cfg.mlp_layers[-1], (1,), None, None, seed * 1000 + 50)
 
     def id_axes(self):
-        return [*super().id_axes(), (self.mlp_user_embedding.embeddings, 0, "user"),
-                (self.mlp_item_embedding.embeddings, 0, "item")]
+        return [
+            *super().id_axes(),
+            (self.mlp_user_embedding.embeddings, 0, "user"),
+            (self.mlp_item_embedding.embeddings, 0, "item"),
+        ]
 
     def logits(self, users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
         """The model as defined: logits [b, n] for users [b] and items [b, n] (the concatenating MLP)."""
@@ -50,8 +53,9 @@ class NeuMF(PairwiseTeacher):
         out_kernel, out_bias = self.output_layer.layers[0].kernel, self.output_layer.layers[0].bias
         per_user = tf.matmul(self.mlp_user_embedding(user_ids), first.kernel[:dim]) + first.bias  # [b, h0]
         per_item = tf.matmul(self.mlp_item_embedding.embeddings, first.kernel[dim:])  # [n_items, h0]
-        gmf = tf.matmul(self.user_embedding(user_ids) * out_kernel[:dim, 0], self.item_embedding.embeddings,
-                        transpose_b=True)  # [b, n_items]
+        gmf = tf.matmul(
+            self.user_embedding(user_ids) * out_kernel[:dim, 0], self.item_embedding.embeddings, transpose_b=True
+        )  # [b, n_items]
 
         def mlp_scores(chunk):  # chunk [c, h0] -> [c, n_items]
             hidden = tf.nn.relu(chunk[:, None, :] + per_item[None])
@@ -74,8 +78,15 @@ class NeuMF(PairwiseTeacher):
         users, positives, negatives = triples(inputs, share)
         items = tf.concat([positives[:, None], negatives], 1)  # [b, 1 + n]
         labels = tf.concat([tf.ones_like(positives[:, None]), tf.zeros_like(negatives)], 1)
-        loss = share.part_of_mean(tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
-            tf.cast(labels, tf.float32), self.logits(users, items))))
-        embeddings = [self.user_embedding(users), self.mlp_user_embedding(users),
-                      self.item_embedding(items), self.mlp_item_embedding(items)]
+        loss = share.part_of_mean(
+            tf.reduce_mean(
+                tf.nn.sigmoid_cross_entropy_with_logits(tf.cast(labels, tf.float32), self.logits(users, items))
+            )
+        )
+        embeddings = [
+            self.user_embedding(users),
+            self.mlp_user_embedding(users),
+            self.item_embedding(items),
+            self.mlp_item_embedding(items),
+        ]
         return loss + self.cfg.l2 * squared_norm(*embeddings) / share.size

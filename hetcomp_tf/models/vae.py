@@ -6,8 +6,15 @@ from __future__ import annotations
 import tensorflow as tf
 
 from hetcomp_tf.config import VAEConfig
-from hetcomp_tf.models.base import (Teacher, apply_to_sparse, dense_tower, kernels_of, sparse_rows,
-                                    squared_norm, stateless_value_dropout)
+from hetcomp_tf.models.base import (
+    Teacher,
+    apply_to_sparse,
+    dense_tower,
+    kernels_of,
+    sparse_rows,
+    squared_norm,
+    stateless_value_dropout,
+)
 
 
 class MultVAE(Teacher):
@@ -30,7 +37,8 @@ class MultVAE(Teacher):
     def train_batches(self, epoch: int) -> tf.data.Dataset:
         beta = self.cfg.kl_cap * min(1.0, epoch / max(self.cfg.kl_anneal_epochs, 1))
         return self.row_batches(self.data.train, epoch).map(
-            lambda batch: {**batch, "beta": tf.constant(beta, tf.float32)})
+            lambda batch: {**batch, "beta": tf.constant(beta, tf.float32)}
+        )
 
     def _encode(self, user_ids, training: bool, seed=None, share=None) -> tuple[tf.Tensor, tf.Tensor]:
         """(μ, log σ²) of the users' normalised (when training, dropped-out) train vectors, of only a `share`'s
@@ -68,8 +76,12 @@ class MultVAE(Teacher):
         log_probs = tf.nn.log_softmax(self.decoder(z), axis=-1)
         positives = sparse_rows(self.train_rows, share.rows(ids), self.n_items).indices
         neg_log_likelihood = -tf.reduce_sum(tf.gather_nd(log_probs, positives)) / share.size
-        kl = share.part_of_mean(tf.reduce_mean(
-            tf.reduce_sum(0.5 * (tf.exp(log_var) + tf.square(mu) - 1.0 - log_var), -1)))
+        kl = share.part_of_mean(
+            tf.reduce_mean(tf.reduce_sum(0.5 * (tf.exp(log_var) + tf.square(mu) - 1.0 - log_var), -1))
+        )
         beta = inputs.get("beta", tf.constant(self.cfg.kl_cap))
-        return (neg_log_likelihood + beta * kl
-                + share.common(self.cfg.l2 * squared_norm(*kernels_of(self.encoder, self.decoder))))
+        return (
+            neg_log_likelihood
+            + beta * kl
+            + share.common(self.cfg.l2 * squared_norm(*kernels_of(self.encoder, self.decoder)))
+        )

@@ -57,9 +57,16 @@ class TeacherRun:
     def to_dict(self) -> dict:
         """The run as results store it (a teachers.json entry, a TeacherTrajectory's metrics): no model, no
         rankings, no per-epoch history."""
-        return {"test": self.test, "valid": self.valid, "train_seconds": self.train_seconds, "epochs": self.epochs,
-                "ended_by": self.ended_by, "params": self.params,
-                "checkpoint_epochs": [c["epoch"] for c in self.trajectory.checkpoints], "warm_start": self.warm_start}
+        return {
+            "test": self.test,
+            "valid": self.valid,
+            "train_seconds": self.train_seconds,
+            "epochs": self.epochs,
+            "ended_by": self.ended_by,
+            "params": self.params,
+            "checkpoint_epochs": [c["epoch"] for c in self.trajectory.checkpoints],
+            "warm_start": self.warm_start,
+        }
 
 
 def count_params(model: tf.Module) -> int:
@@ -84,8 +91,10 @@ class EarlyStopping:
     def should_stop(self, epoch: int) -> bool:
         if self.stale < self.patience:
             return False
-        log(f"{self.what}: early stop after epoch {epoch}, no better valid {RECORD_METRIC} "
-            f"in {self.patience} evaluations")
+        log(
+            f"{self.what}: early stop after epoch {epoch}, no better valid {RECORD_METRIC} "
+            f"in {self.patience} evaluations"
+        )
         return True
 
     def state(self) -> tuple[int, list[np.ndarray]]:
@@ -100,10 +109,17 @@ class EarlyStopping:
             variable.assign(value)
 
 
-def train_teacher(name: str, data: Dataset, cfg: TeacherConfig, traj: TrajectoryConfig, seed: int = 0,
-                  log_dir: str | os.PathLike | None = None,
-                  progress: Callable[[str, int], Progress] | None = Progress,
-                  warm_start: WarmStart | None = None, strategy: tf.distribute.Strategy | None = None) -> TeacherRun:
+def train_teacher(
+    name: str,
+    data: Dataset,
+    cfg: TeacherConfig,
+    traj: TrajectoryConfig,
+    seed: int = 0,
+    log_dir: str | os.PathLike | None = None,
+    progress: Callable[[str, int], Progress] | None = Progress,
+    warm_start: WarmStart | None = None,
+    strategy: tf.distribute.Strategy | None = None,
+) -> TeacherRun:
     """Trains teacher `name`; TensorBoard scalars go to log_dir/<name>/ (train/loss per epoch, valid/<metric> per
     evaluation); `progress(what, total)` reports each epoch on stderr (None: silent). With `warm_start`, training
     starts from an earlier snapshot's teacher (warmstart.py) instead of a fresh initialisation. `strategy`: the
@@ -116,18 +132,25 @@ def train_teacher(name: str, data: Dataset, cfg: TeacherConfig, traj: Trajectory
         optimizer.build(teacher.trainable_variables)  # slots exist before the step is traced in replica context
     carried = warm_start.apply(teacher, data) if warm_start is not None else None
     sampled = 0 < cfg.eval_users < int((data.valid.lengths() > 0).sum())
-    recorder = (SampledTrajectoryRecorder(name, data, traj, cfg.eval_users, seed) if sampled
-                else TrajectoryRecorder(name, data.train, data.n_items, traj))
+    recorder = (
+        SampledTrajectoryRecorder(name, data, traj, cfg.eval_users, seed)
+        if sampled
+        else TrajectoryRecorder(name, data.train, data.n_items, traj)
+    )
     bar = progress(f"{name} epoch", cfg.epochs) if progress is not None else None
     history, stopping, early_stopped = [], EarlyStopping(teacher, cfg.patience, name), False
     start = time.perf_counter()
-    with worker_dir(log_dir, strategy) as log_dir, \
-            ScalarLog(Path(log_dir) / name if log_dir is not None else None) as scalars:
+    with (
+        worker_dir(log_dir, strategy) as log_dir,
+        ScalarLog(Path(log_dir) / name if log_dir is not None else None) as scalars,
+    ):
         for epoch in range(1, cfg.epochs + 1):
             loss = teacher.train_epoch(optimizer, epoch - 1, strategy)
             if not math.isfinite(loss):
-                raise HetCompError(f"{name}: training loss became {loss} at epoch {epoch}; "
-                                   f"lower its learning_rate ({cfg.learning_rate})")
+                raise HetCompError(
+                    f"{name}: training loss became {loss} at epoch {epoch}; "
+                    f"lower its learning_rate ({cfg.learning_rate})"
+                )
             scalars.write(epoch, {"loss": loss}, prefix="train/")
             entry, detail = {"epoch": epoch, "loss": loss}, f"loss {loss:.4f}"
             if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
@@ -141,8 +164,10 @@ def train_teacher(name: str, data: Dataset, cfg: TeacherConfig, traj: Trajectory
                 scalars.write(epoch, valid, prefix="valid/")
                 best = recorder.best
                 entry["valid"] = valid
-                detail += (f", valid {RECORD_METRIC} {valid[RECORD_METRIC]:.4f} "
-                           f"(best {best['valid'][RECORD_METRIC]:.4f} at epoch {best['epoch']})")
+                detail += (
+                    f", valid {RECORD_METRIC} {valid[RECORD_METRIC]:.4f} "
+                    f"(best {best['valid'][RECORD_METRIC]:.4f} at epoch {best['epoch']})"
+                )
             history.append(entry)
             if bar is not None:
                 bar.update(epoch, detail)
@@ -155,7 +180,15 @@ def train_teacher(name: str, data: Dataset, cfg: TeacherConfig, traj: Trajectory
     else:
         stopping.restore()
         trajectory = recorder.finish()
-    return TeacherRun(teacher=teacher, trajectory=trajectory, valid=trajectory.checkpoints[-1]["valid"],
-                      test=evaluate(teacher.score_all, data, "test"), train_seconds=train_seconds,
-                      epochs=len(history), params=count_params(teacher), history=history,
-                      early_stopped=early_stopped, warm_start=carried)
+    return TeacherRun(
+        teacher=teacher,
+        trajectory=trajectory,
+        valid=trajectory.checkpoints[-1]["valid"],
+        test=evaluate(teacher.score_all, data, "test"),
+        train_seconds=train_seconds,
+        epochs=len(history),
+        params=count_params(teacher),
+        history=history,
+        early_stopped=early_stopped,
+        warm_start=carried,
+    )

@@ -66,8 +66,10 @@ def select_checkpoints(recalls: Sequence[float], fractions: Sequence[float]) -> 
 
 def check_trajectory_config(cfg: TrajectoryConfig, n_items: int) -> None:
     if len(cfg.fractions) != cfg.n_checkpoints - 1:
-        raise HetCompError(f"trajectory config: {len(cfg.fractions)} fractions given for n_checkpoints="
-                           f"{cfg.n_checkpoints}; need n_checkpoints - 1")
+        raise HetCompError(
+            f"trajectory config: {len(cfg.fractions)} fractions given for n_checkpoints="
+            f"{cfg.n_checkpoints}; need n_checkpoints - 1"
+        )
     if any(not 0.0 < f <= 1.0 for f in cfg.fractions):
         raise HetCompError(f"trajectory config: fractions {cfg.fractions} must lie in (0, 1]")
     if not 1 <= cfg.top_n <= n_items:
@@ -101,8 +103,9 @@ class BatchRanker:
     def __call__(self, user_ids) -> tf.Tensor:
         ids = tf.convert_to_tensor(user_ids, tf.int32)
         scores = self.score_fn(ids)
-        top, ordered = _rank_batch(scores, rows_to_mask(self.rows, ids, self.n_items), tf.gather(self.rows, ids),
-                                   self.top_n)
+        top, ordered = _rank_batch(
+            scores, rows_to_mask(self.rows, ids, self.n_items), tf.gather(self.rows, ids), self.top_n
+        )
         users = ids.numpy()
         lengths = self.train.indptr[users + 1] - self.train.indptr[users]
         # position of each ordered entry in the full CSR: its row's start + its offset inside the row
@@ -116,12 +119,13 @@ class BatchRanker:
         """(top-N unobserved int32 [n_users, N], observed order CSR); users not scored yet are scored now."""
         missing = np.flatnonzero(~self.ranked).astype(np.int32)
         for start in range(0, missing.size, batch_size):
-            self(missing[start:start + batch_size])
+            self(missing[start : start + batch_size])
         return self.top.copy(), CSR(indptr=self.train.indptr.astype(np.int64), indices=self.observed.copy())
 
 
-def rank_users(score_fn: Callable, train: CSR, n_items: int, top_n: int,
-               batch_size: int = 512) -> tuple[np.ndarray, CSR]:
+def rank_users(
+    score_fn: Callable, train: CSR, n_items: int, top_n: int, batch_size: int = 512
+) -> tuple[np.ndarray, CSR]:
     """Batched pass of `score_fn` over all users: (top-N unobserved int32 [n_users, N], observed order CSR)."""
     return BatchRanker(score_fn, train, n_items, top_n).result(batch_size)
 
@@ -143,18 +147,28 @@ class Trajectory:
         return int(self.rankings.shape[2])
 
     def save(self, directory: str | os.PathLike) -> None:
-        manifest = {"format_version": FORMAT_VERSION, "teacher": self.teacher, "checkpoints": self.checkpoints,
-                    "top_n": self.top_n, "n_users": self.n_users, "n_items": int(self.n_items)}
-        arrays = {"rankings": self.rankings.astype(np.int32), "observed_indptr": self.observed.indptr.astype(np.int64),
-                  "observed_indices": self.observed.indices.astype(np.int32)}
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "teacher": self.teacher,
+            "checkpoints": self.checkpoints,
+            "top_n": self.top_n,
+            "n_users": self.n_users,
+            "n_items": int(self.n_items),
+        }
+        arrays = {
+            "rankings": self.rankings.astype(np.int32),
+            "observed_indptr": self.observed.indptr.astype(np.int64),
+            "observed_indices": self.observed.indices.astype(np.int32),
+        }
         write_manifest_dir(directory, MANIFEST, arrays, manifest)
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> Trajectory:
         manifest, arrays = read_manifest_dir(directory, MANIFEST, FORMAT_VERSION)
         where = os.path.join(os.fspath(directory), MANIFEST)
-        fields = {f: require_field(manifest, f, where)
-                  for f in ("teacher", "checkpoints", "top_n", "n_users", "n_items")}
+        fields = {
+            f: require_field(manifest, f, where) for f in ("teacher", "checkpoints", "top_n", "n_users", "n_items")
+        }
         for name in ("rankings", "observed_indptr", "observed_indices"):
             if name not in arrays:
                 raise HetCompError(f"{where}: file {name}.npy is not listed")
@@ -163,10 +177,16 @@ class Trajectory:
         if rankings.dtype != np.int32 or rankings.shape != expected:
             raise HetCompError(f"{where}: rankings.npy is {rankings.dtype} {rankings.shape}, expected int32 {expected}")
         if indptr.shape != (fields["n_users"] + 1,) or int(indptr[-1]) != indices.size:
-            raise HetCompError(f"{where}: observed_indptr.npy/observed_indices.npy do not form a CSR of "
-                               f"{fields['n_users']} rows")
-        return cls(teacher=fields["teacher"], rankings=rankings, observed=CSR(indptr=indptr, indices=indices),
-                   checkpoints=fields["checkpoints"], n_items=int(fields["n_items"]))
+            raise HetCompError(
+                f"{where}: observed_indptr.npy/observed_indices.npy do not form a CSR of " f"{fields['n_users']} rows"
+            )
+        return cls(
+            teacher=fields["teacher"],
+            rankings=rankings,
+            observed=CSR(indptr=indptr, indices=indices),
+            checkpoints=fields["checkpoints"],
+            n_items=int(fields["n_items"]),
+        )
 
 
 class TrajectoryRecorder:
@@ -224,7 +244,7 @@ def prunable_records(records: Sequence[int], recalls: Sequence[float], fractions
     lowest record that can still reach; so all records below min(f) × B but the latest len(fractions) are out."""
     best = max(recalls[i] for i in records)
     below = [i for i in records if recalls[i] < min(fractions) * best]
-    return below[:max(0, len(below) - len(fractions))]
+    return below[: max(0, len(below) - len(fractions))]
 
 
 class SampledTrajectoryRecorder(TrajectoryRecorder):
@@ -237,8 +257,9 @@ class SampledTrajectoryRecorder(TrajectoryRecorder):
     noise (docs/RESULTS.md prices this shortcut); the ranking knowledge at a chosen checkpoint is exact.
     """
 
-    def __init__(self, teacher: str, data: Dataset, cfg: TrajectoryConfig, eval_users: int, seed: int = 0,
-                 batch_size: int = 512):
+    def __init__(
+        self, teacher: str, data: Dataset, cfg: TrajectoryConfig, eval_users: int, seed: int = 0, batch_size: int = 512
+    ):
         super().__init__(teacher, data.train, data.n_items, cfg, batch_size)
         self.data = data
         valid_users = np.flatnonzero(data.valid.lengths() > 0)
@@ -303,8 +324,11 @@ def load_trajectories(out_dir: str | os.PathLike, teachers: Sequence[str] | None
     if not root.is_dir():
         raise HetCompError(f"{root}: missing; run `hetcomp teachers --out {out_dir}` first")
     present = [p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    names = list(teachers) if teachers is not None else sorted(
-        present, key=lambda n: (TEACHER_NAMES.index(n) if n in TEACHER_NAMES else len(TEACHER_NAMES), n))
+    names = (
+        list(teachers)
+        if teachers is not None
+        else sorted(present, key=lambda n: (TEACHER_NAMES.index(n) if n in TEACHER_NAMES else len(TEACHER_NAMES), n))
+    )
     if not names:
         raise HetCompError(f"{root}: no teacher trajectories in it")
     result = {}

@@ -31,8 +31,8 @@ from hetcomp_tf.bench.estimate import duration, teacher_estimates
 from hetcomp_tf.bench.work import Shape
 from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES, DistillConfig, Profile, from_dict
 from hetcomp_tf.data.dataset import Dataset
-from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.distill.ensemble import EnsembleKnowledge, evaluate_ensemble, fit_ensemble, target_knowledge
+from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.teachers.training import train_teacher
 from hetcomp_tf.teachers.trajectories import load_trajectories
 from hetcomp_tf.util.files import atomic_directory, link_tree, read_json, write_json
@@ -45,13 +45,22 @@ RESUME = ".teachers-resume"
 TABLE_COLUMNS = [*(f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")), "seconds"]
 
 
-def train_teachers(data: Dataset, profile: Profile, out: str | os.PathLike, names: Sequence[str] = TEACHER_NAMES,
-                   seed: int = 0, jobs: int = 1) -> dict:
+def train_teachers(
+    data: Dataset,
+    profile: Profile,
+    out: str | os.PathLike,
+    names: Sequence[str] = TEACHER_NAMES,
+    seed: int = 0,
+    jobs: int = 1,
+) -> dict:
     """Trains `names` on `data` into `out` (see the module docstring); returns teachers.json's content."""
     started = time.time()
     resume = _resume_directory(Path(out) / RESUME, data, profile, seed)
-    finished = {name: read_json(resume / "runs" / f"{name}.json") for name in names
-                if (resume / "runs" / f"{name}.json").is_file()}
+    finished = {
+        name: read_json(resume / "runs" / f"{name}.json")
+        for name in names
+        if (resume / "runs" / f"{name}.json").is_file()
+    }
     if finished:
         log(f"resuming: {', '.join(finished)} already trained ({resume})")
     todo = [name for name in names if name not in finished]
@@ -60,8 +69,9 @@ def train_teachers(data: Dataset, profile: Profile, out: str | os.PathLike, name
     in_workers = jobs > 1 and len(todo) > 1
     later = {} if in_workers else seconds_after(todo, teacher_estimates(profile, Shape.of_dataset(data), todo))
     tasks = [(name, train_into, (name, os.fspath(resume), profile, seed, started, later.get(name))) for name in todo]
-    done = (run_in_workers(tasks, jobs, "teachers") if in_workers
-            else ((name, fn(*fn_args)) for name, fn, fn_args in tasks))
+    done = (
+        run_in_workers(tasks, jobs, "teachers") if in_workers else ((name, fn(*fn_args)) for name, fn, fn_args in tasks)
+    )
     finished.update(done)
     with atomic_directory(out, entries=OUTPUTS) as staging:
         for entry in ("dataset.npz", "trajectories", "logs"):
@@ -70,8 +80,12 @@ def train_teachers(data: Dataset, profile: Profile, out: str | os.PathLike, name
         knowledge = EnsembleKnowledge.from_trajectories(load_trajectories(staging, names), tau=profile.distill.tau)
         tau, weights, weighted_valid = fit_ensemble(knowledge, data)  # beyond the paper: see its docstring
         fitted = dataclasses.replace(knowledge, tau=tau)
-        weighted = {"tau": tau, "weights": weights, "valid": weighted_valid,
-                    "test": evaluate_ensemble(fitted, data, "test", teacher_weights=list(weights.values()))}
+        weighted = {
+            "tau": tau,
+            "weights": weights,
+            "valid": weighted_valid,
+            "test": evaluate_ensemble(fitted, data, "test", teacher_weights=list(weights.values())),
+        }
         result = {
             "dataset": {"name": data.name, **data.sizes()},
             "profile": profile.name,
@@ -93,8 +107,12 @@ def _resume_directory(resume: Path, data: Dataset, profile: Profile, seed: int) 
     fingerprint = {"profile": profile.to_dict(), "seed": seed}
     if resume.is_dir():
         stamp = resume / "fingerprint.json"
-        same = (stamp.is_file() and split.is_file() and _read_fingerprint(stamp) == json.loads(json.dumps(fingerprint))
-                and Dataset.load(split).same_split(data))
+        same = (
+            stamp.is_file()
+            and split.is_file()
+            and _read_fingerprint(stamp) == json.loads(json.dumps(fingerprint))
+            and Dataset.load(split).same_split(data)
+        )
         if not same:
             log(f"{resume}: written for another split, profile or seed; starting the teachers afresh")
             shutil.rmtree(resume)
@@ -117,8 +135,9 @@ def _read_fingerprint(stamp: Path) -> dict:
     return {**saved, "profile": json.loads(json.dumps(profile.to_dict()))}
 
 
-def load_target_knowledge(teachers_dir: str | os.PathLike, cfg: DistillConfig,
-                          data: Dataset | None = None) -> EnsembleKnowledge:
+def load_target_knowledge(
+    teachers_dir: str | os.PathLike, cfg: DistillConfig, data: Dataset | None = None
+) -> EnsembleKnowledge:
     """The knowledge a student distils from a `train_teachers` output: `cfg.targets`' ensemble, "fitted" with the
     valid-split fit teachers.json holds (fitted again on `data`, default its dataset.npz, if it holds none)."""
     teachers_dir = Path(teachers_dir)
@@ -158,31 +177,50 @@ class TeachersProgress(Progress):
     def update(self, done: int, detail: str = "") -> None:
         elapsed = time.perf_counter() - self.start
         eta = elapsed / max(done, 1) * (self.total - done)
-        log(f"{self.what} {done}/{self.total} {detail} [{elapsed:.0f}s elapsed, ETA {eta:.0f}s; all teachers: "
+        log(
+            f"{self.what} {done}/{self.total} {detail} [{elapsed:.0f}s elapsed, ETA {eta:.0f}s; all teachers: "
             f"{duration(time.time() - self.run_started)} elapsed, ETA ~{duration(eta + self.later_seconds)} "
-            "at the epoch caps]".replace("  ", " "))
+            "at the epoch caps]".replace("  ", " ")
+        )
 
 
 def teachers_table(result: dict) -> str:
     """The test metrics and seconds of every teacher (a teacher its epoch cap stopped named so), then the ensemble
     and the valid-fitted ensemble."""
-    rows = {teacher_label(name, r): {**r["test"], "seconds": r["train_seconds"]}
-            for name, r in result["teachers"].items()}
+    rows = {
+        teacher_label(name, r): {**r["test"], "seconds": r["train_seconds"]} for name, r in result["teachers"].items()
+    }
     rows[ENSEMBLE_LABEL] = result["ensemble"]["test"]
     rows[FITTED_ENSEMBLE_LABEL] = result["ensemble_weighted"]["test"]  # teacher weights fitted on valid
     return format_table(rows, TABLE_COLUMNS, {"seconds": ".1f"})
 
 
-def train_into(name: str, staging: str, profile: Profile, seed: int, run_started: float | None = None,
-               later_seconds: float | None = None) -> dict:
+def train_into(
+    name: str,
+    staging: str,
+    profile: Profile,
+    seed: int,
+    run_started: float | None = None,
+    later_seconds: float | None = None,
+) -> dict:
     """Trains teacher `name` on staging/dataset.npz, saves its trajectory and TensorBoard logs under `staging`
     and returns its teachers.json entry (module-level: it also runs in worker processes). With `later_seconds`
     (the estimate of the teachers after it), its epoch lines carry the ETA of all teachers (`TeachersProgress`)."""
     staging = Path(staging)
-    progress = (Progress if later_seconds is None else
-                functools.partial(TeachersProgress, run_started=run_started, later_seconds=later_seconds))
-    run = train_teacher(name, Dataset.load(staging / "dataset.npz"), profile.teachers[name], profile.trajectory,
-                        seed=seed, log_dir=staging / "logs" / "teachers", progress=progress)
+    progress = (
+        Progress
+        if later_seconds is None
+        else functools.partial(TeachersProgress, run_started=run_started, later_seconds=later_seconds)
+    )
+    run = train_teacher(
+        name,
+        Dataset.load(staging / "dataset.npz"),
+        profile.teachers[name],
+        profile.trajectory,
+        seed=seed,
+        log_dir=staging / "logs" / "teachers",
+        progress=progress,
+    )
     run.trajectory.save(staging / "trajectories" / name)
     log(f"{name}: test {_short(run.test)} after {run.epochs} epochs ({run.ended_by}, {run.train_seconds:.0f}s)")
     write_json(staging / "runs" / f"{name}.json", run.to_dict())  # last: the teacher counts as finished

@@ -46,16 +46,20 @@ def check_tf_config() -> dict:
         jobs = resolver.cluster_spec().as_dict()
         task_type, task_id = resolver.task_type, resolver.task_id
     except (ValueError, TypeError, AttributeError, KeyError) as err:
-        raise HetCompError(f"TF_CONFIG is not a TensorFlow cluster config ({type(err).__name__}: {err}); expected "
-                           '{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": 0}}')
+        raise HetCompError(
+            f"TF_CONFIG is not a TensorFlow cluster config ({type(err).__name__}: {err}); expected "
+            '{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": 0}}'
+        ) from None
     workers = [*jobs.get("chief", []), *jobs.get("worker", [])]
     if not workers or task_type not in jobs or not 0 <= int(task_id) < len(jobs[task_type]):
-        raise HetCompError(f"TF_CONFIG: task {task_type}:{task_id} is not in its cluster {jobs} "
-                           "(a worker or chief task with an index below the job's size)")
+        raise HetCompError(
+            f"TF_CONFIG: task {task_type}:{task_id} is not in its cluster {jobs} "
+            "(a worker or chief task with an index below the job's size)"
+        )
     return config
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """The strategy `name`, created once per process.
 
@@ -80,10 +84,14 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         try:
             strategy = tf.distribute.MultiWorkerMirroredStrategy()
         except RuntimeError as err:  # collective ops configured after TensorFlow started
-            raise HetCompError(f"distribute=multi_worker: {err}; create the strategy (distribute.make_strategy) "
-                               "before TensorFlow runs anything") from err
-    log(f"distribute={name}: {strategy.num_replicas_in_sync} replica(s) in sync, this task {worker_task(strategy)}"
-        f"{' (chief)' if is_chief(strategy) else ''}")
+            raise HetCompError(
+                f"distribute=multi_worker: {err}; create the strategy (distribute.make_strategy) "
+                "before TensorFlow runs anything"
+            ) from err
+    log(
+        f"distribute={name}: {strategy.num_replicas_in_sync} replica(s) in sync, this task {worker_task(strategy)}"
+        f"{' (chief)' if is_chief(strategy) else ''}"
+    )
     return strategy
 
 
@@ -142,8 +150,10 @@ def check_worker_request(task: str, workers: int, distribute: str) -> None:
         HetCompError: fewer than one worker, or several without multi_worker.
     """
     if workers < 1 or (workers > 1 and distribute != "multi_worker"):
-        raise HetCompError(f"{task}: workers={workers} with distribute={distribute!r}; more than one worker needs "
-                           "distribute='multi_worker'")
+        raise HetCompError(
+            f"{task}: workers={workers} with distribute={distribute!r}; more than one worker needs "
+            "distribute='multi_worker'"
+        )
 
 
 def require_workers(strategy: tf.distribute.Strategy, workers: int, task: str) -> None:
@@ -159,8 +169,10 @@ def require_workers(strategy: tf.distribute.Strategy, workers: int, task: str) -
         HetCompError: a cluster of another size.
     """
     if worker_count(strategy) != workers:
-        raise HetCompError(f"{task}: compiled for {workers} worker(s), its cluster (TF_CONFIG) has "
-                           f"{worker_count(strategy)}; run the task as a {workers}-worker job")
+        raise HetCompError(
+            f"{task}: compiled for {workers} worker(s), its cluster (TF_CONFIG) has "
+            f"{worker_count(strategy)}; run the task as a {workers}-worker job"
+        )
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

@@ -19,13 +19,12 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
 from hetcomp_tf.errors import HetCompError
-
 
 # A write that ran out of room: the filesystem (or the user's quota) is full, or the file outgrew the process's
 # file-size limit (RLIMIT_FSIZE). Each is told the same way and handled the same way: free space, rerun.
@@ -36,8 +35,9 @@ _NAMED_IN_TEXT = re.compile(r"(\S+); (" + "|".join(map(os.strerror, OUT_OF_SPACE
 _SQLITE_FULL = "database or disk is full"
 
 
-def out_of_space(err: BaseException, path: str | os.PathLike, *, name_path: bool = False,
-                 store: str | os.PathLike | None = None) -> HetCompError | None:
+def out_of_space(
+    err: BaseException, path: str | os.PathLike, *, name_path: bool = False, store: str | os.PathLike | None = None
+) -> HetCompError | None:
     """A one-line HetCompError when `err`, or an exception it was raised from or during, is a write that ran out of
     room (OUT_OF_SPACE_ERRNOS); None for any other error.
 
@@ -65,8 +65,10 @@ def out_of_space(err: BaseException, path: str | os.PathLike, *, name_path: bool
 
 
 def _no_room(path, code: int) -> HetCompError:
-    return HetCompError(f"{path}: {os.strerror(code)} ({errno.errorcode[code]}); nothing half-written was kept, "
-                        "free space and run again")
+    return HetCompError(
+        f"{path}: {os.strerror(code)} ({errno.errorcode[code]}); nothing half-written was kept, "
+        "free space and run again"
+    )
 
 
 @contextlib.contextmanager
@@ -125,8 +127,9 @@ def atomic_file(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.tmp-", suffix=path.suffix if suffix is None else suffix,
-                                         dir=path.parent)
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{path.name}.tmp-", suffix=path.suffix if suffix is None else suffix, dir=path.parent
+    )
     os.close(handle)
     try:
         yield Path(temporary)
@@ -297,8 +300,9 @@ class WriteOnly:
         self.write = handle.write
 
 
-def write_manifest_dir(directory: str | os.PathLike, manifest_name: str, arrays: dict[str, np.ndarray],
-                       manifest: dict) -> Path:
+def write_manifest_dir(
+    directory: str | os.PathLike, manifest_name: str, arrays: dict[str, np.ndarray], manifest: dict
+) -> Path:
     """Atomically writes `<name>.npy` for each array and `manifest_name` = manifest + {"files": {file: sha256}}.
 
     Args:
@@ -323,8 +327,9 @@ def write_manifest_dir(directory: str | os.PathLike, manifest_name: str, arrays:
     return Path(directory)
 
 
-def read_manifest_dir(directory: str | os.PathLike, manifest_name: str,
-                      format_version: int) -> tuple[dict, dict[str, np.ndarray]]:
+def read_manifest_dir(
+    directory: str | os.PathLike, manifest_name: str, format_version: int
+) -> tuple[dict, dict[str, np.ndarray]]:
     """Reads a directory written by `write_manifest_dir`, checking every listed file's sha256.
 
     Args:
@@ -349,8 +354,10 @@ def read_manifest_dir(directory: str | os.PathLike, manifest_name: str,
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
         raise HetCompError(f"{manifest_path}: field 'files' is missing or not an object")
     if manifest.get("format_version") != format_version:
-        raise HetCompError(f"{manifest_path}: format_version {manifest.get('format_version')!r} "
-                           f"is not the supported {format_version}")
+        raise HetCompError(
+            f"{manifest_path}: format_version {manifest.get('format_version')!r} "
+            f"is not the supported {format_version}"
+        )
     arrays = {}
     for file_name, expected in manifest["files"].items():
         path = directory / file_name

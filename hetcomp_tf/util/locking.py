@@ -44,8 +44,10 @@ def exclusive_dir(directory, command: str = "hetcomp run") -> Iterator[Path]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise HetCompError(f"{directory} is in use by another `{command}` (pid {_holder(fd)}); wait for it to "
-                               "finish or choose another --out") from None
+            raise HetCompError(
+                f"{directory} is in use by another `{command}` (pid {_holder(fd)}); wait for it to "
+                "finish or choose another --out"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield path

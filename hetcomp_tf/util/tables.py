@@ -49,8 +49,9 @@ def _cell(value, spec: str) -> str:
     return format(value, spec) if isinstance(value, float) else str(value)
 
 
-def format_table(rows: Mapping[str, Mapping[str, float]], columns: Sequence[str],
-                 formats: Mapping[str, str] | None = None) -> str:
+def format_table(
+    rows: Mapping[str, Mapping[str, float]], columns: Sequence[str], formats: Mapping[str, str] | None = None
+) -> str:
     """An aligned text table: one line per row name, one column per key; a key a row lacks prints as "-".
 
     Args:
@@ -68,7 +69,8 @@ def format_table(rows: Mapping[str, Mapping[str, float]], columns: Sequence[str]
     lines = [header, ["-" * w for w in widths], *body]
     return "\n".join(
         "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths)))
-        for line in lines)
+        for line in lines
+    )
 
 
 def markdown_table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:

@@ -43,6 +43,7 @@ def exit_with_parent(parent_pid: int, interval: float = 2.0) -> threading.Thread
     Returns:
         The started daemon thread that watches.
     """
+
     def watch() -> None:
         while os.getppid() == parent_pid:
             time.sleep(interval)
@@ -63,8 +64,13 @@ def _init(threads: int, setup: Callable | None, setup_args: tuple) -> None:
         setup(*setup_args)
 
 
-def run_in_workers(tasks: Sequence[tuple[Any, Callable, tuple]], jobs: int, what: str,
-                   setup: Callable | None = None, setup_args: tuple = ()) -> Iterator[tuple[Any, Any]]:
+def run_in_workers(
+    tasks: Sequence[tuple[Any, Callable, tuple]],
+    jobs: int,
+    what: str,
+    setup: Callable | None = None,
+    setup_args: tuple = (),
+) -> Iterator[tuple[Any, Any]]:
     """Runs each task (key, fn, args) as fn(*args) in `jobs` spawned processes.
 
     Yields (key, result) as they finish; `setup(*setup_args)` runs once per worker (e.g. to load shared inputs).
@@ -88,8 +94,9 @@ def run_in_workers(tasks: Sequence[tuple[Any, Callable, tuple]], jobs: int, what
     threads = threads_per_worker(jobs)
     log(f"running {len(tasks)} {what} in {jobs} worker processes with {threads} TensorFlow thread(s) each")
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init,
-                             initargs=(threads, setup, setup_args)) as pool:
+    with ProcessPoolExecutor(
+        jobs, mp_context=context, initializer=_init, initargs=(threads, setup, setup_args)
+    ) as pool:
         pending: dict[Future, Any] = {pool.submit(fn, *args): key for key, fn, args in tasks}
         failures: list[tuple[Any, BaseException]] = []
         try:
@@ -109,8 +116,9 @@ def run_in_workers(tasks: Sequence[tuple[Any, Callable, tuple]], jobs: int, what
                 future.cancel()
     if failures:
         names = ", ".join(_name(key) for key, _ in failures)
-        raise HetCompError(f"{len(failures)} of {len(tasks)} {what} failed: {names} (first error below)") \
-            from failures[0][1]
+        raise HetCompError(f"{len(failures)} of {len(tasks)} {what} failed: {names} (first error below)") from failures[
+            0
+        ][1]
 
 
 def _name(key: Any) -> str:

@@ -97,8 +97,9 @@ def _lower_to(values: tf.Tensor, pairs: ItemPairs, fill: float) -> tf.Tensor:
     return scatter_pairs(pairs, tf.fill(tf.shape(pairs.items), fill), values, scatter=tf.tensor_scatter_nd_min)
 
 
-def rest_and_list_scores(scores: tf.Tensor, excluded, ids: tf.Tensor,
-                         bound: float | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+def rest_and_list_scores(
+    scores: tf.Tensor, excluded, ids: tf.Tensor, bound: float | None = None
+) -> tuple[tf.Tensor, tf.Tensor]:
     """The rest's log-sum-exp over every item but `excluded`, and the scores of the lists' `ids`.
 
     This is every loss's whole contact with the [b, n_items] scores, in one op so that its gradient is one dense
@@ -310,16 +311,19 @@ class FineGrainedLoss(TargetLoss):
         self._check_width("FineGrainedLoss", targets.unobserved, self.top_k)
         self._check_width("FineGrainedLoss", targets.observed, self.observed_size)
         p, half, tenth, unobserved = self.observed_size, self.half, self.tenth, targets.unobserved
-        rest_all, list_scores = target_rest_and_list_scores(targets, tf.concat([targets.observed, unobserved], 1),
-                                                            scores, self.score_clip)  # the one dense pass
+        rest_all, list_scores = target_rest_and_list_scores(
+            targets, tf.concat([targets.observed, unobserved], 1), scores, self.score_clip
+        )  # the one dense pass
         observed_scores, unobserved_scores = list_scores[:, :p], list_scores[:, p:]
         rest_half = _add_unobserved(rest_all, unobserved[:, half:], unobserved_scores[:, half:])
         rest_tenth = _add_unobserved(rest_half, unobserved[:, tenth:half], unobserved_scores[:, tenth:half])
         observed = per_user_losses(self._observed_pl, compact_list(targets.observed, observed_scores, rest_half))
-        top_half = per_user_losses(self._half_pl, compact_list(unobserved[:, :half], unobserved_scores[:, :half],
-                                                               rest_half))
-        top_tenth = per_user_losses(self._tenth_pl, compact_list(unobserved[:, :tenth], unobserved_scores[:, :tenth],
-                                                                 rest_tenth))
+        top_half = per_user_losses(
+            self._half_pl, compact_list(unobserved[:, :half], unobserved_scores[:, :half], rest_half)
+        )
+        top_tenth = per_user_losses(
+            self._tenth_pl, compact_list(unobserved[:, :tenth], unobserved_scores[:, :tenth], rest_tenth)
+        )
         return observed + (top_half + top_tenth) / 2.0
 
 
@@ -366,8 +370,9 @@ class RRDLoss(TargetLoss):
             float32 [b].
         """
         self._check_width("RRDLoss", targets.unobserved, self.top_k)
-        return self.from_lists(targets.unobserved, *target_rest_and_list_scores(targets, targets.unobserved, scores,
-                                                                                self.score_clip))
+        return self.from_lists(
+            targets.unobserved, *target_rest_and_list_scores(targets, targets.unobserved, scores, self.score_clip)
+        )
 
     def from_lists(self, unobserved: tf.Tensor, rest: tf.Tensor, list_scores: tf.Tensor) -> tf.Tensor:
         """The loss from the rest and the list's scores (for losses built on RRD, which share the dense pass).

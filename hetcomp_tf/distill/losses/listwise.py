@@ -99,17 +99,19 @@ class _PlackettLuceImpl(losses_impl._ListwiseLoss):
     def _compute_unreduced_loss_impl(self, labels, logits, mask=None):
         if self._ordered:  # the denominators straight off the list: no top-k, gather, slice or concat
             if labels.shape[1] is not None and labels.shape[1] > self._list_size + 1:
-                raise HetCompError(f"PlackettLuceLoss(ordered=True): a list of {labels.shape[1]} entries, more than "
-                                   f"list_size + 1 = {self._list_size + 1} (its permutation and the rest)")
+                raise HetCompError(
+                    f"PlackettLuceLoss(ordered=True): a list of {labels.shape[1]} entries, more than "
+                    f"list_size + 1 = {self._list_size + 1} (its permutation and the rest)"
+                )
             in_perm = labels > 0.0
-            log_denominators = reverse_cumulative_logsumexp(tf.where(in_perm | tf.equal(labels, 0.0), logits,
-                                                                     ABSENT_LOGIT))
+            log_denominators = reverse_cumulative_logsumexp(
+                tf.where(in_perm | tf.equal(labels, 0.0), logits, ABSENT_LOGIT)
+            )
             perm_logits = logits
         else:
             top_labels, top_ids = tf.math.top_k(labels, k=self._list_size)  # the permutation, best first
             in_perm, perm_logits = top_labels > 0.0, tf.gather(logits, top_ids, batch_dims=1)
-            candidates = tf.concat([tf.where(in_perm, perm_logits, ABSENT_LOGIT), _rest_logsumexp(labels, logits)],
-                                   1)
+            candidates = tf.concat([tf.where(in_perm, perm_logits, ABSENT_LOGIT), _rest_logsumexp(labels, logits)], 1)
             log_denominators = reverse_cumulative_logsumexp(candidates)[:, :-1]
         terms = tf.where(in_perm, log_denominators - perm_logits, 0.0)
         nll = tf.reduce_sum(terms, axis=1, keepdims=True)
@@ -166,8 +168,9 @@ class PlackettLuceLoss(tfr_keras_losses._ListwiseLoss):
         1.7365
     """
 
-    def __init__(self, list_size: int, ordered: bool = False, reduction=REDUCTION.AUTO, name: str | None = None,
-                 **kwargs):
+    def __init__(
+        self, list_size: int, ordered: bool = False, reduction=REDUCTION.AUTO, name: str | None = None, **kwargs
+    ):
         if int(list_size) < 1:
             raise HetCompError(f"PlackettLuceLoss: list_size must be >= 1, got {list_size}")
         super().__init__(reduction, name, **kwargs)
