@@ -28,6 +28,8 @@ from hetcomp_tf.teachers.trajectories import load_trajectories, trajectories_dir
 from hetcomp_tf.util.workers import exit_with_parent
 from tests.test_distill import shared_teachers
 
+pytestmark = pytest.mark.slow  # end to end (training, processes, servers): `make test`, not `make check`
+
 TINY = get_profile("tiny")
 TEACHER_FILES = ("dataset.npz", "teachers.json", "trajectories")
 

@@ -63,6 +63,7 @@ def test_teachers_writes_results_trajectories_split_and_logs(teachers_out):
     assert not [p.name for p in out.parent.iterdir() if p.name != "out"]  # no staging directory left
 
 
+@pytest.mark.slow
 def test_teachers_in_worker_processes_write_the_same_outputs(teachers_out, tmp_path, capsys):
     """--jobs 2: two teachers at a time in one-thread workers; same files and, up to the float noise of a
     different thread count, the same teachers as the in-process run with the same seed."""
@@ -150,6 +151,7 @@ def test_failure_midway_writes_no_output_and_keeps_the_finished_teachers_for_a_r
     assert sorted(entry.name for entry in (out / workflow.RESUME / "runs").iterdir()) == ["MF.json"]
 
 
+@pytest.mark.slow
 def test_a_stopped_teachers_run_resumes_with_the_teachers_it_finished(tmp_path, monkeypatch, capsys):
     """A run that stops in its third teacher keeps the two it finished; the rerun trains only the third, gives the
     teachers.json an uninterrupted run gives, and leaves no resume state. Another seed starts afresh."""

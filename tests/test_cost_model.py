@@ -116,6 +116,7 @@ def test_cost_model_writes_each_size_as_it_is_measured(tmp_path):
         cost_model([Size(1000, 2000)], Size(10**7, 10**6), TINY.distill, TINY.trajectory, str(out))
 
 
+@pytest.mark.slow
 def test_costmodel_command_measures_fits_and_prints(tmp_path):
     out = tmp_path / "cost.json"
     done = run_cli(

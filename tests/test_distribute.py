@@ -48,6 +48,8 @@ from tests.distributed_worker import main as run_worker
 from tests.helpers import run_cli
 from tests.test_distill import shared_teachers
 
+pytestmark = pytest.mark.slow  # end to end (training, processes, servers): `make test`, not `make check`
+
 REPO = Path(__file__).resolve().parents[1]
 TINY = get_profile("tiny")
 ATOL = 1e-4

@@ -30,6 +30,8 @@ from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.util import files
 from serving.export import export_model
 
+pytestmark = pytest.mark.slow  # end to end (training, processes, servers): `make test`, not `make check`
+
 REPO = Path(__file__).resolve().parents[1]
 MiB = 1 << 20
 PROCESS_SECONDS = 600

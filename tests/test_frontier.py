@@ -10,6 +10,8 @@ import pytest
 from hetcomp_tf.bench.frontier import best_teacher, frontier_markdown, frontier_rows, latency_by_form
 from hetcomp_tf.errors import HetCompError
 
+pytestmark = pytest.mark.slow  # end to end (training, processes, servers): `make test`, not `make check`
+
 
 def metrics(recall, ndcg):
     return {"recall@50": recall, "ndcg@50": ndcg}

@@ -31,6 +31,8 @@ from serving.server import start_server
 from tests.helpers import wait_for_line
 from tests.test_serving import random_dataset, random_student
 
+pytestmark = pytest.mark.slow  # end to end (training, processes, servers): `make test`, not `make check`
+
 LATEST = 3
 
 

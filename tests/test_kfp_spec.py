@@ -23,6 +23,8 @@ from pipeline.pipeline import BASELINE_RESOLVER
 from tests.helpers import run_cli
 from tests.kfp_local import LocalBackend, dag_levels, dag_order
 
+pytestmark = pytest.mark.slow  # end to end (training, processes, servers): `make test`, not `make check`
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL_RESOLVER = f"{BASELINE_RESOLVER}-model-resolver"
 

@@ -38,6 +38,8 @@ from pipeline.local_runner import latest_run
 from pipeline.pipeline import BASELINE_RESOLVER, create_components, create_pipeline
 from tests.helpers import anomalies_artifact, run_cli, wait_for_line
 
+pytestmark = pytest.mark.slow  # end to end (training, processes, servers): `make test`, not `make check`
+
 METRIC_NAMES = {f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")}
 NODES = {
     "InteractionExampleGen",

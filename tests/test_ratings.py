@@ -20,6 +20,8 @@ from hetcomp_tf.data.readers import make_synthetic
 from pipeline.local_runner import latest_run
 from tests.helpers import run_cli
 
+pytestmark = pytest.mark.slow  # end to end (training, processes, servers): `make test`, not `make check`
+
 TINY = get_profile("tiny")
 BINARISED = ["--format", "csv", "--min-rating", "4", "--profile", "tiny"]
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from serving import swap_load
+
+pytestmark = pytest.mark.slow  # end to end (training, processes, servers): `make test`, not `make check`
 
 POLL = 0.3
 

@@ -119,6 +119,7 @@ def test_the_section_grows_as_measured_and_needs_two_sizes():
         teacher_cost_model(["MF"], SIZES[:1], TARGET, TINY.teachers, TINY.trajectory, print)
 
 
+@pytest.mark.slow
 def test_costmodel_command_writes_the_teachers_section_and_the_fit_file(tmp_path):
     out, fits_file = tmp_path / "cost.json", tmp_path / "fits.json"
     fits_file.write_text(json.dumps({"profiles": {"paper": {"kept": True}}}))

@@ -25,6 +25,8 @@ from hetcomp_tf.distill.methods import LOSSES
 from hetcomp_tf.teachers.training import train_teacher
 from tests.helpers import read_scalars
 
+pytestmark = pytest.mark.slow  # end to end (training, processes, servers): `make test`, not `make check`
+
 TEACHER_EPOCHS = 2
 
 

@@ -27,6 +27,8 @@ from serving.versions import State, VersionManager
 from tests.helpers import run_cli
 from tests.test_serving import random_dataset, random_student
 
+pytestmark = pytest.mark.slow  # end to end (training, processes, servers): `make test`, not `make check`
+
 TRUNCATED_REASON = "IndexError: Read less bytes than requested"
 
 

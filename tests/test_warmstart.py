@@ -18,6 +18,8 @@ from hetcomp_tf.teachers.training import train_teacher
 from hetcomp_tf.warmstart import WarmStart, stand_in
 from tests.test_models import randomize, small_cfg
 
+pytestmark = pytest.mark.slow  # end to end (training, processes, servers): `make test`, not `make check`
+
 TINY = get_profile("tiny")
 
 
