@@ -153,8 +153,9 @@ def test_failure_midway_writes_no_output_and_keeps_the_finished_teachers_for_a_r
 
 @pytest.mark.slow
 def test_a_stopped_teachers_run_resumes_with_the_teachers_it_finished(tmp_path, monkeypatch, capsys):
-    """A run that stops in its third teacher keeps the two it finished; the rerun trains only the third, gives the
-    teachers.json an uninterrupted run gives, and leaves no resume state. Another seed starts afresh."""
+    """A run that stops in its third teacher's 5th epoch keeps the two it finished and the third's state after its
+    5th evaluation; the rerun trains only the third, from its 6th epoch, gives the teachers.json an uninterrupted run
+    gives, and leaves no resume state. Another seed starts afresh."""
     import numpy as np
 
     from hetcomp_tf.config import get_profile
@@ -165,23 +166,30 @@ def test_a_stopped_teachers_run_resumes_with_the_teachers_it_finished(tmp_path, 
     data = load_dataset("synthetic", None, profile.data)
     trained, real = [], teachers.train_teacher
 
+    class Stopping:  # the machine going down as a teacher's 5th epoch is reported
+        def __init__(self, what, total):
+            pass
+
+        def update(self, done, detail=""):
+            if done == 5:
+                raise KeyboardInterrupt
+
     def training(stop_at=None):
         def train(name, *args, **kwargs):
-            if name == stop_at:
-                raise KeyboardInterrupt  # the machine stopping
             trained.append(name)
-            return real(name, *args, **kwargs)
+            return real(name, *args, **{**kwargs, "progress": Stopping if name == stop_at else None})
 
         monkeypatch.setattr(teachers, "train_teacher", train)
 
     training(stop_at="AE")
     with pytest.raises(KeyboardInterrupt):
         teachers.train_teachers(data, profile, tmp_path / "out", names, seed=3)
-    assert trained == ["MF", "GNN"] and not (tmp_path / "out" / "teachers.json").exists()
+    assert trained == ["MF", "GNN", "AE"] and not (tmp_path / "out" / "teachers.json").exists()
     training()
     resumed = teachers.train_teachers(data, profile, tmp_path / "out", names, seed=3)
-    assert trained == ["MF", "GNN", "AE"]
-    assert "resuming: MF, GNN already trained" in capsys.readouterr().err
+    assert trained == ["MF", "GNN", "AE", "AE"]
+    err = capsys.readouterr().err
+    assert "resuming: MF, GNN already trained" in err and "AE: resuming after epoch 5" in err
     assert not (tmp_path / "out" / teachers.RESUME).exists()
     fresh = teachers.train_teachers(data, profile, tmp_path / "fresh", names, seed=3)
     assert resumed["teachers"] == {

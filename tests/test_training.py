@@ -13,6 +13,7 @@ from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.teachers.training import train_teacher
 from hetcomp_tf.teachers.trajectories import rank_users, select_checkpoints
+from hetcomp_tf.util.files import read_json
 from tests.helpers import read_scalars
 
 CFG = MFConfig(dim=16, epochs=60, batch_size=128, learning_rate=0.01, eval_every=2, patience=2)
@@ -119,3 +120,65 @@ def test_early_stopping_on_a_sample_of_valid_users(data):
     )
     final, _ = rank_users(run.teacher.score_all, data.train, data.n_items, TRAJ.top_n)
     np.testing.assert_array_equal(run.trajectory.rankings[-1], final)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def interrupting_at(epoch: int):
+    """A progress whose update stops the run after `epoch` (as a machine going down would)."""
+
+    class Interrupting(RecordingProgress):
+        def update(self, done, detail=""):
+            if done == epoch:
+                raise Interrupt
+            super().update(done, detail)
+
+    return Interrupting
+
+
+@pytest.mark.parametrize("eval_users", [0, 60], ids=["every-user", "sampled"])
+def test_a_resumed_teacher_trains_as_an_uninterrupted_one(data, tmp_path, eval_users):
+    """Stopped after its 5th evaluation and run again, the teacher goes on from that evaluation (not from scratch) and
+    ends with the same history, trajectory and weights as a run never stopped: every epoch's sampling is seeded by
+    epoch, and the optimiser's slots are part of the state."""
+    cfg = dataclasses.replace(CFG, eval_users=eval_users)
+    whole = train_teacher("MF", data, cfg, TRAJ, seed=1, progress=None)
+    assert whole.epochs > 12, "the interruption below falls inside training"
+    with pytest.raises(Interrupt):
+        train_teacher("MF", data, cfg, TRAJ, seed=1, progress=interrupting_at(10), resume_dir=tmp_path / "state")
+    RecordingProgress.instances.clear()
+    resumed = train_teacher("MF", data, cfg, TRAJ, seed=1, progress=RecordingProgress, resume_dir=tmp_path / "state")
+    (progress,) = RecordingProgress.instances
+    assert progress.updates[0][0] == 11  # the 10 epochs saved were not trained again
+    assert resumed.epochs == whole.epochs and resumed.early_stopped == whole.early_stopped
+    # the same float32 computations in the same order: equal up to the last bit on one machine; a tolerance of a few
+    # ulps covers a thread-count-dependent reduction order in the loss's sum
+    np.testing.assert_allclose([h["loss"] for h in resumed.history], [h["loss"] for h in whole.history], rtol=1e-6)
+    assert evaluations(resumed) == evaluations(whole)
+    assert resumed.trajectory.checkpoints == whole.trajectory.checkpoints
+    np.testing.assert_array_equal(resumed.trajectory.rankings, whole.trajectory.rankings)
+    for a, b in zip(resumed.teacher.variables, whole.teacher.variables):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-7)
+    assert resumed.test == pytest.approx(whole.test, abs=1e-9)
+
+
+def test_a_teacher_state_of_another_config_is_refused(data, tmp_path):
+    with pytest.raises(Interrupt):
+        train_teacher("MF", data, CFG, TRAJ, seed=1, progress=interrupting_at(4), resume_dir=tmp_path)
+    with pytest.raises(HetCompError, match="another teacher, config or seed; remove it"):
+        train_teacher("MF", data, dataclasses.replace(CFG, learning_rate=0.02), TRAJ, seed=1, resume_dir=tmp_path)
+
+
+def test_a_resumed_state_keeps_only_the_records_it_names(data, tmp_path):
+    """Record files are written before the state naming them and removed after the state that drops them: after an
+    interruption the records directory holds exactly the state's records."""
+    cfg = dataclasses.replace(CFG, eval_users=60)
+    with pytest.raises(Interrupt):
+        train_teacher("MF", data, cfg, TRAJ, seed=1, progress=interrupting_at(12), resume_dir=tmp_path)
+    state = read_json(tmp_path / "state" / "state.json")
+    assert sorted(p.name for p in (tmp_path / "records").iterdir()) == sorted(
+        f"{i}.npz" for i in state["recorder"]["records"]
+    )
+    assert state["epochs"] == 12 and len(state["recorder"]["evaluations"]) == 6

@@ -10,6 +10,9 @@ Under a tf.distribute strategy (`cfg.distribute`, as the student's) the teacher'
 and each replica steps on its share of every global batch (models/base.py); evaluations, early stopping and the
 trajectory read the synchronised weights, so every worker takes the same decisions, and only the chief's TensorBoard
 logs are kept (`distribute.worker_dir`).
+
+With a `resume_dir`, the whole training state is saved after every evaluation and a rerun goes on from the last one
+(`teachers/resume.py`): the teachers of a large data set outlast a session.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.models import Teacher, build_teacher
 from hetcomp_tf.teachers.optimizers import make_optimizer
+from hetcomp_tf.teachers.resume import Resumed, TeacherState
 from hetcomp_tf.teachers.trajectories import SampledTrajectoryRecorder, Trajectory, TrajectoryRecorder
 from hetcomp_tf.util.distribute import make_strategy, worker_dir
 from hetcomp_tf.util.progress import Progress, log
@@ -119,12 +123,27 @@ def train_teacher(
     progress: Callable[[str, int], Progress] | None = Progress,
     warm_start: WarmStart | None = None,
     strategy: tf.distribute.Strategy | None = None,
+    resume_dir: str | os.PathLike | None = None,
 ) -> TeacherRun:
-    """Trains teacher `name`; TensorBoard scalars go to log_dir/<name>/ (train/loss per epoch, valid/<metric> per
-    evaluation); `progress(what, total)` reports each epoch on stderr (None: silent). With `warm_start`, training
-    starts from an earlier snapshot's teacher (warmstart.py) instead of a fresh initialisation. `strategy`: the
-    tf.distribute strategy to train under (default: `cfg.distribute`'s); on a multi-worker cluster every worker
-    runs this function and only the chief writes to `log_dir`."""
+    """Trains teacher `name` (see the module docstring).
+
+    Args:
+        name: the teacher, one of TEACHER_NAMES.
+        data: the split to train, evaluate and rank on.
+        cfg: the teacher's config.
+        traj: which checkpoints the trajectory keeps.
+        seed: seeds the initialisation, each epoch's sampling and the in-graph randomness.
+        log_dir: TensorBoard scalars go to log_dir/<name>/ (train/loss per epoch, valid/<metric> per evaluation).
+        progress: `progress(what, total)` reports each epoch on stderr (None: silent).
+        warm_start: start from an earlier snapshot's teacher (warmstart.py) instead of a fresh initialisation.
+        strategy: the tf.distribute strategy to train under (default: `cfg.distribute`'s); on a multi-worker
+            cluster every worker runs this function and only the chief writes to `log_dir` and `resume_dir`.
+        resume_dir: the training state is saved there after every evaluation (`TeacherState`), and a run that
+            finds one there goes on from it, training exactly as it would have uninterrupted.
+
+    Returns:
+        The run, its teacher holding the best-valid weights.
+    """
     strategy = strategy if strategy is not None else make_strategy(cfg.distribute)
     with strategy.scope():
         teacher = build_teacher(name, data, cfg, seed)
@@ -132,49 +151,84 @@ def train_teacher(
         optimizer.build(teacher.trainable_variables)  # slots exist before the step is traced in replica context
     carried = warm_start.apply(teacher, data) if warm_start is not None else None
     sampled = 0 < cfg.eval_users < int((data.valid.lengths() > 0).sum())
-    recorder = (
-        SampledTrajectoryRecorder(name, data, traj, cfg.eval_users, seed)
-        if sampled
-        else TrajectoryRecorder(name, data.train, data.n_items, traj)
-    )
+    with worker_dir(log_dir, strategy) as log_dir, worker_dir(resume_dir, strategy) as save_dir:
+        records_dir = Path(save_dir) / "records" if save_dir is not None else None
+        recorder = (
+            SampledTrajectoryRecorder(name, data, traj, cfg.eval_users, seed, records_dir=records_dir)
+            if sampled
+            else TrajectoryRecorder(name, data.train, data.n_items, traj)
+        )
+        stopping = EarlyStopping(teacher, cfg.patience, name)
+        saved, resumed = None, Resumed(epochs=0, history=[], seconds=0.0, warm_start=carried)
+        if resume_dir is not None:
+            saved, found = (
+                TeacherState(d, name, cfg, seed, teacher, optimizer, recorder) for d in (save_dir, resume_dir)
+            )
+            if found.exists():
+                resumed, stale, best_weights = found.load()
+                stopping.resume(stale, best_weights)
+                log(f"{name}: resuming after epoch {resumed.epochs} from {resume_dir}")
+        with ScalarLog(Path(log_dir) / name if log_dir is not None else None) as scalars:
+            run = _train_loop(
+                name,
+                data,
+                cfg,
+                teacher,
+                optimizer,
+                recorder,
+                stopping,
+                scalars,
+                progress,
+                strategy,
+                resumed,
+                saved,
+                sampled,
+            )
+    return run
+
+
+def _train_loop(
+    name, data, cfg, teacher, optimizer, recorder, stopping, scalars, progress, strategy, resumed, saved, sampled
+) -> TeacherRun:
+    """`train_teacher`'s epochs from `resumed` on, then the trajectory and the test evaluation."""
     bar = progress(f"{name} epoch", cfg.epochs) if progress is not None else None
-    history, stopping, early_stopped = [], EarlyStopping(teacher, cfg.patience, name), False
+    history, early_stopped = resumed.history, stopping.stale >= cfg.patience  # a state saved as it stopped
+    last = resumed.epochs if early_stopped else cfg.epochs
     start = time.perf_counter()
-    with (
-        worker_dir(log_dir, strategy) as log_dir,
-        ScalarLog(Path(log_dir) / name if log_dir is not None else None) as scalars,
-    ):
-        for epoch in range(1, cfg.epochs + 1):
-            loss = teacher.train_epoch(optimizer, epoch - 1, strategy)
-            if not math.isfinite(loss):
-                raise HetCompError(
-                    f"{name}: training loss became {loss} at epoch {epoch}; "
-                    f"lower its learning_rate ({cfg.learning_rate})"
-                )
-            scalars.write(epoch, {"loss": loss}, prefix="train/")
-            entry, detail = {"epoch": epoch, "loss": loss}, f"loss {loss:.4f}"
-            if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-                if sampled:  # the sample's metrics decide; a record keeps weights, ranked at the end if chosen
-                    valid = recorder.evaluate(teacher.score_all)
-                    stopping.record(recorder.observe_weights(epoch, valid, teacher))
-                else:
-                    ranker = recorder.ranker(teacher.score_all)  # ranks the users while evaluation scores them
-                    valid = evaluate(ranker, data, "valid")
-                    stopping.record(recorder.observe(epoch, valid, ranker))
-                scalars.write(epoch, valid, prefix="valid/")
-                best = recorder.best
-                entry["valid"] = valid
-                detail += (
-                    f", valid {RECORD_METRIC} {valid[RECORD_METRIC]:.4f} "
-                    f"(best {best['valid'][RECORD_METRIC]:.4f} at epoch {best['epoch']})"
-                )
-            history.append(entry)
-            if bar is not None:
-                bar.update(epoch, detail)
-            if stopping.should_stop(epoch):
-                early_stopped = True
-                break
-    train_seconds = time.perf_counter() - start
+    for epoch in range(resumed.epochs + 1, last + 1):
+        loss = teacher.train_epoch(optimizer, epoch - 1, strategy)
+        if not math.isfinite(loss):
+            raise HetCompError(
+                f"{name}: training loss became {loss} at epoch {epoch}; lower its learning_rate ({cfg.learning_rate})"
+            )
+        scalars.write(epoch, {"loss": loss}, prefix="train/")
+        entry, detail = {"epoch": epoch, "loss": loss}, f"loss {loss:.4f}"
+        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+            if sampled:  # the sample's metrics decide; a record keeps weights, ranked at the end if chosen
+                valid = recorder.evaluate(teacher.score_all)
+                stopping.record(recorder.observe_weights(epoch, valid, teacher))
+            else:
+                ranker = recorder.ranker(teacher.score_all)  # ranks the users while evaluation scores them
+                valid = evaluate(ranker, data, "valid")
+                stopping.record(recorder.observe(epoch, valid, ranker))
+            scalars.write(epoch, valid, prefix="valid/")
+            best = recorder.best
+            entry["valid"] = valid
+            detail += (
+                f", valid {RECORD_METRIC} {valid[RECORD_METRIC]:.4f} "
+                f"(best {best['valid'][RECORD_METRIC]:.4f} at epoch {best['epoch']})"
+            )
+        history.append(entry)
+        if saved is not None and "valid" in entry:
+            stale, best_weights = stopping.state()
+            seconds = resumed.seconds + time.perf_counter() - start
+            saved.save(epoch, history, stale, best_weights, seconds, resumed.warm_start)
+        if bar is not None:
+            bar.update(epoch, detail)
+        if stopping.should_stop(epoch):
+            early_stopped = True
+            break
+    train_seconds = resumed.seconds + time.perf_counter() - start
     if sampled:
         trajectory = recorder.finish(teacher, teacher.score_all)  # leaves the teacher at its best checkpoint
     else:
@@ -190,5 +244,5 @@ def train_teacher(
         params=count_params(teacher),
         history=history,
         early_stopped=early_stopped,
-        warm_start=carried,
+        warm_start=resumed.warm_start,
     )

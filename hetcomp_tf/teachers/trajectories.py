@@ -24,6 +24,7 @@ observed_indptr.npy int64 [n_users+1], observed_indices.npy int32 [nnz], manifes
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -228,6 +229,25 @@ class TrajectoryRecorder:
         fractions = [*map(float, self.cfg.fractions), None]
         return chosen, [{**self.evaluations[i], "evaluation": i, "fraction": f} for i, f in zip(chosen, fractions)]
 
+    def state(self) -> dict:
+        """The evaluations and the record indices: with `write_records`' files, what `resume` needs."""
+        return {"evaluations": self.evaluations, "records": sorted(self.records)}
+
+    def write_records(self, directory: str | os.PathLike) -> None:
+        """Saves each record not saved yet as `directory`/<evaluation index>.npz (before the state naming it)."""
+        for index, (top, observed) in self.records.items():
+            path = _record_path(directory, index)
+            if not os.path.exists(path):
+                _save_atomically(path, top=top, indptr=observed.indptr, indices=observed.indices)
+
+    def resume(self, state: dict, directory: str | os.PathLike) -> None:
+        """Restores `state` (from `state`), the records' rankings read from `directory`."""
+        self.evaluations = state["evaluations"]
+        self.records = {}
+        for index in state["records"]:
+            with np.load(_record_path(directory, index)) as saved:
+                self.records[index] = (saved["top"], CSR(indptr=saved["indptr"], indices=saved["indices"]))
+
     def finish(self) -> Trajectory:
         """Picks the checkpoints by the module's rule and drops the other rankings."""
         chosen, checkpoints = self._chosen()
@@ -258,14 +278,26 @@ class SampledTrajectoryRecorder(TrajectoryRecorder):
     """
 
     def __init__(
-        self, teacher: str, data: Dataset, cfg: TrajectoryConfig, eval_users: int, seed: int = 0, batch_size: int = 512
+        self,
+        teacher: str,
+        data: Dataset,
+        cfg: TrajectoryConfig,
+        eval_users: int,
+        seed: int = 0,
+        batch_size: int = 512,
+        records_dir: str | os.PathLike | None = None,
     ):
+        """`records_dir`: where the records' weights are kept (they outlive the process, for a resumed run, and a
+        pruned record's file goes only at `remove_unlisted_records`, once a state no longer names it); default a
+        temporary directory, pruned records removed at once."""
         super().__init__(teacher, data.train, data.n_items, cfg, batch_size)
         self.data = data
         valid_users = np.flatnonzero(data.valid.lengths() > 0)
         count = min(eval_users, valid_users.size)
         self.users = np.sort(np.random.default_rng(seed).choice(valid_users, count, replace=False)).astype(np.int32)
-        self._scratch = tempfile.TemporaryDirectory(prefix=f"hetcomp-{teacher}-records-")
+        self._scratch = None if records_dir else tempfile.TemporaryDirectory(prefix=f"hetcomp-{teacher}-records-")
+        self.records_dir = os.fspath(records_dir) if records_dir else self._scratch.name
+        os.makedirs(self.records_dir, exist_ok=True)
 
     def evaluate(self, score_fn: Callable) -> dict:
         return evaluate(score_fn, self.data, "valid", users=self.users)
@@ -275,13 +307,29 @@ class SampledTrajectoryRecorder(TrajectoryRecorder):
         improved = self._register(epoch, valid)
         if improved:
             index = len(self.evaluations) - 1
-            np.savez(self._path(index), *[v.numpy() for v in model.variables])
+            _save_atomically(_record_path(self.records_dir, index), *[v.numpy() for v in model.variables])
             self.records[index] = None
             recalls = [e["valid"][RECORD_METRIC] for e in self.evaluations]
             for gone in prunable_records(sorted(self.records), recalls, self.cfg.fractions):
-                os.remove(self._path(gone))
                 del self.records[gone]
+            if self._scratch is not None:
+                remove_unlisted_records(self, self.records_dir)
         return improved
+
+    def write_records(self, directory: str | os.PathLike) -> None:
+        """Nothing to do: a record's weights are written when it is observed."""
+
+    def resume(self, state: dict, directory: str | os.PathLike) -> None:
+        self.evaluations = state["evaluations"]
+        self.records = dict.fromkeys(state["records"])
+        missing = [i for i in self.records if not os.path.exists(_record_path(directory, i))]
+        if missing:
+            raise HetCompError(f"{directory}: the weights of records {missing} are missing; remove it to start afresh")
+        for index in self.records:  # another worker's state (distribute.worker_dir): its records copied here
+            if os.path.abspath(_record_path(directory, index)) != os.path.abspath(
+                _record_path(self.records_dir, index)
+            ):
+                shutil.copyfile(_record_path(directory, index), _record_path(self.records_dir, index))
 
     def finish(self, model: tf.Module, score_fn: Callable) -> Trajectory:
         """Ranks every user at each chosen checkpoint (its weights loaded into `model`, scored by `score_fn`) and
@@ -289,7 +337,7 @@ class SampledTrajectoryRecorder(TrajectoryRecorder):
         chosen, checkpoints = self._chosen()
         rankings = []
         for index, checkpoint in zip(chosen, checkpoints):
-            with np.load(self._path(index)) as saved:
+            with np.load(_record_path(self.records_dir, index)) as saved:
                 for position, variable in enumerate(model.variables):
                     variable.assign(saved[f"arr_{position}"])
             ranker = self.ranker(score_fn)
@@ -297,12 +345,30 @@ class SampledTrajectoryRecorder(TrajectoryRecorder):
             top, observed = ranker.result(self.batch_size)
             rankings.append(top)
             checkpoint["valid_sample"], checkpoint["valid"] = checkpoint["valid"], full
-        self._scratch.cleanup()
+        if self._scratch is not None:
+            self._scratch.cleanup()
         self.records = {}
         return Trajectory(self.teacher, np.stack(rankings), observed, checkpoints, self.n_items)
 
-    def _path(self, index: int) -> str:
-        return os.path.join(self._scratch.name, f"{index}.npz")
+
+def remove_unlisted_records(recorder: TrajectoryRecorder, directory: str | os.PathLike) -> None:
+    """Removes the record files in `directory` of evaluations `recorder` no longer keeps (pruned, or written after
+    the state it resumed from)."""
+    keep = {os.path.basename(_record_path(directory, index)) for index in recorder.records}
+    for name in os.listdir(directory):
+        if name.endswith(".npz") and name not in keep:
+            os.remove(os.path.join(directory, name))
+
+
+def _record_path(directory: str | os.PathLike, index: int) -> str:
+    return os.path.join(os.fspath(directory), f"{index}.npz")
+
+
+def _save_atomically(path: str, *arrays: np.ndarray, **named: np.ndarray) -> None:
+    """np.savez to `path` through a temporary file, so a crash never leaves a truncated record."""
+    partial = path + ".partial.npz"
+    np.savez(partial, *arrays, **named)
+    os.replace(partial, path)
 
 
 def trajectories_dir(out_dir: str | os.PathLike) -> Path:

@@ -6,10 +6,11 @@ teachers.json (per-teacher and ensemble metrics) and logs/teachers/<TEACHER>/ (T
 built in a temporary directory next to `out` and moved in only when all teachers succeeded, so a failed or
 interrupted run leaves `out` as it was. With jobs > 1, that many teachers train at a time in worker processes.
 
-Resumable by teacher: each finished teacher is kept in `out`/.teachers-resume/ (its trajectory, logs and
-teachers.json entry) under a fingerprint of the split, the profile and the seed; a rerun with the same fingerprint
-trains only the teachers that did not finish (a teacher stopped mid-training starts again). On data of Gowalla's
-size the teachers take hours, longer than a machine may stay up.
+Resumable: each finished teacher is kept in `out`/.teachers-resume/ (its trajectory, logs and teachers.json
+entry) under a fingerprint of the split, the profile and the seed, and a teacher in training saves its state there
+after every evaluation (`teachers/resume.py`); a rerun with the same fingerprint trains only the teachers that did
+not finish, each from its last evaluation. On data of Gowalla's size the teachers take hours, longer than a machine
+may stay up.
 
 Teachers trained one after another (jobs = 1) report each epoch with the ETA of all of them: the training teacher's
 own ETA plus the estimate of the teachers not started (`estimate.teacher_estimates`, from the cost model's fits at
@@ -42,6 +43,7 @@ from hetcomp_tf.util.workers import run_in_workers
 
 OUTPUTS = ("dataset.npz", "teachers.json", "trajectories", "logs/teachers")
 RESUME = ".teachers-resume"
+TRAINING = "training"  # under RESUME: the state of each teacher in training
 TABLE_COLUMNS = [*(f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")), "seconds"]
 
 
@@ -64,8 +66,9 @@ def train_teachers(
     if finished:
         log(f"resuming: {', '.join(finished)} already trained ({resume})")
     todo = [name for name in names if name not in finished]
-    for name in todo:  # what a stopped teacher left
-        shutil.rmtree(resume / "logs" / "teachers" / name, ignore_errors=True)
+    for name in todo:  # the logs of a teacher stopped before its first saved state
+        if not (resume / TRAINING / name).is_dir():
+            shutil.rmtree(resume / "logs" / "teachers" / name, ignore_errors=True)
     in_workers = jobs > 1 and len(todo) > 1
     later = {} if in_workers else seconds_after(todo, teacher_estimates(profile, Shape.of_dataset(data), todo))
     tasks = [(name, train_into, (name, os.fspath(resume), profile, seed, started, later.get(name))) for name in todo]
@@ -203,9 +206,10 @@ def train_into(
     run_started: float | None = None,
     later_seconds: float | None = None,
 ) -> dict:
-    """Trains teacher `name` on staging/dataset.npz, saves its trajectory and TensorBoard logs under `staging`
-    and returns its teachers.json entry (module-level: it also runs in worker processes). With `later_seconds`
-    (the estimate of the teachers after it), its epoch lines carry the ETA of all teachers (`TeachersProgress`)."""
+    """Trains teacher `name` on staging/dataset.npz (from its saved state under staging/training/ if there is one),
+    saves its trajectory and TensorBoard logs under `staging` and returns its teachers.json entry (module-level: it
+    also runs in worker processes). With `later_seconds` (the estimate of the teachers after it), its epoch lines
+    carry the ETA of all teachers (`TeachersProgress`)."""
     staging = Path(staging)
     progress = (
         Progress
@@ -220,10 +224,12 @@ def train_into(
         seed=seed,
         log_dir=staging / "logs" / "teachers",
         progress=progress,
+        resume_dir=staging / TRAINING / name,
     )
     run.trajectory.save(staging / "trajectories" / name)
     log(f"{name}: test {_short(run.test)} after {run.epochs} epochs ({run.ended_by}, {run.train_seconds:.0f}s)")
-    write_json(staging / "runs" / f"{name}.json", run.to_dict())  # last: the teacher counts as finished
+    write_json(staging / "runs" / f"{name}.json", run.to_dict())  # the teacher counts as finished
+    shutil.rmtree(staging / TRAINING / name)
     return run.to_dict()
 
 
