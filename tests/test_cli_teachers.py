@@ -212,21 +212,47 @@ def test_a_stopped_teachers_run_resumes_with_the_teachers_it_finished(tmp_path, 
 
 
 def test_a_resume_state_written_with_the_shared_teacher_config_is_resumed(tmp_path):
-    """Resume states of runs before the per-teacher configs have every teacher's config in the shared TeacherConfig's
+    """Resume states of older runs hold the whole profile, with every teacher's config in the shared TeacherConfig's
     JSON shape: read in today's shape, the same profile and seed still resume; another seed does not."""
     from hetcomp_tf.config import get_profile
     from hetcomp_tf.data.loading import load_dataset
     from hetcomp_tf.teachers import workflow
-    from hetcomp_tf.util.files import read_json, write_json
+    from hetcomp_tf.util.files import write_json
     from tests.test_config import SHARED_SHAPE_TINY
 
     profile = get_profile("tiny")
     data = load_dataset("synthetic", None, profile.data)
     resume = workflow._resume_directory(tmp_path / workflow.RESUME, data, profile, 3)
-    stamp = read_json(resume / "fingerprint.json")
-    write_json(resume / "fingerprint.json", {**stamp, "profile": {**stamp["profile"], "teachers": SHARED_SHAPE_TINY}})
+    old_stamp = {"profile": {**profile.to_dict(), "teachers": SHARED_SHAPE_TINY}, "seed": 3}
+    write_json(resume / "fingerprint.json", old_stamp)
     write_json(resume / "runs" / "MF.json", {})
     workflow._resume_directory(resume, data, profile, 3)
     assert (resume / "runs" / "MF.json").is_file()
     workflow._resume_directory(resume, data, profile, 4)
+    assert not (resume / "runs").exists()
+
+
+def test_the_teachers_resume_only_under_the_configs_they_depend_on(tmp_path):
+    """A profile whose student or name changes keeps its trained teachers; one whose teacher or trajectory config
+    changes trains them again."""
+    import dataclasses
+
+    from hetcomp_tf.config import get_profile
+    from hetcomp_tf.data.loading import load_dataset
+    from hetcomp_tf.teachers import workflow
+    from hetcomp_tf.util.files import write_json
+
+    profile = get_profile("tiny")
+    data = load_dataset("synthetic", None, profile.data)
+    resume = workflow._resume_directory(tmp_path / workflow.RESUME, data, profile, 3)
+    write_json(resume / "runs" / "MF.json", {})
+    student_changed = dataclasses.replace(
+        profile, name="mine", distill=dataclasses.replace(profile.distill, learning_rate=0.5), student_dims=(3,)
+    )
+    workflow._resume_directory(resume, data, student_changed, 3)
+    assert (resume / "runs" / "MF.json").is_file()
+    teacher_changed = dataclasses.replace(
+        profile, teachers={**profile.teachers, "MF": dataclasses.replace(profile.teachers["MF"], dim=8)}
+    )
+    workflow._resume_directory(resume, data, teacher_changed, 3)
     assert not (resume / "runs").exists()

@@ -107,13 +107,13 @@ def _resume_directory(resume: Path, data: Dataset, profile: Profile, seed: int) 
     """`resume`, holding data's split and the fingerprint of (split, profile, seed); emptied first if it was
     written under another fingerprint."""
     split = resume / "dataset.npz"
-    fingerprint = {"profile": profile.to_dict(), "seed": seed}
+    fingerprint = teachers_fingerprint(profile, seed)
     if resume.is_dir():
         stamp = resume / "fingerprint.json"
         same = (
             stamp.is_file()
             and split.is_file()
-            and _read_fingerprint(stamp) == json.loads(json.dumps(fingerprint))
+            and _read_fingerprint(stamp) == fingerprint
             and Dataset.load(split).same_split(data)
         )
         if not same:
@@ -126,16 +126,26 @@ def _resume_directory(resume: Path, data: Dataset, profile: Profile, seed: int) 
     return resume
 
 
+def teachers_fingerprint(profile: Profile, seed: int) -> dict:
+    """What the teachers' results depend on: the profile's data, teacher and trajectory configs and the seed (not its
+    name, student or sizes: a profile that changes only its student keeps its teachers)."""
+    parts = profile.to_dict()
+    return json.loads(json.dumps({key: parts[key] for key in ("data", "teachers", "trajectory")} | {"seed": seed}))
+
+
 def _read_fingerprint(stamp: Path) -> dict:
-    """A resume directory's fingerprint with its profile in today's JSON shape: one written before the per-teacher
-    configs holds each teacher's in the shared TeacherConfig's shape, which `from_dict` reads. A profile that no
-    longer reads (fields since removed) is left as written: it differs from any of today's."""
+    """A resume directory's fingerprint in today's shape. One written as {"profile", "seed"} (the whole profile,
+    before `teachers_fingerprint`), and one whose teachers are in the shared TeacherConfig's shape (before the
+    per-teacher configs, which `from_dict` reads), are read as today's; a profile that no longer reads (fields since
+    removed) is left as written: it differs from any of today's."""
     saved = read_json(stamp)
+    if "profile" not in saved:
+        return saved
     try:
         profile = from_dict(Profile, saved["profile"])
     except (HetCompError, KeyError, TypeError):
         return saved
-    return {**saved, "profile": json.loads(json.dumps(profile.to_dict()))}
+    return teachers_fingerprint(profile, saved.get("seed"))
 
 
 def load_target_knowledge(
