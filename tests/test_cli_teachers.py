@@ -256,3 +256,22 @@ def test_the_teachers_resume_only_under_the_configs_they_depend_on(tmp_path):
     )
     workflow._resume_directory(resume, data, teacher_changed, 3)
     assert not (resume / "runs").exists()
+
+
+def test_the_finished_teachers_are_read_without_changing_anything(tmp_path):
+    """What a run's estimate leaves out: the teachers finished under the same fingerprint; none under another, and the
+    resume directory is left as it was either way."""
+    from hetcomp_tf.config import get_profile
+    from hetcomp_tf.data.loading import load_dataset
+    from hetcomp_tf.teachers import workflow
+    from hetcomp_tf.util.files import write_json
+
+    profile = get_profile("tiny")
+    data = load_dataset("synthetic", None, profile.data)
+    assert workflow.finished_teachers(tmp_path, data, profile, 3) == []
+    resume = workflow._resume_directory(tmp_path / workflow.RESUME, data, profile, 3)
+    for name in ("MF", "GNN"):
+        write_json(resume / "runs" / f"{name}.json", {})
+    assert workflow.finished_teachers(tmp_path, data, profile, 3) == ["GNN", "MF"]
+    assert workflow.finished_teachers(tmp_path, data, profile, 4) == []
+    assert sorted(path.name for path in (resume / "runs").iterdir()) == ["GNN.json", "MF.json"]

@@ -175,6 +175,7 @@ def log_plan_estimate(plan) -> None:
     from hetcomp_tf.bench.work import Shape
     from hetcomp_tf.config import TEACHER_NAMES
     from hetcomp_tf.data.loading import load_dataset
+    from hetcomp_tf.teachers.workflow import finished_teachers
 
     data = load_dataset(plan.data_spec, plan.fmt, plan.profile.data)
     keys = [
@@ -182,7 +183,10 @@ def log_plan_estimate(plan) -> None:
         for key in (plan.keys if plan.only_runs is None else plan.only_runs)
         if plan.only_seeds is None or key.seed in plan.only_seeds
     ]
-    teachers = [] if teachers_reusable(Path(plan.out), data, plan.profile) is None else list(TEACHER_NAMES)
+    teachers = []
+    if teachers_reusable(Path(plan.out), data, plan.profile) is not None:
+        finished = finished_teachers(plan.out, data, plan.profile, seed=0)
+        teachers = [name for name in TEACHER_NAMES if name not in finished]
     teachers += [direct_teacher(key.method) for key in keys if is_direct(key.method)]
     students = sum(not is_direct(key.method) for key in keys)
     estimate.log_estimate(plan.profile, Shape.of_dataset(data), teachers, students)

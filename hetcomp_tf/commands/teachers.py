@@ -69,12 +69,13 @@ def run(args) -> int:
     from hetcomp_tf.bench.estimate import log_estimate
     from hetcomp_tf.bench.work import Shape
     from hetcomp_tf.data.loading import load_dataset
-    from hetcomp_tf.teachers.workflow import teachers_table, train_teachers
+    from hetcomp_tf.teachers.workflow import finished_teachers, teachers_table, train_teachers
     from hetcomp_tf.util.progress import log
 
     data = load_dataset(args.data, args.format, profile.data)
     log(f"dataset {data.name}: {data.sizes()}")
-    log_estimate(profile, Shape.of_dataset(data), names)
+    finished = finished_teachers(out, data, profile, args.seed)
+    log_estimate(profile, Shape.of_dataset(data), [name for name in names if name not in finished])
     with worker_dir(out, strategy) as written:  # the chief's --out; a scratch directory on the other workers
         result = train_teachers(data, profile, written, names, seed=args.seed, jobs=args.jobs)
     if not is_chief(strategy):

@@ -106,24 +106,34 @@ def train_teachers(
 def _resume_directory(resume: Path, data: Dataset, profile: Profile, seed: int) -> Path:
     """`resume`, holding data's split and the fingerprint of (split, profile, seed); emptied first if it was
     written under another fingerprint."""
-    split = resume / "dataset.npz"
-    fingerprint = teachers_fingerprint(profile, seed)
-    if resume.is_dir():
-        stamp = resume / "fingerprint.json"
-        same = (
-            stamp.is_file()
-            and split.is_file()
-            and _read_fingerprint(stamp) == fingerprint
-            and Dataset.load(split).same_split(data)
-        )
-        if not same:
-            log(f"{resume}: written for another split, profile or seed; starting the teachers afresh")
-            shutil.rmtree(resume)
+    if resume.is_dir() and not _resumable(resume, data, profile, seed):
+        log(f"{resume}: written for another split, profile or seed; starting the teachers afresh")
+        shutil.rmtree(resume)
     if not resume.is_dir():
         resume.mkdir(parents=True)
-        data.save(split)  # workers train on exactly this split
-        write_json(resume / "fingerprint.json", fingerprint)
+        data.save(resume / "dataset.npz")  # workers train on exactly this split
+        write_json(resume / "fingerprint.json", teachers_fingerprint(profile, seed))
     return resume
+
+
+def _resumable(resume: Path, data: Dataset, profile: Profile, seed: int) -> bool:
+    """Whether `resume` was written for data's split, the profile's teachers and the seed."""
+    stamp, split = resume / "fingerprint.json", resume / "dataset.npz"
+    return (
+        stamp.is_file()
+        and split.is_file()
+        and _read_fingerprint(stamp) == teachers_fingerprint(profile, seed)
+        and Dataset.load(split).same_split(data)
+    )
+
+
+def finished_teachers(out: str | os.PathLike, data: Dataset, profile: Profile, seed: int) -> list[str]:
+    """The teachers a `train_teachers` into `out` would not train again (finished before, under the same split,
+    teacher configs and seed), read without changing anything: what a run's estimate leaves out."""
+    resume = Path(out) / RESUME
+    if not (resume.is_dir() and _resumable(resume, data, profile, seed)):
+        return []
+    return sorted(path.stem for path in (resume / "runs").glob("*.json"))
 
 
 def teachers_fingerprint(profile: Profile, seed: int) -> dict:
