@@ -644,19 +644,20 @@ def _settable_type(hint) -> tuple[type | None, bool]:
     return None, False
 
 
-def override(cfg, assignments, forbidden: tuple[str, ...] = ()):
+def override(cfg, assignments, forbidden: tuple[str, ...] = (), option: str = "--set", prefix: str = ""):
     """`cfg` with FIELD=VALUE assignments applied (the commands' --set). VALUE is read as JSON when it parses
     (5e-3, 64, true), else as a string, and must fit the field's type; only scalar fields can be set, and an
-    optional one (float | None) also takes null or none."""
+    optional one (float | None) also takes null or none. Errors quote `option` and `prefix` + the assignment."""
     hints = typing.get_type_hints(type(cfg))
     types = {name: _settable_type(hint) for name, hint in hints.items() if name not in forbidden}
     settable = [name for name, (scalar, _) in types.items() if scalar is not None]
     changes = {}
     for text in assignments:
         name, sep, raw = text.partition("=")
+        shown = f"{option} {prefix + text!r}"
         if not sep or name not in settable:
             raise HetCompError(
-                f"--set {text!r}: expected FIELD=VALUE, FIELD one of {', '.join(settable)} "
+                f"{shown}: expected FIELD=VALUE, FIELD one of {', '.join(settable)} "
                 f"(the settable fields of {_describe(type(cfg))})"
             )
         try:
@@ -671,8 +672,32 @@ def override(cfg, assignments, forbidden: tuple[str, ...] = ()):
             value = float(value)
         if type(value) is not hint:
             article = "an" if hint is int else "a"
-            raise HetCompError(
-                f"--set {text!r}: {name} takes {article} {hint.__name__}{' or none' * optional}, " f"got {raw!r}"
-            )
+            raise HetCompError(f"{shown}: {name} takes {article} {hint.__name__}{' or none' * optional}, got {raw!r}")
         changes[name] = value
     return dataclasses.replace(cfg, **changes)
+
+
+def override_teachers(teachers: dict[str, TeacherConfig], assignments) -> dict[str, TeacherConfig]:
+    """`teachers` with TEACHER.FIELD=VALUE assignments applied (`hetcomp teachers --teacher-set`; TEACHER "all" sets
+    the field of every teacher), each read as `override` reads --set, every changed config checked as it is rebuilt.
+
+    Args:
+        teachers: {teacher name: its config}.
+        assignments: e.g. ["MF.optimizer=lazy_adam", "all.eval_users=1000"].
+
+    Returns:
+        The configs with the assignments applied, in the order given.
+
+    Raises:
+        HetCompError: a malformed assignment, an unknown teacher or field, a value of the wrong type or range.
+    """
+    teachers = dict(teachers)
+    for text in assignments:
+        target, dot, assignment = text.partition(".")
+        if not dot or (target != "all" and target not in teachers):
+            raise HetCompError(
+                f"--teacher-set {text!r}: expected TEACHER.FIELD=VALUE, TEACHER one of {', '.join(teachers)} or all"
+            )
+        for name in teachers if target == "all" else [target]:
+            teachers[name] = override(teachers[name], [assignment], option="--teacher-set", prefix=f"{target}.")
+    return teachers

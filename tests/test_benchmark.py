@@ -409,6 +409,20 @@ def test_teachers_are_retrained_for_another_profile_or_split(tmp_path_factory, t
     assert teachers_reusable(tmp_path / "copy", data, TINY) == "teachers GNN are missing"
 
 
+def test_teachers_trained_with_other_settings_are_not_reused(tmp_path_factory, tmp_path):
+    """teachers.json records every teacher's config: a `hetcomp teachers --teacher-set` run is not the profile's."""
+    source = shared_teachers(tmp_path_factory)
+    data = load_dataset("synthetic", None, TINY.data)
+    copy_teachers(source, tmp_path / "copy")
+    summary = json.loads((tmp_path / "copy" / "teachers.json").read_text())
+    assert summary["teacher_configs"]["MF"] == json.loads(json.dumps(dataclasses.asdict(TINY.teachers["MF"])))
+    summary["teacher_configs"]["MF"]["optimizer"] = "lazy_adam"
+    (tmp_path / "copy" / "teachers.json").write_text(json.dumps(summary))
+    assert teachers_reusable(tmp_path / "copy", data, TINY) == (
+        "teachers MF were trained with other settings than profile 'tiny''s"
+    )
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

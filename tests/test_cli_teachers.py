@@ -99,6 +99,18 @@ def test_teachers_prints_the_test_metrics_table(teachers_out):
     assert rows["Ensemble"][-1] == "-"
 
 
+def test_teacher_set_trains_with_the_changed_config_and_records_it(tmp_path):
+    out = tmp_path / "out"
+    with contextlib.redirect_stdout(io.StringIO()):
+        argv = ["teachers", "--data", "synthetic", "--profile", "tiny", "--teachers", "MF", "--out", str(out)]
+        assert main([*argv, "--teacher-set", "MF.dim=8", "--teacher-set", "all.epochs=2"]) == 0
+    result = json.loads((out / "teachers.json").read_text())
+    data = Dataset.load(out / "dataset.npz")
+    assert result["teacher_configs"]["MF"]["dim"] == 8 and result["teacher_configs"]["MF"]["epochs"] == 2
+    assert result["teachers"]["MF"]["params"] == (data.n_users + data.n_items) * 8
+    assert result["teachers"]["MF"]["epochs"] == 2
+
+
 def test_a_teacher_its_epoch_cap_stopped_is_named_so_in_the_table():
     metrics = {key: 0.1 for key in METRIC_KEYS}
     result = {
@@ -120,6 +132,8 @@ def test_a_teacher_its_epoch_cap_stopped_is_named_so_in_the_table():
         (["--data", "synthetic", "--teachers", "MF,MF"], "at most once"),
         (["--data", "/nonexistent/users.csv"], "/nonexistent/users.csv"),
         (["--data", "synthetic", "--jobs", "0"], "--jobs 0"),
+        (["--data", "synthetic", "--teacher-set", "XX.dim=3"], "--teacher-set 'XX.dim=3': expected TEACHER.FIELD"),
+        (["--data", "synthetic", "--teacher-set", "MF.dim=0"], "dim=0"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, argv, message):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 
@@ -28,6 +29,7 @@ from hetcomp_tf.config import (
     from_dict,
     get_profile,
     override,
+    override_teachers,
 )
 from hetcomp_tf.errors import HetCompError
 
@@ -564,6 +566,23 @@ def test_set_assigns_a_choice_field_and_checks_its_value():
         override(cfg, ["rest_kernel=gpu"])
     with pytest.raises(HetCompError, match="targets takes a str"):
         override(cfg, ["targets=3"])
+
+
+def test_teacher_set_assigns_one_teacher_or_all_and_checks_each():
+    teachers = get_profile("paper").teachers
+    changed = override_teachers(teachers, ["MF.optimizer=lazy_adam", "all.eval_users=1000", "GNN.n_layers=3"])
+    assert changed["MF"].optimizer == "lazy_adam" and teachers["MF"].optimizer == "adam"
+    assert {cfg.eval_users for cfg in changed.values()} == {1000}
+    assert changed["GNN"].n_layers == 3 and changed["ML"] == dataclasses.replace(teachers["ML"], eval_users=1000)
+    for text, message in [
+        ("MF=1", "expected TEACHER.FIELD=VALUE, TEACHER one of MF, ML, DL, GNN, AE, I-AE or all"),
+        ("XX.dim=3", "expected TEACHER.FIELD=VALUE"),
+        ("AE.n_negatives=2", "--teacher-set 'AE.n_negatives=2': expected FIELD=VALUE, FIELD one of"),
+        ("all.dim=ten", "--teacher-set 'all.dim=ten': dim takes an int"),
+        ("MF.optimizer=sgd", "optimizer='sgd': choose one of adam, lazy_adam"),
+    ]:
+        with pytest.raises(HetCompError, match=re.escape(message)):
+            override_teachers(teachers, [text])
 
 
 def test_the_method_names_are_the_distillers_methods_and_checking_needs_no_tensorflow():

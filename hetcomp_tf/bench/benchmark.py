@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import shutil
 import time
@@ -97,6 +98,10 @@ def teachers_reusable(out: Path, data: Dataset, profile: Profile) -> str | None:
     missing = [name for name in TEACHER_NAMES if name not in summary.get("teachers", {})]
     if missing:
         return f"teachers {', '.join(missing)} are missing"
+    configs = json.loads(json.dumps({name: dataclasses.asdict(cfg) for name, cfg in profile.teachers.items()}))
+    other = sorted(name for name, cfg in summary.get("teacher_configs", configs).items() if cfg != configs.get(name))
+    if other:
+        return f"teachers {', '.join(other)} were trained with other settings than profile {profile.name!r}'s"
     stored = Dataset.load(out / "dataset.npz")
     same = stored.name == data.name and all(
         np.array_equal(getattr(stored, split).indptr, getattr(data, split).indptr)

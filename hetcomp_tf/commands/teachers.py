@@ -8,7 +8,7 @@ TF_CONFIG runs the same command; only the chief writes --out.
 from __future__ import annotations
 
 from hetcomp_tf.commands.options import add_data_arguments, parse_list, prepare_data, profile_from_args
-from hetcomp_tf.config import STRATEGIES, TEACHER_NAMES
+from hetcomp_tf.config import STRATEGIES, TEACHER_NAMES, override_teachers
 from hetcomp_tf.errors import HetCompError
 
 
@@ -20,6 +20,15 @@ def add_arguments(parser) -> None:
         default=",".join(TEACHER_NAMES),
         metavar="T,T,...",
         help=f"comma-separated subset of {','.join(TEACHER_NAMES)} (default: all)",
+    )
+    parser.add_argument(
+        "--teacher-set",
+        action="append",
+        default=[],
+        metavar="TEACHER.FIELD=VALUE",
+        help="override a teacher's config field of the profile (repeatable; TEACHER 'all' for every teacher; typed, "
+        "e.g. --teacher-set MF.optimizer=lazy_adam --teacher-set all.eval_users=1000); teachers.json records "
+        "every teacher's config, and a benchmark reuses teachers only under its profile's",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -45,6 +54,7 @@ def run(args) -> int:
     from pathlib import Path
 
     profile = profile_from_args(args)
+    profile = dataclasses.replace(profile, teachers=override_teachers(profile.teachers, args.teacher_set))
     names = parse_list(args.teachers, "--teachers", TEACHER_NAMES, "teacher")
     if args.jobs < 1:
         raise HetCompError(f"--jobs {args.jobs}: must be >= 1")

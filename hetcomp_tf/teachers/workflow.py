@@ -94,6 +94,7 @@ def train_teachers(
             "profile": profile.name,
             "seed": seed,
             "trajectory": dataclasses.asdict(profile.trajectory),
+            "teacher_configs": {name: dataclasses.asdict(profile.teachers[name]) for name in names},
             "teachers": summaries,
             "ensemble": {**ensemble_metrics(knowledge, data), "tau": profile.distill.tau},
             "ensemble_weighted": weighted,
