@@ -34,6 +34,12 @@ METADATA_FILE = "metadata.sqlite"  # local runs' ML Metadata store, under out_di
 
 @dataclass(frozen=True)
 class PipelineConfig:
+    """One pipeline run's settings (each field's comment says what it sets); checked on construction.
+
+    Raises:
+        HetCompError: unknown or no teachers, fewer than one worker, or a bad profile, method or setting.
+    """
+
     out_dir: str  # local runs: pipeline root, metadata and serving directory live under it
     data: str = "citeulike"  # "synthetic" | "citeulike" | path to users.dat or a CSV/TSV file
     data_format: str | None = None  # None: inferred from the file name
@@ -71,12 +77,16 @@ class PipelineConfig:
         self.distill_config()  # built, hence checked: fails early on an unknown profile, method or setting
 
     def profile_config(self) -> Profile:
+        """The named profile."""
         return get_profile(self.profile)
 
     def data_config(self) -> DataConfig:
+        """The profile's DataConfig with this run's `min_rating` and `split_protocol` where set."""
         return data_options(self.profile_config().data, self.min_rating, self.split_protocol)
 
     def distill_config(self) -> DistillConfig:
+        """The profile's DistillConfig with `distill_set`, the method and the seed, multi-worker when the
+        StudentTrainer gets several workers."""
         base = override(self.profile_config().distill, self.distill_set, forbidden=RUN_FIELDS)
         # several workers: multi-worker unless --set chose a strategy (the StudentTrainer rejects any other)
         workers = {"distribute": "multi_worker"} if self.student_workers > 1 and base.distribute == "none" else {}
@@ -89,6 +99,8 @@ class PipelineConfig:
         return dataclasses.replace(base, distribute="multi_worker") if several else base
 
     def blessing_thresholds(self) -> dict:
+        """The RankingEvaluator's `thresholds`: {"metric", "min_share_of_ensemble", "change_absolute",
+        "change_relative"}."""
         share = self.min_share_of_ensemble
         return {
             "metric": RECORD_METRIC,
@@ -98,12 +110,15 @@ class PipelineConfig:
         }
 
     def root(self) -> str:
+        """The pipeline root: `pipeline_root`, default <out_dir>/pipeline_root."""
         return self.pipeline_root or os.path.join(self.out_dir, "pipeline_root")
 
     def serving(self) -> str:
+        """The Pusher's base directory: `serving_dir`, default <out_dir>/serving."""
         return self.serving_dir or os.path.join(self.out_dir, "serving")
 
     def metadata_path(self) -> str:
+        """The local runs' ML Metadata store, <out_dir>/metadata.sqlite."""
         return os.path.join(self.out_dir, METADATA_FILE)
 
     def beam_args(self) -> list[str]:

@@ -13,8 +13,19 @@ from pipeline.pipeline import create_pipeline
 
 
 def compile_pipeline(config: PipelineConfig, image: str, output_file: str) -> dict:
-    """Writes the spec to `output_file` and returns it as a dict (config.root() should be a URI every
-    task can reach, e.g. gs://bucket/hetcomp)."""
+    """Compiles the pipeline to a Kubeflow Pipelines v2 job spec.
+
+    Args:
+        config: the pipeline's config; `config.root()` should be a URI every task can reach, e.g. gs://bucket/hetcomp.
+        image: the container image every task runs.
+        output_file: where the JSON spec is written.
+
+    Returns:
+        The spec as a dict.
+
+    Raises:
+        HetCompError: `config.warm_start` (warm starts run on the local runner only).
+    """
     if config.warm_start:  # the v2 compiler's resolvers filter by artifact type only, not by producer
         raise HetCompError(
             "warm starts run on the local runner only: the Kubeflow v2 compiler cannot resolve one "

@@ -32,7 +32,14 @@ _IGNORED_WARNINGS = {"ArtifactQuery.property_predicate is not supported.", "Exec
 
 
 class ComponentProgress(logging.Filter):
-    """Turns the runner's per-node INFO messages into progress lines and drops TFX's other INFO chatter."""
+    """Turns the runner's per-node INFO messages into progress lines and drops TFX's other INFO chatter.
+
+    Attributes:
+        current: the node running now, None between nodes.
+        started: when it started (time.perf_counter()).
+        cached: whether its execution came from the cache.
+        seconds: {node id: wall time of its launch in seconds}, cache hits included.
+    """
 
     def __init__(self):
         super().__init__()
@@ -42,6 +49,14 @@ class ComponentProgress(logging.Filter):
         self.seconds: dict[str, float] = {}  # node id -> wall time of its launch (cache hits included)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Logs a node's start and finish from the runner's messages.
+
+        Args:
+            record: an absl log record.
+
+        Returns:
+            Whether the record is still logged: warnings and errors, but for those that carry nothing here.
+        """
         if record.msg == _RUNNING:
             self.current, self.started, self.cached = record.args[0], time.perf_counter(), False
             log(f"component {self.current} started")
@@ -55,6 +70,7 @@ class ComponentProgress(logging.Filter):
         return record.levelno >= logging.WARNING and record.msg not in _IGNORED_WARNINGS
 
     def failed(self) -> None:
+        """Logs the running node's failure and its seconds (a no-op between nodes)."""
         if self.current is not None:
             log(f"component {self.current} failed after {time.perf_counter() - self.started:.1f}s")
 
@@ -62,7 +78,11 @@ class ComponentProgress(logging.Filter):
 @contextlib.contextmanager
 def component_progress() -> Iterator[ComponentProgress]:
     """absl verbosity (not just the logger level) goes to INFO: TensorFlow's SavedModel export silences absl
-    and then restores the previous *verbosity*, which would otherwise drop the remaining nodes' messages."""
+    and then restores the previous *verbosity*, which would otherwise drop the remaining nodes' messages.
+
+    Yields:
+        The `ComponentProgress` filter, installed on the absl logger while the block runs.
+    """
     logger = absl_logging.get_absl_logger()
     progress, verbosity = ComponentProgress(), absl_logging.get_verbosity()
     logger.addFilter(progress)
@@ -79,22 +99,37 @@ def component_progress() -> Iterator[ComponentProgress]:
 
 @dataclass
 class NodeRun:
-    """One node of the latest pipeline run as ML Metadata recorded it."""
+    """One node of the latest pipeline run as ML Metadata recorded it.
+
+    Attributes:
+        state: its execution's last known state, lower case: "complete", "cached", "failed", ...
+        outputs: {output key: [Artifact]}.
+        inputs: {input key: [Artifact]}, resolved ones included.
+    """
 
     state: str  # "complete" | "cached" | "failed" | ...
     outputs: dict[str, list[metadata_store_pb2.Artifact]] = field(default_factory=dict)
     inputs: dict[str, list[metadata_store_pb2.Artifact]] = field(default_factory=dict)  # resolved ones included
 
     def uri(self, key: str) -> str:
+        """The URI of the first artifact of output `key`."""
         return self.outputs[key][0].uri
 
 
 def metadata_config(path: str):
+    """The ML Metadata connection config of the SQLite store at `path`."""
     return tfx.orchestration.metadata.sqlite_metadata_connection_config(path)
 
 
 def latest_run(metadata_path: str) -> dict[str, NodeRun]:
-    """Node id -> NodeRun for the newest pipeline run in the store."""
+    """What the newest pipeline run in the store did, node by node.
+
+    Args:
+        metadata_path: the SQLite ML Metadata file.
+
+    Returns:
+        {node id: NodeRun}; {} when the store holds no run.
+    """
     store = metadata_store.MetadataStore(metadata_config(metadata_path))
     runs = store.get_contexts_by_type(constants.PIPELINE_RUN_CONTEXT_TYPE_NAME)
     if not runs:
@@ -119,8 +154,17 @@ def latest_run(metadata_path: str) -> dict[str, NodeRun]:
 
 
 def run_local(config: PipelineConfig) -> tuple[dict[str, NodeRun], dict[str, float]]:
-    """Runs (or, where inputs and settings are unchanged, serves from the cache) every component;
-    returns the run as ML Metadata recorded it and each node's wall time in seconds."""
+    """Runs (or, where inputs and settings are unchanged, serves from the cache) every component.
+
+    Args:
+        config: the pipeline's config; its metadata lives at `config.metadata_path()`.
+
+    Returns:
+        (the run as ML Metadata recorded it, `latest_run`'s; each node's wall time in seconds).
+
+    Raises:
+        HetCompError: a bad config (`create_pipeline`).
+    """
     pipeline = create_pipeline(config, metadata_config(config.metadata_path()))
     with component_progress() as progress:
         tfx.orchestration.LocalDagRunner().run(pipeline)

@@ -36,11 +36,19 @@ DATASET_RESOLVER = "latest_dataset_resolver"
 
 
 def teacher_resolver(teacher: str) -> str:
+    """The node id of the Resolver of `teacher`'s latest Model, a warm start's base model."""
     return f"latest_teacher_model_resolver.{teacher}"
 
 
 def resolver_ids(config: PipelineConfig) -> set[str]:
-    """The Resolver nodes of the DAG: they query ML Metadata afresh in every run and are never "cached"."""
+    """The Resolver nodes of the DAG: they query ML Metadata afresh in every run and are never "cached".
+
+    Args:
+        config: the pipeline's config (its teachers and `warm_start`).
+
+    Returns:
+        The Resolvers' node ids.
+    """
     warm = {DATASET_RESOLVER, *map(teacher_resolver, config.teachers)} if config.warm_start else set()
     return {BASELINE_RESOLVER, *warm}
 
@@ -50,14 +58,44 @@ class LatestArtifactOrNothing(tfx.dsl.experimental.LatestArtifactStrategy):
     a channel is still empty (the first run), this one hands over an empty list, so the optional input stays unset."""
 
     def resolve_artifacts(self, store, input_dict):
+        """The latest artifact of each channel, never failing on an empty one.
+
+        Args:
+            store: the ML Metadata store (unused).
+            input_dict: {channel key: [Artifact]}.
+
+        Returns:
+            {channel key: [the latest Artifact] or []}.
+        """
         return self._resolve(input_dict)
 
 
 def latest(strategy, node_id: str, **channels) -> tfx.dsl.Resolver:
+    """A Resolver node.
+
+    Args:
+        strategy: its resolver strategy class.
+        node_id: its node id.
+        **channels: the channels it resolves, by output key.
+
+    Returns:
+        The Resolver, its outputs keyed as `channels`.
+    """
     return tfx.dsl.Resolver(strategy_class=strategy, **channels).with_id(node_id)
 
 
 def create_components(config: PipelineConfig) -> list:
+    """The DAG's nodes (see the module docstring), wired.
+
+    Args:
+        config: the pipeline's config.
+
+    Returns:
+        The components and Resolvers, producers before consumers.
+
+    Raises:
+        HetCompError: a bad profile, method, setting or worker count (from the configs and components).
+    """
     profile, distill_config = config.profile_config(), config.distill_config()
     resolvers = {}
     if config.warm_start:
@@ -150,7 +188,18 @@ def create_components(config: PipelineConfig) -> list:
 
 
 def create_pipeline(config: PipelineConfig, metadata_connection_config=None) -> tfx.dsl.Pipeline:
-    """`metadata_connection_config`: the local runner's SQLite store; None on Kubeflow (its own MLMD)."""
+    """The HetComp pipeline, for either runner.
+
+    Args:
+        config: the pipeline's config: data, profile, method, thresholds, where things live, caching and Beam.
+        metadata_connection_config: the local runner's SQLite store; None on Kubeflow (its own MLMD).
+
+    Returns:
+        The `tfx.dsl.Pipeline`.
+
+    Raises:
+        HetCompError: a bad profile, method, setting or worker count.
+    """
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.root(),

@@ -15,7 +15,14 @@ SERVE_PORT = 8500  # TF Serving's gRPC default, as `hetcomp serve` uses
 
 
 def pushed_destination(pusher) -> str | None:
-    """Where the Pusher copied the model (its PushedModel custom properties), None if it did not push."""
+    """Where the Pusher copied the model, read from its PushedModel's custom properties.
+
+    Args:
+        pusher: the Pusher's `NodeRun` (local_runner.latest_run).
+
+    Returns:
+        The pushed version's directory, None if it did not push.
+    """
     from components.keys import PUSHED_MODEL_KEY
 
     props = pusher.outputs[PUSHED_MODEL_KEY][0].custom_properties
@@ -23,7 +30,14 @@ def pushed_destination(pusher) -> str | None:
 
 
 def served_version(serving_dir: str) -> str | None:
-    """The newest version directory under `serving_dir`: the one TF Serving's default (latest) policy serves."""
+    """The newest version directory under `serving_dir`: the one TF Serving's default (latest) policy serves.
+
+    Args:
+        serving_dir: the Pusher's base directory (local or remote).
+
+    Returns:
+        Its path, None when the directory or any version is missing.
+    """
     from tfx.dsl.io import fileio
 
     if not fileio.exists(serving_dir):
@@ -33,6 +47,17 @@ def served_version(serving_dir: str) -> str | None:
 
 
 def build_report(config, nodes: dict, seconds: dict) -> dict:
+    """The run's report (report.json's content, see the module docstring), read from the artifacts.
+
+    Args:
+        config: the run's `PipelineConfig`.
+        nodes: {node id: NodeRun}, `local_runner.latest_run`'s.
+        seconds: {node id: wall time in seconds}, `local_runner.run_local`'s.
+
+    Returns:
+        {"data", "dataset", "profile", "method", "methods", "blessing", "blessed", "teachers", "pushed_model",
+        "served_model", "components", "all_cached", "warm_start", "tensorboard_logs", "next_steps"}.
+    """
     from components import keys, storage
     from components.artifacts import METRICS_FILE
     from pipeline.pipeline import resolver_ids
@@ -76,7 +101,14 @@ def build_report(config, nodes: dict, seconds: dict) -> dict:
 
 def teacher_ending(trainer) -> dict:
     """How a TeacherTrainer node's training ended: {"epochs", "ended_by" ("early stop" | "epoch cap"), "converged"
-    (ended by early stopping)}, from the metrics beside its trajectory."""
+    (ended by early stopping)}, from the metrics beside its trajectory.
+
+    Args:
+        trainer: the TeacherTrainer's `NodeRun`.
+
+    Returns:
+        {"epochs", "ended_by", "converged"}.
+    """
     from components import keys, storage
     from components.artifacts import METRICS_FILE
 
@@ -86,7 +118,16 @@ def teacher_ending(trainer) -> dict:
 
 def next_steps(serving_dir: str | None, user: str, logs: dict) -> list[str]:
     """The commands to try next, as typed from this directory: serve the pushed model and, from another shell,
-    ask it for a real user's top 10 (only when a model was pushed); open TensorBoard on every run's logs."""
+    ask it for a real user's top 10 (only when a model was pushed); open TensorBoard on every run's logs.
+
+    Args:
+        serving_dir: the serving base directory, None when no model is served.
+        user: an original user id to query.
+        logs: {run name: event file directory}.
+
+    Returns:
+        The commands, one per item.
+    """
     hetcomp = _program("hetcomp")
     steps = []
     if serving_dir is not None:
@@ -98,7 +139,14 @@ def next_steps(serving_dir: str | None, user: str, logs: dict) -> list[str]:
 
 
 def tensorboard_command(logs: dict) -> list[str]:
-    """The venv's `tensorboard` on every run's logs ({run name: event file directory}, names without colons)."""
+    """The venv's `tensorboard` on every run's logs.
+
+    Args:
+        logs: {run name: event file directory}, names without colons.
+
+    Returns:
+        The command's argv.
+    """
     spec = ",".join(f"{name}:{_shown(path)}" for name, path in logs.items())
     return [_program("tensorboard"), "--logdir_spec", spec]
 

@@ -22,7 +22,14 @@ def data_fingerprint(data: str) -> str:
     """Size and mtime of the data files (a glob's every match), so changed data is re-ingested rather than served
     from the cache (what ExampleGen's driver does with its input spans); synthetic data is fixed by its DataConfig,
     CiteULike by its sha256 (checked on reading), so building the pipeline needs no local copy (on Kubeflow a task
-    fetches it). An execution property, so the component's cache key changes with the data."""
+    fetches it). An execution property, so the component's cache key changes with the data.
+
+    Args:
+        data: the component's `data` argument.
+
+    Returns:
+        "synthetic", "citeulike sha256:<digest>", or TFX's fingerprint of the files `data` matches.
+    """
     if data == "synthetic":
         return data
     if data == "citeulike":
@@ -31,6 +38,8 @@ def data_fingerprint(data: str) -> str:
 
 
 class InteractionExampleGenSpec(ComponentSpec):
+    """`InteractionExampleGen`'s parameters, optional input and outputs (see the component's docstring)."""
+
     PARAMETERS = {
         keys.DATA_KEY: ExecutionParameter(type=str),
         keys.DATA_FORMAT_KEY: ExecutionParameter(type=str, optional=True),

@@ -43,15 +43,31 @@ from hetcomp_tf.util.progress import log
 
 
 def describe_examples(examples: types.Artifact) -> None:
-    """The Examples' split names and formats, as TFX's ExampleGen records them."""
+    """Sets the Examples' split names and formats, as TFX's ExampleGen records them, so TFX's components read them.
+
+    Args:
+        examples: the output Examples artifact.
+    """
     examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
     examples_utils.set_payload_format(examples, example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE)
     examples_utils.set_file_format(examples, "tfrecords_gzip")
 
 
 def beam_source(data: str, data_format: str | None, cfg: DataConfig) -> tuple[interaction_beam.Source, str] | None:
-    """(what the Beam path reads, the dataset's name), or None when the in-memory path ingests `data`: another
-    split protocol, or a saved split (npz, used as is)."""
+    """Which path ingests `data`: the Beam pipeline for the per_user protocol, else the in-memory one.
+
+    Args:
+        data: the component's `data` ("synthetic", "citeulike", a path or a glob).
+        data_format: the files' format, None: from the name.
+        cfg: the data config: its split protocol, and the synthetic data's sizes and seed.
+
+    Returns:
+        (what the Beam path reads, the dataset's name), or None when the in-memory path ingests `data`: another
+        split protocol, or a saved split (npz, used as is).
+
+    Raises:
+        HetCompError: no file matches `data`, or CiteULike's checksum does not match.
+    """
     if cfg.split_protocol != "per_user":
         return None
     if data == "synthetic":
@@ -73,7 +89,19 @@ def beam_source(data: str, data_format: str | None, cfg: DataConfig) -> tuple[in
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
+    """`InteractionExampleGen`'s executor (see the module docstring)."""
+
     def Do(self, input_dict, output_dict, exec_properties) -> None:
+        """Ingests the data into both outputs and sets the dataset's custom properties (name, sizes, growth).
+
+        Args:
+            input_dict: {input key: [Artifact]}: previous_dataset (optional).
+            output_dict: {output key: [Artifact]}: examples, dataset.
+            exec_properties: {parameter key: value}: data, data_format, data_config (JSON).
+
+        Raises:
+            HetCompError: missing, empty or malformed data, or a bad split config.
+        """
         cfg = from_dict(DataConfig, json.loads(exec_properties[keys.DATA_CONFIG_KEY]))
         check_split_config(cfg)
         data, data_format = exec_properties[keys.DATA_KEY], exec_properties.get(keys.DATA_FORMAT_KEY) or None

@@ -13,6 +13,8 @@ from hetcomp_tf.config import TEACHER_NAMES, DistillConfig
 
 
 class KnowledgeBuilderSpec(ComponentSpec):
+    """`KnowledgeBuilder`'s parameters, inputs (one optional trajectory input per teacher) and outputs."""
+
     PARAMETERS = {
         keys.TAU_KEY: ExecutionParameter(type=float),
         keys.BEAM_BUILD_KEY: ExecutionParameter(type=int, optional=True),

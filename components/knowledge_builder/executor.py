@@ -27,7 +27,17 @@ from hetcomp_tf.util.tables import ENSEMBLE, FITTED_ENSEMBLE, teacher_row
 
 
 def load_trajectories(trajectory_dirs: dict[str, str]) -> dict[str, Trajectory]:
-    """{teacher: Trajectory} read from artifact directories (local or remote)."""
+    """Reads the teachers' trajectories from artifact directories (local or remote).
+
+    Args:
+        trajectory_dirs: {teacher: the trajectory's directory}.
+
+    Returns:
+        {teacher: Trajectory}.
+
+    Raises:
+        HetCompError: a trajectory that does not load (`Trajectory.load`).
+    """
     trajectories = {}
     for teacher, directory in trajectory_dirs.items():
         with storage.readable_dir(directory) as local:
@@ -36,7 +46,19 @@ def load_trajectories(trajectory_dirs: dict[str, str]) -> dict[str, Trajectory]:
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
+    """`KnowledgeBuilder`'s executor (see the module docstring)."""
+
     def Do(self, input_dict, output_dict, exec_properties) -> None:
+        """Builds the knowledge and writes the teacher and ensemble rows.
+
+        Args:
+            input_dict: {input key: [Artifact]}: dataset, and `keys.trajectory_key(teacher)` per teacher wired in.
+            output_dict: {output key: [Artifact]}: knowledge, metrics.
+            exec_properties: {parameter key: value}: tau, targets (default equal), beam_build.
+
+        Raises:
+            HetCompError: no trajectory is wired in, or one does not load.
+        """
         data = storage.read_dataset(artifact_utils.get_single_uri(input_dict[keys.DATASET_KEY]))
         trajectory_dirs, methods = {}, {}
         for teacher in TEACHER_NAMES:

@@ -41,14 +41,29 @@ COPY_BLOCK = 1 << 20
 
 
 def is_served_already(model_blessing) -> bool:
-    """True when the blessing compared the candidate with itself (its baseline is the same model artifact)."""
+    """Whether the blessing compared the candidate with itself (its baseline is the same model artifact).
+
+    Args:
+        model_blessing: the ModelBlessing artifact (its current and baseline model URI properties).
+
+    Returns:
+        True when both URIs are set and equal.
+    """
     current = model_blessing.get_string_custom_property(evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY)
     baseline = model_blessing.get_string_custom_property(evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY)
     return bool(current) and current == baseline
 
 
 def copy_file(source: str, target: str) -> None:
-    """Copies `source` to the new file `target` and fsyncs it, so its bytes are on disk before it is published."""
+    """Copies `source` to the new file `target` and fsyncs it, so its bytes are on disk before it is published.
+
+    Args:
+        source: the file to copy.
+        target: the new file's path.
+
+    Raises:
+        FileExistsError: `target` exists.
+    """
     with open(source, "rb") as reader, open(target, "xb") as writer:
         while block := reader.read(COPY_BLOCK):
             writer.write(block)
@@ -57,7 +72,11 @@ def copy_file(source: str, target: str) -> None:
 
 
 def fsync_dir(path: str) -> None:
-    """Makes `path`'s entries (names created or renamed in it) durable."""
+    """Makes `path`'s entries (names created or renamed in it) durable.
+
+    Args:
+        path: a directory.
+    """
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -66,7 +85,13 @@ def fsync_dir(path: str) -> None:
 
 
 def copy_tree(source: str, target: str) -> None:
-    """`source`'s files and directories into the existing directory `target`, every file and directory fsynced."""
+    """Copies `source`'s files and directories into the existing directory `target`, every file and directory
+    fsynced, so the copy is durable before it is renamed into place.
+
+    Args:
+        source: the directory to copy.
+        target: the existing directory to copy into (a fresh stage).
+    """
     for root, dirs, names in os.walk(source):
         destination = os.path.join(target, os.path.relpath(root, source))
         for name in dirs:
@@ -79,7 +104,14 @@ def copy_tree(source: str, target: str) -> None:
 @contextlib.contextmanager
 def exclusive_push(base_dir: str) -> Iterator[None]:
     """Holds an flock on `base_dir` itself (no lock file, so the directory holds versions only) while the block
-    runs: concurrent pushes to one base directory take turns."""
+    runs: concurrent pushes to one base directory take turns.
+
+    Args:
+        base_dir: the serving base directory, existing.
+
+    Yields:
+        None, holding the lock.
+    """
     fd = os.open(base_dir, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -89,7 +121,14 @@ def exclusive_push(base_dir: str) -> Iterator[None]:
 
 
 def versions(base_dir: str) -> list[int]:
-    """The numeric version directories of `base_dir` (what TF Serving loads), ascending."""
+    """The numeric version directories of `base_dir` (what TF Serving loads).
+
+    Args:
+        base_dir: the serving base directory, existing.
+
+    Returns:
+        The versions as ints, ascending.
+    """
     return sorted(
         int(name)
         for name in os.listdir(base_dir)
@@ -98,7 +137,11 @@ def versions(base_dir: str) -> list[int]:
 
 
 def remove_stale_stages(base_dir: str) -> None:
-    """Removes the stages of killed pushes (called holding `exclusive_push`, so no stage belongs to a live one)."""
+    """Removes the stages of killed pushes (called holding `exclusive_push`, so no stage belongs to a live one).
+
+    Args:
+        base_dir: the serving base directory.
+    """
     for name in os.listdir(base_dir):
         if name.startswith(STAGING_PREFIX):
             logging.warning("Removing %s, left by a push that did not finish", os.path.join(base_dir, name))
@@ -132,7 +175,15 @@ def publish_version(model_dir: str, base_dir: str) -> str:
 
 
 def same_tree(left: str, right: str) -> bool:
-    """True when the two directories hold the same relative paths with byte-equal files."""
+    """Whether two directories hold the same model: the same relative paths with byte-equal files.
+
+    Args:
+        left: a directory.
+        right: another directory.
+
+    Returns:
+        True when they are equal.
+    """
 
     def listing(root):
         return sorted(
@@ -147,13 +198,32 @@ def same_tree(left: str, right: str) -> bool:
 
 
 def newest_version_holds(base_dir: str, model_dir: str) -> bool:
-    """True when `base_dir`'s newest version is a copy of `model_dir`."""
+    """Whether the served model already is `model_dir`, so pushing it again would only add a copy.
+
+    Args:
+        base_dir: the serving base directory (may not exist).
+        model_dir: the SavedModel to push.
+
+    Returns:
+        True when `base_dir`'s newest version is a byte-equal copy of `model_dir`.
+    """
     found = versions(base_dir) if os.path.isdir(base_dir) else []
     return bool(found) and same_tree(model_dir, os.path.join(base_dir, str(found[-1])))
 
 
 class Executor(pusher_executor.Executor):
+    """TFX's Pusher executor with an atomic local push and no re-push of the served model (see the module
+    docstring)."""
+
     def CheckBlessing(self, input_dict) -> bool:
+        """TFX's blessing check, and False too when the candidate is the served model already.
+
+        Args:
+            input_dict: {input key: [Artifact]}: model, model_blessing.
+
+        Returns:
+            True to push.
+        """
         if not super().CheckBlessing(input_dict):
             return False
         blessings = input_dict.get(keys.MODEL_BLESSING_KEY)
@@ -163,6 +233,14 @@ class Executor(pusher_executor.Executor):
         return True
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
+        """Pushes a blessed model to a new version directory whole (a local base directory with AUTO or
+        UNIX_TIMESTAMP versioning), or by TFX's own copy (any other destination).
+
+        Args:
+            input_dict: {input key: [Artifact]}: model, model_blessing.
+            output_dict: {output key: [Artifact]}: pushed_model.
+            exec_properties: {parameter key: value}: push_destination (JSON).
+        """
         destination = proto_utils.json_to_proto(
             exec_properties[keys.PUSH_DESTINATION_KEY], pusher_pb2.PushDestination()
         )

@@ -15,6 +15,8 @@ from components.ranking_evaluator.executor import Executor
 
 
 class RankingEvaluatorSpec(ComponentSpec):
+    """`RankingEvaluator`'s parameters, inputs and outputs (see the component's docstring)."""
+
     PARAMETERS = {
         keys.METHOD_KEY: ExecutionParameter(type=str),
         keys.THRESHOLDS_KEY: ExecutionParameter(type=str),

@@ -41,7 +41,15 @@ SCORED_STRINGS_PER_BATCH = 2_000_000  # users x items id strings handed to score
 
 
 def served_scorer(saved_model_dir: str, data: Dataset):
-    """score_fn(user_ids int32 [b]) -> float32 [b, n_items] from the exported model's `score_items`."""
+    """A score_fn over the exported model's `score_items` signature, so evaluation measures what is served.
+
+    Args:
+        saved_model_dir: the SavedModel's local directory.
+        data: the dataset whose vocabularies map indices to the ids the model takes.
+
+    Returns:
+        score_fn(user_ids int32 [b]) -> float32 [b, n_items], items in `data`'s order.
+    """
     score_items = tf.saved_model.load(saved_model_dir).signatures["score_items"]
     user_ids = tf.constant(data.user_vocab.astype(str))
     item_ids = tf.constant(data.item_vocab.astype(str))
@@ -55,7 +63,20 @@ def served_scorer(saved_model_dir: str, data: Dataset):
 
 def value_threshold(student: dict, ensemble: dict, thresholds: dict) -> dict:
     """Passed when the student's `metric` on BLESSING_SPLIT reaches `min_share_of_ensemble` x the ensemble's on the
-    same split (and is > 0). `student`, `ensemble`: {split: {metric: value}}; both splits' values are reported."""
+    same split (and is > 0).
+
+    Args:
+        student: the student's {split: {metric: value}}.
+        ensemble: the ensemble's {split: {metric: value}}.
+        thresholds: {"metric", "min_share_of_ensemble", ...}.
+
+    Returns:
+        {"blessed", "metric", "split", "student", "ensemble", "min_share_of_ensemble", "required", "splits" (both
+        splits' values)}.
+
+    Raises:
+        HetCompError: the ensemble's BLESSING_SPLIT metrics are missing, or `metric` is not among the evaluated.
+    """
     metric, share = thresholds["metric"], float(thresholds["min_share_of_ensemble"])
     if BLESSING_SPLIT not in ensemble:
         raise HetCompError(
@@ -86,7 +107,17 @@ def value_threshold(student: dict, ensemble: dict, thresholds: dict) -> dict:
 
 def change_threshold(candidate: float, baseline: float, thresholds: dict) -> dict:
     """TFMA's GenericChangeThreshold, HIGHER_IS_BETTER: diff >= absolute and ratio >= relative (ratio NaN for a
-    zero baseline, which fails a relative bound as it does in TFMA)."""
+    zero baseline, which fails a relative bound as it does in TFMA).
+
+    Args:
+        candidate: the candidate's value of the metric.
+        baseline: the baseline's value.
+        thresholds: {"change_absolute": float | None, "change_relative": float | None, ...}; None: no bound.
+
+    Returns:
+        {"passed", "split", "candidate", "baseline", "diff", "ratio" (None for a zero baseline), "absolute",
+        "relative"}.
+    """
     absolute, relative = thresholds.get("change_absolute"), thresholds.get("change_relative")
     diff = candidate - baseline
     ratio = math.nan if math.isclose(baseline, 0.0) else diff / baseline
@@ -114,6 +145,12 @@ def blessing(
         thresholds: {"metric", "min_share_of_ensemble", "change_absolute", "change_relative"}.
         baseline: the served model's {BLESSING_SPLIT: metrics}, or None.
         candidate: the student's {BLESSING_SPLIT: metrics} on the ids the baseline knows (default `student`).
+
+    Returns:
+        `value_threshold`'s verdict, "baseline" `change_threshold`'s (or None) and "blessed" the conjunction.
+
+    Raises:
+        HetCompError: as `value_threshold`.
     """
     verdict = value_threshold(student, ensemble, thresholds)
     verdict["baseline"] = None
@@ -127,7 +164,16 @@ def blessing(
 
 
 def evaluate_served(model: types.Artifact, data: Dataset, splits) -> dict:
-    """{split: metrics} of the SavedModel in `model`'s serving directory on `data`."""
+    """Evaluates the SavedModel in `model`'s serving directory on `data`, through `served_scorer`.
+
+    Args:
+        model: a Model artifact.
+        data: the dataset.
+        splits: the splits to evaluate, e.g. ("valid", "test").
+
+    Returns:
+        {split: {metric: value}}.
+    """
     with storage.readable_dir(path_utils.serving_model_path(model.uri)) as saved_model_dir:
         score_fn = served_scorer(saved_model_dir, data)
         batch = max(1, SCORED_STRINGS_PER_BATCH // data.n_items)
@@ -136,7 +182,16 @@ def evaluate_served(model: types.Artifact, data: Dataset, splits) -> dict:
 
 def shared_ground(data: Dataset, vocabularies) -> Dataset:
     """`data`, or when the served model was trained on another snapshot (its vocabularies miss some of `data`'s
-    ids), `data` restricted to the users and items it knows: the change threshold compares the two models there."""
+    ids), `data` restricted to the users and items it knows: the change threshold compares the two models there.
+
+    Args:
+        data: the evaluation dataset.
+        vocabularies: the served model's (user ids, item ids), or None (a model written before models carried
+            them: `data` is used as is).
+
+    Returns:
+        `data` itself, or a restricted Dataset.
+    """
     if vocabularies is None or (
         np.isin(data.user_vocab, vocabularies[0]).all() and np.isin(data.item_vocab, vocabularies[1]).all()
     ):
@@ -149,6 +204,16 @@ class Executor(evaluator_executor.Executor):
     into artifact names, which the compiled latest-blessed-model resolver matches; `Do` is entirely its own."""
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
+        """Evaluates the candidate (and the baseline), writes the comparison table and the verdict.
+
+        Args:
+            input_dict: {input key: [Artifact]}: model, dataset, comparison, baseline_model (optional).
+            output_dict: {output key: [Artifact]}: blessing, evaluation.
+            exec_properties: {parameter key: value}: method, thresholds (JSON).
+
+        Raises:
+            HetCompError: the comparison lacks the ensemble's valid metrics, or the blessing metric is unknown.
+        """
         data = storage.read_dataset(artifact_utils.get_single_uri(input_dict[keys.DATASET_KEY]))
         model = artifact_utils.get_single_instance(input_dict[keys.MODEL_KEY])
         student = evaluate_served(model, data, ("valid", "test"))

@@ -61,6 +61,9 @@ class StudentTrainer(base_component.BaseComponent):
         model: Model; `Format-Serving/` holds the serving SavedModel (what the RankingEvaluator scores and the
             Pusher copies), `Format-HetCompStudent/` the student's weights, beside them its vocabularies.
         model_run: ModelRun; the distillation's TensorBoard logs and its summary (metrics.json).
+
+    Raises:
+        HetCompError: `workers` does not fit `distill_config.distribute` (`check_worker_request`).
     """
 
     SPEC_CLASS = StudentTrainerSpec

@@ -27,7 +27,16 @@ from serving.export import export_model
 
 def run_fn(fn_args) -> None:
     """Distils the student described by `custom_config[keys.DISTILL_CONFIG_FIELD]` (a DistillConfig dict) on the
-    `custom_config[keys.WORKERS_FIELD]` workers it was compiled for."""
+    `custom_config[keys.WORKERS_FIELD]` workers it was compiled for.
+
+    Args:
+        fn_args: TFX's `FnArgs`: serving_model_dir, model_run_dir, base_model (the base Model's serving directory,
+            or None) and custom_config (the distill config, the workers, the dataset and knowledge URIs).
+
+    Raises:
+        HetCompError: a cluster of another size than the workers, a bad config or knowledge, or a distillation
+            failure (`distill`).
+    """
     custom = fn_args.custom_config
     cfg = from_dict(DistillConfig, custom[keys.DISTILL_CONFIG_FIELD])
     strategy = make_strategy(cfg.distribute)  # before TensorFlow runs anything (multi-worker collectives)

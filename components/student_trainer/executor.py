@@ -19,7 +19,20 @@ from components import keys
 
 
 class Executor(trainer_executor.GenericExecutor):
+    """TFX's GenericExecutor, its `FnArgs` built from the StudentTrainer's inputs (see the module docstring)."""
+
     def _GetFnArgs(self, input_dict, output_dict, exec_properties) -> fn_args_utils.FnArgs:
+        """The `FnArgs` the run_fn reads.
+
+        Args:
+            input_dict: {input key: [Artifact]}: dataset, knowledge, base_model (optional).
+            output_dict: {output key: [Artifact]}: model, model_run.
+            exec_properties: {parameter key: value}: run_fn, custom_config (JSON).
+
+        Returns:
+            FnArgs with serving_model_dir, model_run_dir, base_model (its serving directory, or None) and
+            custom_config (the component's, plus the dataset and knowledge URIs).
+        """
         base_model = None
         if input_dict.get(keys.BASE_MODEL_KEY):
             base = artifact_utils.get_single_instance(input_dict[keys.BASE_MODEL_KEY])

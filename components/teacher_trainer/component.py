@@ -18,6 +18,8 @@ from hetcomp_tf.util.distribute import check_worker_request
 
 
 class TeacherTrainerSpec(ComponentSpec):
+    """`TeacherTrainer`'s parameters, inputs and outputs (see the component's docstring)."""
+
     PARAMETERS = {
         keys.TEACHER_KEY: ExecutionParameter(type=str),
         keys.TEACHER_CONFIG_KEY: ExecutionParameter(type=str),
@@ -59,6 +61,10 @@ class TeacherTrainer(base_component.BaseComponent):
             its valid/test metrics (metrics.json). Custom properties: teacher, n_checkpoints, n_users, top_n,
             format_version.
         model_run: ModelRun; its TensorBoard logs (`<model_run>/<teacher>/`).
+
+    Raises:
+        HetCompError: `teacher_config` is not of the teacher's config class, or `workers` does not fit its
+            `distribute` (`check_worker_request`).
     """
 
     SPEC_CLASS = TeacherTrainerSpec

@@ -37,7 +37,21 @@ WEIGHTS_DIR = "weights"  # inside the Model artifact: a TF checkpoint of the tea
 
 
 class Executor(base_executor.BaseExecutor):
+    """`TeacherTrainer`'s executor (see the module docstring)."""
+
     def Do(self, input_dict, output_dict, exec_properties) -> None:
+        """Gates on the anomalies, trains the teacher and writes its Model, trajectory and logs.
+
+        Args:
+            input_dict: {input key: [Artifact]}: dataset, anomalies, base_model (optional).
+            output_dict: {output key: [Artifact]}: model, trajectory, model_run.
+            exec_properties: {parameter key: value}: teacher, teacher_config (JSON), trajectory_config (JSON), seed,
+                workers.
+
+        Raises:
+            HetCompError: anomalies in the examples, a cluster of another size than `workers`, a bad config, or a
+                training failure (`train_teacher`).
+        """
         name = exec_properties[keys.TEACHER_KEY]
         cfg = from_dict(teacher_config_class(name), json.loads(exec_properties[keys.TEACHER_CONFIG_KEY]))
         strategy = make_strategy(cfg.distribute)  # before TensorFlow runs anything (multi-worker collectives)
@@ -91,7 +105,15 @@ class Executor(base_executor.BaseExecutor):
 
 
 def base_teacher(models) -> WarmStart | None:
-    """The warm start from the resolved `base_model` (a list of at most one Model), None for a cold start."""
+    """The warm start from the resolved `base_model`: the earlier teacher rebuilt at its own vocabularies' sizes,
+    its weights loaded.
+
+    Args:
+        models: the `base_model` input, a list of at most one Model artifact (None or empty: none resolved).
+
+    Returns:
+        The `WarmStart`, or None for a cold start (no base model, or one written without vocabularies).
+    """
     if not models:
         return None
     uri = artifact_utils.get_single_uri(models)

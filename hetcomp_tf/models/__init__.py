@@ -16,15 +16,20 @@ assert tuple(MODELS) == TEACHER_NAMES
 
 
 def build_teacher(name: str, data, cfg: TeacherConfig, seed: int = 0) -> Teacher:
-    """Teacher `name`'s model, untrained.
+    """Teacher `name`'s model, untrained: the one way the training loop, the pipeline and warm starts build one.
 
     Args:
-        name: one of TEACHER_NAMES; data: the Dataset it trains on (its sizes and train matrix).
-        cfg: the teacher's own config (its class in config.TEACHER_CONFIGS; another is a HetCompError).
+        name: one of TEACHER_NAMES.
+        data: the Dataset it trains on (its sizes and train matrix).
+        cfg: the teacher's own config, of its class in config.TEACHER_CONFIGS.
         seed: seeds its initialisation, sampling and in-graph randomness.
 
     Returns:
         The model, its weights built.
+
+    Raises:
+        HetCompError: `cfg` is not of `name`'s config class (`check_teacher_config`), or the model cannot train
+            on `data` (a pairwise teacher's user with every item in train).
     """
     check_teacher_config(name, cfg)
     return MODELS[name](data, cfg, seed)

@@ -13,7 +13,13 @@ from hetcomp_tf.models.base import PairwiseTeacher, squared_norm, triples
 
 class CML(PairwiseTeacher):
     """score(u, i) = −‖u − v_i‖². Loss: hinge on squared distances against the closest of the sampled negatives,
-    weighted by log(1 + estimated rank) as in CML's WARP approximation; all points kept in the unit ball."""
+    weighted by log(1 + estimated rank) as in CML's WARP approximation; all points kept in the unit ball.
+
+    Args:
+        data: the Dataset it trains on.
+        cfg: its `CMLConfig` (dim, margin, n_negatives, batch_size, l2).
+        seed: seeds the initialisation and the sampling.
+    """
 
     name = "ML"
 
@@ -34,7 +40,11 @@ class CML(PairwiseTeacher):
 
     def serving_tables(self):
         """−‖u − v‖² = [2u, −1, −‖u‖²] · [v, ‖v‖², 1]: the exact scores (not only their order per user) as a dot
-        product of tables two columns wider than the embeddings."""
+        product of tables two columns wider than the embeddings.
+
+        Returns:
+            (users float32 [n_users, dim + 2], items float32 [n_items, dim + 2]).
+        """
         users, items = self.user_embedding.embeddings.numpy(), self.item_embedding.embeddings.numpy()
         user_norms = np.sum(np.square(users), axis=1, keepdims=True)
         item_norms = np.sum(np.square(items), axis=1, keepdims=True)
@@ -45,7 +55,16 @@ class CML(PairwiseTeacher):
 
     def compute_loss(self, inputs, training: bool = False, share=None):
         """The weighted hinge, a mean over the triples (each triple's rank estimate is its own), plus L2 on their
-        rows; a replica's share: its triples' part of both."""
+        rows; a replica's share: its triples' part of both.
+
+        Args:
+            inputs: a batch of `train_batches`: {"user": int32 [B], "pos": int32 [B], "neg": int32 [B, n]}.
+            training: unused (no in-graph randomness).
+            share: the replica's triples (`Share`); None: the whole batch.
+
+        Returns:
+            float32 scalar; the replicas' values sum to the whole batch's.
+        """
         share = share if share is not None else self.share(inputs)
         user_ids, positive_ids, negative_ids = triples(inputs, share)
         users = self.user_embedding(user_ids)  # [b, d]

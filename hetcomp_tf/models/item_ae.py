@@ -21,7 +21,13 @@ from hetcomp_tf.models.base import (
 
 
 class ItemAE(Teacher):
-    """Encoder n_users → cfg.hidden (tanh) → cfg.dim (tanh); decoder mirrors it back to n_users logits."""
+    """Encoder n_users → cfg.hidden (tanh) → cfg.dim (tanh); decoder mirrors it back to n_users logits.
+
+    Args:
+        data: the Dataset it trains on (its train matrix, transposed, gives the inputs).
+        cfg: its `ItemAEConfig` (dim, hidden, dropout, positive_weight, l2, ...).
+        seed: seeds the initialisation, the batches' order and the in-graph randomness.
+    """
 
     name = "I-AE"
 
@@ -33,11 +39,23 @@ class ItemAE(Teacher):
         self.decoder = dense_tower(cfg.dim, (*reversed(cfg.hidden), self.n_users), "tanh", None, seed * 1000 + 100)
 
     def id_axes(self):
-        """The encoder's input rows and the decoder's output columns (and biases) are users."""
+        """The encoder's input rows and the decoder's output columns (and biases) are users.
+
+        Returns:
+            [(first encoder kernel, 0, "user"), (output kernel, 1, "user"), (output bias, 0, "user")].
+        """
         output = self.decoder.layers[-1]
         return [(self.encoder.layers[0].kernel, 0, "user"), (output.kernel, 1, "user"), (output.bias, 0, "user")]
 
     def train_batches(self, epoch: int) -> tf.data.Dataset:
+        """The items with train users once each, in an order seeded by `seed + epoch` (`Teacher.row_batches`).
+
+        Args:
+            epoch: the 0-based epoch.
+
+        Returns:
+            A dataset of {"ids": int32 [batch] item ids, "seed": int64 [2]}.
+        """
         return self.row_batches(self.item_rows, epoch)
 
     def _hidden(self, item_ids, training: bool = False, seed=None, share=None) -> tf.Tensor:
@@ -62,14 +80,32 @@ class ItemAE(Teacher):
         return tf.transpose(columns) + tf.gather(output.bias, user_ids)[:, None]
 
     def reconstruct(self, item_ids, training: bool = False, seed=None, share=None) -> tf.Tensor:
-        """Full reconstruction logits [b, n_users] of items' vectors (corrupted by dropout when training), of only
-        a `share`'s rows if given."""
+        """The reconstruction of items' train vectors over users, what the loss compares with those vectors.
+
+        Args:
+            item_ids: int32 [b] item ids.
+            training: corrupt the inputs by dropout.
+            seed: int [2], the dropout's stateless seed (used when training).
+            share: only these rows of `item_ids` are reconstructed (dropout is drawn for all of them); None: all.
+
+        Returns:
+            float32 [b, n_users] logits ([share rows, n_users] with a share).
+        """
         return self.decoder.layers[-1](self._hidden(item_ids, training, seed, share))
 
     def compute_loss(self, inputs, training: bool = False, share=None):
         """Per item its weighted reconstruction cross-entropy, a mean over the batch's items, plus L2 on the
         kernels. A replica's share: its items' part of the mean (dropout drawn for the global batch, then sliced)
-        and 1/replicas of the L2 term."""
+        and 1/replicas of the L2 term.
+
+        Args:
+            inputs: a batch of `train_batches`: {"ids": int32 [B] item ids, "seed": int64 [2]}.
+            training: corrupt the inputs by dropout.
+            share: the replica's items (`Share`); None: the whole batch.
+
+        Returns:
+            float32 scalar; the replicas' values sum to the whole batch's.
+        """
         share = share if share is not None else self.share(inputs)
         ids = inputs["ids"]
         logits = self.reconstruct(ids, training, inputs.get("seed"), share)

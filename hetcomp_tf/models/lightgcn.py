@@ -14,7 +14,16 @@ from hetcomp_tf.models.base import PairwiseTeacher, squared_norm, triples
 
 def normalized_adjacency(train: CSR, n_users: int, n_items: int) -> tf.SparseTensor:
     """D^-1/2 A D^-1/2 of the bipartite graph A = [[0, R], [Rᵀ, 0]] over n_users + n_items nodes (items offset
-    by n_users); R is the binary train matrix. Isolated nodes keep an all-zero row."""
+    by n_users), what LightGCN propagates over; R is the binary train matrix. Isolated nodes keep an all-zero row.
+
+    Args:
+        train: the train interactions, one row per user.
+        n_users: the users.
+        n_items: the items.
+
+    Returns:
+        float32 SparseTensor [n_users + n_items, n_users + n_items], indices in canonical order.
+    """
     users = train.row_ids()
     items = train.indices.astype(np.int64) + n_users
     degree = np.bincount(np.concatenate([users, items]), minlength=n_users + n_items).astype(np.float64)
@@ -25,7 +34,13 @@ def normalized_adjacency(train: CSR, n_users: int, n_items: int) -> tf.SparseTen
 
 
 class LightGCN(PairwiseTeacher):
-    """score(u, i) = e_u · e_i with e = mean_k Â^k E⁰, k = 0..cfg.n_layers."""
+    """score(u, i) = e_u · e_i with e = mean_k Â^k E⁰, k = 0..cfg.n_layers, E⁰ the ego embeddings.
+
+    Args:
+        data: the Dataset it trains on.
+        cfg: its `LightGCNConfig` (dim, n_layers, n_negatives, batch_size, l2).
+        seed: seeds the initialisation and the sampling.
+    """
 
     name = "GNN"
 
@@ -39,7 +54,11 @@ class LightGCN(PairwiseTeacher):
         self.item_embedding.build(None)
 
     def propagate(self) -> tuple[tf.Tensor, tf.Tensor]:
-        """Final (layer-mean) user [n_users, d] and item [n_items, d] embeddings."""
+        """The final embeddings: the mean of the ego embeddings and their propagations over the graph.
+
+        Returns:
+            (users float32 [n_users, dim], items float32 [n_items, dim]).
+        """
         layer = tf.concat([self.user_embedding.embeddings, self.item_embedding.embeddings], 0)
         total = layer
         for _ in range(self.n_layers):
@@ -53,7 +72,11 @@ class LightGCN(PairwiseTeacher):
         return tf.matmul(tf.gather(users, user_ids), items, transpose_b=True)
 
     def serving_tables(self):
-        """The propagation folded in: the final embeddings, propagated once, serve as plain MF tables."""
+        """The propagation folded in: the final embeddings, propagated once, serve as plain MF tables.
+
+        Returns:
+            (users float32 [n_users, dim], items float32 [n_items, dim]), `propagate`'s.
+        """
         users, items = self.propagate()
         return users.numpy(), items.numpy()
 
@@ -61,7 +84,16 @@ class LightGCN(PairwiseTeacher):
         """BPR on the propagated embeddings, a mean over the triples, plus L2 on their ego embeddings. A replica's
         share is its triples' part of both; the propagation is not split: every replica propagates the whole
         graph (as one device does for every batch) and its gradient flows back through it from the share's rows
-        only, so the replicas' gradients still sum to the batch's, at one propagation per replica per step."""
+        only, so the replicas' gradients still sum to the batch's, at one propagation per replica per step.
+
+        Args:
+            inputs: a batch of `train_batches`: {"user": int32 [B], "pos": int32 [B], "neg": int32 [B, n]}.
+            training: unused (no in-graph randomness).
+            share: the replica's triples (`Share`); None: the whole batch.
+
+        Returns:
+            float32 scalar; the replicas' values sum to the whole batch's.
+        """
         share = share if share is not None else self.share(inputs)
         user_ids, positive_ids, negative_ids = triples(inputs, share)
         users, items = self.propagate()

@@ -13,7 +13,13 @@ INIT_STD = 0.1
 
 
 class MF(PairwiseTeacher):
-    """score(u, i) = U[u] · V[i]."""
+    """score(u, i) = U[u] · V[i], U float32 [n_users, dim] and V float32 [n_items, dim].
+
+    Args:
+        data: the Dataset it trains on.
+        cfg: its `MFConfig` (dim, n_negatives, batch_size, l2).
+        seed: seeds the initialisation and the sampling.
+    """
 
     name = "MF"
 
@@ -28,11 +34,24 @@ class MF(PairwiseTeacher):
         return tf.matmul(self.user_embedding(user_ids), self.item_embedding.embeddings, transpose_b=True)
 
     def serving_tables(self):
-        """U and V as they are."""
+        """U and V as they are: the scores are their rows' dot products.
+
+        Returns:
+            (U float32 [n_users, dim], V float32 [n_items, dim]).
+        """
         return self.user_embedding.embeddings.numpy(), self.item_embedding.embeddings.numpy()
 
     def compute_loss(self, inputs, training: bool = False, share=None):
-        """BPR, a mean over the triples, plus L2 on their rows; a replica's share: its triples' part of both."""
+        """BPR, a mean over the triples, plus L2 on their rows; a replica's share: its triples' part of both.
+
+        Args:
+            inputs: a batch of `train_batches`: {"user": int32 [B], "pos": int32 [B], "neg": int32 [B, n]}.
+            training: unused (no in-graph randomness).
+            share: the replica's triples (`Share`); None: the whole batch.
+
+        Returns:
+            float32 scalar; the replicas' values sum to the whole batch's.
+        """
         share = share if share is not None else self.share(inputs)
         user_ids, positive_ids, negative_ids = triples(inputs, share)
         users = self.user_embedding(user_ids)  # [b, d]

@@ -13,7 +13,13 @@ _PAIRS_PER_CHUNK = 200_000
 
 
 class NeuMF(PairwiseTeacher):
-    """logit(u, i) = h · [p_u ⊙ q_i ; MLP([p'_u ; q'_i])]; cfg.mlp_layers are the MLP's hidden sizes."""
+    """logit(u, i) = h · [p_u ⊙ q_i ; MLP([p'_u ; q'_i])]; cfg.mlp_layers are the MLP's hidden sizes.
+
+    Args:
+        data: the Dataset it trains on.
+        cfg: its `NeuMFConfig` (dim, mlp_layers, n_negatives, batch_size, l2).
+        seed: seeds the initialisation and the sampling.
+    """
 
     name = "DL"
 
@@ -30,6 +36,7 @@ class NeuMF(PairwiseTeacher):
         self.output_layer = dense_tower(dim + cfg.mlp_layers[-1], (1,), None, None, seed * 1000 + 50)
 
     def id_axes(self):
+        """The rows of the GMF and the MLP embedding tables, users' and items'."""
         return [
             *super().id_axes(),
             (self.mlp_user_embedding.embeddings, 0, "user"),
@@ -37,7 +44,15 @@ class NeuMF(PairwiseTeacher):
         ]
 
     def logits(self, users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
-        """The model as defined: logits [b, n] for users [b] and items [b, n] (the concatenating MLP)."""
+        """The model as defined, the concatenating MLP applied per pair: what training differentiates.
+
+        Args:
+            users: int32 [b] user ids.
+            items: int32 [b, n] item ids, n per user.
+
+        Returns:
+            float32 [b, n] logits.
+        """
         n = tf.shape(items)[1]
         p_gmf = tf.repeat(self.user_embedding(users)[:, None], n, axis=1)
         p_mlp = tf.repeat(self.mlp_user_embedding(users)[:, None], n, axis=1)
@@ -73,7 +88,16 @@ class NeuMF(PairwiseTeacher):
     def compute_loss(self, inputs, training: bool = False, share=None):
         """Binary cross-entropy, a mean over the triples' 1 + n (user, item) pairs (every triple has as many), plus
         L2 on their rows; a replica's share: its triples' part of both (the towers are shared weights, their
-        gradients summed over the replicas)."""
+        gradients summed over the replicas).
+
+        Args:
+            inputs: a batch of `train_batches`: {"user": int32 [B], "pos": int32 [B], "neg": int32 [B, n]}.
+            training: unused (no in-graph randomness).
+            share: the replica's triples (`Share`); None: the whole batch.
+
+        Returns:
+            float32 scalar; the replicas' values sum to the whole batch's.
+        """
         share = share if share is not None else self.share(inputs)
         users, positives, negatives = triples(inputs, share)
         items = tf.concat([positives[:, None], negatives], 1)  # [b, 1 + n]

@@ -19,7 +19,13 @@ from hetcomp_tf.models.base import (
 
 class MultVAE(Teacher):
     """Encoder n_items → cfg.hidden (tanh) → 2·cfg.dim (μ, log σ²); decoder mirrors it back to n_items logits.
-    score_all = decoder logits of μ(user's full train vector), no dropout."""
+    score_all = decoder logits of μ(user's full train vector), no dropout.
+
+    Args:
+        data: the Dataset it trains on (its train rows are the inputs).
+        cfg: its `VAEConfig` (dim, hidden, dropout, kl_cap, kl_anneal_epochs, l2, ...).
+        seed: seeds the initialisation, the batches' order and the in-graph randomness.
+    """
 
     name = "AE"
 
@@ -30,11 +36,23 @@ class MultVAE(Teacher):
         self.decoder = dense_tower(cfg.dim, (*reversed(cfg.hidden), self.n_items), "tanh", None, seed * 1000 + 100)
 
     def id_axes(self):
-        """The encoder's input rows and the decoder's output columns (and biases) are items."""
+        """The encoder's input rows and the decoder's output columns (and biases) are items.
+
+        Returns:
+            [(first encoder kernel, 0, "item"), (output kernel, 1, "item"), (output bias, 0, "item")].
+        """
         output = self.decoder.layers[-1]
         return [(self.encoder.layers[0].kernel, 0, "item"), (output.kernel, 1, "item"), (output.bias, 0, "item")]
 
     def train_batches(self, epoch: int) -> tf.data.Dataset:
+        """The users with train items once each, in an order seeded by `seed + epoch`, with the epoch's KL weight.
+
+        Args:
+            epoch: the 0-based epoch; β = kl_cap · min(1, epoch / max(kl_anneal_epochs, 1)).
+
+        Returns:
+            A dataset of {"ids": int32 [batch] user ids, "seed": int64 [2], "beta": float32 scalar}.
+        """
         beta = self.cfg.kl_cap * min(1.0, epoch / max(self.cfg.kl_anneal_epochs, 1))
         return self.row_batches(self.data.train, epoch).map(
             lambda batch: {**batch, "beta": tf.constant(beta, tf.float32)}
@@ -62,7 +80,17 @@ class MultVAE(Teacher):
         """Per user its negative multinomial log-likelihood and β × its KL term, a mean over the batch's users, plus
         L2 on the kernels. A replica's share: its users' part of the mean (β is the epoch's, the same for every
         user; input dropout and the reparameterisation noise are drawn for the global batch, then sliced) and
-        1/replicas of the L2 term."""
+        1/replicas of the L2 term.
+
+        Args:
+            inputs: a batch of `train_batches`: {"ids": int32 [B] user ids, "seed": int64 [2], "beta": float32
+                scalar (default: `cfg.kl_cap`)}.
+            training: draw input dropout and the reparameterisation noise (else z = μ).
+            share: the replica's users (`Share`); None: the whole batch.
+
+        Returns:
+            float32 scalar; the replicas' values sum to the whole batch's.
+        """
         share = share if share is not None else self.share(inputs)
         ids = inputs["ids"]
         if training:

@@ -27,6 +27,12 @@ class LazyAdam(tf.keras.optimizers.Adam):
     """
 
     def update_step(self, gradient, variable):
+        """Adam's step for one variable, touching only the indexed rows when the gradient is sparse.
+
+        Args:
+            gradient: a dense tensor (Adam's own step) or tf.IndexedSlices (rows may repeat; their values are summed).
+            variable: the variable to update, its slots in the optimiser.
+        """
         if not isinstance(gradient, tf.IndexedSlices):
             return super().update_step(gradient, variable)
         dtype = variable.dtype
@@ -48,7 +54,18 @@ OPTIMIZERS = {"adam": tf.keras.optimizers.Adam, "lazy_adam": LazyAdam}  # Teache
 
 
 def make_optimizer(name: str, learning_rate: float) -> tf.keras.optimizers.Optimizer:
-    """A fresh optimiser `name` ("adam" or "lazy_adam") at `learning_rate`."""
+    """A fresh optimiser, so each teacher gets its own slots.
+
+    Args:
+        name: "adam" or "lazy_adam" (`TeacherConfig.optimizer`).
+        learning_rate: its learning rate.
+
+    Returns:
+        The unbuilt optimiser.
+
+    Raises:
+        HetCompError: an unknown `name`.
+    """
     if name not in OPTIMIZERS:
         raise HetCompError(f"unknown optimizer {name!r}: choose one of {', '.join(OPTIMIZERS)}")
     return OPTIMIZERS[name](learning_rate)

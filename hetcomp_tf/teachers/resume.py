@@ -32,7 +32,14 @@ from hetcomp_tf.util.files import atomic_directory, read_json, write_json
 
 @dataclasses.dataclass
 class Resumed:
-    """What the loop needs from a saved state (`TeacherState.load`)."""
+    """What the loop needs from a saved state (`TeacherState.load`).
+
+    Attributes:
+        epochs: epochs trained.
+        history: per epoch, {"epoch", "loss"} and "valid" at an evaluation.
+        seconds: training seconds of the earlier invocations.
+        warm_start: what a warm start carried over at the first invocation; None: a cold start.
+    """
 
     epochs: int  # epochs trained
     history: list[dict]  # per epoch: {"epoch", "loss"[, "valid"]}
@@ -69,6 +76,7 @@ class TeacherState:
 
     @property
     def records_dir(self) -> Path:
+        """`directory`/records: the recorder's record files."""
         return self.directory / "records"
 
     def exists(self) -> bool:

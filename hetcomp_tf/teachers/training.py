@@ -43,6 +43,23 @@ from hetcomp_tf.warmstart import WarmStart
 
 @dataclass
 class TeacherRun:
+    """A trained teacher: the model, its trajectory, its metrics and how training went.
+
+    Attributes:
+        teacher: the teacher with the best-valid weights.
+        trajectory: its ranking trajectory (the `Trajectory` of the chosen checkpoints).
+        valid: the metrics of the best-valid evaluation (that of the restored weights).
+        test: the restored teacher's test metrics.
+        train_seconds: the whole loop's seconds (epochs, evaluations and trajectory recording), earlier invocations
+            of a resumed run included.
+        epochs: epochs trained.
+        params: trainable parameters.
+        early_stopped: True when early stopping ended training; False when the epoch cap did (the teacher may not
+            have converged).
+        history: per epoch, {"epoch", "loss"} and "valid" at an evaluation.
+        warm_start: what a warm start carried over (`WarmStart.apply`); None: a cold start.
+    """
+
     teacher: Teacher  # with the best-valid weights
     trajectory: Trajectory
     valid: dict  # metrics of the best-valid evaluation (= the restored weights)
@@ -56,6 +73,7 @@ class TeacherRun:
 
     @property
     def ended_by(self) -> str:
+        """How training ended, as tables show it: "early stop" or "epoch cap"."""
         return "early stop" if self.early_stopped else "epoch cap"
 
     def to_dict(self) -> dict:
@@ -74,25 +92,53 @@ class TeacherRun:
 
 
 def count_params(model: tf.Module) -> int:
+    """The entries of a model's trainable variables, the size results report.
+
+    Args:
+        model: a teacher or a student.
+
+    Returns:
+        The number of trainable parameters.
+    """
     return int(sum(np.prod(v.shape) for v in model.trainable_variables))
 
 
 class EarlyStopping:
     """Keeps a copy of the model's weights at its best evaluation and stops training after `patience`
-    evaluations without a better one; `restore()` puts the best weights back (teachers and students alike)."""
+    evaluations without a better one; `restore()` puts the best weights back (teachers and students alike).
+
+    Args:
+        model: the model whose `variables` are copied and restored.
+        patience: evaluations without a better one before `should_stop` says stop.
+        what: the model's name in the log line.
+    """
 
     def __init__(self, model: tf.Module, patience: int, what: str):
         self.model, self.patience, self.what = model, patience, what
         self.stale, self._best_weights = 0, None
 
     def record(self, improved: bool, armed: bool = True) -> None:
-        """One evaluation; one that is not better counts towards `patience` only when `armed`."""
+        """Counts one evaluation; the first one, or a better one, copies the weights.
+
+        Args:
+            improved: whether the evaluation is better than every earlier one.
+            armed: whether one that is not better counts towards `patience` (the distiller arms it once its targets
+                are final).
+        """
         if improved or self._best_weights is None:
             self._best_weights, self.stale = [v.numpy() for v in self.model.variables], 0
         elif armed:
             self.stale += 1
 
     def should_stop(self, epoch: int) -> bool:
+        """Whether `patience` evaluations in a row were not better; if so, logs the stop.
+
+        Args:
+            epoch: the epochs trained, for the log line.
+
+        Returns:
+            True to stop training.
+        """
         if self.stale < self.patience:
             return False
         log(
@@ -102,13 +148,25 @@ class EarlyStopping:
         return True
 
     def state(self) -> tuple[int, list[np.ndarray]]:
-        """(stale evaluations, best weights): what a resumed run needs (`resume`)."""
+        """What a resumed run needs (`resume`).
+
+        Returns:
+            (evaluations without a better one, the best weights: one array per model variable, [] before any
+            evaluation).
+        """
         return self.stale, list(self._best_weights or [])
 
     def resume(self, stale: int, best_weights: list[np.ndarray]) -> None:
+        """Restores a saved `state`, so a resumed run stops where an uninterrupted one would.
+
+        Args:
+            stale: evaluations without a better one.
+            best_weights: the best weights, one array per model variable ([]: none recorded yet).
+        """
         self.stale, self._best_weights = int(stale), list(best_weights) or None
 
     def restore(self) -> None:
+        """Assigns the best weights to the model, so training ends with its best evaluation's model."""
         for variable, value in zip(self.model.variables, self._best_weights):
             variable.assign(value)
 
@@ -143,6 +201,11 @@ def train_teacher(
 
     Returns:
         The run, its teacher holding the best-valid weights.
+
+    Raises:
+        HetCompError: a bad config (`build_teacher`, `make_optimizer`, the trajectory config), a training loss that
+            became non-finite, or a state in `resume_dir` of another teacher, config or seed (or missing its
+            records).
     """
     strategy = strategy if strategy is not None else make_strategy(cfg.distribute)
     with strategy.scope():

@@ -44,7 +44,18 @@ MANIFEST = "manifest.json"
 
 
 def select_checkpoints(recalls: Sequence[float], fractions: Sequence[float]) -> list[int]:
-    """Indices (into the evaluations) of the len(fractions)+1 checkpoints chosen by the module's rule."""
+    """The checkpoints chosen by the module's rule.
+
+    Args:
+        recalls: each evaluation's valid Recall@50, in training order.
+        fractions: f_0..f_{T−2}, one per checkpoint before the best.
+
+    Returns:
+        The len(fractions) + 1 chosen indices into `recalls`, non-decreasing, the last the best evaluation.
+
+    Raises:
+        HetCompError: `recalls` is empty.
+    """
     if len(recalls) == 0:
         raise HetCompError("no valid evaluation to choose trajectory checkpoints from")
     records, running_max = [], -np.inf
@@ -66,6 +77,15 @@ def select_checkpoints(recalls: Sequence[float], fractions: Sequence[float]) -> 
 
 
 def check_trajectory_config(cfg: TrajectoryConfig, n_items: int) -> None:
+    """Fails early on a trajectory config the recorder cannot follow.
+
+    Args:
+        cfg: the trajectory config.
+        n_items: the catalogue's size, the bound of `top_n`.
+
+    Raises:
+        HetCompError: not n_checkpoints − 1 fractions, a fraction outside (0, 1], or top_n outside [1, n_items].
+    """
     if len(cfg.fractions) != cfg.n_checkpoints - 1:
         raise HetCompError(
             f"trajectory config: {len(cfg.fractions)} fractions given for n_checkpoints="
@@ -91,7 +111,14 @@ def _rank_batch(scores: tf.Tensor, observed_mask: tf.Tensor, observed_rows: tf.R
 
 class BatchRanker:
     """A score_fn wrapper that also ranks every batch it scores (top-N unobserved + observed order), so the
-    valid evaluation's scoring pass doubles as the trajectory's and no teacher scores all items twice."""
+    valid evaluation's scoring pass doubles as the trajectory's and no teacher scores all items twice.
+
+    Args:
+        score_fn: user_ids int32 [b] -> float32 [b, n_items], the teacher's scores.
+        train: the train interactions, one row per user: the observed items.
+        n_items: the catalogue's size.
+        top_n: N, the unobserved items kept per user.
+    """
 
     def __init__(self, score_fn: Callable, train: CSR, n_items: int, top_n: int):
         self.score_fn, self.train, self.n_items, self.top_n = score_fn, train, n_items, top_n
@@ -102,6 +129,14 @@ class BatchRanker:
         self.ranked = np.zeros(n_users, bool)
 
     def __call__(self, user_ids) -> tf.Tensor:
+        """Scores a batch of users and keeps their rankings.
+
+        Args:
+            user_ids: int [b] user ids.
+
+        Returns:
+            float32 [b, n_items], `score_fn`'s scores unchanged.
+        """
         ids = tf.convert_to_tensor(user_ids, tf.int32)
         scores = self.score_fn(ids)
         top, ordered = _rank_batch(
@@ -117,7 +152,15 @@ class BatchRanker:
         return scores
 
     def result(self, batch_size: int = 512) -> tuple[np.ndarray, CSR]:
-        """(top-N unobserved int32 [n_users, N], observed order CSR); users not scored yet are scored now."""
+        """Every user's ranking; users not scored yet are scored now.
+
+        Args:
+            batch_size: users scored at a time for the missing ones.
+
+        Returns:
+            (top-N unobserved int32 [n_users, N], −1 past a user's unobserved items; each user's train items in
+            score order, a CSR with `train`'s indptr).
+        """
         missing = np.flatnonzero(~self.ranked).astype(np.int32)
         for start in range(0, missing.size, batch_size):
             self(missing[start : start + batch_size])
@@ -127,12 +170,36 @@ class BatchRanker:
 def rank_users(
     score_fn: Callable, train: CSR, n_items: int, top_n: int, batch_size: int = 512
 ) -> tuple[np.ndarray, CSR]:
-    """Batched pass of `score_fn` over all users: (top-N unobserved int32 [n_users, N], observed order CSR)."""
+    """Every user's ranking by a model, outside an evaluation (`BatchRanker` over all users).
+
+    Args:
+        score_fn: user_ids int32 [b] -> float32 [b, n_items].
+        train: the train interactions, one row per user.
+        n_items: the catalogue's size.
+        top_n: N.
+        batch_size: users scored at a time.
+
+    Returns:
+        (top-N unobserved int32 [n_users, N], −1 past a user's unobserved items; each user's train items in score
+        order, a CSR).
+    """
     return BatchRanker(score_fn, train, n_items, top_n).result(batch_size)
 
 
 @dataclass
 class Trajectory:
+    """A teacher's ranking knowledge at T checkpoints of its training, what the ensemble is built from.
+
+    Attributes:
+        teacher: the teacher's name.
+        rankings: int32 [T, n_users, N], per checkpoint each user's top-N items not in its train set, best first,
+            −1 where fewer than N are left.
+        observed: the final checkpoint's order: each user's train items in the teacher's rank order.
+        checkpoints: per checkpoint {"epoch", "evaluation", "valid": {metric: float}, "fraction": float | None}
+            ("valid_sample" too when early stopping looked at a sample of users).
+        n_items: the catalogue's size.
+    """
+
     teacher: str
     rankings: np.ndarray  # int32 [T, n_users, N]: top-N items not in the user's train set, best first
     observed: CSR  # final checkpoint: each user's train items in the teacher's rank order
@@ -141,13 +208,20 @@ class Trajectory:
 
     @property
     def n_users(self) -> int:
+        """The users ranked."""
         return int(self.rankings.shape[1])
 
     @property
     def top_n(self) -> int:
+        """N, the items kept per user and checkpoint."""
         return int(self.rankings.shape[2])
 
     def save(self, directory: str | os.PathLike) -> None:
+        """Writes the module's on-disk layout (FORMAT_VERSION) into `directory`, atomically.
+
+        Args:
+            directory: the trajectory's directory, e.g. `<out>/trajectories/<TEACHER>`.
+        """
         manifest = {
             "format_version": FORMAT_VERSION,
             "teacher": self.teacher,
@@ -165,6 +239,18 @@ class Trajectory:
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> Trajectory:
+        """Reads a trajectory written by `save`, its files verified against the manifest.
+
+        Args:
+            directory: the trajectory's directory.
+
+        Returns:
+            The `Trajectory`.
+
+        Raises:
+            HetCompError: a missing or malformed manifest or file, a checksum or format version mismatch, or arrays
+                of the wrong dtype or shape.
+        """
         manifest, arrays = read_manifest_dir(directory, MANIFEST, FORMAT_VERSION)
         where = os.path.join(os.fspath(directory), MANIFEST)
         fields = {
@@ -191,7 +277,18 @@ class Trajectory:
 
 
 class TrajectoryRecorder:
-    """Collects a teacher's rankings during training; `observe` at every valid evaluation, `finish` at the end."""
+    """Collects a teacher's rankings during training; `observe` at every valid evaluation, `finish` at the end.
+
+    Args:
+        teacher: the teacher's name.
+        train: the train interactions, one row per user.
+        n_items: the catalogue's size.
+        cfg: which checkpoints to keep and N.
+        batch_size: users scored at a time when a record's ranking is completed.
+
+    Raises:
+        HetCompError: a bad `cfg` (`check_trajectory_config`).
+    """
 
     def __init__(self, teacher: str, train: CSR, n_items: int, cfg: TrajectoryConfig, batch_size: int = 512):
         check_trajectory_config(cfg, n_items)
@@ -201,10 +298,18 @@ class TrajectoryRecorder:
 
     @property
     def best(self) -> dict | None:
+        """The latest record's {"epoch", "valid"} (the best evaluation so far); None while no record is kept."""
         return self.evaluations[max(self.records)] if self.records else None
 
     def ranker(self, score_fn: Callable) -> BatchRanker:
-        """Wrap the teacher's score_fn in this for one evaluation, then pass the wrapper to `observe`."""
+        """Wrap the teacher's score_fn in this for one evaluation, then pass the wrapper to `observe`.
+
+        Args:
+            score_fn: user_ids int32 [b] -> float32 [b, n_items].
+
+        Returns:
+            A fresh `BatchRanker`.
+        """
         return BatchRanker(score_fn, self.train, self.n_items, self.cfg.top_n)
 
     def _register(self, epoch: int, valid: dict) -> bool:
@@ -215,8 +320,16 @@ class TrajectoryRecorder:
 
     def observe(self, epoch: int, valid: dict, ranker: BatchRanker) -> bool:
         """Registers an evaluation; if it is a new best valid Recall@50, keeps the ranking of every user
-        (completing `ranker` for users the evaluation did not score) and returns True (the caller then keeps
-        these weights as the best)."""
+        (completing `ranker` for users the evaluation did not score).
+
+        Args:
+            epoch: the epochs trained.
+            valid: the evaluation's {metric: value}.
+            ranker: the `ranker` the evaluation scored through.
+
+        Returns:
+            True for a record (the caller then keeps these weights as the best).
+        """
         improved = self._register(epoch, valid)
         if improved:
             self.records[len(self.evaluations) - 1] = ranker.result(self.batch_size)
@@ -230,18 +343,31 @@ class TrajectoryRecorder:
         return chosen, [{**self.evaluations[i], "evaluation": i, "fraction": f} for i, f in zip(chosen, fractions)]
 
     def state(self) -> dict:
-        """The evaluations and the record indices: with `write_records`' files, what `resume` needs."""
+        """What `resume` needs besides `write_records`' files, JSON-ready.
+
+        Returns:
+            {"evaluations": [{"epoch", "valid"}], "records": the record evaluations' indices, ascending}.
+        """
         return {"evaluations": self.evaluations, "records": sorted(self.records)}
 
     def write_records(self, directory: str | os.PathLike) -> None:
-        """Saves each record not saved yet as `directory`/<evaluation index>.npz (before the state naming it)."""
+        """Saves each record not saved yet as `directory`/<evaluation index>.npz (before the state naming it).
+
+        Args:
+            directory: the records' directory, existing.
+        """
         for index, (top, observed) in self.records.items():
             path = _record_path(directory, index)
             if not os.path.exists(path):
                 _save_atomically(path, top=top, indptr=observed.indptr, indices=observed.indices)
 
     def resume(self, state: dict, directory: str | os.PathLike) -> None:
-        """Restores `state` (from `state`), the records' rankings read from `directory`."""
+        """Restores the evaluations and records of a saved state.
+
+        Args:
+            state: what `state()` returned.
+            directory: where `write_records` saved the records.
+        """
         self.evaluations = state["evaluations"]
         self.records = {}
         for index in state["records"]:
@@ -249,7 +375,14 @@ class TrajectoryRecorder:
                 self.records[index] = (saved["top"], CSR(indptr=saved["indptr"], indices=saved["indices"]))
 
     def finish(self) -> Trajectory:
-        """Picks the checkpoints by the module's rule and drops the other rankings."""
+        """Picks the checkpoints by the module's rule and drops the other rankings.
+
+        Returns:
+            The `Trajectory`.
+
+        Raises:
+            HetCompError: no evaluation was observed.
+        """
         chosen, checkpoints = self._chosen()
         rankings = np.stack([self.records[i][0] for i in chosen])
         observed = self.records[chosen[-1]][1]
@@ -261,7 +394,16 @@ def prunable_records(records: Sequence[int], recalls: Sequence[float], fractions
     """Records (evaluation indices, oldest first) that `select_checkpoints` can no longer choose, however training
     goes on: a checkpoint is either the first record reaching f × B (B only grows, so a record below min(f) × B
     now never will) or the record just before the next checkpoint, at most len(fractions) steps down from the
-    lowest record that can still reach; so all records below min(f) × B but the latest len(fractions) are out."""
+    lowest record that can still reach; so all records below min(f) × B but the latest len(fractions) are out.
+
+    Args:
+        records: the records' evaluation indices, ascending, at least one.
+        recalls: every evaluation's valid Recall@50.
+        fractions: the trajectory config's fractions.
+
+    Returns:
+        The indices of `records` that can be dropped, oldest first.
+    """
     best = max(recalls[i] for i in records)
     below = [i for i in records if recalls[i] < min(fractions) * best]
     return below[: max(0, len(below) - len(fractions))]
@@ -287,9 +429,22 @@ class SampledTrajectoryRecorder(TrajectoryRecorder):
         batch_size: int = 512,
         records_dir: str | os.PathLike | None = None,
     ):
-        """`records_dir`: where the records' weights are kept (they outlive the process, for a resumed run, and a
-        pruned record's file goes only at `remove_unlisted_records`, once a state no longer names it); default a
-        temporary directory, pruned records removed at once."""
+        """Draws the sample of valid users.
+
+        Args:
+            teacher: the teacher's name.
+            data: the dataset: its train rows, its catalogue and its valid users.
+            cfg: which checkpoints to keep and N.
+            eval_users: the sample's size (capped at the valid users).
+            seed: seeds the sample.
+            batch_size: users scored at a time when `finish` ranks them.
+            records_dir: where the records' weights are kept (they outlive the process, for a resumed run, and a
+                pruned record's file goes only at `remove_unlisted_records`, once a state no longer names it);
+                default a temporary directory, pruned records removed at once.
+
+        Raises:
+            HetCompError: a bad `cfg` (`check_trajectory_config`).
+        """
         super().__init__(teacher, data.train, data.n_items, cfg, batch_size)
         self.data = data
         valid_users = np.flatnonzero(data.valid.lengths() > 0)
@@ -300,10 +455,28 @@ class SampledTrajectoryRecorder(TrajectoryRecorder):
         os.makedirs(self.records_dir, exist_ok=True)
 
     def evaluate(self, score_fn: Callable) -> dict:
+        """The valid metrics over the sample, what early stopping and the checkpoint rule read.
+
+        Args:
+            score_fn: user_ids int32 [b] -> float32 [b, n_items].
+
+        Returns:
+            {metric: value} (`metrics.evaluate`).
+        """
         return evaluate(score_fn, self.data, "valid", users=self.users)
 
     def observe_weights(self, epoch: int, valid: dict, model: tf.Module) -> bool:
-        """Registers an evaluation of the sample; a record's weights are saved. Returns True for a record."""
+        """Registers an evaluation of the sample; a record's weights are saved and records the rule can no longer
+        choose are pruned.
+
+        Args:
+            epoch: the epochs trained.
+            valid: the sample's {metric: value} (`evaluate`).
+            model: the teacher, whose `variables` a record saves.
+
+        Returns:
+            True for a record.
+        """
         improved = self._register(epoch, valid)
         if improved:
             index = len(self.evaluations) - 1
@@ -320,6 +493,16 @@ class SampledTrajectoryRecorder(TrajectoryRecorder):
         """Nothing to do: a record's weights are written when it is observed."""
 
     def resume(self, state: dict, directory: str | os.PathLike) -> None:
+        """Restores the evaluations and records of a saved state, copying the records' weights into `records_dir`
+        when they were saved elsewhere (another worker's state).
+
+        Args:
+            state: what `state()` returned.
+            directory: the saved records' directory.
+
+        Raises:
+            HetCompError: a record's weights are missing from `directory`.
+        """
         self.evaluations = state["evaluations"]
         self.records = dict.fromkeys(state["records"])
         missing = [i for i in self.records if not os.path.exists(_record_path(directory, i))]
@@ -332,8 +515,16 @@ class SampledTrajectoryRecorder(TrajectoryRecorder):
                 shutil.copyfile(_record_path(directory, index), _record_path(self.records_dir, index))
 
     def finish(self, model: tf.Module, score_fn: Callable) -> Trajectory:
-        """Ranks every user at each chosen checkpoint (its weights loaded into `model`, scored by `score_fn`) and
-        leaves `model` with the last checkpoint's weights, the best on the sample."""
+        """Ranks every user at each chosen checkpoint and leaves `model` with the last checkpoint's weights, the
+        best on the sample.
+
+        Args:
+            model: the teacher, into whose `variables` each checkpoint's weights are loaded.
+            score_fn: user_ids int32 [b] -> float32 [b, n_items], `model`'s scores.
+
+        Returns:
+            The `Trajectory`, each checkpoint's "valid" over all valid users and "valid_sample" over the sample.
+        """
         chosen, checkpoints = self._chosen()
         rankings = []
         for index, checkpoint in zip(chosen, checkpoints):
@@ -353,7 +544,12 @@ class SampledTrajectoryRecorder(TrajectoryRecorder):
 
 def remove_unlisted_records(recorder: TrajectoryRecorder, directory: str | os.PathLike) -> None:
     """Removes the record files in `directory` of evaluations `recorder` no longer keeps (pruned, or written after
-    the state it resumed from)."""
+    the state it resumed from), so the files agree with the state.
+
+    Args:
+        recorder: the recorder, whose `records` are kept.
+        directory: the records' directory.
+    """
     keep = {os.path.basename(_record_path(directory, index)) for index in recorder.records}
     for name in os.listdir(directory):
         if name.endswith(".npz") and name not in keep:
@@ -372,11 +568,20 @@ def _save_atomically(path: str, *arrays: np.ndarray, **named: np.ndarray) -> Non
 
 
 def trajectories_dir(out_dir: str | os.PathLike) -> Path:
+    """`out_dir`/trajectories, where the teachers' trajectories live."""
     return Path(out_dir) / "trajectories"
 
 
 def save_trajectories(runs_or_trajs: Iterable, out_dir: str | os.PathLike) -> Path:
-    """Writes out_dir/trajectories/<TEACHER>/ for each Trajectory (or TeacherRun, via its `.trajectory`)."""
+    """Writes out_dir/trajectories/<TEACHER>/ for each trajectory.
+
+    Args:
+        runs_or_trajs: Trajectory objects, or TeacherRuns (their `.trajectory`).
+        out_dir: the output directory.
+
+    Returns:
+        out_dir/trajectories.
+    """
     root = trajectories_dir(out_dir)
     for item in runs_or_trajs:
         traj = getattr(item, "trajectory", item)
@@ -385,7 +590,20 @@ def save_trajectories(runs_or_trajs: Iterable, out_dir: str | os.PathLike) -> Pa
 
 
 def load_trajectories(out_dir: str | os.PathLike, teachers: Sequence[str] | None = None) -> dict[str, Trajectory]:
-    """All (or the named) trajectories under out_dir/trajectories, in TEACHER_NAMES order."""
+    """The trajectories a `teachers` run wrote.
+
+    Args:
+        out_dir: the output directory holding trajectories/.
+        teachers: the teachers to load, in this order; None: all present, in TEACHER_NAMES order (others after,
+            by name).
+
+    Returns:
+        {teacher: Trajectory}.
+
+    Raises:
+        HetCompError: no trajectories/ directory or none in it, a trajectory that does not load, or one whose
+            teacher differs from its directory's name.
+    """
     root = trajectories_dir(out_dir)
     if not root.is_dir():
         raise HetCompError(f"{root}: missing; run `hetcomp teachers --out {out_dir}` first")

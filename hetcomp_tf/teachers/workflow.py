@@ -55,7 +55,25 @@ def train_teachers(
     seed: int = 0,
     jobs: int = 1,
 ) -> dict:
-    """Trains `names` on `data` into `out` (see the module docstring); returns teachers.json's content."""
+    """Trains teachers into `out` (see the module docstring), resuming an interrupted run of the same split, profile
+    and seed.
+
+    Args:
+        data: the split to train, evaluate and rank on (saved as dataset.npz).
+        profile: the profile: each teacher's config, the trajectory config and the ensemble's τ.
+        out: the output directory; replaced only once every teacher has finished.
+        names: the teachers to train, in this order.
+        seed: seeds every teacher.
+        jobs: teachers trained at a time (> 1: in worker processes).
+
+    Returns:
+        teachers.json's content: {"dataset", "profile", "seed", "trajectory", "teachers": {name: `TeacherRun.to_dict`},
+        "ensemble" (equal weights: {"test", "valid", "tau"}), "ensemble_weighted" (τ and weights fitted on valid:
+        {"tau", "weights", "valid", "test"})}.
+
+    Raises:
+        HetCompError: a teacher's training fails (see `train_teacher`).
+    """
     started = time.time()
     resume = _resume_directory(Path(out) / RESUME, data, profile, seed)
     finished = {
@@ -163,7 +181,19 @@ def load_target_knowledge(
     teachers_dir: str | os.PathLike, cfg: DistillConfig, data: Dataset | None = None
 ) -> EnsembleKnowledge:
     """The knowledge a student distils from a `train_teachers` output: `cfg.targets`' ensemble, "fitted" with the
-    valid-split fit teachers.json holds (fitted again on `data`, default its dataset.npz, if it holds none)."""
+    valid-split fit teachers.json holds (fitted again on `data`, default its dataset.npz, if it holds none).
+
+    Args:
+        teachers_dir: a `train_teachers` output directory.
+        cfg: the distillation config: its `targets` and `tau`.
+        data: the dataset to fit on when teachers.json holds no fit (default: the directory's dataset.npz).
+
+    Returns:
+        The `EnsembleKnowledge` to distil.
+
+    Raises:
+        HetCompError: missing or unreadable trajectories or files.
+    """
     teachers_dir = Path(teachers_dir)
     fitted = None
     if cfg.targets == "fitted":
@@ -174,13 +204,30 @@ def load_target_knowledge(
 
 
 def ensemble_metrics(knowledge: EnsembleKnowledge, data: Dataset) -> dict[str, dict[str, float]]:
-    """The equal-weight ensemble's metrics per split: teachers.json's and the pipeline's "ensemble" row."""
+    """An ensemble's metrics per split, with its own τ and teacher weights: with equal weights, teachers.json's and
+    the pipeline's "ensemble" row.
+
+    Args:
+        knowledge: the ensemble (its τ and teacher weights apply).
+        data: the dataset it is evaluated on.
+
+    Returns:
+        {"test": {metric: value}, "valid": {metric: value}}.
+    """
     return {split: evaluate_ensemble(knowledge, data, split) for split in ("test", "valid")}
 
 
 def seconds_after(names: Sequence[str], estimates: dict[str, float | None]) -> dict[str, float]:
-    """{teacher: the estimated seconds of the teachers after it in `names`}, only for the teachers after which
-    every estimate is known."""
+    """What remains after each teacher, for the all-teachers ETA of its epoch lines.
+
+    Args:
+        names: the teachers in training order.
+        estimates: {teacher: estimated seconds, or None when unknown}.
+
+    Returns:
+        {teacher: the estimated seconds of the teachers after it in `names`}, only for the teachers after which
+        every estimate is known.
+    """
     after, total = {}, 0.0
     for name in reversed(names):
         if total is None:
@@ -192,13 +239,26 @@ def seconds_after(names: Sequence[str], estimates: dict[str, float | None]) -> d
 
 class TeachersProgress(Progress):
     """A teacher's epoch lines with the ETA of all the run's teachers: the teacher's own linear ETA plus
-    `later_seconds`, the estimate of the teachers not started yet; `run_started` is the run's wall-clock start."""
+    `later_seconds`, the estimate of the teachers not started yet.
+
+    Args:
+        what: the line's label.
+        total: the epochs (the teacher's epoch cap).
+        run_started: the run's wall-clock start (time.time()).
+        later_seconds: the estimated seconds of the teachers after this one.
+    """
 
     def __init__(self, what: str, total: int, run_started: float, later_seconds: float):
         super().__init__(what, total)
         self.run_started, self.later_seconds = run_started, later_seconds
 
     def update(self, done: int, detail: str = "") -> None:
+        """Logs one epoch line with both ETAs.
+
+        Args:
+            done: epochs trained.
+            detail: the loop's detail (loss, valid metrics).
+        """
         elapsed = time.perf_counter() - self.start
         eta = elapsed / max(done, 1) * (self.total - done)
         log(
@@ -210,7 +270,14 @@ class TeachersProgress(Progress):
 
 def teachers_table(result: dict) -> str:
     """The test metrics and seconds of every teacher (a teacher its epoch cap stopped named so), then the ensemble
-    and the valid-fitted ensemble."""
+    and the valid-fitted ensemble.
+
+    Args:
+        result: `train_teachers`' result (teachers.json's content).
+
+    Returns:
+        The table, as text.
+    """
     rows = {
         teacher_label(name, r): {**r["test"], "seconds": r["train_seconds"]} for name, r in result["teachers"].items()
     }
@@ -229,8 +296,21 @@ def train_into(
 ) -> dict:
     """Trains teacher `name` on staging/dataset.npz (from its saved state under staging/training/ if there is one),
     saves its trajectory and TensorBoard logs under `staging` and returns its teachers.json entry (module-level: it
-    also runs in worker processes). With `later_seconds` (the estimate of the teachers after it), its epoch lines
-    carry the ETA of all teachers (`TeachersProgress`)."""
+    also runs in worker processes).
+
+    Args:
+        name: the teacher.
+        staging: the resume directory holding dataset.npz; its trajectory goes to trajectories/<name>/, its logs to
+            logs/teachers/<name>/, its entry to runs/<name>.json.
+        profile: the profile holding its config and the trajectory config.
+        seed: seeds the teacher.
+        run_started: the run's wall-clock start, for `TeachersProgress`.
+        later_seconds: the estimate of the teachers after it; given, its epoch lines carry the ETA of all teachers
+            (`TeachersProgress`).
+
+    Returns:
+        Its teachers.json entry (`TeacherRun.to_dict`).
+    """
     staging = Path(staging)
     progress = (
         Progress
