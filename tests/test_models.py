@@ -283,6 +283,8 @@ def test_vae_kl_weight_is_annealed_per_epoch(tiny_dataset):
     model = build_teacher("AE", tiny_dataset, cfg)
     betas = [float(fixed_batch(model, epoch)["beta"]) for epoch in (0, 2, 4, 9)]
     np.testing.assert_allclose(betas, [0.0, 0.2, 0.4, 0.4], rtol=1e-6)
+    unannealed = build_teacher("AE", tiny_dataset, small_cfg("AE", kl_cap=0.4, kl_anneal_epochs=0))
+    assert float(fixed_batch(unannealed, 0)["beta"]) == pytest.approx(0.4)  # 0: the full weight from the start
 
 
 def test_item_ae_scores_and_loss_match_full_reconstruction(tiny_dataset):

@@ -48,12 +48,13 @@ class MultVAE(Teacher):
         """The users with train items once each, in an order seeded by `seed + epoch`, with the epoch's KL weight.
 
         Args:
-            epoch: the 0-based epoch; β = kl_cap · min(1, epoch / max(kl_anneal_epochs, 1)).
+            epoch: the 0-based epoch; β = kl_cap · min(1, epoch / kl_anneal_epochs) (kl_cap from the start at 0).
 
         Returns:
             A dataset of {"ids": int32 [batch] user ids, "seed": int64 [2], "beta": float32 scalar}.
         """
-        beta = self.cfg.kl_cap * min(1.0, epoch / max(self.cfg.kl_anneal_epochs, 1))
+        anneal = self.cfg.kl_anneal_epochs
+        beta = self.cfg.kl_cap * (min(1.0, epoch / anneal) if anneal > 0 else 1.0)
         return self.row_batches(self.data.train, epoch).map(
             lambda batch: {**batch, "beta": tf.constant(beta, tf.float32)}
         )
