@@ -181,7 +181,7 @@ def test_a_stopped_teachers_run_resumes_with_the_teachers_it_finished(tmp_path, 
     trained, real = [], teachers.train_teacher
 
     class Stopping:  # the machine going down as a teacher's 5th epoch is reported
-        def __init__(self, what, total):
+        def __init__(self, what, total, done_before=0):
             pass
 
         def update(self, done, detail=""):

@@ -602,7 +602,7 @@ def test_an_interrupted_run_resumes_from_its_last_evaluation_as_if_never_stopped
     whole = distill(data, knowledge, cfg, progress=None, resume_dir=tmp_path / "whole")
 
     class StopAtThirdEvaluation:
-        def __init__(self, what, total):
+        def __init__(self, what, total, done_before=0):
             self.calls = 0
 
         def update(self, trained, detail):

@@ -23,7 +23,7 @@ TRAJ = TrajectoryConfig(n_checkpoints=4, fractions=(0.4, 0.7, 0.9), top_n=40)
 class RecordingProgress:
     instances: list = []
 
-    def __init__(self, what, total):
+    def __init__(self, what, total, done_before=0):
         self.what, self.total, self.updates = what, total, []
         RecordingProgress.instances.append(self)
 
@@ -182,3 +182,12 @@ def test_a_resumed_state_keeps_only_the_records_it_names(data, tmp_path):
         f"{i}.npz" for i in state["recorder"]["records"]
     )
     assert state["epochs"] == 12 and len(state["recorder"]["evaluations"]) == 6
+
+
+def test_a_resumed_runs_eta_counts_only_the_epochs_it_trained(monkeypatch):
+    """After resuming at epoch 40 of 100, 10 epochs in 10 s mean 50 s left, not 50 x 10/50."""
+    from hetcomp_tf.util import progress as module
+
+    clock = iter([0.0, 10.0])
+    monkeypatch.setattr(module.time, "perf_counter", lambda: next(clock))
+    assert module.Progress("MF epoch", 100, done_before=40).eta(50) == pytest.approx(50.0)

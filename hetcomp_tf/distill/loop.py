@@ -135,13 +135,13 @@ def _train(
     """`distill`'s loop, writing TensorBoard logs to `log_dir` and the run state to `save_dir`; `carried`: what a
     warm start carried over, for the result."""
     cfg, data, student = trainer.cfg, trainer.data, trainer.student
-    bar = progress(f"{cfg.method} epoch", cfg.epochs) if progress is not None else None
     history, best, switch_epoch, stopping = [], None, None, EarlyStopping(student, cfg.patience, cfg.method)
     saved = RunState(resume_dir, trainer, save_dir) if resume_dir is not None else None
     first, seconds_before = 0, 0.0
     if saved is not None and saved.exists():
         first, history, best, switch_epoch, seconds_before = saved.load(stopping)
         log(f"{cfg.method}: resuming after epoch {first} from {resume_dir}")
+    bar = progress(f"{cfg.method} epoch", cfg.epochs, done_before=first) if progress is not None else None
     start = time.perf_counter()
     trained = first
     with ScalarLog(log_dir) as scalars:

@@ -254,7 +254,7 @@ def _train_loop(
     name, data, cfg, teacher, optimizer, recorder, stopping, scalars, progress, strategy, resumed, saved, sampled
 ) -> TeacherRun:
     """`train_teacher`'s epochs from `resumed` on, then the trajectory and the test evaluation."""
-    bar = progress(f"{name} epoch", cfg.epochs) if progress is not None else None
+    bar = progress(f"{name} epoch", cfg.epochs, done_before=resumed.epochs) if progress is not None else None
     history, early_stopped = resumed.history, stopping.stale >= cfg.patience  # a state saved as it stopped
     last = resumed.epochs if early_stopped else cfg.epochs
     start = time.perf_counter()

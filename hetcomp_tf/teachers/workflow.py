@@ -246,10 +246,11 @@ class TeachersProgress(Progress):
         total: the epochs (the teacher's epoch cap).
         run_started: the run's wall-clock start (time.time()).
         later_seconds: the estimated seconds of the teachers after this one.
+        done_before: epochs trained before this process started (a resumed teacher).
     """
 
-    def __init__(self, what: str, total: int, run_started: float, later_seconds: float):
-        super().__init__(what, total)
+    def __init__(self, what: str, total: int, run_started: float, later_seconds: float, done_before: int = 0):
+        super().__init__(what, total, done_before)
         self.run_started, self.later_seconds = run_started, later_seconds
 
     def update(self, done: int, detail: str = "") -> None:
@@ -259,8 +260,7 @@ class TeachersProgress(Progress):
             done: epochs trained.
             detail: the loop's detail (loss, valid metrics).
         """
-        elapsed = time.perf_counter() - self.start
-        eta = elapsed / max(done, 1) * (self.total - done)
+        elapsed, eta = time.perf_counter() - self.start, self.eta(done)
         log(
             f"{self.what} {done}/{self.total} {detail} [{elapsed:.0f}s elapsed, ETA {eta:.0f}s; all teachers: "
             f"{duration(time.time() - self.run_started)} elapsed, ETA ~{duration(eta + self.later_seconds)} "

@@ -21,10 +21,16 @@ class Progress:
     Args:
         what: what is counted, e.g. "hetcomp epoch".
         total: n, the steps (at least 1 is assumed).
+        done_before: steps done before this process started (a resumed run): the ETA counts only the rate since.
     """
 
-    def __init__(self, what: str, total: int):
+    def __init__(self, what: str, total: int, done_before: int = 0):
         self.what, self.total, self.start = what, max(int(total), 1), time.perf_counter()
+        self.done_before = int(done_before)
+
+    def eta(self, done: int) -> float:
+        """Linear ETA in seconds after `done` steps, from the rate of this process's steps."""
+        return (time.perf_counter() - self.start) / max(done - self.done_before, 1) * (self.total - done)
 
     def update(self, done: int, detail: str = "") -> None:
         """Logs "what done/total detail [elapsed, ETA]".
@@ -33,6 +39,5 @@ class Progress:
             done: steps done.
             detail: extra text, e.g. the latest metrics.
         """
-        elapsed = time.perf_counter() - self.start
-        eta = elapsed / max(done, 1) * (self.total - done)
+        elapsed, eta = time.perf_counter() - self.start, self.eta(done)
         log(f"{self.what} {done}/{self.total} {detail} [{elapsed:.0f}s elapsed, ETA {eta:.0f}s]".replace("  ", " "))
