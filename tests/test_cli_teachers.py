@@ -30,6 +30,7 @@ def teachers_out(tmp_path_factory):
     return code, out, stdout.getvalue()
 
 
+@pytest.mark.slow
 def test_teachers_writes_results_trajectories_split_and_logs(teachers_out):
     code, out, _ = teachers_out
     assert code == 0
@@ -83,6 +84,7 @@ def test_teachers_in_worker_processes_write_the_same_outputs(teachers_out, tmp_p
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
+@pytest.mark.slow
 def test_teachers_prints_the_test_metrics_table(teachers_out):
     _, out, stdout = teachers_out
     result = json.loads((out / "teachers.json").read_text())

@@ -139,6 +139,7 @@ def test_every_method_trains_a_few_epochs_with_finite_metrics(data, knowledge, b
     assert run.history[0]["objective"] == LOSSES.index(loss_name)
 
 
+@pytest.mark.slow
 def test_distilled_students_beat_the_student_trained_without_teachers(data, knowledge, hetcomp_run):
     """The point of distillation, on tiny data: the teachers' ensemble (test Recall@50 0.62) ranks better than a
     dim-8 MF learns from the 5,149 train interactions alone, and a student distilled from it inherits that. wo_kd
@@ -417,6 +418,7 @@ def users_batch(users: np.ndarray, train) -> Batch:
     )
 
 
+@pytest.mark.slow
 def test_dcd_ucd_epsilon_weighs_the_user_corrections_of_a_step(data, knowledge):
     """One student, one set of corrections: ε = 0.01 lowers the step's DCD loss (UCD's draw weights are < 1), and
     ε = 1e3 (every weight 1.0 in float32) is the default's whole sets."""
@@ -429,6 +431,7 @@ def test_dcd_ucd_epsilon_weighs_the_user_corrections_of_a_step(data, knowledge):
     assert values[0.01] < values[None] and values[1e3] == pytest.approx(values[None], rel=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["hetcomp_no_adt", "ensemble_kd", "rrd", "dcd"])
 def test_fused_and_dense_rest_kernels_train_alike(data, knowledge, method):
     base = dataclasses.replace(TINY.distill, method=method, epochs=2, eval_every=1)
@@ -441,6 +444,7 @@ def test_fused_and_dense_rest_kernels_train_alike(data, knowledge, method):
     np.testing.assert_allclose(*(run.student.item_embedding.embeddings.numpy() for run in runs), atol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["hetcomp", "ensemble_kd"])  # the set-wise loss; the fine-grained one
 def test_xla_and_mixed_precision_steps_agree_with_the_plain_step(data, knowledge, method):
     base = dataclasses.replace(TINY.distill, method=method, epochs=1, rest_kernel="dense")
@@ -597,6 +601,7 @@ class _Interrupt(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_from_its_last_evaluation_as_if_never_stopped(data, knowledge, tmp_path):
     cfg = dataclasses.replace(TINY.distill, method="hetcomp", epochs=16, eval_every=5, patience=50)
     whole = distill(data, knowledge, cfg, progress=None, resume_dir=tmp_path / "whole")

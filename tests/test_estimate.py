@@ -155,6 +155,7 @@ def _minutes(text: str) -> float:
     return float(value) * {"s": 1 / 60, "min": 1, "h": 60, "days": 1440}[unit]
 
 
+@pytest.mark.slow
 def test_training_the_teachers_reports_the_eta_of_all_of_them(tiny_dataset, tmp_path, fits_file, capsys):
     """MF's lines add GNN's estimate (12 epochs of 100 s: 20 min) to MF's own ETA; GNN's, the last teacher's, are
     its own ETA."""
@@ -174,6 +175,7 @@ def test_training_the_teachers_reports_the_eta_of_all_of_them(tiny_dataset, tmp_
             assert abs(_minutes(whole) - (int(own) + later) / 60) <= 1, line
 
 
+@pytest.mark.slow
 def test_the_teachers_command_prints_its_estimate_before_training(fits_file, tmp_path):
     from tests.helpers import run_cli
 

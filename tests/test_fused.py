@@ -65,6 +65,7 @@ def disassembly(library: Path) -> str:
     ).stdout
 
 
+@pytest.mark.slow
 @needs_avx512
 @needs_objdump
 def test_the_portable_build_equals_numpy_loops_without_avx512(tmp_path):

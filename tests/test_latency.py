@@ -118,6 +118,7 @@ def test_measure_latency_rejects_empty_runs(teachers, tiny_dataset):
         ensemble_servable({}, tiny_dataset, 10, top_n=20, tau=10.0)
 
 
+@pytest.mark.slow
 def test_latency_command_times_every_model_as_deployed(tiny_dataset, tmp_path):
     """Six teachers, the ensemble and three students (two initialised, one trained from --student), and the kept
     SavedModels are the ones that answer like the models' score_all."""

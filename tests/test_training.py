@@ -138,6 +138,7 @@ def interrupting_at(epoch: int):
     return Interrupting
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("eval_users", [0, 60], ids=["every-user", "sampled"])
 def test_a_resumed_teacher_trains_as_an_uninterrupted_one(data, tmp_path, eval_users):
     """Stopped after its 5th evaluation and run again, the teacher goes on from that evaluation (not from scratch) and

@@ -14,6 +14,7 @@ def square_unless_three(x: int) -> int:
     return x * x
 
 
+@pytest.mark.slow
 def test_a_failed_task_is_reported_and_the_others_still_yield(capsys):
     tasks = [(f"task{x}", square_unless_three, (x,)) for x in range(1, 6)]
     results = {}
