@@ -11,13 +11,20 @@ The Model also holds the
 vocabularies and the teacher's settings, so that with a `base_model` (this teacher's latest Model, on a warm-started
 run) training starts from it (`hetcomp_tf.warmstart`); a base model without vocabularies (written before warm
 starts) is ignored.
+
+A teacher saves its training state after every evaluation (`hetcomp_tf.teachers.resume`) under its node's folder of
+the pipeline root, keyed by what it trains on (`resume_dir`): rerun after a crash, the pipeline's cached steps are
+reused and this one goes on from its last evaluation instead of from scratch. The state is removed once the
+teacher's artifacts are written.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
+import shutil
 
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
@@ -66,6 +73,7 @@ class Executor(base_executor.BaseExecutor):
         )
 
         warm_start = base_teacher(input_dict.get(keys.BASE_MODEL_KEY))
+        resume = resume_dir(model.uri, input_dict, exec_properties)
         with (
             worker_dir(model_run.uri, strategy) as run_uri,
             worker_dir(model.uri, strategy) as model_uri,
@@ -81,6 +89,7 @@ class Executor(base_executor.BaseExecutor):
                     log_dir=log_dir,
                     warm_start=warm_start,
                     strategy=strategy,
+                    resume_dir=resume,
                 )
             with storage.writable_dir(model_uri) as directory:
                 run.teacher.save_weights(os.path.join(directory, WEIGHTS_DIR, name))
@@ -93,6 +102,8 @@ class Executor(base_executor.BaseExecutor):
             with storage.writable_dir(trajectory_uri) as directory:
                 run.trajectory.save(os.path.join(directory, TRAJECTORY_DIR))
             storage.write_json(trajectory_uri, METRICS_FILE, {"teacher": name, **run.to_dict()})
+        if resume is not None:
+            shutil.rmtree(resume, ignore_errors=True)
         n_checkpoints, n_users, top_n = run.trajectory.rankings.shape
         set_custom_properties(
             trajectory,
@@ -102,6 +113,33 @@ class Executor(base_executor.BaseExecutor):
             top_n=int(top_n),
             format_version=FORMAT_VERSION,
         )
+
+
+def resume_dir(model_uri: str, input_dict, exec_properties) -> str | None:
+    """Where this node keeps its teacher's training state across executions: `<node folder>/.resume/<key>`, the node
+    folder being the one that holds its outputs' folders (`<pipeline root>/TeacherTrainer.<T>/`), the key a hash of
+    the dataset artifact, the base model, the teacher, its config, the trajectory config and the seed, so that only
+    an execution training exactly the same teacher resumes it.
+
+    Args:
+        model_uri: the `model` output's URI (`<node folder>/model/<execution id>`).
+        input_dict: the executor's inputs (dataset, base_model).
+        exec_properties: the executor's properties.
+
+    Returns:
+        The local directory, or None on a remote pipeline root (the state is kept on local disk only).
+    """
+    if "://" in model_uri:
+        return None
+    base = input_dict.get(keys.BASE_MODEL_KEY) or []
+    identity = [
+        artifact_utils.get_single_uri(input_dict[keys.DATASET_KEY]),
+        artifact_utils.get_single_uri(base) if base else None,
+        *(exec_properties.get(key) for key in (keys.TEACHER_KEY, keys.TEACHER_CONFIG_KEY, keys.TRAJECTORY_CONFIG_KEY)),
+        exec_properties.get(keys.SEED_KEY),
+    ]
+    key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(model_uri))), ".resume", key)
 
 
 def base_teacher(models) -> WarmStart | None:

@@ -83,3 +83,61 @@ class TestTeacherTrainer:
         trained = teacher_trainer.base_teacher([teachers["ML"].model]).base
         for variable, expected in zip(base.variables, trained.variables, strict=True):
             assert (variable.numpy() == expected.numpy()).all()
+
+
+def test_a_rerun_after_a_crash_goes_on_from_the_teachers_last_evaluation(tmp_path, ingested, monkeypatch, capsys):
+    """The node's state (under <node folder>/.resume/) outlives a crashed execution: the next execution of the same
+    teacher on the same dataset resumes it, writes what an uninterrupted one writes, and removes the state."""
+    clean = anomalies_artifact(tmp_path / "anomalies", {s: anomalies_pb2.Anomalies() for s in ("train", "valid")})
+    inputs = {keys.DATASET_KEY: [ingested.dataset], keys.ANOMALIES_KEY: [clean]}
+    properties = {
+        keys.TEACHER_KEY: "MF",
+        keys.TEACHER_CONFIG_KEY: json.dumps(dataclasses.asdict(dataclasses.replace(TEACHERS["MF"], eval_every=1))),
+        keys.TRAJECTORY_CONFIG_KEY: json.dumps(dataclasses.asdict(TRAJECTORY)),
+        keys.SEED_KEY: 0,
+    }
+
+    def outputs(execution):  # as a pipeline root lays them out: <node folder>/<output key>/<execution id>
+        node = tmp_path / "root" / "TeacherTrainer.MF"
+        for key in (keys.MODEL_KEY, keys.TRAJECTORY_KEY, keys.MODEL_RUN_KEY):
+            (node / key).mkdir(parents=True, exist_ok=True)
+        return {
+            key: [make(cls, node / key, str(execution))]
+            for key, cls in (
+                (keys.MODEL_KEY, standard_artifacts.Model),
+                (keys.TRAJECTORY_KEY, TeacherTrajectory),
+                (keys.MODEL_RUN_KEY, standard_artifacts.ModelRun),
+            )
+        }
+
+    class Crash(Exception):
+        pass
+
+    class CrashingProgress:
+        def __init__(self, what, total, done_before=0):
+            pass
+
+        def update(self, done, detail=""):
+            if done == 2:
+                raise Crash
+
+    real = teacher_trainer.train_teacher
+    monkeypatch.setattr(
+        teacher_trainer, "train_teacher", lambda *a, **k: real(*a, **{**k, "progress": CrashingProgress})
+    )
+    with pytest.raises(Crash):
+        teacher_trainer.Executor().Do(inputs, outputs(1), properties)
+    assert len(list((tmp_path / "root" / "TeacherTrainer.MF" / ".resume").iterdir())) == 1
+    monkeypatch.setattr(teacher_trainer, "train_teacher", real)
+    resumed = outputs(2)
+    teacher_trainer.Executor().Do(inputs, resumed, properties)
+    assert "MF: resuming after epoch 2" in capsys.readouterr().err
+    assert list((tmp_path / "root" / "TeacherTrainer.MF" / ".resume").iterdir()) == []
+    whole = outputs(3)
+    teacher_trainer.Executor().Do(inputs, whole, properties)
+    got, expected = (storage.read_json(o[keys.TRAJECTORY_KEY][0].uri, METRICS_FILE) for o in (resumed, whole))
+    assert (got["epochs"], got["valid"], got["checkpoint_epochs"]) == (
+        expected["epochs"],
+        expected["valid"],
+        expected["checkpoint_epochs"],
+    )
