@@ -14,6 +14,8 @@ the served model against itself and blesses it; TFX's Pusher would then copy the
 version directory. The RankingEvaluator's blessing names both models (`current_model`, `baseline_model` URIs,
 the TFX Evaluator's properties), so the push is skipped when they are the same artifact and the newest version
 holds it byte for byte; when it does not (the push after its blessing failed: a full disk, a kill), it is pushed.
+A remote base directory keeps TFX's rule (a blessed model is pushed): a rerun may add a copy of the served model as
+a new version, but a push that failed is never skipped.
 """
 
 from __future__ import annotations
@@ -212,25 +214,8 @@ def newest_version_holds(base_dir: str, model_dir: str) -> bool:
 
 
 class Executor(pusher_executor.Executor):
-    """TFX's Pusher executor with an atomic local push and no re-push of the served model (see the module
-    docstring)."""
-
-    def CheckBlessing(self, input_dict) -> bool:
-        """TFX's blessing check, and False too when the candidate is the served model already.
-
-        Args:
-            input_dict: {input key: [Artifact]}: model, model_blessing.
-
-        Returns:
-            True to push.
-        """
-        if not super().CheckBlessing(input_dict):
-            return False
-        blessings = input_dict.get(keys.MODEL_BLESSING_KEY)
-        if blessings and is_served_already(artifact_utils.get_single_instance(blessings)):
-            logging.info("The model is the latest blessed (served) model already; not pushed again")
-            return False
-        return True
+    """TFX's Pusher executor with an atomic local push and no re-push of the served model to a local base directory
+    (see the module docstring)."""
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         """Pushes a blessed model to a new version directory whole (a local base directory with AUTO or
@@ -264,7 +249,7 @@ class Executor(pusher_executor.Executor):
             )
             if served:
                 logging.info("The model is the served one already (%s holds it); not pushed again", base_dir)
-            if served or not pusher_executor.Executor.CheckBlessing(self, input_dict):
+            if served or not self.CheckBlessing(input_dict):
                 self._MarkNotPushed(model_push)
                 return
             io_utils.copy_dir(model_dir, model_push.uri)  # the PushedModel's archive copy, as TFX's Pusher makes

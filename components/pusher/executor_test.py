@@ -72,3 +72,25 @@ class TestPusher:
         (stale / "variables" / "variables.index").write_bytes(b"half")
         properties, _ = self.push(root, "stale", student.model, 1, untrained.uri, "stale")
         assert os.listdir(serving) == [properties["pushed_version"].string_value]
+
+    def test_a_remote_destination_is_pushed_by_tfx_even_when_the_blessing_compares_the_model_with_itself(
+        self, root, student
+    ):
+        """Where the newest version cannot be compared cheaply (a remote base directory: here TensorFlow's in-memory
+        ram:// filesystem), the failed push's rerun must not be skipped: TFX's rule, a blessed model is pushed."""
+        blessing = make(standard_artifacts.ModelBlessing, root, "remote-blessing")
+        blessing.set_int_custom_property("blessed", 1)
+        for key in ("current_model", "baseline_model"):
+            blessing.set_string_custom_property(key, student.model.uri)
+        pushed = make(standard_artifacts.PushedModel, root, "remote-pushed")
+        destination = pusher_pb2.PushDestination(
+            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory="ram://serving")
+        )
+        pusher.Executor().Do(
+            {keys.MODEL_KEY: [student.model], keys.MODEL_BLESSING_KEY: [blessing]},
+            {keys.PUSHED_MODEL_KEY: [pushed]},
+            {keys.PUSH_DESTINATION_KEY: proto_utils.proto_to_json(destination)},
+        )
+        assert pushed.mlmd_artifact.custom_properties["pushed"].int_value == 1
+        version = pushed.mlmd_artifact.custom_properties["pushed_version"].string_value
+        assert tf.io.gfile.exists(f"ram://serving/{version}/saved_model.pb")
