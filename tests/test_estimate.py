@@ -212,3 +212,26 @@ def test_the_run_and_benchmark_estimates_count_what_they_train(fits_file, tmp_pa
     only = dataclasses.replace(plan, only_seeds=[1])
     log_plan_estimate(only)
     assert "(6 teacher runs " in capsys.readouterr().err
+
+
+def test_a_resumed_benchmarks_estimate_counts_only_the_runs_left(fits_file, tmp_path, capsys, monkeypatch):
+    """Teachers in out/ and two runs finished under the plan's fingerprint: the estimate prices the other runs only;
+    runs finished under another fingerprint (another distill config) are priced again."""
+    from hetcomp_tf.bench import benchmark
+    from hetcomp_tf.bench.benchmark import PARTIAL, BenchmarkPlan
+    from hetcomp_tf.commands.benchmark import log_plan_estimate
+    from hetcomp_tf.util.files import write_json
+
+    plan = BenchmarkPlan.from_options("synthetic", None, TINY, 2, ["wo_kd", "hetcomp"], [4], tmp_path / "bench")
+    monkeypatch.setattr(benchmark, "teachers_reusable", lambda *args: None)
+    monkeypatch.setattr(benchmark, "knowledge_sha256", lambda out: "abc")
+    (tmp_path / "bench").mkdir()
+    finished = {key.name: {} for key in plan.keys[:2]}
+    write_json(tmp_path / "bench" / PARTIAL, {"fingerprint": benchmark.benchmark_fingerprint(plan), "runs": finished})
+    log_plan_estimate(plan)
+    assert f"({len(plan.keys) - 2} student runs " in capsys.readouterr().err
+    other = dataclasses.replace(
+        plan, profile=dataclasses.replace(TINY, distill=dataclasses.replace(TINY.distill, tau=3.0))
+    )
+    log_plan_estimate(other)
+    assert f"({len(plan.keys)} student runs " in capsys.readouterr().err

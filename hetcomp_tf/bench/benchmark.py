@@ -343,6 +343,31 @@ def _check_options(
     check_direct(direct)
 
 
+def benchmark_fingerprint(plan: BenchmarkPlan) -> dict:
+    """What a run's result depends on besides its method, size and seed: the profile, the teachers' knowledge (by
+    hash; the teachers must be in out/) and the distillation config."""
+    return {
+        "profile": plan.profile.name,
+        "knowledge_sha256": knowledge_sha256(plan.out),
+        "distill": {
+            k: v
+            for k, v in dataclasses.asdict(plan.profile.distill).items()
+            if k not in ("method", "student_dim", "seed")
+        },
+    }
+
+
+def finished_run_names(plan: BenchmarkPlan) -> set[str]:
+    """The runs results.partial.json holds under this plan's fingerprint, read without changing anything (what a
+    rerun's estimate leaves out); the teachers must be in out/."""
+    path = plan.out / PARTIAL
+    if not path.is_file():
+        return set()
+    partial = read_json(path)
+    same = not _fingerprint_difference(partial.get("fingerprint", {}), benchmark_fingerprint(plan))
+    return set(partial.get("runs", {})) if same else set()
+
+
 def pool_finished_runs(plan: BenchmarkPlan) -> FinishedRuns:
     """The runs already finished under the fingerprint of the teachers in out/.
 
@@ -358,15 +383,7 @@ def pool_finished_runs(plan: BenchmarkPlan) -> FinishedRuns:
     Raises:
         HetCompError: an import written under another fingerprint.
     """
-    fingerprint = {
-        "profile": plan.profile.name,
-        "knowledge_sha256": knowledge_sha256(plan.out),
-        "distill": {
-            k: v
-            for k, v in dataclasses.asdict(plan.profile.distill).items()
-            if k not in ("method", "student_dim", "seed")
-        },
-    }
+    fingerprint = benchmark_fingerprint(plan)
     finished = FinishedRuns(fingerprint, _load_partial(plan.out / PARTIAL, fingerprint))
     for path, partial in plan.imports:
         difference = _fingerprint_difference(partial.get("fingerprint", {}), fingerprint)

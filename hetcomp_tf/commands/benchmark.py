@@ -170,7 +170,7 @@ def log_plan_estimate(plan) -> None:
     from pathlib import Path
 
     from hetcomp_tf.bench import estimate
-    from hetcomp_tf.bench.benchmark import teachers_reusable
+    from hetcomp_tf.bench.benchmark import finished_run_names, teachers_reusable
     from hetcomp_tf.bench.frontier import direct_teacher, is_direct
     from hetcomp_tf.bench.work import Shape
     from hetcomp_tf.config import TEACHER_NAMES
@@ -183,10 +183,13 @@ def log_plan_estimate(plan) -> None:
         for key in (plan.keys if plan.only_runs is None else plan.only_runs)
         if plan.only_seeds is None or key.seed in plan.only_seeds
     ]
-    teachers = []
+    teachers, done = [], set()
     if teachers_reusable(Path(plan.out), data, plan.profile) is not None:
         finished = finished_teachers(plan.out, data, plan.profile, seed=0)
         teachers = [name for name in TEACHER_NAMES if name not in finished]
+    else:
+        done = finished_run_names(plan)
+    keys = [key for key in keys if key.name not in done]
     teachers += [direct_teacher(key.method) for key in keys if is_direct(key.method)]
     students = sum(not is_direct(key.method) for key in keys)
     estimate.log_estimate(plan.profile, Shape.of_dataset(data), teachers, students)
