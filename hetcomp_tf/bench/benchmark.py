@@ -144,11 +144,11 @@ class BenchmarkPlan:
     """One benchmark invocation as its options decide it, checked before anything is trained.
 
     Where it writes, every run of the plan and which of them this invocation trains, the finished runs it imports and
-    the latencies its frontier shows (see `run_benchmark` for the options).
+    the latencies its frontier shows (see `from_options` for the options).
 
     Attributes:
-        data_spec, fmt, profile, out, methods, student_dims, jobs, only_seeds, only_runs: `run_benchmark`'s
-            options (`out` a Path).
+        data_spec, fmt, profile, out, methods, student_dims, jobs, only_seeds, only_runs: `from_options`'
+            arguments (`out` a Path).
         keys: every run of the plan, in order: the direct models, then `plan_runs`.
         imports: (--import-runs path, its results.partial.json) for each import.
         latency_ms: the p50 latencies of the frontier (`frontier.latency_by_form`), or None.
@@ -185,11 +185,26 @@ class BenchmarkPlan:
         latency: str | os.PathLike | None = None,
         extra_seeds: int = 1,
     ) -> BenchmarkPlan:
-        """The plan of `run_benchmark`'s options.
+        """The plan of the benchmark command's options.
 
         Args:
-            data_spec, fmt, profile, seeds, methods, student_dims, out, jobs, only_seeds, import_runs, only_runs,
-                direct, latency, extra_seeds: `run_benchmark`'s, see there.
+            data_spec: `--data` ("synthetic", "citeulike" or a path).
+            fmt: the data's format, or None.
+            profile: the profile (data, teachers, distill config).
+            seeds: seeds of the headline methods at the profile's student dim.
+            methods: the distillation methods.
+            student_dims: student sizes besides the profile's.
+            out: the benchmark's directory.
+            jobs: runs trained at a time in worker processes.
+            only_seeds: train only the planned runs of those seeds.
+            import_runs: other benchmarks' results.partial.json (another machine's or invocation's) whose finished
+                runs are added; they must share this one's fingerprint (the same split, trajectories and distill
+                config).
+            only_runs: train only those runs, in their order (with `only_seeds`, both filters apply).
+            direct: teachers also trained at every student size (frontier.py; seed 0, planned first).
+            latency: a `hetcomp latency` JSON whose p50 latencies the frontier shows.
+            extra_seeds: the seeds (below `seeds`) of the ablations and of the student sizes other than the
+                profile's (`plan_runs`).
 
         Returns:
             The `BenchmarkPlan`.
@@ -242,72 +257,24 @@ class FinishedRuns:
         write_json(out / PARTIAL, {"fingerprint": self.fingerprint, "runs": self.done})
 
 
-def run_benchmark(
-    data_spec: str,
-    fmt: str | None,
-    profile: Profile,
-    seeds: int,
-    methods: Sequence[str],
-    student_dims: Sequence[int],
-    out: str | os.PathLike,
-    progress: Callable[[str, int], Progress] | None = Progress,
-    jobs: int = 1,
-    only_seeds: Sequence[int] | None = None,
-    import_runs: Sequence[str | os.PathLike] = (),
-    only_runs: Sequence[RunKey] | None = None,
-    direct: Sequence[str] = (),
-    latency: str | os.PathLike | None = None,
-    extra_seeds: int = 1,
-) -> dict:
+def run_benchmark(plan: BenchmarkPlan, progress: Callable[[str, int], Progress] | None = Progress) -> dict:
     """Trains the teachers (or reuses them), then every planned run, and writes the results.
 
-    Runs are resumed from results.partial.json when its fingerprint matches, `jobs` at a time; results.json, results.md
-    and curves.png show every finished run of the plan, so a benchmark can be split over machines by seed and pooled.
+    Runs are resumed from results.partial.json when its fingerprint matches, `plan.jobs` at a time; results.json,
+    results.md and curves.png show every finished run of the plan, so a benchmark can be split over machines by seed
+    and pooled.
 
     Args:
-        data_spec: `--data` ("synthetic", "citeulike" or a path).
-        fmt: the data's format, or None.
-        profile: the profile (data, teachers, distill config).
-        seeds: seeds of the headline methods at the profile's student dim.
-        methods: the distillation methods.
-        student_dims: student sizes besides the profile's.
-        out: the benchmark's directory.
+        plan: the invocation, checked (`BenchmarkPlan.from_options`, whose arguments are the command's options).
         progress: progress(what, total) per run, or None.
-        jobs: runs trained at a time in worker processes.
-        only_seeds: train only the planned runs of those seeds.
-        import_runs: other benchmarks' results.partial.json (another machine's or invocation's) whose finished
-            runs are added; they must share this one's fingerprint (the same split, trajectories and distill
-            config).
-        only_runs: train only those runs, in their order (with `only_seeds`, both filters apply).
-        direct: teachers also trained at every student size (frontier.py; seed 0, planned first).
-        latency: a `hetcomp latency` JSON whose p50 latencies the frontier shows.
-        extra_seeds: the seeds (below `seeds`) of the ablations and of the student sizes other than the
-            profile's (`plan_runs`).
 
     Returns:
         The results, as written to results.json (`write_results`).
 
     Raises:
-        HetCompError: bad options or inputs (`BenchmarkPlan.from_options`), imports of another fingerprint, or
-            runs that failed.
+        HetCompError: imports of another fingerprint, or runs that failed.
     """
     start = time.perf_counter()
-    plan = BenchmarkPlan.from_options(
-        data_spec,
-        fmt,
-        profile,
-        seeds,
-        methods,
-        student_dims,
-        out,
-        jobs,
-        only_seeds,
-        import_runs,
-        only_runs,
-        direct,
-        latency,
-        extra_seeds,
-    )
     teachers_reused = ensure_teachers(plan.data_spec, plan.fmt, plan.profile, plan.out, plan.jobs)
     finished = pool_finished_runs(plan)
     todo = runs_to_train(plan, finished)

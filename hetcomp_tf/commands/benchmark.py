@@ -130,22 +130,7 @@ def run(args) -> int:
         args.extra_seeds,
     )
     log_plan_estimate(plan)
-    results = run_benchmark(
-        args.data,
-        args.format,
-        profile,
-        args.seeds,
-        methods,
-        dims,
-        args.out,
-        jobs=args.jobs,
-        only_seeds=only_seeds,
-        import_runs=args.import_runs,
-        only_runs=only_runs,
-        direct=direct,
-        latency=args.latency,
-        extra_seeds=args.extra_seeds,
-    )
+    results = run_benchmark(plan)
     print(
         f"Test metrics on {results['dataset']['name']} ({profile.name} profile, students of dim "
         f"{results['student_dim']}, mean over {results['seeds']} seeds; ensemble params "
@@ -165,8 +150,8 @@ def run(args) -> int:
 
 def log_plan_estimate(plan) -> None:
     """Logs the estimate of what `plan` (a BenchmarkPlan) trains: the six teachers unless --out holds reusable ones,
-    its runs (--only-runs', or the plan's, of --only-seeds' seeds), a direct model priced as its teacher. Finished
-    runs resumed or imported are counted too: an upper bound."""
+    its runs (--only-runs', or the plan's, of --only-seeds' seeds) but those finished under its fingerprint, a direct
+    model priced as its teacher; imported runs are counted too, an upper bound."""
     from pathlib import Path
 
     from hetcomp_tf.bench import estimate
