@@ -326,6 +326,19 @@ class PairwiseTeacher(Teacher):
         data = {"user": users, "pos": items, "neg": negatives}
         return tf.data.Dataset.from_tensor_slices(data).batch(self.cfg.batch_size).prefetch(tf.data.AUTOTUNE)
 
+    def compute_loss(self, inputs, training: bool = False, share: Share | None = None) -> tf.Tensor:
+        """The model's pairwise loss, a mean over a share's triples, plus L2 on their rows.
+
+        Args:
+            inputs: a batch of `train_batches`: {"user": int32 [B], "pos": int32 [B], "neg": int32 [B, n]}.
+            training: unused (no in-graph randomness).
+            share: the replica's triples (`Share`); None: the whole batch.
+
+        Returns:
+            float32 scalar; the replicas' values sum to the whole batch's.
+        """
+        raise NotImplementedError
+
 
 def triples(inputs, share: Share) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """A share's rows of a pairwise batch (`PairwiseTeacher.train_batches`).

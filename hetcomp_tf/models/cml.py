@@ -57,13 +57,7 @@ class CML(PairwiseTeacher):
         """The weighted hinge, a mean over the triples (each triple's rank estimate is its own), plus L2 on their
         rows; a replica's share: its triples' part of both.
 
-        Args:
-            inputs: a batch of `train_batches`: {"user": int32 [B], "pos": int32 [B], "neg": int32 [B, n]}.
-            training: unused (no in-graph randomness).
-            share: the replica's triples (`Share`); None: the whole batch.
-
-        Returns:
-            float32 scalar; the replicas' values sum to the whole batch's.
+        Args and Returns as `PairwiseTeacher.compute_loss`.
         """
         share = share if share is not None else self.share(inputs)
         user_ids, positive_ids, negative_ids = triples(inputs, share)

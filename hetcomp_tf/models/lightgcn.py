@@ -86,13 +86,7 @@ class LightGCN(PairwiseTeacher):
         graph (as one device does for every batch) and its gradient flows back through it from the share's rows
         only, so the replicas' gradients still sum to the batch's, at one propagation per replica per step.
 
-        Args:
-            inputs: a batch of `train_batches`: {"user": int32 [B], "pos": int32 [B], "neg": int32 [B, n]}.
-            training: unused (no in-graph randomness).
-            share: the replica's triples (`Share`); None: the whole batch.
-
-        Returns:
-            float32 scalar; the replicas' values sum to the whole batch's.
+        Args and Returns as `PairwiseTeacher.compute_loss`.
         """
         share = share if share is not None else self.share(inputs)
         user_ids, positive_ids, negative_ids = triples(inputs, share)
