@@ -53,6 +53,7 @@ WORKERS_KEY = "workers"  # workers the task is compiled for
 TAU_KEY = "tau"  # KnowledgeBuilder
 BEAM_BUILD_KEY = "beam_build"
 TARGETS_KEY = "targets"
+FIT_USERS_KEY = "fit_users"  # KnowledgeBuilder: DistillConfig.fit_users
 METHOD_KEY = "method"  # RankingEvaluator: the student's row name
 THRESHOLDS_KEY = "thresholds"  # the blessing's thresholds as JSON
 

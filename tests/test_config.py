@@ -433,7 +433,7 @@ SHARED_SHAPE_TINY = {
         ({"dkc_distance": "l2"}, "distill config: dkc_distance='l2' must be one of paper, authors"),
         ({"method": "nope"}, "unknown distillation method 'nope': choose one of wo_kd, ensemble_kd"),
         ({"epochs": 0, "learning_rate": 0.0}, "distill config: epochs=0, learning_rate=0.0 must be > 0"),
-        ({"l2": -1.0}, "distill config: l2=-1.0 and weight_decay=0.0 must be >= 0"),
+        ({"l2": -1.0}, "distill config: l2=-1.0, weight_decay=0.0 and fit_users=0 must be >= 0"),
         ({"dcd_ucd_epsilon": 0.0}, "distill config: dcd_ucd_epsilon=0.0 must be > 0, or None"),
     ],
 )
@@ -566,6 +566,17 @@ def test_set_assigns_a_choice_field_and_checks_its_value():
         override(cfg, ["rest_kernel=gpu"])
     with pytest.raises(HetCompError, match="targets takes a str"):
         override(cfg, ["targets=3"])
+
+
+def test_fit_users_is_checked_and_only_the_large_profile_samples():
+    with pytest.raises(HetCompError, match="fit_users=-1 must be >= 0"):
+        override(get_profile("paper").distill, ["fit_users=-1"])
+    assert {name: get_profile(name).distill.fit_users for name in ("tiny", "quickstart", "paper", "large")} == {
+        "tiny": 0,
+        "quickstart": 0,
+        "paper": 0,
+        "large": 5000,
+    }
 
 
 def test_teacher_set_assigns_one_teacher_or_all_and_checks_each():

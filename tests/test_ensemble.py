@@ -17,6 +17,7 @@ from hetcomp_tf.distill.ensemble import (
     ensemble_topk,
     evaluate_ensemble,
     fit_ensemble,
+    fit_sample,
     fit_teacher_weights,
     importance,
     select_stages,
@@ -275,6 +276,26 @@ def test_the_fitted_tau_equals_a_numpy_search_over_its_grid():
         dataclasses.replace(knowledge, tau=tau), data, "valid", teacher_weights=list(weights.values())
     )
     assert again == pytest.approx(valid)
+
+
+def test_a_fit_on_a_sample_of_valid_users_is_the_fit_on_those_users_alone():
+    """fit_users: the coordinate ascent scores only the sample, so it is the reference fit on a split whose other
+    users have no valid items; the fitted ensemble's returned metrics are over every valid user."""
+    data, knowledge = random_problem(np.random.default_rng(9), 30, 200, 12, ("MF", "AE", "GNN", "ML"), length=60)
+    sample = fit_sample(data, 12, seed=3)
+    assert sample.size == 12 and np.all(np.diff(sample) > 0) and (data.valid.lengths()[sample] > 0).all()
+    np.testing.assert_array_equal(sample, fit_sample(data, 12, seed=3))
+    assert fit_sample(data, 0) is None and fit_sample(data, 30) is None  # 0, or not below the valid users: all
+    keep = np.isin(np.arange(data.n_users), sample)
+    rows = [data.valid.row(u) if keep[u] else [] for u in range(data.n_users)]
+    restricted = dataclasses.replace(data, valid=CSR.from_rows(rows))
+    weights, sampled_valid = fit_teacher_weights(knowledge, data, grid=FIT_GRID, users=sample)
+    expected_weights, expected_recall = reference_weight_fit(knowledge, restricted, knowledge.tau, FIT_GRID)
+    assert weights == dict(zip(knowledge.teachers, expected_weights))
+    assert sampled_valid["recall@50"] == pytest.approx(expected_recall, abs=1e-6)
+    tau, fitted_weights, valid = fit_ensemble(knowledge, data, taus=(), grid=FIT_GRID, users=sample)
+    assert fitted_weights == weights
+    assert valid == pytest.approx(evaluate_ensemble(knowledge, data, "valid", teacher_weights=list(weights.values())))
 
 
 # ------------------------------------------------------------------------- the students' fitted targets

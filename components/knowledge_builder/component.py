@@ -19,6 +19,7 @@ class KnowledgeBuilderSpec(ComponentSpec):
         keys.TAU_KEY: ExecutionParameter(type=float),
         keys.BEAM_BUILD_KEY: ExecutionParameter(type=int, optional=True),
         keys.TARGETS_KEY: ExecutionParameter(type=str, optional=True),
+        keys.FIT_USERS_KEY: ExecutionParameter(type=int, optional=True),
     }
     INPUTS = {
         keys.DATASET_KEY: ChannelParameter(type=InteractionDataset),
@@ -39,7 +40,8 @@ class KnowledgeBuilder(base_component.BaseComponent):
         trajectories: TeacherTrainer `trajectory` channels by teacher name; each becomes an optional input of its own
             (`keys.trajectory_key`, since KFP v2 compiles only single-producer channels); at least one is wired.
         distill_config: only its ensemble settings matter (`tau`; `targets`: "fitted" fits τ and teacher weights on
-            the valid split here), so changing the student's other settings reuses cached knowledge.
+            the valid split here, over `fit_users` of its users), so changing the student's other settings reuses
+            cached knowledge.
         beam_build: build with a Beam pipeline into a sharded per-user layout (else in memory).
 
     Outputs:
@@ -64,6 +66,7 @@ class KnowledgeBuilder(base_component.BaseComponent):
             spec=KnowledgeBuilderSpec(
                 tau=float(distill_config.tau),
                 targets=distill_config.targets,
+                fit_users=int(distill_config.fit_users),
                 beam_build=int(beam_build),
                 dataset=dataset,
                 **{keys.trajectory_key(name): channel for name, channel in trajectories.items()},

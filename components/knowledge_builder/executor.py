@@ -54,7 +54,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         Args:
             input_dict: {input key: [Artifact]}: dataset, and `keys.trajectory_key(teacher)` per teacher wired in.
             output_dict: {output key: [Artifact]}: knowledge, metrics.
-            exec_properties: {parameter key: value}: tau, targets (default equal), beam_build.
+            exec_properties: {parameter key: value}: tau, targets (default equal), fit_users (default 0), beam_build.
 
         Raises:
             HetCompError: no trajectory is wired in, or one does not load.
@@ -78,11 +78,14 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 
         tau, beam_build = exec_properties[keys.TAU_KEY], bool(exec_properties.get(keys.BEAM_BUILD_KEY))
         targets = exec_properties.get(keys.TARGETS_KEY) or "equal"
+        fit_users = exec_properties.get(keys.FIT_USERS_KEY) or 0  # older specs: every valid user
         knowledge_artifact = artifact_utils.get_single_instance(output_dict[keys.KNOWLEDGE_KEY])
         if beam_build:
             weights = None
             if targets != "equal":  # fitted on the final checkpoints in memory; the Beam build stacks them all
-                fitted = ensemble.target_knowledge(load_trajectories(trajectory_dirs), targets, tau, data)
+                fitted = ensemble.target_knowledge(
+                    load_trajectories(trajectory_dirs), targets, tau, data, fit_users=fit_users
+                )
                 tau, weights = fitted.tau, fitted.teacher_weights
             with storage.staged(knowledge_artifact.uri) as (stage,):
                 knowledge_beam.run(
@@ -94,7 +97,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 )
                 knowledge = knowledge_beam.read_knowledge(os.path.join(stage, KNOWLEDGE_DIR))
         else:
-            knowledge = ensemble.target_knowledge(load_trajectories(trajectory_dirs), targets, tau, data)
+            knowledge = ensemble.target_knowledge(
+                load_trajectories(trajectory_dirs), targets, tau, data, fit_users=fit_users
+            )
             with storage.writable_dir(knowledge_artifact.uri) as directory:
                 knowledge.save(os.path.join(directory, KNOWLEDGE_DIR))
         equal = dataclasses.replace(knowledge, tau=exec_properties[keys.TAU_KEY], teacher_weights=None)

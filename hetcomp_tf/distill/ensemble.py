@@ -329,7 +329,12 @@ def optional_weights(weights) -> tuple[float, ...] | None:
 
 
 def evaluate_ensemble(
-    knowledge: EnsembleKnowledge, data: Dataset, split: str = "test", ks=METRIC_KS, teacher_weights=None
+    knowledge: EnsembleKnowledge,
+    data: Dataset,
+    split: str = "test",
+    ks=METRIC_KS,
+    teacher_weights=None,
+    users: np.ndarray | None = None,
 ) -> dict[str, float]:
     """The ensemble as a recommender (items outside every list score 0). Its top-50 is fair only when the lists
     are much longer than 50 (N >= 100), since valid/test items compete inside them with the excluded split.
@@ -340,18 +345,24 @@ def evaluate_ensemble(
         split: "valid" or "test".
         ks: the metric cut-offs.
         teacher_weights: float [X] (default: the knowledge's own).
+        users: int [n], evaluate only these users (`metrics.evaluate`); None: every user.
 
     Returns:
         {"recall@k", "ndcg@k" for each k}, as `metrics.evaluate`.
     """
-    return evaluate(knowledge.scorer(teacher_weights), data, split, ks)
+    return evaluate(knowledge.scorer(teacher_weights), data, split, ks, users=users)
 
 
 WEIGHT_GRID = (0.0, 0.5, 1.0, 2.0, 4.0)
 
 
 def fit_teacher_weights(
-    knowledge: EnsembleKnowledge, data: Dataset, grid=WEIGHT_GRID, sweeps: int = 2, metric: str = RECORD_METRIC
+    knowledge: EnsembleKnowledge,
+    data: Dataset,
+    grid=WEIGHT_GRID,
+    sweeps: int = 2,
+    metric: str = RECORD_METRIC,
+    users: np.ndarray | None = None,
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Per-teacher weights for the ensemble fitted on the valid split, beyond the paper.
 
@@ -364,12 +375,13 @@ def fit_teacher_weights(
         grid: the candidate weights.
         sweeps: the most passes over the teachers (fewer when a pass changes nothing).
         metric: the valid metric to maximise.
+        users: int [n], the valid users scored (`fit_sample`); None: every one.
 
     Returns:
-        ({teacher: weight}, the weighted ensemble's valid metrics).
+        ({teacher: weight}, the weighted ensemble's valid metrics over `users`).
     """
     weights = np.ones(len(knowledge.teachers))
-    best = evaluate_ensemble(knowledge, data, "valid", teacher_weights=weights)
+    best = evaluate_ensemble(knowledge, data, "valid", teacher_weights=weights, users=users)
     for _ in range(sweeps):
         changed = False
         for x in range(len(weights)):
@@ -378,7 +390,7 @@ def fit_teacher_weights(
                 trial[x] = value
                 if value == weights[x] or not trial.any():
                     continue
-                valid = evaluate_ensemble(knowledge, data, "valid", teacher_weights=trial)
+                valid = evaluate_ensemble(knowledge, data, "valid", teacher_weights=trial, users=users)
                 if valid[metric] > best[metric]:
                     weights, best, changed = trial, valid, True
         if not changed:
@@ -389,8 +401,31 @@ def fit_teacher_weights(
 TAU_GRID = (5.0, 10.0, 20.0, 50.0)
 
 
+def fit_sample(data: Dataset, fit_users: int, seed: int = 0) -> np.ndarray | None:
+    """The valid users a fit scores (`DistillConfig.fit_users`): a fixed seeded sample of `fit_users` of them, sorted,
+    or None (every one) when `fit_users` is 0 or not below their number.
+
+    Args:
+        data: the dataset whose valid users are sampled.
+        fit_users: the sample's size, 0 for every valid user.
+        seed: the sample's seed.
+
+    Returns:
+        int32 [fit_users] user ids, or None.
+    """
+    valid_users = np.flatnonzero(data.valid.lengths() > 0)
+    if not 0 < fit_users < valid_users.size:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(valid_users, fit_users, replace=False)).astype(np.int32)
+
+
 def fit_ensemble(
-    knowledge: EnsembleKnowledge, data: Dataset, taus=TAU_GRID, grid=WEIGHT_GRID, metric: str = RECORD_METRIC
+    knowledge: EnsembleKnowledge,
+    data: Dataset,
+    taus=TAU_GRID,
+    grid=WEIGHT_GRID,
+    metric: str = RECORD_METRIC,
+    users: np.ndarray | None = None,
 ) -> tuple[float, dict[str, float], dict[str, float]]:
     """The ensemble's τ and per-teacher weights fitted on the valid split, beyond the paper.
 
@@ -404,16 +439,23 @@ def fit_ensemble(
         taus: the candidate temperatures.
         grid: the candidate weights.
         metric: the valid metric to maximise.
+        users: int [n], the valid users every step scores (`fit_sample`); None: every one.
 
     Returns:
-        (τ, {teacher: weight}, the fitted ensemble's valid metrics).
+        (τ, {teacher: weight}, the fitted ensemble's valid metrics over every valid user).
     """
     best = None
     for tau in sorted({*map(float, taus), knowledge.tau}):
-        weights, valid = fit_teacher_weights(dataclasses.replace(knowledge, tau=tau), data, grid, metric=metric)
+        weights, valid = fit_teacher_weights(
+            dataclasses.replace(knowledge, tau=tau), data, grid, metric=metric, users=users
+        )
         if best is None or valid[metric] > best[2][metric]:
             best = (tau, weights, valid)
-    return best
+    tau, weights, valid = best
+    if users is not None:
+        fitted = dataclasses.replace(knowledge, tau=tau)
+        valid = evaluate_ensemble(fitted, data, "valid", teacher_weights=list(weights.values()))
+    return tau, weights, valid
 
 
 def target_knowledge(
@@ -422,6 +464,7 @@ def target_knowledge(
     tau: float,
     data: Dataset | None = None,
     fitted: Mapping | None = None,
+    fit_users: int = 0,
 ) -> EnsembleKnowledge:
     """The ensemble a student distils (`DistillConfig.targets`).
 
@@ -432,6 +475,7 @@ def target_knowledge(
         tau: the equal-weight ensemble's temperature.
         data: the split to fit on, when "fitted" and no `fitted` is given.
         fitted: an earlier fit, {"tau": τ, "weights": {teacher: w}} (teachers.json's "ensemble_weighted").
+        fit_users: a fit here scores a sample of this many valid users (`DistillConfig.fit_users`; 0: every one).
 
     Returns:
         The `EnsembleKnowledge` whose τ, teacher weights and observed order are the chosen ensemble's.
@@ -454,7 +498,7 @@ def target_knowledge(
     if fitted is None:
         if data is None:
             raise HetCompError("targets 'fitted': give the split to fit the ensemble on, or an earlier fit")
-        fitted_tau, weights, _ = fit_ensemble(equal, data)
+        fitted_tau, weights, _ = fit_ensemble(equal, data, users=fit_sample(data, fit_users))
     else:
         fitted_tau, weights = float(fitted["tau"]), fitted["weights"]
     missing = [name for name in equal.teachers if name not in weights]

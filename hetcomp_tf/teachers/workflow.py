@@ -32,7 +32,13 @@ from hetcomp_tf.bench.estimate import duration, teacher_estimates
 from hetcomp_tf.bench.work import Shape
 from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES, DistillConfig, Profile, from_dict
 from hetcomp_tf.data.dataset import Dataset
-from hetcomp_tf.distill.ensemble import EnsembleKnowledge, evaluate_ensemble, fit_ensemble, target_knowledge
+from hetcomp_tf.distill.ensemble import (
+    EnsembleKnowledge,
+    evaluate_ensemble,
+    fit_ensemble,
+    fit_sample,
+    target_knowledge,
+)
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.teachers.training import train_teacher
 from hetcomp_tf.teachers.trajectories import load_trajectories
@@ -99,7 +105,8 @@ def train_teachers(
             link_tree(resume / entry, staging / entry)
         summaries = {name: finished[name] for name in names}
         knowledge = EnsembleKnowledge.from_trajectories(load_trajectories(staging, names), tau=profile.distill.tau)
-        tau, weights, weighted_valid = fit_ensemble(knowledge, data)  # beyond the paper: see its docstring
+        # beyond the paper: see its docstring
+        tau, weights, weighted_valid = fit_ensemble(knowledge, data, users=fit_sample(data, profile.distill.fit_users))
         fitted = dataclasses.replace(knowledge, tau=tau)
         weighted = {
             "tau": tau,
@@ -200,7 +207,7 @@ def load_target_knowledge(
         fitted = read_json(teachers_dir / "teachers.json").get("ensemble_weighted")
         if fitted is None and data is None:
             data = Dataset.load(teachers_dir / "dataset.npz")
-    return target_knowledge(load_trajectories(teachers_dir), cfg.targets, cfg.tau, data, fitted)
+    return target_knowledge(load_trajectories(teachers_dir), cfg.targets, cfg.tau, data, fitted, cfg.fit_users)
 
 
 def ensemble_metrics(knowledge: EnsembleKnowledge, data: Dataset) -> dict[str, dict[str, float]]:
