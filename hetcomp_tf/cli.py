@@ -15,6 +15,7 @@ from hetcomp_tf.errors import HetCompError
 COMMANDS = {
     "teachers": "train the six teachers, export their trajectories and the ensemble's metrics",
     "distill": "distil the teachers' ensemble into an MF student (HetComp or a baseline)",
+    "ensemble": "the teachers' ensemble, equal-weight and fitted on valid, evaluated again without training",
     "benchmark": "teachers once, then every distillation method over seeds and student sizes",
     "run": "run the TFX pipeline locally (LocalDagRunner)",
     "kubeflow": "compile the TFX pipeline to a Kubeflow Pipelines v2 spec",

@@ -1,0 +1,75 @@
+"""`hetcomp ensemble`: the teachers' ensemble of a `hetcomp teachers` run, equal-weight and fitted on valid, fitted
+again without training anything (another --set fit_users, or teachers.json written before the fit existed).
+
+Reads DIR/dataset.npz and DIR/trajectories/; writes --out as JSON ({"equal": {tau, valid, test}, "fitted": {tau,
+weights, valid, test, fit_users, fit_seconds}}) and prints a table of both next to the best teacher of
+DIR/teachers.json (when it is there).
+"""
+
+from __future__ import annotations
+
+from hetcomp_tf.commands.options import add_profile_argument, add_set_argument, profile_from_args
+from hetcomp_tf.config import METRIC_KS
+
+COLUMNS = [*(f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg"))]
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--teachers-dir", required=True, metavar="DIR", help="the --out of `hetcomp teachers`")
+    add_profile_argument(parser)
+    add_set_argument(parser)
+    parser.add_argument("--out", required=True, metavar="FILE.json", help="output JSON file")
+
+
+def run(args) -> int:
+    import dataclasses
+    import time
+    from pathlib import Path
+
+    from hetcomp_tf.data.dataset import Dataset
+    from hetcomp_tf.distill.ensemble import EnsembleKnowledge, evaluate_ensemble, fit_ensemble, fit_sample
+    from hetcomp_tf.errors import HetCompError
+    from hetcomp_tf.teachers.trajectories import load_trajectories
+    from hetcomp_tf.util.files import read_json, write_json
+    from hetcomp_tf.util.tables import ENSEMBLE_LABEL, FITTED_ENSEMBLE_LABEL, format_table, teacher_label
+
+    cfg = profile_from_args(args).distill
+    teachers_dir = Path(args.teachers_dir)
+    if not (teachers_dir / "dataset.npz").is_file():
+        raise HetCompError(f"--teachers-dir {teachers_dir}: no dataset.npz; run `hetcomp teachers --out` there first")
+    data = Dataset.load(teachers_dir / "dataset.npz")
+    equal = EnsembleKnowledge.from_trajectories(load_trajectories(teachers_dir), tau=cfg.tau)
+    start = time.perf_counter()
+    tau, weights, valid = fit_ensemble(equal, data, users=fit_sample(data, cfg.fit_users))
+    fit_seconds = time.perf_counter() - start
+    fitted = dataclasses.replace(equal, tau=tau)
+    result = {
+        "teachers_dir": str(teachers_dir),
+        "equal": {
+            "tau": cfg.tau,
+            **{split: evaluate_ensemble(equal, data, split) for split in ("valid", "test")},
+        },
+        "fitted": {
+            "tau": tau,
+            "weights": weights,
+            "valid": valid,
+            "test": evaluate_ensemble(fitted, data, "test", teacher_weights=list(weights.values())),
+            "fit_users": cfg.fit_users,
+            "fit_seconds": fit_seconds,
+        },
+    }
+    write_json(args.out, result)
+    rows = {}
+    summary = teachers_dir / "teachers.json"
+    if summary.is_file():
+        for name, run in read_json(summary)["teachers"].items():
+            rows[teacher_label(name, run)] = run["test"]
+    rows[ENSEMBLE_LABEL] = result["equal"]["test"]
+    rows[FITTED_ENSEMBLE_LABEL] = result["fitted"]["test"]
+    print(
+        f"Test metrics on {data.name}; fitted tau {tau:g}, weights "
+        + ", ".join(f"{name} {w:g}" for name, w in weights.items())
+        + f" (fit over {cfg.fit_users or 'every'} valid users in {fit_seconds:.0f}s), results in {args.out}:"
+    )
+    print(format_table(rows, COLUMNS))
+    return 0
