@@ -69,6 +69,16 @@ def add_set_argument(parser) -> None:
     )
 
 
+def add_teachers_argument(parser) -> None:
+    """--teachers: which teachers to train (`parse_list` it against TEACHER_NAMES)."""
+    parser.add_argument(
+        "--teachers",
+        default=",".join(TEACHER_NAMES),
+        metavar="T,T,...",
+        help=f"comma-separated subset of {','.join(TEACHER_NAMES)} (default: all)",
+    )
+
+
 def profile_from_args(args) -> Profile:
     """The --profile with --min-rating, --split-protocol and --set applied (when the command has them)."""
     profile = get_profile(args.profile)
@@ -126,12 +136,7 @@ def add_pipeline_arguments(parser) -> None:
         help="distillation method: hetcomp (default), an ablation or a baseline "
         "(`hetcomp distill --help` lists them)",
     )
-    parser.add_argument(
-        "--teachers",
-        default=",".join(TEACHER_NAMES),
-        metavar="T,T,...",
-        help=f"comma-separated subset of {','.join(TEACHER_NAMES)} (default: all)",
-    )
+    add_teachers_argument(parser)
     parser.add_argument(
         "--min-share",
         type=float,

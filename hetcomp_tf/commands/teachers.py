@@ -7,7 +7,13 @@ TF_CONFIG runs the same command; only the chief writes --out.
 
 from __future__ import annotations
 
-from hetcomp_tf.commands.options import add_data_arguments, parse_list, prepare_data, profile_from_args
+from hetcomp_tf.commands.options import (
+    add_data_arguments,
+    add_teachers_argument,
+    parse_list,
+    prepare_data,
+    profile_from_args,
+)
 from hetcomp_tf.config import STRATEGIES, TEACHER_NAMES, override_teachers
 from hetcomp_tf.errors import HetCompError
 
@@ -15,12 +21,7 @@ from hetcomp_tf.errors import HetCompError
 def add_arguments(parser) -> None:
     add_data_arguments(parser)
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    parser.add_argument(
-        "--teachers",
-        default=",".join(TEACHER_NAMES),
-        metavar="T,T,...",
-        help=f"comma-separated subset of {','.join(TEACHER_NAMES)} (default: all)",
-    )
+    add_teachers_argument(parser)
     parser.add_argument(
         "--teacher-set",
         action="append",
