@@ -128,7 +128,6 @@ class TeacherState:
             )
         self.checkpoint.read(os.fspath(self.directory / "state" / "run")).assert_existing_objects_matched()
         self.recorder.resume(state["recorder"], self.records_dir)
-        remove_unlisted_records(self.recorder, self.records_dir)
         with np.load(self.directory / "state" / "best_weights.npz") as arrays:
             best_weights = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
         resumed = Resumed(state["epochs"], state["history"], state["seconds"], state["warm_start"])

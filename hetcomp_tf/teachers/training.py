@@ -34,7 +34,12 @@ from hetcomp_tf.metrics import evaluate
 from hetcomp_tf.models import Teacher, build_teacher
 from hetcomp_tf.teachers.optimizers import make_optimizer
 from hetcomp_tf.teachers.resume import Resumed, TeacherState
-from hetcomp_tf.teachers.trajectories import SampledTrajectoryRecorder, Trajectory, TrajectoryRecorder
+from hetcomp_tf.teachers.trajectories import (
+    SampledTrajectoryRecorder,
+    Trajectory,
+    TrajectoryRecorder,
+    remove_unlisted_records,
+)
 from hetcomp_tf.util.distribute import make_strategy, worker_dir
 from hetcomp_tf.util.progress import Progress, log
 from hetcomp_tf.util.summaries import ScalarLog
@@ -230,6 +235,8 @@ def train_teacher(
             if found.exists():
                 resumed, stale, best_weights = found.load()
                 stopping.resume(stale, best_weights)
+                if saved.records_dir.is_dir():  # this worker's own files written after that state go
+                    remove_unlisted_records(recorder, saved.records_dir)
                 log(f"{name}: resuming after epoch {resumed.epochs} from {resume_dir}")
         with ScalarLog(Path(log_dir) / name if log_dir is not None else None) as scalars:
             run = _train_loop(

@@ -23,6 +23,7 @@ observed_indptr.npy int64 [n_users+1], observed_indices.npy int32 [nnz], manifes
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -295,6 +296,7 @@ class TrajectoryRecorder:
         self.teacher, self.train, self.n_items, self.cfg, self.batch_size = teacher, train, n_items, cfg, batch_size
         self.evaluations: list[dict] = []  # {"epoch", "valid"} of every evaluation
         self.records: dict[int, tuple[np.ndarray, CSR]] = {}  # evaluation index -> rankings of a record
+        self._written: set[int] = set()  # the records `write_records` (or `resume`) knows are on disk
 
     @property
     def best(self) -> dict | None:
@@ -357,9 +359,13 @@ class TrajectoryRecorder:
             directory: the records' directory, existing.
         """
         for index, (top, observed) in self.records.items():
-            path = _record_path(directory, index)
-            if not os.path.exists(path):
-                _save_atomically(path, top=top, indptr=observed.indptr, indices=observed.indices)
+            if (
+                index not in self._written
+            ):  # a file of that name left by a crashed run is not this record's: overwritten
+                _save_atomically(
+                    _record_path(directory, index), top=top, indptr=observed.indptr, indices=observed.indices
+                )
+        self._written = set(self.records)
 
     def resume(self, state: dict, directory: str | os.PathLike) -> None:
         """Restores the evaluations and records of a saved state.
@@ -369,7 +375,7 @@ class TrajectoryRecorder:
             directory: where `write_records` saved the records.
         """
         self.evaluations = state["evaluations"]
-        self.records = {}
+        self.records, self._written = {}, set(state["records"])
         for index in state["records"]:
             with np.load(_record_path(directory, index)) as saved:
                 self.records[index] = (saved["top"], CSR(indptr=saved["indptr"], indices=saved["indices"]))
@@ -553,7 +559,8 @@ def remove_unlisted_records(recorder: TrajectoryRecorder, directory: str | os.Pa
     keep = {os.path.basename(_record_path(directory, index)) for index in recorder.records}
     for name in os.listdir(directory):
         if name.endswith(".npz") and name not in keep:
-            os.remove(os.path.join(directory, name))
+            with contextlib.suppress(FileNotFoundError):  # another worker removing the same file
+                os.remove(os.path.join(directory, name))
 
 
 def _record_path(directory: str | os.PathLike, index: int) -> str:
