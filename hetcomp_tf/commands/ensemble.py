@@ -69,7 +69,8 @@ def run(args) -> int:
     print(
         f"Test metrics on {data.name}; fitted tau {tau:g}, weights "
         + ", ".join(f"{name} {w:g}" for name, w in weights.items())
-        + f" (fit over {cfg.fit_users or 'every'} valid users in {fit_seconds:.0f}s), results in {args.out}:"
+        + f" (fit over {f'{cfg.fit_users} valid users' if cfg.fit_users else 'every valid user'} in {fit_seconds:.0f}s)"
+        + f", results in {args.out}:"
     )
     print(format_table(rows, COLUMNS))
     return 0
