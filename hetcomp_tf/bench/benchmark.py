@@ -327,12 +327,7 @@ def benchmark_fingerprint(plan: BenchmarkPlan) -> dict:
 def finished_run_names(plan: BenchmarkPlan) -> set[str]:
     """The runs results.partial.json holds under this plan's fingerprint, read without changing anything (what a
     rerun's estimate leaves out); the teachers must be in out/."""
-    path = plan.out / PARTIAL
-    if not path.is_file():
-        return set()
-    partial = read_json(path)
-    same = not _fingerprint_difference(partial.get("fingerprint", {}), benchmark_fingerprint(plan))
-    return set(partial.get("runs", {})) if same else set()
+    return set(_load_partial(plan.out / PARTIAL, benchmark_fingerprint(plan), quiet=True))
 
 
 def pool_finished_runs(plan: BenchmarkPlan) -> FinishedRuns:
@@ -510,11 +505,14 @@ def _fingerprint_difference(theirs: dict, ours: dict) -> str | None:
     return None
 
 
-def _load_partial(path: Path, fingerprint: dict) -> dict:
+def _load_partial(path: Path, fingerprint: dict, quiet: bool = False) -> dict:
+    """The finished runs `path` holds under `fingerprint` (none when absent or of another fingerprint, which is
+    logged unless `quiet`)."""
     if not path.is_file():
         return {}
     partial = read_json(path)
     if _fingerprint_difference(partial.get("fingerprint", {}), fingerprint):
-        log(f"{path}: written for other teachers or another distill config; starting the runs afresh")
+        if not quiet:
+            log(f"{path}: written for other teachers or another distill config; starting the runs afresh")
         return {}
     return dict(partial.get("runs", {}))
