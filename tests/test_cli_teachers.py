@@ -208,8 +208,9 @@ def test_a_stopped_teachers_run_resumes_with_the_teachers_it_finished(tmp_path, 
     assert "resuming: MF, GNN already trained" in err and "AE: resuming after epoch 5" in err
     assert not (tmp_path / "out" / teachers.RESUME).exists()
     fresh = teachers.train_teachers(data, profile, tmp_path / "fresh", names, seed=3)
+    seconds = ("train_seconds", "finish_seconds")
     assert resumed["teachers"] == {
-        name: {**entry, "train_seconds": resumed["teachers"][name]["train_seconds"]}
+        name: {**entry, **{key: resumed["teachers"][name][key] for key in seconds}}
         for name, entry in fresh["teachers"].items()
     }
     assert resumed["ensemble"] == fresh["ensemble"]

@@ -405,7 +405,7 @@ def test_two_workers_train_teachers_as_one_process(dataset_dir, tmp_path):
     chief, other = (dict(np.load(tmp_path / f"w{i}.npz")) for i in range(2))
     for key in chief:  # every worker ends with the same weights, trajectories and runs (but their seconds)
         if key.endswith(".run"):
-            runs = [{**json.loads(str(r[key])), "train_seconds": 0} for r in (chief, other)]
+            runs = [{**json.loads(str(r[key])), "train_seconds": 0, "finish_seconds": 0} for r in (chief, other)]
             assert runs[0] == runs[1], key
         else:
             np.testing.assert_array_equal(chief[key], other[key], err_msg=key)

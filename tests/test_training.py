@@ -108,6 +108,7 @@ def test_early_stopping_on_a_sample_of_valid_users(data):
     and the kept ones are evaluated (and ranked) over every valid user, the teacher left at the sample's best."""
     cfg = dataclasses.replace(CFG, eval_users=60)
     run = train_teacher("MF", data, cfg, TRAJ, seed=1, progress=None)
+    assert run.finish_seconds > 0 and run.to_dict()["finish_seconds"] == run.finish_seconds  # ranking, reported
     evals = evaluations(run)
     chosen = select_checkpoints([e["valid"]["recall@50"] for e in evals], TRAJ.fractions)
     assert [c["epoch"] for c in run.trajectory.checkpoints] == [evals[i]["epoch"] for i in chosen]

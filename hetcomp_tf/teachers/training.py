@@ -63,6 +63,8 @@ class TeacherRun:
             have converged).
         history: per epoch, {"epoch", "loss"} and "valid" at an evaluation.
         warm_start: what a warm start carried over (`WarmStart.apply`); None: a cold start.
+        finish_seconds: after the loop, the trajectory's finish (with early stopping on a sample of users: ranking
+            every user at each kept checkpoint) and the test evaluation.
     """
 
     teacher: Teacher  # with the best-valid weights
@@ -75,6 +77,7 @@ class TeacherRun:
     early_stopped: bool = False  # False: the epoch cap ended training (the teacher may not have converged)
     history: list[dict] = field(default_factory=list)  # per epoch: {"epoch", "loss"[, "valid"]}
     warm_start: dict | None = None  # what a warm start carried over (`WarmStart.apply`); None: a cold start
+    finish_seconds: float = 0.0  # the trajectory's finish and the test evaluation, after the loop
 
     @property
     def ended_by(self) -> str:
@@ -88,6 +91,7 @@ class TeacherRun:
             "test": self.test,
             "valid": self.valid,
             "train_seconds": self.train_seconds,
+            "finish_seconds": self.finish_seconds,
             "epochs": self.epochs,
             "ended_by": self.ended_by,
             "params": self.params,
@@ -298,17 +302,20 @@ def _train_loop(
         if stopping.should_stop(epoch):
             early_stopped = True
             break
-    train_seconds = resumed.seconds + time.perf_counter() - start
+    loop_end = time.perf_counter()
+    train_seconds = resumed.seconds + loop_end - start
     if sampled:
         trajectory = recorder.finish(teacher, teacher.score_all)  # leaves the teacher at its best checkpoint
     else:
         stopping.restore()
         trajectory = recorder.finish()
+    test = evaluate(teacher.score_all, data, "test")
     return TeacherRun(
         teacher=teacher,
         trajectory=trajectory,
         valid=trajectory.checkpoints[-1]["valid"],
-        test=evaluate(teacher.score_all, data, "test"),
+        test=test,
+        finish_seconds=time.perf_counter() - loop_end,
         train_seconds=train_seconds,
         epochs=len(history),
         params=count_params(teacher),
