@@ -94,6 +94,24 @@ def _batch_metric_sums(ks: tuple[int, ...]):
     return sums
 
 
+def valid_user_sample(data: Dataset, count: int, seed: int = 0) -> np.ndarray | None:
+    """A fixed seeded sample of the users with valid items, for `evaluate(users=...)` where a full pass costs too much
+    (a teacher's early stopping, `TeacherConfig.eval_users`; the ensemble's fit, `DistillConfig.fit_users`).
+
+    Args:
+        data: the dataset whose valid users are sampled.
+        count: the sample's size; 0 for every valid user.
+        seed: the sample's seed.
+
+    Returns:
+        int32 [count] user ids, sorted; None (every valid user) when `count` is 0 or not below their number.
+    """
+    valid_users = np.flatnonzero(data.valid.lengths() > 0)
+    if not 0 < count < valid_users.size:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(valid_users, count, replace=False)).astype(np.int32)
+
+
 def evaluate(
     score_fn, data: Dataset, split: str = "test", ks=METRIC_KS, batch_size: int = 128, users: np.ndarray | None = None
 ) -> dict[str, float]:

@@ -17,14 +17,13 @@ from hetcomp_tf.distill.ensemble import (
     ensemble_topk,
     evaluate_ensemble,
     fit_ensemble,
-    fit_sample,
     fit_teacher_weights,
     importance,
     select_stages,
     target_knowledge,
 )
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.metrics import evaluate
+from hetcomp_tf.metrics import evaluate, valid_user_sample
 from hetcomp_tf.teachers.trajectories import Trajectory
 from tests.test_metrics import reference_evaluate
 
@@ -282,10 +281,12 @@ def test_a_fit_on_a_sample_of_valid_users_is_the_fit_on_those_users_alone():
     """fit_users: the coordinate ascent scores only the sample, so it is the reference fit on a split whose other
     users have no valid items; the fitted ensemble's returned metrics are over every valid user."""
     data, knowledge = random_problem(np.random.default_rng(9), 30, 200, 12, ("MF", "AE", "GNN", "ML"), length=60)
-    sample = fit_sample(data, 12, seed=3)
+    sample = valid_user_sample(data, 12, seed=3)
     assert sample.size == 12 and np.all(np.diff(sample) > 0) and (data.valid.lengths()[sample] > 0).all()
-    np.testing.assert_array_equal(sample, fit_sample(data, 12, seed=3))
-    assert fit_sample(data, 0) is None and fit_sample(data, 30) is None  # 0, or not below the valid users: all
+    np.testing.assert_array_equal(sample, valid_user_sample(data, 12, seed=3))
+    assert (
+        valid_user_sample(data, 0) is None and valid_user_sample(data, 30) is None
+    )  # 0, or not below the valid users: all
     keep = np.isin(np.arange(data.n_users), sample)
     rows = [data.valid.row(u) if keep[u] else [] for u in range(data.n_users)]
     restricted = dataclasses.replace(data, valid=CSR.from_rows(rows))

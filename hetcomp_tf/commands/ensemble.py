@@ -27,8 +27,9 @@ def run(args) -> int:
     from pathlib import Path
 
     from hetcomp_tf.data.dataset import Dataset
-    from hetcomp_tf.distill.ensemble import EnsembleKnowledge, evaluate_ensemble, fit_ensemble, fit_sample
+    from hetcomp_tf.distill.ensemble import EnsembleKnowledge, evaluate_ensemble, fit_ensemble
     from hetcomp_tf.errors import HetCompError
+    from hetcomp_tf.metrics import valid_user_sample
     from hetcomp_tf.teachers.trajectories import load_trajectories
     from hetcomp_tf.util.files import read_json, write_json
     from hetcomp_tf.util.tables import ENSEMBLE_LABEL, FITTED_ENSEMBLE_LABEL, format_table, teacher_label
@@ -40,7 +41,7 @@ def run(args) -> int:
     data = Dataset.load(teachers_dir / "dataset.npz")
     equal = EnsembleKnowledge.from_trajectories(load_trajectories(teachers_dir), tau=cfg.tau)
     start = time.perf_counter()
-    tau, weights, valid = fit_ensemble(equal, data, users=fit_sample(data, cfg.fit_users))
+    tau, weights, valid = fit_ensemble(equal, data, users=valid_user_sample(data, cfg.fit_users))
     fit_seconds = time.perf_counter() - start
     fitted = dataclasses.replace(equal, tau=tau)
     result = {

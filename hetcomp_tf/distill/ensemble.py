@@ -21,7 +21,7 @@ import tensorflow as tf
 from hetcomp_tf.config import METRIC_KS, RECORD_METRIC, TARGETS
 from hetcomp_tf.data.dataset import CSR, Dataset
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.metrics import evaluate
+from hetcomp_tf.metrics import evaluate, valid_user_sample
 from hetcomp_tf.util.files import read_manifest_dir, require_field, write_manifest_dir
 
 KNOWLEDGE_FORMAT_VERSION = 1
@@ -375,7 +375,7 @@ def fit_teacher_weights(
         grid: the candidate weights.
         sweeps: the most passes over the teachers (fewer when a pass changes nothing).
         metric: the valid metric to maximise.
-        users: int [n], the valid users scored (`fit_sample`); None: every one.
+        users: int [n], the valid users scored (`metrics.valid_user_sample`); None: every one.
 
     Returns:
         ({teacher: weight}, the weighted ensemble's valid metrics over `users`).
@@ -401,24 +401,6 @@ def fit_teacher_weights(
 TAU_GRID = (5.0, 10.0, 20.0, 50.0)
 
 
-def fit_sample(data: Dataset, fit_users: int, seed: int = 0) -> np.ndarray | None:
-    """The valid users a fit scores (`DistillConfig.fit_users`): a fixed seeded sample of `fit_users` of them, sorted,
-    or None (every one) when `fit_users` is 0 or not below their number.
-
-    Args:
-        data: the dataset whose valid users are sampled.
-        fit_users: the sample's size, 0 for every valid user.
-        seed: the sample's seed.
-
-    Returns:
-        int32 [fit_users] user ids, or None.
-    """
-    valid_users = np.flatnonzero(data.valid.lengths() > 0)
-    if not 0 < fit_users < valid_users.size:
-        return None
-    return np.sort(np.random.default_rng(seed).choice(valid_users, fit_users, replace=False)).astype(np.int32)
-
-
 def fit_ensemble(
     knowledge: EnsembleKnowledge,
     data: Dataset,
@@ -439,7 +421,7 @@ def fit_ensemble(
         taus: the candidate temperatures.
         grid: the candidate weights.
         metric: the valid metric to maximise.
-        users: int [n], the valid users every step scores (`fit_sample`); None: every one.
+        users: int [n], the valid users every step scores (`metrics.valid_user_sample`); None: every one.
 
     Returns:
         (τ, {teacher: weight}, the fitted ensemble's valid metrics over every valid user).
@@ -498,7 +480,7 @@ def target_knowledge(
     if fitted is None:
         if data is None:
             raise HetCompError("targets 'fitted': give the split to fit the ensemble on, or an earlier fit")
-        fitted_tau, weights, _ = fit_ensemble(equal, data, users=fit_sample(data, fit_users))
+        fitted_tau, weights, _ = fit_ensemble(equal, data, users=valid_user_sample(data, fit_users))
     else:
         fitted_tau, weights = float(fitted["tau"]), fitted["weights"]
     missing = [name for name in equal.teachers if name not in weights]

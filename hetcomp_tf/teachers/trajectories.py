@@ -37,7 +37,7 @@ import tensorflow as tf
 from hetcomp_tf.config import RECORD_METRIC, TEACHER_NAMES, TrajectoryConfig
 from hetcomp_tf.data.dataset import CSR, Dataset, rows_to_mask
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.metrics import evaluate, masked_topk
+from hetcomp_tf.metrics import evaluate, masked_topk, valid_user_sample
 from hetcomp_tf.util.files import read_manifest_dir, require_field, write_manifest_dir
 
 FORMAT_VERSION = 1
@@ -453,9 +453,8 @@ class SampledTrajectoryRecorder(TrajectoryRecorder):
         """
         super().__init__(teacher, data.train, data.n_items, cfg, batch_size)
         self.data = data
-        valid_users = np.flatnonzero(data.valid.lengths() > 0)
-        count = min(eval_users, valid_users.size)
-        self.users = np.sort(np.random.default_rng(seed).choice(valid_users, count, replace=False)).astype(np.int32)
+        sample = valid_user_sample(data, eval_users, seed)
+        self.users = sample if sample is not None else np.flatnonzero(data.valid.lengths() > 0).astype(np.int32)
         self._scratch = None if records_dir else tempfile.TemporaryDirectory(prefix=f"hetcomp-{teacher}-records-")
         self.records_dir = os.fspath(records_dir) if records_dir else self._scratch.name
         os.makedirs(self.records_dir, exist_ok=True)

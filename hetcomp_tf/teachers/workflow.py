@@ -36,10 +36,10 @@ from hetcomp_tf.distill.ensemble import (
     EnsembleKnowledge,
     evaluate_ensemble,
     fit_ensemble,
-    fit_sample,
     target_knowledge,
 )
 from hetcomp_tf.errors import HetCompError
+from hetcomp_tf.metrics import valid_user_sample
 from hetcomp_tf.teachers.training import train_teacher
 from hetcomp_tf.teachers.trajectories import load_trajectories
 from hetcomp_tf.util.files import atomic_directory, link_tree, read_json, write_json
@@ -106,7 +106,9 @@ def train_teachers(
         summaries = {name: finished[name] for name in names}
         knowledge = EnsembleKnowledge.from_trajectories(load_trajectories(staging, names), tau=profile.distill.tau)
         # beyond the paper: see its docstring
-        tau, weights, weighted_valid = fit_ensemble(knowledge, data, users=fit_sample(data, profile.distill.fit_users))
+        tau, weights, weighted_valid = fit_ensemble(
+            knowledge, data, users=valid_user_sample(data, profile.distill.fit_users)
+        )
         fitted = dataclasses.replace(knowledge, tau=tau)
         weighted = {
             "tau": tau,
