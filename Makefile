@@ -34,14 +34,17 @@ python:  # the interpreter .venv is (or would be) built with
 run: install
 	$(VENV)/bin/hetcomp run --data $(DATA) $(if $(PROFILE),--profile $(PROFILE)) --out $(OUT)
 
+# the suite on every core: a test file runs in one worker (its module fixtures are built once)
+PYTEST_PARALLEL ?= -n auto --dist loadfile
+
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(PYTEST_PARALLEL)
 
 # Before a commit: lint, the format, and the tests not marked slow (the whole suite is `make test`, as CI runs it)
 check: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_PARALLEL)
 
 bench: install
 	$(VENV)/bin/hetcomp benchmark --data citeulike --profile paper --seeds 3 --jobs 2 --out $(BENCH_OUT)
