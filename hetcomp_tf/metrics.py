@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from hetcomp_tf.config import METRIC_KS
-from hetcomp_tf.data.dataset import Dataset, rows_to_mask
+from hetcomp_tf.data.dataset import CSR, Dataset, rows_to_mask
 from hetcomp_tf.errors import HetCompError
 
 _RAGGED_ROWS = tf.RaggedTensorSpec([None, None], tf.int32, ragged_rank=1, row_splits_dtype=tf.int64)
@@ -53,11 +53,24 @@ def ranking_metrics(scores, exclude_mask, truth_mask, ks=METRIC_KS) -> dict[str,
         over users skip them, see `evaluate`).
     """
     ks = tuple(int(k) for k in ks)
-    k_max = max(ks)
-    ids = masked_topk(scores, exclude_mask, k_max)
+    ids = masked_topk(scores, exclude_mask, max(ks))
     hits = tf.gather(truth_mask, tf.maximum(ids, 0), batch_dims=1) & (ids >= 0)
-    hits = tf.cast(hits, tf.float32)  # [b, k_max], 1 where the item at that rank is relevant
-    n_truth = tf.reduce_sum(tf.cast(truth_mask, tf.float32), axis=1)
+    return metrics_of_hits(tf.cast(hits, tf.float32), tf.reduce_sum(tf.cast(truth_mask, tf.float32), axis=1), ks)
+
+
+def metrics_of_hits(hits, n_truth, ks=METRIC_KS) -> dict[str, tf.Tensor]:
+    """Per-user Recall@k and NDCG@k of ranked lists whose relevant places are known.
+
+    Args:
+        hits: float32 [b, max(ks)], 1 where the item at that rank is relevant.
+        n_truth: float32 [b], each user's relevant items.
+        ks: the cut-offs.
+
+    Returns:
+        {"recall@k", "ndcg@k" for each k: float32 [b]}; users without relevant items get 0.
+    """
+    ks = tuple(int(k) for k in ks)
+    k_max = max(ks)
     discount = 1.0 / tf.math.log(tf.range(2, k_max + 2, dtype=tf.float32)) * tf.math.log(2.0)
     ideal_dcg = tf.concat([[0.0], tf.cumsum(discount)], axis=0)  # ideal_dcg[n] = DCG of n hits on top
     has_truth = n_truth > 0
@@ -92,6 +105,37 @@ def _batch_metric_sums(ks: tuple[int, ...]):
         return {name: tf.reduce_sum(values) for name, values in per_user.items()}
 
     return sums
+
+
+def split_rows(data: Dataset, split: str) -> tuple[CSR, CSR]:
+    """The protocol's rows for evaluating on `split`: (truth, excluded). For "test" the user's train and valid items
+    are excluded from the ranking; for "valid", train and test items.
+
+    Raises:
+        HetCompError: an unknown split.
+    """
+    if split == "test":
+        return data.test, data.train.union(data.valid)
+    if split == "valid":
+        return data.valid, data.train.union(data.test)
+    raise HetCompError(f"cannot evaluate on split {split!r}: choose 'valid' or 'test'")
+
+
+def evaluated_users(truth: CSR, split: str, dataset: str, users=None) -> np.ndarray:
+    """int32 [n], sorted: the users an evaluation averages over, those of `users` (None: all) with truth items.
+
+    Raises:
+        HetCompError: no such user.
+    """
+    with_truth = truth.lengths() > 0
+    if users is not None:
+        users = np.asarray(users, np.int64)
+        users = np.unique(users[with_truth[users]]).astype(np.int32)
+    else:
+        users = np.flatnonzero(with_truth).astype(np.int32)
+    if len(users) == 0:
+        raise HetCompError(f"dataset {dataset!r}: no user has {split} items to evaluate on")
+    return users
 
 
 def valid_user_sample(data: Dataset, count: int, seed: int = 0) -> np.ndarray | None:
@@ -134,23 +178,11 @@ def evaluate(
     Raises:
         HetCompError: an unknown split, a cut-off below 1, or no user with `split` items.
     """
-    if split == "test":
-        truth, exclude = data.test, data.train.union(data.valid)
-    elif split == "valid":
-        truth, exclude = data.valid, data.train.union(data.test)
-    else:
-        raise HetCompError(f"cannot evaluate on split {split!r}: choose 'valid' or 'test'")
+    truth, exclude = split_rows(data, split)
     ks = tuple(sorted({int(k) for k in ks}))
     if not ks or ks[0] < 1:
         raise HetCompError(f"metric cut-offs must be positive integers, got {ks}")
-    with_truth = truth.lengths() > 0
-    if users is not None:
-        users = np.asarray(users, np.int64)
-        users = np.unique(users[with_truth[users]]).astype(np.int32)
-    else:
-        users = np.flatnonzero(with_truth).astype(np.int32)
-    if len(users) == 0:
-        raise HetCompError(f"dataset {data.name!r}: no user has {split} items to evaluate on")
+    users = evaluated_users(truth, split, data.name, users)
     fn = _batch_metric_sums(ks)
     exclude_rows, truth_rows = exclude.to_ragged(), truth.to_ragged()
     totals = None

@@ -55,8 +55,8 @@ def build_report(config, nodes: dict, seconds: dict) -> dict:
         seconds: {node id: wall time in seconds}, `local_runner.run_local`'s.
 
     Returns:
-        {"data", "dataset", "profile", "method", "methods", "blessing", "blessed", "teachers", "pushed_model",
-        "served_model", "components", "all_cached", "warm_start", "tensorboard_logs", "next_steps"}.
+        {"data", "dataset", "profile", "method", "methods", "blessing", "blessed", "teachers", "curves",
+        "pushed_model", "served_model", "components", "all_cached", "warm_start", "tensorboard_logs", "next_steps"}.
     """
     from components import keys, storage
     from components.artifacts import METRICS_FILE
@@ -80,6 +80,7 @@ def build_report(config, nodes: dict, seconds: dict) -> dict:
         "blessing": evaluation["blessing"],
         "blessed": evaluation["blessing"]["blessed"],
         "teachers": {name: teacher_ending(nodes[f"TeacherTrainer.{name}"]) for name in config.teachers},
+        "curves": valid_curves(config, nodes),
         "pushed_model": pushed,
         "served_model": served_version(config.serving()),
         "components": {node: {"state": run.state, "seconds": seconds.get(node)} for node, run in nodes.items()},
@@ -114,6 +115,59 @@ def teacher_ending(trainer) -> dict:
 
     run = storage.read_json(trainer.uri(keys.TRAJECTORY_KEY), METRICS_FILE)
     return {"epochs": run["epochs"], "ended_by": run["ended_by"], "converged": run["ended_by"] == "early stop"}
+
+
+def valid_curves(config, nodes: dict) -> dict:
+    """Every model's valid curve, as its trainer evaluated it: what a warm start saves is read from these
+    (`warm_start_table`).
+
+    Args:
+        config: the run's `PipelineConfig`.
+        nodes: {node id: NodeRun}, `local_runner.latest_run`'s.
+
+    Returns:
+        {"teacher:<name>" | "student:<method>": [[epochs trained, valid RECORD_METRIC], ...] in training order}.
+    """
+    from components import keys, storage
+    from components.artifacts import METRICS_FILE
+    from hetcomp_tf.config import RECORD_METRIC
+
+    runs = {f"teacher:{name}": (f"TeacherTrainer.{name}", keys.TRAJECTORY_KEY) for name in config.teachers}
+    runs[f"student:{config.method}"] = ("StudentTrainer", keys.MODEL_RUN_KEY)
+    curves = {}
+    for model, (node, key) in runs.items():
+        run = storage.read_json(nodes[node].uri(key), METRICS_FILE)
+        evaluations = run.get("evaluations", run.get("history", []))  # a teacher's, a student's
+        curves[model] = [[e["epoch"], e["valid"][RECORD_METRIC]] for e in evaluations if "valid" in e]
+    return curves
+
+
+def warm_start_table(cold: dict, warm: dict) -> str:
+    """What a warm start saves, model by model, from two runs' reports on the same data: the cold run's first
+    evaluation and its best, the warm run's first evaluation, and the epochs each run took to reach the cold best.
+
+    Args:
+        cold: report.json of a run without --warm-start.
+        warm: report.json of a --warm-start run on the same data, after an earlier snapshot's run.
+
+    Returns:
+        A Markdown table, one row per model both runs trained.
+    """
+    rows = [
+        "| model | cold: first evaluation → best (epoch) | warm: first evaluation (epoch) "
+        "| epochs to reach the cold best: cold, warm | warm: best (epoch) |",
+        "|---|---|---|---|---|",
+    ]
+    for model in (m for m in cold["curves"] if m in warm["curves"]):
+        cold_curve, warm_curve = cold["curves"][model], warm["curves"][model]
+        best_epoch, best = max(cold_curve, key=lambda point: point[1])  # the first of equal bests
+        reached = next((str(epoch) for epoch, value in warm_curve if value >= best), "not reached")
+        warm_best_epoch, warm_best = max(warm_curve, key=lambda point: point[1])
+        rows.append(
+            f"| {model} | {cold_curve[0][1]:.4f} → {best:.4f} ({best_epoch}) | {warm_curve[0][1]:.4f} "
+            f"({warm_curve[0][0]}) | {best_epoch}, {reached} | {warm_best:.4f} ({warm_best_epoch}) |"
+        )
+    return "\n".join(rows)
 
 
 def next_steps(serving_dir: str | None, user: str, logs: dict) -> list[str]:

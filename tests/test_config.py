@@ -568,15 +568,13 @@ def test_set_assigns_a_choice_field_and_checks_its_value():
         override(cfg, ["targets=3"])
 
 
-def test_fit_users_is_checked_and_only_the_large_profile_samples():
+def test_fit_users_is_checked_and_no_profile_samples_or_fits_the_papers_targets():
     with pytest.raises(HetCompError, match="fit_users=-1 must be >= 0"):
         override(get_profile("paper").distill, ["fit_users=-1"])
-    assert {name: get_profile(name).distill.fit_users for name in ("tiny", "quickstart", "paper", "large")} == {
-        "tiny": 0,
-        "quickstart": 0,
-        "paper": 0,
-        "large": 5000,
-    }
+    profiles = {name: get_profile(name).distill for name in ("tiny", "quickstart", "paper", "large")}
+    assert {name: cfg.fit_users for name, cfg in profiles.items()} == dict.fromkeys(profiles, 0)
+    targets = {name: cfg.targets for name, cfg in profiles.items()}
+    assert targets == {"tiny": "equal", "quickstart": "fitted", "paper": "equal", "large": "fitted"}
 
 
 def test_teacher_set_assigns_one_teacher_or_all_and_checks_each():

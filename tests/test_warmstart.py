@@ -243,11 +243,17 @@ def test_the_warm_started_models_start_from_the_first_runs(snapshots):
         f"warm {first_valid(runs[1]['history']):.4f}; first run's best {runs[0]['valid']['recall@50']:.4f}"
     )
     assert first_valid(runs[1]["history"]) > 0.9 * runs[0]["valid"]["recall@50"] > 1.2 * first_valid(runs[0]["history"])
+    curves = snapshots.second.report["curves"]  # report.json's curves are the trainers' evaluations
+    assert curves["student:hetcomp"] == [
+        [h["epoch"], h["valid"]["recall@50"]] for h in runs[1]["history"] if "valid" in h
+    ]
     for teacher in WARM_TEACHERS:
         node = f"TeacherTrainer.{teacher}"
         metrics = storage.read_json(second[node].uri(keys.TRAJECTORY_KEY), METRICS_FILE)
         assert metrics["warm_start"]["source"] == first[node].uri(keys.MODEL_KEY)
         assert metrics["warm_start"]["fresh"] == []
+        assert max(value for _, value in curves[f"teacher:{teacher}"]) == metrics["valid"]["recall@50"]
+        assert [epoch for epoch, _ in curves[f"teacher:{teacher}"]][-1] <= metrics["epochs"]
         assert storage.read_json(first[node].uri(keys.TRAJECTORY_KEY), METRICS_FILE)["warm_start"] is None
 
 

@@ -20,8 +20,9 @@ import tensorflow as tf
 
 from hetcomp_tf.config import METRIC_KS, RECORD_METRIC, TARGETS
 from hetcomp_tf.data.dataset import CSR, Dataset
+from hetcomp_tf.distill.candidates import CandidateEvaluator, checked_weights
 from hetcomp_tf.errors import HetCompError
-from hetcomp_tf.metrics import evaluate, valid_user_sample
+from hetcomp_tf.metrics import valid_user_sample
 from hetcomp_tf.util.files import read_manifest_dir, require_field, write_manifest_dir
 
 KNOWLEDGE_FORMAT_VERSION = 1
@@ -60,18 +61,10 @@ def importance(rankings, n_items: int, tau: float = 10.0, teacher_weights=None) 
     rankings = tf.convert_to_tensor(rankings, tf.int32)
     if rankings.shape.rank != 3:
         raise HetCompError(f"ensemble rankings must be [teachers, users, N], got shape {rankings.shape}")
-    weights = _teacher_weights(teacher_weights, int(rankings.shape[0]))
+    weights = checked_weights(teacher_weights, int(rankings.shape[0]))
     return _importance(
         rankings, tf.constant(n_items, tf.int32), tf.constant(tau, tf.float32), tf.constant(weights, tf.float32)
     )
-
-
-def _teacher_weights(teacher_weights, n_teachers: int) -> np.ndarray:
-    """float64 [X]: the given weights checked, or all 1 (the paper's equal-weight ensemble) for None."""
-    weights = np.ones(n_teachers) if teacher_weights is None else np.asarray(teacher_weights, np.float64)
-    if weights.shape != (n_teachers,) or (weights < 0).any() or not weights.any():
-        raise HetCompError(f"teacher_weights {weights.tolist()} must be {n_teachers} non-negative numbers, not all 0")
-    return weights
 
 
 def ensemble_topk(rankings, n_items: int, k: int, tau: float = 10.0, teacher_weights=None) -> tf.Tensor:
@@ -132,7 +125,7 @@ def ensemble_observed(
     """
     if not observed:
         raise HetCompError("ensemble_observed: no teacher observed orders given")
-    weights = _teacher_weights(teacher_weights, len(observed))
+    weights = checked_weights(teacher_weights, len(observed))
     first = observed[0]
     lengths = first.lengths()
     user_of = np.repeat(np.arange(lengths.size), lengths)
@@ -186,7 +179,7 @@ class EnsembleKnowledge:
                 f"and {len(self.teachers)} teachers do not fit together"
             )
         if self.teacher_weights is not None:
-            _teacher_weights(self.teacher_weights, x)
+            checked_weights(self.teacher_weights, x)
         if self.rankings.size and int(self.rankings.max()) >= self.n_items:
             raise HetCompError(f"EnsembleKnowledge: an item id {int(self.rankings.max())} >= n_items {self.n_items}")
 
@@ -350,7 +343,9 @@ def evaluate_ensemble(
     Returns:
         {"recall@k", "ndcg@k" for each k}, as `metrics.evaluate`.
     """
-    return evaluate(knowledge.scorer(teacher_weights), data, split, ks, users=users)
+    weights = knowledge.teacher_weights if teacher_weights is None else teacher_weights
+    evaluator = CandidateEvaluator(knowledge.final_rankings, knowledge.n_items, data, split, users, ks)
+    return evaluator(knowledge.tau, checked_weights(weights, len(knowledge.teachers)))
 
 
 WEIGHT_GRID = (0.0, 0.5, 1.0, 2.0, 4.0)
@@ -363,6 +358,7 @@ def fit_teacher_weights(
     sweeps: int = 2,
     metric: str = RECORD_METRIC,
     users: np.ndarray | None = None,
+    evaluator: CandidateEvaluator | None = None,
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Per-teacher weights for the ensemble fitted on the valid split, beyond the paper.
 
@@ -376,12 +372,15 @@ def fit_teacher_weights(
         sweeps: the most passes over the teachers (fewer when a pass changes nothing).
         metric: the valid metric to maximise.
         users: int [n], the valid users scored (`metrics.valid_user_sample`); None: every one.
+        evaluator: the valid split's `CandidateEvaluator` of this knowledge over `users`, when the caller has one.
 
     Returns:
         ({teacher: weight}, the weighted ensemble's valid metrics over `users`).
     """
+    if evaluator is None:
+        evaluator = CandidateEvaluator(knowledge.final_rankings, knowledge.n_items, data, "valid", users)
     weights = np.ones(len(knowledge.teachers))
-    best = evaluate_ensemble(knowledge, data, "valid", teacher_weights=weights, users=users)
+    best = evaluator(knowledge.tau, weights)
     for _ in range(sweeps):
         changed = False
         for x in range(len(weights)):
@@ -390,7 +389,7 @@ def fit_teacher_weights(
                 trial[x] = value
                 if value == weights[x] or not trial.any():
                     continue
-                valid = evaluate_ensemble(knowledge, data, "valid", teacher_weights=trial, users=users)
+                valid = evaluator(knowledge.tau, trial)
                 if valid[metric] > best[metric]:
                     weights, best, changed = trial, valid, True
         if not changed:
@@ -426,10 +425,10 @@ def fit_ensemble(
     Returns:
         (τ, {teacher: weight}, the fitted ensemble's valid metrics over every valid user).
     """
-    best = None
+    best, evaluator = None, CandidateEvaluator(knowledge.final_rankings, knowledge.n_items, data, "valid", users)
     for tau in sorted({*map(float, taus), knowledge.tau}):
         weights, valid = fit_teacher_weights(
-            dataclasses.replace(knowledge, tau=tau), data, grid, metric=metric, users=users
+            dataclasses.replace(knowledge, tau=tau), data, grid, metric=metric, users=users, evaluator=evaluator
         )
         if best is None or valid[metric] > best[2][metric]:
             best = (tau, weights, valid)

@@ -86,7 +86,8 @@ class TeacherRun:
 
     def to_dict(self) -> dict:
         """The run as results store it (a teachers.json entry, a TeacherTrajectory's metrics): no model, no
-        rankings, no per-epoch history."""
+        rankings, no per-epoch losses; `evaluations` keeps the valid metrics of every evaluation, {"epoch", "valid"}
+        (epochs trained when it was made)."""
         return {
             "test": self.test,
             "valid": self.valid,
@@ -97,6 +98,7 @@ class TeacherRun:
             "params": self.params,
             "checkpoint_epochs": [c["epoch"] for c in self.trajectory.checkpoints],
             "warm_start": self.warm_start,
+            "evaluations": [{"epoch": h["epoch"], "valid": h["valid"]} for h in self.history if "valid" in h],
         }
 
 
