@@ -5,14 +5,14 @@ The student is evaluated through the SavedModel that would be pushed (its `score
 every item, ranked by `hetcomp_tf.metrics.evaluate`), so what is measured is what gets served. One split decides
 a push, valid (the split the student's checkpoint was picked on; test stays untouched by every decision and is
 reported beside it). Blessing has the TFX Evaluator's two parts: a value threshold (the student's valid Recall@50
->= a share of the ensemble's valid Recall@50) and, when a `baseline_model` is wired in (the latest blessed model,
-from a Resolver), TFMA's change threshold on the same split: with diff = candidate - baseline and
-ratio = diff / baseline (higher is better), the candidate passes iff diff >= `absolute` and ratio >= `relative`
-(unset bounds: -inf; the default relative -0.05 blesses a candidate up to 5 % below the served model). Without a
-baseline the change threshold is skipped ("rubber stamped", as TFMA says). A baseline trained on an earlier
-snapshot (its vocabularies lack some of today's users or items) and the candidate are compared on the users and
-items it knows. The `ModelBlessing` carries the TFX Evaluator's custom properties (`blessed`, `current_model[_id]`,
-`baseline_model[_id]`), which LatestBlessedModelStrategy reads.
+>= a share of the valid Recall@50 of the ensemble it distilled: the fitted one for `targets="fitted"`) and, when a
+`baseline_model` is wired in (the latest blessed model, from a Resolver), TFMA's change threshold on the same split:
+with diff = candidate - baseline and ratio = diff / baseline (higher is better), the candidate passes iff
+diff >= `absolute` and ratio >= `relative` (unset bounds: -inf; the default relative -0.05 blesses a candidate up to
+5 % below the served model). Without a baseline the change threshold is skipped ("rubber stamped", as TFMA says).
+A baseline trained on an earlier snapshot (its vocabularies lack some of today's users or items) and the candidate
+are compared on the users and items it knows. The `ModelBlessing` carries the TFX Evaluator's custom properties
+(`blessed`, `current_model[_id]`, `baseline_model[_id]`), which LatestBlessedModelStrategy reads.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from components.artifacts import METRICS_FILE
 from hetcomp_tf.data.dataset import Dataset
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate
-from hetcomp_tf.util.tables import ENSEMBLE, student_row
+from hetcomp_tf.util.tables import ENSEMBLE, FITTED_ENSEMBLE, student_row
 
 BLESSED_KEY = evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY  # what Pusher and LatestBlessedModelStrategy read
 BLESSING_SPLIT = "valid"  # both thresholds read this split; test is reported beside it, never decides
@@ -232,7 +232,8 @@ class Executor(evaluator_executor.Executor):
         methods = storage.read_json(comparison, METRICS_FILE)["methods"]
         methods[student_row(exec_properties[keys.METHOD_KEY])] = student
         thresholds = json.loads(exec_properties[keys.THRESHOLDS_KEY])
-        verdict = blessing(student, methods[ENSEMBLE], thresholds, baseline, candidate)
+        distilled = methods.get(FITTED_ENSEMBLE, methods[ENSEMBLE])  # the KnowledgeBuilder lists the one it fitted
+        verdict = blessing(student, distilled, thresholds, baseline, candidate)
         if baseline_model is not None:
             verdict["baseline"]["model"] = baseline_model.uri
             verdict["baseline"]["shared_ids"] = shared  # None: compared on every user and item

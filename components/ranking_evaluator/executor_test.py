@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from types import SimpleNamespace
 
 import pytest
 from tfx.types import standard_artifacts
@@ -61,6 +62,26 @@ class TestRankingEvaluator:
         )
         assert "baseline_model" not in properties
         assert os.path.exists(os.path.join(blessing.uri, "BLESSED" if expected else "NOT_BLESSED"))
+
+    def test_the_value_threshold_reads_the_ensemble_the_student_distilled(self, root, ingested, knowledge, student):
+        """With a fitted ensemble in the comparison (targets="fitted"), the share is of the fitted one: here 4x the
+        equal-weight one's valid Recall@50, at a share that blesses against the equal-weight one and not against it."""
+        comparison = storage.read_json(knowledge.metrics.uri, METRICS_FILE)
+        equal = comparison["methods"]["ensemble"]
+        fitted = {split: {name: 4 * value for name, value in metrics.items()} for split, metrics in equal.items()}
+        with_fitted = make(RankingMetrics, root, "with-fitted")
+        storage.write_json(
+            with_fitted.uri,
+            METRICS_FILE,
+            {**comparison, "methods": {**comparison["methods"], "ensemble:fitted": fitted}},
+        )
+        share = student.run["valid"]["recall@50"] / (2 * equal["valid"]["recall@50"])
+        evaluation, _ = evaluated(
+            root, "fitted", ingested, SimpleNamespace(metrics=with_fitted), student.model, min_share_of_ensemble=share
+        )
+        verdict = evaluation["blessing"]
+        assert verdict["ensemble"] == fitted["valid"]["recall@50"] and verdict["blessed"] is False
+        assert verdict["student"] >= share * equal["valid"]["recall@50"]  # the equal-weight one's would have blessed
 
     def test_a_candidate_worse_than_the_baseline_is_not_blessed(self, root, ingested, knowledge, student, untrained):
         evaluation, blessing = evaluated(root, "worse", ingested, knowledge, untrained, baseline=student.model)

@@ -141,7 +141,8 @@ def add_pipeline_arguments(parser) -> None:
         "--min-share",
         type=float,
         metavar="X",
-        help="bless the student when its valid Recall@50 >= X * the ensemble's valid Recall@50 "
+        help="bless the student when its valid Recall@50 >= X * that of the ensemble it distils (the fitted one for "
+        "targets=fitted) "
         f"(default per profile: {DEFAULT_MIN_SHARE})",
     )
     change = (
