@@ -12,7 +12,7 @@ trajectory read the synchronised weights, so every worker takes the same decisio
 logs are kept (`distribute.worker_dir`).
 
 With a `resume_dir`, the whole training state is saved after every evaluation and a rerun goes on from the last one
-(`teachers/resume.py`): the teachers of a large data set outlast a session.
+(`teachers/resume.py`): the teachers of a large data set train for hours, through stops and restarts.
 """
 
 from __future__ import annotations
