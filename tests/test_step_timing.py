@@ -50,5 +50,14 @@ def test_steptime_command_times_each_loss_and_the_dense_pass(tmp_path, capsys, t
     assert all(result[m]["epoch_seconds"] > 0 for m in ("ensemble_kd", "wo_kd"))
     assert result["dense_pass"]["xla_ms"] > 0 and result["dense_pass"]["graph_ms"] > 0
     assert "evaluate_seconds" not in result  # only timed with hetcomp_no_adt's DKC
+    assert "ensemble_fit_seconds" not in result  # only timed for fitted targets, tiny's are equal
     table = capsys.readouterr().out
     assert "ensemble_kd" in table and np.isfinite(float(table.split("ensemble_kd")[1].split()[0]))
+
+
+def test_steptime_times_the_ensembles_fit_for_fitted_targets(tmp_path, capsys):
+    out = tmp_path / "steptime.json"
+    argv = ["steptime", "--data", "synthetic", "--profile", "tiny", "--methods", "wo_kd", "--epochs", "1"]
+    assert main([*argv, "--set", "targets=fitted", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["ensemble_fit_seconds"] > 0
+    assert "the ensemble's fit on valid" in capsys.readouterr().out

@@ -1,5 +1,6 @@
 """The step micro-benchmark: seconds per training epoch of each distillation loss at a profile's student protocol,
-on a dataset's real shapes, plus one valid evaluation, one DKC update and the dense pass every KD step makes.
+on a dataset's real shapes, plus one valid evaluation, one DKC update, the dense pass every KD step makes and, for
+targets="fitted", the ensemble's fit on valid.
 
 Targets are random item lists of the real sizes (six teachers, four checkpoints, top-100), so no teachers need to
 be trained first: a loss's cost depends on the shapes, not on which items the targets name. Each method runs one
@@ -19,12 +20,12 @@ import tensorflow as tf
 from hetcomp_tf.config import TEACHER_NAMES, DistillConfig, TrajectoryConfig
 from hetcomp_tf.data.dataset import Dataset, rows_to_mask
 from hetcomp_tf.distill.batches import epoch_batches, train_pairs_cap
-from hetcomp_tf.distill.ensemble import EnsembleKnowledge
+from hetcomp_tf.distill.ensemble import EnsembleKnowledge, fit_ensemble
 from hetcomp_tf.distill.fused import FactoredScores, fused_available
 from hetcomp_tf.distill.losses.hetcomp import rest_and_list_scores
 from hetcomp_tf.distill.losses.labels import ItemPairs, concat_pairs
 from hetcomp_tf.distill.trainer import Trainer
-from hetcomp_tf.metrics import evaluate, masked_topk
+from hetcomp_tf.metrics import evaluate, masked_topk, valid_user_sample
 from hetcomp_tf.util.progress import log
 
 
@@ -128,7 +129,8 @@ def time_methods(
 
     Returns:
         {"steps_per_epoch", "users_per_step", "dense_pass" (`time_dense_pass`), method: {"epoch_seconds",
-        "loss"}}, plus "evaluate_seconds" and "dkc_update_seconds" with hetcomp_no_adt.
+        "loss"}}, plus "evaluate_seconds" and "dkc_update_seconds" with hetcomp_no_adt, "ensemble_fit_seconds"
+        (`time_ensemble_fit`) with `cfg.targets` "fitted".
     """
     knowledge = random_knowledge(data, traj, cfg.seed)
     batches = list(epoch_batches(data.train, cfg, 0, pairs=False))
@@ -159,4 +161,29 @@ def time_methods(
             start = time.perf_counter()
             trainer.dkc.update(trainer.student.score_all, 20)
             results["dkc_update_seconds"] = time.perf_counter() - start
+    if cfg.targets == "fitted":
+        results["ensemble_fit_seconds"] = time_ensemble_fit(data, knowledge, cfg)
+        log(f"the ensemble's fit on valid: {results['ensemble_fit_seconds']:.1f} s")
     return results
+
+
+def time_ensemble_fit(data: Dataset, knowledge: EnsembleKnowledge, cfg: DistillConfig) -> float:
+    """Seconds of the fit of τ and teacher weights on valid (`ensemble.fit_ensemble`) over `cfg.fit_users` valid
+    users (0: every one). The random knowledge lists the same items for every teacher; here each teacher's list is
+    shifted by its own offset in item ids, so that a user has up to X·N candidates, as with real teachers.
+
+    Args:
+        data: the dataset.
+        knowledge: `random_knowledge`'s.
+        cfg: the distillation config (its fit_users).
+
+    Returns:
+        The fit's seconds.
+    """
+    final = knowledge.final_rankings
+    offsets = (np.arange(final.shape[0]) * (data.n_items // final.shape[0]))[:, None, None]
+    shifted = np.where(final >= 0, (final + offsets) % data.n_items, -1).astype(np.int32)
+    distinct = dataclasses.replace(knowledge, rankings=shifted[:, None])
+    start = time.perf_counter()
+    fit_ensemble(distinct, data, users=valid_user_sample(data, cfg.fit_users))
+    return time.perf_counter() - start

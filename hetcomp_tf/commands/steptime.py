@@ -108,9 +108,10 @@ def run(args) -> int:
             )
         )
     if methods:
+        fit = results.get("ensemble_fit_seconds")
         print(
             f"student: {results['steps_per_epoch']} steps/epoch of {results['users_per_step']:.0f} users, "
-            f"dim {cfg.student_dim}"
+            f"dim {cfg.student_dim}" + ("" if fit is None else f"; the ensemble's fit on valid {fit:.1f} s")
         )
         print(
             format_table(
