@@ -7,6 +7,7 @@ import io
 import json
 import math
 
+import numpy as np
 import pytest
 
 from hetcomp_tf.cli import main
@@ -228,6 +229,35 @@ def test_a_stopped_teachers_run_resumes_with_the_teachers_it_finished(tmp_path, 
     assert "starting the teachers afresh" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_a_rerun_with_one_teachers_config_changed_retrains_that_teacher_alone(tmp_path, monkeypatch, capsys):
+    """After a finished run, `--teacher-set MF.dim=8` on the same --out trains MF only: GNN's trajectory, entry and
+    config are the first run's, MF's the new ones."""
+    import dataclasses
+
+    from hetcomp_tf.config import get_profile
+    from hetcomp_tf.data.loading import load_dataset
+    from hetcomp_tf.teachers import workflow as teachers
+
+    profile, names, out = get_profile("tiny"), ("MF", "GNN"), tmp_path / "out"
+    data = load_dataset("synthetic", None, profile.data)
+    first = teachers.train_teachers(data, profile, out, names, seed=3)
+    gnn_rankings = load_trajectories(out)["GNN"].rankings
+    trained, real = [], teachers.train_teacher
+    monkeypatch.setattr(teachers, "train_teacher", lambda name, *a, **k: trained.append(name) or real(name, *a, **k))
+    changed = dataclasses.replace(
+        profile, teachers={**profile.teachers, "MF": dataclasses.replace(profile.teachers["MF"], dim=8)}
+    )
+    second = teachers.train_teachers(data, changed, out, names, seed=3)
+    assert trained == ["MF"] and "keeping GNN from" in capsys.readouterr().err
+    assert second["teachers"]["GNN"] == first["teachers"]["GNN"] and second["teacher_configs"]["MF"]["dim"] == 8
+    assert second["teachers"]["MF"]["params"] != first["teachers"]["MF"]["params"]
+    np.testing.assert_array_equal(load_trajectories(out)["GNN"].rankings, gnn_rankings)
+    trained.clear()
+    teachers.train_teachers(data, changed, out, names, seed=4)  # another seed: every teacher again
+    assert trained == list(names)
+
+
 def test_a_resume_state_written_with_the_shared_teacher_config_is_resumed(tmp_path):
     """Resume states of older runs hold the whole profile, with every teacher's config in the shared TeacherConfig's
     JSON shape: read in today's shape, the same profile and seed still resume; another seed does not."""
@@ -250,8 +280,9 @@ def test_a_resume_state_written_with_the_shared_teacher_config_is_resumed(tmp_pa
 
 
 def test_the_teachers_resume_only_under_the_configs_they_depend_on(tmp_path):
-    """A profile whose student or name changes keeps its trained teachers; one whose teacher or trajectory config
-    changes trains them again."""
+    """A profile whose student or name changes keeps its trained teachers; one teacher's config changed retrains that
+    teacher alone (its result, trajectory, state and logs go, the others stay); another trajectory config retrains
+    them all."""
     import dataclasses
 
     from hetcomp_tf.config import get_profile
@@ -262,17 +293,59 @@ def test_the_teachers_resume_only_under_the_configs_they_depend_on(tmp_path):
     profile = get_profile("tiny")
     data = load_dataset("synthetic", None, profile.data)
     resume = workflow._resume_directory(tmp_path / workflow.RESUME, data, profile, 3)
-    write_json(resume / "runs" / "MF.json", {})
+    for name in ("MF", "GNN"):
+        write_json(resume / "runs" / f"{name}.json", {})
+        write_json(resume / workflow.CONFIGS / f"{name}.json", workflow.teacher_config(profile, name))
+        for part in ("trajectories", workflow.TRAINING, "logs/teachers"):
+            (resume / part / name).mkdir(parents=True)
     student_changed = dataclasses.replace(
         profile, name="mine", distill=dataclasses.replace(profile.distill, learning_rate=0.5), student_dims=(3,)
     )
     workflow._resume_directory(resume, data, student_changed, 3)
-    assert (resume / "runs" / "MF.json").is_file()
+    assert workflow.finished_teachers(tmp_path, data, student_changed, 3) == ["GNN", "MF"]
     teacher_changed = dataclasses.replace(
         profile, teachers={**profile.teachers, "MF": dataclasses.replace(profile.teachers["MF"], dim=8)}
     )
+    assert workflow.finished_teachers(tmp_path, data, teacher_changed, 3) == ["GNN"]  # read-only: MF still there
+    assert (resume / "runs" / "MF.json").is_file()
     workflow._resume_directory(resume, data, teacher_changed, 3)
+    remaining = {part: sorted(p.name for p in (resume / part).iterdir()) for part in ("trajectories", "logs/teachers")}
+    assert remaining == {"trajectories": ["GNN"], "logs/teachers": ["GNN"]}
+    assert sorted(p.name for p in (resume / "runs").iterdir()) == ["GNN.json"]
+    assert sorted(p.name for p in (resume / workflow.TRAINING).iterdir()) == ["GNN"]
+    assert sorted(p.name for p in (resume / workflow.CONFIGS).iterdir()) == ["GNN.json"]
+    trajectory_changed = dataclasses.replace(profile, trajectory=dataclasses.replace(profile.trajectory, top_n=7))
+    workflow._resume_directory(resume, data, trajectory_changed, 3)
     assert not (resume / "runs").exists()
+
+
+def test_a_stamp_holding_every_teachers_config_is_read_as_per_teacher_stamps(tmp_path):
+    """A resume directory stamped with every teacher's config in one fingerprint (before per-teacher stamps) keeps
+    its teachers under today's profile, gets a stamp per teacher with results, and retrains only a changed one."""
+    import dataclasses
+    import json
+
+    from hetcomp_tf.config import get_profile
+    from hetcomp_tf.data.loading import load_dataset
+    from hetcomp_tf.teachers import workflow
+    from hetcomp_tf.util.files import read_json, write_json
+
+    profile = get_profile("tiny")
+    data = load_dataset("synthetic", None, profile.data)
+    resume = workflow._resume_directory(tmp_path / workflow.RESUME, data, profile, 3)
+    parts = json.loads(json.dumps(profile.to_dict()))
+    older = {"data": parts["data"], "teachers": parts["teachers"], "trajectory": parts["trajectory"], "seed": 3}
+    write_json(resume / "fingerprint.json", older)
+    write_json(resume / "runs" / "MF.json", {})
+    (resume / workflow.TRAINING / "GNN").mkdir(parents=True)
+    changed = dataclasses.replace(
+        profile, teachers={**profile.teachers, "GNN": dataclasses.replace(profile.teachers["GNN"], dim=8)}
+    )
+    assert workflow.finished_teachers(tmp_path, data, changed, 3) == ["MF"]
+    workflow._resume_directory(resume, data, changed, 3)
+    assert read_json(resume / "fingerprint.json") == workflow.teachers_fingerprint(profile, 3)
+    assert sorted(p.name for p in (resume / workflow.CONFIGS).iterdir()) == ["MF.json"]  # GNN's went with its state
+    assert (resume / "runs" / "MF.json").is_file() and not (resume / workflow.TRAINING / "GNN").exists()
 
 
 def test_the_finished_teachers_are_read_without_changing_anything(tmp_path):
@@ -289,6 +362,9 @@ def test_the_finished_teachers_are_read_without_changing_anything(tmp_path):
     resume = workflow._resume_directory(tmp_path / workflow.RESUME, data, profile, 3)
     for name in ("MF", "GNN"):
         write_json(resume / "runs" / f"{name}.json", {})
+    write_json(resume / workflow.CONFIGS / "MF.json", workflow.teacher_config(profile, "MF"))
+    assert workflow.finished_teachers(tmp_path, data, profile, 3) == ["MF"]  # GNN's config is not stamped: unknown
+    write_json(resume / workflow.CONFIGS / "GNN.json", workflow.teacher_config(profile, "GNN"))
     assert workflow.finished_teachers(tmp_path, data, profile, 3) == ["GNN", "MF"]
     assert workflow.finished_teachers(tmp_path, data, profile, 4) == []
     assert sorted(path.name for path in (resume / "runs").iterdir()) == ["GNN.json", "MF.json"]

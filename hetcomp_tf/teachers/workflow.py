@@ -7,10 +7,11 @@ built in a temporary directory next to `out` and moved in only when all teachers
 interrupted run leaves `out` as it was. With jobs > 1, that many teachers train at a time in worker processes.
 
 Resumable: each finished teacher is kept in `out`/.teachers-resume/ (its trajectory, logs and teachers.json
-entry) under a fingerprint of the split, the profile and the seed, and a teacher in training saves its state there
-after every evaluation (`teachers/resume.py`); a rerun with the same fingerprint trains only the teachers that did
-not finish, each from its last evaluation. On data of Gowalla's size the teachers take hours, longer than a machine
-may stay up.
+entry) under a fingerprint of the split, the trajectory config and the seed, with a stamp of its own config, and a
+teacher in training saves its state there after every evaluation (`teachers/resume.py`); a rerun trains only the
+teachers that did not finish, each from its last evaluation, and those whose config changed (one teacher's settings
+tuned with `--teacher-set` retrain that teacher alone). On data of Gowalla's size the teachers take hours, longer
+than a machine may stay up.
 
 Teachers trained one after another (jobs = 1) report each epoch with the ETA of all of them: the training teacher's
 own ETA plus the estimate of the teachers not started (`estimate.teacher_estimates`, from the cost model's fits at
@@ -50,6 +51,7 @@ from hetcomp_tf.util.workers import run_in_workers
 OUTPUTS = ("dataset.npz", "teachers.json", "trajectories", "logs/teachers")
 RESUME = ".teachers-resume"
 TRAINING = "training"  # under RESUME: the state of each teacher in training
+CONFIGS = "configs"  # under RESUME: the config each teacher there is trained with
 TABLE_COLUMNS = [*(f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg")), "seconds"]
 
 
@@ -82,6 +84,7 @@ def train_teachers(
     """
     started = time.time()
     resume = _resume_directory(Path(out) / RESUME, data, profile, seed)
+    _keep_finished_outputs(Path(out), resume, data, profile, seed, names)
     finished = {
         name: read_json(resume / "runs" / f"{name}.json")
         for name in names
@@ -132,58 +135,148 @@ def train_teachers(
 
 
 def _resume_directory(resume: Path, data: Dataset, profile: Profile, seed: int) -> Path:
-    """`resume`, holding data's split and the fingerprint of (split, profile, seed); emptied first if it was
-    written under another fingerprint."""
+    """`resume`, holding data's split and the fingerprint of what every teacher depends on (`teachers_fingerprint`):
+    emptied first if it was written under another one. A teacher trained there with another config of its own (its
+    stamp under configs/) loses its results and state, and trains afresh; the others are kept."""
     if resume.is_dir() and not _resumable(resume, data, profile, seed):
-        log(f"{resume}: written for another split, profile or seed; starting the teachers afresh")
+        log(f"{resume}: written for another split, trajectory config or seed; starting the teachers afresh")
         shutil.rmtree(resume)
     if not resume.is_dir():
         resume.mkdir(parents=True)
         data.save(resume / "dataset.npz")  # workers train on exactly this split
         write_json(resume / "fingerprint.json", teachers_fingerprint(profile, seed))
+    _stamp_older_teachers(resume)
+    configs = _stamped_configs(resume)
+    for name in sorted(_teachers_with_results(resume) & set(profile.teachers)):
+        if configs.get(name) != teacher_config(profile, name):  # no stamp: a config nobody knows
+            log(f"{name}: trained in {resume} with another config of its own; it trains afresh")
+            for path in (resume / "runs" / f"{name}.json", resume / CONFIGS / f"{name}.json"):
+                path.unlink(missing_ok=True)
+            for path in (resume / "trajectories" / name, resume / TRAINING / name, resume / "logs" / "teachers" / name):
+                shutil.rmtree(path, ignore_errors=True)
     return resume
 
 
+def _keep_finished_outputs(
+    out: Path, resume: Path, data: Dataset, profile: Profile, seed: int, names: Sequence[str]
+) -> None:
+    """Takes into `resume` the teachers a finished run left in `out` (teachers.json, trajectories/, logs/) that
+    today's split, trajectory config, seed and their own configs would train again: a rerun with one teacher's
+    settings changed retrains that one alone."""
+    if not (out / "teachers.json").is_file() or not (out / "dataset.npz").is_file():
+        return
+    earlier = read_json(out / "teachers.json")
+    trajectory = json.loads(json.dumps(dataclasses.asdict(profile.trajectory)))
+    same_run = earlier.get("seed") == seed and earlier.get("trajectory") == trajectory
+    if not same_run or not Dataset.load(out / "dataset.npz").same_split(data):
+        return
+    kept = []
+    for name in names:
+        config = earlier.get("teacher_configs", {}).get(name)
+        if (resume / "runs" / f"{name}.json").is_file() or not (out / "trajectories" / name).is_dir():
+            continue
+        if config is None or json.loads(json.dumps(config)) != teacher_config(profile, name):
+            continue
+        shutil.rmtree(resume / TRAINING / name, ignore_errors=True)
+        for part in ("trajectories", "logs/teachers"):
+            shutil.rmtree(resume / part / name, ignore_errors=True)
+            if (out / part / name).exists():
+                link_tree(out / part / name, resume / part / name)
+        write_json(resume / CONFIGS / f"{name}.json", teacher_config(profile, name))
+        write_json(resume / "runs" / f"{name}.json", earlier["teachers"][name])  # last: it counts as finished
+        kept.append(name)
+    if kept:
+        log(f"keeping {', '.join(kept)} from {out / 'teachers.json'} (same split, seed and configs)")
+
+
 def _resumable(resume: Path, data: Dataset, profile: Profile, seed: int) -> bool:
-    """Whether `resume` was written for data's split, the profile's teachers and the seed."""
+    """Whether `resume` was written for data's split, the profile's data and trajectory configs and the seed."""
     stamp, split = resume / "fingerprint.json", resume / "dataset.npz"
     return (
         stamp.is_file()
         and split.is_file()
-        and _read_fingerprint(stamp) == teachers_fingerprint(profile, seed)
+        and _read_fingerprint(stamp)[0] == teachers_fingerprint(profile, seed)
         and Dataset.load(split).same_split(data)
     )
 
 
 def finished_teachers(out: str | os.PathLike, data: Dataset, profile: Profile, seed: int) -> list[str]:
     """The teachers a `train_teachers` into `out` would not train again (finished before, under the same split,
-    teacher configs and seed), read without changing anything: what a run's estimate leaves out."""
+    trajectory config and seed, each with its config of today), read without changing anything: what a run's
+    estimate leaves out."""
     resume = Path(out) / RESUME
     if not (resume.is_dir() and _resumable(resume, data, profile, seed)):
         return []
-    return sorted(path.stem for path in (resume / "runs").glob("*.json"))
+    configs = _stamped_configs(resume)
+    return sorted(
+        path.stem
+        for path in (resume / "runs").glob("*.json")
+        if path.stem in profile.teachers and configs.get(path.stem) == teacher_config(profile, path.stem)
+    )
 
 
 def teachers_fingerprint(profile: Profile, seed: int) -> dict:
-    """What the teachers' results depend on: the profile's data, teacher and trajectory configs and the seed (not its
-    name, student or sizes: a profile that changes only its student keeps its teachers)."""
+    """What every teacher's results depend on: the profile's data and trajectory configs and the seed (not its name,
+    student or sizes: a profile that changes only its student keeps its teachers). Each teacher's own config is
+    stamped beside its results (`teacher_config`), so changing one teacher's retrains that teacher alone."""
     parts = profile.to_dict()
-    return json.loads(json.dumps({key: parts[key] for key in ("data", "teachers", "trajectory")} | {"seed": seed}))
+    return json.loads(json.dumps({key: parts[key] for key in ("data", "trajectory")} | {"seed": seed}))
 
 
-def _read_fingerprint(stamp: Path) -> dict:
-    """A resume directory's fingerprint in today's shape. One written as {"profile", "seed"} (the whole profile,
-    before `teachers_fingerprint`), and one whose teachers are in the shared TeacherConfig's shape (before the
-    per-teacher configs, which `from_dict` reads), are read as today's; a profile that no longer reads (fields since
-    removed) is left as written: it differs from any of today's."""
+def teacher_config(profile: Profile, name: str) -> dict:
+    """Teacher `name`'s config as its resume stamp holds it (JSON values)."""
+    return json.loads(json.dumps(profile.to_dict()["teachers"][name]))
+
+
+def _teachers_with_results(resume: Path) -> set[str]:
+    """The teachers with a result, a trajectory, a training state or logs under `resume`."""
+    names = {path.stem for path in (resume / "runs").glob("*.json")}
+    for part in ("trajectories", TRAINING, "logs/teachers"):
+        names |= {path.name for path in (resume / part).glob("*") if path.is_dir()}
+    return names
+
+
+def _stamped_configs(resume: Path) -> dict[str, dict]:
+    """{teacher: the config it was trained with}: its stamp under `resume`/configs/, else an older fingerprint's."""
+    _, older = _read_fingerprint(resume / "fingerprint.json")
+    return older | {path.stem: read_json(path) for path in sorted((resume / CONFIGS).glob("*.json"))}
+
+
+def _read_fingerprint(stamp: Path) -> tuple[dict, dict]:
+    """A resume directory's fingerprint in today's shape, and the teachers' configs an older stamp holds.
+
+    Stamps before the per-teacher ones held every teacher's config ({"data", "teachers", "trajectory", "seed"}), or
+    the whole profile ({"profile", "seed"}), possibly with the teachers in the shared TeacherConfig's shape (before
+    the per-teacher configs, which `from_dict` reads); a profile that no longer reads (fields since removed) is left
+    as written: it differs from any of today's.
+
+    Returns:
+        (the fingerprint, {teacher: config} from an older stamp, else {}).
+    """
     saved = read_json(stamp)
-    if "profile" not in saved:
-        return saved
-    try:
-        profile = from_dict(Profile, saved["profile"])
-    except (HetCompError, KeyError, TypeError):
-        return saved
-    return teachers_fingerprint(profile, saved.get("seed"))
+    if "profile" in saved:
+        try:
+            profile = from_dict(Profile, saved["profile"])
+        except (HetCompError, KeyError, TypeError):
+            return saved, {}
+        parts = json.loads(json.dumps(profile.to_dict()))
+        saved = {"data": parts["data"], "teachers": parts["teachers"], "trajectory": parts["trajectory"],
+                 "seed": saved.get("seed")}  # fmt: skip
+    teachers = saved.pop("teachers", {})
+    return saved, teachers
+
+
+def _stamp_older_teachers(resume: Path) -> None:
+    """Rewrites an older stamp holding every teacher's config as today's: the shared fingerprint, and a config stamp
+    for each teacher with results or state there."""
+    fingerprint, configs = _read_fingerprint(resume / "fingerprint.json")
+    if not configs:
+        return
+    for name, config in configs.items():
+        has_results = (resume / "runs" / f"{name}.json").is_file() or (resume / TRAINING / name).is_dir()
+        if has_results and not (resume / CONFIGS / f"{name}.json").is_file():
+            write_json(resume / CONFIGS / f"{name}.json", config)
+    write_json(resume / "fingerprint.json", fingerprint)
 
 
 def load_target_knowledge(
@@ -321,6 +414,7 @@ def train_into(
         Its teachers.json entry (`TeacherRun.to_dict`).
     """
     staging = Path(staging)
+    write_json(staging / CONFIGS / f"{name}.json", teacher_config(profile, name))  # before any result of it
     progress = (
         Progress
         if later_seconds is None
