@@ -21,6 +21,25 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HETCOMP_KERNEL_DIR", str(kernel_dir()))
 
 
+# The files that take longest, collected first: `make test` hands a whole file to a worker (xdist's loadfile), and a
+# long file handed out last keeps one worker busy after the others have run out of work.
+LONGEST_FIRST = (
+    "test_kfp_spec.py",
+    "test_faults.py",
+    "test_benchmark.py",
+    "test_distribute.py",
+    "test_cli_teachers.py",
+    "test_cost_model.py",
+    "test_warmstart.py",
+    "test_pipeline.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: place for place, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # a stable sort: the others keep their order
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset():
     cfg = get_profile("tiny").data
