@@ -83,13 +83,9 @@ class CandidateEvaluator:
         totals = {name: float(value) for name, value in sums.items()}
         dense_users = self.users[dense.numpy()]
         if dense_users.size:  # too few positive candidates: these users' top-k reaches items no teacher lists
-            from hetcomp_tf.distill.ensemble import importance
+            from hetcomp_tf.distill.ensemble import rankings_scorer
 
-            final = tf.constant(self.final_rankings)
-
-            def scorer(user_ids):
-                return importance(tf.gather(final, user_ids, axis=1), self.n_items, tau, weights)
-
+            scorer = rankings_scorer(self.final_rankings, self.n_items, tau, weights)
             means = evaluate(scorer, self.data, self.split, self.ks, users=dense_users)
             totals = {name: totals[name] + means[name] * dense_users.size for name in totals}
         return {name: totals[name] / len(self.users) for name in totals}

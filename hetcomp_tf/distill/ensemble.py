@@ -304,9 +304,22 @@ class EnsembleKnowledge:
         Returns:
             score_fn(user_ids int32 [b]) -> float32 [b, n_items].
         """
-        final = tf.constant(self.final_rankings)
         weights = self.teacher_weights if teacher_weights is None else teacher_weights
-        return lambda user_ids: importance(tf.gather(final, user_ids, axis=1), self.n_items, self.tau, weights)
+        return rankings_scorer(self.final_rankings, self.n_items, self.tau, weights)
+
+
+def rankings_scorer(final_rankings, n_items: int, tau: float, teacher_weights=None):
+    """The ensemble of final rankings as a scorer for `metrics.evaluate` (`EnsembleKnowledge.scorer`'s).
+
+    Args:
+        final_rankings: int32 [X, n_users, N], every teacher's top-N items per user, −1 padded.
+        n_items, tau, teacher_weights: as in `importance`.
+
+    Returns:
+        score_fn(user_ids int32 [b]) -> float32 [b, n_items].
+    """
+    final = tf.constant(final_rankings)
+    return lambda user_ids: importance(tf.gather(final, user_ids, axis=1), n_items, tau, teacher_weights)
 
 
 def optional_weights(weights) -> tuple[float, ...] | None:
