@@ -150,11 +150,16 @@ def _resume_directory(resume: Path, data: Dataset, profile: Profile, seed: int) 
     for name in sorted(_teachers_with_results(resume) & set(profile.teachers)):
         if configs.get(name) != teacher_config(profile, name):  # no stamp: a config nobody knows
             log(f"{name}: trained in {resume} with another config of its own; it trains afresh")
-            for path in (resume / "runs" / f"{name}.json", resume / CONFIGS / f"{name}.json"):
-                path.unlink(missing_ok=True)
-            for path in (resume / "trajectories" / name, resume / TRAINING / name, resume / "logs" / "teachers" / name):
-                shutil.rmtree(path, ignore_errors=True)
+            _forget_teacher(resume, name)
     return resume
+
+
+def _forget_teacher(resume: Path, name: str) -> None:
+    """Removes everything `resume` holds of teacher `name`: its result, config stamp, trajectory, state and logs."""
+    for path in (resume / "runs" / f"{name}.json", resume / CONFIGS / f"{name}.json"):
+        path.unlink(missing_ok=True)
+    for path in (resume / "trajectories" / name, resume / TRAINING / name, resume / "logs" / "teachers" / name):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _keep_finished_outputs(
@@ -175,11 +180,10 @@ def _keep_finished_outputs(
         config = earlier.get("teacher_configs", {}).get(name)
         if (resume / "runs" / f"{name}.json").is_file() or not (out / "trajectories" / name).is_dir():
             continue
-        if config is None or json.loads(json.dumps(config)) != teacher_config(profile, name):
+        if config != teacher_config(profile, name):  # None: an older teachers.json without its config
             continue
-        shutil.rmtree(resume / TRAINING / name, ignore_errors=True)
+        _forget_teacher(resume, name)
         for part in ("trajectories", "logs/teachers"):
-            shutil.rmtree(resume / part / name, ignore_errors=True)
             if (out / part / name).exists():
                 link_tree(out / part / name, resume / part / name)
         write_json(resume / CONFIGS / f"{name}.json", teacher_config(profile, name))
