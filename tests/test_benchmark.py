@@ -16,7 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hetcomp_tf.bench.benchmark import PARTIAL, _fingerprint_difference, knowledge_sha256, teachers_reusable
+from hetcomp_tf.bench.benchmark import (
+    PARTIAL,
+    _fingerprint_difference,
+    ensure_teachers,
+    knowledge_sha256,
+    teachers_reusable,
+)
 from hetcomp_tf.bench.results import paired_differences
 from hetcomp_tf.bench.runs import ABLATIONS, RunKey, plan_runs
 from hetcomp_tf.cli import main
@@ -407,6 +413,33 @@ def test_teachers_are_retrained_for_another_profile_or_split(tmp_path_factory, t
     del summary["teachers"]["GNN"]
     (tmp_path / "copy" / "teachers.json").write_text(json.dumps(summary))
     assert teachers_reusable(tmp_path / "copy", data, TINY) == "teachers GNN are missing"
+
+
+def test_a_subset_of_finished_teachers_is_reused_without_training_any(tmp_path_factory, tmp_path, monkeypatch, capsys):
+    """`benchmark --teachers MF,GNN` on an --out holding all six: the subset is not the run there, so it is written
+    again, from the finished teachers (none trained), with only those two in teachers.json and trajectories/."""
+    from hetcomp_tf.teachers import workflow
+
+    source = shared_teachers(tmp_path_factory)
+    data = load_dataset("synthetic", None, TINY.data)
+    copy_teachers(source, tmp_path / "copy")
+    names = ("MF", "GNN")
+    assert teachers_reusable(tmp_path / "copy", data, TINY, names) == (
+        "it also holds teachers ML, DL, AE, I-AE, which --teachers leaves out"
+    )
+    assert workflow.finished_teachers(tmp_path / "copy", data, TINY, seed=0) == sorted(TINY.teachers)
+    trained = []
+    monkeypatch.setattr(workflow, "train_teacher", lambda name, *a, **k: trained.append(name))
+    assert ensure_teachers("synthetic", None, TINY, tmp_path / "copy", names=names) is False
+    assert trained == [] and "keeping MF, GNN from" in capsys.readouterr().err
+    summary = json.loads((tmp_path / "copy" / "teachers.json").read_text())
+    assert list(summary["teachers"]) == list(names) and set(summary["ensemble_weighted"]["weights"]) == set(names)
+    assert list(load_trajectories(tmp_path / "copy")) == list(names)
+    original = load_trajectories(source, names)
+    for name, trajectory in load_trajectories(tmp_path / "copy").items():
+        np.testing.assert_array_equal(trajectory.rankings, original[name].rankings)
+    assert teachers_reusable(tmp_path / "copy", data, TINY, names) is None
+    assert ensure_teachers("synthetic", None, TINY, tmp_path / "copy", names=names) is True
 
 
 def test_teachers_trained_with_other_settings_are_not_reused(tmp_path_factory, tmp_path):

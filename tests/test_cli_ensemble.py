@@ -52,6 +52,32 @@ def test_the_ensembles_are_written_evaluated_and_printed(teachers_dir, tmp_path)
     assert "Ensemble-fitted" in done.stdout and "GNN" in done.stdout
 
 
+def test_the_ensemble_of_a_subset_leaves_the_other_teachers_out(teachers_dir, tmp_path):
+    """--teachers GNN: what the ensemble is worth without MF; the table shows GNN's row, not MF's."""
+    out = tmp_path / "e.json"
+    done = run_cli(
+        ["ensemble", "--teachers-dir", str(teachers_dir), "--profile", "tiny", "--teachers", "GNN", "--out", str(out)]
+    )
+    assert done.code == 0, done.stderr
+    result = json.loads(out.read_text())
+    data = Dataset.load(teachers_dir / "dataset.npz")
+    alone = EnsembleKnowledge.from_trajectories(
+        load_trajectories(teachers_dir, ["GNN"]), tau=get_profile("tiny").distill.tau
+    )
+    assert result["teachers"] == ["GNN"] and list(result["fitted"]["weights"]) == ["GNN"]
+    assert result["equal"]["test"] == pytest.approx(evaluate_ensemble(alone, data, "test"))
+    labels = [line.split()[0] for line in done.stdout.splitlines()[2:]]
+    assert "GNN" in done.stdout and not any(label.startswith("MF") for label in labels)
+
+
+@pytest.mark.parametrize("teachers, message", [("AE", "no trajectory of AE (it holds GNN, MF)"), ("XX", "unknown")])
+def test_a_teacher_the_directory_lacks_is_one_line(teachers_dir, tmp_path, teachers, message):
+    argv = ["ensemble", "--teachers-dir", str(teachers_dir), "--teachers", teachers, "--out", str(tmp_path / "e.json")]
+    done = run_cli(argv)
+    assert done.code == 2 and done.stderr.strip().count("\n") == 0 and message in done.stderr
+    assert not (tmp_path / "e.json").exists()
+
+
 def test_a_directory_without_teachers_is_one_line(tmp_path):
     done = run_cli(
         ["ensemble", "--teachers-dir", str(tmp_path), "--profile", "tiny", "--out", str(tmp_path / "e.json")]

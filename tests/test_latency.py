@@ -186,6 +186,17 @@ def test_latency_command_times_every_model_as_deployed(tiny_dataset, tmp_path):
     assert [line.split()[0] for line in result.stdout.splitlines()[3:]] == list(models)
 
 
+def test_latency_command_times_the_teachers_it_is_given(tmp_path):
+    """--teachers MF,AE: those two alone and their ensemble, whose parameters are theirs."""
+    out = tmp_path / "l.json"
+    argv = ["latency", "--data", "synthetic", "--profile", "tiny", "--requests", "2", "--student-dims", "4"]
+    result = run_cli([*argv, "--teachers", "MF,AE", "--out", str(out)])
+    assert result.code == 0, result.stderr[-3000:]
+    models = json.loads(out.read_text())["models"]
+    assert list(models) == ["teacher:MF", "teacher:AE", "ensemble", "student:d4"]
+    assert models["ensemble"]["params"] == models["teacher:MF"]["params"] + models["teacher:AE"]["params"]
+
+
 @pytest.mark.parametrize(
     "option, value, message",
     [

@@ -78,13 +78,14 @@ def knowledge_sha256(out: Path) -> str:
     return digest.hexdigest()
 
 
-def teachers_reusable(out: Path, data: Dataset, profile: Profile) -> str | None:
-    """Whether out/ holds a complete teachers run for this profile and exactly this split.
+def teachers_reusable(out: Path, data: Dataset, profile: Profile, names: Sequence[str] = TEACHER_NAMES) -> str | None:
+    """Whether out/ holds a complete teachers run of exactly these teachers, for this profile and this split.
 
     Args:
         out: the benchmark's directory.
         data: the split the teachers must have been trained on.
         profile: the profile they must have been trained with.
+        names: the teachers the ensemble is made of (`--teachers`).
 
     Returns:
         None when reusable, else why not, in words.
@@ -95,9 +96,12 @@ def teachers_reusable(out: Path, data: Dataset, profile: Profile) -> str | None:
     summary = read_json(summary_path)
     if summary.get("profile") != profile.name:
         return f"its teachers were trained with profile {summary.get('profile')!r}"
-    missing = [name for name in TEACHER_NAMES if name not in summary.get("teachers", {})]
+    missing = [name for name in names if name not in summary.get("teachers", {})]
     if missing:
         return f"teachers {', '.join(missing)} are missing"
+    others = [name for name in summary.get("teachers", {}) if name not in names]
+    if others:
+        return f"it also holds teachers {', '.join(others)}, which --teachers leaves out"
     configs = json.loads(json.dumps({name: dataclasses.asdict(cfg) for name, cfg in profile.teachers.items()}))
     other = sorted(name for name, cfg in summary.get("teacher_configs", configs).items() if cfg != configs.get(name))
     if other:
@@ -111,8 +115,11 @@ def teachers_reusable(out: Path, data: Dataset, profile: Profile) -> str | None:
     return None if same else "its dataset split differs from this data"
 
 
-def ensure_teachers(data_spec: str, fmt: str | None, profile: Profile, out: Path, jobs: int = 1) -> bool:
-    """Trains all teachers into `out` (`workflow.train_teachers`, seed 0) unless reusable (`teachers_reusable`).
+def ensure_teachers(
+    data_spec: str, fmt: str | None, profile: Profile, out: Path, jobs: int = 1, names: Sequence[str] = TEACHER_NAMES
+) -> bool:
+    """Trains the teachers into `out` (`workflow.train_teachers`, seed 0) unless reusable (`teachers_reusable`); a
+    teacher finished there before is kept, not trained again.
 
     Args:
         data_spec: `--data` ("synthetic", "citeulike" or a path).
@@ -120,12 +127,13 @@ def ensure_teachers(data_spec: str, fmt: str | None, profile: Profile, out: Path
         profile: the profile (its data config splits the data; the named profile's teachers are trained).
         out: the benchmark's directory.
         jobs: teachers trained at a time in worker processes.
+        names: the teachers the ensemble is made of.
 
     Returns:
         True if the teachers were reused.
     """
     data = load_dataset(data_spec, fmt, profile.data)
-    reason = teachers_reusable(out, data, profile)
+    reason = teachers_reusable(out, data, profile, names)
     if reason is None:
         log(f"reusing the teachers in {out} (teachers.json, trajectories/)")
         return True
@@ -134,7 +142,7 @@ def ensure_teachers(data_spec: str, fmt: str | None, profile: Profile, out: Path
     # The named profile's teachers and ensemble tau: --set tunes the students only, so teachers.json stays the
     # same (and reusable) whatever the distillation settings.
     teachers_profile = dataclasses.replace(get_profile(profile.name), data=profile.data)
-    result = train_teachers(data, teachers_profile, out, jobs=jobs)
+    result = train_teachers(data, teachers_profile, out, names, jobs=jobs)
     log(f"teachers' test metrics on {data.name} ({profile.name} profile):\n{teachers_table(result)}")
     return False
 
@@ -147,7 +155,7 @@ class BenchmarkPlan:
     the latencies its frontier shows (see `from_options` for the options).
 
     Attributes:
-        data_spec, fmt, profile, out, methods, student_dims, jobs, only_seeds, only_runs: `from_options`'
+        data_spec, fmt, profile, out, methods, student_dims, jobs, only_seeds, only_runs, teachers: `from_options`'
             arguments (`out` a Path).
         keys: every run of the plan, in order: the direct models, then `plan_runs`.
         imports: (--import-runs path, its results.partial.json) for each import.
@@ -166,6 +174,7 @@ class BenchmarkPlan:
     only_runs: Sequence[RunKey] | None
     imports: list[tuple[str | os.PathLike, dict]]
     latency_ms: dict | None
+    teachers: Sequence[str] = TEACHER_NAMES
 
     @classmethod
     def from_options(
@@ -184,6 +193,7 @@ class BenchmarkPlan:
         direct: Sequence[str] = (),
         latency: str | os.PathLike | None = None,
         extra_seeds: int = 1,
+        teachers: Sequence[str] = TEACHER_NAMES,
     ) -> BenchmarkPlan:
         """The plan of the benchmark command's options.
 
@@ -205,6 +215,7 @@ class BenchmarkPlan:
             latency: a `hetcomp latency` JSON whose p50 latencies the frontier shows.
             extra_seeds: the seeds (below `seeds`) of the ablations and of the student sizes other than the
                 profile's (`plan_runs`).
+            teachers: the teachers whose ensemble the students distil (trained into `out` unless there).
 
         Returns:
             The `BenchmarkPlan`.
@@ -227,7 +238,19 @@ class BenchmarkPlan:
             )
         imports = [(path, _read_partial(Path(path))) for path in import_runs]
         return cls(
-            data_spec, fmt, profile, out, methods, student_dims, jobs, keys, only_seeds, only_runs, imports, latency_ms
+            data_spec,
+            fmt,
+            profile,
+            out,
+            methods,
+            student_dims,
+            jobs,
+            keys,
+            only_seeds,
+            only_runs,
+            imports,
+            latency_ms,
+            tuple(teachers),
         )
 
 
@@ -275,7 +298,7 @@ def run_benchmark(plan: BenchmarkPlan, progress: Callable[[str, int], Progress] 
         HetCompError: imports of another fingerprint, or runs that failed.
     """
     start = time.perf_counter()
-    teachers_reused = ensure_teachers(plan.data_spec, plan.fmt, plan.profile, plan.out, plan.jobs)
+    teachers_reused = ensure_teachers(plan.data_spec, plan.fmt, plan.profile, plan.out, plan.jobs, plan.teachers)
     finished = pool_finished_runs(plan)
     todo = runs_to_train(plan, finished)
     if plan.imports:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from hetcomp_tf.commands.options import (
     add_data_arguments,
     add_set_argument,
+    add_teachers_argument,
     parse_list,
     prepare_data,
     profile_from_args,
@@ -71,6 +72,7 @@ def add_arguments(parser) -> None:
         metavar="FILE.json",
         help="`hetcomp latency` output whose p50 at batch 1 gives the frontier its cost axis " "(default: parameters)",
     )
+    add_teachers_argument(parser, "whose ensemble the students distil")
     add_set_argument(parser)
     parser.add_argument(
         "--jobs",
@@ -96,6 +98,7 @@ def run(args) -> int:
     from hetcomp_tf.bench.frontier import DIRECT_TEACHERS
     from hetcomp_tf.bench.results import results_table, sweep_table
     from hetcomp_tf.bench.runs import RunKey
+    from hetcomp_tf.config import TEACHER_NAMES
     from hetcomp_tf.distill.methods import METHODS
 
     methods = (
@@ -113,6 +116,7 @@ def run(args) -> int:
         ]
     )
     direct = parse_list(args.direct, "--direct", DIRECT_TEACHERS, "teacher") if args.direct else []
+    teachers = parse_list(args.teachers, "--teachers", TEACHER_NAMES, "teacher")
     plan = BenchmarkPlan.from_options(
         args.data,
         args.format,
@@ -128,6 +132,7 @@ def run(args) -> int:
         direct,
         args.latency,
         args.extra_seeds,
+        teachers,
     )
     log_plan_estimate(plan)
     results = run_benchmark(plan)
@@ -149,7 +154,7 @@ def run(args) -> int:
 
 
 def log_plan_estimate(plan) -> None:
-    """Logs the estimate of what `plan` (a BenchmarkPlan) trains: the six teachers unless --out holds reusable ones,
+    """Logs the estimate of what `plan` (a BenchmarkPlan) trains: its teachers unless --out holds reusable ones,
     its runs (--only-runs', or the plan's, of --only-seeds' seeds) but those finished under its fingerprint, a direct
     model priced as its teacher; imported runs are counted too, an upper bound."""
     from pathlib import Path
@@ -158,7 +163,6 @@ def log_plan_estimate(plan) -> None:
     from hetcomp_tf.bench.benchmark import finished_run_names, teachers_reusable
     from hetcomp_tf.bench.frontier import direct_teacher, is_direct
     from hetcomp_tf.bench.work import Shape
-    from hetcomp_tf.config import TEACHER_NAMES
     from hetcomp_tf.data.loading import load_dataset
     from hetcomp_tf.teachers.workflow import finished_teachers
 
@@ -169,9 +173,9 @@ def log_plan_estimate(plan) -> None:
         if plan.only_seeds is None or key.seed in plan.only_seeds
     ]
     teachers, done = [], set()
-    if teachers_reusable(Path(plan.out), data, plan.profile) is not None:
+    if teachers_reusable(Path(plan.out), data, plan.profile, plan.teachers) is not None:
         finished = finished_teachers(plan.out, data, plan.profile, seed=0)
-        teachers = [name for name in TEACHER_NAMES if name not in finished]
+        teachers = [name for name in plan.teachers if name not in finished]
     else:
         done = finished_run_names(plan)
     keys = [key for key in keys if key.name not in done]

@@ -1,5 +1,6 @@
 """`hetcomp ensemble`: the teachers' ensemble of a `hetcomp teachers` run, equal-weight and fitted on valid, fitted
-again without training anything (another --set fit_users, or teachers.json written before the fit existed).
+again without training anything (another --set fit_users, teachers.json written before the fit existed, or the
+ensemble of a subset of its teachers, --teachers: what leaving a teacher out costs).
 
 Reads DIR/dataset.npz and DIR/trajectories/; writes --out as JSON ({"equal": {tau, valid, test}, "fitted": {tau,
 weights, valid, test, fit_users, fit_seconds}}) and prints a table of both next to the best teacher of
@@ -8,8 +9,8 @@ DIR/teachers.json (when it is there).
 
 from __future__ import annotations
 
-from hetcomp_tf.commands.options import add_profile_argument, add_set_argument, profile_from_args
-from hetcomp_tf.config import METRIC_KS
+from hetcomp_tf.commands.options import add_profile_argument, add_set_argument, parse_list, profile_from_args
+from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES
 
 COLUMNS = [*(f"{m}@{k}" for k in METRIC_KS for m in ("recall", "ndcg"))]
 
@@ -18,6 +19,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--teachers-dir", required=True, metavar="DIR", help="the --out of `hetcomp teachers`")
     add_profile_argument(parser)
     add_set_argument(parser)
+    parser.add_argument(
+        "--teachers",
+        default=None,
+        metavar="T,T,...",
+        help="the ensemble of these teachers of DIR only, comma-separated (default: every teacher DIR holds)",
+    )
     parser.add_argument("--out", required=True, metavar="FILE.json", help="output JSON file")
 
 
@@ -35,17 +42,19 @@ def run(args) -> int:
     from hetcomp_tf.util.tables import ENSEMBLE_LABEL, FITTED_ENSEMBLE_LABEL, format_table, teacher_label
 
     cfg = profile_from_args(args).distill
+    names = None if args.teachers is None else parse_list(args.teachers, "--teachers", TEACHER_NAMES, "teacher")
     teachers_dir = Path(args.teachers_dir)
     if not (teachers_dir / "dataset.npz").is_file():
         raise HetCompError(f"--teachers-dir {teachers_dir}: no dataset.npz; run `hetcomp teachers --out` there first")
     data = Dataset.load(teachers_dir / "dataset.npz")
-    equal = EnsembleKnowledge.from_trajectories(load_trajectories(teachers_dir), tau=cfg.tau)
+    equal = EnsembleKnowledge.from_trajectories(load_trajectories(teachers_dir, names), tau=cfg.tau)
     start = time.perf_counter()
     tau, weights, valid = fit_ensemble(equal, data, users=valid_user_sample(data, cfg.fit_users))
     fit_seconds = time.perf_counter() - start
     fitted = dataclasses.replace(equal, tau=tau)
     result = {
         "teachers_dir": str(teachers_dir),
+        "teachers": list(equal.teachers),
         "equal": {
             "tau": cfg.tau,
             **{split: evaluate_ensemble(equal, data, split) for split in ("valid", "test")},
@@ -64,7 +73,8 @@ def run(args) -> int:
     summary = teachers_dir / "teachers.json"
     if summary.is_file():
         for name, run in read_json(summary)["teachers"].items():
-            rows[teacher_label(name, run)] = run["test"]
+            if name in equal.teachers:
+                rows[teacher_label(name, run)] = run["test"]
     rows[ENSEMBLE_LABEL] = result["equal"]["test"]
     rows[FITTED_ENSEMBLE_LABEL] = result["fitted"]["test"]
     print(

@@ -1,8 +1,9 @@
 """`hetcomp latency`: serving latency, parameters and memory of every model as a user would deploy it, in one run:
-each teacher alone, the six-teacher ensemble and students of every size in --student-dims (`hetcomp_tf.bench.latency`).
+each teacher alone, the teachers' ensemble (--teachers, default all six) and students of every size in
+--student-dims (`hetcomp_tf.bench.latency`).
 
 `hetcomp teachers` keeps only the teachers' trajectories, not their weights; since latency, parameters and memory
-do not depend on the weights' values, the six teachers are built freshly initialised at the profile's sizes, and so
+do not depend on the weights' values, the teachers are built freshly initialised at the profile's sizes, and so
 are the students (at --student-dims, default the profile's student_dim), except the one --student gives (a
 `hetcomp distill` OUT/student/), which takes its dimension's place. Every model that serves as embedding tables
 (the students; MF, CML and LightGCN) is exported with serving/export.py and timed through its SavedModel, as TF
@@ -16,7 +17,14 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from hetcomp_tf.commands.options import add_data_arguments, parse_list, prepare_data, profile_from_args
+from hetcomp_tf.commands.options import (
+    add_data_arguments,
+    add_teachers_argument,
+    parse_list,
+    prepare_data,
+    profile_from_args,
+)
+from hetcomp_tf.config import TEACHER_NAMES
 from hetcomp_tf.errors import HetCompError
 
 INITIALISED = "initialised (latency does not depend on weight values)"
@@ -49,6 +57,7 @@ def add_arguments(parser) -> None:
         metavar="DIR",
         help="keep the timed SavedModels in DIR/<model>/1 (a new or empty directory; default: a " "temporary one)",
     )
+    add_teachers_argument(parser, "timed alone and as the ensemble")
     parser.add_argument("--seed", type=int, default=0, help="initialisation and request-user seed")
     parser.add_argument("--out", required=True, metavar="FILE.json", help="output JSON file")
 
@@ -73,6 +82,7 @@ def _deployed(model, key: str, data, k: int, root):
 
 def run(args) -> int:
     profile = profile_from_args(args)
+    names = parse_list(args.teachers, "--teachers", TEACHER_NAMES, "teacher")
     batch_sizes = parse_list(args.batch_sizes, "--batch-sizes", what="batch size", convert=int)
     dims = (
         None
@@ -90,7 +100,7 @@ def run(args) -> int:
     prepare_data(args)
 
     from hetcomp_tf.bench.latency import ensemble_servable, format_latency_table, measure_latency, student_key
-    from hetcomp_tf.config import METRIC_KS, TEACHER_NAMES
+    from hetcomp_tf.config import METRIC_KS
     from hetcomp_tf.data.loading import load_dataset
     from hetcomp_tf.distill.student import Student, load_student
     from hetcomp_tf.models import build_teacher
@@ -108,7 +118,7 @@ def run(args) -> int:
     students = {dim: Student(data.n_users, data.n_items, dim, args.seed) for dim in dims}
     if trained is not None:
         students[trained.dim] = trained
-    teachers = {name: build_teacher(name, data, profile.teachers[name], args.seed) for name in TEACHER_NAMES}
+    teachers = {name: build_teacher(name, data, profile.teachers[name], args.seed) for name in names}
     k = max(METRIC_KS)
     weights = {student_key(dim): INITIALISED for dim in students}
     if trained is not None:

@@ -69,13 +69,13 @@ def add_set_argument(parser) -> None:
     )
 
 
-def add_teachers_argument(parser) -> None:
-    """--teachers: which teachers to train (`parse_list` it against TEACHER_NAMES)."""
+def add_teachers_argument(parser, role: str = "to train") -> None:
+    """--teachers: which teachers (`parse_list` it against TEACHER_NAMES); `role` says what for, in its help."""
     parser.add_argument(
         "--teachers",
         default=",".join(TEACHER_NAMES),
         metavar="T,T,...",
-        help=f"comma-separated subset of {','.join(TEACHER_NAMES)} (default: all)",
+        help=f"the teachers {role}: a comma-separated subset of {','.join(TEACHER_NAMES)} (default: all)",
     )
 
 

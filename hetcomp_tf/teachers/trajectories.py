@@ -607,8 +607,8 @@ def load_trajectories(out_dir: str | os.PathLike, teachers: Sequence[str] | None
         {teacher: Trajectory}.
 
     Raises:
-        HetCompError: no trajectories/ directory or none in it, a trajectory that does not load, or one whose
-            teacher differs from its directory's name.
+        HetCompError: no trajectories/ directory or none in it, a teacher asked for but not there, a trajectory that
+            does not load, or one whose teacher differs from its directory's name.
     """
     root = trajectories_dir(out_dir)
     if not root.is_dir():
@@ -621,6 +621,9 @@ def load_trajectories(out_dir: str | os.PathLike, teachers: Sequence[str] | None
     )
     if not names:
         raise HetCompError(f"{root}: no teacher trajectories in it")
+    absent = [name for name in names if name not in present]
+    if absent:
+        raise HetCompError(f"{root}: no trajectory of {', '.join(absent)} (it holds {', '.join(sorted(present))})")
     result = {}
     for name in names:
         traj = Trajectory.load(root / name)

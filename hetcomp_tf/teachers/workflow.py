@@ -103,6 +103,7 @@ def train_teachers(
         run_in_workers(tasks, jobs, "teachers") if in_workers else ((name, fn(*fn_args)) for name, fn, fn_args in tasks)
     )
     finished.update(done)
+    (resume / "logs").mkdir(exist_ok=True)  # none if every teacher was kept from an output without logs
     with atomic_directory(out, entries=OUTPUTS) as staging:
         for entry in ("dataset.npz", "trajectories", "logs"):
             link_tree(resume / entry, staging / entry)
@@ -167,30 +168,38 @@ def _keep_finished_outputs(
 ) -> None:
     """Takes into `resume` the teachers a finished run left in `out` (teachers.json, trajectories/, logs/) that
     today's split, trajectory config, seed and their own configs would train again: a rerun with one teacher's
-    settings changed retrains that one alone."""
-    if not (out / "teachers.json").is_file() or not (out / "dataset.npz").is_file():
-        return
-    earlier = read_json(out / "teachers.json")
-    trajectory = json.loads(json.dumps(dataclasses.asdict(profile.trajectory)))
-    same_run = earlier.get("seed") == seed and earlier.get("trajectory") == trajectory
-    if not same_run or not Dataset.load(out / "dataset.npz").same_split(data):
-        return
-    kept = []
-    for name in names:
-        config = earlier.get("teacher_configs", {}).get(name)
-        if (resume / "runs" / f"{name}.json").is_file() or not (out / "trajectories" / name).is_dir():
-            continue
-        if config != teacher_config(profile, name):  # None: an older teachers.json without its config
-            continue
+    settings changed, or with fewer teachers, trains none of the others again."""
+    reusable = _finished_output_teachers(out, data, profile, seed)
+    kept = [name for name in names if name in reusable and not (resume / "runs" / f"{name}.json").is_file()]
+    for name in kept:
         _forget_teacher(resume, name)
         for part in ("trajectories", "logs/teachers"):
             if (out / part / name).exists():
                 link_tree(out / part / name, resume / part / name)
         write_json(resume / CONFIGS / f"{name}.json", teacher_config(profile, name))
-        write_json(resume / "runs" / f"{name}.json", earlier["teachers"][name])  # last: it counts as finished
-        kept.append(name)
+        write_json(resume / "runs" / f"{name}.json", reusable[name])  # last: it counts as finished
     if kept:
         log(f"keeping {', '.join(kept)} from {out / 'teachers.json'} (same split, seed and configs)")
+
+
+def _finished_output_teachers(out: Path, data: Dataset, profile: Profile, seed: int) -> dict[str, dict]:
+    """{teacher: its teachers.json entry} of the finished run in `out` whose split, trajectory config, seed and
+    own config are today's (none if `out` holds no finished run)."""
+    if not (out / "teachers.json").is_file() or not (out / "dataset.npz").is_file():
+        return {}
+    earlier = read_json(out / "teachers.json")
+    trajectory = json.loads(json.dumps(dataclasses.asdict(profile.trajectory)))
+    same_run = earlier.get("seed") == seed and earlier.get("trajectory") == trajectory
+    if not same_run or not Dataset.load(out / "dataset.npz").same_split(data):
+        return {}
+    configs = earlier.get("teacher_configs", {})  # missing in an older teachers.json: nothing is reused
+    return {
+        name: run
+        for name, run in earlier.get("teachers", {}).items()
+        if name in profile.teachers
+        and (out / "trajectories" / name).is_dir()
+        and configs.get(name) == teacher_config(profile, name)
+    }
 
 
 def _resumable(resume: Path, data: Dataset, profile: Profile, seed: int) -> bool:
@@ -205,18 +214,19 @@ def _resumable(resume: Path, data: Dataset, profile: Profile, seed: int) -> bool
 
 
 def finished_teachers(out: str | os.PathLike, data: Dataset, profile: Profile, seed: int) -> list[str]:
-    """The teachers a `train_teachers` into `out` would not train again (finished before, under the same split,
-    trajectory config and seed, each with its config of today), read without changing anything: what a run's
-    estimate leaves out."""
+    """The teachers a `train_teachers` into `out` would not train again (finished before, in its resume state or in
+    its finished output, under the same split, trajectory config and seed, each with its config of today), read
+    without changing anything: what a run's estimate leaves out."""
     resume = Path(out) / RESUME
-    if not (resume.is_dir() and _resumable(resume, data, profile, seed)):
-        return []
-    configs = _stamped_configs(resume)
-    return sorted(
-        path.stem
-        for path in (resume / "runs").glob("*.json")
-        if path.stem in profile.teachers and configs.get(path.stem) == teacher_config(profile, path.stem)
-    )
+    finished = set(_finished_output_teachers(Path(out), data, profile, seed))
+    if resume.is_dir() and _resumable(resume, data, profile, seed):
+        configs = _stamped_configs(resume)
+        finished.update(
+            path.stem
+            for path in (resume / "runs").glob("*.json")
+            if path.stem in profile.teachers and configs.get(path.stem) == teacher_config(profile, path.stem)
+        )
+    return sorted(finished)
 
 
 def teachers_fingerprint(profile: Profile, seed: int) -> dict:
