@@ -168,6 +168,30 @@ def test_failure_midway_writes_no_output_and_keeps_the_finished_teachers_for_a_r
     assert sorted(entry.name for entry in (out / workflow.RESUME / "runs").iterdir()) == ["MF.json"]
 
 
+def test_a_rerun_with_fewer_teachers_outputs_only_those(tmp_path, capsys, monkeypatch):
+    """A stopped run finished MF and ML; rerun with `--teachers MF`, its output holds MF alone: ML's finished
+    trajectory and logs in the resume state are not the ensemble's."""
+    import hetcomp_tf.teachers.workflow as workflow
+
+    real = workflow.train_teacher
+
+    def fail_on_gnn(name, *args, **kwargs):
+        if name == "GNN":
+            raise HetCompError("GNN: training loss became nan at epoch 1")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(workflow, "train_teacher", fail_on_gnn)
+    out = tmp_path / "out"
+    argv = ["teachers", "--data", "synthetic", "--profile", "tiny", "--out", str(out), "--teachers"]
+    assert main([*argv, "MF,ML,GNN"]) == 2
+    assert (out / workflow.RESUME / "trajectories" / "ML").is_dir()
+    assert main([*argv, "MF"]) == 0
+    assert "resuming: MF already trained" in capsys.readouterr().err
+    assert list(json.loads((out / "teachers.json").read_text())["teachers"]) == ["MF"]
+    assert [p.name for p in (out / "trajectories").iterdir()] == ["MF"]
+    assert [p.name for p in (out / "logs" / "teachers").iterdir()] == ["MF"]
+
+
 @pytest.mark.slow
 def test_a_stopped_teachers_run_resumes_with_the_teachers_it_finished(tmp_path, monkeypatch, capsys):
     """A run that stops in its third teacher's 5th epoch keeps the two it finished and the third's state after its

@@ -103,10 +103,13 @@ def train_teachers(
         run_in_workers(tasks, jobs, "teachers") if in_workers else ((name, fn(*fn_args)) for name, fn, fn_args in tasks)
     )
     finished.update(done)
-    (resume / "logs").mkdir(exist_ok=True)  # none if every teacher was kept from an output without logs
     with atomic_directory(out, entries=OUTPUTS) as staging:
-        for entry in ("dataset.npz", "trajectories", "logs"):
-            link_tree(resume / entry, staging / entry)
+        link_tree(resume / "dataset.npz", staging / "dataset.npz")
+        for part in ("trajectories", "logs/teachers"):  # of `names` only: resume/ may hold others, finished or not
+            (staging / part).mkdir(parents=True)
+            for name in names:
+                if (resume / part / name).exists():
+                    link_tree(resume / part / name, staging / part / name)
         summaries = {name: finished[name] for name in names}
         knowledge = EnsembleKnowledge.from_trajectories(load_trajectories(staging, names), tau=profile.distill.tau)
         # beyond the paper: see its docstring
