@@ -147,19 +147,26 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, ar
     assert list(tmp_path.iterdir()) == []
 
 
+def fail_in_training(monkeypatch, failing: str):
+    """Teacher `failing` fails as a loss that became nan would; the others train."""
+    import hetcomp_tf.teachers.workflow as workflow
+
+    real = workflow.train_teacher
+
+    def train(name, *args, **kwargs):
+        if name == failing:
+            raise HetCompError(f"{name}: training loss became nan at epoch 1")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(workflow, "train_teacher", train)
+
+
 def test_failure_midway_writes_no_output_and_keeps_the_finished_teachers_for_a_rerun(tmp_path, capsys, monkeypatch):
     """A teacher that fails ends the run with exit 2: none of the outputs is written, only the resume state of the
     teachers that finished (here MF) stays, in the hidden resume folder a rerun picks up."""
     import hetcomp_tf.teachers.workflow as workflow
 
-    real = workflow.train_teacher
-
-    def fail_on_ml(name, *args, **kwargs):
-        if name == "ML":
-            raise HetCompError("ML: training loss became nan at epoch 1")
-        return real(name, *args, **kwargs)
-
-    monkeypatch.setattr(workflow, "train_teacher", fail_on_ml)
+    fail_in_training(monkeypatch, "ML")
     out = tmp_path / "out"
     assert main(["teachers", "--data", "synthetic", "--profile", "tiny", "--teachers", "MF,ML", "--out", str(out)]) == 2
     assert "ML: training loss became nan" in capsys.readouterr().err
@@ -173,14 +180,7 @@ def test_a_rerun_with_fewer_teachers_outputs_only_those(tmp_path, capsys, monkey
     trajectory and logs in the resume state are not the ensemble's."""
     import hetcomp_tf.teachers.workflow as workflow
 
-    real = workflow.train_teacher
-
-    def fail_on_gnn(name, *args, **kwargs):
-        if name == "GNN":
-            raise HetCompError("GNN: training loss became nan at epoch 1")
-        return real(name, *args, **kwargs)
-
-    monkeypatch.setattr(workflow, "train_teacher", fail_on_gnn)
+    fail_in_training(monkeypatch, "GNN")
     out = tmp_path / "out"
     argv = ["teachers", "--data", "synthetic", "--profile", "tiny", "--out", str(out), "--teachers"]
     assert main([*argv, "MF,ML,GNN"]) == 2

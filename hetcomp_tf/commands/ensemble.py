@@ -2,9 +2,9 @@
 again without training anything (another --set fit_users, teachers.json written before the fit existed, or the
 ensemble of a subset of its teachers, --teachers: what leaving a teacher out costs).
 
-Reads DIR/dataset.npz and DIR/trajectories/; writes --out as JSON ({"equal": {tau, valid, test}, "fitted": {tau,
-weights, valid, test, fit_users, fit_seconds}}) and prints a table of both next to the best teacher of
-DIR/teachers.json (when it is there).
+Reads DIR/dataset.npz and DIR/trajectories/; writes --out as JSON ({"teachers", "equal": {tau, valid, test},
+"fitted": {tau, weights, valid, test, fit_users, fit_seconds}}) and prints a table of both next to each of its
+teachers in DIR/teachers.json (when it is there).
 """
 
 from __future__ import annotations
