@@ -17,7 +17,7 @@ COMMANDS = {
     "distill": "distil the teachers' ensemble into an MF student (HetComp or a baseline)",
     "ensemble": "the teachers' ensemble, equal-weight and fitted on valid, evaluated again without training",
     "benchmark": "teachers once, then every distillation method over seeds and student sizes",
-    "run": "run the TFX pipeline locally (LocalDagRunner)",
+    "run": "run the TFX pipeline locally (as LocalDagRunner; --jobs N: teachers side by side)",
     "kubeflow": "compile the TFX pipeline to a Kubeflow Pipelines v2 spec",
     "serve": "serve the pushed SavedModel over TF Serving's gRPC (and REST) API, following new versions",
     "query": "query a TF Serving PredictionService for users' top-K items",

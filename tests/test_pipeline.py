@@ -1,5 +1,5 @@
-"""The TFX pipeline end to end on the tiny profile (LocalDagRunner, SQLite ML Metadata), its cache, blessing
-against the served model, and bad data.
+"""The TFX pipeline end to end on the tiny profile (SQLite ML Metadata; teachers side by side with --jobs 2), its
+cache, blessing against the served model, and bad data.
 
 The session's tiny `hetcomp run` (conftest.py) is rerun three times into the same directory (unchanged, with an
 unreachable threshold, with a student that cannot learn); the tests read what the runs left behind (report.json,
@@ -205,6 +205,27 @@ def test_every_component_reports_progress_and_the_rerun_is_served_from_the_cache
         assert f"component {node} finished in" in first.stderr and f"component {node} finished in" in second.stderr
     for name, log_dir in first.report["tensorboard_logs"].items():
         assert glob.glob(os.path.join(log_dir, "**", "events.out.tfevents.*"), recursive=True), name
+
+
+@pytest.mark.slow
+def test_teachers_in_worker_processes_train_as_they_do_one_after_another(tmp_path, tiny_pipeline):
+    out = tmp_path / "jobs2"
+    result = run_cli(
+        ["run", "--data", "synthetic", "--profile", "tiny", "--teachers", "MF,GNN", "--jobs", "2", "--out", str(out)]
+    )
+    assert result.code == 0, result.stderr[-3000:]
+    nodes = latest_run(str(out / "metadata.sqlite"))
+    assert all(run.state == "complete" for run in nodes.values()), {n: r.state for n, r in nodes.items()}
+    for teacher in ("MF", "GNN"):  # the two teachers, ready together, ran side by side
+        assert f"component TeacherTrainer.{teacher} started (in a worker process)" in result.stderr
+    assert "component KnowledgeBuilder started\n" in result.stderr  # alone: in this process, on every core
+    report = json.loads((out / "report.json").read_text())
+    assert report["pushed_model"] is not None
+    for teacher in ("MF", "GNN"):
+        # Each teacher trains on its own whatever else runs; a one-thread worker against the session's run on
+        # every core can only change the order of float sums (seen equal here; 1e-6 on metrics in [0, 1]).
+        ours, sequential = (r["methods"][f"teacher:{teacher}"]["test"] for r in (report, tiny_pipeline.report))
+        assert ours == pytest.approx(sequential, abs=1e-6), teacher
 
 
 @pytest.mark.slow

@@ -1,4 +1,5 @@
-"""`hetcomp run`: the whole TFX pipeline on this machine (LocalDagRunner), then OUT/report.json
+"""`hetcomp run`: the whole TFX pipeline on this machine (as LocalDagRunner; with --jobs N, independent components
+such as the teachers side by side in worker processes), then OUT/report.json
 (`pipeline.report.build_report`), a table (a teacher its epoch cap stopped named so) and the commands to try next
 (serve the pushed model, query it for a real user, open TensorBoard). Before it, the run's estimated time
 (`bench/estimate.py`). One run at a time per --out (`hetcomp_tf.util.locking`): a second one exits with one line
@@ -28,6 +29,14 @@ def add_arguments(parser) -> None:
         required=True,
         metavar="DIR",
         help="pipeline root, ML Metadata (SQLite), serving/ and report.json go here",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run up to N independent components (the teachers) at a time, each in a worker process of cores/N "
+        "TensorFlow threads (default 1: one after another in this process, as TFX's LocalDagRunner)",
     )
     parser.add_argument("--direct-num-workers", type=int, default=1, metavar="N", help="Beam DirectRunner workers")
     parser.add_argument(
@@ -115,6 +124,10 @@ def log_run_estimate(args, teachers) -> None:
 
 
 def run(args) -> int:
+    from hetcomp_tf.errors import HetCompError
+
+    if args.jobs < 1:
+        raise HetCompError(f"--jobs {args.jobs}: must be >= 1")
     out = os.path.abspath(args.out)
     if args.data not in ("synthetic", "citeulike"):  # executors may run elsewhere than the current directory
         args.data = os.path.abspath(args.data)
@@ -139,7 +152,7 @@ def _run_pipeline(args, out: str) -> int:
         warm_start=args.warm_start,
     )
     log_run_estimate(args, config.teachers)
-    nodes, seconds = run_local(config)
+    nodes, seconds = run_local(config, args.jobs)
     report = build_report(config, nodes, seconds)
     path = write_json(os.path.join(out, "report.json"), report)
     print_summary(report)

@@ -54,7 +54,14 @@ def exit_with_parent(parent_pid: int, interval: float = 2.0) -> threading.Thread
     return watcher
 
 
-def _init(threads: int, setup: Callable | None, setup_args: tuple) -> None:
+def init_worker(threads: int, setup: Callable | None = None, setup_args: tuple = ()) -> None:
+    """A worker process's start: `threads` TensorFlow threads, exit with its parent, then `setup(*setup_args)`.
+
+    Args:
+        threads: TensorFlow's intra- and inter-op threads.
+        setup: run once, e.g. to load shared inputs; None for nothing.
+        setup_args: its arguments.
+    """
     import tensorflow as tf
 
     exit_with_parent(os.getppid())
@@ -95,7 +102,7 @@ def run_in_workers(
     log(f"running {len(tasks)} {what} in {jobs} worker processes with {threads} TensorFlow thread(s) each")
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
-        jobs, mp_context=context, initializer=_init, initargs=(threads, setup, setup_args)
+        jobs, mp_context=context, initializer=init_worker, initargs=(threads, setup, setup_args)
     ) as pool:
         pending: dict[Future, Any] = {pool.submit(fn, *args): key for key, fn, args in tasks}
         failures: list[tuple[Any, BaseException]] = []
