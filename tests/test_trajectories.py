@@ -148,9 +148,10 @@ class _ScoreTable(tf.Module):
         return tf.gather(self.table, ids)
 
 
-def test_sampled_recorder_equals_the_full_one_when_the_sample_is_everyone():
+def test_sampled_recorder_equals_the_full_one_when_the_sample_is_everyone(capsys):
     """With every valid user in the sample, evaluations and hence records and checkpoints are the full
-    recorder's; the rankings come from reloaded weights instead of the evaluation pass, and must be identical."""
+    recorder's; the rankings come from reloaded weights instead of the evaluation pass, and must be identical.
+    Each checkpoint's ranking of every user (minutes at real size) is a progress line."""
     rng = np.random.default_rng(6)
     n_users, n_items = 20, 40
     rows = [rng.choice(n_items, 9, replace=False) for _ in range(n_users)]
@@ -186,6 +187,10 @@ def test_sampled_recorder_equals_the_full_one_when_the_sample_is_everyone():
     np.testing.assert_array_equal(got.observed.indices, expected.observed.indices)
     best = expected.checkpoints[-1]["epoch"]
     assert evaluate(model.score_all, data, "valid") == expected.checkpoints[-1]["valid"], best  # left at the best
+    progress = capsys.readouterr().err
+    for k, checkpoint in enumerate(got.checkpoints, 1):
+        line = f"MF: ranking every user at checkpoint {k}/{len(got.checkpoints)} (epoch {checkpoint['epoch']})"
+        assert line in progress
 
 
 def test_sampled_recorder_evaluates_the_sample_only():

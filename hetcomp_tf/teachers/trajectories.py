@@ -27,6 +27,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ from hetcomp_tf.data.dataset import CSR, Dataset, rows_to_mask
 from hetcomp_tf.errors import HetCompError
 from hetcomp_tf.metrics import evaluate, masked_topk, valid_user_sample
 from hetcomp_tf.util.files import read_manifest_dir, require_field, write_manifest_dir
+from hetcomp_tf.util.progress import log
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -531,8 +533,12 @@ class SampledTrajectoryRecorder(TrajectoryRecorder):
             The `Trajectory`, each checkpoint's "valid" over all valid users and "valid_sample" over the sample.
         """
         chosen, checkpoints = self._chosen()
-        rankings = []
-        for index, checkpoint in zip(chosen, checkpoints):
+        rankings, started = [], time.perf_counter()
+        for done, (index, checkpoint) in enumerate(zip(chosen, checkpoints)):
+            log(
+                f"{self.teacher}: ranking every user at checkpoint {done + 1}/{len(chosen)} (epoch "
+                f"{checkpoint['epoch']}) [{time.perf_counter() - started:.0f}s in this stage]"
+            )
             with np.load(_record_path(self.records_dir, index)) as saved:
                 for position, variable in enumerate(model.variables):
                     variable.assign(saved[f"arr_{position}"])
