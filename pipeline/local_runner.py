@@ -2,8 +2,8 @@
 the output directory, caching on), but with independent nodes side by side: with `jobs` > 1, nodes whose upstream
 nodes have finished (the teachers) run at the same time, each in a spawned worker process of cores/jobs TensorFlow
 threads, and a node that is the only one able to run runs in this process on every core. On a small CPU machine a
-teacher's epoch keeps a second thread only partly busy (Mult-VAE on Gowalla: 82 s an epoch on two threads, 110 s on
-one), so two one-thread teachers at a time finish the teachers' stage sooner. Each component's start, finish (or
+teacher's epoch keeps a second thread only partly busy (Mult-VAE on Gowalla, two cores: 55 s an epoch alone on two
+threads, 74 s on one thread beside another teacher), so two teachers at a time do ~1.5x the work per second. Each component's start, finish (or
 cache hit) and elapsed time go to stderr; what the run did is then read back from ML Metadata (execution states,
 output artifacts), not from logs.
 """
