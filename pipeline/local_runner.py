@@ -3,9 +3,10 @@ the output directory, caching on), but with independent nodes side by side: with
 nodes have finished (the teachers) run at the same time, each in a spawned worker process of cores/jobs TensorFlow
 threads, and a node that is the only one able to run runs in this process on every core. On a small CPU machine a
 teacher's epoch keeps a second thread only partly busy (Mult-VAE on Gowalla, two cores: 55 s an epoch alone on two
-threads, 74 s on one thread beside another teacher), so two teachers at a time do ~1.5x the work per second. Each component's start, finish (or
-cache hit) and elapsed time go to stderr; what the run did is then read back from ML Metadata (execution states,
-output artifacts), not from logs.
+threads, 74 s on one thread beside another teacher), so two teachers at a time do ~1.5x the work per second.
+Resolvers, instant, run in this process as soon as they can. Each component's start, finish (or cache hit) and
+elapsed time go to stderr; what the run did is then read back from ML Metadata (execution states, output
+artifacts), not from logs.
 """
 
 from __future__ import annotations
@@ -164,11 +165,13 @@ def run_dag(
     start: Callable[[str, bool], Future],
     jobs: int,
     finished: Callable[[str, Future], None] = lambda node, future: None,
+    inline: Collection[str] = (),
 ) -> None:
     """Starts every node once its upstream nodes have finished, at most `jobs` at a time.
 
-    Ready nodes start in `upstream`'s order (a topological one). After a failure nothing more starts, the running
-    nodes finish (a rerun serves them from the cache), and the first failure is raised.
+    Ready nodes start in `upstream`'s order (a topological one); `inline` ones (instant, such as resolvers) start as
+    soon as they are ready, alone, without taking a job. After a failure nothing more starts, the running nodes
+    finish (a rerun serves them from the cache), and the first failure is raised.
 
     Args:
         upstream: {node: the nodes it waits for}, in the order to prefer among ready nodes.
@@ -176,6 +179,7 @@ def run_dag(
             or could start beside it (the node may then use every core).
         jobs: the most nodes running at a time.
         finished: called as finished(node, its done future) in this thread, as each node ends.
+        inline: nodes to start alone whatever runs beside them.
 
     Raises:
         Exception: the first node's error, once no node is running.
@@ -184,10 +188,11 @@ def run_dag(
         >>> from concurrent.futures import ThreadPoolExecutor
         >>> started = []
         >>> with ThreadPoolExecutor(2) as pool:
-        ...     dag = {"data": [], "a": ["data"], "b": ["data"], "both": ["a", "b"]}
-        ...     run_dag(dag, lambda node, alone: started.append((node, alone)) or pool.submit(int), jobs=2)
+        ...     dag = {"data": [], "latest": [], "a": ["data"], "b": ["data"], "both": ["a", "b"]}
+        ...     start = lambda node, alone: started.append((node, alone)) or pool.submit(int)
+        ...     run_dag(dag, start, jobs=2, inline={"latest"})
         >>> started
-        [('data', True), ('a', False), ('b', False), ('both', True)]
+        [('data', True), ('latest', True), ('a', False), ('b', False), ('both', True)]
     """
     done: set[str] = set()
     running: dict[Future, str] = {}
@@ -195,9 +200,12 @@ def run_dag(
     while True:
         if failure is None:
             ready = [n for n in upstream if n not in done and n not in running.values() and set(upstream[n]) <= done]
-            starting = ready[: jobs - len(running)]
-            for node in starting:
-                running[start(node, not running and len(starting) == 1)] = node
+            busy = sum(node not in inline for node in running.values())
+            starting = [n for n in ready if n not in inline][: jobs - busy]
+            for node in (n for n in ready if n in inline or n in starting):
+                running[future := start(node, node in inline or (busy == 0 and len(starting) == 1))] = node
+                if future.done() and future.exception() is not None:
+                    break  # a node run in place failed: start none after it
         if not running:
             break
         ended, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -243,10 +251,11 @@ class ParallelDagRunner(tfx.orchestration.LocalDagRunner):
         runtime_parameter_utils.substitute_runtime_parameter(
             pipeline, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: datetime.datetime.now().isoformat()}
         )
-        shared = (
+        deployment = runner_utils.extract_local_deployment_config(pipeline)
+        shared = (  # each worker rebuilds its node's launcher from these
             pipeline.pipeline_info.SerializeToString(),
             pipeline.runtime_spec.SerializeToString(),
-            runner_utils.extract_local_deployment_config(pipeline).SerializeToString(),
+            deployment.SerializeToString(),
         )
         nodes = {
             n.pipeline_node.node_info.id: n.pipeline_node
@@ -254,7 +263,9 @@ class ParallelDagRunner(tfx.orchestration.LocalDagRunner):
             if not n.pipeline_node.execution_options.HasField("skip")
         }
         upstream = {name: [u for u in node.upstream_nodes if u in nodes] for name, node in nodes.items()}
+        system = {name for name in nodes if runner_utils.extract_executor_spec(deployment, name) is None}
         began: dict[str, float] = {}
+        ended: dict[str, float] = {}  # set as a node ends, not as run_dag gets to it
         with contextlib.ExitStack() as stack:
             pools: list[ProcessPoolExecutor] = []
 
@@ -262,26 +273,33 @@ class ParallelDagRunner(tfx.orchestration.LocalDagRunner):
                 log(f"component {name} started" + ("" if alone else " (in a worker process)"))
                 if not alone and not pools:
                     pools.append(stack.enter_context(self._workers()))
+                elif alone and name not in system and pools:  # no worker is busy: their memory is this node's
+                    pools.pop().shutdown()
                 began[name] = time.perf_counter()
                 if alone:
-                    return self._launch_here(nodes[name], shared)
-                return pools[0].submit(launch_node, nodes[name].SerializeToString(), *shared)
+                    future = self._launch_here(nodes[name], shared)
+                else:
+                    future = pools[0].submit(launch_node, nodes[name].SerializeToString(), *shared)
+                future.add_done_callback(lambda _: ended.setdefault(name, time.perf_counter()))
+                return future
 
             def finished(name: str, future: Future) -> None:
-                self.seconds[name] = round(time.perf_counter() - began[name], 2)
+                self.seconds[name] = round(ended[name] - began[name], 2)
                 if future.exception() is not None:
                     log(f"component {name} failed after {self.seconds[name]:.1f}s")
                 else:
                     log(f"component {name} {'cached' if future.result() else 'finished'} in {self.seconds[name]:.1f}s")
 
-            run_dag(upstream, start, self.jobs, finished)
+            run_dag(upstream, start, self.jobs, finished, inline=system)  # resolvers: instant, in this process
         return None
 
     def _workers(self) -> ProcessPoolExecutor:
         context = multiprocessing.get_context("spawn")  # no forked TensorFlow runtime
         threads = threads_per_worker(self.jobs)
         log(f"running up to {self.jobs} components at a time, in worker processes of {threads} TensorFlow thread(s)")
-        return ProcessPoolExecutor(self.jobs, mp_context=context, initializer=init_worker, initargs=(threads,))
+        return ProcessPoolExecutor(  # a fresh process per node: none keeps an earlier node's memory
+            self.jobs, mp_context=context, initializer=init_worker, initargs=(threads,), max_tasks_per_child=1
+        )
 
     @staticmethod
     def _launch_here(node: pipeline_pb2.PipelineNode, shared: tuple[bytes, bytes, bytes]) -> Future:

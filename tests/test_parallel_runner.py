@@ -10,7 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
@@ -27,7 +27,7 @@ TEACHERS_DAG = {
 }
 
 
-def _run_fake(dag: dict, jobs: int, slow: str | None = None, fail: str | None = None, spans: dict | None = None):
+def _run_fake(dag: dict, jobs: int, slow=None, fail=None, spans: dict | None = None, inline=()):
     """run_dag over threads that sleep (`slow` 0.3 s, the others 0.05 s; `fail` raises at its end): each node's
     [start, end] times (into `spans`, kept if run_dag raises), whether it started alone, the most nodes that ran
     at once."""
@@ -51,12 +51,12 @@ def _run_fake(dag: dict, jobs: int, slow: str | None = None, fail: str | None = 
         return pool.submit(work, node)
 
     with ThreadPoolExecutor(8) as pool:
-        run_dag(dag, start, jobs)
+        run_dag(dag, start, jobs, inline=inline)
     return spans, alone, most[0]
 
 
 def test_a_node_starts_only_after_its_upstream_nodes_and_at_most_jobs_run_at_once():
-    spans, alone, most = _run_fake(TEACHERS_DAG, jobs=2)
+    spans, alone, most = _run_fake(TEACHERS_DAG, jobs=2, slow="GNN")  # AE starts when MF ends, beside GNN
     assert set(spans) == set(TEACHERS_DAG)
     for node, upstream in TEACHERS_DAG.items():
         for before in upstream:
@@ -69,6 +69,27 @@ def test_one_job_runs_every_node_alone_one_after_another():
     spans, alone, most = _run_fake(TEACHERS_DAG, jobs=1)
     assert most == 1 and all(alone.values())
     assert sorted(spans, key=lambda node: spans[node][0]) == list(TEACHERS_DAG)  # ready ones in the given order
+
+
+def test_an_inline_node_starts_alone_at_once_without_taking_a_job():
+    spans, alone, _ = _run_fake({"latest": [], **TEACHERS_DAG}, jobs=1, slow="latest", inline={"latest"})
+    assert alone["latest"] and alone["data"]
+    assert spans["data"][0] < spans["latest"][1]  # with one job, data did not wait for the inline node
+
+
+def test_a_node_failing_in_place_starts_none_after_it():
+    """As LocalDagRunner: bad data fails the ingestion, and the resolver listed after it never runs."""
+    started = []
+
+    def start(node: str, alone: bool) -> Future:
+        started.append(node)
+        future = Future()
+        future.set_exception(ValueError("bad data")) if node == "data" else future.set_result(False)
+        return future
+
+    with pytest.raises(ValueError, match="bad data"):
+        run_dag({"data": [], "latest": [], "MF": ["data"]}, start, 2, inline={"latest"})
+    assert started == ["data"]
 
 
 def test_after_a_failure_nothing_more_starts_the_running_nodes_finish_and_the_error_is_raised():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import json
+import multiprocessing
 import os
 import shlex
 import subprocess
@@ -208,12 +209,22 @@ def test_every_component_reports_progress_and_the_rerun_is_served_from_the_cache
 
 
 @pytest.mark.slow
-def test_teachers_in_worker_processes_train_as_they_do_one_after_another(tmp_path, tiny_pipeline):
+def test_teachers_in_worker_processes_train_as_they_do_one_after_another(tmp_path, tiny_pipeline, monkeypatch):
+    from components.knowledge_builder import executor as knowledge_executor
+
+    workers_alive, build = [], knowledge_executor.Executor.Do
+
+    def counting_build(self, *args, **kwargs):  # KnowledgeBuilder runs alone, in this process
+        workers_alive.append(len(multiprocessing.active_children()))
+        return build(self, *args, **kwargs)
+
+    monkeypatch.setattr(knowledge_executor.Executor, "Do", counting_build)
     out = tmp_path / "jobs2"
     result = run_cli(
         ["run", "--data", "synthetic", "--profile", "tiny", "--teachers", "MF,GNN", "--jobs", "2", "--out", str(out)]
     )
     assert result.code == 0, result.stderr[-3000:]
+    assert workers_alive == [0]  # the teachers' workers ended before it: their memory is not held beside it
     nodes = latest_run(str(out / "metadata.sqlite"))
     assert all(run.state == "complete" for run in nodes.values()), {n: r.state for n, r in nodes.items()}
     for teacher in ("MF", "GNN"):  # the two teachers, ready together, ran side by side
