@@ -31,10 +31,13 @@ from tfx.orchestration.local import runner_utils
 from tfx.orchestration.portable import launcher, runtime_parameter_utils
 from tfx.proto.orchestration import local_deployment_config_pb2, pipeline_pb2
 
+from hetcomp_tf.bench.estimate import Estimate, thread_slowdown
 from hetcomp_tf.util.progress import log
+from hetcomp_tf.util.schedule import next_starts
 from hetcomp_tf.util.workers import init_worker, threads_per_worker
 from pipeline.configs import PipelineConfig
-from pipeline.pipeline import create_pipeline
+from pipeline.eta import PipelineEta
+from pipeline.pipeline import STUDENT_NODE_ID, create_pipeline, teacher_node_id
 
 # The launcher's absl message when the cache serves a node (tfx/orchestration/portable/launcher.py).
 _CACHED = "A cached execution %d is used."
@@ -42,6 +45,7 @@ _CACHED = "A cached execution %d is used."
 # the producer's outputs, which this static DAG names exactly, so the warning carries no information here.
 # "Execution %d failed." is replaced by this module's own line naming the failed component.
 _IGNORED_WARNINGS = {"ArtifactQuery.property_predicate is not supported.", "Execution %d failed."}
+TICK_SECONDS = 300.0  # a line with the pipeline's ETA at least this often while components run
 
 
 class CacheWatch(logging.Filter):
@@ -166,20 +170,27 @@ def run_dag(
     jobs: int,
     finished: Callable[[str, Future], None] = lambda node, future: None,
     inline: Collection[str] = (),
+    seconds: Mapping[str, float] = {},
+    tick: Callable[[], None] = lambda: None,
+    tick_seconds: float = TICK_SECONDS,
 ) -> None:
-    """Starts every node once its upstream nodes have finished, at most `jobs` at a time.
+    """Starts every node once its upstream nodes have finished, at most `jobs` at a time, the longest first
+    (`schedule.next_starts`).
 
-    Ready nodes start in `upstream`'s order (a topological one); `inline` ones (instant, such as resolvers) start as
-    soon as they are ready, alone, without taking a job. After a failure nothing more starts, the running nodes
-    finish (a rerun serves them from the cache), and the first failure is raised.
+    `inline` nodes (instant, such as resolvers) start as soon as they are ready, alone, without taking a job. After a
+    failure nothing more starts, the running nodes finish (a rerun serves them from the cache), and the first failure
+    is raised.
 
     Args:
-        upstream: {node: the nodes it waits for}, in the order to prefer among ready nodes.
+        upstream: {node: the nodes it waits for}, in a topological order (kept among nodes of equal `seconds`).
         start: start(node, alone) starts a node and returns its future; `alone` is True when no other node is running
             or could start beside it (the node may then use every core).
         jobs: the most nodes running at a time.
         finished: called as finished(node, its done future) in this thread, as each node ends.
         inline: nodes to start alone whatever runs beside them.
+        seconds: {node: its estimated seconds}: which ready node starts first.
+        tick: called in this thread every `tick_seconds` in which no node ended (progress lines).
+        tick_seconds: how often.
 
     Raises:
         Exception: the first node's error, once no node is running.
@@ -188,11 +199,11 @@ def run_dag(
         >>> from concurrent.futures import ThreadPoolExecutor
         >>> started = []
         >>> with ThreadPoolExecutor(2) as pool:
-        ...     dag = {"data": [], "latest": [], "a": ["data"], "b": ["data"], "both": ["a", "b"]}
+        ...     dag = {"data": [], "latest": [], "a": ["data"], "b": ["data"], "c": ["data"], "all": ["a", "b", "c"]}
         ...     start = lambda node, alone: started.append((node, alone)) or pool.submit(int)
-        ...     run_dag(dag, start, jobs=2, inline={"latest"})
+        ...     run_dag(dag, start, jobs=3, inline={"latest"}, seconds={"c": 9, "b": 5})
         >>> started
-        [('data', True), ('latest', True), ('a', False), ('b', False), ('both', True)]
+        [('data', True), ('latest', True), ('c', False), ('b', False), ('a', False), ('all', True)]
     """
     done: set[str] = set()
     running: dict[Future, str] = {}
@@ -201,14 +212,15 @@ def run_dag(
         if failure is None:
             ready = [n for n in upstream if n not in done and n not in running.values() and set(upstream[n]) <= done]
             busy = sum(node not in inline for node in running.values())
-            starting = [n for n in ready if n not in inline][: jobs - busy]
-            for node in (n for n in ready if n in inline or n in starting):
-                running[future := start(node, node in inline or (busy == 0 and len(starting) == 1))] = node
+            for node, alone in next_starts(ready, busy, jobs, inline, seconds):
+                running[future := start(node, alone)] = node
                 if future.done() and future.exception() is not None:
                     break  # a node run in place failed: start none after it
         if not running:
             break
-        ended, _ = wait(running, return_when=FIRST_COMPLETED)
+        ended, _ = wait(running, timeout=tick_seconds, return_when=FIRST_COMPLETED)
+        if not ended:
+            tick()
         for future in ended:
             node = running.pop(future)
             finished(node, future)
@@ -229,14 +241,17 @@ class ParallelDagRunner(tfx.orchestration.LocalDagRunner):
 
     Args:
         jobs: the most nodes running at a time; 1 runs them one after another in this process, as LocalDagRunner.
+        estimates: {node id: its estimated seconds when run alone}: ready nodes start longest first, and the
+            progress lines carry the pipeline's ETA (`eta.PipelineEta`); empty: none.
+        slowdown: how many times longer a node takes in a worker process than alone (`estimate.thread_slowdown`).
 
     Attributes:
         seconds: {node id: wall time of its launch in seconds}, cache hits included.
     """
 
-    def __init__(self, jobs: int = 1):
+    def __init__(self, jobs: int = 1, estimates: Mapping[str, float] | None = None, slowdown: float = 1.0):
         super().__init__()
-        self.jobs = jobs
+        self.jobs, self.estimates, self.slowdown = jobs, dict(estimates or {}), slowdown
         self.seconds: dict[str, float] = {}
 
     def run_with_ir(self, pipeline: pipeline_pb2.Pipeline, run_options: pipeline_pb2.RunOptions | None = None) -> None:
@@ -266,6 +281,7 @@ class ParallelDagRunner(tfx.orchestration.LocalDagRunner):
         system = {name for name in nodes if runner_utils.extract_executor_spec(deployment, name) is None}
         began: dict[str, float] = {}
         ended: dict[str, float] = {}  # set as a node ends, not as run_dag gets to it
+        eta = PipelineEta(upstream, self.estimates, self.jobs, self.slowdown, system) if self.estimates else None
         with contextlib.ExitStack() as stack:
             pools: list[ProcessPoolExecutor] = []
 
@@ -276,6 +292,8 @@ class ParallelDagRunner(tfx.orchestration.LocalDagRunner):
                 elif alone and name not in system and pools:  # no worker is busy: their memory is this node's
                     pools.pop().shutdown()
                 began[name] = time.perf_counter()
+                if eta is not None:
+                    eta.started(name, alone)
                 if alone:
                     future = self._launch_here(nodes[name], shared)
                 else:
@@ -289,8 +307,19 @@ class ParallelDagRunner(tfx.orchestration.LocalDagRunner):
                     log(f"component {name} failed after {self.seconds[name]:.1f}s")
                 else:
                     log(f"component {name} {'cached' if future.result() else 'finished'} in {self.seconds[name]:.1f}s")
+                    if eta is not None:
+                        eta.ended(name, cached=future.result())
+                        log(eta.line())
 
-            run_dag(upstream, start, self.jobs, finished, inline=system)  # resolvers: instant, in this process
+            run_dag(  # resolvers: instant, in this process
+                upstream,
+                start,
+                self.jobs,
+                finished,
+                inline=system,
+                seconds=self.estimates,
+                tick=lambda: eta is not None and log(eta.line()),
+            )
         return None
 
     def _workers(self) -> ProcessPoolExecutor:
@@ -319,11 +348,14 @@ class NodeRun:
         state: its execution's last known state, lower case: "complete", "cached", "failed", ...
         outputs: {output key: [Artifact]}.
         inputs: {input key: [Artifact]}, resolved ones included.
+        properties: {key: int, float or str}: the execution's properties as ML Metadata recorded them (a
+            component's parameters among them).
     """
 
     state: str  # "complete" | "cached" | "failed" | ...
     outputs: dict[str, list[metadata_store_pb2.Artifact]] = field(default_factory=dict)
     inputs: dict[str, list[metadata_store_pb2.Artifact]] = field(default_factory=dict)  # resolved ones included
+    properties: dict[str, int | float | str] = field(default_factory=dict)
 
     def uri(self, key: str) -> str:
         """The URI of the first artifact of output `key`."""
@@ -356,7 +388,10 @@ def latest_run(metadata_path: str) -> dict[str, NodeRun]:
         node = next(c for c in store.get_contexts_by_execution(execution.id) if c.type_id == node_type)
         node_id = node.name.split(".", 1)[1]  # "<pipeline>.<node id>"
         state = metadata_store_pb2.Execution.State.Name(execution.last_known_state).lower()
-        nodes[node_id], execution_node[execution.id] = NodeRun(state=state), node_id
+        properties = {
+            key: getattr(value, value.WhichOneof("value")) for key, value in execution.custom_properties.items()
+        }
+        nodes[node_id], execution_node[execution.id] = NodeRun(state=state, properties=properties), node_id
     events = store.get_events_by_execution_ids([e.id for e in executions])
     kinds = {metadata_store_pb2.Event.OUTPUT: "outputs", metadata_store_pb2.Event.INPUT: "inputs"}
     events = [e for e in events if e.type in kinds]
@@ -367,12 +402,16 @@ def latest_run(metadata_path: str) -> dict[str, NodeRun]:
     return nodes
 
 
-def run_local(config: PipelineConfig, jobs: int = 1) -> tuple[dict[str, NodeRun], dict[str, float]]:
+def run_local(
+    config: PipelineConfig, jobs: int = 1, estimate: Estimate | None = None
+) -> tuple[dict[str, NodeRun], dict[str, float]]:
     """Runs (or, where inputs and settings are unchanged, serves from the cache) every component.
 
     Args:
         config: the pipeline's config; its metadata lives at `config.metadata_path()`.
         jobs: the most components running at a time (`ParallelDagRunner`).
+        estimate: the teachers' and the student's estimate (`estimate.estimate_run`): the order of the ready
+            teachers and the ETA of the progress lines; None: neither.
 
     Returns:
         (the run as ML Metadata recorded it, `latest_run`'s; each node's wall time in seconds).
@@ -381,6 +420,11 @@ def run_local(config: PipelineConfig, jobs: int = 1) -> tuple[dict[str, NodeRun]
         HetCompError: a bad config (`create_pipeline`).
     """
     pipeline = create_pipeline(config, metadata_config(config.metadata_path()))
-    runner = ParallelDagRunner(jobs)
+    estimates, slowdown = {}, 1.0
+    if estimate is not None:
+        estimates = {teacher_node_id(name): seconds for name, seconds in estimate.teachers}
+        estimates[STUDENT_NODE_ID] = estimate.student
+        slowdown = thread_slowdown(estimate.threads, threads_per_worker(jobs)) if jobs > 1 else 1.0
+    runner = ParallelDagRunner(jobs, estimates, slowdown)
     runner.run(pipeline)
     return latest_run(config.metadata_path()), runner.seconds

@@ -31,6 +31,14 @@ from components import (
 from components.pusher import executor as pusher_executor
 from pipeline.configs import PipelineConfig
 
+STUDENT_NODE_ID = "StudentTrainer"  # the component's default id
+
+
+def teacher_node_id(name: str) -> str:
+    """The node id of teacher `name`'s TeacherTrainer, e.g. "TeacherTrainer.GNN"."""
+    return f"TeacherTrainer.{name}"
+
+
 BASELINE_RESOLVER = "latest_blessed_model_resolver"
 DATASET_RESOLVER = "latest_dataset_resolver"
 
@@ -105,7 +113,7 @@ def create_components(config: PipelineConfig) -> list:
         for name in config.teachers:
             teacher_model = tfx.dsl.Channel(
                 type=tfx.types.standard_artifacts.Model,
-                producer_component_id=f"TeacherTrainer.{name}",
+                producer_component_id=teacher_node_id(name),
                 output_key=keys.MODEL_KEY,
             )
             resolvers[name] = latest(LatestArtifactOrNothing, teacher_resolver(name), **{keys.MODEL_KEY: teacher_model})
@@ -132,7 +140,7 @@ def create_components(config: PipelineConfig) -> list:
             trajectory_config=profile.trajectory,
             seed=config.seed,
             base_model=resolvers[name].outputs[keys.MODEL_KEY] if config.warm_start else None,
-        ).with_id(f"TeacherTrainer.{name}")
+        ).with_id(teacher_node_id(name))
         for name in config.teachers
     }
     knowledge = KnowledgeBuilder(

@@ -60,15 +60,13 @@ def build_report(config, nodes: dict, seconds: dict) -> dict:
     """
     from components import keys, storage
     from components.artifacts import METRICS_FILE
-    from pipeline.pipeline import resolver_ids
+    from pipeline.pipeline import STUDENT_NODE_ID, resolver_ids, teacher_node_id
 
     evaluation = storage.read_json(nodes["RankingEvaluator"].uri(keys.EVALUATION_KEY), METRICS_FILE)
     # TensorBoard run names: a --logdir_spec splits each NAME:PATH at its first colon, so no colon in a name; each
     # path is the directory of the event files (a teacher's are in <model_run>/<name>/), so a run is named NAME.
-    logs = {
-        name: os.path.join(nodes[f"TeacherTrainer.{name}"].uri(keys.MODEL_RUN_KEY), name) for name in config.teachers
-    }
-    logs[f"student-{config.method}"] = nodes["StudentTrainer"].uri(keys.MODEL_RUN_KEY)
+    logs = {name: os.path.join(nodes[teacher_node_id(name)].uri(keys.MODEL_RUN_KEY), name) for name in config.teachers}
+    logs[f"student-{config.method}"] = nodes[STUDENT_NODE_ID].uri(keys.MODEL_RUN_KEY)
     pushed = pushed_destination(nodes["Pusher"])
     dataset = storage.read_dataset(nodes["InteractionExampleGen"].uri(keys.DATASET_KEY))
     report = {
@@ -79,7 +77,7 @@ def build_report(config, nodes: dict, seconds: dict) -> dict:
         "methods": evaluation["methods"],
         "blessing": evaluation["blessing"],
         "blessed": evaluation["blessing"]["blessed"],
-        "teachers": {name: teacher_ending(nodes[f"TeacherTrainer.{name}"]) for name in config.teachers},
+        "teachers": {name: teacher_ending(nodes[teacher_node_id(name)]) for name in config.teachers},
         "curves": valid_curves(config, nodes),
         "pushed_model": pushed,
         "served_model": served_version(config.serving()),
@@ -131,9 +129,10 @@ def valid_curves(config, nodes: dict) -> dict:
     from components import keys, storage
     from components.artifacts import METRICS_FILE
     from hetcomp_tf.config import RECORD_METRIC
+    from pipeline.pipeline import STUDENT_NODE_ID, teacher_node_id
 
-    runs = {f"teacher:{name}": (f"TeacherTrainer.{name}", keys.TRAJECTORY_KEY) for name in config.teachers}
-    runs[f"student:{config.method}"] = ("StudentTrainer", keys.MODEL_RUN_KEY)
+    runs = {f"teacher:{name}": (teacher_node_id(name), keys.TRAJECTORY_KEY) for name in config.teachers}
+    runs[f"student:{config.method}"] = (STUDENT_NODE_ID, keys.MODEL_RUN_KEY)
     curves = {}
     for model, (node, key) in runs.items():
         run = storage.read_json(nodes[node].uri(key), METRICS_FILE)

@@ -104,6 +104,19 @@ def test_the_estimate_sums_the_runs_and_says_what_it_is(fits_file):
     assert estimate.estimate_run(TINY, SHAPE, ["MF"]).student == 0.0
 
 
+def test_runs_side_by_side_are_scheduled_longest_first_each_on_its_share_of_the_cores(monkeypatch):
+    monkeypatch.setattr(estimate, "threads_per_worker", lambda jobs: 2 // jobs)  # two cores, as here
+    got = estimate.Estimate((("AE", 600.0), ("MF", 100.0), ("GNN", 300.0)), 50.0, 2, "Test CPU", 2)
+    slow = 74 / 55  # one thread of two (THREAD_EXPONENT's measurement)
+    assert estimate.thread_slowdown(2, 1) == pytest.approx(slow)
+    assert got.wall_seconds(1) == got.seconds == 1100.0
+    # AE and GNN start together; MF follows GNN beside AE; AE ends last; then the two students side by side.
+    assert got.wall_seconds(2) == pytest.approx(max(600, 300 + 100) * slow + 50 * slow)
+    line = got.describe(2)
+    assert line.startswith(f"estimate: ~{estimate.duration(got.wall_seconds(2))} with 2 at a time (3 teacher runs ")
+    assert "2 student runs 2 min of work;" in line
+
+
 def test_no_estimate_without_the_profiles_or_a_teachers_fits(fits_file, tmp_path):
     assert "holds no fits for profile 'paper'" in estimate.estimate_run(get_profile("paper"), SHAPE, ["MF"])
     estimate.write_fits(fits_entry(["MF"]), "tiny", fits_file)
@@ -197,7 +210,9 @@ def test_the_run_and_benchmark_estimates_count_what_they_train(fits_file, tmp_pa
     from hetcomp_tf.commands.benchmark import log_plan_estimate
     from hetcomp_tf.commands.run import log_run_estimate
 
-    args = SimpleNamespace(data="synthetic", format=None, profile="tiny", set=[], min_rating=None, split_protocol=None)
+    args = SimpleNamespace(
+        data="synthetic", format=None, profile="tiny", set=[], min_rating=None, split_protocol=None, jobs=1
+    )
     log_run_estimate(args, ("MF", "ML"))
     assert "(2 teacher runs " in capsys.readouterr().err
     log_run_estimate(SimpleNamespace(**{**vars(args), "data": str(tmp_path / "part-*.csv")}), ("MF",))

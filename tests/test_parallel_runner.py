@@ -27,10 +27,10 @@ TEACHERS_DAG = {
 }
 
 
-def _run_fake(dag: dict, jobs: int, slow=None, fail=None, spans: dict | None = None, inline=()):
-    """run_dag over threads that sleep (`slow` 0.3 s, the others 0.05 s; `fail` raises at its end): each node's
-    [start, end] times (into `spans`, kept if run_dag raises), whether it started alone, the most nodes that ran
-    at once."""
+def _run_fake(dag: dict, jobs: int, slow=None, fail=None, spans: dict | None = None, inline=(), **options):
+    """run_dag (with `options`) over threads that sleep (`slow` 0.3 s, the others 0.05 s; `fail` raises at its end):
+    each node's [start, end] times (into `spans`, kept if run_dag raises), whether it started alone, the most nodes
+    that ran at once."""
     lock, alone, active, most = threading.Lock(), {}, [0], [0]
     spans = {} if spans is None else spans
 
@@ -51,7 +51,7 @@ def _run_fake(dag: dict, jobs: int, slow=None, fail=None, spans: dict | None = N
         return pool.submit(work, node)
 
     with ThreadPoolExecutor(8) as pool:
-        run_dag(dag, start, jobs, inline=inline)
+        run_dag(dag, start, jobs, inline=inline, **options)
     return spans, alone, most[0]
 
 
@@ -69,6 +69,16 @@ def test_one_job_runs_every_node_alone_one_after_another():
     spans, alone, most = _run_fake(TEACHERS_DAG, jobs=1)
     assert most == 1 and all(alone.values())
     assert sorted(spans, key=lambda node: spans[node][0]) == list(TEACHERS_DAG)  # ready ones in the given order
+
+
+def test_the_longest_ready_node_starts_first_and_ticks_come_while_nodes_run():
+    ticks = []
+    seconds = {"AE": 600.0, "GNN": 300.0, "MF": 60.0}
+    spans, _, _ = _run_fake(
+        TEACHERS_DAG, jobs=1, slow="AE", seconds=seconds, tick=lambda: ticks.append(1), tick_seconds=0.1
+    )
+    assert [n for n in sorted(spans, key=lambda node: spans[node][0]) if n in seconds] == ["AE", "GNN", "MF"]
+    assert 1 <= len(ticks) <= 3  # AE's 0.3 s hold no end: a tick every 0.1 s
 
 
 def test_an_inline_node_starts_alone_at_once_without_taking_a_job():

@@ -240,6 +240,35 @@ def test_teachers_in_worker_processes_train_as_they_do_one_after_another(tmp_pat
 
 
 @pytest.mark.slow
+def test_teachers_from_run_takes_the_pipelines_teachers_without_training_them(runs, tmp_path):
+    """The latest run in runs.out served its teachers from the cache: `hetcomp teachers --from-run` takes those
+    executions' artifacts, trains nothing, and its ensemble is the one the pipeline's KnowledgeBuilder measured."""
+    out = tmp_path / "teachers"
+    argv = ["teachers", "--data", "synthetic", "--profile", "tiny", "--from-run", str(runs.out), "--out", str(out)]
+    result = run_cli(argv)
+    assert result.code == 0, result.stderr[-3000:]
+    assert f"taken from {runs.out}: {', '.join(TEACHER_NAMES)}; to train: none" in result.stderr
+    summary = json.loads((out / "teachers.json").read_text())
+    for teacher in TEACHER_NAMES:
+        trajectory_uri = runs.worse.nodes[f"TeacherTrainer.{teacher}"].uri(keys.TRAJECTORY_KEY)
+        trained = storage.read_json(trajectory_uri, METRICS_FILE)
+        assert summary["teachers"][teacher]["train_seconds"] == trained["train_seconds"], teacher  # not retrained
+        ranked = np.load(os.path.join(trajectory_uri, "trajectory", "rankings.npy"))
+        np.testing.assert_array_equal(np.load(out / "trajectories" / teacher / "rankings.npy"), ranked)
+    # The same function over the same trajectories and split: equal up to float summation order.
+    assert summary["ensemble"]["test"] == pytest.approx(runs.worse.report["methods"]["ensemble"]["test"], abs=1e-9)
+
+    other = run_cli([*argv[:-1], str(tmp_path / "other"), "--teacher-set", "MF.dim=3"])
+    assert other.code == 2
+    assert other.stderr.strip().endswith(
+        "(TeacherTrainer.MF): MF was trained with dim=16; profile 'tiny' (with --teacher-set) has dim=3"
+    )
+    assert not (tmp_path / "other").exists()  # nothing half-written
+    empty = run_cli([*argv[:5], str(tmp_path), "--out", str(tmp_path / "none")])
+    assert empty.code == 2 and "no metadata.sqlite there; give the --out of a `hetcomp run`" in empty.stderr
+
+
+@pytest.mark.slow
 def test_the_unchanged_rerun_compares_the_served_model_with_itself_and_pushes_nothing_new(runs):
     """The cached StudentTrainer's model is the served one: the Resolver hands it back as the baseline, the change
     is exactly 0, it is blessed, and the Pusher does not copy it to a second version."""

@@ -19,8 +19,13 @@ from pathlib import Path
 from hetcomp_tf.bench.work import TEACHER_WORK, Shape, drivers, steps_per_epoch
 from hetcomp_tf.util.files import read_json, write_json
 from hetcomp_tf.util.progress import log
+from hetcomp_tf.util.schedule import remaining_seconds
+from hetcomp_tf.util.workers import threads_per_worker
 
 FITS_FILE = Path(__file__).with_name("cost_fits.json")
+# A teacher's epoch against its TensorFlow threads: Mult-VAE on Gowalla, 55 s an epoch on 2 threads, 74 s on 1
+# beside another teacher (docs/RESULTS.md, "Real size"): time ~ threads ** -0.43 on a small CPU.
+THREAD_EXPONENT = math.log(74 / 55) / math.log(2)
 STUDENT_COSTS = ("step_seconds", "dkc_update_seconds")  # the student's fits a run's estimate reads
 
 
@@ -70,6 +75,17 @@ def profile_fits(profile: str, path: str | os.PathLike | None = None) -> dict | 
     no file)."""
     path = Path(path or FITS_FILE)
     return read_json(path).get("profiles", {}).get(profile) if path.is_file() else None
+
+
+def thread_slowdown(fitted_threads: int, threads: int) -> float:
+    """How many times longer a run takes on `threads` TensorFlow threads than on the `fitted_threads` its fits were
+    measured with (`THREAD_EXPONENT`): what a teacher in one of `--jobs N` workers is priced at.
+
+    Example:
+        >>> round(thread_slowdown(2, 1), 2)  # one thread of two
+        1.35
+    """
+    return (fitted_threads / threads) ** THREAD_EXPONENT
 
 
 def _at(fit: dict, driver: float) -> float:
@@ -136,16 +152,29 @@ class Estimate:
     def seconds(self) -> float:
         return sum(seconds for _, seconds in self.teachers) + self.student_runs * self.student
 
-    def describe(self) -> str:
-        """The one line the commands print before training."""
+    def wall_seconds(self, jobs: int) -> float:
+        """The run's wall time with `jobs` runs at a time, each on its share of the cores (`thread_slowdown`), the
+        teachers longest first and the students after them (`schedule.remaining_seconds`)."""
+        if jobs <= 1:
+            return self.seconds
+        teachers = [f"teacher {i}" for i in range(len(self.teachers))]
+        students = [f"student {i}" for i in range(self.student_runs)]
+        upstream = {node: [] for node in teachers} | {node: teachers for node in students}
+        seconds = dict(zip(teachers, (s for _, s in self.teachers))) | dict.fromkeys(students, self.student)
+        slowdown = thread_slowdown(self.threads, threads_per_worker(jobs))
+        return remaining_seconds(upstream, seconds, jobs, slowdown)
+
+    def describe(self, jobs: int = 1) -> str:
+        """The one line the commands print before training, for `jobs` runs at a time."""
         parts = []
         if self.teachers:
             parts.append(f"{_runs(len(self.teachers), 'teacher')} {duration(sum(s for _, s in self.teachers))}")
         if self.student_runs:
             parts.append(f"{_runs(self.student_runs, 'student')} {duration(self.student_runs * self.student)}")
+        wall = f"~{duration(self.wall_seconds(jobs))}" + (f" with {jobs} at a time" if jobs > 1 else "")
         return (
-            f"estimate: ~{duration(self.seconds)} ({', '.join(parts)}; upper bound at the epoch caps; early "
-            f"stopping usually ends sooner; fitted on CPU {self.cpu} with {self.threads} threads)"
+            f"estimate: {wall} ({', '.join(parts)}{' of work' if jobs > 1 else ''}; upper bound at the epoch "
+            f"caps; early stopping usually ends sooner; fitted on CPU {self.cpu} with {self.threads} threads)"
         )
 
 
@@ -186,14 +215,23 @@ def estimate_run(
 
 
 def log_estimate(
-    profile, shape: Shape, teachers: Sequence[str], student_runs: int = 0, path: str | os.PathLike | None = None
+    profile,
+    shape: Shape,
+    teachers: Sequence[str],
+    student_runs: int = 0,
+    path: str | os.PathLike | None = None,
+    jobs: int = 1,
 ) -> Estimate | None:
-    """Logs `estimate_run`'s line, or why there is no estimate; returns the Estimate (None without one)."""
+    """Logs `estimate_run`'s line for `jobs` runs at a time, or why there is no estimate; returns the Estimate (None
+    without one, or with nothing to train)."""
+    if not teachers and not student_runs:
+        log("nothing to train: every teacher and run is finished")
+        return None
     estimate = estimate_run(profile, shape, teachers, student_runs, path)
     if isinstance(estimate, str):
         log(f"no estimate of the run's time: {estimate}")
         return None
-    log(estimate.describe())
+    log(estimate.describe(jobs))
     return estimate
 
 

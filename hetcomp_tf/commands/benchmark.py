@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from hetcomp_tf.commands.options import (
     add_data_arguments,
+    add_jobs_argument,
     add_set_argument,
     add_teachers_argument,
     parse_list,
@@ -74,13 +75,10 @@ def add_arguments(parser) -> None:
     )
     add_teachers_argument(parser, "whose ensemble the students distil")
     add_set_argument(parser)
-    parser.add_argument(
-        "--jobs",
-        type=int,
-        default=1,
-        metavar="N",
-        help="runs trained at a time, each in its own process with cores/N threads (default 1: "
-        "one run at a time with per-epoch progress)",
+    add_jobs_argument(
+        parser,
+        "runs trained at a time, each in its own process with cores/N threads (default 1: one run at a time with "
+        "per-epoch progress)",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory (teachers are reused from it)")
 
@@ -181,7 +179,7 @@ def log_plan_estimate(plan) -> None:
     keys = [key for key in keys if key.name not in done]
     teachers += [direct_teacher(key.method) for key in keys if is_direct(key.method)]
     students = sum(not is_direct(key.method) for key in keys)
-    estimate.log_estimate(plan.profile, Shape.of_dataset(data), teachers, students)
+    estimate.log_estimate(plan.profile, Shape.of_dataset(data), teachers, students, jobs=plan.jobs)
 
 
 def _seed(text: str) -> int:

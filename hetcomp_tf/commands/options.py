@@ -79,6 +79,18 @@ def add_teachers_argument(parser, role: str = "to train") -> None:
     )
 
 
+def add_jobs_argument(parser, help: str) -> None:
+    """--jobs N: how many runs or components at a time (`checked_jobs` checks it); `help` says of what."""
+    parser.add_argument("--jobs", type=int, default=1, metavar="N", help=help)
+
+
+def checked_jobs(args) -> int:
+    """--jobs, or a one-line error if it is below 1."""
+    if args.jobs < 1:
+        raise HetCompError(f"--jobs {args.jobs}: must be >= 1")
+    return args.jobs
+
+
 def profile_from_args(args) -> Profile:
     """The --profile with --min-rating, --split-protocol and --set applied (when the command has them)."""
     profile = get_profile(args.profile)

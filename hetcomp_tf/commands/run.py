@@ -15,7 +15,14 @@ from __future__ import annotations
 import os
 import sys
 
-from hetcomp_tf.commands.options import add_pipeline_arguments, pipeline_config, prepare_data, profile_from_args
+from hetcomp_tf.commands.options import (
+    add_jobs_argument,
+    add_pipeline_arguments,
+    checked_jobs,
+    pipeline_config,
+    prepare_data,
+    profile_from_args,
+)
 from hetcomp_tf.config import METRIC_KS
 from hetcomp_tf.util.files import out_of_space_reported
 from hetcomp_tf.util.locking import exclusive_dir
@@ -30,13 +37,10 @@ def add_arguments(parser) -> None:
         metavar="DIR",
         help="pipeline root, ML Metadata (SQLite), serving/ and report.json go here",
     )
-    parser.add_argument(
-        "--jobs",
-        type=int,
-        default=1,
-        metavar="N",
-        help="run up to N independent components (the teachers) at a time, each in a worker process of cores/N "
-        "TensorFlow threads (default 1: one after another in this process, as TFX's LocalDagRunner)",
+    add_jobs_argument(
+        parser,
+        "run up to N independent components (the teachers) at a time, the longest first, each in a worker process of "
+        "cores/N TensorFlow threads (default 1: one after another in this process, as TFX's LocalDagRunner)",
     )
     parser.add_argument("--direct-num-workers", type=int, default=1, metavar="N", help="Beam DirectRunner workers")
     parser.add_argument(
@@ -99,10 +103,10 @@ def change_summary(metric: str, change: dict | None) -> str:
     )
 
 
-def log_run_estimate(args, teachers) -> None:
+def log_run_estimate(args, teachers):
     """Logs the estimate of the pipeline's teachers and its student from the data's size (read once more for it),
     or why there is none: shards are sized only by their ingestion, and data that does not load is the ingestion's
-    to report."""
+    to report. Returns the `Estimate` (None without one), which the runner schedules for its ETA."""
     import glob
 
     from hetcomp_tf.bench.estimate import log_estimate
@@ -113,21 +117,18 @@ def log_run_estimate(args, teachers) -> None:
 
     if glob.has_magic(args.data):
         log("no estimate of the run's time: --data is a glob of shards, sized only as the pipeline ingests them")
-        return
+        return None
     profile = profile_from_args(args)
     try:
         data = load_dataset(args.data, args.format, profile.data)
     except HetCompError as error:
         log(f"no estimate of the run's time: {error}")
-        return
-    log_estimate(profile, Shape.of_dataset(data), teachers, 1)
+        return None
+    return log_estimate(profile, Shape.of_dataset(data), teachers, 1, jobs=args.jobs)
 
 
 def run(args) -> int:
-    from hetcomp_tf.errors import HetCompError
-
-    if args.jobs < 1:
-        raise HetCompError(f"--jobs {args.jobs}: must be >= 1")
+    checked_jobs(args)
     out = os.path.abspath(args.out)
     if args.data not in ("synthetic", "citeulike"):  # executors may run elsewhere than the current directory
         args.data = os.path.abspath(args.data)
@@ -151,8 +152,8 @@ def _run_pipeline(args, out: str) -> int:
         enable_cache=not args.no_cache,
         warm_start=args.warm_start,
     )
-    log_run_estimate(args, config.teachers)
-    nodes, seconds = run_local(config, args.jobs)
+    estimate = log_run_estimate(args, config.teachers)
+    nodes, seconds = run_local(config, args.jobs, estimate)
     report = build_report(config, nodes, seconds)
     path = write_json(os.path.join(out, "report.json"), report)
     print_summary(report)

@@ -1,6 +1,7 @@
 """`hetcomp teachers`: train the heterogeneous teachers, export their trajectories, evaluate their ensemble
 (`hetcomp_tf.teachers.train_teachers`, which documents what --out receives), and print the table, a teacher its
-epoch cap stopped named so. Before training, the run's estimated time (`bench/estimate.py`). With --jobs N,
+epoch cap stopped named so. Before training, the run's estimated time (`bench/estimate.py`). --from-run takes the
+teachers a `hetcomp run` trained (`pipeline/teachers_of_run.py`) instead of training them again. With --jobs N,
 N teachers train at a time in worker processes. With `--distribute multi_worker` every worker of the cluster in
 TF_CONFIG runs the same command; only the chief writes --out.
 """
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 from hetcomp_tf.commands.options import (
     add_data_arguments,
+    add_jobs_argument,
     add_teachers_argument,
+    checked_jobs,
     parse_list,
     prepare_data,
     profile_from_args,
@@ -33,11 +36,15 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--jobs",
-        type=int,
-        default=1,
-        metavar="N",
-        help="train N teachers at a time in worker processes of cores/N TensorFlow threads each "
+        "--from-run",
+        metavar="DIR",
+        help="take the teachers the latest `hetcomp run --out DIR` trained instead of training them (each must "
+        "match this command's data, seed and configs, or the command stops naming what differs); the teachers "
+        "it lacks are trained",
+    )
+    add_jobs_argument(
+        parser,
+        "train N teachers at a time, the longest first, in worker processes of cores/N TensorFlow threads each "
         "(default 1: one after another in this process)",
     )
     parser.add_argument(
@@ -57,8 +64,9 @@ def run(args) -> int:
     profile = profile_from_args(args)
     profile = dataclasses.replace(profile, teachers=override_teachers(profile.teachers, args.teacher_set))
     names = parse_list(args.teachers, "--teachers", TEACHER_NAMES, "teacher")
-    if args.jobs < 1:
-        raise HetCompError(f"--jobs {args.jobs}: must be >= 1")
+    checked_jobs(args)
+    if args.from_run and args.distribute == "multi_worker":
+        raise HetCompError("--from-run with --distribute multi_worker: taking a run's teachers needs no cluster")
     if args.jobs > 1 and args.distribute != "none":
         raise HetCompError(
             f"--jobs {args.jobs} with --distribute {args.distribute}: a distributed run trains one "
@@ -80,13 +88,21 @@ def run(args) -> int:
     from hetcomp_tf.bench.estimate import log_estimate
     from hetcomp_tf.bench.work import Shape
     from hetcomp_tf.data.loading import load_dataset
-    from hetcomp_tf.teachers.workflow import finished_teachers, teachers_table, train_teachers
+    from hetcomp_tf.teachers.workflow import adopt_teachers, finished_teachers, teachers_table, train_teachers
     from hetcomp_tf.util.progress import log
 
     data = load_dataset(args.data, args.format, profile.data)
     log(f"dataset {data.name}: {data.sizes()}")
+    if args.from_run:
+        from pipeline.teachers_of_run import teachers_of_run
+
+        found = teachers_of_run(args.from_run)
+        taken = {name: found[name] for name in names if name in found}
+        adopt_teachers(out, data, profile, args.seed, taken)
+        untrained = ", ".join(name for name in names if name not in found) or "none"
+        log(f"taken from {args.from_run}: {', '.join(taken) or 'no teacher'}; to train: {untrained}")
     finished = finished_teachers(out, data, profile, args.seed)
-    log_estimate(profile, Shape.of_dataset(data), [name for name in names if name not in finished])
+    log_estimate(profile, Shape.of_dataset(data), [name for name in names if name not in finished], jobs=args.jobs)
     with worker_dir(out, strategy) as written:  # the chief's --out; a scratch directory on the other workers
         result = train_teachers(data, profile, written, names, seed=args.seed, jobs=args.jobs)
     if not is_chief(strategy):

@@ -11,11 +11,13 @@ entry) under a fingerprint of the split, the trajectory config and the seed, wit
 teacher in training saves its state there after every evaluation (`teachers/resume.py`); a rerun trains only the
 teachers that did not finish, each from its last evaluation, and those whose config changed (one teacher's settings
 tuned with `--teacher-set` retrain that teacher alone). On data of Gowalla's size the teachers take hours, longer
-than a machine may stay up.
+than a machine may stay up. Teachers trained elsewhere (a pipeline run's) join the resume state through
+`adopt_teachers` once their split, seed and configs are checked to be the ones `train_teachers` would use.
 
-Teachers trained one after another (jobs = 1) report each epoch with the ETA of all of them: the training teacher's
-own ETA plus the estimate of the teachers not started (`estimate.teacher_estimates`, from the cost model's fits at
-their epoch caps, so an upper bound); with no fits for the profile, or in worker processes, only the teacher's own.
+With jobs > 1 the teachers start longest first (by the cost model's estimates). Teachers trained one after another
+(jobs = 1) report each epoch with the ETA of all of them: the training teacher's own ETA plus the estimate of the
+teachers not started (`estimate.teacher_estimates`, from the cost model's fits at their epoch caps, so an upper
+bound); with no fits for the profile, or in worker processes, only the teacher's own.
 """
 
 from __future__ import annotations
@@ -97,7 +99,10 @@ def train_teachers(
         if not (resume / TRAINING / name).is_dir():
             shutil.rmtree(resume / "logs" / "teachers" / name, ignore_errors=True)
     in_workers = jobs > 1 and len(todo) > 1
-    later = {} if in_workers else seconds_after(todo, teacher_estimates(profile, Shape.of_dataset(data), todo))
+    estimates = teacher_estimates(profile, Shape.of_dataset(data), todo)
+    if in_workers:  # the longest first, so that none is left running alone at the end (`util/schedule.py`)
+        todo.sort(key=lambda name: -(estimates[name] or 0.0))
+    later = {} if in_workers else seconds_after(todo, estimates)
     tasks = [(name, train_into, (name, os.fspath(resume), profile, seed, started, later.get(name))) for name in todo]
     done = (
         run_in_workers(tasks, jobs, "teachers") if in_workers else ((name, fn(*fn_args)) for name, fn, fn_args in tasks)
@@ -175,14 +180,97 @@ def _keep_finished_outputs(
     reusable = _finished_output_teachers(out, data, profile, seed)
     kept = [name for name in names if name in reusable and not (resume / "runs" / f"{name}.json").is_file()]
     for name in kept:
-        _forget_teacher(resume, name)
-        for part in ("trajectories", "logs/teachers"):
-            if (out / part / name).exists():
-                link_tree(out / part / name, resume / part / name)
-        write_json(resume / CONFIGS / f"{name}.json", teacher_config(profile, name))
-        write_json(resume / "runs" / f"{name}.json", reusable[name])  # last: it counts as finished
+        logs = out / "logs" / "teachers" / name
+        _take_teacher(
+            resume, profile, name, reusable[name], out / "trajectories" / name, logs if logs.exists() else None
+        )
     if kept:
         log(f"keeping {', '.join(kept)} from {out / 'teachers.json'} (same split, seed and configs)")
+
+
+def _take_teacher(resume: Path, profile: Profile, name: str, run: dict, trajectory: Path, logs: Path | None) -> None:
+    """Makes teacher `name`, trained elsewhere, a finished teacher of `resume`: its trajectory and logs linked in,
+    its config stamped, its teachers.json entry written last (from then on it counts as finished)."""
+    _forget_teacher(resume, name)
+    link_tree(trajectory, resume / "trajectories" / name)
+    if logs is not None:
+        link_tree(logs, resume / "logs" / "teachers" / name)
+    write_json(resume / CONFIGS / f"{name}.json", teacher_config(profile, name))
+    write_json(resume / "runs" / f"{name}.json", run)
+
+
+@dataclasses.dataclass(frozen=True)
+class FinishedTeacher:
+    """A teacher trained outside `train_teachers` (by a pipeline's TeacherTrainer), with what `adopt_teachers` checks
+    before taking it.
+
+    Attributes:
+        run: its teachers.json entry (`TeacherRun.to_dict`).
+        trajectory: the directory of its saved `Trajectory`.
+        logs: its TensorBoard log directory, or None.
+        config: its teacher config, as JSON values.
+        trajectory_config: the `TrajectoryConfig` its trajectory was recorded with, as JSON values.
+        seed: the seed it was trained with.
+        split: the dataset it was trained on.
+        source: where it was trained, for messages.
+    """
+
+    run: dict
+    trajectory: Path
+    logs: Path | None
+    config: dict
+    trajectory_config: dict
+    seed: int
+    split: Dataset
+    source: str
+
+
+def adopt_teachers(
+    out: str | os.PathLike, data: Dataset, profile: Profile, seed: int, teachers: dict[str, FinishedTeacher]
+) -> None:
+    """Makes `teachers` finished teachers of a `train_teachers` into `out`, which then trains none of them again: a
+    benchmark or distillation reuses the teachers of a pipeline run instead of training them a second time.
+
+    Example:
+        adopt_teachers("runs/bench", data, profile, 0, {"GNN": finished_gnn})
+        train_teachers(data, profile, "runs/bench", ["MF", "GNN"])  # trains MF only
+
+    Args:
+        out: the directory `train_teachers` will write.
+        data: the split `train_teachers` will train on.
+        profile: its profile (each teacher's config and the trajectory config).
+        seed: its seed.
+        teachers: {teacher: what was trained}.
+
+    Raises:
+        HetCompError: a teacher was trained on another split, with another seed, trajectory config or config of
+            its own than `train_teachers` would use; nothing is changed then.
+    """
+    trajectory_config = json.loads(json.dumps(dataclasses.asdict(profile.trajectory)))
+    for name, teacher in teachers.items():
+        wanted = teacher_config(profile, name)
+        if not teacher.split.same_split(data):
+            raise HetCompError(f"{teacher.source}: {name} was trained on another split than {data.name}'s")
+        if teacher.seed != seed:
+            raise HetCompError(f"{teacher.source}: {name} was trained with seed {teacher.seed}, not {seed}")
+        if teacher.trajectory_config != trajectory_config:
+            raise HetCompError(
+                f"{teacher.source}: {name}'s trajectory was recorded with {teacher.trajectory_config}, profile "
+                f"{profile.name!r} records {trajectory_config}"
+            )
+        if teacher.config != wanted:
+            fields = sorted(
+                key for key in wanted.keys() | teacher.config.keys() if teacher.config.get(key) != wanted.get(key)
+            )
+            raise HetCompError(
+                f"{teacher.source}: {name} was trained with "
+                + ", ".join(f"{key}={teacher.config.get(key)!r}" for key in fields)
+                + f"; profile {profile.name!r} (with --teacher-set) has "
+                + ", ".join(f"{key}={wanted.get(key)!r}" for key in fields)
+            )
+    resume = _resume_directory(Path(out) / RESUME, data, profile, seed)
+    for name, teacher in teachers.items():
+        _take_teacher(resume, profile, name, teacher.run, teacher.trajectory, teacher.logs)
 
 
 def _finished_output_teachers(out: Path, data: Dataset, profile: Profile, seed: int) -> dict[str, dict]:
