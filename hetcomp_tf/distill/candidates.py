@@ -63,7 +63,7 @@ class CandidateEvaluator:
         self._is_candidate = tf.constant(candidates < self.n_items)  # [n, width]
         self._hits = tf.constant(_contains(truth, self.users, candidates))  # [n, width]
         self._n_truth = tf.constant(truth.lengths()[self.users].astype(np.float32))
-        self._shape = (len(items), width, top_n)
+        self._top_n = tf.constant(top_n, tf.int32)
 
     def __call__(self, tau: float, teacher_weights) -> dict[str, float]:
         """The ensemble's metrics at this τ and these teacher weights.
@@ -90,23 +90,57 @@ class CandidateEvaluator:
             totals = {name: totals[name] + means[name] * dense_users.size for name in totals}
         return {name: totals[name] / len(self.users) for name in totals}
 
-    @tf.function
-    def _candidate_sums(self, tau, teacher_weights):
-        """Metric sums over the users ranked by candidates, and which users need the dense ranking."""
-        n_users, width, top_n = self._shape
-        votes = teacher_weights[:, None] * tf.exp(-tf.range(1, top_n + 1, dtype=tf.float32) / tau)  # [X, N]
-        entry_votes = tf.gather_nd(votes, tf.stack([self._entry_teacher, self._entry_rank], axis=1))
-        scores = tf.math.unsorted_segment_sum(entry_votes, self._entry_segment, n_users * width)
-        scores = tf.reshape(scores, [n_users, width])
-        k = min(max(self.ks), width)
-        ranked = tf.where(self._is_candidate, scores, -np.inf)
-        top = tf.math.top_k(ranked, k=k, sorted=True)
-        dense = tf.reduce_sum(tf.cast(ranked > 0, tf.int32), axis=1) < max(self.ks)
-        hits = tf.cast(tf.gather(self._hits, top.indices, batch_dims=1), tf.float32)
-        hits = tf.pad(hits, [[0, 0], [0, max(self.ks) - k]])
-        per_user = metrics_of_hits(hits, self._n_truth, self.ks)
-        kept = tf.cast(~dense, tf.float32)
-        return {name: tf.reduce_sum(values * kept) for name, values in per_user.items()}, dense
+    def _candidate_sums(self, tau: tf.Tensor, teacher_weights: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        """`_sums_over_candidates` of this evaluator's users."""
+        return _sums_over_candidates(
+            tau,
+            teacher_weights,
+            self._entry_segment,
+            self._entry_teacher,
+            self._entry_rank,
+            self._top_n,
+            self._is_candidate,
+            self._hits,
+            self._n_truth,
+            self.ks,
+        )
+
+
+# One function for every evaluator (a method would trace once per instance, and TensorFlow warns of retracing after
+# five); its shapes generalise after the second trace. `ks` is static: the same METRIC_KS in every call here.
+@tf.function(reduce_retracing=True)
+def _sums_over_candidates(
+    tau, teacher_weights, entry_segment, entry_teacher, entry_rank, top_n, is_candidate, hits, n_truth, ks
+):
+    """Metric sums over the users ranked by their candidates, and which users need the dense ranking.
+
+    Args:
+        tau, teacher_weights: the ensemble's τ and float [X] weights.
+        entry_segment, entry_teacher, entry_rank: int [E]: each listed entry's candidate (row * width + slot), its
+            teacher and its 0-based rank.
+        top_n: int scalar: the teachers' list length N.
+        is_candidate, hits: bool [n, width]: a real candidate; one of the user's held-out items.
+        n_truth: float [n]: the user's held-out items.
+        ks: the metric cut-offs, ascending.
+
+    Returns:
+        ({metric: the sum over the users ranked by candidates}, bool [n]: the users that need the dense ranking).
+    """
+    n_users, width = tf.shape(is_candidate)[0], tf.shape(is_candidate)[1]
+    ranks = tf.cast(tf.range(1, top_n + 1), tf.float32)
+    votes = teacher_weights[:, None] * tf.exp(-ranks / tau)  # [X, N]
+    entry_votes = tf.gather_nd(votes, tf.stack([entry_teacher, entry_rank], axis=1))
+    scores = tf.math.unsorted_segment_sum(entry_votes, entry_segment, n_users * width)
+    scores = tf.reshape(scores, [n_users, width])
+    k = tf.minimum(max(ks), width)
+    ranked = tf.where(is_candidate, scores, -np.inf)
+    top = tf.math.top_k(ranked, k=k, sorted=True)
+    dense = tf.reduce_sum(tf.cast(ranked > 0, tf.int32), axis=1) < max(ks)
+    hit = tf.cast(tf.gather(hits, top.indices, batch_dims=1), tf.float32)
+    hit = tf.pad(hit, [[0, 0], [0, max(ks) - k]])
+    per_user = metrics_of_hits(hit, n_truth, ks)
+    kept = tf.cast(~dense, tf.float32)
+    return {name: tf.reduce_sum(values * kept) for name, values in per_user.items()}, dense
 
 
 def checked_weights(teacher_weights, n_teachers: int) -> np.ndarray:
