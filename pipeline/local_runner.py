@@ -4,9 +4,10 @@ nodes have finished (the teachers) run at the same time, each in a spawned worke
 threads, and a node that is the only one able to run runs in this process on every core. On a small CPU machine a
 teacher's epoch keeps a second thread only partly busy (Mult-VAE on Gowalla, two cores: 55 s an epoch alone on two
 threads, 74 s on one thread beside another teacher), so two teachers at a time do ~1.5x the work per second.
-Resolvers, instant, run in this process as soon as they can. Each component's start, finish (or cache hit) and
-elapsed time go to stderr; what the run did is then read back from ML Metadata (execution states, output
-artifacts), not from logs.
+Resolvers, instant, run in this process as soon as they can. Given the cost model's estimates, ready nodes start
+longest first (`hetcomp_tf.util.schedule`) and the progress lines carry the whole run's ETA (`eta.py`). Each
+component's start, finish (or cache hit) and elapsed time go to stderr; what the run did is then read back from ML
+Metadata (execution states, output artifacts), not from logs.
 """
 
 from __future__ import annotations

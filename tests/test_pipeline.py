@@ -264,7 +264,7 @@ def test_teachers_from_run_takes_the_pipelines_teachers_without_training_them(ru
         "(TeacherTrainer.MF): MF was trained with dim=16; profile 'tiny' (with --teacher-set) has dim=3"
     )
     assert not (tmp_path / "other").exists()  # nothing half-written
-    empty = run_cli([*argv[:5], str(tmp_path), "--out", str(tmp_path / "none")])
+    empty = run_cli([*argv[:6], str(tmp_path), "--out", str(tmp_path / "none")])
     assert empty.code == 2 and "no metadata.sqlite there; give the --out of a `hetcomp run`" in empty.stderr
 
 
