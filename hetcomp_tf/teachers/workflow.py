@@ -246,7 +246,7 @@ def adopt_teachers(
         HetCompError: a teacher was trained on another split, with another seed, trajectory config or config of
             its own than `train_teachers` would use; nothing is changed then.
     """
-    trajectory_config = json.loads(json.dumps(dataclasses.asdict(profile.trajectory)))
+    trajectory_config = trajectory_stamp(profile)
     for name, teacher in teachers.items():
         wanted = teacher_config(profile, name)
         if not teacher.split.same_split(data):
@@ -279,7 +279,7 @@ def _finished_output_teachers(out: Path, data: Dataset, profile: Profile, seed: 
     if not (out / "teachers.json").is_file() or not (out / "dataset.npz").is_file():
         return {}
     earlier = read_json(out / "teachers.json")
-    trajectory = json.loads(json.dumps(dataclasses.asdict(profile.trajectory)))
+    trajectory = trajectory_stamp(profile)
     same_run = earlier.get("seed") == seed and earlier.get("trajectory") == trajectory
     if not same_run or not Dataset.load(out / "dataset.npz").same_split(data):
         return {}
@@ -326,6 +326,11 @@ def teachers_fingerprint(profile: Profile, seed: int) -> dict:
     stamped beside its results (`teacher_config`), so changing one teacher's retrains that teacher alone."""
     parts = profile.to_dict()
     return json.loads(json.dumps({key: parts[key] for key in ("data", "trajectory")} | {"seed": seed}))
+
+
+def trajectory_stamp(profile: Profile) -> dict:
+    """The profile's trajectory config as teachers.json and a pipeline's TeacherTrainer record it (JSON values)."""
+    return json.loads(json.dumps(dataclasses.asdict(profile.trajectory)))
 
 
 def teacher_config(profile: Profile, name: str) -> dict:
